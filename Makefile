@@ -1,0 +1,38 @@
+# `make demo` runs the main job, `make test` the tests; each sets itself up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench lint graphviz clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,viz]'
+	touch $@
+
+# Graphviz's `dot` renders the pictures; install it where we may, else say what to install.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	  else \
+	    echo "Graphviz's 'dot' is missing: install it with 'sudo apt-get install graphviz'" \
+	         "(Debian/Ubuntu), 'brew install graphviz' (macOS) or 'conda install graphviz'"; exit 1; \
+	  fi; }
+
+demo: $(VENV)/.installed graphviz
+	$(PY) -m tinygrad_rnn demo
+
+test: $(VENV)/.installed graphviz
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install -q 'torch>=2.1'
+	$(PY) bench/run.py
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check tinygrad_rnn viz tests examples bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache out

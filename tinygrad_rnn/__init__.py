@@ -1,0 +1,13 @@
+"""tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
+from . import nn
+from .backend import DeviceError, cuda_available
+from .factory import (arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros,
+                      zeros_like)
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import (Function, Tensor, cat, current_scope, enable_grad, is_grad_enabled, no_grad,
+                     retain_grads, scope, stack, where)
+
+__version__ = "0.1.0"
+
+float32 = "float32"
+float64 = "float64"

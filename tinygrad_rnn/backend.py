@@ -1,0 +1,94 @@
+"""Array backends: NumPy on the CPU, CuPy on the GPU.
+
+The only module that imports CuPy. Everything else asks this one for the array module `xp`
+that matches its data, so the same op code runs on both devices.
+"""
+import os
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+_cupy = None
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that cannot be used, or two devices met in one op."""
+
+
+def _load_cupy():
+    """Import CuPy on first use and check that a GPU answers."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # ImportError, or CUDA driver/runtime errors
+            raise DeviceError(
+                "device 'cuda' needs CuPy and a working NVIDIA GPU: install the CuPy wheel for your "
+                "CUDA version (for example `pip install cupy-cuda12x`, or `pip install -e .[cuda]`); "
+                f"the import failed with: {type(e).__name__}: {e}") from e
+        _cupy = cupy
+    return _cupy
+
+
+def cuda_available():
+    """True when CuPy imports and at least one GPU is visible."""
+    try:
+        _load_cupy()
+        return True
+    except DeviceError:
+        return False
+
+
+def check_device(device):
+    """Normalise a device name ("cpu", "cuda", "cuda:0") and return "cpu" or "cuda"."""
+    if device is None:
+        return default_device()
+    name = str(device).split(":")[0]
+    if name not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; expected one of {DEVICES}")
+    return name
+
+
+def default_device():
+    """The device new tensors go to: `TINYGRAD_RNN_DEVICE` if set, else the CPU."""
+    return check_device(os.environ.get("TINYGRAD_RNN_DEVICE", "cpu"))
+
+
+def xp_for(device):
+    """The array module for a device name."""
+    return np if device == "cpu" else _load_cupy()
+
+
+def device_of(array):
+    """"cpu" for NumPy arrays, "cuda" for CuPy arrays."""
+    return "cpu" if isinstance(array, (np.ndarray, np.generic)) else "cuda"
+
+
+def xp_of(array):
+    """The array module that owns `array`."""
+    return np if isinstance(array, (np.ndarray, np.generic)) else _cupy
+
+
+def to_device(array, device):
+    """Move an array to a device (a no-op when it is already there)."""
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return _load_cupy().asarray(array)
+
+
+def to_numpy(array):
+    """A host NumPy array for any backend array."""
+    return array if isinstance(array, np.ndarray) else np.asarray(to_device(array, "cpu"))
+
+
+def scatter_add(target, index, values):
+    """target[index] += values with repeated indices summed (the backward of a gather)."""
+    if isinstance(target, np.ndarray):
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    return target
