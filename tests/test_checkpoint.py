@@ -29,8 +29,16 @@ def optimizer_state():
         },
         "param_groups": [
             {
-                "lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "amsgrad": False,
-                "foreach": None, "name": "default", "params": [0, 1], "inf": math.inf, "nan": math.nan,
+                "lr": 1e-3,
+                "betas": (0.9, 0.999),
+                "eps": 1e-8,
+                "weight_decay": 0,
+                "amsgrad": False,
+                "foreach": None,
+                "name": "default",
+                "params": [0, 1],
+                "inf": math.inf,
+                "nan": math.nan,
             }
         ],
         "no_state": {},
@@ -78,7 +86,9 @@ def test_arrays_are_npz_entries_named_by_their_path(tmp_path):
     save_checkpoint(path, model_state(), optimizer_state())
     with np.load(path, allow_pickle=False) as archive:
         names = set(archive.files)
-        np.testing.assert_array_equal(archive["optim/state/0/exp_avg"], optimizer_state()["state"][0]["exp_avg"])
+        np.testing.assert_array_equal(
+            archive["optim/state/0/exp_avg"], optimizer_state()["state"][0]["exp_avg"]
+        )
     assert {"__structure__", "model/lstm.weight_ih_l0", "optim/state/1/exp_avg_sq"} <= names
 
 
@@ -99,11 +109,50 @@ def test_rng_state_in_meta_restores_the_generator(tmp_path):
     np.testing.assert_array_equal(restored.random(5), rng.random(5))
 
 
+def convert_tree(value, convert_leaf):
+    if isinstance(value, dict):
+        return {key: convert_tree(item, convert_leaf) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(convert_tree(item, convert_leaf) for item in value)
+    return convert_leaf(value)
+
+
+def test_a_pytorch_optimizer_state_loads_back_into_pytorch(tmp_path, torch):
+    model = torch.nn.LSTM(3, 4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(5, 2, 3))[0].sum().backward()
+    optimizer.step()
+
+    def to_numpy(leaf):
+        return leaf.numpy() if isinstance(leaf, torch.Tensor) else leaf
+
+    def to_torch(leaf):
+        return torch.from_numpy(leaf) if isinstance(leaf, np.ndarray) else leaf
+
+    path = tmp_path / "model.npz"
+    save_checkpoint(
+        path, convert_tree(model.state_dict(), to_numpy), convert_tree(optimizer.state_dict(), to_numpy)
+    )
+    restored = torch.optim.Adam(model.parameters(), lr=0.5)
+    restored.load_state_dict(convert_tree(load_checkpoint(path)["optimizer"], to_torch))
+
+    expected, actual = optimizer.state_dict(), restored.state_dict()
+    assert actual["param_groups"] == expected["param_groups"]
+    for index, state in expected["state"].items():
+        for name, tensor in state.items():
+            assert torch.equal(actual["state"][index][name], tensor), (index, name)
+
+
 @pytest.mark.parametrize(
     "model, optimizer, error, message",
     [
         ({"w": [1.0, 2.0]}, None, TypeError, "'w': list"),
-        ({"w": np.ones(2)}, {"state": {0: {"momentum": {1, 2}}}}, TypeError, "optim/state/0/momentum: .* set"),
+        (
+            {"w": np.ones(2)},
+            {"state": {0: {"momentum": {1, 2}}}},
+            TypeError,
+            "optim/state/0/momentum: .* set",
+        ),
         ({"w": np.ones(2)}, {"state": {1.5: np.ones(2)}}, TypeError, "float 1.5"),
         ({"w": np.ones(2)}, {"cache": np.array([object()])}, TypeError, "optim/cache: .*pickle"),
         ({"w": np.ones(2)}, {"a/b": np.ones(1), "a": {"b": np.ones(1)}}, ValueError, "'optim/a/b'"),
@@ -125,6 +174,12 @@ def test_saving_again_replaces_the_file_and_leaves_no_temporary_files(tmp_path):
     save_checkpoint(path, {"w": np.ones(3)}, meta={"step": 2})
     assert os.listdir(tmp_path) == ["model.npz"]
     np.testing.assert_array_equal(load_checkpoint(path)["model"]["w"], np.ones(3))
+
+
+def test_saved_file_gets_the_usual_permissions(tmp_path):
+    (tmp_path / "plain").write_bytes(b"")
+    save_checkpoint(tmp_path / "model.npz", {"w": np.ones(3)})
+    assert (tmp_path / "model.npz").stat().st_mode == (tmp_path / "plain").stat().st_mode
 
 
 @pytest.mark.parametrize("interruption", [OSError("disk full"), KeyboardInterrupt()])
@@ -181,12 +236,25 @@ def test_truncated_file_is_not_a_valid_checkpoint(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("write", [lambda p: p.write_text("step,loss\n1,2.0\n"), lambda p: np.save(p, np.ones(3))])
+def test_corrupted_bytes_are_not_a_valid_checkpoint(tmp_path):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, {"w": np.arange(1000.0)})
+    data = bytearray(path.read_bytes())
+    data[500:600] = bytes(255 - byte for byte in data[500:600])
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="not a valid checkpoint: Bad CRC-32 for file 'model/w.npy'"):
+        load_checkpoint(path)
+
+
+def write_npy(path):
+    with open(path, "wb") as file:  # a file object, so np.save does not append .npy to the name
+        np.save(file, np.ones(3))
+
+
+@pytest.mark.parametrize("write", [lambda p: p.write_text("step,loss\n1,2.0\n"), write_npy])
 def test_a_file_that_is_not_an_npz_is_not_a_valid_checkpoint(tmp_path, write):
     path = tmp_path / "model.npz"
     write(path)
-    with open(path, "rb") as file:
-        path.write_bytes(file.read())  # np.save would otherwise have appended .npy
     with pytest.raises(CheckpointError, match="not a valid checkpoint"):
         load_checkpoint(path)
 
@@ -194,7 +262,9 @@ def test_a_file_that_is_not_an_npz_is_not_a_valid_checkpoint(tmp_path, write):
 def test_an_npz_without_structure_is_not_a_valid_checkpoint(tmp_path):
     path = tmp_path / "weights.npz"
     write_npz(path, w=np.ones(3))
-    with pytest.raises(CheckpointError, match="weights.npz is not a valid checkpoint: it has no '__structure__'"):
+    with pytest.raises(
+        CheckpointError, match="weights.npz is not a valid checkpoint: it has no '__structure__'"
+    ):
         load_checkpoint(path)
 
 
@@ -207,7 +277,12 @@ def test_an_unknown_format_version_is_refused(tmp_path):
 
 def test_an_array_listed_but_absent_is_reported(tmp_path):
     path = tmp_path / "model.npz"
-    structure = {"format_version": 1, "model": {"dict": [["w", {"array": "model/w"}]]}, "optimizer": None, "meta": None}
+    structure = {
+        "format_version": 1,
+        "model": {"dict": [["w", {"array": "model/w"}]]},
+        "optimizer": None,
+        "meta": None,
+    }
     write_npz(path, structure, **{"model/v": np.ones(2)})
     with pytest.raises(CheckpointError, match="array 'model/w'"):
         load_checkpoint(path)
@@ -215,7 +290,12 @@ def test_an_array_listed_but_absent_is_reported(tmp_path):
 
 def test_an_object_array_is_never_unpickled(tmp_path):
     path = tmp_path / "model.npz"
-    structure = {"format_version": 1, "model": {"dict": [["w", {"array": "model/w"}]]}, "optimizer": None, "meta": None}
+    structure = {
+        "format_version": 1,
+        "model": {"dict": [["w", {"array": "model/w"}]]},
+        "optimizer": None,
+        "meta": None,
+    }
     write_npz(path, structure, **{"model/w": np.array([{"payload": 1}], dtype=object)})
     with pytest.raises(CheckpointError, match="not a valid checkpoint"):
         load_checkpoint(path)
@@ -226,7 +306,11 @@ def test_an_object_array_is_never_unpickled(tmp_path):
 
 def test_compatibility_check_reports_every_difference_at_once():
     expected = {"lstm.weight_ih_l0": (512, 32), "lstm.bias_ih_l0": (512,), "decoder.weight": (10, 128)}
-    loaded = {"lstm.weight_ih_l0": np.zeros((512, 64)), "decoder.weight": np.zeros((10, 128)), "encoder.weight": np.zeros(3)}
+    loaded = {
+        "lstm.weight_ih_l0": np.zeros((512, 64)),
+        "decoder.weight": np.zeros((10, 128)),
+        "encoder.weight": np.zeros(3),
+    }
     with pytest.raises(CheckpointError) as info:
         check_state_compatible(expected, loaded)
     message = str(info.value)

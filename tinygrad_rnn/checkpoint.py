@@ -13,6 +13,7 @@ Layout of the file:
 
 Nothing is ever unpickled, so loading a checkpoint cannot run code.
 """
+
 import errno
 import json
 import os
@@ -49,7 +50,9 @@ def _encode(value, path, arrays):
         pairs = []
         for key, item in value.items():
             if not isinstance(key, (str, int)):
-                raise TypeError(f"{'/'.join(path)}: dict keys must be str or int, got {type(key).__name__} {key!r}")
+                raise TypeError(
+                    f"{'/'.join(path)}: dict keys must be str or int, got {type(key).__name__} {key!r}"
+                )
             pairs.append([key, _encode(item, path + [str(key)], arrays)])
         return {"dict": pairs}
     if isinstance(value, (list, tuple)):
@@ -64,7 +67,7 @@ def _decode(node, arrays, source):
         return node
     if len(node) != 1:
         raise CheckpointError(f"{source}: malformed node {node!r} in the checkpoint structure")
-    (kind, content), = node.items()
+    ((kind, content),) = node.items()
     if kind == "dict":
         return {key: _decode(item, arrays, source) for key, item in content}
     if kind in ("list", "tuple"):
@@ -101,6 +104,13 @@ def _fsync_directory(directory):
             os.close(fd)
 
 
+def _new_file_mode():
+    """The mode ``open`` gives a new file: mkstemp's private 0o600 would hide checkpoints from the group."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _write_atomically(path, arrays):
     """Write the npz beside ``path`` and rename it over ``path``, so a crash leaves the old file whole."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -110,6 +120,7 @@ def _write_atomically(path, arrays):
             np.savez(file, **arrays)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp_path, _new_file_mode())
         os.replace(temp_path, path)
     except BaseException:
         os.unlink(temp_path)
@@ -127,8 +138,8 @@ def save_checkpoint(path, model_state, optimizer_state=None, meta=None):
     _check_model_state(model_state)
     arrays = {}
     structure = {"format_version": FORMAT_VERSION}
-    for section, state in zip(_SECTIONS, (model_state, optimizer_state, meta)):
-        structure[section] = _encode(state, [_SECTIONS[section]], arrays)
+    for (section, prefix), state in zip(_SECTIONS.items(), (model_state, optimizer_state, meta)):
+        structure[section] = _encode(state, [prefix], arrays)
     arrays[STRUCTURE_KEY] = np.frombuffer(json.dumps(structure).encode("utf-8"), dtype=np.uint8)
     _write_atomically(os.fspath(path), arrays)
 
@@ -146,7 +157,8 @@ def _read_structure(arrays, source):
     version = structure.get("format_version") if isinstance(structure, dict) else None
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{source}: checkpoint format version {version!r} is not supported (this reader knows {FORMAT_VERSION})"
+            f"{source}: checkpoint format version {version!r} is not supported "
+            f"(this reader knows {FORMAT_VERSION})"
         )
     return structure
 
@@ -160,14 +172,13 @@ def load_checkpoint(path) -> dict:
     source = os.fspath(path)
     if not os.path.exists(source):
         raise FileNotFoundError(errno.ENOENT, "no checkpoint file", source)
+    if not zipfile.is_zipfile(source):
+        raise CheckpointError(
+            f"{source} is not a valid checkpoint: it is not an npz (zip) archive, or it is truncated"
+        )
     try:
-        archive = np.load(source, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{source} is not a valid checkpoint: it holds a single array, not an npz archive")
-        with archive:
+        with np.load(source, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except CheckpointError:
-        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{source} is not a valid checkpoint: {error}") from error
     structure = _read_structure(arrays, source)

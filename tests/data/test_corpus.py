@@ -6,7 +6,6 @@ import pytest
 
 from tinygrad_rnn.data import CharCorpus, batchify, bptt_batches, load_default_text, random_batches
 
-
 # ---------------------------------------------------------------- default text
 
 
@@ -66,7 +65,9 @@ def test_encode_names_an_unknown_character():
         CharCorpus("hello").encode("hoz")
 
 
-@pytest.mark.parametrize("ids, message", [([0, 3], "id 3"), ([-1], "id -1"), ([[0, 1]], r"shape \(1, 2\)"), ([0.5], "float")])
+@pytest.mark.parametrize(
+    "ids, message", [([0, 3], "id 3"), ([-1], "id -1"), ([[0, 1]], r"shape \(1, 2\)"), ([0.5], "float")]
+)
 def test_decode_rejects_ids_that_are_not_in_the_vocab(ids, message):
     with pytest.raises(ValueError, match=message):
         CharCorpus("abc").decode(ids)
@@ -88,7 +89,10 @@ def test_zero_val_fraction_keeps_everything_for_training():
     assert len(corpus.train_ids) == 6 and len(corpus.val_ids) == 0
 
 
-@pytest.mark.parametrize("text, val_fraction, message", [("", 0.1, "empty"), ("abc", 1.0, "val_fraction"), ("abc", -0.1, "val_fraction")])
+@pytest.mark.parametrize(
+    "text, val_fraction, message",
+    [("", 0.1, "empty"), ("abc", 1.0, "val_fraction"), ("abc", -0.1, "val_fraction")],
+)
 def test_bad_construction_arguments_are_rejected(text, val_fraction, message):
     with pytest.raises(ValueError, match=message):
         CharCorpus(text, val_fraction)
@@ -134,7 +138,14 @@ def test_bptt_batches_walk_the_columns_with_shifted_targets_and_a_short_last_chu
     np.testing.assert_array_equal(np.concatenate([targets for _, targets in chunks]), data[1:])
 
 
-@pytest.mark.parametrize("data, seq_len, message", [(np.zeros((5, 2), np.int64), 0, "seq_len.*got 0"), (np.zeros((1, 2), np.int64), 3, r"shape \(1, 2\)"), (np.zeros(5, np.int64), 3, r"shape \(5,\)")])
+@pytest.mark.parametrize(
+    "data, seq_len, message",
+    [
+        (np.zeros((5, 2), np.int64), 0, "seq_len.*got 0"),
+        (np.zeros((1, 2), np.int64), 3, r"shape \(1, 2\)"),
+        (np.zeros(5, np.int64), 3, r"shape \(5,\)"),
+    ],
+)
 def test_bptt_batches_reject_bad_sizes_when_called(data, seq_len, message):
     with pytest.raises(ValueError, match=message):
         bptt_batches(data, seq_len)

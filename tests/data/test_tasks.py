@@ -5,7 +5,6 @@ import pytest
 
 from tinygrad_rnn.data import adding_baseline_mse, adding_problem, copy_baseline_loss, copy_task
 
-
 # ---------------------------------------------------------------- adding problem
 
 
@@ -50,7 +49,14 @@ def test_adding_problem_is_reproducible_from_a_seed_or_generator():
     assert not np.array_equal(same[0][0], other[0])
 
 
-@pytest.mark.parametrize("kwargs, message", [({"T": 1}, "T=1"), ({"T": 0}, "T must be a positive integer, got 0"), ({"form": "max"}, "'max'.*hochreiter")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"T": 1}, "T=1"),
+        ({"T": 0}, "T must be a positive integer, got 0"),
+        ({"form": "max"}, "'max'.*hochreiter"),
+    ],
+)
 def test_adding_problem_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         adding_problem(**{"batch_size": 4, "T": 10, **kwargs})
@@ -97,7 +103,14 @@ def test_copy_baseline_loss_matches_arjovsky_et_al():
     assert copy_baseline_loss(8, 10, 100) == pytest.approx(10 * math.log(8) / 120)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"delay": 0}, "delay.*got 0"), ({"n_symbols": -1}, "n_symbols.*got -1"), ({"seq_len": 2.5}, "seq_len.*got 2.5")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"delay": 0}, "delay.*got 0"),
+        ({"n_symbols": -1}, "n_symbols.*got -1"),
+        ({"seq_len": 2.5}, "seq_len.*got 2.5"),
+    ],
+)
 def test_copy_task_rejects_bad_sizes(kwargs, message):
     with pytest.raises(ValueError, match=message):
         copy_task(**{"batch_size": 4, "delay": 5, **kwargs})

@@ -2,6 +2,7 @@
 
 Every batch is time-major, ``(T, B)``, the default layout of PyTorch's recurrent layers.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ def _as_id_stream(ids):
     """Token ids as a 1-D int64 array; a 2-D input here is almost always an already batchified array."""
     ids = np.asarray(ids)
     if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-        raise ValueError(f"expected a 1-D sequence of integer token ids, got shape {ids.shape} dtype {ids.dtype}")
+        raise ValueError(
+            f"expected a 1-D sequence of integer token ids, got shape {ids.shape} dtype {ids.dtype}"
+        )
     return ids.astype(np.int64, copy=False)
 
 
@@ -54,7 +57,7 @@ class CharCorpus:
         self.vocab_size = len(self.vocab)
         self._id_of = {char: i for i, char in enumerate(self.vocab)}
         ids = self.encode(text)
-        n_train = len(ids) - int(round(len(ids) * val_fraction))
+        n_train = len(ids) - round(len(ids) * val_fraction)
         self.train_ids, self.val_ids = ids[:n_train], ids[n_train:]
 
     @classmethod

@@ -5,6 +5,7 @@ whether gradients survive that distance. Each comes with the loss of the best me
 strategy: a model that has not beaten it has not learned to remember anything.
 Arrays are time-major, ``(T, B, ...)``. ``rng`` is a numpy Generator, an int seed or None.
 """
+
 import math
 
 import numpy as np
@@ -69,7 +70,12 @@ def copy_task(batch_size: int, delay: int, n_symbols: int = 8, seq_len: int = 10
     ``n_symbols + 2`` tokens. ``x`` is the symbols, ``delay - 1`` blanks, the delimiter, then
     ``seq_len`` blanks; ``y`` is blank except for its last ``seq_len`` steps, which repeat the symbols.
     """
-    for name, value in [("batch_size", batch_size), ("delay", delay), ("n_symbols", n_symbols), ("seq_len", seq_len)]:
+    for name, value in [
+        ("batch_size", batch_size),
+        ("delay", delay),
+        ("n_symbols", n_symbols),
+        ("seq_len", seq_len),
+    ]:
         _require_positive_int(name, value)
     rng = np.random.default_rng(rng)
     symbols = rng.integers(1, n_symbols + 1, size=(seq_len, batch_size))
