@@ -13,6 +13,7 @@ import numpy as np
 from . import backend
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+_constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in expressions cost nothing
 
 
 # ----------------------------------------------------------------------------- recording state
@@ -95,31 +96,28 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
+        if len(inputs) > 1:
+            _check_same_device(cls, inputs)
         node = cls.__new__(cls)
         try:
             out = node.forward(*[t.data for t in inputs], **options)
         except (ValueError, TypeError, IndexError) as e:
             described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
             raise type(e)(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
-        if _state.grad_enabled:
-            needs = tuple(t.requires_grad for t in inputs)
-            if True in needs:
-                if len(inputs) > 1:
-                    _check_same_device(cls, inputs)
-                node.parents = tuple(t._ctx or t for t in inputs)
-                node.needs = needs
-                node.shapes = tuple(t.data.shape for t in inputs)
-                node.scope = _state.scope
-                node.name = None
-                node.shape = out.shape
-                node.grad = None
-                node.keep_grad = _state.keep_grads
-                node.g = None
-                node.freed = False
-                return Tensor._make(out, node)
-        elif len(inputs) > 1:
-            _check_same_device(cls, inputs)
-        return Tensor._make(out, None)
+        if not _state.grad_enabled:
+            return Tensor._make(out, None)
+        needs = tuple([t.requires_grad for t in inputs])
+        if True not in needs:
+            return Tensor._make(out, None)
+        node.parents = tuple([t._ctx or t for t in inputs])
+        node.needs = needs
+        node.shapes = tuple([t.data.shape for t in inputs])
+        node.scope = _state.scope
+        node.shape = out.shape
+        node.keep_grad = _state.keep_grads
+        node.name = node.grad = node.g = None
+        node.freed = False
+        return Tensor._make(out, node)
 
     @property
     def op(self):
@@ -136,8 +134,13 @@ class Function:
 
 
 def _check_same_device(cls, inputs):
-    kinds = {type(t.data) for t in inputs}
-    if len(kinds) > 1:
+    first = inputs[0].data.__class__
+    for t in inputs:
+        if t.data.__class__ is not first:
+            break
+    else:
+        return
+    if len({backend.device_of(t.data) for t in inputs}) > 1:
         devices = ", ".join(f"{t.shape} on {t.device}" for t in inputs)
         raise backend.DeviceError(f"{cls.__name__.lower()}: inputs are on different devices "
                                   f"({devices}); move them with .to(device) first")
@@ -438,6 +441,14 @@ class Tensor:
         """A Python number or array as a constant tensor of this tensor's dtype and device."""
         if isinstance(other, Tensor):
             return other
+        if other.__class__ is float or other.__class__ is int:
+            key = (other, self.data.dtype, self.data.__class__)
+            constant = _constants.get(key)
+            if constant is None:
+                if len(_constants) > 4096:
+                    _constants.clear()
+                constant = _constants[key] = self._lift(np.asarray(other))
+            return constant
         floating = self.dtype.kind == "f"
         array = self.xp.asarray(other, dtype=self.dtype if floating or isinstance(other, int) else None)
         return Tensor._make(array, None)
