@@ -1,0 +1,103 @@
+"""The public entry points: to_dot, draw and render."""
+from . import gradient, style
+from . import render as _render
+from .dot import source
+from .folded import folded
+from .structure import Recorded
+from .unrolled import DETAILS, RANKDIR, unrolled
+from .viewkit import new_scene
+
+VIEWS = ("unrolled", "folded", "gradient")
+
+
+def to_dot(root, view="unrolled", detail=None, max_steps=None, params=True, grad_range=None,
+           rankdir=None, title=None, dpi=None):
+    """DOT text of the graph above `root`; byte-identical for the same graph.
+
+    root: a tensor, a (nested) list of tensors, or a dict {title: tensor or list} to draw several
+          graphs side by side in titled panels (the gradient colours then share one scale).
+    view: "unrolled" (one cluster per time step inside clusters per layer and direction),
+          "folded" (one node per role, the recurrence as a loop through a delay marker, the
+          parameters written on the edges they act on), or
+          "gradient" (unrolled, each state coloured by log10 of its kept gradient's norm; record
+          the forward pass inside `with tr.retain_grads():`, then call backward()).
+    detail: "ops" (every primitive; default of "unrolled"), "cells" (one box per cell step, the
+          lecture's unfolded figure), or "states" (only h(t) and c(t); default of "gradient").
+    max_steps: draw at most this many steps per layer and direction, the first and the last
+          ones; the steps between become one node that says how many it stands for.
+    params: draw the parameters (each once, with an edge to every step that uses it; in the
+          folded view, their names on the edges). The states detail draws only those that
+          something outside the steps uses.
+    grad_range: (low, high) in log10 for the gradient colours; by default the data's range.
+    rankdir: Graphviz's layout direction ("TB", "LR", ...) instead of the view's own.
+    title: a caption above the picture. dpi: the resolution of PNG output.
+    """
+    return source(_scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi).body())
+
+
+def draw(root, **options):
+    """A graphviz.Digraph of the picture, shown inline by Jupyter; options as for to_dot.
+
+    Its `.source` is exactly `to_dot(root, **options)`.
+    """
+    unknown = set(options) - set(_OPTIONS)
+    if unknown:
+        raise TypeError(f"draw: unexpected option(s) {sorted(unknown)}; known: {list(_OPTIONS)}")
+    scene = _scene(root, **{**_OPTIONS, **options})
+    return _render.digraph(scene.body())
+
+
+def render(root, path, format=None, **options):
+    """Render the picture with Graphviz's `dot` and return the path written.
+
+    format: "svg", "png" or "pdf"; by default the path's suffix (svg, with the suffix added,
+    when it has none). Raises viz.GraphvizNotFoundError, which says how to install Graphviz,
+    when `dot` is not on PATH. Other options as for to_dot.
+    """
+    return _render.render_source(to_dot(root, **options), path, format=format)
+
+
+_OPTIONS = {"view": "unrolled", "detail": None, "max_steps": None, "params": True, "grad_range": None,
+            "rankdir": None, "title": None, "dpi": None}
+
+
+def _panels(root):
+    if isinstance(root, dict):
+        if not root:
+            raise ValueError("viz: got an empty dict of graphs to draw")
+        return [(str(title), Recorded(tensors)) for title, tensors in root.items()]
+    return [(None, Recorded(root))]
+
+
+def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi):
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    if view == "folded" and detail is not None:
+        raise ValueError("detail does not apply to the folded view (it has one node per role)")
+    if detail is not None and detail not in DETAILS:
+        raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
+    if view == "folded" and max_steps is not None:
+        raise ValueError("max_steps does not apply to the folded view (it draws no steps)")
+    panels = _panels(root)
+    detail = detail or ("states" if view == "gradient" else "ops")
+    scene = new_scene(rankdir or ("LR" if view == "folded" else RANKDIR[detail]), title, dpi,
+                      compact=view != "folded" and detail == "states")
+    scale = None
+    if view == "gradient":
+        values = [gradient.log_norm(rec.grad(i)) for _, rec in panels for i in gradient.state_positions(rec)]
+        scale = gradient.scale_for(values, grad_range)
+    order = list(enumerate(panels))
+    if scene.graph_attrs["rankdir"] in ("LR", "RL"):
+        order.reverse()   # dot stacks side-by-side parts bottom-up when ranks run sideways
+    for k, (panel, rec) in order:
+        prefix = "" if panel is None else f"p{k}_"
+        scene.outer = () if panel is None else ((style.PANEL, panel),)
+        if view == "folded":
+            folded(rec, params=params, scene=scene, prefix=prefix)
+        else:
+            unrolled(rec, detail=detail, max_steps=max_steps, params=params, colour=scale, scene=scene,
+                     prefix=prefix)
+    scene.outer = ()
+    if scale is not None:   # the legend is the picture's label, under the caption
+        scene.graph_attrs.update(label=scale.legend(gradient.LEGEND_TITLE, title), labelloc="t", fontsize="12")
+    return scene
