@@ -1,3 +1,14 @@
 """Layers, their building blocks and helpers, named as in torch.nn."""
-from . import functional
+from . import functional, init
+from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
+from .checks import InputError
+from .dropout import Dropout
+from .elman import ElmanRNN
+from .linear import Embedding, Linear
 from .module import Module, Parameter
+from .normalization import LayerNorm
+from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
+
+__all__ = ["GRU", "LSTM", "RNN", "Dropout", "ElmanRNN", "Embedding", "GRUCell", "InputError", "LSTMCell",
+           "LayerNorm", "LayerNormLSTMCell", "Linear", "Module", "Parameter", "RNNCell", "Recurrent",
+           "RecurrentCell", "functional", "init", "register_fused"]

@@ -1,0 +1,62 @@
+"""Timing helpers for the benchmarks: medians after warm-up, round-robin runs, tables with ratios.
+
+Run the contenders of one row round-robin (`interleaved_medians`) so that a busy machine slows
+them all alike, and report ratios measured in the same run rather than absolute times.
+"""
+import os
+import platform
+import statistics
+import time
+
+
+def median_ms(fn, warmup=1, repeats=5):
+    """Median wall time of fn() in milliseconds, after `warmup` untimed calls."""
+    return interleaved_medians({"fn": fn}, warmup, repeats)["fn"]
+
+
+def interleaved_medians(fns, warmup=1, repeats=5):
+    """{name: median ms} for a dict of callables, timed in turn within each round."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def ratio(numerator, denominator):
+    return f"{numerator / denominator:.2f}x"
+
+
+def format_ms(ms):
+    return f"{ms:.1f}" if ms < 1000 else f"{ms:.0f}"
+
+
+def table(headers, rows):
+    """A Markdown table (right-aligned numbers) as a string."""
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "| " + " | ".join("-" * (w - 1) + ":" for w in widths) + " |")
+    return "\n".join(lines)
+
+
+def machine():
+    """One line on where the numbers come from (they only compare within one run)."""
+    import numpy
+    parts = [platform.processor() or platform.machine(), f"{os.cpu_count()} cores", f"numpy {numpy.__version__}"]
+    try:
+        import torch
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    except ImportError:
+        pass
+    threads = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ]
+    if threads:
+        parts.append(" ".join(threads))
+    if hasattr(os, "getloadavg"):
+        parts.append(f"load average {os.getloadavg()[0]:.1f}")
+    return ", ".join(parts)

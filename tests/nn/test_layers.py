@@ -1,0 +1,118 @@
+"""Linear, Embedding, LayerNorm and Dropout: PyTorch parity (float64), gradchecks, modes, bad input."""
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tests.conftest import to_np
+from tests.nn.parity import assert_close, assert_same_gradients, copy_torch_weights, pair, weighted_sum
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 5), (3, 2, 5)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_torch(torch, device, shape, bias):
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(5, 3, bias=bias, dtype=torch.float64)
+    ours = tr.nn.Linear(5, 3, bias=bias, dtype="float64", device=device)
+    copy_torch_weights(ours, theirs)
+    rng = np.random.default_rng(len(shape))
+    x, tx = pair(torch, rng.standard_normal(shape), device)
+    y, ty = ours(x), theirs(tx)
+    assert_close(y, ty, "output")
+    loss, tloss = weighted_sum(torch, [(y, ty)], rng)
+    loss.backward()
+    tloss.backward()
+    assert_close(x.grad, tx.grad, "input gradient")
+    assert_same_gradients(ours, theirs)
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 5), (3, 2, 5)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_matches_torch(torch, device, shape, affine):
+    torch.manual_seed(1)
+    normalized = shape[-1:] if len(shape) < 3 else shape[-2:]
+    theirs = torch.nn.LayerNorm(normalized, elementwise_affine=affine, dtype=torch.float64)
+    ours = tr.nn.LayerNorm(normalized, elementwise_affine=affine, dtype="float64", device=device)
+    if affine:  # not PyTorch's ones and zeros, so that the scale and shift are really checked
+        with torch.no_grad():
+            for p in theirs.parameters():
+                p.uniform_(-1, 1)
+        copy_torch_weights(ours, theirs)
+    rng = np.random.default_rng(len(shape))
+    x, tx = pair(torch, 3 * rng.standard_normal(shape), device)
+    y, ty = ours(x), theirs(tx)
+    assert_close(y, ty, "output")
+    loss, tloss = weighted_sum(torch, [(y, ty)], rng)
+    loss.backward()
+    tloss.backward()
+    assert_close(x.grad, tx.grad, "input gradient")
+    if affine:
+        assert_same_gradients(ours, theirs)
+
+
+def test_embedding_matches_torch(torch, device):
+    torch.manual_seed(2)
+    theirs = torch.nn.Embedding(6, 3, padding_idx=1, dtype=torch.float64)
+    ours = tr.nn.Embedding(6, 3, padding_idx=1, dtype="float64", device=device)
+    np.testing.assert_array_equal(ours.weight.numpy()[1], 0)
+    copy_torch_weights(ours, theirs)
+    with torch.no_grad():  # a non-zero padding row: it must still get no gradient
+        theirs.weight[1] = 1.0
+    ours.load_state_dict({"weight": theirs.weight.detach().numpy()})
+    index = np.array([[0, 1, 5], [1, 2, 5]])
+    y, ty = ours(index), theirs(torch.tensor(index))
+    assert_close(y, ty, "output")
+    loss, tloss = weighted_sum(torch, [(y, ty)], np.random.default_rng(2))
+    loss.backward()
+    tloss.backward()
+    assert_same_gradients(ours, theirs)
+    assert not to_np(ours.weight.grad)[1].any()
+
+
+def test_composed_layers_gradcheck(device):
+    tr.manual_seed(3)
+    linear = tr.nn.Linear(3, 2, dtype="float64", device=device)
+    norm = tr.nn.LayerNorm(3, dtype="float64", device=device)
+    tr.nn.init.uniform_(norm.weight, 0.5, 1.5)
+    x = tr.Tensor(np.random.default_rng(3).standard_normal((4, 3)), dtype="float64", device=device,
+                  requires_grad=True)
+    assert tr.gradcheck(lambda x, *params: linear(norm(x)), x, *norm.parameters(), *linear.parameters())
+
+
+def test_dropout_module_follows_train_and_eval():
+    tr.manual_seed(4)
+    dropout = tr.nn.Dropout(0.5)
+    x = tr.ones(1000)
+    y = dropout(x).numpy()
+    assert set(np.unique(y)) == {0.0, 2.0}
+    assert 350 < (y == 0).sum() < 650
+    dropout.eval()
+    np.testing.assert_array_equal(dropout(x).numpy(), x.numpy())
+    with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
+        tr.nn.Dropout(1.5)
+
+
+def test_constructors_take_dtype_and_device(device):
+    for module in (tr.nn.Linear(2, 3, dtype="float64", device=device),
+                   tr.nn.Embedding(4, 3, dtype="float64", device=device),
+                   tr.nn.LayerNorm(3, dtype="float64", device=device)):
+        assert {(p.dtype, p.device) for p in module.parameters()} == {(np.dtype("float64"), device)}
+    assert tr.nn.Linear(2, 3).weight.dtype == np.float32
+
+
+def test_linear_init_is_pytorchs_bound():
+    tr.manual_seed(5)
+    linear = tr.nn.Linear(16, 400)
+    bound = 1 / 4
+    for p in linear.parameters():
+        assert np.abs(p.numpy()).max() <= bound and np.abs(p.numpy()).max() > 0.9 * bound
+
+
+def test_bad_input_is_reported_with_shapes():
+    with pytest.raises(RuntimeError, match="in_features. Expected 4, got 3"):
+        tr.nn.Linear(4, 2)(tr.zeros(5, 3))
+    with pytest.raises(RuntimeError, match=r"normalized_shape=\[4\].*\[\*, 4\].*\[2, 3\]"):
+        tr.nn.LayerNorm(4)(tr.zeros(2, 3))
+    with pytest.raises(IndexError, match="num_embeddings=3"):
+        tr.nn.Embedding(3, 2)(np.array([0, 3]))
+    with pytest.raises(ValueError, match="indices must be integers"):
+        tr.nn.Embedding(3, 2)(tr.zeros(2))

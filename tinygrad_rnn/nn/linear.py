@@ -1,0 +1,79 @@
+"""Linear and Embedding: the layers around a recurrent core (input lookup, output projection)."""
+import math
+
+from ..tensor import Tensor, where
+from . import init
+from .checks import InputError, check_last_dim, check_matches_parameters
+from .module import Module
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, weight (out_features, in_features), PyTorch's U(-1/sqrt(in), 1/sqrt(in))."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = init.parameter(out_features, in_features, dtype=dtype, device=device)
+        self.register_parameter("bias", init.parameter(out_features, dtype=dtype, device=device)
+                                if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
+        for p in (self.weight, self.bias):
+            if p is not None:
+                init.uniform_(p, -bound, bound)
+
+    def forward(self, x):
+        check_matches_parameters("Linear", x, self.weight)
+        check_last_dim("Linear", x, self.in_features, "in_features")
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.in_features) if x.ndim > 2 else x  # one 2-D product, not a batch
+        y = flat @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features) if x.ndim > 2 else y
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """Rows of weight (num_embeddings, embedding_dim) looked up by integer index, N(0, 1) at start.
+
+    The padding_idx row starts at zero and receives no gradient, as in PyTorch.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx must be within num_embeddings={num_embeddings}; got {padding_idx}")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.weight = init.parameter(num_embeddings, embedding_dim, dtype=dtype, device=device)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            init.zeros_(Tensor._make(self.weight.data[self.padding_idx], None))
+
+    def forward(self, indices):
+        index = indices.data if isinstance(indices, Tensor) else self.weight.xp.asarray(indices)
+        if index.dtype.kind not in "iu":
+            raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= self.num_embeddings):
+            raise IndexError(f"Embedding: index out of range: indices span [{int(index.min())}, "
+                             f"{int(index.max())}] but num_embeddings={self.num_embeddings}")
+        rows = self.weight[index]
+        if self.padding_idx is not None:
+            keep = (index != self.padding_idx)[..., None]
+            rows = where(keep, rows, Tensor._make(rows.data, None))  # same values, no gradient
+        return rows
+
+    def extra_repr(self):
+        pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+

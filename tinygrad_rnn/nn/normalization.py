@@ -1,0 +1,46 @@
+"""LayerNorm composed from primitives (mean, subtract, power), as in PyTorch."""
+from . import init
+from .checks import InputError, check_matches_parameters
+from .module import Module
+
+
+class LayerNorm(Module):
+    """Normalise over the trailing `normalized_shape` dims with the biased variance, then scale and shift."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
+                 dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        affine = elementwise_affine
+        self.register_parameter("weight", init.parameter(*shape, dtype=dtype, device=device) if affine else None)
+        self.register_parameter("bias", init.parameter(*shape, dtype=dtype, device=device)
+                                if affine and bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        n = len(self.normalized_shape)
+        if tuple(x.shape[-n:]) != self.normalized_shape or x.ndim < n:
+            raise InputError(f"LayerNorm: given normalized_shape={list(self.normalized_shape)}, expected "
+                             f"input with shape [*, {', '.join(map(str, self.normalized_shape))}], but got "
+                             f"input of size {list(x.shape)}")
+        if self.weight is not None:
+            check_matches_parameters("LayerNorm", x, self.weight)
+        axes = tuple(range(-n, 0))
+        centered = x - x.mean(axis=axes, keepdims=True)
+        variance = (centered * centered).mean(axis=axes, keepdims=True)
+        y = centered / (variance + self.eps) ** 0.5
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"

@@ -1,0 +1,360 @@
+"""Sequence layers: any cell run over time, in stacked layers, in one or both directions.
+
+`Recurrent` is the generic driver: give it a cell type and it builds one cell per (layer,
+direction), names their parameters as PyTorch does (`weight_ih_l0`, `weight_hh_l1_reverse`, ...),
+handles batch_first, unbatched input, initial states, dropout between layers and variable
+lengths without packing. `RNN`, `LSTM` and `GRU` are `Recurrent` with PyTorch's cells and
+constructor arguments.
+
+Each step is recorded inside the scopes ("layer", k), ("direction", "forward" | "reverse"),
+("t", t), so a drawing can cluster the unrolled graph and fold it back.
+
+Why each step multiplies its own input: projecting all steps in one product and slicing the
+result per step would be fewer, larger products, but each slice's backward returns a gradient of
+the whole (T, B, G) projection, which the engine sums densely: O(T^2) work in backward. A step's
+own (B, I) product keeps the backward linear in T.
+"""
+import contextlib
+import warnings
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, cat, scope, stack, where
+from . import functional as F
+from . import init
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
+from .checks import InputError, check_last_dim, check_matches_parameters
+from .module import Module
+
+DIRECTIONS = ("forward", "reverse")
+
+# cell type -> (run, accepts); see register_fused
+_FUSED = {}
+
+
+def register_fused(cell_type, run, accepts=None):
+    """Install a whole-sequence implementation of one (layer, direction) pass for `cell_type`.
+
+    Layers built with fused=True hand each pass to `run(cell, x, state, lengths, reverse)`:
+    x (T, B, F) Tensor in time order; state a tuple of (B, size) tensors in `cell.state_sizes`
+    order; lengths a host int64 array (B,) or None; reverse whether to run from each sequence's
+    last step to its first. It returns (output (T, B, state_sizes[0]) with zeros at padded steps,
+    final state tuple), with gradients flowing to x, the state and the cell's parameters.
+    `accepts(cell) -> bool` says which configurations it handles (all when None); a layer asked
+    for fused=True with a cell it does not accept refuses at construction.
+    """
+    _FUSED[cell_type] = (run, accepts or (lambda cell: True))
+
+
+def _state_names(cell):
+    names = getattr(cell, "state_names", ("h",))
+    return tuple(names) + tuple(f"s{k}" for k in range(len(names), len(cell.state_sizes)))
+
+
+def _step_function(cell):
+    """(x_t, state tuple) -> state tuple for any cell; RecurrentCell steps skip the call's checks."""
+    if isinstance(cell, RecurrentCell):
+        return cell.step
+
+    def step(x, state):
+        new = cell(x, state[0] if len(state) == 1 else state)
+        return (new,) if isinstance(new, Tensor) else tuple(new)
+    return step
+
+
+def run_cell(cell, seq, state, lengths=None, reverse=False):
+    """One (layer, direction) pass, op by op. Returns (outputs: a list of T tensors, final state).
+
+    seq: anything indexed by time step (a list of (B, F) tensors or a (T, B, F) tensor). With
+    lengths, sequence b is read over its steps 0 .. lengths[b]-1 only: at a padded step the state
+    is kept and the output is zero, so the forward pass ends at each sequence's last step and the
+    reverse pass starts there.
+    """
+    step = _step_function(cell)
+    names = _state_names(cell)
+    steps = len(seq)
+    masked_from = steps if lengths is None else int(lengths.min())
+    if masked_from < steps:
+        keep_all = state[0].xp.asarray(np.arange(steps)[:, None, None] < lengths[None, :, None])
+    outputs = [None] * steps
+    with getattr(cell, "unrolled", contextlib.nullcontext)():
+        for t in (reversed(range(steps)) if reverse else range(steps)):
+            with scope("t", t):
+                x_t = seq[t]
+                if x_t.name is None:
+                    x_t.named("x")
+                new = step(x_t, state)
+                if t >= masked_from:  # some sequences have ended: they keep their state, output zero
+                    keep = keep_all[t]
+                    for s, name in zip(new, names):
+                        if s.name == name:
+                            s.named(f"{name}_candidate")
+                    new = tuple(where(keep, s, old).named(name) for s, old, name in zip(new, state, names))
+                    outputs[t] = where(keep, new[0], 0.0)
+                else:
+                    outputs[t] = new[0]
+                state = new
+    return outputs, state
+
+
+def _as_tensor(seq, time_dim=0):
+    """A sequence (list of steps or (T, B, F) tensor) as one tensor with time on time_dim."""
+    if isinstance(seq, list):
+        return stack(seq, dim=time_dim)
+    return seq if time_dim == 0 else seq.transpose(0, time_dim)
+
+
+def _per_step(seq, fn):
+    """fn applied to each step of a list (in its own time scope), or once to a whole tensor."""
+    if not isinstance(seq, list):
+        return fn(seq)
+    out = []
+    for t, s in enumerate(seq):
+        with scope("t", t):
+            out.append(fn(s))
+    return out
+
+
+def _join_directions(outputs):
+    """Forward and reverse outputs side by side on the feature axis, as the next layer reads them."""
+    if len(outputs) == 1:
+        return outputs[0]
+    if all(isinstance(o, list) for o in outputs):
+        return _per_step(list(zip(*outputs)), lambda pair: cat(list(pair), dim=-1))
+    return cat([_as_tensor(o) for o in outputs], dim=-1)
+
+
+def _check_flag(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+
+
+class Recurrent(Module):
+    """Any cell over a sequence: layers, directions, batch_first, initial states, lengths, dropout.
+
+    `Recurrent(cell_type, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
+    bidirectional=False, fused=False, device=None, dtype=None, **cell_options)` builds
+    `cell_type(input_size_of_layer, hidden_size, device=, dtype=, **cell_options)` per (layer,
+    direction). A cell is any Module with `state_sizes` (feature size of each state tensor, the
+    first being the step's output) and `forward(x_t, state) -> state` (one tensor, or a tuple when
+    there are several states); `RecurrentCell` subclasses are the usual way.
+
+    forward(input, hx=None, lengths=None) -> (output, h_n), as PyTorch's layers:
+      input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I);
+      hx: initial states (num_layers * directions, B, size) (a tuple when the cell has several);
+      lengths: (B,) ints in [1, T]: sequence b ends after lengths[b] steps. Padded outputs are zero
+        and h_n holds each sequence's state at its own last step (the reverse direction starts there);
+      output: (T, B, directions * state_sizes[0]); h_n stacked (num_layers * directions, B, size).
+
+    fused=False runs the op-by-op graph that shows every gate. fused=True hands each (layer,
+    direction) pass to the implementation installed with `register_fused` for the cell type.
+    """
+
+    def __init__(self, cell_type, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
+                 bidirectional=False, fused=False, device=None, dtype=None, **cell_options):
+        super().__init__()
+        if (not isinstance(dropout, (int, float)) or isinstance(dropout, bool)
+                or not 0 <= dropout <= 1):
+            raise ValueError("dropout should be a number in range [0, 1] representing the probability "
+                             f"of an element being zeroed; got {dropout!r}")
+        if not isinstance(num_layers, int) or num_layers <= 0:
+            raise ValueError(f"num_layers must be greater than zero; got {num_layers!r}")
+        for name, value in (("batch_first", batch_first), ("bidirectional", bidirectional), ("fused", fused)):
+            _check_flag(name, value)
+        if fused and cell_type not in _FUSED:
+            raise ValueError(f"fused=True: no fused implementation is registered for {cell_type.__name__} "
+                             f"(register one with tinygrad_rnn.nn.register_fused)")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero "
+                          f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={num_layers}", stacklevel=2)
+        self.cell_type, self.input_size, self.hidden_size = cell_type, input_size, hidden_size
+        self.num_layers, self.batch_first, self.dropout = num_layers, batch_first, float(dropout)
+        self.bidirectional, self.fused = bidirectional, fused
+        self.num_directions = 2 if bidirectional else 1
+        self._cells = []  # [layer][direction]
+        layer_input = input_size
+        for layer in range(num_layers):
+            row = []
+            for direction in range(self.num_directions):
+                cell = cell_type(layer_input, hidden_size, device=device, dtype=dtype, **cell_options)
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                self.add_module("cell" + suffix, cell)  # for train()/eval(); parameters named below
+                for name, p in list(cell.named_parameters()):
+                    flat = name.replace(".", "_") + suffix
+                    setattr(self, flat, p)
+                    p.name = flat
+                row.append(cell)
+            self._cells.append(row)
+            layer_input = row[0].state_sizes[0] * self.num_directions
+        if fused and not _FUSED[cell_type][1](self._cells[0][0]):
+            raise ValueError(f"fused=True: the fused implementation for {cell_type.__name__} does not handle "
+                             f"{self._cells[0][0]!r}; use fused=False")
+
+    @property
+    def state_sizes(self):
+        return tuple(self._cells[0][0].state_sizes)
+
+    # --- the seam: one (layer, direction) pass
+    def _run_direction(self, cell, seq, state, lengths, reverse):
+        """One (layer, direction) pass over the whole sequence: (outputs, final state tuple).
+
+        The op-by-op path works on a list of steps; a registered fused implementation gets the
+        sequence as one (T, B, F) tensor and returns one.
+        """
+        if self.fused:
+            run, _ = _FUSED[type(cell)]
+            return run(cell, _as_tensor(seq), state, lengths, reverse)
+        return run_cell(cell, seq, state, lengths, reverse)
+
+    def forward(self, input, hx=None, lengths=None):
+        name = type(self).__name__
+        if input.ndim not in (2, 3):
+            raise InputError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D tensor instead "
+                             f"(shape {tuple(input.shape)})")
+        check_matches_parameters(name, input, self._reference_parameter())
+        check_last_dim(name, input, self.input_size, "input_size")
+        batched = input.ndim == 3
+        if not batched:
+            x = input.unsqueeze(1)
+        else:
+            x = input.transpose(0, 1) if self.batch_first else input
+        steps, batch = x.shape[0], x.shape[1]
+        if steps == 0:
+            raise InputError(f"{name}: input has no time steps (shape {tuple(input.shape)})")
+        lengths = self._check_lengths(lengths, steps, batch, batched)
+        initial = self._check_hx(hx, batch, batched, input)
+
+        seq, finals = x, []
+        for layer, cells in enumerate(self._cells):
+            with scope("layer", layer):
+                if layer and self.dropout and self.training:
+                    seq = _per_step(seq, lambda s: F.dropout(s, self.dropout, True).named("x"))
+                outputs = []
+                for direction, cell in enumerate(cells):
+                    with scope("direction", DIRECTIONS[direction]):
+                        state = self._initial_state(cell, initial, layer * self.num_directions + direction,
+                                                    batch, x)
+                        out, final = self._run_direction(cell, seq, state, lengths, reverse=direction == 1)
+                    outputs.append(out)
+                    finals.append(final)
+                seq = _join_directions(outputs)
+
+        output = _as_tensor(seq, time_dim=1 if self.batch_first and batched else 0)
+        states = [stack([f[k] for f in finals]) for k in range(len(self.state_sizes))]
+        if not batched:
+            output = output.squeeze(1)
+            states = [s.squeeze(1) for s in states]
+        output.named("output")
+        states = tuple(s.named(f"{n}_n") for s, n in zip(states, _state_names(self._cells[0][0])))
+        return output, states[0] if len(states) == 1 else states
+
+    # --- argument checks
+    def _reference_parameter(self):
+        return next(iter(self._parameters.values()))
+
+    def _check_lengths(self, lengths, steps, batch, batched):
+        if lengths is None:
+            return None
+        values = backend.to_numpy(lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths))
+        if not batched and values.ndim == 0:
+            values = values.reshape(1)
+        if values.dtype.kind not in "iu":
+            raise InputError(f"{type(self).__name__}: lengths must be integers; got dtype {values.dtype}")
+        if values.shape != (batch,):
+            raise InputError(f"{type(self).__name__}: lengths must have shape ({batch},), one per sequence "
+                             f"in the batch; got shape {values.shape}")
+        if values.min() < 1 or values.max() > steps:
+            raise InputError(f"{type(self).__name__}: lengths must lie in [1, {steps}] (the input has "
+                             f"T={steps} steps); got min {values.min()}, max {values.max()}")
+        return values.astype(np.int64)
+
+    def _check_hx(self, hx, batch, batched, input):
+        """The given initial states as (L*D, B, size) tensors, or None."""
+        if hx is None:
+            return None
+        sizes, names = self.state_sizes, _state_names(self._cells[0][0])
+        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(states) != len(sizes):
+            raise InputError(f"{type(self).__name__}: hx must hold {len(sizes)} tensor(s) "
+                             f"({', '.join(n + '0' for n in names)}); got {len(states)}")
+        stacked = self.num_layers * self.num_directions
+        checked = []
+        for k, (state, size) in enumerate(zip(states, sizes)):
+            expected = (stacked, batch, size) if batched else (stacked, size)
+            if tuple(state.shape) != expected:
+                which = "" if len(sizes) == 1 else f"[{k}]"
+                raise InputError(f"{type(self).__name__}: Expected hidden{which} size {expected}, got "
+                                 f"{list(state.shape)} (input shape {tuple(input.shape)})")
+            check_matches_parameters(type(self).__name__, state, self._reference_parameter())
+            checked.append(state if batched else state.unsqueeze(1))
+        return checked
+
+    def _initial_state(self, cell, initial, index, batch, x):
+        if initial is not None:
+            return tuple(s[index] for s in initial)
+        return tuple(init.zeros_like_state(batch, size, x).named(f"{n}0")
+                     for n, size in zip(_state_names(cell), cell.state_sizes))
+
+    def extra_repr(self):
+        extra = [f"{self.input_size}, {self.hidden_size}"]
+        for name, default in (("num_layers", 1), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("fused", False)):
+            if getattr(self, name) != default:
+                extra.append(f"{name}={getattr(self, name)}")
+        return ", ".join(extra)
+
+
+def _no_proj_size(proj_size):
+    if proj_size is not None:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
+class RNN(Recurrent):
+    """Elman RNN layers, torch.nn.RNN's arguments: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    Extras: recurrent_init ("uniform", "orthogonal", or "identity" = IRNN with nonlinearity="relu"),
+    fused, and forward's lengths.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, *,
+                 recurrent_init="uniform", fused=False, proj_size=None):
+        _no_proj_size(proj_size)
+        super().__init__(RNNCell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional,
+                         fused, device, dtype, bias=bias, nonlinearity=nonlinearity,
+                         recurrent_init=recurrent_init)
+        self.nonlinearity, self.bias = nonlinearity, bias
+
+
+class LSTM(Recurrent):
+    """LSTM layers, torch.nn.LSTM's arguments, proj_size included: forward(x, (h0, c0)) -> (output, (h_n, c_n)).
+
+    Extras: forget_bias (a number: the forget gate's total bias starts there), recurrent_init
+    ("uniform" or "orthogonal"), fused, and forward's lengths.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, forget_bias=None,
+                 recurrent_init="uniform", fused=False):
+        super().__init__(LSTMCell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional,
+                         fused, device, dtype, bias=bias, proj_size=proj_size, forget_bias=forget_bias,
+                         recurrent_init=recurrent_init)
+        self.bias, self.proj_size = bias, proj_size
+
+
+class GRU(Recurrent):
+    """GRU layers, torch.nn.GRU's arguments (gates r, z, n).
+
+    Extras: reset_after=False (n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)), recurrent_init,
+    fused, and forward's lengths.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, reset_after=True, recurrent_init="uniform",
+                 fused=False, proj_size=None):
+        _no_proj_size(proj_size)
+        super().__init__(GRUCell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional,
+                         fused, device, dtype, bias=bias, reset_after=reset_after, recurrent_init=recurrent_init)
+        self.bias, self.reset_after = bias, reset_after
