@@ -224,3 +224,16 @@ def test_repr_is_readable():
     x = tr.Tensor([1.0, 2.0], requires_grad=True)
     assert repr(x) == "tensor([1., 2.], requires_grad=True)"
     assert "grad_fn=mul" in repr(x * 2)
+
+
+def test_slice_gradients_accumulate_in_place_without_aliasing():
+    """Slices scatter into their input's gradient buffer; a gradient shared by Add must stay intact."""
+    x = leaf(np.arange(12.0).reshape(4, 3) / 10)
+
+    def f(x):
+        y = x.tanh()
+        shared = y + y                       # Add hands one array to both of its inputs
+        pieces = [shared[t] * (t + 1) for t in range(4)] + [y[1:3].sum(axis=0), y[0]]
+        return tr.stack(pieces[:4]).sum(axis=0) + pieces[4] * pieces[5] + x[::2].sum(axis=0)
+
+    assert tr.gradcheck(f, x)

@@ -26,15 +26,16 @@ def _shape(shape):
 
 
 def _place(array, dtype, device, requires_grad):
-    device = backend.check_device(device)
-    return Tensor(backend.to_device(array.astype(np.dtype(dtype or np.float32), copy=False), device),
-                  requires_grad=requires_grad)
+    dtype = np.dtype(dtype or np.float32)
+    array = backend.to_device(array.astype(dtype, copy=False), backend.check_device(device))
+    return Tensor(array, dtype=dtype, requires_grad=requires_grad)
 
 
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
     device = backend.check_device(device)
-    data = backend.xp_for(device).zeros(_shape(shape), dtype=np.dtype(dtype or np.float32))
-    return Tensor(data, requires_grad=requires_grad)
+    dtype = np.dtype(dtype or np.float32)
+    return Tensor(backend.xp_for(device).zeros(_shape(shape), dtype=dtype), dtype=dtype,
+                  requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
@@ -43,8 +44,9 @@ def ones(*shape, dtype=None, device=None, requires_grad=False):
 
 def full(shape, value, dtype=None, device=None, requires_grad=False):
     device = backend.check_device(device)
-    data = backend.xp_for(device).full(tuple(shape), value, dtype=np.dtype(dtype or np.float32))
-    return Tensor(data, requires_grad=requires_grad)
+    dtype = np.dtype(dtype or np.float32)
+    return Tensor(backend.xp_for(device).full(tuple(shape), value, dtype=dtype), dtype=dtype,
+                  requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):

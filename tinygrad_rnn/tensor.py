@@ -92,7 +92,8 @@ class Function:
     have the broadcast shape, which the engine sums back to each input's shape.
     """
     __slots__ = ("parents", "needs", "shapes", "scope", "name", "shape", "grad", "keep_grad",
-                 "g", "pending", "freed", "__dict__")
+                 "g", "g_owned", "pending", "freed", "__dict__")
+    backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
 
     @classmethod
     def apply(cls, *inputs, **options):
@@ -205,9 +206,15 @@ def backward(tensor, grad=None, retain_graph=False):
                                f"(op {node.op}); its saved arrays were freed. Pass "
                                f"retain_graph=True to the first backward to keep them")
         g, node.g = node.g, None
-        grads = (None,) * len(node.parents) if g is None else node.backward(g)
         if g is not None and node.keep_grad:
             node.grad = g if node.grad is None else node.grad + g
+        if g is not None and node.backward_into is not None:
+            parent = node.parents[0]  # a slice: its gradient lands in the input's own buffer
+            if isinstance(parent, Function) or parent.requires_grad:
+                node.backward_into(g, _gradient_buffer(parent, node.shapes[0], g))
+            grads = (None,)
+        else:
+            grads = (None,) * len(node.parents) if g is None else node.backward(g)
         if not retain_graph:
             node.__dict__.clear()
             node.freed = True
@@ -216,12 +223,35 @@ def backward(tensor, grad=None, retain_graph=False):
                 if gi is not None:
                     if gi.shape != shape:
                         gi = _unbroadcast(gi, shape)
-                    parent.g = gi if parent.g is None else parent.g + gi
+                    if parent.g is None:
+                        parent.g, parent.g_owned = gi, False
+                    elif parent.g_owned:
+                        parent.g += gi
+                    else:
+                        parent.g, parent.g_owned = parent.g + gi, True
                 parent.pending -= 1
                 if parent.pending == 0:
                     ready.append(parent)  # every consumer has sent its gradient (or None)
             elif gi is not None and parent.requires_grad:
                 _accumulate_leaf(parent, gi if gi.shape == shape else _unbroadcast(gi, shape))
+
+
+def _gradient_buffer(parent, shape, like):
+    """A gradient array that belongs to `parent` alone, so it can be written in place.
+
+    A gradient handed over by an op may be shared (Add sends the same array to both inputs);
+    only arrays the engine made itself are marked owned.
+    """
+    if isinstance(parent, Function):
+        if parent.g is None:
+            parent.g = backend.xp_of(like).zeros(shape, dtype=like.dtype)
+        elif not parent.g_owned:
+            parent.g = parent.g.copy()
+        parent.g_owned = True
+        return parent.g
+    if parent._grad is None:
+        parent._grad = parent.xp.zeros(shape, dtype=parent.dtype)
+    return parent._grad
 
 
 def _accumulate_leaf(tensor, g):
@@ -238,7 +268,7 @@ def _accumulate_leaf(tensor, g):
 def _as_array(data, dtype, device):
     xp = backend.xp_for(device)
     if isinstance(data, Tensor):
-        data = data.data
+        data, dtype = data.data, dtype or data.dtype  # a tensor keeps its dtype
     if dtype is not None:
         return xp.asarray(backend.to_device(data, device) if hasattr(data, "dtype") else data,
                           dtype=np.dtype(dtype))
