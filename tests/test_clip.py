@@ -1,0 +1,101 @@
+"""Gradient clipping against torch.nn.utils, and its edge cases."""
+import math
+
+import numpy as np
+import pytest
+
+from tinygrad_rnn import backend
+from tinygrad_rnn.nn import Parameter
+from tinygrad_rnn.nn.utils import clip_grad_norm_, clip_grad_value_
+
+from .conftest import to_np
+
+SHAPES = [(4, 3), (6,), (2, 2, 2)]
+
+
+def gradients(scale):
+    rng = np.random.default_rng(1)
+    return [scale * rng.standard_normal(shape) for shape in SHAPES]
+
+
+def ours_with(grads, device):
+    params = [Parameter(np.zeros(g.shape), dtype="float64", device=device) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = backend.to_device(g.copy(), device)
+    return params
+
+
+def theirs_with(torch, grads):
+    params = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = torch.from_numpy(g.copy())
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.5, math.inf])
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_grad_norm_matches_torch(torch, device, norm_type, max_norm):
+    grads = gradients(2.0)
+    ours, theirs = ours_with(grads, device), theirs_with(torch, grads)
+    total = clip_grad_norm_(ours, max_norm, norm_type=norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
+    assert isinstance(total, float)
+    assert total == pytest.approx(expected.item(), rel=1e-12)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(to_np(p.grad), q.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_clipped_gradients_have_the_max_norm_and_keep_their_direction():
+    grads = gradients(5.0)
+    params = ours_with(grads, "cpu")
+    total = clip_grad_norm_(params, 1.0)
+    flat_before = np.concatenate([g.ravel() for g in grads])
+    flat_after = np.concatenate([p.grad.ravel() for p in params])
+    assert total == pytest.approx(np.linalg.norm(flat_before))
+    assert np.linalg.norm(flat_after) == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(flat_after, flat_before / (total + 1e-6), rtol=1e-12)
+
+
+def test_small_gradients_and_missing_gradients_are_left_alone():
+    grads = gradients(1e-3)
+    params = ours_with(grads, "cpu") + [Parameter(np.zeros(3))]
+    clip_grad_norm_(params, 10.0)
+    for p, g in zip(params, grads):
+        np.testing.assert_array_equal(p.grad, g)
+    assert params[-1].grad is None
+    assert clip_grad_norm_([Parameter(np.zeros(3))], 1.0) == 0.0
+
+
+def test_single_tensor_is_accepted():
+    p = ours_with([np.array([3.0, 4.0])], "cpu")[0]
+    assert clip_grad_norm_(p, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_non_finite_norm(torch):
+    grads = gradients(1.0)
+    grads[1][2] = np.inf
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_(ours_with(grads, "cpu"), 1.0, error_if_nonfinite=True)
+    ours = ours_with(grads, "cpu")
+    theirs = theirs_with(torch, grads)
+    assert clip_grad_norm_(ours, 1.0) == math.inf
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_array_equal(p.grad, q.grad.numpy())  # nan where torch has nan
+
+
+def test_bad_norm_type():
+    with pytest.raises(ValueError, match="norm_type must be a positive number or inf"):
+        clip_grad_norm_(ours_with(gradients(1.0), "cpu"), 1.0, norm_type=-1)
+
+
+@pytest.mark.parametrize("clip_value", [0.3, 5.0])
+def test_clip_grad_value_matches_torch(torch, device, clip_value):
+    grads = gradients(1.0)
+    ours, theirs = ours_with(grads, device), theirs_with(torch, grads)
+    clip_grad_value_(ours, clip_value)
+    torch.nn.utils.clip_grad_value_(theirs, clip_value)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_array_equal(to_np(p.grad), q.grad.numpy())

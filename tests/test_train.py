@@ -1,0 +1,149 @@
+"""The training loop against PyTorch step by step, the built-in tasks' models, and sampling."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tinygrad_rnn.data import CharCorpus
+from tinygrad_rnn.train import TrainConfig, build, generate, make_task, train
+
+TEXT = "def f(x):\n    return x * 2 + 1  # a line of code\n" * 30
+
+
+def torch_char_lm(torch, vocab_size, embed_size, hidden_size, num_layers):
+    class CharLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(vocab_size, embed_size)
+            self.rnn = torch.nn.LSTM(embed_size, hidden_size, num_layers=num_layers)
+            self.head = torch.nn.Linear(hidden_size, vocab_size)
+
+        def forward(self, ids):
+            output, _ = self.rnn(self.embedding(ids))
+            return self.head(output)
+
+    return CharLM().double()
+
+
+@pytest.fixture
+def one_thread(torch):
+    """Both libraries on one thread: small products gain nothing from more, and a busy machine stalls them."""
+    from tinygrad_rnn.train.threads import blas_threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with blas_threads(1):
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_lstm_language_model_matches_torch_for_30_steps(torch, one_thread, optimizer):
+    corpus = CharCorpus(TEXT)
+    config = TrainConfig(task="lm", cell="lstm", hidden_size=12, embed_size=5, num_layers=2, batch_size=4,
+                         seq_len=10, optimizer=optimizer, lr=0.05 if optimizer == "adam" else 0.5, clip=0.5,
+                         steps=30, eval_every=30, eval_chars=64, dtype="float64")
+    _, initial, _, _ = build(config, corpus)
+    ours = train(config, progress=False, corpus=corpus)
+
+    theirs = torch_char_lm(torch, corpus.vocab_size, 5, 12, 2)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in initial.state_dict().items()})
+    opt = (torch.optim.Adam(theirs.parameters(), lr=0.05) if optimizer == "adam"
+           else torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9))
+    task = make_task(config, corpus)  # the same seed: the same batches
+    losses = []
+    for _ in range(config.steps):
+        x, y = task.batch()
+        logits = theirs(torch.from_numpy(x))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, corpus.vocab_size), torch.from_numpy(y).reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
+        opt.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(ours.history["loss"], losses, rtol=1e-8)
+    assert losses[-1] < losses[0] - 0.5  # it did learn: the comparison is not of a flat line
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.model.state_dict()[name], value.numpy(), rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("task,cell", [("adding", "gru"), ("copy", "lstm"), ("lm", "rnn")])
+def test_each_task_trains_and_beats_its_first_loss(task, cell):
+    config = TrainConfig(task=task, cell=cell, hidden_size=16, embed_size=8, batch_size=16, seq_len=16, T=8,
+                         delay=2, lr=0.01, steps=25, eval_every=25, eval_sequences=64, eval_chars=256)
+    corpus = CharCorpus(TEXT) if task == "lm" else None
+    result = train(config, progress=False, corpus=corpus)
+    history = result.history
+    assert len(history["loss"]) == 25 and history["val_step"] == [25]
+    assert np.mean(history["loss"][-5:]) < np.mean(history["loss"][:5])
+    assert result.task.baseline() > 0
+
+
+def test_generate_is_seeded_and_uses_the_vocabulary():
+    corpus = CharCorpus(TEXT)
+    config = TrainConfig(hidden_size=8, embed_size=4)
+    _, model, _, _ = build(config, corpus)
+    a = generate(model, corpus.vocab, "def", 40, temperature=1.0, rng=3)
+    assert a == generate(model, corpus.vocab, "def", 40, temperature=1.0, rng=3)
+    assert len(a) == 40 and set(a) <= set(corpus.vocab)
+    greedy = generate(model, corpus.vocab, "def", 10, temperature=0, rng=1)
+    assert greedy == generate(model, corpus.vocab, "def", 10, temperature=0, rng=2)
+    assert model.training  # generate restores the mode it found
+    with pytest.raises(ValueError, match="characters the model has never seen: 'Z'"):
+        generate(model, corpus.vocab, "Zed", 5)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        generate(model, corpus.vocab, "d", 5, temperature=-1)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("hidden_size", 0, "hidden_size must be at least 1"),
+    ("cell", "lsmt", "cell must be one of rnn, lstm, gru; got 'lsmt'"),
+    ("lr", -0.1, "lr must be >= 0"),
+    ("dropout", 1.0, r"dropout must be in \[0, 1\)"),
+])
+def test_bad_config_is_named(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TrainConfig(), **{field: value}).check()
+
+
+def test_blas_threads_are_set_inside_the_block_and_restored_after():
+    from tinygrad_rnn.train.threads import _thread_controls, blas_threads
+    controls = _thread_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS or MKL thread control is reachable in this process")
+    get_threads = controls[0][1]
+    before = get_threads()
+    with blas_threads(1) as found:
+        assert found and get_threads() == 1
+    assert get_threads() == before
+    with blas_threads(0) as found:  # 0 leaves the library alone
+        assert not found and get_threads() == before
+
+
+def _fused_lstm_registered():
+    from tinygrad_rnn.nn.recurrent import LSTM
+    try:
+        LSTM(2, 2, fused=True)
+        return True
+    except ValueError:
+        return False
+
+
+def test_fused_layers_train_to_the_same_numbers_and_draw_op_by_op(monkeypatch):
+    if not _fused_lstm_registered():
+        pytest.skip("no fused LSTM implementation is registered (tinygrad_rnn.nn.register_fused)")
+    viz = pytest.importorskip("viz")
+    from tinygrad_rnn.cli import draw_graph
+    from tinygrad_rnn.graph import walk
+    corpus = CharCorpus(TEXT)
+    config = TrainConfig(hidden_size=12, embed_size=5, batch_size=4, seq_len=10, steps=5, eval_every=5,
+                         eval_chars=64, dtype="float64")
+    composed = train(config, progress=False, corpus=corpus)
+    fused_config = dataclasses.replace(config, fused=True)
+    fused = train(fused_config, progress=False, corpus=corpus)
+    np.testing.assert_allclose(fused.history["loss"], composed.history["loss"], rtol=1e-10)
+
+    drawn = []
+    monkeypatch.setattr(viz, "render", lambda root, path, **options: drawn.append(root) or path)
+    draw_graph(fused.model, fused_config, 2, "unused.svg", vocab=corpus.vocab)
+    ops = {node.op for node in walk([drawn[0]]) if hasattr(node, "op")}
+    assert "sigmoid" in ops  # a fused model is drawn from an op-by-op copy that shows every gate

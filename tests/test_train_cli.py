@@ -1,0 +1,130 @@
+"""The command line end to end: --help, a short train run, sample, resume, graph and bad input."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tinygrad_rnn.cli import TRAIN_OPTIONS, main
+
+TINY = ["--hidden-size", "8", "--embed-size", "4", "--batch-size", "4", "--seq-len", "8", "--eval-chars", "64",
+        "--no-progress"]
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("to be or not to be, that is the question. " * 30, encoding="utf-8")
+    return str(path)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for name in TRAIN_OPTIONS:
+        assert "--" + name.replace("_", "-") in text
+    for flag in ("--checkpoint", "--resume", "--out", "--sample-length"):
+        assert flag in text
+    for command in ("sample", "graph", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "tinygrad_rnn", "--help"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0
+    assert all(command in done.stdout for command in ("train", "sample", "graph", "demo"))
+
+
+def test_train_sample_and_resume(capsys, tmp_path, text_file):
+    checkpoint, out = str(tmp_path / "lm.npz"), str(tmp_path / "out")
+    code, stdout, _ = run(capsys, "train", "--text", text_file, "--steps", "4", "--eval-every", "2",
+                          "--checkpoint", checkpoint, "--out", out, "--sample-length", "30", *TINY)
+    assert code == 0
+    assert "step 4: loss" in stdout and "chars/s" in stdout and "--- sample" in stdout
+    assert os.path.getsize(os.path.join(out, "loss.png")) > 0
+    assert os.path.exists(checkpoint)
+
+    code, stdout, _ = run(capsys, "sample", "--checkpoint", checkpoint, "--prime", "to be", "--length", "25")
+    assert code == 0 and stdout.startswith("to be") and len(stdout.rstrip("\n")) >= 25
+
+    code, stdout, _ = run(capsys, "train", "--checkpoint", checkpoint, "--resume", "--steps", "6", "--out", out,
+                          "--sample-length", "0", "--no-progress")
+    assert code == 0 and "resumed from" in stdout and "step 6: loss" in stdout
+
+    code, _, err = run(capsys, "train", "--checkpoint", checkpoint, "--resume", "--hidden-size", "16",
+                       "--no-progress")
+    assert code == 1 and "--hidden-size differ from the checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_adding_task_runs(capsys, tmp_path):
+    code, stdout, _ = run(capsys, "train", "--task", "adding", "--cell", "gru", "--T", "5", "--hidden-size", "4",
+                          "--batch-size", "4", "--steps", "3", "--eval-sequences", "8", "--out", str(tmp_path),
+                          "--no-progress")
+    assert code == 0 and "predicting the mean 0.1667" in stdout and "seqs/s" in stdout
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--cell", "lsmt"], "invalid choice: 'lsmt'"),
+    (["train", "--steps", "many"], "invalid int value: 'many'"),
+    (["sample"], "the following arguments are required: --checkpoint"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_bad_arguments_give_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_values_and_files_give_one_line(capsys, tmp_path, text_file):
+    cases = [
+        (["train", "--hidden-size", "0", "--no-progress"], "hidden_size must be at least 1"),
+        (["train", "--resume", "--no-progress"], "--resume needs --checkpoint PATH"),
+        (["sample", "--checkpoint", str(tmp_path / "nope.npz")], "nope.npz"),
+        (["sample", "--checkpoint", text_file], "not a valid checkpoint"),
+        (["train", "--text", str(tmp_path / "missing.txt"), "--no-progress"], "missing.txt"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 1, argv
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_graph_of_a_fresh_model(capsys, tmp_path):
+    pytest.importorskip("graphviz")
+    if not any(os.access(os.path.join(d, "dot"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)):
+        pytest.skip("Graphviz's dot program is not installed")
+    path = str(tmp_path / "g.svg")
+    code, stdout, _ = run(capsys, "graph", "--cell", "gru", "--steps", "2", "--out", path)
+    assert code == 0 and path in stdout
+    with open(path, encoding="utf-8") as f:
+        assert "<svg" in f.read()
+
+
+def test_graph_without_viz_says_what_to_install(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "viz", None)  # import viz now raises ImportError
+    code, _, err = run(capsys, "graph", "--out", str(tmp_path / "g.svg"))
+    assert code == 1 and "needs the viz package" in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_writes_its_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "viz", None)  # the graph is skipped with a note
+    out = str(tmp_path / "demo")
+    code, stdout, _ = run(capsys, "demo", "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0
+    assert "--- before training" in stdout and "--- after training" in stdout
+    assert "note: the unrolled graph was skipped" in stdout and out in stdout
+    assert sorted(os.listdir(out)) == ["loss.png", "model.npz", "samples.txt"]
+    code, stdout, _ = run(capsys, "sample", "--checkpoint", os.path.join(out, "model.npz"), "--length", "20")
+    assert code == 0 and stdout.startswith("The ")

@@ -1,0 +1,6 @@
+"""Optimizers and learning-rate schedules with PyTorch's update rules and state_dict layout."""
+from . import lr_scheduler
+from .optimizer import Optimizer
+from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

@@ -1,0 +1,174 @@
+"""The Optimizer base: parameter groups, per-parameter state, and a state_dict in PyTorch's layout.
+
+Subclasses write one method, `update(p, g, state, group)`, that changes `p.data` in place from
+the gradient array `g`, taking `xp` from the data so the same rule runs on NumPy and CuPy.
+"""
+import copy
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+
+
+class Optimizer:
+    """Holds `param_groups` (dicts of hyperparameters with a "params" list) and `state` (by parameter)."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of dicts, "
+                            f"got a single Tensor; wrap it in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a group; its missing hyperparameters come from the constructor's defaults."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"a parameter group must be a dict with a 'params' entry, got {group!r:.80}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__} can only optimize Tensors; got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__} can only optimize leaf tensors; "
+                                 f"{p.name or 'a tensor'} of shape {p.shape} was computed by an op")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: parameter {p.name or ''} of shape {p.shape} "
+                                 f"does not require grad")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear in more than one parameter group (or twice in one)")
+        filled = {**self.defaults, **group, "params": params}
+        self.check_hyperparameters(filled)
+        self.param_groups.append(filled)
+
+    def check_hyperparameters(self, group):
+        """Raise ValueError for an invalid value in `group` (subclasses add their own checks)."""
+        for name in ("lr", "weight_decay", "eps"):
+            if name in group and not (isinstance(group[name], numbers.Real) and group[name] >= 0):
+                raise ValueError(f"{type(self).__name__}: invalid {name} {group[name]!r}; expected a number >= 0")
+
+    # ------------------------------------------------------------------ the update
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = p.xp.zeros_like(p.grad)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; `closure` re-evaluates the loss (returned)."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if g.dtype != p.dtype:
+                    g = g.astype(p.dtype)
+                if group.get("maximize", False):
+                    g = -g
+                state = self.state.get(p, {})
+                self.update(p, g, state, group)
+                if state:  # a rule without state (plain SGD) leaves none, as in PyTorch
+                    self.state[p] = state
+        return loss
+
+    def update(self, p, g, state, group):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ saving and loading
+
+    def _index(self):
+        """Parameters numbered in group order, as PyTorch numbers them in state_dict()."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self):
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [indices]}]}.
+
+        Arrays are host NumPy copies, so the result can be saved with `save_checkpoint` and kept
+        while training goes on.
+        """
+        index = {id(p): i for i, p in enumerate(self._index())}
+        groups, start = [], 0
+        for group in self.param_groups:
+            saved = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            saved["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(saved)
+        state = {index[id(p)]: {k: _to_host(v) for k, v in s.items()}
+                 for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore a state_dict() of an optimizer over parameters of the same group sizes and shapes.
+
+        Every mismatch is reported at once and nothing changes on error. Arrays move to each
+        parameter's device; floating arrays take its dtype (as PyTorch casts them).
+        """
+        saved_groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        saved_state = state_dict.get("state") if isinstance(state_dict, dict) else None
+        if not isinstance(saved_groups, (list, tuple)) or not isinstance(saved_state, dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict with 'state' and "
+                             f"'param_groups', got {type(state_dict).__name__}")
+        problems = []
+        if len(saved_groups) != len(self.param_groups):
+            problems.append(f"the state has {len(saved_groups)} parameter groups, "
+                            f"this optimizer {len(self.param_groups)}")
+        else:
+            for k, (saved, own) in enumerate(zip(saved_groups, self.param_groups)):
+                if len(saved["params"]) != len(own["params"]):
+                    problems.append(f"group {k} has {len(saved['params'])} parameters in the state, "
+                                    f"{len(own['params'])} here")
+        by_index = {}
+        if not problems:
+            for saved, own in zip(saved_groups, self.param_groups):
+                by_index.update(zip(saved["params"], own["params"]))
+            for i, entries in saved_state.items():
+                if i not in by_index:
+                    problems.append(f"state for parameter {i}, which no group lists")
+                    continue
+                p = by_index[i]
+                for name, value in entries.items():
+                    if isinstance(value, np.ndarray) and value.ndim and value.shape != p.shape:
+                        problems.append(f"state[{i}][{name!r}] has shape {value.shape}, "
+                                        f"parameter {p.name or i} has {p.shape}")
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
+        self.state = {by_index[i]: {name: _to_param(value, by_index[i]) for name, value in entries.items()}
+                      for i, entries in saved_state.items()}
+        for saved, own in zip(saved_groups, self.param_groups):
+            own.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for k, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {k}")
+            lines += [f"    {name}: {value}" for name, value in sorted(group.items()) if name != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+def _to_host(value):
+    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__cuda_array_interface__"):
+        return backend.to_numpy(value).copy()
+    return copy.deepcopy(value)
+
+
+def _to_param(value, p):
+    if not isinstance(value, np.ndarray):
+        return copy.deepcopy(value)
+    if value.dtype.kind == "f":
+        value = value.astype(p.dtype)
+    return backend.to_device(value, p.device).copy()

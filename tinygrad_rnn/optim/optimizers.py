@@ -1,0 +1,187 @@
+"""SGD, Adam, AdamW, Adagrad and RMSprop with PyTorch's update rules, operation for operation.
+
+Each rule follows torch.optim's single-tensor code path in the order it applies its operations
+(weight decay into the gradient, moment updates as `lerp`, bias correction, eps outside the root),
+so float64 runs agree with PyTorch to rounding over many steps.
+"""
+import numbers
+
+from .. import backend
+from .optimizer import Optimizer
+
+
+def _lerp(start, end, weight):
+    """start + weight * (end - start), in place in `start`, rounded the way torch.lerp rounds it."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+    return start
+
+
+def _check_range(opt, group, name, low, high=None):
+    value = group[name]
+    ok = isinstance(value, numbers.Real) and low <= value and (high is None or value < high)
+    if not ok:
+        bounds = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"{type(opt).__name__}: invalid {name} {value!r}; expected a number {bounds}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum (and Nesterov momentum), as torch.optim.SGD."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
+                                  "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize})
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        _check_range(self, group, "momentum", 0.0)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def update(self, p, g, state, group):
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= momentum
+                buf += (1 - group["dampening"]) * g
+            g = g + momentum * buf if group["nesterov"] else buf
+        p.data -= group["lr"] * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with optional AMSGrad; weight_decay is L2 added to the gradient."""
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 maximize=False):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                                  "amsgrad": amsgrad, "maximize": maximize})
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        betas = group["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas)):
+            raise ValueError(f"{type(self).__name__}: invalid betas {betas!r}; expected two numbers in [0, 1)")
+
+    def update(self, p, g, state, group):
+        xp = backend.xp_of(p.data)
+        beta1, beta2 = group["betas"]
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p.data)
+            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        if weight_decay != 0:
+            if self.decoupled_weight_decay:
+                p.data *= 1 - lr * weight_decay
+            else:
+                g = g + weight_decay * p.data
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        _lerp(exp_avg, g, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * g * g
+        step = state["step"]
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        if group["amsgrad"]:
+            xp.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            second = state["max_exp_avg_sq"]
+        else:
+            second = exp_avg_sq
+        denom = xp.sqrt(second) / bias_correction2_sqrt + group["eps"]
+        p.data += -(lr / bias_correction1) * exp_avg / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p *= 1 - lr * weight_decay."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                 maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011) with PyTorch's lr_decay and initial_accumulator_value."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10, maximize=False):
+        super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
+                                  "initial_accumulator_value": initial_accumulator_value, "eps": eps,
+                                  "maximize": maximize})
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        _check_range(self, group, "lr_decay", 0.0)
+        _check_range(self, group, "initial_accumulator_value", 0.0)
+
+    def update(self, p, g, state, group):
+        xp = backend.xp_of(p.data)
+        if not state:
+            state["step"] = 0
+            state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+        state["step"] += 1
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] += g * g
+        p.data += -clr * g / (xp.sqrt(state["sum"]) + group["eps"])
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e) as torch.optim.RMSprop: eps added after the square root."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 maximize=False):
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
+                                  "momentum": momentum, "centered": centered, "maximize": maximize})
+
+    def check_hyperparameters(self, group):
+        super().check_hyperparameters(group)
+        _check_range(self, group, "alpha", 0.0)
+        _check_range(self, group, "momentum", 0.0)
+
+    def update(self, p, g, state, group):
+        xp = backend.xp_of(p.data)
+        alpha, momentum = group["alpha"], group["momentum"]
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p.data)
+            if momentum > 0:
+                state["momentum_buffer"] = xp.zeros_like(p.data)
+            if group["centered"]:
+                state["grad_avg"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        square_avg = state["square_avg"]
+        square_avg *= alpha
+        square_avg += (1 - alpha) * g * g
+        if group["centered"]:
+            grad_avg = _lerp(state["grad_avg"], g, 1 - alpha)
+            avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+        else:
+            avg = xp.sqrt(square_avg)
+        avg += group["eps"]
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += g / avg
+            p.data -= group["lr"] * buf
+        else:
+            p.data += -group["lr"] * g / avg
