@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,viz]'
+	$(PY) -m pip install -q -e '.[dev,viz,train]'
 	touch $@
 
 # Graphviz's `dot` renders the pictures; install it where we may, else say what to install.

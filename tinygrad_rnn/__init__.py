@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import nn
+from . import diagnostics, nn, optim, train
 from .backend import DeviceError, cuda_available
 from .factory import (arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros,
                       zeros_like)

@@ -1,4 +1,4 @@
-"""The command line: train, sample, graph and demo (`python -m tinygrad_rnn --help`)."""
+"""The command line: train, sample, graph, diagnose and demo (`python -m tinygrad_rnn --help`)."""
 import argparse
 import dataclasses
 import os
@@ -9,6 +9,7 @@ import numpy as np
 
 from . import backend
 from .checkpoint import CheckpointError
+from .diagnostics import command as diagnose_command
 from .train import ARCHITECTURE, OPTIMIZERS, SCHEDULES, TrainConfig
 
 PROG = "tinygrad-rnn"
@@ -132,6 +133,12 @@ def build_parser():
                        help="one node per primitive (ops) or per cell step (cells)")
     graph.add_argument("--out", metavar="PATH", default="out/graph.svg",
                        help="picture to write; .svg, .png or .pdf (default: %(default)s)")
+
+    diagnose_command.add_arguments(commands.add_parser(
+        "diagnose", help="gradient diagnostics of a recurrent layer: spectrum, sensitivity, gradient norms per step",
+        description="Why RNNs forget and LSTMs remember, measured on a fresh layer or on the recurrent "
+                    "layer of a checkpoint: the spectrum of W_hh, the sensitivity of each output to the "
+                    "first input, and the gradient norm per step."))
 
     demo = commands.add_parser(
         "demo", help="train a character LSTM on the Python docs in about two minutes",
@@ -351,7 +358,8 @@ def command_demo(args):
     return 0
 
 
-COMMANDS = {"train": command_train, "sample": command_sample, "graph": command_graph, "demo": command_demo}
+COMMANDS = {"train": command_train, "sample": command_sample, "graph": command_graph, "demo": command_demo,
+            "diagnose": diagnose_command.run}
 EXPECTED_ERRORS = (ValueError, KeyError, CheckpointError, FileNotFoundError, IsADirectoryError,
                    PermissionError, backend.DeviceError, FloatingPointError, RuntimeError)
 

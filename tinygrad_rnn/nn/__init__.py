@@ -1,5 +1,5 @@
 """Layers, their building blocks and helpers, named as in torch.nn."""
-from . import functional, init
+from . import functional, init, utils
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
 from .checks import InputError
 from .dropout import Dropout
@@ -11,4 +11,4 @@ from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
 
 __all__ = ["GRU", "LSTM", "RNN", "Dropout", "ElmanRNN", "Embedding", "GRUCell", "InputError", "LSTMCell",
            "LayerNorm", "LayerNormLSTMCell", "Linear", "Module", "Parameter", "RNNCell", "Recurrent",
-           "RecurrentCell", "functional", "init", "register_fused"]
+           "RecurrentCell", "functional", "init", "register_fused", "utils"]

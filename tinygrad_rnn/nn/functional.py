@@ -37,6 +37,7 @@ def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
     target = target.data if isinstance(target, Tensor) else log_probs.xp.asarray(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold integer class indices; got dtype {target.dtype}")
+    target_shape = target.shape  # the shape of reduction="none" losses, as in PyTorch
     if log_probs.ndim == 1:
         log_probs, target = log_probs.reshape(1, -1), target.reshape(1)
     if log_probs.ndim != 2 or target.shape != log_probs.shape[:1]:
@@ -51,6 +52,8 @@ def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
                          f"ignore_index={ignore_index}; got min {int(target.min())}, max {int(target.max())}")
     picked = log_probs[xp.arange(len(target)), safe_target]
     losses = -picked * Tensor._make(keep.astype(log_probs.dtype), None)
+    if reduction == "none":
+        return losses.reshape(target_shape)
     return _reduce(losses, reduction, count=int(keep.sum()))
 
 
@@ -60,11 +63,13 @@ def cross_entropy(logits, target, ignore_index=-100, reduction="mean"):
     logits (N, C), (C,) or (N, C, d1, ...) with target (N, d1, ...).
     """
     if logits.ndim > 2:
-        moved = logits.permute(0, *range(2, logits.ndim), 1)
-        logits = moved.reshape(-1, logits.shape[1])
-        target = (target.data if isinstance(target, Tensor) else np.asarray(target)).reshape(-1)
-        if reduction == "none":
-            raise ValueError("cross_entropy: reduction='none' needs logits of shape (N, C) or (C,)")
+        target = target.data if isinstance(target, Tensor) else logits.xp.asarray(target)
+        if target.shape != logits.shape[:1] + logits.shape[2:]:
+            raise ValueError(f"cross_entropy: logits {logits.shape} need a target of shape "
+                             f"{logits.shape[:1] + logits.shape[2:]}; got {target.shape}")
+        classes_last = logits.permute(0, *range(2, logits.ndim), 1).reshape(-1, logits.shape[1])
+        losses = nll_loss(log_softmax(classes_last, dim=-1), target.reshape(-1), ignore_index, reduction)
+        return losses.reshape(target.shape) if reduction == "none" else losses
     return nll_loss(log_softmax(logits, dim=-1), target, ignore_index, reduction)
 
 
