@@ -4,26 +4,13 @@ Two workloads, forward + backward: a chain of 10,000 small elementwise ops, and 
 vanilla RNN with H = 16 (one matmul, add and tanh per step). Small arrays make the time per op
 the cost of the framework itself, not of the arithmetic.
 """
-import statistics
-import time
-
 import numpy as np
+from common import median_ms
 
 import tinygrad_rnn as tr
 
 CHAIN_OPS = 10_000
 RNN_STEPS, RNN_HIDDEN, RNN_BATCH = 1_000, 16, 4
-
-
-def median_ms(fn, repeats=5, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def chain(lib, tensor, ops):
