@@ -30,7 +30,7 @@ VIEWS = [("unrolled, ops", {}), ("unrolled, ops, max_steps=10", {"max_steps": 10
 
 def record(steps, layers=2, batch=4, inputs=32, hidden=64):
     tr.manual_seed(0)
-    lstm = tr.nn.LSTM(inputs, hidden, num_layers=layers)
+    lstm = tr.nn.LSTM(inputs, hidden, num_layers=layers, fused=False)
     x = tr.Tensor(np.random.default_rng(0).standard_normal((steps, batch, inputs)))
     with tr.retain_grads():
         output, _ = lstm(x)

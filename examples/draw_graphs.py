@@ -26,7 +26,7 @@ def sequence_loss(kind, steps, batch=2, inputs=3, hidden=4, num_layers=1, retain
     """A layer over a random sequence and the mean squared error of its outputs against a target y."""
     tr.manual_seed(0)
     rng = np.random.default_rng(0)
-    layer = getattr(tr.nn, kind)(inputs, hidden, num_layers=num_layers, **options)
+    layer = getattr(tr.nn, kind)(inputs, hidden, num_layers=num_layers, fused=False, **options)
     x = tr.Tensor(rng.standard_normal((steps, batch, inputs))).named("input")
     y = tr.Tensor(rng.standard_normal((batch, hidden))).named("y")
     with tr.retain_grads() if retain else _nothing():

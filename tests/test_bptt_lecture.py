@@ -19,7 +19,7 @@ def hand_bptt(U, W, V, b, c, xs, ys, h0):
         p = np.exp(o - o.max())
         hs.append(h)
         probs.append(p / p.sum())
-    grads = {k: np.zeros_like(v) for k, v in dict(U=U, W=W, V=V, b=b, c=c).items()}
+    grads = {k: np.zeros_like(v) for k, v in {"U": U, "W": W, "V": V, "b": b, "c": c}.items()}
     grad_h_next = np.zeros_like(h0)  # dL/dh(t+1), zero past the last step
     for t in reversed(range(T)):
         grad_o = probs[t].copy()
@@ -42,9 +42,9 @@ def hand_bptt(U, W, V, b, c, xs, ys, h0):
 def test_vanilla_rnn_gradients_equal_the_lecture_bptt_formulas():
     rng = np.random.default_rng(7)
     n_in, n_hidden, n_out, T = 4, 6, 5, 9
-    values = dict(U=rng.normal(0, 0.5, (n_hidden, n_in)), W=rng.normal(0, 0.5, (n_hidden, n_hidden)),
-                  V=rng.normal(0, 0.5, (n_out, n_hidden)), b=rng.normal(0, 0.1, n_hidden),
-                  c=rng.normal(0, 0.1, n_out))
+    values = {"U": rng.normal(0, 0.5, (n_hidden, n_in)), "W": rng.normal(0, 0.5, (n_hidden, n_hidden)),
+              "V": rng.normal(0, 0.5, (n_out, n_hidden)), "b": rng.normal(0, 0.1, n_hidden),
+              "c": rng.normal(0, 0.1, n_out)}
     xs = rng.normal(size=(T, n_in))
     ys = rng.integers(0, n_out, T)
     h0 = np.zeros(n_hidden)

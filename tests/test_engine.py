@@ -123,9 +123,8 @@ def test_retain_grad_keeps_non_leaf_gradients():
 
 def test_scopes_and_names_are_recorded():
     x = leaf([1.0])
-    with tr.scope("layer", 0):
-        with tr.scope("t", 4):
-            h = (x * 2).tanh().named("h")
+    with tr.scope("layer", 0), tr.scope("t", 4):
+        h = (x * 2).tanh().named("h")
     assert h.grad_fn.scope == (("layer", 0), ("t", 4))
     assert graph.scope_dict(h.grad_fn) == {"layer": 0, "t": 4}
     assert [n.op for n in graph.walk(h) if isinstance(n, tr.Function)] == ["mul", "tanh"]

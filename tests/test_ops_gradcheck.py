@@ -5,10 +5,11 @@ import pytest
 import tinygrad_rnn as tr
 from tinygrad_rnn import ops
 
+_seeds = iter(range(1, 1_000_000))  # a different draw for every input made
 
-def rand(device, *shape, positive=False, seed=[0]):
-    seed[0] += 1
-    values = np.random.default_rng(seed[0]).standard_normal(shape)
+
+def rand(device, *shape, positive=False):
+    values = np.random.default_rng(next(_seeds)).standard_normal(shape)
     if positive:
         values = np.abs(values) + 0.5
     return tr.Tensor(values, dtype="float64", device=device, requires_grad=True)

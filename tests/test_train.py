@@ -119,25 +119,14 @@ def test_blas_threads_are_set_inside_the_block_and_restored_after():
         assert not found and get_threads() == before
 
 
-def _fused_lstm_registered():
-    from tinygrad_rnn.nn.recurrent import LSTM
-    try:
-        LSTM(2, 2, fused=True)
-        return True
-    except ValueError:
-        return False
-
-
 def test_fused_layers_train_to_the_same_numbers_and_draw_op_by_op(monkeypatch):
-    if not _fused_lstm_registered():
-        pytest.skip("no fused LSTM implementation is registered (tinygrad_rnn.nn.register_fused)")
     viz = pytest.importorskip("viz")
     from tinygrad_rnn.cli import draw_graph
     from tinygrad_rnn.graph import walk
     corpus = CharCorpus(TEXT)
     config = TrainConfig(hidden_size=12, embed_size=5, batch_size=4, seq_len=10, steps=5, eval_every=5,
                          eval_chars=64, dtype="float64")
-    composed = train(config, progress=False, corpus=corpus)
+    composed = train(dataclasses.replace(config, fused=False), progress=False, corpus=corpus)
     fused_config = dataclasses.replace(config, fused=True)
     fused = train(fused_config, progress=False, corpus=corpus)
     np.testing.assert_allclose(fused.history["loss"], composed.history["loss"], rtol=1e-10)

@@ -1,13 +1,28 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
 from . import diagnostics, nn, optim, train
 from .backend import DeviceError, cuda_available
-from .factory import (arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros,
-                      zeros_like)
+from .factory import arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import (Function, Tensor, cat, current_scope, enable_grad, is_grad_enabled, no_grad,
-                     retain_grads, scope, stack, where)
+from .tensor import (
+    Function,
+    Tensor,
+    cat,
+    current_scope,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    retain_grads,
+    scope,
+    stack,
+    where,
+)
 
 __version__ = "0.1.0"
 
 float32 = "float32"
 float64 = "float64"
+
+__all__ = ["DeviceError", "Function", "GradcheckError", "Tensor", "arange", "cat", "cuda_available",
+           "current_scope", "diagnostics", "enable_grad", "float32", "float64", "full", "gradcheck",
+           "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones", "ones_like", "optim", "rand", "randn",
+           "retain_grads", "scope", "stack", "train", "uniform", "where", "zeros", "zeros_like"]

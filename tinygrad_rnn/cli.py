@@ -24,7 +24,7 @@ TRAIN_OPTIONS = {
     "num_layers": ("stacked recurrent layers", None),
     "dropout": ("dropout between stacked layers (with --num-layers > 1)", None),
     "fused": (("run each recurrent layer as one fused node with hand-written BPTT: the same numbers, "
-               "faster, but the recorded graph shows one node per layer"), None),
+               "faster; --no-fused records every gate op by op"), None),
     "batch_size": ("sequences per batch", None),
     "seq_len": ("lm: characters per sequence, i.e. how far BPTT reaches back", None),
     "stateful": (("lm: read the text in order and carry the hidden state from batch to batch, "
@@ -75,8 +75,8 @@ def _add_train_options(parser, only=None):
         text, choices = TRAIN_OPTIONS[field.name]
         default = getattr(defaults, field.name)
         if field.type in (bool, "bool"):
-            parser.add_argument(_flag(field.name), action="store_true", default=None,
-                                help=f"{text}")
+            parser.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{text} (default: {'on' if default else 'off'})")
             continue
         parser.add_argument(_flag(field.name), type=type(default), choices=choices, default=None,
                             metavar=None if choices else METAVARS.get(field.name, type(default).__name__.upper()),

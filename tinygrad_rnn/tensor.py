@@ -6,7 +6,6 @@ needs, its op name, the scope it was recorded in and the name of the tensor it p
 enough to backpropagate and, for `viz`, to draw the graph without holding the forward activations.
 """
 import contextlib
-import weakref
 
 import numpy as np
 
@@ -91,8 +90,21 @@ class Function:
     `backward` returns one gradient per input (None where the input needs none); gradients may
     have the broadcast shape, which the engine sums back to each input's shape.
     """
-    __slots__ = ("parents", "needs", "shapes", "scope", "name", "shape", "grad", "keep_grad",
-                 "g", "g_owned", "pending", "freed", "__dict__")
+    __slots__ = (
+        "__dict__",
+        "freed",
+        "g",
+        "g_owned",
+        "grad",
+        "keep_grad",
+        "name",
+        "needs",
+        "parents",
+        "pending",
+        "scope",
+        "shape",
+        "shapes",
+    )
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
 
     @classmethod
@@ -289,7 +301,7 @@ class Tensor:
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
-    __slots__ = ("data", "requires_grad", "_ctx", "_grad", "_name", "__weakref__")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_name", "data", "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -649,4 +661,4 @@ def _check_same_ranks(op, tensors, dim):
             raise ValueError(f"{op}: shapes {shapes} differ outside dim {dim}")
 
 
-from . import ops  # noqa: E402  (ops subclasses Function, defined above)
+from . import ops  # last: ops subclasses Function, defined above

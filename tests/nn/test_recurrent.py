@@ -140,7 +140,7 @@ def test_dropout_with_one_layer_warns_like_torch():
 # --- scopes and names for the graph drawings
 
 def test_each_step_records_layer_direction_and_time_scopes():
-    lstm = tr.nn.LSTM(2, 3, num_layers=2, bidirectional=True)
+    lstm = tr.nn.LSTM(2, 3, num_layers=2, bidirectional=True, fused=False)
     out, (h_n, c_n) = lstm(tr.randn(4, 1, 2))
     assert (out.name, h_n.name, c_n.name) == ("output", "h_n", "c_n")
     nodes = [n for n in walk([out, h_n, c_n]) if isinstance(n, tr.Function)]
@@ -155,7 +155,7 @@ def test_each_step_records_layer_direction_and_time_scopes():
 
 
 def test_padded_steps_name_the_carried_state_h():
-    gru = tr.nn.GRU(2, 3)
+    gru = tr.nn.GRU(2, 3, fused=False)
     _, h_n = gru(tr.randn(3, 2, 2), lengths=[3, 1])
     hs = [n for n in walk(h_n) if isinstance(n, tr.Function) and n.name == "h"]
     assert sorted(dict(n.scope)["t"] for n in hs) == [0, 1, 2]
@@ -215,7 +215,7 @@ def test_fused_layers_hand_each_pass_to_the_registered_implementation(monkeypatc
     monkeypatch.setitem(recurrent._FUSED, tr.nn.LSTMCell, (whole_sequence, lambda cell: not cell.proj_size))
     tr.manual_seed(7)
     fused = tr.nn.LSTM(2, 3, num_layers=2, bidirectional=True, fused=True, dtype="float64")
-    plain = tr.nn.LSTM(2, 3, num_layers=2, bidirectional=True, dtype="float64")
+    plain = tr.nn.LSTM(2, 3, num_layers=2, bidirectional=True, fused=False, dtype="float64")
     plain.load_state_dict(fused.state_dict())
     x = float64(np.random.default_rng(7).standard_normal((4, 2, 2)), "cpu")
     got, (h, c) = fused(x, lengths=[4, 3])

@@ -9,10 +9,8 @@ constructor arguments.
 Each step is recorded inside the scopes ("layer", k), ("direction", "forward" | "reverse"),
 ("t", t), so a drawing can cluster the unrolled graph and fold it back.
 
-Why each step multiplies its own input: projecting all steps in one product and slicing the
-result per step would be fewer, larger products, but each slice's backward returns a gradient of
-the whole (T, B, G) projection, which the engine sums densely: O(T^2) work in backward. A step's
-own (B, I) product keeps the backward linear in T.
+The op-by-op path multiplies each step's own input, so the recorded graph shows x(t) entering
+every cell as the lecture draws it; the fused path (`fused.py`) projects all steps in one product.
 """
 import contextlib
 import warnings
@@ -134,7 +132,7 @@ class Recurrent(Module):
     """Any cell over a sequence: layers, directions, batch_first, initial states, lengths, dropout.
 
     `Recurrent(cell_type, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
-    bidirectional=False, fused=False, device=None, dtype=None, **cell_options)` builds
+    bidirectional=False, fused=None, device=None, dtype=None, checkpoint_every=None, **cell_options)` builds
     `cell_type(input_size_of_layer, hidden_size, device=, dtype=, **cell_options)` per (layer,
     direction). A cell is any Module with `state_sizes` (feature size of each state tensor, the
     first being the step's output) and `forward(x_t, state) -> state` (one tensor, or a tuple when
@@ -147,12 +145,16 @@ class Recurrent(Module):
         and h_n holds each sequence's state at its own last step (the reverse direction starts there);
       output: (T, B, directions * state_sizes[0]); h_n stacked (num_layers * directions, B, size).
 
-    fused=False runs the op-by-op graph that shows every gate. fused=True hands each (layer,
-    direction) pass to the implementation installed with `register_fused` for the cell type.
+    fused=True hands each (layer, direction) pass to the whole-sequence implementation installed
+    with `register_fused` for the cell type (one node in the graph, hand-written BPTT: the training
+    path); fused=False runs the op-by-op graph that shows every gate (the path for pictures and
+    diagnostics). The default, None, takes the fused path wherever one accepts the configuration.
+    checkpoint_every=k (fused path) keeps every k-th state and recomputes the rest in backward.
     """
 
     def __init__(self, cell_type, input_size, hidden_size, num_layers=1, batch_first=False, dropout=0.0,
-                 bidirectional=False, fused=False, device=None, dtype=None, **cell_options):
+                 bidirectional=False, fused=None, device=None, dtype=None, checkpoint_every=None,
+                 **cell_options):
         super().__init__()
         if (not isinstance(dropout, (int, float)) or isinstance(dropout, bool)
                 or not 0 <= dropout <= 1):
@@ -160,8 +162,12 @@ class Recurrent(Module):
                              f"of an element being zeroed; got {dropout!r}")
         if not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"num_layers must be greater than zero; got {num_layers!r}")
-        for name, value in (("batch_first", batch_first), ("bidirectional", bidirectional), ("fused", fused)):
+        for name, value in (("batch_first", batch_first), ("bidirectional", bidirectional)):
             _check_flag(name, value)
+        if fused is not None:
+            _check_flag("fused", fused)
+        if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+            raise ValueError(f"checkpoint_every must be a positive integer or None; got {checkpoint_every!r}")
         if fused and cell_type not in _FUSED:
             raise ValueError(f"fused=True: no fused implementation is registered for {cell_type.__name__} "
                              f"(register one with tinygrad_rnn.nn.register_fused)")
@@ -171,7 +177,7 @@ class Recurrent(Module):
                           f"num_layers={num_layers}", stacklevel=2)
         self.cell_type, self.input_size, self.hidden_size = cell_type, input_size, hidden_size
         self.num_layers, self.batch_first, self.dropout = num_layers, batch_first, float(dropout)
-        self.bidirectional, self.fused = bidirectional, fused
+        self.bidirectional, self.checkpoint_every = bidirectional, checkpoint_every
         self.num_directions = 2 if bidirectional else 1
         self._cells = []  # [layer][direction]
         layer_input = input_size
@@ -188,6 +194,11 @@ class Recurrent(Module):
                 row.append(cell)
             self._cells.append(row)
             layer_input = row[0].state_sizes[0] * self.num_directions
+        if fused is None:
+            fused = cell_type in _FUSED and _FUSED[cell_type][1](self._cells[0][0])
+        self.fused = fused
+        if checkpoint_every is not None and not fused:
+            raise ValueError("checkpoint_every needs the fused path (fused=True)")
         if fused and not _FUSED[cell_type][1](self._cells[0][0]):
             raise ValueError(f"fused=True: the fused implementation for {cell_type.__name__} does not handle "
                              f"{self._cells[0][0]!r}; use fused=False")
@@ -205,7 +216,8 @@ class Recurrent(Module):
         """
         if self.fused:
             run, _ = _FUSED[type(cell)]
-            return run(cell, _as_tensor(seq), state, lengths, reverse)
+            extra = {"checkpoint_every": self.checkpoint_every} if self.checkpoint_every else {}
+            return run(cell, _as_tensor(seq), state, lengths, reverse, **extra)
         return run_cell(cell, seq, state, lengths, reverse)
 
     def forward(self, input, hx=None, lengths=None):
@@ -320,10 +332,10 @@ class RNN(Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, *,
-                 recurrent_init="uniform", fused=False, proj_size=None):
+                 recurrent_init="uniform", fused=None, checkpoint_every=None, proj_size=None):
         _no_proj_size(proj_size)
         super().__init__(RNNCell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional,
-                         fused, device, dtype, bias=bias, nonlinearity=nonlinearity,
+                         fused, device, dtype, checkpoint_every, bias=bias, nonlinearity=nonlinearity,
                          recurrent_init=recurrent_init)
         self.nonlinearity, self.bias = nonlinearity, bias
 
@@ -337,9 +349,9 @@ class LSTM(Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, forget_bias=None,
-                 recurrent_init="uniform", fused=False):
+                 recurrent_init="uniform", fused=None, checkpoint_every=None):
         super().__init__(LSTMCell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional,
-                         fused, device, dtype, bias=bias, proj_size=proj_size, forget_bias=forget_bias,
+                         fused, device, dtype, checkpoint_every, bias=bias, proj_size=proj_size, forget_bias=forget_bias,
                          recurrent_init=recurrent_init)
         self.bias, self.proj_size = bias, proj_size
 
@@ -353,8 +365,17 @@ class GRU(Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None, *, reset_after=True, recurrent_init="uniform",
-                 fused=False, proj_size=None):
+                 fused=None, checkpoint_every=None, proj_size=None):
         _no_proj_size(proj_size)
         super().__init__(GRUCell, input_size, hidden_size, num_layers, batch_first, dropout, bidirectional,
-                         fused, device, dtype, bias=bias, reset_after=reset_after, recurrent_init=recurrent_init)
+                         fused, device, dtype, checkpoint_every, bias=bias, reset_after=reset_after, recurrent_init=recurrent_init)
         self.bias, self.reset_after = bias, reset_after
+
+
+def _register_builtin_fused():
+    from . import fused  # imports the cells lazily and never this module: no import cycle
+    for cell_type in (RNNCell, LSTMCell, GRUCell):
+        register_fused(cell_type, fused.fused_run, fused.accepts)
+
+
+_register_builtin_fused()

@@ -33,7 +33,7 @@ class TrainConfig:
     embed_size: int = 0         # 0: the hidden size
     num_layers: int = 1
     dropout: float = 0.0
-    fused: bool = False         # each layer as one node with hand-written BPTT (same numbers, faster)
+    fused: bool = True          # each layer as one node with hand-written BPTT (same numbers, faster)
     batch_size: int = 32
     seq_len: int = 64           # lm: BPTT length of a batch
     stateful: bool = False      # lm: carry the state across consecutive chunks (truncated BPTT)

@@ -9,11 +9,11 @@ CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def recurrent_layer(cell, input_size, hidden_size, num_layers=1, dropout=0.0, dtype=None, device=None,
-                    fused=False):
+                    fused=True):
     """tr.nn.RNN / LSTM / GRU by name, time-major, with PyTorch's arguments.
 
-    fused=True runs each layer as one node with hand-written BPTT (faster, same numbers) where an
-    implementation is registered with tr.nn.register_fused; the default records every gate.
+    fused=True runs each layer as one node with hand-written BPTT (faster, same numbers);
+    fused=False records every gate op by op.
     """
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {sorted(CELLS)}")
@@ -29,7 +29,7 @@ class CharLM(Module):
     """
 
     def __init__(self, vocab_size, hidden_size=128, embed_size=None, cell="lstm", num_layers=1, dropout=0.0,
-                 dtype=None, device=None, fused=False):
+                 dtype=None, device=None, fused=True):
         super().__init__()
         embed_size = embed_size or hidden_size
         self.cell = cell
@@ -48,7 +48,7 @@ class SequenceRegressor(Module):
     """A recurrent layer read out by a Linear at the last step: (T, B, I) -> (B, out), for the adding problem."""
 
     def __init__(self, input_size, hidden_size, out_size=1, cell="lstm", num_layers=1, dtype=None, device=None,
-                 fused=False):
+                 fused=True):
         super().__init__()
         self.cell = cell
         self.rnn = recurrent_layer(cell, input_size, hidden_size, num_layers, 0.0, dtype, device, fused)

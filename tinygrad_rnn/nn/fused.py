@@ -1,0 +1,731 @@
+"""Fused recurrent passes: a whole (layer, direction) pass as one graph node with hand-written BPTT.
+
+The composed cells record every gate of every step; this is the fast path beside them. One pass
+over T steps is one node ("lstm_fused", "gru_fused", "rnn_tanh_fused", "rnn_relu_fused") whose
+output is the (T, B, H) sequence, named "output", plus two small nodes for the final states
+"h_n" and "c_n" (see FinalState).
+
+Forward: the input projection of all steps is one matrix product before the loop; each step adds
+h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). Saved for backward:
+the gate activations and the states of every step, in preallocated (T, B, .) buffers.
+
+Backward (BPTT): walking the steps back, each step turns its gate activations into pre-activation
+gradients dA in place and passes dA @ W_hh (plus the paths that skip W_hh) to the step before.
+After the loop, the weight gradients of all steps are one product each, dW_ih = dA^T X and
+dW_hh = dA^T H_prev, and dX = dA W_ih.
+
+checkpoint_every=k keeps only the state at the start of every k-th step in forward; backward
+recomputes each segment of k steps from its start state, so the saved arrays shrink from O(T) to
+O(T / k + k) (the output itself stays O(T)). The gradients are the same.
+
+Variable lengths (host ints, one per sequence): at a padded step the state is carried unchanged
+and the output is zero, so a sequence's forward pass ends at its last step and its reverse pass
+starts there, as with PyTorch's packed sequences.
+"""
+import os
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Function, Tensor, is_grad_enabled
+from . import fused_kernels as K
+
+# ----------------------------------------------------------------------------- cells
+
+
+class _Cell:
+    """What differs between RNN, LSTM and GRU: gate layout, weight preparation, pointwise steps."""
+    name = None
+    gates = 1             # weight blocks of H rows
+    width = 1             # columns of the gate buffer, in units of H
+    x_cols = (0, 1)       # columns (in H) of the gate buffer that the input projection fills
+    h_cols = (0, 1)       # columns (in H) holding the pre-activation gradients of W_hh's rows
+    has_cell_state = False
+    grads_in_place = True  # dA overwrites the gate buffer (not for the RNN, whose buffer is h)
+
+    def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
+        raise NotImplementedError
+
+    def export(self, H, dwx, dwh, dbx, dbh):
+        """Internal-order gradients -> PyTorch's (weight_ih, weight_hh, bias_ih, bias_hh)."""
+        raise NotImplementedError
+
+
+def _blocks(array, order, H):
+    """Rows of `array` regrouped as the listed blocks of H rows (a contiguous copy)."""
+    xp = backend.xp_of(array)
+    return xp.concatenate([array[k * H:(k + 1) * H] for k in order])
+
+
+def _scale_blocks(array, scales, H):
+    """Each block of H rows times its scale (halving the sigmoid gates' pre-activations)."""
+    out = array.copy()
+    for k, s in enumerate(scales):
+        if s != 1:
+            out[k * H:(k + 1) * H] *= s
+    return out
+
+
+def _sum_bias(xp, a, b, rows, dtype):
+    if a is None and b is None:
+        return None
+    zero = xp.zeros(rows, dtype)
+    return (zero if a is None else a) + (zero if b is None else b)
+
+
+def _unpermute(array, order, H):
+    """Inverse of _blocks: internal block k goes back to PyTorch block order[k]."""
+    if array is None:
+        return None
+    out = array.copy()
+    for k, target in enumerate(order):
+        out[target * H:(target + 1) * H] = array[k * H:(k + 1) * H]
+    return out
+
+
+class _Weights:
+    """Weights in the cell's internal order: forward ones with the sigmoid rows halved, backward ones not."""
+
+    def __init__(self, wx_fwd, bx_fwd, wh_fwd, wx, wh, b_hn=None):
+        self.wx_fwd, self.bx_fwd, self.wh_fwd, self.wx, self.wh, self.b_hn = wx_fwd, bx_fwd, wh_fwd, wx, wh, b_hn
+        self.whT_fwd = wh_fwd.T
+
+
+class _LSTM(_Cell):
+    name, gates, width = "lstm", 4, 4
+    x_cols = h_cols = (0, 4)
+    has_cell_state = True
+    order = (0, 1, 3, 2)          # PyTorch i, f, g, o -> internal i, f, o, g
+    scales = (0.5, 0.5, 0.5, 1)
+
+    def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
+        H = w_hh.shape[1]
+        wx, wh = _blocks(w_ih, self.order, H), _blocks(w_hh, self.order, H)
+        bias = _sum_bias(xp, b_ih, b_hh, 4 * H, w_ih.dtype)
+        bx = None if bias is None else _scale_blocks(_blocks(bias, self.order, H), self.scales, H)
+        return _Weights(_scale_blocks(wx, self.scales, H), bx, _scale_blocks(wh, self.scales, H), wx, wh)
+
+    def export(self, H, dwx, dwh, dbx, dbh):
+        db = _unpermute(dbx, self.order, H)
+        return _unpermute(dwx, self.order, H), _unpermute(dwh, self.order, H), db, \
+            None if db is None else db.copy()
+
+
+class _GRU(_Cell):
+    name, gates, width = "gru", 3, 4
+    x_cols, h_cols = (0, 3), (1, 4)
+    x_order = (2, 0, 1)           # PyTorch r, z, n -> input projection n, r, z
+    x_scales, h_scales = (1, 0.5, 0.5), (0.5, 0.5, 1)
+
+    def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
+        H = w_hh.shape[1]
+        wx = _blocks(w_ih, self.x_order, H)
+        bias = _sum_bias(xp, b_ih, None, 3 * H, w_ih.dtype)
+        if bias is not None:
+            bias = _blocks(bias, self.x_order, H)
+            if b_hh is not None:
+                bias[H:] += b_hh[:2 * H]   # b_hr, b_hz act like input biases; b_hn stays inside r * (.)
+            bias = _scale_blocks(bias, self.x_scales, H)
+        b_hn = None if b_hh is None else b_hh[2 * H:]
+        return _Weights(_scale_blocks(wx, self.x_scales, H), bias, _scale_blocks(w_hh, self.h_scales, H),
+                        wx, w_hh, b_hn)
+
+    def export(self, H, dwx, dwh, dbx, dbh):
+        return (_unpermute(dwx, self.x_order, H), dwh, _unpermute(dbx, self.x_order, H), dbh)
+
+
+class _RNN(_Cell):
+    gates, width = 1, 1
+    grads_in_place = False
+
+    def __init__(self, relu):
+        self.relu = relu
+        self.name = "rnn_relu" if relu else "rnn_tanh"
+
+    def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
+        H = w_hh.shape[1]
+        return _Weights(w_ih, _sum_bias(xp, b_ih, b_hh, H, w_ih.dtype), w_hh, w_ih, w_hh)
+
+    def export(self, H, dwx, dwh, dbx, dbh):
+        return dwx, dwh, dbx, dbh
+
+
+CELLS = {"lstm": _LSTM(), "gru": _GRU(), "rnn_tanh": _RNN(relu=False), "rnn_relu": _RNN(relu=True)}
+
+
+# ----------------------------------------------------------------------------- per-step drivers
+
+
+class _NumpySteps:
+    """One step forward and back on NumPy arrays: a recurrent product, then the pointwise work."""
+
+    def __init__(self, cell, weights, batch, hidden, dtype, inactive):
+        self.cell, self.w, self.inactive = cell, weights, inactive
+        self.work = K.Workspace(np, batch, hidden, dtype)
+        self.R = np.empty((batch, cell.gates * hidden), dtype)
+        self.carry_h = self.carry_c = None
+
+    def forward(self, seg, j, jp, t, h_start, c_start, y):
+        h_prev = h_start if jp < 0 else seg.Hc[jp]
+        c_prev = None if not self.cell.has_cell_state else c_start if jp < 0 else seg.Cc[jp]
+        S_t, h_out = seg.S[j], seg.Hc[j]
+        R = self.R
+        np.matmul(h_prev, self.w.whT_fwd, out=R)
+        name = self.cell.name
+        if name == "lstm":
+            S_t += R
+            K.lstm_forward(S_t, c_prev, seg.Cc[j], h_out, self.work)
+        elif name == "gru":
+            K.gru_forward(S_t, R, self.w.b_hn, h_prev, h_out, self.work)
+        else:
+            h_out += R
+            K.rnn_forward(h_out, self.cell.relu)
+        rows = self.inactive[t] if self.inactive is not None else None
+        if rows is not None:
+            h_out[rows] = h_prev[rows]
+            if c_prev is not None:
+                seg.Cc[j][rows] = c_prev[rows]
+        if y is not None:
+            np.copyto(y[t], h_out)
+            if rows is not None:
+                y[t][rows] = 0
+
+    def start_backward(self, dh_n, dc_n):
+        self.carry_h = dh_n.copy()
+        self.carry_c = dc_n.copy() if self.cell.has_cell_state else None
+        self.dh = np.empty_like(self.carry_h)
+        self.direct = np.empty_like(self.carry_h)
+
+    def backward(self, seg, dA, j, jp, jn, t, h_start, c_start, g):
+        """dA[j] gets the step's pre-activation gradients; the carries move to the step before."""
+        cell, dh = self.cell, self.dh
+        rows = self.inactive[t] if self.inactive is not None else None
+        if rows is not None:  # a padded step: the state's gradient passes through untouched
+            keep_h = self.carry_h[rows]
+            self.carry_h[rows] = 0
+            keep_c = None
+            if self.carry_c is not None:
+                keep_c = self.carry_c[rows]
+                self.carry_c[rows] = 0
+        np.add(self.carry_h, g[t], out=dh)
+        if rows is not None:
+            dh[rows] = 0
+        extra = None
+        if cell.name == "lstm":
+            c_prev = c_start if jp < 0 else seg.Cc[jp]
+            K.lstm_backward(seg.S[j], c_prev, seg.Cc[j], dh, self.carry_c, self.work)
+        elif cell.name == "gru":
+            h_prev = h_start if jp < 0 else seg.Hc[jp]
+            K.gru_backward(seg.S[j], h_prev, dh, self.direct, self.work)
+            extra = self.direct
+        else:
+            K.rnn_backward(seg.Hc[j], dh, dA[j], cell.relu, self.work)
+        lo, hi = cell.h_cols
+        H = dh.shape[1]
+        np.matmul(dA[j][:, lo * H:hi * H], self.w.wh, out=self.carry_h)
+        if extra is not None:
+            self.carry_h += extra
+        if rows is not None:
+            self.carry_h[rows] = keep_h
+            if keep_c is not None:
+                self.carry_c[rows] = keep_c
+
+    def end_segment(self, dA, j):
+        pass
+
+    def finish_backward(self):
+        return self.carry_h, self.carry_c
+
+
+class _KernelSteps:
+    """The CuPy path: per step a cuBLAS product and one kernel, or one kernel that does both.
+
+    The kernels read the whole-segment buffers at a step index, so a step makes no array views
+    beyond the operands of its matrix product. `kernel(name)` returns a callable with CuPy's
+    ElementwiseKernel convention, `matmul(a, b, out)` computes out = a @ b; with inline=True the
+    kernels compute the recurrent product themselves and `matmul` runs only between segments.
+    (The tests pass C++ builds of the same kernel sources and NumPy's matmul.)
+    """
+
+    def __init__(self, xp, kernel, matmul, inline, cell, weights, batch, hidden, dtype, mask):
+        self.xp, self.kernel, self.matmul, self.inline = xp, kernel, matmul, inline
+        self.cell, self.w, self.M, self.B, self.H = cell, weights, mask, batch, hidden
+        self.unused = xp.zeros(1, dtype)
+        self.R = self.unused if inline else xp.empty((batch, cell.gates * hidden), dtype)
+        self.WT = xp.ascontiguousarray(weights.whT_fwd) if inline else self.unused
+        self.W = xp.ascontiguousarray(weights.wh)
+        self.b_hn = weights.b_hn if weights.b_hn is not None else xp.zeros(hidden, dtype)
+        self.relu = int(getattr(cell, "relu", False))
+        lo, hi = cell.h_cols
+        self.h_cols = slice(lo * hidden, hi * hidden)
+
+    def forward(self, seg, j, jp, t, h_start, c_start, y):
+        cell, B, H = self.cell, self.B, self.H
+        if not self.inline:
+            self.matmul(h_start if jp < 0 else seg.Hc[jp], self.w.whT_fwd, self.R)
+        write_y = int(y is not None)
+        y = seg.Hc if y is None else y  # any array of the right dtype; not written when write_y is 0
+        extra = {"lstm": c_start, "gru": self.b_hn}.get(cell.name, self.unused)
+        outputs = {"lstm": (seg.S, seg.Hc, seg.Cc, y), "gru": (seg.S, seg.Hc, y)}.get(cell.name, (seg.Hc, y))
+        name = "rnn" if cell.name.startswith("rnn") else cell.name
+        self.kernel(f"{name}_forward")(self.R, self.WT, h_start, extra, self.M, H, B, j, jp, t, write_y,
+                                       self.relu, *outputs, size=B * H)
+
+    def start_backward(self, dh_n, dc_n):
+        self.keep = dh_n.copy()                  # reaches the last step through `keep`
+        self.dHn = self.xp.zeros_like(dh_n)
+        self.carry_c = dc_n.copy() if self.cell.has_cell_state else None
+
+    def backward(self, seg, dA, j, jp, jn, t, h_start, c_start, g):
+        cell, B, H = self.cell, self.B, self.H
+        start = {"lstm": c_start, "gru": h_start}.get(cell.name, self.unused)
+        states = seg.Cc if cell.name == "lstm" else seg.Hc
+        outputs = {"lstm": (seg.S, self.carry_c, self.keep), "gru": (seg.S, self.keep)}.get(
+            cell.name, (dA, self.keep))
+        name = "rnn" if cell.name.startswith("rnn") else cell.name
+        self.kernel(f"{name}_backward")(g, self.dHn, self.W, start, states, self.M, H, B, j, jp, jn, t,
+                                        self.relu, *outputs, size=B * H)
+        if not self.inline:
+            self.matmul(dA[j][:, self.h_cols], self.W, self.dHn)
+
+    def end_segment(self, dA, j):
+        """The next segment's first backward step reads dA_j @ W_hh from dHn."""
+        if self.inline:
+            self.matmul(dA[j][:, self.h_cols], self.W, self.dHn)
+
+    def finish_backward(self):
+        return self.dHn + self.keep, self.carry_c
+
+
+CUDA_STEPS = os.environ.get("TINYGRAD_RNN_CUDA_STEPS", "elementwise")  # "elementwise", "raw" or "inline"
+
+
+def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
+    """The per-step driver for the arrays' backend: NumPy in-place ops, or CUDA kernels (CUDA_STEPS)."""
+    if xp is np:
+        inactive = None
+        if lengths is not None:
+            padded = np.arange(steps)[:, None] >= lengths[None, :]
+            inactive = [np.nonzero(row)[0] if row.any() else None for row in padded]
+        return _NumpySteps(cell, weights, batch, hidden, dtype, inactive)
+    mask = xp.asarray(step_mask(lengths, steps, batch, dtype))
+    if CUDA_STEPS == "elementwise":
+        return _KernelSteps(xp, K.elementwise_kernel, lambda a, b, out: xp.matmul(a, b, out=out), False,
+                            cell, weights, batch, hidden, dtype, mask)
+    if CUDA_STEPS not in ("raw", "inline"):
+        raise ValueError(f"TINYGRAD_RNN_CUDA_STEPS must be 'elementwise', 'raw' or 'inline'; got {CUDA_STEPS!r}")
+    inline = CUDA_STEPS == "inline"
+    return _KernelSteps(xp, lambda name: K.raw_kernel(name, dtype, inline), K.CublasMatmul(dtype), inline,
+                        cell, weights, batch, hidden, dtype, mask)
+
+
+def step_mask(lengths, steps, batch, dtype):
+    """(T, B) host array, 1 where step t lies inside sequence b."""
+    if lengths is None:
+        return np.ones((steps, batch), dtype)
+    return (np.arange(steps)[:, None] < lengths[None, :]).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- whole sequence
+
+
+class _Segment:
+    """Buffers of L consecutive time steps starting at t_lo: gates S, states Hc (and Cc)."""
+
+    def __init__(self, t_lo, S, Hc, Cc):
+        self.t_lo, self.S, self.Hc, self.Cc = t_lo, S, Hc, Cc
+        self.L = S.shape[0]
+
+
+class Sequence:
+    """One (layer, direction) pass over a batch: forward, saved buffers, and BPTT."""
+
+    def __init__(self, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, lengths, checkpoint_every,
+                 record):
+        xp = backend.xp_of(x)
+        self.xp, self.cell, self.reverse, self.record = xp, cell, reverse, record
+        self.x = xp.ascontiguousarray(x)
+        self.T, self.B, self.I = x.shape
+        self.H = w_hh.shape[1]
+        self.dtype = x.dtype
+        self.h0 = xp.ascontiguousarray(h0)  # the CUDA kernels index the start states as plain rows
+        self.c0 = None if c0 is None else xp.ascontiguousarray(c0)
+        self.w = cell.prepare(xp, w_ih, w_hh, b_ih, b_hh)
+        k = checkpoint_every if record and checkpoint_every and cell.grads_in_place else self.T
+        self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
+        self.lengths = None if lengths is None or int(np.min(lengths)) == self.T else lengths
+        self.steps = make_steps(xp, cell, self.w, self.B, self.H, self.dtype, self.lengths, self.T)
+        self.starts = []       # (h, c) at the start of each segment: all that checkpointing keeps
+        self.saved = None      # the whole-sequence buffers, when not checkpointing
+
+    # --- buffers
+    def _time_range(self, p0, p1):
+        """Steps p0..p1-1 in processing order as the time range [t_lo, t_lo + L)."""
+        return (p0, p1 - p0) if not self.reverse else (self.T - p1, p1 - p0)
+
+    def _buffers(self, L, y_slice=None):
+        """Fresh buffers for L steps; the state buffer is y_slice when given (no lengths, forward)."""
+        xp, B, H, cell = self.xp, self.B, self.H, self.cell
+        Hc = y_slice if y_slice is not None else xp.empty((L, B, H), self.dtype)
+        S = Hc if cell.width == 1 and not cell.grads_in_place else xp.empty((L, B, cell.width * H), self.dtype)
+        Cc = xp.empty((L, B, H), self.dtype) if cell.has_cell_state else None
+        return S, Hc, Cc
+
+    # --- forward
+    def _run(self, seg, h_start, c_start, y):
+        """The forward steps of one segment from its start state; y gets outputs when given."""
+        xp, B, I, H, cell, w = self.xp, self.B, self.I, self.H, self.cell, self.w
+        L, t_lo = seg.L, seg.t_lo
+        lo, hi = cell.x_cols
+        projection = seg.S.reshape(L * B, cell.width * H)[:, lo * H:hi * H]
+        _matmul_into(xp, self.x[t_lo:t_lo + L].reshape(L * B, I), w.wx_fwd.T, projection)
+        if w.bx_fwd is not None:
+            projection += w.bx_fwd
+        order = range(L - 1, -1, -1) if self.reverse else range(L)
+        jp = -1
+        for j in order:
+            self.steps.forward(seg, j, jp, t_lo + j, h_start, c_start, y)
+            jp = j
+        return seg.Hc[jp], (seg.Cc[jp] if seg.Cc is not None else None)
+
+    def forward(self):
+        """Run the pass; returns (output (T, B, H), h_n, c_n or None)."""
+        xp, T, B, H = self.xp, self.T, self.B, self.H
+        y = xp.zeros((T, B, H), self.dtype) if self.lengths is not None else xp.empty((T, B, H), self.dtype)
+        whole = len(self.segments) == 1
+        h, c = self.h0, self.c0
+        scratch = None
+        for p0, p1 in self.segments:
+            t_lo, L = self._time_range(p0, p1)
+            if self.record:
+                self.starts.append((h, c))
+            y_slice = y[t_lo:t_lo + L] if self.lengths is None else None
+            if whole:
+                S, Hc, Cc = self._buffers(L, y_slice)
+            else:  # one set of segment buffers, reused; only the state buffer follows y
+                if scratch is None:
+                    scratch = self._buffers(p1 - p0)
+                S, _, Cc = (a[:L] if a is not None else None for a in scratch)
+                Hc = y_slice if y_slice is not None else scratch[1][:L]
+            seg = _Segment(t_lo, S, Hc, Cc)
+            h, c = self._run(seg, h, c, y if self.lengths is not None else None)
+            if not whole:  # the next segment overwrites the buffers these point into
+                h, c = h.copy(), (c.copy() if c is not None else None)
+        if self.record and whole:
+            self.saved = seg
+            self.saved_state_is_output = self.lengths is None
+        return y, h.copy(), (c.copy() if c is not None else None)
+
+    def saved_arrays(self):
+        """Arrays kept for backward that are neither inputs nor the output (which holds the states)."""
+        held = [] if self.saved is None else [self.saved.S, self.saved.Hc, self.saved.Cc]
+        held += [a for start in self.starts[1:] for a in start]  # starts[0] is (h0, c0) itself
+        output = self.saved.Hc if self.saved is not None and self.saved_state_is_output else None
+        return list({id(a): a for a in held if a is not None and a is not output}.values())
+
+    # --- backward
+    def backward(self, g, dh_n, dc_n, needs):
+        """Gradients of (x, h0, c0, w_ih, w_hh, b_ih, b_hh) for those whose flag in `needs` is set."""
+        xp, T, B, I, H, cell = self.xp, self.T, self.B, self.I, self.H, self.cell
+        g = xp.ascontiguousarray(g)
+        need_x, need_h0, need_c0, need_wih, need_whh, need_bias = needs
+        dx = xp.empty((T, B, I), self.dtype) if need_x else None
+        dwx = xp.zeros((cell.gates * H, I), self.dtype) if need_wih else None
+        dwh = xp.zeros((cell.gates * H, H), self.dtype) if need_whh else None
+        dbx = xp.zeros(cell.gates * H, self.dtype) if need_bias else None
+        dbh = xp.zeros(cell.gates * H, self.dtype) if need_bias else None
+        zeros = xp.zeros((B, H), self.dtype)
+        self.steps.start_backward(zeros if dh_n is None else dh_n, zeros if dc_n is None else dc_n)
+        scratch = None
+        for s in range(len(self.segments) - 1, -1, -1):
+            p0, p1 = self.segments[s]
+            t_lo, L = self._time_range(p0, p1)
+            h_start, c_start = self.starts[s]
+            if self.saved is not None:
+                seg = self.saved
+            else:  # checkpointed, or the saved gates were spent by an earlier backward: recompute
+                if scratch is None:
+                    scratch = self._buffers(self.segments[0][1])  # the longest segment
+                seg = _Segment(t_lo, *(a[:L] if a is not None else None for a in scratch))
+                self._run(seg, h_start, c_start, None)
+            dA = seg.S if cell.grads_in_place else xp.empty_like(seg.S)
+            order = range(L) if self.reverse else range(L - 1, -1, -1)
+            jn = -1  # the step handled just before (the next one in time), within this segment
+            for j in order:
+                jp = (j + 1 if self.reverse else j - 1)
+                if jp < 0 or jp >= L:
+                    jp = -1
+                self.steps.backward(seg, dA, j, jp, jn, t_lo + j, h_start, c_start, g)
+                jn = j
+            self.steps.end_segment(dA, jn)
+            self._weight_grads(seg, dA, h_start, dx, dwx, dwh, dbx, dbh)
+        if cell.grads_in_place:
+            self.saved = None  # its gates now hold gradients; a second backward recomputes them
+        dh0, dc0 = self.steps.finish_backward()
+        dw_ih, dw_hh, db_ih, db_hh = cell.export(H, dwx, dwh, dbx, dbh)
+        return (dx, dh0 if need_h0 else None, dc0 if need_c0 else None, dw_ih, dw_hh, db_ih, db_hh)
+
+    def _weight_grads(self, seg, dA, h_start, dx, dwx, dwh, dbx, dbh):
+        """All of a segment's steps at once: dX = dA W_ih, dW_ih = dA^T X, dW_hh = dA^T H_prev."""
+        xp, B, I, H, cell = self.xp, self.B, self.I, self.H, self.cell
+        L, t_lo = seg.L, seg.t_lo
+        flat = dA.reshape(L * B, cell.width * H)
+        dAx = flat[:, cell.x_cols[0] * H:cell.x_cols[1] * H]
+        dAh = dA[:, :, cell.h_cols[0] * H:cell.h_cols[1] * H]
+        if dx is not None:
+            xp.matmul(dAx, self.w.wx, out=dx[t_lo:t_lo + L].reshape(L * B, I))
+        if dwx is not None:
+            dwx += dAx.T @ self.x[t_lo:t_lo + L].reshape(L * B, I)
+        if dbx is not None:
+            dbx += dAx.sum(axis=0)
+            dbh += dAh.sum(axis=(0, 1))
+        if dwh is not None:
+            # step j's previous state is Hc[j - 1] (Hc[j + 1] in reverse), the start state at the edge
+            first, rest, prev = (L - 1, slice(0, L - 1), slice(1, L)) if self.reverse else \
+                (0, slice(1, L), slice(0, L - 1))
+            if L > 1:
+                dwh += dAh[rest].reshape(-1, dAh.shape[2]).T @ seg.Hc[prev].reshape(-1, H)
+            dwh += dAh[first].T @ h_start
+
+
+def _matmul_into(xp, a, b, out):
+    """out[...] = a @ b; NumPy writes strided outputs directly, CuPy via a contiguous result."""
+    if xp is np or out.flags.c_contiguous:
+        xp.matmul(a, b, out=out)
+    else:
+        out[...] = a @ b
+
+
+# ----------------------------------------------------------------------------- graph nodes
+
+
+class _Link:
+    """What a pass node shares with its final-state nodes: h_n, c_n and their incoming gradients."""
+
+    def __init__(self):
+        self.grads = [None, None]
+        self.sent_zero = False
+
+    def take(self):
+        grads, self.grads, self.sent_zero = self.grads, [None, None], False
+        return grads
+
+
+class FusedPass(Function):
+    """One (layer, direction) pass as one node: inputs x, h0, [c0], w_ih, w_hh, [b_ih, b_hh]."""
+    cell = None
+
+    def forward(self, *arrays, layout, link, reverse, lengths, checkpoint_every, record):
+        named = dict(zip(layout, arrays))
+        seq = Sequence(self.cell, named["x"], named["h0"], named.get("c0"), named["w_ih"], named["w_hh"],
+                       named.get("b_ih"), named.get("b_hh"), reverse, lengths, checkpoint_every, record)
+        y, link.h_n, link.c_n = seq.forward()
+        if record:
+            self.seq, self.layout, self.link = seq, layout, link
+        return y
+
+    def backward(self, g):
+        dh_n, dc_n = self.link.take()
+        flags = dict(zip(self.layout, self.needs))
+        needs = (flags["x"], flags["h0"], flags.get("c0", False), flags["w_ih"], flags["w_hh"],
+                 flags.get("b_ih", False) or flags.get("b_hh", False))
+        grads = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"),
+                         self.seq.backward(g, dh_n, dc_n, needs)))
+        return tuple(grads[name] if flags[name] else None for name in self.layout)
+
+    def saved_arrays(self):
+        """The arrays this node keeps for backward besides its inputs and its output (memory checks)."""
+        seq = getattr(self, "seq", None)
+        return [] if seq is None else seq.saved_arrays()
+
+
+class LSTMFused(FusedPass):
+    op, cell = "lstm_fused", CELLS["lstm"]
+
+
+class GRUFused(FusedPass):
+    op, cell = "gru_fused", CELLS["gru"]
+
+
+class RNNTanhFused(FusedPass):
+    op, cell = "rnn_tanh_fused", CELLS["rnn_tanh"]
+
+
+class RNNReluFused(FusedPass):
+    op, cell = "rnn_relu_fused", CELLS["rnn_relu"]
+
+
+PASSES = {"lstm": LSTMFused, "gru": GRUFused, "rnn_tanh": RNNTanhFused, "rnn_relu": RNNReluFused}
+
+
+class FinalState(Function):
+    """h_n or c_n of a fused pass, as a node whose parent is the pass's output.
+
+    The engine gives an op one output, so the final states ride beside it: this node's forward
+    returns the state the pass computed, and its backward hands its gradient to the pass through
+    the shared link. It must also send the pass node some gradient, or a loss on h_n alone would
+    never run the pass's backward: the first final-state node to run sends zeros for the output.
+    """
+    op = "fused_state"
+
+    def forward(self, y, state, link, slot):
+        self.link, self.slot, self.y_shape = link, slot, y.shape
+        return state
+
+    def backward(self, g):
+        link = self.link
+        link.grads[self.slot] = g if link.grads[self.slot] is None else link.grads[self.slot] + g
+        if link.sent_zero:
+            return (None,)
+        link.sent_zero = True
+        return (backend.xp_of(g).zeros(self.y_shape, dtype=g.dtype),)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+def fused_pass(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False, lengths=None,
+               nonlinearity="tanh", checkpoint_every=None):
+    """One (layer, direction) pass of an RNN, LSTM or GRU over a whole sequence, as one graph node.
+
+    mode: "lstm", "gru", "rnn" (with nonlinearity "tanh" or "relu"), or "rnn_tanh" / "rnn_relu".
+    x (T, B, I); h0, c0 (B, H) or None for zeros (c0 only for the LSTM); weights and biases with
+    PyTorch's shapes and gate order (b_ih/b_hh may be None). lengths: host ints (B,), each in
+    [1, T], or None. checkpoint_every: keep every k-th state and recompute the rest in backward.
+    Returns (output (T, B, H), h_n (B, H), c_n (B, H) or None), each a Tensor.
+    """
+    mode = _check_mode(mode, nonlinearity)
+    cell = CELLS[mode]
+    x, h0, c0 = _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or isinstance(checkpoint_every, bool)
+                                         or checkpoint_every < 1):
+        raise ValueError(f"fused_pass: checkpoint_every must be a positive int or None; got {checkpoint_every!r}")
+    named = [("x", x), ("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)]
+    named = [(n, t) for n, t in named if t is not None]
+    layout = tuple(n for n, _ in named)
+    inputs = [t for _, t in named]
+    record = is_grad_enabled() and any(t.requires_grad for t in inputs)
+    link = _Link()
+    output = PASSES[mode].apply(*inputs, layout=layout, link=link, reverse=bool(reverse), lengths=lengths,
+                                checkpoint_every=checkpoint_every, record=record).named("output")
+    h_n = FinalState.apply(output, state=link.h_n, link=link, slot=0).named("h_n")
+    c_n = None
+    if cell.has_cell_state:
+        c_n = FinalState.apply(output, state=link.c_n, link=link, slot=1).named("c_n")
+    return output, h_n, c_n
+
+
+def _check_mode(mode, nonlinearity):
+    if mode in ("rnn", "RNN"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        return f"rnn_{nonlinearity}"
+    name = str(mode).lower()
+    if name not in MODES:
+        raise ValueError(f"fused_pass: unknown mode {mode!r}; expected one of 'lstm', 'gru', 'rnn', "
+                         f"'rnn_tanh', 'rnn_relu'")
+    return name
+
+
+def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """Shapes, dtypes and devices, checked before anything runs; zero states made where missing."""
+    for what, t in (("input", x), ("weight_ih", w_ih), ("weight_hh", w_hh)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"fused_pass: {what} must be a Tensor; got {type(t).__name__}")
+    if x.ndim != 3:
+        raise ValueError(f"fused_pass: expected input of shape (T, B, input_size), got {tuple(x.shape)}")
+    _, B, I = x.shape
+    if w_hh.ndim != 2 or w_hh.shape[0] % cell.gates:
+        raise ValueError(f"fused_pass ({mode}): weight_hh must have shape ({cell.gates}*hidden_size, "
+                         f"hidden_size); got {tuple(w_hh.shape)}")
+    H = w_hh.shape[0] // cell.gates
+    rows = cell.gates * H
+    expected = {"weight_ih": (w_ih, (rows, I)), "weight_hh": (w_hh, (rows, H)),
+                "bias_ih": (b_ih, (rows,)), "bias_hh": (b_hh, (rows,))}
+    for what, (t, shape) in expected.items():
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"fused_pass ({mode}): {what} has shape {tuple(t.shape)}, expected {shape} "
+                             f"for input of shape {tuple(x.shape)} and hidden_size {H}")
+    if c0 is not None and not cell.has_cell_state:
+        raise ValueError(f"fused_pass ({mode}): c0 is only for the LSTM")
+    states = []
+    for what, t in (("h0", h0), ("c0", c0 if cell.has_cell_state else None)):
+        if t is None:
+            if what == "c0" and not cell.has_cell_state:
+                states.append(None)
+                continue
+            t = Tensor._make(x.xp.zeros((B, H), dtype=x.dtype), None).named(what)
+        elif tuple(t.shape) != (B, H):
+            raise ValueError(f"fused_pass ({mode}): Expected {what} of size {(B, H)}, got {tuple(t.shape)} "
+                             f"(input shape {tuple(x.shape)})")
+        states.append(t)
+    h0, c0 = states
+    tensors = [("input", x), ("h0", h0), ("c0", c0), ("weight_ih", w_ih), ("weight_hh", w_hh),
+               ("bias_ih", b_ih), ("bias_hh", b_hh)]
+    tensors = [(n, t) for n, t in tensors if t is not None]
+    if x.dtype.kind != "f" or len({t.dtype for _, t in tensors}) > 1:
+        described = ", ".join(f"{n} {t.dtype}" for n, t in tensors)
+        raise TypeError(f"fused_pass ({mode}): expected all tensors to have the same floating dtype; got {described}")
+    if len({t.device for _, t in tensors}) > 1:
+        described = ", ".join(f"{n} on {t.device}" for n, t in tensors)
+        raise backend.DeviceError(f"fused_pass ({mode}): tensors are on different devices ({described}); "
+                                  f"move them with .to(device) first")
+    return x, h0, c0
+
+
+def _check_lengths(lengths, T, B):
+    if lengths is None:
+        return None
+    values = lengths.data if isinstance(lengths, Tensor) else lengths
+    if backend.device_of(values) != "cpu" and hasattr(values, "get"):
+        raise backend.DeviceError("fused_pass: lengths must be on the host (a list or NumPy array), "
+                                  "not on the GPU")
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"fused_pass: lengths must be integers; got dtype {values.dtype}")
+    if values.shape != (B,):
+        raise ValueError(f"fused_pass: lengths must have shape ({B},), one per sequence; got {values.shape}")
+    if values.min() < 1 or values.max() > T:
+        raise ValueError(f"fused_pass: lengths must lie in [1, {T}] (the input has T={T} steps); "
+                         f"got min {values.min()}, max {values.max()}")
+    return values.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- the layers' seam
+
+
+def pass_mode(cell):
+    """The fused mode that runs `cell` exactly, or None where the fused path declines it.
+
+    Declined: LSTM with proj_size, GRU with reset_after=False, and any other cell type.
+    """
+    from .cells import GRUCell, LSTMCell, RNNCell
+    kind = type(cell)
+    if kind is LSTMCell:
+        return None if cell.proj_size else "lstm"
+    if kind is GRUCell:
+        return "gru" if cell.reset_after else None
+    if kind is RNNCell:
+        return f"rnn_{cell.nonlinearity}"
+    return None
+
+
+def accepts(cell):
+    """Whether fused_run handles `cell` (the `accepts` argument of recurrent.register_fused)."""
+    return pass_mode(cell) is not None
+
+
+def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None):
+    """One (layer, direction) pass for recurrent.py's seam: (output (T, B, H), final state tuple)."""
+    mode = pass_mode(cell)
+    if mode is None:
+        raise ValueError(f"fused_run: the fused path does not handle {cell!r} (LSTM with proj_size and GRU "
+                         f"with reset_after=False run op by op)")
+    c0 = state[1] if mode == "lstm" else None
+    output, h_n, c_n = fused_pass(mode, x, state[0], c0, cell.weight_ih, cell.weight_hh, cell.bias_ih,
+                                  cell.bias_hh, reverse=reverse, lengths=lengths,
+                                  checkpoint_every=checkpoint_every)
+    return output, ((h_n, c_n) if mode == "lstm" else (h_n,))
