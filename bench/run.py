@@ -10,8 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (script, extra arguments for --quick)
 BENCHMARKS = [
     ("bench_engine.py", []),
-    ("bench_layers.py", ["--configs", "0,1"]),
-    ("bench_fused.py", ["--quick"]),
+    ("bench_layers.py", ["--quick"]),
     ("bench_train.py", []),
     ("bench_viz.py", []),
 ]
