@@ -1,6 +1,8 @@
 """Every primitive gradchecked in float64, broadcasting included, on each backend."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_rnn as tr
 from tinygrad_rnn import ops
@@ -103,3 +105,35 @@ def test_gradcheck_refuses_float32():
     x = tr.Tensor([1.0], requires_grad=True)
     with pytest.raises(TypeError, match="float64"):
         tr.gradcheck(lambda x: x * 2, x)
+
+
+# --- random shapes: broadcasting binary ops and batched matmul on shapes drawn by hypothesis
+
+BROADCASTING = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+                "div": lambda a, b: a / (b * b + 1), "where": lambda a, b: tr.where(a > b, a, b * 2)}
+
+
+@st.composite
+def broadcastable_shapes(draw):
+    """Two shapes NumPy broadcasts together: some dims dropped or set to 1 on either side."""
+    full = draw(st.lists(st.integers(1, 3), min_size=0, max_size=3))
+    def variant():
+        dims = [draw(st.sampled_from([n, 1])) for n in full]
+        return tuple(dims[draw(st.integers(0, len(dims))):])
+    return variant(), variant()
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=broadcastable_shapes(), op=st.sampled_from(sorted(BROADCASTING)))
+def test_broadcasting_ops_on_random_shapes(shapes, op):
+    a, b = (rand("cpu", *shape) for shape in shapes)
+    assert tr.gradcheck(BROADCASTING[op], a, b)
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.lists(st.integers(1, 3), max_size=2), n=st.integers(1, 3), k=st.integers(1, 3),
+       m=st.integers(1, 3), broadcast_left=st.booleans())
+def test_batched_matmul_on_random_shapes(batch, n, k, m, broadcast_left):
+    left = (1,) * len(batch) if broadcast_left and batch else tuple(batch)
+    a, b = rand("cpu", *left, n, k), rand("cpu", *batch, k, m)
+    assert tr.gradcheck(lambda a, b: a @ b, a, b)
