@@ -171,7 +171,7 @@ def test_labels_are_escaped_so_any_name_parses():
     assert [n for n in dot.nodes if dot.label(n).startswith(name)]
 
 
-def test_bad_arguments_are_refused_with_clear_errors():
+def test_bad_arguments_are_refused_with_a_clear_message():
     loss, _, _ = record("rnn", steps=2)
     with pytest.raises(TypeError, match="Tensor"):
         viz.to_dot("loss")
