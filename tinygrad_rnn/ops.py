@@ -217,8 +217,9 @@ class Max(Function):
     def forward(self, x, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
         out = x.max(axis=axis, keepdims=True)
-        mask = x == out
-        self.weights = mask / mask.sum(axis=axis, keepdims=True)
+        weights = (x == out).astype(x.dtype)  # a float mask keeps the gradient in x's dtype
+        weights /= weights.sum(axis=axis, keepdims=True)
+        self.weights = weights
         return out if keepdims else out.squeeze(axis) if axis is not None else out.reshape(())
 
     def backward(self, g):
