@@ -137,3 +137,14 @@ def test_batched_matmul_on_random_shapes(batch, n, k, m, broadcast_left):
     left = (1,) * len(batch) if broadcast_left and batch else tuple(batch)
     a, b = rand("cpu", *left, n, k), rand("cpu", *batch, k, m)
     assert tr.gradcheck(lambda a, b: a @ b, a, b)
+
+
+@pytest.mark.parametrize("op", [op for op in CASES if op not in (ops.Reshape, ops.Cast)],
+                         ids=lambda op: op.__name__)
+def test_float32_stays_float32_through_forward_and_backward(op, device):
+    fn, make = CASES[op][0]
+    inputs = [tr.Tensor(t.numpy().astype(np.float32), device=device, requires_grad=True) for t in make(device)]
+    out = fn(*inputs)
+    out.sum().backward()
+    assert out.dtype == np.float32
+    assert all(t.grad.dtype == np.float32 for t in inputs)
