@@ -28,7 +28,7 @@ test: $(VENV)/.installed graphviz
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) -m pip install -q 'torch>=2.1'
+	$(PY) -m pip install -q -e '.[parity]'
 	$(PY) bench/run.py
 
 lint: $(VENV)/.installed

@@ -3,7 +3,7 @@
 Drawings and diagnostics walk the graph through here. The order depends only on how the graph
 was built (never on memory addresses), so the same program gives the same listing every run.
 """
-from .tensor import Function, Tensor
+from .tensor import Function
 
 
 def walk(roots):
@@ -42,7 +42,3 @@ def scope_dict(node):
 def named_nodes(roots, name):
     """Recorded nodes whose output tensor carries `name` (for example every step's "h")."""
     return [n for n in walk(roots) if isinstance(n, Function) and n.name == name]
-
-
-def is_leaf(item):
-    return isinstance(item, Tensor)

@@ -209,7 +209,7 @@ def backward(tensor, grad=None, retain_graph=False):
         _accumulate_leaf(tensor, g)
         return
     _graph_nodes(root)
-    root.g = g
+    root.g, root.g_owned = g, False
     ready = [root]
     while ready:
         node = ready.pop()
@@ -491,8 +491,7 @@ class Tensor:
                     _constants.clear()
                 constant = _constants[key] = self._lift(np.asarray(other))
             return constant
-        floating = self.dtype.kind == "f"
-        array = self.xp.asarray(other, dtype=self.dtype if floating or isinstance(other, int) else None)
+        array = self.xp.asarray(other, dtype=self.dtype if self.dtype.kind == "f" else None)
         return Tensor._make(array, None)
 
     def __add__(self, other): return ops.Add.apply(self, self._lift(other))

@@ -1,4 +1,6 @@
 """Checks that layers share: input ranks, sizes, dtypes and devices against the layer's own."""
+import numpy as np
+
 from ..backend import DeviceError
 
 
@@ -25,3 +27,25 @@ def check_last_dim(layer, x, size, what):
     if x.shape[-1] != size:
         raise InputError(f"{layer}: input.size(-1) must be equal to {what}. Expected {size}, got "
                          f"{x.shape[-1]} (input shape {tuple(x.shape)})")
+
+
+def check_lengths(owner, lengths, steps, batch):
+    """Sequence lengths as a host int64 array (batch,), each in [1, steps]; None stays None.
+
+    They stay on the host because they decide which steps run, which Python code reads.
+    """
+    if lengths is None:
+        return None
+    values = getattr(lengths, "data", lengths)
+    if hasattr(values, "get"):
+        raise DeviceError(f"{owner}: lengths must be on the host (a list or NumPy array), not on the GPU")
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu":
+        raise InputError(f"{owner}: lengths must be integers; got dtype {values.dtype}")
+    if values.shape != (batch,):
+        raise InputError(f"{owner}: lengths must have shape ({batch},), one per sequence in the batch; "
+                         f"got shape {values.shape}")
+    if values.min() < 1 or values.max() > steps:
+        raise InputError(f"{owner}: lengths must lie in [1, {steps}] (the input has T={steps} steps); "
+                         f"got min {values.min()}, max {values.max()}")
+    return values.astype(np.int64)

@@ -29,6 +29,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Function, Tensor, is_grad_enabled
 from . import fused_kernels as K
+from .checks import check_lengths
 
 # ----------------------------------------------------------------------------- cells
 
@@ -599,7 +600,7 @@ def fused_pass(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False,
     mode = _check_mode(mode, nonlinearity)
     cell = CELLS[mode]
     x, h0, c0 = _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
+    lengths = check_lengths("fused_pass", lengths, x.shape[0], x.shape[1])
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or isinstance(checkpoint_every, bool)
                                          or checkpoint_every < 1):
         raise ValueError(f"fused_pass: checkpoint_every must be a positive int or None; got {checkpoint_every!r}")
@@ -674,24 +675,6 @@ def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         raise backend.DeviceError(f"fused_pass ({mode}): tensors are on different devices ({described}); "
                                   f"move them with .to(device) first")
     return x, h0, c0
-
-
-def _check_lengths(lengths, T, B):
-    if lengths is None:
-        return None
-    values = lengths.data if isinstance(lengths, Tensor) else lengths
-    if backend.device_of(values) != "cpu" and hasattr(values, "get"):
-        raise backend.DeviceError("fused_pass: lengths must be on the host (a list or NumPy array), "
-                                  "not on the GPU")
-    values = np.asarray(values)
-    if values.dtype.kind not in "iu":
-        raise TypeError(f"fused_pass: lengths must be integers; got dtype {values.dtype}")
-    if values.shape != (B,):
-        raise ValueError(f"fused_pass: lengths must have shape ({B},), one per sequence; got {values.shape}")
-    if values.min() < 1 or values.max() > T:
-        raise ValueError(f"fused_pass: lengths must lie in [1, {T}] (the input has T={T} steps); "
-                         f"got min {values.min()}, max {values.max()}")
-    return values.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- the layers' seam

@@ -13,14 +13,12 @@ from .module import Parameter
 
 def parameter(*shape, dtype=None, device=None):
     """A zero-filled Parameter (float32 unless dtype says otherwise) for an initialiser to fill."""
-    dtype = np.dtype(dtype or np.float32)
-    xp = backend.xp_for(backend.check_device(device))
-    return Parameter(xp.zeros(shape, dtype=dtype), dtype=dtype)
+    return Parameter(factory.zeros(*shape, dtype=dtype, device=device))
 
 
 def zeros_like_state(batch, size, like):
     """Zeros (batch, size) with the dtype and device of `like` (an initial state)."""
-    return Tensor(like.xp.zeros((batch, size), dtype=like.dtype), dtype=like.dtype)
+    return factory.zeros(batch, size, dtype=like.dtype, device=like.device)
 
 
 def _fill(tensor, values):

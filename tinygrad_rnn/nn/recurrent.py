@@ -17,12 +17,11 @@ import warnings
 
 import numpy as np
 
-from .. import backend
 from ..tensor import Tensor, cat, scope, stack, where
 from . import functional as F
 from . import init
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
-from .checks import InputError, check_last_dim, check_matches_parameters
+from .checks import InputError, check_last_dim, check_lengths, check_matches_parameters
 from .module import Module
 
 DIRECTIONS = ("forward", "reverse")
@@ -235,7 +234,10 @@ class Recurrent(Module):
         steps, batch = x.shape[0], x.shape[1]
         if steps == 0:
             raise InputError(f"{name}: input has no time steps (shape {tuple(input.shape)})")
-        lengths = self._check_lengths(lengths, steps, batch, batched)
+        if not batched and lengths is not None:  # an unbatched sequence may give its length as a number
+            values = getattr(lengths, "data", lengths)
+            lengths = values.reshape(1) if hasattr(values, "reshape") else np.reshape(values, 1)
+        lengths = check_lengths(name, lengths, steps, batch)
         initial = self._check_hx(hx, batch, batched, input)
 
         seq, finals = x, []
@@ -265,22 +267,6 @@ class Recurrent(Module):
     # --- argument checks
     def _reference_parameter(self):
         return next(iter(self._parameters.values()))
-
-    def _check_lengths(self, lengths, steps, batch, batched):
-        if lengths is None:
-            return None
-        values = backend.to_numpy(lengths.data if isinstance(lengths, Tensor) else np.asarray(lengths))
-        if not batched and values.ndim == 0:
-            values = values.reshape(1)
-        if values.dtype.kind not in "iu":
-            raise InputError(f"{type(self).__name__}: lengths must be integers; got dtype {values.dtype}")
-        if values.shape != (batch,):
-            raise InputError(f"{type(self).__name__}: lengths must have shape ({batch},), one per sequence "
-                             f"in the batch; got shape {values.shape}")
-        if values.min() < 1 or values.max() > steps:
-            raise InputError(f"{type(self).__name__}: lengths must lie in [1, {steps}] (the input has "
-                             f"T={steps} steps); got min {values.min()}, max {values.max()}")
-        return values.astype(np.int64)
 
     def _check_hx(self, hx, batch, batched, input):
         """The given initial states as (L*D, B, size) tensors, or None."""
