@@ -48,3 +48,10 @@ def weighted_sum(torch, tensors, rng):
         ours_total = a if ours_total is None else ours_total + a
         theirs_total = b if theirs_total is None else theirs_total + b
     return ours_total, theirs_total
+
+
+def backpropagate_both(torch, tensors, rng):
+    """Backward on both sides from the same weighted sum of the (ours, theirs) pairs."""
+    loss, tloss = weighted_sum(torch, tensors, rng)
+    loss.backward()
+    tloss.backward()

@@ -4,7 +4,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.conftest import to_np
-from tests.nn.parity import assert_close, assert_same_gradients, copy_torch_weights, pair, weighted_sum
+from tests.nn.parity import assert_close, assert_same_gradients, backpropagate_both, copy_torch_weights, pair
 from tinygrad_rnn.graph import walk
 
 # name -> (our class, torch class name, constructor options)
@@ -43,9 +43,7 @@ def test_cell_matches_torch(torch, device, name, batched, given_state):
     outs = list(zip(out, tout)) if isinstance(out, tuple) else [(out, tout)]
     for k, (a, b) in enumerate(outs):
         assert_close(a, b, f"state {k}")
-    loss, tloss = weighted_sum(torch, outs, rng)
-    loss.backward()
-    tloss.backward()
+    backpropagate_both(torch, outs, rng)
     assert_close(x.grad, tx.grad, "input gradient")
     if given_state:
         for k, (a, b) in enumerate(states):

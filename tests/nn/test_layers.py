@@ -4,7 +4,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.conftest import to_np
-from tests.nn.parity import assert_close, assert_same_gradients, copy_torch_weights, pair, weighted_sum
+from tests.nn.parity import assert_close, assert_same_gradients, backpropagate_both, copy_torch_weights, pair
 
 
 @pytest.mark.parametrize("shape", [(5,), (4, 5), (3, 2, 5)])
@@ -18,9 +18,7 @@ def test_linear_matches_torch(torch, device, shape, bias):
     x, tx = pair(torch, rng.standard_normal(shape), device)
     y, ty = ours(x), theirs(tx)
     assert_close(y, ty, "output")
-    loss, tloss = weighted_sum(torch, [(y, ty)], rng)
-    loss.backward()
-    tloss.backward()
+    backpropagate_both(torch, [(y, ty)], rng)
     assert_close(x.grad, tx.grad, "input gradient")
     assert_same_gradients(ours, theirs)
 
@@ -41,9 +39,7 @@ def test_layer_norm_matches_torch(torch, device, shape, affine):
     x, tx = pair(torch, 3 * rng.standard_normal(shape), device)
     y, ty = ours(x), theirs(tx)
     assert_close(y, ty, "output")
-    loss, tloss = weighted_sum(torch, [(y, ty)], rng)
-    loss.backward()
-    tloss.backward()
+    backpropagate_both(torch, [(y, ty)], rng)
     assert_close(x.grad, tx.grad, "input gradient")
     if affine:
         assert_same_gradients(ours, theirs)
@@ -61,9 +57,7 @@ def test_embedding_matches_torch(torch, device):
     index = np.array([[0, 1, 5], [1, 2, 5]])
     y, ty = ours(index), theirs(torch.tensor(index))
     assert_close(y, ty, "output")
-    loss, tloss = weighted_sum(torch, [(y, ty)], np.random.default_rng(2))
-    loss.backward()
-    tloss.backward()
+    backpropagate_both(torch, [(y, ty)], np.random.default_rng(2))
     assert_same_gradients(ours, theirs)
     assert not to_np(ours.weight.grad)[1].any()
 

@@ -6,10 +6,10 @@ import tinygrad_rnn as tr
 from tests.nn.parity import (
     assert_close,
     assert_same_gradients,
+    backpropagate_both,
     copy_torch_weights,
     export_weights,
     pair,
-    weighted_sum,
 )
 
 # kind -> (layer class name, constructor options); proj_size is drawn per case below H
@@ -88,9 +88,7 @@ def test_layer_matches_torch(torch, device, kind, layout):
     for k, (mine, their) in enumerate(zip(as_tuple(h_n), as_tuple(th_n))):
         assert_close(mine, their, f"final state {k}")
 
-    loss, tloss = weighted_sum(torch, [(out, tout)] + list(zip(as_tuple(h_n), as_tuple(th_n))), rng)
-    loss.backward()
-    tloss.backward()
+    backpropagate_both(torch, [(out, tout)] + list(zip(as_tuple(h_n), as_tuple(th_n))), rng)
     assert_close(x.grad, tx.grad, "input gradient")
     if given_state:
         for k, (mine, their) in enumerate(states):
@@ -109,9 +107,7 @@ def test_unbatched_input_matches_torch(torch, device, kind):
     assert_close(out, tout, "output")
     for mine, their in zip(as_tuple(h_n), as_tuple(th_n)):
         assert_close(mine, their, "final state")
-    loss, tloss = weighted_sum(torch, [(out, tout)], rng)
-    loss.backward()
-    tloss.backward()
+    backpropagate_both(torch, [(out, tout)], rng)
     assert_close(x.grad, tx.grad, "input gradient")
     assert_same_gradients(ours, theirs)
 
