@@ -67,6 +67,13 @@ def reexec_if_needed(args):
 # ----------------------------------------------------------------------------- contenders
 
 
+def strict_float32():
+    """Plain float32 products in torch too: cuDNN would otherwise round them to TF32 on recent GPUs."""
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def synchronizer(device):
     if device == "cpu":
         return lambda: None
@@ -258,6 +265,8 @@ def main():
     from bench.common import format_ms, interleaved_medians, machine, table
     if args.device == "cuda" and not tr.cuda_available():
         sys.exit("--device cuda: CuPy with a working GPU is needed")
+    if args.device == "cuda":
+        strict_float32()
     all_configs = CUDA_CONFIGS if args.device == "cuda" else CONFIGS
     configs = [all_configs[int(i)] for i in args.configs.split(",")] if args.configs else \
         [c for c in all_configs if c != CONFIGS[3]] if args.quick else all_configs

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every GPU check in one go, for a machine with CuPy, PyTorch (CUDA) and pytest already installed:
+# the test suite (its CuPy variants run where a GPU answers), then the layer benchmark beside cuDNN.
+#   bench/gpu_check.sh OUT_DIR [extra bench_layers.py arguments]
+# Logs and tables land in OUT_DIR; a short summary is printed last.
+set -u
+out=${1:?usage: bench/gpu_check.sh OUT_DIR}
+shift
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv >"$out/gpu.txt" 2>&1
+python3 -c "import cupy, numpy, torch; print('cupy', cupy.__version__, 'numpy', numpy.__version__,
+'torch', torch.__version__)" >>"$out/gpu.txt" 2>&1
+cat "$out/gpu.txt"
+
+workers=()
+python3 -c "import xdist" 2>/dev/null && workers=(-n 6)
+timeout 240 python3 -m pytest -q -p no:cacheprovider "${workers[@]}" tests/ >"$out/tests.log" 2>&1
+echo "tests: exit $?"
+
+timeout 240 python3 bench/bench_layers.py --device cuda "$@" >"$out/bench_layers.md" 2>"$out/bench_layers.err"
+echo "bench_layers: exit $?"
+
+grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -40
+tail -3 "$out/tests.log"
+cat "$out/bench_layers.md"
+tail -5 "$out/bench_layers.err"
