@@ -532,4 +532,6 @@ def test_cuda_float32_matches_numpy(device, monkeypatch, steps):
             b = fused.fused_pass(mode, *gpu, **options)
             for u, v in zip(a, b):
                 if u is not None:
-                    np.testing.assert_allclose(to_np(v), u.numpy(), atol=2e-5, err_msg=mode)
+                    # float32 rounding relative to each array's scale (ReLU states grow large)
+                    scale = max(1.0, float(np.abs(u.numpy()).max()))
+                    np.testing.assert_allclose(to_np(v), u.numpy(), atol=2e-5 * scale, err_msg=mode)
