@@ -482,15 +482,68 @@ def cpp_kernels(tmp_path_factory):
     return {inline: CppLibrary(*build_cpp_kernels(directory, "double", inline)) for inline in (False, True)}
 
 
-@pytest.fixture(params=[False, True], ids=["loaded", "inline"])
-def kernel_steps(request, cpp_kernels, monkeypatch):
-    """Run the CuPy path's per-step driver on NumPy arrays, with the CUDA sources built as C++."""
-    inline = request.param
+def build_cpp_persistent(directory):
+    """The persistent kernels as C++ (blocks and threads run as loops), float64, loaded."""
+    lines = ["#include <cmath>", "using std::tanh;", "#define __device__", "#define __forceinline__ inline",
+             K.persistent_source(emulate=True, ctypes=("double",))]
+    source = directory / "persistent.cpp"
+    source.write_text("\n".join(lines))
+    library = directory / "persistent.so"
+    subprocess.run(["g++", "-O1", "-std=c++14", "-Wall", "-Werror", "-Wno-unused-variable", "-Wno-unknown-pragmas",
+                    "-shared", "-fPIC", str(source), "-o", str(library)], check=True, capture_output=True, text=True)
+    return ctypes.CDLL(str(library))
+
+
+class CppPersistentKernel:
+    """An emulated persistent kernel called as fused._PersistentSteps calls the CUDA one."""
+
+    def __init__(self, function, name):
+        self.function, self.name = function, name
+
+    def __call__(self, *args, plan, failed):
+        names = K.persistent_params(self.name)
+        values = list(args) + [plan.NU, plan.U, plan.Bb, plan.blocks, plan.threads]
+        assert len(values) == len(names) - 2, (self.name, len(values), names)
+        c_args = []
+        for value in values:
+            if isinstance(value, np.ndarray):
+                assert value.dtype == np.float64 and value.flags.c_contiguous, (value.dtype, value.flags)
+                c_args.append(ctypes.c_void_p(value.ctypes.data))
+            else:
+                c_args.append(ctypes.c_int(int(value)))
+        counter = np.zeros(1, np.uint32)
+        self.function(*c_args, ctypes.c_void_p(counter.ctypes.data), ctypes.c_void_p(failed.ctypes.data))
+
+
+def ragged_plans(cell, batch, hidden):
+    """Plans that leave the last unit and row groups part-empty and give each thread several pairs."""
+    def plan(G):
+        NU, NB = min(3, hidden), min(2, batch)
+        U, Bb = -(-hidden // NU), -(-batch // NB)
+        return K.PersistentPlan(NU, U, NB, Bb, threads=-(-Bb * U // K.PERSISTENT_PAIRS), shared=0)
+    return plan(cell.gates), plan(1)
+
+
+@pytest.fixture(scope="module")
+def cpp_persistent(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is needed to run the CUDA kernel sources on the CPU")
+    library = build_cpp_persistent(tmp_path_factory.mktemp("persistent"))
+    return lambda name: CppPersistentKernel(getattr(library, f"tinygrad_rnn_persistent_{name}_double"), name)
+
+
+@pytest.fixture(params=["loaded", "inline", "persistent"])
+def kernel_steps(request, cpp_kernels, cpp_persistent, monkeypatch):
+    """Run the CuPy path's drivers on NumPy arrays, with the CUDA sources built as C++."""
+    matmul = lambda a, b, out: np.matmul(a, b, out=out)  # noqa: E731
 
     def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
         mask = fused.step_mask(lengths, steps, batch, dtype)
-        return fused._KernelSteps(np, cpp_kernels[inline], lambda a, b, out: np.matmul(a, b, out=out), inline,
-                                  cell, weights, batch, hidden, dtype, mask)
+        if request.param == "persistent":
+            return fused._PersistentSteps(np, cpp_persistent, matmul, ragged_plans(cell, batch, hidden),
+                                          cell, weights, batch, hidden, dtype, mask)
+        inline = request.param == "inline"
+        return fused._KernelSteps(np, cpp_kernels[inline], matmul, inline, cell, weights, batch, hidden, dtype, mask)
     monkeypatch.setattr(fused, "make_steps", make_steps)
 
 
@@ -504,7 +557,39 @@ def test_cuda_kernel_sources_match_torch(torch, kernel_steps, mode, reverse, len
     assert_all_close(ours, run_torch(torch, case, mode, reverse, lengths))
 
 
-@pytest.mark.parametrize("steps", ["elementwise", "raw", "inline"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("options", [{}, {"reverse": True, "lengths": [9, 4, 1, 7, 2], "checkpoint_every": 4}],
+                         ids=["plain", "reverse-lengths-checkpointed"])
+def test_persistent_kernels_tile_long_sums(kernel_steps, mode, options):
+    """H = 37 and 4H = 148: several shared-memory tiles per sum, the last one ragged; against NumPy."""
+    case = make_case(mode, T=9, B=5, I=6, H=37, seed=3)
+    reference = dict(options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused, "make_steps", ORIGINAL_MAKE_STEPS)
+        expected = run_ours(case, mode, **reference)
+    assert_all_close(run_ours(case, mode, **options), expected)
+
+
+ORIGINAL_MAKE_STEPS = fused.make_steps
+
+
+@pytest.mark.parametrize("batch,hidden,K_sum,G", [(1, 1, 1, 4), (3, 37, 37, 4), (32, 128, 512, 1), (64, 512, 512, 4),
+                                                  (256, 1024, 4096, 1), (4096, 4096, 4096, 4)])
+@pytest.mark.parametrize("multiprocessors", [1, 7, 132])
+def test_persistent_plans_cover_every_pair_and_fit(batch, hidden, K_sum, G, multiprocessors):
+    plan = K.persistent_plan(batch, hidden, K_sum, G, 4, multiprocessors)
+    if plan is None:  # declined only when the resident blocks cannot hold every pair
+        assert batch * hidden > multiprocessors * K.PERSISTENT_THREADS * K.PERSISTENT_PAIRS or \
+            G * hidden * K.PERSISTENT_TILE * 4 > K.PERSISTENT_SHARED
+        return
+    assert plan.blocks == plan.NU * plan.NB <= multiprocessors
+    assert plan.NU * plan.U >= hidden and (plan.NU - 1) * plan.U < hidden
+    assert plan.NB * plan.Bb >= batch and (plan.NB - 1) * plan.Bb < batch
+    assert plan.Bb * plan.U <= plan.threads * K.PERSISTENT_PAIRS and plan.threads <= K.PERSISTENT_THREADS
+    assert plan.threads % 32 == 0 and plan.shared <= K.PERSISTENT_SHARED
+
+
+@pytest.mark.parametrize("steps", ["auto", "persistent", "elementwise", "raw", "inline"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("lengths", [None, [5, 2, 1]], ids=["full", "lengths"])
 @pytest.mark.parametrize("every", [None, 2], ids=["saved", "checkpointed"])
@@ -518,7 +603,7 @@ def test_each_cuda_step_launcher_matches_torch(torch, device, monkeypatch, steps
         assert_all_close(ours, run_torch(torch, case, mode, reverse, lengths))
 
 
-@pytest.mark.parametrize("steps", ["elementwise", "raw", "inline"])
+@pytest.mark.parametrize("steps", ["persistent", "elementwise", "raw", "inline"])
 def test_cuda_float32_matches_numpy(device, monkeypatch, steps):
     if device == "cpu":
         pytest.skip("compares CuPy with NumPy")

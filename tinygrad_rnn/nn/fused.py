@@ -157,7 +157,28 @@ CELLS = {"lstm": _LSTM(), "gru": _GRU(), "rnn_tanh": _RNN(relu=False), "rnn_relu
 # ----------------------------------------------------------------------------- per-step drivers
 
 
-class _NumpySteps:
+class _StepLoop:
+    """Runs a segment's steps one call each; a driver that does a whole segment at once overrides these."""
+
+    def forward_segment(self, seg, reverse, h_start, c_start, y):
+        """Every forward step of `seg` from its start state; returns the index of the last one."""
+        jp = -1
+        for j in (range(seg.L - 1, -1, -1) if reverse else range(seg.L)):
+            self.forward(seg, j, jp, seg.t_lo + j, h_start, c_start, y)
+            jp = j
+        return jp
+
+    def backward_segment(self, seg, dA, reverse, h_start, c_start, g):
+        """Every backward step of `seg`, last in time first; dA[j] gets step j's pre-activation gradients."""
+        L, jn = seg.L, -1  # jn: the step handled just before (the next one in time), within this segment
+        for j in (range(L) if reverse else range(L - 1, -1, -1)):
+            jp = j + 1 if reverse else j - 1
+            self.backward(seg, dA, j, -1 if jp < 0 or jp >= L else jp, jn, seg.t_lo + j, h_start, c_start, g)
+            jn = j
+        self.end_segment(dA, jn)
+
+
+class _NumpySteps(_StepLoop):
     """One step forward and back on NumPy arrays: a recurrent product, then the pointwise work."""
 
     def __init__(self, cell, weights, batch, hidden, dtype, inactive):
@@ -238,7 +259,7 @@ class _NumpySteps:
         return self.carry_h, self.carry_c
 
 
-class _KernelSteps:
+class _KernelSteps(_StepLoop):
     """The CuPy path: per step a cuBLAS product and one kernel, or one kernel that does both.
 
     The kernels read the whole-segment buffers at a step index, so a step makes no array views
@@ -259,18 +280,29 @@ class _KernelSteps:
         self.relu = int(getattr(cell, "relu", False))
         lo, hi = cell.h_cols
         self.h_cols = slice(lo * hidden, hi * hidden)
+        self.kind = "rnn" if cell.name.startswith("rnn") else cell.name
 
-    def forward(self, seg, j, jp, t, h_start, c_start, y):
-        cell, B, H = self.cell, self.B, self.H
-        if not self.inline:
-            self.matmul(h_start if jp < 0 else seg.Hc[jp], self.w.whT_fwd, self.R)
+    def _forward_arrays(self, seg, h_start, c_start, y):
+        """(arrays before the ints, flags after the step ints, outputs) of a forward kernel call."""
         write_y = int(y is not None)
         y = seg.Hc if y is None else y  # any array of the right dtype; not written when write_y is 0
-        extra = {"lstm": c_start, "gru": self.b_hn}.get(cell.name, self.unused)
-        outputs = {"lstm": (seg.S, seg.Hc, seg.Cc, y), "gru": (seg.S, seg.Hc, y)}.get(cell.name, (seg.Hc, y))
-        name = "rnn" if cell.name.startswith("rnn") else cell.name
-        self.kernel(f"{name}_forward")(self.R, self.WT, h_start, extra, self.M, H, B, j, jp, t, write_y,
-                                       self.relu, *outputs, size=B * H)
+        extra = {"lstm": c_start, "gru": self.b_hn}.get(self.kind, self.unused)
+        outputs = {"lstm": (seg.S, seg.Hc, seg.Cc, y), "gru": (seg.S, seg.Hc, y)}.get(self.kind, (seg.Hc, y))
+        return (self.R, self.WT, h_start, extra, self.M), (write_y, self.relu), outputs
+
+    def _backward_arrays(self, seg, dA, h_start, c_start, g):
+        start = {"lstm": c_start, "gru": h_start}.get(self.kind, self.unused)
+        states = seg.Cc if self.kind == "lstm" else seg.Hc
+        outputs = {"lstm": (seg.S, self.carry_c, self.keep), "gru": (seg.S, self.keep)}.get(
+            self.kind, (dA, self.keep))
+        return (g, self.dHn, self.W, start, states, self.M), (self.relu,), outputs
+
+    def forward(self, seg, j, jp, t, h_start, c_start, y):
+        if not self.inline:
+            self.matmul(h_start if jp < 0 else seg.Hc[jp], self.w.whT_fwd, self.R)
+        arrays, flags, outputs = self._forward_arrays(seg, h_start, c_start, y)
+        self.kernel(f"{self.kind}_forward")(*arrays, self.H, self.B, j, jp, t, *flags, *outputs,
+                                            size=self.B * self.H)
 
     def start_backward(self, dh_n, dc_n):
         self.keep = dh_n.copy()                  # reaches the last step through `keep`
@@ -278,14 +310,9 @@ class _KernelSteps:
         self.carry_c = dc_n.copy() if self.cell.has_cell_state else None
 
     def backward(self, seg, dA, j, jp, jn, t, h_start, c_start, g):
-        cell, B, H = self.cell, self.B, self.H
-        start = {"lstm": c_start, "gru": h_start}.get(cell.name, self.unused)
-        states = seg.Cc if cell.name == "lstm" else seg.Hc
-        outputs = {"lstm": (seg.S, self.carry_c, self.keep), "gru": (seg.S, self.keep)}.get(
-            cell.name, (dA, self.keep))
-        name = "rnn" if cell.name.startswith("rnn") else cell.name
-        self.kernel(f"{name}_backward")(g, self.dHn, self.W, start, states, self.M, H, B, j, jp, jn, t,
-                                        self.relu, *outputs, size=B * H)
+        arrays, flags, outputs = self._backward_arrays(seg, dA, h_start, c_start, g)
+        self.kernel(f"{self.kind}_backward")(*arrays, self.H, self.B, j, jp, jn, t, *flags, *outputs,
+                                             size=self.B * self.H)
         if not self.inline:
             self.matmul(dA[j][:, self.h_cols], self.W, self.dHn)
 
@@ -298,7 +325,53 @@ class _KernelSteps:
         return self.dHn + self.keep, self.carry_c
 
 
-CUDA_STEPS = os.environ.get("TINYGRAD_RNN_CUDA_STEPS", "elementwise")  # "elementwise", "raw" or "inline"
+class _PersistentSteps(_KernelSteps):
+    """The CuPy path with one kernel launch per segment and direction (fused_kernels' persistent kernels).
+
+    `kernel(name)` returns a callable taking the step kernel's arguments without the step indices,
+    then (L, t_lo, reverse) and plan=; plans come from fused_kernels.persistent_plan.
+    """
+
+    def __init__(self, xp, kernel, matmul, plans, cell, weights, batch, hidden, dtype, mask):
+        super().__init__(xp, kernel, matmul, True, cell, weights, batch, hidden, dtype, mask)
+        self.plan_forward, self.plan_backward = plans
+        self.failed = xp.zeros(1, np.uint32)
+
+    def forward_segment(self, seg, reverse, h_start, c_start, y):
+        arrays, flags, outputs = self._forward_arrays(seg, h_start, c_start, y)
+        self.kernel(f"{self.kind}_forward")(*arrays, self.H, self.B, *flags, *outputs, seg.L, seg.t_lo,
+                                            int(reverse), plan=self.plan_forward, failed=self.failed)
+        return 0 if reverse else seg.L - 1
+
+    def backward_segment(self, seg, dA, reverse, h_start, c_start, g):
+        arrays, flags, outputs = self._backward_arrays(seg, dA, h_start, c_start, g)
+        self.kernel(f"{self.kind}_backward")(*arrays, self.H, self.B, *flags, *outputs, seg.L, seg.t_lo,
+                                             int(reverse), plan=self.plan_backward, failed=self.failed)
+        self.end_segment(dA, seg.L - 1 if reverse else 0)
+
+    def check(self):
+        """Raise if a grid barrier timed out (the blocks were not all resident): the results are wrong."""
+        if int(self.failed[0]):
+            raise RuntimeError(f"fused {self.cell.name}: a persistent kernel's blocks were not all resident on the "
+                               f"GPU ({self.plan_forward}, {self.plan_backward}); set "
+                               f"TINYGRAD_RNN_CUDA_STEPS=elementwise to run step by step")
+
+    def finish_backward(self):
+        self.check()
+        return super().finish_backward()
+
+
+def persistent_plans(cell, batch, hidden, itemsize, multiprocessors):
+    """(forward plan, backward plan) for the persistent kernels, or None where they do not fit."""
+    plans = (K.persistent_plan(batch, hidden, hidden, cell.gates, itemsize, multiprocessors),
+             K.persistent_plan(batch, hidden, cell.gates * hidden, 1, itemsize, multiprocessors))
+    return None if None in plans else plans
+
+
+# How a CuPy pass runs its steps (see fused_kernels): "auto" picks "persistent" where its plan fits
+# the GPU, else "elementwise"; "raw" and "inline" are the other per-step launchers.
+CUDA_STEPS = os.environ.get("TINYGRAD_RNN_CUDA_STEPS", "auto")
+CUDA_STEP_CHOICES = ("auto", "persistent", "elementwise", "raw", "inline")
 
 
 def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
@@ -309,13 +382,21 @@ def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
             padded = np.arange(steps)[:, None] >= lengths[None, :]
             inactive = [np.nonzero(row)[0] if row.any() else None for row in padded]
         return _NumpySteps(cell, weights, batch, hidden, dtype, inactive)
+    if CUDA_STEPS not in CUDA_STEP_CHOICES:
+        raise ValueError(f"TINYGRAD_RNN_CUDA_STEPS must be one of {CUDA_STEP_CHOICES}; got {CUDA_STEPS!r}")
     mask = xp.asarray(step_mask(lengths, steps, batch, dtype))
-    if CUDA_STEPS == "elementwise":
+    mode = CUDA_STEPS
+    if mode in ("auto", "persistent"):
+        plans = persistent_plans(cell, batch, hidden, np.dtype(dtype).itemsize, K.multiprocessor_count())
+        if plans is not None:
+            return _PersistentSteps(xp, lambda name: K.persistent_kernel_launcher(name, dtype),
+                                    lambda a, b, out: xp.matmul(a, b, out=out), plans,
+                                    cell, weights, batch, hidden, dtype, mask)
+        mode = "elementwise"  # too many pairs for one resident block per multiprocessor
+    if mode == "elementwise":
         return _KernelSteps(xp, K.elementwise_kernel, lambda a, b, out: xp.matmul(a, b, out=out), False,
                             cell, weights, batch, hidden, dtype, mask)
-    if CUDA_STEPS not in ("raw", "inline"):
-        raise ValueError(f"TINYGRAD_RNN_CUDA_STEPS must be 'elementwise', 'raw' or 'inline'; got {CUDA_STEPS!r}")
-    inline = CUDA_STEPS == "inline"
+    inline = mode == "inline"
     return _KernelSteps(xp, lambda name: K.raw_kernel(name, dtype, inline), K.CublasMatmul(dtype), inline,
                         cell, weights, batch, hidden, dtype, mask)
 
@@ -382,12 +463,8 @@ class Sequence:
         _matmul_into(xp, self.x[t_lo:t_lo + L].reshape(L * B, I), w.wx_fwd.T, projection)
         if w.bx_fwd is not None:
             projection += w.bx_fwd
-        order = range(L - 1, -1, -1) if self.reverse else range(L)
-        jp = -1
-        for j in order:
-            self.steps.forward(seg, j, jp, t_lo + j, h_start, c_start, y)
-            jp = j
-        return seg.Hc[jp], (seg.Cc[jp] if seg.Cc is not None else None)
+        last = self.steps.forward_segment(seg, self.reverse, h_start, c_start, y)
+        return seg.Hc[last], (seg.Cc[last] if seg.Cc is not None else None)
 
     def forward(self):
         """Run the pass; returns (output (T, B, H), h_n, c_n or None)."""
@@ -415,6 +492,8 @@ class Sequence:
         if self.record and whole:
             self.saved = seg
             self.saved_state_is_output = self.lengths is None
+        if not self.record and hasattr(self.steps, "check"):
+            self.steps.check()  # no backward will come to check the persistent kernels
         return y, h.copy(), (c.copy() if c is not None else None)
 
     def saved_arrays(self):
@@ -450,15 +529,7 @@ class Sequence:
                 seg = _Segment(t_lo, *(a[:L] if a is not None else None for a in scratch))
                 self._run(seg, h_start, c_start, None)
             dA = seg.S if cell.grads_in_place else xp.empty_like(seg.S)
-            order = range(L) if self.reverse else range(L - 1, -1, -1)
-            jn = -1  # the step handled just before (the next one in time), within this segment
-            for j in order:
-                jp = (j + 1 if self.reverse else j - 1)
-                if jp < 0 or jp >= L:
-                    jp = -1
-                self.steps.backward(seg, dA, j, jp, jn, t_lo + j, h_start, c_start, g)
-                jn = j
-            self.steps.end_segment(dA, jn)
+            self.steps.backward_segment(seg, dA, self.reverse, h_start, c_start, g)
             self._weight_grads(seg, dA, h_start, dx, dwx, dwh, dbx, dbh)
         if cell.grads_in_place:
             self.saved = None  # its gates now hold gradients; a second backward recomputes them
