@@ -520,7 +520,7 @@ def ragged_plans(cell, batch, hidden):
     def plan(G):
         NU, NB = min(3, hidden), min(2, batch)
         U, Bb = -(-hidden // NU), -(-batch // NB)
-        return K.PersistentPlan(NU, U, NB, Bb, threads=-(-Bb * U // K.PERSISTENT_PAIRS), shared=0)
+        return K.PersistentPlan(NU, U, NB, Bb, threads=-(-Bb // K.PERSISTENT_ROWS) * U + 1, shared=0)
     return plan(cell.gates), plan(1)
 
 
@@ -579,13 +579,13 @@ ORIGINAL_MAKE_STEPS = fused.make_steps
 def test_persistent_plans_cover_every_pair_and_fit(batch, hidden, K_sum, G, multiprocessors):
     plan = K.persistent_plan(batch, hidden, K_sum, G, 4, multiprocessors)
     if plan is None:  # declined only when the resident blocks cannot hold every pair
-        assert batch * hidden > multiprocessors * K.PERSISTENT_THREADS * K.PERSISTENT_PAIRS or \
+        assert batch * hidden > multiprocessors * K.PERSISTENT_THREADS * K.PERSISTENT_ROWS or \
             G * hidden * K.PERSISTENT_TILE * 4 > K.PERSISTENT_SHARED
         return
     assert plan.blocks == plan.NU * plan.NB <= multiprocessors
     assert plan.NU * plan.U >= hidden and (plan.NU - 1) * plan.U < hidden
     assert plan.NB * plan.Bb >= batch and (plan.NB - 1) * plan.Bb < batch
-    assert plan.Bb * plan.U <= plan.threads * K.PERSISTENT_PAIRS and plan.threads <= K.PERSISTENT_THREADS
+    assert -(-plan.Bb // K.PERSISTENT_ROWS) * plan.U <= plan.threads <= K.PERSISTENT_THREADS
     assert plan.threads % 32 == 0 and plan.shared <= K.PERSISTENT_SHARED
 
 

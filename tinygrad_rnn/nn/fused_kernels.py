@@ -411,8 +411,9 @@ class CublasMatmul:
 # memory, then the step body above, then waiting at a grid-wide barrier for the other blocks before
 # the next step reads the states they wrote. No Python and no launch between steps.
 #
-# Block blk owns units [u0, u0 + U) of batch rows [b0, b0 + Bb); its Bb * U pairs are spread over
-# `nthreads` threads, PERSISTENT_PAIRS at most each. A step's product is out[b, g, u] =
+# Block blk owns units [u0, u0 + U) of batch rows [b0, b0 + Bb); each thread owns one unit of
+# PERSISTENT_ROWS consecutive rows and keeps their sums for every gate in registers, so a value read
+# from shared memory feeds several multiply-adds. A step's product is out[b, g, u] =
 # sum_k A[b, k] * Bm[k, g * H + u]: forward A = h_prev (K = H) and Bm = W_hh^T with G = gates;
 # backward A = the next step's dA rows (K = gates * H) and Bm = W_hh with G = 1. A is read past L1
 # (__ldcg): other blocks wrote it during this launch. The barrier counts arrivals on a counter
@@ -423,9 +424,10 @@ class CublasMatmul:
 # phases run block by block and thread by thread in order, which the tests use to check the
 # tiling and indexing without a GPU.
 
-PERSISTENT_TILE = 32        # K columns per shared-memory tile
-PERSISTENT_PAIRS = 4        # pairs per thread, held in registers
+PERSISTENT_TILE = 64        # K columns per shared-memory tile
+PERSISTENT_ROWS = 4         # batch rows per thread, summed in registers
 PERSISTENT_THREADS = 512    # threads per block at most
+PERSISTENT_MIN_THREADS = 256  # at least, so that a tile's loads are spread wide
 PERSISTENT_SHARED = 48 * 1024  # shared memory per block that needs no opt-in
 
 _PERSISTENT_CUDA = r"""
@@ -434,7 +436,7 @@ _PERSISTENT_CUDA = r"""
 #define BLOCK_SYNC() __syncthreads()
 #define LOAD_FRESH(p) __ldcg(p)
 #define ACC(tid, q, g) acc[q][g]
-#define DECLARE_ACC(T, G) T acc[PAIRS][G]
+#define DECLARE_ACC(T, G) T acc[ROWS][G]
 #define DECLARE_TILES(T, n) extern __shared__ __align__(16) unsigned char tinygrad_rnn_shared[]; \
     T* const As = reinterpret_cast<T*>(tinygrad_rnn_shared)
 #define KERNEL extern "C" __global__ void __launch_bounds__(MAX_THREADS)
@@ -462,8 +464,8 @@ _PERSISTENT_EMULATED = r"""
 #define FOR_THREADS(tid) for (int tid = 0; tid < nthreads; ++tid)
 #define BLOCK_SYNC()
 #define LOAD_FRESH(p) (*(p))
-#define ACC(tid, q, g) acc[((size_t)(tid) * PAIRS + (q)) * G + (g)]
-#define DECLARE_ACC(T, G) std::vector<T> acc((size_t)nthreads * PAIRS * G)
+#define ACC(tid, q, g) acc[((size_t)(tid) * ROWS + (q)) * G + (g)]
+#define DECLARE_ACC(T, G) std::vector<T> acc((size_t)nthreads * ROWS * G)
 #define DECLARE_TILES(T, n) std::vector<T> tiles_(n); T* const As = tiles_.data()
 #define KERNEL extern "C" void
 inline void grid_barrier(unsigned int*, unsigned int, unsigned int*) {}
@@ -474,7 +476,7 @@ _LOOP_INTS = ("j", "jp", "jn", "t")
 
 def persistent_preamble(emulate):
     """Definitions shared by the persistent kernels: on the GPU, or as C++ loops (emulate=True)."""
-    constants = (f"#define TILE {PERSISTENT_TILE}\n#define PAIRS {PERSISTENT_PAIRS}\n"
+    constants = (f"#define TILE {PERSISTENT_TILE}\n#define ROWS {PERSISTENT_ROWS}\n"
                  f"#define MAX_THREADS {PERSISTENT_THREADS}\n")
     return constants + (_PERSISTENT_EMULATED if emulate else _PERSISTENT_CUDA)
 
@@ -529,10 +531,12 @@ def persistent_kernel(name, ctype):
 KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
   typedef {ctype} T;
   const int G = {G};
+  const int RQ = (Bb + ROWS - 1) / ROWS;         // row groups per block
+  const int SA = RQ * ROWS + 1;                  // A tile stride: odd, so column stores spread over banks
+  const int groups = RQ * U;                     // one per thread: unit p % U, rows (p / U) * ROWS ..
   DECLARE_ACC(T, {G});
-  DECLARE_TILES(T, (size_t)Bb * (TILE + 1) + (size_t)TILE * G * U);
-  T* const Bs = As + (size_t)Bb * (TILE + 1);
-  const int pairs = Bb * U;
+  DECLARE_TILES(T, (size_t)TILE * SA + (size_t)TILE * G * U);
+  T* const Bs = As + (size_t)TILE * SA;
   for (int s = 0; s < L; ++s) {{
     {steps}    const int t = t_lo + j;
     FOR_BLOCKS(blk) {{
@@ -540,17 +544,19 @@ KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
       {operands}
       FOR_THREADS(tid) {{
         #pragma unroll
-        for (int q = 0; q < PAIRS; ++q) {{
+        for (int r = 0; r < ROWS; ++r) {{
           #pragma unroll
-          for (int g = 0; g < G; ++g) ACC(tid, q, g) = T(0);
+          for (int g = 0; g < G; ++g) ACC(tid, r, g) = T(0);
         }}
       }}
       for (int k0 = 0; product && k0 < K; k0 += TILE) {{
         FOR_THREADS(tid) {{
-          for (int e = tid; e < Bb * TILE; e += nthreads) {{
+          #pragma unroll 4
+          for (int e = tid; e < RQ * ROWS * TILE; e += nthreads) {{
             const int rb = e / TILE, kk = e % TILE, bq = b0 + rb, k = k0 + kk;
-            As[rb * (TILE + 1) + kk] = (bq < B && k < K) ? LOAD_FRESH(A + (ptrdiff_t)bq * a_stride + k) : T(0);
+            As[kk * SA + rb] = (rb < Bb && bq < B && k < K) ? LOAD_FRESH(A + (ptrdiff_t)bq * a_stride + k) : T(0);
           }}
+          #pragma unroll 4
           for (int e = tid; e < TILE * G * U; e += nthreads) {{
             const int kk = e / (G * U), c = e % (G * U), uq = u0 + c % U, k = k0 + kk;
             Bs[e] = (uq < H && k < K) ? Bm[(ptrdiff_t)k * b_stride + (ptrdiff_t)(c / U) * H + uq] : T(0);
@@ -558,17 +564,19 @@ KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
         }}
         BLOCK_SYNC();
         FOR_THREADS(tid) {{
-          #pragma unroll
-          for (int q = 0; q < PAIRS; ++q) {{
-            const int p = tid + q * nthreads;
-            if (p < pairs) {{
-              const T* const a = As + (p % Bb) * (TILE + 1);
-              const T* const w = Bs + p / Bb;
-              #pragma unroll 8
-              for (int kk = 0; kk < TILE; ++kk) {{
-                const T a_k = a[kk];
+          if (tid < groups) {{
+            const T* const a = As + (tid / U) * ROWS;
+            const T* const w = Bs + tid % U;
+            #pragma unroll 4
+            for (int kk = 0; kk < TILE; ++kk) {{
+              T a_r[ROWS];
+              #pragma unroll
+              for (int r = 0; r < ROWS; ++r) a_r[r] = a[kk * SA + r];
+              #pragma unroll
+              for (int g = 0; g < G; ++g) {{
+                const T w_g = w[kk * G * U + g * U];
                 #pragma unroll
-                for (int g = 0; g < G; ++g) ACC(tid, q, g) += a_k * w[kk * G * U + g * U];
+                for (int r = 0; r < ROWS; ++r) ACC(tid, r, g) += a_r[r] * w_g;
               }}
             }}
           }}
@@ -577,10 +585,9 @@ KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
       }}
       FOR_THREADS(tid) {{
         #pragma unroll
-        for (int q = 0; q < PAIRS; ++q) {{
-          const int p = tid + q * nthreads;
-          const int bq = b0 + p % Bb, uq = u0 + p / Bb;
-          if (p < pairs && bq < B && uq < H) {{
+        for (int q = 0; q < ROWS; ++q) {{
+          const int rb = (tid / U) * ROWS + q, bq = b0 + rb, uq = u0 + tid % U;
+          if (tid < groups && rb < Bb && bq < B && uq < H) {{
             const ptrdiff_t i = (ptrdiff_t)bq * H + uq;
             {product_vars}
             {{
@@ -631,10 +638,11 @@ def persistent_plan(batch, hidden, K, G, itemsize, multiprocessors):
         NU = max(1, min(hidden, multiprocessors // nb))
         U = -(-hidden // NU)
         NU = -(-hidden // U)
-        pairs = Bb * U
-        threads = min(PERSISTENT_THREADS, 32 * -(-pairs // 32))
-        shared = (Bb * (PERSISTENT_TILE + 1) + PERSISTENT_TILE * G * U) * itemsize
-        if NU * nb <= multiprocessors and pairs <= threads * PERSISTENT_PAIRS and shared <= PERSISTENT_SHARED:
+        groups = -(-Bb // PERSISTENT_ROWS) * U
+        threads = min(PERSISTENT_THREADS, max(PERSISTENT_MIN_THREADS, 32 * -(-groups // 32)))
+        rows = -(-Bb // PERSISTENT_ROWS) * PERSISTENT_ROWS
+        shared = PERSISTENT_TILE * (rows + 1 + G * U) * itemsize
+        if NU * nb <= multiprocessors and groups <= threads and shared <= PERSISTENT_SHARED:
             traffic = nb * K * G * hidden + NU * nb * Bb * K   # W read once per batch group, A once per block
             key = (traffic, -NU * nb, NB)
             if best is None or key < best[0]:
