@@ -33,7 +33,7 @@ MEMORY_CONFIGS = [(32, 128, 128, 1000), (64, 256, 256, 100)]
 LAYERS = {"lstm": ("LSTM", "LSTMCell"), "gru": ("GRU", "GRUCell"), "rnn": ("RNN", "RNNCell")}
 COMPOSED_UP_TO = 512 * 100   # H * T above which the op-by-op layer is left out (it takes seconds)
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-CUDA_STEPS = ("persistent", "elementwise", "raw", "inline")  # how a fused pass runs its steps on CuPy (fused_kernels)
+CUDA_STEPS = ("auto", "persistent", "elementwise", "raw", "inline")  # how a fused pass runs its steps on CuPy (fused_kernels)
 CUDA_CONFIGS = CONFIGS + [(32, 128, 128, 1000)]
 
 

@@ -368,10 +368,14 @@ def persistent_plans(cell, batch, hidden, itemsize, multiprocessors):
     return None if None in plans else plans
 
 
-# How a CuPy pass runs its steps (see fused_kernels): "auto" picks "persistent" where its plan fits
-# the GPU, else "elementwise"; "raw" and "inline" are the other per-step launchers.
+# How a CuPy pass runs its steps (see fused_kernels): "auto" picks "persistent" (one launch per
+# segment) where launches dominate, else "elementwise" (cuBLAS and one kernel per step); "raw" and
+# "inline" are the other per-step launchers.
 CUDA_STEPS = os.environ.get("TINYGRAD_RNN_CUDA_STEPS", "auto")
 CUDA_STEP_CHOICES = ("auto", "persistent", "elementwise", "raw", "inline")
+# Multiply-adds of one step's recurrent product (B * gates * H * H) above which cuBLAS per step beats
+# the persistent kernel's own tiles on an H200 (bench/RESULTS.md: B=64, H=512 LSTM and GRU are above).
+PERSISTENT_MAX_PRODUCT = 1 << 25
 
 
 def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
@@ -386,7 +390,9 @@ def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
         raise ValueError(f"TINYGRAD_RNN_CUDA_STEPS must be one of {CUDA_STEP_CHOICES}; got {CUDA_STEPS!r}")
     mask = xp.asarray(step_mask(lengths, steps, batch, dtype))
     mode = CUDA_STEPS
-    if mode in ("auto", "persistent"):
+    if mode == "auto":
+        mode = "persistent" if batch * cell.gates * hidden * hidden <= PERSISTENT_MAX_PRODUCT else "elementwise"
+    if mode == "persistent":
         plans = persistent_plans(cell, batch, hidden, np.dtype(dtype).itemsize, K.multiprocessor_count())
         if plans is not None:
             return _PersistentSteps(xp, lambda name: K.persistent_kernel_launcher(name, dtype),
