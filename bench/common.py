@@ -54,12 +54,11 @@ def machine():
         parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
         pass
-    try:
+    import tinygrad_rnn
+    if tinygrad_rnn.cuda_available():
         import cupy
         gpu = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         parts.append(f"{gpu}, cupy {cupy.__version__}")
-    except Exception:  # no CuPy or no GPU: a CPU run
-        pass
     threads = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ]
     if threads:
         parts.append(" ".join(threads))

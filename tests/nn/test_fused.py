@@ -535,7 +535,8 @@ def cpp_persistent(tmp_path_factory):
 @pytest.fixture(params=["loaded", "inline", "persistent"])
 def kernel_steps(request, cpp_kernels, cpp_persistent, monkeypatch):
     """Run the CuPy path's drivers on NumPy arrays, with the CUDA sources built as C++."""
-    matmul = lambda a, b, out: np.matmul(a, b, out=out)  # noqa: E731
+    def matmul(a, b, out):
+        return np.matmul(a, b, out=out)
 
     def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
         mask = fused.step_mask(lengths, steps, batch, dtype)

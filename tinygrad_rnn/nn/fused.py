@@ -6,7 +6,8 @@ output is the (T, B, H) sequence, named "output", plus two small nodes for the f
 "h_n" and "c_n" (see FinalState).
 
 Forward: the input projection of all steps is one matrix product before the loop; each step adds
-h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). Saved for backward:
+h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass
+runs all of a segment's steps in one persistent kernel launch (CUDA_STEPS below). Saved for backward:
 the gate activations and the states of every step, in preallocated (T, B, .) buffers.
 
 Backward (BPTT): walking the steps back, each step turns its gate activations into pre-activation

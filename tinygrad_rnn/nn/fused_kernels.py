@@ -13,7 +13,9 @@ Forward replaces the pre-activations with the activations; backward replaces the
 the gradients of the pre-activations (in place for LSTM and GRU, into a separate buffer for the RNN,
 whose buffer is the output). On CuPy each of those is one kernel launch per step over
 batch * hidden threads, reading whole-segment buffers at a step index, launched one of three ways
-(see CUDA steps below). Kernels are compiled on first use and cached.
+(see CUDA steps below), or the same step bodies run inside one persistent kernel per segment that
+also does the recurrent products (see persistent kernels below). Kernels are compiled on first use
+and cached.
 """
 import numpy as np
 
