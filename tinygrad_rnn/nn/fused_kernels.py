@@ -328,12 +328,21 @@ def raw_kernel_source(inline):
     return "\n".join(lines)
 
 
-def _raw_kernel(name, ctype, inline):
+def _c_params(name, ctype, skip=()):
+    """The step kernel's parameters as C declarations (inputs const), leaving out the ints in `skip`."""
     inputs, outputs = kernel_params(name)
     params = []
     for decl, const in [(p, "const ") for p in inputs.split(",")] + [(p, "") for p in outputs.split(",")]:
         words = decl.split()
-        params.append(f"{const}{ctype}* {words[2]}" if words[0] == "raw" else f"const int {words[1]}")
+        if words[0] == "raw":
+            params.append(f"{const}{ctype}* {words[2]}")
+        elif words[1] not in skip:
+            params.append(f"const int {words[1]}")
+    return params
+
+
+def _raw_kernel(name, ctype, inline):
+    params = _c_params(name, ctype)
     return (f'extern "C" __global__ void tinygrad_rnn_{name}_{ctype}(const ptrdiff_t n, {", ".join(params)}) {{\n'
             f"  typedef {ctype} T;\n"
             f"  for (ptrdiff_t i = (ptrdiff_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
@@ -493,14 +502,7 @@ def persistent_params(name):
 
 def persistent_kernel(name, ctype):
     """The source of the persistent kernel for step `name` (needs persistent_preamble before it)."""
-    inputs, outputs = kernel_params(name)
-    params = []
-    for decl, const in [(p, "const ") for p in inputs.split(",")] + [(p, "") for p in outputs.split(",")]:
-        words = decl.split()
-        if words[0] == "raw":
-            params.append(f"{const}{ctype}* {words[2]}")
-        elif words[1] not in _LOOP_INTS:
-            params.append(f"const int {words[1]}")
+    params = _c_params(name, ctype, skip=_LOOP_INTS)
     params += [f"const int {n}" for n in ("L", "t_lo", "reverse", "NU", "U", "Bb", "nblocks", "nthreads")]
     params += ["unsigned int* counter", "unsigned int* failed"]
     gates, grads, body = _STEPS[name][2:]
