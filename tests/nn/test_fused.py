@@ -558,20 +558,19 @@ def test_cuda_kernel_sources_match_torch(torch, kernel_steps, mode, reverse, len
     assert_all_close(ours, run_torch(torch, case, mode, reverse, lengths))
 
 
+ORIGINAL_MAKE_STEPS = fused.make_steps
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("options", [{}, {"reverse": True, "lengths": [9, 4, 1, 7, 2], "checkpoint_every": 4}],
                          ids=["plain", "reverse-lengths-checkpointed"])
 def test_persistent_kernels_tile_long_sums(kernel_steps, mode, options):
     """H = 37 and 4H = 148: several shared-memory tiles per sum, the last one ragged; against NumPy."""
     case = make_case(mode, T=9, B=5, I=6, H=37, seed=3)
-    reference = dict(options)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fused, "make_steps", ORIGINAL_MAKE_STEPS)
-        expected = run_ours(case, mode, **reference)
+        expected = run_ours(case, mode, **options)
     assert_all_close(run_ours(case, mode, **options), expected)
-
-
-ORIGINAL_MAKE_STEPS = fused.make_steps
 
 
 @pytest.mark.parametrize("batch,hidden,K_sum,G", [(1, 1, 1, 4), (3, 37, 37, 4), (32, 128, 512, 1), (64, 512, 512, 4),

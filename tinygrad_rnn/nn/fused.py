@@ -158,25 +158,40 @@ CELLS = {"lstm": _LSTM(), "gru": _GRU(), "rnn_tanh": _RNN(relu=False), "rnn_relu
 # ----------------------------------------------------------------------------- per-step drivers
 
 
+def forward_order(L, reverse):
+    """(j, jp) for a segment's forward steps in processing order; jp = -1 at the segment's start."""
+    jp = -1
+    for j in (range(L - 1, -1, -1) if reverse else range(L)):
+        yield j, jp
+        jp = j
+
+
+def backward_order(L, reverse):
+    """(j, jp, jn) for a segment's backward steps, last in time first; jn: the step handled just before."""
+    jn = -1
+    for j in (range(L) if reverse else range(L - 1, -1, -1)):
+        jp = j + 1 if reverse else j - 1
+        yield j, (-1 if jp < 0 or jp >= L else jp), jn
+        jn = j
+
+
 class _StepLoop:
     """Runs a segment's steps one call each; a driver that does a whole segment at once overrides these."""
 
     def forward_segment(self, seg, reverse, h_start, c_start, y):
         """Every forward step of `seg` from its start state; returns the index of the last one."""
-        jp = -1
-        for j in (range(seg.L - 1, -1, -1) if reverse else range(seg.L)):
+        for j, jp in forward_order(seg.L, reverse):
             self.forward(seg, j, jp, seg.t_lo + j, h_start, c_start, y)
-            jp = j
-        return jp
+        return 0 if reverse else seg.L - 1
 
     def backward_segment(self, seg, dA, reverse, h_start, c_start, g):
-        """Every backward step of `seg`, last in time first; dA[j] gets step j's pre-activation gradients."""
-        L, jn = seg.L, -1  # jn: the step handled just before (the next one in time), within this segment
-        for j in (range(L) if reverse else range(L - 1, -1, -1)):
-            jp = j + 1 if reverse else j - 1
-            self.backward(seg, dA, j, -1 if jp < 0 or jp >= L else jp, jn, seg.t_lo + j, h_start, c_start, g)
-            jn = j
-        self.end_segment(dA, jn)
+        """Every backward step of `seg`; dA[j] gets step j's pre-activation gradients."""
+        for j, jp, jn in backward_order(seg.L, reverse):
+            self.backward(seg, dA, j, jp, jn, seg.t_lo + j, h_start, c_start, g)
+        self.end_segment(dA, seg.L - 1 if reverse else 0)
+
+    def check(self):
+        """Raise if the segment runs went wrong in a way only the device can tell (see _PersistentSteps)."""
 
 
 class _NumpySteps(_StepLoop):
@@ -298,24 +313,28 @@ class _KernelSteps(_StepLoop):
             self.kind, (dA, self.keep))
         return (g, self.dHn, self.W, start, states, self.M), (self.relu,), outputs
 
-    def forward(self, seg, j, jp, t, h_start, c_start, y):
-        if not self.inline:
-            self.matmul(h_start if jp < 0 else seg.Hc[jp], self.w.whT_fwd, self.R)
+    def forward_segment(self, seg, reverse, h_start, c_start, y):
+        kernel = self.kernel(f"{self.kind}_forward")
         arrays, flags, outputs = self._forward_arrays(seg, h_start, c_start, y)
-        self.kernel(f"{self.kind}_forward")(*arrays, self.H, self.B, j, jp, t, *flags, *outputs,
-                                            size=self.B * self.H)
+        for j, jp in forward_order(seg.L, reverse):
+            if not self.inline:
+                self.matmul(h_start if jp < 0 else seg.Hc[jp], self.w.whT_fwd, self.R)
+            kernel(*arrays, self.H, self.B, j, jp, seg.t_lo + j, *flags, *outputs, size=self.B * self.H)
+        return 0 if reverse else seg.L - 1
 
     def start_backward(self, dh_n, dc_n):
         self.keep = dh_n.copy()                  # reaches the last step through `keep`
         self.dHn = self.xp.zeros_like(dh_n)
         self.carry_c = dc_n.copy() if self.cell.has_cell_state else None
 
-    def backward(self, seg, dA, j, jp, jn, t, h_start, c_start, g):
+    def backward_segment(self, seg, dA, reverse, h_start, c_start, g):
+        kernel = self.kernel(f"{self.kind}_backward")
         arrays, flags, outputs = self._backward_arrays(seg, dA, h_start, c_start, g)
-        self.kernel(f"{self.kind}_backward")(*arrays, self.H, self.B, j, jp, jn, t, *flags, *outputs,
-                                             size=self.B * self.H)
-        if not self.inline:
-            self.matmul(dA[j][:, self.h_cols], self.W, self.dHn)
+        for j, jp, jn in backward_order(seg.L, reverse):
+            kernel(*arrays, self.H, self.B, j, jp, jn, seg.t_lo + j, *flags, *outputs, size=self.B * self.H)
+            if not self.inline:
+                self.matmul(dA[j][:, self.h_cols], self.W, self.dHn)
+        self.end_segment(dA, seg.L - 1 if reverse else 0)
 
     def end_segment(self, dA, j):
         """The next segment's first backward step reads dA_j @ W_hh from dHn."""
@@ -499,8 +518,8 @@ class Sequence:
         if self.record and whole:
             self.saved = seg
             self.saved_state_is_output = self.lengths is None
-        if not self.record and hasattr(self.steps, "check"):
-            self.steps.check()  # no backward will come to check the persistent kernels
+        if not self.record:
+            self.steps.check()  # no backward will come to check the run
         return y, h.copy(), (c.copy() if c is not None else None)
 
     def saved_arrays(self):
