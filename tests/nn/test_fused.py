@@ -12,6 +12,7 @@ from tests.conftest import to_np
 from tinygrad_rnn.graph import walk
 from tinygrad_rnn.nn import fused
 from tinygrad_rnn.nn import fused_kernels as K
+from tinygrad_rnn.nn import persistent_kernels as PK
 from tinygrad_rnn.tensor import Function
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -485,7 +486,7 @@ def cpp_kernels(tmp_path_factory):
 def build_cpp_persistent(directory):
     """The persistent kernels as C++ (blocks and threads run as loops), float64, loaded."""
     lines = ["#include <cmath>", "using std::tanh;", "#define __device__", "#define __forceinline__ inline",
-             K.persistent_source(emulate=True, ctypes=("double",))]
+             PK.persistent_source(emulate=True, ctypes=("double",))]
     source = directory / "persistent.cpp"
     source.write_text("\n".join(lines))
     library = directory / "persistent.so"
@@ -501,8 +502,8 @@ class CppPersistentKernel:
         self.function, self.name = function, name
 
     def __call__(self, *args, plan, failed):
-        names = K.persistent_params(self.name)
-        values = list(args) + [plan.NU, plan.U, plan.Bb, plan.blocks, plan.threads]
+        names = PK.persistent_params(self.name)
+        values = list(args) + list(plan.ints())
         assert len(values) == len(names) - 2, (self.name, len(values), names)
         c_args = []
         for value in values:
@@ -516,12 +517,15 @@ class CppPersistentKernel:
 
 
 def ragged_plans(cell, batch, hidden):
-    """Plans that leave the last unit and row groups part-empty and give each thread several pairs."""
-    def plan(G):
+    """Plans that leave the last unit, row and column groups part-empty, split each sum into uneven
+    slices over several tiles (the last one short), give threads several pairs or none, and (for
+    H = 37) more tile loads per thread than one load batch holds."""
+    def plan(G, K_sum, KS):
         NU, NB = min(3, hidden), min(2, batch)
         U, Bb = -(-hidden // NU), -(-batch // NB)
-        return K.PersistentPlan(NU, U, NB, Bb, threads=-(-Bb // K.PERSISTENT_ROWS) * U + 1, shared=0)
-    return plan(cell.gates), plan(1)
+        groups = -(-Bb // PK.PERSISTENT_ROWS) * -(-G * U // PK.PERSISTENT_COLS)
+        return PK.PersistentPlan(NU, U, NB, Bb, G, KS=KS, TK=min(K_sum, 29), threads=KS * groups + 1, shared=0)
+    return plan(cell.gates, hidden, 2), plan(1, cell.gates * hidden, 3)
 
 
 @pytest.fixture(scope="module")
@@ -574,19 +578,31 @@ def test_persistent_kernels_tile_long_sums(kernel_steps, mode, options):
 
 
 @pytest.mark.parametrize("batch,hidden,K_sum,G", [(1, 1, 1, 4), (3, 37, 37, 4), (32, 128, 512, 1), (64, 512, 512, 4),
-                                                  (256, 1024, 4096, 1), (4096, 4096, 4096, 4)])
-@pytest.mark.parametrize("multiprocessors", [1, 7, 132])
-def test_persistent_plans_cover_every_pair_and_fit(batch, hidden, K_sum, G, multiprocessors):
-    plan = K.persistent_plan(batch, hidden, K_sum, G, 4, multiprocessors)
-    if plan is None:  # declined only when the resident blocks cannot hold every pair
-        assert batch * hidden > multiprocessors * K.PERSISTENT_THREADS * K.PERSISTENT_ROWS or \
-            G * hidden * K.PERSISTENT_TILE * 4 > K.PERSISTENT_SHARED
+                                                  (64, 512, 2048, 1), (256, 1024, 4096, 1), (4096, 4096, 4096, 4)])
+@pytest.mark.parametrize("multiprocessors,shared_limit", [(1, 48 * 1024), (7, 48 * 1024), (132, 48 * 1024),
+                                                          (132, 227 * 1024)])
+def test_persistent_plans_cover_every_pair_and_fit(batch, hidden, K_sum, G, multiprocessors, shared_limit):
+    plan = PK.persistent_plan(batch, hidden, K_sum, G, 4, multiprocessors, shared_limit)
+    if plan is None:  # declined only when the weights or the register tiles cannot be spread over the blocks
+        weights = K_sum * G * -(-hidden // multiprocessors) * 4
+        tiles = batch * G * hidden / (PK.PERSISTENT_ROWS * PK.PERSISTENT_COLS)
+        assert weights > shared_limit / 2 or tiles > multiprocessors * PK.PERSISTENT_THREADS
         return
     assert plan.blocks == plan.NU * plan.NB <= multiprocessors
     assert plan.NU * plan.U >= hidden and (plan.NU - 1) * plan.U < hidden
     assert plan.NB * plan.Bb >= batch and (plan.NB - 1) * plan.Bb < batch
-    assert -(-plan.Bb // K.PERSISTENT_ROWS) * plan.U <= plan.threads <= K.PERSISTENT_THREADS
-    assert plan.threads % 32 == 0 and plan.shared <= K.PERSISTENT_SHARED
+    assert plan.workers <= plan.threads <= PK.PERSISTENT_THREADS and plan.threads % 32 == 0
+    assert 1 <= plan.TK <= K_sum and 1 <= plan.KS <= PK.PERSISTENT_MAX_SLICES
+    assert plan.shared == PK.shared_bytes(plan.Bb, plan.U, K_sum, G, plan.KS, plan.TK, 4) <= shared_limit
+
+
+def test_persistent_plans_fit_the_benchmark_sizes_on_an_h200():
+    """The benchmark's sizes up to H = 512 get persistent plans with the opt-in shared memory (float32)."""
+    for name in ("lstm", "gru", "rnn_tanh"):
+        for batch, hidden in [(32, 128), (64, 256), (64, 512)]:
+            plans = fused.persistent_plans(fused.CELLS[name], batch, hidden, 4, 132, 227 * 1024)
+            assert plans is not None, (name, batch, hidden)
+            assert all(plan.blocks > 64 for plan in plans), plans
 
 
 @pytest.mark.parametrize("steps", ["auto", "persistent", "elementwise", "raw", "inline"])

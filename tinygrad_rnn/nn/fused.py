@@ -30,6 +30,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Function, Tensor, is_grad_enabled
 from . import fused_kernels as K
+from . import persistent_kernels as PK
 from .checks import check_lengths
 
 # ----------------------------------------------------------------------------- cells
@@ -346,10 +347,10 @@ class _KernelSteps(_StepLoop):
 
 
 class _PersistentSteps(_KernelSteps):
-    """The CuPy path with one kernel launch per segment and direction (fused_kernels' persistent kernels).
+    """The CuPy path with one kernel launch per segment and direction (persistent_kernels.py).
 
     `kernel(name)` returns a callable taking the step kernel's arguments without the step indices,
-    then (L, t_lo, reverse) and plan=; plans come from fused_kernels.persistent_plan.
+    then (L, t_lo, reverse) and plan=; plans come from persistent_kernels.persistent_plan.
     """
 
     def __init__(self, xp, kernel, matmul, plans, cell, weights, batch, hidden, dtype, mask):
@@ -381,10 +382,10 @@ class _PersistentSteps(_KernelSteps):
         return super().finish_backward()
 
 
-def persistent_plans(cell, batch, hidden, itemsize, multiprocessors):
+def persistent_plans(cell, batch, hidden, itemsize, multiprocessors, shared_limit):
     """(forward plan, backward plan) for the persistent kernels, or None where they do not fit."""
-    plans = (K.persistent_plan(batch, hidden, hidden, cell.gates, itemsize, multiprocessors),
-             K.persistent_plan(batch, hidden, cell.gates * hidden, 1, itemsize, multiprocessors))
+    plans = (PK.persistent_plan(batch, hidden, hidden, cell.gates, itemsize, multiprocessors, shared_limit),
+             PK.persistent_plan(batch, hidden, cell.gates * hidden, 1, itemsize, multiprocessors, shared_limit))
     return None if None in plans else plans
 
 
@@ -394,8 +395,8 @@ def persistent_plans(cell, batch, hidden, itemsize, multiprocessors):
 CUDA_STEPS = os.environ.get("TINYGRAD_RNN_CUDA_STEPS", "auto")
 CUDA_STEP_CHOICES = ("auto", "persistent", "elementwise", "raw", "inline")
 # Multiply-adds of one step's recurrent product (B * gates * H * H) above which cuBLAS per step beats
-# the persistent kernel's own tiles on an H200 (bench/RESULTS.md: B=64, H=512 LSTM and GRU are above).
-PERSISTENT_MAX_PRODUCT = 1 << 25
+# the persistent kernel's own tiles on an H200 (bench/RESULTS.md: B=64, H=512 is below, B=256, H=1024 above).
+PERSISTENT_MAX_PRODUCT = 1 << 27
 
 
 def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
@@ -413,12 +414,13 @@ def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
     if mode == "auto":
         mode = "persistent" if batch * cell.gates * hidden * hidden <= PERSISTENT_MAX_PRODUCT else "elementwise"
     if mode == "persistent":
-        plans = persistent_plans(cell, batch, hidden, np.dtype(dtype).itemsize, K.multiprocessor_count())
+        plans = persistent_plans(cell, batch, hidden, np.dtype(dtype).itemsize, PK.multiprocessor_count(),
+                                 PK.shared_memory_limit())
         if plans is not None:
-            return _PersistentSteps(xp, lambda name: K.persistent_kernel_launcher(name, dtype),
+            return _PersistentSteps(xp, lambda name: PK.persistent_kernel_launcher(name, dtype),
                                     lambda a, b, out: xp.matmul(a, b, out=out), plans,
                                     cell, weights, batch, hidden, dtype, mask)
-        mode = "elementwise"  # too many pairs for one resident block per multiprocessor
+        mode = "elementwise"  # the weights or the work do not fit one resident block per multiprocessor
     if mode == "elementwise":
         return _KernelSteps(xp, K.elementwise_kernel, lambda a, b, out: xp.matmul(a, b, out=out), False,
                             cell, weights, batch, hidden, dtype, mask)

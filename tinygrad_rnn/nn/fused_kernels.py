@@ -14,7 +14,7 @@ the gradients of the pre-activations (in place for LSTM and GRU, into a separate
 whose buffer is the output). On CuPy each of those is one kernel launch per step over
 batch * hidden threads, reading whole-segment buffers at a step index, launched one of three ways
 (see CUDA steps below), or the same step bodies run inside one persistent kernel per segment that
-also does the recurrent products (see persistent kernels below). Kernels are compiled on first use
+also does the recurrent products (persistent_kernels.py). Kernels are compiled on first use
 and cached.
 """
 import numpy as np
@@ -162,7 +162,7 @@ template <typename T> __device__ __forceinline__ T half_sigmoid(T a) {
 }
 """
 
-_INDEX = r"""
+STEP_INDEX = r"""
 const ptrdiff_t b = i / H, u = i % H;
 const ptrdiff_t row = (ptrdiff_t)j * B + b;
 const ptrdiff_t state = row * H + u;
@@ -292,11 +292,16 @@ def _inline_product(gates, grads):
             f"}}\n")
 
 
+def step_parts(name):
+    """(gates G, where backward reads dA rows or None, body) of step kernel `name`."""
+    return _STEPS[name][2:]
+
+
 def kernel_body(name, inline=False):
     """The loop body of step kernel `name`, with the recurrent product loaded or computed inline."""
     gates, grads, body = _STEPS[name][2:]
     product = (_inline_product if inline else _loaded_product)(gates, grads)
-    return _INDEX + product + body
+    return STEP_INDEX + product + body
 
 
 def kernel_params(name):
@@ -328,7 +333,7 @@ def raw_kernel_source(inline):
     return "\n".join(lines)
 
 
-def _c_params(name, ctype, skip=()):
+def c_params(name, ctype, skip=()):
     """The step kernel's parameters as C declarations (inputs const), leaving out the ints in `skip`."""
     inputs, outputs = kernel_params(name)
     params = []
@@ -342,7 +347,7 @@ def _c_params(name, ctype, skip=()):
 
 
 def _raw_kernel(name, ctype, inline):
-    params = _c_params(name, ctype)
+    params = c_params(name, ctype)
     return (f'extern "C" __global__ void tinygrad_rnn_{name}_{ctype}(const ptrdiff_t n, {", ".join(params)}) {{\n'
             f"  typedef {ctype} T;\n"
             f"  for (ptrdiff_t i = (ptrdiff_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
@@ -414,280 +419,3 @@ class CublasMatmul:
                       a.data.ptr, ld_a, self.zero.ctypes.data, out.data.ptr, max(ld_out, N))
         finally:
             self.cublas.setPointerMode(self.handle, mode)
-
-
-# ----------------------------------------------------------------------------- persistent kernels
-# One launch runs every step of a segment: the grid's blocks split the (batch row, unit) pairs,
-# each block computing its share of the recurrent product as a tiled matrix product through shared
-# memory, then the step body above, then waiting at a grid-wide barrier for the other blocks before
-# the next step reads the states they wrote. No Python and no launch between steps.
-#
-# Block blk owns units [u0, u0 + U) of batch rows [b0, b0 + Bb); each thread owns one unit of
-# PERSISTENT_ROWS consecutive rows and keeps their sums for every gate in registers, so a value read
-# from shared memory feeds several multiply-adds. A step's product is out[b, g, u] =
-# sum_k A[b, k] * Bm[k, g * H + u]: forward A = h_prev (K = H) and Bm = W_hh^T with G = gates;
-# backward A = the next step's dA rows (K = gates * H) and Bm = W_hh with G = 1. A is read past L1
-# (__ldcg): other blocks wrote it during this launch. The barrier counts arrivals on a counter
-# that starts at zero; every block must be resident at once, so the grid is at most one block per
-# multiprocessor (persistent_plan).
-#
-# The same source compiles as plain C++ with blocks and threads as loops (emulate=True): a step's
-# phases run block by block and thread by thread in order, which the tests use to check the
-# tiling and indexing without a GPU.
-
-PERSISTENT_TILE = 64        # K columns per shared-memory tile
-PERSISTENT_ROWS = 4         # batch rows per thread, summed in registers
-PERSISTENT_THREADS = 512    # threads per block at most
-PERSISTENT_MIN_THREADS = 256  # at least, so that a tile's loads are spread wide
-PERSISTENT_SHARED = 48 * 1024  # shared memory per block that needs no opt-in
-
-_PERSISTENT_CUDA = r"""
-#define FOR_BLOCKS(blk) for (int blk = blockIdx.x, blk##_once = 1; blk##_once; blk##_once = 0)
-#define FOR_THREADS(tid) for (int tid = threadIdx.x, tid##_once = 1; tid##_once; tid##_once = 0)
-#define BLOCK_SYNC() __syncthreads()
-#define LOAD_FRESH(p) __ldcg(p)
-#define ACC(tid, q, g) acc[q][g]
-#define DECLARE_ACC(T, G) T acc[ROWS][G]
-#define DECLARE_TILES(T, n) extern __shared__ __align__(16) unsigned char tinygrad_rnn_shared[]; \
-    T* const As = reinterpret_cast<T*>(tinygrad_rnn_shared)
-#define KERNEL extern "C" __global__ void __launch_bounds__(MAX_THREADS)
-__device__ __forceinline__ void grid_barrier(unsigned int* counter, unsigned int target, unsigned int* failed) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(counter, 1u);
-        const long long start = clock64();
-        while (*((volatile unsigned int*)counter) < target) {
-            if (clock64() - start > (1LL << 33)) {  // seconds: a block never arrived; fail, never hang
-                atomicExch(failed, 1u);
-                break;
-            }
-        }
-        __threadfence();
-    }
-    __syncthreads();
-}
-"""
-
-_PERSISTENT_EMULATED = r"""
-#include <vector>
-#define FOR_BLOCKS(blk) for (int blk = 0; blk < nblocks; ++blk)
-#define FOR_THREADS(tid) for (int tid = 0; tid < nthreads; ++tid)
-#define BLOCK_SYNC()
-#define LOAD_FRESH(p) (*(p))
-#define ACC(tid, q, g) acc[((size_t)(tid) * ROWS + (q)) * G + (g)]
-#define DECLARE_ACC(T, G) std::vector<T> acc((size_t)nthreads * ROWS * G)
-#define DECLARE_TILES(T, n) std::vector<T> tiles_(n); T* const As = tiles_.data()
-#define KERNEL extern "C" void
-inline void grid_barrier(unsigned int*, unsigned int, unsigned int*) {}
-"""
-
-_LOOP_INTS = ("j", "jp", "jn", "t")
-
-
-def persistent_preamble(emulate):
-    """Definitions shared by the persistent kernels: on the GPU, or as C++ loops (emulate=True)."""
-    constants = (f"#define TILE {PERSISTENT_TILE}\n#define ROWS {PERSISTENT_ROWS}\n"
-                 f"#define MAX_THREADS {PERSISTENT_THREADS}\n")
-    return constants + (_PERSISTENT_EMULATED if emulate else _PERSISTENT_CUDA)
-
-
-def persistent_params(name):
-    """Names of the persistent kernel's parameters in order: the step's arrays and ints, then the plan."""
-    inputs, outputs = kernel_params(name)
-    names = [p.split()[-1] for p in inputs.split(",") + outputs.split(",")]
-    return [n for n in names if n not in _LOOP_INTS] + \
-        ["L", "t_lo", "reverse", "NU", "U", "Bb", "nblocks", "nthreads", "counter", "failed"]
-
-
-def persistent_kernel(name, ctype):
-    """The source of the persistent kernel for step `name` (needs persistent_preamble before it)."""
-    params = _c_params(name, ctype, skip=_LOOP_INTS)
-    params += [f"const int {n}" for n in ("L", "t_lo", "reverse", "NU", "U", "Bb", "nblocks", "nthreads")]
-    params += ["unsigned int* counter", "unsigned int* failed"]
-    gates, grads, body = _STEPS[name][2:]
-    forward = grads is None
-    G = gates if forward else 1
-    if forward:
-        steps = ("const int j = reverse ? L - 1 - s : s;\n"
-                 "    const int jp = s == 0 ? -1 : (reverse ? j + 1 : j - 1);\n")
-        operands = ("const T* const A = jp < 0 ? h_start : Hc + (ptrdiff_t)jp * B * H;\n"
-                    "      const ptrdiff_t a_stride = H;\n"
-                    "      const int K = H;\n"
-                    "      const T* const Bm = WT;\n"
-                    f"      const ptrdiff_t b_stride = (ptrdiff_t){G} * H;\n"
-                    "      const bool product = true;\n")
-        loads = ", ".join(f"r{g} = ACC(tid, q, {g})" for g in range(G))
-        product_vars = f"const T {loads};\n"
-    else:
-        buffer, width, first = grads
-        steps = ("const int j = reverse ? s : L - 1 - s;\n"
-                 "    const int jp = reverse ? (j + 1 < L ? j + 1 : -1) : j - 1;\n"
-                 "    const int jn = s == 0 ? -1 : (reverse ? j - 1 : j + 1);\n")
-        operands = (f"const T* const A = {buffer} + ((ptrdiff_t)(jn < 0 ? 0 : jn) * B * {width} + {first}) * H;\n"
-                    f"      const ptrdiff_t a_stride = (ptrdiff_t){width} * H;\n"
-                    f"      const int K = {gates} * H;\n"
-                    "      const T* const Bm = W;\n"
-                    "      const ptrdiff_t b_stride = H;\n"
-                    "      const bool product = jn >= 0;\n")
-        product_vars = "const T dh_rec = jn < 0 ? dHn[i] : ACC(tid, q, 0);\n"
-    return f"""
-KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
-  typedef {ctype} T;
-  const int G = {G};
-  const int RQ = (Bb + ROWS - 1) / ROWS;         // row groups per block
-  const int SA = RQ * ROWS + 1;                  // A tile stride: odd, so column stores spread over banks
-  const int groups = RQ * U;                     // one per thread: unit p % U, rows (p / U) * ROWS ..
-  DECLARE_ACC(T, {G});
-  DECLARE_TILES(T, (size_t)TILE * SA + (size_t)TILE * G * U);
-  T* const Bs = As + (size_t)TILE * SA;
-  for (int s = 0; s < L; ++s) {{
-    {steps}    const int t = t_lo + j;
-    FOR_BLOCKS(blk) {{
-      const int u0 = (blk % NU) * U, b0 = (blk / NU) * Bb;
-      {operands}
-      FOR_THREADS(tid) {{
-        #pragma unroll
-        for (int r = 0; r < ROWS; ++r) {{
-          #pragma unroll
-          for (int g = 0; g < G; ++g) ACC(tid, r, g) = T(0);
-        }}
-      }}
-      for (int k0 = 0; product && k0 < K; k0 += TILE) {{
-        FOR_THREADS(tid) {{
-          #pragma unroll 4
-          for (int e = tid; e < RQ * ROWS * TILE; e += nthreads) {{
-            const int rb = e / TILE, kk = e % TILE, bq = b0 + rb, k = k0 + kk;
-            As[kk * SA + rb] = (rb < Bb && bq < B && k < K) ? LOAD_FRESH(A + (ptrdiff_t)bq * a_stride + k) : T(0);
-          }}
-          #pragma unroll 4
-          for (int e = tid; e < TILE * G * U; e += nthreads) {{
-            const int kk = e / (G * U), c = e % (G * U), uq = u0 + c % U, k = k0 + kk;
-            Bs[e] = (uq < H && k < K) ? Bm[(ptrdiff_t)k * b_stride + (ptrdiff_t)(c / U) * H + uq] : T(0);
-          }}
-        }}
-        BLOCK_SYNC();
-        FOR_THREADS(tid) {{
-          if (tid < groups) {{
-            const T* const a = As + (tid / U) * ROWS;
-            const T* const w = Bs + tid % U;
-            #pragma unroll 4
-            for (int kk = 0; kk < TILE; ++kk) {{
-              T a_r[ROWS];
-              #pragma unroll
-              for (int r = 0; r < ROWS; ++r) a_r[r] = a[kk * SA + r];
-              #pragma unroll
-              for (int g = 0; g < G; ++g) {{
-                const T w_g = w[kk * G * U + g * U];
-                #pragma unroll
-                for (int r = 0; r < ROWS; ++r) ACC(tid, r, g) += a_r[r] * w_g;
-              }}
-            }}
-          }}
-        }}
-        BLOCK_SYNC();
-      }}
-      FOR_THREADS(tid) {{
-        #pragma unroll
-        for (int q = 0; q < ROWS; ++q) {{
-          const int rb = (tid / U) * ROWS + q, bq = b0 + rb, uq = u0 + tid % U;
-          if (tid < groups && rb < Bb && bq < B && uq < H) {{
-            const ptrdiff_t i = (ptrdiff_t)bq * H + uq;
-            {product_vars}
-            {{
-{_INDEX}{body}
-            }}
-          }}
-        }}
-      }}
-    }}
-    if (s + 1 < L) grid_barrier(counter, (unsigned int)(s + 1) * nblocks, failed);
-  }}
-}}
-"""
-
-
-def persistent_source(emulate=False, ctypes=("float", "double")):
-    """Every persistent kernel for the given C types in one module."""
-    lines = ["#define ptrdiff_t long long" if not emulate else "#include <cstddef>", CUDA_PREAMBLE,
-             persistent_preamble(emulate)]
-    for ctype in ctypes:
-        for name in KERNEL_NAMES:
-            lines.append(persistent_kernel(name, ctype))
-    return "\n".join(lines)
-
-
-class PersistentPlan:
-    """How a persistent launch splits the pairs: NU unit groups of U times batch groups of Bb rows."""
-
-    def __init__(self, NU, U, NB, Bb, threads, shared):
-        self.NU, self.U, self.NB, self.Bb, self.threads, self.shared = NU, U, NB, Bb, threads, shared
-        self.blocks = NU * NB
-
-    def __repr__(self):
-        return (f"PersistentPlan(blocks={self.blocks}: {self.NU} x {self.U} units, {self.NB} x {self.Bb} rows, "
-                f"threads={self.threads}, shared={self.shared})")
-
-
-def persistent_plan(batch, hidden, K, G, itemsize, multiprocessors):
-    """The split with the least memory traffic per step that fits one block per multiprocessor.
-
-    K: length of the product's sums; G: outputs per pair (gates forward, 1 backward). Returns None
-    where no split fits (the pairs outnumber what the resident blocks can hold).
-    """
-    best, NB = None, 1
-    while NB <= batch:
-        Bb = -(-batch // NB)
-        nb = -(-batch // Bb)
-        NU = max(1, min(hidden, multiprocessors // nb))
-        U = -(-hidden // NU)
-        NU = -(-hidden // U)
-        groups = -(-Bb // PERSISTENT_ROWS) * U
-        threads = min(PERSISTENT_THREADS, max(PERSISTENT_MIN_THREADS, 32 * -(-groups // 32)))
-        rows = -(-Bb // PERSISTENT_ROWS) * PERSISTENT_ROWS
-        shared = PERSISTENT_TILE * (rows + 1 + G * U) * itemsize
-        if NU * nb <= multiprocessors and groups <= threads and shared <= PERSISTENT_SHARED:
-            traffic = nb * K * G * hidden + NU * nb * Bb * K   # W read once per batch group, A once per block
-            key = (traffic, -NU * nb, NB)
-            if best is None or key < best[0]:
-                best = (key, PersistentPlan(NU, U, nb, Bb, threads, shared))
-        NB *= 2
-    return None if best is None else best[1]
-
-
-class _PersistentLaunch:
-    """A persistent kernel called as kernel(*step arrays and ints, L, t_lo, reverse, plan=, failed=).
-
-    `failed` (one uint32 on the GPU) becomes nonzero if a barrier ever timed out; the caller checks it.
-    """
-
-    def __init__(self, function):
-        self.function = function
-
-    def __call__(self, *args, plan, failed):
-        cupy = backend.xp_for("cuda")
-        converted = [np.int32(a) if isinstance(a, (int, np.integer)) else a for a in args]
-        counter = cupy.zeros(1, np.uint32)
-        extra = [np.int32(v) for v in (plan.NU, plan.U, plan.Bb, plan.blocks, plan.threads)]
-        self.function((plan.blocks,), (plan.threads,), (*converted, *extra, counter, failed), shared_mem=plan.shared)
-
-
-def persistent_kernel_launcher(name, dtype):
-    """The launcher of the persistent kernel for step `name` and dtype, compiled on first use."""
-    ctype = {"float32": "float", "float64": "double"}[np.dtype(dtype).name]
-    key = ("persistent", name, ctype)
-    if key not in _compiled:
-        cupy = backend.xp_for("cuda")
-        module_key = ("persistent module", ctype)
-        if module_key not in _compiled:
-            _compiled[module_key] = cupy.RawModule(code=persistent_source(ctypes=(ctype,)))
-        _compiled[key] = _PersistentLaunch(_compiled[module_key].get_function(f"tinygrad_rnn_persistent_{name}_{ctype}"))
-    return _compiled[key]
-
-
-def multiprocessor_count():
-    cupy = backend.xp_for("cuda")
-    key = ("multiprocessors", cupy.cuda.Device().id)
-    if key not in _compiled:
-        _compiled[key] = cupy.cuda.Device().attributes["MultiProcessorCount"]
-    return _compiled[key]
