@@ -131,6 +131,9 @@ def build_parser():
                             "coloured by the norm of their gradient (default: %(default)s)")
     graph.add_argument("--detail", choices=["ops", "cells"], default=None,
                        help="one node per primitive (ops) or per cell step (cells)")
+    graph.add_argument("--expand-fused", action=argparse.BooleanOptionalAction, default=True,
+                       help="draw each fused layer op by op, every gate of every step (default); "
+                            "--no-expand-fused draws one node per layer and direction")
     graph.add_argument("--out", metavar="PATH", default="out/graph.svg",
                        help="picture to write; .svg, .png or .pdf (default: %(default)s)")
 
@@ -266,15 +269,21 @@ def record_steps(model, config, steps, vocab=None):
     return sequence_cross_entropy(logits, targets)
 
 
-def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=None, title=None):
-    """Render the graph of `steps` steps of `model` with viz; raises ImportError without viz."""
+def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=None, title=None,
+               expand_fused=True):
+    """Render the graph of `steps` steps of `model` with viz; raises ImportError without viz.
+
+    expand_fused: draw a fused layer op by op (viz's expand_fused) rather than as one node per pass.
+    """
     import viz
 
     from .tensor import retain_grads
     from .train import build_model
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
-    if config.fused:  # a fused layer is one node: draw an op-by-op copy with the same weights
+    if config.fused and expand_fused and view == "gradient":
+        # the gradient view colours steps by their gradients, which only steps that ran backward
+        # have (viz redraws the steps of the other views): record an op-by-op copy, same weights
         vocab_size = model.embedding.num_embeddings if hasattr(model, "embedding") else None
         op_by_op = build_model(dataclasses.replace(config, fused=False), vocab_size)
         model = op_by_op.load_state_dict(model.state_dict())
@@ -282,6 +291,8 @@ def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=N
         loss = record_steps(model, config, steps, vocab)
     if view == "gradient":
         loss.backward()
+    if expand_fused and view != "gradient":
+        loss = viz.expand_fused(loss)
     return viz.render(loss, path, view=view, detail=detail, title=title)
 
 
@@ -306,7 +317,8 @@ def command_graph(args):
         factory.manual_seed(config.seed)
         model, vocab = _fresh_model(config)
     try:
-        path = draw_graph(model, config, args.steps, args.out, args.view, args.detail, vocab)
+        path = draw_graph(model, config, args.steps, args.out, args.view, args.detail, vocab,
+                          expand_fused=args.expand_fused)
     except ImportError as e:
         raise RuntimeError(f"the graph command needs the viz package and the graphviz Python package "
                            f"(pip install -e '.[viz]'): {e}") from e

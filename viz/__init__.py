@@ -7,9 +7,12 @@ recurrence, and where the gradient vanishes.
 
 `root` is a tensor, a list of tensors, or a dict {title: tensor} for panels side by side. For the
 gradient view, record the forward pass inside `with tr.retain_grads():`, then call backward().
+A fused layer is one node per pass; `expand_fused=True` draws it op by op, as `fused=False` would
+(`viz.expand_fused(root)` gives that graph itself).
 """
 from .api import VIEWS, draw, render, to_dot
+from .expand import expand_fused
 from .render import FORMATS, GraphvizNotFoundError
 from .unrolled import DETAILS
 
-__all__ = ["DETAILS", "FORMATS", "VIEWS", "GraphvizNotFoundError", "draw", "render", "to_dot"]
+__all__ = ["DETAILS", "FORMATS", "VIEWS", "GraphvizNotFoundError", "draw", "expand_fused", "render", "to_dot"]

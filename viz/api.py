@@ -2,6 +2,7 @@
 from . import gradient, style
 from . import render as _render
 from .dot import source
+from .expand import expand_fused as _expand_fused
 from .folded import folded
 from .structure import Recorded
 from .unrolled import DETAILS, RANKDIR, unrolled
@@ -11,7 +12,7 @@ VIEWS = ("unrolled", "folded", "gradient")
 
 
 def to_dot(root, view="unrolled", detail=None, max_steps=None, params=True, grad_range=None,
-           rankdir=None, title=None, dpi=None):
+           rankdir=None, title=None, dpi=None, expand_fused=False):
     """DOT text of the graph above `root`; byte-identical for the same graph.
 
     root: a tensor, a (nested) list of tensors, or a dict {title: tensor or list} to draw several
@@ -31,8 +32,13 @@ def to_dot(root, view="unrolled", detail=None, max_steps=None, params=True, grad
     grad_range: (low, high) in log10 for the gradient colours; by default the data's range.
     rankdir: Graphviz's layout direction ("TB", "LR", ...) instead of the view's own.
     title: a caption above the picture. dpi: the resolution of PNG output.
+    expand_fused: draw each fused pass (one node per layer and direction) as the op-by-op graph it
+          stands for, rebuilt from the values it received: the picture `fused=False` draws. Draw
+          before backward(), which releases those values (or pass it retain_graph=True). Not
+          for the gradient view: the rebuilt steps never ran backward, so they have no gradients.
     """
-    return source(_scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi).body())
+    return source(_scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi,
+                         expand_fused).body())
 
 
 def draw(root, **options):
@@ -58,18 +64,20 @@ def render(root, path, format=None, **options):
 
 
 _OPTIONS = {"view": "unrolled", "detail": None, "max_steps": None, "params": True, "grad_range": None,
-            "rankdir": None, "title": None, "dpi": None}
+            "rankdir": None, "title": None, "dpi": None, "expand_fused": False}
 
 
-def _panels(root):
+def _panels(root, expand_fused):
+    def recorded(tensors):
+        return Recorded(_expand_fused(tensors) if expand_fused else tensors)
     if isinstance(root, dict):
         if not root:
             raise ValueError("viz: got an empty dict of graphs to draw")
-        return [(str(title), Recorded(tensors)) for title, tensors in root.items()]
-    return [(None, Recorded(root))]
+        return [(str(title), recorded(tensors)) for title, tensors in root.items()]
+    return [(None, recorded(root))]
 
 
-def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi):
+def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi, expand_fused=False):
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     if view == "folded" and detail is not None:
@@ -78,7 +86,10 @@ def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dp
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
     if view == "folded" and max_steps is not None:
         raise ValueError("max_steps does not apply to the folded view (it draws no steps)")
-    panels = _panels(root)
+    if expand_fused and view == "gradient":
+        raise ValueError("expand_fused does not apply to the gradient view: the steps it rebuilds never ran "
+                         "backward, so they have no gradients to colour; record the layer with fused=False")
+    panels = _panels(root, expand_fused)
     detail = detail or ("states" if view == "gradient" else "ops")
     scene = new_scene(rankdir or ("LR" if view == "folded" else RANKDIR[detail]), title, dpi,
                       compact=view != "folded" and detail == "states")

@@ -622,6 +622,8 @@ class FusedPass(Function):
         y, link.h_n, link.c_n = seq.forward()
         if record:
             self.seq, self.layout, self.link = seq, layout, link
+            # what the pass received, by name: unfuse.py redraws it op by op from these (viz's expand_fused)
+            self.inputs, self.reverse, self.lengths = named, reverse, lengths
         return y
 
     def backward(self, g):
