@@ -636,3 +636,36 @@ def test_cuda_float32_matches_numpy(device, monkeypatch, steps):
                     # float32 rounding relative to each array's scale (ReLU states grow large)
                     scale = max(1.0, float(np.abs(u.numpy()).max()))
                     np.testing.assert_allclose(to_np(v), u.numpy(), atol=2e-5 * scale, err_msg=mode)
+
+
+def test_cuda_persistent_kernels_with_large_blocks_match_numpy(device, monkeypatch):
+    """B = 64, H = 256 in float64: plans past 48 KB of shared memory per block (the opt-in), many
+    slices and tiles per sum; gradients too."""
+    if device == "cpu":
+        pytest.skip("compares CuPy with NumPy")
+    monkeypatch.setattr(fused, "CUDA_STEPS", "persistent")
+    B, H = 64, 256
+    for mode in MODES:
+        plans = fused.persistent_plans(fused.CELLS[mode], B, H, 8, PK.multiprocessor_count(), PK.shared_memory_limit())
+        assert plans is not None and max(plan.shared for plan in plans) > 48 * 1024, plans
+        case = make_case(mode, T=4, B=B, I=8, H=H, seed=5)
+        case["w_hh"] /= np.sqrt(H)
+        options = {"reverse": True, "lengths": [4, 1, 3] * 21 + [2]}
+        assert_all_close(run_ours(case, mode, device, **options), run_ours(case, mode, **options))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_persistent_kernels_with_an_h200s_plans_match_numpy(cpp_persistent, monkeypatch, mode):
+    """The plans persistent_plan makes for 132 multiprocessors and 227 KB per block, run as C++."""
+    B, H = 64, 256
+    case = make_case(mode, T=3, B=B, I=8, H=H, seed=6)
+    case["w_hh"] /= np.sqrt(H)
+    options = {"lengths": [3, 1, 2] * 21 + [3]}
+    expected = run_ours(case, mode, **options)
+
+    def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
+        plans = fused.persistent_plans(cell, batch, hidden, 8, 132, 227 * 1024)
+        return fused._PersistentSteps(np, cpp_persistent, lambda a, b, out: np.matmul(a, b, out=out), plans,
+                                      cell, weights, batch, hidden, dtype, fused.step_mask(lengths, steps, batch, dtype))
+    monkeypatch.setattr(fused, "make_steps", make_steps)
+    assert_all_close(run_ours(case, mode, **options), expected)
