@@ -196,38 +196,53 @@ class _StepLoop:
 
 
 class _NumpySteps(_StepLoop):
-    """One step forward and back on NumPy arrays: a recurrent product, then the pointwise work."""
+    """Each step a recurrent product, then the pointwise work (fused_kernels' NumPy steps) in place.
+
+    Per-step views of the segment's buffers are made once per segment: at small sizes a step costs
+    mostly per-call overhead.
+    """
 
     def __init__(self, cell, weights, batch, hidden, dtype, inactive):
         self.cell, self.w, self.inactive = cell, weights, inactive
         self.work = K.Workspace(np, batch, hidden, dtype)
         self.R = np.empty((batch, cell.gates * hidden), dtype)
+        self.R_blocks = K.column_blocks(self.R, hidden)   # GRU reads R's r, z and hn columns gate-major
         self.carry_h = self.carry_c = None
 
-    def forward(self, seg, j, jp, t, h_start, c_start, y):
-        h_prev = h_start if jp < 0 else seg.Hc[jp]
-        c_prev = None if not self.cell.has_cell_state else c_start if jp < 0 else seg.Cc[jp]
-        S_t, h_out = seg.S[j], seg.Hc[j]
-        R = self.R
-        np.matmul(h_prev, self.w.whT_fwd, out=R)
-        name = self.cell.name
+    def forward_segment(self, seg, reverse, h_start, c_start, y):
+        name, work, R, whT, inactive = self.cell.name, self.work, self.R, self.w.whT_fwd, self.inactive
+        H = seg.Hc.shape[2]
+        Hc, Cc = list(seg.Hc), list(seg.Cc) if seg.Cc is not None else None
         if name == "lstm":
-            S_t += R
-            K.lstm_forward(S_t, c_prev, seg.Cc[j], h_out, self.work)
+            S, sig, cand = list(seg.S), list(K.column_blocks(seg.S[:, :, :3 * H], H)), list(seg.S[:, :, 3 * H:])
         elif name == "gru":
-            K.gru_forward(S_t, R, self.w.b_hn, h_prev, h_out, self.work)
-        else:
-            h_out += R
-            K.rnn_forward(h_out, self.cell.relu)
-        rows = self.inactive[t] if self.inactive is not None else None
-        if rows is not None:
-            h_out[rows] = h_prev[rows]
-            if c_prev is not None:
-                seg.Cc[j][rows] = c_prev[rows]
-        if y is not None:
-            np.copyto(y[t], h_out)
+            blocks, R_rz, R_hn, b_hn = list(K.column_blocks(seg.S, H)), self.R_blocks[:2], self.R_blocks[2], \
+                self.w.b_hn
+        h_prev, c_prev = h_start, c_start
+        for j, jp in forward_order(seg.L, reverse):
+            np.matmul(h_prev, whT, out=R)
+            h_out = Hc[j]
+            c_out = None
+            if name == "lstm":
+                c_out = Cc[j]
+                K.lstm_forward(S[j], R, sig[j], cand[j], c_prev, c_out, h_out, work)
+            elif name == "gru":
+                K.gru_forward(blocks[j], R_rz, R_hn, b_hn, h_prev, h_out, work)
+            else:
+                np.add(h_out, R, out=h_out)
+                K.rnn_forward(h_out, self.cell.relu)
+            t = seg.t_lo + j
+            rows = inactive[t] if inactive is not None else None
             if rows is not None:
-                y[t][rows] = 0
+                h_out[rows] = h_prev[rows]
+                if c_out is not None:
+                    c_out[rows] = c_prev[rows]
+            if y is not None:
+                np.copyto(y[t], h_out)
+                if rows is not None:
+                    y[t][rows] = 0
+            h_prev, c_prev = h_out, c_out
+        return 0 if reverse else seg.L - 1
 
     def start_backward(self, dh_n, dc_n):
         self.carry_h = dh_n.copy()
@@ -235,42 +250,40 @@ class _NumpySteps(_StepLoop):
         self.dh = np.empty_like(self.carry_h)
         self.direct = np.empty_like(self.carry_h)
 
-    def backward(self, seg, dA, j, jp, jn, t, h_start, c_start, g):
-        """dA[j] gets the step's pre-activation gradients; the carries move to the step before."""
-        cell, dh = self.cell, self.dh
-        rows = self.inactive[t] if self.inactive is not None else None
-        if rows is not None:  # a padded step: the state's gradient passes through untouched
-            keep_h = self.carry_h[rows]
-            self.carry_h[rows] = 0
-            keep_c = None
-            if self.carry_c is not None:
-                keep_c = self.carry_c[rows]
-                self.carry_c[rows] = 0
-        np.add(self.carry_h, g[t], out=dh)
-        if rows is not None:
-            dh[rows] = 0
-        extra = None
-        if cell.name == "lstm":
-            c_prev = c_start if jp < 0 else seg.Cc[jp]
-            K.lstm_backward(seg.S[j], c_prev, seg.Cc[j], dh, self.carry_c, self.work)
-        elif cell.name == "gru":
-            h_prev = h_start if jp < 0 else seg.Hc[jp]
-            K.gru_backward(seg.S[j], h_prev, dh, self.direct, self.work)
-            extra = self.direct
-        else:
-            K.rnn_backward(seg.Hc[j], dh, dA[j], cell.relu, self.work)
-        lo, hi = cell.h_cols
+    def backward_segment(self, seg, dA, reverse, h_start, c_start, g):
+        """dA[j] gets step j's pre-activation gradients; the carries move to the step before."""
+        cell, work, wh, dh, direct, inactive = self.cell, self.work, self.w.wh, self.dh, self.direct, self.inactive
+        carry_h, carry_c = self.carry_h, self.carry_c
         H = dh.shape[1]
-        np.matmul(dA[j][:, lo * H:hi * H], self.w.wh, out=self.carry_h)
-        if extra is not None:
-            self.carry_h += extra
-        if rows is not None:
-            self.carry_h[rows] = keep_h
-            if keep_c is not None:
-                self.carry_c[rows] = keep_c
-
-    def end_segment(self, dA, j):
-        pass
+        lo, hi = cell.h_cols
+        dA_h = list(dA[:, :, lo * H:hi * H])
+        Hc, Cc = list(seg.Hc), list(seg.Cc) if seg.Cc is not None else None
+        blocks = list(K.column_blocks(seg.S, H)) if cell.grads_in_place else None
+        for j, jp, _ in backward_order(seg.L, reverse):
+            t = seg.t_lo + j
+            rows = inactive[t] if inactive is not None else None
+            if rows is not None:  # a padded step: the state's gradient passes through untouched
+                keep_h = carry_h[rows]
+                carry_h[rows] = 0
+                if carry_c is not None:
+                    keep_c = carry_c[rows]
+                    carry_c[rows] = 0
+            np.add(carry_h, g[t], out=dh)
+            if rows is not None:
+                dh[rows] = 0
+            if cell.name == "lstm":
+                K.lstm_backward(blocks[j], c_start if jp < 0 else Cc[jp], Cc[j], dh, carry_c, work)
+            elif cell.name == "gru":
+                K.gru_backward(blocks[j], h_start if jp < 0 else Hc[jp], dh, direct, work)
+            else:
+                K.rnn_backward(Hc[j], dh, dA[j], cell.relu, work)
+            np.matmul(dA_h[j], wh, out=carry_h)
+            if cell.name == "gru":
+                carry_h += direct
+            if rows is not None:
+                carry_h[rows] = keep_h
+                if carry_c is not None:
+                    carry_c[rows] = keep_c
 
     def finish_backward(self):
         return self.carry_h, self.carry_c
@@ -558,34 +571,44 @@ class Sequence:
                 self._run(seg, h_start, c_start, None)
             dA = seg.S if cell.grads_in_place else xp.empty_like(seg.S)
             self.steps.backward_segment(seg, dA, self.reverse, h_start, c_start, g)
-            self._weight_grads(seg, dA, h_start, dx, dwx, dwh, dbx, dbh)
+            self._weight_grads(seg, dA, h_start, dx, dwx, dwh, dbx, dbh, first=s == len(self.segments) - 1)
         if cell.grads_in_place:
             self.saved = None  # its gates now hold gradients; a second backward recomputes them
         dh0, dc0 = self.steps.finish_backward()
         dw_ih, dw_hh, db_ih, db_hh = cell.export(H, dwx, dwh, dbx, dbh)
         return (dx, dh0 if need_h0 else None, dc0 if need_c0 else None, dw_ih, dw_hh, db_ih, db_hh)
 
-    def _weight_grads(self, seg, dA, h_start, dx, dwx, dwh, dbx, dbh):
-        """All of a segment's steps at once: dX = dA W_ih, dW_ih = dA^T X, dW_hh = dA^T H_prev."""
+    def _weight_grads(self, seg, dA, h_start, dx, dwx, dwh, dbx, dbh, first=False):
+        """All of a segment's steps at once: dX = dA W_ih, dW_ih = dA^T X, dW_hh = dA^T H_prev.
+
+        The first segment handled (first=True) writes the weight gradients, later ones add to them."""
         xp, B, I, H, cell = self.xp, self.B, self.I, self.H, self.cell
         L, t_lo = seg.L, seg.t_lo
         flat = dA.reshape(L * B, cell.width * H)
         dAx = flat[:, cell.x_cols[0] * H:cell.x_cols[1] * H]
         dAh = dA[:, :, cell.h_cols[0] * H:cell.h_cols[1] * H]
+
+        def add_product(a, b, out):
+            if first:
+                xp.matmul(a, b, out=out)
+            else:
+                out += a @ b
+
         if dx is not None:
             xp.matmul(dAx, self.w.wx, out=dx[t_lo:t_lo + L].reshape(L * B, I))
         if dwx is not None:
-            dwx += dAx.T @ self.x[t_lo:t_lo + L].reshape(L * B, I)
-        if dbx is not None:
-            dbx += dAx.sum(axis=0)
-            dbh += dAh.sum(axis=(0, 1))
+            add_product(dAx.T, self.x[t_lo:t_lo + L].reshape(L * B, I), dwx)
+        if dbx is not None:  # the column sums of every gate in one product, one pass over dA
+            sums = xp.ones(L * B, self.dtype) @ flat
+            dbx += sums[cell.x_cols[0] * H:cell.x_cols[1] * H]
+            dbh += sums[cell.h_cols[0] * H:cell.h_cols[1] * H]
         if dwh is not None:
             # step j's previous state is Hc[j - 1] (Hc[j + 1] in reverse), the start state at the edge
-            first, rest, prev = (L - 1, slice(0, L - 1), slice(1, L)) if self.reverse else \
+            edge, rest, prev = (L - 1, slice(0, L - 1), slice(1, L)) if self.reverse else \
                 (0, slice(1, L), slice(0, L - 1))
             if L > 1:
-                dwh += dAh[rest].reshape(-1, dAh.shape[2]).T @ seg.Hc[prev].reshape(-1, H)
-            dwh += dAh[first].T @ h_start
+                add_product(dAh[rest].reshape(-1, dAh.shape[2]).T, seg.Hc[prev].reshape(-1, H), dwh)
+            dwh += dAh[edge].T @ h_start
 
 
 def _matmul_into(xp, a, b, out):

@@ -23,65 +23,81 @@ from .. import backend
 
 # ----------------------------------------------------------------------------- NumPy steps
 # Every function works in place on preallocated arrays; `work` is a Workspace of scratch arrays.
+# At small sizes a step costs mostly per-call overhead, and a ufunc over a gate column (a (B, H) view
+# with row stride width * H) costs several times one over a contiguous array. So the LSTM and GRU
+# steps copy a row of S into the contiguous gate-major scratch work.gates (gates, B, H) with one
+# transposing copy, work there, and copy the results back with another. The gate-major views of S
+# they read and write come from column_blocks, made once per segment.
 
 
-def half_sigmoid_(a):
+def column_blocks(a, width):
+    """View of a (..., B, k * width) array as (..., k, B, width): its blocks of `width` columns first."""
+    blocks = a.reshape(a.shape[:-1] + (a.shape[-1] // width, width))  # splits a unit-stride axis: a view
+    return blocks.swapaxes(-2, -3)
+
+
+def half_sigmoid_(a, half=0.5):
     """sigmoid of the un-halved pre-activation, given `a` = pre-activation / 2, in place."""
     np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
+    np.multiply(a, half, out=a)
+    np.add(a, half, out=a)
 
 
-def lstm_forward(S_t, c_prev, c_out, h_out, work):
-    H = c_out.shape[1]
+def lstm_forward(S_t, R, sig_t, g_t, c_prev, c_out, h_out, work):
+    """R (h_prev @ W_hh^T) joins the pre-activations in S_t, which become the activations.
+
+    sig_t and g_t are views of S_t: its sigmoid columns gate-major (3, B, H), and its g column."""
+    np.add(S_t, R, out=S_t)
     np.tanh(S_t, out=S_t)
-    sig = S_t[:, :3 * H]
-    sig *= 0.5
-    sig += 0.5
-    i, f, o, g = S_t[:, :H], S_t[:, H:2 * H], S_t[:, 2 * H:3 * H], S_t[:, 3 * H:]
+    sig, (i, f, o) = work.sig, work.sig_rows
+    np.multiply(sig_t, work.half, out=sig)
+    np.add(sig, work.half, out=sig)
     np.multiply(f, c_prev, out=c_out)
     ig = work.h1
-    np.multiply(i, g, out=ig)
+    np.multiply(i, g_t, out=ig)
     c_out += ig
     np.tanh(c_out, out=ig)
     np.multiply(o, ig, out=h_out)
+    np.copyto(sig_t, sig)
 
 
-def lstm_backward(S_t, c_prev, c_t, dh, dc, work):
-    """Gate activations in S_t become pre-activation gradients; dc (grad of c_t) becomes grad of c_prev."""
-    H = c_t.shape[1]
-    i, f, o, g = S_t[:, :H], S_t[:, H:2 * H], S_t[:, 2 * H:3 * H], S_t[:, 3 * H:]
-    tc, tmp, d_sig = work.h1, work.h2, work.w3
+def lstm_backward(gates_t, c_prev, c_t, dh, dc, work):
+    """Gate activations in gates_t (a row of S, gate-major) become pre-activation gradients; dc (grad
+    of c_t) becomes grad of c_prev."""
+    sig, (i, f, o, g) = work.sig, work.gate_rows
+    tc, tmp, d_sig, d_rows, sig_sq, one = work.h1, work.h2, work.w3, work.w3_rows, work.w3b, work.one
+    np.copyto(work.gates, gates_t)
     np.tanh(c_t, out=tc)
-    np.multiply(dh, tc, out=d_sig[:, 2 * H:])        # d o
+    np.multiply(dh, tc, out=d_rows[2])                # d o
     np.multiply(tc, tc, out=tc)
-    np.subtract(1, tc, out=tc)
+    np.subtract(one, tc, out=tc)
     tc *= o
     tc *= dh
     dc += tc                                          # all of the gradient reaching c_t
-    np.multiply(dc, g, out=d_sig[:, :H])             # d i
-    np.multiply(dc, c_prev, out=d_sig[:, H:2 * H])   # d f
+    np.multiply(dc, g, out=d_rows[0])                 # d i
+    np.multiply(dc, c_prev, out=d_rows[1])            # d f
     np.multiply(g, g, out=tmp)
-    np.subtract(1, tmp, out=tmp)
+    np.subtract(one, tmp, out=tmp)
     tmp *= dc
     np.multiply(tmp, i, out=g)                        # d g, before i is overwritten
     dc *= f
-    sig, sig_sq = S_t[:, :3 * H], work.w3b
     np.multiply(sig, sig, out=sig_sq)
     sig -= sig_sq                                     # s (1 - s)
     sig *= d_sig
+    np.copyto(gates_t, work.gates)
 
 
-def gru_forward(S_t, R, b_hn, h_prev, h_out, work):
-    H = h_out.shape[1]
-    n, rz, hn = S_t[:, :H], S_t[:, H:3 * H], S_t[:, 3 * H:]
-    rz += R[:, :2 * H]
+def gru_forward(gates_t, R_rz, R_hn, b_hn, h_prev, h_out, work):
+    """gates_t: a row of S gate-major (4, B, H); R_rz (2, B, H) and R_hn: h_prev @ W_hh^T, gate-major."""
+    n, r, z, hn = work.gate_rows
+    rz = work.rz
+    np.copyto(work.gates, gates_t)                    # n, r, z of the input projection; hn is set below
+    rz += R_rz
     if b_hn is None:
-        np.copyto(hn, R[:, 2 * H:])
+        np.copyto(hn, R_hn)
     else:
-        np.add(R[:, 2 * H:], b_hn, out=hn)
-    half_sigmoid_(rz)
-    r, z = S_t[:, H:2 * H], S_t[:, 2 * H:3 * H]
+        np.add(R_hn, b_hn, out=hn)
+    half_sigmoid_(rz, work.half)
     tmp = work.h1
     np.multiply(r, hn, out=tmp)
     n += tmp
@@ -89,28 +105,31 @@ def gru_forward(S_t, R, b_hn, h_prev, h_out, work):
     np.subtract(h_prev, n, out=tmp)
     tmp *= z
     np.add(n, tmp, out=h_out)
+    np.copyto(gates_t, work.gates)
 
 
-def gru_backward(S_t, h_prev, dh, direct, work):
-    """Activations in S_t become [dn, dr, dz, dhn]; `direct` gets dh * z, the path h_prev -> h."""
-    H = dh.shape[1]
-    n, r, z, hn = S_t[:, :H], S_t[:, H:2 * H], S_t[:, 2 * H:3 * H], S_t[:, 3 * H:]
-    dz, dn, tmp = work.h1, work.h2, work.h3
+def gru_backward(gates_t, h_prev, dh, direct, work):
+    """Activations in gates_t (a row of S, gate-major) become [dn, dr, dz, dhn]; `direct` gets dh * z,
+    the path h_prev -> h."""
+    n, r, z, hn = work.gate_rows
+    dz, dn, tmp, one = work.h1, work.h2, work.h3, work.one
+    np.copyto(work.gates, gates_t)
     np.subtract(h_prev, n, out=dz)
     dz *= dh
     np.multiply(dh, z, out=direct)
     np.subtract(dh, direct, out=dn)                   # dh * (1 - z)
     np.multiply(n, n, out=tmp)
-    np.subtract(1, tmp, out=tmp)
+    np.subtract(one, tmp, out=tmp)
     np.multiply(dn, tmp, out=n)                       # n <- d n_pre
-    np.subtract(1, z, out=tmp)
+    np.subtract(one, z, out=tmp)
     tmp *= z
     np.multiply(dz, tmp, out=z)                       # z <- d z_pre
     np.multiply(n, hn, out=dz)                        # d r (post-activation)
     np.multiply(n, r, out=hn)                         # hn <- d hn
-    np.subtract(1, r, out=tmp)
+    np.subtract(one, r, out=tmp)
     tmp *= r
     np.multiply(dz, tmp, out=r)                       # r <- d r_pre
+    np.copyto(gates_t, work.gates)
 
 
 def rnn_forward(h_t, relu):
@@ -127,18 +146,24 @@ def rnn_backward(h_t, dh, dA_t, relu, work):
         np.multiply(dh, work.mask, out=dA_t)
     else:
         np.multiply(h_t, h_t, out=dA_t)
-        np.subtract(1, dA_t, out=dA_t)
+        np.subtract(work.one, dA_t, out=dA_t)
         dA_t *= dh
 
 
 class Workspace:
-    """Scratch arrays for the NumPy steps, made once per sequence."""
+    """Scratch arrays for the NumPy steps, made once per sequence, with views of them made once too."""
 
     def __init__(self, xp, batch, hidden, dtype):
         self.h1, self.h2, self.h3 = (xp.empty((batch, hidden), dtype) for _ in range(3))
-        self.w3 = xp.empty((batch, 3 * hidden), dtype)
-        self.w3b = xp.empty((batch, 3 * hidden), dtype)
+        self.gates = xp.empty((4, batch, hidden), dtype)   # one step's gate columns, gate-major
+        self.gate_rows = tuple(self.gates)
+        self.sig, self.sig_rows = self.gates[:3], self.gate_rows[:3]   # LSTM i, f, o
+        self.rz = self.gates[1:3]                                        # GRU r, z
+        self.w3 = xp.empty((3, batch, hidden), dtype)
+        self.w3_rows = tuple(self.w3)
+        self.w3b = xp.empty((3, batch, hidden), dtype)
         self.mask = xp.empty((batch, hidden), bool)
+        self.one, self.half = xp.ones((), dtype), xp.full((), 0.5, dtype)  # 0-d: cheaper operands than floats
 
 
 # ----------------------------------------------------------------------------- CUDA steps
