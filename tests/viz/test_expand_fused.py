@@ -116,6 +116,11 @@ def test_expanding_under_no_grad_and_in_panels():
     with tr.no_grad():
         panels = viz.to_dot({"fused": roots, "expanded": roots}, expand_fused=True)
     assert panels == viz.to_dot({"fused": run("LSTM", False), "expanded": run("LSTM", False)})
+
+
+def test_draw_expands_as_to_dot_does():
+    pytest.importorskip("graphviz", reason="the graphviz package is not installed (pip install graphviz)")
+    roots = run("LSTM", True)
     assert viz.draw(roots, expand_fused=True).source == viz.to_dot(roots, expand_fused=True)
 
 
