@@ -20,10 +20,12 @@ def interleaved_medians(fns, warmup=1, repeats=5):
         for fn in fns.values():
             fn()
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        # each round starts one contender later, so that none always runs first (after the last one)
+        for name in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append((time.perf_counter() - start) * 1e3)
     return {name: statistics.median(t) for name, t in times.items()}
 
