@@ -177,22 +177,14 @@ def backward_order(L, reverse):
 
 
 class _StepLoop:
-    """Runs a segment's steps one call each; a driver that does a whole segment at once overrides these."""
-
-    def forward_segment(self, seg, reverse, h_start, c_start, y):
-        """Every forward step of `seg` from its start state; returns the index of the last one."""
-        for j, jp in forward_order(seg.L, reverse):
-            self.forward(seg, j, jp, seg.t_lo + j, h_start, c_start, y)
-        return 0 if reverse else seg.L - 1
-
-    def backward_segment(self, seg, dA, reverse, h_start, c_start, g):
-        """Every backward step of `seg`; dA[j] gets step j's pre-activation gradients."""
-        for j, jp, jn in backward_order(seg.L, reverse):
-            self.backward(seg, dA, j, jp, jn, seg.t_lo + j, h_start, c_start, g)
-        self.end_segment(dA, seg.L - 1 if reverse else 0)
+    """What Sequence asks of a step driver: forward_segment(seg, reverse, h_start, c_start, y) runs a
+    segment's forward steps and returns the index of the last one; start_backward(dh_n, dc_n),
+    backward_segment(seg, dA, reverse, h_start, c_start, g) (dA[j] gets step j's pre-activation
+    gradients) and finish_backward() -> (dh_0, dc_0) run backward; check() raises if a run went
+    wrong in a way only the device can tell (see _PersistentSteps)."""
 
     def check(self):
-        """Raise if the segment runs went wrong in a way only the device can tell (see _PersistentSteps)."""
+        pass
 
 
 class _NumpySteps(_StepLoop):
@@ -216,8 +208,8 @@ class _NumpySteps(_StepLoop):
         if name == "lstm":
             S, sig, cand = list(seg.S), list(K.column_blocks(seg.S[:, :, :3 * H], H)), list(seg.S[:, :, 3 * H:])
         elif name == "gru":
-            blocks, R_rz, R_hn, b_hn = list(K.column_blocks(seg.S, H)), self.R_blocks[:2], self.R_blocks[2], \
-                self.w.b_hn
+            blocks = list(K.column_blocks(seg.S, H))
+            R_rz, R_hn, b_hn = self.R_blocks[:2], self.R_blocks[2], self.w.b_hn
         h_prev, c_prev = h_start, c_start
         for j, jp in forward_order(seg.L, reverse):
             np.matmul(h_prev, whT, out=R)
