@@ -133,7 +133,7 @@ def cliff_setup():
     w, b = CLIFF["start"]
     with tr.no_grad():
         for name, value in (("weight_ih_l0", 0.5), ("bias_ih_l0", 0.0), ("weight_hh_l0", w), ("bias_hh_l0", b)):
-            getattr(rnn, name).data[...] = value
+            getattr(rnn, name).array[...] = value
     x = np.zeros((CLIFF["steps"], 1, 1))
     x[0] = 1.0  # the only input
     x = tr.Tensor(x, dtype="float64")

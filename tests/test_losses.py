@@ -18,7 +18,7 @@ def check_value_and_grad(torch, ours, theirs, x, y):
     g = np.random.default_rng(5).standard_normal(ours.shape) if ours.ndim else None
     ours.backward(None if g is None else tr.Tensor(g, dtype="float64", device=x.device))
     theirs.backward(None if g is None else torch.from_numpy(g))
-    np.testing.assert_allclose(to_np(ours.data), theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_np(ours.array), theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(to_np(x.grad), y.grad.numpy(), rtol=1e-10, atol=1e-14)
 
 

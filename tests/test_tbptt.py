@@ -49,7 +49,7 @@ def test_detach_state_keeps_values_and_nesting():
     assert detached[2] is None
     for a in (detached[0][0], detached[0][1], detached[1][0]):
         assert a.is_leaf and not a.requires_grad
-    np.testing.assert_array_equal(detached[1][0].data, np.full(3, 4.0))
+    np.testing.assert_array_equal(detached[1][0].array, np.full(3, 4.0))
     with pytest.raises(TypeError, match="expected a Tensor, None or a tuple/list"):
         detach_state({"h": x})
 
@@ -71,7 +71,7 @@ def test_carried_state_equals_one_long_forward_and_gradients_stop_at_the_chunk(d
     assert len(losses) == 3
     last_update_grad = to_np(model.W.grad).copy()
     full_output, (h_full, _) = model(x, None)
-    np.testing.assert_allclose(to_np(state[0].data), to_np(h_full.data), rtol=1e-12)
+    np.testing.assert_allclose(to_np(state[0].array), to_np(h_full.array), rtol=1e-12)
     assert state[0].is_leaf and state[1][0].is_leaf
 
     # the last update's gradient is that of the last chunk alone, started from the carried state
@@ -87,14 +87,14 @@ def test_one_chunk_is_full_bptt(device):
     rng = np.random.default_rng(1)
     model = TinyRNN(device, rng)
     x, y = data(device, rng)
-    W0 = to_np(model.W.data)
+    W0 = to_np(model.W.array)
     output, _ = model(x, None)
     F.mse_loss(output, y).backward()
     expected = W0 - 0.1 * to_np(model.W.grad)
     model.W.grad = model.U.grad = None
     truncated_bptt(lambda xc, s: forward_state(model, xc, s), x, y, k=T, loss_fn=F.mse_loss,
                    optimizer=SGD([model.W, model.U], lr=0.1))
-    np.testing.assert_allclose(to_np(model.W.data), expected, rtol=1e-12)
+    np.testing.assert_allclose(to_np(model.W.array), expected, rtol=1e-12)
 
 
 def test_without_detaching_the_second_chunk_fails():

@@ -32,11 +32,11 @@ def gradcheck(fn, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 
     def projected():
         with no_grad():
-            return float(to_numpy((fn(*tensors).data * direction).sum()))
+            return float(to_numpy((fn(*tensors).array * direction).sum()))
 
     worst = None
     for k, t in enumerate(inputs):
-        flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
+        flat = t.array.reshape(-1)  # a view: perturbing it perturbs the input
         for i in range(flat.size):
             original = flat[i].item()
             flat[i] = original + eps

@@ -113,7 +113,7 @@ class Function:
             _check_same_device(cls, inputs)
         node = cls.__new__(cls)
         try:
-            out = node.forward(*[t.data for t in inputs], **options)
+            out = node.forward(*[t.array for t in inputs], **options)
         except (ValueError, TypeError, IndexError) as e:
             described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
             raise type(e)(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
@@ -124,7 +124,7 @@ class Function:
             return Tensor._make(out, None)
         node.parents = tuple([t._ctx or t for t in inputs])
         node.needs = needs
-        node.shapes = tuple([t.data.shape for t in inputs])
+        node.shapes = tuple([t.array.shape for t in inputs])
         node.scope = _state.scope
         node.shape = out.shape
         node.keep_grad = _state.keep_grads
@@ -147,13 +147,13 @@ class Function:
 
 
 def _check_same_device(cls, inputs):
-    first = inputs[0].data.__class__
+    first = inputs[0].array.__class__
     for t in inputs:
-        if t.data.__class__ is not first:
+        if t.array.__class__ is not first:
             break
     else:
         return
-    if len({backend.device_of(t.data) for t in inputs}) > 1:
+    if len({backend.device_of(t.array) for t in inputs}) > 1:
         devices = ", ".join(f"{t.shape} on {t.device}" for t in inputs)
         raise backend.DeviceError(f"{cls.__name__.lower()}: inputs are on different devices "
                                   f"({devices}); move them with .to(device) first")
@@ -196,12 +196,12 @@ def backward(tensor, grad=None, retain_graph=False):
                            "(was it made under no_grad, or from inputs without requires_grad?)")
     xp = tensor.xp
     if grad is None:
-        if tensor.data.size != 1:
+        if tensor.array.size != 1:
             raise RuntimeError(f"backward: grad can be implicitly created only for a scalar output; "
                                f"got shape {tensor.shape}, pass grad= of that shape")
-        g = xp.ones_like(tensor.data)
+        g = xp.ones_like(tensor.array)
     else:
-        g = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=tensor.dtype)
+        g = grad.array if isinstance(grad, Tensor) else xp.asarray(grad, dtype=tensor.dtype)
         if g.shape != tensor.shape:
             raise ValueError(f"backward: grad has shape {g.shape} but the tensor has {tensor.shape}")
     root = tensor._ctx
@@ -280,7 +280,7 @@ def _accumulate_leaf(tensor, g):
 def _as_array(data, dtype, device):
     xp = backend.xp_for(device)
     if isinstance(data, Tensor):
-        data, dtype = data.data, dtype or data.dtype  # a tensor keeps its dtype
+        data, dtype = data.array, dtype or data.dtype  # a tensor keeps its dtype
     if dtype is not None:
         return xp.asarray(backend.to_device(data, device) if hasattr(data, "dtype") else data,
                           dtype=np.dtype(dtype))
@@ -301,7 +301,7 @@ class Tensor:
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
-    __slots__ = ("__weakref__", "_ctx", "_grad", "_name", "data", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_name", "array", "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -309,7 +309,7 @@ class Tensor:
             device = data.device
         elif device is None and hasattr(data, "dtype") and not isinstance(data, np.generic):
             device = backend.device_of(data)
-        self.data = _as_array(data, dtype, backend.check_device(device))
+        self.array = _as_array(data, dtype, backend.check_device(device))
         self._ctx = None
         self._grad = None
         self._name = None
@@ -322,40 +322,53 @@ class Tensor:
         t = object.__new__(Tensor)
         if data.__class__ is not np.ndarray and isinstance(data, np.generic):
             data = np.asarray(data)  # NumPy reductions return scalars; keep arrays throughout
-        t.data = data
+        t.array = data
         t._ctx = ctx
         t.requires_grad = ctx is not None
         t._grad = None
         t._name = None
         return t
 
+    # --- storage: `array` is the raw NumPy or CuPy array; `data` is PyTorch's detached view of it
+    @property
+    def data(self):
+        """A tensor sharing this one's storage, cut from the graph, with requires_grad False."""
+        return Tensor._make(self.array, None)
+
+    @data.setter
+    def data(self, value):
+        value = value.array if isinstance(value, Tensor) else value
+        if value.shape != self.shape or value.dtype != self.dtype:
+            raise ValueError(f"data: assigned {value.shape} {value.dtype} to a tensor of {self.shape} {self.dtype}")
+        self.array = value
+
     # --- metadata
     @property
     def shape(self):
-        return self.data.shape
+        return self.array.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def size(self):
-        return self.data.size
+        return self.array.size
 
     def __len__(self):
-        return len(self.data)
+        return len(self.array)
 
     @property
     def device(self):
-        return backend.device_of(self.data)
+        return backend.device_of(self.array)
 
     @property
     def xp(self):
-        return backend.xp_of(self.data)
+        return backend.xp_of(self.array)
 
     @property
     def is_leaf(self):
@@ -398,7 +411,7 @@ class Tensor:
             return
         if value is not None and value.shape != self.shape:
             raise ValueError(f"grad: assigned gradient has shape {value.shape}, tensor has {self.shape}")
-        self._grad = value.data if isinstance(value, Tensor) else value
+        self._grad = value.array if isinstance(value, Tensor) else value
 
     def requires_grad_(self, flag=True):
         if flag and self.dtype.type not in FLOAT_DTYPES:
@@ -424,20 +437,20 @@ class Tensor:
     # --- conversion
     def detach(self):
         """The same data as a new leaf, cut from the graph."""
-        t = Tensor._make(self.data, None)
+        t = Tensor._make(self.array, None)
         t._name = self._name
         return t
 
     def numpy(self):
-        return backend.to_numpy(self.data).copy()
+        return backend.to_numpy(self.array).copy()
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item: only one-element tensors convert to a Python number; got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self.array.reshape(()).item()
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self.array).tolist()
 
     def to(self, device=None, dtype=None):
         """A copy on another device and/or with another dtype; gradients flow back through it."""
@@ -473,7 +486,7 @@ class Tensor:
             extra += ", requires_grad=True"
         if self._name:
             extra += f", name={self._name!r}"
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(",
+        body = np.array2string(backend.to_numpy(self.array), separator=", ", prefix="tensor(",
                                threshold=200, precision=4)
         return f"tensor({body}{extra})"
 
@@ -484,7 +497,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if other.__class__ is float or other.__class__ is int:
-            key = (other, self.data.dtype, self.data.__class__)
+            key = (other, self.array.dtype, self.array.__class__)
             constant = _constants.get(key)
             if constant is None:
                 if len(_constants) > 4096:
@@ -510,10 +523,10 @@ class Tensor:
     def __getitem__(self, index): return ops.Getitem.apply(self, index=_raw_index(index))
 
     # comparisons give constant boolean tensors (masks for where); == stays identity for hashing
-    def __lt__(self, other): return Tensor._make(self.data < self._lift(other).data, None)
-    def __le__(self, other): return Tensor._make(self.data <= self._lift(other).data, None)
-    def __gt__(self, other): return Tensor._make(self.data > self._lift(other).data, None)
-    def __ge__(self, other): return Tensor._make(self.data >= self._lift(other).data, None)
+    def __lt__(self, other): return Tensor._make(self.array < self._lift(other).array, None)
+    def __le__(self, other): return Tensor._make(self.array <= self._lift(other).array, None)
+    def __gt__(self, other): return Tensor._make(self.array > self._lift(other).array, None)
+    def __ge__(self, other): return Tensor._make(self.array >= self._lift(other).array, None)
 
     def exp(self): return ops.Exp.apply(self)
     def log(self): return ops.Log.apply(self)
@@ -600,7 +613,7 @@ class Tensor:
         return self.split(-(-n // chunks), dim)
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.item())
 
@@ -610,9 +623,9 @@ class Tensor:
 def _raw_index(index):
     """Integer tensors used as indices become their arrays."""
     if isinstance(index, Tensor):
-        return index.data
+        return index.array
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -646,7 +659,7 @@ def stack(tensors, dim=0):
 def where(condition, x, y):
     """Elements of x where condition holds, else of y (condition gets no gradient)."""
     like = x if isinstance(x, Tensor) else y
-    condition = condition.data if isinstance(condition, Tensor) else like.xp.asarray(condition)
+    condition = condition.array if isinstance(condition, Tensor) else like.xp.asarray(condition)
     return ops.Where.apply(like._lift(x), like._lift(y), condition=condition)
 
 

@@ -57,7 +57,7 @@ def expand_fused(root):
             replaced = _replace(item, new)
             if replaced is not None:
                 new[id(item)] = replaced
-    expanded = [r if id(r._ctx) not in new else _tensor_for(r._ctx, r.data, new, r.name) for r in roots]
+    expanded = [r if id(r._ctx) not in new else _tensor_for(r._ctx, r.array, new, r.name) for r in roots]
     return expanded[0] if isinstance(root, Tensor) else expanded
 
 
@@ -82,7 +82,7 @@ def _replace(node, new):
     if isinstance(node, Cat) and _joins_directions(node, parents):
         return _Steps(unfuse.join_directions(node, [p.steps for p in parents]), node)
     if isinstance(node, Mul) and isinstance(parents[0], _Steps) and _is_dropout_between_layers(node):
-        return _Steps(unfuse.dropout_steps(node, parents[0].steps, node.parents[1].data), node)
+        return _Steps(unfuse.dropout_steps(node, parents[0].steps, node.parents[1].array), node)
     if isinstance(node, Permute) and isinstance(parents[0], _Steps) and _is_batch_first_output(node):
         return parents[0].stacked(dim=1, name=node.name)
     return _copy(node, [_item_for(p, r, node) for p, r in zip(node.parents, parents)])

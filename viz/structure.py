@@ -75,7 +75,7 @@ class Recorded:
         # into the label of the op that uses them instead of being drawn as nodes
         self.scalar_consts = {i for i, item in enumerate(items)
                               if not is_node[i] and item.name is None and not item.requires_grad
-                              and item.data.size == 1}
+                              and item.array.size == 1}
         step_cache = {}
         self.step_of = step_of = [None] * n      # (group, t) or None
         self.steps = {}                          # group -> {t: last position}, in processing order
@@ -165,7 +165,7 @@ class Recorded:
         parents = self.parents[i]
         if not any(p in self.scalar_consts for p in parents):
             return item.op
-        args = (f"{self.items[p].data.reshape(()).item():.4g}" if p in self.scalar_consts else "·"
+        args = (f"{self.items[p].array.reshape(()).item():.4g}" if p in self.scalar_consts else "·"
                 for p in parents)
         return f"{item.op}({', '.join(args)})"
 

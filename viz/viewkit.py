@@ -24,6 +24,6 @@ def shape_text(shape):
 
 def constant_text(item):
     """The label of an unnamed constant leaf: its value when it is one number, else its shape."""
-    if item.data.size == 1:
-        return f"{item.data.reshape(()).item():.4g}"
+    if item.array.size == 1:
+        return f"{item.array.reshape(()).item():.4g}"
     return f"const\n{shape_text(item.shape)}"

@@ -78,7 +78,7 @@ def cliff(steps=10, w=2.5, b=0.0):
     rnn = tr.nn.RNN(1, 1, dtype="float64")
     with tr.no_grad():
         for name, value in (("weight_ih_l0", 0.5), ("bias_ih_l0", 0.0), ("weight_hh_l0", w), ("bias_hh_l0", b)):
-            getattr(rnn, name).data[...] = value
+            getattr(rnn, name).array[...] = value
     x = np.zeros((steps, 1, 1))
     x[0] = 1.0
     x = tr.Tensor(x, dtype="float64")

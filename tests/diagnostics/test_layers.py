@@ -84,8 +84,8 @@ def test_tanh_rnn_sensitivity_decays_at_the_rate_of_its_spectrum(rng, rho):
     model = layer("rnn", input_size=3, hidden_size=8)
     w = rng.standard_normal((8, 8))
     with tr.no_grad():
-        model.weight_hh_l0.data[...] = rho / D.spectral_radius(w) * w
-        model.bias_ih_l0.data[...] = model.bias_hh_l0.data[...] = 0
+        model.weight_hh_l0.array[...] = rho / D.spectral_radius(w) * w
+        model.bias_ih_l0.array[...] = model.bias_hh_l0.array[...] = 0
     s = D.sensitivity(model, 1e-3 * rng.standard_normal((40, 2, 3)))
     assert D.spectral_radius(D.recurrent_weights(model)["h"]) == pytest.approx(rho)
     assert D.decay_rate(s, start=10) == pytest.approx(rho, rel=0.02)
@@ -95,7 +95,7 @@ def test_linearised_recurrence_matches_a_tanh_rnn_near_zero(rng):
     model = layer("rnn", hidden_size=6)
     with tr.no_grad():
         for name in ("weight_ih_l0", "bias_ih_l0", "bias_hh_l0"):
-            getattr(model, name).data[...] = 0
+            getattr(model, name).array[...] = 0
     h0 = 1e-4 * rng.standard_normal((1, 1, 6))
     output, _ = model(tr.Tensor(np.zeros((30, 1, 2)), dtype="float64"), tr.Tensor(h0, dtype="float64"))
     norms = D.linear_recurrence_norms(model.weight_hh_l0, h0[0], 30)

@@ -46,8 +46,8 @@ def test_tanh_rnn_sensitivity_decays_at_the_spectral_radius(rng, rho):
     # near h = 0 the step Jacobian is W_hh itself, so d h(t) / d x(0) ~ W_hh^t W_ih shrinks like rho^t
     model = Elman(3, 8, rng)
     w = rng.standard_normal((8, 8))
-    model.weight_hh_l0.data = rho / D.spectral_radius(w) * w
-    model.bias_l0.data[:] = 0
+    model.weight_hh_l0.array = rho / D.spectral_radius(w) * w
+    model.bias_l0.array[:] = 0
     s = D.sensitivity(model, 1e-3 * rng.standard_normal((40, 2, 3)))
     assert D.spectral_radius(model.weight_hh_l0) == pytest.approx(rho)
     assert D.decay_rate(s, start=10) == pytest.approx(rho, rel=0.02)

@@ -77,7 +77,7 @@ def test_padded_steps_get_no_gradient_and_leak_nothing(device):
     (out.sum() + h_n.sum()).backward()
     assert not to_np(x.grad)[2:, 0].any()
     assert to_np(x.grad)[:, 1].all()
-    x2 = float64(to_np(x.data) + np.where(np.arange(5)[:, None, None] >= 2, 100.0, 0.0) * [[1], [0]], device)
+    x2 = float64(to_np(x.array) + np.where(np.arange(5)[:, None, None] >= 2, 100.0, 0.0) * [[1], [0]], device)
     out2, h_n2 = layer(x2, lengths=[2, 5])  # garbage in the padding changes nothing
     np.testing.assert_array_equal(to_np(out2), to_np(out))
     np.testing.assert_array_equal(to_np(h_n2), to_np(h_n))

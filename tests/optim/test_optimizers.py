@@ -52,7 +52,7 @@ def run_ours(opt, params, steps, first_step=0):
         for k, p in enumerate(params):
             # the second parameter has no gradient now and then: optimizers must skip it
             skip = k == 1 and step % 4 == 3
-            p.grad = None if skip else backend.to_device(gradient_field(to_np(p.data), step), p.device)
+            p.grad = None if skip else backend.to_device(gradient_field(to_np(p.array), step), p.device)
         opt.step()
 
 
@@ -79,7 +79,7 @@ def test_matches_torch_over_many_steps(torch, device, name, kwargs, groups):
             p.grad = None if skip else torch.from_numpy(gradient_field(p.detach().numpy(), step))
         their_opt.step()
     for ours, expected in zip(params, theirs):
-        np.testing.assert_allclose(to_np(ours.data), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(to_np(ours.array), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
     # the saved state has the same entries as PyTorch's, with the same values
     ours_state, their_state = ours_opt.state_dict(), their_opt.state_dict()
     assert sorted(ours_state["state"]) == sorted(their_state["state"])
@@ -98,7 +98,7 @@ def test_state_dict_round_trip_through_a_checkpoint_continues_identically(tmp_pa
     params = make_params(device)
     opt = OURS[name](split_groups(params, kwargs, 0.02), **kwargs)
     run_ours(opt, params, 7)
-    save_checkpoint(tmp_path / "opt.npz", {f"p{k}": to_np(p.data) for k, p in enumerate(params)},
+    save_checkpoint(tmp_path / "opt.npz", {f"p{k}": to_np(p.array) for k, p in enumerate(params)},
                     opt.state_dict())
     run_ours(opt, params, 9, first_step=7)
 
@@ -109,7 +109,7 @@ def test_state_dict_round_trip_through_a_checkpoint_continues_identically(tmp_pa
     assert resumed_opt.param_groups[1]["lr"] == 0.02
     run_ours(resumed_opt, resumed, 9, first_step=7)
     for a, b in zip(params, resumed):
-        np.testing.assert_array_equal(to_np(a.data), to_np(b.data))
+        np.testing.assert_array_equal(to_np(a.array), to_np(b.array))
 
 
 def test_state_dict_is_a_host_copy(device):
@@ -171,6 +171,6 @@ def test_zero_grad_and_float32_update(device):
     p.grad = backend.to_device(np.full(3, 2.0, dtype=np.float32), device)
     opt.step()
     assert p.dtype == np.float32
-    np.testing.assert_array_equal(to_np(p.data), np.zeros(3))
+    np.testing.assert_array_equal(to_np(p.array), np.zeros(3))
     opt.zero_grad()
     assert p.grad is None

@@ -63,7 +63,7 @@ def sequence_output(result):
 
 def as_input(model, x):
     """`x` (array or Tensor) as a float array of the model's dtype, on the model's device."""
-    data = x.data if isinstance(x, Tensor) else x
+    data = x.array if isinstance(x, Tensor) else x
     if not hasattr(data, "dtype"):
         data = np.asarray(data)
     if data.dtype.kind != "f":

@@ -162,7 +162,7 @@ def set_weights(params, weights):
     for p, w in zip(_params(params), weights):
         if tuple(w.shape) != p.shape:
             raise ValueError(f"a weight of shape {tuple(w.shape)} cannot go into a parameter of shape {p.shape}")
-        p.data = backend.to_device(np.asarray(w, dtype=p.dtype).copy(), p.device)
+        p.array = backend.to_device(np.asarray(w, dtype=p.dtype).copy(), p.device)
 
 
 def flatten(arrays):
@@ -184,7 +184,7 @@ def _params(params):
 
 
 def _host(array):
-    data = array.data if isinstance(array, Tensor) else array
+    data = array.array if isinstance(array, Tensor) else array
     return np.asarray(backend.to_numpy(data), dtype=np.float64)
 
 

@@ -78,7 +78,7 @@ def content_block(blocks):
 
 
 def _host(array):
-    data = array.data if isinstance(array, Tensor) else array
+    data = array.array if isinstance(array, Tensor) else array
     return np.asarray(backend.to_numpy(data) if hasattr(data, "dtype") else data, dtype=np.float64)
 
 

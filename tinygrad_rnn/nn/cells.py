@@ -181,9 +181,9 @@ class RNNCell(GatedCell):
 def _set_forget_bias(bias, hidden_size, value, other=None):
     """Forget-gate block (the second of i,f,g,o) of `bias` set to value, of `other` to zero."""
     forget = slice(hidden_size, 2 * hidden_size)
-    init.constant_(Tensor._make(bias.data[forget], None), value)
+    init.constant_(Tensor._make(bias.array[forget], None), value)
     if other is not None:
-        init.zeros_(Tensor._make(other.data[forget], None))
+        init.zeros_(Tensor._make(other.array[forget], None))
 
 
 class LSTMCell(GatedCell):

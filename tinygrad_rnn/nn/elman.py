@@ -38,7 +38,7 @@ class ElmanRNN(Module):
             x = Tensor(x)
         if x.dtype.kind in "iu":  # symbols: one-hot rows of the identity, constants of the model's dtype
             weight = self.rnn.weight_ih_l0
-            symbols = backend.to_device(x.data, weight.device)
+            symbols = backend.to_device(x.array, weight.device)
             x = Tensor._make(weight.xp.eye(self.input_size, dtype=weight.dtype)[symbols], None)
         return x
 
@@ -60,7 +60,7 @@ class ElmanRNN(Module):
         """
         o, h_n = self(x, h0, lengths)
         xp = o.xp
-        targets = xp.asarray(targets.data if isinstance(targets, Tensor) else targets)
+        targets = xp.asarray(targets.array if isinstance(targets, Tensor) else targets)
         if targets.shape != o.shape[:-1]:
             raise ValueError(f"ElmanRNN.loss: targets must have shape {o.shape[:-1]} (T, B) to match the "
                              f"input; got {targets.shape}")

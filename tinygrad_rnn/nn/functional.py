@@ -10,7 +10,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _shifted(x, dim):
     """x minus its (constant) maximum along dim: exp never overflows, the gradient is unchanged."""
-    return x - Tensor._make(x.data.max(axis=dim, keepdims=True), None)
+    return x - Tensor._make(x.array.max(axis=dim, keepdims=True), None)
 
 
 def softmax(x, dim=-1):
@@ -34,7 +34,7 @@ def _reduce(losses, reduction, count=None):
 
 def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of class indices: log_probs (N, C) or (C,), target (N,) or ()."""
-    target = target.data if isinstance(target, Tensor) else log_probs.xp.asarray(target)
+    target = target.array if isinstance(target, Tensor) else log_probs.xp.asarray(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold integer class indices; got dtype {target.dtype}")
     target_shape = target.shape  # the shape of reduction="none" losses, as in PyTorch
@@ -63,7 +63,7 @@ def cross_entropy(logits, target, ignore_index=-100, reduction="mean"):
     logits (N, C), (C,) or (N, C, d1, ...) with target (N, d1, ...).
     """
     if logits.ndim > 2:
-        target = target.data if isinstance(target, Tensor) else logits.xp.asarray(target)
+        target = target.array if isinstance(target, Tensor) else logits.xp.asarray(target)
         if target.shape != logits.shape[:1] + logits.shape[2:]:
             raise ValueError(f"cross_entropy: logits {logits.shape} need a target of shape "
                              f"{logits.shape[:1] + logits.shape[2:]}; got {target.shape}")

@@ -23,7 +23,7 @@ def zeros_like_state(batch, size, like):
 
 def _fill(tensor, values):
     """Write host values into the tensor's array in place (parameters keep their identity)."""
-    tensor.data[...] = backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device)
+    tensor.array[...] = backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device)
     return tensor
 
 
@@ -79,5 +79,5 @@ def per_gate(init, weight, n_gates, **options):
         raise ValueError(f"per_gate: {weight.shape[0]} rows do not split into {n_gates} gates")
     block = weight.shape[0] // n_gates
     for k in range(n_gates):
-        init(Tensor._make(weight.data[k * block:(k + 1) * block], None), **options)  # a view
+        init(Tensor._make(weight.array[k * block:(k + 1) * block], None), **options)  # a view
     return weight

@@ -57,10 +57,10 @@ class Embedding(Module):
     def reset_parameters(self):
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            init.zeros_(Tensor._make(self.weight.data[self.padding_idx], None))
+            init.zeros_(Tensor._make(self.weight.array[self.padding_idx], None))
 
     def forward(self, indices):
-        index = indices.data if isinstance(indices, Tensor) else self.weight.xp.asarray(indices)
+        index = indices.array if isinstance(indices, Tensor) else self.weight.xp.asarray(indices)
         if index.dtype.kind not in "iu":
             raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
         if index.size and (int(index.min()) < 0 or int(index.max()) >= self.num_embeddings):
@@ -69,7 +69,7 @@ class Embedding(Module):
         rows = self.weight[index]
         if self.padding_idx is not None:
             keep = (index != self.padding_idx)[..., None]
-            rows = where(keep, rows, Tensor._make(rows.data, None))  # same values, no gradient
+            rows = where(keep, rows, Tensor._make(rows.array, None))  # same values, no gradient
         return rows
 
     def extra_repr(self):

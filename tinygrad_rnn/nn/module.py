@@ -112,7 +112,7 @@ class Module:
             for k, p in own.items():
                 if k in state:
                     value = state[k].numpy() if isinstance(state[k], Tensor) else np.asarray(state[k])
-                    p.data = backend.to_device(value.astype(p.dtype), p.device).copy()
+                    p.array = backend.to_device(value.astype(p.dtype), p.device).copy()
         return self
 
     # --- modes and devices
@@ -132,12 +132,12 @@ class Module:
         """Move (and/or cast) every parameter in place, keeping the Parameter objects."""
         device = backend.check_device(device) if device is not None else None
         for p in self.parameters():
-            data = p.data
+            data = p.array
             if device is not None:
                 data = backend.to_device(data, device)
             if dtype is not None:
                 data = data.astype(np.dtype(dtype))
-            p.data = data
+            p.array = data
             if p._grad is not None:
                 p._grad = None
         return self

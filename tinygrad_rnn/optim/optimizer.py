@@ -1,6 +1,6 @@
 """The Optimizer base: parameter groups, per-parameter state, and a state_dict in PyTorch's layout.
 
-Subclasses write one method, `update(p, g, state, group)`, that changes `p.data` in place from
+Subclasses write one method, `update(p, g, state, group)`, that changes `p.array` in place from
 the gradient array `g`, taking `xp` from the data so the same rule runs on NumPy and CuPy.
 """
 import copy

@@ -43,7 +43,7 @@ class SGD(Optimizer):
 
     def update(self, p, g, state, group):
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         momentum = group["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")
@@ -53,7 +53,7 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * g
+        p.array -= group["lr"] * g
 
 
 class Adam(Optimizer):
@@ -74,21 +74,21 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: invalid betas {betas!r}; expected two numbers in [0, 1)")
 
     def update(self, p, g, state, group):
-        xp = backend.xp_of(p.data)
+        xp = backend.xp_of(p.array)
         beta1, beta2 = group["betas"]
         lr, weight_decay = group["lr"], group["weight_decay"]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            state["exp_avg"] = xp.zeros_like(p.array)
+            state["exp_avg_sq"] = xp.zeros_like(p.array)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                state["max_exp_avg_sq"] = xp.zeros_like(p.array)
         state["step"] += 1
         if weight_decay != 0:
             if self.decoupled_weight_decay:
-                p.data *= 1 - lr * weight_decay
+                p.array *= 1 - lr * weight_decay
             else:
-                g = g + weight_decay * p.data
+                g = g + weight_decay * p.array
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         _lerp(exp_avg, g, 1 - beta1)
         exp_avg_sq *= beta2
@@ -102,7 +102,7 @@ class Adam(Optimizer):
         else:
             second = exp_avg_sq
         denom = xp.sqrt(second) / bias_correction2_sqrt + group["eps"]
-        p.data += -(lr / bias_correction1) * exp_avg / denom
+        p.array += -(lr / bias_correction1) * exp_avg / denom
 
 
 class AdamW(Adam):
@@ -131,16 +131,16 @@ class Adagrad(Optimizer):
         _check_range(self, group, "initial_accumulator_value", 0.0)
 
     def update(self, p, g, state, group):
-        xp = backend.xp_of(p.data)
+        xp = backend.xp_of(p.array)
         if not state:
             state["step"] = 0
-            state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+            state["sum"] = xp.full_like(p.array, group["initial_accumulator_value"])
         state["step"] += 1
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += g * g
-        p.data += -clr * g / (xp.sqrt(state["sum"]) + group["eps"])
+        p.array += -clr * g / (xp.sqrt(state["sum"]) + group["eps"])
 
 
 class RMSprop(Optimizer):
@@ -157,18 +157,18 @@ class RMSprop(Optimizer):
         _check_range(self, group, "momentum", 0.0)
 
     def update(self, p, g, state, group):
-        xp = backend.xp_of(p.data)
+        xp = backend.xp_of(p.array)
         alpha, momentum = group["alpha"], group["momentum"]
         if not state:
             state["step"] = 0
-            state["square_avg"] = xp.zeros_like(p.data)
+            state["square_avg"] = xp.zeros_like(p.array)
             if momentum > 0:
-                state["momentum_buffer"] = xp.zeros_like(p.data)
+                state["momentum_buffer"] = xp.zeros_like(p.array)
             if group["centered"]:
-                state["grad_avg"] = xp.zeros_like(p.data)
+                state["grad_avg"] = xp.zeros_like(p.array)
         state["step"] += 1
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         square_avg = state["square_avg"]
         square_avg *= alpha
         square_avg += (1 - alpha) * g * g
@@ -182,6 +182,6 @@ class RMSprop(Optimizer):
             buf = state["momentum_buffer"]
             buf *= momentum
             buf += g / avg
-            p.data -= group["lr"] * buf
+            p.array -= group["lr"] * buf
         else:
-            p.data += -group["lr"] * g / avg
+            p.array += -group["lr"] * g / avg

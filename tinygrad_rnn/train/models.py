@@ -73,5 +73,5 @@ def build_model(config, vocab_size=None):
 
 def sequence_cross_entropy(logits, targets):
     """Mean cross-entropy over all T * B positions of (T, B, V) logits and (T, B) target ids."""
-    targets = targets.data if isinstance(targets, Tensor) else targets
+    targets = targets.array if isinstance(targets, Tensor) else targets
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
