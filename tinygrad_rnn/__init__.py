@@ -1,8 +1,8 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import diagnostics, nn, optim, train
+from . import autograd, diagnostics, nn, optim, train
 from .backend import DeviceError, cuda_available
 from .factory import arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros, zeros_like
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (
     Function,
     Tensor,
@@ -22,7 +22,38 @@ __version__ = "0.1.0"
 float32 = "float32"
 float64 = "float64"
 
-__all__ = ["DeviceError", "Function", "GradcheckError", "Tensor", "arange", "cat", "cuda_available",
-           "current_scope", "diagnostics", "enable_grad", "float32", "float64", "full", "gradcheck",
-           "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones", "ones_like", "optim", "rand", "randn",
-           "retain_grads", "scope", "stack", "train", "uniform", "where", "zeros", "zeros_like"]
+__all__ = [
+    "DeviceError",
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "arange",
+    "autograd",
+    "cat",
+    "cuda_available",
+    "current_scope",
+    "diagnostics",
+    "enable_grad",
+    "float32",
+    "float64",
+    "full",
+    "gradcheck",
+    "gradgradcheck",
+    "is_grad_enabled",
+    "manual_seed",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "optim",
+    "rand",
+    "randn",
+    "retain_grads",
+    "scope",
+    "stack",
+    "train",
+    "uniform",
+    "where",
+    "zeros",
+    "zeros_like",
+]

@@ -1,6 +1,7 @@
 """Numerical gradient checking by central differences in float64."""
 import numpy as np
 
+from . import autograd
 from .backend import to_numpy
 from .tensor import Tensor, no_grad
 
@@ -9,12 +10,17 @@ class GradcheckError(AssertionError):
     """Analytic and numerical gradients disagree; the message names the worst element."""
 
 
+def _outputs(out):
+    return [t for t in (out if isinstance(out, (tuple, list)) else (out,)) if t is not None]
+
+
 def gradcheck(fn, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     """Check the gradients of `fn(*tensors)` against central differences.
 
-    The output is projected on a fixed random direction v, so one backward pass gives the
-    analytic gradient of sum(v * fn(...)) for every input; each input element is then perturbed
-    by +-eps. Inputs that require grad must be float64. Returns True or raises GradcheckError.
+    The output (a Tensor or a tuple of them) is projected on a fixed random direction v, so one
+    backward pass gives the analytic gradient of sum(v * fn(...)) for every input; each input element
+    is then perturbed by +-eps. Inputs that require grad must be float64. Returns True or raises
+    GradcheckError.
     """
     inputs = [t for t in tensors if isinstance(t, Tensor) and t.requires_grad]
     if not inputs:
@@ -23,16 +29,18 @@ def gradcheck(fn, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs must be float64 for finite differences; got {t.dtype} "
                             f"for an input of shape {t.shape}")
-    out = fn(*tensors)
-    direction = out.xp.asarray(np.random.default_rng(seed).standard_normal(out.shape))
-    for t in inputs:
-        t.grad = None
-    (out * Tensor(direction, dtype=np.float64)).sum().backward()
-    analytic = [to_numpy(t.grad) if t.grad is not None else np.zeros(t.shape) for t in inputs]
+    outs = _outputs(fn(*tensors))
+    rng = np.random.default_rng(seed)
+    directions = [o.xp.asarray(rng.standard_normal(o.shape)) for o in outs]
+    projection = sum((o * Tensor(d, dtype=np.float64)).sum() for o, d in zip(outs, directions) if o.requires_grad)
+    analytic = [np.zeros(t.shape) for t in inputs]
+    if isinstance(projection, Tensor):
+        grads = autograd.grad(projection, inputs, allow_unused=True)
+        analytic = [to_numpy(g.array) if g is not None else a for g, a in zip(grads, analytic)]
 
     def projected():
         with no_grad():
-            return float(to_numpy((fn(*tensors).array * direction).sum()))
+            return float(sum(to_numpy((o.array * d).sum()) for o, d in zip(_outputs(fn(*tensors)), directions)))
 
     worst = None
     for k, t in enumerate(inputs):
@@ -57,3 +65,24 @@ def gradcheck(fn, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             f"analytic {exact:.10g}, numerical {numeric:.10g}, |difference| {error:.3g} > "
             f"atol {atol} + rtol {rtol} * |numerical|")
     return True
+
+
+def gradgradcheck(fn, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Check second derivatives: gradcheck of (inputs, v) -> the VJP of `fn` with v, as torch's.
+
+    The VJP is computed with create_graph=True, so this checks that every op's backward is itself
+    differentiated correctly, with respect to the inputs and to the incoming gradient v.
+    """
+    wanted = [k for k, t in enumerate(tensors) if isinstance(t, Tensor) and t.requires_grad]
+    outs = _outputs(fn(*tensors))
+    rng = np.random.default_rng(seed + 1)
+    vs = [Tensor(o.xp.asarray(rng.standard_normal(o.shape)), dtype=np.float64, requires_grad=True)
+          for o in outs if o.requires_grad]
+    count = len(tensors)
+
+    def vjp(*args):
+        outs = [o for o in _outputs(fn(*args[:count])) if o.requires_grad]
+        return autograd.grad(outs, [args[k] for k in wanted], list(args[count:]), create_graph=True,
+                             materialize_grads=True)
+
+    return gradcheck(vjp, *tensors, *vs, eps=eps, atol=atol, rtol=rtol, seed=seed)

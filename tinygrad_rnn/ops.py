@@ -1,67 +1,128 @@
-"""Primitives: one class per op, its forward and its backward (the VJP) side by side.
+"""Primitives: one class per op, its forward, its VJP and its JVP side by side.
 
 `forward` works on raw arrays and takes `xp` from them, so every op runs on NumPy and CuPy.
-`backward(g)` returns one gradient per input; the engine undoes broadcasting. Each op keeps only
-what its backward needs, preferring its output (exp, tanh, sigmoid) over its input.
+`backward(g)` (the VJP) and `jvp(inputs, tangents)` are written with Tensor ops, so gradients of
+gradients and forward over reverse work; the engine undoes broadcasting. Each op keeps only what its
+backward needs (`saves` names the inputs), preferring its output (exp, tanh, sigmoid) over its input.
 """
 import numpy as np
 
 from . import backend
-from .tensor import Function
+from .tensor import Function, Tensor
+
+
+def _constant(array):
+    return Tensor._make(array, None)
+
+
+def _zero_if_none(tangent, like):
+    return tangent if tangent is not None else _constant(like.xp.zeros(like.shape, dtype=like.dtype))
+
+
+def _add_tangents(*terms):
+    present = [t for t in terms if t is not None]
+    if not present:
+        return None
+    total = present[0]
+    for t in present[1:]:
+        total = total + t
+    return total
+
 
 # ----------------------------------------------------------------------------- binary, broadcasting
 
 
 class Add(Function):
+    saves = ()
+
     def forward(self, x, y):
         return x + y
 
     def backward(self, g):
         return g, g
 
+    def jvp(self, inputs, tangents):
+        return _add_tangents(*tangents)
+
 
 class Sub(Function):
+    saves = ()
+
     def forward(self, x, y):
         return x - y
 
     def backward(self, g):
         return g, -g if self.needs[1] else None
 
+    def jvp(self, inputs, tangents):
+        tx, ty = tangents
+        return _add_tangents(tx, None if ty is None else -ty)
+
 
 class Mul(Function):
+    saves = (0, 1)
+
     def forward(self, x, y):
-        self.x, self.y = x, y
         return x * y
 
     def backward(self, g):
-        return (g * self.y if self.needs[0] else None,
-                g * self.x if self.needs[1] else None)
+        return (g * self.input(1) if self.needs[0] else None,
+                g * self.input(0) if self.needs[1] else None)
+
+    def jvp(self, inputs, tangents):
+        (x, y), (tx, ty) = inputs, tangents
+        return _add_tangents(None if tx is None else tx * y, None if ty is None else x * ty)
 
 
 class Div(Function):
+    saves = (1,)
+
     def forward(self, x, y):
-        self.y, self.out = y, x / y
+        self.out = x / y
         return self.out
 
     def backward(self, g):
-        gx = g / self.y
-        return gx, -gx * self.out if self.needs[1] else None
+        gx = g / self.input(1)
+        return gx, -gx * self.output(self.out) if self.needs[1] else None
+
+    def jvp(self, inputs, tangents):
+        (_, y), (tx, ty) = inputs, tangents
+        out = _constant(self.out)
+        return _add_tangents(tx, None if ty is None else -out * ty) / y
 
 
 class Pow(Function):
+    """x ** y; where y == 0 the gradient for x is 0, and where x == 0 (y >= 0) the one for y, as torch."""
+    saves = (0, 1)
+
     def forward(self, x, y):
-        self.x, self.y, self.out = x, y, x ** y
+        self.out = x ** y
         return self.out
 
+    @staticmethod
+    def partials(x, y, out, need_x, need_y):
+        """d out/dx and d out/dy as tensors (None where not needed)."""
+        d_x = where_tensor(y.array == 0, 0.0, y * x ** (y - 1)) if need_x else None
+        d_y = None
+        if need_y:
+            at_zero = (x.array == 0) & (y.array >= 0)
+            safe_x = where_tensor(at_zero, 1.0, x)  # log(0) never enters, even in unselected branches
+            d_y = where_tensor(at_zero, 0.0, out * safe_x.log())
+        return d_x, d_y
+
     def backward(self, g):
-        xp = backend.xp_of(g)
-        gx = g * self.y * self.x ** (self.y - 1) if self.needs[0] else None
-        gy = g * self.out * xp.log(self.x) if self.needs[1] else None
-        return gx, gy
+        d_x, d_y = self.partials(self.input(0), self.input(1), self.output(self.out), *self.needs)
+        return (None if d_x is None else g * d_x, None if d_y is None else g * d_y)
+
+    def jvp(self, inputs, tangents):
+        tx, ty = tangents
+        d_x, d_y = self.partials(*inputs, _constant(self.out), tx is not None, ty is not None)
+        return _add_tangents(None if tx is None else tx * d_x, None if ty is None else ty * d_y)
 
 
 class Matmul(Function):
     """Matrix product with NumPy's rules: 1-D operands are promoted, leading dims broadcast."""
+    saves = (0, 1)
 
     def forward(self, x, y):
         if x.ndim == 0 or y.ndim == 0:
@@ -70,79 +131,113 @@ class Matmul(Function):
             raise ValueError(f"shapes {x.shape} and {y.shape} are not aligned: "
                              f"{x.shape[-1]} (last dim of the first) != "
                              f"{y.shape[0 if y.ndim == 1 else -2]} (the second's row count)")
-        self.x, self.y = x, y
         return x @ y
 
     def backward(self, g):
-        x, y = self.x, self.y
-        x2 = x[None] if x.ndim == 1 else x
-        y2 = y[:, None] if y.ndim == 1 else y
-        if x.ndim == 1:
-            g = g[..., None, :]
-        if y.ndim == 1:
-            g = g[..., None]
-        gx = g @ y2.swapaxes(-1, -2) if self.needs[0] else None
-        gy = x2.swapaxes(-1, -2) @ g if self.needs[1] else None
-        if gx is not None and x.ndim == 1:
-            gx = gx[..., 0, :]
-        if gy is not None and y.ndim == 1:
-            gy = gy[..., 0]
+        x, y = self.input(0), self.input(1)
+        # promote 1-D operands to matrices, so every case is a batched matrix product
+        x2 = x.reshape(1, x.shape[0]) if x.ndim == 1 else x
+        y2 = y.reshape(y.shape[0], 1) if y.ndim == 1 else y
+        out2 = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2]) + (x2.shape[-2], y2.shape[-1])
+        g2 = g.reshape(out2)
+        gx = gy = None
+        if self.needs[0]:
+            gx = unbroadcast(g2 @ y2.transpose(-1, -2), x2.shape).reshape(x.shape)
+        if self.needs[1]:
+            gy = unbroadcast(x2.transpose(-1, -2) @ g2, y2.shape).reshape(y.shape)
         return gx, gy
+
+    def jvp(self, inputs, tangents):
+        (x, y), (tx, ty) = inputs, tangents
+        return _add_tangents(None if tx is None else tx @ y, None if ty is None else x @ ty)
 
 
 class Where(Function):
     """where(condition, x, y); the condition is data, not an input with a gradient."""
+    saves = ()
 
     def forward(self, x, y, condition):
         self.condition = condition
         return backend.xp_of(x).where(condition, x, y)
 
     def backward(self, g):
-        xp = backend.xp_of(g)
-        zero = xp.zeros((), dtype=g.dtype)
-        return (xp.where(self.condition, g, zero) if self.needs[0] else None,
-                xp.where(self.condition, zero, g) if self.needs[1] else None)
+        zero = _constant(g.xp.zeros((), dtype=g.dtype))
+        return (Where.apply(g, zero, condition=self.condition) if self.needs[0] else None,
+                Where.apply(zero, g, condition=self.condition) if self.needs[1] else None)
+
+    def jvp(self, inputs, tangents):
+        x, y = inputs
+        return Where.apply(_zero_if_none(tangents[0], x), _zero_if_none(tangents[1], y), condition=self.condition)
+
+
+def where_tensor(condition, x, y):
+    """where() over a raw boolean array, with tensors or numbers as branches (for VJPs)."""
+    like = x if isinstance(x, Tensor) else y
+    return Where.apply(like._lift(x), like._lift(y), condition=condition)
 
 
 # ----------------------------------------------------------------------------- unary, elementwise
 
 
 class Neg(Function):
+    saves = ()
+
     def forward(self, x):
         return -x
 
     def backward(self, g):
         return (-g,)
 
+    def jvp(self, inputs, tangents):
+        return -tangents[0]
+
 
 class Exp(Function):
+    saves = ()
+
     def forward(self, x):
         self.out = backend.xp_of(x).exp(x)
         return self.out
 
     def backward(self, g):
-        return (g * self.out,)
+        return (g * self.output(self.out),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * _constant(self.out)
 
 
 class Log(Function):
+    saves = (0,)
+
     def forward(self, x):
-        self.x = x
         return backend.xp_of(x).log(x)
 
     def backward(self, g):
-        return (g / self.x,)
+        return (g / self.input(0),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] / inputs[0]
 
 
 class Tanh(Function):
+    saves = ()
+
     def forward(self, x):
         self.out = backend.xp_of(x).tanh(x)
         return self.out
 
     def backward(self, g):
-        return (g * (1 - self.out * self.out),)
+        out = self.output(self.out)
+        return (g * (1 - out * out),)
+
+    def jvp(self, inputs, tangents):
+        out = _constant(self.out)
+        return tangents[0] * (1 - out * out)
 
 
 class Sigmoid(Function):
+    saves = ()
+
     def forward(self, x):
         # the tanh form never overflows (no exp of a large number at |x| = 1000) and costs one
         # transcendental instead of an exp and two branches
@@ -153,53 +248,73 @@ class Sigmoid(Function):
         return out
 
     def backward(self, g):
-        return (g * self.out * (1 - self.out),)
+        out = self.output(self.out)
+        return (g * out * (1 - out),)
+
+    def jvp(self, inputs, tangents):
+        out = _constant(self.out)
+        return tangents[0] * out * (1 - out)
 
 
 class Relu(Function):
+    saves = ()
+
     def forward(self, x):
         self.out = backend.xp_of(x).maximum(x, 0)
         return self.out
 
     def backward(self, g):
-        return (g * (self.out > 0),)
+        return (g * _constant((self.out > 0).astype(g.dtype)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * _constant((self.out > 0).astype(self.out.dtype))
 
 
 class Clip(Function):
     """Clamp to [low, high]; the gradient passes where the input lies inside, bounds included."""
+    saves = ()
 
     def forward(self, x, low, high):
         xp = backend.xp_of(x)
-        self.inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
+        inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
+        self.inside = inside.astype(x.dtype)
         return xp.clip(x, low, high)
 
     def backward(self, g):
-        return (g * self.inside,)
+        return (g * _constant(self.inside),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * _constant(self.inside)
 
 
 # ----------------------------------------------------------------------------- reductions
 
 
-def _expand_reduced(g, shape, axis, keepdims):
-    """Give a reduced gradient its reduced axes back so it broadcasts over the input."""
-    if axis is not None and not keepdims:
-        g = backend.xp_of(g).expand_dims(g, axis)
-    elif axis is None and not keepdims:
-        g = g.reshape((1,) * len(shape))
-    return g
+def _reduced_shape(shape, axis):
+    """The keepdims shape of a reduction over `axis` (None: all axes)."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 class Sum(Function):
+    saves = ()
+
     def forward(self, x, axis, keepdims):
         self.in_shape, self.axis, self.keepdims = x.shape, axis, keepdims
         return x.sum(axis=axis, keepdims=keepdims)
 
     def backward(self, g):
-        g = _expand_reduced(g, self.in_shape, self.axis, self.keepdims)
-        return (backend.xp_of(g).broadcast_to(g, self.in_shape),)
+        return (g.reshape(_reduced_shape(self.in_shape, self.axis)).expand(self.in_shape),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0].sum(axis=self.axis, keepdims=self.keepdims)
 
 
 class Mean(Function):
+    saves = ()
+
     def forward(self, x, axis, keepdims):
         self.in_shape, self.axis, self.keepdims = x.shape, axis, keepdims
         out = x.mean(axis=axis, keepdims=keepdims)
@@ -207,12 +322,15 @@ class Mean(Function):
         return out
 
     def backward(self, g):
-        g = _expand_reduced(g, self.in_shape, self.axis, self.keepdims) / self.count
-        return (backend.xp_of(g).broadcast_to(g, self.in_shape),)
+        return ((g / self.count).reshape(_reduced_shape(self.in_shape, self.axis)).expand(self.in_shape),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0].mean(axis=self.axis, keepdims=self.keepdims)
 
 
 class Max(Function):
     """Maximum over axes; ties share the gradient equally (like torch.amax)."""
+    saves = ()
 
     def forward(self, x, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
@@ -223,28 +341,67 @@ class Max(Function):
         return out if keepdims else out.squeeze(axis) if axis is not None else out.reshape(())
 
     def backward(self, g):
-        return (_expand_reduced(g, self.weights.shape, self.axis, self.keepdims) * self.weights,)
+        return (g.reshape(_reduced_shape(self.weights.shape, self.axis)) * _constant(self.weights),)
+
+    def jvp(self, inputs, tangents):
+        return (tangents[0] * _constant(self.weights)).sum(axis=self.axis, keepdims=self.keepdims)
+
+
+class Expand(Function):
+    """broadcast_to: repeat size-1 (or missing leading) dims without copying."""
+    saves = ()
+
+    def forward(self, x, shape):
+        self.in_shape, self.out_shape = x.shape, tuple(shape)
+        return backend.xp_of(x).broadcast_to(x, shape)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.in_shape),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0].expand(self.out_shape)
+
+
+def unbroadcast(g, shape):
+    """Sum a broadcast gradient (a Tensor) back to the shape of the input it flows into."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape) if g.shape != tuple(shape) else g
 
 
 # ----------------------------------------------------------------------------- movement
 
 
 class Reshape(Function):
+    saves = ()
+
     def forward(self, x, shape):
         self.in_shape = x.shape
-        return x.reshape(shape)
+        out = x.reshape(shape)
+        self.out_shape = out.shape
+        return out
 
     def backward(self, g):
         return (g.reshape(self.in_shape),)
 
+    def jvp(self, inputs, tangents):
+        return tangents[0].reshape(self.out_shape)
+
 
 class Permute(Function):
+    saves = ()
+
     def forward(self, x, axes):
         self.axes = axes
         return x.transpose(axes)
 
     def backward(self, g):
-        return (g.transpose(np.argsort(self.axes)),)
+        return (g.permute(tuple(int(a) for a in np.argsort(self.axes))),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0].permute(self.axes)
 
 
 def _is_basic_index(index):
@@ -253,70 +410,121 @@ def _is_basic_index(index):
     return all(isinstance(i, (slice, int, type(None), type(Ellipsis))) for i in items)
 
 
+def _device_index(x, index):
+    """Index arrays must live where the data lives."""
+    if _is_basic_index(index):
+        return index
+    xp = backend.xp_of(x)
+    return tuple(xp.asarray(i) if hasattr(i, "__len__") and not isinstance(i, slice) else i
+                 for i in (index if isinstance(index, tuple) else (index,)))
+
+
 class Getitem(Function):
-    """x[index] for slices, ints and integer arrays; the backward of a gather is a scatter-add."""
+    """x[index] for slices, ints and integer arrays; its VJP is a scatter-add (IndexAdd)."""
+    saves = ()
 
     def forward(self, x, index):
-        if not _is_basic_index(index):  # index arrays must live where the data lives
-            xp = backend.xp_of(x)
-            index = tuple(xp.asarray(i) if hasattr(i, "__len__") and not isinstance(i, slice) else i
-                          for i in (index if isinstance(index, tuple) else (index,)))
+        index = _device_index(x, index)
         self.in_shape, self.index = x.shape, index
         return x[index]
 
     def backward(self, g):
-        gx = backend.xp_of(g).zeros(self.in_shape, dtype=g.dtype)
-        self.backward_into(g, gx)
-        return (gx,)
+        return (IndexAdd.apply(g, index=self.index, shape=self.in_shape),)
 
     def backward_into(self, g, gx):
         """Add g into the input's gradient at the indexed places (the engine's fast path)."""
-        if _is_basic_index(self.index):
-            gx[self.index] += g
-        else:
-            backend.scatter_add(gx, self.index, g)
+        _scatter(gx, self.index, g)
+
+    def jvp(self, inputs, tangents):
+        return Getitem.apply(tangents[0], index=self.index)
+
+
+def _scatter(target, index, values):
+    if _is_basic_index(index):
+        target[index] += values
+    else:
+        backend.scatter_add(target, index, values)
+
+
+class IndexAdd(Function):
+    """zeros(shape) with `g` added at `index` (repeated indices add up); its VJP is Getitem."""
+    saves = ()
+
+    def forward(self, g, index, shape):
+        self.index = index
+        out = backend.xp_of(g).zeros(shape, dtype=g.dtype)
+        _scatter(out, index, g)
+        return out
+
+    def backward(self, g):
+        return (Getitem.apply(g, index=self.index),)
+
+    def jvp(self, inputs, tangents):
+        return IndexAdd.apply(tangents[0], index=self.index, shape=self.shape)
 
 
 class Cat(Function):
+    saves = ()
+
     def forward(self, *arrays, axis):
         self.axis = axis
-        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        self.bounds = [0] + [int(b) for b in np.cumsum([a.shape[axis] for a in arrays])]
         return backend.xp_of(arrays[0]).concatenate(arrays, axis=axis)
 
     def backward(self, g):
-        return tuple(backend.xp_of(g).split(g, self.bounds, axis=self.axis))
+        lead = (slice(None),) * (self.axis % g.ndim)
+        return tuple(Getitem.apply(g, index=lead + (slice(lo, hi),)) if need else None
+                     for need, lo, hi in zip(self.needs, self.bounds, self.bounds[1:]))
+
+    def jvp(self, inputs, tangents):
+        return Cat.apply(*[_zero_if_none(t, x) for t, x in zip(tangents, inputs)], axis=self.axis)
 
 
 class Stack(Function):
+    saves = ()
+
     def forward(self, *arrays, axis):
         self.axis = axis
         return backend.xp_of(arrays[0]).stack(arrays, axis=axis)
 
     def backward(self, g):
-        xp = backend.xp_of(g)
-        return tuple(xp.moveaxis(g, self.axis, 0))
+        lead = (slice(None),) * (self.axis % g.ndim)
+        return tuple(Getitem.apply(g, index=lead + (k,)) if need else None for k, need in enumerate(self.needs))
+
+    def jvp(self, inputs, tangents):
+        return Stack.apply(*[_zero_if_none(t, x) for t, x in zip(tangents, inputs)], axis=self.axis)
 
 
 # ----------------------------------------------------------------------------- devices and dtypes
 
 
 class ToDevice(Function):
+    saves = ()
+
     def forward(self, x, device):
-        self.source = backend.device_of(x)
+        self.source, self.target = backend.device_of(x), device
         return backend.to_device(x, device)
 
     def backward(self, g):
-        return (backend.to_device(g, self.source),)
+        return (ToDevice.apply(g, device=self.source),)
+
+    def jvp(self, inputs, tangents):
+        return ToDevice.apply(tangents[0], device=self.target)
 
 
 class Cast(Function):
+    saves = ()
+
     def forward(self, x, dtype):
-        self.source = x.dtype
+        self.source, self.target = x.dtype, dtype
         return x.astype(dtype)
 
     def backward(self, g):
-        return (g.astype(self.source),)
+        return (Cast.apply(g, dtype=self.source),)
+
+    def jvp(self, inputs, tangents):
+        return Cast.apply(tangents[0], dtype=self.target)
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Tanh, Sigmoid, Relu, Clip,
-              Sum, Mean, Max, Reshape, Permute, Getitem, Cat, Stack, ToDevice, Cast)
+              Sum, Mean, Max, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, ToDevice, Cast)

@@ -10,6 +10,7 @@ import contextlib
 import numpy as np
 
 from . import backend
+from .methods import TensorMethods, check_dim
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in expressions cost nothing
@@ -20,6 +21,7 @@ _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in exp
 class _State:
     grad_enabled = True
     keep_grads = False
+    forward_ad = False  # inside tr.func.jvp: ops push tangents forward
     scope = ()
 
 
@@ -85,10 +87,17 @@ def retain_grads():
 # ----------------------------------------------------------------------------- graph nodes
 
 class Function:
-    """A recorded op. Subclasses define `forward(*arrays, **options)` and `backward(g)`.
+    """A recorded op. Subclasses define `forward(*arrays, **options)`, `backward(g)` and `jvp`.
 
-    `backward` returns one gradient per input (None where the input needs none); gradients may
-    have the broadcast shape, which the engine sums back to each input's shape.
+    `forward` works on raw arrays. `backward(g)` is the VJP: it takes the output's gradient as a
+    Tensor and returns one Tensor per input (None where the input needs none), written with Tensor
+    ops so that gradients of gradients work; gradients may have the broadcast shape, which the
+    engine sums back to each input's shape. `jvp(inputs, tangents)` pushes tangents forward.
+
+    `saves` lists the inputs whose values backward needs; `self.input(i)` returns them (checked
+    against in-place changes since the forward). An op whose backward works on raw arrays sets
+    `array_backward = True`: its `backward(g)` takes and returns arrays, and it is differentiated
+    once only, unless it also defines `differentiable_backward(g)`.
     """
     __slots__ = (
         "__dict__",
@@ -96,15 +105,21 @@ class Function:
         "g",
         "g_owned",
         "grad",
+        "hooks",
         "keep_grad",
         "name",
         "needs",
         "parents",
         "pending",
+        "saved",
         "scope",
         "shape",
         "shapes",
+        "tangents",
+        "versions",
     )
+    saves = None  # indices of the inputs backward reads through input(i); None: it keeps its own arrays
+    array_backward = False
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
 
     @classmethod
@@ -112,25 +127,34 @@ class Function:
         if len(inputs) > 1:
             _check_same_device(cls, inputs)
         node = cls.__new__(cls)
+        arrays = [t.array for t in inputs]
         try:
-            out = node.forward(*[t.array for t in inputs], **options)
+            out = node.forward(*arrays, **options)
         except (ValueError, TypeError, IndexError) as e:
             described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
             raise type(e)(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
-        if not _state.grad_enabled:
-            return Tensor._make(out, None)
-        needs = tuple([t.requires_grad for t in inputs])
-        if True not in needs:
-            return Tensor._make(out, None)
-        node.parents = tuple([t._ctx or t for t in inputs])
-        node.needs = needs
-        node.shapes = tuple([t.array.shape for t in inputs])
-        node.scope = _state.scope
-        node.shape = out.shape
-        node.keep_grad = _state.keep_grads
-        node.name = node.grad = node.g = None
-        node.freed = False
-        return Tensor._make(out, node)
+        tangent = _forward_tangent(node, inputs, out) if _state.forward_ad else None
+        if not _state.grad_enabled or not any(t.requires_grad for t in inputs):
+            result = Tensor._make(out, None)
+        else:
+            node.parents = tuple([t._ctx or t for t in inputs])
+            node.needs = tuple([t.requires_grad for t in inputs])
+            node.shapes = tuple([a.shape for a in arrays])
+            saves = range(len(inputs)) if cls.saves is None else cls.saves
+            node.saved = {i: arrays[i] for i in cls.saves} if cls.saves else None
+            node.versions = {i: inputs[i]._version for i in saves if inputs[i]._ctx is None}
+            node.tangents = None if tangent is None else {i: inputs[i]._tangent for i in saves}
+            node.scope = _state.scope
+            node.shape = out.shape
+            node.keep_grad = _state.keep_grads
+            node.name = node.grad = node.g = node.hooks = None
+            node.freed = False
+            result = Tensor._make(out, node)
+        if tangent is not None:
+            result._tangent = tangent
+            if result._ctx is not None:
+                result._ctx.out_tangent = tangent
+        return result
 
     @property
     def op(self):
@@ -142,8 +166,62 @@ class Function:
     def backward(self, g):
         raise NotImplementedError
 
+    def jvp(self, inputs, tangents):
+        raise NotImplementedError(f"{self.op}: no forward-mode rule (jvp); use reverse mode "
+                                  f"(tr.func.vjp / jacrev) for this op")
+
+    # --- what backward reads, as tensors that stay connected to the graph
+    def input(self, i):
+        """Input i as a Tensor: the leaf itself, or its value attached to the node that made it."""
+        parent = self.parents[i]
+        recorded = self.versions.get(i)
+        if recorded is not None and parent._version != recorded:
+            _raise_modified(self, parent, recorded)
+        if isinstance(parent, Tensor):
+            return parent
+        t = Tensor._make(self.saved[i], parent if _state.grad_enabled else None)
+        if self.tangents is not None:
+            t._tangent = self.tangents.get(i)
+        return t
+
+    def output(self, array):
+        """This node's own output (saved in forward) as a Tensor attached to this node."""
+        t = Tensor._make(array, self if _state.grad_enabled else None)
+        t._tangent = self.__dict__.get("out_tangent")
+        return t
+
+    def check_versions(self):
+        for i, recorded in self.versions.items():
+            if self.parents[i]._version != recorded:
+                _raise_modified(self, self.parents[i], recorded)
+
     def __repr__(self):
         return f"<{self.op} -> {self.name or ''}{self.shape} scope={self.scope}>"
+
+
+def _raise_modified(node, tensor, recorded):
+    what = f"tensor {tensor.name!r}" if tensor.name else "a tensor"
+    raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an "
+                       f"inplace operation: {what} of shape {tuple(tensor.shape)}, input of {node.op}, "
+                       f"is at version {tensor._version}; expected version {recorded} instead (an "
+                       f"optimizer step or an in-place change between forward and backward?)")
+
+
+def _forward_tangent(node, inputs, out):
+    """The output tangent of an op whose inputs carry tangents (forward mode), or None."""
+    tangents = [t._tangent for t in inputs]
+    if all(t is None for t in tangents):
+        return None
+    _state.forward_ad = False  # a rule's own ops carry no tangents: one level of forward mode
+    try:
+        tangent = node.jvp(inputs, tangents)
+    finally:
+        _state.forward_ad = True
+    if tangent is None:
+        return None
+    if tangent.shape != out.shape:
+        tangent = tangent.expand(out.shape)
+    return tangent
 
 
 def _check_same_device(cls, inputs):
@@ -157,122 +235,6 @@ def _check_same_device(cls, inputs):
         devices = ", ".join(f"{t.shape} on {t.device}" for t in inputs)
         raise backend.DeviceError(f"{cls.__name__.lower()}: inputs are on different devices "
                                   f"({devices}); move them with .to(device) first")
-
-
-def _unbroadcast(g, shape):
-    """Sum a broadcast gradient back to the shape of the input it flows into."""
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    return g.sum(axis=axes, keepdims=True) if axes else g
-
-
-def _graph_nodes(root):
-    """All nodes above `root`, each with `pending` = how many consumers it has in this graph."""
-    root.pending = 0
-    seen = {root}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        for p in node.parents:
-            if isinstance(p, Function):
-                if p in seen:
-                    p.pending += 1
-                else:
-                    p.pending = 1
-                    seen.add(p)
-                    stack.append(p)
-    return seen
-
-
-def backward(tensor, grad=None, retain_graph=False):
-    """Backpropagate from `tensor` into the `.grad` of every leaf that requires a gradient.
-
-    Iterative (Kahn's order), so an unrolled graph of any depth works. A node runs once every
-    consumer has sent its gradient; leaf gradients accumulate across calls like PyTorch's.
-    """
-    if not tensor.requires_grad:
-        raise RuntimeError("backward: this tensor does not require grad and has no graph "
-                           "(was it made under no_grad, or from inputs without requires_grad?)")
-    xp = tensor.xp
-    if grad is None:
-        if tensor.array.size != 1:
-            raise RuntimeError(f"backward: grad can be implicitly created only for a scalar output; "
-                               f"got shape {tensor.shape}, pass grad= of that shape")
-        g = xp.ones_like(tensor.array)
-    else:
-        g = grad.array if isinstance(grad, Tensor) else xp.asarray(grad, dtype=tensor.dtype)
-        if g.shape != tensor.shape:
-            raise ValueError(f"backward: grad has shape {g.shape} but the tensor has {tensor.shape}")
-    root = tensor._ctx
-    if root is None:
-        _accumulate_leaf(tensor, g)
-        return
-    _graph_nodes(root)
-    root.g, root.g_owned = g, False
-    ready = [root]
-    while ready:
-        node = ready.pop()
-        if node.freed:
-            raise RuntimeError(f"backward: trying to backward through the graph a second time "
-                               f"(op {node.op}); its saved arrays were freed. Pass "
-                               f"retain_graph=True to the first backward to keep them")
-        g, node.g = node.g, None
-        if g is not None and node.keep_grad:
-            node.grad = g if node.grad is None else node.grad + g
-        if g is not None and node.backward_into is not None:
-            parent = node.parents[0]  # a slice: its gradient lands in the input's own buffer
-            if isinstance(parent, Function) or parent.requires_grad:
-                node.backward_into(g, _gradient_buffer(parent, node.shapes[0], g))
-            grads = (None,)
-        else:
-            grads = (None,) * len(node.parents) if g is None else node.backward(g)
-        if not retain_graph:
-            node.__dict__.clear()
-            node.freed = True
-        for parent, gi, shape in zip(node.parents, grads, node.shapes):
-            if isinstance(parent, Function):
-                if gi is not None:
-                    if gi.shape != shape:
-                        gi = _unbroadcast(gi, shape)
-                    if parent.g is None:
-                        parent.g, parent.g_owned = gi, False
-                    elif parent.g_owned:
-                        parent.g += gi
-                    else:
-                        parent.g, parent.g_owned = parent.g + gi, True
-                parent.pending -= 1
-                if parent.pending == 0:
-                    ready.append(parent)  # every consumer has sent its gradient (or None)
-            elif gi is not None and parent.requires_grad:
-                _accumulate_leaf(parent, gi if gi.shape == shape else _unbroadcast(gi, shape))
-
-
-def _gradient_buffer(parent, shape, like):
-    """A gradient array that belongs to `parent` alone, so it can be written in place.
-
-    A gradient handed over by an op may be shared (Add sends the same array to both inputs);
-    only arrays the engine made itself are marked owned.
-    """
-    if isinstance(parent, Function):
-        if parent.g is None:
-            parent.g = backend.xp_of(like).zeros(shape, dtype=like.dtype)
-        elif not parent.g_owned:
-            parent.g = parent.g.copy()
-        parent.g_owned = True
-        return parent.g
-    if parent._grad is None:
-        parent._grad = parent.xp.zeros(shape, dtype=parent.dtype)
-    return parent._grad
-
-
-def _accumulate_leaf(tensor, g):
-    if g.dtype != tensor.dtype:
-        g = g.astype(tensor.dtype)
-    if tensor._grad is None:
-        tensor._grad = g.copy()  # a fresh array: backward may hand the same g to several inputs
-    else:
-        tensor._grad += g
 
 
 # ----------------------------------------------------------------------------- Tensor
@@ -295,13 +257,13 @@ def _as_array(data, dtype, device):
     return array
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array that records the ops applied to it.
 
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
-    __slots__ = ("__weakref__", "_ctx", "_grad", "_name", "array", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_tangent", "_version", "array", "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -310,9 +272,8 @@ class Tensor:
         elif device is None and hasattr(data, "dtype") and not isinstance(data, np.generic):
             device = backend.device_of(data)
         self.array = _as_array(data, dtype, backend.check_device(device))
-        self._ctx = None
-        self._grad = None
-        self._name = None
+        self._ctx = self._grad = self._name = self._tangent = self._hooks = None
+        self._version = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -325,8 +286,8 @@ class Tensor:
         t.array = data
         t._ctx = ctx
         t.requires_grad = ctx is not None
-        t._grad = None
-        t._name = None
+        t._grad = t._name = t._tangent = t._hooks = None
+        t._version = 0
         return t
 
     # --- storage: `array` is the raw NumPy or CuPy array; `data` is PyTorch's detached view of it
@@ -354,10 +315,6 @@ class Tensor:
     @property
     def ndim(self):
         return self.array.ndim
-
-    @property
-    def size(self):
-        return self.array.size
 
     def __len__(self):
         return len(self.array)
@@ -396,10 +353,9 @@ class Tensor:
     # --- gradients
     @property
     def grad(self):
-        """The gradient: accumulated for leaves; for other tensors only when retained."""
+        """The gradient, a Tensor: accumulated for leaves; for other tensors only when retained."""
         if self._ctx is not None:
-            g = self._ctx.grad
-            return None if g is None else g
+            return self._ctx.grad
         return self._grad
 
     @grad.setter
@@ -409,17 +365,22 @@ class Tensor:
                 raise RuntimeError("grad: only leaf tensors have a settable .grad")
             self._ctx.grad = None
             return
-        if value is not None and value.shape != self.shape:
-            raise ValueError(f"grad: assigned gradient has shape {value.shape}, tensor has {self.shape}")
-        self._grad = value.array if isinstance(value, Tensor) else value
+        if value is not None:
+            if not isinstance(value, Tensor):
+                value = Tensor._make(self.xp.asarray(value), None)
+            if value.shape != self.shape:
+                raise ValueError(f"grad: assigned gradient has shape {value.shape}, tensor has {self.shape}")
+            if value.device != self.device:
+                raise backend.DeviceError(f"grad: assigned gradient is on {value.device}, tensor on {self.device}")
+        self._grad = value
 
-    def requires_grad_(self, flag=True):
-        if flag and self.dtype.type not in FLOAT_DTYPES:
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.dtype.type not in FLOAT_DTYPES:
             raise TypeError(f"only floating point tensors can require gradients; got dtype {self.dtype}")
-        if self._ctx is not None and not flag:
+        if self._ctx is not None and not requires_grad:
             raise RuntimeError("requires_grad_: cannot turn off gradients of a non-leaf tensor; "
                                "use .detach()")
-        self.requires_grad = flag
+        self.requires_grad = bool(requires_grad)
         return self
 
     def retain_grad(self):
@@ -428,8 +389,28 @@ class Tensor:
             self._ctx.keep_grad = True
         return self
 
-    def backward(self, grad=None, retain_graph=False):
-        backward(self, grad, retain_graph)
+    @property
+    def retains_grad(self):
+        return self._ctx is not None and bool(self._ctx.keep_grad)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (PyTorch's arguments)."""
+        from . import autograd
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces it."""
+        from . import autograd
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
+        if self._ctx is not None:
+            hooks = autograd.node_hooks(self._ctx)
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        hooks.append(hook)
+        return autograd.RemovableHandle(hooks, hook)
 
     def zero_grad(self):
         self._grad = None
@@ -443,6 +424,11 @@ class Tensor:
 
     def numpy(self):
         return backend.to_numpy(self.array).copy()
+
+    def __array__(self, dtype=None, copy=None):
+        """NumPy interop: np.asarray(tensor) is a host array (a copy for CuPy data)."""
+        array = backend.to_numpy(self.array)
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     def item(self):
         if self.array.size != 1:
@@ -522,12 +508,6 @@ class Tensor:
     def __neg__(self): return ops.Neg.apply(self)
     def __getitem__(self, index): return ops.Getitem.apply(self, index=_raw_index(index))
 
-    # comparisons give constant boolean tensors (masks for where); == stays identity for hashing
-    def __lt__(self, other): return Tensor._make(self.array < self._lift(other).array, None)
-    def __le__(self, other): return Tensor._make(self.array <= self._lift(other).array, None)
-    def __gt__(self, other): return Tensor._make(self.array > self._lift(other).array, None)
-    def __ge__(self, other): return Tensor._make(self.array >= self._lift(other).array, None)
-
     def exp(self): return ops.Exp.apply(self)
     def log(self): return ops.Log.apply(self)
     def tanh(self): return ops.Tanh.apply(self)
@@ -549,9 +529,6 @@ class Tensor:
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         return ops.Mean.apply(self, **_reduce_args(self, axis, keepdims, dim, keepdim))
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return ops.Max.apply(self, **_reduce_args(self, axis, keepdims, dim, keepdim))
-
     # --- shapes
     def reshape(self, *shape):
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -571,46 +548,76 @@ class Tensor:
     def transpose(self, dim0=-2, dim1=-1):
         """Swap two dims (PyTorch's transpose); `.T` reverses all of them."""
         axes = list(range(self.ndim))
+        dim0, dim1 = check_dim("transpose", dim0, self.ndim), check_dim("transpose", dim1, self.ndim)
+        if self.ndim < 2:
+            return self
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return ops.Permute.apply(self, axes=tuple(axes))
+
+    swapaxes = transpose
 
     @property
     def T(self):
         return ops.Permute.apply(self, axes=tuple(reversed(range(self.ndim))))
 
-    def unsqueeze(self, dim):
-        shape = list(self.shape)
-        shape.insert(dim if dim >= 0 else self.ndim + dim + 1, 1)
-        return self.reshape(tuple(shape))
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
 
-    def squeeze(self, dim):
-        if self.shape[dim] != 1:
-            raise ValueError(f"squeeze: dim {dim} of shape {self.shape} is not 1")
-        shape = list(self.shape)
-        del shape[dim]
-        return self.reshape(tuple(shape))
+    def expand(self, *sizes):
+        """A broadcast view with size-1 dims (and new leading dims) repeated; -1 keeps a dim."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {sizes} has fewer dims than the tensor's shape {self.shape}")
+        shape = tuple(self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+        for i, n in enumerate(self.shape):
+            if n != 1 and n != shape[lead + i]:
+                raise ValueError(f"expand: the size of dim {i} ({n}) must match {shape[lead + i]} "
+                                 f"(or be 1) to expand {self.shape} to {sizes}")
+        return self if shape == self.shape else ops.Expand.apply(self, shape=shape)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def unsqueeze(self, dim):
+        dim = check_dim("unsqueeze", dim, self.ndim, new_axis=True)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        """Drop size-1 dims: all of them, or `dim` when it has size 1 (else unchanged), as torch."""
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {check_dim("squeeze", d, self.ndim) for d in dims}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     def split(self, split_size_or_sections, dim=0):
         """Pieces of `split_size` along `dim` (an int), or of the given sizes (a list), like PyTorch."""
+        dim = check_dim("split", dim, self.ndim)
         n = self.shape[dim]
-        if isinstance(split_size_or_sections, int):
-            sizes = [split_size_or_sections] * (n // split_size_or_sections)
-            if n % split_size_or_sections:
-                sizes.append(n % split_size_or_sections)
+        if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
+            size = int(split_size_or_sections)
+            if size <= 0:
+                raise ValueError(f"split: split_size must be a positive int; got {size}")
+            sizes = [size] * (n // size) + ([n % size] if n % size else [])
         else:
             sizes = list(split_size_or_sections)
-            if sum(sizes) != n:
-                raise ValueError(f"split: sizes {sizes} do not add up to {n}, dim {dim} of {self.shape}")
+            if any(s < 0 for s in sizes) or sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, dim {dim} of "
+                                 f"{self.shape}")
         pieces, start = [], 0
-        lead = (slice(None),) * (dim % self.ndim)
+        lead = (slice(None),) * dim
         for size in sizes:
             pieces.append(self[lead + (slice(start, start + size),)])
             start += size
         return tuple(pieces)
 
     def chunk(self, chunks, dim=0):
-        n = self.shape[dim]
-        return self.split(-(-n // chunks), dim)
+        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise ValueError(f"chunk: chunks must be a positive int; got {chunks!r}")
+        n = self.shape[check_dim("chunk", dim, self.ndim)]
+        return self.split(max(-(-n // int(chunks)), 1), dim)
 
     def __bool__(self):
         if self.array.size != 1:
@@ -632,45 +639,63 @@ def _raw_index(index):
 
 
 def _reduce_args(tensor, axis, keepdims, dim, keepdim):
+    """PyTorch's dim/keepdim, with NumPy's axis/keepdims accepted as aliases."""
     axis = dim if dim is not None else axis
     if isinstance(axis, list):
         axis = tuple(axis)
-    for a in (axis if isinstance(axis, tuple) else () if axis is None else (axis,)):
-        if not -tensor.ndim <= a < tensor.ndim:
-            raise ValueError(f"axis {a} is out of range for a tensor of shape {tensor.shape}")
-    return {"axis": axis, "keepdims": keepdim if keepdim is not None else keepdims}
+    if isinstance(axis, tuple):
+        axis = tuple(check_dim("reduce", a, tensor.ndim) for a in axis)
+    elif axis is not None:
+        axis = check_dim("reduce", axis, tensor.ndim)
+    return {"axis": axis, "keepdims": bool(keepdim if keepdim is not None else keepdims)}
 
 
-def cat(tensors, dim=0):
-    """Concatenate along an existing dim."""
+def _tensor_list(op, tensors):
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{op}: expected a sequence of tensors, got one Tensor")
     tensors = list(tensors)
-    _check_same_ranks("cat", tensors, dim)
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty list of tensors")
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: element {k} is a {type(t).__name__}, not a Tensor")
+    return tensors
+
+
+def cat(tensors, dim=0, *, axis=None):
+    """Concatenate along an existing dim."""
+    tensors = _tensor_list("cat", tensors)
+    dim = check_dim("cat", dim if axis is None else axis, tensors[0].ndim)
+    shapes = [t.shape for t in tensors]
+    for shape in shapes:
+        if len(shape) != len(shapes[0]) or any(a != b for i, (a, b) in enumerate(zip(shape, shapes[0])) if i != dim):
+            raise ValueError(f"cat: shapes {shapes} differ outside dim {dim}")
     return ops.Cat.apply(*tensors, axis=dim)
 
 
-def stack(tensors, dim=0):
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0, *, axis=None):
     """Stack along a new dim; all shapes must match."""
-    tensors = list(tensors)
+    tensors = _tensor_list("stack", tensors)
     if len({t.shape for t in tensors}) > 1:
         raise ValueError(f"stack: all tensors must have the same shape; got {[t.shape for t in tensors]}")
+    dim = check_dim("stack", dim if axis is None else axis, tensors[0].ndim, new_axis=True)
     return ops.Stack.apply(*tensors, axis=dim)
 
 
 def where(condition, x, y):
     """Elements of x where condition holds, else of y (condition gets no gradient)."""
-    like = x if isinstance(x, Tensor) else y
+    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
+    if like is None:  # two numbers: the result takes the condition's device and the default dtype
+        if not isinstance(condition, Tensor):
+            raise TypeError("where: condition, x or y must be a Tensor")
+        like = Tensor._make(condition.xp.zeros((), dtype=np.float32), None)
     condition = condition.array if isinstance(condition, Tensor) else like.xp.asarray(condition)
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor; got {condition.dtype}")
     return ops.Where.apply(like._lift(x), like._lift(y), condition=condition)
-
-
-def _check_same_ranks(op, tensors, dim):
-    if not tensors:
-        raise ValueError(f"{op}: expected a non-empty list of tensors")
-    shapes = [t.shape for t in tensors]
-    ref = shapes[0]
-    for s in shapes:
-        if len(s) != len(ref) or any(a != b for i, (a, b) in enumerate(zip(s, ref)) if i != dim % len(ref)):
-            raise ValueError(f"{op}: shapes {shapes} differ outside dim {dim}")
 
 
 from . import ops  # last: ops subclasses Function, defined above

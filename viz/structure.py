@@ -172,7 +172,8 @@ class Recorded:
     def grad(self, i):
         """The kept gradient of an item's output (a node's retained grad, a leaf's .grad), or None."""
         item = self.items[i]
-        return item.grad if self.is_node[i] else item._grad
+        grad = item.grad if self.is_node[i] else item._grad
+        return None if grad is None else grad.array
 
 
 def _size(shape):

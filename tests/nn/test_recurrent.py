@@ -287,4 +287,4 @@ def test_layer_on_device_with_dtype(device):
     out, h_n = gru(tr.Tensor(np.ones((3, 2, 2)), dtype="float64", device=device))
     assert out.device == h_n.device == device and out.dtype == h_n.dtype == np.float64
     out.sum().backward()
-    assert all(p.grad is not None and tr.backend.device_of(p.grad) == device for p in gru.parameters())
+    assert all(p.grad is not None and p.grad.device == device for p in gru.parameters())

@@ -40,7 +40,7 @@ def _norms_per_step(nodes, name, layer, direction):
         if node.grad is None and not node.keep_grad:
             raise RuntimeError(f"the {name!r} node of step {t} kept no gradient: record the forward "
                                f"pass inside `with tr.retain_grads():` and call backward first")
-        norms[t] = 0.0 if node.grad is None else _norm(node.grad)
+        norms[t] = 0.0 if node.grad is None else _norm(node.grad.array)
     return norms
 
 
@@ -56,7 +56,7 @@ def state_gradient_norms(model, x, loss_fn, names=("h", "c"), layer=None, direct
     with frozen(model):  # through the backward too: it checks requires_grad when it reaches a leaf
         with retain_grads():
             loss = loss_fn(model(inputs))
-        if not isinstance(loss, Tensor) or loss.size != 1:
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise ValueError(f"loss_fn must return a scalar Tensor; got "
                              f"{getattr(loss, 'shape', type(loss).__name__)}")
         loss.backward()

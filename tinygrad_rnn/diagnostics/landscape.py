@@ -43,7 +43,7 @@ def gradient_direction(loss_fn, params):
         for p in params:
             p.grad = None
         _scalar(loss_fn()).backward()
-        grads = [np.zeros(p.shape) if p.grad is None else -_host(p.grad) for p in params]
+        grads = [np.zeros(p.shape) if p.grad is None else -_host(p.grad.array) for p in params]
     finally:
         for p, g in zip(params, saved):
             p.grad = g
@@ -171,7 +171,7 @@ def flatten(arrays):
 
 def gradient_norm(params):
     """The 2-norm of all parameter gradients taken together (what clip_grad_norm_ clips)."""
-    return float(np.sqrt(sum((_host(p.grad) ** 2).sum() for p in params if p.grad is not None)))
+    return float(np.sqrt(sum((_host(p.grad.array) ** 2).sum() for p in params if p.grad is not None)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -207,7 +207,7 @@ def _evaluate(loss_fn, params, weights):
 
 
 def _scalar(loss):
-    if not isinstance(loss, Tensor) or loss.size != 1:
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
         raise ValueError(f"loss_fn must return a scalar Tensor; got "
                          f"{getattr(loss, 'shape', type(loss).__name__)}")
     return loss

@@ -115,7 +115,7 @@ def _per_step_squares(grad, copies, batch, time_axis):
     """Sum of squared gradient entries per (copy, input step) from a (.., copies * batch, ..) grad."""
     if grad is None:  # nothing in the output depends on the input at all
         return np.zeros((copies, 1))
-    g = backend.to_numpy(grad).astype(np.float64)
+    g = backend.to_numpy(grad.array).astype(np.float64)
     if time_axis == 0:  # (T, copies * B, I)
         return (g.reshape(g.shape[0], copies, batch, -1) ** 2).sum(axis=(2, 3)).T
     return (g.reshape(copies, batch, g.shape[1], -1) ** 2).sum(axis=(1, 3))  # (copies * B, T, I)

@@ -29,7 +29,7 @@ def _reduce(losses, reduction, count=None):
     if reduction == "none":
         return losses
     total = losses.sum()
-    return total if reduction == "sum" else total / (losses.size if count is None else count)
+    return total if reduction == "sum" else total / (losses.numel() if count is None else count)
 
 
 def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):

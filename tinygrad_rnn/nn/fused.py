@@ -629,6 +629,7 @@ class _Link:
 class FusedPass(Function):
     """One (layer, direction) pass as one node: inputs x, h0, [c0], w_ih, w_hh, [b_ih, b_hh]."""
     cell = None
+    array_backward = True
 
     def forward(self, *arrays, layout, link, reverse, lengths, checkpoint_every, record):
         named = dict(zip(layout, arrays))
@@ -684,6 +685,7 @@ class FinalState(Function):
     never run the pass's backward: the first final-state node to run sends zeros for the output.
     """
     op = "fused_state"
+    array_backward = True
 
     def forward(self, y, state, link, slot):
         self.link, self.slot, self.y_shape = link, slot, y.shape

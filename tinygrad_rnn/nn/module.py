@@ -149,7 +149,7 @@ class Module:
         return self.to(dtype=np.float32)
 
     def num_parameters(self):
-        return sum(p.size for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())
 
     def extra_repr(self):
         return ""

@@ -7,7 +7,7 @@ from ..tensor import Tensor
 
 def _grads(parameters):
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return [p.grad for p in parameters if p.grad is not None]
+    return [p.grad.array for p in parameters if p.grad is not None]
 
 
 def _vector_norm(g, norm_type):

@@ -66,7 +66,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad = p.xp.zeros_like(p.grad)
+                    p.grad.array[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; `closure` re-evaluates the loss (returned)."""
@@ -75,7 +75,7 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
+                g = p.grad.array
                 if g.dtype != p.dtype:
                     g = g.astype(p.dtype)
                 if group.get("maximize", False):

@@ -1,0 +1,296 @@
+"""The backward pass: `Tensor.backward`, `tr.autograd.grad` and tensor hooks.
+
+Backward is iterative (Kahn's order, no recursion), so an unrolled graph of any depth works: a node
+runs once every consumer has sent its gradient. Gradients are Tensors. Without `create_graph` the
+ops' VJPs run unrecorded and gradients add up in place; with it they are recorded like any forward
+computation, so the gradients can be differentiated again.
+"""
+from . import backend
+from .ops import unbroadcast as _unbroadcast
+from .tensor import Function, Tensor, _state, enable_grad, no_grad
+
+
+class RemovableHandle:
+    """What `register_hook` returns: `.remove()` takes the hook out again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+# ----------------------------------------------------------------------------- public entry points
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of `tensors` into the `.grad` of the leaves (or of `inputs` only)."""
+    tensors, grads = _roots("backward", tensors, grad_tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    only = None
+    if inputs is not None:
+        only = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        if not only:
+            raise ValueError("backward: inputs= must name at least one tensor")
+        for t in only:
+            if not t.requires_grad:
+                raise RuntimeError(f"backward: inputs= holds a tensor of shape {t.shape} that does not require grad")
+    _run(tensors, grads, retain_graph, create_graph, capture=None, only=only)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False,
+         materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs`, returned (not accumulated), as torch.autograd.grad."""
+    outputs, grads = _roots("grad", outputs, grad_outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if not inputs:
+        raise ValueError("grad: inputs must hold at least one tensor")
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: inputs[{k}] is a {type(t).__name__}, not a Tensor")
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: inputs[{k}] (shape {t.shape}) does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    capture = {}
+    for t in inputs:
+        capture.setdefault(_key(t), None)
+    _run(outputs, grads, retain_graph, create_graph, capture=capture, only=())
+    result = []
+    for k, t in enumerate(inputs):
+        g = capture[_key(t)]
+        if g is None:
+            if not (allow_unused or materialize_grads):
+                raise RuntimeError(f"grad: inputs[{k}] (shape {t.shape}) was not used to compute the outputs; "
+                                   f"pass allow_unused=True to get None for it")
+            if materialize_grads:
+                g = Tensor._make(t.xp.zeros(t.shape, dtype=t.dtype), None)
+        elif g.shape != t.shape:
+            g = _unbroadcast(g, t.shape)
+        result.append(g)
+    return tuple(result)
+
+
+def _key(t):
+    return id(t._ctx) if t._ctx is not None else id(t)
+
+
+def _roots(caller, tensors, grads):
+    """The output tensors and their starting gradients (ones for a scalar), checked."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grads is None or isinstance(grads, Tensor) or not isinstance(grads, (list, tuple)):
+        grads = [grads] * len(tensors) if len(tensors) == 1 or grads is None else [grads]
+    grads = list(grads)
+    if len(grads) != len(tensors):
+        raise ValueError(f"{caller}: got {len(grads)} gradients for {len(tensors)} outputs")
+    out_tensors, out_grads = [], []
+    for k, (t, g) in enumerate(zip(tensors, grads)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{caller}: outputs[{k}] is a {type(t).__name__}, not a Tensor")
+        if not t.requires_grad:
+            raise RuntimeError(f"{caller}: element {k} of the outputs does not require grad and has no graph "
+                               f"(was it made under no_grad, or from inputs without requires_grad?)")
+        if g is None:
+            if t.array.size != 1:
+                raise RuntimeError(f"{caller}: grad can be implicitly created only for a scalar output; got "
+                                   f"shape {t.shape}, pass a gradient of that shape")
+            g = Tensor._make(t.xp.ones_like(t.array), None)
+        else:
+            if not isinstance(g, Tensor):
+                g = Tensor._make(t.xp.asarray(g, dtype=t.dtype), None)
+            if g.shape != t.shape:
+                raise ValueError(f"{caller}: the gradient has shape {g.shape} but the output has {t.shape}")
+        out_tensors.append(t)
+        out_grads.append(g)
+    return out_tensors, out_grads
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def _graph_nodes(roots, stop):
+    """All nodes above `roots`, each with `pending` = how many consumers it has in this graph.
+
+    Nodes in `stop` are boundaries: their parents are not visited.
+    """
+    seen = set()
+    stack = []
+    for root in roots:
+        if root not in seen:
+            root.pending = 0
+            seen.add(root)
+            stack.append(root)
+    while stack:
+        node = stack.pop()
+        if node in stop:
+            continue
+        for p in node.parents:
+            if isinstance(p, Function):
+                if p in seen:
+                    p.pending += 1
+                else:
+                    p.pending = 1
+                    seen.add(p)
+                    stack.append(p)
+    return seen
+
+
+def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozenset()):
+    """Backpropagate `grads` from `tensors`.
+
+    capture: {id(leaf) or id(node): None} filled with the gradient reaching each (autograd.grad), or
+    None to accumulate into leaves' `.grad`; only: leaves allowed to accumulate (None: all).
+    stop: nodes whose gradient is captured without running their backward.
+    """
+    generic = create_graph or _state.forward_ad  # gradients as recorded or tangent-carrying tensors
+    mode = enable_grad() if create_graph else no_grad()
+    with mode:
+        for t, g in zip(tensors, grads):
+            if t._ctx is None:
+                _to_leaf(t, g, capture, only, create_graph)
+        roots = [t._ctx for t in tensors if t._ctx is not None]
+        if not roots:
+            return
+        _graph_nodes(roots, stop)
+        for t, g in zip(tensors, grads):
+            if t._ctx is not None:
+                _add_grad(t._ctx, g, generic)
+        ready = [node for node in dict.fromkeys(roots) if node.pending == 0]  # roots no other root consumes
+        while ready:
+            node = ready.pop()
+            _step(node, retain_graph, create_graph, generic, capture, only, stop, ready)
+
+
+def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready):
+    if node.freed:
+        raise RuntimeError(f"backward: trying to backward through the graph a second time (op {node.op}); its "
+                           f"saved arrays were freed. Pass retain_graph=True to the first backward to keep them")
+    g, node.g = node.g, None
+    if g is not None and node.hooks:
+        for hook in list(node.hooks):
+            replaced = hook(g)
+            if replaced is not None:
+                g = replaced
+    if g is not None and node.keep_grad:
+        node.grad = g if node.grad is None or create_graph else Tensor._make(node.grad.array + g.array, None)
+    if capture is not None and id(node) in capture and g is not None:
+        capture[id(node)] = g if capture[id(node)] is None else capture[id(node)] + g
+    if node in stop:
+        return
+    grads = _vjp(node, g, create_graph, generic, capture is None and only is None and not parent_hooks(node))
+    if not retain_graph:
+        node.__dict__.clear()
+        node.saved = node.tangents = None
+        node.freed = True
+    for parent, gi, shape in zip(node.parents, grads, node.shapes):
+        if isinstance(parent, Function):
+            if gi is not None:
+                if gi.shape != shape:
+                    gi = _unbroadcast(gi, shape)
+                _add_grad(parent, gi, generic)
+            parent.pending -= 1
+            if parent.pending == 0:
+                ready.append(parent)  # every consumer has sent its gradient (or None)
+        elif gi is not None and parent.requires_grad:
+            _to_leaf(parent, gi if gi.shape == shape else _unbroadcast(gi, shape), capture, only, create_graph)
+
+
+def _vjp(node, g, create_graph, generic, direct_to_leaves):
+    """One gradient (a Tensor or None) per input of `node`."""
+    if g is None:
+        return (None,) * len(node.parents)
+    parent = node.parents[0]
+    if node.backward_into is not None and not generic and (isinstance(parent, Function) or direct_to_leaves):
+        # a slice: its gradient lands in the input's own buffer
+        if isinstance(parent, Function) or parent.requires_grad:
+            node.check_versions()
+            node.backward_into(g.array, _gradient_buffer(parent, node.shapes[0], g.array))
+        return (None,)
+    if node.array_backward:
+        if generic and hasattr(node, "differentiable_backward"):
+            return node.differentiable_backward(g)
+        if create_graph:
+            raise RuntimeError(f"backward: {node.op}'s backward is not differentiable, so create_graph=True "
+                               f"cannot pass through it")
+        node.check_versions()
+        wrap = Tensor._make
+        return tuple(None if gi is None else wrap(gi, None) for gi in node.backward(g.array))
+    return node.backward(g)
+
+
+def _add_grad(node, g, generic):
+    if node.g is None:
+        node.g, node.g_owned = g, False
+    elif generic:
+        node.g = node.g + g
+    elif node.g_owned:
+        node.g.array += g.array
+    else:
+        node.g, node.g_owned = Tensor._make(node.g.array + g.array, None), True
+
+
+def _gradient_buffer(parent, shape, like):
+    """A gradient array that belongs to `parent` alone, so it can be written in place.
+
+    A gradient handed over by an op may be shared (Add sends the same array to both inputs);
+    only arrays the engine made itself are marked owned.
+    """
+    if isinstance(parent, Function):
+        if parent.g is None:
+            parent.g = Tensor._make(backend.xp_of(like).zeros(shape, dtype=like.dtype), None)
+        elif not parent.g_owned:
+            parent.g = Tensor._make(parent.g.array.copy(), None)
+        parent.g_owned = True
+        return parent.g.array
+    if parent._grad is None:
+        parent._grad = Tensor._make(parent.xp.zeros(shape, dtype=parent.dtype), None)
+    elif parent._grad._ctx is not None:
+        parent._grad = Tensor._make(parent._grad.array.copy(), None)
+    return parent._grad.array
+
+
+def _to_leaf(tensor, g, capture, only, create_graph):
+    """Hand `g` to a leaf: its hooks, then autograd.grad's capture or the leaf's `.grad`."""
+    if tensor._hooks:
+        for hook in list(tensor._hooks):
+            replaced = hook(g)
+            if replaced is not None:
+                g = replaced
+    if g.dtype != tensor.dtype:
+        g = g.to(dtype=tensor.dtype)
+    if capture is not None:
+        key = id(tensor)
+        if key in capture:
+            capture[key] = g if capture[key] is None else capture[key] + g
+        return
+    if only is not None and not any(t is tensor for t in only):
+        return
+    if tensor._grad is None:
+        # a fresh array: backward may hand the same g to several inputs
+        tensor._grad = g if create_graph else Tensor._make(g.array.copy(), None)
+    elif create_graph or tensor._grad._ctx is not None:
+        tensor._grad = tensor._grad + g
+    else:
+        tensor._grad.array += g.array
+
+
+def parent_hooks(node):
+    """Whether a leaf input of `node` has hooks (which the in-place fast path would skip)."""
+    return any(isinstance(p, Tensor) and p._hooks for p in node.parents)
+
+
+def node_hooks(node):
+    """The hook list of a recorded node, made on first use."""
+    if node.hooks is None:
+        node.hooks = []
+    return node.hooks
+

@@ -1,0 +1,436 @@
+"""The rest of PyTorch's Tensor methods, composed from the primitives of ops.py.
+
+Nothing here has a VJP of its own: each method is a few primitives, so gradients (of any order) and
+forward-mode tangents come for free. Tensor (tensor.py) inherits these; in-place methods follow
+PyTorch's rule that a leaf which requires grad is changed only under `no_grad`.
+"""
+import builtins
+import collections
+import numbers
+
+import numpy as np
+
+from . import backend
+
+MaxMin = collections.namedtuple("MaxMin", ["values", "indices"])  # torch.return_types.max / min
+
+
+def _tensor_cls():
+    from .tensor import Tensor
+    return Tensor
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+def check_dim(op, dim, ndim, new_axis=False):
+    """A dim in range, made non-negative; IndexError with PyTorch's wording otherwise."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__} {dim!r}")
+    top = ndim + 1 if new_axis else max(ndim, 1)
+    if not -top <= dim < top:
+        raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-top}, {top - 1}], "
+                         f"but got {dim})")
+    return int(dim) % top
+
+
+def _constant(array):
+    return _tensor_cls()._make(array, None)
+
+
+class TensorMethods:
+    __slots__ = ()
+
+    # --- size and layout
+    def size(self, dim=None):
+        """The shape (a tuple), or one dim's size."""
+        return self.shape if dim is None else self.shape[check_dim("size", dim, self.ndim)]
+
+    def dim(self):
+        return self.ndim
+
+    ndimension = dim
+
+    def numel(self):
+        return int(self.array.size)
+
+    nelement = numel
+
+    def element_size(self):
+        return self.array.itemsize
+
+    def contiguous(self):
+        return self
+
+    def is_contiguous(self):
+        return bool(self.array.flags.c_contiguous)
+
+    @property
+    def is_cuda(self):
+        return self.device == "cuda"
+
+    def clone(self):
+        """A copy with its own storage; gradients flow through it."""
+        return self * 1
+
+    def t(self):
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with <= 2 dimensions, but it has {self.ndim} (shape {self.shape})")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    def narrow(self, dim, start, length):
+        dim = check_dim("narrow", dim, self.ndim)
+        n = self.shape[dim]
+        start = start + n if start < 0 else start
+        if not (0 <= start <= n and 0 <= length and start + length <= n):
+            raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n}) "
+                             f"of dim {dim} of shape {self.shape}")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    def repeat(self, *sizes):
+        """Tile the tensor: dim k repeated sizes[k] times (new leading dims for extra sizes)."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the number "
+                             f"of dims of the tensor ({self.ndim}, shape {self.shape})")
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        interleaved = tuple(x for n in shape for x in (1, n))
+        expanded = tuple(x for r, n in zip(sizes, shape) for x in (r, n))
+        return self.reshape(interleaved).expand(expanded).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+    def roll(self, shifts, dims=None):
+        if dims is None:
+            return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+        shifts = shifts if isinstance(shifts, (tuple, list)) else (shifts,)
+        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+        if len(shifts) != len(dims):
+            raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
+        out = self
+        for shift, dim in zip(shifts, dims):
+            dim = check_dim("roll", dim, self.ndim)
+            n = self.shape[dim]
+            k = shift % n if n else 0
+            if k:
+                lead = (slice(None),) * dim
+                out = _cat([out[lead + (slice(n - k, n),)], out[lead + (slice(0, n - k),)]], dim)
+        return out
+
+    # --- comparisons: elementwise boolean tensors, as in PyTorch
+    def _compare(self, other, op):
+        other = other.array if hasattr(other, "array") and not isinstance(other, np.ndarray) else other
+        return _constant(op(self.array, other))
+
+    def __eq__(self, other): return self._compare(other, lambda a, b: a == b)
+    def __ne__(self, other): return self._compare(other, lambda a, b: a != b)
+    def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
+    def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
+    def __gt__(self, other): return self._compare(other, lambda a, b: a > b)
+    def __ge__(self, other): return self._compare(other, lambda a, b: a >= b)
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    __hash__ = object.__hash__
+
+    def __invert__(self):
+        if self.dtype != np.bool_:
+            raise TypeError(f"~ is only defined for bool tensors here; got {self.dtype}")
+        return _constant(~self.array)
+
+    def __and__(self, other): return self._compare(other, lambda a, b: a & b)
+    def __or__(self, other): return self._compare(other, lambda a, b: a | b)
+    def __xor__(self, other): return self._compare(other, lambda a, b: a ^ b)
+
+    def equal(self, other):
+        """True if both have the same shape and elements."""
+        return self.shape == other.shape and bool((self.array == other.array).all())
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def isnan(self):
+        return _constant(self.xp.isnan(self.array))
+
+    def isinf(self):
+        return _constant(self.xp.isinf(self.array))
+
+    def isfinite(self):
+        return _constant(self.xp.isfinite(self.array))
+
+    def any(self, dim=None, keepdim=False):
+        return _constant(self.array.any(axis=dim, keepdims=keepdim))
+
+    def all(self, dim=None, keepdim=False):
+        return _constant(self.array.all(axis=dim, keepdims=keepdim))
+
+    # --- elementwise math
+    def abs(self):
+        return self * _constant(self.xp.sign(self.array))  # torch's gradient: sign(x), 0 at 0
+
+    __abs__ = abs
+
+    def sign(self):
+        return _constant(self.xp.sign(self.array))
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def square(self):
+        return self * self
+
+    def rsqrt(self):
+        return self ** -0.5
+
+    def reciprocal(self):
+        return 1 / self
+
+    def maximum(self, other):
+        return _where_pick(self, other, lambda a, b: a >= b)
+
+    def minimum(self, other):
+        return _where_pick(self, other, lambda a, b: a <= b)
+
+    def softmax(self, dim):
+        from .nn import functional
+        return functional.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        from .nn import functional
+        return functional.log_softmax(self, dim)
+
+    # --- reductions with indices, statistics and norms
+    def amax(self, dim=None, keepdim=False):
+        return _ops().Max.apply(self, axis=_axes(self, "amax", dim), keepdims=keepdim)
+
+    def amin(self, dim=None, keepdim=False):
+        return -(-self).amax(dim, keepdim)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """max() over everything; max(dim) -> (values, indices); max(other) elementwise, as torch."""
+        return _max_or_min(self, "max", dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _max_or_min(self, "min", dim, keepdim, axis, keepdims)
+
+    def argmax(self, dim=None, keepdim=False):
+        return _arg(self, "argmax", dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return _arg(self, "argmin", dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """Variance with Bessel's correction by default (correction=1), as torch.var."""
+        if unbiased is not None and correction is not None:
+            raise ValueError("var: pass either unbiased or correction, not both")
+        correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
+        axes = _axes(self, "var", dim)
+        count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        centred = self - self.mean(axis=axes, keepdims=True)
+        return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self.var(dim, unbiased, keepdim, correction=correction) ** 0.5
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm; gradient 0 at 0."""
+        p = 2 if p in ("fro", None) else p
+        axes = _axes(self, "norm", dim)
+        if p == np.inf:
+            return self.abs().amax(axes, keepdim)
+        if p == -np.inf:
+            return self.abs().amin(axes, keepdim)
+        if p == 2:
+            squares = (self * self).sum(axis=axes, keepdims=keepdim)
+            zero = squares.array == 0
+            safe = _ops().where_tensor(zero, 1.0, squares) ** 0.5  # no infinite slope at 0 enters the graph
+            return _ops().where_tensor(zero, 0.0, safe)
+        if p == 1:
+            return self.abs().sum(axis=axes, keepdims=keepdim)
+        if p == 0:
+            return _constant((self.array != 0).sum(axis=axes, keepdims=keepdim).astype(self.dtype))
+        return (self.abs() ** p).sum(axis=axes, keepdims=keepdim) ** (1.0 / p)
+
+    # --- conversion
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of a single element can be converted to an index; got {self.dtype}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        if self.array.size == 1 and spec:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    def half(self):
+        return self.to(dtype=np.float16)
+
+    def long(self):
+        return _constant(self.array.astype(np.int64))
+
+    def int(self):
+        return _constant(self.array.astype(np.int32))
+
+    def bool(self):
+        return _constant(self.array.astype(np.bool_))
+
+    def type_as(self, other):
+        return self.to(dtype=other.dtype)
+
+    def new_zeros(self, *size):
+        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        return _constant(self.xp.zeros(size, dtype=self.dtype))
+
+    def new_ones(self, *size):
+        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        return _constant(self.xp.ones(size, dtype=self.dtype))
+
+    def new_tensor(self, data):
+        return _tensor_cls()(data, dtype=self.dtype, device=self.device)
+
+    # --- in place: PyTorch's rules, and a version bump that backward checks
+    def _in_place(self, op):
+        from .tensor import is_grad_enabled
+        if is_grad_enabled() and self.requires_grad:
+            if self._ctx is None:
+                raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                                   f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
+            raise RuntimeError(f"{op}: in-place operations on a tensor recorded in a graph are not supported "
+                               f"(shape {self.shape}); use the out-of-place form")
+        self._version += 1
+
+    def _operand(self, other, op):
+        if isinstance(other, _tensor_cls()):
+            if other.device != self.device:
+                raise backend.DeviceError(f"{op}: operands are on {self.device} and {other.device}")
+            return other.array
+        return other
+
+    def add_(self, other, *, alpha=1):
+        self._in_place("add_")
+        other = self._operand(other, "add_")
+        self.array += other if alpha == 1 else other * alpha
+        return self
+
+    def sub_(self, other, *, alpha=1):
+        self._in_place("sub_")
+        other = self._operand(other, "sub_")
+        self.array -= other if alpha == 1 else other * alpha
+        return self
+
+    def mul_(self, other):
+        self._in_place("mul_")
+        self.array *= self._operand(other, "mul_")
+        return self
+
+    def div_(self, other):
+        self._in_place("div_")
+        self.array /= self._operand(other, "div_")
+        return self
+
+    def zero_(self):
+        self._in_place("zero_")
+        self.array[...] = 0
+        return self
+
+    def fill_(self, value):
+        self._in_place("fill_")
+        self.array[...] = self._operand(value, "fill_")
+        return self
+
+    def copy_(self, src):
+        self._in_place("copy_")
+        src = src.array if isinstance(src, _tensor_cls()) else src
+        self.array[...] = backend.to_device(self.xp.asarray(src) if not hasattr(src, "dtype") else src, self.device)
+        return self
+
+    def clamp_(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp_: give at least one of min and max")
+        self._in_place("clamp_")
+        self.xp.clip(self.array, min, max, out=self.array)
+        return self
+
+    clip_ = clamp_
+
+    def normal_(self, mean=0.0, std=1.0):
+        from .factory import rng
+        self._in_place("normal_")
+        self.array[...] = backend.to_device(rng().normal(mean, std, self.shape).astype(self.dtype), self.device)
+        return self
+
+    def uniform_(self, a=0.0, b=1.0):
+        from .factory import rng
+        self._in_place("uniform_")
+        self.array[...] = backend.to_device(rng().uniform(a, b, self.shape).astype(self.dtype), self.device)
+        return self
+
+    def __setitem__(self, index, value):
+        from .tensor import _raw_index
+        self._in_place("__setitem__")
+        value = value.array if isinstance(value, _tensor_cls()) else value
+        self.array[_raw_index(index)] = value
+
+    def masked_fill_(self, mask, value):
+        self._in_place("masked_fill_")
+        mask = mask.array if isinstance(mask, _tensor_cls()) else mask
+        self.array[...] = self.xp.where(mask, value, self.array)
+        return self
+
+    def masked_fill(self, mask, value):
+        """A copy with `value` where the boolean `mask` (broadcast to this shape) is True."""
+        from .tensor import where
+        mask = mask.array if isinstance(mask, _tensor_cls()) else self.xp.asarray(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be a bool tensor; got {mask.dtype}")
+        return where(_constant(self.xp.broadcast_to(mask, self.shape)), value, self)
+
+
+def _cat(tensors, dim):
+    from .tensor import cat
+    return cat(tensors, dim)
+
+
+def _axes(tensor, op, dim):
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        return tuple(check_dim(op, d, tensor.ndim) for d in dim)
+    return check_dim(op, dim, tensor.ndim)
+
+
+def _where_pick(a, b, keep_a):
+    from .tensor import where
+    b = a._lift(b)
+    return where(_constant(keep_a(a.array, b.array)), a, b)
+
+
+def _max_or_min(tensor, op, dim, keepdim, axis, keepdims):
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if isinstance(dim, _tensor_cls()):
+        return tensor.maximum(dim) if op == "max" else tensor.minimum(dim)
+    if dim is None:
+        return tensor.amax() if op == "max" else tensor.amin()
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be one int (use amax/amin for several dims); got {dim!r}")
+    values = tensor.amax(dim, keepdim) if op == "max" else tensor.amin(dim, keepdim)
+    return MaxMin(values, _arg(tensor, "arg" + op, dim, keepdim))
+
+
+def _arg(tensor, op, dim, keepdim):
+    array = tensor.array
+    if dim is None:
+        index = getattr(array.reshape(-1), op)()
+        return _constant(tensor.xp.asarray(index, dtype=np.int64).reshape((1,) * tensor.ndim if keepdim else ()))
+    dim = check_dim(op, dim, tensor.ndim)
+    index = getattr(array, op)(axis=dim)
+    if keepdim:
+        index = tensor.xp.expand_dims(index, dim)
+    return _constant(index.astype(np.int64))
