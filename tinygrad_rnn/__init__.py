@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, diagnostics, nn, optim, train
+from . import autograd, diagnostics, func, nn, optim, train
 from .backend import DeviceError, cuda_available
 from .factory import arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros, zeros_like
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

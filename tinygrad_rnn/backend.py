@@ -60,6 +60,11 @@ def xp_for(device):
     return np if device == "cpu" else _load_cupy()
 
 
+def is_cupy_array(value):
+    """Whether `value` is a CuPy array, without importing CuPy."""
+    return type(value).__module__.split(".")[0] == "cupy"
+
+
 def device_of(array):
     """"cpu" for NumPy arrays, "cuda" for CuPy arrays."""
     return "cpu" if isinstance(array, (np.ndarray, np.generic)) else "cuda"

@@ -54,6 +54,11 @@ def is_grad_enabled():
     return _state.grad_enabled
 
 
+def forward_mode_active():
+    """Whether ops are pushing tangents forward (inside tr.func.jvp / jacfwd)."""
+    return _state.forward_ad
+
+
 @contextlib.contextmanager
 def scope(name, index=None):
     """Tag every node recorded inside with a (name, index) pair, nestable.
@@ -239,20 +244,38 @@ def _check_same_device(cls, inputs):
 
 # ----------------------------------------------------------------------------- Tensor
 
+def _native(data):
+    """`data` as a NumPy or CuPy array (or a Python value NumPy reads), refusing what has no numbers."""
+    if isinstance(data, Tensor):
+        return data.array
+    if isinstance(data, (np.ndarray, np.generic)) or backend.is_cupy_array(data):
+        return data
+    if data is None:
+        raise TypeError("Tensor: data must be a number, a (nested) sequence of numbers or an array; got None")
+    if hasattr(data, "__cuda_array_interface__"):  # a GPU array of another library: shared, not copied
+        return backend.xp_for("cuda").asarray(data)
+    if hasattr(data, "__array__") or hasattr(data, "__array_interface__"):
+        return np.asarray(data)
+    array = np.asarray(data)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"Tensor: data must hold numbers; got {type(data).__name__} giving dtype {array.dtype}")
+    return array
+
+
 def _as_array(data, dtype, device):
     xp = backend.xp_for(device)
+    given_array = hasattr(data, "dtype") or isinstance(data, Tensor)
     if isinstance(data, Tensor):
-        data, dtype = data.array, dtype or data.dtype  # a tensor keeps its dtype
+        dtype = dtype or data.dtype  # a tensor keeps its dtype
+    data = _native(data)
+    if data.dtype.kind not in "biufc":
+        raise TypeError(f"Tensor: data must hold numbers; got dtype {data.dtype}")
     if dtype is not None:
-        return xp.asarray(backend.to_device(data, device) if hasattr(data, "dtype") else data,
-                          dtype=np.dtype(dtype))
-    if hasattr(data, "dtype"):
-        array = xp.asarray(backend.to_device(data, device))
-    else:
-        array = xp.asarray(np.asarray(data))
-    if array.dtype.kind in "fc" or array.dtype.kind not in "biu":
+        return xp.asarray(backend.to_device(data, device), dtype=np.dtype(dtype))
+    array = xp.asarray(backend.to_device(data, device))
+    if array.dtype.kind in "fc":
         array = array.astype(np.float32) if array.dtype != np.float32 else array
-    elif array.dtype.kind in "iu" and not hasattr(data, "dtype"):
+    elif array.dtype.kind in "iu" and not given_array:
         array = array.astype(np.int64)
     return array
 
@@ -269,8 +292,8 @@ class Tensor(TensorMethods):
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if device is None and isinstance(data, Tensor):
             device = data.device
-        elif device is None and hasattr(data, "dtype") and not isinstance(data, np.generic):
-            device = backend.device_of(data)
+        elif device is None and (backend.is_cupy_array(data) or hasattr(data, "__cuda_array_interface__")):
+            device = "cuda"
         self.array = _as_array(data, dtype, backend.check_device(device))
         self._ctx = self._grad = self._name = self._tangent = self._hooks = None
         self._version = 0

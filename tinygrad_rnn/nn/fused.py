@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor, is_grad_enabled
+from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
 from . import fused_kernels as K
 from . import persistent_kernels as PK
 from .checks import check_lengths
@@ -651,6 +651,35 @@ class FusedPass(Function):
                          self.seq.backward(g, dh_n, dc_n, needs)))
         return tuple(grads[name] if flags[name] else None for name in self.layout)
 
+    def differentiable_backward(self, g):
+        """The backward as recorded ops, for gradients of gradients and forward-over-reverse.
+
+        The hand-written BPTT above works on raw arrays, so here the pass is rebuilt op by op from the
+        values it received (the graph `fused=False` records) and differentiated; its inputs enter
+        through fresh boundary nodes, so that inner backward never walks into the outer graph.
+        """
+        from ..autograd import _run
+        from .unfuse import compose
+        dh_n, dc_n = self.link.take()
+        with enable_grad():
+            boundary = {}
+            for k, name in enumerate(self.layout):
+                parent = self.parents[k]
+                value = parent if isinstance(parent, Tensor) else Tensor._make(self.inputs[name], parent)
+                boundary[name] = value.reshape(value.shape)  # a node of its own: where the inner pass stops
+            steps, state = compose(self, boundary)
+            roots = [stack(steps)] + [s for s in state]
+        grads = [g] + [d if d is not None else Tensor._make(s.xp.zeros(s.shape, dtype=s.dtype), None)
+                       for d, s in zip((dh_n, dc_n), state)]
+        wanted = {name: t._ctx for name, t in boundary.items() if t._ctx is not None}
+        capture = {id(node): None for node in wanted.values()}
+        create_graph = is_grad_enabled()  # the outer backward records (create_graph=True)
+        _run(roots, [d if isinstance(d, Tensor) else Tensor._make(d, None) for d in grads],
+             retain_graph=create_graph, create_graph=create_graph, capture=capture, only=(),
+             stop=frozenset(wanted.values()))
+        return tuple(capture[id(wanted[name])] if name in wanted and need else None
+                     for name, need in zip(self.layout, self.needs))
+
     def saved_arrays(self):
         """The arrays this node keeps for backward besides its inputs and its output (memory checks)."""
         seq = getattr(self, "seq", None)
@@ -698,6 +727,15 @@ class FinalState(Function):
             return (None,)
         link.sent_zero = True
         return (backend.xp_of(g).zeros(self.y_shape, dtype=g.dtype),)
+
+    def differentiable_backward(self, g):
+        """The same hand-over with Tensors (the pass's differentiable_backward takes them)."""
+        link = self.link
+        link.grads[self.slot] = g if link.grads[self.slot] is None else link.grads[self.slot] + g
+        if link.sent_zero:
+            return (None,)
+        link.sent_zero = True
+        return (Tensor._make(g.xp.zeros(self.y_shape, dtype=g.dtype), None),)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -815,8 +853,11 @@ def pass_mode(cell):
 
 
 def accepts(cell):
-    """Whether fused_run handles `cell` (the `accepts` argument of recurrent.register_fused)."""
-    return pass_mode(cell) is not None
+    """Whether fused_run handles `cell` (the `accepts` argument of recurrent.register_fused).
+
+    Forward mode (tr.func.jvp, jacfwd) runs op by op: the fused pass has no tangent rule.
+    """
+    return pass_mode(cell) is not None and not forward_mode_active()
 
 
 def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None):

@@ -82,6 +82,7 @@ class Optimizer:
                     g = -g
                 state = self.state.get(p, {})
                 self.update(p, g, state, group)
+                p._version += 1  # an in-place change: a graph that saved p now refuses to backward
                 if state:  # a rule without state (plain SGD) leaves none, as in PyTorch
                     self.state[p] = state
         return loss

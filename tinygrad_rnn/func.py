@@ -1,0 +1,304 @@
+"""Function transforms with torch.func's semantics: vjp, jvp, grad, jacrev, jacfwd, hessian.
+
+Reverse mode records `f` on fresh inputs and runs the engine's backward; forward mode pushes tangents
+through each primitive's JVP rule as `f` runs (one pass, no backward). The transforms compose: a
+gradient is recorded whenever an outer transform (or an outer graph) will differentiate it again, so
+`hessian = jacfwd(jacrev(f))` is forward-over-reverse. Nested forward mode (jacfwd of jacfwd) is not
+supported; use hessian or jacrev over jacfwd.
+"""
+import contextlib
+
+import numpy as np
+
+from . import autograd
+from .tensor import Tensor, _state, enable_grad
+
+__all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "vjp"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_tensors(caller, values, what):
+    for k, v in enumerate(values):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{caller}: {what}[{k}] must be a Tensor; got {type(v).__name__}")
+        if v.dtype.kind != "f":
+            raise TypeError(f"{caller}: {what}[{k}] must be floating point to be differentiated; got {v.dtype}")
+
+
+def _fresh(p):
+    """A new tensor for `p` to differentiate against: a node on p's graph when p has one, else a leaf.
+
+    Either way it keeps p's forward-mode tangent, so forward over reverse sees it.
+    """
+    if p.requires_grad:
+        with enable_grad():
+            x = p.reshape(p.shape)
+    else:
+        x = Tensor._make(p.array, None).requires_grad_(True)
+    x._tangent = p._tangent
+    return x
+
+
+def _outer_needs_graph(primals):
+    """Whether an outer transform or graph differentiates what this one computes by reverse mode.
+
+    (An outer forward mode needs no recording: tangents ride along the unrecorded backward ops.)
+    """
+    return any(p.requires_grad for p in primals)
+
+
+def _argnums(caller, argnums, count):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for n in nums:
+        if not -count <= n < count:
+            raise ValueError(f"{caller}: argnums {argnums} out of range for {count} positional arguments")
+    return tuple(n % count for n in nums), single
+
+
+def _flat_outputs(out):
+    return (list(out), True) if isinstance(out, (tuple, list)) else ([out], False)
+
+
+def _split_aux(caller, out, has_aux):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError(f"{caller}(has_aux=True): the function must return a (output, aux) pair")
+    return out
+
+
+def _unit(shape, k, like):
+    e = like.xp.zeros(int(np.prod(shape)), dtype=like.dtype)
+    e[k] = 1
+    return Tensor._make(e.reshape(shape), None)
+
+
+def _stack_rows(rows, out_shape, in_shape):
+    from .tensor import stack
+    return stack(rows, 0).reshape(tuple(out_shape) + tuple(in_shape))
+
+
+# ----------------------------------------------------------------------------- reverse mode
+
+
+def vjp(func, *primals, has_aux=False):
+    """(func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) returns one gradient per primal."""
+    _check_tensors("vjp", primals, "primals")
+    create = _outer_needs_graph(primals)
+    inputs = [_fresh(p) for p in primals]
+    with enable_grad():
+        out, aux = _split_aux("vjp", func(*inputs), has_aux)
+    outs, is_tuple = _flat_outputs(out)
+    _check_tensors("vjp", outs, "outputs")
+
+    def vjp_fn(cotangents):
+        cots = list(cotangents) if is_tuple else [cotangents]
+        if len(cots) != len(outs):
+            raise ValueError(f"vjp_fn: got {len(cots)} cotangents for {len(outs)} outputs")
+        for k, (c, o) in enumerate(zip(cots, outs)):
+            if not isinstance(c, Tensor) or c.shape != o.shape:
+                raise ValueError(f"vjp_fn: cotangent {k} must be a Tensor of shape {o.shape}; got "
+                                 f"{getattr(c, 'shape', type(c).__name__)}")
+        pairs = [(o, c) for o, c in zip(outs, cots) if o.requires_grad]
+        if not pairs:
+            return tuple(Tensor._make(p.xp.zeros(p.shape, dtype=p.dtype), None) for p in primals)
+        return autograd.grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=True,
+                             create_graph=create, materialize_grads=True)
+
+    result = (_detached(out, create),)
+    return result + (vjp_fn,) + ((aux,) if has_aux else ())
+
+
+def _detached(out, keep):
+    """The primal output as the caller sees it: on the graph when an outer level needs it."""
+    if keep:
+        return out
+    outs, is_tuple = _flat_outputs(out)
+    plain = [o.detach() for o in outs]
+    return tuple(plain) if is_tuple else plain[0]
+
+
+def grad_and_value(func, argnums=0, has_aux=False):
+    """A function returning (gradient of the scalar func w.r.t. argnums, value[, aux])."""
+    def wrapper(*args, **kwargs):
+        nums, single = _argnums("grad", argnums, len(args))
+        _check_tensors("grad", [args[n] for n in nums], "args")
+        def partial(*chosen):
+            full = list(args)
+            for n, t in zip(nums, chosen):
+                full[n] = t
+            return func(*full, **kwargs)
+        value, vjp_fn, *aux = vjp(partial, *[args[n] for n in nums], has_aux=has_aux)
+        if not isinstance(value, Tensor) or value.numel() != 1:
+            raise RuntimeError(f"grad: the function must return a scalar tensor; got "
+                               f"{getattr(value, 'shape', type(value).__name__)}")
+        grads = vjp_fn(Tensor._make(value.xp.ones(value.shape, dtype=value.dtype), None))
+        g = grads[0] if single else grads
+        return ((g, (value, aux[0])) if has_aux else (g, value))
+    return wrapper
+
+
+def grad(func, argnums=0, has_aux=False):
+    """A function returning the gradient of the scalar `func` w.r.t. its argnums (and aux)."""
+    inner = grad_and_value(func, argnums, has_aux)
+
+    def wrapper(*args, **kwargs):
+        g, value = inner(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+    return wrapper
+
+
+def jacrev(func, argnums=0, has_aux=False):
+    """The Jacobian by reverse mode: one VJP per output element; shape out.shape + in.shape."""
+    def wrapper(*args):
+        nums, single = _argnums("jacrev", argnums, len(args))
+        def partial(*chosen):
+            full = list(args)
+            for n, t in zip(nums, chosen):
+                full[n] = t
+            return func(*full)
+        out, vjp_fn, *aux = vjp(partial, *[args[n] for n in nums], has_aux=has_aux)
+        outs, is_tuple = _flat_outputs(out)
+        per_output = []
+        for k, o in enumerate(outs):
+            rows = []
+            for i in range(o.numel()):
+                cots = [_unit(o.shape, i, o) if j == k else Tensor._make(x.xp.zeros(x.shape, dtype=x.dtype), None)
+                        for j, x in enumerate(outs)]
+                rows.append(vjp_fn(tuple(cots) if is_tuple else cots[0]))
+            jac = tuple(_stack_rows([r[m] for r in rows], o.shape, args[n].shape) if rows else
+                        Tensor._make(o.xp.zeros(o.shape + args[n].shape, dtype=o.dtype), None)
+                        for m, n in enumerate(nums))
+            per_output.append(jac[0] if single else jac)
+        result = tuple(per_output) if is_tuple else per_output[0]
+        return (result, aux[0]) if has_aux else result
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- forward mode
+
+
+@contextlib.contextmanager
+def _forward_mode():
+    if _state.forward_ad:
+        raise NotImplementedError("jvp inside jvp (nested forward mode) is not supported; for second "
+                                  "derivatives use hessian (forward over reverse) or jacrev(jacfwd(f))")
+    _state.forward_ad = True
+    try:
+        yield
+    finally:
+        _state.forward_ad = False
+
+
+def jvp(func, primals, tangents, has_aux=False):
+    """(func(*primals), the directional derivative along tangents), by one forward-mode pass."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    _check_tensors("jvp", primals, "primals")
+    if len(tangents) != len(primals):
+        raise ValueError(f"jvp: got {len(tangents)} tangents for {len(primals)} primals")
+    for k, (p, t) in enumerate(zip(primals, tangents)):
+        if not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype:
+            raise ValueError(f"jvp: tangents[{k}] must be a Tensor of shape {p.shape} and dtype {p.dtype}; got "
+                             f"{getattr(t, 'shape', type(t).__name__)} {getattr(t, 'dtype', '')}")
+    inputs = []
+    for p, t in zip(primals, tangents):
+        x = p.reshape(p.shape) if p.requires_grad else Tensor._make(p.array, None)
+        x._tangent = t
+        inputs.append(x)
+    with _forward_mode():
+        out, aux = _split_aux("jvp", func(*inputs), has_aux)
+    outs, is_tuple = _flat_outputs(out)
+    _check_tensors("jvp", outs, "outputs")
+    tangents_out = []
+    for o in outs:
+        t = o._tangent
+        o._tangent = None
+        tangents_out.append(t if t is not None else Tensor._make(o.xp.zeros(o.shape, dtype=o.dtype), None))
+    result = (tuple(outs), tuple(tangents_out)) if is_tuple else (outs[0], tangents_out[0])
+    return result + ((aux,) if has_aux else ())
+
+
+def jacfwd(func, argnums=0, has_aux=False):
+    """The Jacobian by forward mode: one JVP per input element; shape out.shape + in.shape."""
+    def wrapper(*args):
+        nums, single = _argnums("jacfwd", argnums, len(args))
+        columns = {n: [] for n in nums}
+        out = aux = None
+        for n in nums:
+            x = args[n]
+            for i in range(x.numel()):
+                tangents = [_unit(x.shape, i, x) if m == n else Tensor._make(args[m].xp.zeros(
+                    args[m].shape, dtype=args[m].dtype), None) for m in nums]
+                def partial(*chosen):
+                    full = list(args)
+                    for m, t in zip(nums, chosen):
+                        full[m] = t
+                    return func(*full)
+                out, tangent, *rest = jvp(partial, [args[m] for m in nums], tangents, has_aux=has_aux)
+                aux = rest[0] if rest else None
+                columns[n].append(tangent)
+        outs, is_tuple = _flat_outputs(out)
+        per_output = []
+        for k, o in enumerate(outs):
+            jac = []
+            for n in nums:
+                cols = [c[k] if is_tuple else c for c in columns[n]]
+                from .tensor import stack
+                jac.append(stack(cols, -1).reshape(o.shape + args[n].shape) if cols else
+                           Tensor._make(o.xp.zeros(o.shape + args[n].shape, dtype=o.dtype), None))
+            per_output.append(jac[0] if single else tuple(jac))
+        result = tuple(per_output) if is_tuple else per_output[0]
+        return (result, aux) if has_aux else result
+    return wrapper
+
+
+def hessian(func, argnums=0):
+    """The Hessian of a scalar function: jacfwd(jacrev(func)), forward over reverse."""
+    return jacfwd(jacrev(func, argnums), argnums)
+
+
+# ----------------------------------------------------------------------------- modules as functions
+
+
+def functional_call(module, parameters_and_buffers, args=(), kwargs=None, *, strict=False):
+    """Run `module(*args)` with some of its parameters (dotted names) replaced by the given tensors."""
+    args = args if isinstance(args, tuple) else (args,)
+    if isinstance(parameters_and_buffers, (tuple, list)):
+        merged = {}
+        for d in parameters_and_buffers:
+            merged.update(d)
+        parameters_and_buffers = merged
+    known = dict(module.named_parameters())
+    if strict:
+        missing = sorted(set(known) - set(parameters_and_buffers))
+        if missing:
+            raise RuntimeError(f"functional_call: missing key(s) {missing} with strict=True")
+    swapped = []
+    try:
+        for name, value in parameters_and_buffers.items():
+            owner, attr = _owner(module, name)
+            swapped.append((owner, attr, owner._parameters.get(attr), getattr(owner, attr)))
+            object.__setattr__(owner, attr, value)
+            if attr in owner._parameters:
+                owner._parameters[attr] = value
+        return module(*args, **(kwargs or {}))
+    finally:
+        for owner, attr, registered, previous in reversed(swapped):
+            object.__setattr__(owner, attr, previous)
+            if registered is not None:
+                owner._parameters[attr] = registered
+
+
+def _owner(module, dotted):
+    *path, attr = dotted.split(".")
+    owner = module
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            raise KeyError(f"functional_call: {dotted!r} names no submodule of {type(module).__name__}")
+    if not hasattr(owner, attr):
+        raise KeyError(f"functional_call: {dotted!r} names no parameter or buffer of {type(module).__name__}")
+    return owner, attr
