@@ -37,6 +37,7 @@ __all__ = [
     "float32",
     "float64",
     "full",
+    "func",
     "gradcheck",
     "gradgradcheck",
     "is_grad_enabled",
