@@ -3,7 +3,7 @@ import numpy as np
 
 from . import autograd
 from .backend import to_numpy
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, enable_grad, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -81,8 +81,9 @@ def gradgradcheck(fn, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     count = len(tensors)
 
     def vjp(*args):
-        outs = [o for o in _outputs(fn(*args[:count])) if o.requires_grad]
-        return autograd.grad(outs, [args[k] for k in wanted], list(args[count:]), create_graph=True,
-                             materialize_grads=True)
+        with enable_grad():  # gradcheck evaluates this under no_grad too: the VJP still needs its graph
+            outs = [o for o in _outputs(fn(*args[:count])) if o.requires_grad]
+            return autograd.grad(outs, [args[k] for k in wanted], list(args[count:]), create_graph=True,
+                                 materialize_grads=True)
 
     return gradcheck(vjp, *tensors, *vs, eps=eps, atol=atol, rtol=rtol, seed=seed)

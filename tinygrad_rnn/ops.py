@@ -102,7 +102,8 @@ class Pow(Function):
     @staticmethod
     def partials(x, y, out, need_x, need_y):
         """d out/dx and d out/dy as tensors (None where not needed)."""
-        d_x = where_tensor(y.array == 0, 0.0, y * x ** (y - 1)) if need_x else None
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 lands in a branch where() drops
+            d_x = where_tensor(y.array == 0, 0.0, y * x ** (y - 1)) if need_x else None
         d_y = None
         if need_y:
             at_zero = (x.array == 0) & (y.array >= 0)
