@@ -91,7 +91,7 @@ def test_autograd_grad_unused_input():
     y = (x * 2).sum()
     with pytest.raises(RuntimeError, match="allow_unused"):
         tr.autograd.grad(y, [x, unused], retain_graph=True)
-    gx, gu = tr.autograd.grad(y, [x, unused], allow_unused=True, retain_graph=True)
+    _, gu = tr.autograd.grad(y, [x, unused], allow_unused=True, retain_graph=True)
     assert gu is None
     _, gz = tr.autograd.grad(y, [x, unused], materialize_grads=True)
     np.testing.assert_array_equal(gz.numpy(), [0.0])
