@@ -62,6 +62,8 @@ CASES = {
                   (lambda a: a[..., 1], lambda d: (rand(d, 2, 3, 4),))],
     ops.Cat: [(lambda a, b: tr.cat([a, b, a], dim=1), lambda d: (rand(d, 2, 3), rand(d, 2, 1)))],
     ops.Stack: [(lambda a, b: tr.stack([a, b], dim=1), lambda d: (rand(d, 2, 3), rand(d, 2, 3)))],
+    ops.Einsum: [(lambda a, b: tr.einsum("bij,jk->bki", a, b), lambda d: (rand(d, 2, 3, 4), rand(d, 4, 2))),
+                 (lambda a: tr.einsum("ijk->j", a), lambda d: (rand(d, 2, 3, 4),))],
     ops.ToDevice: [(lambda a: a.to("cpu") * 2, lambda d: (rand(d, 3),))],
     ops.Cast: [(lambda a: a.to(dtype="float32").to(dtype="float64"), lambda d: (rand(d, 3),))],
 }

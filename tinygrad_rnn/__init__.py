@@ -2,6 +2,8 @@
 from . import autograd, diagnostics, func, nn, optim, train
 from .backend import DeviceError, cuda_available
 from .factory import arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros, zeros_like
+from .functions import FUNCTIONS as _FUNCTIONS
+from .functions import einsum, is_tensor, matmul
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (
     Function,
@@ -16,6 +18,8 @@ from .tensor import (
     stack,
     where,
 )
+
+globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Tensor method of that name
 
 __version__ = "0.1.0"
 
@@ -33,6 +37,7 @@ __all__ = [
     "cuda_available",
     "current_scope",
     "diagnostics",
+    "einsum",
     "enable_grad",
     "float32",
     "float64",
@@ -41,7 +46,9 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "is_grad_enabled",
+    "is_tensor",
     "manual_seed",
+    "matmul",
     "nn",
     "no_grad",
     "ones",
@@ -58,3 +65,4 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+__all__ += list(_FUNCTIONS)  # noqa: PLE0605 (the names of the function table)

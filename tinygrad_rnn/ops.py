@@ -496,6 +496,46 @@ class Stack(Function):
         return Stack.apply(*[_zero_if_none(t, x) for t, x in zip(tangents, inputs)], axis=self.axis)
 
 
+class Einsum(Function):
+    """einsum over explicit subscripts ("ij,jk->ik"); the VJP of each operand is an einsum of the rest.
+
+    The subscripts reach here normalised (tensor.einsum): explicit output, no ellipsis. An index that
+    only one operand has is summed out there, so its gradient is broadcast back along it.
+    """
+    saves = "all"
+
+    def forward(self, *arrays, inputs, output):
+        self.inputs, self.output_subs = inputs, output
+        return backend.xp_of(arrays[0]).einsum(",".join(inputs) + "->" + output, *arrays)
+
+    def backward(self, g):
+        operands = [self.input(k) for k in range(len(self.inputs))]
+        return tuple(_einsum_grad(g, self.output_subs, operands, self.inputs, k) if need else None
+                     for k, need in enumerate(self.needs))
+
+    def jvp(self, inputs, tangents):
+        terms = []
+        for k, t in enumerate(tangents):
+            if t is not None:
+                operands = list(inputs)
+                operands[k] = t
+                terms.append(Einsum.apply(*operands, inputs=self.inputs, output=self.output_subs))
+        return _add_tangents(*terms)
+
+
+def _einsum_grad(g, output, operands, subs, k):
+    """d/d operand k of einsum(subs -> output), contracted with g, as an einsum."""
+    others = [(s, t) for j, (s, t) in enumerate(zip(subs, operands)) if j != k]
+    present = set(output).union(*[set(s) for s, _ in others])
+    target = "".join(c for c in subs[k] if c in present)  # indices only operand k has were summed out
+    grad = Einsum.apply(g, *[t for _, t in others], inputs=[output] + [s for s, _ in others], output=target)
+    if target != subs[k]:
+        shape = operands[k].shape
+        kept = tuple(n if c in present else 1 for c, n in zip(subs[k], shape))
+        grad = grad.reshape(kept).expand(shape)
+    return grad
+
+
 # ----------------------------------------------------------------------------- devices and dtypes
 
 
@@ -528,4 +568,4 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Tanh, Sigmoid, Relu, Clip,
-              Sum, Mean, Max, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, ToDevice, Cast)
+              Sum, Mean, Max, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)

@@ -123,7 +123,7 @@ class Function:
         "tangents",
         "versions",
     )
-    saves = None  # indices of the inputs backward reads through input(i); None: it keeps its own arrays
+    saves = None  # inputs backward reads through input(i): indices, or "all"; None: it keeps its own arrays
     array_backward = False
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
 
@@ -145,8 +145,8 @@ class Function:
             node.parents = tuple([t._ctx or t for t in inputs])
             node.needs = tuple([t.requires_grad for t in inputs])
             node.shapes = tuple([a.shape for a in arrays])
-            saves = range(len(inputs)) if cls.saves is None else cls.saves
-            node.saved = {i: arrays[i] for i in cls.saves} if cls.saves else None
+            saves = range(len(inputs)) if cls.saves is None or cls.saves == "all" else cls.saves
+            node.saved = {i: arrays[i] for i in saves} if cls.saves else None
             node.versions = {i: inputs[i]._version for i in saves if inputs[i]._ctx is None}
             node.tangents = None if tangent is None else {i: inputs[i]._tangent for i in saves}
             node.scope = _state.scope

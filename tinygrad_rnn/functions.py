@@ -1,0 +1,94 @@
+"""PyTorch's free functions (`tr.tanh(x)`, `tr.matmul(a, b)`, `tr.einsum(...)`): each is its Tensor method.
+
+The table below is the whole of it: a name here calls the method of the same name on its first
+argument, so the function and the method can never disagree.
+"""
+import string
+
+from .tensor import Tensor
+
+# tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
+METHODS = (
+    "abs", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip", "clone",
+    "eq", "equal", "exp", "expand", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le", "log",
+    "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "narrow", "ne", "norm",
+    "numel", "permute", "pow", "reciprocal", "relu", "repeat", "reshape", "roll", "rsqrt", "sigmoid", "sign",
+    "softmax", "split", "sqrt", "square", "squeeze", "std", "sum", "swapaxes", "t", "tanh", "transpose",
+    "unsqueeze", "var",
+)
+
+
+def _forward_to_method(name):
+    def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"tr.{name}(input, ...) is input.{name}(...)."
+    return function
+
+
+FUNCTIONS = {name: _forward_to_method(name) for name in METHODS}
+
+
+def matmul(input, other):
+    return input @ other
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def einsum(equation, *operands):
+    """Einstein summation as torch.einsum: "ij,jk->ik", implicit outputs and "..." included."""
+    from . import ops
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    for k, t in enumerate(operands):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"einsum(): operand {k} must be a Tensor, not {type(t).__name__}")
+    inputs, output = _parse_einsum(equation, [t.shape for t in operands])
+    return ops.Einsum.apply(*operands, inputs=inputs, output=output)
+
+
+def _parse_einsum(equation, shapes):
+    """(one subscript string per operand, the output's), with "..." spelt out as letters."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, output = equation.partition("->")
+    inputs = lhs.split(",")
+    if len(inputs) != len(shapes):
+        raise ValueError(f"einsum(): the equation {equation!r} names {len(inputs)} operands but {len(shapes)} "
+                         f"were given")
+    used = set(equation) - set(".,->")
+    spare = [c for c in string.ascii_letters if c not in used]
+    widest = 0
+    for subs, shape in zip(inputs, shapes):
+        named = len(subs.replace("...", ""))
+        if ("..." in subs and named > len(shape)) or ("..." not in subs and named != len(shape)):
+            raise ValueError(f"einsum(): subscripts {subs!r} do not fit an operand of shape {tuple(shape)}")
+        if "..." in subs:
+            widest = max(widest, len(shape) - named)
+    ellipsis = "".join(spare[:widest])
+    filled = []
+    for subs, shape in zip(inputs, shapes):
+        if "..." in subs:
+            subs = subs.replace("...", ellipsis[widest - (len(shape) - len(subs.replace("...", ""))):])
+        if len(set(subs)) != len(subs):
+            raise ValueError(f"einsum(): an index repeated within one operand ({subs!r}, a diagonal) is not "
+                             f"supported")
+        filled.append(subs)
+    if not arrow:
+        counts = {c: "".join(filled).count(c) for c in set("".join(filled))}
+        output = ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
+    else:
+        output = output.replace("...", ellipsis)
+    sizes = {}
+    for subs, shape in zip(filled, shapes):
+        for c, n in zip(subs, shape):
+            if sizes.setdefault(c, n) != n:
+                raise ValueError(f"einsum(): index {c!r} has size {sizes[c]} in one operand and {n} in another "
+                                 f"(shapes {[tuple(s) for s in shapes]}); broadcasting is not supported here")
+    missing = set(output) - set("".join(filled))
+    if missing or len(set(output)) != len(output):
+        raise ValueError(f"einsum(): output subscripts {output!r} must be distinct and appear in the inputs")
+    return filled, output
