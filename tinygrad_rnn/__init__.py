@@ -65,4 +65,4 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
-__all__ += list(_FUNCTIONS)  # noqa: PLE0605 (the names of the function table)
+__all__ += list(_FUNCTIONS)  # the names of the function table
