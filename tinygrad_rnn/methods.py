@@ -223,7 +223,7 @@ class TensorMethods:
             raise ValueError("var: pass either unbiased or correction, not both")
         correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
         axes = _axes(self, "var", dim)
-        count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axes)]))
         centred = self - self.mean(axis=axes, keepdims=True)
         return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
 

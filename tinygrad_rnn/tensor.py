@@ -29,29 +29,51 @@ _state = _State()
 
 
 @contextlib.contextmanager
-def no_grad():
-    """Run without recording a graph (evaluation, optimizer updates)."""
-    before = _state.grad_enabled
-    _state.grad_enabled = False
+def using_config(name, value):
+    """Set one recording setting inside a `with` block (or a decorated function), then restore it."""
+    before = getattr(_state, name)
+    setattr(_state, name, value)
     try:
         yield
     finally:
-        _state.grad_enabled = before
+        setattr(_state, name, before)
 
 
-@contextlib.contextmanager
+def no_grad():
+    """Run without recording a graph (evaluation, optimizer updates); also a decorator."""
+    return using_config("grad_enabled", False)
+
+
 def enable_grad():
     """Record a graph again inside a `no_grad` block."""
-    before = _state.grad_enabled
-    _state.grad_enabled = True
-    try:
-        yield
-    finally:
-        _state.grad_enabled = before
+    return using_config("grad_enabled", True)
+
+
+class set_grad_enabled:
+    """Turn recording on or off: called alone, from now on; as a `with` block, until its end (as torch)."""
+
+    def __init__(self, mode):
+        self.before = _state.grad_enabled
+        _state.grad_enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self.before
+
+
+def inference_mode(mode=True):
+    """As torch.inference_mode: no graph is recorded inside (here the same as no_grad)."""
+    return using_config("grad_enabled", not mode)
 
 
 def is_grad_enabled():
     return _state.grad_enabled
+
+
+def is_inference_mode_enabled():
+    return not _state.grad_enabled
 
 
 def forward_mode_active():
@@ -59,34 +81,22 @@ def forward_mode_active():
     return _state.forward_ad
 
 
-@contextlib.contextmanager
 def scope(name, index=None):
     """Tag every node recorded inside with a (name, index) pair, nestable.
 
     Layers use it for ("layer", 0), ("direction", "reverse"), ("t", 3), so a drawing can cluster the
     unrolled graph by time step and fold it back into the recurrent picture.
     """
-    before = _state.scope
-    _state.scope = before + ((name, index),)
-    try:
-        yield
-    finally:
-        _state.scope = before
+    return using_config("scope", _state.scope + ((name, index),))
 
 
 def current_scope():
     return _state.scope
 
 
-@contextlib.contextmanager
 def retain_grads():
     """Every node recorded inside keeps the gradient of its output after backward (as `.grad`)."""
-    before = _state.keep_grads
-    _state.keep_grads = True
-    try:
-        yield
-    finally:
-        _state.keep_grads = before
+    return using_config("keep_grads", True)
 
 
 # ----------------------------------------------------------------------------- graph nodes

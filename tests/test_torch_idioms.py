@@ -1,0 +1,173 @@
+"""PyTorch idioms, each run with torch and with tinygrad_rnn on the same data, results compared.
+
+Every entry is `(name, fn)`: fn(lib, t) gets the library module and a constructor of float64 tensors
+(requires_grad where the idiom differentiates) and returns what is compared: tensors, tuples of tensors,
+Python numbers, bools or strings. Where an idiom returns a tensor that requires grad, the gradient of its
+sum is compared as well.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+
+A = np.array([[0.5, -1.5, 2.0, 0.0], [3.0, 1.0, -2.5, 1.0], [-0.5, 4.0, 1.5, -1.0]])
+B = np.array([[1.0, 2.0, -1.0], [0.5, -0.5, 2.5], [1.5, 0.0, -2.0], [-1.0, 1.0, 0.5]])
+
+
+def idioms():
+    return {
+        "eq is elementwise": lambda lib, t: t(A) == t(A.T).T,
+        "ne": lambda lib, t: t(A) != 1.0,
+        "comparisons": lambda lib, t: ((t(A) > 0), (t(A) <= 1.0), (t(A) >= t(A) * 0.5)),
+        "max(dim) unpacks": lambda lib, t: tuple(t(A, grad=True).max(dim=-1)),
+        "max(dim).indices": lambda lib, t: t(A).max(dim=0).indices,
+        "min(dim, keepdim)": lambda lib, t: tuple(t(A, grad=True).min(dim=1, keepdim=True)),
+        "max() all": lambda lib, t: t(A, grad=True).max(),
+        "max(a, b)": lambda lib, t: lib.max(t(A), t(A * -1)),
+        "argmax/argmin": lambda lib, t: (t(A).argmax(), t(A).argmax(dim=1), t(A).argmin(dim=0, keepdim=True)),
+        "size(dim), dim(), numel()": lambda lib, t: (tuple(t(A).size()), t(A).size(1), t(A).size(-1), t(A).dim(),
+                                                    t(A).numel()),
+        "t()": lambda lib, t: t(A, grad=True).t() * t(B),
+        "contiguous": lambda lib, t: t(A, grad=True).t().contiguous() * 2,
+        "expand": lambda lib, t: t(A[:1], grad=True).expand(3, -1) * t(A),
+        "repeat": lambda lib, t: t(A[:2, :2], grad=True).repeat(2, 3) * 1.5,
+        "repeat with new dims": lambda lib, t: t(A[0], grad=True).repeat(2, 1, 2),
+        "narrow": lambda lib, t: t(A, grad=True).narrow(1, 1, 2) * 3,
+        "masked_fill": lambda lib, t: t(A, grad=True).masked_fill(t(A) > 1, -7.0) * 2,
+        "abs at zero": lambda lib, t: t(A, grad=True).abs(),
+        "pow": lambda lib, t: t(np.abs(A) + 0.5, grad=True).pow(1.5),
+        "norm": lambda lib, t: (t(A, grad=True).norm(), t(A, grad=True).norm(dim=1), t(A, grad=True).norm(p=1)),
+        "norm of zeros has zero gradient": lambda lib, t: t(np.zeros(3), grad=True).norm(),
+        "var and std": lambda lib, t: (t(A, grad=True).var(), t(A, grad=True).std(dim=0),
+                                       t(A, grad=True).var(dim=1, unbiased=False, keepdim=True)),
+        "softmax method": lambda lib, t: t(A, grad=True).softmax(dim=1) * t(A),
+        "log_softmax method": lambda lib, t: t(A, grad=True).log_softmax(-1) * t(A),
+        "float(t), int(t)": lambda lib, t: (float(t(A)[1, 2]), int(t(A)[1, 0]), float(t(A).sum())),
+        "format": lambda lib, t: f"{t(A).sum():.3f} {t(A)[0, 0]:>8.2f}",
+        "item": lambda lib, t: t(A)[2, 1].item(),
+        "clone keeps the graph": lambda lib, t: t(A, grad=True).clone() * 3,
+        "unsqueeze/squeeze": lambda lib, t: (t(A, grad=True).unsqueeze(0).unsqueeze(-1).squeeze(),
+                                             t(A).unsqueeze(1).squeeze(0).shape == (3, 1, 4)),
+        "squeeze(dim) that is not 1 is a no-op": lambda lib, t: t(A).squeeze(0),
+        "transpose": lambda lib, t: t(A, grad=True).transpose(0, 1) * t(B),
+        "split and chunk": lambda lib, t: (t(A, grad=True).split(2, dim=1) + t(A, grad=True).chunk(2, dim=0)),
+        "split sizes": lambda lib, t: t(A, grad=True).split([1, 3], dim=1),
+        "roll": lambda lib, t: (t(A, grad=True).roll(1, 1), t(A, grad=True).roll((1, -2), (0, 1)),
+                                t(A, grad=True).roll(5)),
+        "tr.* functions": lambda lib, t: (lib.tanh(t(A, grad=True)), lib.sigmoid(t(A)), lib.exp(t(A)),
+                                          lib.matmul(t(A, grad=True), t(B)), lib.sum(t(A), dim=1),
+                                          lib.mean(t(A, grad=True)), lib.abs(t(A)), lib.sqrt(t(np.abs(A)))),
+        "einsum": lambda lib, t: lib.einsum("ij,jk->ik", t(A, grad=True), t(B, grad=True)),
+        "einsum batched with ellipsis": lambda lib, t: lib.einsum("...i,i->...", t(A, grad=True), t(B[:, 0])),
+        "cat with dim": lambda lib, t: lib.cat([t(A, grad=True), t(A)], dim=1),
+        "stack": lambda lib, t: lib.stack([t(A[0], grad=True), t(A[1])], dim=1),
+        "where with numbers": lambda lib, t: lib.where(t(A) > 0, t(A, grad=True), 0.0),
+        "clamp": lambda lib, t: t(A, grad=True).clamp(min=-1.0, max=1.5),
+        "sum(dim, keepdim)": lambda lib, t: t(A, grad=True).sum(dim=(0, 1), keepdim=True),
+        "mean over a dim": lambda lib, t: t(A, grad=True).mean(dim=-1),
+        "view": lambda lib, t: t(A, grad=True).view(2, 6) * 2,
+        "flatten": lambda lib, t: t(A, grad=True).flatten(),
+        "in-place under no_grad": lambda lib, t: _in_place_step(lib, t),
+        "data.add_ is the hand-written SGD step": lambda lib, t: _sgd_step(lib, t),
+        "grad is a tensor": lambda lib, t: _grad_kind(lib, t),
+        "equal and allclose": lambda lib, t: (t(A).equal(t(A)), t(A).allclose(t(A) + 1e-12),
+                                              t(A).equal(t(A) + 1)),
+        "isnan/isfinite": lambda lib, t: (t(np.array([1.0, np.nan, np.inf])).isnan(),
+                                          t(np.array([1.0, np.nan, np.inf])).isfinite()),
+        "any/all": lambda lib, t: ((t(A) > 3).any(), (t(A) > -3).all(), (t(A) > 0).any(dim=1)),
+        "bool ops": lambda lib, t: ((t(A) > 0) & (t(A) < 2), (t(A) > 0) | (t(A) < -1), ~(t(A) > 0)),
+        "set_grad_enabled": lambda lib, t: _grad_modes(lib, t),
+        "is_tensor": lambda lib, t: (lib.is_tensor(t(A)), lib.is_tensor(A)),
+        "maximum/minimum": lambda lib, t: (lib.maximum(t(A, grad=True), t(A[::-1].copy() * 0.1)),
+                                           lib.minimum(t(A), t(A) * 0.5)),
+    }
+
+
+def _in_place_step(lib, t):
+    x = t(A.copy())
+    x.mul_(2).add_(t(A), alpha=-0.5).clamp_(-2.0, 2.0)
+    x[0, 1] = 9.0
+    x.sub_(1.0)
+    y = t(A.copy())
+    y.zero_()
+    return x, y.fill_(2.5), t(A.copy()).copy_(t(B.T.copy()))
+
+
+def _sgd_step(lib, t):
+    w = t(A.copy(), grad=True)
+    (w * w).sum().backward()
+    w.data.add_(w.grad, alpha=-0.1)
+    with lib.no_grad():
+        w.sub_(w.grad * 0.1)
+    return w.detach()
+
+
+def _grad_kind(lib, t):
+    w = t(A.copy(), grad=True)
+    (w.tanh() * 2).sum().backward()
+    return (type(w.grad).__name__, w.grad.requires_grad, w.grad)
+
+
+def _grad_modes(lib, t):
+    x = t(A, grad=True)
+    with lib.set_grad_enabled(False):
+        off = (x * 2).requires_grad
+    with lib.inference_mode():
+        inference = (x * 2).requires_grad
+    return (off, inference, (x * 2).requires_grad)
+
+
+def _run(lib, name):
+    dtype = lib.float64 if lib is not tr else "float64"
+
+    def t(a, grad=False):
+        return lib.tensor(np.array(a), dtype=dtype, requires_grad=grad) if lib is not tr else \
+            tr.Tensor(np.array(a), dtype=dtype, requires_grad=grad)
+    leaves = []
+
+    def tracked(a, grad=False):
+        x = t(a, grad)
+        if grad:
+            leaves.append(x)
+        return x
+    out = idioms()[name](lib, tracked)
+    results = list(out) if isinstance(out, tuple) else [out]
+    differentiable = [r for r in results if hasattr(r, "requires_grad") and r.requires_grad]
+    if differentiable and leaves:
+        sum(r.sum() for r in differentiable).backward()
+    grads = [x.grad for x in leaves]
+    return results, grads
+
+
+def _host(value):
+    if hasattr(value, "detach"):
+        return value.detach().numpy()
+    if isinstance(value, tr.Tensor):
+        return value.numpy()
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(idioms()))
+def test_idiom_matches_torch(name, torch):
+    ours, our_grads = _run(tr, name)
+    theirs, their_grads = _run(torch, name)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours + our_grads, theirs + their_grads):
+        if b is None:
+            assert a is None
+            continue
+        if isinstance(b, str):
+            assert a in (b, "Tensor") if b == "Tensor" else a == b
+            continue
+        a, b = _host(a), _host(b)
+        if isinstance(b, (bool, int, float, tuple)):
+            assert (a == b) if not isinstance(b, float) or math.isfinite(b) else (a == b or (a != a and b != b))
+            continue
+        assert np.shape(a) == np.shape(b)
+        if np.asarray(b).dtype == np.bool_:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
+                                       rtol=1e-12, atol=1e-12)
