@@ -138,7 +138,7 @@ def _row_weights(fn, rows, target, weight, ignore_index):
 
 def _nll(log_probs, target, weight, ignore_index, reduction, shape, fn):
     """-weight[y] * log p[y] per kept row; the mean divides by the kept rows' total weight, as torch."""
-    safe_target, mask, row_weight = _row_weights(fn, log_probs, target, weight, ignore_index)
+    safe_target, _, row_weight = _row_weights(fn, log_probs, target, weight, ignore_index)
     picked = log_probs[log_probs.xp.arange(len(safe_target)), safe_target]
     losses = -picked * row_weight
     if reduction == "none":

@@ -68,7 +68,7 @@ def test_packed_fields_and_round_trip_match_torch(torch, device, rng, lengths, b
     assert_same_indices(ours.batch_sizes, theirs.batch_sizes, "batch_sizes")
     assert_same_indices(ours.sorted_indices, theirs.sorted_indices, "sorted_indices")
     assert_same_indices(ours.unsorted_indices, theirs.unsorted_indices, "unsorted_indices")
-    data, batch_sizes, sorted_indices, unsorted_indices = ours  # a namedtuple in torch
+    data, batch_sizes, _, _ = ours  # a namedtuple in torch
     assert data is ours.data and batch_sizes.dtype == tr.int64
 
     for options in ({}, {"padding_value": -7.0}, {"total_length": steps + 2}):

@@ -9,7 +9,6 @@ Tensor ops, so gradients flow back to the padded input (and to nothing at its pa
 """
 import numpy as np
 
-from ... import backend
 from ...tensor import Tensor, cat, stack, where
 from ..checks import InputError
 
@@ -187,10 +186,9 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
         raise TypeError(f"pad_packed_sequence: expected a PackedSequence; got {type(sequence).__name__}")
     padded, lengths = sequence._padded, sequence._lengths
     steps = padded.shape[0]
-    if total_length is not None:
-        if total_length < steps:
-            raise ValueError(f"Expected total_length to be at least the length of the longest sequence in input, "
-                             f"but got total_length={total_length} and max sequence length being {steps}")
+    if total_length is not None and total_length < steps:
+        raise ValueError(f"Expected total_length to be at least the length of the longest sequence in input, "
+                         f"but got total_length={total_length} and max sequence length being {steps}")
     present = padded.xp.asarray(np.arange(steps)[:, None] < lengths[None, :])
     present = present.reshape(present.shape + (1,) * (padded.ndim - 2))
     out = where(present, padded, float(padding_value))
