@@ -24,6 +24,8 @@ HOSTILE = [
     '"; injected [label="x"]; "',
     "]; injected_node; [",
 ]
+RENDERED = ["<unbalanced", "<<table><tr><td>cell</td></tr></table>>", 'say "hi" > 3', "back\\slash \\N \\G \\L \\n",
+            "two\nlines", "&lt;entity&gt; &amp;", '"; injected [label="x"]; "']  # what dot itself reads
 VIEWS = {"ops": {}, "cells": {"detail": "cells"}, "states": {"detail": "states", "max_steps": 2},
          "folded": {"view": "folded"}, "gradient": {"view": "gradient"}}
 
@@ -80,7 +82,7 @@ def svg_summary(path):
 def test_dot_renders_hostile_labels_as_written(dot_binary, tmp_path, view):
     benign = svg_summary(viz.render({"plain": graph("plain"), "other": graph("plain")}, tmp_path / "plain.svg",
                                     title="plain", **VIEWS[view]))
-    for k, text in enumerate(HOSTILE):
+    for k, text in enumerate(RENDERED):
         texts, nodes, clusters = svg_summary(viz.render({text: graph(text), "other": graph("plain")},
                                                         tmp_path / f"{k}.svg", title=text, **VIEWS[view]))
         assert (nodes, clusters) == benign[1:], f"{text!r}: the drawing gained or lost nodes or clusters"
