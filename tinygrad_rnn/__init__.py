@@ -1,7 +1,28 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, diagnostics, func, nn, optim, train
-from .backend import DeviceError, cuda_available
-from .factory import arange, full, manual_seed, ones, ones_like, rand, randn, uniform, zeros, zeros_like
+from . import autograd, cuda, diagnostics, dtypes, func, nn, optim, train
+from .backend import Device, DeviceError, cuda_available
+from .dtypes import double, float16, float32, float64, half, int8, int16, int32, int64, long, short, uint8
+from .factory import (
+    arange,
+    empty,
+    empty_like,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    uniform,
+    zeros,
+    zeros_like,
+)
 from .functions import FUNCTIONS as _FUNCTIONS
 from .functions import einsum, is_tensor, matmul
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -26,10 +47,13 @@ globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Ten
 
 __version__ = "0.1.0"
 
-float32 = "float32"
-float64 = "float64"
+device = Device  # torch.device
+# torch.float, torch.int and torch.bool; they stay out of __all__, so `from tinygrad_rnn import *`
+# leaves Python's builtins alone
+float, int, bool = dtypes.float, dtypes.int, dtypes.bool
 
 __all__ = [
+    "Device",
     "DeviceError",
     "Function",
     "GradcheckError",
@@ -37,20 +61,36 @@ __all__ = [
     "arange",
     "autograd",
     "cat",
+    "cuda",
     "cuda_available",
     "current_scope",
+    "device",
     "diagnostics",
+    "double",
+    "dtypes",
     "einsum",
+    "empty",
+    "empty_like",
     "enable_grad",
+    "float16",
     "float32",
     "float64",
+    "from_numpy",
     "full",
+    "full_like",
     "func",
     "gradcheck",
     "gradgradcheck",
+    "half",
     "inference_mode",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
     "is_grad_enabled",
     "is_tensor",
+    "linspace",
+    "long",
     "manual_seed",
     "matmul",
     "nn",
@@ -59,12 +99,18 @@ __all__ = [
     "ones_like",
     "optim",
     "rand",
+    "rand_like",
+    "randint",
     "randn",
+    "randn_like",
     "retain_grads",
     "scope",
     "set_grad_enabled",
+    "short",
     "stack",
+    "tensor",
     "train",
+    "uint8",
     "uniform",
     "using_config",
     "where",

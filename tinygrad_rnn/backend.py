@@ -40,6 +40,53 @@ def cuda_available():
         return False
 
 
+def cuda_device_count():
+    """How many GPUs CuPy sees; 0 without CuPy or a GPU."""
+    try:
+        return _load_cupy().cuda.runtime.getDeviceCount()
+    except DeviceError:
+        return 0
+
+
+def synchronize():
+    """Wait for all work queued on the current GPU to finish."""
+    _load_cupy().cuda.runtime.deviceSynchronize()
+
+
+class Device(str):
+    """A device, as torch.device: Device("cpu"), Device("cuda"), Device("cuda:1"), Device("cuda", 1).
+
+    It is the string it names ("cuda:1"), so every `device=` argument takes it, and it compares
+    equal to that string (`tensor.device == Device("cpu")`). `.type` and `.index` as in PyTorch.
+    """
+
+    def __new__(cls, type, index=None):
+        if isinstance(type, Device) and index is None:
+            return type
+        if isinstance(type, int) and not isinstance(type, bool) and index is None:
+            type, index = "cuda", type  # torch.device(0) is the first GPU
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0'; got {type!r}")
+        name, _, number = type.partition(":")
+        if number:
+            if index is not None:
+                raise ValueError(f"device: type {type!r} already names an index; got index={index!r} too")
+            if not number.isdigit():
+                raise DeviceError(f"device: invalid device string {type!r}")
+            index = int(number)
+        if name not in DEVICES:
+            raise DeviceError(f"device: expected one of {DEVICES} device type at start of device string: {type}")
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+            raise DeviceError(f"device: index must be a non-negative integer; got {index!r}")
+        self = super().__new__(cls, name if index is None else f"{name}:{index}")
+        self.type, self.index = name, index
+        return self
+
+    def __repr__(self):
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+
 def check_device(device):
     """Normalise a device name ("cpu", "cuda", "cuda:0") and return "cpu" or "cuda"."""
     if device is None:

@@ -1,75 +1,277 @@
-"""Tensor constructors and the random number generator behind initialisation.
+"""Tensor constructors with torch's names and signatures, and the random number generator.
 
 Random numbers are drawn on the host from one NumPy generator and then moved, so a seed gives the
-same weights on the CPU and on the GPU.
+same weights on the CPU and on the GPU (the numbers differ from torch's: only shapes, dtypes and
+ranges match).
+
+Default dtypes follow torch: floating values make float32, integers int64, booleans bool;
+`tensor` and `from_numpy` keep the dtype of an array they are given.
 """
+import math
+import numbers
+
 import numpy as np
 
 from . import backend
 from .tensor import Tensor
 
 _rng = np.random.default_rng()
+_SEEDS = (-2 ** 63, 2 ** 64)  # torch's range; a negative seed wraps around as it does there
 
 
 def manual_seed(seed):
-    """Seed the generator used by randn, rand, uniform_ and the layers' initialisation."""
+    """Seed the generator used by randn, rand, randint, uniform_ and the layers' initialisation."""
     global _rng
-    _rng = np.random.default_rng(seed)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"manual_seed: seed must be an integer; got {type(seed).__name__} {seed!r}")
+    if not _SEEDS[0] <= seed < _SEEDS[1]:
+        raise ValueError(f"manual_seed: seed must lie in [{_SEEDS[0]}, {_SEEDS[1]}); got {seed}")
+    _rng = np.random.default_rng(int(seed) % 2 ** 64)
 
 
 def rng():
     return _rng
 
 
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+# ----------------------------------------------------------------------------- argument helpers
+
+def _size(shape, fn, size=None):
+    """A shape from `*size` ints, one tuple or list, or the `size=` keyword, checked."""
+    if size is not None:
+        if shape:
+            raise TypeError(f"{fn}: give the size positionally or as size=, not both")
+        shape = (size,)
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{fn}: size must be a tuple of ints; got {shape!r}")
+        if n < 0:
+            raise ValueError(f"{fn}: trying to create a tensor with negative dimension {n} (size {shape})")
+    return tuple(int(n) for n in shape)
 
 
-def _place(array, dtype, device, requires_grad):
-    dtype = np.dtype(dtype or np.float32)
-    array = backend.to_device(array.astype(dtype, copy=False), backend.check_device(device))
-    return Tensor(array, dtype=dtype, requires_grad=requires_grad)
+def _dtype(dtype, fn, default=np.float32):
+    if dtype is None:
+        return np.dtype(default)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn}: dtype {dtype!r} is not a data type; use tr.float32, tr.int64, ...") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: tensors hold booleans, integers or floats; got dtype {dtype}")
+    return dtype
 
 
-def zeros(*shape, dtype=None, device=None, requires_grad=False):
+def _float_dtype(dtype, fn):
+    dtype = _dtype(dtype, fn)
+    if dtype.kind != "f":
+        raise TypeError(f"{fn}: draws floating point numbers; got dtype {dtype}")
+    return dtype
+
+
+def _wrap(array, requires_grad):
+    """A leaf tensor around `array` itself (no copy)."""
+    t = Tensor._make(array, None)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def _place(host_array, dtype, device, requires_grad):
+    """A host array cast to dtype and moved to device, as a leaf tensor."""
     device = backend.check_device(device)
-    dtype = np.dtype(dtype or np.float32)
-    return Tensor(backend.xp_for(device).zeros(_shape(shape), dtype=dtype), dtype=dtype,
-                  requires_grad=requires_grad)
+    return _wrap(backend.to_device(np.asarray(host_array).astype(dtype, copy=False), device), requires_grad)
 
 
-def ones(*shape, dtype=None, device=None, requires_grad=False):
-    return full(_shape(shape), 1.0, dtype=dtype, device=device, requires_grad=requires_grad)
+def _scalar_dtype(*values):
+    """The dtype torch gives a tensor made from these Python numbers: bool, int64 or float32."""
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return np.dtype(np.bool_)
+    if all(isinstance(v, (numbers.Integral, np.bool_)) for v in values):
+        return np.dtype(np.int64)
+    return np.dtype(np.float32)
 
 
-def full(shape, value, dtype=None, device=None, requires_grad=False):
+# ----------------------------------------------------------------------------- from data
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor holding a copy of `data` (a number, nested list, array or tensor), as torch.tensor.
+
+    Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype and
+    device. The result is always a leaf: a tensor passed in is copied and cut from its graph.
+    """
+    if isinstance(data, Tensor):
+        data = data.array
+    if isinstance(data, np.generic):
+        data = np.asarray(data)
+    if hasattr(data, "dtype"):
+        device = backend.device_of(data) if device is None else device
+    else:  # numbers and nested lists
+        try:
+            data = np.asarray(data)
+        except ValueError as e:
+            raise ValueError(f"tensor: data must be a number or a rectangular nested list; {e}") from None
+        if dtype is None:
+            data = data.astype(_default_dtype(data), copy=False)
+    dtype = _dtype(dtype if dtype is not None else data.dtype, "tensor")
     device = backend.check_device(device)
-    dtype = np.dtype(dtype or np.float32)
-    return Tensor(backend.xp_for(device).full(tuple(shape), value, dtype=dtype), dtype=dtype,
-                  requires_grad=requires_grad)
+    array = backend.xp_for(device).array(backend.to_device(data, device), dtype=dtype, copy=True)
+    return _wrap(array, requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+def _default_dtype(array):
+    """torch's dtype for values read from Python data."""
+    kinds = {"f": np.float32, "i": np.int64, "u": np.int64, "b": np.bool_}
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype} "
+                        f"(numbers, booleans or nested lists of them)")
+    return kinds[array.dtype.kind]
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+def from_numpy(ndarray):
+    """A tensor sharing memory with a NumPy array (a change to one shows in the other), dtype kept."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(ndarray).__name__})")
+    if ndarray.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: can't convert np.ndarray of type {ndarray.dtype}; the supported types "
+                        f"are booleans, integers and floats")
+    return _wrap(ndarray, False)
 
 
-def randn(*shape, dtype=None, device=None, requires_grad=False):
-    return _place(_rng.standard_normal(_shape(shape)), dtype, device, requires_grad)
+# ----------------------------------------------------------------------------- filled
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A tensor of `size` filled with `fill_value`; dtype from the value (bool, int64, float32) by default."""
+    size = _size((size,), "full")
+    dtype = _dtype(dtype, "full", default=_scalar_dtype(fill_value))
+    device = backend.check_device(device)
+    return _wrap(backend.xp_for(device).full(size, fill_value, dtype=dtype), requires_grad)
 
 
-def rand(*shape, dtype=None, device=None, requires_grad=False):
-    return _place(_rng.random(_shape(shape)), dtype, device, requires_grad)
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    return full(_size(shape, "zeros", size), 0, dtype=_dtype(dtype, "zeros"), device=device,
+                requires_grad=requires_grad)
+
+
+def ones(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    return full(_size(shape, "ones", size), 1, dtype=_dtype(dtype, "ones"), device=device,
+                requires_grad=requires_grad)
+
+
+def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    """A tensor whose values are whatever the memory held (fill it before reading)."""
+    dtype, device = _dtype(dtype, "empty"), backend.check_device(device)
+    return _wrap(backend.xp_for(device).empty(_size(shape, "empty", size), dtype=dtype), requires_grad)
+
+
+def _like(fn, input, dtype, device):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor; got {type(input).__name__}")
+    return input.shape, (dtype if dtype is not None else input.dtype), (device if device is not None
+                                                                          else input.device)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    shape, dtype, device = _like("full_like", input, dtype, device)
+    return full(shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def zeros_like(input, dtype=None, *, device=None, requires_grad=False):
+    shape, dtype, device = _like("zeros_like", input, dtype, device)
+    return zeros(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(input, dtype=None, *, device=None, requires_grad=False):
+    shape, dtype, device = _like("ones_like", input, dtype, device)
+    return ones(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(input, dtype=None, *, device=None, requires_grad=False):
+    shape, dtype, device = _like("empty_like", input, dtype, device)
+    return empty(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+# ----------------------------------------------------------------------------- random
+
+def randn(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    """Standard normal numbers."""
+    return _place(_rng.standard_normal(_size(shape, "randn", size)), _float_dtype(dtype, "randn"), device,
+                  requires_grad)
+
+
+def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    """Uniform numbers in [0, 1)."""
+    return _place(_rng.random(_size(shape, "rand", size)), _float_dtype(dtype, "rand"), device,
+                  requires_grad)
+
+
+def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_grad=False):
+    """Integers drawn uniformly from [low, high): randint(high, size) or randint(low, high, size); int64."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high  # randint(high, size)
+    elif high is None:
+        low, high = 0, low              # randint(high, size=...)
+    if size is None:
+        raise TypeError("randint: missing the size argument, a tuple of ints: randint(low, high, size)")
+    for name, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"randint: {name} must be an integer; got {value!r}")
+    if low >= high:
+        raise ValueError(f"randint: expects low < high to draw from [low, high); got low={low}, high={high}")
+    size = _size((size,), "randint")
+    return _place(_rng.integers(low, high, size=size), _dtype(dtype, "randint", default=np.int64), device,
+                  requires_grad)
+
+
+def rand_like(input, dtype=None, *, device=None, requires_grad=False):
+    shape, dtype, device = _like("rand_like", input, dtype, device)
+    return rand(shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def randn_like(input, dtype=None, *, device=None, requires_grad=False):
+    shape, dtype, device = _like("randn_like", input, dtype, device)
+    return randn(shape, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
-    return _place(_rng.uniform(low, high, size=tuple(shape)), dtype, device, requires_grad)
+    return _place(_rng.uniform(low, high, size=tuple(shape)), _dtype(dtype, "uniform"), device, requires_grad)
 
 
-def arange(*args, dtype=None, device=None):
-    device = backend.check_device(device)
-    values = np.arange(*args)
-    return Tensor(backend.to_device(values.astype(dtype) if dtype else values, device))
+# ----------------------------------------------------------------------------- ranges
+
+def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
+    """start, start + step, ... up to (not including) end: arange(end) or arange(start, end, step).
+
+    int64 when all three are integers, else float32, as torch; values start + i * step in float64.
+    """
+    if end is None:
+        start, end = 0, start
+    for name, value in (("start", start), ("end", end), ("step", step)):
+        if not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"arange: {name} must be a finite number; got {value!r}")
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: upper bound and larger bound inconsistent with step sign "
+                         f"(start={start}, end={end}, step={step})")
+    count = math.ceil((end - start) / step)
+    dtype = _dtype(dtype, "arange", default=_scalar_dtype(start, end, step))
+    if all(isinstance(v, numbers.Integral) for v in (start, end, step)):
+        values = start + np.arange(count, dtype=np.int64) * step
+    else:
+        values = float(start) + np.arange(count, dtype=np.float64) * float(step)
+    return _place(values, dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False):
+    """`steps` evenly spaced values from start to end inclusive, computed from both ends as torch does."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"linspace: number of steps must be a non-negative integer; got {steps!r}")
+    dtype = _dtype(dtype, "linspace")
+    index = np.arange(steps, dtype=np.float64)
+    if steps > 1:
+        step = (float(end) - float(start)) / (steps - 1)
+        halfway = steps // 2  # the second half counts back from end, so both ends are exact
+        values = np.where(index < halfway, float(start) + step * index, float(end) - step * (steps - 1 - index))
+    else:
+        values = np.full(steps, float(start))
+    return _place(values, dtype, device, requires_grad)

@@ -9,24 +9,36 @@ _CONTROL = {c: " " for c in range(32) if c != 10}
 
 
 def quote(text):
-    """A DOT double-quoted string showing `text` literally; a newline in it breaks the line."""
-    text = str(text).translate(_CONTROL)
+    """A DOT double-quoted string showing `text` literally; a newline in it breaks the line.
+
+    Backslashes and quotes are escaped for DOT, and `&` for Graphviz, which reads character
+    entities (`&lt;`) in every label.
+    """
+    text = str(text).translate(_CONTROL).replace("&", "&amp;")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def html_text(text):
     """Text for an HTML-like label (the legend), with every markup character escaped."""
-    return html.escape(str(text), quote=True)
+    return html.escape(str(text).translate(_CONTROL), quote=True)
+
+
+class HTML(str):
+    """An HTML-like label (`<...>`) that the drawing built itself: written into the DOT text as it is.
+
+    Every other attribute value is quoted, whatever it starts with, so a user's text (a title, a
+    scope name) can never become markup.
+    """
+
+
+def attr_value(value):
+    """A DOT attribute value: HTML labels as they are, anything else as a quoted string."""
+    return value if isinstance(value, HTML) else quote(value)
 
 
 def attr_list(attrs):
-    """`[k=v ...]` from a dict; values already quoted or HTML (<...>) are written as they are."""
-    parts = []
-    for key, value in attrs.items():
-        if isinstance(value, str) and not value.startswith(("<", '"')):
-            value = quote(value)
-        parts.append(f"{key}={value}")
-    return "[" + " ".join(parts) + "]"
+    """`[k=v ...]` from a dict."""
+    return "[" + " ".join(f"{key}={attr_value(value)}" for key, value in attrs.items()) + "]"
 
 
 class Scene:
@@ -95,7 +107,7 @@ class Scene:
         if path:
             out.append(f"{pad[:-1]}subgraph cluster_{self.cluster_ids[path]} {{\n")
             for key, value in self.cluster_attrs.get(path, {}).items():
-                out.append(f"{pad}{key}={value if str(value).startswith('<') else quote(value)}\n")
+                out.append(f"{pad}{key}={attr_value(value)}\n")
         out.extend(f"{pad}{line}\n" for line in self.lines[path])
         for child in self.children[path]:
             self._write_cluster(child, depth + 1, out)

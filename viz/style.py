@@ -1,7 +1,7 @@
 """Colours and shapes: one table for node kinds, one for edges, and the gradient colour scale."""
 import math
 
-from .dot import html_text
+from .dot import HTML, html_text
 
 FONT = "Helvetica"
 
@@ -135,9 +135,9 @@ class GradientScale:
             cells.append(f'<td bgcolor="{fill}" width="48"><font color="{text_colour(fill)}">{value:.1f}</font></td>')
         head = f'<tr><td colspan="{stops}" border="0"><font point-size="16">{html_text(caption)}</font></td></tr>' \
             if caption else ""
-        return (f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="4">{head}'
-                f'<tr><td colspan="{stops}" border="0">{html_text(title)}</td></tr>'
-                f'<tr>{"".join(cells)}</tr>'
-                f'<tr><td colspan="{stops}" border="0"><font point-size="10" color="#5f6368">'
-                f'{html_text("dark: vanished · bright: large · grey: no gradient kept")}</font></td></tr>'
-                f"</table>>")
+        return HTML(f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="4">{head}'
+                    f'<tr><td colspan="{stops}" border="0">{html_text(title)}</td></tr>'
+                    f'<tr>{"".join(cells)}</tr>'
+                    f'<tr><td colspan="{stops}" border="0"><font point-size="10" color="#5f6368">'
+                    f'{html_text("dark: vanished · bright: large · grey: no gradient kept")}</font></td></tr>'
+                    f"</table>>")

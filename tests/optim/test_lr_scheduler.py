@@ -1,11 +1,13 @@
-"""Learning-rate schedules against torch.optim.lr_scheduler, group by group."""
+"""Learning-rate schedules against torch.optim.lr_scheduler, group by group and step by step."""
+import json
 import math
 
 import numpy as np
 import pytest
 
+import tinygrad_rnn as tr
 from tinygrad_rnn.nn import Parameter
-from tinygrad_rnn.optim import SGD, Adam, lr_scheduler
+from tinygrad_rnn.optim import SGD, Adagrad, Adam, lr_scheduler
 
 
 def two_groups(torch=None):
@@ -78,3 +80,162 @@ def test_bad_schedule_arguments():
         lr_scheduler.ReduceLROnPlateau(opt, factor=1.5)
     with pytest.raises(TypeError, match="is not an Optimizer"):
         lr_scheduler.StepLR(object(), step_size=2)
+
+
+# ----------------------------------------------------------------------------- LambdaLR and OneCycleLR
+
+class Warmup:
+    """A callable object: its attributes travel in LambdaLR's state_dict, as in PyTorch."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, epoch):
+        return min(1.0, (epoch + 1) / self.steps)
+
+
+LAMBDAS = {
+    "one function": lambda: (lambda epoch: 0.95 ** epoch),
+    "one object": lambda: Warmup(5),
+    "one per group": lambda: [lambda epoch: 1.0 / (1 + epoch), Warmup(3)],
+}
+
+
+def group_settings(groups):
+    """What a schedule may change in each group, flat: lr, then momentum or both betas."""
+    values = []
+    for g in groups:
+        values += [g["lr"]] + ([g["momentum"]] if "momentum" in g else []) + list(g.get("betas", ()))
+    return values
+
+
+def quadratic_losses(torch, ours_params, their_params, step):
+    """The same loss on both sides, so both optimizers see the same gradients."""
+    scale = float(step % 5 + 1)
+    ours = sum(((p - 0.5) * (p - 0.5) * scale).sum() for p in ours_params)
+    theirs = sum(((p - 0.5) ** 2 * scale).sum() for p in their_params)
+    return ours, theirs
+
+
+def run_both(torch, make_optimizers, make_schedules, steps):
+    """Step both optimizers and schedules together; compare lrs, momenta and parameters every step."""
+    ours_params = [Parameter(np.linspace(-1, 1, 3), dtype="float64"), Parameter(np.linspace(2, 0, 3), dtype="float64")]
+    their_params = [torch.tensor(p.numpy(), requires_grad=True) for p in ours_params]
+    ours_opt, their_opt = make_optimizers(ours_params, their_params)
+    ours, theirs = make_schedules(ours_opt, their_opt)
+    for step in range(steps):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-13, abs=1e-16), f"step {step}"
+        assert group_settings(ours_opt.param_groups) == pytest.approx(
+            group_settings(their_opt.param_groups), rel=1e-13), f"step {step}"
+        ours_opt.zero_grad()
+        their_opt.zero_grad()
+        loss, their_loss = quadratic_losses(torch, ours_params, their_params, step)
+        loss.backward()
+        their_loss.backward()
+        ours_opt.step()
+        their_opt.step()
+        ours.step()
+        theirs.step()
+    for mine, their in zip(ours_params, their_params):
+        np.testing.assert_allclose(mine.numpy(), their.detach().numpy(), rtol=1e-12, atol=1e-14)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("which", list(LAMBDAS))
+def test_lambda_lr_matches_torch(torch, which):
+    def optimizers(ours_params, their_params):
+        return (SGD([{"params": [ours_params[0]]}, {"params": [ours_params[1]], "lr": 0.3}], lr=0.1),
+                torch.optim.SGD([{"params": [their_params[0]]}, {"params": [their_params[1]], "lr": 0.3}], lr=0.1))
+
+    def schedules(ours_opt, their_opt):
+        return lr_scheduler.LambdaLR(ours_opt, LAMBDAS[which]()), torch.optim.lr_scheduler.LambdaLR(
+            their_opt, LAMBDAS[which]())
+    ours, theirs = run_both(torch, optimizers, schedules, 12)
+    mine, their = ours.state_dict(), theirs.state_dict()
+    assert mine["lr_lambdas"] == their["lr_lambdas"]
+    assert mine["last_epoch"] == their["last_epoch"]
+    for key in ("base_lrs", "_last_lr"):
+        assert mine[key] == pytest.approx(their[key], rel=1e-13)
+
+
+# optimizer: (ours, theirs) constructors over two groups; the second group has its own lr
+OPTIMIZERS = {
+    "SGD momentum": lambda lib, params: lib.optim.SGD(
+        [{"params": [params[0]]}, {"params": [params[1]], "lr": 0.3}], lr=0.1, momentum=0.9),
+    "SGD nesterov": lambda lib, params: lib.optim.SGD(
+        [{"params": [params[0]]}, {"params": [params[1]]}], lr=0.1, momentum=0.5, nesterov=True),
+    "SGD no momentum": lambda lib, params: lib.optim.SGD([{"params": [p]} for p in params], lr=0.1),
+    "Adam": lambda lib, params: lib.optim.Adam(
+        [{"params": [params[0]]}, {"params": [params[1]], "betas": (0.8, 0.99)}], lr=0.01),
+    "AdamW": lambda lib, params: lib.optim.AdamW([{"params": [p]} for p in params], lr=0.01, weight_decay=0.1),
+}
+ONE_CYCLE = [
+    {"max_lr": 0.5, "total_steps": 20},
+    {"max_lr": [0.5, 1.0], "total_steps": 20, "anneal_strategy": "linear"},
+    {"max_lr": 0.4, "total_steps": 23, "three_phase": True},
+    {"max_lr": 0.4, "total_steps": 23, "three_phase": True, "anneal_strategy": "linear", "pct_start": 0.4},
+    {"max_lr": 1.0, "epochs": 3, "steps_per_epoch": 7, "pct_start": 0.25, "div_factor": 10.0,
+     "final_div_factor": 100.0},
+    {"max_lr": 0.5, "total_steps": 15, "base_momentum": [0.7, 0.8], "max_momentum": 0.9},
+    {"max_lr": 0.5, "total_steps": 15, "cycle_momentum": False},
+    {"max_lr": 0.3, "total_steps": 10, "pct_start": 0.0},
+    {"max_lr": 0.3, "total_steps": 10, "pct_start": 0.9, "anneal_strategy": "linear"},
+]
+
+
+@pytest.mark.parametrize("kwargs", ONE_CYCLE, ids=str)
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_one_cycle_matches_torch_step_by_step(torch, optimizer, kwargs):
+    def optimizers(ours_params, their_params):
+        return OPTIMIZERS[optimizer](tr, ours_params), OPTIMIZERS[optimizer](torch, their_params)
+
+    def schedules(ours_opt, their_opt):
+        return (lr_scheduler.OneCycleLR(ours_opt, **kwargs),
+                torch.optim.lr_scheduler.OneCycleLR(their_opt, **kwargs))
+    total = kwargs.get("total_steps") or kwargs["epochs"] * kwargs["steps_per_epoch"]
+    ours, theirs = run_both(torch, optimizers, schedules, total)  # every step the schedule has
+    with pytest.raises(ValueError, match=f"Tried to step {total + 1} times"):
+        ours.step()
+    with pytest.raises(ValueError, match=f"Tried to step {total + 1} times"):
+        theirs.step()
+
+
+def test_one_cycle_state_dict_saves_and_resumes():
+    def fresh():
+        opt = SGD(two_groups(), lr=0.1, momentum=0.9)
+        return opt, lr_scheduler.OneCycleLR(opt, max_lr=[1.0, 2.0], total_steps=30, three_phase=True)
+    opt, sched = fresh()
+    for _ in range(11):
+        sched.step()
+    saved_opt, saved = opt.state_dict(), json.loads(json.dumps(sched.state_dict()))  # plain data only
+    for _ in range(9):
+        sched.step()
+    resumed_opt, resumed = fresh()
+    resumed_opt.load_state_dict(saved_opt)
+    resumed.load_state_dict(saved)
+    for _ in range(9):
+        resumed.step()
+    assert resumed.get_last_lr() == sched.get_last_lr()
+    assert group_settings(resumed_opt.param_groups) == group_settings(opt.param_groups)
+
+
+def test_one_cycle_and_lambda_arguments_are_checked_as_torchs():
+    opt = SGD(two_groups(), lr=0.1)
+    with pytest.raises(ValueError, match="either total_steps OR"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1)
+    with pytest.raises(ValueError, match="Expected positive integer total_steps"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=0)
+    with pytest.raises(ValueError, match="Expected positive integer epochs"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=-1, steps_per_epoch=3)
+    with pytest.raises(ValueError, match="Expected float between 0 and 1 pct_start"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=5, pct_start=1)
+    with pytest.raises(ValueError, match="anneal_strategy must be one of 'cos' or 'linear'"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=5, anneal_strategy="exp")
+    with pytest.raises(ValueError, match="max_lr must have the same length as optimizer.param_groups"):
+        lr_scheduler.OneCycleLR(opt, max_lr=[0.1, 0.2, 0.3], total_steps=5)
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+        lr_scheduler.OneCycleLR(Adagrad(two_groups()), max_lr=0.1, total_steps=5)
+    with pytest.raises(ValueError, match="Expected 2 lr_lambdas, but got 3"):
+        lr_scheduler.LambdaLR(opt, [abs, abs, abs])
+    with pytest.raises(TypeError, match="is not an Optimizer"):
+        lr_scheduler.OneCycleLR(object(), max_lr=0.1, total_steps=5)

@@ -1,14 +1,17 @@
 """Layers, their building blocks and helpers, named as in torch.nn."""
 from . import functional, init, utils
+from .activation import Identity, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
 from .checks import InputError
 from .dropout import Dropout
 from .elman import ElmanRNN
 from .linear import Embedding, Linear
+from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter
 from .normalization import LayerNorm
 from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
 
-__all__ = ["GRU", "LSTM", "RNN", "Dropout", "ElmanRNN", "Embedding", "GRUCell", "InputError", "LSTMCell",
-           "LayerNorm", "LayerNormLSTMCell", "Linear", "Module", "Parameter", "RNNCell", "Recurrent",
-           "RecurrentCell", "functional", "init", "register_fused", "utils"]
+__all__ = ["GRU", "LSTM", "RNN", "CrossEntropyLoss", "Dropout", "ElmanRNN", "Embedding", "GRUCell", "Identity",
+           "InputError", "LSTMCell", "LayerNorm", "LayerNormLSTMCell", "Linear", "LogSoftmax", "MSELoss", "Module",
+           "NLLLoss", "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "Sigmoid", "Softmax", "Tanh",
+           "functional", "init", "register_fused", "utils"]

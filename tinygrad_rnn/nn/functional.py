@@ -1,4 +1,11 @@
-"""Functions composed from primitives: softmax, losses, dropout. No op here has its own backward."""
+"""Functions composed from primitives, as torch.nn.functional: activations, softmax, losses, dropout.
+
+No op here has its own backward: each is written in Tensor ops, so gradients (and gradients of
+gradients) come from the primitives'. Names, arguments and reductions follow PyTorch, including
+the deprecated `size_average` / `reduce` pair of the losses.
+"""
+import warnings
+
 import numpy as np
 
 from .. import backend
@@ -8,86 +15,226 @@ from ..tensor import Tensor
 REDUCTIONS = ("mean", "sum", "none")
 
 
+# ----------------------------------------------------------------------------- activations
+
+def relu(input, inplace=False):
+    """max(0, x). `inplace` is accepted for torch's signature; the result is always a new tensor."""
+    return input.relu()
+
+
+def tanh(input):
+    return input.tanh()
+
+
+def sigmoid(input):
+    return input.sigmoid()
+
+
+def _softmax_dim(name, ndim, dim, stacklevel):
+    """torch's legacy choice when no dim is given (with its warning): 0 for 0-, 1- and 3-D input, else 1."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                  f"dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 def _shifted(x, dim):
     """x minus its (constant) maximum along dim: exp never overflows, the gradient is unchanged."""
     return x - Tensor._make(x.array.max(axis=dim, keepdims=True), None)
 
 
-def softmax(x, dim=-1):
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """exp(x) / sum(exp(x)) along dim; `dtype` casts the input first."""
+    dim = _softmax_dim("softmax", input.ndim, dim, _stacklevel)
+    x = input if dtype is None else input.to(dtype=dtype)
     e = _shifted(x, dim).exp()
     return e / e.sum(axis=dim, keepdims=True)
 
 
-def log_softmax(x, dim=-1):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """x - log(sum(exp(x))) along dim, without overflow; `dtype` casts the input first."""
+    dim = _softmax_dim("log_softmax", input.ndim, dim, _stacklevel)
+    x = input if dtype is None else input.to(dtype=dtype)
     z = _shifted(x, dim)
     return z - z.exp().sum(axis=dim, keepdims=True).log()
 
 
-def _reduce(losses, reduction, count=None):
+# ----------------------------------------------------------------------------- losses: shared parts
+
+def _reduction(size_average, reduce, reduction):
+    """The reduction, from `reduction` or, when either is given, torch's legacy size_average/reduce."""
+    if size_average is not None or reduce is not None:
+        warnings.warn("size_average and reduce args will be deprecated, please use reduction='"
+                      f"{_legacy_reduction(size_average, reduce)}' instead.", stacklevel=3)
+        reduction = _legacy_reduction(size_average, reduce)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+    return reduction
+
+
+def _legacy_reduction(size_average, reduce):
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else "mean" if size_average else "sum"
+
+
+def _reduce(losses, reduction, denominator=None):
+    """none: the losses; sum; mean: the sum over `denominator` (the number of losses by default)."""
     if reduction == "none":
         return losses
     total = losses.sum()
-    return total if reduction == "sum" else total / (losses.numel() if count is None else count)
+    if reduction == "sum":
+        return total
+    return total / (losses.numel() if denominator is None else denominator)
 
 
-def nll_loss(log_probs, target, ignore_index=-100, reduction="mean"):
-    """Negative log-likelihood of class indices: log_probs (N, C) or (C,), target (N,) or ()."""
-    target = target.array if isinstance(target, Tensor) else log_probs.xp.asarray(target)
+def _classes_last(x):
+    """Class scores with classes on the last axis, one row per prediction: (N, C, d1, ...) -> (N*d1*..., C)."""
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+
+
+def _index_target(fn, input, target, what):
+    """Class indices as a flat array (one per row of _classes_last(input)) and the losses' shape."""
+    target = target.array if isinstance(target, Tensor) else input.xp.asarray(target)
     if target.dtype.kind not in "iu":
-        raise TypeError(f"nll_loss: target must hold integer class indices; got dtype {target.dtype}")
-    target_shape = target.shape  # the shape of reduction="none" losses, as in PyTorch
-    if log_probs.ndim == 1:
-        log_probs, target = log_probs.reshape(1, -1), target.reshape(1)
-    if log_probs.ndim != 2 or target.shape != log_probs.shape[:1]:
-        raise ValueError(f"nll_loss: expected log_probs (N, C) and target (N,); "
-                         f"got {log_probs.shape} and {target.shape}")
-    xp = log_probs.xp
+        raise TypeError(f"{fn}: target must hold integer class indices; got dtype {target.dtype}")
+    expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
+    if input.ndim == 0 or target.shape != expected:
+        layout = {1: "(C,) and target ()", 2: "(N, C) and target (N,)"}.get(
+            input.ndim, "(N, C, d1, ...) and target (N, d1, ...)")
+        raise ValueError(f"{fn}: expected {what} {layout}; got {input.shape} and {target.shape}")
+    return target.reshape(-1), expected
+
+
+def _class_weight(fn, weight, input):
+    """A rescaling weight per class as a tensor of the input's dtype (None stays None)."""
+    if weight is None:
+        return None
+    n_classes = input.shape[1 if input.ndim > 1 else 0]
+    weight = weight if isinstance(weight, Tensor) else input._lift(np.asarray(weight))
+    if weight.shape != (n_classes,):
+        raise ValueError(f"{fn}: weight tensor should be defined either for all {n_classes} classes or no "
+                         f"classes but got weight tensor of shape: {weight.shape}")
+    return weight
+
+
+def _row_weights(fn, rows, target, weight, ignore_index):
+    """For each row: the kept-row mask (a constant tensor) and its weight (weight[target] * mask)."""
+    xp = rows.xp
     keep = target != ignore_index
     safe_target = xp.where(keep, target, 0)
-    n_classes = log_probs.shape[1]
+    n_classes = rows.shape[1]
     if bool(((safe_target < 0) | (safe_target >= n_classes)).any()):
-        raise IndexError(f"nll_loss: target values must lie in [0, {n_classes}) or equal "
+        raise IndexError(f"{fn}: target values must lie in [0, {n_classes}) or equal "
                          f"ignore_index={ignore_index}; got min {int(target.min())}, max {int(target.max())}")
-    picked = log_probs[xp.arange(len(target)), safe_target]
-    losses = -picked * Tensor._make(keep.astype(log_probs.dtype), None)
+    mask = Tensor._make(keep.astype(rows.dtype), None)
+    return safe_target, mask, (mask if weight is None else weight[safe_target] * mask)
+
+
+def _nll(log_probs, target, weight, ignore_index, reduction, shape, fn):
+    """-weight[y] * log p[y] per kept row; the mean divides by the kept rows' total weight, as torch."""
+    safe_target, _, row_weight = _row_weights(fn, log_probs, target, weight, ignore_index)
+    picked = log_probs[log_probs.xp.arange(len(safe_target)), safe_target]
+    losses = -picked * row_weight
     if reduction == "none":
-        return losses.reshape(target_shape)
-    return _reduce(losses, reduction, count=int(keep.sum()))
+        return losses.reshape(shape)
+    return _reduce(losses, reduction, row_weight.sum())
 
 
-def cross_entropy(logits, target, ignore_index=-100, reduction="mean"):
-    """Cross-entropy from unnormalised logits and class indices (PyTorch's F.cross_entropy).
+# ----------------------------------------------------------------------------- losses
 
-    logits (N, C), (C,) or (N, C, d1, ...) with target (N, d1, ...).
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood of class indices: input (N, C), (C,) or (N, C, d1, ...) of log-probabilities,
+    target (N,), () or (N, d1, ...); weight (C,) rescales each class; ignore_index rows count for nothing."""
+    reduction = _reduction(size_average, reduce, reduction)
+    target, shape = _index_target("nll_loss", input, target, "log_probs")
+    weight = _class_weight("nll_loss", weight, input)
+    return _nll(_classes_last(input), target, weight, ignore_index, reduction, shape, "nll_loss")
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Cross-entropy from unnormalised logits, as torch.nn.functional.cross_entropy.
+
+    input (N, C), (C,) or (N, C, d1, ...); target class indices (N,), () or (N, d1, ...), or class
+    probabilities of the input's shape. label_smoothing=e mixes the target with the uniform
+    distribution: (1 - e) * nll + e * (the mean over classes of -log p), ignored rows excluded.
     """
-    if logits.ndim > 2:
-        target = target.array if isinstance(target, Tensor) else logits.xp.asarray(target)
-        if target.shape != logits.shape[:1] + logits.shape[2:]:
-            raise ValueError(f"cross_entropy: logits {logits.shape} need a target of shape "
-                             f"{logits.shape[:1] + logits.shape[2:]}; got {target.shape}")
-        classes_last = logits.permute(0, *range(2, logits.ndim), 1).reshape(-1, logits.shape[1])
-        losses = nll_loss(log_softmax(classes_last, dim=-1), target.reshape(-1), ignore_index, reduction)
-        return losses.reshape(target.shape) if reduction == "none" else losses
-    return nll_loss(log_softmax(logits, dim=-1), target, ignore_index, reduction)
+    reduction = _reduction(size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    weight = _class_weight("cross_entropy", weight, input)
+    if _holds_probabilities(target):
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
+    target, shape = _index_target("cross_entropy", input, target, "logits")
+    log_probs = log_softmax(_classes_last(input), dim=-1)
+    loss = _nll(log_probs, target, weight, ignore_index, reduction, shape, "cross_entropy")
+    if label_smoothing == 0:
+        return loss
+    _, mask, row_weight = _row_weights("cross_entropy", log_probs, target, weight, ignore_index)
+    per_class = log_probs if weight is None else log_probs * weight
+    smooth = -per_class.sum(axis=-1) * mask
+    smooth = smooth.reshape(shape) if reduction == "none" else _reduce(smooth, reduction, row_weight.sum())
+    n_classes = log_probs.shape[1]
+    return loss * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
 
 
-def mse_loss(input, target, reduction="mean"):
+def _holds_probabilities(target):
+    dtype = target.dtype if hasattr(target, "dtype") else np.asarray(target).dtype
+    return dtype.kind == "f"
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    """-sum_c weight_c * target_c * log p_c per prediction; the mean divides by the number of predictions."""
+    target = input._lift(target)
+    if target.shape != input.shape:
+        raise TypeError(f"cross_entropy: target must hold integer class indices, or class probabilities of the "
+                        f"input's shape {input.shape}; got dtype {target.dtype} of shape {target.shape}")
+    class_dim = 1 if input.ndim > 1 else 0
+    n_classes = input.shape[class_dim]
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / n_classes
+    terms = log_softmax(input, dim=class_dim) * target
+    if weight is not None:
+        terms = terms * weight.reshape(n_classes, *([1] * (input.ndim - class_dim - 1)))
+    losses = -terms.sum(axis=class_dim)
+    return _reduce(losses, reduction, input.numel() // n_classes)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean squared error; `weight` (the input's shape) scales each term, and the mean divides by its sum."""
+    reduction = _reduction(size_average, reduce, reduction)
     target = target if isinstance(target, Tensor) else input._lift(target)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input {input.shape} and target {target.shape} must have the same shape")
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    losses = diff * diff
+    if weight is None:
+        return _reduce(losses, reduction)
+    weight = weight if isinstance(weight, Tensor) else input._lift(weight)
+    if weight.shape != input.shape:
+        raise ValueError(f"mse_loss: weights and input must have the same size; got weight {weight.shape} "
+                         f"and input {input.shape}")
+    return _reduce(losses * weight, reduction, weight.sum())
 
 
-def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+# ----------------------------------------------------------------------------- regularisation
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout).
+
+    `inplace` is accepted for torch's signature; the result is always a new tensor.
+    """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability must be in [0, 1]; got {p}")
     if not training or p == 0:
-        return x
+        return input
     if p == 1:
-        return x * 0.0
-    keep = (rng().random(x.shape) >= p).astype(x.dtype) / np.asarray(1 - p, dtype=x.dtype)
-    return x * Tensor._make(backend.to_device(keep, x.device), None)
+        return input * 0.0
+    keep = (rng().random(input.shape) >= p).astype(input.dtype) / np.asarray(1 - p, dtype=input.dtype)
+    return input * Tensor._make(backend.to_device(keep, input.device), None)

@@ -23,6 +23,7 @@ from . import init
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .checks import InputError, check_last_dim, check_lengths, check_matches_parameters
 from .module import Module
+from .utils.rnn import PackedSequence, run_packed
 
 DIRECTIONS = ("forward", "reverse")
 
@@ -220,6 +221,8 @@ class Recurrent(Module):
         return run_cell(cell, seq, state, lengths, reverse)
 
     def forward(self, input, hx=None, lengths=None):
+        if isinstance(input, PackedSequence):  # PyTorch's packed input: its padded batch with its lengths
+            return run_packed(self, input, hx, lengths)
         name = type(self).__name__
         if input.ndim not in (2, 3):
             raise InputError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D tensor instead "

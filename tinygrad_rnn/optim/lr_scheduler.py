@@ -1,10 +1,13 @@
-"""Learning-rate schedules as in torch.optim.lr_scheduler: StepLR, CosineAnnealingLR, ReduceLROnPlateau.
+"""Learning-rate schedules as in torch.optim.lr_scheduler: StepLR, CosineAnnealingLR, LambdaLR,
+OneCycleLR, ReduceLROnPlateau.
 
 StepLR and CosineAnnealingLR use PyTorch's recursive forms (each step scales the group's current
 lr), so they give the same floats as PyTorch and compose with other changes to the lr.
 Call `scheduler.step()` after `optimizer.step()`; ReduceLROnPlateau takes the metric: `step(val_loss)`.
+A state_dict holds only numbers, strings and lists, so checkpoints save it without pickle.
 """
 import math
+import types
 
 from .optimizer import Optimizer
 
@@ -82,6 +85,142 @@ class CosineAnnealingLR(LRScheduler):
                     for base, group in zip(self.base_lrs, groups)]
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (group["lr"] - self.eta_min) + self.eta_min for group in groups]
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * lr_lambda(step): one function for all groups or one per group."""
+
+    def __init__(self, optimizer, lr_lambda):
+        groups = getattr(optimizer, "param_groups", [])
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(groups):
+                raise ValueError(f"Expected {len(groups)} lr_lambdas, but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * len(groups)
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self):
+        """As PyTorch: the functions are not saved, only the attributes of callable objects."""
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+                               for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas")
+        self.__dict__.update(state)
+        for fn, attributes in zip(self.lr_lambdas, saved):
+            if attributes is not None:
+                fn.__dict__.update(attributes)
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin 2018), as torch.optim.lr_scheduler.OneCycleLR, step by step.
+
+    The lr rises from max_lr / div_factor to max_lr over the first pct_start of total_steps, then
+    falls to initial_lr / final_div_factor (three_phase: back to the initial lr first, then down);
+    "cos" or "linear" annealing. With cycle_momentum, the momentum (SGD) or beta1 (Adam and
+    friends) moves the opposite way, between max_momentum and base_momentum. Call step() once per
+    batch; stepping past total_steps is an error.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.total_steps = self._total_steps(total_steps, epochs, steps_per_epoch)
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        self._anneal_func_type = anneal_strategy
+        rise_end = float(pct_start * self.total_steps) - 1
+        # each phase: (last step, lr from, lr to, momentum from, momentum to), named by group keys
+        if three_phase:
+            phases = [(rise_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                      (float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
+                       "max_momentum"),
+                      (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+        else:
+            phases = [(rise_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                      (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        keys = ("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum")
+        self._schedule_phases = [dict(zip(keys, phase)) for phase in phases]
+
+        groups = optimizer.param_groups
+        for group, peak in zip(groups, _per_group("max_lr", groups, max_lr)):
+            group["initial_lr"] = peak / div_factor
+            group["max_lr"] = peak
+            group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            for group, high, low in zip(groups, _per_group("max_momentum", groups, max_momentum),
+                                        _per_group("base_momentum", groups, base_momentum)):
+                self._set_momentum(group, high)
+                group["max_momentum"], group["base_momentum"] = high, low
+        super().__init__(optimizer)
+
+    @staticmethod
+    def _total_steps(total_steps, epochs, steps_per_epoch):
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            return total_steps
+        if epochs is None or steps_per_epoch is None:
+            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Expected positive integer {name}, but got {value}")
+        return epochs * steps_per_epoch
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start, end, pct):
+        if self._anneal_func_type == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"Tried to step {step} times. The specified number of total steps is {self.total_steps}")
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for k, phase in enumerate(self._schedule_phases):
+                end_step = phase["end_step"]
+                if step <= end_step or k == len(self._schedule_phases) - 1:
+                    pct = (step - start_step) / (end_step - start_step)
+                    lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[phase["start_momentum"]],
+                                                               group[phase["end_momentum"]], pct))
+                    break
+                start_step = end_step
+        return lrs
+
+
+def _per_group(name, groups, value):
+    """One value per parameter group: a list or tuple of that length, or one value for all."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(groups):
+            raise ValueError(f"{name} must have the same length as optimizer.param_groups. {name} has "
+                             f"{len(value)} values, param_groups has {len(groups)}.")
+        return list(value)
+    return [value] * len(groups)
 
 
 class ReduceLROnPlateau(_Schedule):

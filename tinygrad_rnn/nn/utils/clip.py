@@ -1,8 +1,8 @@
 """Gradient clipping, in place on the parameters' `.grad` arrays, as torch.nn.utils does it."""
 import math
 
-from .. import backend
-from ..tensor import Tensor
+from ... import backend
+from ...tensor import Tensor
 
 
 def _grads(parameters):
