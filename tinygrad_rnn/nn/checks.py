@@ -40,12 +40,21 @@ def check_lengths(owner, lengths, steps, batch):
     if hasattr(values, "get"):
         raise DeviceError(f"{owner}: lengths must be on the host (a list or NumPy array), not on the GPU")
     values = np.asarray(values)
+    if values.size == 0 and values.dtype.kind == "f":
+        values = values.astype(np.int64)  # [] is an empty float array to NumPy
     if values.dtype.kind not in "iu":
         raise InputError(f"{owner}: lengths must be integers; got dtype {values.dtype}")
     if values.shape != (batch,):
         raise InputError(f"{owner}: lengths must have shape ({batch},), one per sequence in the batch; "
                          f"got shape {values.shape}")
-    if values.min() < 1 or values.max() > steps:
+    if values.size and (values.min() < 1 or values.max() > steps):
         raise InputError(f"{owner}: lengths must lie in [1, {steps}] (the input has T={steps} steps); "
                          f"got min {values.min()}, max {values.max()}")
     return values.astype(np.int64)
+
+
+def padding_mask(lengths, steps):
+    """(T, B) host bool array, True where step t lies inside sequence b; None when nothing is padded."""
+    if lengths is None or not lengths.size or int(lengths.min()) >= steps:
+        return None
+    return np.arange(steps)[:, None] < lengths[None, :]

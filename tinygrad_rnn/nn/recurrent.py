@@ -21,7 +21,7 @@ from ..tensor import Tensor, cat, scope, stack, where
 from . import functional as F
 from . import init
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
-from .checks import InputError, check_last_dim, check_lengths, check_matches_parameters
+from .checks import InputError, check_last_dim, check_lengths, check_matches_parameters, padding_mask
 from .module import Module
 
 DIRECTIONS = ("forward", "reverse")
@@ -66,14 +66,16 @@ def run_cell(cell, seq, state, lengths=None, reverse=False):
     seq: anything indexed by time step (a list of (B, F) tensors or a (T, B, F) tensor). With
     lengths, sequence b is read over its steps 0 .. lengths[b]-1 only: at a padded step the state
     is kept and the output is zero, so the forward pass ends at each sequence's last step and the
-    reverse pass starts there.
+    reverse pass starts there. What the input holds at padded steps has no effect at all, NaN
+    and Inf included: it is replaced (selected away, never multiplied by zero) before the step.
     """
     step = _step_function(cell)
     names = _state_names(cell)
     steps = len(seq)
-    masked_from = steps if lengths is None else int(lengths.min())
-    if masked_from < steps:
-        keep_all = state[0].xp.asarray(np.arange(steps)[:, None, None] < lengths[None, :, None])
+    inside = padding_mask(lengths, steps)
+    masked_from = steps if inside is None else int(lengths.min())
+    if inside is not None:
+        keep_all = state[0].xp.asarray(inside[:, :, None])
     outputs = [None] * steps
     with getattr(cell, "unrolled", contextlib.nullcontext)():
         for t in (reversed(range(steps)) if reverse else range(steps)):
@@ -81,6 +83,8 @@ def run_cell(cell, seq, state, lengths=None, reverse=False):
                 x_t = seq[t]
                 if x_t.name is None:
                     x_t.named("x")
+                if t >= masked_from:
+                    x_t = where(keep_all[t], x_t, 0.0)
                 new = step(x_t, state)
                 if t >= masked_from:  # some sequences have ended: they keep their state, output zero
                     keep = keep_all[t]
