@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, no_grad
+from . import hooks
 
 
 class Parameter(Tensor):
@@ -62,7 +63,8 @@ class Module:
     """Base class of layers. Attributes that are Parameters or Modules are registered by assignment."""
 
     def __init__(self):
-        for name in ("_parameters", "_buffers", "_modules"):
+        for name in ("_parameters", "_buffers", "_modules", "_forward_pre_hooks", "_forward_hooks",
+                     "_backward_hooks"):
             object.__setattr__(self, name, OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
@@ -167,7 +169,24 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+            return hooks.call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) -> None or new args (with_kwargs: hook(module, args, kwargs) -> None or
+        (args, kwargs)), called before forward. Returns a handle whose remove() takes it away."""
+        return hooks.add(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args, output) -> None or a new output (with_kwargs: hook(module, args, kwargs,
+        output)), called after forward. Returns a handle whose remove() takes it away."""
+        return hooks.add(self._forward_hooks, hook, prepend, with_kwargs)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) -> None or a new grad_input, called in backward once
+        the gradients with respect to the module's positional Tensor inputs are known."""
+        return hooks.add(self._backward_hooks, hook, prepend, False)
 
     # --- traversal
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
