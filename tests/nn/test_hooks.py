@@ -149,3 +149,23 @@ def test_no_backward_hook_call_under_no_grad_and_no_graph_without_hooks():
     y = nn.Linear(2, 2)(tr.ones(1, 2))
     assert y.grad_fn.op != "hook_output"
     assert calls == []
+
+
+def test_a_hooked_module_differentiates_twice_and_in_forward_mode():
+    """The hook's identity nodes pass gradients of gradients and forward-mode tangents unchanged."""
+    def second_order(hooked):
+        tr.manual_seed(3)
+        linear = nn.Linear(3, 2, dtype="float64")
+        if hooked:
+            linear.register_full_backward_hook(lambda m, gi, go: None)
+        x = tr.Tensor(np.arange(6.0).reshape(2, 3) / 7, dtype="float64", requires_grad=True)
+        gx, = tr.autograd.grad((linear(x).tanh() ** 2).sum(), x, create_graph=True)
+        (gx ** 2).sum().backward()
+        return to_np(x.grad), to_np(linear.weight.grad), linear
+
+    for plain, hooked in zip(second_order(False)[:2], second_order(True)[:2]):
+        np.testing.assert_allclose(hooked, plain, rtol=0, atol=1e-12)
+    linear = second_order(True)[2]
+    x = tr.Tensor(np.ones((2, 3)), dtype="float64")
+    _, tangent = tr.func.jvp(linear, (x,), (tr.Tensor(np.ones((2, 3)), dtype="float64"),))
+    np.testing.assert_allclose(to_np(tangent), np.ones((2, 3)) @ linear.weight.numpy().T, atol=1e-12)

@@ -5,7 +5,6 @@ from .checks import InputError
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .dropout import Dropout
 from .elman import ElmanRNN
-from .hooks import RemovableHandle
 from .linear import Embedding, Linear
 from .module import Module, Parameter, StateDictError
 from .normalization import LayerNorm
@@ -13,5 +12,5 @@ from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
 
 __all__ = ["GRU", "LSTM", "RNN", "Dropout", "ElmanRNN", "Embedding", "GRUCell", "InputError", "LSTMCell",
            "LayerNorm", "LayerNormLSTMCell", "Linear", "Module", "ModuleDict", "ModuleList", "Parameter",
-           "ParameterDict", "ParameterList", "RNNCell", "Recurrent", "RecurrentCell", "RemovableHandle",
+           "ParameterDict", "ParameterList", "RNNCell", "Recurrent", "RecurrentCell",
            "Sequential", "StateDictError", "functional", "init", "register_fused", "utils"]

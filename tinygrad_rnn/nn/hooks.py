@@ -7,66 +7,54 @@ tensor gives each back (the same values) from it. Backward sums what the picks s
 carrier's gradient, so the gather node runs once, with every gradient in hand: at the outputs it
 records them, at the inputs it calls the hooks and hands on what they return.
 """
-import itertools
 import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import backend, ops
+from ..autograd import RemovableHandle
 from ..tensor import Function, Tensor, is_grad_enabled
 
-_handle_ids = itertools.count()
+
+class _Hook:
+    """One registration (compared by identity, so a handle removes exactly its own)."""
+    __slots__ = ("fn", "with_kwargs")
+
+    def __init__(self, fn, with_kwargs):
+        self.fn, self.with_kwargs = fn, with_kwargs
 
 
-class RemovableHandle:
-    """Returned by the register_*_hook methods: remove() takes the hook away (also as a context)."""
-
-    def __init__(self, hooks):
-        self.id = next(_handle_ids)
-        self._hooks = hooks
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-
-def add(hooks, hook, prepend, with_kwargs):
-    if not callable(hook):
-        raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = (hook, with_kwargs)
-    if prepend:
-        hooks.move_to_end(handle.id, last=False)
-    return handle
+def add(hooks, fn, prepend, with_kwargs):
+    """Register fn in the list `hooks` (first when prepend); returns the handle that removes it."""
+    if not callable(fn):
+        raise TypeError(f"a hook must be callable, got {type(fn).__name__}")
+    hook = _Hook(fn, with_kwargs)
+    hooks.insert(0 if prepend else len(hooks), hook)
+    return RemovableHandle(hooks, hook)
 
 
 def call_with_hooks(module, args, kwargs):
     """module.forward(*args, **kwargs) with its hooks, in PyTorch's order: forward pre-hooks, the
     inputs wrapped for backward hooks, forward, forward hooks, the outputs wrapped."""
-    for hook, with_kwargs in list(module._forward_pre_hooks.values()):
-        if with_kwargs:
-            result = hook(module, args, kwargs)
+    for hook in list(module._forward_pre_hooks):
+        if hook.with_kwargs:
+            result = hook.fn(module, args, kwargs)
             if result is not None:
                 if not (isinstance(result, tuple) and len(result) == 2):
                     raise RuntimeError(f"forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
                                        f"but got {result!r:.80}.")
                 args, kwargs = result
         else:
-            result = hook(module, args)
+            result = hook.fn(module, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
     backward = None
     if module._backward_hooks and is_grad_enabled():
-        backward = _BackwardHooks(module, [hook for hook, _ in module._backward_hooks.values()])
+        backward = _BackwardHooks(module, [hook.fn for hook in module._backward_hooks])
         args = backward.wrap_inputs(args)
     output = module.forward(*args, **kwargs)
-    for hook, with_kwargs in list(module._forward_hooks.values()):
-        result = hook(module, args, kwargs, output) if with_kwargs else hook(module, args, output)
+    for hook in list(module._forward_hooks):
+        result = hook.fn(module, args, kwargs, output) if hook.with_kwargs else hook.fn(module, args, output)
         if result is not None:
             output = result
     if backward is not None:
@@ -161,7 +149,7 @@ def _wrap(values, slots, on_backward):
     carrier = _Gather.apply(*[values[i] for i in slots], on_backward=on_backward)
     picked = list(values)
     for k, slot in enumerate(slots):
-        picked[slot] = _Pick.apply(carrier, k=k, value=values[slot].array)
+        picked[slot] = _Pick.apply(carrier, gather=carrier._ctx, k=k, value=values[slot].array)
         picked[slot].name = values[slot].name
     return tuple(picked)
 
@@ -171,49 +159,46 @@ class _Gather(Function):
     the carrier's gradient back into one gradient per tensor (None for those no pick sent one for)
     and hands them to `on_backward`, which returns the gradients to pass on."""
     op = "hook"
+    saves = ()
 
     def forward(self, *arrays, on_backward):
         self.on_backward = on_backward
-        self.inputs = [(a.shape, a.dtype) for a in arrays]
-        self.offsets = np.cumsum([0] + [a.size for a in arrays]).tolist()
+        self.shapes_in = [a.shape for a in arrays]
+        self.bounds = np.cumsum([0] + [a.size for a in arrays]).tolist()
         self.arrived = [False] * len(arrays)
         self.dtype = np.result_type(*[a.dtype for a in arrays if a.dtype.kind == "f"] or [np.float32])
         xp = backend.xp_of(arrays[0])
-        return xp.broadcast_to(xp.zeros((), self.dtype), (self.offsets[-1],))
+        return xp.broadcast_to(xp.zeros((), self.dtype), (self.bounds[-1],))
+
+    def _pieces(self, flat):
+        return [flat[lo:hi].reshape(shape) for lo, hi, shape in zip(self.bounds, self.bounds[1:], self.shapes_in)]
 
     def backward(self, g):
-        as_tensor = isinstance(g, Tensor)
-        raw = g.array if as_tensor else g
-        grads = []
-        for k, (shape, dtype) in enumerate(self.inputs):
-            piece = raw[self.offsets[k]:self.offsets[k + 1]].reshape(shape)
-            grads.append(Tensor._make(piece.astype(dtype, copy=False), None) if self.arrived[k] else None)
-        self.arrived = [False] * len(self.inputs)
-        return tuple(_engine_form(r, as_tensor) for r in self.on_backward(grads))
+        grads = [piece if arrived else None for piece, arrived in zip(self._pieces(g), self.arrived)]
+        self.arrived = [False] * len(grads)
+        return tuple(self.on_backward(grads))
+
+    def jvp(self, inputs, tangents):
+        return ops.Cat.apply(*[ops._zero_if_none(t, x).reshape(-1) for t, x in zip(tangents, inputs)], axis=0)
 
 
 class _Pick(Function):
-    """Tensor k of a gather's inputs, out of its carrier; backward places its gradient in the carrier's."""
+    """Tensor k of a gather's inputs, out of its carrier; its gradient lands in the carrier's at k's place."""
     op = "hook_output"
+    saves = ()
 
-    def forward(self, carrier, k, value):
-        self.k, self.size = k, carrier.size
+    def forward(self, carrier, gather, k, value):
+        self.gather, self.k = gather, k
+        self.index = slice(gather.bounds[k], gather.bounds[k + 1])
         return value
 
     def backward(self, g):
-        gather = self.parents[0]
-        as_tensor = isinstance(g, Tensor)
-        raw = g.array if as_tensor else g
-        gather.arrived[self.k] = True
-        packed = backend.xp_of(raw).zeros(self.size, gather.dtype)
-        packed[gather.offsets[self.k]:gather.offsets[self.k + 1]] = raw.reshape(-1)
-        return (Tensor._make(packed, None) if as_tensor else packed,)
+        self.gather.arrived[self.k] = True
+        return (ops.IndexAdd.apply(g.reshape(-1), index=self.index, shape=self.shapes[0]),)
 
+    def backward_into(self, g, carrier_grad):
+        self.gather.arrived[self.k] = True
+        carrier_grad[self.index] += g.reshape(-1)
 
-def _engine_form(grad, as_tensor):
-    """A gradient (a Tensor, an array or None) in the form the engine passes them: Tensor or raw array."""
-    if grad is None:
-        return None
-    if as_tensor:
-        return grad if isinstance(grad, Tensor) else Tensor(grad, dtype=grad.dtype)
-    return grad.array if isinstance(grad, Tensor) else grad
+    def jvp(self, inputs, tangents):
+        return tangents[0][self.index].reshape(self.gather.shapes_in[self.k])

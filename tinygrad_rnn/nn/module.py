@@ -63,9 +63,10 @@ class Module:
     """Base class of layers. Attributes that are Parameters or Modules are registered by assignment."""
 
     def __init__(self):
-        for name in ("_parameters", "_buffers", "_modules", "_forward_pre_hooks", "_forward_hooks",
-                     "_backward_hooks"):
+        for name in ("_parameters", "_buffers", "_modules"):
             object.__setattr__(self, name, OrderedDict())
+        for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+            object.__setattr__(self, name, [])
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
 
@@ -345,8 +346,10 @@ class Module:
                 continue
             if set_to_none:
                 p.grad = None
+            elif grad.grad_fn is not None:  # a gradient with a graph (create_graph): cut it off
+                p.grad = Tensor._make(grad.xp.zeros_like(grad.array), None)
             else:
-                (grad.array if isinstance(grad, Tensor) else grad)[...] = 0
+                grad.array[...] = 0
 
     # --- devices and dtypes
     def to(self, *args, **kwargs):
@@ -376,8 +379,7 @@ class Module:
             grad = tensor.grad if tensor.is_leaf else None
             tensor.array = convert(tensor.array)
             if grad is not None:
-                raw = grad.array if isinstance(grad, Tensor) else grad
-                tensor.grad = Tensor._make(convert(raw), None)
+                tensor.grad = Tensor._make(convert(grad.array), None)
         return self
 
     def cuda(self, device=None):
