@@ -30,7 +30,7 @@ CONFIGS = {  # label -> TrainConfig: the demo, the train command's defaults, the
 
 def ours(config, corpus, batches):
     task, model, opt, _ = build(config, corpus)
-    params = model.parameters()
+    params = list(model.parameters())
 
     def step():
         loss = task.loss(model, next(batches))

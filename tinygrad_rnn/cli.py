@@ -286,7 +286,8 @@ def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=N
         # have (viz redraws the steps of the other views): record an op-by-op copy, same weights
         vocab_size = model.embedding.num_embeddings if hasattr(model, "embedding") else None
         op_by_op = build_model(dataclasses.replace(config, fused=False), vocab_size)
-        model = op_by_op.load_state_dict(model.state_dict())
+        op_by_op.load_state_dict(model.state_dict())
+        model = op_by_op
     with retain_grads():
         loss = record_steps(model, config, steps, vocab)
     if view == "gradient":

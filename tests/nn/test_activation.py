@@ -76,4 +76,4 @@ def test_module_reprs_read_like_torchs(torch):
                          (tr.nn.Softmax(dim=1), torch.nn.Softmax(dim=1)), (tr.nn.LogSoftmax(0), torch.nn.LogSoftmax(0)),
                          (tr.nn.Tanh(), torch.nn.Tanh()), (tr.nn.Identity(), torch.nn.Identity())]:
         assert repr(ours) == repr(theirs)
-    assert tr.nn.Tanh().parameters() == []
+    assert list(tr.nn.Tanh().parameters()) == []

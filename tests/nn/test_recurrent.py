@@ -288,3 +288,105 @@ def test_layer_on_device_with_dtype(device):
     assert out.device == h_n.device == device and out.dtype == h_n.dtype == np.float64
     out.sum().backward()
     assert all(p.grad is not None and p.grad.device == device for p in gru.parameters())
+
+
+# --- weight tying and surgery: the layer's attributes are what forward uses
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("name", ["rnn_tanh", "lstm", "gru", "layer_norm_lstm"])
+def test_an_assigned_parameter_is_what_forward_uses_and_gets_the_gradient(name, fused):
+    if name == "layer_norm_lstm" and fused:
+        pytest.skip("the layer norm cell has no fused path")
+    tr.manual_seed(8)
+    layer = LAYERS[name](num_layers=2, bidirectional=True, fused=fused, dtype="float64")
+    other = LAYERS[name](num_layers=2, bidirectional=True, fused=fused, dtype="float64")
+    keys = list(layer.state_dict())
+    x = float64(np.random.default_rng(8).standard_normal((4, 2, 2)), "cpu")
+    for key, p in other.named_parameters():
+        setattr(layer, key, p)
+    assert list(layer.state_dict()) == keys  # PyTorch's keys, no cell keys added
+    assert all(getattr(layer, key) is p for key, p in other.named_parameters())
+    ours, theirs = layer(x)[0], other(x)[0]
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    ours.sum().backward()
+    assert all(p.grad is not None for p in other.parameters())
+
+
+def test_weight_tying_between_two_recurrent_layers():
+    tr.manual_seed(9)
+    first, second = tr.nn.GRU(3, 3, dtype="float64"), tr.nn.GRU(3, 3, dtype="float64")
+    second.weight_hh_l0 = first.weight_hh_l0
+    model = tr.nn.Sequential(first, second)
+    assert [n for n, _ in model.named_parameters()].count("1.weight_hh_l0") == 0
+    assert list(model.state_dict()).count("1.weight_hh_l0") == 1
+    x = float64(np.random.default_rng(9).standard_normal((4, 2, 3)), "cpu")
+    second(first(x)[0])[0].sum().backward()
+    shared_grad = to_np(first.weight_hh_l0.grad).copy()
+    first.weight_hh_l0.grad = None
+    first(x)[0].sum().backward()  # the first layer alone gives less: the second use adds its share
+    assert not np.allclose(shared_grad, to_np(first.weight_hh_l0.grad))
+
+
+def test_assigning_a_tensor_to_a_recurrent_weight_is_refused():
+    gru = tr.nn.GRU(2, 3)
+    with pytest.raises(TypeError, match="cannot assign 'Tensor' as parameter 'weight_hh_l0'"):
+        gru.weight_hh_l0 = tr.zeros(9, 3)
+
+
+# --- argument errors name the argument at fault
+
+def test_numpy_states_and_inputs_are_refused_with_a_type_error_naming_the_argument():
+    lstm, gru = tr.nn.LSTM(3, 4), tr.nn.GRU(3, 4)
+    x = tr.zeros(5, 2, 3)
+    with pytest.raises(TypeError, match="GRU: hx must be a Tensor, got numpy.ndarray"):
+        gru(x, np.zeros((1, 2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"LSTM: hx must be a tuple of 2 Tensors \(h0, c0\), got numpy.ndarray"):
+        lstm(x, np.zeros((1, 2, 4), np.float32))
+    with pytest.raises(TypeError, match=r"LSTM: hx\[0\] \(h0\) must be a Tensor, got numpy.ndarray"):
+        lstm(x, (np.zeros((1, 2, 4), np.float32), np.zeros((1, 2, 4), np.float32)))
+    with pytest.raises(TypeError, match=r"LSTM: hx\[1\] \(c0\) must be a Tensor, got list"):
+        lstm(x, (tr.zeros(1, 2, 4), [0.0]))
+    with pytest.raises(TypeError, match="LSTM: input must be a Tensor, got numpy.ndarray"):
+        lstm(np.zeros((5, 2, 3), np.float32))
+    with pytest.raises(TypeError, match="GRUCell: input must be a Tensor, got numpy.ndarray"):
+        tr.nn.GRUCell(3, 4)(np.zeros((2, 3), np.float32))
+    with pytest.raises(TypeError, match=r"LSTMCell: hx\[1\] \(c\) must be a Tensor"):
+        tr.nn.LSTMCell(3, 4)(tr.zeros(2, 3), (tr.zeros(2, 4), np.zeros((2, 4))))
+    with pytest.raises(TypeError, match="Linear: input must be a Tensor"):
+        tr.nn.Linear(3, 4)(np.zeros((2, 3)))
+
+
+def test_constructor_errors_blame_the_argument_at_fault():
+    with pytest.raises(ValueError, match="hidden_size must be greater than zero; got 0"):
+        tr.nn.LSTM(3, 0)
+    with pytest.raises(ValueError, match="hidden_size must be greater than zero"):
+        tr.nn.LSTMCell(3, 0)
+    with pytest.raises(ValueError, match="input_size must be greater than zero"):
+        tr.nn.LSTM(0, 3)
+    with pytest.raises(TypeError, match="hidden_size should be of type int, got: float"):
+        tr.nn.GRU(3, 4.0)
+    with pytest.raises(TypeError, match="num_layers should be of type int, got: bool"):
+        tr.nn.GRU(3, 4, num_layers=True)
+    with pytest.raises(ValueError, match="proj_size should be a positive integer or zero"):
+        tr.nn.LSTM(3, 4, proj_size=-1)
+    with pytest.raises(TypeError, match="bias should be of type bool"):
+        tr.nn.RNN(3, 4, bias="no")
+
+
+def test_numpy_integers_are_accepted_where_ints_are():
+    lstm = tr.nn.LSTM(np.int64(3), np.int32(4), num_layers=np.int64(2), proj_size=np.int64(2),
+                      bidirectional=np.bool_(True))
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers) == (3, 4, 2)
+    assert all(type(v) is int for v in (lstm.input_size, lstm.hidden_size, lstm.num_layers))
+    assert lstm(tr.zeros(5, 2, 3))[0].shape == (5, 2, 4)
+    assert tr.nn.GRU(3, 4, checkpoint_every=np.int64(2)).checkpoint_every == 2
+    assert tr.nn.Linear(np.int64(3), np.int64(2))(tr.zeros(1, 3)).shape == (1, 2)
+    assert tr.nn.LayerNorm(np.int64(3))(tr.zeros(1, 3)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_empty_batch_runs_with_empty_lengths(fused):
+    lstm = tr.nn.LSTM(3, 4, fused=fused)
+    for lengths in (None, [], np.array([], dtype=np.int64)):
+        out, (h_n, c_n) = lstm(tr.zeros(5, 0, 3), lengths=lengths)
+        assert out.shape == (5, 0, 4) and h_n.shape == c_n.shape == (1, 0, 4)

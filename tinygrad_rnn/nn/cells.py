@@ -9,7 +9,16 @@ import math
 
 from ..tensor import Tensor
 from . import init
-from .checks import InputError, check_last_dim, check_matches_parameters
+from .checks import (
+    InputError,
+    check_flag,
+    check_last_dim,
+    check_matches_parameters,
+    check_proj_size,
+    check_sizes,
+    check_states,
+    check_tensor,
+)
 from .module import Module
 from .normalization import LayerNorm
 
@@ -41,12 +50,7 @@ class RecurrentCell(Module):
 
     def __init__(self, input_size, hidden_size):
         super().__init__()
-        for what, size in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(size, int) or isinstance(size, bool):
-                raise TypeError(f"{what} should be of type int, got: {type(size).__name__}")
-            if size <= 0:
-                raise ValueError(f"{what} must be greater than zero; got {size}")
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input_size, self.hidden_size = check_sizes(input_size, hidden_size)
 
     @property
     def state_sizes(self):
@@ -58,7 +62,7 @@ class RecurrentCell(Module):
     def step_constants(self):
         """Tensors every step uses that depend on the parameters alone, by name: each 2-D
         parameter transposed, {"weight_ih": weight_ih.T, ...}; subclasses may add to it."""
-        return {name: p.T for name, p in self._parameters.items() if p.ndim == 2}
+        return {name: p.T for name, p in self._parameters.items() if p is not None and p.ndim == 2}
 
     def constants(self):
         """`step_constants()`, recorded once per pass inside `unrolled()`, else now."""
@@ -80,10 +84,11 @@ class RecurrentCell(Module):
 
     def forward(self, input, hx=None):
         name = type(self).__name__
+        check_tensor(name, "input", input)
         if input.ndim not in (1, 2):
             raise InputError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead "
                              f"(shape {tuple(input.shape)})")
-        check_matches_parameters(name, input, next(iter(self._parameters.values())))
+        check_matches_parameters(name, input, next(self.parameters()))
         check_last_dim(name, input, self.input_size, "input_size")
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
@@ -99,17 +104,14 @@ class RecurrentCell(Module):
         if hx is None:
             return tuple(init.zeros_like_state(batch, size, x).named(f"{n}0")
                          for n, size in zip(self.state_names, sizes))
-        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-        if len(states) != len(sizes):
-            raise InputError(f"{type(self).__name__}: expected a state of {len(sizes)} tensor(s) "
-                             f"{self.state_names}; got {len(states)}")
+        states = check_states(type(self).__name__, hx, self.state_names)
         expected = [(batch, size) if batched else (size,) for size in sizes]
         for k, (state, shape) in enumerate(zip(states, expected)):
             if tuple(state.shape) != shape:
                 raise InputError(f"{type(self).__name__}: Expected hx[{k}] ({self.state_names[k]}) of "
                                  f"shape {shape} for input of shape {tuple(x.shape if batched else x.shape[1:])},"
                                  f" got {tuple(state.shape)}")
-            check_matches_parameters(type(self).__name__, state, next(iter(self._parameters.values())))
+            check_matches_parameters(type(self).__name__, state, next(self.parameters()))
         return states if batched else tuple(s.unsqueeze(0) for s in states)
 
 
@@ -125,21 +127,21 @@ class GatedCell(RecurrentCell):
     def __init__(self, input_size, hidden_size, bias=True, recurrent_size=None, recurrent_init="uniform",
                  device=None, dtype=None):
         super().__init__(input_size, hidden_size)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias should be of type bool, got: {type(bias).__name__}")
+        bias = check_flag("bias", bias)
         if recurrent_init not in RECURRENT_INITS:
             raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}; got {recurrent_init!r}")
         self.bias, self.recurrent_init = bias, recurrent_init
-        rows = self.n_gates * hidden_size
-        self.weight_ih = init.parameter(rows, input_size, dtype=dtype, device=device)
-        self.weight_hh = init.parameter(rows, recurrent_size or hidden_size, dtype=dtype, device=device)
+        rows = self.n_gates * self.hidden_size
+        self.weight_ih = init.parameter(rows, self.input_size, dtype=dtype, device=device)
+        self.weight_hh = init.parameter(rows, recurrent_size or self.hidden_size, dtype=dtype, device=device)
         for name in ("bias_ih", "bias_hh"):
             self.register_parameter(name, init.parameter(rows, dtype=dtype, device=device) if bias else None)
 
     def reset_parameters(self):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self._parameters.values():
-            init.uniform_(p, -bound, bound)
+            if p is not None:
+                init.uniform_(p, -bound, bound)
         if self.recurrent_init == "orthogonal":
             init.per_gate(init.orthogonal_, self.weight_hh, self.n_gates)
         elif self.recurrent_init == "identity":
@@ -149,10 +151,16 @@ class GatedCell(RecurrentCell):
                     init.zeros_(b)
 
     def extra_repr(self):
-        extra = "" if self.bias else ", bias=False"
+        """PyTorch's text ("2, 3, bias=False, nonlinearity=relu"), then the options PyTorch lacks."""
+        parts = [f"{self.input_size}, {self.hidden_size}"] + ([] if self.bias else ["bias=False"])
+        parts += self._options_repr()
         if self.recurrent_init != "uniform":
-            extra += f", recurrent_init={self.recurrent_init!r}"
-        return f"{self.input_size}, {self.hidden_size}{extra}"
+            parts.append(f"recurrent_init={self.recurrent_init!r}")
+        return ", ".join(parts)
+
+    def _options_repr(self):
+        """The subclass's own arguments that differ from their defaults, as "name=value" strings."""
+        return []
 
 
 class RNNCell(GatedCell):
@@ -173,9 +181,8 @@ class RNNCell(GatedCell):
         pre = _affine(x, w["weight_ih"], self.bias_ih) + _affine(h, w["weight_hh"], self.bias_hh)
         return (NONLINEARITIES[self.nonlinearity](pre).named("h"),)
 
-    def extra_repr(self):
-        act = "" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}"
-        return super().extra_repr() + act
+    def _options_repr(self):
+        return [] if self.nonlinearity == "tanh" else [f"nonlinearity={self.nonlinearity}"]
 
 
 def _set_forget_bias(bias, hidden_size, value, other=None):
@@ -200,7 +207,8 @@ class LSTMCell(GatedCell):
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None, *, proj_size=0,
                  forget_bias=None, recurrent_init="uniform"):
-        _check_proj_size(proj_size, hidden_size)
+        input_size, hidden_size = check_sizes(input_size, hidden_size)
+        proj_size = check_proj_size(proj_size, hidden_size)
         if forget_bias is not None and not bias:
             raise ValueError("forget_bias needs bias=True")
         super().__init__(input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size,
@@ -230,20 +238,9 @@ class LSTMCell(GatedCell):
             h = h @ w["weight_hr"]
         return h.named("h"), c
 
-    def extra_repr(self):
-        extra = f", proj_size={self.proj_size}" if self.proj_size else ""
-        if self.forget_bias is not None:
-            extra += f", forget_bias={self.forget_bias}"
-        return super().extra_repr() + extra
-
-
-def _check_proj_size(proj_size, hidden_size):
-    if not isinstance(proj_size, int) or proj_size < 0:
-        raise ValueError(f"proj_size should be a positive integer or zero to disable projections; "
-                         f"got {proj_size!r}")
-    if proj_size >= hidden_size:
-        raise ValueError(f"proj_size has to be smaller than hidden_size; got proj_size={proj_size}, "
-                         f"hidden_size={hidden_size}")
+    def _options_repr(self):
+        return [f"proj_size={self.proj_size}"] * bool(self.proj_size) + \
+            [f"forget_bias={self.forget_bias}"] * (self.forget_bias is not None)
 
 
 class GRUCell(GatedCell):
@@ -286,8 +283,8 @@ class GRUCell(GatedCell):
         n = (x_n + recurrent_n).tanh().named("n")
         return (((1 - z) * n + z * h).named("h"),)
 
-    def extra_repr(self):
-        return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")
+    def _options_repr(self):
+        return [] if self.reset_after else ["reset_after=False"]
 
 
 class LayerNormLSTMCell(GatedCell):
@@ -323,10 +320,12 @@ class LayerNormLSTMCell(GatedCell):
             _set_forget_bias(self.norm_gates.bias, self.hidden_size, self.forget_bias)
 
     def extra_repr(self):
-        extra = "" if self.forget_bias is None else f", forget_bias={self.forget_bias}"
+        """Its submodules norm_gates and norm_cell follow on their own lines."""
+        parts = [f"{self.input_size}, {self.hidden_size}"] + \
+            [f"forget_bias={self.forget_bias}"] * (self.forget_bias is not None)
         if self.recurrent_init != "uniform":
-            extra += f", recurrent_init={self.recurrent_init!r}"
-        return f"{self.input_size}, {self.hidden_size}{extra}"
+            parts.append(f"recurrent_init={self.recurrent_init!r}")
+        return ", ".join(parts)
 
     def step(self, x, state):
         h, c = state

@@ -21,7 +21,9 @@ O(T / k + k) (the output itself stays O(T)). The gradients are the same.
 
 Variable lengths (host ints, one per sequence): at a padded step the state is carried unchanged
 and the output is zero, so a sequence's forward pass ends at its last step and its reverse pass
-starts there, as with PyTorch's packed sequences.
+starts there, as with PyTorch's packed sequences. The input and the output gradient at padded
+steps are replaced by zeros (selected, not multiplied) before anything reads them, so whatever
+they hold, NaN and Inf included, has no effect on any result or gradient.
 """
 import os
 
@@ -31,7 +33,7 @@ from .. import backend
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
 from . import fused_kernels as K
 from . import persistent_kernels as PK
-from .checks import check_lengths
+from .checks import check_lengths, padding_mask
 
 # ----------------------------------------------------------------------------- cells
 
@@ -459,8 +461,10 @@ class Sequence:
                  record):
         xp = backend.xp_of(x)
         self.xp, self.cell, self.reverse, self.record = xp, cell, reverse, record
-        self.x = xp.ascontiguousarray(x)
         self.T, self.B, self.I = x.shape
+        inside = padding_mask(lengths, self.T)
+        self.inside = None if inside is None else xp.asarray(inside[:, :, None])
+        self.x = xp.ascontiguousarray(x) if inside is None else xp.where(self.inside, x, x.dtype.type(0))
         self.H = w_hh.shape[1]
         self.dtype = x.dtype
         self.h0 = xp.ascontiguousarray(h0)  # the CUDA kernels index the start states as plain rows
@@ -468,7 +472,7 @@ class Sequence:
         self.w = cell.prepare(xp, w_ih, w_hh, b_ih, b_hh)
         k = checkpoint_every if record and checkpoint_every and cell.grads_in_place else self.T
         self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
-        self.lengths = None if lengths is None or int(np.min(lengths)) == self.T else lengths
+        self.lengths = None if inside is None else lengths  # None too when no step is padded
         self.steps = make_steps(xp, cell, self.w, self.B, self.H, self.dtype, self.lengths, self.T)
         self.starts = []       # (h, c) at the start of each segment: all that checkpointing keeps
         self.saved = None      # the whole-sequence buffers, when not checkpointing
@@ -540,7 +544,7 @@ class Sequence:
     def backward(self, g, dh_n, dc_n, needs):
         """Gradients of (x, h0, c0, w_ih, w_hh, b_ih, b_hh) for those whose flag in `needs` is set."""
         xp, T, B, I, H, cell = self.xp, self.T, self.B, self.I, self.H, self.cell
-        g = xp.ascontiguousarray(g)
+        g = xp.ascontiguousarray(g) if self.inside is None else xp.where(self.inside, g, g.dtype.type(0))
         need_x, need_h0, need_c0, need_wih, need_whh, need_bias = needs
         dx = xp.empty((T, B, I), self.dtype) if need_x else None
         dwx = xp.zeros((cell.gates * H, I), self.dtype) if need_wih else None

@@ -3,7 +3,7 @@ import math
 
 from ..tensor import Tensor, where
 from . import init
-from .checks import InputError, check_last_dim, check_matches_parameters
+from .checks import InputError, check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
 from .module import Module
 
 
@@ -12,7 +12,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = check_int("in_features", in_features, minimum=0)
+        self.out_features = check_int("out_features", out_features, minimum=0)
+        bias = check_flag("bias", bias)
         self.weight = init.parameter(out_features, in_features, dtype=dtype, device=device)
         self.register_parameter("bias", init.parameter(out_features, dtype=dtype, device=device)
                                 if bias else None)
@@ -25,6 +27,7 @@ class Linear(Module):
                 init.uniform_(p, -bound, bound)
 
     def forward(self, x):
+        check_tensor("Linear", "input", x)
         check_matches_parameters("Linear", x, self.weight)
         check_last_dim("Linear", x, self.in_features, "in_features")
         lead = x.shape[:-1]
@@ -46,7 +49,10 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
         super().__init__()
+        num_embeddings = check_int("num_embeddings", num_embeddings, minimum=0)
+        embedding_dim = check_int("embedding_dim", embedding_dim, minimum=0)
         if padding_idx is not None:
+            padding_idx = check_int("padding_idx", padding_idx, minimum=-num_embeddings)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx must be within num_embeddings={num_embeddings}; got {padding_idx}")
             padding_idx %= num_embeddings

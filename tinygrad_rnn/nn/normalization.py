@@ -1,6 +1,8 @@
 """LayerNorm composed from primitives (mean, subtract, power), as in PyTorch."""
+import numbers
+
 from . import init
-from .checks import InputError, check_matches_parameters
+from .checks import InputError, check_int, check_matches_parameters, check_tensor
 from .module import Module
 
 
@@ -10,8 +12,10 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
                  dtype=None):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        dims = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+        shape = tuple(check_int("normalized_shape", n) for n in dims)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.has_bias = bias
         affine = elementwise_affine
         self.register_parameter("weight", init.parameter(*shape, dtype=dtype, device=device) if affine else None)
         self.register_parameter("bias", init.parameter(*shape, dtype=dtype, device=device)
@@ -25,6 +29,7 @@ class LayerNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, x):
+        check_tensor("LayerNorm", "input", x)
         n = len(self.normalized_shape)
         if tuple(x.shape[-n:]) != self.normalized_shape or x.ndim < n:
             raise InputError(f"LayerNorm: given normalized_shape={list(self.normalized_shape)}, expected "
@@ -43,4 +48,5 @@ class LayerNorm(Module):
         return y
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.has_bias}")

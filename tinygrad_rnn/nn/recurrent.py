@@ -21,7 +21,19 @@ from ..tensor import Tensor, cat, scope, stack, where
 from . import functional as F
 from . import init
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
-from .checks import InputError, check_last_dim, check_lengths, check_matches_parameters
+from .checks import (
+    InputError,
+    check_flag,
+    check_int,
+    check_last_dim,
+    check_lengths,
+    check_matches_parameters,
+    check_probability,
+    check_sizes,
+    check_states,
+    check_tensor,
+    padding_mask,
+)
 from .module import Module
 from .utils.rnn import PackedSequence, run_packed
 
@@ -67,14 +79,16 @@ def run_cell(cell, seq, state, lengths=None, reverse=False):
     seq: anything indexed by time step (a list of (B, F) tensors or a (T, B, F) tensor). With
     lengths, sequence b is read over its steps 0 .. lengths[b]-1 only: at a padded step the state
     is kept and the output is zero, so the forward pass ends at each sequence's last step and the
-    reverse pass starts there.
+    reverse pass starts there. What the input holds at padded steps has no effect at all, NaN
+    and Inf included: it is replaced (selected away, never multiplied by zero) before the step.
     """
     step = _step_function(cell)
     names = _state_names(cell)
     steps = len(seq)
-    masked_from = steps if lengths is None else int(lengths.min())
-    if masked_from < steps:
-        keep_all = state[0].xp.asarray(np.arange(steps)[:, None, None] < lengths[None, :, None])
+    inside = padding_mask(lengths, steps)
+    masked_from = steps if inside is None else int(lengths.min())
+    if inside is not None:
+        keep_all = state[0].xp.asarray(inside[:, :, None])
     outputs = [None] * steps
     with getattr(cell, "unrolled", contextlib.nullcontext)():
         for t in (reversed(range(steps)) if reverse else range(steps)):
@@ -82,6 +96,8 @@ def run_cell(cell, seq, state, lengths=None, reverse=False):
                 x_t = seq[t]
                 if x_t.name is None:
                     x_t.named("x")
+                if t >= masked_from:
+                    x_t = where(keep_all[t], x_t, 0.0)
                 new = step(x_t, state)
                 if t >= masked_from:  # some sequences have ended: they keep their state, output zero
                     keep = keep_all[t]
@@ -123,11 +139,6 @@ def _join_directions(outputs):
     return cat([_as_tensor(o) for o in outputs], dim=-1)
 
 
-def _check_flag(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-
-
 class Recurrent(Module):
     """Any cell over a sequence: layers, directions, batch_first, initial states, lengths, dropout.
 
@@ -156,18 +167,15 @@ class Recurrent(Module):
                  bidirectional=False, fused=None, device=None, dtype=None, checkpoint_every=None,
                  **cell_options):
         super().__init__()
-        if (not isinstance(dropout, (int, float)) or isinstance(dropout, bool)
-                or not 0 <= dropout <= 1):
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability "
-                             f"of an element being zeroed; got {dropout!r}")
-        if not isinstance(num_layers, int) or num_layers <= 0:
-            raise ValueError(f"num_layers must be greater than zero; got {num_layers!r}")
-        for name, value in (("batch_first", batch_first), ("bidirectional", bidirectional)):
-            _check_flag(name, value)
+        input_size, hidden_size = check_sizes(input_size, hidden_size)
+        num_layers = check_int("num_layers", num_layers)
+        dropout = check_probability("dropout", dropout)
+        batch_first = check_flag("batch_first", batch_first)
+        bidirectional = check_flag("bidirectional", bidirectional)
         if fused is not None:
-            _check_flag("fused", fused)
-        if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
-            raise ValueError(f"checkpoint_every must be a positive integer or None; got {checkpoint_every!r}")
+            fused = check_flag("fused", fused)
+        if checkpoint_every is not None:
+            checkpoint_every = check_int("checkpoint_every", checkpoint_every)
         if fused and cell_type not in _FUSED:
             raise ValueError(f"fused=True: no fused implementation is registered for {cell_type.__name__} "
                              f"(register one with tinygrad_rnn.nn.register_fused)")
@@ -176,23 +184,28 @@ class Recurrent(Module):
                           f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
                           f"num_layers={num_layers}", stacklevel=2)
         self.cell_type, self.input_size, self.hidden_size = cell_type, input_size, hidden_size
-        self.num_layers, self.batch_first, self.dropout = num_layers, batch_first, float(dropout)
+        self.num_layers, self.batch_first, self.dropout = num_layers, batch_first, dropout
         self.bidirectional, self.checkpoint_every = bidirectional, checkpoint_every
         self.num_directions = 2 if bidirectional else 1
-        self._cells = []  # [layer][direction]
+        # The layer owns the parameters under PyTorch's flat names; the cells that run the steps are
+        # not submodules (state_dict has no cell keys) and see whatever Parameter a name holds now.
+        cells, bindings = [], {}
+        object.__setattr__(self, "_cells", cells)  # [layer][direction]
+        object.__setattr__(self, "_bindings", bindings)  # flat name -> (module inside a cell, attribute)
         layer_input = input_size
         for layer in range(num_layers):
             row = []
             for direction in range(self.num_directions):
                 cell = cell_type(layer_input, hidden_size, device=device, dtype=dtype, **cell_options)
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                self.add_module("cell" + suffix, cell)  # for train()/eval(); parameters named below
                 for name, p in list(cell.named_parameters()):
+                    path, _, attribute = name.rpartition(".")
                     flat = name.replace(".", "_") + suffix
+                    bindings[flat] = (cell.get_submodule(path), attribute)
                     setattr(self, flat, p)
                     p.name = flat
                 row.append(cell)
-            self._cells.append(row)
+            cells.append(row)
             layer_input = row[0].state_sizes[0] * self.num_directions
         if fused is None:
             fused = cell_type in _FUSED and _FUSED[cell_type][1](self._cells[0][0])
@@ -202,6 +215,27 @@ class Recurrent(Module):
         if fused and not _FUSED[cell_type][1](self._cells[0][0]):
             raise ValueError(f"fused=True: the fused implementation for {cell_type.__name__} does not handle "
                              f"{self._cells[0][0]!r}; use fused=False")
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        binding = self.__dict__.get("_bindings", {}).get(name)
+        if binding is not None:  # weight tying or surgery: the cell runs with the new parameter
+            module, attribute = binding
+            setattr(module, attribute, value)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for row in self._cells:
+            for cell in row:
+                cell.train(mode)
+        return self
+
+    def _apply(self, convert):
+        super()._apply(convert)
+        for row in self._cells:
+            for cell in row:
+                cell._apply(convert)  # buffers a cell may hold; the parameters are the layer's own
+        return self
 
     @property
     def state_sizes(self):
@@ -224,6 +258,7 @@ class Recurrent(Module):
         if isinstance(input, PackedSequence):  # PyTorch's packed input: its padded batch with its lengths
             return run_packed(self, input, hx, lengths)
         name = type(self).__name__
+        check_tensor(name, "input", input)
         if input.ndim not in (2, 3):
             raise InputError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D tensor instead "
                              f"(shape {tuple(input.shape)})")
@@ -238,7 +273,7 @@ class Recurrent(Module):
         if steps == 0:
             raise InputError(f"{name}: input has no time steps (shape {tuple(input.shape)})")
         if not batched and lengths is not None:  # an unbatched sequence may give its length as a number
-            values = getattr(lengths, "data", lengths)
+            values = lengths.array if isinstance(lengths, Tensor) else lengths
             lengths = values.reshape(1) if hasattr(values, "reshape") else np.reshape(values, 1)
         lengths = check_lengths(name, lengths, steps, batch)
         initial = self._check_hx(hx, batch, batched, input)
@@ -269,17 +304,14 @@ class Recurrent(Module):
 
     # --- argument checks
     def _reference_parameter(self):
-        return next(iter(self._parameters.values()))
+        return next(self.parameters())
 
     def _check_hx(self, hx, batch, batched, input):
         """The given initial states as (L*D, B, size) tensors, or None."""
-        if hx is None:
-            return None
         sizes, names = self.state_sizes, _state_names(self._cells[0][0])
-        states = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-        if len(states) != len(sizes):
-            raise InputError(f"{type(self).__name__}: hx must hold {len(sizes)} tensor(s) "
-                             f"({', '.join(n + '0' for n in names)}); got {len(states)}")
+        states = check_states(type(self).__name__, hx, [n + "0" for n in names])
+        if states is None:
+            return None
         stacked = self.num_layers * self.num_directions
         checked = []
         for k, (state, size) in enumerate(zip(states, sizes)):
@@ -299,11 +331,25 @@ class Recurrent(Module):
                      for n, size in zip(_state_names(cell), cell.state_sizes))
 
     def extra_repr(self):
-        extra = [f"{self.input_size}, {self.hidden_size}"]
-        for name, default in (("num_layers", 1), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("fused", False)):
+        """PyTorch's (arguments that differ from their defaults, in its order), then ours."""
+        cell = self._cells[0][0]
+        extra = [] if type(self) in (RNN, LSTM, GRU) else [self.cell_type.__name__]
+        extra.append(f"{self.input_size}, {self.hidden_size}")
+        if getattr(self, "proj_size", 0):
+            extra.append(f"proj_size={self.proj_size}")
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
+            if getattr(self, name, default) != default:
+                extra.append(f"{name}={getattr(self, name)}")
+        default_fused = self.cell_type in _FUSED and _FUSED[self.cell_type][1](cell)
+        if self.fused != default_fused:
+            extra.append(f"fused={self.fused}")
+        for name, default in (("checkpoint_every", None),):
             if getattr(self, name) != default:
                 extra.append(f"{name}={getattr(self, name)}")
+        for name, default in (("reset_after", True), ("forget_bias", None), ("recurrent_init", "uniform")):
+            if getattr(cell, name, default) != default:
+                extra.append(f"{name}={getattr(cell, name)!r}")
         return ", ".join(extra)
 
 

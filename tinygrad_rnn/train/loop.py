@@ -182,7 +182,7 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
     if resume and checkpoint and os.path.exists(checkpoint):
         start, history = _restore(checkpoint, config, model, optimizer, scheduler, task)
         log(f"resumed from {checkpoint} at step {start}")
-    params = model.parameters()
+    params = list(model.parameters())
     bar = _progress_bar(config.steps, start, progress)
     smoothed = history["loss"][-1] if history["loss"] else None
     for step in range(start + 1, config.steps + 1):

@@ -28,7 +28,7 @@ def generate(model, vocab, prime="\n", length=200, temperature=0.8, rng=None):
     if unknown:
         raise ValueError(f"the prime holds characters the model has never seen: {''.join(unknown)!r}")
     rng = np.random.default_rng(rng)
-    device = model.parameters()[0].device
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out, state = [], None

@@ -1,0 +1,204 @@
+"""Module hooks, called as PyTorch calls them: forward pre-hooks, forward hooks, full backward hooks.
+
+A full backward hook needs the gradients with respect to all of a module's Tensor inputs at once,
+and those with respect to its outputs. Both ends of the module are wrapped in an identity over
+several tensors: `_Gather` takes the tensors in and gives one flat carrier, and one `_Pick` per
+tensor gives each back (the same values) from it. Backward sums what the picks send into the
+carrier's gradient, so the gather node runs once, with every gradient in hand: at the outputs it
+records them, at the inputs it calls the hooks and hands on what they return.
+"""
+import warnings
+
+import numpy as np
+
+from .. import backend, ops
+from ..autograd import RemovableHandle
+from ..tensor import Function, Tensor, is_grad_enabled
+
+
+class _Hook:
+    """One registration (compared by identity, so a handle removes exactly its own)."""
+    __slots__ = ("fn", "with_kwargs")
+
+    def __init__(self, fn, with_kwargs):
+        self.fn, self.with_kwargs = fn, with_kwargs
+
+
+def add(hooks, fn, prepend, with_kwargs):
+    """Register fn in the list `hooks` (first when prepend); returns the handle that removes it."""
+    if not callable(fn):
+        raise TypeError(f"a hook must be callable, got {type(fn).__name__}")
+    hook = _Hook(fn, with_kwargs)
+    hooks.insert(0 if prepend else len(hooks), hook)
+    return RemovableHandle(hooks, hook)
+
+
+def call_with_hooks(module, args, kwargs):
+    """module.forward(*args, **kwargs) with its hooks, in PyTorch's order: forward pre-hooks, the
+    inputs wrapped for backward hooks, forward, forward hooks, the outputs wrapped."""
+    for hook in list(module._forward_pre_hooks):
+        if hook.with_kwargs:
+            result = hook.fn(module, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                                       f"but got {result!r:.80}.")
+                args, kwargs = result
+        else:
+            result = hook.fn(module, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+    backward = None
+    if module._backward_hooks and is_grad_enabled():
+        backward = _BackwardHooks(module, [hook.fn for hook in module._backward_hooks])
+        args = backward.wrap_inputs(args)
+    output = module.forward(*args, **kwargs)
+    for hook in list(module._forward_hooks):
+        result = hook.fn(module, args, kwargs, output) if hook.with_kwargs else hook.fn(module, args, output)
+        if result is not None:
+            output = result
+    if backward is not None:
+        output = backward.wrap_outputs(output)
+    return output
+
+
+# ----------------------------------------------------------------------------- backward hooks
+
+class _BackwardHooks:
+    """One call's backward hooks: remembers the output gradients until the input gradients come."""
+
+    def __init__(self, module, hooks):
+        self.module, self.hooks = module, hooks
+        self.input_slots = None   # positions of the Tensor inputs; None when none needs a gradient
+        self.n_inputs = 0
+        self.grad_outputs = None
+
+    def wrap_inputs(self, args):
+        self.n_inputs = len(args)
+        self.input_slots, self.input_grad_slots = _slots(args)
+        if self.input_slots is None:
+            return args
+        self.input_zeros = {i: (args[i].shape, args[i].dtype, args[i].device) for i in self.input_slots}
+        return _wrap(args, self.input_grad_slots, self._inputs_reached)
+
+    def wrap_outputs(self, output):
+        single = not isinstance(output, tuple)
+        outputs = (output,) if single else output
+        self.n_outputs = len(outputs)
+        slots, self.output_grad_slots = _slots(outputs)
+        if slots is None:
+            return output
+        wrapped = _wrap(outputs, self.output_grad_slots, self._outputs_reached)
+        return wrapped[0] if single else wrapped
+
+    def _outputs_reached(self, grads):
+        """The gradients of the outputs (None for an output nothing used); kept for the inputs' turn,
+        or, when no input needs a gradient, given to the hooks now with grad_input all None."""
+        self.grad_outputs = _spread(grads, self.output_grad_slots, [None] * self.n_outputs)
+        if self.input_slots is None:
+            warnings.warn("Full backward hook is firing when gradients are computed with respect to module "
+                          "outputs since no inputs require gradients.", stacklevel=2)
+            grad_inputs = (None,) * self.n_inputs
+            for hook in self.hooks:
+                result = hook(self.module, grad_inputs, self.grad_outputs)
+                if result is not None and not (isinstance(result, tuple) and all(r is None for r in result)):
+                    raise RuntimeError("Backward hook for Modules where no input requires gradient should "
+                                       "always return None or None for all gradients.")
+            self.grad_outputs = None
+        return grads
+
+    def _inputs_reached(self, grads):
+        """The hooks on the gradients of the inputs; returns those to pass on."""
+        if self.grad_outputs is None:  # the gradient reached the inputs without passing the outputs
+            return grads
+        zeros = [None] * self.n_inputs  # Tensor inputs get zeros where no gradient came, as in PyTorch
+        for i, (shape, dtype, device) in self.input_zeros.items():
+            zeros[i] = Tensor._make(backend.xp_for(device).zeros(shape, dtype), None)
+        grad_inputs = _spread(grads, self.input_grad_slots, zeros)
+        for hook in self.hooks:
+            result = hook(self.module, grad_inputs, self.grad_outputs)
+            if result is None:
+                continue
+            if not isinstance(result, (tuple, list)) or len(result) != len(grad_inputs):
+                got = len(result) if isinstance(result, (tuple, list)) else type(result).__name__
+                raise RuntimeError(f"Backward hook returned an invalid number of grad_input, got {got}, "
+                                   f"but expected {len(grad_inputs)}")
+            grad_inputs = tuple(result)
+        self.grad_outputs = None
+        return [grad_inputs[slot] for slot in self.input_grad_slots]
+
+
+def _slots(values):
+    """(positions of the Tensors among values, positions of those that need a gradient), or
+    (None, None) when none needs one: then nothing is wrapped."""
+    tensors = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
+    needing = [i for i in tensors if values[i].requires_grad]
+    return (tensors, needing) if needing else (None, None)
+
+
+def _spread(grads, slots, base):
+    """`base` (a list) with the gradients placed at their positions where they are not None."""
+    for slot, g in zip(slots, grads):
+        if g is not None:
+            base[slot] = g
+    return tuple(base)
+
+
+def _wrap(values, slots, on_backward):
+    """values with the Tensors at `slots` passed through one gather node and picked back out."""
+    carrier = _Gather.apply(*[values[i] for i in slots], on_backward=on_backward)
+    picked = list(values)
+    for k, slot in enumerate(slots):
+        picked[slot] = _Pick.apply(carrier, gather=carrier._ctx, k=k, value=values[slot].array)
+        picked[slot].name = values[slot].name
+    return tuple(picked)
+
+
+class _Gather(Function):
+    """Several tensors in, one flat carrier out (a view of zeros: nothing is copied). Backward cuts
+    the carrier's gradient back into one gradient per tensor (None for those no pick sent one for)
+    and hands them to `on_backward`, which returns the gradients to pass on."""
+    op = "hook"
+    saves = ()
+
+    def forward(self, *arrays, on_backward):
+        self.on_backward = on_backward
+        self.shapes_in = [a.shape for a in arrays]
+        self.bounds = np.cumsum([0] + [a.size for a in arrays]).tolist()
+        self.arrived = [False] * len(arrays)
+        self.dtype = np.result_type(*[a.dtype for a in arrays if a.dtype.kind == "f"] or [np.float32])
+        xp = backend.xp_of(arrays[0])
+        return xp.broadcast_to(xp.zeros((), self.dtype), (self.bounds[-1],))
+
+    def _pieces(self, flat):
+        return [flat[lo:hi].reshape(shape) for lo, hi, shape in zip(self.bounds, self.bounds[1:], self.shapes_in)]
+
+    def backward(self, g):
+        grads = [piece if arrived else None for piece, arrived in zip(self._pieces(g), self.arrived)]
+        self.arrived = [False] * len(grads)
+        return tuple(self.on_backward(grads))
+
+    def jvp(self, inputs, tangents):
+        return ops.Cat.apply(*[ops._zero_if_none(t, x).reshape(-1) for t, x in zip(tangents, inputs)], axis=0)
+
+
+class _Pick(Function):
+    """Tensor k of a gather's inputs, out of its carrier; its gradient lands in the carrier's at k's place."""
+    op = "hook_output"
+    saves = ()
+
+    def forward(self, carrier, gather, k, value):
+        self.gather, self.k = gather, k
+        self.index = slice(gather.bounds[k], gather.bounds[k + 1])
+        return value
+
+    def backward(self, g):
+        self.gather.arrived[self.k] = True
+        return (ops.IndexAdd.apply(g.reshape(-1), index=self.index, shape=self.shapes[0]),)
+
+    def backward_into(self, g, carrier_grad):
+        self.gather.arrived[self.k] = True
+        carrier_grad[self.index] += g.reshape(-1)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0][self.index].reshape(self.gather.shapes_in[self.k])
