@@ -10,7 +10,7 @@ from tinygrad_rnn.distributed import DataParallel, ShardedTask, SingleProcess, d
 from tinygrad_rnn.train import TrainConfig, make_task
 
 from .scenarios import SCENARIOS, corpus
-from .threads import run_ranks
+from .threads import Serialized, run_ranks
 
 TASKS = {"lm_windows": SCENARIOS["lm_windows_gru_2_layers"],
          "lm_stateful": SCENARIOS["lm_stateful_lstm"],
@@ -59,7 +59,7 @@ def test_each_rank_carries_its_own_state_and_the_checkpoint_holds_everyones():
 
     def rank(comm):
         task = ShardedTask(tasks[comm.rank], comm)
-        losses = [task.loss(models[comm.rank], task.batch()).item() for _ in range(2)]
+        losses = [task.loss(Serialized(models[comm.rank]), task.batch()).item() for _ in range(2)]
         own = [s.numpy() for s in task.task.carry]
         state = task.state_dict()
         fresh = ShardedTask(task_for(config), comm)

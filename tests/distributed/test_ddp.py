@@ -12,7 +12,7 @@ from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.train import SequenceRegressor
 
 from ..conftest import to_np
-from .threads import run_ranks
+from .threads import COMPUTE, run_ranks
 
 T, INPUTS = 4, 3
 
@@ -47,7 +47,8 @@ def shard_grads(models, shards, bucket_cap_mb=25):
     def rank(comm):
         ddp = DistributedDataParallel(models[comm.rank], comm, bucket_cap_mb=bucket_cap_mb)
         x, y = shards[comm.rank]
-        mean_loss(ddp, x, y).backward()
+        with COMPUTE:
+            mean_loss(ddp, x, y).backward()
         ddp.average_gradients()
         return grads(ddp.module)
 
@@ -111,7 +112,8 @@ def test_a_gradient_missing_on_some_ranks_counts_as_zero_and_missing_everywhere_
 
     def rank(comm):
         ddp = DistributedDataParallel(models[comm.rank], comm)
-        ddp(x, use_second=comm.rank == 0).sum().backward()
+        with COMPUTE:
+            ddp(x, use_second=comm.rank == 0).sum().backward()
         ddp.average_gradients()
         return {name: None if p.grad is None else to_np(p.grad) for name, p in ddp.named_parameters()}
 
@@ -165,7 +167,8 @@ def test_bad_wrapping_is_explained():
             DistributedDataParallel(Module(), comm)
         model = regressor(0)
         ddp = DistributedDataParallel(model, comm)
-        mean_loss(ddp, *data(2)).backward()
+        with COMPUTE:
+            mean_loss(ddp, *data(2)).backward()
         model.float()
         with pytest.raises(RuntimeError, match="is now float32 on cpu, it was float64 on cpu when the model was"):
             ddp.average_gradients()

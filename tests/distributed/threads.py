@@ -12,8 +12,22 @@ import numpy as np
 
 from tinygrad_rnn.distributed import Communicator, ReduceOp, Work
 
+# The engine's switch between recording and not (no_grad, which backward uses too) is one per process,
+# so thread ranks run forward and backward one at a time; only the collectives run side by side.
+COMPUTE = threading.Lock()
 COMBINE = {ReduceOp.SUM: operator.add, ReduceOp.PRODUCT: operator.mul, ReduceOp.MIN: np.minimum,
            ReduceOp.MAX: np.maximum}
+
+
+class Serialized:
+    """A model whose calls hold COMPUTE, for code that runs the forward itself (a task's loss)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, *args, **kwargs):
+        with COMPUTE:
+            return self.model(*args, **kwargs)
 
 
 class ThreadGroup:

@@ -18,10 +18,11 @@ Two departures from torch.nn.parallel.DistributedDataParallel, on purpose:
   (PyTorch prefixes them with `module.`). A checkpoint written from either loads into either,
   and into a run on any number of ranks.
 - Averaging is a call, `average_gradients()`, after backward. PyTorch starts each bucket's
-  all-reduce from a hook as soon as backward has finished that bucket's gradients; this engine
-  has no "gradient of this leaf is final" hook yet, so here the buckets start after backward, and
-  overlap only with each other: on NCCL each bucket reduces on its own stream while the next one
-  is packed; on MPI the requests are non-blocking, but Open MPI progresses them only inside MPI
+  all-reduce from a hook as soon as backward has finished that bucket's gradients. Here a tensor
+  hook runs for each contribution to a leaf's gradient, not once when it is final (and a hooked
+  leaf leaves backward's in-place fast path), so the buckets start after backward and overlap
+  only with each other: on NCCL each bucket reduces on its own stream while the next one is
+  packed; on MPI the requests are non-blocking, but Open MPI progresses them only inside MPI
   calls.
 """
 import numpy as np
@@ -34,18 +35,11 @@ from .comm import ReduceOp
 MB = 1 << 20
 
 
-def grad_array(p):
-    """A parameter's raw gradient array, or None."""
-    g = p.grad
-    return g.array if isinstance(g, Tensor) else g
-
-
 def _set_grad(p, array):
-    """Give `p` this gradient: in place where it has one (other references see it), else a new tensor."""
-    g = grad_array(p)
-    if g is not None:
-        g[...] = array
-    else:
+    """Give `p` this gradient: in place where it has a plain one (others see the change), else a new one."""
+    if p.grad is not None and p.grad.grad_fn is None:
+        p.grad.array[...] = array
+    else:  # none yet, or one with a graph (backward with create_graph) that must not change under it
         p.grad = Tensor(array.copy(), dtype=array.dtype)
 
 
@@ -56,7 +50,7 @@ class Bucket:
         self.names = [name for name, _ in named_params]
         self.params = [p for _, p in named_params]
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        stops = np.cumsum([p.size for p in self.params])
+        stops = np.cumsum([p.numel() for p in self.params])
         self.bounds = list(zip([0, *stops[:-1].tolist()], stops.tolist()))
         self.flat = self.params[0].xp.zeros(int(stops[-1]), dtype=self.dtype)
 
@@ -162,7 +156,7 @@ class DistributedDataParallel(Module):
         A parameter without a gradient on some rank counts as zero there; one without a gradient on
         every rank keeps none (as PyTorch's DDP with find_unused_parameters=True leaves it).
         """
-        grads = [[grad_array(p) for p in bucket.params] for bucket in self.buckets]
+        grads = [[None if p.grad is None else p.grad.array for p in bucket.params] for bucket in self.buckets]
         self._has_grad[:] = [g is not None for bucket in grads for g in bucket]
         flags = self.comm.all_reduce(self._has_grad, ReduceOp.SUM, async_op=True)
         works = []
