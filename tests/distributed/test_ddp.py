@@ -174,3 +174,22 @@ def test_bad_wrapping_is_explained():
             ddp.average_gradients()
 
     run_ranks(2, rank)
+
+
+def test_gradients_with_a_graph_are_replaced_not_written_over():
+    factory.manual_seed(0)
+    models = [Linear(2, 1, dtype="float64") for _ in range(2)]
+    x = tr.Tensor(np.ones((1, 2)), dtype="float64")
+
+    def rank(comm):
+        ddp = DistributedDataParallel(models[comm.rank], comm)
+        with COMPUTE:
+            (ddp(x) ** 2).sum().backward(create_graph=True)
+        before = ddp.module.weight.grad
+        ddp.average_gradients()
+        after = ddp.module.weight.grad
+        return before.grad_fn is not None, after is not before and after.grad_fn is None, to_np(after)
+
+    (had_graph, replaced, mean), _ = run_ranks(2, rank)
+    assert had_graph and replaced
+    np.testing.assert_allclose(mean, 2 * to_np(models[0](x)) * np.ones((1, 2)), atol=1e-12)
