@@ -84,9 +84,8 @@ def test_two_ranks_train_to_the_weights_of_one_process_with_the_whole_batch(mpir
     assert err.count("batch_size 3 does not split evenly over 2 ranks") == RANKS
 
 
+@pytest.mark.skipif(not backend.cuda_available(), reason="CuPy with a working GPU is not available here")
 def test_ranks_on_gpus_through_nccl(mpirun, tmp_path):
-    if not backend.cuda_available():
-        pytest.skip("CuPy with a working GPU is not available here")
     gpus = backend.xp_for("cuda").cuda.runtime.getDeviceCount()
     path = str(tmp_path / "gpus.npz")
     code, out, err = launch(mpirun, WORKER, path, "cuda", ranks=min(RANKS, gpus))  # one GPU per rank

@@ -54,10 +54,6 @@ class Bucket:
         self.bounds = list(zip([0, *stops[:-1].tolist()], stops.tolist()))
         self.flat = self.params[0].xp.zeros(int(stops[-1]), dtype=self.dtype)
 
-    @property
-    def nbytes(self):
-        return self.flat.nbytes
-
     def _check(self, name, p):
         if p.dtype != self.dtype or p.device != self.device:
             raise RuntimeError(f"DistributedDataParallel: parameter {name} is now {p.dtype} on {p.device}, "
