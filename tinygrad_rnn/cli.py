@@ -194,14 +194,27 @@ def _print_sample(title, text):
 
 
 def command_train(args):
+    from . import distributed
     from .train import generate, throughput, train
     config = _config_from_args(args)
+    comm = distributed.communicator_from_environment(config.device)  # None unless mpirun started several ranks
+    if comm is not None:
+        distributed.check_equal_shards(config.batch_size, comm.world_size)
+        if comm.rank > 0:  # rank 0 alone prints, plots, samples and writes the checkpoint
+            with distributed.abort_on_error(comm):
+                train(config, checkpoint=args.checkpoint, resume=args.resume, progress=False, comm=comm)
+            return 0
     if config.device == "cuda":
         backend.xp_for("cuda")  # fail now, with the install hint, not after building the data
     print(f"training {config.cell} on task {config.task} for {config.steps} steps "
           f"(hidden {config.hidden_size}, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
           f"device {config.device})")
-    result = train(config, checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress)
+    if comm is not None:
+        print(f"data-parallel over {comm.world_size} ranks ({comm.backend}), "
+              f"{config.batch_size // comm.world_size} sequences of each batch per rank")
+    with distributed.abort_on_error(comm):
+        result = train(config, checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
+                       comm=comm)
     history, task = result.history, result.task
     val = history["val_loss"][-1] if history["val_loss"] else float("nan")
     print(f"step {result.step}: loss {history['loss'][-1]:.4f}, validation {val:.4f} "

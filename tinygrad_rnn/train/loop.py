@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import factory, optim
 from ..checkpoint import CheckpointError, check_state_compatible, load_checkpoint, save_checkpoint
+from ..distributed import data_parallel
 from ..nn.utils import clip_grad_norm_
 from .models import build_model
 from .tasks import make_task
@@ -168,33 +169,40 @@ def _progress_bar(total, initial, enabled):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
 
 
-def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log=print, on_step=None):
+def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log=print, on_step=None, comm=None):
     """Train as `config` says; with `checkpoint`, save there at each evaluation and at the end.
 
     `resume=True` continues from `checkpoint` when the file exists (up to `config.steps` in all;
     schedules span `config.steps`, so resume with the same value to get the same run).
     `on_step(step, history)` is called after each step (and after its checkpoint, if any).
+    `comm` (a tinygrad_rnn.distributed.Communicator) trains data-parallel on its ranks: each rank
+    takes its share of every batch, and only rank 0 logs and writes the checkpoint.
     Returns a TrainResult with the model, optimizer, task and loss history.
     """
     task, model, optimizer, scheduler = build(config, corpus)
+    parallel = data_parallel(comm, config)
+    task = parallel.shard(task)
+    log, progress = (log, progress) if parallel.is_main else (lambda *args: None, False)
     history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "seconds": 0.0, "items": 0}
     start = 0
     if resume and checkpoint and os.path.exists(checkpoint):
         start, history = _restore(checkpoint, config, model, optimizer, scheduler, task)
         log(f"resumed from {checkpoint} at step {start}")
+    replica = parallel.wrap(model)  # data-parallel: every rank starts from rank 0's weights
     params = list(model.parameters())
     bar = _progress_bar(config.steps, start, progress)
     smoothed = history["loss"][-1] if history["loss"] else None
     for step in range(start + 1, config.steps + 1):
         tic = time.perf_counter()
         batch = task.batch()
-        loss = task.loss(model, batch)
+        loss = task.loss(replica, batch)
         optimizer.zero_grad()
         loss.backward()
+        parallel.average_gradients()
         if config.clip > 0:
             clip_grad_norm_(params, config.clip)
         optimizer.step()
-        value = loss.item()
+        value = parallel.mean(loss.item())
         history["seconds"] += time.perf_counter() - tic  # training only: evaluation and saving excluded
         history["items"] += task.items(batch)
         if not math.isfinite(value):
@@ -220,7 +228,7 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
         elif progress and evaluate:
             log(f"step {step}/{config.steps}: loss {smoothed:.3f}, validation {history['val_loss'][-1]:.3f}, "
                 f"{throughput(history):,.0f} {task.unit}/s")
-        if checkpoint and evaluate:
+        if checkpoint and evaluate and parallel.is_main:
             save_training_state(checkpoint, config, model, optimizer, scheduler, task, history, step)
         if on_step is not None:
             on_step(step, history)
