@@ -126,6 +126,18 @@ class DistributedDataParallel(Module):
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
+    def train(self, mode=True):
+        object.__setattr__(self, "training", bool(mode))
+        self.module.train(mode)
+        return self
+
+    def state_dict(self, *args, **kwargs):
+        """The model's own state_dict: the same names, no "module." prefix."""
+        return self.module.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict=True):
+        return self.module.load_state_dict(state_dict, strict=strict)
+
     def extra_repr(self):
         return f"world_size={self.comm.world_size}, buckets={len(self.buckets)}"
 
