@@ -126,3 +126,28 @@ def test_lstm_loss_double_backward_matches_torch(torch, fused):
     second_t = torch.autograd.grad(sum((g * torch.tensor(v)).sum() for g, v in zip(first_t[1:], vs)), leaves_t)
     close(tuple(first), tuple(first_t), 1e-10)
     close(tuple(second), tuple(second_t), 1e-8)
+
+
+@pytest.mark.parametrize("fused", [None, False], ids=["default", "composed"])
+def test_lstm_hessian_vector_product_by_forward_over_reverse_matches_torch(torch, fused):
+    T, B, I, H = 4, 2, 3, 5
+    tr.manual_seed(4)
+    lstm = tr.nn.LSTM(I, H, dtype="float64", fused=fused)
+    theirs = torch.nn.LSTM(I, H)
+    theirs.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in lstm.state_dict().items()})
+    names = [n for n, _ in lstm.named_parameters()]
+    vs = {n: RNG.standard_normal(p.shape) for n, p in lstm.named_parameters()}
+    xs = RNG.standard_normal((T, B, I))
+
+    def loss(lib, module, x):
+        def of(*params):
+            out, (h, c) = lib.func.functional_call(module, dict(zip(names, params)), (x,))
+            return (out * out).sum() + (h * c).sum()
+        return of
+
+    grads = tr.func.grad(loss(tr, lstm, ours(xs)), argnums=tuple(range(len(names))))
+    _, hvp = tr.func.jvp(grads, [ours(p.numpy()) for p in lstm.parameters()], [ours(vs[n]) for n in names])
+    grads_t = torch.func.grad(loss(torch, theirs, torch.tensor(xs)), argnums=tuple(range(len(names))))
+    _, hvp_t = torch.func.jvp(grads_t, tuple(p.detach() for p in theirs.parameters()),
+                              tuple(torch.tensor(vs[n]) for n in names))
+    close(tuple(hvp), tuple(hvp_t), 1e-8)

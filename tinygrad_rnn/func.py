@@ -280,16 +280,11 @@ def functional_call(module, parameters_and_buffers, args=(), kwargs=None, *, str
     try:
         for name, value in parameters_and_buffers.items():
             owner, attr = _owner(module, name)
-            swapped.append((owner, attr, owner._parameters.get(attr), getattr(owner, attr)))
-            object.__setattr__(owner, attr, value)
-            if attr in owner._parameters:
-                owner._parameters[attr] = value
+            swapped.append((owner, attr, owner.swap_tensor(attr, value)))
         return module(*args, **(kwargs or {}))
     finally:
-        for owner, attr, registered, previous in reversed(swapped):
-            object.__setattr__(owner, attr, previous)
-            if registered is not None:
-                owner._parameters[attr] = registered
+        for owner, attr, previous in reversed(swapped):
+            owner.swap_tensor(attr, previous)
 
 
 def _owner(module, dotted):
@@ -299,6 +294,6 @@ def _owner(module, dotted):
         owner = getattr(owner, part, None)
         if owner is None:
             raise KeyError(f"functional_call: {dotted!r} names no submodule of {type(module).__name__}")
-    if not hasattr(owner, attr):
+    if attr not in owner._parameters and attr not in owner._buffers:
         raise KeyError(f"functional_call: {dotted!r} names no parameter or buffer of {type(module).__name__}")
     return owner, attr

@@ -452,7 +452,7 @@ class IndexAdd(Function):
     saves = ()
 
     def forward(self, g, index, shape):
-        self.index = index
+        self.index, self.out_shape = index, shape
         out = backend.xp_of(g).zeros(shape, dtype=g.dtype)
         _scatter(out, index, g)
         return out
@@ -461,7 +461,7 @@ class IndexAdd(Function):
         return (Getitem.apply(g, index=self.index),)
 
     def jvp(self, inputs, tangents):
-        return IndexAdd.apply(tangents[0], index=self.index, shape=self.shape)
+        return IndexAdd.apply(tangents[0], index=self.index, shape=self.out_shape)
 
 
 class Cat(Function):

@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
+from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, stack
 from . import fused_kernels as K
 from . import persistent_kernels as PK
 from .checks import check_lengths, padding_mask
@@ -857,11 +857,8 @@ def pass_mode(cell):
 
 
 def accepts(cell):
-    """Whether fused_run handles `cell` (the `accepts` argument of recurrent.register_fused).
-
-    Forward mode (tr.func.jvp, jacfwd) runs op by op: the fused pass has no tangent rule.
-    """
-    return pass_mode(cell) is not None and not forward_mode_active()
+    """Whether fused_run handles `cell` (the `accepts` argument of recurrent.register_fused)."""
+    return pass_mode(cell) is not None
 
 
 def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None):

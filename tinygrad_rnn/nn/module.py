@@ -131,6 +131,17 @@ class Module:
             param.name = name
         object.__setattr__(self, name, param)
 
+    def swap_tensor(self, name, value):
+        """Put `value` (any Tensor) where parameter or buffer `name` is, without registration checks, and
+        return what was there: how tr.func.functional_call runs a module on other tensors."""
+        registry = self._parameters if name in self._parameters else self._buffers
+        if name not in registry:
+            raise KeyError(f"{type(self).__name__} has no parameter or buffer named {name!r}")
+        previous = registry[name]
+        registry[name] = value
+        object.__setattr__(self, name, value)
+        return previous
+
     def register_buffer(self, name, tensor, persistent=True):
         """A tensor that belongs to the module's state without being trained: `.to()` moves it and,
         when persistent, state_dict() holds it."""

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ..tensor import Tensor, cat, scope, stack, where
+from ..tensor import Tensor, cat, forward_mode_active, scope, stack, where
 from . import functional as F
 from . import init
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
@@ -223,6 +223,14 @@ class Recurrent(Module):
             module, attribute = binding
             setattr(module, attribute, value)
 
+    def swap_tensor(self, name, value):
+        previous = super().swap_tensor(name, value)
+        binding = self._bindings.get(name)
+        if binding is not None:
+            module, attribute = binding
+            module.swap_tensor(attribute, value)
+        return previous
+
     def train(self, mode=True):
         super().train(mode)
         for row in self._cells:
@@ -248,7 +256,7 @@ class Recurrent(Module):
         The op-by-op path works on a list of steps; a registered fused implementation gets the
         sequence as one (T, B, F) tensor and returns one.
         """
-        if self.fused:
+        if self.fused and not forward_mode_active():  # a fused pass has no tangent rule: jvp runs op by op
             run, _ = _FUSED[type(cell)]
             extra = {"checkpoint_every": self.checkpoint_every} if self.checkpoint_every else {}
             return run(cell, _as_tensor(seq), state, lengths, reverse, **extra)
