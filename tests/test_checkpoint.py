@@ -1,11 +1,23 @@
+import errno
 import json
 import math
 import os
+import subprocess
+import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 
-from tinygrad_rnn.checkpoint import CheckpointError, check_state_compatible, load_checkpoint, save_checkpoint
+import tinygrad_rnn
+from tinygrad_rnn import archive
+from tinygrad_rnn.checkpoint import (
+    STRUCTURE_KEY as STRUCTURE,
+    CheckpointError,
+    check_state_compatible,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def model_state():
@@ -326,3 +338,218 @@ def test_compatible_state_passes_with_shapes_or_arrays_as_expectation():
     check_state_compatible({"w": np.ones((2, 3)), "b": np.ones(3)}, loaded)
     with pytest.raises(CheckpointError, match=r"b: checkpoint has \(3,\), model expects \(4,\)"):
         check_state_compatible({"w": np.ones((2, 3)), "b": np.ones(4)}, loaded)
+
+
+# ---------------------------------------------------------------- temporary files and permissions
+
+
+def finished_process_id():
+    """The id of a process that has ended, as a save killed with kill -9 leaves in its temporary file's name."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout)
+
+
+def test_next_save_removes_temporary_files_of_killed_saves_to_the_same_target(tmp_path):
+    dead = finished_process_id()
+    stale = [f".model.npz.{dead}.0123abcd.tmp", ".model.npz.k3j_a9x0.tmp"]  # the second: the older naming
+    kept = [f".other.npz.{dead}.0123abcd.tmp",  # another target
+            f".model.npz.{os.getpid()}.0123abcd.tmp",  # a live writer (this process)
+            ".model.npz.notes.tmp", "model.npz.bak"]  # not names this module makes
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"x" * 1000)
+    save_checkpoint(tmp_path / "model.npz", {"w": np.ones(3)})
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["model.npz"])
+
+
+def test_save_leaves_the_process_umask_alone(tmp_path, monkeypatch):
+    def umask(_):
+        raise AssertionError("save_checkpoint changed the umask, which other threads share")
+
+    monkeypatch.setattr(os, "umask", umask)
+    save_checkpoint(tmp_path / "model.npz", {"w": np.ones(3)})
+    tinygrad_rnn.save({"w": np.ones(3)}, tmp_path / "object.npz")
+
+
+def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, {"w": np.ones(3)})
+
+    def refuse(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(file))
+
+    monkeypatch.setattr(archive, "open", refuse, raising=False)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        load_checkpoint(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_file_without_read_permission_says_permission_denied(tmp_path):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, {"w": np.ones(3)})
+    path.chmod(0)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        load_checkpoint(path)
+
+
+# ---------------------------------------------------------------- malformed files
+
+
+CHECKPOINT_KEYS = {"format_version": 1, "optimizer": None, "meta": None}
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"dict": 5}, "a dict node holds 5 instead of a list"),
+    ({"dict": [["w", {"array": "model/w"}, 3]]}, "malformed dict item"),
+    ({"dict": [[1.5, None]]}, "malformed dict item"),
+    ({"list": {"a": 1}}, "a list node holds"),
+    ({"array": ["model/w"]}, "an array node names \\['model/w'\\]"),
+    ({"array": "model/w", "list": []}, "malformed node"),
+    ({"set": []}, "unknown node type 'set'"),
+    ([1, 2], "malformed node \\[1, 2\\]"),
+    ({"dict": [["w", {"scalar": "model/w"}]]}, "scalar entry 'model/w' has shape \\(3,\\)"),
+    ({"dict": [["w", {"array": "model/w"}], ["v", {"array": "model/w"}]]}, "lists entry 'model/w' twice"),
+    ({"dict": [["w", {"tensor": ["model/w", "yes", "cpu"]}]]}, "malformed tensor node"),
+    ({"dict": [["w", 3]]}, "its model section is not a dict of named arrays"),
+])
+def test_a_wrong_structure_node_is_a_checkpoint_error(tmp_path, model, message):
+    path = tmp_path / "model.npz"
+    write_npz(path, {**CHECKPOINT_KEYS, "model": model}, **{"model/w": np.ones(3)})
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_deep_nesting_is_refused_on_loading_and_on_saving(tmp_path):
+    path = tmp_path / "model.npz"
+    for depth, message in [(200, "nests deeper than 64 levels"), (600, "nests deeper|RecursionError")]:
+        deep_meta = '{"list": [' * depth + '{"array": "model/w"}' + "]}" * depth  # too deep for json.dumps
+        text = json.dumps({**CHECKPOINT_KEYS, "model": {"dict": []}, "meta": "META"}).replace('"META"', deep_meta)
+        write_npz(path, None, __structure__=np.frombuffer(text.encode(), dtype=np.uint8), **{"model/w": np.ones(3)})
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+    write_npz(path, {**CHECKPOINT_KEYS, "model": {"dict": []}, "meta": {"list": [[[[0]]]]}})
+    with pytest.raises(CheckpointError, match="malformed node"):  # JSON arrays are not nodes
+        load_checkpoint(path)
+    write_npz(path, None, __structure__=np.frombuffer(b"[" * 100_000, dtype=np.uint8))
+    with pytest.raises(CheckpointError, match="unreadable structure"):
+        load_checkpoint(path)
+    deep = []
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nests deeper than 64 levels"):
+        save_checkpoint(tmp_path / "deep.npz", {}, meta=deep)
+    assert not (tmp_path / "deep.npz").exists()
+
+
+def lie_about_shape(data, true_shape, claimed_shape):
+    """The archive bytes with the one npy header of `true_shape` claiming another shape, its length kept."""
+    old, new = f"'shape': {true_shape}".encode(), f"'shape': {claimed_shape}".encode()
+    start = data.index(old)
+    end = data.index(b"\n", start)  # the header's padding of spaces ends there
+    header = data[start:end].replace(old, new).rstrip(b" ")
+    assert len(header) <= end - start
+    return data[:start] + header.ljust(end - start) + data[end:]
+
+
+def test_a_header_that_claims_8_terabytes_allocates_nothing(tmp_path):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, {"w": np.ones((1000,))})
+    data = path.read_bytes()
+    path.write_bytes(lie_about_shape(data, "(1000,)", "(1000000000000,)"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"declares shape \(1000000000000,\) of float64 "
+                                                  r"\(8,000,000,000,000 bytes\) but holds 8,000 bytes"):
+            load_checkpoint(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_a_member_nothing_references_is_refused_without_being_read(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    structure = {**CHECKPOINT_KEYS, "model": {"dict": [["w", {"array": "model/w"}]]}}
+    write_npz(path, structure, **{"model/w": np.ones(3), "padding": np.zeros(10**6)})
+    read = []
+    original = archive.NpzReader.read
+    monkeypatch.setattr(archive.NpzReader, "read", lambda self, name: read.append(name) or original(self, name))
+    with pytest.raises(CheckpointError, match="its entry 'padding' is not listed in its structure"):
+        load_checkpoint(path)
+    assert "padding" not in read
+
+
+def test_a_compressed_member_is_never_inflated(tmp_path):
+    path = tmp_path / "model.npz"
+    structure = json.dumps({**CHECKPOINT_KEYS, "model": {"dict": [["w", {"array": "model/w"}]]}})
+    np.savez_compressed(path, **{"model/w": np.zeros(10**7), STRUCTURE: np.frombuffer(structure.encode(), np.uint8)})
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match="is compressed"):
+            load_checkpoint(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_a_saved_object_is_not_taken_for_a_checkpoint(tmp_path):
+    path = tmp_path / "object.npz"
+    tinygrad_rnn.save({"w": np.ones(2)}, path)
+    with pytest.raises(CheckpointError, match="written by tinygrad_rnn.save.*read it with tinygrad_rnn.load"):
+        load_checkpoint(path)
+
+
+# ---------------------------------------------------------------- tinygrad_rnn.save and load
+
+
+def test_save_and_load_round_trip_tensors_arrays_and_numbers(tmp_path):
+    obj = {
+        "weights": tinygrad_rnn.Tensor(np.arange(6.0).reshape(2, 3), dtype="float64", requires_grad=True),
+        "float32": tinygrad_rnn.Tensor([1.5, 2.5]),
+        "ids": tinygrad_rnn.Tensor(np.array([3, 1], dtype=np.int64)),
+        "mask": tinygrad_rnn.Tensor(np.array([True, False])),
+        "array": np.arange(4, dtype=np.int32),
+        "nested": [(1, 2.5, "three", None, True), {0: np.float32(0.5)}],
+    }
+    path = tmp_path / "object.npz"
+    tinygrad_rnn.save(obj, path)
+    loaded = tinygrad_rnn.load(path)
+    assert list(loaded) == list(obj)
+    for name in ("weights", "float32", "ids", "mask"):
+        tensor = loaded[name]
+        assert isinstance(tensor, tinygrad_rnn.Tensor) and tensor.device == "cpu"
+        assert tensor.dtype == obj[name].dtype and tensor.requires_grad == obj[name].requires_grad
+        np.testing.assert_array_equal(tensor.numpy(), obj[name].numpy())
+    assert_identical(loaded["array"], obj["array"])
+    assert_identical(loaded["nested"], obj["nested"])
+    assert tinygrad_rnn.load(path, map_location="cpu")["weights"].device == "cpu"
+    with pytest.raises(tinygrad_rnn.DeviceError, match="unknown device 'tpu'"):
+        tinygrad_rnn.load(path, map_location="tpu")
+
+
+def test_save_and_load_a_model_as_with_torch(tmp_path):
+    model = tinygrad_rnn.nn.LSTM(3, 4, num_layers=2)
+    path = tmp_path / "lstm.npz"
+    tinygrad_rnn.save(model.state_dict(), path)
+    other = tinygrad_rnn.nn.LSTM(3, 4, num_layers=2)
+    other.load_state_dict(tinygrad_rnn.load(path))
+    for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert os.listdir(tmp_path) == ["lstm.npz"]
+
+
+def test_load_reads_a_training_checkpoint_as_its_sections(tmp_path):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, model_state(), optimizer_state(), {"step": 3})
+    loaded = tinygrad_rnn.load(path)
+    assert set(loaded) == {"model", "optimizer", "meta"} and loaded["meta"] == {"step": 3}
+
+
+def test_save_refuses_what_it_cannot_write_without_pickle(tmp_path):
+    with pytest.raises(TypeError, match="object/0: cannot save a value of type set"):
+        tinygrad_rnn.save([{1, 2}], tmp_path / "x.npz")
+    with pytest.raises(TypeError, match="dict keys must be str or int, got bool"):
+        tinygrad_rnn.save({True: 1}, tmp_path / "x.npz")
+    assert os.listdir(tmp_path) == []

@@ -1,6 +1,7 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
 from . import autograd, cuda, diagnostics, dtypes, func, nn, optim, train
 from .backend import Device, DeviceError, cuda_available
+from .checkpoint import load, save
 from .dtypes import double, float16, float32, float64, half, int8, int16, int32, int64, long, short, uint8
 from .factory import (
     arange,
@@ -90,6 +91,7 @@ __all__ = [
     "is_grad_enabled",
     "is_tensor",
     "linspace",
+    "load",
     "long",
     "manual_seed",
     "matmul",
@@ -104,6 +106,7 @@ __all__ = [
     "randn",
     "randn_like",
     "retain_grads",
+    "save",
     "scope",
     "set_grad_enabled",
     "short",
