@@ -12,7 +12,7 @@ import pytest
 import tinygrad_rnn
 from tinygrad_rnn import archive
 from tinygrad_rnn.checkpoint import (
-    STRUCTURE_KEY as STRUCTURE,
+    STRUCTURE_KEY,
     CheckpointError,
     check_state_compatible,
     load_checkpoint,
@@ -482,7 +482,7 @@ def test_a_member_nothing_references_is_refused_without_being_read(tmp_path, mon
 def test_a_compressed_member_is_never_inflated(tmp_path):
     path = tmp_path / "model.npz"
     structure = json.dumps({**CHECKPOINT_KEYS, "model": {"dict": [["w", {"array": "model/w"}]]}})
-    np.savez_compressed(path, **{"model/w": np.zeros(10**7), STRUCTURE: np.frombuffer(structure.encode(), np.uint8)})
+    np.savez_compressed(path, **{"model/w": np.zeros(10**7), STRUCTURE_KEY: np.frombuffer(structure.encode(), np.uint8)})
     assert path.stat().st_size < 200_000
     tracemalloc.start()
     try:

@@ -1,13 +1,15 @@
 """Checkpoints of training runs: resumed runs reach the same numbers, bad files give clear errors."""
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tinygrad_rnn import is_grad_enabled, optim
 from tinygrad_rnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinygrad_rnn.data import CharCorpus
-from tinygrad_rnn.train import TrainConfig, load_model, train
+from tinygrad_rnn.train import AddingTask, ConfigError, TrainConfig, load_model, save_training_state, train
 
 TEXT = "the quick brown fox jumps over the lazy dog; " * 40
 
@@ -134,3 +136,173 @@ def test_interrupted_save_keeps_the_previous_checkpoint(saved_run, monkeypatch, 
     for name, array in before["model"].items():
         np.testing.assert_array_equal(after["model"][name], array)
     assert sorted(os.listdir(tmp_path)) == ["lm.npz"]  # no temporary file left behind
+
+
+# ---------------------------------------------------------------- steps that must not be taken
+
+
+def poison_gradients(monkeypatch, steps):
+    """From now on, the training losses of the adding task at the given calls have NaN gradients but
+    finite values: sqrt's gradient at 0 is inf, and 0 * inf is NaN."""
+    calls = []
+    original = AddingTask.loss
+
+    def loss(self, model, batch):
+        value = original(self, model, batch)
+        if not is_grad_enabled():
+            return value  # an evaluation
+        calls.append(len(calls) + 1)
+        if calls[-1] in steps:
+            value = value + (next(model.parameters()) * 0).sum().sqrt()
+        return value
+
+    monkeypatch.setattr(AddingTask, "loss", loss)
+
+
+def weights(model):
+    return {name: array.copy() for name, array in model.state_dict().items()}
+
+
+@pytest.fixture
+def running_model(monkeypatch):
+    """A list that holds the model of the run in progress, for on_step callbacks to look at."""
+    from tinygrad_rnn.train import loop
+    holder, original = [], loop.build
+
+    def build(*args, **kwargs):
+        built = original(*args, **kwargs)
+        holder[:] = [built[1]]
+        return built
+
+    monkeypatch.setattr(loop, "build", build)
+    return holder
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_step_with_non_finite_gradients_is_skipped_and_reported(tmp_path, monkeypatch, running_model):
+    config = dataclasses.replace(RUNS["adding-rmsprop"], steps=6, eval_every=2, clip=1.0)
+    poison_gradients(monkeypatch, {2})
+    seen, logged = {}, []
+    path = str(tmp_path / "run.npz")
+    result = train(config, checkpoint=path, progress=False, log=logged.append,
+                   on_step=lambda step, history: seen.setdefault(step, weights(running_model[0])))
+    assert result.history["skipped"] == [2] and result.history["step"] == [1, 3, 4, 5, 6]
+    assert any("step 2: the gradient norm is nan, so the step was skipped" in line for line in logged)
+    for name in seen[1]:
+        np.testing.assert_array_equal(seen[1][name], seen[2][name])  # step 2 changed nothing
+    saved = load_checkpoint(path)
+    assert all(np.isfinite(array).all() for array in saved["model"].values())
+    assert saved["meta"]["history"]["skipped"] == [2]
+    resumed = train(dataclasses.replace(config, steps=8), checkpoint=path, resume=True, progress=False,
+                    log=lambda m: None)
+    assert resumed.step == 8 and resumed.history["skipped"] == [2]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_gradients_that_stay_non_finite_stop_the_run_and_the_checkpoint_stays_finite(tmp_path, monkeypatch):
+    config = dataclasses.replace(RUNS["adding-rmsprop"], steps=60, eval_every=2, clip=0.5)
+    poison_gradients(monkeypatch, set(range(3, 100)))
+    path = str(tmp_path / "run.npz")
+    with pytest.raises(FloatingPointError, match=r"not finite at 25 steps in a row \(steps 3 to 27\).*"
+                                                 r"clipping \(--clip 0.5\) cannot bound a norm that is not finite"):
+        train(config, checkpoint=path, progress=False, log=lambda m: None)
+    saved = load_checkpoint(path)
+    assert saved["meta"]["step"] == 26 and saved["meta"]["history"]["skipped"] == list(range(3, 27))
+    assert all(np.isfinite(array).all() for array in saved["model"].values())
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, running_model):
+    config = dataclasses.replace(RUNS["adding-rmsprop"], steps=4, eval_every=1)
+    path = str(tmp_path / "run.npz")
+
+    def break_the_weights(step, history):
+        if step == 1:
+            next(running_model[0].parameters()).array[...] = np.nan
+
+    with pytest.raises(FloatingPointError, match="the weights are not finite at step 2 .*holds NaN or Inf"):
+        train(config, checkpoint=path, progress=False, log=lambda m: None, on_step=break_the_weights)
+    saved = load_checkpoint(path)
+    assert saved["meta"]["step"] == 1 and all(np.isfinite(a).all() for a in saved["model"].values())
+    with pytest.raises(FloatingPointError, match=f"so {path} was not written"):
+        save_training_state(path, config, running_model[0], optim.SGD(running_model[0].parameters(), lr=0.1),
+                            None, AddingTask(config), {}, 2)
+    assert load_checkpoint(path)["meta"]["step"] == 1
+
+
+# ---------------------------------------------------------------- what a resumed run keeps and changes
+
+
+def test_an_existing_checkpoint_is_only_replaced_when_asked(saved_run):
+    config, path = saved_run
+    before = Path(path).read_bytes()
+    with pytest.raises(FileExistsError, match="resume=True .* overwrite=True"):
+        train(config, checkpoint=path, progress=False, corpus=corpus())
+    assert Path(path).read_bytes() == before
+    train(config, checkpoint=path, progress=False, corpus=corpus(), overwrite=True)
+
+
+def test_a_missing_checkpoint_folder_is_created_before_the_first_step(tmp_path):
+    path = tmp_path / "runs" / "today" / "run.npz"
+    train(RUNS["copy-sgd"], checkpoint=str(path), progress=False)
+    assert load_checkpoint(path)["meta"]["step"] == RUNS["copy-sgd"].steps
+
+
+def interrupted(tmp_path, config):
+    path = str(tmp_path / "run.npz")
+    with pytest.raises(Interrupted):
+        train(config, checkpoint=path, progress=False, on_step=interrupt_after(config.steps // 2))
+    return path
+
+
+def test_resume_applies_a_new_lr_momentum_and_weight_decay_and_says_so(tmp_path):
+    config = dataclasses.replace(RUNS["copy-sgd"], schedule="none")
+    path = interrupted(tmp_path, config)
+    logged = []
+    changed = dataclasses.replace(config, lr=0.05, momentum=0.5, weight_decay=0.01)
+    result = train(changed, checkpoint=path, resume=True, progress=False, log=logged.append)
+    group = result.optimizer.param_groups[0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.05, 0.5, 0.01)
+    assert "resuming with lr 0.05 (the checkpoint's run had 0.1)" in logged
+    assert "resuming with momentum 0.5 (the checkpoint's run had 0.9)" in logged
+    assert load_checkpoint(path)["meta"]["config"]["lr"] == 0.05
+
+
+def test_a_new_lr_rescales_the_saved_schedule(tmp_path):
+    config = RUNS["copy-sgd"]  # a step schedule: x0.3 every two steps
+    path = interrupted(tmp_path, config)
+    straight = train(config, progress=False)
+    resumed = train(dataclasses.replace(config, lr=0.3), checkpoint=path, resume=True, progress=False,
+                    log=lambda m: None)
+    np.testing.assert_allclose(resumed.optimizer.param_groups[0]["lr"],
+                               3 * straight.optimizer.param_groups[0]["lr"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"optimizer": "adam"}, "optimizer: 'adam' differs from 'sgd' in the checkpoint"),
+    ({"schedule": "cosine"}, "schedule: 'cosine' differs from 'step' in the checkpoint"),
+])
+def test_resume_refuses_another_optimizer_or_schedule(tmp_path, change, message):
+    config = RUNS["copy-sgd"]
+    path = interrupted(tmp_path, config)
+    with pytest.raises(ConfigError, match=message):
+        train(dataclasses.replace(config, **change), checkpoint=path, resume=True, progress=False)
+
+
+def test_resume_refuses_to_turn_on_rmsprop_momentum(tmp_path):
+    config = dataclasses.replace(RUNS["adding-rmsprop"], momentum=0.0)
+    path = interrupted(tmp_path, config)
+    with pytest.raises(ConfigError, match="momentum: cannot turn on momentum"):
+        train(dataclasses.replace(config, momentum=0.5), checkpoint=path, resume=True, progress=False,
+              log=lambda m: None)
+
+
+def test_a_checkpoint_past_the_requested_steps_is_returned_as_it_is(tmp_path):
+    config = RUNS["copy-sgd"]
+    path = str(tmp_path / "run.npz")
+    train(config, checkpoint=path, progress=False)
+    before = Path(path).read_bytes()
+    logged = []
+    result = train(dataclasses.replace(config, steps=3), checkpoint=path, resume=True, progress=False,
+                   log=logged.append)
+    assert result.step == config.steps and Path(path).read_bytes() == before
+    assert any("is at step 8 already, which reaches steps=3: nothing to train" in line for line in logged)

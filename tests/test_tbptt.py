@@ -121,3 +121,21 @@ def test_clipping_and_mismatched_lengths(device):
     with pytest.raises(ValueError, match="inputs have 12 steps but targets 11"):
         truncated_bptt(lambda xc, s: forward_state(model, xc, s), x, y[1:], k=4, loss_fn=F.mse_loss,
                        optimizer=opt)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_chunk_with_non_finite_gradients_changes_nothing():
+    rng = np.random.default_rng(3)
+    model = TinyRNN("cpu", rng)
+    x, y = data("cpu", rng)
+    optimizer = SGD([model.W, model.U], lr=0.1)
+    before = model.W.numpy()
+
+    def poisoned_loss(output, target):  # finite, but sqrt's gradient at 0 makes every gradient NaN
+        return F.mse_loss(output, target) + (model.W * 0).sum().sqrt()
+
+    with pytest.warns(RuntimeWarning, match="the chunk of steps 0 to 5 .* its update was skipped"):
+        losses, _ = truncated_bptt(lambda xs, state: forward_state(model, xs, state), x[:6], y[:6], k=6,
+                                   loss_fn=poisoned_loss, optimizer=optimizer)
+    assert np.isfinite(losses).all()
+    np.testing.assert_array_equal(model.W.numpy(), before)

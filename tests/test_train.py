@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn.data import CharCorpus
-from tinygrad_rnn.train import TrainConfig, build, generate, make_task, train
+from tinygrad_rnn.train import ConfigError, TrainConfig, build, generate, make_task, train
 
 TEXT = "def f(x):\n    return x * 2 + 1  # a line of code\n" * 30
 
@@ -90,19 +90,44 @@ def test_generate_is_seeded_and_uses_the_vocabulary():
     assert model.training  # generate restores the mode it found
     with pytest.raises(ValueError, match="characters the model has never seen: 'Z'"):
         generate(model, corpus.vocab, "Zed", 5)
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
-        generate(model, corpus.vocab, "d", 5, temperature=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+            generate(model, corpus.vocab, "d", 5, temperature=bad)
+    tiny = generate(model, corpus.vocab, "def", 10, temperature=1e-300, rng=1)  # no overflow: as greedy as 0
+    assert tiny == greedy
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("hidden_size", 0, "hidden_size must be at least 1"),
-    ("cell", "lsmt", "cell must be one of rnn, lstm, gru; got 'lsmt'"),
-    ("lr", -0.1, "lr must be >= 0"),
-    ("dropout", 1.0, r"dropout must be in \[0, 1\)"),
+    ("hidden_size", 0, "hidden_size: must be an integer >= 1, got 0"),
+    ("cell", "lsmt", "cell: must be one of rnn, lstm, gru; got 'lsmt'"),
+    ("lr", -0.1, "lr: must be a finite number >= 0"),
+    ("dropout", 1.0, r"dropout: must be a finite number in \[0, 1\)"),
+    ("clip", float("nan"), "clip: must be a finite number >= 0, got nan"),
+    ("lr", float("inf"), "lr: must be a finite number >= 0, got inf"),
+    ("seed", -1, "seed: must be an integer from 0 to 4294967295, got -1"),
+    ("steps", 2.5, "steps: must be an integer >= 1, got 2.5"),
+    ("T", 10**15, (r"T: too large: one batch's activations would take about [\d,]+ GiB, more than the [\d,]+ GiB "
+                   r"of memory of this machine; lower it, batch_size or hidden_size")),
+    ("eval_sequences", 10**12, r"T: too large: the validation set would take .*; lower it or eval_sequences"),
+    ("hidden_size", 10**7, "hidden_size: too large: the weights would take"),
 ])
 def test_bad_config_is_named(field, value, message):
-    with pytest.raises(ValueError, match=message):
-        dataclasses.replace(TrainConfig(), **{field: value}).check()
+    config = dataclasses.replace(TrainConfig(task="adding"), **{field: value})
+    with pytest.raises(ConfigError, match=message) as error:
+        config.check()
+    assert f"{error.value.field}:" == message.split(" ")[0]
+
+
+def test_sizes_the_text_cannot_fill_are_refused_before_training():
+    corpus = CharCorpus(TEXT[:200])  # 180 characters to train on, 20 to validate
+    cases = [({"eval_chars": 7}, "eval_chars: 7 is too few: .* 8 columns .* at least 16"),
+             ({"batch_size": 16}, "batch_size: 16 is too large for the 20 validation characters"),
+             ({"seq_len": 500}, "seq_len: 500 needs 501 training characters; the text has 180"),
+             ({"batch_size": 4, "seq_len": 50, "stateful": True}, "batch_size: 4 is too large with stateful")]
+    for change, message in cases:
+        config = TrainConfig(hidden_size=4, embed_size=2, **{"batch_size": 8, "seq_len": 8, **change})
+        with pytest.raises(ConfigError, match=message):
+            train(config, progress=False, corpus=corpus)
 
 
 def test_blas_threads_are_set_inside_the_block_and_restored_after():

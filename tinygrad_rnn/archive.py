@@ -50,7 +50,10 @@ def check_output_file(path):
     """Raise ValueError unless a file can be written at ``path`` (its folder may still be missing)."""
     if os.path.isdir(path):
         raise ValueError(f"{os.fspath(path)} is a folder, not a file")
-    check_output_folder(os.path.dirname(os.path.abspath(path)))
+    try:
+        check_output_folder(os.path.dirname(os.path.abspath(path)))
+    except ValueError as error:
+        raise ValueError(f"cannot write {os.fspath(path)}: {error}") from None
 
 
 def prepare_output_file(path):

@@ -19,6 +19,9 @@ graph of an earlier chunk is never walked twice. Example, a language model over 
 Without `detach_state`, the second chunk's backward would run into the first chunk's graph,
 whose saved arrays are already freed ("backward through the graph a second time").
 """
+import math
+import warnings
+
 from .nn.utils import clip_grad_norm_
 from .tensor import Tensor
 
@@ -46,7 +49,8 @@ def truncated_bptt(forward, inputs, targets, k, loss_fn, optimizer, state=None, 
 
     `forward(x_chunk, state) -> (output, new_state)` (a model, or a layer like tr.nn.LSTM);
     `loss_fn(output, y_chunk) -> scalar Tensor`. With `clip_norm`, the gradients of the optimizer's
-    parameters are clipped to that global norm before each step. Returns the list of chunk losses
+    parameters are clipped to that global norm before each step. A chunk whose loss or gradient norm
+    is not finite changes nothing (a RuntimeWarning says so). Returns the list of chunk losses
     (floats) and the final state, detached, ready to continue with the next part of the sequence.
     """
     if len(inputs) != len(targets):
@@ -58,9 +62,13 @@ def truncated_bptt(forward, inputs, targets, k, loss_fn, optimizer, state=None, 
         loss = loss_fn(output, targets[start:stop])
         optimizer.zero_grad()
         loss.backward()
-        if clip_norm is not None:
-            clip_grad_norm_(params, clip_norm)
-        optimizer.step()
+        norm = clip_grad_norm_(params, math.inf if clip_norm is None else clip_norm)  # inf: the norm alone
+        value = loss.item()
+        if math.isfinite(value) and math.isfinite(norm):
+            optimizer.step()
+        else:
+            warnings.warn(f"truncated_bptt: the chunk of steps {start} to {stop - 1} has a loss of {value} and a "
+                          f"gradient norm of {norm}; its update was skipped", RuntimeWarning, stacklevel=2)
         state = detach_state(state)
-        losses.append(loss.item())
+        losses.append(value)
     return losses, state

@@ -62,7 +62,15 @@ class CharCorpus:
 
     @classmethod
     def from_file(cls, path, encoding: str = "utf-8", val_fraction: float = 0.1) -> "CharCorpus":
-        return cls(Path(path).read_text(encoding=encoding), val_fraction)
+        """The corpus of a text file; ValueError naming the file if it is not ``encoding`` text or is empty."""
+        try:
+            text = Path(path).read_text(encoding=encoding)
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path} is not {encoding} text: byte {error.object[error.start]:#04x} at "
+                             f"position {error.start} cannot be decoded ({error.reason})") from None
+        if not text:
+            raise ValueError(f"{path} is empty")
+        return cls(text, val_fraction)
 
     @classmethod
     def default(cls, val_fraction: float = 0.1) -> "CharCorpus":

@@ -1,9 +1,6 @@
 """Training: models for the built-in tasks, the loop shared by the CLI and the demo, sampling."""
+from .config import ARCHITECTURE, KEPT_ON_RESUME, OPTIMIZERS, SCHEDULES, ConfigError, NumberRange, TrainConfig
 from .loop import (
-    ARCHITECTURE,
-    OPTIMIZERS,
-    SCHEDULES,
-    TrainConfig,
     TrainResult,
     build,
     config_from_checkpoint,
@@ -11,6 +8,8 @@ from .loop import (
     make_optimizer,
     make_scheduler,
     plot_losses,
+    read_run,
+    resume_conflicts,
     save_training_state,
     throughput,
     train,
@@ -20,8 +19,9 @@ from .sampling import generate
 from .tasks import TASKS, AddingTask, CopyTask, LanguageModelTask, make_task
 
 __all__ = [
-    "ARCHITECTURE", "CELLS", "OPTIMIZERS", "SCHEDULES", "TASKS", "AddingTask", "CharLM", "CopyTask",
-    "LanguageModelTask", "SequenceRegressor", "TrainConfig", "TrainResult", "build", "build_model", "config_from_checkpoint",
-    "generate", "load_model", "make_optimizer", "make_scheduler", "make_task", "plot_losses", "recurrent_layer",
-    "save_training_state", "sequence_cross_entropy", "throughput", "train",
+    "ARCHITECTURE", "CELLS", "KEPT_ON_RESUME", "OPTIMIZERS", "SCHEDULES", "TASKS", "AddingTask", "CharLM",
+    "ConfigError", "CopyTask", "LanguageModelTask", "NumberRange", "SequenceRegressor", "TrainConfig", "TrainResult",
+    "build", "build_model", "config_from_checkpoint", "generate", "load_model", "make_optimizer", "make_scheduler",
+    "make_task", "plot_losses", "read_run", "recurrent_layer", "resume_conflicts", "save_training_state",
+    "sequence_cross_entropy", "throughput", "train",
 ]

@@ -6,6 +6,7 @@ to the same numbers: weights, optimizer and schedule state, the random generator
 position in its data and the loss history.
 """
 import dataclasses
+import errno
 import math
 import os
 import time
@@ -13,69 +14,15 @@ import time
 import numpy as np
 
 from .. import factory, optim
+from ..archive import prepare_output_file
 from ..checkpoint import CheckpointError, check_state_compatible, load_checkpoint, save_checkpoint
 from ..distributed import data_parallel
 from ..nn.utils import clip_grad_norm_
+from .config import ARCHITECTURE, KEPT_ON_RESUME, OPTIMIZERS, ConfigError, TrainConfig
 from .models import build_model
 from .tasks import make_task
 
-OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "adagrad": optim.Adagrad,
-              "rmsprop": optim.RMSprop}
-SCHEDULES = ("none", "step", "cosine", "plateau")
-# fields that fix the model's shape: a resumed run takes them from the checkpoint
-ARCHITECTURE = ("task", "cell", "hidden_size", "embed_size", "num_layers", "dropout", "T", "delay", "text")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    task: str = "lm"            # lm | adding | copy
-    cell: str = "lstm"          # rnn | lstm | gru
-    hidden_size: int = 128
-    embed_size: int = 0         # 0: the hidden size
-    num_layers: int = 1
-    dropout: float = 0.0
-    fused: bool = True          # each layer as one node with hand-written BPTT (same numbers, faster)
-    batch_size: int = 32
-    seq_len: int = 64           # lm: BPTT length of a batch
-    stateful: bool = False      # lm: carry the state across consecutive chunks (truncated BPTT)
-    T: int = 100                # adding: sequence length
-    delay: int = 20             # copy: blank steps between the symbols and the delimiter
-    text: str = ""              # lm: a UTF-8 text file; empty for the Python docs
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    momentum: float = 0.9       # sgd and rmsprop
-    weight_decay: float = 0.0
-    clip: float = 1.0           # global gradient norm; 0 turns clipping off
-    schedule: str = "none"      # none | step | cosine | plateau
-    steps: int = 1000
-    eval_every: int = 100
-    eval_chars: int = 16384     # lm: held-out characters per evaluation
-    eval_sequences: int = 512   # adding, copy: size of the fixed validation set
-    device: str = "cpu"
-    dtype: str = "float32"
-    seed: int = 0
-
-    def check(self):
-        """Raise ValueError naming the first field with an impossible value."""
-        positive = ["hidden_size", "num_layers", "batch_size", "seq_len", "T", "delay", "steps", "eval_every",
-                    "eval_chars", "eval_sequences"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        choices = {"task": ("lm", "adding", "copy"), "cell": ("rnn", "lstm", "gru"),
-                   "optimizer": tuple(OPTIMIZERS), "schedule": SCHEDULES, "device": ("cpu", "cuda"),
-                   "dtype": ("float32", "float64")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        for name in ("lr", "clip", "weight_decay", "momentum", "embed_size"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.task == "adding" and self.T < 2:
-            raise ValueError(f"the adding problem needs T >= 2, got {self.T}")
-        return self
+MAX_SKIPPED_IN_A_ROW = 25  # steps with non-finite gradients in a row before training stops
 
 
 @dataclasses.dataclass
@@ -83,7 +30,7 @@ class TrainResult:
     model: object
     optimizer: object
     task: object
-    history: dict   # step, loss (per step); val_step, val_loss (per evaluation); seconds, items
+    history: dict   # step, loss (per applied step); val_step, val_loss (per evaluation); skipped; seconds, items
     step: int
 
 
@@ -104,14 +51,39 @@ def make_scheduler(config, optimizer):
     return None
 
 
-def config_from_checkpoint(path, **overrides):
-    """The TrainConfig stored in a checkpoint, with the given fields replaced."""
-    meta = load_checkpoint(path)["meta"] or {}
-    if "config" not in meta:
+def _saved_config(path, meta):
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{path} holds no training config; was it written by tinygrad_rnn train?")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return dataclasses.replace(TrainConfig(**{k: v for k, v in meta["config"].items() if k in known}),
-                               **overrides)
+    try:
+        return TrainConfig(**{k: v for k, v in meta["config"].items() if k in known}).check()
+    except ConfigError as error:
+        raise CheckpointError(f"{path} holds an impossible training config ({error})") from None
+
+
+def read_run(path):
+    """The TrainConfig a checkpoint's run was trained with, and the step it has reached."""
+    meta = load_checkpoint(path)["meta"]
+    config = _saved_config(path, meta)
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path} holds no valid step count ({_short(step)})")
+    return config, step
+
+
+def config_from_checkpoint(path, **overrides):
+    """The TrainConfig stored in a checkpoint, with the given fields replaced."""
+    return dataclasses.replace(read_run(path)[0], **overrides)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def resume_conflicts(saved, config, fields=ARCHITECTURE + KEPT_ON_RESUME):
+    """The fields of `config` that differ from the `saved` one although a resumed run must keep them."""
+    return [name for name in fields if getattr(config, name) != getattr(saved, name)]
 
 
 def build(config, corpus=None):
@@ -125,6 +97,8 @@ def build(config, corpus=None):
 
 
 def save_training_state(path, config, model, optimizer, scheduler, task, history, step):
+    """Save everything a resumed run needs; refuses (FloatingPointError) weights that are not finite."""
+    _check_finite_weights(model, step, f"so {path} was not written")
     meta = {"step": step, "config": dataclasses.asdict(config), "history": history,
             "rng": factory.rng().bit_generator.state, "task": task.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -135,8 +109,10 @@ def save_training_state(path, config, model, optimizer, scheduler, task, history
 def load_model(path, device=None):
     """The model of a checkpoint, its meta and (for language models) its vocabulary, ready to sample."""
     loaded = load_checkpoint(path)
-    meta = loaded["meta"] or {}
-    config = config_from_checkpoint(path, device=device) if device else config_from_checkpoint(path)
+    meta = loaded["meta"]
+    config = _saved_config(path, meta)
+    if device:
+        config = dataclasses.replace(config, device=device)
     factory.manual_seed(config.seed)
     model = build_model(config, meta.get("vocab_size"))
     check_state_compatible(model.state_dict(), loaded["model"])
@@ -144,19 +120,87 @@ def load_model(path, device=None):
     return model, meta
 
 
-def _restore(path, config, model, optimizer, scheduler, task):
+def _non_finite_parameter(model):
+    """The name of the first parameter holding NaN or Inf, or None."""
+    for name, p in model.named_parameters():
+        if not bool(p.xp.isfinite(p.array).all()):
+            return name
+    return None
+
+
+def _check_finite_weights(model, step, consequence):
+    name = _non_finite_parameter(model)
+    if name is not None:
+        raise FloatingPointError(f"the weights are not finite at step {step} ({name} holds NaN or Inf), "
+                                 f"{consequence}; an update overflowed: lower the learning rate (--lr)")
+
+
+def _restore(path, config, model, optimizer, scheduler, task, log):
+    """Load the state of `path` into the run; returns (step, history)."""
     loaded = load_checkpoint(path)
-    meta = loaded["meta"] or {}
+    meta = loaded["meta"]
+    saved, _ = read_run(path)
+    changed = resume_conflicts(saved, config, KEPT_ON_RESUME)
+    if changed:
+        raise ConfigError(changed[0], f"{getattr(config, changed[0])!r} differs from {getattr(saved, changed[0])!r} "
+                                      f"in the checkpoint {path}: its saved state only fits the same "
+                                      f"optimizer and schedule; keep them, or start a new run")
     check_state_compatible(model.state_dict(), loaded["model"])
-    model.load_state_dict(loaded["model"])
     if loaded["optimizer"] is None:
         raise CheckpointError(f"{path} holds no optimizer state, so training cannot resume from it")
-    optimizer.load_state_dict(loaded["optimizer"])
-    if scheduler is not None and meta.get("scheduler") is not None:
-        scheduler.load_state_dict(meta["scheduler"])
-    task.load_state_dict(meta["task"])
-    factory.rng().bit_generator.state = meta["rng"]
-    return meta["step"], meta["history"]
+    try:
+        model.load_state_dict(loaded["model"])
+        optimizer.load_state_dict(loaded["optimizer"])
+        if scheduler is not None and meta.get("scheduler") is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        task.load_state_dict(meta["task"])
+        factory.rng().bit_generator.state = meta["rng"]
+        step, history = meta["step"], meta["history"]
+        history.setdefault("skipped", [])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{path} holds no usable training state ({type(error).__name__}: {error})") from None
+    for change in _apply_new_hyperparameters(saved, config, optimizer, scheduler):
+        log(f"resuming with {change}")
+    if config.steps != saved.steps and config.schedule in ("step", "cosine"):
+        log(f"note: the {config.schedule} schedule keeps the span of the saved run ({saved.steps} steps)")
+    return step, history
+
+
+def _apply_new_hyperparameters(saved, config, optimizer, scheduler):
+    """Set the lr, momentum and weight decay that `config` changes from the saved run; describe each change.
+
+    A new lr rescales the schedule: the rate at this step becomes what it would be had the run
+    started from the new lr, as a fresh run with that --lr would have it.
+    """
+    changes = []
+    if config.lr != saved.lr:
+        scale = config.lr / saved.lr if saved.lr else None
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * scale if scale is not None else config.lr
+            if "initial_lr" in group:
+                group["initial_lr"] = config.lr
+        if hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs = [config.lr] * len(optimizer.param_groups)
+        if scheduler is not None:
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+        now = optimizer.param_groups[0]["lr"]
+        changes.append(f"lr {config.lr:g} (the checkpoint's run had {saved.lr:g})"
+                       + (f"; the {config.schedule} schedule is at {now:g} now" if now != config.lr else ""))
+    for name in ("momentum", "weight_decay"):
+        new, old = getattr(config, name), getattr(saved, name)
+        if new == old:
+            continue
+        groups = [group for group in optimizer.param_groups if name in group]
+        if not groups:
+            changes.append(f"{name} {new:g}, which {config.optimizer} does not use")
+            continue
+        if name == "momentum" and config.optimizer == "rmsprop" and old == 0:
+            raise ConfigError(name, f"cannot turn on momentum ({new:g}) when resuming rmsprop without it: "
+                                    f"its saved state has no momentum buffer; start a new run")
+        for group in groups:
+            group[name] = new
+        changes.append(f"{name} {new:g} (the checkpoint's run had {old:g})")
+    return changes
 
 
 def _progress_bar(total, initial, enabled):
@@ -169,11 +213,27 @@ def _progress_bar(total, initial, enabled):
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
 
 
-def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log=print, on_step=None, comm=None):
+def _check_checkpoint_target(checkpoint, resume, overwrite):
+    if not resume and not overwrite and os.path.exists(checkpoint):
+        raise FileExistsError(errno.EEXIST, "the checkpoint exists already; pass resume=True to continue "
+                                            "its run or overwrite=True to replace it", checkpoint)
+    prepare_output_file(checkpoint)
+
+
+def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log=print, on_step=None, comm=None,
+          overwrite=False):
     """Train as `config` says; with `checkpoint`, save there at each evaluation and at the end.
 
-    `resume=True` continues from `checkpoint` when the file exists (up to `config.steps` in all;
-    schedules span `config.steps`, so resume with the same value to get the same run).
+    `resume=True` continues from `checkpoint` when the file exists, up to `config.steps` steps in
+    all (schedules span the saved run's steps, so resume with the same value to get the same run;
+    a checkpoint already at `config.steps` or beyond is returned as it is). A new lr, momentum or
+    weight decay in `config` is applied to the resumed optimizer and logged. Without `resume`, an
+    existing `checkpoint` is only replaced with `overwrite=True`.
+
+    A step whose loss or gradient norm is not finite is skipped (the weights stay as they were), logged
+    and listed in `history["skipped"]`; after MAX_SKIPPED_IN_A_ROW in a row, or if the weights
+    themselves become non-finite, FloatingPointError stops the run, and no checkpoint with
+    non-finite weights is ever written.
     `on_step(step, history)` is called after each step (and after its checkpoint, if any).
     `comm` (a tinygrad_rnn.distributed.Communicator) trains data-parallel on its ranks: each rank
     takes its share of every batch, and only rank 0 logs and writes the checkpoint.
@@ -183,15 +243,22 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
     parallel = data_parallel(comm, config)
     task = parallel.shard(task)
     log, progress = (log, progress) if parallel.is_main else (lambda *args: None, False)
-    history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "seconds": 0.0, "items": 0}
+    if checkpoint and parallel.is_main:
+        _check_checkpoint_target(checkpoint, resume, overwrite)
+    history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "skipped": [], "seconds": 0.0, "items": 0}
     start = 0
     if resume and checkpoint and os.path.exists(checkpoint):
-        start, history = _restore(checkpoint, config, model, optimizer, scheduler, task)
+        start, history = _restore(checkpoint, config, model, optimizer, scheduler, task, log)
         log(f"resumed from {checkpoint} at step {start}")
+        if start >= config.steps:
+            log(f"{checkpoint} is at step {start} already, which reaches steps={config.steps}: nothing to "
+                f"train (steps counts all the steps, those done included)")
+            return TrainResult(model, optimizer, task, history, start)
     replica = parallel.wrap(model)  # data-parallel: every rank starts from rank 0's weights
     params = list(model.parameters())
     bar = _progress_bar(config.steps, start, progress)
     smoothed = history["loss"][-1] if history["loss"] else None
+    in_a_row = 0
     for step in range(start + 1, config.steps + 1):
         tic = time.perf_counter()
         batch = task.batch()
@@ -199,34 +266,41 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
         optimizer.zero_grad()
         loss.backward()
         parallel.average_gradients()
-        if config.clip > 0:
-            clip_grad_norm_(params, config.clip)
-        optimizer.step()
+        # the global norm that clipping computes (without clipping, max_norm=inf leaves the gradients
+        # as they are) says whether the step is safe to take; every rank has the same gradients
+        norm = clip_grad_norm_(params, config.clip or math.inf)
         value = parallel.mean(loss.item())
+        if math.isfinite(value) and math.isfinite(norm):
+            optimizer.step()
+            in_a_row = 0
+        else:
+            in_a_row = _skip(step, value, norm, in_a_row, history, model, config, log)
         history["seconds"] += time.perf_counter() - tic  # training only: evaluation and saving excluded
         history["items"] += task.items(batch)
-        if not math.isfinite(value):
-            raise FloatingPointError(f"the loss became {value} at step {step}; lower --lr or set --clip")
-        history["step"].append(step)
-        history["loss"].append(value)
-        smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
+        if not in_a_row:
+            history["step"].append(step)
+            history["loss"].append(value)
+            smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
         if scheduler is not None and not isinstance(scheduler, optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step()
         evaluate = step % config.eval_every == 0 or step == config.steps
         if evaluate:
+            _check_finite_weights(model, step, "so the run stops" + (f"; {checkpoint} keeps the last good state"
+                                                                     if checkpoint else ""))
             history["val_step"].append(step)
             history["val_loss"].append(task.evaluate(model))
             if isinstance(scheduler, optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(history["val_loss"][-1])
         if bar is not None:
-            postfix = {"loss": f"{smoothed:.3f}"}
+            postfix = {"loss": f"{smoothed:.3f}" if smoothed is not None else "-"}
             if history["val_loss"]:
                 postfix["val"] = f"{history['val_loss'][-1]:.3f}"
             postfix[f"{task.unit}/s"] = f"{throughput(history):,.0f}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
         elif progress and evaluate:
-            log(f"step {step}/{config.steps}: loss {smoothed:.3f}, validation {history['val_loss'][-1]:.3f}, "
+            shown = smoothed if smoothed is not None else math.nan
+            log(f"step {step}/{config.steps}: loss {shown:.3f}, validation {history['val_loss'][-1]:.3f}, "
                 f"{throughput(history):,.0f} {task.unit}/s")
         if checkpoint and evaluate and parallel.is_main:
             save_training_state(checkpoint, config, model, optimizer, scheduler, task, history, step)
@@ -235,6 +309,23 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
     if bar is not None:
         bar.close()
     return TrainResult(model, optimizer, task, history, config.steps)
+
+
+def _skip(step, loss, norm, in_a_row, history, model, config, log):
+    """Record a step left out because its loss or gradients are not finite; returns the count in a row."""
+    _check_finite_weights(model, step, "so the run stops")
+    history["skipped"].append(step)
+    what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {norm}"
+    log(f"step {step}: {what}, so the step was skipped and the weights are unchanged "
+        f"({len(history['skipped'])} skipped so far)")
+    in_a_row += 1
+    if in_a_row >= MAX_SKIPPED_IN_A_ROW:
+        clipping = (f"clipping (--clip {config.clip:g}) cannot bound a norm that is not finite"
+                    if config.clip else "clipping is off")
+        raise FloatingPointError(f"the loss or the gradients were not finite at {in_a_row} steps in a row "
+                                 f"(steps {step - in_a_row + 1} to {step}), so none of them was applied; "
+                                 f"{clipping}: lower the learning rate (--lr) or check the data")
+    return in_a_row
 
 
 def throughput(history):

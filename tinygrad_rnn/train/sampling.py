@@ -1,4 +1,7 @@
 """Text from a character language model: feed a prime, then sample one character at a time."""
+import math
+import numbers
+
 import numpy as np
 
 from ..tensor import Tensor, no_grad
@@ -8,8 +11,8 @@ def _sample(logits, temperature, rng):
     """An index drawn from softmax(logits / temperature); temperature 0 takes the most likely one."""
     if temperature == 0:
         return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    p = np.exp(z - z.max())
+    logits = logits.astype(np.float64)
+    p = np.exp((logits - logits.max()) / temperature)  # shifted first: no overflow at tiny temperatures
     return min(int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right")), len(p) - 1)
 
 
@@ -19,8 +22,8 @@ def generate(model, vocab, prime="\n", length=200, temperature=0.8, rng=None):
     `vocab` is the list (or string) of characters in id order; `rng` a NumPy generator or seed.
     Lower temperatures give safer, more repetitive text; 1 samples the model's own distribution.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if not prime:
         raise ValueError("generate needs a non-empty prime to start from")
     id_of = {char: i for i, char in enumerate(vocab)}

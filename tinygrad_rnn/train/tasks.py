@@ -19,6 +19,7 @@ from ..data import (
 from ..nn import functional as F
 from ..tbptt import detach_state
 from ..tensor import Tensor, no_grad
+from .config import ConfigError
 from .models import build_model, sequence_cross_entropy
 
 VALIDATION_SEED_OFFSET = 10_000  # validation sets come from a generator apart from the training batches
@@ -38,6 +39,15 @@ def _state_to_device(state, device):
     if isinstance(state, np.ndarray):
         return Tensor(backend.to_device(state, device), dtype=state.dtype)  # Tensor() alone makes float32
     return tuple(_state_to_device(s, device) for s in state)
+
+
+def _read_corpus(path):
+    try:
+        return CharCorpus.from_file(path)
+    except OSError as error:
+        raise ConfigError("text", f"cannot read {path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise ConfigError("text", str(error)) from None
 
 
 class Task:
@@ -82,13 +92,42 @@ class LanguageModelTask(Task):
     def __init__(self, config, corpus=None):
         super().__init__(config)
         if corpus is None:
-            corpus = CharCorpus.from_file(config.text) if config.text else CharCorpus.default()
+            corpus = _read_corpus(config.text) if config.text else CharCorpus.default()
         self.corpus = corpus
         self.vocab_size = corpus.vocab_size
+        self._check_sizes(config, corpus)
         self.windows = random_batches(corpus.train_ids, config.batch_size, config.seq_len, rng=self.rng)
         self.stream = batchify(corpus.train_ids, config.batch_size) if config.stateful else None
         self.position, self.carry = 0, None
-        self.val_data = batchify(corpus.val_ids[:config.eval_chars], min(config.batch_size, 16))
+        self.val_data = batchify(corpus.val_ids[:config.eval_chars], self.eval_columns(config))
+
+    @staticmethod
+    def eval_columns(config):
+        return min(config.batch_size, 16)
+
+    @classmethod
+    def _check_sizes(cls, config, corpus):
+        """Refuse, before training, sizes the text cannot fill: they would fail at the first batch or evaluation."""
+        train_chars, val_chars = len(corpus.train_ids), len(corpus.val_ids)
+        source = f"the text {config.text}" if config.text else "the text"
+        if train_chars < config.seq_len + 1:
+            raise ConfigError("seq_len", f"{config.seq_len} needs {config.seq_len + 1} training characters; "
+                                         f"{source} has {train_chars}")
+        if config.stateful and train_chars // config.batch_size < config.seq_len + 1:
+            raise ConfigError("batch_size", f"{config.batch_size} is too large with {{}}: {config.batch_size} "
+                                            f"streams of {config.seq_len + 1} characters ({{}} + 1) need "
+                                            f"{config.batch_size * (config.seq_len + 1)}; {source} has "
+                                            f"{train_chars} for training", ("stateful", "seq_len"))
+        columns = cls.eval_columns(config)
+        if val_chars // columns < 2:  # an evaluation predicts at least one character in each column
+            fix = f"a batch size of at most {val_chars // 2}, or " if val_chars >= 2 else ""
+            raise ConfigError("batch_size", f"{config.batch_size} is too large for the {val_chars} validation "
+                                            f"characters of {source} (its last tenth), which an evaluation cuts into "
+                                            f"{columns} columns of at least 2; use {fix}a longer text")
+        if config.eval_chars // columns < 2:
+            raise ConfigError("eval_chars", f"{config.eval_chars} is too few: the validation text is cut into "
+                                            f"{columns} columns of at least 2 characters, so give at least "
+                                            f"{2 * columns}")
 
     def items(self, batch):
         return batch[0].size
