@@ -1,11 +1,16 @@
 """The command line end to end: --help, a short train run, sample, resume, graph and bad input."""
+import errno
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tinygrad_rnn.checkpoint import load_checkpoint
 from tinygrad_rnn.cli import TRAIN_OPTIONS, main
+from tinygrad_rnn.data import CharCorpus
+from tinygrad_rnn.train import TrainConfig, train
 
 TINY = ["--hidden-size", "8", "--embed-size", "4", "--batch-size", "4", "--seq-len", "8", "--eval-chars", "64",
         "--no-progress"]
@@ -64,7 +69,8 @@ def test_train_sample_and_resume(capsys, tmp_path, text_file):
 
     code, _, err = run(capsys, "train", "--checkpoint", checkpoint, "--resume", "--hidden-size", "16",
                        "--no-progress")
-    assert code == 1 and "--hidden-size differ from the checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "argument --hidden-size: differs from the checkpoint" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_adding_task_runs(capsys, tmp_path):
@@ -76,7 +82,7 @@ def test_adding_task_runs(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--cell", "lsmt"], "invalid choice: 'lsmt'"),
-    (["train", "--steps", "many"], "invalid int value: 'many'"),
+    (["train", "--steps", "many"], "argument --steps: must be an integer >= 1, got 'many'"),
     (["sample"], "the following arguments are required: --checkpoint"),
     (["fly"], "invalid choice: 'fly'"),
 ])
@@ -89,15 +95,15 @@ def test_bad_arguments_give_one_line(capsys, argv, message):
 
 def test_bad_values_and_files_give_one_line(capsys, tmp_path, text_file):
     cases = [
-        (["train", "--hidden-size", "0", "--no-progress"], "hidden_size must be at least 1"),
-        (["train", "--resume", "--no-progress"], "--resume needs --checkpoint PATH"),
-        (["sample", "--checkpoint", str(tmp_path / "nope.npz")], "nope.npz"),
-        (["sample", "--checkpoint", text_file], "not a valid checkpoint"),
-        (["train", "--text", str(tmp_path / "missing.txt"), "--no-progress"], "missing.txt"),
+        (["train", "--resume", "--no-progress"], "argument --resume: needs --checkpoint PATH"),
+        (["sample", "--checkpoint", str(tmp_path / "nope.npz")], "argument --checkpoint: no checkpoint file: "),
+        (["sample", "--checkpoint", text_file], "argument --checkpoint: " + text_file + " is not a valid checkpoint"),
+        (["train", "--text", str(tmp_path / "missing.txt"), "--no-progress"],
+         "argument --text: cannot read " + str(tmp_path / "missing.txt")),
     ]
     for argv, message in cases:
         code, _, err = run(capsys, *argv)
-        assert code == 1, argv
+        assert code == 2, argv
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -128,3 +134,65 @@ def test_demo_writes_its_folder(capsys, tmp_path, monkeypatch):
     assert sorted(os.listdir(out)) == ["loss.png", "model.npz", "samples.txt"]
     code, stdout, _ = run(capsys, "sample", "--checkpoint", os.path.join(out, "model.npz"), "--length", "20")
     assert code == 0 and stdout.startswith("The ")
+
+
+def test_checkpoint_folder_is_created_and_an_existing_checkpoint_needs_overwrite(capsys, tmp_path, text_file):
+    checkpoint = str(tmp_path / "runs" / "new" / "lm.npz")
+    argv = ["train", "--text", text_file, "--steps", "2", "--checkpoint", checkpoint, "--out", str(tmp_path / "out"),
+            "--sample-length", "0", *TINY]
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and os.path.exists(checkpoint), err
+    before = Path(checkpoint).read_bytes()
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "pass --resume to continue its run, or --overwrite to replace it" in err
+    assert Path(checkpoint).read_bytes() == before
+    code, _, _ = run(capsys, *argv, "--overwrite", "--seed", "1")
+    assert code == 0 and Path(checkpoint).read_bytes() != before
+
+
+def test_resume_shows_and_applies_a_new_lr_and_stops_at_the_steps_reached(capsys, tmp_path, text_file):
+    checkpoint, out = str(tmp_path / "lm.npz"), str(tmp_path / "out")
+    common = ["--checkpoint", checkpoint, "--out", out, "--sample-length", "0", "--no-progress"]
+    code, _, _ = run(capsys, "train", "--text", text_file, "--steps", "4", "--eval-every", "2", *common, *TINY)
+    assert code == 0
+    code, stdout, _ = run(capsys, "train", "--resume", "--steps", "6", "--lr", "0.01", *common)
+    assert code == 0 and "from step 4 to step 6" in stdout and "adam lr 0.01" in stdout
+    assert "resuming with lr 0.01 (the checkpoint's run had 0.003)" in stdout
+    assert load_checkpoint(checkpoint)["optimizer"]["param_groups"][0]["lr"] == 0.01
+    before = Path(checkpoint).read_bytes()
+    code, stdout, _ = run(capsys, "train", "--resume", "--steps", "3", *common)
+    assert code == 0 and "is at step 6 already, which reaches --steps 3: nothing to train" in stdout
+    assert "step 3:" not in stdout and Path(checkpoint).read_bytes() == before
+
+
+def test_an_unreadable_checkpoint_says_permission_denied(capsys, monkeypatch, tmp_path):
+    from tinygrad_rnn import archive
+    path = str(tmp_path / "lm.npz")
+    open(path, "wb").close()
+
+    def refuse(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", file)
+
+    monkeypatch.setattr(archive, "open", refuse, raising=False)
+    code, _, err = run(capsys, "sample", "--checkpoint", path)
+    assert code == 2 and f"argument --checkpoint: permission denied: {path}" in err
+
+
+def closed_pipe_run(*argv):
+    """Run the command line with its standard output a pipe whose reader has gone, as `... | head` leaves it."""
+    process = subprocess.Popen([sys.executable, "-m", "tinygrad_rnn", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    return process.wait(timeout=120), err
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    code, err = closed_pipe_run("train", "--help")
+    assert code in (0, 1) and err == ""  # argparse itself may drop the help text that cannot be written
+    checkpoint = tmp_path / "lm.npz"
+    train(TrainConfig(hidden_size=4, embed_size=2, batch_size=2, seq_len=4, steps=1, eval_chars=64),
+          checkpoint=str(checkpoint), progress=False, corpus=CharCorpus("to be or not to be. " * 40))
+    code, err = closed_pipe_run("sample", "--checkpoint", str(checkpoint), "--length", "3000", "--prime", "to")
+    assert code == 1 and err == ""

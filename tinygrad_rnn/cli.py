@@ -1,5 +1,10 @@
-"""The command line: train, sample, graph, diagnose and demo (`python -m tinygrad_rnn --help`)."""
+"""The command line: train, sample, graph, diagnose and demo (`python -m tinygrad_rnn --help`).
+
+Every option is checked before any work starts: a value that cannot work ends in one line on stderr
+that names the option, exit status 2, with nothing written. Errors met while working exit with 1.
+"""
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -8,9 +13,11 @@ import time
 import numpy as np
 
 from . import backend
-from .checkpoint import CheckpointError
+from .archive import check_output_file, check_output_folder
+from .checkpoint import load_checkpoint
 from .diagnostics import command as diagnose_command
-from .train import ARCHITECTURE, OPTIMIZERS, SCHEDULES, TrainConfig
+from .train import ARCHITECTURE, KEPT_ON_RESUME, OPTIMIZERS, SCHEDULES, ConfigError, NumberRange, TrainConfig
+from .train.config import RANGES, SEED_RANGE
 
 PROG = "tinygrad-rnn"
 
@@ -33,13 +40,14 @@ TRAIN_OPTIONS = {
     "delay": ("copy: blank steps between the symbols and the recall signal", None),
     "text": ("lm: train on this UTF-8 text file instead of the Python documentation", None),
     "optimizer": ("update rule", list(OPTIMIZERS)),
-    "lr": ("learning rate", None),
+    "lr": ("learning rate; with --resume, a new value rescales the saved run's schedule", None),
     "momentum": ("momentum of sgd and rmsprop", None),
     "weight_decay": ("L2 penalty (decoupled for adamw)", None),
     "clip": ("clip the global gradient norm to this value (0: no clipping)", None),
     "schedule": (("learning-rate schedule: none, step (x0.3 every third of the run), cosine (to 0 at the "
                   "end) or plateau (halve when the validation loss stalls)"), list(SCHEDULES)),
-    "steps": ("optimizer steps in all (a resumed run counts the steps already done)", None),
+    "steps": (("optimizer steps in all: a resumed run counts the steps already done, and stops at once "
+               "if its checkpoint has reached this many"), None),
     "eval_every": ("evaluate on held-out data (and save the checkpoint) every this many steps", None),
     "eval_chars": ("lm: held-out characters per evaluation", None),
     "eval_sequences": ("adding/copy: size of the fixed validation set", None),
@@ -49,6 +57,8 @@ TRAIN_OPTIONS = {
 }
 
 METAVARS = {"text": "PATH", "T": "N", "delay": "N", "seed": "N"}
+BLAS_THREADS = NumberRange(int, 0, 1024)
+PICTURE_FORMATS = (".svg", ".png", ".pdf")  # what viz.render writes
 
 DEMO = TrainConfig(task="lm", cell="lstm", hidden_size=192, embed_size=32, batch_size=32, seq_len=64,
                    optimizer="adam", lr=4e-3, clip=1.0, schedule="cosine", steps=2400, eval_every=400,
@@ -63,8 +73,45 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class UsageError(ValueError):
+    """An option whose value cannot work, found after parsing (a file it names, values that clash)."""
+
+    def __init__(self, option, problem):
+        self.option, self.problem = option, problem
+        super().__init__(f"argument {option}: {problem}")
+
+
 def _flag(name):
     return "--" + name.replace("_", "-")
+
+
+def _describe_os_error(error):
+    reason = (error.strerror or str(error)).lower()
+    return f"{reason}: {error.filename}" if error.filename else reason
+
+
+@contextlib.contextmanager
+def _blame(option):
+    """Problems of the file or folder an option names become a UsageError of that option."""
+    try:
+        yield
+    except ValueError as error:  # CheckpointError among them
+        if isinstance(error, (ConfigError, UsageError)):
+            raise
+        raise UsageError(option, str(error)) from None
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        raise UsageError(option, _describe_os_error(error)) from None
+
+
+def _check_ranges(args, ranges):
+    """For options parsed without a range (those of diagnose): raise UsageError for a value out of range."""
+    for name, accepted in ranges.items():
+        value = getattr(args, name, None)
+        problem = accepted.problem(value) if value is not None else None
+        if problem:
+            raise UsageError(_flag(name), problem)
 
 
 def _add_train_options(parser, only=None):
@@ -78,7 +125,9 @@ def _add_train_options(parser, only=None):
             parser.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, default=None,
                                 help=f"{text} (default: {'on' if default else 'off'})")
             continue
-        parser.add_argument(_flag(field.name), type=type(default), choices=choices, default=None,
+        accepted = RANGES.get(field.name)
+        parser.add_argument(_flag(field.name), type=accepted.parse if accepted else type(default), choices=choices,
+                            default=None,
                             metavar=None if choices else METAVARS.get(field.name, type(default).__name__.upper()),
                             help=f"{text} (default: {default if default != '' else 'none'})")
 
@@ -92,14 +141,18 @@ def build_parser():
     train = commands.add_parser(
         "train", help="train a model on a built-in task",
         description="Train an RNN, LSTM or GRU on a built-in task, with a progress bar; at the end write "
-                    "the loss curve (loss.png) into --out and, for language models, print a sample.")
+                    "the loss curve (loss.png) into --out and, for language models, print a sample. "
+                    "A step whose loss or gradients are not finite is skipped and reported.")
     _add_train_options(train)
     train.add_argument("--checkpoint", metavar="PATH", help="save model and optimizer state here (.npz) at "
-                       "each evaluation and at the end")
+                       "each evaluation and at the end; its folder is created")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists; the "
-                       "model's shape comes from the checkpoint, other options may change")
+                       "model, optimizer and schedule come from the checkpoint, --lr, --momentum, "
+                       "--weight-decay and the other options may change")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --checkpoint with a new "
+                       "run (without it, or --resume, an existing checkpoint is never touched)")
     train.add_argument("--out", metavar="DIR", default="out/train", help="folder for loss.png (default: %(default)s)")
-    train.add_argument("--sample-length", type=int, default=200, metavar="N",
+    train.add_argument("--sample-length", type=NumberRange(int, 0).parse, default=200, metavar="N",
                        help="lm: characters to sample after training (0: none; default: %(default)s)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     _add_blas_threads(train)
@@ -109,12 +162,13 @@ def build_parser():
         description="Generate text from a checkpoint written by 'train --task lm' or 'demo'.")
     sample.add_argument("--checkpoint", metavar="PATH", required=True, help="checkpoint (.npz) to load")
     sample.add_argument("--prime", default=DEMO_PRIME, help="text to start from (default: %(default)r)")
-    sample.add_argument("--length", type=int, default=400, metavar="N",
+    sample.add_argument("--length", type=NumberRange(int, 1).parse, default=400, metavar="N",
                         help="characters to generate (default: %(default)s)")
-    sample.add_argument("--temperature", type=float, default=0.8, metavar="T",
+    sample.add_argument("--temperature", type=NumberRange(float, 0).parse, default=0.8, metavar="T",
                         help="softmax temperature: lower is safer, higher more varied, 0 always takes the "
                              "most likely character (default: %(default)s)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the sampling (default: %(default)s)")
+    sample.add_argument("--seed", type=SEED_RANGE.parse, default=0, metavar="N",
+                        help="seed of the sampling (default: %(default)s)")
     sample.add_argument("--device", choices=["cpu", "cuda"], default=None, help="device to run on "
                         "(default: the one it was trained on)")
 
@@ -124,7 +178,7 @@ def build_parser():
                     "with their loss and draw the graph with viz and Graphviz.")
     graph.add_argument("--checkpoint", metavar="PATH", help="model to draw (default: a fresh model)")
     _add_train_options(graph, only={"task", "cell", "hidden_size", "embed_size", "num_layers", "seed"})
-    graph.add_argument("--steps", type=int, default=3, metavar="N",
+    graph.add_argument("--steps", type=NumberRange(int, 1).parse, default=3, metavar="N",
                        help="time steps to unroll (default: %(default)s)")
     graph.add_argument("--view", choices=["unrolled", "folded", "gradient"], default="unrolled",
                        help="unrolled: every step; folded: the recurrence as a loop; gradient: steps "
@@ -149,11 +203,11 @@ def build_parser():
                     "topics, show the progress, print text generated before and after training, and "
                     "write the loss curve, the unrolled graph and the checkpoint into one folder.")
     demo.add_argument("--out", metavar="DIR", default="out/demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--steps", type=int, default=DEMO.steps, metavar="N",
+    demo.add_argument("--steps", type=NumberRange(int, 1).parse, default=DEMO.steps, metavar="N",
                       help="training steps (default: %(default)s)")
     demo.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                       help="cpu (NumPy) or cuda (CuPy) (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=DEMO.seed,
+    demo.add_argument("--seed", type=SEED_RANGE.parse, default=DEMO.seed, metavar="N",
                       help="seed of the weights, the batches and the samples (default: %(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     _add_blas_threads(demo)
@@ -161,7 +215,7 @@ def build_parser():
 
 
 def _add_blas_threads(parser):
-    parser.add_argument("--blas-threads", type=int, default=1, metavar="N",
+    parser.add_argument("--blas-threads", type=BLAS_THREADS.parse, default=1, metavar="N",
                         help="threads NumPy's BLAS may use for matrix products; 1 (the default) is fastest for "
                              "the small products of a recurrent step and stays fast on a busy machine; "
                              "0 keeps the library's own setting")
@@ -170,21 +224,42 @@ def _add_blas_threads(parser):
 # ------------------------------------------------------------------------------ commands
 
 def _config_from_args(args):
-    """TrainConfig defaults, then the checkpoint's when resuming, then what was given on the command line."""
-    from .train import config_from_checkpoint
+    """TrainConfig defaults, then the checkpoint's when resuming, then what was given on the command line.
+
+    Returns the config and the step the checkpoint is at (None for a new run).
+    """
+    from .train import read_run
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
-    resuming = args.resume and args.checkpoint and os.path.exists(args.checkpoint)
+    if not (args.resume and os.path.exists(args.checkpoint)):
+        return dataclasses.replace(TrainConfig(), **given).check(), None
+    with _blame("--checkpoint"):
+        saved, step = read_run(args.checkpoint)
+    config = dataclasses.replace(saved, **given)
+    changed = [name for name in ARCHITECTURE + KEPT_ON_RESUME if getattr(config, name) != getattr(saved, name)]
+    if changed:
+        values = ", ".join(f"{getattr(saved, name)!r}" for name in changed)
+        raise UsageError(", ".join(map(_flag, changed)),
+                         f"{'differs' if len(changed) == 1 else 'differ'} from the checkpoint {args.checkpoint} "
+                         f"({values}): a resumed run keeps the model, optimizer and schedule it was saved with; "
+                         f"leave {'it' if len(changed) == 1 else 'them'} out, or start a new run with --overwrite")
+    return config.check(), step
+
+
+def _check_train_paths(args):
+    """Every path train writes, checked before the data is even read."""
     if args.resume and not args.checkpoint:
-        raise ValueError("--resume needs --checkpoint PATH")
-    if resuming:
-        config = config_from_checkpoint(args.checkpoint)
-        changed = [f"--{k.replace('_', '-')}" for k in ARCHITECTURE if k in given and given[k] != getattr(config, k)]
-        if changed:
-            raise ValueError(f"{', '.join(changed)} differ from the checkpoint {args.checkpoint}; "
-                             f"a resumed run keeps the model it was saved with")
-        return dataclasses.replace(config, **given).check()
-    return dataclasses.replace(TrainConfig(), **given).check()
+        raise UsageError("--resume", "needs --checkpoint PATH")
+    if args.resume and args.overwrite:
+        raise UsageError("--overwrite", "contradicts --resume: continue the checkpoint's run, or replace it")
+    with _blame("--out"):
+        check_output_folder(args.out)
+    if args.checkpoint:
+        with _blame("--checkpoint"):
+            check_output_file(args.checkpoint)
+        if os.path.exists(args.checkpoint) and not (args.resume or args.overwrite):
+            raise UsageError("--checkpoint", f"{args.checkpoint} exists already; pass --resume to continue its "
+                                             f"run, or --overwrite to replace it with a new one")
 
 
 def _print_sample(title, text):
@@ -196,29 +271,41 @@ def _print_sample(title, text):
 def command_train(args):
     from . import distributed
     from .train import generate, throughput, train
-    config = _config_from_args(args)
+    _check_train_paths(args)
+    config, done = _config_from_args(args)
+    if done is not None and done >= config.steps:
+        print(f"{args.checkpoint} is at step {done} already, which reaches --steps {config.steps}: nothing to "
+              f"train (--steps counts all the steps, those done included; give a larger one to go on)")
+        return 0
     comm = distributed.communicator_from_environment(config.device)  # None unless mpirun started several ranks
     if comm is not None:
         distributed.check_equal_shards(config.batch_size, comm.world_size)
         if comm.rank > 0:  # rank 0 alone prints, plots, samples and writes the checkpoint
             with distributed.abort_on_error(comm):
-                train(config, checkpoint=args.checkpoint, resume=args.resume, progress=False, comm=comm)
+                train(config, checkpoint=args.checkpoint, resume=args.resume, overwrite=args.overwrite,
+                      progress=False, comm=comm)
             return 0
     if config.device == "cuda":
         backend.xp_for("cuda")  # fail now, with the install hint, not after building the data
-    print(f"training {config.cell} on task {config.task} for {config.steps} steps "
-          f"(hidden {config.hidden_size}, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
+    where = f"from step {done} to step {config.steps}" if done is not None else f"for {config.steps} steps"
+    print(f"training {config.cell} on task {config.task} {where} "
+          f"(hidden {config.hidden_size}, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
           f"device {config.device})")
     if comm is not None:
         print(f"data-parallel over {comm.world_size} ranks ({comm.backend}), "
               f"{config.batch_size // comm.world_size} sequences of each batch per rank")
     with distributed.abort_on_error(comm):
-        result = train(config, checkpoint=args.checkpoint, resume=args.resume, progress=not args.no_progress,
-                       comm=comm)
+        result = train(config, checkpoint=args.checkpoint, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.no_progress, comm=comm)
     history, task = result.history, result.task
+    loss = history["loss"][-1] if history["loss"] else float("nan")
     val = history["val_loss"][-1] if history["val_loss"] else float("nan")
-    print(f"step {result.step}: loss {history['loss'][-1]:.4f}, validation {val:.4f} "
+    print(f"step {result.step}: loss {loss:.4f}, validation {val:.4f} "
           f"({task.baseline_label} {task.baseline():.4f}), {throughput(history):,.0f} {task.unit}/s")
+    if history["skipped"]:
+        listed = ", ".join(map(str, history["skipped"][:10])) + (", ..." if len(history["skipped"]) > 10 else "")
+        print(f"{len(history['skipped'])} steps were skipped because their loss or gradients were not finite "
+              f"(steps {listed}); the weights never took them")
     os.makedirs(args.out, exist_ok=True)
     plot = _try_plot(history, os.path.join(args.out, "loss.png"), f"{config.cell} on {config.task}", task)
     if plot:
@@ -250,12 +337,16 @@ def _try_plot(history, path, title, task):
 
 def command_sample(args):
     from .train import generate, load_model
-    model, meta = load_model(args.checkpoint, device=args.device)
+    if not args.prime:
+        raise UsageError("--prime", "must hold at least one character to start from")
+    with _blame("--checkpoint"):
+        model, meta = load_model(args.checkpoint, device=args.device)
     if not meta.get("vocab"):
-        raise ValueError(f"{args.checkpoint} is not a language model (task "
-                         f"{meta.get('config', {}).get('task')!r}); sample needs one from --task lm")
-    if args.length < 1:
-        raise ValueError(f"--length must be at least 1, got {args.length}")
+        raise UsageError("--checkpoint", f"{args.checkpoint} is not a language model (task "
+                                         f"{meta['config'].get('task')!r}); sample needs one from train --task lm")
+    unknown = sorted(set(args.prime) - set(meta["vocab"]))
+    if unknown:
+        raise UsageError("--prime", f"holds characters the model has never seen: {''.join(unknown)!r}")
     print(args.prime + generate(model, meta["vocab"], args.prime, args.length, args.temperature, rng=args.seed))
     return 0
 
@@ -318,12 +409,22 @@ def _fresh_model(config):
     return build_model(config, vocab_size), vocab
 
 
+def _check_picture_path(path):
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix and suffix not in PICTURE_FORMATS:
+        raise UsageError("--out", f"{path} ends in {suffix}; the picture is written as {', '.join(PICTURE_FORMATS)}")
+    with _blame("--out"):
+        check_output_file(path)
+
+
 def command_graph(args):
     from . import factory
     from .train import config_from_checkpoint, load_model
+    _check_picture_path(args.out)
     if args.checkpoint:
-        model, meta = load_model(args.checkpoint)
-        config, vocab = config_from_checkpoint(args.checkpoint), meta.get("vocab")
+        with _blame("--checkpoint"):
+            model, meta = load_model(args.checkpoint)
+            config, vocab = config_from_checkpoint(args.checkpoint), meta.get("vocab")
     else:
         given = {name: getattr(args, name) for name in ("task", "cell", "hidden_size", "embed_size",
                                                            "num_layers", "seed") if getattr(args, name) is not None}
@@ -340,10 +441,28 @@ def command_graph(args):
     return 0
 
 
+def command_diagnose(args):
+    """diagnose, its options checked as every command's are."""
+    _check_ranges(args, {"seed": SEED_RANGE, "blas_threads": BLAS_THREADS, "forget_bias": NumberRange(float, None)})
+    if args.figures:
+        with _blame("--figures"):
+            check_output_folder(args.figures)
+    if not args.checkpoint:
+        if args.module:
+            raise UsageError("--module", "chooses a layer of a checkpoint; give --checkpoint PATH too")
+        return diagnose_command.run(args)
+    with _blame("--checkpoint"):
+        load_checkpoint(args.checkpoint)  # a file that is not a checkpoint is the option's fault
+    with _blame("--module" if args.module else "--checkpoint"):  # the file is sound: the layer is not
+        return diagnose_command.run(args)
+
+
 def command_demo(args):
     from .data import CharCorpus
     from .train import build, generate, save_training_state, throughput, train
     config = dataclasses.replace(DEMO, steps=args.steps, device=args.device, seed=args.seed).check()
+    with _blame("--out"):
+        check_output_file(os.path.join(args.out, "model.npz"))
     backend.xp_for(config.device)  # a missing GPU fails here, with the install hint
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
@@ -385,23 +504,54 @@ def command_demo(args):
 
 
 COMMANDS = {"train": command_train, "sample": command_sample, "graph": command_graph, "demo": command_demo,
-            "diagnose": diagnose_command.run}
-EXPECTED_ERRORS = (ValueError, KeyError, CheckpointError, FileNotFoundError, IsADirectoryError,
-                   PermissionError, backend.DeviceError, FloatingPointError, RuntimeError)
+            "diagnose": command_diagnose}
+EXPECTED_ERRORS = (ValueError, KeyError, OSError, backend.DeviceError, FloatingPointError, RuntimeError)
 
 
 def main(argv=None):
+    """Run one command; returns its exit status (argparse's own errors and --help raise SystemExit)."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # the reader of our output went away (`... | head`): stop quietly, as Python's docs advise
+        # (https://docs.python.org/3/library/signal.html#note-on-sigpipe)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv):
     from .train.threads import blas_threads
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help's text: a closed pipe shows here, not at exit
+        raise
     try:
         with blas_threads(getattr(args, "blas_threads", 0)):
-            return COMMANDS[args.command](args)
+            status = COMMANDS[args.command](args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        raise
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return 130
+    except UsageError as e:
+        return _fail(args, e, 2, help_hint=True)
+    except ConfigError as e:
+        return _fail(args, f"argument {e.describe(_flag)}", 2, help_hint=True)
+    except MemoryError as e:
+        return _fail(args, f"not enough memory ({e or 'MemoryError'}); try smaller sizes", 1)
     except EXPECTED_ERRORS as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        if isinstance(e, FileNotFoundError) and e.filename:
-            message = f"{e.strerror}: {e.filename}"
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        if isinstance(e, OSError) and e.filename:
+            message = _describe_os_error(e)
+        else:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        return _fail(args, message, 1)
+
+
+def _fail(args, message, status, help_hint=False):
+    text = str(message) or type(message).__name__
+    print(f"{PROG} {args.command}: error: {text}" + (" (see --help)" if help_hint else ""), file=sys.stderr)
+    return status
