@@ -16,7 +16,7 @@ from . import backend
 from .archive import check_output_file, check_output_folder
 from .checkpoint import load_checkpoint
 from .diagnostics import command as diagnose_command
-from .train import ARCHITECTURE, KEPT_ON_RESUME, OPTIMIZERS, SCHEDULES, ConfigError, NumberRange, TrainConfig
+from .train import OPTIMIZERS, SCHEDULES, ConfigError, NumberRange, TrainConfig
 from .train.config import RANGES, SEED_RANGE
 
 PROG = "tinygrad-rnn"
@@ -228,7 +228,7 @@ def _config_from_args(args):
 
     Returns the config and the step the checkpoint is at (None for a new run).
     """
-    from .train import read_run
+    from .train import read_run, resume_conflicts
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     if not (args.resume and os.path.exists(args.checkpoint)):
@@ -236,7 +236,7 @@ def _config_from_args(args):
     with _blame("--checkpoint"):
         saved, step = read_run(args.checkpoint)
     config = dataclasses.replace(saved, **given)
-    changed = [name for name in ARCHITECTURE + KEPT_ON_RESUME if getattr(config, name) != getattr(saved, name)]
+    changed = resume_conflicts(saved, config)
     if changed:
         values = ", ".join(f"{getattr(saved, name)!r}" for name in changed)
         raise UsageError(", ".join(map(_flag, changed)),

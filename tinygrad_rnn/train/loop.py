@@ -61,24 +61,22 @@ def _saved_config(path, meta):
         raise CheckpointError(f"{path} holds an impossible training config ({error})") from None
 
 
-def read_run(path):
-    """The TrainConfig a checkpoint's run was trained with, and the step it has reached."""
-    meta = load_checkpoint(path)["meta"]
+def _run_of(path, meta):
     config = _saved_config(path, meta)
     step = meta.get("step")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise CheckpointError(f"{path} holds no valid step count ({_short(step)})")
+        raise CheckpointError(f"{path} holds no valid step count ({step!r:.40})")
     return config, step
+
+
+def read_run(path):
+    """The TrainConfig a checkpoint's run was trained with, and the step it has reached."""
+    return _run_of(path, load_checkpoint(path)["meta"])
 
 
 def config_from_checkpoint(path, **overrides):
     """The TrainConfig stored in a checkpoint, with the given fields replaced."""
     return dataclasses.replace(read_run(path)[0], **overrides)
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def resume_conflicts(saved, config, fields=ARCHITECTURE + KEPT_ON_RESUME):
@@ -139,7 +137,7 @@ def _restore(path, config, model, optimizer, scheduler, task, log):
     """Load the state of `path` into the run; returns (step, history)."""
     loaded = load_checkpoint(path)
     meta = loaded["meta"]
-    saved, _ = read_run(path)
+    saved, step = _run_of(path, meta)
     changed = resume_conflicts(saved, config, KEPT_ON_RESUME)
     if changed:
         raise ConfigError(changed[0], f"{getattr(config, changed[0])!r} differs from {getattr(saved, changed[0])!r} "
@@ -155,7 +153,7 @@ def _restore(path, config, model, optimizer, scheduler, task, log):
             scheduler.load_state_dict(meta["scheduler"])
         task.load_state_dict(meta["task"])
         factory.rng().bit_generator.state = meta["rng"]
-        step, history = meta["step"], meta["history"]
+        history = meta["history"]
         history.setdefault("skipped", [])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} holds no usable training state ({type(error).__name__}: {error})") from None
