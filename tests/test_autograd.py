@@ -193,3 +193,19 @@ def test_powers_at_zero_have_torchs_gradients(torch):
     z = f64([0.0])
     (z ** 0).sum().backward()
     assert z.grad.item() == 0.0
+
+
+def test_post_accumulate_grad_hooks_fire_once_with_the_final_gradient(torch):
+    def run(lib, t):
+        w, v = t([1.0, 2.0]), t([3.0])
+        seen = []
+        w.register_post_accumulate_grad_hook(lambda p: seen.append(("w", p.grad.tolist())))
+        handle = v.register_post_accumulate_grad_hook(lambda p: seen.append(("v", p.grad.tolist())))
+        ((w * w).sum() + (w * v).sum() + w.sum() * 3).backward()
+        handle.remove()
+        (v * 2).sum().backward()
+        return sorted(seen)
+
+    ours = run(tr, lambda a: tr.tensor(a, dtype=tr.float64, requires_grad=True))
+    theirs = run(torch, lambda a: torch.tensor(a, dtype=torch.float64, requires_grad=True))
+    assert ours == theirs == [("v", [3.0]), ("w", [8.0, 10.0])]

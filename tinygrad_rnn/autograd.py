@@ -117,10 +117,11 @@ def _roots(caller, tensors, grads):
 # ----------------------------------------------------------------------------- the engine
 
 
-def _graph_nodes(roots, stop):
+def _graph_nodes(roots, stop, watched=None):
     """All nodes above `roots`, each with `pending` = how many consumers it has in this graph.
 
-    Nodes in `stop` are boundaries: their parents are not visited.
+    Nodes in `stop` are boundaries: their parents are not visited. `watched`, when given, gets
+    {id(leaf): [leaf, consumers]} for the leaves with post-accumulate hooks.
     """
     seen = set()
     stack = []
@@ -141,6 +142,8 @@ def _graph_nodes(roots, stop):
                     p.pending = 1
                     seen.add(p)
                     stack.append(p)
+            elif watched is not None and p._post_hooks and p.requires_grad:
+                watched.setdefault(id(p), [p, 0])[1] += 1
     return seen
 
 
@@ -157,20 +160,23 @@ def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozens
         for t, g in zip(tensors, grads):
             if t._ctx is None:
                 _to_leaf(t, g, capture, only, create_graph)
+                if capture is None:
+                    _post_accumulate(t)
         roots = [t._ctx for t in tensors if t._ctx is not None]
         if not roots:
             return
-        _graph_nodes(roots, stop)
+        watched = {} if capture is None else None
+        _graph_nodes(roots, stop, watched)
         for t, g in zip(tensors, grads):
             if t._ctx is not None:
                 _add_grad(t._ctx, g, generic)
         ready = [node for node in dict.fromkeys(roots) if node.pending == 0]  # roots no other root consumes
         while ready:
             node = ready.pop()
-            _step(node, retain_graph, create_graph, generic, capture, only, stop, ready)
+            _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched)
 
 
-def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready):
+def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched):
     if node.freed:
         raise RuntimeError(f"backward: trying to backward through the graph a second time (op {node.op}); its "
                            f"saved arrays were freed. Pass retain_graph=True to the first backward to keep them")
@@ -200,8 +206,14 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready)
             parent.pending -= 1
             if parent.pending == 0:
                 ready.append(parent)  # every consumer has sent its gradient (or None)
-        elif gi is not None and parent.requires_grad:
-            _to_leaf(parent, gi if gi.shape == shape else _unbroadcast(gi, shape), capture, only, create_graph)
+        else:
+            if gi is not None and parent.requires_grad:
+                _to_leaf(parent, gi if gi.shape == shape else _unbroadcast(gi, shape), capture, only, create_graph)
+            if watched and id(parent) in watched:
+                entry = watched[id(parent)]
+                entry[1] -= 1
+                if entry[1] == 0:  # every consumer has run: this backward's gradient is final
+                    _post_accumulate(parent)
 
 
 def _vjp(node, g, create_graph, generic, direct_to_leaves):
@@ -281,6 +293,11 @@ def _to_leaf(tensor, g, capture, only, create_graph):
         tensor._grad = tensor._grad + g
     else:
         tensor._grad.array += g.array
+
+
+def _post_accumulate(tensor):
+    for hook in list(tensor._post_hooks or ()):
+        hook(tensor)
 
 
 def parent_hooks(node):

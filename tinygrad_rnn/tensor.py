@@ -296,7 +296,8 @@ class Tensor(TensorMethods):
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
-    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_tangent", "_version", "array", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_post_hooks", "_tangent", "_version", "array",
+                 "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -305,7 +306,7 @@ class Tensor(TensorMethods):
         elif device is None and (backend.is_cupy_array(data) or hasattr(data, "__cuda_array_interface__")):
             device = "cuda"
         self.array = _as_array(data, dtype, backend.check_device(device))
-        self._ctx = self._grad = self._name = self._tangent = self._hooks = None
+        self._ctx = self._grad = self._name = self._tangent = self._hooks = self._post_hooks = None
         self._version = 0
         self.requires_grad = False
         if requires_grad:
@@ -319,7 +320,7 @@ class Tensor(TensorMethods):
         t.array = data
         t._ctx = ctx
         t.requires_grad = ctx is not None
-        t._grad = t._name = t._tangent = t._hooks = None
+        t._grad = t._name = t._tangent = t._hooks = t._post_hooks = None
         t._version = 0
         return t
 
@@ -444,6 +445,18 @@ class Tensor(TensorMethods):
             hooks = self._hooks
         hooks.append(hook)
         return autograd.RemovableHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(tensor)` once this leaf's `.grad` is final for the running backward (as torch)."""
+        from . import autograd
+        if self._ctx is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate a .grad")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: the tensor does not require grad")
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(hook)
+        return autograd.RemovableHandle(self._post_hooks, hook)
 
     def zero_grad(self):
         self._grad = None

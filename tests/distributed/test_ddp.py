@@ -194,3 +194,30 @@ def test_gradients_with_a_graph_are_replaced_not_written_over():
     (had_graph, replaced, mean), _ = run_ranks(2, rank)
     assert had_graph and replaced
     np.testing.assert_allclose(mean, 2 * to_np(models[0](x)) * np.ones((1, 2)), atol=1e-12)
+
+
+def test_buckets_start_during_backward_and_no_sync_accumulates():
+    x, y = data(4)
+    twice = full_batch_grads(x, y)
+    twice = {name: 2 * g for name, g in twice.items()}
+
+    def rank(comm):
+        ddp = DistributedDataParallel(regressor(0), comm, bucket_cap_mb=1e-4)  # one bucket per parameter
+        shard = slice(2 * comm.rank, 2 * comm.rank + 2)
+        with COMPUTE:
+            mean_loss(ddp, x[:, shard], y[shard]).backward()
+        started = len(ddp._works)  # backward's post-accumulate hooks started every bucket already
+        ddp.average_gradients()
+        ddp.module.zero_grad()
+        with ddp.no_sync():  # two passes accumulate, nothing starts until average_gradients
+            for _ in range(2):
+                with COMPUTE:
+                    mean_loss(ddp, x[:, shard], y[shard]).backward()
+        held = len(ddp._works)
+        ddp.average_gradients()
+        return started, len(ddp.buckets), held, grads(ddp.module)
+
+    for started, buckets, held, result in run_ranks(2, rank):
+        assert started == buckets > 1 and held == 0
+        for name, g in result.items():
+            np.testing.assert_allclose(g, twice[name], rtol=1e-12, atol=1e-14)

@@ -54,9 +54,12 @@ class ThreadTransport:
         return np.array(array.get() if hasattr(array, "get") else array)
 
     def all_reduce(self, array, op):
-        values = self.group.exchange(self.rank, self._host(array))
-        array[...] = functools.reduce(COMBINE[op], values)
-        return Work()
+        # met at wait(), as a non-blocking MPI request completes there: a rank may start one inside its
+        # backward (which holds COMPUTE) and the others still get to theirs
+        def complete():
+            values = self.group.exchange(self.rank, self._host(array))
+            array[...] = functools.reduce(COMBINE[op], values)
+        return Work(complete)
 
     def broadcast(self, array, src):
         array[...] = self.group.exchange(self.rank, self._host(array))[src]

@@ -17,14 +17,17 @@ Two departures from torch.nn.parallel.DistributedDataParallel, on purpose:
 - Names: `ddp.module` is the model, and `ddp.state_dict()` *is* the model's, with the same names
   (PyTorch prefixes them with `module.`). A checkpoint written from either loads into either,
   and into a run on any number of ranks.
-- Averaging is a call, `average_gradients()`, after backward. PyTorch starts each bucket's
-  all-reduce from a hook as soon as backward has finished that bucket's gradients. Here a tensor
-  hook runs for each contribution to a leaf's gradient, not once when it is final (and a hooked
-  leaf leaves backward's in-place fast path), so the buckets start after backward and overlap
-  only with each other: on NCCL each bucket reduces on its own stream while the next one is
-  packed; on MPI the requests are non-blocking, but Open MPI progresses them only inside MPI
-  calls.
+- Averaging finishes in a call, `average_gradients()`, after backward. As in PyTorch, each bucket's
+  all-reduce starts during backward, from the parameters' post-accumulate hooks, as soon as backward
+  has finished that bucket's gradients (buckets start in bucket order on every rank, so the ranks'
+  collectives always match); `average_gradients()` starts the buckets backward did not complete
+  (unused parameters), waits for all of them and writes the means. On NCCL a bucket reduces on its
+  own stream while backward goes on; on MPI the requests are non-blocking, but Open MPI progresses
+  them only inside MPI calls. Several backward passes that accumulate into one step go inside
+  `with ddp.no_sync():`, as in PyTorch.
 """
+import contextlib
+
 import numpy as np
 
 from .. import backend
@@ -118,6 +121,41 @@ class DistributedDataParallel(Module):
         self.buckets = make_buckets(named, bucket_cap_mb * MB)
         self._has_grad = np.zeros(len(named), dtype=np.int64)  # per parameter: on how many ranks it got one
         self.broadcast_parameters()
+        self._syncing = True
+        self._reset_buckets()
+        for k, bucket in enumerate(self.buckets):
+            for p in bucket.params:
+                p.register_post_accumulate_grad_hook(lambda p, k=k: self._gradient_ready(k))
+
+    # ------------------------------------------------------------------ buckets started during backward
+
+    def _reset_buckets(self):
+        self._ready = [0] * len(self.buckets)  # per bucket: how many of its gradients backward finished
+        self._works = []  # the all-reduces started so far, in bucket order
+
+    def _gradient_ready(self, k):
+        if not self._syncing:
+            return
+        self._ready[k] += 1
+        while len(self._works) < len(self.buckets):  # start in bucket order: every rank issues the same
+            nxt = len(self._works)
+            if self._ready[nxt] < len(self.buckets[nxt].params):
+                break
+            self._start(nxt)
+
+    def _start(self, k):
+        bucket = self.buckets[k]
+        bucket.pack([None if p.grad is None else p.grad.array for p in bucket.params])
+        self._works.append(self.comm.all_reduce(bucket.flat, ReduceOp.SUM, async_op=True))
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Accumulate gradients over several backward passes without averaging them (as PyTorch)."""
+        before, self._syncing = self._syncing, False
+        try:
+            yield
+        finally:
+            self._syncing = before
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         yield prefix, self
@@ -164,14 +202,12 @@ class DistributedDataParallel(Module):
         A parameter without a gradient on some rank counts as zero there; one without a gradient on
         every rank keeps none (as PyTorch's DDP with find_unused_parameters=True leaves it).
         """
-        grads = [[None if p.grad is None else p.grad.array for p in bucket.params] for bucket in self.buckets]
-        self._has_grad[:] = [g is not None for bucket in grads for g in bucket]
+        while len(self._works) < len(self.buckets):  # buckets backward did not complete (unused parameters)
+            self._start(len(self._works))
+        self._has_grad[:] = [p.grad is not None for bucket in self.buckets for p in bucket.params]
         flags = self.comm.all_reduce(self._has_grad, ReduceOp.SUM, async_op=True)
-        works = []
-        for bucket, arrays in zip(self.buckets, grads):
-            bucket.pack(arrays)
-            # in flight while the next bucket is packed
-            works.append(self.comm.all_reduce(bucket.flat, ReduceOp.SUM, async_op=True))
+        works = self._works
+        self._reset_buckets()
         flags.wait()
         index = 0
         for bucket, work in zip(self.buckets, works):
