@@ -22,9 +22,11 @@ def test_sensitivity_equals_finite_differences(name, rng):
     model = layer(name)
     x = rng.standard_normal((5, 2, 2))
     expected = reference.jacobian_norms(model, x)
-    np.testing.assert_allclose(D.jacobian_norms(model, x), expected, rtol=1e-6, atol=1e-10)
-    np.testing.assert_allclose(D.jacobian_norms(model, x, method="loop"), expected, rtol=1e-6, atol=1e-10)
-    np.testing.assert_allclose(D.sensitivity(model, x), expected[:, 0], rtol=1e-6, atol=1e-10)
+    for mode in ("forward", "reverse"):
+        np.testing.assert_allclose(D.jacobian_norms(model, x, mode=mode), expected, rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(D.jacobian_norms(model, x, method="loop", mode=mode), expected,
+                                   rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(D.sensitivity(model, x, mode=mode), expected[:, 0], rtol=1e-6, atol=1e-10)
 
 
 def test_sensitivity_reads_batch_first_layers(rng):

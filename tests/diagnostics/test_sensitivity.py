@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn import diagnostics as D
+from tinygrad_rnn.tensor import forward_mode_active
 
 from . import reference
 from .elman import Elman
@@ -12,7 +13,11 @@ def test_jacobian_norms_equal_finite_differences(rng):
     x = rng.standard_normal((6, 2, 3))
     expected = reference.jacobian_norms(model, x)
     for method in ("batched", "loop"):
-        np.testing.assert_allclose(D.jacobian_norms(model, x, method=method), expected, rtol=1e-6, atol=1e-9)
+        for mode in ("forward", "reverse"):
+            np.testing.assert_allclose(D.jacobian_norms(model, x, method=method, mode=mode), expected,
+                                       rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(D.sensitivity(model, x, source=2, method=method, mode=mode), expected[:, 2],
+                                       rtol=1e-6, atol=1e-9)
     assert np.all(np.triu(expected, 1) == 0) and np.all(np.diag(expected) > 0)  # causal
 
 
@@ -25,11 +30,34 @@ def test_batched_passes_of_any_size_agree(rng):
     np.testing.assert_allclose(D.sensitivity(model, x, source=1, targets=[-1]), whole[4:, 1], rtol=1e-12)
 
 
-def test_loop_method_needs_no_independent_batch_rows(rng):
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_loop_method_needs_no_independent_batch_rows(rng, mode):
     model = Elman(2, 3, rng, mix_batch=True)
     x = rng.standard_normal((4, 2, 2))
-    np.testing.assert_allclose(D.jacobian_norms(model, x, method="loop"),
+    np.testing.assert_allclose(D.jacobian_norms(model, x, method="loop", mode=mode),
                                reference.jacobian_norms(model, x), rtol=1e-6, atol=1e-9)
+
+
+def test_the_sensitivity_curve_is_one_forward_pass(rng):
+    model = Elman(3, 4, rng)
+    calls = []
+
+    def counted(x):
+        calls.append((forward_mode_active(), x.shape))
+        return model(x)
+    x = rng.standard_normal((30, 2, 3))
+    curve = D.sensitivity(counted, x)
+    # one call to read the output's shape, then one forward-mode pass with a copy per input feature
+    assert calls == [(False, (30, 2, 3)), (True, (30, 6, 3))]
+    np.testing.assert_allclose(curve, D.sensitivity(model, x, mode="reverse"), rtol=1e-12)
+
+
+def test_batched_forward_passes_of_any_size_agree(rng):
+    model = Elman(2, 3, rng)
+    x = rng.standard_normal((5, 2, 2))
+    whole = D.jacobian_norms(model, x, mode="forward")
+    np.testing.assert_allclose(D.jacobian_norms(model, x, mode="forward", max_copies=3), whole, rtol=1e-12)
+    np.testing.assert_allclose(D.jacobian_norms(model, x, mode="reverse"), whole, rtol=1e-12)
 
 
 def test_diagnostics_leave_parameter_grads_alone(rng):
@@ -71,3 +99,5 @@ def test_bad_inputs_are_named(rng):
         D.sensitivity(model, np.zeros((3, 1, 2)), source=5)
     with pytest.raises(ValueError, match="method"):
         D.jacobian_norms(model, np.zeros((3, 1, 2)), method="forward")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        D.sensitivity(model, np.zeros((3, 1, 2)), mode="sideways")
