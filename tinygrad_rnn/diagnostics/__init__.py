@@ -7,8 +7,12 @@
 - spectrum: eigenvalues and spectral radius of a recurrent weight, ||W^t h(0)||
   (`eigenvalues`, `spectral_radius`, `linear_recurrence_norms`, `recurrent_weights`);
 - landscape: the loss along a line or a plane through the weights, and training runs with and
-  without gradient clipping from one start (`loss_along_line`, `loss_on_plane`, `clipping_runs`).
+  without gradient clipping from one start (`loss_along_line`, `loss_on_plane`, `clipping_runs`);
+- curvature: Hessian-vector products and the Hessian's dominant eigenvalue by power iteration,
+  at one point or along a training run (`hvp`, `top_eigenvalue`, `curvature_along`,
+  `parameter_function`).
 """
+from .curvature import curvature_along, hvp, parameter_function, top_eigenvalue
 from .gradients import state_gradient_norms, step_gradient_norms
 from .landscape import (
     axis_direction,
@@ -24,8 +28,8 @@ from .sensitivity import decay_rate, jacobian_norms, sensitivity
 from .spectrum import content_block, eigenvalues, linear_recurrence_norms, recurrent_weights, spectral_radius
 
 __all__ = [
-    "axis_direction", "clipping_runs", "content_block", "decay_rate", "eigenvalues",
-    "gradient_direction", "jacobian_norms", "linear_recurrence_norms", "loss_along_line",
-    "loss_on_plane", "plane_coordinates", "random_direction", "recurrent_weights", "sensitivity",
-    "spectral_radius", "state_gradient_norms", "step_gradient_norms", "train",
+    "axis_direction", "clipping_runs", "content_block", "curvature_along", "decay_rate", "eigenvalues",
+    "gradient_direction", "hvp", "jacobian_norms", "linear_recurrence_norms", "loss_along_line",
+    "loss_on_plane", "parameter_function", "plane_coordinates", "random_direction", "recurrent_weights",
+    "sensitivity", "spectral_radius", "state_gradient_norms", "step_gradient_norms", "top_eigenvalue", "train",
 ]
