@@ -125,10 +125,16 @@ CLIFF = {"steps": 10, "start": (2.5, 0.0), "target": 0.7, "lr": 0.2, "max_norm":
 
 
 def cliff_setup():
+    """The cliff's two trained weights [w, b] and its loss_fn() (see cliff_model)."""
+    rnn, loss_fn = cliff_model()
+    return [rnn.weight_hh_l0, rnn.bias_hh_l0], loss_fn
+
+
+def cliff_model():
     """Pascanu et al.'s cliff in a one-unit tanh RNN (tr.nn.RNN(1, 1)): h(1) = tanh(0.5 + b), then
     h(t) = tanh(w h(t-1) + b), loss (h(T) - 0.7)^2. For w > 1 the state settles on one of two
     attractors, near +1 or near -1; which one flips across a thin wall in the (w, b) plane, and on
-    the wall the gradient is huge."""
+    the wall the gradient is huge. Returns the RNN and loss_fn()."""
     rnn = tr.nn.RNN(1, 1, dtype="float64")
     w, b = CLIFF["start"]
     with tr.no_grad():
@@ -141,7 +147,7 @@ def cliff_setup():
     def loss_fn():
         _, h_n = rnn(x)
         return ((h_n - CLIFF["target"]) ** 2).sum()
-    return [rnn.weight_hh_l0, rnn.bias_hh_l0], loss_fn
+    return rnn, loss_fn
 
 
 def run_cliff():
