@@ -69,6 +69,19 @@ def test_both_methods_agree_and_take_single_tensors(rng):
                                rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("layer", [tr.nn.LSTM, tr.nn.GRU])
+def test_both_methods_agree_on_gated_layers(rng, layer):
+    tr.manual_seed(0)
+    model = layer(2, 2, dtype="float64")
+    x = tr.Tensor(rng.standard_normal((3, 1, 2)), dtype="float64")
+    f = D.parameter_function(model, lambda: (model(x)[0] ** 2).sum())
+    params = tuple(detached(model))
+    v = tuple(tr.Tensor(rng.standard_normal(p.shape), dtype="float64") for p in params)
+    forward, reverse = (D.hvp(f, params, v, method=method)[1] for method in METHODS)
+    for a, b in zip(forward, reverse):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_power_iteration_finds_the_dominant_eigenvalue_of_the_full_hessian(rng, method):
     rnn, _, _, loss_fn = small_rnn(rng)
@@ -81,6 +94,17 @@ def test_power_iteration_finds_the_dominant_eigenvalue_of_the_full_hessian(rng, 
     assert [v.shape for v in vector] == [p.shape for p in params]
     flat = np.concatenate([v.ravel() for v in vector])
     assert np.linalg.norm(flat) == pytest.approx(1.0)
+
+
+def test_tied_weights_are_swapped_under_every_name(rng):
+    first, second = tr.nn.Linear(2, 2, dtype="float64"), tr.nn.Linear(2, 2, dtype="float64")
+    second.weight = first.weight
+    model = tr.nn.Sequential(first, second)
+    x = tr.Tensor(rng.standard_normal((3, 2)), dtype="float64")
+    f = D.parameter_function(model, lambda: (model(x) ** 2).sum(), params=[first.weight])
+    w = tr.Tensor(rng.standard_normal((2, 2)), dtype="float64")
+    expected = ((x.numpy() @ w.numpy().T + first.bias.numpy()) @ w.numpy().T + second.bias.numpy()) ** 2
+    assert f(w).item() == pytest.approx(expected.sum(), rel=1e-12)
 
 
 def test_the_model_keeps_its_weights_and_gradients(rng):

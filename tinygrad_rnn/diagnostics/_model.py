@@ -32,30 +32,22 @@ def is_batch_first(model):
 
 @contextlib.contextmanager
 def frozen(model):
-    """Parameters stop requiring grad, so a diagnostic backward leaves their `.grad` untouched; and
-    the model runs `composed` (below)."""
+    """Parameters stop requiring grad, so a diagnostic backward leaves their `.grad` untouched.
+
+    Layers with a fused fast path run their composed, op-by-op path instead: only that one records
+    a node per step state, which is what the diagnostics read.
+    """
     params = [p for p in parameters_of(model) if p.requires_grad]
+    fused = [m for m in modules_of(model) if getattr(m, "fused", False) is True]
     for p in params:
         p.requires_grad = False
-    try:
-        with composed(model):
-            yield
-    finally:
-        for p in params:
-            p.requires_grad = True
-
-
-@contextlib.contextmanager
-def composed(model):
-    """Layers with a fused fast path run their composed, op-by-op path instead: only that one records
-    a node per step state, which is what the diagnostics read, and only that one runs in forward mode.
-    """
-    fused = [m for m in modules_of(model) if getattr(m, "fused", False) is True]
     for m in fused:
         object.__setattr__(m, "fused", False)
     try:
         yield
     finally:
+        for p in params:
+            p.requires_grad = True
         for m in fused:
             object.__setattr__(m, "fused", True)
 

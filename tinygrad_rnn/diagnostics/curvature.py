@@ -24,7 +24,6 @@ from .. import autograd, backend
 from ..func import functional_call, grad_and_value, jvp
 from ..nn.module import Module
 from ..tensor import Tensor, enable_grad
-from ._model import composed
 from .progress import progress
 
 METHODS = ("forward-over-reverse", "reverse-over-reverse")
@@ -102,9 +101,8 @@ def parameter_function(module, loss_fn, params=None):
     """f(*tensors): `loss_fn()` computed with `params` (default: all of `module`'s parameters) replaced
     by the tensors, so that the loss is a function of them (tr.func.functional_call underneath).
 
-    A parameter a module holds under several names (a recurrent layer's weight_ih_l0 is its cell's
-    weight_ih) is replaced under all of them. Fused layers run their composed path, the one forward
-    mode goes through.
+    A parameter held under several names (tied weights) is replaced under all of them, as
+    torch.func.functional_call does by default.
     """
     params = list(module.parameters()) if params is None else list(params)
     aliases = _aliases(module, params)
@@ -114,8 +112,7 @@ def parameter_function(module, loss_fn, params=None):
         if len(tensors) != len(params):
             raise ValueError(f"expected {len(params)} tensors, one per parameter; got {len(tensors)}")
         swap = {"module." + name: t for names, t in zip(aliases, tensors) for name in names}
-        with composed(module):
-            return functional_call(caller, swap)
+        return functional_call(caller, swap)
     return f
 
 
