@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend
 from ..nn.utils import clip_grad_norm_
 from ..tensor import Tensor, no_grad
+from .progress import progress
 
 # --------------------------------------------------------------------------- directions
 
@@ -65,10 +66,11 @@ def axis_direction(params, index, entry=None):
 
 def loss_along_line(loss_fn, params, direction, alphas):
     """L(weights + alpha * direction) for each alpha; the weights are restored afterwards."""
-    params = _params(params)
+    params, alphas = _params(params), list(alphas)
     origin = weights_of(params)
     try:
-        return np.array([_evaluate(loss_fn, params, _moved(origin, [(a, direction)])) for a in alphas])
+        with progress(len(alphas), "loss along a line") as bar:
+            return np.array([_evaluate(loss_fn, params, _moved(origin, [(a, direction)]), bar) for a in alphas])
     finally:
         set_weights(params, origin)
 
@@ -78,10 +80,12 @@ def loss_on_plane(loss_fn, params, directions, alphas, betas):
     as matplotlib's contour expects); the weights are restored afterwards."""
     params = _params(params)
     d1, d2 = directions
+    alphas, betas = list(alphas), list(betas)
     origin = weights_of(params)
     try:
-        return np.array([[_evaluate(loss_fn, params, _moved(origin, [(a, d1), (b, d2)]))
-                          for a in alphas] for b in betas])
+        with progress(len(alphas) * len(betas), "loss on a plane") as bar:
+            return np.array([[_evaluate(loss_fn, params, _moved(origin, [(a, d1), (b, d2)]), bar)
+                              for a in alphas] for b in betas])
     finally:
         set_weights(params, origin)
 
@@ -112,19 +116,21 @@ def train(loss_fn, params, optimizer, steps, max_norm=None):
     params = _params(params)
     history = {key: [] for key in ("loss", "grad_norm", "clipped_norm", "update_norm")}
     weights = [weights_of(params)]
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = _scalar(loss_fn())
-        loss.backward()
-        before = gradient_norm(params)
-        if max_norm is not None:
-            clip_grad_norm_(params, max_norm)
-        history["grad_norm"].append(before)
-        history["clipped_norm"].append(gradient_norm(params))
-        history["loss"].append(loss.item())
-        optimizer.step()
-        weights.append(weights_of(params))
-        history["update_norm"].append(float(np.linalg.norm(flatten(weights[-1]) - flatten(weights[-2]))))
+    with progress(steps, "training" if max_norm is None else "training, clipped") as bar:
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = _scalar(loss_fn())
+            loss.backward()
+            before = gradient_norm(params)
+            if max_norm is not None:
+                clip_grad_norm_(params, max_norm)
+            history["grad_norm"].append(before)
+            history["clipped_norm"].append(gradient_norm(params))
+            history["loss"].append(loss.item())
+            optimizer.step()
+            weights.append(weights_of(params))
+            history["update_norm"].append(float(np.linalg.norm(flatten(weights[-1]) - flatten(weights[-2]))))
+            bar.update(1)
     result = {key: np.array(values) for key, values in history.items()}
     result["weights"] = weights
     return result
@@ -199,10 +205,11 @@ def _moved(origin, steps):
     return [w + sum(a * d[i] for a, d in steps) for i, w in enumerate(origin)]
 
 
-def _evaluate(loss_fn, params, weights):
+def _evaluate(loss_fn, params, weights, bar):
     set_weights(params, weights)
     with no_grad():
         loss = loss_fn()
+    bar.update(1)
     return float(loss.item() if isinstance(loss, Tensor) else loss)
 
 
