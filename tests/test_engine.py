@@ -161,6 +161,28 @@ def test_broadcast_mismatch_names_the_shapes():
         tr.randn(2, 3) + tr.randn(4)
 
 
+def test_numpy_errors_of_its_own_subclasses_are_reraised_as_their_base_type():
+    # NumPy raises subclasses of TypeError whose constructors take other arguments (a casting error
+    # from an in-place ufunc): the op still says which op and which inputs failed
+    class Picky(TypeError):
+        def __init__(self, a, b):
+            super().__init__(f"{a} {b}")
+
+    class Refusing(tr.Function):
+        def forward(self, x):
+            raise Picky("cannot", "cast")
+
+    with pytest.raises(TypeError, match=r"refusing: cannot cast \(inputs: \(2,\) float32\)"):
+        Refusing.apply(tr.ones(2))
+
+
+def test_max_and_min_of_integer_tensors():
+    x = tr.tensor([[3, -1, 7], [7, 0, 2]])
+    assert x.max().item() == 7 and x.max().dtype == tr.int64 and x.amin().item() == -1
+    values, indices = x.max(dim=1)
+    assert values.tolist() == [7, 7] and indices.tolist() == [2, 0]
+
+
 def test_backward_on_non_scalar_needs_a_grad():
     x = leaf([1.0, 2.0])
     with pytest.raises(RuntimeError, match=r"scalar output.*\(2,\)"):

@@ -336,7 +336,8 @@ class Max(Function):
     def forward(self, x, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
         out = x.max(axis=axis, keepdims=True)
-        weights = (x == out).astype(x.dtype)  # a float mask keeps the gradient in x's dtype
+        # a float mask keeps the gradient in x's dtype; integer inputs never get a gradient
+        weights = (x == out).astype(x.dtype if x.dtype.kind == "f" else np.float32)
         weights /= weights.sum(axis=axis, keepdims=True)
         self.weights = weights
         return out if keepdims else out.squeeze(axis) if axis is not None else out.reshape(())

@@ -147,7 +147,9 @@ class Function:
             out = node.forward(*arrays, **options)
         except (ValueError, TypeError, IndexError) as e:
             described = ", ".join(f"{t.shape} {t.dtype}" for t in inputs)
-            raise type(e)(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
+            # re-raised as the base type: NumPy's own subclasses take other constructor arguments
+            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            raise kind(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
         tangent = _forward_tangent(node, inputs, out) if _state.forward_ad else None
         if not _state.grad_enabled or not any(t.requires_grad for t in inputs):
             result = Tensor._make(out, None)
