@@ -188,10 +188,32 @@ def test_requires_grad_and_device_arguments():
     (lambda: tr.zeros(2, dtype=np.complex64), TypeError, "booleans, integers or floats"),
     (lambda: tr.zeros_like(np.zeros(2)), TypeError, "input must be a Tensor"),
     (lambda: tr.zeros(2, device="tpu"), tr.DeviceError, "unknown device"),
+    (lambda: tr.multinomial(np.ones(3), 1), TypeError, "input must be a Tensor"),
+    (lambda: tr.multinomial(tr.ones(2, 2, 2), 1), ValueError, r"1-D or 2-D.*\(2, 2, 2\)"),
+    (lambda: tr.multinomial(tr.tensor([1, 2]), 1), ValueError, "floating point.*int64"),
+    (lambda: tr.multinomial(tr.ones(3), 0), ValueError, "num_samples must be a positive integer"),
+    (lambda: tr.multinomial(tr.tensor([1.0, -1.0]), 1), ValueError, "non-negative"),
+    (lambda: tr.multinomial(tr.tensor([1.0, float("nan")]), 1), ValueError, "finite"),
+    (lambda: tr.multinomial(tr.zeros(2, 3), 1), ValueError, "sums to zero"),
+    (lambda: tr.multinomial(tr.tensor([1.0, 0.0, 1.0]), 3), ValueError, "without replacement.*2 non-zero"),
+    (lambda: tr.multinomial(tr.ones(3), 1, generator=object()), TypeError, "manual_seed"),
 ])
 def test_bad_arguments_get_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_multinomial_draws_by_weight_and_repeats_with_the_seed():
+    weights = tr.tensor([[1.0, 0.0, 3.0], [0.0, 1.0, 1.0]])
+    tr.manual_seed(5)
+    drawn = tr.multinomial(weights, 4000, replacement=True)
+    assert drawn.dtype == tr.int64 and drawn.shape == (2, 4000)
+    counts = [np.bincount(row, minlength=3) / 4000 for row in drawn.numpy()]
+    np.testing.assert_allclose(counts, [[0.25, 0.0, 0.75], [0.0, 0.5, 0.5]], atol=0.03)
+    tr.manual_seed(5)
+    assert tr.multinomial(weights, 4000, replacement=True).equal(drawn)
+    without = tr.multinomial(tr.ones(6), 6).numpy()
+    assert sorted(without) == list(range(6))  # without replacement: each index once
 
 
 def test_factories_on_the_gpu(device):

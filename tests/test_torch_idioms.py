@@ -82,7 +82,46 @@ def idioms():
         "is_tensor": lambda lib, t: (lib.is_tensor(t(A)), lib.is_tensor(A)),
         "maximum/minimum": lambda lib, t: (lib.maximum(t(A, grad=True), t(A[::-1].copy() * 0.1)),
                                            lib.minimum(t(A), t(A) * 0.5)),
+        "max and min of integers": lambda lib, t: (lib.tensor([[3, 1, 2], [0, 5, 5]]).max(),
+                                                   lib.tensor([[3, 1, 2], [0, 5, 5]]).max(dim=1).values,
+                                                   lib.tensor([[3, 1, 2], [0, 5, 4]]).max(dim=1).indices,
+                                                   lib.tensor([[3, 1, 2], [0, 5, 5]]).amin(dim=0),
+                                                   int(lib.tensor([4, 9, 2]).max().item())),
+        "add, sub, mul, div by name": lambda lib, t: (t(A, grad=True).add(t(B.T.copy()), alpha=2),
+                                                      t(A, grad=True).sub(1.5, alpha=-2), t(A, grad=True).mul(t(A)),
+                                                      t(A, grad=True).div(t(np.abs(A) + 1)), lib.add(t(A), 1.0),
+                                                      lib.sub(t(A), t(A), alpha=0.5), lib.mul(t(A), 3.0),
+                                                      lib.div(t(A, grad=True), 4.0)),
+        "div with rounding_mode": lambda lib, t: (lib.tensor([7, -7, 6, -1]).div(2, rounding_mode="floor"),
+                                                  lib.tensor([7, -7, 6, -1]).div(2, rounding_mode="trunc"),
+                                                  lib.tensor([7, -7]).div(lib.tensor([-2, -2]), rounding_mode="trunc"),
+                                                  t(A).div(0.7, rounding_mode="floor"),
+                                                  t(A).div(-0.7, rounding_mode="trunc")),
+        "type(dtype) and type()": lambda lib, t: (t(A, grad=True).type(lib.float32), t(A).type(lib.int64),
+                                                  t(A).type("torch.LongTensor"), lib.tensor([1, 2]).type(lib.float64),
+                                                  t(A).type().rpartition(".")[2],
+                                                  lib.tensor([1]).type().rpartition(".")[2]),
+        "to(dtype), to(device, dtype), to(other)": lambda lib, t: (t(A, grad=True).to(lib.float32),
+                                                                   t(A).to("cpu", lib.float32),
+                                                                   t(A).to(lib.tensor([1, 2])),
+                                                                   t(A).to(lib.device("cpu")),
+                                                                   t(A).to(dtype=lib.int32, copy=True)),
+        "to(copy=True) copies": lambda lib, t: _copy_is_fresh(lib, t),
+        "multinomial where the draw is forced": lambda lib, t: (
+            lib.multinomial(t([0.0, 0.0, 2.5, 0.0]), 3, replacement=True),
+            t([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]).multinomial(1),
+            lib.multinomial(t([0.0, 3.0, 0.0, 1.0]), 2).sum(),
+            tuple(lib.multinomial(t([0.2, 0.3, 0.5]), 4, replacement=True).shape),
+            lib.multinomial(t(np.ones((2, 5))), 5).sum(dim=1)),
+        "flatten_parameters": lambda lib, t: lib.nn.LSTM(2, 3).flatten_parameters(),
     }
+
+
+def _copy_is_fresh(lib, t):
+    x = t(A.copy())
+    y = x.to("cpu", copy=True)
+    y.add_(1.0)
+    return x, y, x.to("cpu") is x
 
 
 def _in_place_step(lib, t):

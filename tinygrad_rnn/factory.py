@@ -222,6 +222,32 @@ def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_gr
                   requires_grad)
 
 
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Indices drawn from each row of `input`, read as weights (non-negative, any positive sum), as
+    torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"multinomial: input must be a Tensor; got {type(input).__name__}")
+    if generator is not None:
+        raise TypeError("multinomial: generator is not supported; seed with tr.manual_seed")
+    if input.ndim not in (1, 2) or input.dtype.kind != "f":
+        raise ValueError(f"multinomial: input must be a 1-D or 2-D floating point tensor of weights; got shape "
+                         f"{input.shape} {input.dtype}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples <= 0:
+        raise ValueError(f"multinomial: num_samples must be a positive integer; got {num_samples!r}")
+    weights = np.atleast_2d(backend.to_numpy(input.array)).astype(np.float64)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"multinomial: weights must be finite and non-negative (shape {input.shape})")
+    nonzero = (weights > 0).sum(axis=1)
+    if (nonzero == 0).any():
+        raise ValueError(f"multinomial: a row of weights sums to zero (shape {input.shape})")
+    if not replacement and num_samples > nonzero.min():
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from a row with "
+                         f"{nonzero.min()} non-zero weights (shape {input.shape})")
+    drawn = np.stack([_rng.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
+                      for row in weights])
+    return _place(drawn if input.ndim == 2 else drawn[0], np.int64, input.device, False)
+
+
 def rand_like(input, dtype=None, *, device=None, requires_grad=False):
     shape, dtype, device = _like("rand_like", input, dtype, device)
     return rand(shape, dtype=dtype, device=device, requires_grad=requires_grad)

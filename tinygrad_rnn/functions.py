@@ -9,12 +9,12 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip", "clone",
-    "eq", "equal", "exp", "expand", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le", "log",
-    "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "narrow", "ne", "norm",
-    "numel", "permute", "pow", "reciprocal", "relu", "repeat", "reshape", "roll", "rsqrt", "sigmoid", "sign",
-    "softmax", "split", "sqrt", "square", "squeeze", "std", "sum", "swapaxes", "t", "tanh", "transpose",
-    "unsqueeze", "var",
+    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip",
+    "clone", "div", "eq", "equal", "exp", "expand", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le",
+    "log", "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "mul", "narrow",
+    "ne", "norm", "numel", "permute", "pow", "reciprocal", "relu", "repeat", "reshape", "roll", "rsqrt",
+    "sigmoid", "sign", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
+    "tanh", "transpose", "unsqueeze", "var",
 )
 
 

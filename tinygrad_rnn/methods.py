@@ -13,6 +13,10 @@ import numpy as np
 from . import backend
 
 MaxMin = collections.namedtuple("MaxMin", ["values", "indices"])  # torch.return_types.max / min
+_TYPE_NAMES = {np.dtype(kind): name for kind, name in (
+    (np.float16, "HalfTensor"), (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.uint8, "ByteTensor"),
+    (np.int8, "CharTensor"), (np.int16, "ShortTensor"), (np.int32, "IntTensor"), (np.int64, "LongTensor"),
+    (np.bool_, "BoolTensor"))}  # the legacy tensor type names torch's Tensor.type() uses
 
 
 def _tensor_cls():
@@ -116,6 +120,33 @@ class TensorMethods:
                 lead = (slice(None),) * dim
                 out = _cat([out[lead + (slice(n - k, n),)], out[lead + (slice(0, n - k),)]], dim)
         return out
+
+    # --- arithmetic by name, as torch's methods (the operators are in tensor.py)
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other, *, rounding_mode=None):
+        """True division, or rounded "trunc" / "floor" as torch (a rounded quotient has no gradient)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor'; got {rounding_mode!r}")
+        a, b, xp = self.array, self._operand(other, "div"), self.xp
+        if xp.result_type(a, b).kind in "iu":  # exact in integers: no float round trip
+            if bool((xp.asarray(b) == 0).any()):
+                raise ZeroDivisionError(f"div: integer division by zero (shapes {self.shape} and {xp.shape(b)})")
+            if rounding_mode == "floor":
+                return _constant(xp.floor_divide(a, b))
+            return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
+        return _constant((xp.floor if rounding_mode == "floor" else xp.trunc)((self / other).array))
+
+    subtract, multiply, divide, true_divide = sub, mul, div, div
 
     # --- comparisons: elementwise boolean tensors, as in PyTorch
     def _compare(self, other, op):
@@ -278,6 +309,20 @@ class TensorMethods:
     def bool(self):
         return _constant(self.array.astype(np.bool_))
 
+    def type(self, dtype=None, non_blocking=False):
+        """type(): the tensor type's name, as torch ("tinygrad_rnn.FloatTensor"); type(dtype) casts,
+        taking a dtype, its name, or a type name such as "torch.LongTensor"."""
+        if dtype is None:
+            prefix = "tinygrad_rnn.cuda." if self.device == "cuda" else "tinygrad_rnn."
+            return prefix + _TYPE_NAMES[self.dtype]
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            by_name = {name: kind for kind, name in _TYPE_NAMES.items()}
+            kind = by_name.get(dtype.rpartition(".")[2])
+            if kind is None:
+                raise TypeError(f"type: invalid type {dtype!r}; expected a dtype or one of {sorted(by_name)}")
+            return self.to(device="cuda" if ".cuda." in dtype else self.device, dtype=kind)
+        return self.to(dtype=dtype)
+
     def type_as(self, other):
         return self.to(dtype=other.dtype)
 
@@ -288,6 +333,10 @@ class TensorMethods:
     def new_ones(self, *size):
         size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
         return _constant(self.xp.ones(size, dtype=self.dtype))
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        from .factory import multinomial
+        return multinomial(self, num_samples, replacement, generator=generator)
 
     def new_tensor(self, data):
         return _tensor_cls()(data, dtype=self.dtype, device=self.device)

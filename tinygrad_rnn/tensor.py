@@ -486,15 +486,28 @@ class Tensor(TensorMethods):
     def tolist(self):
         return backend.to_numpy(self.array).tolist()
 
-    def to(self, device=None, dtype=None):
-        """A copy on another device and/or with another dtype; gradients flow back through it."""
+    def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False):
+        """A copy on another device and/or with another dtype, as torch: to(device), to(dtype),
+        to(device, dtype), to(other tensor), or by keyword. Gradients flow back through it."""
         from . import ops
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, bool) or arg is None:
+                continue  # non_blocking or copy, given by position
+            elif isinstance(arg, str) and arg.split(":")[0] in backend.DEVICES:
+                device = arg
+            else:
+                try:
+                    dtype = np.dtype(arg)
+                except TypeError:
+                    raise TypeError(f"to: {arg!r} is neither a device nor a dtype") from None
         out = self
         if device is not None and backend.check_device(device) != self.device:
             out = ops.ToDevice.apply(out, device=backend.check_device(device))
         if dtype is not None and np.dtype(dtype) != out.dtype:
             out = ops.Cast.apply(out, dtype=np.dtype(dtype))
-        return out
+        return out.clone() if copy and out is self else out
 
     def cpu(self):
         return self.to("cpu")

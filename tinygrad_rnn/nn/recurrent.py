@@ -311,6 +311,9 @@ class Recurrent(Module):
         return output, states[0] if len(states) == 1 else states
 
     # --- argument checks
+    def flatten_parameters(self):
+        """Does nothing: torch packs cuDNN's weights into one buffer here; every pass reads the parameters."""
+
     def _reference_parameter(self):
         return next(self.parameters())
 
