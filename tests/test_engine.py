@@ -196,6 +196,12 @@ def test_integer_tensor_cannot_require_grad():
         tr.Tensor([1, 2], requires_grad=True)
 
 
+def test_tensor_takes_data_not_sizes():
+    with pytest.raises(TypeError, match=r"requires_grad must be a bool, got 3.*tr.empty"):
+        tr.Tensor(2, 3)
+    assert tr.Tensor(2).shape == () and tr.Tensor([1.0], requires_grad=np.bool_(True)).requires_grad
+
+
 def test_backward_without_graph_is_explained():
     with pytest.raises(RuntimeError, match="does not require grad"):
         tr.Tensor([1.0]).sum().backward()

@@ -303,6 +303,10 @@ class Tensor(TensorMethods):
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        if not isinstance(requires_grad, (bool, np.bool_)):  # torch.Tensor(2, 3), the legacy size form
+            raise TypeError(f"Tensor(data, requires_grad=False, dtype=None, device=None): requires_grad must be a "
+                            f"bool, got {requires_grad!r}; Tensor takes data, not sizes: for a tensor of a given "
+                            f"size use tr.empty, tr.zeros or tr.randn")
         if device is None and isinstance(data, Tensor):
             device = data.device
         elif device is None and (backend.is_cupy_array(data) or hasattr(data, "__cuda_array_interface__")):
