@@ -176,6 +176,20 @@ def test_numpy_errors_of_its_own_subclasses_are_reraised_as_their_base_type():
         Refusing.apply(tr.ones(2))
 
 
+@pytest.mark.parametrize("call", [lambda x: x.sum(dim=0, axis=1), lambda x: x.amax(dim=0, axis=1),
+                                  lambda x: x.argmax(keepdim=True, keepdims=True, dim=0)])
+def test_a_dim_and_its_numpy_alias_together_are_refused(call):
+    with pytest.raises(TypeError, match="not both"):
+        call(tr.ones(2, 3))
+
+
+def test_flatten_checks_its_dims():
+    with pytest.raises(IndexError, match=r"flatten.*range"):
+        tr.ones(2, 3).flatten(2)
+    with pytest.raises(ValueError, match="start_dim.*end_dim"):
+        tr.ones(2, 3, 4).flatten(2, 1)
+
+
 def test_max_and_min_of_integer_tensors():
     x = tr.tensor([[3, -1, 7], [7, 0, 2]])
     assert x.max().item() == 7 and x.max().dtype == tr.int64 and x.amin().item() == -1

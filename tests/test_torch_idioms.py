@@ -114,6 +114,18 @@ def idioms():
             tuple(lib.multinomial(t([0.2, 0.3, 0.5]), 4, replacement=True).shape),
             lib.multinomial(t(np.ones((2, 5))), 5).sum(dim=1)),
         "flatten_parameters": lambda lib, t: lib.nn.LSTM(2, 3).flatten_parameters(),
+        "axis= and keepdims= wherever dim= and keepdim=": lambda lib, t: (
+            t(A, grad=True).amax(axis=1, keepdims=True), t(A).amin(axis=0), t(A).argmax(axis=1, keepdims=True),
+            t(A).argmin(axis=0), t(A, grad=True).var(axis=0, keepdims=True), t(A).std(axis=1),
+            (t(A) > 0).any(axis=1), (t(A) > 0).all(axis=0, keepdims=True), t(A, grad=True).softmax(axis=1),
+            t(A).log_softmax(axis=0), t(A).max(axis=1, keepdims=True).values, t(A).min(axis=0).indices,
+            t(A).unsqueeze(axis=0), t(A[:1]).squeeze(axis=0), t(A).narrow(axis=1, start=1, length=2),
+            t(A).chunk(2, axis=1)[1], t(A).sum(axis=1, keepdims=True), lib.amax(t(A), axis=0)),
+        "flatten(start_dim, end_dim)": lambda lib, t: (t(A.reshape(3, 2, 2), grad=True).flatten(1),
+                                                       t(A.reshape(3, 2, 2)).flatten(0, 1),
+                                                       t(A.reshape(3, 2, 2)).flatten(-2, -1),
+                                                       t(A.reshape(3, 2, 2)).flatten(start_dim=1, end_dim=1),
+                                                       t(1.5).flatten(), lib.flatten(t(A))),
     }
 
 

@@ -6,6 +6,7 @@ PyTorch's rule that a leaf which requires grad is changed only under `no_grad`.
 """
 import builtins
 import collections
+import functools
 import numbers
 
 import numpy as np
@@ -38,6 +39,19 @@ def check_dim(op, dim, ndim, new_axis=False):
         raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-top}, {top - 1}], "
                          f"but got {dim})")
     return int(dim) % top
+
+
+def numpy_aliases(method):
+    """Take NumPy's axis= and keepdims= for dim= and keepdim=, as torch's methods do."""
+    @functools.wraps(method)
+    def method_with_aliases(self, *args, axis=None, keepdims=None, **kwargs):
+        for alias, value, name in (("axis", axis, "dim"), ("keepdims", keepdims, "keepdim")):
+            if value is not None:
+                if name in kwargs:
+                    raise TypeError(f"{method.__name__}: give {name}= or {alias}=, not both")
+                kwargs[name] = value
+        return method(self, *args, **kwargs)
+    return method_with_aliases
 
 
 def _constant(array):
@@ -84,6 +98,7 @@ class TensorMethods:
             raise ValueError(f"t: expects a tensor with <= 2 dimensions, but it has {self.ndim} (shape {self.shape})")
         return self if self.ndim < 2 else self.transpose(0, 1)
 
+    @numpy_aliases
     def narrow(self, dim, start, length):
         dim = check_dim("narrow", dim, self.ndim)
         n = self.shape[dim]
@@ -187,9 +202,11 @@ class TensorMethods:
     def isfinite(self):
         return _constant(self.xp.isfinite(self.array))
 
+    @numpy_aliases
     def any(self, dim=None, keepdim=False):
         return _constant(self.array.any(axis=dim, keepdims=keepdim))
 
+    @numpy_aliases
     def all(self, dim=None, keepdim=False):
         return _constant(self.array.all(axis=dim, keepdims=keepdim))
 
@@ -220,34 +237,43 @@ class TensorMethods:
     def minimum(self, other):
         return _where_pick(self, other, lambda a, b: a <= b)
 
+    @numpy_aliases
     def softmax(self, dim):
         from .nn import functional
         return functional.softmax(self, dim)
 
+    @numpy_aliases
     def log_softmax(self, dim):
         from .nn import functional
         return functional.log_softmax(self, dim)
 
     # --- reductions with indices, statistics and norms
+    @numpy_aliases
     def amax(self, dim=None, keepdim=False):
         return _ops().Max.apply(self, axis=_axes(self, "amax", dim), keepdims=keepdim)
 
+    @numpy_aliases
     def amin(self, dim=None, keepdim=False):
         return -(-self).amax(dim, keepdim)
 
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    @numpy_aliases
+    def max(self, dim=None, keepdim=False):
         """max() over everything; max(dim) -> (values, indices); max(other) elementwise, as torch."""
-        return _max_or_min(self, "max", dim, keepdim, axis, keepdims)
+        return _max_or_min(self, "max", dim, keepdim)
 
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return _max_or_min(self, "min", dim, keepdim, axis, keepdims)
+    @numpy_aliases
+    def min(self, dim=None, keepdim=False):
+        return _max_or_min(self, "min", dim, keepdim)
 
+    @numpy_aliases
     def argmax(self, dim=None, keepdim=False):
         return _arg(self, "argmax", dim, keepdim)
 
+    @numpy_aliases
     def argmin(self, dim=None, keepdim=False):
         return _arg(self, "argmin", dim, keepdim)
 
+    @numpy_aliases
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """Variance with Bessel's correction by default (correction=1), as torch.var."""
         if unbiased is not None and correction is not None:
@@ -258,6 +284,7 @@ class TensorMethods:
         centred = self - self.mean(axis=axes, keepdims=True)
         return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
 
+    @numpy_aliases
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return self.var(dim, unbiased, keepdim, correction=correction) ** 0.5
 
@@ -458,11 +485,7 @@ def _where_pick(a, b, keep_a):
     return where(_constant(keep_a(a.array, b.array)), a, b)
 
 
-def _max_or_min(tensor, op, dim, keepdim, axis, keepdims):
-    if axis is not None:
-        dim = axis
-    if keepdims is not None:
-        keepdim = keepdims
+def _max_or_min(tensor, op, dim, keepdim):
     if isinstance(dim, _tensor_cls()):
         return tensor.maximum(dim) if op == "max" else tensor.minimum(dim)
     if dim is None:

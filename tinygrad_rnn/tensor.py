@@ -10,7 +10,7 @@ import contextlib
 import numpy as np
 
 from . import backend
-from .methods import TensorMethods, check_dim
+from .methods import TensorMethods, check_dim, numpy_aliases
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in expressions cost nothing
@@ -601,8 +601,15 @@ class Tensor(TensorMethods):
 
     view = reshape
 
-    def flatten(self):
-        return self.reshape(-1)
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Dims start_dim to end_dim (inclusive) merged into one, as torch."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
+        if start > end:
+            raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+        merged = int(np.prod(self.shape[start:end + 1]))
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def permute(self, *axes):
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
@@ -645,10 +652,12 @@ class Tensor(TensorMethods):
     def expand_as(self, other):
         return self.expand(other.shape)
 
+    @numpy_aliases
     def unsqueeze(self, dim):
         dim = check_dim("unsqueeze", dim, self.ndim, new_axis=True)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
+    @numpy_aliases
     def squeeze(self, dim=None):
         """Drop size-1 dims: all of them, or `dim` when it has size 1 (else unchanged), as torch."""
         if dim is None:
@@ -657,6 +666,7 @@ class Tensor(TensorMethods):
         dims = {check_dim("squeeze", d, self.ndim) for d in dims}
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
+    @numpy_aliases
     def split(self, split_size_or_sections, dim=0):
         """Pieces of `split_size` along `dim` (an int), or of the given sizes (a list), like PyTorch."""
         dim = check_dim("split", dim, self.ndim)
@@ -678,6 +688,7 @@ class Tensor(TensorMethods):
             start += size
         return tuple(pieces)
 
+    @numpy_aliases
     def chunk(self, chunks, dim=0):
         if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise ValueError(f"chunk: chunks must be a positive int; got {chunks!r}")
@@ -705,6 +716,8 @@ def _raw_index(index):
 
 def _reduce_args(tensor, axis, keepdims, dim, keepdim):
     """PyTorch's dim/keepdim, with NumPy's axis/keepdims accepted as aliases."""
+    if dim is not None and axis is not None:
+        raise TypeError("reduce: give dim= or axis=, not both")
     axis = dim if dim is not None else axis
     if isinstance(axis, list):
         axis = tuple(axis)
