@@ -190,6 +190,18 @@ def test_flatten_checks_its_dims():
         tr.ones(2, 3, 4).flatten(2, 1)
 
 
+def test_port_helpers_on_each_device(device):
+    x = tr.tensor([[3, -1, 7], [7, 0, 2]], device=device)
+    assert x.max().item() == 7 and x.max(dim=1).indices.tolist() == [2, 0]
+    assert x.div(-2, rounding_mode="trunc").tolist() == [[-1, 0, -3], [-3, 0, -1]]
+    assert x.div(2, rounding_mode="floor").tolist() == [[1, -1, 3], [3, 0, 1]]
+    assert x.to(tr.float64).device == device and x.type(tr.float64).dtype == tr.float64
+    drawn = tr.multinomial(tr.tensor([0.0, 1.0, 0.0], device=device), 2, replacement=True)
+    assert drawn.device == device and drawn.tolist() == [1, 1]
+    with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+        x.div(tr.zeros(3, dtype=tr.int64, device=device), rounding_mode="floor")
+
+
 def test_max_and_min_of_integer_tensors():
     x = tr.tensor([[3, -1, 7], [7, 0, 2]])
     assert x.max().item() == 7 and x.max().dtype == tr.int64 and x.amin().item() == -1
