@@ -553,3 +553,14 @@ def test_save_refuses_what_it_cannot_write_without_pickle(tmp_path):
     with pytest.raises(TypeError, match="dict keys must be str or int, got bool"):
         tinygrad_rnn.save({True: 1}, tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []
+
+
+def test_save_and_load_through_file_objects_as_torch_does(tmp_path):
+    model = tinygrad_rnn.nn.Linear(3, 2)
+    with open(tmp_path / "model.pt", "wb") as f:
+        tinygrad_rnn.save({"state": model.state_dict(), "epoch": 3}, f)
+    with open(tmp_path / "model.pt", "rb") as f:
+        loaded = tinygrad_rnn.load(f)
+    assert loaded["epoch"] == 3
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(np.asarray(loaded["state"][name]), value)

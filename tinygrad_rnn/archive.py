@@ -124,7 +124,14 @@ def _fsync_directory(directory):
 
 
 def write_npz(path, arrays):
-    """Write ``arrays`` (name -> array) as an npz beside ``path`` and rename it over ``path``."""
+    """Write ``arrays`` (name -> array) as an npz beside ``path`` and rename it over ``path``.
+
+    ``path`` may also be a binary file object open for writing (as torch.save takes one): the npz is
+    written into it, and whoever opened it decides where it lands.
+    """
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
     path = os.fspath(path)
     directory, base = os.path.split(os.path.abspath(path))
     remove_stale_temporary_files(path)

@@ -99,7 +99,7 @@ def _as_model_state(model_state):
 
 def _write(path, structure, arrays):
     arrays[STRUCTURE_KEY] = np.frombuffer(json.dumps(structure).encode("utf-8"), dtype=np.uint8)
-    write_npz(os.fspath(path), arrays)
+    write_npz(path if hasattr(path, "write") else os.fspath(path), arrays)
 
 
 def save_checkpoint(path, model_state, optimizer_state=None, meta=None):
