@@ -5,10 +5,15 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test bench lint graphviz mpi clean
 
+# PyTorch comes in for the parity tests, which compare every layer, loss and optimizer with it: the
+# CPU build, from PyTorch's own index (TORCH_INDEX= leaves it to pip's default index).
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,viz,train,mpi]'
+	$(PY) -m pip install -q -e '.[dev,viz,train,mpi,parity]' '$(TORCH)' $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	touch $@
 
 # Graphviz's `dot` renders the pictures; install it where we may, else say what to install.
@@ -39,7 +44,6 @@ test: mpi $(VENV)/.installed graphviz
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[parity]'
 	$(PY) bench/run.py
 
 lint: $(VENV)/.installed
