@@ -1,3 +1,4 @@
+import hashlib
 import sys
 from itertools import islice
 
@@ -9,22 +10,19 @@ from tinygrad_rnn.data import CharCorpus, batchify, bptt_batches, load_default_t
 # ---------------------------------------------------------------- default text
 
 
-def test_default_text_is_the_python_topics_in_sorted_order():
-    from pydoc_data.topics import topics
+def test_default_text_is_the_same_on_every_python():
+    """The shipped text, checked byte for byte: the running Python's own topics play no part."""
+    from tinygrad_rnn.data.corpus import DEFAULT_TEXT_SHA256
 
     text = load_default_text()
-    assert 300_000 < len(text) < 1_000_000
-    offset = 0
-    for name in sorted(topics):
-        assert text.startswith(topics[name], offset), name
-        offset += len(topics[name]) + len("\n\n")
-    assert offset - 2 == len(text)
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == DEFAULT_TEXT_SHA256
+    assert len(text) == 465_126 and text.startswith('The "assert" statement')
 
 
-def test_default_text_without_pydoc_data_explains_the_alternative(monkeypatch):
+def test_default_text_needs_no_pydoc_data(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pydoc_data", None)
     monkeypatch.setitem(sys.modules, "pydoc_data.topics", None)
-    with pytest.raises(ImportError, match="pydoc_data.topics.*CharCorpus"):
-        load_default_text()
+    assert len(load_default_text()) == 465_126
 
 
 def test_default_corpus_round_trips_its_text():
