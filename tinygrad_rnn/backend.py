@@ -25,7 +25,8 @@ def _load_cupy():
         except Exception as e:  # ImportError, or CUDA driver/runtime errors
             raise DeviceError(
                 "device 'cuda' needs CuPy and a working NVIDIA GPU: install the CuPy wheel for your "
-                "CUDA version (for example `pip install cupy-cuda12x`, or `pip install -e .[cuda]`); "
+                "CUDA version (for CUDA 12: `pip install \"tinygrad-rnn[cuda]\"`, in a source checkout "
+                "`pip install -e \".[cuda]\"`, or `pip install cupy-cuda12x`); "
                 f"the import failed with: {type(e).__name__}: {e}") from e
         _cupy = cupy
     return _cupy

@@ -56,9 +56,5 @@ def _format_for(path, format):
 
 
 def _graphviz_package():
-    try:
-        import graphviz
-    except ImportError as e:
-        raise ImportError("viz needs the 'graphviz' Python package for draw() and render(): "
-                          "pip install graphviz (or pip install -e '.[viz]')") from e
-    return graphviz
+    from tinygrad_rnn.extras import require
+    return require("graphviz", "viz's draw() and render()")

@@ -13,11 +13,8 @@ COLORS = {"RNN": "#d62728", "LSTM": "#1f77b4", "GRU": "#2ca02c"}
 
 def pyplot():
     """matplotlib.pyplot on a file-only backend, or a clear error naming what to install."""
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ImportError("the diagnostics' figures need matplotlib: pip install matplotlib "
-                          "(or pip install -e .[dev])") from error
+    from ..extras import require
+    matplotlib = require("matplotlib", "the diagnostics' figures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
