@@ -20,7 +20,7 @@ from tinygrad_rnn.train import TrainConfig, train
 TEXT = "to be or not to be, that is the question. " * 30
 # each command's cases start from these, so that a bad value that slipped through would still end fast
 # (and fail the test by writing into the folder)
-QUICK = {"demo": ["--steps", "1", "--no-progress"], "sample": ["--length", "5"], "diagnose": ["--steps", "5"]}
+QUICK = {"demo": ["--steps", "1", "--no-progress"], "sample": ["--length", "5"], "diagnose": ["--seq-len", "5"]}
 TINY = ["--hidden-size", "4", "--embed-size", "2", "--batch-size", "2", "--seq-len", "4", "--steps", "1",
         "--eval-chars", "64", "--no-progress", "--sample-length", "0", "--text", "text.txt"]
 
@@ -47,6 +47,7 @@ CASES = [
     (["train", "--stateful=yes"], "--stateful"),
     (["train", "--no-stateful=yes"], "--no-stateful"),
     (["train", "--T", "1"], "--T"),
+    (["train", "--task", "adding", "--seq-len", "1"], "--seq-len"),  # the adding problem's T
     (["train", "--task", "adding", "--T", "1000000000000"], "--T"),
     (["train", "--delay", "0"], "--delay"),
     (["train", "--text", "missing.txt"], "--text"),
@@ -84,6 +85,9 @@ CASES = [
     (["train", "--overwrite=yes"], "--overwrite"),
     (["train", "--out", "afile"], "--out"),
     (["train", "--out", "afile/sub"], "--out"),
+    (["train", "--out", "lmrun"], "--out"),  # holds a run's checkpoint: needs --resume or --overwrite
+    (["train", "--out", "outputs"], "--out"),  # holds another run's metrics.csv and loss.png
+    (["train", "--out", "lmrun", "--resume", "--hidden-size", "16"], "--hidden-size"),
     (["train", "--sample-length", "-1"], "--sample-length"),
     (["train", "--no-progress=yes"], "--no-progress"),
     (["train", "--blas-threads", "-1"], "--blas-threads"),
@@ -114,6 +118,8 @@ CASES = [
     (["graph", "--num-layers", "0"], "--num-layers"),
     (["graph", "--seed", "-1"], "--seed"),
     (["graph", "--steps", "0"], "--steps"),
+    (["graph", "--seq-len", "0"], "--seq-len"),
+    (["graph", "--device", "tpu"], "--device"),
     (["graph", "--view", "sideways"], "--view"),
     (["graph", "--detail", "atoms"], "--detail"),
     (["graph", "--expand-fused=yes"], "--expand-fused"),
@@ -129,11 +135,15 @@ CASES = [
     (["diagnose", "--checkpoint", "lm.npz", "--module", "decoder"], "--module"),
     (["diagnose", "--cell", "lsmt"], "--cell"),
     (["diagnose", "--hidden", "0"], "--hidden"),
+    (["diagnose", "--hidden-size", "0"], "--hidden-size"),
     (["diagnose", "--input-size", "0"], "--input-size"),
     (["diagnose", "--layers", "0"], "--layers"),
+    (["diagnose", "--num-layers", "0"], "--num-layers"),
     (["diagnose", "--forget-bias", "nan"], "--forget-bias"),
     (["diagnose", "--nonlinearity", "sigmoid"], "--nonlinearity"),
     (["diagnose", "--steps", "0"], "--steps"),
+    (["diagnose", "--seq-len", "0"], "--seq-len"),
+    (["diagnose", "--device", "tpu"], "--device"),
     (["diagnose", "--seed", "-1"], "--seed"),
     (["diagnose", "--figures", "afile"], "--figures"),
     (["diagnose", "--blas-threads", "-1"], "--blas-threads"),
@@ -141,6 +151,8 @@ CASES = [
 
     (["demo", "--out", "afile"], "--out"),
     (["demo", "--out", "folder"], "--out"),  # its model.npz is a folder
+    (["demo", "--out", "outputs"], "--out"),  # holds another run's outputs
+    (["demo", "--overwrite=yes"], "--overwrite"),
     (["demo", "--steps", "0"], "--steps"),
     (["demo", "--device", "tpu"], "--device"),
     (["demo", "--seed", "-1"], "--seed"),
@@ -163,9 +175,14 @@ def workdir(tmp_path_factory):
     (root / "folder").mkdir()
     (root / "folder" / "model.npz").mkdir()
     small = TrainConfig(hidden_size=4, embed_size=2, batch_size=2, seq_len=4, steps=1, eval_chars=64)
-    train(small, checkpoint=str(root / "lm.npz"), progress=False, corpus=CharCorpus(TEXT))
+    train(small, checkpoint=str(root / "lm.npz"), progress=False, corpus=CharCorpus(TEXT), log=None)
+    (root / "lmrun").mkdir()
+    (root / "lmrun" / "model.npz").write_bytes((root / "lm.npz").read_bytes())
+    (root / "outputs").mkdir()
+    (root / "outputs" / "metrics.csv").write_text("step,loss\n")
+    (root / "outputs" / "loss.png").write_bytes(b"")
     train(TrainConfig(task="adding", hidden_size=4, batch_size=2, T=4, steps=1, eval_sequences=4),
-          checkpoint=str(root / "adding.npz"), progress=False)
+          checkpoint=str(root / "adding.npz"), progress=False, log=None)
     return root
 
 

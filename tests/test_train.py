@@ -163,3 +163,38 @@ def test_fused_layers_train_to_the_same_numbers_and_draw_op_by_op(monkeypatch):
     draw_graph(fused.model, fused_config, 2, "unused.svg", vocab=corpus.vocab)
     ops = {node.op for node in walk([drawn[0]]) if hasattr(node, "op")}
     assert "sigmoid" in ops  # a fused model is drawn from an op-by-op copy that shows every gate
+
+
+def test_ctrl_c_finishes_the_step_saves_it_and_the_run_resumes_to_the_same_numbers(tmp_path):
+    import os
+    import signal
+
+    from tinygrad_rnn.checkpoint import load_checkpoint
+    from tinygrad_rnn.train import TrainingInterrupted
+
+    corpus = CharCorpus(TEXT)
+    config = TrainConfig(hidden_size=6, embed_size=3, batch_size=4, seq_len=8, steps=5, eval_every=100,
+                         eval_chars=64, dtype="float64")
+    whole = train(config, corpus=corpus, log=None)
+    path = str(tmp_path / "run.npz")
+
+    def press_ctrl_c(step, history):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(config, checkpoint=path, corpus=corpus, log=None, on_step=press_ctrl_c)
+    assert stopped.value.step == 2 and load_checkpoint(path)["meta"]["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # Ctrl-C means the usual thing again
+    resumed = train(config, checkpoint=path, resume=True, corpus=corpus, log=None)
+    np.testing.assert_array_equal(resumed.history["loss"], whole.history["loss"])
+
+
+def test_evaluation_lines_are_logged_without_a_progress_bar():
+    lines = []
+    config = TrainConfig(hidden_size=4, embed_size=2, batch_size=2, seq_len=4, steps=4, eval_every=2, eval_chars=64)
+    result = train(config, corpus=CharCorpus(TEXT), log=lines.append, progress=False)
+    assert [line.split(":")[0] for line in lines] == ["step 2/4", "step 4/4"]
+    first = np.mean(result.history["loss"][:2])
+    assert lines[0].startswith(f"step 2/4: loss {first:.4f}, validation {result.history['val_loss'][0]:.4f}, ")
+    assert len(result.history["lr"]) == len(result.history["throughput"]) == 2

@@ -1,13 +1,16 @@
 """The command line end to end: --help, a short train run, sample, resume, graph and bad input."""
+import csv
 import errno
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tinygrad_rnn.checkpoint import load_checkpoint
+from tinygrad_rnn.checkpoint import load_checkpoint, save_checkpoint
 from tinygrad_rnn.cli import TRAIN_OPTIONS, main
 from tinygrad_rnn.data import CharCorpus
 from tinygrad_rnn.train import TrainConfig, train
@@ -131,7 +134,7 @@ def test_demo_writes_its_folder(capsys, tmp_path, monkeypatch):
     assert code == 0
     assert "--- before training" in stdout and "--- after training" in stdout
     assert "note: the unrolled graph was skipped" in stdout and out in stdout
-    assert sorted(os.listdir(out)) == ["loss.png", "model.npz", "samples.txt"]
+    assert sorted(os.listdir(out)) == ["loss.png", "metrics.csv", "model.npz", "samples.txt"]
     code, stdout, _ = run(capsys, "sample", "--checkpoint", os.path.join(out, "model.npz"), "--length", "20")
     assert code == 0 and stdout.startswith("The ")
 
@@ -196,3 +199,135 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
           checkpoint=str(checkpoint), progress=False, corpus=CharCorpus("to be or not to be. " * 40))
     code, err = closed_pipe_run("sample", "--checkpoint", str(checkpoint), "--length", "3000", "--prime", "to")
     assert code == 1 and err == ""
+
+
+# ------------------------------------------------------------------ run folders, metrics and logs
+
+def test_each_run_gets_a_folder_of_its_own_with_its_checkpoint_metrics_and_curve(capsys, tmp_path, monkeypatch,
+                                                                                   text_file):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--text", text_file, "--steps", "4", "--eval-every", "2", "--sample-length", "0", *TINY]
+    folders = []
+    for _ in range(2):
+        code, stdout, _ = run(capsys, *argv)
+        assert code == 0
+        folders.append(next(line for line in stdout.splitlines() if line.startswith("run folder: "))[12:])
+    assert folders[0] != folders[1] and all(f.startswith(os.path.join("out", "train", "")) for f in folders)
+    for folder in folders:
+        assert sorted(os.listdir(folder)) == ["loss.png", "metrics.csv", "model.npz"]
+    code, _, _ = run(capsys, "sample", "--checkpoint", os.path.join(folders[0], "model.npz"), "--prime", "to")
+    assert code == 0
+
+
+def test_metrics_and_evaluation_lines_report_one_loss(capsys, tmp_path, text_file):
+    out = tmp_path / "run"
+    code, stdout, _ = run(capsys, "train", "--text", text_file, "--steps", "6", "--eval-every", "3", "--out", str(out),
+                          "--sample-length", "0", *TINY)
+    assert code == 0
+    history = load_checkpoint(str(out / "model.npz"))["meta"]["history"]
+    first, second = np.mean(history["loss"][:3]), np.mean(history["loss"][3:])   # steps 1-3 and 4-6
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert [int(row["step"]) for row in rows] == [3, 6]
+    assert [float(row["loss"]) for row in rows] == pytest.approx([first, second], rel=1e-5)
+    assert float(rows[1]["val_loss"]) == pytest.approx(history["val_loss"][1], rel=1e-5)
+    # the same number in the evaluation lines (printed without a terminal, where no bar is drawn) and the summary
+    assert f"step 3/6: loss {first:.4f}" in stdout and f"step 6/6: loss {second:.4f}" in stdout
+    assert f"step 6: loss {second:.4f}" in stdout and "\r" not in stdout
+
+
+def test_a_resumed_run_continues_its_folder(capsys, tmp_path, text_file):
+    out = str(tmp_path / "run")
+    common = ["--out", out, "--sample-length", "0", "--no-progress"]
+    assert run(capsys, "train", "--text", text_file, "--steps", "2", "--eval-every", "2", *common, *TINY)[0] == 0
+    code, stdout, _ = run(capsys, "train", "--resume", "--steps", "4", *common)
+    assert code == 0 and "from step 2 to step 4" in stdout
+    rows = list(csv.DictReader(Path(out, "metrics.csv").read_text().splitlines()))
+    assert [row["step"] for row in rows] == ["2", "4"]
+
+
+def test_old_spellings_work_and_say_once_what_to_use(capsys, tmp_path):
+    code, stdout, _ = run(capsys, "train", "--task", "adding", "--T", "5", "--hidden-size", "4", "--batch-size", "4",
+                          "--steps", "2", "--eval-sequences", "8", "--out", str(tmp_path / "a"))
+    err = capsys.readouterr().err
+    assert code == 0
+    assert load_checkpoint(str(tmp_path / "a" / "model.npz"))["meta"]["config"]["T"] == 5
+    code, _, err = run(capsys, "diagnose", "--cell", "rnn", "--hidden", "3", "--steps", "6")
+    assert code == 0
+    assert err.splitlines() == ["tinygrad-rnn diagnose: note: --hidden is deprecated; use --hidden-size",
+                                "tinygrad-rnn diagnose: note: --steps is deprecated; use --seq-len"]
+    code, stdout, err = run(capsys, "diagnose", "--cell", "rnn", "--hidden-size", "3", "--seq-len", "6")
+    assert code == 0 and err == "" and "RNN(input 2, hidden 3, 1 layer)" in stdout
+
+
+def test_seq_len_is_the_adding_problems_length(capsys, tmp_path):
+    code, _, _ = run(capsys, "train", "--task", "adding", "--seq-len", "7", "--hidden-size", "4", "--batch-size", "4",
+                     "--steps", "1", "--eval-sequences", "8", "--out", str(tmp_path / "a"))
+    assert code == 0 and load_checkpoint(str(tmp_path / "a" / "model.npz"))["meta"]["config"]["T"] == 7
+
+
+def _as_if_trained_on_cuda(path):
+    saved = load_checkpoint(path)
+    saved["meta"]["config"]["device"] = "cuda"
+    save_checkpoint(path, saved["model"], saved["optimizer"], saved["meta"])
+
+
+def test_a_gpu_checkpoint_runs_on_the_cpu_where_cuda_is_missing(capsys, tmp_path, monkeypatch, text_file):
+    from tinygrad_rnn import backend
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    out = str(tmp_path / "run")
+    assert run(capsys, "train", "--text", text_file, "--steps", "2", "--out", out, "--sample-length", "0", *TINY)[0] == 0
+    checkpoint = os.path.join(out, "model.npz")
+    _as_if_trained_on_cuda(checkpoint)
+    note = "was trained on cuda, which is not available here (CuPy or a GPU is missing), so it runs on the cpu"
+    code, stdout, _ = run(capsys, "sample", "--checkpoint", checkpoint, "--prime", "to", "--length", "5")
+    assert code == 0 and note in stdout
+    code, stdout, _ = run(capsys, "train", "--out", out, "--resume", "--steps", "3", "--no-progress",
+                          "--sample-length", "0")
+    assert code == 0 and note in stdout and "device cpu" in stdout
+
+
+def test_ctrl_c_saves_the_step_it_stopped_at(capsys, tmp_path, monkeypatch, text_file):
+    from tinygrad_rnn.train import loop
+    calls = []
+
+    def clip_and_press_ctrl_c(params, max_norm):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of step 3
+        return clip(params, max_norm)
+
+    clip = loop.clip_grad_norm_
+    monkeypatch.setattr(loop, "clip_grad_norm_", clip_and_press_ctrl_c)
+    out = str(tmp_path / "run")
+    code, _, err = run(capsys, "train", "--text", text_file, "--steps", "50", "--eval-every", "100", "--out", out,
+                       "--sample-length", "0", *TINY)
+    assert code == 130 and f"holds step 3; continue with 'tinygrad-rnn train --out {out} --resume'" in err
+    assert load_checkpoint(os.path.join(out, "model.npz"))["meta"]["step"] == 3
+
+
+# ------------------------------------------------------------------ optional packages
+
+def test_diagnose_figures_without_matplotlib_is_one_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, stdout, err = run(capsys, "diagnose", "--cell", "rnn", "--figures", str(tmp_path / "figures"))
+    assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1
+    assert 'argument --figures: drawing the figures needs the matplotlib package, which is not installed: ' \
+           'pip install "tinygrad-rnn[train]" (in a source checkout: pip install -e ".[train]")' in err
+
+
+def test_graph_without_the_graphviz_package_says_so_once(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    code, _, err = run(capsys, "graph", "--out", str(tmp_path / "g.svg"))
+    assert code == 1 and len(err.strip().splitlines()) == 1 and err.count("graphviz") == 1
+    assert 'pip install "tinygrad-rnn[viz]"' in err and not os.path.exists(tmp_path / "g.svg")
+
+
+def test_no_loss_curve_without_matplotlib_is_one_line(capsys, monkeypatch, tmp_path, text_file):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "run"
+    code, stdout, _ = run(capsys, "train", "--text", text_file, "--steps", "1", "--out", str(out), "--sample-length",
+                          "0", *TINY)
+    assert code == 0 and sorted(os.listdir(out)) == ["metrics.csv", "model.npz"]
+    notes = [line for line in stdout.splitlines() if "matplotlib" in line]
+    assert notes == [('note: no loss curve was drawn: the loss curve needs the matplotlib package, which is not '
+                      'installed: pip install "tinygrad-rnn[train]" (in a source checkout: pip install -e ".[train]")')]

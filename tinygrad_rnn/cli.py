@@ -2,6 +2,12 @@
 
 Every option is checked before any work starts: a value that cannot work ends in one line on stderr
 that names the option, exit status 2, with nothing written. Errors met while working exit with 1.
+
+One vocabulary across the commands: --hidden-size, --num-layers, --seq-len (the length of a
+sequence), --steps (optimizer steps, nothing else) and --device; old spellings still work, with a
+note (see tinygrad_rnn.spellings). `train` and `demo` write each run into a folder of its own
+(--out, or a new time-stamped one under out/): the checkpoint model.npz, metrics.csv and loss.png,
+so no run throws its model away or overwrites another's outputs.
 """
 import argparse
 import contextlib
@@ -10,21 +16,21 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from . import backend
 from .archive import check_output_file, check_output_folder
 from .checkpoint import load_checkpoint
 from .diagnostics import command as diagnose_command
-from .train import OPTIMIZERS, SCHEDULES, ConfigError, NumberRange, TrainConfig
+from .extras import MissingPackage, available, missing, require
+from .spellings import OldSpelling, add_option, old_spelling_notes, spelling
+from .train import LOSS_MEANING, OPTIMIZERS, SCHEDULES, ConfigError, NumberRange, TrainConfig
 from .train.config import RANGES, SEED_RANGE
 
 PROG = "tinygrad-rnn"
 
 # What each TrainConfig field means on the command line; the defaults come from TrainConfig itself.
 TRAIN_OPTIONS = {
-    "task": (("lm: next-character language model; adding: the adding problem (a regression over T steps); "
-              "copy: recall 10 symbols after a delay"), ["lm", "adding", "copy"]),
+    "task": (("lm: next-character language model; adding: the adding problem (a regression over a "
+              "sequence); copy: recall 10 symbols after a delay"), ["lm", "adding", "copy"]),
     "cell": ("recurrent layer: rnn (tanh Elman), lstm or gru", ["rnn", "lstm", "gru"]),
     "hidden_size": ("hidden units per layer", None),
     "embed_size": ("lm/copy: size of the character embedding (0: the hidden size)", None),
@@ -33,10 +39,12 @@ TRAIN_OPTIONS = {
     "fused": (("run each recurrent layer as one fused node with hand-written BPTT: the same numbers, "
                "faster; --no-fused records every gate op by op"), None),
     "batch_size": ("sequences per batch", None),
-    "seq_len": ("lm: characters per sequence, i.e. how far BPTT reaches back", None),
+    "seq_len": (("time steps of a training sequence: lm: characters per sequence, i.e. how far BPTT "
+                 "reaches back; adding: the sequence length T (--T, its old spelling, still works); "
+                 "copy: set by --delay"), None),
     "stateful": (("lm: read the text in order and carry the hidden state from batch to batch, "
                   "detached (truncated BPTT); otherwise each batch is random windows"), None),
-    "T": ("adding: sequence length", None),
+    "T": ("adding: sequence length (deprecated: --seq-len)", None),
     "delay": ("copy: blank steps between the symbols and the recall signal", None),
     "text": ("lm: train on this UTF-8 text file instead of the Python documentation", None),
     "optimizer": ("update rule", list(OPTIMIZERS)),
@@ -48,7 +56,8 @@ TRAIN_OPTIONS = {
                   "end) or plateau (halve when the validation loss stalls)"), list(SCHEDULES)),
     "steps": (("optimizer steps in all: a resumed run counts the steps already done, and stops at once "
                "if its checkpoint has reached this many"), None),
-    "eval_every": ("evaluate on held-out data (and save the checkpoint) every this many steps", None),
+    "eval_every": (("every this many steps (and at the last): evaluate on held-out data, print a line, "
+                    "save the checkpoint and metrics.csv"), None),
     "eval_chars": ("lm: held-out characters per evaluation", None),
     "eval_sequences": ("adding/copy: size of the fixed validation set", None),
     "device": ("cpu (NumPy) or cuda (CuPy)", ["cpu", "cuda"]),
@@ -59,6 +68,8 @@ TRAIN_OPTIONS = {
 METAVARS = {"text": "PATH", "T": "N", "delay": "N", "seed": "N"}
 BLAS_THREADS = NumberRange(int, 0, 1024)
 PICTURE_FORMATS = (".svg", ".png", ".pdf")  # what viz.render writes
+RUNS = "out"                                # where time-stamped run folders go
+CHECKPOINT, METRICS, LOSS_CURVE = "model.npz", "metrics.csv", "loss.png"   # the files of a run folder
 
 DEMO = TrainConfig(task="lm", cell="lstm", hidden_size=192, embed_size=32, batch_size=32, seq_len=64,
                    optimizer="adam", lr=4e-3, clip=1.0, schedule="cosine", steps=2400, eval_every=400,
@@ -111,7 +122,7 @@ def _check_ranges(args, ranges):
         value = getattr(args, name, None)
         problem = accepted.problem(value) if value is not None else None
         if problem:
-            raise UsageError(_flag(name), problem)
+            raise UsageError(spelling(args, name), problem)
 
 
 def _add_train_options(parser, only=None):
@@ -126,10 +137,18 @@ def _add_train_options(parser, only=None):
                                 help=f"{text} (default: {'on' if default else 'off'})")
             continue
         accepted = RANGES.get(field.name)
-        parser.add_argument(_flag(field.name), type=accepted.parse if accepted else type(default), choices=choices,
-                            default=None,
-                            metavar=None if choices else METAVARS.get(field.name, type(default).__name__.upper()),
-                            help=f"{text} (default: {default if default != '' else 'none'})")
+        options = {"type": accepted.parse if accepted else type(default), "choices": choices, "default": None,
+                   "metavar": None if choices else METAVARS.get(field.name, type(default).__name__.upper())}
+        if field.name == "T":  # the old spelling of --seq-len for the adding problem, hidden from --help
+            parser.add_argument("--T", action=OldSpelling, new_name="--seq-len", help=argparse.SUPPRESS, **options)
+            continue
+        shown = f"{default} for lm, {defaults.T} for adding" if field.name == "seq_len" else default
+        add_option(parser, _flag(field.name), help=f"{text} (default: {shown if shown != '' else 'none'})",
+                   **options)
+
+
+def _add_device(parser, default, text):
+    add_option(parser, "--device", choices=backend.DEVICES, default=default, help=text)
 
 
 def build_parser():
@@ -140,26 +159,30 @@ def build_parser():
 
     train = commands.add_parser(
         "train", help="train a model on a built-in task",
-        description="Train an RNN, LSTM or GRU on a built-in task, with a progress bar; at the end write "
-                    "the loss curve (loss.png) into --out and, for language models, print a sample. "
-                    "A step whose loss or gradients are not finite is skipped and reported.")
+        description=f"Train an RNN, LSTM or GRU on a built-in task. Each run writes into a folder of its own "
+                    f"(--out): the checkpoint {CHECKPOINT} (at every evaluation, at the end and on Ctrl-C), "
+                    f"{METRICS} (one row per evaluation) and the loss curve {LOSS_CURVE}; language models also "
+                    f"print a sample. 'loss' is always {LOSS_MEANING}; 'validation' is that loss on held-out "
+                    f"data. A step whose loss or gradients are not finite is skipped and reported.")
     _add_train_options(train)
-    train.add_argument("--checkpoint", metavar="PATH", help="save model and optimizer state here (.npz) at "
-                       "each evaluation and at the end; its folder is created")
-    train.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists; the "
-                       "model, optimizer and schedule come from the checkpoint, --lr, --momentum, "
-                       "--weight-decay and the other options may change")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing --checkpoint with a new "
-                       "run (without it, or --resume, an existing checkpoint is never touched)")
-    train.add_argument("--out", metavar="DIR", default="out/train", help="folder for loss.png (default: %(default)s)")
+    train.add_argument("--out", metavar="DIR", help=f"the run's folder (default: a new one, {RUNS}/train/DATE_TIME)")
+    train.add_argument("--checkpoint", metavar="PATH", help=f"where to save the model and optimizer state "
+                       f"(.npz); its folder is created (default: DIR/{CHECKPOINT} of --out)")
+    train.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --checkpoint, "
+                       "or the one in --out, if it exists; the model, optimizer and schedule come from the "
+                       "checkpoint, --lr, --momentum, --weight-decay and the other options may change")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint and outputs with "
+                       "a new run (without it, or --resume, an existing checkpoint is never touched)")
     train.add_argument("--sample-length", type=NumberRange(int, 0).parse, default=200, metavar="N",
                        help="lm: characters to sample after training (0: none; default: %(default)s)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (it is drawn on stderr only "
+                       "when that is a terminal; the evaluation lines are printed either way)")
     _add_blas_threads(train)
 
     sample = commands.add_parser(
         "sample", help="generate text from a language-model checkpoint",
-        description="Generate text from a checkpoint written by 'train --task lm' or 'demo'.")
+        description=f"Generate text from a checkpoint written by 'train --task lm' or 'demo' (the {CHECKPOINT} "
+                    f"of its run folder).")
     sample.add_argument("--checkpoint", metavar="PATH", required=True, help="checkpoint (.npz) to load")
     sample.add_argument("--prime", default=DEMO_PRIME, help="text to start from (default: %(default)r)")
     sample.add_argument("--length", type=NumberRange(int, 1).parse, default=400, metavar="N",
@@ -169,8 +192,8 @@ def build_parser():
                              "most likely character (default: %(default)s)")
     sample.add_argument("--seed", type=SEED_RANGE.parse, default=0, metavar="N",
                         help="seed of the sampling (default: %(default)s)")
-    sample.add_argument("--device", choices=["cpu", "cuda"], default=None, help="device to run on "
-                        "(default: the one it was trained on)")
+    _add_device(sample, None, "cpu (NumPy) or cuda (CuPy) (default: the one it was trained on, or cpu when "
+                              "that is cuda and CuPy is missing)")
 
     graph = commands.add_parser(
         "graph", help="draw a model's unrolled computational graph",
@@ -178,17 +201,19 @@ def build_parser():
                     "with their loss and draw the graph with viz and Graphviz.")
     graph.add_argument("--checkpoint", metavar="PATH", help="model to draw (default: a fresh model)")
     _add_train_options(graph, only={"task", "cell", "hidden_size", "embed_size", "num_layers", "seed"})
-    graph.add_argument("--steps", type=NumberRange(int, 1).parse, default=3, metavar="N",
-                       help="time steps to unroll (default: %(default)s)")
+    add_option(graph, "--seq-len", "--steps", type=NumberRange(int, 1).parse, default=3, metavar="N",
+               help="time steps to unroll (default: %(default)s)")
+    _add_device(graph, None, "cpu (NumPy) or cuda (CuPy) (default: cpu; for --checkpoint the device it was "
+                             "trained on, or cpu when that is cuda and CuPy is missing)")
     graph.add_argument("--view", choices=["unrolled", "folded", "gradient"], default="unrolled",
                        help="unrolled: every step; folded: the recurrence as a loop; gradient: steps "
                             "coloured by the norm of their gradient (default: %(default)s)")
     graph.add_argument("--detail", choices=["ops", "cells"], default=None,
-                       help="one node per primitive (ops) or per cell step (cells)")
+                       help="one node per primitive (ops) or per cell step (cells) (default: ops)")
     graph.add_argument("--expand-fused", action=argparse.BooleanOptionalAction, default=True,
                        help="draw each fused layer op by op, every gate of every step (default); "
                             "--no-expand-fused draws one node per layer and direction")
-    graph.add_argument("--out", metavar="PATH", default="out/graph.svg",
+    graph.add_argument("--out", metavar="PATH", default=f"{RUNS}/graph.svg",
                        help="picture to write; .svg, .png or .pdf (default: %(default)s)")
 
     diagnose_command.add_arguments(commands.add_parser(
@@ -201,65 +226,170 @@ def build_parser():
         "demo", help="train a character LSTM on the Python docs in about two minutes",
         description="The main demonstration: train an LSTM language model on CPython's documentation "
                     "topics, show the progress, print text generated before and after training, and "
-                    "write the loss curve, the unrolled graph and the checkpoint into one folder.")
-    demo.add_argument("--out", metavar="DIR", default="out/demo", help="output folder (default: %(default)s)")
+                    f"write the checkpoint, {METRICS}, the loss curve and the unrolled graph into the "
+                    "run's folder.")
+    demo.add_argument("--out", metavar="DIR", help=f"the run's folder (default: a new one, {RUNS}/demo/DATE_TIME)")
+    demo.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     demo.add_argument("--steps", type=NumberRange(int, 1).parse, default=DEMO.steps, metavar="N",
-                      help="training steps (default: %(default)s)")
-    demo.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                      help="cpu (NumPy) or cuda (CuPy) (default: %(default)s)")
+                      help="optimizer steps (default: %(default)s)")
+    _add_device(demo, "cpu", "cpu (NumPy) or cuda (CuPy) (default: %(default)s)")
     demo.add_argument("--seed", type=SEED_RANGE.parse, default=DEMO.seed, metavar="N",
                       help="seed of the weights, the batches and the samples (default: %(default)s)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar (it is drawn on stderr only "
+                      "when that is a terminal; the evaluation lines are printed either way)")
     _add_blas_threads(demo)
     return parser
 
 
 def _add_blas_threads(parser):
     parser.add_argument("--blas-threads", type=BLAS_THREADS.parse, default=1, metavar="N",
-                        help="threads NumPy's BLAS may use for matrix products; 1 (the default) is fastest for "
-                             "the small products of a recurrent step and stays fast on a busy machine; "
-                             "0 keeps the library's own setting")
+                        help="threads NumPy's BLAS may use for matrix products; 1 is fastest for the small "
+                             "products of a recurrent step and stays fast on a busy machine; 0 keeps the "
+                             "library's own setting (default: %(default)s)")
 
 
-# ------------------------------------------------------------------------------ commands
+# ------------------------------------------------------------------------------ run folders
 
-def _config_from_args(args):
+def _new_run_folder(kind):
+    """A path for a new run folder, out/KIND/DATE_TIME, not taken yet (run_folder creates it)."""
+    base = os.path.join(RUNS, kind, time.strftime("%Y-%m-%d_%H%M%S"))
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}_{n}"
+    return path
+
+
+def _earlier_outputs(folder, names):
+    return [name for name in names if os.path.exists(os.path.join(folder, name))]
+
+
+@dataclasses.dataclass
+class RunPaths:
+    """Where a run writes: its folder, and a checkpoint given on the command line (else one in the folder)."""
+
+    folder: str
+    given_checkpoint: str = None
+    new_folder: bool = False     # a time-stamped folder this run creates
+
+    @property
+    def checkpoint(self):
+        return self.given_checkpoint or os.path.join(self.folder, CHECKPOINT)
+
+    @property
+    def metrics(self):
+        return os.path.join(self.folder, METRICS)
+
+    @property
+    def loss_curve(self):
+        return os.path.join(self.folder, LOSS_CURVE)
+
+
+@contextlib.contextmanager
+def run_folder(paths):
+    """Create the run's folder (and the folders above it) for the work inside; yields the RunPaths.
+
+    A new time-stamped folder is taken with mkdir, so two runs started in the same second get two
+    folders. If the work fails, the folders created for it are removed again when still empty.
+    """
+    created, folder = [], os.path.abspath(paths.folder)
+    above = []
+    parent = os.path.dirname(folder)
+    while not os.path.isdir(parent):
+        above.append(parent)
+        parent = os.path.dirname(parent)
+    for path in reversed(above):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+            created.append(path)
+    name, n = paths.folder, 1
+    while True:
+        try:
+            os.mkdir(name)
+            created.append(name)
+            break
+        except FileExistsError:
+            if not paths.new_folder:
+                break
+            n += 1
+            name = f"{paths.folder}_{n}"
+    try:
+        yield dataclasses.replace(paths, folder=name)
+    except BaseException:
+        for path in reversed(created):
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+        raise
+
+
+def _train_paths(args):
+    """Every path train writes, checked before the data is even read."""
+    if args.resume and args.overwrite:
+        raise UsageError("--overwrite", "contradicts --resume: continue the checkpoint's run, or replace it")
+    if args.resume and not (args.checkpoint or args.out):
+        raise UsageError("--resume", "needs --checkpoint PATH, or --out DIR of the run to continue")
+    folder = args.out or _new_run_folder("train")
+    checkpoint = args.checkpoint or os.path.join(folder, CHECKPOINT)
+    blame = "--checkpoint" if args.checkpoint else "--out"
+    with _blame(blame):
+        check_output_file(checkpoint)
+    if os.path.exists(checkpoint) and not (args.resume or args.overwrite):
+        if args.checkpoint:
+            raise UsageError("--checkpoint", f"{checkpoint} exists already; pass --resume to continue its run, "
+                                             f"or --overwrite to replace it with a new one")
+        raise UsageError("--out", f"{folder} holds a run already ({CHECKPOINT}); pass --resume to continue its "
+                                  f"run, or --overwrite to replace it with a new one")
+    with _blame("--out"):
+        check_output_folder(folder)
+    earlier = _earlier_outputs(folder, (METRICS, LOSS_CURVE)) if args.out else []
+    if earlier and not (args.resume or args.overwrite):
+        raise UsageError("--out", f"{folder} holds the outputs of another run ({', '.join(earlier)}); choose a "
+                                  f"new folder, or pass --overwrite to replace them")
+    return RunPaths(folder, args.checkpoint, new_folder=not args.out)
+
+
+def _config_from_args(args, checkpoint):
     """TrainConfig defaults, then the checkpoint's when resuming, then what was given on the command line.
 
-    Returns the config and the step the checkpoint is at (None for a new run).
+    Returns the config and the step the checkpoint is at (None for a new run). For the adding problem
+    --seq-len sets the sequence length T (--T, its old spelling, wins when both are given).
     """
     from .train import read_run, resume_conflicts
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
-    if not (args.resume and os.path.exists(args.checkpoint)):
-        return dataclasses.replace(TrainConfig(), **given).check(), None
-    with _blame("--checkpoint"):
-        saved, step = read_run(args.checkpoint)
-    config = dataclasses.replace(saved, **given)
-    changed = resume_conflicts(saved, config)
-    if changed:
-        values = ", ".join(f"{getattr(saved, name)!r}" for name in changed)
-        raise UsageError(", ".join(map(_flag, changed)),
-                         f"{'differs' if len(changed) == 1 else 'differ'} from the checkpoint {args.checkpoint} "
-                         f"({values}): a resumed run keeps the model, optimizer and schedule it was saved with; "
-                         f"leave {'it' if len(changed) == 1 else 'them'} out, or start a new run with --overwrite")
+    resuming = args.resume and os.path.exists(checkpoint)
+    saved, step = None, None
+    if resuming:
+        with _blame("--checkpoint" if args.checkpoint else "--out"):
+            saved, step = read_run(checkpoint)
+    task = given.get("task") or (saved or TrainConfig()).task
+    if task == "adding" and "seq_len" in given:
+        given.setdefault("T", given.pop("seq_len"))
+    if saved is not None and "device" not in given:
+        from .train import checkpoint_device
+        given["device"] = checkpoint_device(saved.device, None, checkpoint)
+    config = dataclasses.replace(saved or TrainConfig(), **given)
+    if saved is not None:
+        changed = resume_conflicts(saved, config)
+        if changed:
+            values = ", ".join(f"{getattr(saved, name)!r}" for name in changed)
+            raise UsageError(", ".join(map(_train_flag(args), changed)),
+                             f"{'differs' if len(changed) == 1 else 'differ'} from the checkpoint {checkpoint} "
+                             f"({values}): a resumed run keeps the model, optimizer and schedule it was saved "
+                             f"with; leave {'it' if len(changed) == 1 else 'them'} out, or start a new run "
+                             f"with --overwrite")
     return config.check(), step
 
 
-def _check_train_paths(args):
-    """Every path train writes, checked before the data is even read."""
-    if args.resume and not args.checkpoint:
-        raise UsageError("--resume", "needs --checkpoint PATH")
-    if args.resume and args.overwrite:
-        raise UsageError("--overwrite", "contradicts --resume: continue the checkpoint's run, or replace it")
-    with _blame("--out"):
-        check_output_folder(args.out)
-    if args.checkpoint:
-        with _blame("--checkpoint"):
-            check_output_file(args.checkpoint)
-        if os.path.exists(args.checkpoint) and not (args.resume or args.overwrite):
-            raise UsageError("--checkpoint", f"{args.checkpoint} exists already; pass --resume to continue its "
-                                             f"run, or --overwrite to replace it with a new one")
+def _train_flag(args):
+    """How to name a TrainConfig field in an error: as the user spelled it (T: --T or --seq-len)."""
+    def flag(name):
+        if name == "T":
+            return "--T" if getattr(args, "T", None) is not None else spelling(args, "seq_len")
+        return spelling(args, name)
+    return flag
 
 
 def _print_sample(title, text):
@@ -268,13 +398,25 @@ def _print_sample(title, text):
     print("-" * 65)
 
 
+def _note_old_spellings(args):
+    for note in old_spelling_notes(args, f"{PROG} {args.command}"):
+        print(note, file=sys.stderr)
+
+
+def _note_missing_bar(no_progress):
+    if not no_progress and sys.stderr.isatty() and not available("tqdm"):
+        print(f"note: {missing('tqdm', 'the progress bar')}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------ commands
+
 def command_train(args):
     from . import distributed
-    from .train import generate, throughput, train
-    _check_train_paths(args)
-    config, done = _config_from_args(args)
+    from .train import train
+    paths = _train_paths(args)
+    config, done = _config_from_args(args, paths.checkpoint)
     if done is not None and done >= config.steps:
-        print(f"{args.checkpoint} is at step {done} already, which reaches --steps {config.steps}: nothing to "
+        print(f"{paths.checkpoint} is at step {done} already, which reaches --steps {config.steps}: nothing to "
               f"train (--steps counts all the steps, those done included; give a larger one to go on)")
         return 0
     comm = distributed.communicator_from_environment(config.device)  # None unless mpirun started several ranks
@@ -282,23 +424,40 @@ def command_train(args):
         distributed.check_equal_shards(config.batch_size, comm.world_size)
         if comm.rank > 0:  # rank 0 alone prints, plots, samples and writes the checkpoint
             with distributed.abort_on_error(comm):
-                train(config, checkpoint=args.checkpoint, resume=args.resume, overwrite=args.overwrite,
+                train(config, checkpoint=paths.checkpoint, resume=args.resume, overwrite=args.overwrite,
                       progress=False, comm=comm)
             return 0
     if config.device == "cuda":
         backend.xp_for("cuda")  # fail now, with the install hint, not after building the data
+    _note_old_spellings(args)
+    _note_missing_bar(args.no_progress)
+    with run_folder(paths) as paths:
+        return _train_in(paths, args, config, done, comm)
+
+
+def _train_in(paths, args, config, done, comm):
+    from . import distributed
+    from .train import TrainingInterrupted, generate, throughput, train, window_losses
     where = f"from step {done} to step {config.steps}" if done is not None else f"for {config.steps} steps"
     print(f"training {config.cell} on task {config.task} {where} "
           f"(hidden {config.hidden_size}, batch {config.batch_size}, {config.optimizer} lr {config.lr:g}, "
           f"device {config.device})")
+    print(f"run folder: {paths.folder}" + (f" (checkpoint: {paths.checkpoint})" if args.checkpoint else ""))
     if comm is not None:
         print(f"data-parallel over {comm.world_size} ranks ({comm.backend}), "
               f"{config.batch_size // comm.world_size} sequences of each batch per rank")
-    with distributed.abort_on_error(comm):
-        result = train(config, checkpoint=args.checkpoint, resume=args.resume, overwrite=args.overwrite,
-                       progress=not args.no_progress, comm=comm)
+    try:
+        with distributed.abort_on_error(comm):
+            result = train(config, checkpoint=paths.checkpoint, resume=args.resume, overwrite=args.overwrite,
+                           progress=False if args.no_progress else None, comm=comm, metrics=paths.metrics)
+    except TrainingInterrupted as stop:
+        _try_plot(stop.history, paths.loss_curve, _curve_title(config), None)
+        print(f"\ninterrupted: the checkpoint {stop.checkpoint} holds step {stop.step}; continue with "
+              f"'{PROG} train {_resume_option(args, paths)} --resume'", file=sys.stderr)
+        return 130
     history, task = result.history, result.task
-    loss = history["loss"][-1] if history["loss"] else float("nan")
+    losses = window_losses(history)
+    loss = losses[-1] if losses else float("nan")
     val = history["val_loss"][-1] if history["val_loss"] else float("nan")
     print(f"step {result.step}: loss {loss:.4f}, validation {val:.4f} "
           f"({task.baseline_label} {task.baseline():.4f}), {throughput(history):,.0f} {task.unit}/s")
@@ -306,17 +465,23 @@ def command_train(args):
         listed = ", ".join(map(str, history["skipped"][:10])) + (", ..." if len(history["skipped"]) > 10 else "")
         print(f"{len(history['skipped'])} steps were skipped because their loss or gradients were not finite "
               f"(steps {listed}); the weights never took them")
-    os.makedirs(args.out, exist_ok=True)
-    plot = _try_plot(history, os.path.join(args.out, "loss.png"), f"{config.cell} on {config.task}", task)
-    if plot:
-        print(f"loss curve: {plot}")
-    if args.checkpoint:
-        print(f"checkpoint: {args.checkpoint}")
+    written = [paths.checkpoint, paths.metrics]
+    plot = _try_plot(history, paths.loss_curve, _curve_title(config), task)
+    written += [plot] if plot else []
+    print("wrote " + ", ".join(written))
     if config.task == "lm" and args.sample_length > 0:
         prime = _prime_for(task.corpus)
         _print_sample("sample", prime + generate(result.model, task.corpus.vocab, prime, args.sample_length, 0.8,
                                                  rng=config.seed))
     return 0
+
+
+def _curve_title(config):
+    return f"{config.cell.upper()}, hidden {config.hidden_size}, on task {config.task}"
+
+
+def _resume_option(args, paths):
+    return f"--checkpoint {paths.checkpoint}" if args.checkpoint else f"--out {paths.folder}"
 
 
 def _prime_for(corpus):
@@ -327,11 +492,13 @@ def _prime_for(corpus):
 
 
 def _try_plot(history, path, title, task):
+    """Draw the loss curve; without matplotlib, one line saying how to get it. Returns the path or None."""
     from .train import plot_losses
     try:
-        return plot_losses(history, path, title=title, baseline=(task.baseline(), task.baseline_label))
+        baseline = (task.baseline(), task.baseline_label) if task is not None else None
+        return plot_losses(history, path, title=title, baseline=baseline)
     except ImportError:
-        print("matplotlib is not installed, so no loss curve was drawn (pip install matplotlib)")
+        print(f"note: no loss curve was drawn: {missing('matplotlib', 'the loss curve')}")
         return None
 
 
@@ -353,6 +520,8 @@ def command_sample(args):
 
 def record_steps(model, config, steps, vocab=None):
     """A loss over `steps` time steps of `model` on one sequence of its task: the root to draw."""
+    import numpy as np
+
     from .data import adding_problem, copy_task
     from .nn import functional as F
     from .tensor import Tensor
@@ -377,6 +546,7 @@ def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=N
                expand_fused=True):
     """Render the graph of `steps` steps of `model` with viz; raises ImportError without viz.
 
+    Parameters are drawn with their names in the model ("rnn.weight_ih_l0", "embedding.weight").
     expand_fused: draw a fused layer op by op (viz's expand_fused) rather than as one node per pass.
     """
     import viz
@@ -384,7 +554,7 @@ def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=N
     from .tensor import retain_grads
     from .train import build_model
     if steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
+        raise ValueError(f"--seq-len must be at least 1, got {steps}")
     if config.fused and expand_fused and view == "gradient":
         # the gradient view colours steps by their gradients, which only steps that ran backward
         # have (viz redraws the steps of the other views): record an op-by-op copy, same weights
@@ -392,6 +562,8 @@ def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=N
         op_by_op = build_model(dataclasses.replace(config, fused=False), vocab_size)
         op_by_op.load_state_dict(model.state_dict())
         model = op_by_op
+    for name, parameter in model.named_parameters():
+        parameter.name = name  # the qualified name, whoever named it before
     with retain_grads():
         loss = record_steps(model, config, steps, vocab)
     if view == "gradient":
@@ -417,27 +589,38 @@ def _check_picture_path(path):
         check_output_file(path)
 
 
+def _require_viz():
+    """viz and the graphviz package, or one line saying what is missing."""
+    try:
+        import viz  # noqa: F401  (ships with tinygrad_rnn)
+    except ImportError as e:
+        raise MissingPackage(f"the graph command needs the viz package, which is installed with tinygrad-rnn "
+                             f"({e}); reinstall it") from None
+    require("graphviz", "the graph command")
+
+
 def command_graph(args):
     from . import factory
-    from .train import config_from_checkpoint, load_model
+    from .train import checkpoint_device, config_from_checkpoint, load_model
     _check_picture_path(args.out)
+    _require_viz()
     if args.checkpoint:
         with _blame("--checkpoint"):
-            model, meta = load_model(args.checkpoint)
-            config, vocab = config_from_checkpoint(args.checkpoint), meta.get("vocab")
+            config = config_from_checkpoint(args.checkpoint)
+            device = checkpoint_device(config.device, args.device, args.checkpoint)
+            model, meta = load_model(args.checkpoint, device=device)
+            config, vocab = dataclasses.replace(config, device=device), meta.get("vocab")
     else:
         given = {name: getattr(args, name) for name in ("task", "cell", "hidden_size", "embed_size",
                                                            "num_layers", "seed") if getattr(args, name) is not None}
-        config = dataclasses.replace(TrainConfig(), **given).check()
+        config = dataclasses.replace(TrainConfig(), device=args.device or "cpu", **given).check()
+        backend.xp_for(config.device)  # a missing GPU fails here, with the install hint
         factory.manual_seed(config.seed)
         model, vocab = _fresh_model(config)
-    try:
-        path = draw_graph(model, config, args.steps, args.out, args.view, args.detail, vocab,
-                          expand_fused=args.expand_fused)
-    except ImportError as e:
-        raise RuntimeError(f"the graph command needs the viz package and the graphviz Python package "
-                           f"(pip install -e '.[viz]'): {e}") from e
-    print(f"graph of {args.steps} steps: {path}")
+    _note_old_spellings(args)
+    path = draw_graph(model, config, args.seq_len, args.out, args.view, args.detail, vocab,
+                      expand_fused=args.expand_fused)
+    print(f"graph of {args.seq_len} steps: {path}")
     return 0
 
 
@@ -447,65 +630,97 @@ def command_diagnose(args):
     if args.figures:
         with _blame("--figures"):
             check_output_folder(args.figures)
+        if not available("matplotlib"):
+            raise UsageError("--figures", missing("matplotlib", "drawing the figures"))
+    if args.checkpoint:
+        with _blame("--checkpoint"):
+            load_checkpoint(args.checkpoint)  # a file that is not a checkpoint is the option's fault
+    elif args.module:
+        raise UsageError("--module", "chooses a layer of a checkpoint; give --checkpoint PATH too")
+    if args.device == "cuda":
+        backend.xp_for("cuda")  # a missing GPU fails here, with the install hint
     if not args.checkpoint:
-        if args.module:
-            raise UsageError("--module", "chooses a layer of a checkpoint; give --checkpoint PATH too")
-        return diagnose_command.run(args)
-    with _blame("--checkpoint"):
-        load_checkpoint(args.checkpoint)  # a file that is not a checkpoint is the option's fault
-    with _blame("--module" if args.module else "--checkpoint"):  # the file is sound: the layer is not
-        return diagnose_command.run(args)
+        status = diagnose_command.run(args)
+    else:
+        with _blame("--module" if args.module else "--checkpoint"):  # the file is sound: the layer is not
+            status = diagnose_command.run(args)
+    _note_old_spellings(args)  # after the report: the layer is built and checked in run()
+    return status
+
+
+def _demo_paths(args):
+    folder = args.out or _new_run_folder("demo")
+    with _blame("--out"):
+        check_output_file(os.path.join(folder, CHECKPOINT))
+        check_output_folder(folder)
+    earlier = _earlier_outputs(folder, (CHECKPOINT, METRICS, LOSS_CURVE, "samples.txt", "graph.svg"))
+    if earlier and not args.overwrite:
+        raise UsageError("--out", f"{folder} holds the outputs of another run ({', '.join(earlier)}); choose a "
+                                  f"new folder, or pass --overwrite to replace them")
+    return RunPaths(folder, new_folder=not args.out)
 
 
 def command_demo(args):
-    from .data import CharCorpus
-    from .train import build, generate, save_training_state, throughput, train
     config = dataclasses.replace(DEMO, steps=args.steps, device=args.device, seed=args.seed).check()
-    with _blame("--out"):
-        check_output_file(os.path.join(args.out, "model.npz"))
+    paths = _demo_paths(args)
     backend.xp_for(config.device)  # a missing GPU fails here, with the install hint
-    os.makedirs(args.out, exist_ok=True)
+    _note_missing_bar(args.no_progress)
+    with run_folder(paths) as paths:
+        return _demo_in(paths, args, config)
+
+
+def _demo_in(paths, args, config):
+    from .data import CharCorpus
+    from .train import TrainingInterrupted, build, generate, throughput, train, window_losses
     started = time.perf_counter()
     corpus = CharCorpus.default()
     print(f"Character-level {config.cell.upper()} language model on CPython's documentation topics "
           f"({len(corpus.train_ids):,} training characters, {corpus.vocab_size} distinct).")
     print(f"hidden {config.hidden_size}, batch {config.batch_size} x {config.seq_len} characters, "
           f"{config.optimizer} lr {config.lr} with a {config.schedule} schedule, clip {config.clip}, "
-          f"{config.steps} steps on {config.device}.")
+          f"{config.steps} steps on {config.device}; run folder {paths.folder}.")
+    print(f"'loss' is {LOSS_MEANING}, in nats per character; 'validation' is the same on held-out text.")
     _, untrained, _, _ = build(config, corpus)
     before = DEMO_PRIME + generate(untrained, corpus.vocab, DEMO_PRIME, 300, 0.8, rng=config.seed)
     _print_sample("before training", before)
 
-    result = train(config, progress=not args.no_progress, corpus=corpus)
+    try:
+        result = train(config, checkpoint=paths.checkpoint, overwrite=True, corpus=corpus, metrics=paths.metrics,
+                       progress=False if args.no_progress else None)
+    except TrainingInterrupted as stop:
+        print(f"\ninterrupted: the checkpoint {stop.checkpoint} holds step {stop.step}; sample from it with "
+              f"'{PROG} sample --checkpoint {stop.checkpoint}'", file=sys.stderr)
+        return 130
     history, task = result.history, result.task
     after = DEMO_PRIME + generate(result.model, corpus.vocab, DEMO_PRIME, 300, 0.8, rng=config.seed)
     _print_sample("after training", after)
-    print(f"loss {np.mean(history['loss'][:20]):.3f} -> {np.mean(history['loss'][-20:]):.3f} nats/char "
-          f"(first and last 20 batches); validation {history['val_loss'][-1]:.3f} "
+    losses = window_losses(history)
+    print(f"loss {losses[0]:.3f} at step {history['val_step'][0]} -> {losses[-1]:.3f} at step "
+          f"{history['val_step'][-1]} nats/char; validation {history['val_loss'][-1]:.3f} "
           f"({task.baseline_label} {task.baseline():.3f}); {throughput(history):,.0f} chars/s")
 
-    written = []
-    checkpoint = os.path.join(args.out, "model.npz")
-    save_training_state(checkpoint, config, result.model, result.optimizer, None, task, history, result.step)
-    written.append(checkpoint)
-    with open(os.path.join(args.out, "samples.txt"), "w", encoding="utf-8") as f:
+    written = [paths.checkpoint, paths.metrics]
+    samples = os.path.join(paths.folder, "samples.txt")
+    with open(samples, "w", encoding="utf-8") as f:
         f.write(f"before training:\n{before}\n\nafter {config.steps} steps:\n{after}\n")
-    written.append(os.path.join(args.out, "samples.txt"))
-    plot = _try_plot(history, os.path.join(args.out, "loss.png"), "LSTM language model, Python docs", task)
+    written.append(samples)
+    plot = _try_plot(history, paths.loss_curve, "LSTM language model, Python docs", task)
     written += [plot] if plot else []
     try:
-        written.append(draw_graph(result.model, config, 3, os.path.join(args.out, "graph.svg"), vocab=corpus.vocab,
-                                  title="the demo's LSTM unrolled over 3 characters"))
+        _require_viz()
+        written.append(draw_graph(result.model, config, 3, os.path.join(paths.folder, "graph.svg"),
+                                  vocab=corpus.vocab, title="the demo's LSTM unrolled over 3 characters"))
     except (ImportError, RuntimeError) as e:
         print(f"note: the unrolled graph was skipped: {e}")
-    print(f"\nwrote {', '.join(os.path.basename(p) for p in written)} into {os.path.abspath(args.out)} "
+    print(f"\nwrote {', '.join(os.path.basename(p) for p in written)} into {os.path.abspath(paths.folder)} "
           f"({time.perf_counter() - started:.0f} s in all)")
     return 0
 
 
 COMMANDS = {"train": command_train, "sample": command_sample, "graph": command_graph, "demo": command_demo,
             "diagnose": command_diagnose}
-EXPECTED_ERRORS = (ValueError, KeyError, OSError, backend.DeviceError, FloatingPointError, RuntimeError)
+EXPECTED_ERRORS = (ValueError, KeyError, OSError, backend.DeviceError, FloatingPointError, RuntimeError,
+                   MissingPackage)
 
 
 def main(argv=None):
@@ -540,7 +755,7 @@ def _run(argv):
     except UsageError as e:
         return _fail(args, e, 2, help_hint=True)
     except ConfigError as e:
-        return _fail(args, f"argument {e.describe(_flag)}", 2, help_hint=True)
+        return _fail(args, f"argument {e.describe(_train_flag(args))}", 2, help_hint=True)
     except MemoryError as e:
         return _fail(args, f"not enough memory ({e or 'MemoryError'}); try smaller sizes", 1)
     except EXPECTED_ERRORS as e:

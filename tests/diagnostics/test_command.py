@@ -27,7 +27,7 @@ def test_fresh_layer_report(capsys):
     assert "inputs: one adding-problem sequence of 12 steps" in text
     tr.manual_seed(3)
     radius = D.spectral_radius(tr.nn.RNN(2, 4, dtype="float64").weight_hh_l0)
-    assert report_line(text, "spectral radius").endswith(f"h {radius:.3g}")
+    assert report_line(text, "spectral radius").endswith(f"h {radius:#.3g}")
     assert "t=12" in report_line(text, "sensitivity") and "t=12" in report_line(text, "gradient ||dL/dh(t)||")
 
 

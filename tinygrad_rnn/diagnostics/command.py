@@ -1,7 +1,7 @@
 """`python -m tinygrad_rnn diagnose`: the gradient diagnostics of one recurrent layer, as text.
 
-The layer is a fresh one (--cell, --hidden, --input-size, --layers) or the one inside a checkpoint
-(--checkpoint; its shape is read from the saved weights). The report gives the spectral radius of
+The layer is a fresh one (--cell, --hidden-size, --input-size, --num-layers) or the one inside a
+checkpoint (--checkpoint; its shape is read from the saved weights), run over --seq-len steps. The report gives the spectral radius of
 its recurrent weight, how strongly output(t) still depends on the first input, and how far back a
 loss on the last step reaches; --figures DIR also draws them.
 """
@@ -11,15 +11,16 @@ import sys
 
 import numpy as np
 
-from .. import nn
+from .. import backend, nn
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..data.tasks import adding_problem
 from ..factory import manual_seed
+from ..spellings import add_option, old_spelling_notes, spelling
 from .report import diagnose, format_report
 
 LAYERS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 CELL_OF_GATES = {1: "rnn", 3: "gru", 4: "lstm"}
-FRESH_DEFAULTS = {"cell": "lstm", "hidden": 32, "input_size": 2, "layers": 1}
+FRESH_DEFAULTS = {"cell": "lstm", "hidden_size": 32, "input_size": 2, "num_layers": 1}
 DESCRIPTION = ("The gradient diagnostics of a recurrent layer, fresh or from a checkpoint: the spectral radius "
                "of its recurrent weight, how strongly output(t) still depends on the first input, and how far "
                "back a loss on the last output reaches.")
@@ -34,21 +35,29 @@ def add_arguments(parser):
     parser.add_argument("--module", metavar="NAME",
                         help="in a checkpoint with several recurrent layers, the one to use (e.g. 'rnn')")
     fresh = parser.add_argument_group("a fresh layer (not with --checkpoint)")
-    fresh.add_argument("--cell", choices=sorted(LAYERS), help=f"default {FRESH_DEFAULTS['cell']}")
-    fresh.add_argument("--hidden", type=_positive, metavar="N", help=f"hidden size (default {FRESH_DEFAULTS['hidden']})")
-    fresh.add_argument("--input-size", type=_positive, metavar="N",
-                       help=f"input size (default {FRESH_DEFAULTS['input_size']}: adding-problem inputs)")
-    fresh.add_argument("--layers", type=_positive, metavar="N", help=f"stacked layers (default {FRESH_DEFAULTS['layers']})")
-    fresh.add_argument("--forget-bias", type=float, metavar="B",
-                       help="LSTM: start the forget gate's total bias at B (1 or 2 help it remember)")
+    add_option(fresh, "--cell", choices=sorted(LAYERS), help=f"rnn, lstm or gru (default: {FRESH_DEFAULTS['cell']})")
+    add_option(fresh, "--hidden-size", "--hidden", type=_positive, metavar="N",
+               help=f"hidden units per layer (default: {FRESH_DEFAULTS['hidden_size']})")
+    add_option(fresh, "--input-size", type=_positive, metavar="N",
+               help=f"input features (default: {FRESH_DEFAULTS['input_size']}: adding-problem inputs)")
+    add_option(fresh, "--num-layers", "--layers", type=_positive, metavar="N",
+               help=f"stacked layers (default: {FRESH_DEFAULTS['num_layers']})")
+    add_option(fresh, "--forget-bias", type=float, metavar="B",
+               help="LSTM: start the forget gate's total bias at B (1 or 2 help it remember; default: PyTorch's "
+                    "initialisation)")
     parser.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh",
-                        help="RNN only (a checkpoint does not record it); default tanh")
-    parser.add_argument("--steps", type=_positive, default=100, metavar="T", help="sequence length T (default 100)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the fresh weights and the inputs")
-    parser.add_argument("--figures", metavar="DIR", help="also write the figures (diagnose.png) into DIR")
+                        help="RNN only (a checkpoint does not record it) (default: %(default)s)")
+    add_option(parser, "--seq-len", "--steps", type=_positive, default=100, metavar="T",
+               help="time steps of the input sequence the layer runs over (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seeds the fresh weights and the inputs (default: %(default)s)")
+    parser.add_argument("--device", choices=backend.DEVICES, default="cpu",
+                        help="cpu (NumPy) or cuda (CuPy) (default: %(default)s)")
+    parser.add_argument("--figures", metavar="DIR", help="also write the figures (diagnose.png) into DIR; "
+                                                         "needs matplotlib")
     parser.add_argument("--blas-threads", type=int, default=1, metavar="N",
-                        help="threads NumPy's BLAS may use; 1 (the default) is fastest for a recurrent step's "
-                             "small products; 0 keeps the library's own setting")
+                        help="threads NumPy's BLAS may use; 1 is fastest for a recurrent step's small products; "
+                             "0 keeps the library's own setting (default: %(default)s)")
     return parser
 
 
@@ -61,7 +70,7 @@ def run(args):
     else:
         layer, title = _fresh(args)
         embedding, meta = None, {}
-    x, inputs = _inputs(layer, args.steps, embedding, meta, rng)
+    x, inputs = _inputs(layer, args.seq_len, embedding, meta, rng)
     results = diagnose(layer, x)
     print(format_report(title, inputs, results))
     if args.figures:
@@ -80,17 +89,17 @@ def _fresh(args):
         raise ValueError(f"--forget-bias applies to an LSTM, not to --cell {cell}")
     extra = ({"nonlinearity": args.nonlinearity} if cell == "rnn" else
              {"forget_bias": args.forget_bias} if cell == "lstm" else {})
-    layer = getattr(nn, LAYERS[cell])(options["input_size"], options["hidden"], num_layers=options["layers"],
-                                      dtype="float64", **extra)
-    title = (f"{LAYERS[cell]}(input {options['input_size']}, hidden {options['hidden']}, "
-             f"{options['layers']} layer{'s' if options['layers'] > 1 else ''}), fresh (seed {args.seed})")
+    layer = getattr(nn, LAYERS[cell])(options["input_size"], options["hidden_size"], num_layers=options["num_layers"],
+                                      dtype="float64", device=args.device, **extra)
+    title = (f"{LAYERS[cell]}(input {options['input_size']}, hidden {options['hidden_size']}, "
+             f"{options['num_layers']} layer{'s' if options['num_layers'] > 1 else ''}), fresh (seed {args.seed})")
     if args.forget_bias is not None:
         title += f", forget bias {args.forget_bias:g}"
     return layer, title
 
 
 def _from_checkpoint(args):
-    given = [f"--{k.replace('_', '-')}" for k in (*FRESH_DEFAULTS, "forget_bias") if getattr(args, k) is not None]
+    given = [spelling(args, k) for k in (*FRESH_DEFAULTS, "forget_bias") if getattr(args, k) is not None]
     if given:
         raise ValueError(f"{', '.join(given)} describe a fresh layer; a checkpoint's layer has its own "
                          f"shape, so leave them out with --checkpoint")
@@ -108,7 +117,7 @@ def _from_checkpoint(args):
     extra = {"nonlinearity": args.nonlinearity} if cell == "rnn" else {}
     layer = getattr(nn, LAYERS[cell])(own["weight_ih_l0"].shape[1], hidden, num_layers=layers,
                                       bias="bias_ih_l0" in own, bidirectional="weight_hh_l0_reverse" in own,
-                                      dtype="float64", **extra)
+                                      dtype="float64", device=args.device, **extra)
     layer.load_state_dict(own)
     step = meta.get("step")
     title = (f"{LAYERS[cell]}(input {own['weight_ih_l0'].shape[1]}, hidden {hidden}, {layers} "
@@ -161,7 +170,10 @@ def _positive(text):
 def main(argv=None):
     """Run without the package's CLI: `python -m tinygrad_rnn.diagnostics.command --cell rnn`."""
     from ..train.threads import blas_threads
-    args = add_arguments(argparse.ArgumentParser(prog="python -m tinygrad_rnn.diagnostics.command")).parse_args(argv)
+    prog = "python -m tinygrad_rnn.diagnostics.command"
+    args = add_arguments(argparse.ArgumentParser(prog=prog)).parse_args(argv)
+    for note in old_spelling_notes(args, prog):
+        print(note, file=sys.stderr)
     try:
         with blas_threads(args.blas_threads):
             return run(args)

@@ -54,7 +54,7 @@ def format_report(title, inputs, results):
     steps = results["steps"]
     marks = sorted({1, min(10, steps), (steps + 1) // 2, steps})
     gated = len(results["radius"]) > 1
-    radius = "   ".join(f"{gate} {value:.3g}" for gate, value in results["radius"].items())
+    radius = "   ".join(f"{gate} {value:#.3g}" for gate, value in results["radius"].items())  # 4.00, not 4
     sens = results["sensitivity"]
     lines = [title, f"inputs: {inputs}",
              f"spectral radius of weight_hh_l0{' by gate' if gated else ''}:   {radius}"]

@@ -5,21 +5,24 @@ clipping, evaluates now and then, and saves a checkpoint that holds everything n
 to the same numbers: weights, optimizer and schedule state, the random generators, the task's
 position in its data and the loss history.
 """
+import contextlib
 import dataclasses
 import errno
 import math
 import os
+import signal
+import sys
+import threading
 import time
 
-import numpy as np
-
-from .. import factory, optim
+from .. import backend, factory, optim
 from ..archive import prepare_output_file
 from ..checkpoint import CheckpointError, check_state_compatible, load_checkpoint, save_checkpoint
 from ..distributed import data_parallel
 from ..nn.utils import clip_grad_norm_
 from .config import ARCHITECTURE, KEPT_ON_RESUME, OPTIMIZERS, ConfigError, TrainConfig
 from .models import build_model
+from .report import throughput, write_metrics
 from .tasks import make_task
 
 MAX_SKIPPED_IN_A_ROW = 25  # steps with non-finite gradients in a row before training stops
@@ -30,8 +33,16 @@ class TrainResult:
     model: object
     optimizer: object
     task: object
-    history: dict   # step, loss (per applied step); val_step, val_loss (per evaluation); skipped; seconds, items
-    step: int
+    history: dict   # step, loss (per applied step); val_step, val_loss, lr, throughput, train_seconds (per
+    step: int       # evaluation); skipped; seconds, items (training time and items so far)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after a whole step, and the state at that step was saved to `checkpoint`."""
+
+    def __init__(self, step, checkpoint, history):
+        super().__init__(f"interrupted at step {step}; {checkpoint} holds that step")
+        self.step, self.checkpoint, self.history = step, checkpoint, history
 
 
 def make_optimizer(config, params):
@@ -104,13 +115,31 @@ def save_training_state(path, config, model, optimizer, scheduler, task, history
     save_checkpoint(path, model.state_dict(), optimizer.state_dict(), meta)
 
 
-def load_model(path, device=None):
-    """The model of a checkpoint, its meta and (for language models) its vocabulary, ready to sample."""
+def checkpoint_device(saved, device=None, what="the checkpoint", log=print):
+    """The device to load onto: `device` if given, else `saved`, except that a run saved on cuda comes to
+    the CPU, with a line through `log` saying so, where no GPU can be used."""
+    if device is not None:
+        return backend.check_device(device)
+    if saved == "cuda" and not backend.cuda_available():
+        log(f"note: {what} was trained on cuda, which is not available here (CuPy or a GPU is missing), "
+            f"so it runs on the cpu")
+        return "cpu"
+    return saved
+
+
+def load_model(path, device=None, log=print):
+    """The model of a checkpoint written by `train` (or the demo) and the checkpoint's meta.
+
+    Returns ``(model, meta)``: the model built from the saved config with the saved weights, and the
+    meta dict (``meta["vocab"]``, the characters of a language model in id order, for `generate`;
+    ``meta["config"]``, ``meta["step"]``, ``meta["history"]``). `device` ("cpu" or "cuda") puts the
+    model there; by default it goes where it was trained, or to the CPU, with a line through `log`,
+    when that was a GPU and none can be used here.
+    """
     loaded = load_checkpoint(path)
     meta = loaded["meta"]
     config = _saved_config(path, meta)
-    if device:
-        config = dataclasses.replace(config, device=device)
+    config = dataclasses.replace(config, device=checkpoint_device(config.device, device, path, log))
     factory.manual_seed(config.seed)
     model = build_model(config, meta.get("vocab_size"))
     check_state_compatible(model.state_dict(), loaded["model"])
@@ -153,8 +182,7 @@ def _restore(path, config, model, optimizer, scheduler, task, log):
             scheduler.load_state_dict(meta["scheduler"])
         task.load_state_dict(meta["task"])
         factory.rng().bit_generator.state = meta["rng"]
-        history = meta["history"]
-        history.setdefault("skipped", [])
+        history = _standard_history(meta["history"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} holds no usable training state ({type(error).__name__}: {error})") from None
     for change in _apply_new_hyperparameters(saved, config, optimizer, scheduler):
@@ -202,6 +230,10 @@ def _apply_new_hyperparameters(saved, config, optimizer, scheduler):
 
 
 def _progress_bar(total, initial, enabled):
+    """A tqdm bar on stderr: always when `enabled`, never when False, and on a terminal only when None
+    (a log file or a pipe gets the evaluation lines alone, without the bar's repaints)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
     if not enabled:
         return None
     try:
@@ -218,8 +250,39 @@ def _check_checkpoint_target(checkpoint, resume, overwrite):
     prepare_output_file(checkpoint)
 
 
-def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log=print, on_step=None, comm=None,
-          overwrite=False):
+@contextlib.contextmanager
+def _interrupt_after_the_step(enabled):
+    """While training, a first Ctrl-C asks the loop to stop after the step it is in (and save it); a
+    second one interrupts at once, as usual. Only in the main thread, and only where Ctrl-C has
+    Python's usual meaning (not where it is ignored or handled by the program)."""
+    stop = {"asked": False}
+    if not enabled or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield stop
+        return
+
+    def ask_to_stop(signum, frame):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    signal.signal(signal.SIGINT, ask_to_stop)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _standard_history(history):
+    """The history of a resumed run, with the keys that older checkpoints lack."""
+    history.setdefault("skipped", [])
+    for key in ("lr", "throughput", "train_seconds"):
+        history.setdefault(key, [])
+    return history
+
+
+def train(config, checkpoint=None, resume=False, progress=None, corpus=None, log=print, on_step=None, comm=None,
+          overwrite=False, metrics=None):
     """Train as `config` says; with `checkpoint`, save there at each evaluation and at the end.
 
     `resume=True` continues from `checkpoint` when the file exists, up to `config.steps` steps in
@@ -228,10 +291,18 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
     weight decay in `config` is applied to the resumed optimizer and logged. Without `resume`, an
     existing `checkpoint` is only replaced with `overwrite=True`.
 
+    Every `config.eval_every` steps (and at the last) the run evaluates on held-out data and logs a
+    line through `log` (None: nothing): the step, the loss (the mean training loss of the steps since
+    the previous evaluation, see tinygrad_rnn.train.report), the validation loss and the throughput.
+    `progress` shows a tqdm bar as well: True, False, or None for a bar only when stderr is a terminal.
+    `metrics`: a path where a CSV with one row per evaluation is rewritten at each one.
+
     A step whose loss or gradient norm is not finite is skipped (the weights stay as they were), logged
     and listed in `history["skipped"]`; after MAX_SKIPPED_IN_A_ROW in a row, or if the weights
     themselves become non-finite, FloatingPointError stops the run, and no checkpoint with
     non-finite weights is ever written.
+    With a `checkpoint`, Ctrl-C (SIGINT) in a single process lets the current step finish, saves the
+    state at that step and raises TrainingInterrupted (a KeyboardInterrupt); a second Ctrl-C stops at once.
     `on_step(step, history)` is called after each step (and after its checkpoint, if any).
     `comm` (a tinygrad_rnn.distributed.Communicator) trains data-parallel on its ranks: each rank
     takes its share of every batch, and only rank 0 logs and writes the checkpoint.
@@ -240,10 +311,12 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
     task, model, optimizer, scheduler = build(config, corpus)
     parallel = data_parallel(comm, config)
     task = parallel.shard(task)
-    log, progress = (log, progress) if parallel.is_main else (lambda *args: None, False)
+    log = log if (log is not None and parallel.is_main) else (lambda *args: None)
+    progress = progress if parallel.is_main else False
     if checkpoint and parallel.is_main:
         _check_checkpoint_target(checkpoint, resume, overwrite)
-    history = {"step": [], "loss": [], "val_step": [], "val_loss": [], "skipped": [], "seconds": 0.0, "items": 0}
+    history = _standard_history({"step": [], "loss": [], "val_step": [], "val_loss": [], "skipped": [],
+                                 "seconds": 0.0, "items": 0})
     start = 0
     if resume and checkpoint and os.path.exists(checkpoint):
         start, history = _restore(checkpoint, config, model, optimizer, scheduler, task, log)
@@ -255,55 +328,70 @@ def train(config, checkpoint=None, resume=False, progress=True, corpus=None, log
     replica = parallel.wrap(model)  # data-parallel: every rank starts from rank 0's weights
     params = list(model.parameters())
     bar = _progress_bar(config.steps, start, progress)
-    smoothed = history["loss"][-1] if history["loss"] else None
+    say = bar.write if bar is not None and log is print else log  # a line above the bar, not through it
+    window = []   # losses of the steps since the previous evaluation: what "loss" means
     in_a_row = 0
-    for step in range(start + 1, config.steps + 1):
-        tic = time.perf_counter()
-        batch = task.batch()
-        loss = task.loss(replica, batch)
-        optimizer.zero_grad()
-        loss.backward()
-        parallel.average_gradients()
-        # the global norm that clipping computes (without clipping, max_norm=inf leaves the gradients
-        # as they are) says whether the step is safe to take; every rank has the same gradients
-        norm = clip_grad_norm_(params, config.clip or math.inf)
-        value = parallel.mean(loss.item())
-        if math.isfinite(value) and math.isfinite(norm):
-            optimizer.step()
-            in_a_row = 0
-        else:
-            in_a_row = _skip(step, value, norm, in_a_row, history, model, config, log)
-        history["seconds"] += time.perf_counter() - tic  # training only: evaluation and saving excluded
-        history["items"] += task.items(batch)
-        if not in_a_row:
-            history["step"].append(step)
-            history["loss"].append(value)
-            smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
-        if scheduler is not None and not isinstance(scheduler, optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step()
-        evaluate = step % config.eval_every == 0 or step == config.steps
-        if evaluate:
-            _check_finite_weights(model, step, "so the run stops" + (f"; {checkpoint} keeps the last good state"
-                                                                     if checkpoint else ""))
-            history["val_step"].append(step)
-            history["val_loss"].append(task.evaluate(model))
-            if isinstance(scheduler, optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(history["val_loss"][-1])
-        if bar is not None:
-            postfix = {"loss": f"{smoothed:.3f}" if smoothed is not None else "-"}
-            if history["val_loss"]:
-                postfix["val"] = f"{history['val_loss'][-1]:.3f}"
-            postfix[f"{task.unit}/s"] = f"{throughput(history):,.0f}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
-        elif progress and evaluate:
-            shown = smoothed if smoothed is not None else math.nan
-            log(f"step {step}/{config.steps}: loss {shown:.3f}, validation {history['val_loss'][-1]:.3f}, "
-                f"{throughput(history):,.0f} {task.unit}/s")
-        if checkpoint and evaluate and parallel.is_main:
-            save_training_state(checkpoint, config, model, optimizer, scheduler, task, history, step)
-        if on_step is not None:
-            on_step(step, history)
+    saving = bool(checkpoint) and parallel.is_main
+    with _interrupt_after_the_step(saving and comm is None) as stop:
+        for step in range(start + 1, config.steps + 1):
+            tic = time.perf_counter()
+            batch = task.batch()
+            loss = task.loss(replica, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            parallel.average_gradients()
+            # the global norm that clipping computes (without clipping, max_norm=inf leaves the gradients
+            # as they are) says whether the step is safe to take; every rank has the same gradients
+            norm = clip_grad_norm_(params, config.clip or math.inf)
+            value = parallel.mean(loss.item())
+            if math.isfinite(value) and math.isfinite(norm):
+                optimizer.step()
+                in_a_row = 0
+            else:
+                in_a_row = _skip(step, value, norm, in_a_row, history, model, config, say)
+            history["seconds"] += time.perf_counter() - tic  # training only: evaluation and saving excluded
+            history["items"] += task.items(batch)
+            if not in_a_row:
+                history["step"].append(step)
+                history["loss"].append(value)
+                window.append(value)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step was taken with
+            if scheduler is not None and not isinstance(scheduler, optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step()
+            evaluate = step % config.eval_every == 0 or step == config.steps
+            if evaluate:
+                _check_finite_weights(model, step, "so the run stops" + (f"; {checkpoint} keeps the last good "
+                                                                         f"state" if checkpoint else ""))
+                history["val_step"].append(step)
+                history["val_loss"].append(task.evaluate(model))
+                history["lr"].append(lr)
+                history["throughput"].append(throughput(history))
+                history["train_seconds"].append(history["seconds"])
+                if isinstance(scheduler, optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(history["val_loss"][-1])
+                mean = sum(window) / len(window) if window else math.nan
+                say(f"step {step}/{config.steps}: loss {mean:.4f}, validation {history['val_loss'][-1]:.4f}, "
+                    f"{throughput(history):,.0f} {task.unit}/s")
+                window = []
+            if bar is not None:
+                postfix = {"loss": f"{sum(window) / len(window):.3f}" if window else "-"}
+                if history["val_loss"]:
+                    postfix["val"] = f"{history['val_loss'][-1]:.3f}"
+                postfix[f"{task.unit}/s"] = f"{throughput(history):,.0f}"
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+            if saving and evaluate:
+                save_training_state(checkpoint, config, model, optimizer, scheduler, task, history, step)
+            if metrics and evaluate and parallel.is_main:
+                write_metrics(metrics, history)
+            if on_step is not None:
+                on_step(step, history)
+            if stop["asked"]:
+                if bar is not None:
+                    bar.close()
+                if not evaluate:
+                    save_training_state(checkpoint, config, model, optimizer, scheduler, task, history, step)
+                raise TrainingInterrupted(step, checkpoint, history)
     if bar is not None:
         bar.close()
     return TrainResult(model, optimizer, task, history, config.steps)
@@ -324,40 +412,3 @@ def _skip(step, loss, norm, in_a_row, history, model, config, log):
                                  f"(steps {step - in_a_row + 1} to {step}), so none of them was applied; "
                                  f"{clipping}: lower the learning rate (--lr) or check the data")
     return in_a_row
-
-
-def throughput(history):
-    return history["items"] / history["seconds"] if history["seconds"] > 0 else float("nan")
-
-
-def plot_losses(history, path, title="training loss", baseline=None):
-    """Write the per-step loss (smoothed) and the validation loss as a PNG; returns the path.
-
-    baseline: (value, label) of a reference loss drawn as a dashed line, or None.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps, losses = np.asarray(history["step"]), np.asarray(history["loss"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="batch loss")
-    if len(losses) >= 10:
-        width = max(1, len(losses) // 50)
-        kernel = np.ones(width) / width
-        ax.plot(steps[width - 1:], np.convolve(losses, kernel, mode="valid"), color="tab:blue",
-                label=f"batch loss, mean of {width}")
-    if history["val_loss"]:
-        ax.plot(history["val_step"], history["val_loss"], "o-", color="tab:orange", label="validation loss")
-    if baseline is not None:
-        value, label = baseline
-        ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=f"{label} ({value:.3f})")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
