@@ -13,10 +13,9 @@ the names they have in the unrolled view. With a prefix (one panel of several), 
 """
 from . import style
 from .dot import quote
-from .structure import INPUT_NAMES, STEP_STATES, cell_kind
+from .structure import STEP_STATES, cell_kind
 from .viewkit import constant_text, new_scene, shape_text
 
-ROLES = STEP_STATES | INPUT_NAMES
 INITIAL = {"h0": "h", "c0": "c"}   # an initial state is the first content of its state's delay
 
 
@@ -44,12 +43,13 @@ def folded(rec, params=True, rankdir=None, title=None, dpi=None, scene=None, pre
         if step is not None:
             group, t = step
             name = item.name
-            if name in ROLES:
-                node_id = roles.get((group, name))
+            role = rec.role(i)
+            if role is not None:
+                node_id = roles.get((group, role))
                 if node_id is None:
-                    node_id = roles[(group, name)] = f"{p}r{i}"
-                    kind = "input" if name in INPUT_NAMES else "state"
-                    text = f"{name}(t)\n{shape_text(rec.shape(i))}"
+                    node_id = roles[(group, role)] = f"{p}r{i}"
+                    kind = "state" if role in STEP_STATES else "input"
+                    text = f"{role}(t)\n{shape_text(rec.shape(i))}"
                     scene.node(group, node_id, f"[label={quote(text)} {style.KINDS[kind]}]")
             else:
                 cell = cells.setdefault(group, [f"{p}s{i}", set(), set()])
@@ -140,7 +140,7 @@ def _where_params_act(rec, positions, out_ids, on_edges):
             if p in on_edges:
                 params.add(rec.param_of[p])
             elif p_step == step:
-                if rec.items[p].name in ROLES:
+                if rec.role(p) is not None:
                     found.add(out_ids[p])
                 else:
                     found |= sources.get(p, set())
@@ -157,7 +157,7 @@ def _where_params_act(rec, positions, out_ids, on_edges):
         else:
             carried[i] = params
         # downstream, a role is a source of its own (h(t) feeds the next ops as "h")
-        sources[i] = {out_ids[i]} if rec.items[i].name in ROLES else found
+        sources[i] = {out_ids[i]} if rec.role(i) is not None else found
     return acts_on
 
 

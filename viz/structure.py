@@ -3,6 +3,8 @@
 Every item (recorded node or leaf tensor) is known by its position in walk order, which depends
 only on how the graph was built; all node names in the DOT text derive from these positions.
 """
+import re
+
 from tinygrad_rnn.graph import walk
 from tinygrad_rnn.tensor import Function, Tensor
 
@@ -12,6 +14,11 @@ STEP_STATES = frozenset({"h", "c"})          # the recurrent states inside a ste
 STATE_NAMES = STEP_STATES | {"h0", "c0", "h_n", "c_n"}
 OUTPUT_NAMES = frozenset({"output", "loss"})
 CELL_KINDS = ((frozenset("ifgo"), "LSTM cell"), (frozenset("rzn"), "GRU cell"))
+# what an Elman step h = tanh(W x + U h + b) records (with transposed weights, or relu; masks of padded
+# steps, dropout, the two directions joined); a step with other ops (gates: sigmoid, slices of a
+# stacked product) is some other cell, which the drawing does not name
+ELMAN_OPS = frozenset({"matmul", "add", "tanh", "relu", "permute", "transpose", "where", "mul", "cat"})
+NUMBERED = re.compile(r"^(.*\S)\s*\((?:t|-?\d+)\)$")   # "x(3)", "x (t)": a name that counts its step
 
 
 def flatten_roots(root):
@@ -129,7 +136,11 @@ class Recorded:
         return tuple(self.items[i].shape)
 
     def kind(self, i):
-        """What an item shows as: param, input, const, state, output, loss, tensor (named), op."""
+        """What an item shows as: param, input, const, state, output, loss, tensor (named), op.
+
+        A leaf that needs no gradient is an input when it is named, or when it is an array fed to
+        the ops of one step (the slice x[t] of a sequence); an unnamed one elsewhere is a constant.
+        """
         item = self.items[i]
         name = item.name
         is_root = i in self.root_positions
@@ -145,29 +156,66 @@ class Recorded:
             return "op" if name is None else ("output" if is_root else "tensor")
         if item.requires_grad:
             return "param"
-        return "input" if name is not None else "const"
+        if name is not None or (self.step_of[i] is not None and _size(item.shape) > 1):
+            return "input"
+        return "const"
+
+    def is_step_input(self, i):
+        """A leaf fed to one step that is data, not a weight or a state: drawn as x(t)."""
+        return not self.is_node[i] and self.step_of[i] is not None and self.kind(i) == "input"
+
+    def role(self, i):
+        """The role of an item inside a step, the same at every step (h, c, x, input), or None.
+
+        A step input keeps its own name, less a step number written into it ("x(3)" is x)."""
+        name = self.items[i].name
+        if name in STEP_STATES or name in INPUT_NAMES:
+            return name
+        if self.is_step_input(i):
+            if name is None:
+                return "input"
+            numbered = NUMBERED.match(str(name))
+            return numbered.group(1) if numbered else str(name)
+        return None
 
     def label_name(self, i):
-        """The drawn name: the tensor's name, with (t) added inside a step; roots get a default."""
+        """The drawn name: the tensor's name, with (t) added inside a step unless the name already
+        counts its step; roots and unnamed step inputs get a default."""
         item = self.items[i]
         name = item.name
         if name is None:
             if i in self.root_positions:
                 return "loss" if _size(item.shape) == 1 else "output"
-            return None if self.is_node[i] else ("param" if item.requires_grad else None)
+            if self.is_node[i]:
+                return None
+            if item.requires_grad:
+                return "param"
+            if not self.is_step_input(i):
+                return None
+            name = "input"
         name = str(name)
         step = self.step_of[i]
-        return f"{name}({step[1]})" if step is not None else name
+        if step is None or NUMBERED.match(name):
+            return name
+        return f"{name}({step[1]})"
 
     def op_label(self, i):
-        """A node's op, with its scalar constant inputs written in: "sub(1, ·)", "mul(·, 0.5)"."""
+        """A node's op, with its scalar constant inputs written in ("sub(1, ·)", "mul(·, 0.5)") and
+        the index of a getitem ("getitem [:, 0:4]")."""
         item = self.items[i]
         parents = self.parents[i]
         if not any(p in self.scalar_consts for p in parents):
-            return item.op
+            return self.plain_op_label(i)
         args = (f"{self.items[p].array.reshape(()).item():.4g}" if p in self.scalar_consts else "·"
                 for p in parents)
         return f"{item.op}({', '.join(args)})"
+
+    def plain_op_label(self, i):
+        """The op's name, and for a getitem the index it takes."""
+        item = self.items[i]
+        if item.op == "getitem" and hasattr(item, "index"):
+            return f"getitem {index_text(item.index)}"
+        return item.op
 
     def grad(self, i):
         """The kept gradient of an item's output (a node's retained grad, a leaf's .grad), or None."""
@@ -184,12 +232,34 @@ def _size(shape):
 
 
 def cell_kind(names, has_state, ops):
-    """The cell a step's gate names reveal: LSTM (i, f, g, o), GRU (r, z, n), else a plain RNN
-    cell when the step makes a state h, else the ops it holds (a per-step concatenation, say)."""
+    """The cell a step's gate names reveal: LSTM (i, f, g, o), GRU (r, z, n); a plain RNN cell when
+    the step makes a state h with an Elman step's ops alone; "cell" for any other step that makes a
+    state (a cell built by hand, its gates unnamed); else the ops it holds (a per-step concatenation)."""
     for gates, label in CELL_KINDS:
         if gates <= names:
             return label
     if has_state:
-        return "RNN cell"
+        return "RNN cell" if ops and ops <= ELMAN_OPS else "cell"
     shown = sorted(ops)
     return ", ".join(shown[:3]) + (", …" if len(shown) > 3 else "") if shown else "step"
+
+
+def index_text(index):
+    """An index as Python writes it: [:, 0:4], [-1], [..., None]; an array index by its shape."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return "[" + ", ".join(_index_part(part) for part in parts) + "]"
+
+
+def _index_part(part):
+    if isinstance(part, slice):
+        text = ("" if part.start is None else str(part.start)) + ":" + ("" if part.stop is None else str(part.stop))
+        return text + (f":{part.step}" if part.step is not None else "")
+    if part is Ellipsis:
+        return "..."
+    if part is None:
+        return "None"
+    shape = getattr(part, "shape", None)
+    if shape is None or shape == ():
+        return str(int(part)) if not isinstance(part, (list, tuple)) else f"list of {len(part)}"
+    what = "mask" if str(getattr(part, "dtype", "")) == "bool" else "ids"
+    return f"{what} ({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"

@@ -102,6 +102,16 @@ def text_colour(fill):
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "white"
 
 
+def _distinct_texts(values, most=6):
+    """The values with one decimal, or as many more as it takes to tell neighbours apart (a narrow
+    range would otherwise read -0.9, -0.9, -0.9, ...)."""
+    for decimals in range(1, most + 1):
+        texts = [f"{value:.{decimals}f}" for value in values]
+        if len(set(texts)) == len(set(values)):
+            return texts
+    return texts
+
+
 class GradientScale:
     """Maps log10 of a gradient norm onto the colour scale between `low` and `high`."""
 
@@ -128,11 +138,11 @@ class GradientScale:
 
     def legend(self, title, caption=None, stops=7):
         """An HTML-like graph label: the caption, the title and a row of swatches with their values."""
+        values = [self.low + (self.high - self.low) * k / (stops - 1) for k in range(stops)]
         cells = []
-        for k in range(stops):
-            value = self.low + (self.high - self.low) * k / (stops - 1)
+        for k, text in enumerate(_distinct_texts(values)):
             fill = scale_colour(k / (stops - 1))
-            cells.append(f'<td bgcolor="{fill}" width="48"><font color="{text_colour(fill)}">{value:.1f}</font></td>')
+            cells.append(f'<td bgcolor="{fill}" width="48"><font color="{text_colour(fill)}">{text}</font></td>')
         head = f'<tr><td colspan="{stops}" border="0"><font point-size="16">{html_text(caption)}</font></td></tr>' \
             if caption else ""
         return HTML(f'<<table border="0" cellborder="1" cellspacing="0" cellpadding="4">{head}'

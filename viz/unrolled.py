@@ -47,6 +47,8 @@ class Elision:
 
     def label(self, group):
         elided = self.elided[group]
+        if len(elided) == 1:
+            return f"⋯ 1 step ⋯\nt = {elided[0]}"
         return f"⋯ {len(elided)} steps ⋯\nt = {elided[0]} … {elided[-1]}"
 
 
@@ -92,9 +94,13 @@ class _Unrolled:
         # above the ops detail a value made from one parameter alone (its transpose) is drawn as
         # the parameter: param_of runs in walk order, so the parameter's name exists by then
         derived = {} if self.detail == "ops" else {i: q for i, q in rec.param_of.items() if i != q}
+        unparametrised = set()   # params=False: the parameters and what is made from them alone
         for i in range(len(items)):
             if i in consts:
                 continue
+            if not self.params and self._from_parameters_alone(i, unparametrised):
+                unparametrised.add(i)
+                continue   # a transpose of a weight left alone would be a node without inputs
             if i in derived:
                 self.in_ids[i] = self.out_ids[i] = self.out_ids[derived[i]]
                 continue
@@ -107,7 +113,8 @@ class _Unrolled:
                 if keep is not None and t not in keep:      # elided: no node of its own
                     self.in_ids[i] = self.out_ids[i] = self._elision_node(group, i)
                     continue
-                if name not in visible:
+                role = name if name in visible else ("x" if not states_view and rec.is_step_input(i) else None)
+                if role is None:
                     if cells_view:
                         self.in_ids[i] = self.out_ids[i] = self._cell(step, i, name)
                     elif states_view:
@@ -127,9 +134,10 @@ class _Unrolled:
                 if any(q in consts for q in rec.parents[i]):
                     op_label = f"[label={quote(rec.op_label(i))}]"
                 else:
-                    op_label = op_labels.get(item.op)
+                    text = rec.plain_op_label(i)
+                    op_label = op_labels.get(text)
                     if op_label is None:
-                        op_label = op_labels[item.op] = f"[label={quote(item.op)}]"
+                        op_label = op_labels[text] = f"[label={quote(text)}]"
                 scene.node(path, op_id, op_label)
                 if label is None:
                     self.out_ids[i] = op_id
@@ -142,11 +150,20 @@ class _Unrolled:
             if kind == "param":
                 self.param_ids.add(tensor_id)
             if step is not None:
-                if name in visible:
-                    self.marks.setdefault(step[0], {}).setdefault(step[1], {})[name] = tensor_id
+                if role is not None:
+                    self.marks.setdefault(step[0], {}).setdefault(step[1], {})[role] = tensor_id
                 if not is_node[i]:
                     self.entries.setdefault(step, []).append(tensor_id)
         self._draw_cells()
+
+    def _from_parameters_alone(self, i, found):
+        """Whether item i is a parameter, or a node whose inputs are all in `found` (walk order puts
+        them first) or scalar constants."""
+        rec = self.rec
+        if not rec.is_node[i]:
+            return rec.kind(i) == "param"
+        inputs = [p for p in rec.parents[i] if p not in rec.scalar_consts]
+        return bool(inputs) and all(p in found for p in inputs)
 
     def _draw_tensor(self, i, kind, label, path, step, node_id):
         rec = self.rec

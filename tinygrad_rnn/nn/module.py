@@ -243,8 +243,10 @@ class Module:
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """Dotted names like PyTorch's ("rnn.weight_ih_l0"); a shared parameter is listed once."""
         for full, param in self._named_members("_parameters", prefix, recurse, remove_duplicate):
-            if remove_duplicate:
-                param.name = full  # graph drawings label parameters by it
+            if remove_duplicate and (param.name is None or full.endswith("." + param.name)):
+                # graph drawings label parameters by it: the most qualified name given so far, so that a
+                # layer asking for its own parameters does not undo "rnn.weight_ih_l0"
+                param.name = full
             yield full, param
 
     def parameters(self, recurse=True):
