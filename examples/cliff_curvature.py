@@ -121,9 +121,9 @@ def draw(result, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs"),
-                        help="where the PNG goes (default: docs/)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("out", "cliff_curvature"),
+                        help="where the PNG goes (--out docs redraws the README's figure)")
     parser.add_argument("--points", type=int, default=401, help="points along the line")
     args = parser.parse_args()
     tic = time.perf_counter()

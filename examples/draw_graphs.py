@@ -1,10 +1,11 @@
-"""Draw every picture in docs/ from real recorded graphs (needs Graphviz's `dot`).
+"""Draw the pictures of docs/ from real recorded graphs (needs Graphviz's `dot`).
 
-    python examples/draw_graphs.py            # writes docs/viz_*.png
+    python examples/draw_graphs.py                 # writes out/graphs/viz_*.png
+    python examples/draw_graphs.py --out docs      # redraws the pictures the README shows
     python examples/draw_graphs.py --out /tmp/pictures --format svg
 
-For each layer (RNN, LSTM, GRU; 3 steps) the unrolled graph at both levels of detail and the
-folded recurrence; then where the gradient vanishes over 50 steps (a plain RNN beside an LSTM),
+For each layer (RNN, LSTM, GRU) the unrolled graph of 3 steps with one box per cell, the same with
+every primitive over 2 steps (a size that stays readable on a page), and the folded recurrence; then where the gradient vanishes over 50 steps (a plain RNN beside an LSTM),
 and a 1,000-step, 2-layer LSTM with the middle steps elided.
 """
 import argparse
@@ -46,10 +47,10 @@ class _nothing:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                      "docs"))
-    parser.add_argument("--format", default="png", choices=viz.FORMATS)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("out", "graphs"), help="folder for the pictures")
+    parser.add_argument("--format", default="png", choices=viz.FORMATS, help="picture format")
     args = parser.parse_args()
 
     def render(name, root, **options):
@@ -59,8 +60,8 @@ def main():
     for kind in LAYERS:
         loss = sequence_loss(kind, steps=3)
         low = kind.lower()
-        render(f"{low}_ops", loss, detail="ops", dpi=96,
-               title=f"{kind}, 3 steps unrolled: every primitive (detail=\"ops\")")
+        render(f"{low}_ops", sequence_loss(kind, steps=2), detail="ops", dpi=96,
+               title=f"{kind}, 2 steps unrolled: every primitive (detail=\"ops\")")
         render(f"{low}_cells", loss, detail="cells", dpi=110,
                title=f"{kind}, 3 steps unrolled: one box per cell step (detail=\"cells\")")
         render(f"{low}_folded", loss, view="folded", dpi=110,

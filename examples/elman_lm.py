@@ -21,15 +21,15 @@ from tinygrad_rnn.train.threads import blas_threads
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, default=128)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--hidden-size", "--hidden", dest="hidden", type=int, default=128, help="hidden units")
     parser.add_argument("--seq-len", type=int, default=32, help="characters per window (BPTT length)")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--clip", type=float, default=1.0)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="windows per batch")
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps")
+    parser.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
+    parser.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (NumPy) or cuda (CuPy)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the windows")
     args = parser.parse_args()
 
     tr.manual_seed(args.seed)

@@ -175,9 +175,9 @@ def draw(result, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs"),
-                        help="where the PNG goes (default: docs/)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("out", "rtrl_vs_bptt"),
+                        help="where the PNG goes (--out docs redraws the README's figure)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40, 80], help="sequence lengths T")
     parser.add_argument("--hidden", type=int, nargs="+", default=[2, 4], help="hidden sizes to time")
     args = parser.parse_args()

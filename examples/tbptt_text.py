@@ -31,17 +31,18 @@ def validation_loss(model, data, k):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cell", default="lstm", choices=["rnn", "lstm", "gru"])
-    parser.add_argument("--hidden", type=int, default=128)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--cell", default="lstm", choices=["rnn", "lstm", "gru"], help="recurrent layer")
+    parser.add_argument("--hidden-size", "--hidden", dest="hidden", type=int, default=128, help="hidden units")
     parser.add_argument("--k", type=int, default=32, help="truncation length: steps per backward pass")
-    parser.add_argument("--batch", type=int, default=16, help="parallel streams through the text")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=16,
+                        help="parallel streams through the text")
     parser.add_argument("--chunks", type=int, default=800, help="updates in all (at most one pass)")
     parser.add_argument("--report-every", type=int, default=100, help="updates between reports")
-    parser.add_argument("--lr", type=float, default=4e-3)
-    parser.add_argument("--clip", type=float, default=1.0)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=4e-3, help="Adam's learning rate")
+    parser.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (NumPy) or cuda (CuPy)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights")
     args = parser.parse_args()
 
     tr.manual_seed(args.seed)

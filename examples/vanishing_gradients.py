@@ -3,7 +3,7 @@
 A plain tanh RNN, an LSTM and a GRU (32 units each) learn the adding problem at T = 50: the target
 is the sum of two marked values, the first marker somewhere in the first 25 steps, so the answer
 needs a memory of at least 25 steps. Before and after training the script measures, with
-tinygrad_rnn.diagnostics, and draws into docs/:
+tinygrad_rnn.diagnostics, and draws into out/vanishing_gradients/ (`--out docs` redraws the README's):
 
   diag_sensitivity.png  ||d output(t) / d x(1)|| over 100 steps: how long the first input is felt
   diag_grad_norms.png   ||dL/dh(t)|| (and ||dL/dc(t)||) of the training loss: how far back it reaches
@@ -12,6 +12,8 @@ tinygrad_rnn.diagnostics, and draws into docs/:
 
     python examples/vanishing_gradients.py               # about 1-2 minutes on 2 CPU cores
     python examples/vanishing_gradients.py --steps 300   # a quick look: too short for the LSTM to learn
+
+The captions report what the run measured (with --steps 300 they say that the LSTM has not learned).
 """
 import argparse
 import os
@@ -167,7 +169,17 @@ def run_cliff():
 
 # --------------------------------------------------------------------------- figures
 
-def draw_sensitivity(results, path):
+def trained_on(args):
+    return (f"trained with {args.steps} Adam steps (lr {args.lr:g}, batch {args.batch}) on the adding problem "
+            f"at T = {args.T}")
+
+
+def remembers(values):
+    """Whether a sensitivity curve still feels x(1) after 100 steps: it keeps at least 0.9 of it a step."""
+    return D.decay_rate(values) >= 0.9
+
+
+def draw_sensitivity(results, path, args):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 5))
     curves = {}
@@ -178,24 +190,31 @@ def draw_sensitivity(results, path):
             curves[label] = (values, {"color": COLORS[cell], **style})
     plot_per_step(ax, curves, "||d output(t) / d x(1)||",
                   "How strongly the layer's output at step t still depends on the first input x(1)")
-    ax.axvline(50, color="0.5", lw=0.8, ls=":")
-    ax.text(51, ax.get_ylim()[1], "trained on 50 steps", va="top", fontsize=8, color="0.4")
-    rnn, lstm = results["RNN"]["after"]["sensitivity"], results["LSTM"]["after"]["sensitivity"]
-    ax.annotate(f"the trained RNN forgets: at t = 100, x(1) weighs {rnn[-1] / rnn[0]:.0e} of its weight at t = 1",
+    ax.axvline(args.T, color="0.5", lw=0.8, ls=":")
+    ax.text(args.T + 1, ax.get_ylim()[1], f"trained on sequences of {args.T} steps", va="top", fontsize=8,
+            color="0.4")
+    rnn = results["RNN"]["after"]["sensitivity"]
+    verdict = "forgets" if not remembers(rnn) else "still feels it"
+    ax.annotate(f"the trained RNN {verdict}: at t = 100, x(1) weighs {rnn[-1] / rnn[0]:.0e} of its weight at t = 1",
                 xy=(70, rnn[69]), xytext=(12, rnn[69] * 1e-5), fontsize=9, color=COLORS["RNN"],
                 arrowprops={"arrowstyle": "->", "color": COLORS["RNN"]})
-    ax.annotate("the trained LSTM and GRU remember", xy=(75, lstm[74]), xytext=(60, lstm[74] * 1e-4),
-                fontsize=9, color=COLORS["LSTM"], arrowprops={"arrowstyle": "->", "color": COLORS["LSTM"]})
+    gated = [cell for cell in ("LSTM", "GRU") if remembers(results[cell]["after"]["sensitivity"])]
+    if gated:
+        curve, colour = results[gated[0]]["after"]["sensitivity"], COLORS[gated[0]]
+        ax.annotate(f"the trained {' and '.join(gated)} {'remembers' if len(gated) == 1 else 'remember'}",
+                    xy=(75, curve[74]), xytext=(60, curve[74] * 1e-4), fontsize=9, color=colour,
+                    arrowprops={"arrowstyle": "->", "color": colour})
     ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1), title="fitted rate over 100 steps",
               title_fontsize=8.5)
     fig.text(0.01, 0.01, "Frobenius norm of the Jacobian, exact (backpropagation through the recorded graph); "
-             "root mean square over 2 adding-problem sequences of 100 steps.", fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+             f"root mean square over 2 adding-problem sequences of 100 steps.\nEach layer {trained_on(args)}.",
+             fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def draw_gradients(results, path):
+def draw_gradients(results, path, args):
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 5), sharey=True)
     for ax, stage in zip(axes, ("before", "after")):
@@ -208,22 +227,24 @@ def draw_gradients(results, path):
         plot_per_step(ax, curves, "gradient norm", ("untrained" if stage == "before" else "trained")
                       + ": the loss's gradient reaching step t")
     axes[1].legend(fontsize=8.5, loc="lower right")
+    T = args.T
     fig.suptitle("Backpropagation through time: the gradient of the adding-problem loss (read at the last "
-                 "step, t = 50) with respect to each step's state", fontsize=10)
-    axes[0].annotate("", xy=(5, 1e-15), xytext=(45, 1e-15), arrowprops={"arrowstyle": "->", "color": "0.4"})
-    axes[0].text(25, 3e-15, "the gradient travels backwards, from the loss at t = 50", ha="center", fontsize=8.5,
-                 color="0.3")
+                 f"step, t = {T}) with respect to each step's state;\neach layer {trained_on(args)}", fontsize=10)
+    low = axes[0].get_ylim()[0] * 10
+    axes[0].annotate("", xy=(0.1 * T, low), xytext=(0.9 * T, low), arrowprops={"arrowstyle": "->", "color": "0.4"})
+    axes[0].text(T / 2, low * 3, f"the gradient travels backwards, from the loss at t = {T}", ha="center",
+                 fontsize=8.5, color="0.3")
     ratios = ", ".join(f"{cell} {r['after']['gradients']['h'][0] / r['after']['gradients']['h'][-1]:.0e}"
                        for cell, r in results.items())
-    fig.text(0.01, 0.01, f"After training, ||dL/dh(1)|| / ||dL/dh(50)||: {ratios}. The first marker lies in "
-             "steps 1-25: a gradient that does not reach them cannot teach the layer to keep the value it marks.",
-             fontsize=8.5, color="0.2")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.text(0.01, 0.01, f"After training, ||dL/dh(1)|| / ||dL/dh({T})||: {ratios}. The first marker lies in "
+             f"steps 1-{T // 2}: a gradient that does not reach them cannot teach the layer to keep the value it "
+             "marks.", fontsize=8.5, color="0.2")
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def draw_eigenvalues(results, path):
+def draw_eigenvalues(results, path, args):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 6.2))
     names = {"RNN": "W_hh", "LSTM": "W_hg (cell candidate block)", "GRU": "W_hn (new state block)"}
@@ -241,7 +262,7 @@ def draw_eigenvalues(results, path):
         ax.text(0.5, -0.16, _eigen_caption(cell, before, after), transform=ax.transAxes, ha="center",
                 va="top", fontsize=8.5)
     fig.suptitle("The recurrence as powers of W: eigenvalues inside the unit circle (grey) shrink a "
-                 "signal at every step, those outside grow it")
+                 f"signal at every step, those outside grow it\n(each layer {trained_on(args)})")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -249,10 +270,10 @@ def draw_eigenvalues(results, path):
 
 def _eigen_caption(cell, before, after):
     if cell == "RNN":
-        outside = int((np.abs(after["eigenvalues"]) > 1).sum())
-        return (f"Training pushed {outside} eigenvalues outside the circle, yet the\ngradient still vanishes: "
-                f"a step multiplies it by diag(tanh') W_hh,\nand the state saturated: the mean tanh' on the "
-                f"probe fell\nfrom {before['memory']:.2f} to {after['memory']:.2f}.")
+        outside = [int((np.abs(stage["eigenvalues"]) > 1).sum()) for stage in (before, after)]
+        return (f"{outside[1]} eigenvalues lie outside the circle after training\n({outside[0]} before). "
+                f"A step multiplies the gradient by\ndiag(tanh') W_hh: the mean tanh' on the probe went\n"
+                f"from {before['memory']:.2f} to {after['memory']:.2f}.")
     name, _ = MEMORY_GATES[cell]
     keeps = "c(t) = f * c(t-1) + i * g" if cell == "LSTM" else "h(t) = (1 - z) * n + z * h(t-1)"
     return (f"Its memory runs through {keeps}: the gate {name},\nnot this matrix, sets how long a unit "
@@ -260,7 +281,7 @@ def _eigen_caption(cell, before, after):
             f"{before['memory']:.2f} untrained, {after['memory']:.3f} trained.")
 
 
-def draw_cliff(cliff, path):
+def draw_cliff(cliff, path, args):
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12.5, 9))
     (line, plane), (losses, updates) = axes
@@ -328,15 +349,15 @@ def draw_cliff(cliff, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs"),
-                        help="where the PNGs go (default: docs/)")
-    parser.add_argument("--steps", type=int, default=1500, help="training updates per model")
-    parser.add_argument("--T", type=int, default=50, help="training sequence length")
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=32)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("out", "vanishing_gradients"),
+                        help="where the PNGs go (--out docs redraws the README's figures)")
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps per model")
+    parser.add_argument("--seq-len", "--T", dest="T", type=int, default=50, help="training sequence length T")
+    parser.add_argument("--hidden-size", "--hidden", dest="hidden", type=int, default=32, help="hidden units")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, default=32, help="sequences per batch")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tic = time.perf_counter()
@@ -352,7 +373,7 @@ def main():
                              ("diag_eigenvalues.png", draw_eigenvalues, results),
                              ("diag_cliff.png", draw_cliff, cliff)):
         path = os.path.join(args.out, name)
-        draw(data, path)
+        draw(data, path, args)
         print("wrote", os.path.normpath(path))
     print(f"done in {time.perf_counter() - tic:.0f} s")
 

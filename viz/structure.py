@@ -201,7 +201,7 @@ class Recorded:
 
     def op_label(self, i):
         """A node's op, with its scalar constant inputs written in ("sub(1, ·)", "mul(·, 0.5)") and
-        the index of a getitem ("getitem [:, 0:4]")."""
+        a getitem as the index it takes ("[:, 0:4]", as Python writes it)."""
         item = self.items[i]
         parents = self.parents[i]
         if not any(p in self.scalar_consts for p in parents):
@@ -211,10 +211,10 @@ class Recorded:
         return f"{item.op}({', '.join(args)})"
 
     def plain_op_label(self, i):
-        """The op's name, and for a getitem the index it takes."""
+        """The op's name; a getitem is written as the index it takes."""
         item = self.items[i]
         if item.op == "getitem" and hasattr(item, "index"):
-            return f"getitem {index_text(item.index)}"
+            return index_text(item.index)
         return item.op
 
     def grad(self, i):
