@@ -306,8 +306,11 @@ class _Unrolled:
             label = ", ".join(f"{r}(t)" if r != "values" else r for r in roles) + f"\nof {len(tails)} steps"
             cluster = scene.cluster_ids[scene.outer + group]
             # a taillabel, not a label: an edge label would make dot double every rank's spacing
-            scene.edge(last, head, f'ltail=cluster_{cluster} taillabel={quote(label)} labelangle=-35 '
-                                          f'labeldistance=3 labelfontcolor="#5f6368" labelfontsize=9')
+            attrs = f'taillabel={quote(label)} labelangle=-35 labeldistance=3 labelfontcolor="#5f6368" labelfontsize=9'
+            if cluster is None:   # steps recorded outside any layer scope: no cluster holds them all
+                scene.edge(last, head, attrs)
+                continue
+            scene.edge(last, head, f"ltail=cluster_{cluster} {attrs}")
             scene.graph_attrs["compound"] = "true"
 
     # --- layout hints

@@ -44,6 +44,15 @@ def test_a_cell_built_by_hand_is_not_called_an_rnn_cell():
                           for n in Dot(viz.to_dot(rnn_loss, detail="cells")).nodes}
 
 
+def test_steps_outside_any_layer_scope_draw_without_a_missing_cluster():
+    steps = [tr.randn(2, 4, requires_grad=True)]
+    for t in range(3):
+        with tr.scope("t", t):
+            steps.append((steps[-1] * 0.5).tanh().named("h"))
+    dot = viz.to_dot(tr.stack(steps[1:]).sum(), detail="cells")   # the stack reads every step's h
+    assert "cluster_None" not in dot and "of 3 steps" in dot
+
+
 def test_an_input_named_with_its_step_is_not_numbered_twice():
     loss = hand_built_lstm(name_inputs=lambda t: f"x({t})")
     for detail in ("ops", "cells"):
