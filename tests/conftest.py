@@ -24,7 +24,8 @@ def torch():
     except ImportError:
         if IN_CI:
             pytest.fail("PyTorch is required for parity tests in CI (pip install torch==2.13.0)")
-        pytest.skip("PyTorch is not installed (pip install -e .[parity])")
+        pytest.skip("PyTorch is not installed, so the parity tests cannot compare with it "
+                    "(make test installs it; else pip install -e \".[parity]\")")
     torch.set_default_dtype(torch.float64)
     return torch
 
@@ -37,3 +38,18 @@ def rng():
 def to_np(x):
     """Host numpy view of a Tensor or backend array, for assertions."""
     return x.numpy() if isinstance(x, tr.Tensor) else tr.backend.to_numpy(x)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per reason for the skipped tests, with how many it skipped (the -r list gives each one)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section(f"{len(skipped)} skipped, by reason")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:6d}  {reason}")
