@@ -198,3 +198,16 @@ def test_evaluation_lines_are_logged_without_a_progress_bar():
     first = np.mean(result.history["loss"][:2])
     assert lines[0].startswith(f"step 2/4: loss {first:.4f}, validation {result.history['val_loss'][0]:.4f}, ")
     assert len(result.history["lr"]) == len(result.history["throughput"]) == 2
+
+
+def test_the_progress_bar_is_drawn_only_on_a_terminal(monkeypatch):
+    pytest.importorskip("tqdm")
+    import sys
+
+    from tinygrad_rnn.train import loop
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert loop._progress_bar(10, 0, None) is None and loop._progress_bar(10, 0, False) is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    bar = loop._progress_bar(10, 0, None)
+    assert bar is not None
+    bar.close()

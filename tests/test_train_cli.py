@@ -286,6 +286,22 @@ def test_a_gpu_checkpoint_runs_on_the_cpu_where_cuda_is_missing(capsys, tmp_path
     assert code == 0 and note in stdout and "device cpu" in stdout
 
 
+def test_graph_draws_a_gpu_checkpoint_on_the_cpu(capsys, tmp_path, monkeypatch, text_file):
+    pytest.importorskip("graphviz")
+    import viz
+    from tinygrad_rnn import backend
+    monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    drawn = {}
+    monkeypatch.setattr(viz, "render", lambda root, path, **options: drawn.setdefault("dot", viz.to_dot(root, **options))
+                        and path)
+    out = str(tmp_path / "run")
+    assert run(capsys, "train", "--text", text_file, "--steps", "1", "--out", out, "--sample-length", "0", *TINY)[0] == 0
+    _as_if_trained_on_cuda(os.path.join(out, "model.npz"))
+    code, stdout, _ = run(capsys, "graph", "--checkpoint", os.path.join(out, "model.npz"), "--seq-len", "2",
+                          "--out", str(tmp_path / "g.svg"))
+    assert code == 0 and "so it runs on the cpu" in stdout and "rnn.weight_hh_l0" in drawn["dot"]
+
+
 def test_ctrl_c_saves_the_step_it_stopped_at(capsys, tmp_path, monkeypatch, text_file):
     from tinygrad_rnn.train import loop
     calls = []
