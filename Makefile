@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test bench lint graphviz mpi clean
 
-# PyTorch comes in for the parity tests, which compare every layer, loss and optimizer with it: the
-# CPU build, from PyTorch's own index (TORCH_INDEX= leaves it to pip's default index).
+# PyTorch comes in for the parity tests, which compare every layer, loss and optimizer with it. pip takes
+# it from its configured indexes; set TORCH_INDEX to an index of CPU builds to avoid a CUDA download.
 TORCH ?= torch==2.13.0
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
