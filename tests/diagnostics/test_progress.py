@@ -19,3 +19,14 @@ def test_slow_work_shows_a_line_on_stderr(capsys, monkeypatch):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "\rslow: 1/2\rslow: 2/2\n"
+
+
+def test_in_a_log_the_line_is_printed_without_repaints(capsys, monkeypatch):
+    monkeypatch.setattr(P, "DELAY_S", 0.0)
+    monkeypatch.setattr(P, "LOG_EVERY_S", 3600.0)
+    with P.progress(3, "slow") as bar:   # capsys's stderr is not a terminal
+        for _ in range(3):
+            bar.update(1)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err
+    assert captured.err == "slow: 1/3\nslow: 3/3\n"
