@@ -194,7 +194,10 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
         return
     grads = _vjp(node, g, create_graph, generic, capture is None and only is None and not parent_hooks(node))
     if not retain_graph:
+        kept = node.kept_for_drawing() if node.kept_for_drawing is not None else None
         node.__dict__.clear()
+        if kept:
+            node.__dict__.update(kept)
         node.saved = node.tangents = None
         node.freed = True
     for parent, gi, shape in zip(node.parents, grads, node.shapes):

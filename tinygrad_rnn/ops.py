@@ -437,6 +437,10 @@ class Getitem(Function):
         """Add g into the input's gradient at the indexed places (the engine's fast path)."""
         _scatter(gx, self.index, g)
 
+    def kept_for_drawing(self):
+        """A slice's index outlives backward (a few ints), so the gradient view can write it; index arrays do not."""
+        return {"index": self.index} if _is_basic_index(self.index) else None
+
     def jvp(self, inputs, tangents):
         return Getitem.apply(tangents[0], index=self.index)
 

@@ -136,6 +136,7 @@ class Function:
     saves = None  # inputs backward reads through input(i): indices, or "all"; None: it keeps its own arrays
     array_backward = False
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
+    kept_for_drawing = None  # ops define it to return the small attributes a drawing reads after backward
 
     @classmethod
     def apply(cls, *inputs, **options):

@@ -124,3 +124,10 @@ def test_the_command_line_names_each_weight_by_its_place_in_the_model(monkeypatc
     names = {Dot(drawn["dot"]).first_line(n) for n in Dot(drawn["dot"]).nodes}
     assert {"embedding.weight", "rnn.weight_ih_l0", "rnn.bias_hh_l0", "head.weight", "head.bias"} <= names
     assert not {"weight", "bias"} & names
+
+
+def test_a_slice_keeps_its_index_in_the_drawing_after_backward():
+    x = tr.randn(3, 4, requires_grad=True)
+    y = (x[:, 1:3] * 2).sum()
+    y.backward()
+    assert 'label="[:, 1:3]"' in viz.to_dot(y)
