@@ -52,9 +52,15 @@ def register_fused(cell_type, run, accepts=None):
     last step to its first. It returns (output (T, B, state_sizes[0]) with zeros at padded steps,
     final state tuple), with gradients flowing to x, the state and the cell's parameters.
     `accepts(cell) -> bool` says which configurations it handles (all when None); a layer asked
-    for fused=True with a cell it does not accept refuses at construction.
+    for fused=True with a cell it does not accept refuses at construction. A registration covers
+    subclasses without one of their own (the step compiler registers for every Module).
     """
     _FUSED[cell_type] = (run, accepts or (lambda cell: True))
+
+
+def _registered(cell_type):
+    """(run, accepts) for cell_type or its nearest base class with a registration, or None."""
+    return next((_FUSED[base] for base in cell_type.__mro__ if base in _FUSED), None)
 
 
 def _state_names(cell):
@@ -176,7 +182,7 @@ class Recurrent(Module):
             fused = check_flag("fused", fused)
         if checkpoint_every is not None:
             checkpoint_every = check_int("checkpoint_every", checkpoint_every)
-        if fused and cell_type not in _FUSED:
+        if fused and _registered(cell_type) is None:
             raise ValueError(f"fused=True: no fused implementation is registered for {cell_type.__name__} "
                              f"(register one with tinygrad_rnn.nn.register_fused)")
         if dropout > 0 and num_layers == 1:
@@ -208,11 +214,11 @@ class Recurrent(Module):
             cells.append(row)
             layer_input = row[0].state_sizes[0] * self.num_directions
         if fused is None:
-            fused = cell_type in _FUSED and _FUSED[cell_type][1](self._cells[0][0])
+            fused = _registered(cell_type) is not None and _registered(cell_type)[1](self._cells[0][0])
         self.fused = fused
         if checkpoint_every is not None and not fused:
             raise ValueError("checkpoint_every needs the fused path (fused=True)")
-        if fused and not _FUSED[cell_type][1](self._cells[0][0]):
+        if fused and not _registered(cell_type)[1](self._cells[0][0]):
             raise ValueError(f"fused=True: the fused implementation for {cell_type.__name__} does not handle "
                              f"{self._cells[0][0]!r}; use fused=False")
 
@@ -257,7 +263,7 @@ class Recurrent(Module):
         sequence as one (T, B, F) tensor and returns one.
         """
         if self.fused and not forward_mode_active():  # a fused pass has no tangent rule: jvp runs op by op
-            run, _ = _FUSED[type(cell)]
+            run, _ = _registered(type(cell))
             extra = {"checkpoint_every": self.checkpoint_every} if self.checkpoint_every else {}
             return run(cell, _as_tensor(seq), state, lengths, reverse, **extra)
         return run_cell(cell, seq, state, lengths, reverse)
@@ -352,7 +358,7 @@ class Recurrent(Module):
                               ("bidirectional", False)):
             if getattr(self, name, default) != default:
                 extra.append(f"{name}={getattr(self, name)}")
-        default_fused = self.cell_type in _FUSED and _FUSED[self.cell_type][1](cell)
+        default_fused = _registered(self.cell_type) is not None and _registered(self.cell_type)[1](cell)
         if self.fused != default_fused:
             extra.append(f"fused={self.fused}")
         for name, default in (("checkpoint_every", None),):
@@ -422,6 +428,8 @@ def _register_builtin_fused():
     from . import fused  # imports the cells lazily and never this module: no import cycle
     for cell_type in (RNNCell, LSTMCell, GRUCell):
         register_fused(cell_type, fused.fused_run, fused.accepts)
+    from ..compile import drive  # every other cell: compiled from its composed step
+    drive.register()
 
 
 _register_builtin_fused()

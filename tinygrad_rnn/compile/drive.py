@@ -1,0 +1,398 @@
+"""Drive: a compiled cell run over a whole sequence as one graph node, and the layers' seam.
+
+`compiled_run(cell, x, state, lengths, reverse)` is what `Recurrent` calls for a (layer, direction)
+pass of any cell (see recurrent.register_fused). Each call traces one step (cheap: one step's ops),
+looks its structure up in the cache, compiling it on a miss, and applies one `CompiledPass` node:
+its inputs are x, the initial states and the statics the step reads (a parameter, W.T, a
+constant), recorded in the caller's graph as the ordinary ops they are, so their gradients reach
+the parameters through the engine. The final states come out through FinalState nodes (nn/fused.py).
+
+The pass runs in segments of processing order (the reverse direction reads time backwards):
+`checkpoint_every=k` keeps only every k-th state in forward and recomputes each segment in backward.
+With `lengths`, a sequence that has ended keeps its state: the step's result is replaced there by
+the previous state (a select, never a product with a mask), its output is zero, its padded inputs
+are read as zeros and its gradients pass the padded steps untouched.
+"""
+import time
+import warnings
+
+import numpy as np
+
+from .. import backend
+from ..autograd import _run
+from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack, where
+from .numpy_program import NumpyProgram
+from .plan import BackwardPlan, ForwardPlan
+from .trace import NotTraceable, check_same_backward, check_same_program, freeze, signature, trace_backward, \
+    trace_step
+
+_CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTraceable that refused it
+_WARNED = set()
+CACHE_LIMIT = 256
+
+
+class Compiled:
+    """A traced, planned and generated step: what every pass of that structure runs."""
+
+    def __init__(self, graph, fplan, bplan, program, seconds):
+        self.graph, self.fplan, self.bplan, self.program, self.seconds = graph, fplan, bplan, program, seconds
+        self.options = [(op.cls, op.options) for op in graph.ops]
+
+    def same_options(self, graph):
+        """Array options (where's condition, index arrays) are part of the program: they must match."""
+        for (_, mine), op in zip(self.options, graph.ops):
+            for key, value in op.options.items():
+                if isinstance(value, np.ndarray) and not np.array_equal(value, mine[key]):
+                    return False
+        return True
+
+    @property
+    def source(self):
+        return self.program.source
+
+
+def _random_like(rng, array):
+    return rng.standard_normal(array.shape).astype(array.dtype)
+
+
+def compile_step(cell, step, x, states):
+    """Trace the step twice on different values (the programs must agree), trace its VJP, plan and
+    generate. Raises NotTraceable."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    traces = [trace_step(cell, step, _random_like(rng, x), [_random_like(rng, s) for s in states],
+                         requires_grad=True) for _ in range(2)]
+    check_same_program(*traces)
+    backwards = []
+    for graph in traces:
+        fplan = ForwardPlan(graph)
+        targets = [graph.x] + graph.states + fplan.statics
+        backwards.append((graph, fplan, trace_backward(graph, fplan.per_time_ops, targets, rng)))
+    check_same_backward(backwards[0][2], backwards[1][2])
+    graph, fplan, bgraph = backwards[0]
+    bplan = BackwardPlan(fplan, bgraph)
+    program = NumpyProgram(fplan, bplan)
+    return Compiled(graph, fplan, bplan, program, time.perf_counter() - start)
+
+
+def _structure(graph):
+    """The cache key's part from the trace: the signature, with array options by shape and dtype
+    (their values are checked against the compiled ones on a hit)."""
+    leaves, ops, outputs = signature(graph)
+    return leaves, tuple((cls, _shapes_only(options), inputs) for cls, options, inputs in ops), outputs
+
+
+def _shapes_only(frozen):
+    if isinstance(frozen, tuple) and frozen[:1] == ("array",):
+        return frozen[:3]
+    if isinstance(frozen, tuple):
+        return tuple(_shapes_only(f) for f in frozen)
+    return frozen
+
+
+def cached(cell, step, x, states, graph):
+    """The Compiled for this trace's structure (compiling on a miss); raises NotTraceable."""
+    key = (type(cell), backend.device_of(x), _structure(graph))
+    compiled = _CACHE.get(key)
+    if compiled is None:
+        if len(_CACHE) >= CACHE_LIMIT:
+            _CACHE.clear()
+        try:
+            compiled = compile_step(cell, step, x, states)
+        except NotTraceable as refused:
+            compiled = refused
+        _CACHE[key] = compiled
+    if isinstance(compiled, NotTraceable):
+        raise compiled
+    if not compiled.same_options(graph):
+        raise NotTraceable("an array option of an op (where's condition, an index) changes between calls")
+    return compiled
+
+
+def cache_info():
+    """{cell type name: [compile seconds of each compiled structure]}, for reports and benchmarks."""
+    info = {}
+    for (cell_type, _, _), compiled in _CACHE.items():
+        if isinstance(compiled, Compiled):
+            info.setdefault(cell_type.__name__, []).append(compiled.seconds)
+    return info
+
+
+# ----------------------------------------------------------------------------- one pass, on arrays
+
+
+class Sequence:
+    """One (layer, direction) pass of a compiled step over a batch: forward, saved arrays, backward."""
+
+    def __init__(self, compiled, x, states, statics, reverse, lengths, checkpoint_every, record):
+        self.compiled, self.program = compiled, compiled.program
+        self.reverse, self.record = reverse, record
+        self.T, self.B = x.shape[0], x.shape[1]
+        self.dtype = x.dtype
+        self.state_shapes = [s.shape for s in states]
+        self.lengths = None if lengths is None or int(np.min(lengths)) == self.T else lengths
+        if self.lengths is not None:
+            active = np.arange(self.T)[:, None] < self.lengths[None, :]          # (T, B), time order
+            self.active = active
+            x = np.where(active.reshape(active.shape + (1,) * (x.ndim - 2)), x, 0).astype(x.dtype)
+            order = active[::-1] if reverse else active
+            self.rows = [None if row.all() else np.nonzero(~row)[0] for row in order]
+        else:
+            self.active, self.rows = None, [None] * self.T
+        self.x = x                                                            # padded steps read as zeros
+        self.x_proc = x[::-1] if reverse else x
+        self.starts = [tuple(np.ascontiguousarray(s) for s in states)]
+        self.statics = statics
+        k = checkpoint_every if record and checkpoint_every else self.T
+        self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
+        self.env = None
+
+    def _env(self, p0, p1, starts):
+        L = p1 - p0
+        env = {f"P{i}": a for i, a in enumerate(self.statics)}
+        env["X"] = self.x_proc[p0:p1]
+        for k, (start, shape) in enumerate(zip(starts, self.state_shapes)):
+            buffer = np.empty((L + 1,) + shape, self.dtype)
+            buffer[0] = start
+            env[f"S{k}"] = buffer
+        return env
+
+    def _time_slice(self, p0, p1):
+        return slice(self.T - p1, self.T - p0) if self.reverse else slice(p0, p1)
+
+    def _in_time_order(self, array):
+        return array[::-1] if self.reverse else array
+
+    def forward(self):
+        """Run the pass; returns (output (T, B, size_0), final states)."""
+        T, B = self.T, self.B
+        y = np.zeros((T, B) + self.state_shapes[0][1:], self.dtype)
+        starts = self.starts[0]
+        run = self.program.forward if self.record else self.program.forward_only
+        for s, (p0, p1) in enumerate(self.segments):
+            if s:
+                self.starts.append(starts)
+            env = self._env(p0, p1, starts)
+            run(env, p1 - p0, self.rows[p0:p1])
+            slot = self._time_slice(p0, p1)
+            outputs = self._in_time_order(env["S0"][1:])
+            if self.active is None:
+                y[slot] = outputs
+            else:
+                np.copyto(y[slot], outputs, where=self.active[slot].reshape(outputs.shape[:2] + (1,) *
+                                                                            (outputs.ndim - 2)))
+            starts = tuple(env[f"S{k}"][-1].copy() for k in range(len(self.state_shapes)))
+            if self.record and len(self.segments) == 1:
+                self.env = env
+        return y, starts
+
+    def saved_arrays(self):
+        """The arrays kept for backward besides the inputs and the output."""
+        if self.env is None:
+            return [a for start in self.starts[1:] for a in start]
+        return [a for name, a in self.env.items() if not name.startswith("P") and isinstance(a, np.ndarray)]
+
+    def backward(self, g, dstates, needs):
+        """Gradients of (x, states..., statics...) for those whose flag in `needs` is set."""
+        program = self.program
+        g_proc = self._in_time_order(g)
+        n_states = len(self.state_shapes)
+        carries = {}
+        for k, (d, shape) in enumerate(zip(dstates, self.state_shapes)):
+            carries[f"C{k}"] = np.zeros((self.B,) + shape[1:], self.dtype) if d is None else np.array(d, self.dtype)
+            carries[f"D{k}"] = np.empty((self.B,) + shape[1:], self.dtype)
+        carries["seed0"] = np.empty((self.B,) + self.state_shapes[0][1:], self.dtype)
+        grads_of_statics = [None] * len(self.statics)
+        dx = np.zeros(self.x.shape, self.dtype) if needs[0] else None
+        last = len(self.segments) - 1
+        for s in range(last, -1, -1):
+            p0, p1 = self.segments[s]
+            if self.env is not None:
+                env = self.env
+            else:  # checkpointed (or a second backward): recompute the segment from its start
+                env = self._env(p0, p1, self.starts[s])
+                program.forward(env, p1 - p0, self.rows[p0:p1])
+            env.update(carries)
+            env["G"] = g_proc[p0:p1]
+            env["GS"] = grads_of_statics
+            program.backward(env, p1 - p0, self.rows[p0:p1], s == last)
+            carries = {name: env[name] for name in carries}
+            if dx is not None and env["dx"] is not None:
+                dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])
+        if dx is not None and self.active is not None:
+            dx[~self.active] = 0
+        self.env = None  # its buffers were read; a second backward recomputes them
+        grads = [dx] + [carries[f"C{k}"] for k in range(n_states)] + grads_of_statics
+        return [None if not need else _zeros_if_none(gr, shape, self.dtype)
+                for gr, need, shape in zip(grads, needs, [self.x.shape] + self.state_shapes +
+                                           [a.shape for a in self.statics])]
+
+
+def _zeros_if_none(grad, shape, dtype):
+    return np.zeros(shape, dtype) if grad is None else grad
+
+
+# ----------------------------------------------------------------------------- the graph node
+
+
+class _Link:
+    """What a pass shares with its final-state nodes (FinalState's protocol): their gradients."""
+
+    def __init__(self, n):
+        self.grads = [None] * n
+        self.sent_zero = False
+        self.states = None
+
+    def take(self):
+        grads, self.grads, self.sent_zero = self.grads, [None] * len(self.grads), False
+        return grads
+
+
+class CompiledPass(Function):
+    """One (layer, direction) pass of a compiled cell: inputs x (T, B, ...), the initial states, the
+    statics; output (T, B, size_0). Subclassed per cell type for its op name (`<cell>_compiled`)."""
+    array_backward = True
+
+    def forward(self, x, *arrays, compiled, link, reverse, lengths, checkpoint_every, record):
+        n = len(compiled.graph.states)
+        seq = Sequence(compiled, x, arrays[:n], arrays[n:], reverse, lengths, checkpoint_every, record)
+        y, link.states = seq.forward()
+        if record:
+            self.seq, self.link, self.compiled = seq, link, compiled
+            self.reverse, self.lengths = reverse, lengths
+            self.arrays = (x,) + arrays
+        return y
+
+    def backward(self, g):
+        dstates = self.link.take()
+        return tuple(self.seq.backward(backend.xp_of(g).ascontiguousarray(g), dstates, self.needs))
+
+    def differentiable_backward(self, g):
+        """The backward as recorded ops, for gradients of gradients: the pass is replayed op by op
+        from the values it received (the graph fused=False records) and differentiated; its inputs
+        enter through fresh boundary nodes, so the inner backward stops there."""
+        dstates = self.link.take()
+        with enable_grad():
+            boundary = []
+            for parent, array in zip(self.parents, self.arrays):
+                value = parent if isinstance(parent, Tensor) else Tensor._make(array, parent)
+                boundary.append(value.reshape(value.shape))
+            n = len(self.compiled.graph.states)
+            steps, finals = replay(self.compiled, boundary[0], boundary[1:n + 1], boundary[n + 1:],
+                                   self.lengths, self.reverse)
+            roots = [stack(steps)] + list(finals)
+        grads = [g] + [d if d is not None else Tensor._make(s.xp.zeros(s.shape, dtype=s.dtype), None)
+                       for d, s in zip(dstates, finals)]
+        wanted = {k: t._ctx for k, t in enumerate(boundary) if t._ctx is not None}
+        capture = {id(node): None for node in wanted.values()}
+        create_graph = is_grad_enabled()
+        _run(roots, [d if isinstance(d, Tensor) else Tensor._make(d, None) for d in grads],
+             retain_graph=create_graph, create_graph=create_graph, capture=capture, only=(),
+             stop=frozenset(wanted.values()))
+        return tuple(capture[id(wanted[k])] if k in wanted and need else None
+                     for k, need in enumerate(self.needs))
+
+    def saved_arrays(self):
+        seq = self.__dict__.get("seq")
+        return [] if seq is None else seq.saved_arrays()
+
+
+def replay(compiled, x, states, statics, lengths, reverse):
+    """The pass op by op from the compiled step's ops (as run_cell steps a cell): (steps, finals)."""
+    graph, fplan = compiled.graph, compiled.fplan
+    T = x.shape[0]
+    masked_from = T if lengths is None else int(np.min(lengths))
+    keep_all = None if masked_from == T else np.arange(T)[:, None, None] < lengths[None, :, None]
+    outputs = [None] * T
+    state = tuple(states)
+    for t in (reversed(range(T)) if reverse else range(T)):
+        values = {graph.x.id: x[t]}
+        values.update({v.id: s for v, s in zip(graph.states, state)})
+        values.update({v.id: s for v, s in zip(fplan.statics, statics)})
+        for op in fplan.per_time_ops:
+            values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
+        new = tuple(values[v.id] for v in graph.outputs)
+        if t >= masked_from:
+            keep = keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (new[0].ndim - 1))
+            new = tuple(where(keep, s, old) for s, old in zip(new, state))
+            outputs[t] = where(keep, new[0], 0.0)
+        else:
+            outputs[t] = new[0]
+        state = new
+    return outputs, state
+
+
+_PASS_TYPES = {}
+
+
+def _pass_type(cell_type):
+    """CompiledPass subclassed for one cell type, so the graph names the node after the cell."""
+    if cell_type not in _PASS_TYPES:
+        name = cell_type.__name__
+        stem = name[:-4] if name.endswith("Cell") and len(name) > 4 else name
+        _PASS_TYPES[cell_type] = type(f"{name}Compiled", (CompiledPass,), {"op": f"{stem.lower()}_compiled"})
+    return _PASS_TYPES[cell_type]
+
+
+# ----------------------------------------------------------------------------- the layers' seam
+
+
+def accepts(cell):
+    """Whether compiled_run takes `cell` (recurrent.register_fused's `accepts`): any cell, outside
+    forward mode (tr.func.jvp runs op by op). A cell the compiler cannot trace runs op by op too,
+    with a warning, when it is first run."""
+    return not forward_mode_active()
+
+
+def _warn_once(cell, refused):
+    key = (type(cell), refused.reason)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    what = f"op '{refused.op}'" if refused.op else "its step"
+    warnings.warn(f"{type(cell).__name__}: the step compiler cannot take {what}: {refused.reason}; "
+                  f"running it op by op", stacklevel=4)
+
+
+def _op_by_op(cell, x, state, lengths, reverse):
+    from ..nn.recurrent import run_cell
+    outputs, final = run_cell(cell, x, state, lengths, reverse)
+    return stack(outputs), final
+
+
+def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None):
+    """One (layer, direction) pass of any cell, compiled: (output (T, B, size_0), final state tuple).
+
+    x (T, B, F) in time order; state a tuple of (B, size) tensors; lengths host ints (B,) or None.
+    """
+    from ..nn.fused import FinalState
+    from ..nn.recurrent import _step_function
+    if forward_mode_active() or backend.device_of(x.array) != "cpu":
+        return _op_by_op(cell, x, state, lengths, reverse)
+    step = _step_function(cell)
+    first = x.array[x.shape[0] - 1 if reverse else 0]
+    state_arrays = [s.array for s in state]
+    try:
+        graph = trace_step(cell, step, first, state_arrays, requires_grad=False)
+        compiled = cached(cell, step, first, state_arrays, graph)
+    except NotTraceable as refused:
+        _warn_once(cell, refused)
+        return _op_by_op(cell, x, state, lengths, reverse)
+    statics = [graph.tensors[v.id] for v in compiled.fplan.statics]
+    inputs = [x] + list(state) + statics
+    record = is_grad_enabled() and any(t.requires_grad for t in inputs)
+    link = _Link(len(state))
+    output = _pass_type(type(cell)).apply(*inputs, compiled=compiled, link=link, reverse=bool(reverse),
+                                          lengths=lengths, checkpoint_every=checkpoint_every,
+                                          record=record).named("output")
+    names = getattr(cell, "state_names", ("h",))
+    finals = tuple(FinalState.apply(output, state=s, link=link, slot=k).named(
+        f"{names[k] if k < len(names) else f's{k}'}_n") for k, s in enumerate(link.states))
+    return output, finals
+
+
+def register():
+    """Make every cell type without a registered pass of its own take the compiled one."""
+    from ..nn.module import Module
+    from ..nn.recurrent import register_fused
+    register_fused(Module, compiled_run, accepts)

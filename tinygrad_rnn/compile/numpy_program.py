@@ -1,0 +1,614 @@
+"""NumPy programs: a planned step as generated Python source of in-place NumPy calls.
+
+Two functions are generated per compiled cell, `forward(env, L, rows)` and `backward(env, L, rows,
+first)`, for one segment of L steps in processing order. `env` holds the segment's arrays by name:
+
+    X            (L, B, ...) the inputs x_t
+    S{k}         (L + 1, B, size_k) state k: slot 0 the segment's start state, slot j + 1 after step j
+    P{i}         the i-th static (a parameter, a product of parameters, a constant)
+    V{id}        (L, ...) a pre value, computed for all steps at once
+    SV{id}       (L, ...) a loop value the backward reads, kept for every step
+    G            (L, B, size_0) the output's gradient; C{k}, D{k}: state k's gradient carried
+                 between steps (read, written; swapped each step); seed0 scratch
+    SB{id}       (L, ...) a backward loop value that the post ops read
+    dx, GS       the gradient of X, and the statics' gradients (summed over the segment's steps)
+
+Inside the loop every op writes into a preallocated buffer through `out=`; nothing is recorded and
+no Tensor is made. `rows[j]` lists the sequences that have ended by step j (None: none have).
+An op without a lowering here runs its own `forward` (exact, but allocating).
+"""
+import string
+
+import numpy as np
+
+from ..ops import (Add, Cast, Cat, Clip, Div, Einsum, Exp, Expand, Getitem, IndexAdd, Log, Matmul, Max, Mean, Mul,
+                   Neg, Permute, Pow, Relu, Reshape, Sigmoid, Stack, Sub, Sum, Tanh, Where, _is_basic_index)
+from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
+from .trace import NotTraceable, PositiveMask
+
+BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
+UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh"}
+REDUCTIONS = {Sum: "np.sum", Mean: "np.mean", Max: "np.amax"}
+DEVICE_OPS = ("todevice",)
+
+
+def _sigmoid(x):
+    """ops.Sigmoid's forward, on a whole array."""
+    out = np.tanh(x * 0.5)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def _forward_of(cls, options):
+    """An op's own forward on raw arrays (the fallback lowering)."""
+    def run(*arrays):
+        return cls.__new__(cls).forward(*arrays, **options)
+    return run
+
+
+def _index_add(g, index, shape):
+    out = np.zeros(shape, g.dtype)
+    if _is_basic_index(index):
+        out[index] += g
+    else:
+        np.add.at(out, index, g)
+    return out
+
+
+NAMESPACE = {"np": np, "add": np.add, "subtract": np.subtract, "multiply": np.multiply,
+             "true_divide": np.true_divide, "power": np.power, "negative": np.negative, "exp": np.exp,
+             "log": np.log, "tanh": np.tanh, "maximum": np.maximum, "greater": np.greater, "clip": np.clip,
+             "matmul": np.matmul, "copyto": np.copyto, "empty": np.empty, "zeros": np.zeros,
+             "concatenate": np.concatenate, "stack": np.stack, "einsum": np.einsum,
+             "broadcast_to": np.broadcast_to, "_sigmoid": _sigmoid, "_index_add": _index_add}
+
+
+def _index_tuple(index):
+    return index if isinstance(index, tuple) else (index,)
+
+
+def _shift(axis, lifted=True):
+    """A step's axis (or axes) on the arrays with the leading L axis."""
+    if not lifted:
+        return axis
+    if isinstance(axis, tuple):
+        return tuple(_shift(a) for a in axis)
+    return axis + 1 if axis >= 0 else axis
+
+
+class Source:
+    """Lines of a generated function, and the objects its names stand for."""
+
+    def __init__(self, header):
+        self.lines = [header]
+        self.namespace = dict(NAMESPACE)
+        self.depth = 1
+        self._objects = {}
+
+    def line(self, text):
+        self.lines.append("    " * self.depth + text)
+
+    def name(self, obj, prefix="k"):
+        """A global name bound to `obj` in the generated code (options, index tuples, dtypes)."""
+        key = (prefix, id(obj))
+        if key not in self._objects:
+            name = f"{prefix}{len(self._objects)}"
+            self._objects[key] = (name, obj)
+            self.namespace[name] = obj
+        return self._objects[key][0]
+
+    def literal(self, value):
+        """`value` as source when its repr reads back exactly (ints, shapes, slices), else a name."""
+        if value is None or isinstance(value, (bool, int, str)):
+            return repr(value)
+        if isinstance(value, float) and float(repr(value)) == value:
+            return repr(value)
+        if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+            return repr(value)
+        return self.name(value)
+
+    def compile(self, name):
+        code = "\n".join(self.lines) + "\n"
+        namespace = dict(self.namespace)
+        exec(compile(code, f"<compiled {name}>", "exec"), namespace)
+        return namespace[name], code
+
+
+# ----------------------------------------------------------------------------- lowerings
+
+
+def step_lines(op, ins, out, src):
+    """Source lines computing op's output into the array expression `out` (shape op.out.shape)."""
+    cls, o = op.cls, op.options
+    if cls in BINARY:
+        return [f"{BINARY[cls]}({ins[0]}, {ins[1]}, out={out})"]
+    if cls in UNARY:
+        return [f"{UNARY[cls]}({ins[0]}, out={out})"]
+    if cls is Sigmoid:
+        return [f"multiply({ins[0]}, 0.5, out={out})", f"tanh({out}, out={out})",
+                f"multiply({out}, 0.5, out={out})", f"add({out}, 0.5, out={out})"]
+    if cls is Relu:
+        return [f"maximum({ins[0]}, 0, out={out})"]
+    if cls is PositiveMask:
+        return [f"greater({ins[0]}, 0, out={out})"]
+    if cls is Clip:
+        return [f"clip({ins[0]}, {src.literal(o['low'])}, {src.literal(o['high'])}, out={out})"]
+    if cls is Matmul:
+        return [f"matmul({ins[0]}, {ins[1]}, out={out})"]
+    if cls is Where:
+        return [f"copyto({out}, {ins[1]})", f"copyto({out}, {ins[0]}, where={src.name(o['condition'])})"]
+    if cls in REDUCTIONS:
+        return [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(o['axis'])}, keepdims={o['keepdims']}, out={out})"]
+    if cls is Cat:
+        return [f"concatenate(({', '.join(ins)},), axis={o['axis']}, out={out})"]
+    if cls is Stack:
+        return [f"stack(({', '.join(ins)},), axis={o['axis']}, out={out})"]
+    if cls is Einsum:
+        subs = ",".join(o["inputs"]) + "->" + o["output"]
+        return [f"einsum({subs!r}, {', '.join(ins)}, out={out})"]
+    if cls is Cast:
+        return [f"copyto({out}, {ins[0]}, casting='unsafe')"]
+    if cls is IndexAdd and _is_basic_index(o["index"]):
+        return [f"{out}[...] = 0", f"{out}[{src.name(_index_tuple(o['index']))}] += {ins[0]}"]
+    if cls is Getitem:  # integer-array indexing (basic indexing is a view)
+        return [f"copyto({out}, {ins[0]}[{src.name(o['index'])}])"]
+    return [f"copyto({out}, {src.name(_forward_of(cls, o), 'f')}({', '.join(ins)}))"]
+
+
+def view_expr(op, a, lifted, src):
+    """The view op's output as an expression over its input `a` (with a leading L axis if lifted)."""
+    cls, o, lead = op.cls, op.options, "(L,) + " if lifted else ""
+    if cls is Reshape:
+        return f"{a}.reshape({lead}{op.out.shape!r})"
+    if cls is Permute:
+        axes = (0,) + tuple(x + 1 for x in o["axes"]) if lifted else o["axes"]
+        return f"{a}.transpose({axes!r})"
+    if cls is Expand:
+        if not lifted:
+            return f"broadcast_to({a}, {op.out.shape!r})"
+        pad = (1,) * (len(op.out.shape) - len(op.inputs[0].shape)) + op.inputs[0].shape
+        return f"broadcast_to({a}.reshape((L,) + {pad!r}), (L,) + {op.out.shape!r})"
+    index = _index_tuple(o["index"])
+    return f"{a}[{src.name(((slice(None),) if lifted else ()) + index)}]"
+
+
+def _aligned(expr, value, lifted, rank):
+    """A lifted operand of an elementwise op, its step dims padded to the result's rank."""
+    if lifted and len(value.shape) < rank:
+        return f"{expr}.reshape((L,) + {(1,) * (rank - len(value.shape)) + value.shape!r})"
+    return expr
+
+
+def bulk_expr(op, ins, lifted, src):
+    """An expression for op over all L steps at once, given its inputs (lifted: with a leading L
+    axis), or None where the op has no such form here (then it runs step by step)."""
+    cls, o = op.cls, op.options
+    rank = len(op.out.shape)
+    if is_view(op):
+        return view_expr(op, ins[0], lifted[0], src)
+    if cls in BINARY or cls is Where:
+        a, b = (_aligned(e, v, f, rank) for e, v, f in zip(ins, op.inputs, lifted))
+        if cls is Where:
+            return f"np.where({src.name(o['condition'])}, {a}, {b})"
+        return f"{BINARY[cls]}({a}, {b})"
+    if cls in UNARY:
+        return f"{UNARY[cls]}({ins[0]})"
+    if cls is Sigmoid:
+        return f"_sigmoid({ins[0]})"
+    if cls is Relu:
+        return f"maximum({ins[0]}, 0)"
+    if cls is PositiveMask:
+        return f"greater({ins[0]}, 0).astype({src.name(op.out.dtype)})"
+    if cls is Clip:
+        return f"clip({ins[0]}, {src.literal(o['low'])}, {src.literal(o['high'])})"
+    if cls is Cast:
+        return f"{ins[0]}.astype({src.name(o['dtype'])})"
+    if cls in REDUCTIONS:
+        axis = o["axis"]
+        axis = tuple(range(1, len(op.inputs[0].shape) + 1)) if axis is None else _shift(axis)
+        return f"{REDUCTIONS[cls]}({ins[0]}, axis={axis!r}, keepdims={o['keepdims']})"
+    if cls is Matmul:
+        (a, b), (la, lb) = ins, lifted
+        ra, rb = (len(v.shape) for v in op.inputs)
+        if la and not lb and rb == 2:
+            k = op.inputs[0].shape[-1]
+            return f"matmul({a}.reshape(-1, {k}), {b}).reshape((L,) + {op.out.shape!r})"
+        if lb and rb >= 2 and (ra >= 2 or not la):
+            rank2 = max(ra, rb)
+            return f"matmul({_aligned(a, op.inputs[0], la, rank2)}, {_aligned(b, op.inputs[1], lb, rank2)})"
+        return None
+    if cls in (Cat, Stack):
+        parts = [e if f else f"broadcast_to({e}, (L,) + {v.shape!r})" for e, v, f in zip(ins, op.inputs, lifted)]
+        fn = "concatenate" if cls is Cat else "stack"
+        return f"{fn}(({', '.join(parts)},), axis={_shift(o['axis'])})"
+    if cls is Einsum:
+        letter = next(c for c in string.ascii_letters if c not in "".join(o["inputs"]) + o["output"])
+        subs = ",".join(letter + s if f else s for s, f in zip(o["inputs"], lifted)) + "->" + letter + o["output"]
+        return f"einsum({subs!r}, {', '.join(ins)})"
+    if cls is IndexAdd and _is_basic_index(o["index"]):
+        index = (slice(None),) + _index_tuple(o["index"])
+        return f"_index_add({ins[0]}, {src.name(index)}, (L,) + {op.out.shape!r})"
+    return None
+
+
+def static_expr(op, ins, src):
+    """An expression for an op on statics alone (no leading L)."""
+    if is_view(op):
+        return view_expr(op, ins[0], False, src)
+    return f"{src.name(_forward_of(op.cls, op.options), 'f')}({', '.join(ins)})"
+
+
+def check_lowerable(op):
+    """Ops that must run on the arrays' own device are refused (the pass is one device)."""
+    if op.name in DEVICE_OPS:
+        raise NotTraceable(f"op {op.name} moves data between devices inside the step", op=op.name)
+
+
+# ----------------------------------------------------------------------------- forward
+
+
+class _Section:
+    """Name resolution for one generated function: each value's expression, made on first use."""
+
+    def __init__(self, src):
+        self.src = src
+        self.step_names = {}   # value id -> expression inside the current loop iteration
+        self.bulk_names = {}   # value id -> expression of its (L, ...) array
+
+    def new_iteration(self):
+        self.step_names = {}
+
+    def local(self, expr, name):
+        self.src.line(f"{name} = {expr}")
+        return name
+
+
+class ForwardCode:
+    """The forward of one segment; knows where every forward value lives (used by the backward too)."""
+
+    def __init__(self, fplan, record):
+        self.plan, self.graph, self.record = fplan, fplan.graph, record
+        self.output_slot = {}
+        for k, v in enumerate(self.graph.outputs):
+            if v.op is not None and fplan.klass[v.id] == LOOP and not is_view(v.op):
+                self.output_slot.setdefault(v.id, k)
+        self.exported_pre = set()   # pre values the backward reads
+
+    # --- where forward values are, from any generated function
+    def static_name(self, v):
+        return f"P{self.plan.static_index[v.id]}"
+
+    def bulk(self, v, section):
+        """(L, ...) expression of a forward per-time value, or the static's name."""
+        if v.id in section.bulk_names:
+            return section.bulk_names[v.id]
+        klass = self.plan.klass[v.id]
+        if klass == STATIC:
+            return self.static_name(v)
+        if v is self.graph.x:
+            return "X"
+        if v.kind == "state":
+            expr = f"S{v.index}[:L]"
+        elif v.id in self.output_slot:
+            expr = f"S{self.output_slot[v.id]}[1:]"
+        elif klass == PRE:
+            self.exported_pre.add(v.id)
+            expr = f"V{v.id}"
+        elif is_view(v.op):
+            expr = section.local(view_expr(v.op, self.bulk(v.op.inputs[0], section), True, section.src),
+                                 f"w{v.id}")
+        elif v.id in self.plan.saved:
+            expr = f"SV{v.id}"
+        else:
+            raise AssertionError(f"forward value {v} is not kept for backward")
+        section.bulk_names[v.id] = expr
+        return expr
+
+    def step(self, v, section):
+        """Expression of a forward value at step j, inside a loop over j."""
+        if v.id in section.step_names:
+            return section.step_names[v.id]
+        klass = self.plan.klass[v.id]
+        if klass == STATIC:
+            return self.static_name(v)
+        if v is self.graph.x:
+            expr = section.local("X[j]", "xj")
+        elif v.kind == "state":
+            expr = section.local(f"S{v.index}[j]", f"s{v.index}")
+        elif v.id in self.output_slot:
+            k = self.output_slot[v.id]
+            expr = section.local(f"S{k}[j + 1]", f"n{k}")
+        elif klass == PRE:
+            self.exported_pre.add(v.id)
+            expr = section.local(_at_j(f"V{v.id}", v), f"p{v.id}")
+        elif is_view(v.op):
+            expr = section.local(view_expr(v.op, self.step(v.op.inputs[0], section), False, section.src), f"w{v.id}")
+        elif v.id in self.plan.saved and self.record:
+            expr = section.local(_at_j(f"SV{v.id}", v), f"a{v.id}")
+        else:
+            expr = f"T{v.id}"
+        section.step_names[v.id] = expr
+        return expr
+
+    # --- the generated forward
+    def source(self):
+        plan, graph = self.plan, self.graph
+        src = Source("def forward(env, L, rows):")
+        section = _Section(src)
+        src.line("X = env['X']")
+        for i in range(len(plan.statics)):
+            src.line(f"P{i} = env['P{i}']")
+        for k in range(len(graph.states)):
+            src.line(f"S{k} = env['S{k}']")
+        for op in plan.pre_ops:
+            check_lowerable(op)
+            ins = [self.bulk(v, section) for v in op.inputs]
+            lifted = [plan.is_per_time(v) for v in op.inputs]
+            _emit_bulk(op, ins, lifted, f"V{op.out.id}", src)
+            section.bulk_names[op.out.id] = f"V{op.out.id}"
+        for op in plan.loop_ops:
+            check_lowerable(op)
+            if is_view(op):
+                continue
+            v = op.out
+            if v.id in self.output_slot:
+                continue
+            if v.id in plan.saved and self.record:
+                src.line(f"SV{v.id} = empty((L,) + {v.shape!r}, {src.name(v.dtype)})")
+                src.line(f"env['SV{v.id}'] = SV{v.id}")
+            else:
+                src.line(f"T{v.id} = empty({v.shape!r}, {src.name(v.dtype)})")
+        src.line("for j in range(L):")
+        src.depth += 1
+        section.new_iteration()
+        for op in plan.loop_ops:
+            if is_view(op):
+                self.step(op.out, section)
+                continue
+            ins = [self.step(v, section) for v in op.inputs]
+            out = self.step(op.out, section)
+            for text in step_lines(op, ins, out, src):
+                src.line(text)
+        for k, v in enumerate(graph.outputs):
+            if self.output_slot.get(v.id) != k:
+                src.line(f"copyto(S{k}[j + 1], {self.step(v, section)})")
+        src.line("r = rows[j]")
+        src.line("if r is not None:")
+        for k in range(len(graph.states)):
+            src.line(f"    S{k}[j + 1][r] = S{k}[j][r]")
+        src.depth -= 1
+        return src
+
+    def export_lines(self, src):
+        for i in sorted(self.exported_pre):
+            src.line(f"env['V{i}'] = V{i}")
+
+
+def _at_j(name, value):
+    return f"{name}[j]" if value.shape else f"{name}[j, ...]"
+
+
+def _emit_bulk(op, ins, lifted, name, src):
+    """`name = <op over all L steps>`, step by step where the op has no whole-array form."""
+    expr = bulk_expr(op, ins, lifted, src)
+    if expr is not None:
+        src.line(f"{name} = {expr}")
+        return
+    v = op.out
+    src.line(f"{name} = empty((L,) + {v.shape!r}, {src.name(v.dtype)})")
+    src.line("for j in range(L):")
+    per_step = [f"{e}[j]" if f else e for e, f in zip(ins, lifted)]
+    for text in step_lines(op, per_step, f"{name}[j, ...]", src):
+        src.line("    " + text)
+
+
+# ----------------------------------------------------------------------------- backward
+
+
+class BackwardCode:
+    """The backward of one segment: fpre ops over all steps, the loop walking back, post ops and
+    the statics' gradients over all steps."""
+
+    def __init__(self, bplan, forward_code):
+        self.plan, self.fwd = bplan, forward_code
+        self.carry_slot = {}
+        for k, v in enumerate(bplan.carries):
+            if v is not None and v.op is not None and bplan.klass[v.id] == LOOP and not is_view(v.op) \
+                    and v.id not in bplan.saved:
+                self.carry_slot.setdefault(v.id, k)
+
+    def bulk(self, v, section):
+        if v.id in section.bulk_names:
+            return section.bulk_names[v.id]
+        plan, src = self.plan, section.src
+        klass = plan.klass[v.id]
+        if klass == "fwd" or (klass == STATIC and v.kind in ("param", "const")) or (
+                klass == STATIC and v.op is not None and v.id in self.fwd.plan.klass):
+            return self.fwd.bulk(v, section)
+        if v.kind == "vconst":
+            expr = src.name(v.array)
+        elif klass == STATIC:
+            expr = f"B{v.id}"
+        elif klass == FPRE:
+            expr = f"F{v.id}"
+        elif klass == LOOP:
+            base = view_base(v)
+            if base is v:
+                expr = f"SB{v.id}"
+            else:
+                expr = section.local(view_expr(v.op, self.bulk(v.op.inputs[0], section), True, src), f"w{v.id}")
+        else:  # post: computed where first needed
+            op = v.op
+            ins = [self.bulk(i, section) for i in op.inputs]
+            _emit_bulk(op, ins, [self.plan.is_per_time(i) for i in op.inputs], f"Q{v.id}", src)
+            expr = f"Q{v.id}"
+        section.bulk_names[v.id] = expr
+        return expr
+
+    def step(self, v, section):
+        if v.id in section.step_names:
+            return section.step_names[v.id]
+        plan, src = self.plan, section.src
+        klass = plan.klass[v.id]
+        if klass == "fwd" or (klass == STATIC and v.id in self.fwd.plan.klass):
+            return self.fwd.step(v, section)
+        if klass == STATIC:
+            return self.bulk(v, section)
+        if klass == FPRE:
+            expr = section.local(_at_j(f"F{v.id}", v), f"q{v.id}")
+        elif v.kind == "seed":
+            expr = "seed0" if v.index == 0 else f"C{v.index}"
+        elif is_view(v.op):
+            expr = section.local(view_expr(v.op, self.step(v.op.inputs[0], section), False, src), f"w{v.id}")
+        elif v.id in self.carry_slot:
+            expr = f"D{self.carry_slot[v.id]}"
+        elif v.id in plan.saved:
+            expr = section.local(_at_j(f"SB{v.id}", v), f"b{v.id}")
+        else:
+            expr = f"T{v.id}"
+        section.step_names[v.id] = expr
+        return expr
+
+    def reduce_over_time(self, v, section):
+        """Expression for the sum over the segment's steps of the per-step value v (a static's
+        gradient): products of per-step matrices become one product over all L*B rows."""
+        plan = self.plan
+        klass = plan.klass[v.id]
+        if klass == STATIC:
+            return f"(L * {self.bulk(v, section)})"
+        op = v.op
+        if klass == POST and op is not None:
+            per_time = [plan.is_per_time(i) for i in op.inputs]
+            if op.cls is Reshape:
+                return f"{self.reduce_over_time(op.inputs[0], section)}.reshape({v.shape!r})"
+            if op.cls is Permute:
+                return f"{self.reduce_over_time(op.inputs[0], section)}.transpose({op.options['axes']!r})"
+            if op.cls in (Add, Sub) and all(per_time) and all(i.shape == v.shape for i in op.inputs):
+                sign = "+" if op.cls is Add else "-"
+                a, b = (self.reduce_over_time(i, section) for i in op.inputs)
+                return f"({a} {sign} {b})"
+            if op.cls is Matmul and all(per_time) and all(len(i.shape) == 2 for i in op.inputs):
+                a, b = (self.bulk(i, section) for i in op.inputs)
+                m, n = v.shape
+                return f"matmul({a}.transpose(1, 0, 2).reshape({m}, -1), {b}.reshape(-1, {n}))"
+            if op.cls is Sum and per_time[0]:
+                axis = op.options["axis"]
+                axis = None if axis is None else (0,) + _as_tuple(_shift(axis))
+                keep = op.options["keepdims"]
+                total = f"np.sum({self.bulk(op.inputs[0], section)}, axis={axis!r}, keepdims={keep})"
+                return f"{total}[0]" if keep else total
+        return f"{self.bulk(v, section)}.sum(axis=0)"
+
+    def source(self):
+        plan, fwd = self.plan, self.fwd
+        graph = fwd.graph
+        src = Source("def backward(env, L, rows, first):")
+        section = _Section(src)
+        n_states = len(graph.states)
+        src.line("X = env['X']")
+        src.line("G = env['G']")
+        for i in range(len(fwd.plan.statics)):
+            src.line(f"P{i} = env['P{i}']")
+        for k in range(n_states):
+            src.line(f"S{k} = env['S{k}']; C{k} = env['C{k}']; D{k} = env['D{k}']")
+        src.line("seed0 = env['seed0']")
+        for name in sorted(fwd.plan.saved):
+            src.line(f"SV{name} = env['SV{name}']")
+        pre_line = len(src.lines)  # the pre values the backward reads are fetched here (known at the end)
+        for op in plan.static_ops:
+            ins = [self.bulk(i, section) for i in op.inputs]
+            src.line(f"B{op.out.id} = {static_expr(op, ins, src)}")
+        for op in plan.fpre_ops:
+            check_lowerable(op)
+            ins = [self.bulk(i, section) for i in op.inputs]
+            _emit_bulk(op, ins, [plan.is_per_time(i) for i in op.inputs], f"F{op.out.id}", src)
+            section.bulk_names[op.out.id] = f"F{op.out.id}"
+        for op in plan.loop_ops:
+            check_lowerable(op)
+            v = op.out
+            if is_view(op) or v.id in self.carry_slot:
+                continue
+            if v.id in plan.saved:
+                src.line(f"SB{v.id} = empty((L,) + {v.shape!r}, {src.name(v.dtype)})")
+            else:
+                src.line(f"T{v.id} = empty({v.shape!r}, {src.name(v.dtype)})")
+        for seed in plan.seeds:
+            if seed.id in plan.saved:
+                src.line(f"SB{seed.id} = empty((L,) + {seed.shape!r}, {src.name(seed.dtype)})")
+        src.line("for j in range(L - 1, -1, -1):")
+        src.depth += 1
+        section.new_iteration()
+        src.line("add(C0, G[j], out=seed0)")
+        src.line("r = rows[j]")
+        src.line("if r is not None:")
+        for k in range(n_states):
+            src.line(f"    keep{k} = C{k}[r]")
+        src.line("    seed0[r] = 0")
+        for k in range(1, n_states):
+            src.line(f"    C{k}[r] = 0")
+        for seed in plan.seeds:
+            if seed.id in plan.saved:
+                src.line(f"copyto(SB{seed.id}[j], {self.step(seed, section)})")
+        for op in plan.loop_ops:
+            if is_view(op):
+                self.step(op.out, section)
+                continue
+            ins = [self.step(i, section) for i in op.inputs]
+            out = self.step(op.out, section)
+            for text in step_lines(op, ins, out, src):
+                src.line(text)
+        for k, v in enumerate(plan.carries):
+            if v is None:
+                src.line(f"D{k}.fill(0)")
+            elif self.carry_slot.get(v.id) != k:
+                src.line(f"copyto(D{k}, {self.step(v, section)})")
+        src.line("if r is not None:")
+        for k in range(n_states):
+            src.line(f"    D{k}[r] = keep{k}")
+        src.line(", ".join(f"C{k}, D{k}" for k in range(n_states)) + " = " +
+                 ", ".join(f"D{k}, C{k}" for k in range(n_states)))
+        src.depth -= 1
+        for k in range(n_states):
+            src.line(f"env['C{k}'] = C{k}; env['D{k}'] = D{k}")
+        section.new_iteration()
+        if plan.dx is not None:
+            src.line(f"env['dx'] = {self.bulk(plan.dx, section)}")
+        else:
+            src.line("env['dx'] = None")
+        src.line("GS = env['GS']")
+        for i, root in enumerate(plan.static_grads):
+            if root is None:
+                continue
+            src.line(f"g = {self.reduce_over_time(root, section)}")
+            src.line(f"if first or GS[{i}] is None:")
+            src.line(f"    GS[{i}] = np.array(g, copy=True)")
+            src.line("else:")
+            src.line(f"    GS[{i}] += g")
+        fetch = ["    " + f"V{i} = env['V{i}']" for i in sorted(fwd.exported_pre)]
+        src.lines[pre_line:pre_line] = fetch
+        return src
+
+
+def _as_tuple(axis):
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
+class NumpyProgram:
+    """The generated forward and backward of one traced step (see the module's docstring)."""
+
+    def __init__(self, fplan, bplan):
+        self.fplan, self.bplan = fplan, bplan
+        recording = ForwardCode(fplan, record=True)
+        backward = BackwardCode(bplan, recording).source()  # first: it says which forward values it reads
+        self.backward, self.backward_source = backward.compile("backward")
+        forward = recording.source()
+        recording.export_lines(forward)
+        self.forward, self.forward_source = forward.compile("forward")
+        plain = ForwardCode(fplan, record=False).source()
+        self.forward_only, self.forward_only_source = plain.compile("forward")
+        self.exported_pre = sorted(recording.exported_pre)
+
+    @property
+    def source(self):
+        return "\n".join([self.forward_source, self.backward_source])

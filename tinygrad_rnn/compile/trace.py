@@ -1,0 +1,391 @@
+"""Trace: run a cell's step once and record the primitives it applies, then the VJPs of that step.
+
+A step `(x_t, state) -> state` is run on tensors of the step's shapes while every `Function.apply`
+is written to a tape: the op class, its input tensors, its options (the keyword arguments of apply)
+and its output. The tape becomes a `StepGraph` of `Value`s and `Op`s. Values that no op on the tape
+made are the step's inputs (x, the states) or leaves: tensors that require grad ("param", bound to
+whatever tensor the step used, a parameter or a tensor from outside) and tensors that do not
+("const", captured per call). Nothing here knows any cell.
+
+The backward step is traced the same way: walking the recorded step back, each op's own VJP
+(`node.backward(g)`, written with Tensor ops in ops.py) runs on the tape, so the VJP graph is a
+graph of the same primitives, over the forward values it reads, the incoming state gradients
+("seed") and constants. The few VJPs that read raw arrays (relu, clip, max) are written here with
+the mask ops below instead.
+"""
+import contextlib
+
+import numpy as np
+
+from .. import factory
+from ..ops import Clip, Max, Relu, _reduced_shape, unbroadcast
+from ..tensor import Function, Tensor, enable_grad, no_grad
+
+
+class NotTraceable(Exception):
+    """The step cannot be compiled; `reason` says why, `op` names the op when one is to blame."""
+
+    def __init__(self, reason, op=None):
+        super().__init__(reason)
+        self.reason, self.op = reason, op
+
+
+class DataDependent(NotTraceable):
+    """The step read a tensor's value into Python (item(), bool(), numpy()) while being traced."""
+
+
+class Value:
+    """One value of a step: an input, a leaf or the output of an op. `shape` is the step's shape."""
+    __slots__ = ("id", "shape", "dtype", "kind", "index", "op", "array")
+
+    def __init__(self, id, shape, dtype, kind, index=None):
+        self.id, self.shape, self.dtype, self.kind, self.index = id, tuple(shape), np.dtype(dtype), kind, index
+        self.op = self.array = None
+
+    def __repr__(self):
+        return f"<{self.kind}{'' if self.index is None else self.index} v{self.id} {self.shape}>"
+
+
+class Op:
+    __slots__ = ("cls", "inputs", "options", "out")
+
+    def __init__(self, cls, inputs, options, out):
+        self.cls, self.inputs, self.options, self.out = cls, tuple(inputs), options, out
+
+    @property
+    def name(self):
+        return _op_name(self.cls)
+
+    def __repr__(self):
+        return f"v{self.out.id} = {self.name}({', '.join(f'v{v.id}' for v in self.inputs)})"
+
+
+def _op_name(cls):
+    op = cls.__dict__.get("op")
+    return op if isinstance(op, str) else cls.__name__.lower()
+
+
+# ----------------------------------------------------------------------------- mask ops for VJPs
+# Relu, Clip and Max compute their VJP's mask from raw arrays in forward; these ops compute the
+# same masks as recorded values, so the compiled backward recomputes them from the forward values.
+
+
+class PositiveMask(Function):
+    """1 where x > 0, else 0, in x's dtype (relu's VJP mask); piecewise constant: no gradient."""
+    saves = ()
+
+    def forward(self, x):
+        return (x > 0).astype(x.dtype)
+
+    def backward(self, g):
+        return (None,)
+
+
+class InsideMask(Function):
+    """1 where low <= x <= high (clip's VJP mask)."""
+    saves = ()
+
+    def forward(self, x, low, high):
+        inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
+        return inside.astype(x.dtype)
+
+    def backward(self, g):
+        return (None,)
+
+
+class MaxWeights(Function):
+    """Where x equals its maximum over `axis`, 1 / (how many do), else 0 (max's VJP weights)."""
+    saves = ()
+
+    def forward(self, x, axis):
+        weights = (x == x.max(axis=axis, keepdims=True)).astype(x.dtype)
+        weights /= weights.sum(axis=axis, keepdims=True)
+        return weights
+
+    def backward(self, g):
+        return (None,)
+
+
+def _relu_vjp(node, g):
+    return (g * PositiveMask.apply(node.output(node.out)),)
+
+
+def _clip_vjp(node, g):
+    return (g * InsideMask.apply(node.traced_input, low=node.low, high=node.high),)
+
+
+def _max_vjp(node, g):
+    weights = MaxWeights.apply(node.traced_input, axis=node.axis)
+    return (g.reshape(_reduced_shape(weights.shape, node.axis)) * weights,)
+
+
+# ops whose forward keeps raw arrays for backward need what those arrays came from: recorded at
+# trace time by `_remember_inputs` (clip's bounds and input, max's input)
+VJP_RULES = {Relu: _relu_vjp, Clip: _clip_vjp, Max: _max_vjp}
+
+
+def _remember_inputs(cls, node, inputs, options):
+    node.traced_input = inputs[0]
+    if cls is Clip:
+        node.low, node.high = options.get("low"), options.get("high")
+
+
+# ----------------------------------------------------------------------------- the tape
+
+
+_VALUE_READS = ("item", "tolist", "numpy", "__bool__", "__array__")
+
+
+@contextlib.contextmanager
+def recording():
+    """Every Function.apply inside appends (cls, inputs, options, output) to the yielded tape.
+
+    Reading a tensor's value into Python (item(), bool(), numpy(), np.asarray) raises
+    DataDependent: a compiled step cannot follow a branch taken on data.
+    """
+    tape = []
+    original = Function.__dict__["apply"]
+
+    def apply(cls, *inputs, **options):
+        out = original.__func__(cls, *inputs, **options)
+        if out._ctx is not None and cls in (Clip, Max):
+            _remember_inputs(cls, out._ctx, inputs, options)
+        tape.append((cls, inputs, options, out))
+        return out
+
+    replaced = {name: Tensor.__dict__.get(name) for name in _VALUE_READS}
+
+    def refuse(name):
+        def read(self, *args, **kwargs):
+            raise DataDependent(f"its step reads a tensor's value into Python ({name}()), so what it "
+                                f"computes may depend on the data")
+        return read
+
+    Function.apply = classmethod(apply)
+    for name in _VALUE_READS:
+        setattr(Tensor, name, refuse(name.strip("_")))
+    try:
+        yield tape
+    finally:
+        Function.apply = original
+        for name, method in replaced.items():
+            if method is None:
+                delattr(Tensor, name)
+            else:
+                setattr(Tensor, name, method)
+
+
+@contextlib.contextmanager
+def random_state_kept():
+    """The global random stream is left where it was (a traced step must not move it)."""
+    generator = factory.rng()
+    state = generator.bit_generator.state
+    try:
+        yield
+    finally:
+        generator.bit_generator.state = state
+
+
+# ----------------------------------------------------------------------------- graphs
+
+
+class StepGraph:
+    """A recorded step: values (inputs, leaves, op outputs), ops in order, and the new states.
+
+    x, states: the input Values; leaves: param/const Values in order of first use, with
+    `tensors[value.id]` the tensor each stood for in this trace; outputs: the new state Values.
+    """
+
+    def __init__(self):
+        self.values, self.ops, self.leaves, self.states, self.outputs = [], [], [], [], []
+        self.x = None
+        self.tensors = {}          # value id -> the tensor traced (for binding leaves and statics)
+        self._by_tensor = {}       # id(tensor) -> Value
+        self._by_array = {}        # id(array) -> Value (a VJP's fresh handle on a forward array)
+
+    def _new(self, tensor, kind, index=None):
+        v = Value(len(self.values), tensor.shape, tensor.dtype, kind, index)
+        self.values.append(v)
+        self.tensors[v.id] = tensor
+        self._by_tensor[id(tensor)] = v
+        self._by_array.setdefault(id(tensor.array), v)
+        return v
+
+    def lookup(self, tensor, leaf_kind=None):
+        """The Value a tape tensor stands for; a tensor met for the first time is a leaf. In a VJP
+        trace (leaf_kind "vconst") a fresh handle on a forward array (node.input, node.output)
+        stands for that forward value."""
+        v = self._by_tensor.get(id(tensor))
+        if v is None and leaf_kind == "vconst":
+            v = self._by_array.get(id(tensor.array))
+        if v is None:
+            kind = leaf_kind or ("param" if tensor.requires_grad else "const")
+            v = self._new(tensor, kind, len(self.leaves))
+            self.leaves.append(v)
+        return v
+
+    def record(self, tape, leaf_kind=None):
+        """Append the tape's ops; returns them."""
+        ops = []
+        for cls, inputs, options, out in tape:
+            ins = [self.lookup(t, leaf_kind) for t in inputs]
+            v = self._new(out, "op")
+            v.op = Op(cls, ins, options, v)
+            ops.append(v.op)
+        return ops
+
+
+def trace_step(cell, step, x, states, requires_grad):
+    """Run `step(x, states)` on the given arrays under recording; returns the StepGraph.
+
+    requires_grad: make x and the states leaves that require grad, so every op of the step is a
+    recorded node whose VJP can be traced (the compile-time traces); the per-call trace leaves them
+    plain, so only the ops on parameters are recorded into the caller's graph.
+    """
+    graph = StepGraph()
+    x_t = Tensor._make(x, None)
+    state_t = tuple(Tensor._make(s, None) for s in states)
+    for t in (x_t,) + state_t:
+        t.requires_grad = requires_grad
+    graph.x = graph._new(x_t, "x", 0)
+    graph.states = [graph._new(s, "state", k) for k, s in enumerate(state_t)]
+    unrolled = getattr(cell, "unrolled", contextlib.nullcontext)
+    mode = enable_grad() if requires_grad else contextlib.nullcontext()
+    with random_state_kept(), mode, recording() as tape, unrolled(), np.errstate(all="ignore"):
+        new = step(x_t, state_t)
+    new = (new,) if isinstance(new, Tensor) else tuple(new)
+    if len(new) != len(states):
+        raise NotTraceable(f"its step returned {len(new)} state tensors; state_sizes names {len(states)}")
+    graph.ops = graph.record(tape)
+    graph.outputs = [graph.lookup(t) for t in new]
+    for k, (out, s) in enumerate(zip(graph.outputs, graph.states)):
+        if out.shape != s.shape or out.dtype != s.dtype:
+            raise NotTraceable(f"its step returned state {k} of shape {out.shape} {out.dtype} for a state "
+                               f"of {s.shape} {s.dtype}")
+    return graph
+
+
+# ----------------------------------------------------------------------------- signatures
+
+
+def freeze(value):
+    """A hashable stand-in for an op option (arrays by content, slices by bounds)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(freeze(v) for v in value)
+    if isinstance(value, slice):
+        return ("slice", value.start, value.stop, value.step)
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, str(value.dtype), value.tobytes())
+    if isinstance(value, np.dtype):
+        return ("dtype", str(value))
+    if isinstance(value, type):
+        return ("type", value.__module__, value.__qualname__)
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a device array: compared on the host
+        return freeze(np.asarray(value.get() if hasattr(value, "get") else value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", id(value))
+    return value
+
+
+def signature(graph):
+    """What the compiled program depends on: structure, options, shapes and dtypes (not values)."""
+    leaves = tuple((v.kind, v.shape, str(v.dtype)) for v in graph.values if v.kind != "op")
+    ops = tuple((op.cls, freeze(op.options), tuple(v.id for v in op.inputs)) for op in graph.ops)
+    return leaves, ops, tuple(v.id for v in graph.outputs)
+
+
+def check_same_program(first, second):
+    """Two traces of one step on different data must record the same ops and constants."""
+    if signature(first) != signature(second):
+        raise NotTraceable("its step records different ops for different input values (Python control "
+                           "flow on data?)")
+    for a, b in zip(first.leaves, second.leaves):
+        if a.kind != "const":
+            continue
+        x, y = first.tensors[a.id].array, second.tensors[b.id].array
+        if x is not y and not np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True):
+            users = [op.name for op in first.ops if a in op.inputs]
+            raise NotTraceable(f"a constant used by {users[0] if users else 'the step'} changes with the input "
+                               f"values (computed from the data outside the graph: a comparison, abs, "
+                               f"maximum, a random mask?)", op=users[0] if users else None)
+
+
+# ----------------------------------------------------------------------------- the VJP of a step
+
+
+class BackwardGraph:
+    """The traced VJP of a step: ops over forward values, seeds and constants; the gradients of
+    the step's inputs (`grads`: value id of x, each state, each static -> Value or None)."""
+
+    def __init__(self, ops, seeds, grads):
+        self.ops, self.seeds, self.grads = ops, seeds, grads
+
+
+def trace_backward(graph, per_time_ops, targets, rng):
+    """Trace the VJP of `per_time_ops` (recorded nodes of a requires_grad trace) with random seeds.
+
+    targets: the Values whose gradients are wanted (x, the states and the statics the step reads).
+    Constants that the VJPs make are captured in their Values' `array`.
+    """
+    seeds = []
+    grads = {}
+
+    def add(value, g):
+        grads[value.id] = g if value.id not in grads else grads[value.id] + g
+
+    with no_grad(), recording() as tape, np.errstate(all="ignore"):
+        for k, out in enumerate(graph.outputs):
+            seed = Tensor._make(rng.standard_normal(out.shape).astype(out.dtype), None)
+            seeds.append(seed)
+            add(out, seed)
+        for op in reversed(per_time_ops):
+            g = grads.pop(op.out.id, None)
+            if g is None:
+                continue
+            node = graph.tensors[op.out.id]._ctx
+            if node is None:
+                continue
+            if node.array_backward:
+                raise NotTraceable(f"op {op.name} has a backward on raw arrays (no VJP in primitives)",
+                                   op=op.name)
+            rule = VJP_RULES.get(op.cls)
+            in_grads = rule(node, g) if rule else node.backward(g)
+            for value, gi, need in zip(op.inputs, in_grads, node.needs):
+                if gi is None or not need:
+                    continue
+                if not isinstance(gi, Tensor):
+                    raise NotTraceable(f"op {op.name}'s backward returned {type(gi).__name__}, not a Tensor",
+                                       op=op.name)
+                if gi.shape != value.shape:
+                    gi = unbroadcast(gi, value.shape)
+                add(value, gi)
+    seed_values = [graph._new(s, "seed", k) for k, s in enumerate(seeds)]
+    ops = graph.record(tape, leaf_kind="vconst")
+    for v in graph.values:
+        if v.kind == "vconst" and v.array is None:
+            v.array = graph.tensors[v.id].array
+    found = {}
+    for target in targets:
+        g = grads.get(target.id)
+        found[target.id] = None if g is None else graph.lookup(g, "vconst")
+    return BackwardGraph(ops, seed_values, found)
+
+
+def check_same_backward(first, second):
+    """The VJP traces of two forward traces must agree, constants included."""
+    a_ops, b_ops = first.ops, second.ops
+    same = len(a_ops) == len(b_ops) and all(
+        a.cls is b.cls and freeze(a.options) == freeze(b.options) and len(a.inputs) == len(b.inputs)
+        and all(x.kind == y.kind and x.shape == y.shape for x, y in zip(a.inputs, b.inputs))
+        for a, b in zip(a_ops, b_ops))
+    if not same:
+        raise NotTraceable("the VJP of its step records different ops for different values")
+    for a, b in zip(a_ops, b_ops):
+        for x, y in zip(a.inputs, b.inputs):
+            if x.kind == "vconst" and not np.array_equal(np.asarray(x.array), np.asarray(y.array), equal_nan=True):
+                raise NotTraceable(f"the VJP of {a.name} reads a value computed from the data outside the graph",
+                                   op=a.name)
