@@ -23,8 +23,9 @@ from ..autograd import _run
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack, where
 from .numpy_program import NumpyProgram
 from .plan import BackwardPlan, ForwardPlan
-from .trace import NotTraceable, check_same_backward, check_same_program, freeze, signature, trace_backward, \
-    trace_step
+from .rewrite import rewrite
+from .trace import NotTraceable, check_same_backward, check_same_program, signature, trace_backward, trace_step
+from .workspace import Lease
 
 _CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTraceable that refused it
 _WARNED = set()
@@ -70,6 +71,8 @@ def compile_step(cell, step, x, states):
         backwards.append((graph, fplan, trace_backward(graph, fplan.per_time_ops, targets, rng)))
     check_same_backward(backwards[0][2], backwards[1][2])
     graph, fplan, bgraph = backwards[0]
+    rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
+    fplan = ForwardPlan(graph, fplan.statics)
     bplan = BackwardPlan(fplan, bgraph)
     program = NumpyProgram(fplan, bplan)
     return Compiled(graph, fplan, bplan, program, time.perf_counter() - start)
@@ -146,13 +149,15 @@ class Sequence:
         k = checkpoint_every if record and checkpoint_every else self.T
         self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
         self.env = None
+        self.lease = Lease()   # the buffers of the segment(s) in flight
 
     def _env(self, p0, p1, starts):
         L = p1 - p0
         env = {f"P{i}": a for i, a in enumerate(self.statics)}
         env["X"] = self.x_proc[p0:p1]
+        env["alloc"] = self.lease.alloc
         for k, (start, shape) in enumerate(zip(starts, self.state_shapes)):
-            buffer = np.empty((L + 1,) + shape, self.dtype)
+            buffer = self.lease.alloc((L + 1,) + shape, self.dtype)
             buffer[0] = start
             env[f"S{k}"] = buffer
         return env
@@ -184,6 +189,8 @@ class Sequence:
             starts = tuple(env[f"S{k}"][-1].copy() for k in range(len(self.state_shapes)))
             if self.record and len(self.segments) == 1:
                 self.env = env
+            else:
+                self.lease.release()
         return y, starts
 
     def saved_arrays(self):
@@ -219,9 +226,11 @@ class Sequence:
             carries = {name: env[name] for name in carries}
             if dx is not None and env["dx"] is not None:
                 dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])
+            env = None
+            self.lease.release()
         if dx is not None and self.active is not None:
             dx[~self.active] = 0
-        self.env = None  # its buffers were read; a second backward recomputes them
+        self.env = None  # its buffers went back to the workspace; a second backward recomputes them
         grads = [dx] + [carries[f"C{k}"] for k in range(n_states)] + grads_of_statics
         return [None if not need else _zeros_if_none(gr, shape, self.dtype)
                 for gr, need, shape in zip(grads, needs, [self.x.shape] + self.state_shapes +

@@ -24,6 +24,7 @@ import numpy as np
 from ..ops import (Add, Cast, Cat, Clip, Div, Einsum, Exp, Expand, Getitem, IndexAdd, Log, Matmul, Max, Mean, Mul,
                    Neg, Permute, Pow, Relu, Reshape, Sigmoid, Stack, Sub, Sum, Tanh, Where, _is_basic_index)
 from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
+from .rewrite import Assemble
 from .trace import NotTraceable, PositiveMask
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
@@ -118,9 +119,19 @@ class Source:
 # ----------------------------------------------------------------------------- lowerings
 
 
-def step_lines(op, ins, out, src):
-    """Source lines computing op's output into the array expression `out` (shape op.out.shape)."""
+def compute_lines(op, ins, out, src, lifted=None):
+    """Source lines computing op's output into the array expression `out`.
+
+    Step form (lifted None): inputs and output have the step's shapes. Whole-segment form: `lifted`
+    says which inputs carry the leading L axis; `out` has it. Returns None where an op has no
+    whole-segment form here (it then runs step by step)."""
     cls, o = op.cls, op.options
+    rank = len(op.out.shape)
+    if lifted is not None and (cls in BINARY or cls is Where):
+        ins = [_aligned(e, v, f, rank) for e, v, f in zip(ins, op.inputs, lifted)]
+    axis = o.get("axis")
+    if lifted is not None and cls in REDUCTIONS:
+        axis = tuple(range(1, len(op.inputs[0].shape) + 1)) if axis is None else _shift(axis)
     if cls in BINARY:
         return [f"{BINARY[cls]}({ins[0]}, {ins[1]}, out={out})"]
     if cls in UNARY:
@@ -134,23 +145,49 @@ def step_lines(op, ins, out, src):
         return [f"greater({ins[0]}, 0, out={out})"]
     if cls is Clip:
         return [f"clip({ins[0]}, {src.literal(o['low'])}, {src.literal(o['high'])}, out={out})"]
-    if cls is Matmul:
-        return [f"matmul({ins[0]}, {ins[1]}, out={out})"]
     if cls is Where:
         return [f"copyto({out}, {ins[1]})", f"copyto({out}, {ins[0]}, where={src.name(o['condition'])})"]
     if cls in REDUCTIONS:
-        return [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(o['axis'])}, keepdims={o['keepdims']}, out={out})"]
-    if cls is Cat:
-        return [f"concatenate(({', '.join(ins)},), axis={o['axis']}, out={out})"]
-    if cls is Stack:
-        return [f"stack(({', '.join(ins)},), axis={o['axis']}, out={out})"]
-    if cls is Einsum:
-        subs = ",".join(o["inputs"]) + "->" + o["output"]
-        return [f"einsum({subs!r}, {', '.join(ins)}, out={out})"]
+        return [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']}, out={out})"]
     if cls is Cast:
         return [f"copyto({out}, {ins[0]}, casting='unsafe')"]
+    if cls is Matmul:
+        if lifted is None:
+            return [f"matmul({ins[0]}, {ins[1]}, out={out})"]
+        (a, b), (la, lb) = ins, lifted
+        ra, rb = (len(v.shape) for v in op.inputs)
+        if la and not lb and rb == 2:  # all L steps' rows in one product
+            k, n = op.inputs[0].shape[-1], op.inputs[1].shape[-1]
+            return [f"matmul({a}.reshape(-1, {k}), {b}, out={out}.reshape(-1, {n}))"]
+        if lb and rb >= 2 and (ra >= 2 or not la):
+            rank2 = max(ra, rb)
+            return [f"matmul({_aligned(a, op.inputs[0], la, rank2)}, {_aligned(b, op.inputs[1], lb, rank2)}, "
+                    f"out={out})"]
+        return None
+    if cls in (Cat, Stack):
+        fn = "concatenate" if cls is Cat else "stack"
+        parts = ins if lifted is None else [e if f else f"broadcast_to({e}, (L,) + {v.shape!r})"
+                                            for e, v, f in zip(ins, op.inputs, lifted)]
+        return [f"{fn}(({', '.join(parts)},), axis={_shift(o['axis'], lifted is not None)}, out={out})"]
+    if cls is Einsum:
+        subs, output = list(o["inputs"]), o["output"]
+        if lifted is not None:
+            letter = next(c for c in string.ascii_letters if c not in "".join(subs) + output)
+            subs = [letter + sub if f else sub for sub, f in zip(subs, lifted)]
+            output = letter + output
+        return [f"einsum({','.join(subs) + '->' + output!r}, {', '.join(ins)}, out={out})"]
+    if cls is Assemble:
+        lead = () if lifted is None else (slice(None),)
+        lines = [] if o["covered"] else [f"{out}[...] = 0"]
+        return lines + [f"copyto({out}[{src.name(lead + _index_tuple(index))}], {piece})"
+                        for piece, index in zip(ins, o["indexes"]) if piece is not None]
     if cls is IndexAdd and _is_basic_index(o["index"]):
-        return [f"{out}[...] = 0", f"{out}[{src.name(_index_tuple(o['index']))}] += {ins[0]}"]
+        index = _index_tuple(o["index"])
+        if lifted is not None:
+            index = (slice(None),) + index
+        return [f"{out}[...] = 0", f"{out}[{src.name(index)}] += {ins[0]}"]
+    if lifted is not None:
+        return None
     if cls is Getitem:  # integer-array indexing (basic indexing is a view)
         return [f"copyto({out}, {ins[0]}[{src.name(o['index'])}])"]
     return [f"copyto({out}, {src.name(_forward_of(cls, o), 'f')}({', '.join(ins)}))"]
@@ -180,58 +217,6 @@ def _aligned(expr, value, lifted, rank):
     return expr
 
 
-def bulk_expr(op, ins, lifted, src):
-    """An expression for op over all L steps at once, given its inputs (lifted: with a leading L
-    axis), or None where the op has no such form here (then it runs step by step)."""
-    cls, o = op.cls, op.options
-    rank = len(op.out.shape)
-    if is_view(op):
-        return view_expr(op, ins[0], lifted[0], src)
-    if cls in BINARY or cls is Where:
-        a, b = (_aligned(e, v, f, rank) for e, v, f in zip(ins, op.inputs, lifted))
-        if cls is Where:
-            return f"np.where({src.name(o['condition'])}, {a}, {b})"
-        return f"{BINARY[cls]}({a}, {b})"
-    if cls in UNARY:
-        return f"{UNARY[cls]}({ins[0]})"
-    if cls is Sigmoid:
-        return f"_sigmoid({ins[0]})"
-    if cls is Relu:
-        return f"maximum({ins[0]}, 0)"
-    if cls is PositiveMask:
-        return f"greater({ins[0]}, 0).astype({src.name(op.out.dtype)})"
-    if cls is Clip:
-        return f"clip({ins[0]}, {src.literal(o['low'])}, {src.literal(o['high'])})"
-    if cls is Cast:
-        return f"{ins[0]}.astype({src.name(o['dtype'])})"
-    if cls in REDUCTIONS:
-        axis = o["axis"]
-        axis = tuple(range(1, len(op.inputs[0].shape) + 1)) if axis is None else _shift(axis)
-        return f"{REDUCTIONS[cls]}({ins[0]}, axis={axis!r}, keepdims={o['keepdims']})"
-    if cls is Matmul:
-        (a, b), (la, lb) = ins, lifted
-        ra, rb = (len(v.shape) for v in op.inputs)
-        if la and not lb and rb == 2:
-            k = op.inputs[0].shape[-1]
-            return f"matmul({a}.reshape(-1, {k}), {b}).reshape((L,) + {op.out.shape!r})"
-        if lb and rb >= 2 and (ra >= 2 or not la):
-            rank2 = max(ra, rb)
-            return f"matmul({_aligned(a, op.inputs[0], la, rank2)}, {_aligned(b, op.inputs[1], lb, rank2)})"
-        return None
-    if cls in (Cat, Stack):
-        parts = [e if f else f"broadcast_to({e}, (L,) + {v.shape!r})" for e, v, f in zip(ins, op.inputs, lifted)]
-        fn = "concatenate" if cls is Cat else "stack"
-        return f"{fn}(({', '.join(parts)},), axis={_shift(o['axis'])})"
-    if cls is Einsum:
-        letter = next(c for c in string.ascii_letters if c not in "".join(o["inputs"]) + o["output"])
-        subs = ",".join(letter + s if f else s for s, f in zip(o["inputs"], lifted)) + "->" + letter + o["output"]
-        return f"einsum({subs!r}, {', '.join(ins)})"
-    if cls is IndexAdd and _is_basic_index(o["index"]):
-        index = (slice(None),) + _index_tuple(o["index"])
-        return f"_index_add({ins[0]}, {src.name(index)}, (L,) + {op.out.shape!r})"
-    return None
-
-
 def static_expr(op, ins, src):
     """An expression for an op on statics alone (no leading L)."""
     if is_view(op):
@@ -246,6 +231,32 @@ def check_lowerable(op):
 
 
 # ----------------------------------------------------------------------------- forward
+
+
+def _in_place_pieces(loop_ops, readers, roots):
+    """{piece id: (Assemble's output, index)} for loop values that only an Assemble reads: their op
+    writes straight into the Assemble's buffer."""
+    uses = {}
+    for op in readers:
+        for v in op.inputs:
+            uses[v.id] = uses.get(v.id, 0) + 1
+    for v in roots:
+        if v is not None:
+            uses[v.id] = uses.get(v.id, 0) + 2
+    computed = {op.out.id for op in loop_ops if not is_view(op) and op.cls is not Assemble}
+    into = {}
+    for op in loop_ops:
+        if op.cls is Assemble:
+            for piece, index in zip(op.inputs, op.options["indexes"]):
+                if piece.id in computed and uses.get(piece.id) == 1:
+                    into[piece.id] = (op.out, index)
+    return into
+
+
+def _matmul_operands(ops, keep):
+    """Ids of the 2-D values among `keep` that the ops multiply: a C-contiguous copy of a transposed
+    weight makes each product faster (BLAS reads it without transposing)."""
+    return {v.id for op in ops if op.cls is Matmul for v in op.inputs if v.id in keep and len(v.shape) == 2}
 
 
 class _Section:
@@ -337,8 +348,10 @@ class ForwardCode:
         src = Source("def forward(env, L, rows):")
         section = _Section(src)
         src.line("X = env['X']")
-        for i in range(len(plan.statics)):
-            src.line(f"P{i} = env['P{i}']")
+        src.line("alloc = env['alloc']")
+        operands = _matmul_operands(plan.pre_ops + plan.loop_ops, plan.static_index)
+        for i, v in enumerate(plan.statics):
+            src.line(f"P{i} = np.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(len(graph.states)):
             src.line(f"S{k} = env['S{k}']")
         for op in plan.pre_ops:
@@ -355,10 +368,10 @@ class ForwardCode:
             if v.id in self.output_slot:
                 continue
             if v.id in plan.saved and self.record:
-                src.line(f"SV{v.id} = empty((L,) + {v.shape!r}, {src.name(v.dtype)})")
+                src.line(f"SV{v.id} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
                 src.line(f"env['SV{v.id}'] = SV{v.id}")
             else:
-                src.line(f"T{v.id} = empty({v.shape!r}, {src.name(v.dtype)})")
+                src.line(f"T{v.id} = alloc({v.shape!r}, {src.name(v.dtype)})")
         src.line("for j in range(L):")
         src.depth += 1
         section.new_iteration()
@@ -368,7 +381,7 @@ class ForwardCode:
                 continue
             ins = [self.step(v, section) for v in op.inputs]
             out = self.step(op.out, section)
-            for text in step_lines(op, ins, out, src):
+            for text in compute_lines(op, ins, out, src):
                 src.line(text)
         for k, v in enumerate(graph.outputs):
             if self.output_slot.get(v.id) != k:
@@ -390,17 +403,20 @@ def _at_j(name, value):
 
 
 def _emit_bulk(op, ins, lifted, name, src):
-    """`name = <op over all L steps>`, step by step where the op has no whole-array form."""
-    expr = bulk_expr(op, ins, lifted, src)
-    if expr is not None:
-        src.line(f"{name} = {expr}")
+    """`name` = op over all L steps, in a buffer from the pass's workspace (`alloc`); step by step
+    where the op has no whole-segment form."""
+    if is_view(op):
+        src.line(f"{name} = {view_expr(op, ins[0], lifted[0], src)}")
         return
     v = op.out
-    src.line(f"{name} = empty((L,) + {v.shape!r}, {src.name(v.dtype)})")
-    src.line("for j in range(L):")
-    per_step = [f"{e}[j]" if f else e for e, f in zip(ins, lifted)]
-    for text in step_lines(op, per_step, f"{name}[j, ...]", src):
-        src.line("    " + text)
+    src.line(f"{name} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
+    lines = compute_lines(op, ins, name, src, lifted)
+    if lines is None:
+        src.line("for j in range(L):")
+        per_step = [f"{e}[j]" if f else e for e, f in zip(ins, lifted)]
+        lines = ["    " + text for text in compute_lines(op, per_step, f"{name}[j, ...]", src)]
+    for text in lines:
+        src.line(text)
 
 
 # ----------------------------------------------------------------------------- backward
@@ -417,6 +433,8 @@ class BackwardCode:
             if v is not None and v.op is not None and bplan.klass[v.id] == LOOP and not is_view(v.op) \
                     and v.id not in bplan.saved:
                 self.carry_slot.setdefault(v.id, k)
+        self.into = _in_place_pieces(bplan.loop_ops, bplan.static_ops + bplan.fpre_ops + bplan.loop_ops +
+                                     bplan.post_ops, bplan.carries + [bplan.dx] + bplan.static_grads)
 
     def bulk(self, v, section):
         if v.id in section.bulk_names:
@@ -461,6 +479,9 @@ class BackwardCode:
             expr = "seed0" if v.index == 0 else f"C{v.index}"
         elif is_view(v.op):
             expr = section.local(view_expr(v.op, self.step(v.op.inputs[0], section), False, src), f"w{v.id}")
+        elif v.id in self.into:
+            whole, index = self.into[v.id]
+            expr = section.local(f"{self.step(whole, section)}[{src.name(_index_tuple(index))}]", f"d{v.id}")
         elif v.id in self.carry_slot:
             expr = f"D{self.carry_slot[v.id]}"
         elif v.id in plan.saved:
@@ -508,8 +529,11 @@ class BackwardCode:
         n_states = len(graph.states)
         src.line("X = env['X']")
         src.line("G = env['G']")
-        for i in range(len(fwd.plan.statics)):
-            src.line(f"P{i} = env['P{i}']")
+        src.line("alloc = env['alloc']")
+        all_ops = plan.static_ops + plan.fpre_ops + plan.loop_ops + plan.post_ops
+        operands = _matmul_operands(all_ops, fwd.plan.static_index.keys() | {op.out.id for op in plan.static_ops})
+        for i, v in enumerate(fwd.plan.statics):
+            src.line(f"P{i} = np.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(n_states):
             src.line(f"S{k} = env['S{k}']; C{k} = env['C{k}']; D{k} = env['D{k}']")
         src.line("seed0 = env['seed0']")
@@ -518,7 +542,8 @@ class BackwardCode:
         pre_line = len(src.lines)  # the pre values the backward reads are fetched here (known at the end)
         for op in plan.static_ops:
             ins = [self.bulk(i, section) for i in op.inputs]
-            src.line(f"B{op.out.id} = {static_expr(op, ins, src)}")
+            expr = static_expr(op, ins, src)
+            src.line(f"B{op.out.id} = {f'np.ascontiguousarray({expr})' if op.out.id in operands else expr}")
         for op in plan.fpre_ops:
             check_lowerable(op)
             ins = [self.bulk(i, section) for i in op.inputs]
@@ -527,15 +552,15 @@ class BackwardCode:
         for op in plan.loop_ops:
             check_lowerable(op)
             v = op.out
-            if is_view(op) or v.id in self.carry_slot:
+            if is_view(op) or v.id in self.carry_slot or v.id in self.into:
                 continue
             if v.id in plan.saved:
-                src.line(f"SB{v.id} = empty((L,) + {v.shape!r}, {src.name(v.dtype)})")
+                src.line(f"SB{v.id} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
             else:
-                src.line(f"T{v.id} = empty({v.shape!r}, {src.name(v.dtype)})")
+                src.line(f"T{v.id} = alloc({v.shape!r}, {src.name(v.dtype)})")
         for seed in plan.seeds:
             if seed.id in plan.saved:
-                src.line(f"SB{seed.id} = empty((L,) + {seed.shape!r}, {src.name(seed.dtype)})")
+                src.line(f"SB{seed.id} = alloc((L,) + {seed.shape!r}, {src.name(seed.dtype)})")
         src.line("for j in range(L - 1, -1, -1):")
         src.depth += 1
         section.new_iteration()
@@ -554,9 +579,9 @@ class BackwardCode:
             if is_view(op):
                 self.step(op.out, section)
                 continue
-            ins = [self.step(i, section) for i in op.inputs]
+            ins = [None if i.id in self.into else self.step(i, section) for i in op.inputs]
             out = self.step(op.out, section)
-            for text in step_lines(op, ins, out, src):
+            for text in compute_lines(op, ins, out, src):
                 src.line(text)
         for k, v in enumerate(plan.carries):
             if v is None:

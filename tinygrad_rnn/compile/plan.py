@@ -53,7 +53,7 @@ class ForwardPlan:
     """The forward step split into pre and loop ops; `statics` are the static values the step reads
     (the pass node's inputs after x and the states); `saved` the loop values backward reads."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, statics=None):
         self.graph = graph
         klass = {}
         for v in graph.values:
@@ -70,7 +70,7 @@ class ForwardPlan:
         live = _ancestors(graph.outputs, ops_of)
         self.pre_ops = [op for op in graph.ops if op.out.id in live and klass[op.out.id] == PRE]
         self.loop_ops = [op for op in graph.ops if op.out.id in live and klass[op.out.id] == LOOP]
-        statics = {}
+        given, statics = statics, {}
         for op in self.pre_ops + self.loop_ops:
             for v in op.inputs:
                 if klass[v.id] == STATIC:
@@ -78,7 +78,7 @@ class ForwardPlan:
         for v in graph.outputs:
             if klass[v.id] == STATIC:
                 statics.setdefault(v.id, v)
-        self.statics = list(statics.values())
+        self.statics = list(statics.values()) if given is None else list(given)
         self.static_index = {v.id: k for k, v in enumerate(self.statics)}
         self.saved = set()
 

@@ -1,0 +1,128 @@
+"""Rewrites of a traced step that change what runs, never what it computes.
+
+- A view that changes nothing (a reshape or broadcast to the same shape, the identity permutation:
+  Matmul's VJP reshapes every gradient so) becomes its input.
+- A sum of scatters into disjoint parts of one zero array, the VJP of splitting a tensor into
+  chunks (LSTM's gates: four IndexAdds and three Adds of (B, 4H) arrays per step), becomes one
+  `Assemble` that writes each piece into its part; the planner lets each piece's op write there
+  directly.
+"""
+import numpy as np
+
+from ..ops import Add, Expand, IndexAdd, Permute, Reshape, _is_basic_index
+from ..tensor import Function
+from .trace import Op
+
+
+class Assemble(Function):
+    """zeros(shape) with each piece written at its index (the indexes are disjoint)."""
+
+    def forward(self, *pieces, indexes, shape, covered):
+        out = np.zeros(shape, pieces[0].dtype)
+        for piece, index in zip(pieces, indexes):
+            out[index] = piece
+        return out
+
+    def backward(self, g):
+        raise NotImplementedError("Assemble exists only inside compiled programs")
+
+
+def _is_noop_view(op):
+    if op.cls in (Reshape, Expand):
+        return op.out.shape == op.inputs[0].shape
+    return op.cls is Permute and tuple(op.options["axes"]) == tuple(range(len(op.out.shape)))
+
+
+def _uses(ops, extra_roots):
+    count = {}
+    for op in ops:
+        for v in op.inputs:
+            count[v.id] = count.get(v.id, 0) + 1
+    for v in extra_roots:
+        if v is not None:
+            count[v.id] = count.get(v.id, 0) + 1
+    return count
+
+
+def _scatter_pieces(value, uses, shape):
+    """[(index, piece)] if `value` is a sum of single-use scatters into `shape`, else None."""
+    op = value.op
+    if op is None or op.out.shape != shape:
+        return None
+    if op.cls is IndexAdd and _is_basic_index(op.options["index"]):
+        return [(op.options["index"], op.inputs[0])]
+    if op.cls is Add and len({v.id for v in op.inputs}) == 2 and all(
+            uses.get(v.id) == 1 and v.shape == shape for v in op.inputs):
+        parts = [_scatter_pieces(v, uses, shape) for v in op.inputs]
+        if None not in parts:
+            return parts[0] + parts[1]
+    return None
+
+
+def _coverage(pieces, shape):
+    covered = np.zeros(shape, np.int8)
+    for index, _ in pieces:
+        covered[index] += 1
+    return covered
+
+
+def _disjoint(pieces, shape):
+    return _coverage(pieces, shape).max() <= 1
+
+
+def _covers(pieces, shape):
+    return bool(_coverage(pieces, shape).min() >= 1)
+
+
+def rewrite(graph, bgraph, per_time_ids):
+    """Rewrite the forward ops that are per-time (`per_time_ids`: their output ids) and the VJP ops
+    in place: graph.ops, graph.outputs, bgraph.ops and bgraph.grads."""
+    alias = {}
+
+    def resolve(v):
+        while v is not None and v.id in alias:
+            v = alias[v.id]
+        return v
+
+    for ops, local in ((graph.ops, True), (bgraph.ops, False)):
+        for op in ops:
+            op.inputs = tuple(resolve(v) for v in op.inputs)
+            if (not local or op.out.id in per_time_ids) and _is_noop_view(op):
+                alias[op.out.id] = op.inputs[0]
+    graph.outputs = [resolve(v) for v in graph.outputs]
+    bgraph.grads = {k: resolve(v) for k, v in bgraph.grads.items()}
+    graph.ops = [op for op in graph.ops if op.out.id not in alias]
+    bgraph.ops = [op for op in bgraph.ops if op.out.id not in alias]
+
+    uses = _uses(bgraph.ops, list(bgraph.grads.values()))
+    assembled = set()
+    for op in reversed(bgraph.ops):
+        if op.cls is not Add or op.out.id in assembled:
+            continue
+        pieces = _scatter_pieces(op.out, uses, op.out.shape)
+        if pieces is None or len(pieces) < 2 or not _disjoint(pieces, op.out.shape):
+            continue
+        indexes = tuple(index for index, _ in pieces)
+        options = {"indexes": indexes, "shape": op.out.shape, "covered": _covers(pieces, op.out.shape)}
+        op.out.op = Op(Assemble, [piece for _, piece in pieces], options, op.out)
+        assembled.add(op.out.id)
+    kept = []
+    for op in bgraph.ops:
+        if op.out.id in assembled:
+            kept.append(op.out.op)
+        else:
+            kept.append(op)
+    bgraph.ops = _live(kept, list(bgraph.grads.values()))
+
+
+def _live(ops, roots):
+    """The ops some root depends on, in order (the scatters an Assemble replaced drop out)."""
+    by_out = {op.out.id: op for op in ops}
+    live, stack = set(), [v for v in roots if v is not None]
+    while stack:
+        v = stack.pop()
+        if v.id in live or v.id not in by_out:
+            continue
+        live.add(v.id)
+        stack.extend(by_out[v.id].inputs)
+    return [op for op in ops if op.out.id in live]
