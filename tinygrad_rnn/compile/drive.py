@@ -15,6 +15,7 @@ are read as zeros and its gradients pass the padded steps untouched.
 """
 import time
 import warnings
+import weakref
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from .trace import NotTraceable, check_same_backward, check_same_program, signat
 from .workspace import Lease
 
 _CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTraceable that refused it
+_BOUND = weakref.WeakKeyDictionary()   # cell -> Bound: its compiled step while nothing about it changes
 _WARNED = set()
 CACHE_LIMIT = 256
 
@@ -35,9 +37,17 @@ CACHE_LIMIT = 256
 class Compiled:
     """A traced, planned and generated step: what every pass of that structure runs."""
 
-    def __init__(self, graph, fplan, bplan, program, seconds):
+    def __init__(self, graph, fplan, bplan, program, seconds, constants_fixed):
         self.graph, self.fplan, self.bplan, self.program, self.seconds = graph, fplan, bplan, program, seconds
         self.options = [(op.cls, op.options) for op in graph.ops]
+        self.constants_fixed = constants_fixed   # no constant depends on a parameter's value
+        needed = set()
+        for v in reversed(graph.values):
+            if v.id in fplan.static_index or v.id in needed:
+                if v.op is not None:
+                    needed.update(i.id for i in v.op.inputs)
+        self.static_ops = [op for op in graph.ops if op.out.id in needed | fplan.static_index.keys()
+                           and fplan.klass[op.out.id] == "static"]
 
     def same_options(self, graph):
         """Array options (where's condition, index arrays) are part of the program: they must match."""
@@ -56,14 +66,37 @@ def _random_like(rng, array):
     return rng.standard_normal(array.shape).astype(array.dtype)
 
 
+def _constants_fixed(graph, retrace, rng):
+    """Whether the step's constants stay the same when its parameters change (then a later call
+    may reuse them instead of tracing again): traced once more with every parameter perturbed."""
+    params = [graph.tensors[v.id] for v in graph.leaves if v.kind == "param"]
+    if any(p._ctx is not None for p in params):
+        return False
+    saved = [p.array for p in params]
+    try:
+        for p in params:
+            p.array = p.array + _random_like(rng, p.array)
+        other = retrace()
+    finally:
+        for p, array in zip(params, saved):
+            p.array = array
+    try:
+        check_same_program(graph, other)
+    except NotTraceable:
+        return False
+    return True
+
+
 def compile_step(cell, step, x, states):
     """Trace the step twice on different values (the programs must agree), trace its VJP, plan and
     generate. Raises NotTraceable."""
     start = time.perf_counter()
     rng = np.random.default_rng(0)
-    traces = [trace_step(cell, step, _random_like(rng, x), [_random_like(rng, s) for s in states],
-                         requires_grad=True) for _ in range(2)]
+    inputs = [(_random_like(rng, x), [_random_like(rng, s) for s in states]) for _ in range(2)]
+    traces = [trace_step(cell, step, x_t, s_t, requires_grad=True, seed=seed)
+              for seed, (x_t, s_t) in enumerate(inputs)]
     check_same_program(*traces)
+    fixed = _constants_fixed(traces[0], lambda: trace_step(cell, step, *inputs[0], requires_grad=True), rng)
     backwards = []
     for graph in traces:
         fplan = ForwardPlan(graph)
@@ -75,27 +108,13 @@ def compile_step(cell, step, x, states):
     fplan = ForwardPlan(graph, fplan.statics)
     bplan = BackwardPlan(fplan, bgraph)
     program = NumpyProgram(fplan, bplan)
-    return Compiled(graph, fplan, bplan, program, time.perf_counter() - start)
-
-
-def _structure(graph):
-    """The cache key's part from the trace: the signature, with array options by shape and dtype
-    (their values are checked against the compiled ones on a hit)."""
-    leaves, ops, outputs = signature(graph)
-    return leaves, tuple((cls, _shapes_only(options), inputs) for cls, options, inputs in ops), outputs
-
-
-def _shapes_only(frozen):
-    if isinstance(frozen, tuple) and frozen[:1] == ("array",):
-        return frozen[:3]
-    if isinstance(frozen, tuple):
-        return tuple(_shapes_only(f) for f in frozen)
-    return frozen
+    return Compiled(graph, fplan, bplan, program, time.perf_counter() - start, fixed)
 
 
 def cached(cell, step, x, states, graph):
     """The Compiled for this trace's structure (compiling on a miss); raises NotTraceable."""
-    key = (type(cell), backend.device_of(x), _structure(graph))
+    # array options are compared by content on a hit (same_options), not hashed on every call
+    key = (type(cell), backend.device_of(x), signature(graph, arrays=False))
     compiled = _CACHE.get(key)
     if compiled is None:
         if len(_CACHE) >= CACHE_LIMIT:
@@ -119,6 +138,54 @@ def cache_info():
         if isinstance(compiled, Compiled):
             info.setdefault(cell_type.__name__, []).append(compiled.seconds)
     return info
+
+
+class Bound:
+    """A cell and its compiled step, reused while nothing the trace depended on has changed.
+
+    The guard holds the shapes and dtypes, the identity and requires_grad of every parameter and
+    tensor attribute, and the plain attributes (numbers, strings, flags such as `training`) of the
+    cell and its submodules. While it holds, a call replays the static ops (W.T, ...) on the
+    parameters instead of tracing the whole step again.
+    """
+
+    def __init__(self, compiled, graph, guard):
+        self.compiled, self.guard = compiled, guard
+        self.leaves = {v.id: graph.tensors[v.id] for v in graph.leaves}
+
+    @classmethod
+    def make(cls, cell, compiled, graph, guard):
+        """A Bound, or None where a later call must trace again (a constant depends on the
+        parameters, or the step uses a tensor the guard cannot see)."""
+        if not compiled.constants_fixed:
+            return None
+        own = {id(t) for m in cell.modules() for t in vars(m).values() if isinstance(t, Tensor)}
+        if any(v.kind == "param" and id(graph.tensors[v.id]) not in own for v in graph.leaves):
+            return None
+        return cls(compiled, graph, guard)
+
+    def statics(self):
+        values = dict(self.leaves)
+        for op in self.compiled.static_ops:
+            values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
+        return [values[v.id] for v in self.compiled.fplan.statics]
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _guard(cell, x, state):
+    """What a Bound's reuse depends on (see Bound)."""
+    parts = [x.shape, x.dtype.str, tuple(s.shape for s in state), tuple(s.dtype.str for s in state)]
+    for module in cell.modules():
+        for name, value in vars(module).items():
+            if isinstance(value, Tensor):
+                parts.append((name, id(value), value.requires_grad, value.shape, value.dtype.str))
+            elif isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
+                parts.append((name, value))
+            elif name not in ("_parameters", "_modules"):
+                parts.append((name, id(value)))
+    return tuple(parts)
 
 
 # ----------------------------------------------------------------------------- one pass, on arrays
@@ -378,16 +445,29 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
     from ..nn.recurrent import _step_function
     if forward_mode_active() or backend.device_of(x.array) != "cpu":
         return _op_by_op(cell, x, state, lengths, reverse)
-    step = _step_function(cell)
-    first = x.array[x.shape[0] - 1 if reverse else 0]
-    state_arrays = [s.array for s in state]
-    try:
-        graph = trace_step(cell, step, first, state_arrays, requires_grad=False)
-        compiled = cached(cell, step, first, state_arrays, graph)
-    except NotTraceable as refused:
-        _warn_once(cell, refused)
-        return _op_by_op(cell, x, state, lengths, reverse)
-    statics = [graph.tensors[v.id] for v in compiled.fplan.statics]
+    guard = _guard(cell, x, state)
+    bound = _BOUND.get(cell)
+    if bound is not None and bound.guard == guard:
+        compiled, statics = bound.compiled, bound.statics()
+    else:
+        step = _step_function(cell)
+        first = x.array[x.shape[0] - 1 if reverse else 0]
+        state_arrays = [s.array for s in state]
+        try:
+            graph = trace_step(cell, step, first, state_arrays, requires_grad=False)
+            compiled = cached(cell, step, first, state_arrays, graph)
+        except NotTraceable as refused:
+            _warn_once(cell, refused)
+            return _op_by_op(cell, x, state, lengths, reverse)
+        statics = [graph.tensors[v.id] for v in compiled.fplan.statics]
+        bound = Bound.make(cell, compiled, graph, guard)
+        try:
+            if bound is None:
+                _BOUND.pop(cell, None)
+            else:
+                _BOUND[cell] = bound
+        except TypeError:  # a cell that takes no weak references is traced on every call
+            pass
     inputs = [x] + list(state) + statics
     record = is_grad_enabled() and any(t.requires_grad for t in inputs)
     link = _Link(len(state))

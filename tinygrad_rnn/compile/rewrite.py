@@ -1,5 +1,7 @@
 """Rewrites of a traced step that change what runs, never what it computes.
 
+- An op that repeats one already recorded (same op, inputs and options; the VJP of c * c makes
+  g * c twice) is computed once.
 - A view that changes nothing (a reshape or broadcast to the same shape, the identity permutation:
   Matmul's VJP reshapes every gradient so) becomes its input.
 - A sum of scatters into disjoint parts of one zero array, the VJP of splitting a tensor into
@@ -9,9 +11,9 @@
 """
 import numpy as np
 
-from ..ops import Add, Expand, IndexAdd, Permute, Reshape, _is_basic_index
+from ..ops import Add, Expand, IndexAdd, Mul, Permute, Reshape, _is_basic_index
 from ..tensor import Function
-from .trace import Op
+from .trace import Op, freeze
 
 
 class Assemble(Function):
@@ -31,6 +33,14 @@ def _is_noop_view(op):
     if op.cls in (Reshape, Expand):
         return op.out.shape == op.inputs[0].shape
     return op.cls is Permute and tuple(op.options["axes"]) == tuple(range(len(op.out.shape)))
+
+
+def _key(op):
+    """Ops with equal keys compute the same value (the inputs of a sum or product in either order)."""
+    ids = tuple(v.id for v in op.inputs)
+    if op.cls in (Add, Mul):
+        ids = tuple(sorted(ids))
+    return op.cls, ids, freeze(op.options)
 
 
 def _uses(ops, extra_roots):
@@ -84,11 +94,20 @@ def rewrite(graph, bgraph, per_time_ids):
             v = alias[v.id]
         return v
 
+    seen = {}
     for ops, local in ((graph.ops, True), (bgraph.ops, False)):
         for op in ops:
             op.inputs = tuple(resolve(v) for v in op.inputs)
-            if (not local or op.out.id in per_time_ids) and _is_noop_view(op):
+            if local and op.out.id not in per_time_ids:
+                continue
+            if _is_noop_view(op):
                 alias[op.out.id] = op.inputs[0]
+                continue
+            key = _key(op)
+            if key in seen:
+                alias[op.out.id] = seen[key]
+            else:
+                seen[key] = op.out
     graph.outputs = [resolve(v) for v in graph.outputs]
     bgraph.grads = {k: resolve(v) for k, v in bgraph.grads.items()}
     graph.ops = [op for op in graph.ops if op.out.id not in alias]

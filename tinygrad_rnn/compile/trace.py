@@ -176,14 +176,15 @@ def recording():
 
 
 @contextlib.contextmanager
-def random_state_kept():
-    """The global random stream is left where it was (a traced step must not move it)."""
-    generator = factory.rng()
-    state = generator.bit_generator.state
+def own_random_stream(seed):
+    """Random numbers drawn inside come from a stream of their own: tracing never moves the
+    caller's, and two traces with different seeds draw different masks (which then tell)."""
+    kept = factory._rng
+    factory._rng = np.random.default_rng(seed)
     try:
         yield
     finally:
-        generator.bit_generator.state = state
+        factory._rng = kept
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -235,7 +236,7 @@ class StepGraph:
         return ops
 
 
-def trace_step(cell, step, x, states, requires_grad):
+def trace_step(cell, step, x, states, requires_grad, seed=0):
     """Run `step(x, states)` on the given arrays under recording; returns the StepGraph.
 
     requires_grad: make x and the states leaves that require grad, so every op of the step is a
@@ -251,7 +252,7 @@ def trace_step(cell, step, x, states, requires_grad):
     graph.states = [graph._new(s, "state", k) for k, s in enumerate(state_t)]
     unrolled = getattr(cell, "unrolled", contextlib.nullcontext)
     mode = enable_grad() if requires_grad else contextlib.nullcontext()
-    with random_state_kept(), mode, recording() as tape, unrolled(), np.errstate(all="ignore"):
+    with own_random_stream(seed), mode, recording() as tape, unrolled(), np.errstate(all="ignore"):
         new = step(x_t, state_t)
     new = (new,) if isinstance(new, Tensor) else tuple(new)
     if len(new) != len(states):
@@ -291,18 +292,36 @@ def freeze(value):
     return value
 
 
-def signature(graph):
-    """What the compiled program depends on: structure, options, shapes and dtypes (not values)."""
+def signature(graph, arrays=True):
+    """What the compiled program depends on: structure, options, shapes and dtypes (not values).
+    Array options (where's condition, index arrays) by content, or by shape alone (arrays=False)."""
     leaves = tuple((v.kind, v.shape, str(v.dtype)) for v in graph.values if v.kind != "op")
-    ops = tuple((op.cls, freeze(op.options), tuple(v.id for v in op.inputs)) for op in graph.ops)
+    ops = tuple((op.cls, freeze(op.options) if arrays else _shapes_only(freeze(op.options)),
+                 tuple(v.id for v in op.inputs)) for op in graph.ops)
     return leaves, ops, tuple(v.id for v in graph.outputs)
 
 
+def _shapes_only(frozen):
+    if isinstance(frozen, tuple) and frozen[:1] == ("array",):
+        return frozen[:3]
+    if isinstance(frozen, tuple):
+        return tuple(_shapes_only(f) for f in frozen)
+    return frozen
+
+
+_FROM_DATA = ("computed from the data outside the graph: a comparison, abs, maximum, a random mask?")
+
+
 def check_same_program(first, second):
-    """Two traces of one step on different data must record the same ops and constants."""
-    if signature(first) != signature(second):
+    """Two traces of one step on different data must record the same ops, options and constants."""
+    if signature(first, arrays=False) != signature(second, arrays=False):
         raise NotTraceable("its step records different ops for different input values (Python control "
                            "flow on data?)")
+    for a, b in zip(first.ops, second.ops):
+        for key, value in a.options.items():
+            if freeze(value) != freeze(b.options[key]):
+                raise NotTraceable(f"the {key} of {a.name} changes with the input values ({_FROM_DATA})",
+                                   op=a.name)
     for a, b in zip(first.leaves, second.leaves):
         if a.kind != "const":
             continue
@@ -310,8 +329,7 @@ def check_same_program(first, second):
         if x is not y and not np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True):
             users = [op.name for op in first.ops if a in op.inputs]
             raise NotTraceable(f"a constant used by {users[0] if users else 'the step'} changes with the input "
-                               f"values (computed from the data outside the graph: a comparison, abs, "
-                               f"maximum, a random mask?)", op=users[0] if users else None)
+                               f"values ({_FROM_DATA})", op=users[0] if users else None)
 
 
 # ----------------------------------------------------------------------------- the VJP of a step
