@@ -77,9 +77,12 @@ def compiled_nodes(out):
     return sum(1 for node in walk(out) if isinstance(node, tr.Function) and node.op.endswith("_compiled"))
 
 
+@pytest.mark.parametrize("work_on_forward_values", ["all steps at once", "step by step"])
 @pytest.mark.parametrize("options", list(OPTIONS))
 @pytest.mark.parametrize("name", list(CELLS))
-def test_compiled_pass_equals_op_by_op(compiled_built_ins, name, options):
+def test_compiled_pass_equals_op_by_op(compiled_built_ins, monkeypatch, name, options, work_on_forward_values):
+    if work_on_forward_values == "step by step":  # the backward large segments take
+        monkeypatch.setattr(drive, "BULK_BYTES", 0)
     expected, none = run_layer(name, OPTIONS[options], fused=False)
     got, passes = run_layer(name, OPTIONS[options], fused=True)
     layer = OPTIONS[options]["layer"]

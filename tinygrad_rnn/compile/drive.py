@@ -32,13 +32,16 @@ _CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTrace
 _BOUND = weakref.WeakKeyDictionary()   # cell -> Bound: its compiled step while nothing about it changes
 _WARNED = set()
 CACHE_LIMIT = 256
+# a segment whose state sequence is larger than this does its backward's work on forward values
+# step by step (in cache), a smaller one for all steps at once (fewer calls)
+BULK_BYTES = 1 << 20
 
 
 class Compiled:
     """A traced, planned and generated step: what every pass of that structure runs."""
 
-    def __init__(self, graph, fplan, bplan, program, seconds, constants_fixed):
-        self.graph, self.fplan, self.bplan, self.program, self.seconds = graph, fplan, bplan, program, seconds
+    def __init__(self, graph, fplan, program, seconds, constants_fixed):
+        self.graph, self.fplan, self.program, self.seconds = graph, fplan, program, seconds
         self.options = [(op.cls, op.options) for op in graph.ops]
         self.constants_fixed = constants_fixed   # no constant depends on a parameter's value
         needed = set()
@@ -106,9 +109,9 @@ def compile_step(cell, step, x, states):
     graph, fplan, bgraph = backwards[0]
     rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
     fplan = ForwardPlan(graph, fplan.statics)
-    bplan = BackwardPlan(fplan, bgraph)
-    program = NumpyProgram(fplan, bplan)
-    return Compiled(graph, fplan, bplan, program, time.perf_counter() - start, fixed)
+    bplans = {"bulk": BackwardPlan(fplan, bgraph), "loop": BackwardPlan(fplan, bgraph, fpre_in_loop=True)}
+    program = NumpyProgram(fplan, bplans)
+    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed)
 
 
 def cached(cell, step, x, states, graph):
@@ -289,7 +292,9 @@ class Sequence:
             env.update(carries)
             env["G"] = g_proc[p0:p1]
             env["GS"] = grads_of_statics
-            program.backward(env, p1 - p0, self.rows[p0:p1], s == last)
+            L = p1 - p0
+            step_by_step = L * self.B * int(np.prod(self.state_shapes[0][1:])) * self.dtype.itemsize > BULK_BYTES
+            program.backward["loop" if step_by_step else "bulk"](env, L, self.rows[p0:p1], s == last)
             carries = {name: env[name] for name in carries}
             if dx is not None and env["dx"] is not None:
                 dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])

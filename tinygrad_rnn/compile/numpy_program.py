@@ -29,7 +29,7 @@ from .trace import NotTraceable, PositiveMask
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
 UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh"}
-REDUCTIONS = {Sum: "np.sum", Mean: "np.mean", Max: "np.amax"}
+REDUCTIONS = {Sum: "add.reduce", Mean: "add.reduce", Max: "maximum.reduce"}  # mean: the sum, then / count
 DEVICE_OPS = ("todevice",)
 
 
@@ -148,7 +148,14 @@ def compute_lines(op, ins, out, src, lifted=None):
     if cls is Where:
         return [f"copyto({out}, {ins[1]})", f"copyto({out}, {ins[0]}, where={src.name(o['condition'])})"]
     if cls in REDUCTIONS:
-        return [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']}, out={out})"]
+        lines = [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']}, out={out})"]
+        if cls is Mean:  # as numpy's mean: the sum divided by the count in place
+            if op.inputs[0].dtype == np.float16:
+                return None if lifted is not None else [f"copyto({out}, np.mean({ins[0]}, axis="
+                                                        f"{src.literal(axis)}, keepdims={o['keepdims']}))"]
+            count = int(np.prod(op.inputs[0].shape)) // max(int(np.prod(op.out.shape)), 1)
+            lines.append(f"true_divide({out}, {count}, out={out})")
+        return lines
     if cls is Cast:
         return [f"copyto({out}, {ins[0]}, casting='unsafe')"]
     if cls is Matmul:
@@ -233,23 +240,25 @@ def check_lowerable(op):
 # ----------------------------------------------------------------------------- forward
 
 
-def _in_place_pieces(loop_ops, readers, roots):
-    """{piece id: (Assemble's output, index)} for loop values that only an Assemble reads: their op
-    writes straight into the Assemble's buffer."""
-    uses = {}
-    for op in readers:
+def _in_place_pieces(plan):
+    """{piece id: (Assemble's output, index)} for loop values that no other loop op reads: their op
+    writes straight into the Assemble's buffer. Where the ops after the loop read a piece too, they
+    read it there: the Assemble's buffer is kept for every step instead of the piece's own."""
+    loop_uses = {}
+    for op in plan.loop_ops:
         for v in op.inputs:
-            uses[v.id] = uses.get(v.id, 0) + 1
-    for v in roots:
-        if v is not None:
-            uses[v.id] = uses.get(v.id, 0) + 2
-    computed = {op.out.id for op in loop_ops if not is_view(op) and op.cls is not Assemble}
+            loop_uses[v.id] = loop_uses.get(v.id, 0) + 1
+    carries = {v.id for v in plan.carries if v is not None}
+    computed = {op.out.id for op in plan.loop_ops if not is_view(op) and op.cls is not Assemble}
     into = {}
-    for op in loop_ops:
+    for op in plan.loop_ops:
         if op.cls is Assemble:
             for piece, index in zip(op.inputs, op.options["indexes"]):
-                if piece.id in computed and uses.get(piece.id) == 1:
+                if piece.id in computed and loop_uses.get(piece.id) == 1 and piece.id not in carries:
                     into[piece.id] = (op.out, index)
+                    if piece.id in plan.saved:
+                        plan.saved.discard(piece.id)
+                        plan.saved.add(op.out.id)
     return into
 
 
@@ -428,13 +437,12 @@ class BackwardCode:
 
     def __init__(self, bplan, forward_code):
         self.plan, self.fwd = bplan, forward_code
+        self.into = _in_place_pieces(bplan)
         self.carry_slot = {}
         for k, v in enumerate(bplan.carries):
             if v is not None and v.op is not None and bplan.klass[v.id] == LOOP and not is_view(v.op) \
                     and v.id not in bplan.saved:
                 self.carry_slot.setdefault(v.id, k)
-        self.into = _in_place_pieces(bplan.loop_ops, bplan.static_ops + bplan.fpre_ops + bplan.loop_ops +
-                                     bplan.post_ops, bplan.carries + [bplan.dx] + bplan.static_grads)
 
     def bulk(self, v, section):
         if v.id in section.bulk_names:
@@ -452,7 +460,11 @@ class BackwardCode:
             expr = f"F{v.id}"
         elif klass == LOOP:
             base = view_base(v)
-            if base is v:
+            if v.id in self.into:
+                whole, index = self.into[v.id]
+                expr = section.local(f"{self.bulk(whole, section)}[{src.name((slice(None),) + _index_tuple(index))}]",
+                                     f"w{v.id}")
+            elif base is v:
                 expr = f"SB{v.id}"
             else:
                 expr = section.local(view_expr(v.op, self.bulk(v.op.inputs[0], section), True, src), f"w{v.id}")
@@ -620,19 +632,26 @@ def _as_tuple(axis):
 
 
 class NumpyProgram:
-    """The generated forward and backward of one traced step (see the module's docstring)."""
+    """The generated forward and backwards of one traced step (see the module's docstring).
 
-    def __init__(self, fplan, bplan):
-        self.fplan, self.bplan = fplan, bplan
+    bplans: {name: BackwardPlan}, one backward generated for each ("bulk": the work on forward
+    values alone done for all steps at once before the loop; "loop": done step by step, which keeps
+    it in cache when a segment's arrays are large).
+    """
+
+    def __init__(self, fplan, bplans):
+        self.fplan, self.bplans = fplan, bplans
         recording = ForwardCode(fplan, record=True)
-        backward = BackwardCode(bplan, recording).source()  # first: it says which forward values it reads
-        self.backward, self.backward_source = backward.compile("backward")
+        self.backward, sources = {}, []
+        for name, bplan in bplans.items():  # first: they say which forward values they read
+            self.backward[name], code = BackwardCode(bplan, recording).source().compile("backward")
+            sources.append(f"# backward ({name})\n{code}")
+        self.backward_source = "\n".join(sources)
         forward = recording.source()
         recording.export_lines(forward)
         self.forward, self.forward_source = forward.compile("forward")
         plain = ForwardCode(fplan, record=False).source()
         self.forward_only, self.forward_only_source = plain.compile("forward")
-        self.exported_pre = sorted(recording.exported_pre)
 
     @property
     def source(self):

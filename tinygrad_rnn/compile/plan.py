@@ -105,7 +105,7 @@ class BackwardPlan:
     saved: the ids of loop values (and seeds) that post ops read, kept for every step.
     """
 
-    def __init__(self, forward, bgraph):
+    def __init__(self, forward, bgraph, fpre_in_loop=False):
         graph = forward.graph
         self.forward, self.bgraph = forward, bgraph
         self.seeds = bgraph.seeds
@@ -134,6 +134,14 @@ class BackwardPlan:
         for op in bgraph.ops:
             if klass[op.out.id] == LOOP and op.out.id not in to_carry:
                 klass[op.out.id] = POST
+        if fpre_in_loop:
+            readers = {}
+            for op in bgraph.ops:
+                for v in op.inputs:
+                    readers.setdefault(v.id, []).append(op.out.id)
+            for op in reversed(bgraph.ops):  # readers first, so whole chains move
+                if klass[op.out.id] == FPRE and any(klass[r] == LOOP for r in readers.get(op.out.id, ())):
+                    klass[op.out.id] = LOOP
         self.klass = klass
         roots = self.carries + [self.dx] + self.static_grads
         live = _ancestors(roots, ops_of)

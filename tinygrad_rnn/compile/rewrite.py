@@ -2,6 +2,7 @@
 
 - An op that repeats one already recorded (same op, inputs and options; the VJP of c * c makes
   g * c twice) is computed once.
+- A broadcast read only by elementwise ops is left to them (they broadcast into their output).
 - A view that changes nothing (a reshape or broadcast to the same shape, the identity permutation:
   Matmul's VJP reshapes every gradient so) becomes its input.
 - A sum of scatters into disjoint parts of one zero array, the VJP of splitting a tensor into
@@ -11,9 +12,10 @@
 """
 import numpy as np
 
-from ..ops import Add, Expand, IndexAdd, Mul, Permute, Reshape, _is_basic_index
+from ..ops import (Add, Cast, Clip, Div, Exp, Expand, IndexAdd, Log, Mul, Neg, Permute, Pow, Relu, Reshape, Sigmoid,
+                   Sub, Tanh, Where, _is_basic_index)
 from ..tensor import Function
-from .trace import Op, freeze
+from .trace import Op, PositiveMask, freeze
 
 
 class Assemble(Function):
@@ -61,8 +63,9 @@ def _scatter_pieces(value, uses, shape):
         return None
     if op.cls is IndexAdd and _is_basic_index(op.options["index"]):
         return [(op.options["index"], op.inputs[0])]
-    if op.cls is Add and len({v.id for v in op.inputs}) == 2 and all(
-            uses.get(v.id) == 1 and v.shape == shape for v in op.inputs):
+    if op.cls is Add and len({v.id for v in op.inputs}) == 2 and all(  # inner sums read once; a scatter may be shared
+            v.shape == shape and (uses.get(v.id) == 1 or (v.op is not None and v.op.cls is IndexAdd))
+            for v in op.inputs):
         parts = [_scatter_pieces(v, uses, shape) for v in op.inputs]
         if None not in parts:
             return parts[0] + parts[1]
@@ -113,6 +116,7 @@ def rewrite(graph, bgraph, per_time_ids):
     graph.ops = [op for op in graph.ops if op.out.id not in alias]
     bgraph.ops = [op for op in bgraph.ops if op.out.id not in alias]
 
+    _drop_broadcasts(graph, bgraph, per_time_ids)
     uses = _uses(bgraph.ops, list(bgraph.grads.values()))
     assembled = set()
     for op in reversed(bgraph.ops):
@@ -132,6 +136,32 @@ def rewrite(graph, bgraph, per_time_ids):
         else:
             kept.append(op)
     bgraph.ops = _live(kept, list(bgraph.grads.values()))
+
+
+# ops that broadcast their inputs to the output they write (`out=`), so an input needs no expand
+ELEMENTWISE = (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Tanh, Sigmoid, Relu, Clip, Where, Cast, PositiveMask)
+
+
+def _drop_broadcasts(graph, bgraph, per_time_ids):
+    """An expand read only by elementwise ops becomes its input: they broadcast it themselves
+    (np.broadcast_to costs more than a small ufunc)."""
+    ops = [op for op in graph.ops if op.out.id in per_time_ids] + bgraph.ops
+    readers = {}
+    for op in ops:
+        for v in op.inputs:
+            readers.setdefault(v.id, []).append(op)
+    roots = {v.id for v in graph.outputs} | {v.id for v in bgraph.grads.values() if v is not None}
+    alias = {}
+    for op in ops:
+        if op.cls is Expand and op.out.id not in roots and op.out.id in readers and all(
+                reader.cls in ELEMENTWISE for reader in readers[op.out.id]):
+            alias[op.out.id] = op.inputs[0]
+    if not alias:
+        return
+    for op in graph.ops + bgraph.ops:
+        op.inputs = tuple(alias.get(v.id, v) for v in op.inputs)
+    graph.ops = [op for op in graph.ops if op.out.id not in alias]
+    bgraph.ops = [op for op in bgraph.ops if op.out.id not in alias]
 
 
 def _live(ops, roots):
