@@ -72,9 +72,8 @@ def lecture_lstm_cell():
 # ----------------------------------------------------------------------------- contenders
 
 
-def ours(make_layer, x, dy):
+def ours(layer, x, dy):
     import tinygrad_rnn as tr
-    layer = make_layer()
     x, dy = tr.Tensor(x, requires_grad=True), tr.Tensor(dy)
 
     def run():
@@ -164,9 +163,9 @@ def custom_rows(configs, repeats):
         rng = np.random.default_rng(0)
         x = rng.standard_normal((T, B, I), dtype=np.float32)
         dy = rng.standard_normal((T, B, H), dtype=np.float32)
-        runs = {"built-in LSTM": ours(lambda: tr.nn.LSTM(I, H), x, dy),
-                "lecture LSTM": ours(lambda: tr.nn.Recurrent(LectureLSTM, I, H), x, dy),
-                "LayerNormLSTM": ours(lambda: tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, I, H), x, dy),
+        runs = {"built-in LSTM": ours(tr.nn.LSTM(I, H), x, dy),
+                "lecture LSTM": ours(tr.nn.Recurrent(LectureLSTM, I, H), x, dy),
+                "LayerNormLSTM": ours(tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, I, H), x, dy),
                 "torch.nn.LSTM": torch_layer(x, dy),
                 "torch lecture LSTM": torch_cell("lecture", x, dy),
                 "torch LayerNormLSTM": torch_cell("layer_norm", x, dy)}
@@ -193,8 +192,8 @@ def built_in_rows(configs, repeats):
             rng = np.random.default_rng(0)
             x = rng.standard_normal((T, B, I), dtype=np.float32)
             dy = rng.standard_normal((T, B, H), dtype=np.float32)
-            runs = {"hand-written": ours(lambda: getattr(tr.nn, layer_name)(I, H), x, dy),
-                    "compiled": ours(lambda: compiled_built_in(name, I, H), x, dy)}
+            runs = {"hand-written": ours(getattr(tr.nn, layer_name)(I, H), x, dy),
+                    "compiled": ours(compiled_built_in(name, I, H), x, dy)}
             ms = interleaved_medians(runs, warmup=1, repeats=repeats)
             print(f"  {name} {B},{I},{H},{T}: " + ", ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()),
                   file=sys.stderr)

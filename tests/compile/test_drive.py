@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
-from tests.compile.cells import BranchOnDataCell, LeakyCell, NoisyCell, OpaqueCell, TRACEABLE
+from tests.compile.cells import TRACEABLE, BranchOnDataCell, LeakyCell, NoisyCell, OpaqueCell
 from tinygrad_rnn.compile import drive
 from tinygrad_rnn.graph import walk
 
@@ -92,7 +92,8 @@ def test_refused_cells_run_op_by_op_with_one_warning(cell_type, words):
     layer, x = layer_and_input(cell_type, num_layers=2)
     for key in [k for k in drive._WARNED if k[0] is cell_type]:  # once per cell type and reason
         drive._WARNED.discard(key)
-    with pytest.warns(UserWarning, match=cell_type.__name__) as caught:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         out, _ = layer(x)
         layer(x)
     messages = [str(w.message) for w in caught if cell_type.__name__ in str(w.message)]
@@ -134,3 +135,32 @@ def test_statics_are_recorded_as_the_ops_they_are():
     out, _ = layer(x)
     node = out.grad_fn
     assert [p.op for p in node.parents[2:] if isinstance(p, tr.Function)] == ["permute", "permute"]
+
+
+def test_a_compiler_failure_runs_op_by_op_with_a_warning(monkeypatch):
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(drive, "NumpyProgram", broken)
+    monkeypatch.setattr(drive, "_CACHE", {})
+    monkeypatch.setattr(drive, "_BOUND", drive.weakref.WeakKeyDictionary())
+    layer, x = layer_and_input(TRACEABLE["indrnn"])
+    with pytest.warns(UserWarning, match="the compiler failed on it .KeyError"):
+        out, _ = layer(x)
+    layer.fused = False
+    expected, _ = layer(x)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-12)
+
+
+def test_unbatched_input_and_initial_states():
+    results = []
+    for fused in (False, True):
+        layer, _ = layer_and_input(TRACEABLE["lecture_lstm"], fused=fused, num_layers=2)
+        x = tr.Tensor(np.random.default_rng(9).standard_normal((5, 3)), dtype="float64", requires_grad=True)
+        h0 = tr.Tensor(np.ones((2, 4)), dtype="float64", requires_grad=True)
+        out, (h, s) = layer(x, (h0, h0 * 0.5))
+        (out.sum() + (h * s).sum()).backward()
+        assert out.shape == (5, 4) and h.shape == (2, 4)
+        results.append([out.numpy(), h.numpy(), s.numpy(), x.grad.numpy(), h0.grad.numpy()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, atol=1e-12)

@@ -25,13 +25,13 @@ BUILT_IN = {
 CELLS = {**BUILT_IN, **{name: (cell, {}) for name, cell in TRACEABLE.items()}}
 
 OPTIONS = {
-    "one_layer": dict(layer={}, call={}),
-    "stacked_bidirectional_lengths_hx": dict(layer={"num_layers": 2, "bidirectional": True},
-                                             call={"lengths": [5, 2, 4]}, hx=True),
-    "batch_first_dropout_lengths": dict(layer={"num_layers": 2, "batch_first": True, "dropout": 0.4},
-                                        call={"lengths": [3, 5, 1]}),
-    "checkpoint_reverse_lengths": dict(layer={"bidirectional": True, "checkpoint_every": 2},
-                                       call={"lengths": [4, 5, 2]}),
+    "one_layer": {"layer": {}, "call": {}},
+    "stacked_bidirectional_lengths_hx": {"layer": {"num_layers": 2, "bidirectional": True},
+                                         "call": {"lengths": [5, 2, 4]}, "hx": True},
+    "batch_first_dropout_lengths": {"layer": {"num_layers": 2, "batch_first": True, "dropout": 0.4},
+                                    "call": {"lengths": [3, 5, 1]}},
+    "checkpoint_reverse_lengths": {"layer": {"bidirectional": True, "checkpoint_every": 2},
+                                   "call": {"lengths": [4, 5, 2]}},
 }
 
 
@@ -153,7 +153,7 @@ def test_gradients_of_gradients_equal_op_by_op(compiled_built_ins, name):
 def test_backward_twice_with_retain_graph_accumulates():
     layer = tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, 3, 4, dtype="float64", checkpoint_every=2)
     x = tr.Tensor(np.random.default_rng(5).standard_normal((5, 2, 3)), dtype="float64", requires_grad=True)
-    out, (h, c) = layer(x)
+    out, (_, c) = layer(x)
     loss = (out * out).sum() + c.sum()
     loss.backward(retain_graph=True)
     once = [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
@@ -168,7 +168,7 @@ def test_loss_on_a_final_state_alone_reaches_every_input():
         tr.manual_seed(0)
         layer = tr.nn.Recurrent(TRACEABLE["peephole_lstm"], 3, 4, fused=fused, dtype="float64")
         x = tr.Tensor(np.random.default_rng(6).standard_normal((5, 2, 3)), dtype="float64", requires_grad=True)
-        _, (h, c) = layer(x)
+        _, (_, c) = layer(x)
         c.sum().backward()
         results.append([x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
     for a, b in zip(*results):
@@ -179,7 +179,7 @@ def test_no_grad_gives_the_same_output_and_records_nothing():
     layer = tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, 3, 4, dtype="float64")
     x = tr.Tensor(np.random.default_rng(7).standard_normal((5, 2, 3)), dtype="float64")
     with tr.no_grad():
-        out, (h, c) = layer(x)
+        out, _ = layer(x)
     assert out.grad_fn is None and not out.requires_grad
     recorded, _ = layer(x)
     np.testing.assert_array_equal(out.numpy(), recorded.numpy())

@@ -25,7 +25,14 @@ from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad
 from .numpy_program import NumpyProgram
 from .plan import BackwardPlan, ForwardPlan
 from .rewrite import rewrite
-from .trace import NotTraceable, check_same_backward, check_same_program, signature, trace_backward, trace_step
+from .trace import (
+    NotTraceable,
+    check_same_backward,
+    check_same_program,
+    signature,
+    trace_backward,
+    trace_step,
+)
 from .workspace import Lease
 
 _CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTraceable that refused it
@@ -44,11 +51,10 @@ class Compiled:
         self.graph, self.fplan, self.program, self.seconds = graph, fplan, program, seconds
         self.options = [(op.cls, op.options) for op in graph.ops]
         self.constants_fixed = constants_fixed   # no constant depends on a parameter's value
-        needed = set()
+        needed = set()  # the static ops the statics come from, replayed by Bound
         for v in reversed(graph.values):
-            if v.id in fplan.static_index or v.id in needed:
-                if v.op is not None:
-                    needed.update(i.id for i in v.op.inputs)
+            if (v.id in fplan.static_index or v.id in needed) and v.op is not None:
+                needed.update(i.id for i in v.op.inputs)
         self.static_ops = [op for op in graph.ops if op.out.id in needed | fplan.static_index.keys()
                            and fplan.klass[op.out.id] == "static"]
 
@@ -107,10 +113,16 @@ def compile_step(cell, step, x, states):
         backwards.append((graph, fplan, trace_backward(graph, fplan.per_time_ops, targets, rng)))
     check_same_backward(backwards[0][2], backwards[1][2])
     graph, fplan, bgraph = backwards[0]
-    rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
-    fplan = ForwardPlan(graph, fplan.statics)
-    bplans = {"bulk": BackwardPlan(fplan, bgraph), "loop": BackwardPlan(fplan, bgraph, fpre_in_loop=True)}
-    program = NumpyProgram(fplan, bplans)
+    try:
+        rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
+        fplan = ForwardPlan(graph, fplan.statics)
+        bplans = {"bulk": BackwardPlan(fplan, bgraph), "loop": BackwardPlan(fplan, bgraph, fpre_in_loop=True)}
+        program = NumpyProgram(fplan, bplans)
+    except NotTraceable:
+        raise
+    except Exception as error:  # a step the compiler mishandles still runs, op by op
+        raise NotTraceable(f"the compiler failed on it ({type(error).__name__}: {error}); please report "
+                           f"this with the cell's code") from error
     return Compiled(graph, fplan, program, time.perf_counter() - start, fixed)
 
 

@@ -21,8 +21,35 @@ import string
 
 import numpy as np
 
-from ..ops import (Add, Cast, Cat, Clip, Div, Einsum, Exp, Expand, Getitem, IndexAdd, Log, Matmul, Max, Mean, Mul,
-                   Neg, Permute, Pow, Relu, Reshape, Sigmoid, Stack, Sub, Sum, Tanh, Where, _is_basic_index)
+from ..ops import (
+    Add,
+    Cast,
+    Cat,
+    Clip,
+    Div,
+    Einsum,
+    Exp,
+    Expand,
+    Getitem,
+    IndexAdd,
+    Log,
+    Matmul,
+    Max,
+    Mean,
+    Mul,
+    Neg,
+    Permute,
+    Pow,
+    Relu,
+    Reshape,
+    Sigmoid,
+    Stack,
+    Sub,
+    Sum,
+    Tanh,
+    Where,
+    _is_basic_index,
+)
 from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
 from .rewrite import Assemble
 from .trace import NotTraceable, PositiveMask
@@ -33,14 +60,6 @@ REDUCTIONS = {Sum: "add.reduce", Mean: "add.reduce", Max: "maximum.reduce"}  # m
 DEVICE_OPS = ("todevice",)
 
 
-def _sigmoid(x):
-    """ops.Sigmoid's forward, on a whole array."""
-    out = np.tanh(x * 0.5)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
 def _forward_of(cls, options):
     """An op's own forward on raw arrays (the fallback lowering)."""
     def run(*arrays):
@@ -48,21 +67,12 @@ def _forward_of(cls, options):
     return run
 
 
-def _index_add(g, index, shape):
-    out = np.zeros(shape, g.dtype)
-    if _is_basic_index(index):
-        out[index] += g
-    else:
-        np.add.at(out, index, g)
-    return out
-
-
 NAMESPACE = {"np": np, "add": np.add, "subtract": np.subtract, "multiply": np.multiply,
              "true_divide": np.true_divide, "power": np.power, "negative": np.negative, "exp": np.exp,
              "log": np.log, "tanh": np.tanh, "maximum": np.maximum, "greater": np.greater, "clip": np.clip,
              "matmul": np.matmul, "copyto": np.copyto, "empty": np.empty, "zeros": np.zeros,
              "concatenate": np.concatenate, "stack": np.stack, "einsum": np.einsum,
-             "broadcast_to": np.broadcast_to, "_sigmoid": _sigmoid, "_index_add": _index_add}
+             "broadcast_to": np.broadcast_to}
 
 
 def _index_tuple(index):
@@ -112,7 +122,7 @@ class Source:
     def compile(self, name):
         code = "\n".join(self.lines) + "\n"
         namespace = dict(self.namespace)
-        exec(compile(code, f"<compiled {name}>", "exec"), namespace)
+        exec(compile(code, f"<compiled {name}>", "exec"), namespace)  # noqa: S102 (code generated here)
         return namespace[name], code
 
 
@@ -151,8 +161,8 @@ def compute_lines(op, ins, out, src, lifted=None):
         lines = [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']}, out={out})"]
         if cls is Mean:  # as numpy's mean: the sum divided by the count in place
             if op.inputs[0].dtype == np.float16:
-                return None if lifted is not None else [f"copyto({out}, np.mean({ins[0]}, axis="
-                                                        f"{src.literal(axis)}, keepdims={o['keepdims']}))"]
+                mean = f"np.mean({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']})"
+                return None if lifted is not None else [f"copyto({out}, {mean})"]
             count = int(np.prod(op.inputs[0].shape)) // max(int(np.prod(op.out.shape)), 1)
             lines.append(f"true_divide({out}, {count}, out={out})")
         return lines
@@ -168,8 +178,8 @@ def compute_lines(op, ins, out, src, lifted=None):
             return [f"matmul({a}.reshape(-1, {k}), {b}, out={out}.reshape(-1, {n}))"]
         if lb and rb >= 2 and (ra >= 2 or not la):
             rank2 = max(ra, rb)
-            return [f"matmul({_aligned(a, op.inputs[0], la, rank2)}, {_aligned(b, op.inputs[1], lb, rank2)}, "
-                    f"out={out})"]
+            a, b = _aligned(a, op.inputs[0], la, rank2), _aligned(b, op.inputs[1], lb, rank2)
+            return [f"matmul({a}, {b}, out={out})"]
         return None
     if cls in (Cat, Stack):
         fn = "concatenate" if cls is Cat else "stack"
@@ -655,4 +665,4 @@ class NumpyProgram:
 
     @property
     def source(self):
-        return "\n".join([self.forward_source, self.backward_source])
+        return f"{self.forward_source}\n{self.backward_source}"

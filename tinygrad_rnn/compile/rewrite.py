@@ -12,8 +12,27 @@
 """
 import numpy as np
 
-from ..ops import (Add, Cast, Clip, Div, Exp, Expand, IndexAdd, Log, Mul, Neg, Permute, Pow, Relu, Reshape, Sigmoid,
-                   Sub, Tanh, Where, _is_basic_index)
+from ..ops import (
+    Add,
+    Cast,
+    Clip,
+    Div,
+    Exp,
+    Expand,
+    IndexAdd,
+    Log,
+    Mul,
+    Neg,
+    Permute,
+    Pow,
+    Relu,
+    Reshape,
+    Sigmoid,
+    Sub,
+    Tanh,
+    Where,
+    _is_basic_index,
+)
 from ..tensor import Function
 from .trace import Op, PositiveMask, freeze
 

@@ -14,6 +14,7 @@ graph of the same primitives, over the forward values it reads, the incoming sta
 the mask ops below instead.
 """
 import contextlib
+import threading
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class DataDependent(NotTraceable):
 
 class Value:
     """One value of a step: an input, a leaf or the output of an op. `shape` is the step's shape."""
-    __slots__ = ("id", "shape", "dtype", "kind", "index", "op", "array")
+    __slots__ = ("array", "dtype", "id", "index", "kind", "op", "shape")
 
     def __init__(self, id, shape, dtype, kind, index=None):
         self.id, self.shape, self.dtype, self.kind, self.index = id, tuple(shape), np.dtype(dtype), kind, index
@@ -141,13 +142,17 @@ def recording():
     """Every Function.apply inside appends (cls, inputs, options, output) to the yielded tape.
 
     Reading a tensor's value into Python (item(), bool(), numpy(), np.asarray) raises
-    DataDependent: a compiled step cannot follow a branch taken on data.
+    DataDependent: a compiled step cannot follow a branch taken on data. Other threads are left
+    alone: their ops run as always, unrecorded.
     """
     tape = []
     original = Function.__dict__["apply"]
+    tracer = threading.get_ident()
 
     def apply(cls, *inputs, **options):
         out = original.__func__(cls, *inputs, **options)
+        if threading.get_ident() != tracer:
+            return out
         if out._ctx is not None and cls in (Clip, Max):
             _remember_inputs(cls, out._ctx, inputs, options)
         tape.append((cls, inputs, options, out))
@@ -156,14 +161,18 @@ def recording():
     replaced = {name: Tensor.__dict__.get(name) for name in _VALUE_READS}
 
     def refuse(name):
+        method = getattr(Tensor, name)
+
         def read(self, *args, **kwargs):
-            raise DataDependent(f"its step reads a tensor's value into Python ({name}()), so what it "
-                                f"computes may depend on the data")
+            if threading.get_ident() != tracer:
+                return method(self, *args, **kwargs)
+            raise DataDependent(f"its step reads a tensor's value into Python ({name.strip('_')}()), so "
+                                f"what it computes may depend on the data")
         return read
 
     Function.apply = classmethod(apply)
     for name in _VALUE_READS:
-        setattr(Tensor, name, refuse(name.strip("_")))
+        setattr(Tensor, name, refuse(name))
     try:
         yield tape
     finally:
