@@ -306,8 +306,13 @@ class ForwardCode:
         self.exported_pre = set()   # pre values the backward reads
 
     # --- where forward values are, from any generated function
-    def static_name(self, v):
-        return f"P{self.plan.static_index[v.id]}"
+    def static_name(self, v, src):
+        """A static the pass receives; a constant only a VJP reads (a cached scalar) is embedded."""
+        if v.id in self.plan.static_index:
+            return f"P{self.plan.static_index[v.id]}"
+        if v.kind == "const":
+            return src.name(self.graph.tensors[v.id].array)
+        raise NotTraceable(f"its backward reads {v}, a static the pass does not receive")
 
     def bulk(self, v, section):
         """(L, ...) expression of a forward per-time value, or the static's name."""
@@ -315,7 +320,7 @@ class ForwardCode:
             return section.bulk_names[v.id]
         klass = self.plan.klass[v.id]
         if klass == STATIC:
-            return self.static_name(v)
+            return self.static_name(v, section.src)
         if v is self.graph.x:
             return "X"
         if v.kind == "state":
@@ -341,7 +346,7 @@ class ForwardCode:
             return section.step_names[v.id]
         klass = self.plan.klass[v.id]
         if klass == STATIC:
-            return self.static_name(v)
+            return self.static_name(v, section.src)
         if v is self.graph.x:
             expr = section.local("X[j]", "xj")
         elif v.kind == "state":
@@ -459,8 +464,7 @@ class BackwardCode:
             return section.bulk_names[v.id]
         plan, src = self.plan, section.src
         klass = plan.klass[v.id]
-        if klass == "fwd" or (klass == STATIC and v.kind in ("param", "const")) or (
-                klass == STATIC and v.op is not None and v.id in self.fwd.plan.klass):
+        if v.id in self.fwd.plan.klass:  # a forward value (or static)
             return self.fwd.bulk(v, section)
         if v.kind == "vconst":
             expr = src.name(v.array)
@@ -491,7 +495,7 @@ class BackwardCode:
             return section.step_names[v.id]
         plan, src = self.plan, section.src
         klass = plan.klass[v.id]
-        if klass == "fwd" or (klass == STATIC and v.id in self.fwd.plan.klass):
+        if v.id in self.fwd.plan.klass:  # a forward value (or static)
             return self.fwd.step(v, section)
         if klass == STATIC:
             return self.bulk(v, section)

@@ -8,7 +8,9 @@ Forward, every value of a traced step is
     loop    it depends on the state: computed step by step.
 Backward, every value of the traced VJP step is
     static  statics and constants alone: computed once per backward;
-    fpre    forward values alone (say 1 - tanh(c)^2): computed for all steps at once, before the loop;
+    fpre    forward values alone (say 1 - tanh(c)^2): computed for all steps at once before the loop
+            (or, with fpre_in_loop, step by step where the loop reads them: in cache for long
+            segments of large steps);
     loop    it depends on the incoming state gradients and leads to the gradients of the previous
             state: step by step, walking back;
     post    it depends on the gradients but nothing in the loop needs it (the gradient of x, every
@@ -18,10 +20,9 @@ Backward, every value of the traced VJP step is
 Views (slices, reshapes, transposes, broadcasts) cost nothing and are made where they are read.
 """
 from ..ops import Expand, Getitem, Permute, Reshape, _is_basic_index
-from .trace import NotTraceable
 
 STATIC, PRE, LOOP = "static", "pre", "loop"
-FPRE, POST = "fpre", "post"
+FWD, FPRE, POST = "fwd", "fpre", "post"   # FWD: a forward value, read by the backward
 VIEW_OPS = (Reshape, Permute, Expand)
 
 
@@ -106,6 +107,7 @@ class BackwardPlan:
     """
 
     def __init__(self, forward, bgraph, fpre_in_loop=False):
+        """forward: the ForwardPlan; bgraph: the traced VJP step (trace.BackwardGraph)."""
         graph = forward.graph
         self.forward, self.bgraph = forward, bgraph
         self.seeds = bgraph.seeds
@@ -119,13 +121,13 @@ class BackwardPlan:
             elif v.kind == "vconst" or forward.klass.get(v.id) == STATIC:
                 klass[v.id] = STATIC
             elif v.id in forward.klass:
-                klass[v.id] = "fwd"
+                klass[v.id] = FWD
         ops_of = {op.out.id: op for op in bgraph.ops}
         for op in bgraph.ops:
             kinds = {klass[v.id] for v in op.inputs}
             if LOOP in kinds or POST in kinds:
                 klass[op.out.id] = LOOP
-            elif "fwd" in kinds or FPRE in kinds:
+            elif FWD in kinds or FPRE in kinds:
                 klass[op.out.id] = FPRE
             else:
                 klass[op.out.id] = STATIC
@@ -151,7 +153,7 @@ class BackwardPlan:
         self.post_ops = [op for op in bgraph.ops if op.out.id in live and klass[op.out.id] == POST]
         # what the forward must keep: every forward value a live backward op reads
         forward.mark_read_by_backward([v for op in self.static_ops + self.fpre_ops + self.loop_ops + self.post_ops
-                                       for v in op.inputs if klass.get(v.id) == "fwd"])
+                                       for v in op.inputs if klass.get(v.id) == FWD])
         # loop values (and seeds) read in bulk after the loop
         bulk_readers = self.post_ops
         self.saved = set()
@@ -167,12 +169,6 @@ class BackwardPlan:
                     self.saved.add(base.id)
 
     def is_per_time(self, value):
-        return self.klass.get(value.id) in ("fwd", FPRE, LOOP, POST) or (
+        return self.klass.get(value.id) in (FWD, FPRE, LOOP, POST) or (
             self.klass.get(value.id) is None and self.forward.is_per_time(value))
 
-
-def plan(graph, bgraph):
-    if bgraph is None:
-        raise NotTraceable("no backward")
-    forward = ForwardPlan(graph)
-    return forward, BackwardPlan(forward, bgraph)
