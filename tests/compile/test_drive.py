@@ -164,3 +164,17 @@ def test_unbatched_input_and_initial_states():
         results.append([out.numpy(), h.numpy(), s.numpy(), x.grad.numpy(), h0.grad.numpy()])
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+def test_checkpointing_keeps_fewer_arrays_and_gives_the_same_gradients():
+    kept, grads = [], []
+    for every in (None, 4):
+        layer, x = layer_and_input(tr.nn.LayerNormLSTMCell, checkpoint_every=every)
+        x = tr.Tensor(np.random.default_rng(10).standard_normal((32, 2, 3)), dtype="float64", requires_grad=True)
+        out, _ = layer(x)
+        kept.append(sum(a.nbytes for a in out.grad_fn.saved_arrays()))
+        (out * out).sum().backward()
+        grads.append([x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
+    assert kept[1] < kept[0] / 4
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(b, a, atol=1e-12)

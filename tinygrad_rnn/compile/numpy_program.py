@@ -1,7 +1,8 @@
 """NumPy programs: a planned step as generated Python source of in-place NumPy calls.
 
-Two functions are generated per compiled cell, `forward(env, L, rows)` and `backward(env, L, rows,
-first)`, for one segment of L steps in processing order. `env` holds the segment's arrays by name:
+Per compiled cell this generates `forward(env, L, rows)` (twice: keeping what backward reads, or
+not) and `backward(env, L, rows, first)` (once per backward plan), each for one segment of L steps
+in processing order. `env` holds the segment's arrays by name:
 
     X            (L, B, ...) the inputs x_t
     S{k}         (L + 1, B, size_k) state k: slot 0 the segment's start state, slot j + 1 after step j
