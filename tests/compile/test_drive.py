@@ -178,3 +178,16 @@ def test_checkpointing_keeps_fewer_arrays_and_gives_the_same_gradients():
     assert kept[1] < kept[0] / 4
     for a, b in zip(*grads):
         np.testing.assert_allclose(b, a, atol=1e-12)
+
+
+def test_a_pass_replays_op_by_op_as_the_op_by_op_layer_records_it():
+    """What a drawing or the differentiable backward rebuilds: the steps of fused=False, per t."""
+    layer, x = layer_and_input(tr.nn.LayerNormLSTMCell)
+    out, _ = layer(x, lengths=[5, 3])
+    node = out.grad_fn
+    arrays = [tr.Tensor(a, dtype="float64", requires_grad=True) for a in node.arrays]
+    with tr.enable_grad():
+        steps, (h, c) = drive.replay(node.compiled, arrays[0], arrays[1:3], arrays[3:], node.lengths, False)
+    np.testing.assert_allclose(tr.stack(steps).numpy(), out.numpy(), atol=1e-12)
+    named = [n for n in walk(steps) if isinstance(n, tr.Function) and n.name in ("h", "c")]
+    assert {dict(n.scope)["t"] for n in named} == set(range(5)) and (h.name, c.name) == ("h", "c")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import _run
-from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack, where
+from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, scope, stack, where
 from .numpy_program import NumpyProgram
 from .plan import BackwardPlan, ForwardPlan
 from .rewrite import rewrite
@@ -47,8 +47,9 @@ BULK_BYTES = 1 << 20
 class Compiled:
     """A traced, planned and generated step: what every pass of that structure runs."""
 
-    def __init__(self, graph, fplan, program, seconds, constants_fixed):
+    def __init__(self, graph, fplan, program, seconds, constants_fixed, state_names):
         self.graph, self.fplan, self.program, self.seconds = graph, fplan, program, seconds
+        self.state_names = state_names
         self.options = [(op.cls, op.options) for op in graph.ops]
         self.constants_fixed = constants_fixed   # no constant depends on a parameter's value
         needed = set()  # the static ops the statics come from, replayed by Bound
@@ -123,7 +124,8 @@ def compile_step(cell, step, x, states):
     except Exception as error:  # a step the compiler mishandles still runs, op by op
         raise NotTraceable(f"the compiler failed on it ({type(error).__name__}: {error}); please report "
                            f"this with the cell's code") from error
-    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed)
+    from ..nn.recurrent import _state_names
+    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, _state_names(cell))
 
 
 def cached(cell, step, x, states, graph):
@@ -391,26 +393,35 @@ class CompiledPass(Function):
 
 
 def replay(compiled, x, states, statics, lengths, reverse):
-    """The pass op by op from the compiled step's ops (as run_cell steps a cell): (steps, finals)."""
+    """The pass op by op from the compiled step's ops, recorded as run_cell records a cell's steps
+    (each in its ("t", t) scope, x and the new states named): (a list of T outputs, final states).
+
+    x (T, B, ...), states and statics: tensors standing for the pass's inputs (a drawing or the
+    differentiable backward chooses them).
+    """
     graph, fplan = compiled.graph, compiled.fplan
     T = x.shape[0]
     masked_from = T if lengths is None else int(np.min(lengths))
     keep_all = None if masked_from == T else np.arange(T)[:, None, None] < lengths[None, :, None]
+    computed = {op.out.id for op in fplan.per_time_ops}
     outputs = [None] * T
     state = tuple(states)
     for t in (reversed(range(T)) if reverse else range(T)):
-        values = {graph.x.id: x[t]}
-        values.update({v.id: s for v, s in zip(graph.states, state)})
-        values.update({v.id: s for v, s in zip(fplan.statics, statics)})
-        for op in fplan.per_time_ops:
-            values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
-        new = tuple(values[v.id] for v in graph.outputs)
-        if t >= masked_from:
-            keep = keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (new[0].ndim - 1))
-            new = tuple(where(keep, s, old) for s, old in zip(new, state))
-            outputs[t] = where(keep, new[0], 0.0)
-        else:
-            outputs[t] = new[0]
+        with scope("t", t):
+            values = {graph.x.id: x[t].named("x")}
+            values.update({v.id: s for v, s in zip(graph.states, state)})
+            values.update({v.id: s for v, s in zip(fplan.statics, statics)})
+            for op in fplan.per_time_ops:
+                values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
+            new = tuple(values[v.id].named(name) if v.id in computed else values[v.id]
+                        for v, name in zip(graph.outputs, compiled.state_names))
+            if t >= masked_from:
+                keep = keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (new[0].ndim - 1))
+                new = tuple(where(keep, s, old).named(name)
+                            for s, old, name in zip(new, state, compiled.state_names))
+                outputs[t] = where(keep, new[0], 0.0)
+            else:
+                outputs[t] = new[0]
         state = new
     return outputs, state
 
