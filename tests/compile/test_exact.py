@@ -1,12 +1,16 @@
 """Every compiled pass equals the op-by-op graph (fused=False) in float64: outputs, final states and
 every gradient, for the built-in cells, LayerNormLSTMCell, cells written only in tests, and every
 layer option (layers, directions, lengths, batch_first, dropout, checkpoint_every, initial states)."""
+import shutil
+
 import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
 from tests.compile.cells import TRACEABLE
+from tests.compile.cpp import cpp_launcher
 from tinygrad_rnn.compile import drive
+from tinygrad_rnn.compile.numpy_program import NumpyProgram
 from tinygrad_rnn.graph import walk
 from tinygrad_rnn.nn import recurrent
 
@@ -196,3 +200,58 @@ def test_float32_is_close_to_float64():
         results.append([out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def kernels_as_cpp(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is needed to run the generated CUDA kernels on the CPU")
+    return cpp_launcher(tmp_path_factory.mktemp("compiled_kernels"))
+
+
+@pytest.fixture
+def cuda_program_on_the_cpu(kernels_as_cpp, monkeypatch):
+    """The GPU's program (each loop's elementwise runs as generated kernels) run on NumPy arrays."""
+    monkeypatch.setattr(drive, "make_program",
+                        lambda fplan, bplans, device: NumpyProgram(fplan, bplans, launcher=kernels_as_cpp))
+    monkeypatch.setattr(drive, "_CACHE", {})
+    monkeypatch.setattr(drive, "_BOUND", drive.weakref.WeakKeyDictionary())
+
+
+@pytest.mark.parametrize("work_on_forward_values", ["all steps at once", "step by step"])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_generated_cuda_kernels_equal_op_by_op(compiled_built_ins, cuda_program_on_the_cpu, monkeypatch, name,
+                                               work_on_forward_values):
+    if work_on_forward_values == "step by step":
+        monkeypatch.setattr(drive, "BULK_BYTES", 0)
+    options = OPTIONS["checkpoint_reverse_lengths"]
+    expected, _ = run_layer(name, options, fused=False)
+    got, passes = run_layer(name, options, fused=True)
+    assert passes == 2
+    for k, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0, err_msg=f"result {k}")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "layer_norm_lstm", "lecture_lstm", "many_ops"])
+def test_compiled_pass_on_a_gpu_equals_op_by_op(device, compiled_built_ins, monkeypatch, name):
+    """On CuPy the program launches the generated kernels (TINYGRAD_RNN_COMPILED_CUDA=1)."""
+    if device != "cuda":
+        pytest.skip("the GPU program itself; its kernels run as C++ on the CPU above")
+    monkeypatch.setattr(drive, "COMPILED_CUDA", True)
+    cell_type, cell_options = CELLS[name]
+    results = []
+    for fused in (False, True):
+        tr.manual_seed(0)
+        layer = tr.nn.Recurrent(cell_type, 3, 4, bidirectional=True, fused=fused, dtype="float64", device=device,
+                                **cell_options)
+        x = tr.Tensor(np.random.default_rng(1).standard_normal((5, 3, 3)), dtype="float64", device=device,
+                      requires_grad=True)
+        out, finals = layer(x, lengths=[5, 2, 4])
+        finals = finals if isinstance(finals, tuple) else (finals,)
+        ((out * out).sum() + sum((f * f).sum() for f in finals)).backward()
+        results.append([out.numpy()] + [f.numpy() for f in finals] + [x.grad.numpy()] +
+                       [p.grad.numpy() for p in layer.parameters()])
+        if fused:
+            assert compiled_nodes(out) == 2
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, atol=1e-10, rtol=0)

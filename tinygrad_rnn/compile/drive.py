@@ -13,6 +13,7 @@ With `lengths`, a sequence that has ended keeps its state: the step's result is 
 the previous state (a select, never a product with a mask), its output is zero, its padded inputs
 are read as zeros and its gradients pass the padded steps untouched.
 """
+import os
 import time
 import warnings
 import weakref
@@ -22,6 +23,7 @@ import numpy as np
 from .. import backend
 from ..autograd import _run
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, scope, stack, where
+from .cuda_program import cupy_launcher
 from .numpy_program import NumpyProgram
 from .plan import BackwardPlan, ForwardPlan
 from .rewrite import rewrite
@@ -42,6 +44,9 @@ CACHE_LIMIT = 256
 # a segment whose state sequence is larger than this does its backward's work on forward values
 # step by step (in cache), a smaller one for all steps at once (fewer calls)
 BULK_BYTES = 1 << 20
+# On a GPU the compiled pass (generated CUDA kernels, tested as C++ on the CPU) is taken only when
+# asked for; otherwise cells run op by op there as before
+COMPILED_CUDA = os.environ.get("TINYGRAD_RNN_COMPILED_CUDA", "").lower() in ("1", "true", "yes")
 
 
 class Compiled:
@@ -63,7 +68,8 @@ class Compiled:
         """Array options (where's condition, index arrays) are part of the program: they must match."""
         for (_, mine), op in zip(self.options, graph.ops):
             for key, value in op.options.items():
-                if isinstance(value, np.ndarray) and not np.array_equal(value, mine[key]):
+                if hasattr(value, "dtype") and not np.array_equal(backend.to_numpy(value),
+                                                                  backend.to_numpy(mine[key])):
                     return False
         return True
 
@@ -73,7 +79,16 @@ class Compiled:
 
 
 def _random_like(rng, array):
-    return rng.standard_normal(array.shape).astype(array.dtype)
+    values = rng.standard_normal(array.shape).astype(array.dtype)
+    return backend.to_device(values, backend.device_of(array))
+
+
+def make_program(fplan, bplans, device):
+    """The generated program for the arrays' device: NumPy calls on the CPU; on a GPU the same
+    driver over CuPy with each loop's elementwise runs fused into generated CUDA kernels."""
+    if device == "cpu":
+        return NumpyProgram(fplan, bplans)
+    return NumpyProgram(fplan, bplans, xp=backend.xp_for(device), launcher=cupy_launcher)
 
 
 def _constants_fixed(graph, retrace, rng):
@@ -118,7 +133,7 @@ def compile_step(cell, step, x, states):
         rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
         fplan = ForwardPlan(graph, fplan.statics)
         bplans = {"bulk": BackwardPlan(fplan, bgraph), "loop": BackwardPlan(fplan, bgraph, fpre_in_loop=True)}
-        program = NumpyProgram(fplan, bplans)
+        program = make_program(fplan, bplans, backend.device_of(x))
     except NotTraceable:
         raise
     except Exception as error:  # a step the compiler mishandles still runs, op by op
@@ -217,23 +232,24 @@ class Sequence:
         self.T, self.B = x.shape[0], x.shape[1]
         self.dtype = x.dtype
         self.state_shapes = [s.shape for s in states]
+        xp = self.xp = backend.xp_of(x)
         self.lengths = None if lengths is None or int(np.min(lengths)) == self.T else lengths
         if self.lengths is not None:
-            active = np.arange(self.T)[:, None] < self.lengths[None, :]          # (T, B), time order
-            self.active = active
-            x = np.where(active.reshape(active.shape + (1,) * (x.ndim - 2)), x, 0).astype(x.dtype)
+            active = np.arange(self.T)[:, None] < self.lengths[None, :]          # (T, B), time order, host
+            self.active = xp.asarray(active)
+            x = xp.where(self.active.reshape(active.shape + (1,) * (x.ndim - 2)), x, 0).astype(x.dtype)
             order = active[::-1] if reverse else active
-            self.rows = [None if row.all() else np.nonzero(~row)[0] for row in order]
+            self.rows = [None if row.all() else xp.asarray(np.nonzero(~row)[0]) for row in order]
         else:
             self.active, self.rows = None, [None] * self.T
         self.x = x                                                            # padded steps read as zeros
         self.x_proc = x[::-1] if reverse else x
-        self.starts = [tuple(np.ascontiguousarray(s) for s in states)]
+        self.starts = [tuple(xp.ascontiguousarray(s) for s in states)]
         self.statics = statics
         k = checkpoint_every if record and checkpoint_every else self.T
         self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
         self.env = None
-        self.lease = Lease()   # the buffers of the segment(s) in flight
+        self.lease = Lease(xp)   # the buffers of the segment(s) in flight
 
     def _env(self, p0, p1, starts):
         L = p1 - p0
@@ -255,7 +271,7 @@ class Sequence:
     def forward(self):
         """Run the pass; returns (output (T, B, size_0), final states)."""
         T, B = self.T, self.B
-        y = np.zeros((T, B) + self.state_shapes[0][1:], self.dtype)
+        y = self.xp.zeros((T, B) + self.state_shapes[0][1:], self.dtype)
         starts = self.starts[0]
         run = self.program.forward if self.record else self.program.forward_only
         for s, (p0, p1) in enumerate(self.segments):
@@ -268,7 +284,7 @@ class Sequence:
             if self.active is None:
                 y[slot] = outputs
             else:
-                np.copyto(y[slot], outputs, where=self.active[slot].reshape(outputs.shape[:2] + (1,) *
+                self.xp.copyto(y[slot], outputs, where=self.active[slot].reshape(outputs.shape[:2] + (1,) *
                                                                             (outputs.ndim - 2)))
             starts = tuple(env[f"S{k}"][-1].copy() for k in range(len(self.state_shapes)))
             if self.record and len(self.segments) == 1:
@@ -281,20 +297,20 @@ class Sequence:
         """The arrays kept for backward besides the inputs and the output."""
         if self.env is None:
             return [a for start in self.starts[1:] for a in start]
-        return [a for name, a in self.env.items() if not name.startswith("P") and isinstance(a, np.ndarray)]
+        return [a for name, a in self.env.items() if not name.startswith("P") and hasattr(a, "nbytes")]
 
     def backward(self, g, dstates, needs):
         """Gradients of (x, states..., statics...) for those whose flag in `needs` is set."""
-        program = self.program
+        program, xp = self.program, self.xp
         g_proc = self._in_time_order(g)
         n_states = len(self.state_shapes)
         carries = {}
         for k, (d, shape) in enumerate(zip(dstates, self.state_shapes)):
-            carries[f"C{k}"] = np.zeros((self.B,) + shape[1:], self.dtype) if d is None else np.array(d, self.dtype)
-            carries[f"D{k}"] = np.empty((self.B,) + shape[1:], self.dtype)
-        carries["seed0"] = np.empty((self.B,) + self.state_shapes[0][1:], self.dtype)
+            carries[f"C{k}"] = xp.zeros((self.B,) + shape[1:], self.dtype) if d is None else xp.array(d, self.dtype)
+            carries[f"D{k}"] = xp.empty((self.B,) + shape[1:], self.dtype)
+        carries["seed0"] = xp.empty((self.B,) + self.state_shapes[0][1:], self.dtype)
         grads_of_statics = [None] * len(self.statics)
-        dx = np.zeros(self.x.shape, self.dtype) if needs[0] else None
+        dx = xp.zeros(self.x.shape, self.dtype) if needs[0] else None
         last = len(self.segments) - 1
         for s in range(last, -1, -1):
             p0, p1 = self.segments[s]
@@ -318,13 +334,13 @@ class Sequence:
             dx[~self.active] = 0
         self.env = None  # its buffers went back to the workspace; a second backward recomputes them
         grads = [dx] + [carries[f"C{k}"] for k in range(n_states)] + grads_of_statics
-        return [None if not need else _zeros_if_none(gr, shape, self.dtype)
+        return [None if not need else _zeros_if_none(xp, gr, shape, self.dtype)
                 for gr, need, shape in zip(grads, needs, [self.x.shape] + self.state_shapes +
                                            [a.shape for a in self.statics])]
 
 
-def _zeros_if_none(grad, shape, dtype):
-    return np.zeros(shape, dtype) if grad is None else grad
+def _zeros_if_none(xp, grad, shape, dtype):
+    return xp.zeros(shape, dtype) if grad is None else grad
 
 
 # ----------------------------------------------------------------------------- the graph node
@@ -471,7 +487,7 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
     """
     from ..nn.fused import FinalState
     from ..nn.recurrent import _step_function
-    if forward_mode_active() or backend.device_of(x.array) != "cpu":
+    if forward_mode_active() or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
         return _op_by_op(cell, x, state, lengths, reverse)
     guard = _guard(cell, x, state)
     bound = _BOUND.get(cell)

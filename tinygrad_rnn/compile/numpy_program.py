@@ -51,13 +51,14 @@ from ..ops import (
     Where,
     _is_basic_index,
 )
+from .cuda_program import CTYPES, Group, group_ops, module_source
 from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
 from .rewrite import Assemble
 from .trace import NotTraceable, PositiveMask
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
 UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh"}
-REDUCTIONS = {Sum: "add.reduce", Mean: "add.reduce", Max: "maximum.reduce"}  # mean: the sum, then / count
+REDUCTIONS = {Sum: "sum_into", Mean: "sum_into", Max: "max_into"}  # mean: the sum, then / count
 DEVICE_OPS = ("todevice",)
 
 
@@ -68,12 +69,21 @@ def _forward_of(cls, options):
     return run
 
 
-NAMESPACE = {"np": np, "add": np.add, "subtract": np.subtract, "multiply": np.multiply,
-             "true_divide": np.true_divide, "power": np.power, "negative": np.negative, "exp": np.exp,
-             "log": np.log, "tanh": np.tanh, "maximum": np.maximum, "greater": np.greater, "clip": np.clip,
-             "matmul": np.matmul, "copyto": np.copyto, "empty": np.empty, "zeros": np.zeros,
-             "concatenate": np.concatenate, "stack": np.stack, "einsum": np.einsum,
-             "broadcast_to": np.broadcast_to}
+_CALLED = ("add", "subtract", "multiply", "true_divide", "power", "negative", "exp", "log", "tanh", "maximum",
+           "greater", "clip", "matmul", "copyto", "empty", "zeros", "concatenate", "stack", "einsum",
+           "broadcast_to")
+
+
+def namespace(xp):
+    """The names generated code calls, from the arrays' module (NumPy, or CuPy on a GPU)."""
+    names = {name: getattr(xp, name) for name in _CALLED}
+    names["xp"] = xp
+    if xp is np:  # a ufunc's reduce skips np.sum's Python layer
+        names["sum_into"], names["max_into"] = np.add.reduce, np.maximum.reduce
+    else:
+        names["sum_into"] = lambda a, axis, keepdims, out: xp.sum(a, axis=axis, keepdims=keepdims, out=out)
+        names["max_into"] = lambda a, axis, keepdims, out: xp.amax(a, axis=axis, keepdims=keepdims, out=out)
+    return names
 
 
 def _index_tuple(index):
@@ -92,9 +102,9 @@ def _shift(axis, lifted=True):
 class Source:
     """Lines of a generated function, and the objects its names stand for."""
 
-    def __init__(self, header):
+    def __init__(self, header, xp=np):
         self.lines = [header]
-        self.namespace = dict(NAMESPACE)
+        self.namespace = namespace(xp)
         self.depth = 1
         self._objects = {}
 
@@ -162,7 +172,7 @@ def compute_lines(op, ins, out, src, lifted=None):
         lines = [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']}, out={out})"]
         if cls is Mean:  # as numpy's mean: the sum divided by the count in place
             if op.inputs[0].dtype == np.float16:
-                mean = f"np.mean({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']})"
+                mean = f"xp.mean({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']})"
                 return None if lifted is not None else [f"copyto({out}, {mean})"]
             count = int(np.prod(op.inputs[0].shape)) // max(int(np.prod(op.out.shape)), 1)
             lines.append(f"true_divide({out}, {count}, out={out})")
@@ -183,17 +193,19 @@ def compute_lines(op, ins, out, src, lifted=None):
             return [f"matmul({a}, {b}, out={out})"]
         return None
     if cls in (Cat, Stack):
-        fn = "concatenate" if cls is Cat else "stack"
         parts = ins if lifted is None else [e if f else f"broadcast_to({e}, (L,) + {v.shape!r})"
                                             for e, v, f in zip(ins, op.inputs, lifted)]
-        return [f"{fn}(({', '.join(parts)},), axis={_shift(o['axis'], lifted is not None)}, out={out})"]
+        axis = _shift(o["axis"], lifted is not None)
+        if cls is Cat:
+            return [f"concatenate(({', '.join(parts)},), axis={axis}, out={out})"]
+        return [f"copyto({out}, stack(({', '.join(parts)},), axis={axis}))"]
     if cls is Einsum:
         subs, output = list(o["inputs"]), o["output"]
         if lifted is not None:
             letter = next(c for c in string.ascii_letters if c not in "".join(subs) + output)
             subs = [letter + sub if f else sub for sub, f in zip(subs, lifted)]
             output = letter + output
-        return [f"einsum({','.join(subs) + '->' + output!r}, {', '.join(ins)}, out={out})"]
+        return [f"copyto({out}, einsum({','.join(subs) + '->' + output!r}, {', '.join(ins)}))"]
     if cls is Assemble:
         lead = () if lifted is None else (slice(None),)
         lines = [] if o["covered"] else [f"{out}[...] = 0"]
@@ -239,7 +251,7 @@ def static_expr(op, ins, src):
     """An expression for an op on statics alone (no leading L)."""
     if is_view(op):
         return view_expr(op, ins[0], False, src)
-    return f"{src.name(_forward_of(op.cls, op.options), 'f')}({', '.join(ins)})"
+    return f"xp.asarray({src.name(_forward_of(op.cls, op.options), 'f')}({', '.join(ins)}))"  # 0-d stays an array
 
 
 def check_lowerable(op):
@@ -273,6 +285,37 @@ def _in_place_pieces(plan):
     return into
 
 
+def _loop_items(loop_ops, persists, kernels):
+    """What the loop runs: its ops one by one, or with `kernels` (a list collecting the CUDA
+    program's Groups) the elementwise runs fused, each Group named after its kernel."""
+    if kernels is None:
+        return [op for op in loop_ops if not is_view(op)]
+    items = group_ops(loop_ops, persists)
+    for item in items:
+        if isinstance(item, Group):
+            item.name = f"K{len(kernels)}"
+            kernels.append(item)
+    return items
+
+
+def _in_registers(items):
+    """Values a fused kernel keeps to itself: they need no buffer."""
+    kept = set()
+    for item in items:
+        if isinstance(item, Group):
+            written = {v.id for v in item.outputs}
+            kept.update(op.out.id for op in item.ops if op.out.id not in written)
+    return kept
+
+
+def _emit_group(group, place, xp, src):
+    """One launch of the group's kernel: its inputs, where-conditions and outputs as arrays."""
+    arrays = [place(v) for v in group.inputs]
+    arrays += [src.name(xp.asarray(op.options["condition"], dtype=group.dtype)) for op in group.conditions]
+    arrays += [place(v) for v in group.outputs]
+    src.line(f"{group.name}({', '.join(arrays)})")
+
+
 def _matmul_operands(ops, keep):
     """Ids of the 2-D values among `keep` that the ops multiply: a C-contiguous copy of a transposed
     weight makes each product faster (BLAS reads it without transposing)."""
@@ -298,8 +341,9 @@ class _Section:
 class ForwardCode:
     """The forward of one segment; knows where every forward value lives (used by the backward too)."""
 
-    def __init__(self, fplan, record):
+    def __init__(self, fplan, record, xp=np, kernels=None):
         self.plan, self.graph, self.record = fplan, fplan.graph, record
+        self.xp, self.kernels = xp, kernels
         self.output_slot = {}
         for k, v in enumerate(self.graph.outputs):
             if v.op is not None and fplan.klass[v.id] == LOOP and not is_view(v.op):
@@ -370,13 +414,13 @@ class ForwardCode:
     # --- the generated forward
     def source(self):
         plan, graph = self.plan, self.graph
-        src = Source("def forward(env, L, rows):")
+        src = Source("def forward(env, L, rows):", self.xp)
         section = _Section(src)
         src.line("X = env['X']")
         src.line("alloc = env['alloc']")
         operands = _matmul_operands(plan.pre_ops + plan.loop_ops, plan.static_index)
         for i, v in enumerate(plan.statics):
-            src.line(f"P{i} = np.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
+            src.line(f"P{i} = xp.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(len(graph.states)):
             src.line(f"S{k} = env['S{k}']")
         for op in plan.pre_ops:
@@ -385,12 +429,16 @@ class ForwardCode:
             lifted = [plan.is_per_time(v) for v in op.inputs]
             _emit_bulk(op, ins, lifted, f"V{op.out.id}", src)
             section.bulk_names[op.out.id] = f"V{op.out.id}"
+        outputs = {v.id for v in graph.outputs}
+        items = _loop_items(plan.loop_ops, lambda v: v.id in outputs or (self.record and v.id in plan.saved),
+                            self.kernels)
+        in_registers = _in_registers(items)
         for op in plan.loop_ops:
             check_lowerable(op)
             if is_view(op):
                 continue
             v = op.out
-            if v.id in self.output_slot:
+            if v.id in self.output_slot or v.id in in_registers:
                 continue
             if v.id in plan.saved and self.record:
                 src.line(f"SV{v.id} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
@@ -400,13 +448,13 @@ class ForwardCode:
         src.line("for j in range(L):")
         src.depth += 1
         section.new_iteration()
-        for op in plan.loop_ops:
-            if is_view(op):
-                self.step(op.out, section)
+        for item in items:
+            if isinstance(item, Group):
+                _emit_group(item, lambda v: self.step(v, section), self.xp, src)
                 continue
-            ins = [self.step(v, section) for v in op.inputs]
-            out = self.step(op.out, section)
-            for text in compute_lines(op, ins, out, src):
+            ins = [self.step(v, section) for v in item.inputs]
+            out = self.step(item.out, section)
+            for text in compute_lines(item, ins, out, src):
                 src.line(text)
         for k, v in enumerate(graph.outputs):
             if self.output_slot.get(v.id) != k:
@@ -544,14 +592,17 @@ class BackwardCode:
                 axis = op.options["axis"]
                 axis = None if axis is None else (0,) + _as_tuple(_shift(axis))
                 keep = op.options["keepdims"]
-                total = f"np.sum({self.bulk(op.inputs[0], section)}, axis={axis!r}, keepdims={keep})"
+                total = f"xp.sum({self.bulk(op.inputs[0], section)}, axis={axis!r}, keepdims={keep})"
                 return f"{total}[0]" if keep else total
         return f"{self.bulk(v, section)}.sum(axis=0)"
 
     def source(self):
         plan, fwd = self.plan, self.fwd
         graph = fwd.graph
-        src = Source("def backward(env, L, rows, first):")
+        src = Source("def backward(env, L, rows, first):", fwd.xp)
+        carries = {v.id for v in plan.carries if v is not None}
+        items = _loop_items(plan.loop_ops, lambda v: v.id in carries or v.id in plan.saved, fwd.kernels)
+        in_registers = _in_registers(items)
         section = _Section(src)
         n_states = len(graph.states)
         src.line("X = env['X']")
@@ -560,7 +611,7 @@ class BackwardCode:
         all_ops = plan.static_ops + plan.fpre_ops + plan.loop_ops + plan.post_ops
         operands = _matmul_operands(all_ops, fwd.plan.static_index.keys() | {op.out.id for op in plan.static_ops})
         for i, v in enumerate(fwd.plan.statics):
-            src.line(f"P{i} = np.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
+            src.line(f"P{i} = xp.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(n_states):
             src.line(f"S{k} = env['S{k}']; C{k} = env['C{k}']; D{k} = env['D{k}']")
         src.line("seed0 = env['seed0']")
@@ -570,7 +621,7 @@ class BackwardCode:
         for op in plan.static_ops:
             ins = [self.bulk(i, section) for i in op.inputs]
             expr = static_expr(op, ins, src)
-            src.line(f"B{op.out.id} = {f'np.ascontiguousarray({expr})' if op.out.id in operands else expr}")
+            src.line(f"B{op.out.id} = {f'xp.ascontiguousarray({expr})' if op.out.id in operands else expr}")
         for op in plan.fpre_ops:
             check_lowerable(op)
             ins = [self.bulk(i, section) for i in op.inputs]
@@ -579,7 +630,7 @@ class BackwardCode:
         for op in plan.loop_ops:
             check_lowerable(op)
             v = op.out
-            if is_view(op) or v.id in self.carry_slot or v.id in self.into:
+            if is_view(op) or v.id in self.carry_slot or v.id in self.into or v.id in in_registers:
                 continue
             if v.id in plan.saved:
                 src.line(f"SB{v.id} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
@@ -602,13 +653,13 @@ class BackwardCode:
         for seed in plan.seeds:
             if seed.id in plan.saved:
                 src.line(f"copyto(SB{seed.id}[j], {self.step(seed, section)})")
-        for op in plan.loop_ops:
-            if is_view(op):
-                self.step(op.out, section)
+        for item in items:
+            if isinstance(item, Group):
+                _emit_group(item, lambda v: self.step(v, section), fwd.xp, src)
                 continue
-            ins = [None if i.id in self.into else self.step(i, section) for i in op.inputs]
-            out = self.step(op.out, section)
-            for text in compute_lines(op, ins, out, src):
+            ins = [None if i.id in self.into else self.step(i, section) for i in item.inputs]
+            out = self.step(item.out, section)
+            for text in compute_lines(item, ins, out, src):
                 src.line(text)
         for k, v in enumerate(plan.carries):
             if v is None:
@@ -634,7 +685,7 @@ class BackwardCode:
                 continue
             src.line(f"g = {self.reduce_over_time(root, section)}")
             src.line(f"if first or GS[{i}] is None:")
-            src.line(f"    GS[{i}] = np.array(g, copy=True)")
+            src.line(f"    GS[{i}] = xp.array(g, copy=True)")
             src.line("else:")
             src.line(f"    GS[{i}] += g")
         fetch = ["    " + f"V{i} = env['V{i}']" for i in sorted(fwd.exported_pre)]
@@ -651,22 +702,33 @@ class NumpyProgram:
 
     bplans: {name: BackwardPlan}, one backward generated for each ("bulk": the work on forward
     values alone done for all steps at once before the loop; "loop": done step by step, which keeps
-    it in cache when a segment's arrays are large).
+    it in cache when a segment's arrays are large). xp: the arrays' module. launcher(groups, dtype)
+    -> {name: kernel}: where given, each loop's elementwise runs become generated kernels
+    (cuda_program) launched through it; else every op runs as a NumPy call.
     """
 
-    def __init__(self, fplan, bplans):
+    def __init__(self, fplan, bplans, xp=np, launcher=None):
         self.fplan, self.bplans = fplan, bplans
-        recording = ForwardCode(fplan, record=True)
-        self.backward, sources = {}, []
+        kernels = None if launcher is None else []
+        recording = ForwardCode(fplan, record=True, xp=xp, kernels=kernels)
+        self.backward, sources, functions = {}, [], []
         for name, bplan in bplans.items():  # first: they say which forward values they read
             self.backward[name], code = BackwardCode(bplan, recording).source().compile("backward")
             sources.append(f"# backward ({name})\n{code}")
+            functions.append(self.backward[name])
         self.backward_source = "\n".join(sources)
         forward = recording.source()
         recording.export_lines(forward)
         self.forward, self.forward_source = forward.compile("forward")
-        plain = ForwardCode(fplan, record=False).source()
+        plain = ForwardCode(fplan, record=False, xp=xp, kernels=kernels).source()
         self.forward_only, self.forward_only_source = plain.compile("forward")
+        self.groups = kernels or []
+        if self.groups:
+            dtype = self.groups[0].dtype
+            launches = launcher(self.groups, dtype)
+            for function in functions + [self.forward, self.forward_only]:
+                function.__globals__.update(launches)
+            self.kernel_source = module_source(self.groups, CTYPES[dtype], "cuda")
 
     @property
     def source(self):

@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .. import factory
+from .. import backend, factory
 from ..ops import Clip, Max, Relu, _reduced_shape, unbroadcast
 from ..tensor import Function, Tensor, enable_grad, no_grad
 
@@ -335,7 +335,7 @@ def check_same_program(first, second):
         if a.kind != "const":
             continue
         x, y = first.tensors[a.id].array, second.tensors[b.id].array
-        if x is not y and not np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True):
+        if x is not y and not np.array_equal(backend.to_numpy(x), backend.to_numpy(y), equal_nan=True):
             users = [op.name for op in first.ops if a in op.inputs]
             raise NotTraceable(f"a constant used by {users[0] if users else 'the step'} changes with the input "
                                f"values ({_FROM_DATA})", op=users[0] if users else None)
@@ -366,7 +366,8 @@ def trace_backward(graph, per_time_ops, targets, rng):
 
     with no_grad(), recording() as tape, np.errstate(all="ignore"):
         for k, out in enumerate(graph.outputs):
-            seed = Tensor._make(rng.standard_normal(out.shape).astype(out.dtype), None)
+            values = rng.standard_normal(out.shape).astype(out.dtype)
+            seed = Tensor._make(backend.to_device(values, backend.device_of(graph.tensors[out.id].array)), None)
             seeds.append(seed)
             add(out, seed)
         for op in reversed(per_time_ops):
@@ -413,6 +414,7 @@ def check_same_backward(first, second):
         raise NotTraceable("the VJP of its step records different ops for different values")
     for a, b in zip(a_ops, b_ops):
         for x, y in zip(a.inputs, b.inputs):
-            if x.kind == "vconst" and not np.array_equal(np.asarray(x.array), np.asarray(y.array), equal_nan=True):
+            if x.kind == "vconst" and not np.array_equal(backend.to_numpy(x.array), backend.to_numpy(y.array),
+                                                         equal_nan=True):
                 raise NotTraceable(f"the VJP of {a.name} reads a value computed from the data outside the graph",
                                    op=a.name)

@@ -14,20 +14,20 @@ LIMIT_BYTES = 1 << 30   # memory kept for later passes, at most
 class Workspace:
     def __init__(self, limit=LIMIT_BYTES):
         self.limit, self.bytes = limit, 0
-        self.free = {}   # (shape, dtype) -> arrays nobody uses
+        self.free = {}   # (array type, shape, dtype) -> arrays nobody uses
 
-    def take(self, shape, dtype):
-        arrays = self.free.get((shape, dtype))
+    def take(self, shape, dtype, xp=np):
+        arrays = self.free.get((xp.ndarray, shape, dtype))
         if arrays:
             array = arrays.pop()
             self.bytes -= array.nbytes
             return array
-        return np.empty(shape, dtype)
+        return xp.empty(shape, dtype)
 
     def give(self, arrays):
         for array in arrays:
             if self.bytes + array.nbytes <= self.limit:
-                self.free.setdefault((array.shape, array.dtype), []).append(array)
+                self.free.setdefault((type(array), array.shape, array.dtype), []).append(array)
                 self.bytes += array.nbytes
 
     def clear(self):
@@ -40,11 +40,11 @@ WORKSPACE = Workspace()
 class Lease:
     """The buffers one pass has taken: `alloc(shape, dtype)` takes one, `release()` gives all back."""
 
-    def __init__(self, workspace=WORKSPACE):
-        self.workspace, self.taken = workspace, []
+    def __init__(self, xp=np, workspace=WORKSPACE):
+        self.xp, self.workspace, self.taken = xp, workspace, []
 
     def alloc(self, shape, dtype):
-        array = self.workspace.take(tuple(shape), np.dtype(dtype))
+        array = self.workspace.take(tuple(shape), np.dtype(dtype), self.xp)
         self.taken.append(array)
         return array
 
