@@ -25,7 +25,7 @@ from ..autograd import _run
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, scope, stack, where
 from .cuda_program import cupy_launcher
 from .numpy_program import NumpyProgram
-from .plan import BackwardPlan, ForwardPlan
+from .plan import STATIC, BackwardPlan, ForwardPlan
 from .rewrite import rewrite
 from .trace import (
     NotTraceable,
@@ -62,7 +62,7 @@ class Compiled:
             if (v.id in fplan.static_index or v.id in needed) and v.op is not None:
                 needed.update(i.id for i in v.op.inputs)
         self.static_ops = [op for op in graph.ops if op.out.id in needed | fplan.static_index.keys()
-                           and fplan.klass[op.out.id] == "static"]
+                           and fplan.klass[op.out.id] == STATIC]
 
     def same_options(self, graph):
         """Array options (where's condition, index arrays) are part of the program: they must match."""
@@ -208,7 +208,7 @@ _PLAIN = (int, float, str, bool, type(None))
 
 def _guard(cell, x, state):
     """What a Bound's reuse depends on (see Bound)."""
-    parts = [x.shape, x.dtype.str, tuple(s.shape for s in state), tuple(s.dtype.str for s in state)]
+    parts = [x.shape, x.dtype.str, x.device, tuple(s.shape for s in state), tuple(s.dtype.str for s in state)]
     for module in cell.modules():
         for name, value in vars(module).items():
             if isinstance(value, Tensor):
