@@ -1,8 +1,10 @@
 """Functions composed from primitives, as torch.nn.functional: activations, softmax, losses, dropout.
 
-No op here has its own backward: each is written in Tensor ops, so gradients (and gradients of
-gradients) come from the primitives'. Names, arguments and reductions follow PyTorch, including
-the deprecated `size_average` / `reduce` pair of the losses.
+Each is written in Tensor ops, so gradients (and gradients of gradients) come from the primitives'.
+One exception: cross-entropy over class indices, the loss of every training step, runs as one node
+(`CrossEntropy`: log-softmax and NLL together, its VJP one pass over the logits) whose gradient is
+still differentiable. Names, arguments and reductions follow PyTorch, including the deprecated
+`size_average` / `reduce` pair of the losses.
 """
 import warnings
 
@@ -10,7 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..factory import rng
-from ..tensor import Tensor
+from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -123,8 +125,8 @@ def _class_weight(fn, weight, input):
     return weight
 
 
-def _row_weights(fn, rows, target, weight, ignore_index):
-    """For each row: the kept-row mask (a constant tensor) and its weight (weight[target] * mask)."""
+def _kept_rows(fn, rows, target, ignore_index):
+    """The target with ignored rows pointing at class 0, and the kept-row mask (arrays), range-checked."""
     xp = rows.xp
     keep = target != ignore_index
     safe_target = xp.where(keep, target, 0)
@@ -132,6 +134,12 @@ def _row_weights(fn, rows, target, weight, ignore_index):
     if bool(((safe_target < 0) | (safe_target >= n_classes)).any()):
         raise IndexError(f"{fn}: target values must lie in [0, {n_classes}) or equal "
                          f"ignore_index={ignore_index}; got min {int(target.min())}, max {int(target.max())}")
+    return safe_target, keep
+
+
+def _row_weights(fn, rows, target, weight, ignore_index):
+    """For each row: the kept-row mask (a constant tensor) and its weight (weight[target] * mask)."""
+    safe_target, keep = _kept_rows(fn, rows, target, ignore_index)
     mask = Tensor._make(keep.astype(rows.dtype), None)
     return safe_target, mask, (mask if weight is None else weight[safe_target] * mask)
 
@@ -172,7 +180,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if _holds_probabilities(target):
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     target, shape = _index_target("cross_entropy", input, target, "logits")
-    log_probs = log_softmax(_classes_last(input), dim=-1)
+    rows = _classes_last(input)
+    if not forward_mode_active() and (weight is None or not weight.requires_grad):
+        return _fused_cross_entropy(rows, target, weight, ignore_index, reduction, label_smoothing, shape)
+    # composed: tangents pushed forward op by op, or a weight that wants its own gradient
+    log_probs = log_softmax(rows, dim=-1)
     loss = _nll(log_probs, target, weight, ignore_index, reduction, shape, "cross_entropy")
     if label_smoothing == 0:
         return loss
@@ -182,6 +194,90 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     smooth = smooth.reshape(shape) if reduction == "none" else _reduce(smooth, reduction, row_weight.sum())
     n_classes = log_probs.shape[1]
     return loss * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+
+
+def _fused_cross_entropy(rows, target, weight, ignore_index, reduction, label_smoothing, shape):
+    safe_target, keep = _kept_rows("cross_entropy", rows, target, ignore_index)
+    keep = keep.astype(rows.dtype)
+    class_weight = None if weight is None else weight.array.astype(rows.dtype, copy=False)
+    row_weight = keep if class_weight is None else class_weight[safe_target] * keep
+    losses = CrossEntropy.apply(rows, target=safe_target, keep=keep, row_weight=row_weight,
+                                class_weight=class_weight, smoothing=float(label_smoothing), reduction=reduction)
+    return losses.reshape(shape) if reduction == "none" else losses
+
+
+class CrossEntropy(Function):
+    """log-softmax and NLL of (N, C) logits and class indices in one node, with label smoothing.
+
+    Row i's loss is (1 - e) w[y_i] (-log p_iy) + (e / C) sum_c w_c (-log p_ic), zero for ignored
+    rows; the mean divides by the kept rows' total weight w[y_i], as torch does. Its gradient is
+    one pass over the logits: s_i (a_i p_ic - b_ic) with a_i = sum_c b_ic and b the target
+    distribution, (1 - e) w[y_i] at y_i plus (e / C) w_c everywhere, times s_i the row's share
+    of the output gradient. The backward works on arrays; gradients of gradients take
+    `differentiable_backward`, the same formula with p = softmax(logits) as recorded ops.
+    """
+    array_backward = True
+    saves = (0,)  # the logits, for the differentiable backward only
+
+    def forward(self, x, target, keep, row_weight, class_weight, smoothing, reduction):
+        xp = backend.xp_of(x)
+        n, n_classes = x.shape
+        z = x - x.max(axis=1, keepdims=True)
+        e = xp.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        log_s = xp.log(s)[:, 0]
+        losses = (log_s - z[xp.arange(n), target]) * row_weight
+        if smoothing:
+            total_weight = n_classes if class_weight is None else class_weight.sum()
+            per_row = z.sum(axis=1) if class_weight is None else z @ class_weight
+            losses = losses * (1 - smoothing) + (total_weight * log_s - per_row) * keep * (smoothing / n_classes)
+        self.e, self.s, self.target, self.keep, self.row_weight = e, s, target, keep, row_weight
+        self.class_weight, self.smoothing, self.reduction = class_weight, smoothing, reduction
+        if reduction == "none":
+            return losses
+        total = losses.sum()
+        if reduction == "sum":
+            return total
+        self.denominator = row_weight.sum()
+        return total / self.denominator
+
+    def _row_scale(self, g):
+        """Each row's share of the output gradient: (N,) for reduction none, else a scalar."""
+        return g / self.denominator if self.reduction == "mean" else g
+
+    def _target_mass(self):
+        """a_i = sum_c b_ic: the total mass of row i's target distribution."""
+        n_classes = self.e.shape[1]
+        if not self.smoothing:
+            return self.row_weight
+        total_weight = n_classes if self.class_weight is None else self.class_weight.sum()
+        return self.row_weight * (1 - self.smoothing) + self.keep * (total_weight * self.smoothing / n_classes)
+
+    def backward(self, g):
+        xp = backend.xp_of(g)
+        n, n_classes = self.e.shape
+        scale = xp.broadcast_to(self._row_scale(g), (n,))
+        dx = self.e * ((scale * self._target_mass())[:, None] / self.s)
+        dx[xp.arange(n), self.target] -= scale * self.row_weight * (1 - self.smoothing)
+        if self.smoothing:
+            spread = (scale * self.keep * (self.smoothing / n_classes))[:, None]
+            dx -= spread if self.class_weight is None else spread * self.class_weight
+        return (dx,)
+
+    def differentiable_backward(self, g):
+        xp = g.xp
+        n, n_classes = self.e.shape
+        b = xp.zeros((n, n_classes), self.e.dtype)
+        b[xp.arange(n), self.target] = self.row_weight * (1 - self.smoothing)
+        if self.smoothing:
+            b += (self.keep * (self.smoothing / n_classes))[:, None] * (1 if self.class_weight is None
+                                                                        else self.class_weight)
+        scale = g / Tensor._make(self.denominator, None) if self.reduction == "mean" else g
+        if self.reduction == "none":
+            scale = scale.reshape(n, 1)
+        p = softmax(self.input(0), dim=1)
+        a = Tensor._make(self._target_mass()[:, None], None)
+        return ((p * a - Tensor._make(b, None)) * scale,)
 
 
 def _holds_probabilities(target):
