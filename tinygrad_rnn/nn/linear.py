@@ -1,6 +1,10 @@
 """Linear and Embedding: the layers around a recurrent core (input lookup, output projection)."""
 import math
 
+import numpy as np
+
+from .. import backend
+from ..ops import Getitem
 from ..tensor import Tensor, where
 from . import init
 from .checks import InputError, check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
@@ -72,7 +76,7 @@ class Embedding(Module):
         if index.size and (int(index.min()) < 0 or int(index.max()) >= self.num_embeddings):
             raise IndexError(f"Embedding: index out of range: indices span [{int(index.min())}, "
                              f"{int(index.max())}] but num_embeddings={self.num_embeddings}")
-        rows = self.weight[index]
+        rows = Lookup.apply(self.weight, index=index)
         if self.padding_idx is not None:
             keep = (index != self.padding_idx)[..., None]
             rows = where(keep, rows, Tensor._make(rows.array, None))  # same values, no gradient
@@ -83,3 +87,50 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
+
+
+class Lookup(Getitem):
+    """weight[index] for an integer index array: the embedding's gather, whose gradient adds rows.
+
+    The backward accumulates into the weight's gradient one distinct row at a time (NumPy), not
+    one looked-up element at a time through np.add.at, which costs several times the whole step
+    of a small language model's embedding; CuPy adds with atomics (cupyx.scatter_add). Gradients
+    of gradients take Getitem's recorded backward.
+    """
+
+    def forward(self, weight, index):
+        self.in_shape, self.index = weight.shape, backend.xp_of(weight).asarray(index)
+        return weight[self.index]
+
+    def backward_into(self, g, gw):
+        if isinstance(gw, np.ndarray):
+            add_rows(gw, self.index, g)
+        else:
+            backend.scatter_add(gw, self.index, g)
+
+
+RUN_LOOP_MAX_RUNS, RUN_LOOP_MIN_WIDTH = 256, 64
+
+
+def add_rows(target, index, values):
+    """target[index[k]] += values[k] for every k, repeated rows summed: NumPy, target (rows, width).
+
+    A stable sort puts each row's contributions next to each other, and each run is summed at once:
+    with np.add.reduceat, or, for a few wide rows, one vectorised sum per run (reduceat walks wide
+    runs column by column and is then several times slower).
+    """
+    flat = index.reshape(-1)
+    if flat.size == 0:
+        return target
+    values = values.reshape(flat.size, target.shape[1])
+    order = np.argsort(flat, kind="stable")
+    rows = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    grouped = values[order]
+    if len(starts) <= RUN_LOOP_MAX_RUNS and values.shape[1] >= RUN_LOOP_MIN_WIDTH:
+        bounds = starts.tolist() + [flat.size]
+        for row, lo, hi in zip(rows[starts].tolist(), bounds, bounds[1:]):
+            target[row] += grouped[lo:hi].sum(axis=0)
+    else:
+        target[rows[starts]] += np.add.reduceat(grouped, starts, axis=0)
+    return target
