@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+import tinygrad_rnn as tr
 from tinygrad_rnn import backend
 from tinygrad_rnn.nn import Parameter
 from tinygrad_rnn.nn.utils import clip_grad_norm_, clip_grad_value_
@@ -39,8 +40,8 @@ def test_clip_grad_norm_matches_torch(torch, device, norm_type, max_norm):
     ours, theirs = ours_with(grads, device), theirs_with(torch, grads)
     total = clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
-    assert isinstance(total, float)
-    assert total == pytest.approx(expected.item(), rel=1e-12)
+    assert isinstance(total, tr.Tensor) and total.shape == () and total.device == device  # as torch: no host sync
+    assert total.item() == pytest.approx(expected.item(), rel=1e-12)
     for p, q in zip(ours, theirs):
         np.testing.assert_allclose(to_np(p.grad), q.grad.numpy(), rtol=1e-12, atol=1e-15)
 
@@ -48,7 +49,7 @@ def test_clip_grad_norm_matches_torch(torch, device, norm_type, max_norm):
 def test_clipped_gradients_have_the_max_norm_and_keep_their_direction():
     grads = gradients(5.0)
     params = ours_with(grads, "cpu")
-    total = clip_grad_norm_(params, 1.0)
+    total = clip_grad_norm_(params, 1.0).item()
     flat_before = np.concatenate([g.ravel() for g in grads])
     flat_after = np.concatenate([p.grad.numpy().ravel() for p in params])
     assert total == pytest.approx(np.linalg.norm(flat_before))
@@ -63,12 +64,12 @@ def test_small_gradients_and_missing_gradients_are_left_alone():
     for p, g in zip(params, grads):
         np.testing.assert_array_equal(p.grad, g)
     assert params[-1].grad is None
-    assert clip_grad_norm_([Parameter(np.zeros(3))], 1.0) == 0.0
+    assert clip_grad_norm_([Parameter(np.zeros(3))], 1.0).item() == 0.0
 
 
 def test_single_tensor_is_accepted():
     p = ours_with([np.array([3.0, 4.0])], "cpu")[0]
-    assert clip_grad_norm_(p, 1.0) == pytest.approx(5.0)
+    assert clip_grad_norm_(p, 1.0).item() == pytest.approx(5.0)
     np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
 
 
@@ -80,7 +81,7 @@ def test_non_finite_norm(torch):
         clip_grad_norm_(ours_with(grads, "cpu"), 1.0, error_if_nonfinite=True)
     ours = ours_with(grads, "cpu")
     theirs = theirs_with(torch, grads)
-    assert clip_grad_norm_(ours, 1.0) == math.inf
+    assert clip_grad_norm_(ours, 1.0).item() == math.inf
     torch.nn.utils.clip_grad_norm_(theirs, 1.0)
     for p, q in zip(ours, theirs):
         np.testing.assert_array_equal(p.grad, q.grad.numpy())  # nan where torch has nan
@@ -99,3 +100,19 @@ def test_clip_grad_value_matches_torch(torch, device, clip_value):
     torch.nn.utils.clip_grad_value_(theirs, clip_value)
     for p, q in zip(ours, theirs):
         np.testing.assert_array_equal(to_np(p.grad), q.grad.numpy())
+
+
+def test_float32_gradients_are_clipped_in_float32_as_torch(torch):
+    grads = [g.astype(np.float32) for g in gradients(3.0)]
+    ours = [Parameter(np.zeros(g.shape)) for g in grads]
+    for p, g in zip(ours, grads):
+        p.grad = g.copy()
+    theirs = [torch.zeros(g.shape, dtype=torch.float32, requires_grad=True) for g in grads]
+    for p, g in zip(theirs, grads):
+        p.grad = torch.from_numpy(g.copy())
+    total = clip_grad_norm_(ours, 1.0)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert total.dtype == np.float32 and total.item() == pytest.approx(expected.item(), rel=1e-6)
+    for p, q in zip(ours, theirs):
+        assert p.grad.dtype == np.float32
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-6)
