@@ -2,6 +2,15 @@
 
 Subclasses write one method, `update(p, g, state, group)`, that changes `p.array` in place from
 the gradient array `g`, taking `xp` from the data so the same rule runs on NumPy and CuPy.
+
+The rule runs once per step over all of a group's parameters of one device and dtype (a
+multi-tensor step, as torch's foreach): their arrays become views of one flat buffer (`_Flat`),
+so do their state's arrays, and `update` gets the flat buffers, the gradients gathered into one
+array. Each parameter's state stays its own dict of views, so state_dict() is as before. A step
+where some parameter of the group has no gradient, or the parameters' states differ (different
+step counts after skipped steps), updates each parameter alone on the same views. Whoever rebinds
+a parameter's array (load_state_dict, .to()) or the state (Optimizer.load_state_dict) is noticed
+at the next step, which gathers the new arrays into the buffer again.
 """
 import copy
 import numbers
@@ -19,6 +28,8 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
+        self._flat = {}  # ids of a group's parameters of one device and dtype -> their _Flat
+        self._scratch = {}
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of dicts, "
                             f"got a single Tensor; wrap it in a list")
@@ -72,23 +83,56 @@ class Optimizer:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss (returned)."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.array
-                if g.dtype != p.dtype:
-                    g = g.astype(p.dtype)
-                if group.get("maximize", False):
-                    g = -g
-                state = self.state.get(p, {})
-                self.update(p, g, state, group)
-                p._version += 1  # an in-place change: a graph that saved p now refuses to backward
-                if state:  # a rule without state (plain SGD) leaves none, as in PyTorch
-                    self.state[p] = state
+            for params in _by_device_and_dtype(group["params"]):
+                if not self._step_flat(params, group):
+                    for p in params:
+                        self._step_one(p, group)
         return loss
+
+    def _step_one(self, p, group):
+        if p.grad is None:
+            return
+        g = p.grad.array
+        if g.dtype != p.dtype:
+            g = g.astype(p.dtype)
+        if group.get("maximize", False):
+            g = -g
+        state = self.state.get(p, {})
+        self.update(p, g, state, group)
+        p._version += 1  # an in-place change: a graph that saved p now refuses to backward
+        if state:  # a rule without state (plain SGD) leaves none, as in PyTorch
+            self.state[p] = state
+
+    def _step_flat(self, params, group):
+        """One update over the flat buffer of `params` (same device and dtype); False where it cannot run."""
+        if len(params) < 2 or any(p.grad is None for p in params):
+            return False
+        flat = self._flat.get(tuple(map(id, params)))
+        if flat is None or not flat.current(self.state):
+            flat = _Flat.gather(params, self.state)
+            if flat is None:
+                return False
+            self._flat[tuple(map(id, params))] = flat
+        xp = backend.xp_of(flat.array)
+        g = xp.concatenate([p.grad.array.reshape(-1) for p in params]).astype(flat.array.dtype, copy=False)
+        if group.get("maximize", False):
+            xp.negative(g, out=g)
+        self.update(flat, g, flat.state, group)
+        flat.scatter_state(self.state)
+        for p in params:
+            p._version += 1
+        return True
 
     def update(self, p, g, state, group):
         raise NotImplementedError
+
+    def scratch(self, like):
+        """A scratch array of `like`'s shape, dtype and device, kept for the next steps (its values are garbage)."""
+        key = (type(like), backend.device_of(like), like.dtype, like.shape)
+        work = self._scratch.get(key)
+        if work is None:
+            work = self._scratch[key] = backend.xp_of(like).empty_like(like)
+        return work
 
     # ------------------------------------------------------------------ saving and loading
 
@@ -159,6 +203,94 @@ class Optimizer:
             lines.append(f"Parameter Group {k}")
             lines += [f"    {name}: {value}" for name, value in sorted(group.items()) if name != "params"]
         return "\n".join(lines) + "\n)"
+
+
+def _by_device_and_dtype(params):
+    """The parameters split by (array type, device, dtype), in order: each part can share one buffer."""
+    parts = {}
+    for p in params:
+        parts.setdefault((type(p.array), p.device, p.dtype), []).append(p)
+    return list(parts.values())
+
+
+class _Flat:
+    """Parameters of one device and dtype whose arrays, and their state's arrays, are views of flat buffers.
+
+    `array` is the flat parameter buffer and `state` the flat state, so an update rule sees this
+    object as one big parameter. `current(state)` says whether the parameters' arrays and state
+    entries are still the views handed out (nobody rebound them since).
+    """
+
+    def __init__(self, params, array):
+        self.params, self.array = params, array
+        self.sizes = [p.array.size for p in params]
+        self.views = self._split(array)
+        self.state, self.state_views = {}, {}
+
+    def _split(self, array):
+        views, start = [], 0
+        for p, size in zip(self.params, self.sizes):
+            views.append(array[start:start + size].reshape(p.shape))
+            start += size
+        return views
+
+    @classmethod
+    def gather(cls, params, state):
+        """Copy the parameters (and their state, when all have the same entries) into flat buffers, or None."""
+        states = [state.get(p, {}) for p in params]
+        first = states[0]
+        same = all(s.keys() == first.keys() for s in states) and all(
+            _scalar_equal(s[k], first[k]) for s in states for k in first if not _is_array(first[k]))
+        if not same or any(_is_array(v) and v.shape != p.shape for p, s in zip(params, states) for v in s.values()):
+            return None
+        xp = backend.xp_of(params[0].array)
+        flat = cls(params, xp.concatenate([p.array.reshape(-1) for p in params]))
+        for p, view in zip(params, flat.views):
+            p.array = view  # same values; from now on the parameter lives in the flat buffer
+        for name, value in first.items():
+            if _is_array(value):
+                flat.state[name] = xp.concatenate([s[name].reshape(-1) for s in states]).astype(
+                    value.dtype, copy=False)
+                flat.state_views[name] = flat._split(flat.state[name])
+            else:
+                flat.state[name] = value
+        for k, s in enumerate(states):  # each parameter's entries become views of the flat state
+            for name, views in flat.state_views.items():
+                s[name] = views[k]
+        return flat
+
+    def current(self, state):
+        if any(p.array is not view for p, view in zip(self.params, self.views)):
+            return False
+        for k, p in enumerate(self.params):
+            own = state.get(p, {})
+            if own.keys() != self.state.keys():
+                return False
+            for name, value in own.items():
+                views = self.state_views.get(name)
+                if (value is not views[k]) if views is not None else not _scalar_equal(value, self.state[name]):
+                    return False
+        return True
+
+    def scatter_state(self, state):
+        """Hand the flat state to each parameter: views of new arrays (made once), scalars every step."""
+        for name, value in self.state.items():
+            if _is_array(value) and name not in self.state_views:
+                self.state_views[name] = self._split(value)
+        if not self.state:
+            return
+        for k, p in enumerate(self.params):
+            own = state.setdefault(p, {})
+            for name, value in self.state.items():
+                own[name] = self.state_views[name][k] if name in self.state_views else value
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__")
+
+
+def _scalar_equal(a, b):
+    return not _is_array(a) and not _is_array(b) and type(a) is type(b) and a == b
 
 
 def _to_host(value):

@@ -2,7 +2,9 @@
 
 Each rule follows torch.optim's single-tensor code path in the order it applies its operations
 (weight decay into the gradient, moment updates as `lerp`, bias correction, eps outside the root),
-so float64 runs agree with PyTorch to rounding over many steps.
+so float64 runs agree with PyTorch to rounding over many steps. The rules work in place, with one
+scratch array of the parameter's shape (`Optimizer.scratch`) for what torch computes as a
+temporary: a step makes no new arrays of the parameters' size.
 """
 import numbers
 
@@ -10,12 +12,16 @@ from .. import backend
 from .optimizer import Optimizer
 
 
-def _lerp(start, end, weight):
-    """start + weight * (end - start), in place in `start`, rounded the way torch.lerp rounds it."""
+def _lerp(start, end, weight, tmp):
+    """start + weight * (end - start), in place in `start`, rounded the way torch.lerp rounds it; tmp is scratch."""
+    xp = backend.xp_of(start)
+    xp.subtract(end, start, out=tmp)
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        tmp *= weight
+        start += tmp
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        tmp *= 1 - weight
+        xp.subtract(end, tmp, out=start)
     return start
 
 
@@ -42,18 +48,22 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def update(self, p, g, state, group):
+        xp = backend.xp_of(p.array)
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.array
-        momentum = group["momentum"]
+        momentum, tmp = group["momentum"], self.scratch(p.array)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= momentum
-                buf += (1 - group["dampening"]) * g
-            g = g + momentum * buf if group["nesterov"] else buf
-        p.array -= group["lr"] * g
+                buf += xp.multiply(g, 1 - group["dampening"], out=tmp)
+            if group["nesterov"]:  # g.add(buf, alpha=momentum)
+                g = xp.add(g, xp.multiply(buf, momentum, out=tmp), out=tmp)
+            else:
+                g = buf
+        p.array -= xp.multiply(g, group["lr"], out=tmp)
 
 
 class Adam(Optimizer):
@@ -90,9 +100,12 @@ class Adam(Optimizer):
             else:
                 g = g + weight_decay * p.array
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp(exp_avg, g, 1 - beta1)
+        tmp = self.scratch(p.array)
+        _lerp(exp_avg, g, 1 - beta1, tmp)
+        xp.multiply(g, 1 - beta2, out=tmp)  # exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        tmp *= g
         exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
+        exp_avg_sq += tmp
         step = state["step"]
         bias_correction1 = 1 - beta1 ** step
         bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
@@ -101,8 +114,12 @@ class Adam(Optimizer):
             second = state["max_exp_avg_sq"]
         else:
             second = exp_avg_sq
-        denom = xp.sqrt(second) / bias_correction2_sqrt + group["eps"]
-        p.array += -(lr / bias_correction1) * exp_avg / denom
+        denom = xp.sqrt(second, out=tmp)
+        denom /= bias_correction2_sqrt
+        denom += group["eps"]
+        xp.divide(exp_avg, denom, out=tmp)  # p.addcdiv_(exp_avg, denom, value=-step_size)
+        tmp *= -(lr / bias_correction1)
+        p.array += tmp
 
 
 class AdamW(Adam):
@@ -139,8 +156,13 @@ class Adagrad(Optimizer):
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.array
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        state["sum"] += g * g
-        p.array += -clr * g / (xp.sqrt(state["sum"]) + group["eps"])
+        tmp = self.scratch(p.array)
+        state["sum"] += xp.multiply(g, g, out=tmp)
+        std = xp.sqrt(state["sum"], out=tmp)
+        std += group["eps"]
+        xp.divide(g, std, out=tmp)  # p.addcdiv_(g, std, value=-clr)
+        tmp *= -clr
+        p.array += tmp
 
 
 class RMSprop(Optimizer):
@@ -169,19 +191,25 @@ class RMSprop(Optimizer):
         state["step"] += 1
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.array
-        square_avg = state["square_avg"]
+        square_avg, tmp = state["square_avg"], self.scratch(p.array)
         square_avg *= alpha
-        square_avg += (1 - alpha) * g * g
+        xp.multiply(g, 1 - alpha, out=tmp)
+        tmp *= g
+        square_avg += tmp
         if group["centered"]:
-            grad_avg = _lerp(state["grad_avg"], g, 1 - alpha)
-            avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+            grad_avg = _lerp(state["grad_avg"], g, 1 - alpha, tmp)
+            avg = xp.multiply(grad_avg, grad_avg, out=tmp)
+            xp.subtract(square_avg, avg, out=avg)
+            xp.sqrt(avg, out=avg)
         else:
-            avg = xp.sqrt(square_avg)
+            avg = xp.sqrt(square_avg, out=tmp)
         avg += group["eps"]
-        if momentum > 0:
+        xp.divide(g, avg, out=avg)
+        if momentum > 0:  # buf.mul_(momentum).addcdiv_(g, avg); p.add_(buf, alpha=-lr)
             buf = state["momentum_buffer"]
             buf *= momentum
-            buf += g / avg
-            p.array -= group["lr"] * buf
-        else:
-            p.array += -group["lr"] * g / avg
+            buf += avg
+            p.array -= xp.multiply(buf, group["lr"], out=avg)
+        else:  # p.addcdiv_(g, avg, value=-lr)
+            avg *= -group["lr"]
+            p.array += avg
