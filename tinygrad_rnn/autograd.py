@@ -192,7 +192,7 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
         capture[id(node)] = g if capture[id(node)] is None else capture[id(node)] + g
     if node in stop:
         return
-    grads = _vjp(node, g, create_graph, generic, capture is None and only is None and not parent_hooks(node))
+    grads = _vjp(node, g, create_graph, generic, capture is None and only is None)
     if not retain_graph:
         kept = node.kept_for_drawing() if node.kept_for_drawing is not None else None
         node.__dict__.clear()
@@ -205,7 +205,10 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
             if gi is not None:
                 if gi.shape != shape:
                     gi = _unbroadcast(gi, shape)
-                _add_grad(parent, gi, generic)
+                if parent.g is None:  # the first gradient to arrive (_add_grad's first case, inline)
+                    parent.g, parent.g_owned = gi, False
+                else:
+                    _add_grad(parent, gi, generic)
             parent.pending -= 1
             if parent.pending == 0:
                 ready.append(parent)  # every consumer has sent its gradient (or None)
@@ -219,12 +222,13 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
                     _post_accumulate(parent)
 
 
-def _vjp(node, g, create_graph, generic, direct_to_leaves):
-    """One gradient (a Tensor or None) per input of `node`."""
+def _vjp(node, g, create_graph, generic, accumulating):
+    """One gradient (a Tensor or None) per input of `node`; `accumulating`: into leaves' .grad, every leaf."""
     if g is None:
         return (None,) * len(node.parents)
     parent = node.parents[0]
-    if node.backward_into is not None and not generic and (isinstance(parent, Function) or direct_to_leaves):
+    if node.backward_into is not None and not generic and (
+            isinstance(parent, Function) or (accumulating and not parent_hooks(node))):
         # a slice: its gradient lands in the input's own buffer
         if isinstance(parent, Function) or parent.requires_grad:
             node.check_versions()

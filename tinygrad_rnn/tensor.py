@@ -151,20 +151,27 @@ class Function:
             # re-raised as the base type: NumPy's own subclasses take other constructor arguments
             kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
             raise kind(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
-        tangent = _forward_tangent(node, inputs, out) if _state.forward_ad else None
-        if not _state.grad_enabled or not any(t.requires_grad for t in inputs):
+        state = _state
+        if state.forward_ad:
+            tangent = _forward_tangent(node, inputs, out)
+        elif not state.grad_enabled:
+            return Tensor._make(out, None)  # the common unrecorded case: no_grad code, a plain backward's VJPs
+        else:
+            tangent = None
+        needs = tuple([t.requires_grad for t in inputs])
+        if not state.grad_enabled or True not in needs:
             result = Tensor._make(out, None)
         else:
             node.parents = tuple([t._ctx or t for t in inputs])
-            node.needs = tuple([t.requires_grad for t in inputs])
+            node.needs = needs
             node.shapes = tuple([a.shape for a in arrays])
             saves = range(len(inputs)) if cls.saves is None or cls.saves == "all" else cls.saves
             node.saved = {i: arrays[i] for i in saves} if cls.saves else None
             node.versions = {i: inputs[i]._version for i in saves if inputs[i]._ctx is None}
             node.tangents = None if tangent is None else {i: inputs[i]._tangent for i in saves}
-            node.scope = _state.scope
+            node.scope = state.scope
             node.shape = out.shape
-            node.keep_grad = _state.keep_grads
+            node.keep_grad = state.keep_grads
             node.name = node.grad = node.g = node.hooks = None
             node.freed = False
             result = Tensor._make(out, node)
