@@ -48,3 +48,10 @@ def test_embedding_gradient_of_gradient():
     np.testing.assert_allclose(gw.numpy(), 2 * counts * emb.weight.numpy() * (counts > 0), rtol=1e-13)
     gw.sum().backward()
     np.testing.assert_allclose(emb.weight.grad.numpy(), np.broadcast_to(2 * counts, (5, 3)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("bad", [-1, 10])
+def test_an_index_out_of_range_is_named(bad):
+    emb = tr.nn.Embedding(10, 3)
+    with pytest.raises(IndexError, match=rf"indices span \[{min(bad, 0)}, {max(bad, 2)}\] but num_embeddings=10"):
+        emb(np.array([0, bad, 2]))

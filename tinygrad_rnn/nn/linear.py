@@ -73,7 +73,7 @@ class Embedding(Module):
         index = indices.array if isinstance(indices, Tensor) else self.weight.xp.asarray(indices)
         if index.dtype.kind not in "iu":
             raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
-        if index.size and (int(index.min()) < 0 or int(index.max()) >= self.num_embeddings):
+        if index.size and bool(((index < 0) | (index >= self.num_embeddings)).any()):  # one read on a GPU
             raise IndexError(f"Embedding: index out of range: indices span [{int(index.min())}, "
                              f"{int(index.max())}] but num_embeddings={self.num_embeddings}")
         rows = Lookup.apply(self.weight, index=index)

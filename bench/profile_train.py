@@ -1,0 +1,214 @@
+"""Where the milliseconds of one training step go, ours beside PyTorch, for every config of bench_train.py.
+
+The step is bench_train.py's (Embedding -> recurrent layer -> Linear, cross-entropy, backward,
+global-norm clipping, Adam), cut into phases timed one after another. Backward is split by the
+part of the model whose node ran (each node's VJP timed on its own); "engine" is the rest of
+backward: ordering the graph, handing gradients on, summing and copying them into `.grad`. The
+forward phases include each op's recording; "recording" on its own line is that share (the time
+in Function.apply outside the ops' own forward). Median over the timed steps, one thread.
+
+    python bench/profile_train.py                    # every config
+    python bench/profile_train.py --configs 0,4      # indices into bench_train.CONFIGS
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.bench_train import CONFIGS, reexec_for_blas, theirs
+from bench.common import machine, table
+from tinygrad_rnn import autograd
+from tinygrad_rnn.data import CharCorpus
+from tinygrad_rnn.nn.utils import clip_grad_norm_
+from tinygrad_rnn.tensor import Function
+from tinygrad_rnn.train import build, make_task
+from tinygrad_rnn.train.models import sequence_cross_entropy
+from tinygrad_rnn.train.threads import blas_threads
+
+PHASES = ("embedding", "layer", "head", "loss")
+
+
+class Recorder:
+    """Times Function.apply outside the ops' forward, and each node's VJP by the phase that recorded it."""
+
+    def __init__(self):
+        self.recording = 0.0
+        self.vjp = defaultdict(float)
+        self.nodes = defaultdict(int)
+        self.phase_of = {}  # id(node) -> phase
+        self.phase = None
+        self.depth = 0
+
+    def __enter__(self):
+        self.saved_apply, self.saved_vjp = Function.__dict__["apply"], autograd._vjp
+        recorder, original_apply, original_vjp = self, Function.apply.__func__, autograd._vjp
+
+        def apply(cls, *inputs, **options):
+            if recorder.depth:
+                return original_apply(cls, *inputs, **options)
+            recorder.depth += 1
+            forward = cls.forward
+            spent = [0.0]
+
+            def timed_forward(node, *args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return forward(node, *args, **kwargs)
+                finally:
+                    spent[0] += time.perf_counter() - start
+            own = cls.__dict__.get("forward")
+            start = time.perf_counter()
+            cls.forward = timed_forward
+            try:
+                out = original_apply(cls, *inputs, **options)
+            finally:
+                if own is None:
+                    del cls.forward
+                else:
+                    cls.forward = own
+                recorder.depth -= 1
+            recorder.recording += time.perf_counter() - start - spent[0]
+            if out._ctx is not None and recorder.phase is not None:
+                recorder.phase_of[id(out._ctx)] = recorder.phase
+                recorder.nodes[recorder.phase] += 1
+            return out
+
+        def vjp(node, *args):
+            start = time.perf_counter()
+            out = original_vjp(node, *args)
+            self.vjp[self.phase_of.get(id(node), "other")] += time.perf_counter() - start
+            return out
+
+        Function.apply = classmethod(apply)
+        autograd._vjp = vjp
+        return self
+
+    def __exit__(self, *exc):
+        Function.apply = self.saved_apply
+        autograd._vjp = self.saved_vjp
+
+
+def profile_ours(config, corpus, batches, warmup, steps):
+    task, model, opt, _ = build(config, corpus)
+    params = list(model.parameters())
+    rows = defaultdict(list)
+    for k, (ids, targets) in enumerate(batches[:warmup + steps]):
+        with Recorder() as rec:
+            marks = [time.perf_counter()]
+            x = task._tensor(ids)
+            rec.phase = "embedding"
+            e = model.embedding(x)
+            marks.append(time.perf_counter())
+            rec.phase = "layer"
+            out, _ = model.rnn(e)
+            marks.append(time.perf_counter())
+            rec.phase = "head"
+            logits = model.head(out)
+            marks.append(time.perf_counter())
+            rec.phase = "loss"
+            loss = sequence_cross_entropy(logits, targets)
+            marks.append(time.perf_counter())
+            rec.phase = None
+            opt.zero_grad()
+            loss.backward()
+            marks.append(time.perf_counter())
+            clip_grad_norm_(params, config.clip)
+            marks.append(time.perf_counter())
+            opt.step()
+            marks.append(time.perf_counter())
+        if k < warmup:
+            continue
+        for name, lo, hi in zip(PHASES, marks, marks[1:]):
+            rows[f"{name} forward"].append(hi - lo)
+        backward = marks[5] - marks[4]
+        for name in PHASES:
+            rows[f"{name} backward"].append(rec.vjp.get(name, 0.0))
+        rows["engine (backward minus VJPs)"].append(backward - sum(rec.vjp.values()))
+        rows["clip_grad_norm_"].append(marks[6] - marks[5])
+        rows["Adam step"].append(marks[7] - marks[6])
+        rows["step"].append(marks[7] - marks[0])
+        rows["recording (share of forward)"].append(rec.recording)
+        rows["nodes"].append(sum(rec.nodes.values()))
+    return {name: statistics.median(v) for name, v in rows.items()}
+
+
+def profile_theirs(torch, config, vocab_size, weights, batches, warmup, steps):
+    step = theirs(torch, config, vocab_size, weights, iter(batches))
+    model, opt = step.model, step.optimizer
+    rows = defaultdict(list)
+    for k, (ids, targets) in enumerate(batches[:warmup + steps]):
+        marks = [time.perf_counter()]
+        x, y = torch.from_numpy(ids), torch.from_numpy(targets)
+        e = model.embedding(x)
+        marks.append(time.perf_counter())
+        out = model.rnn(e)[0]
+        marks.append(time.perf_counter())
+        logits = model.head(out)
+        marks.append(time.perf_counter())
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y.reshape(-1))
+        marks.append(time.perf_counter())
+        opt.zero_grad()
+        loss.backward()
+        marks.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        marks.append(time.perf_counter())
+        opt.step()
+        marks.append(time.perf_counter())
+        if k < warmup:
+            continue
+        for name, lo, hi in zip(PHASES, marks, marks[1:]):
+            rows[f"{name} forward"].append(hi - lo)
+        rows["backward (all)"].append(marks[5] - marks[4])
+        rows["clip_grad_norm_"].append(marks[6] - marks[5])
+        rows["Adam step"].append(marks[7] - marks[6])
+        rows["step"].append(marks[7] - marks[0])
+    return {name: statistics.median(v) for name, v in rows.items()}
+
+
+ORDER = ["embedding forward", "layer forward", "head forward", "loss forward", "recording (share of forward)",
+         "embedding backward", "layer backward", "head backward", "loss backward", "engine (backward minus VJPs)",
+         "backward (all)", "clip_grad_norm_", "Adam step", "step", "nodes"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--configs", default=None, help="indices into bench_train.CONFIGS, e.g. 0,4")
+    parser.add_argument("--blas", default="as-is", choices=["as-is", "native"])
+    args = parser.parse_args()
+    reexec_for_blas(args.blas)
+    import torch
+    torch.set_num_threads(args.threads)
+    labels = list(CONFIGS)
+    if args.configs:
+        labels = [labels[int(i)] for i in args.configs.split(",")]
+    corpus = CharCorpus.default()
+    with blas_threads(args.threads):
+        print(f"{machine()}; NumPy BLAS and torch on {args.threads} thread(s); ms, median of {args.steps} steps")
+        for label in labels:
+            config = CONFIGS[label]
+            task = make_task(config, corpus)
+            batches = [task.batch() for _ in range(args.warmup + args.steps)]
+            _, model, _, _ = build(config, corpus)
+            weights = model.state_dict()
+            ours = profile_ours(config, corpus, batches, args.warmup, args.steps)
+            them = profile_theirs(torch, config, corpus.vocab_size, weights, batches, args.warmup, args.steps)
+            rows = []
+            for name in ORDER:
+                if name not in ours and name not in them:
+                    continue
+                scale = 1 if name == "nodes" else 1e3
+                cell = lambda d: "" if name not in d else (f"{d[name]:.0f}" if name == "nodes"
+                                                           else f"{d[name] * scale:.2f}")
+                rows.append([name, cell(ours), cell(them)])
+            print(f"\n{label}\n")
+            print(table(["phase", "ours", "torch"], rows))
+
+
+if __name__ == "__main__":
+    main()
