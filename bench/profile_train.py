@@ -173,6 +173,12 @@ ORDER = ["embedding forward", "layer forward", "head forward", "loss forward", "
          "backward (all)", "clip_grad_norm_", "Adam step", "step", "nodes"]
 
 
+def _cell(times, name):
+    if name not in times:
+        return ""
+    return f"{times[name]:.0f}" if name == "nodes" else f"{times[name] * 1e3:.2f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
@@ -198,14 +204,7 @@ def main():
             weights = model.state_dict()
             ours = profile_ours(config, corpus, batches, args.warmup, args.steps)
             them = profile_theirs(torch, config, corpus.vocab_size, weights, batches, args.warmup, args.steps)
-            rows = []
-            for name in ORDER:
-                if name not in ours and name not in them:
-                    continue
-                scale = 1 if name == "nodes" else 1e3
-                cell = lambda d: "" if name not in d else (f"{d[name]:.0f}" if name == "nodes"
-                                                           else f"{d[name] * scale:.2f}")
-                rows.append([name, cell(ours), cell(them)])
+            rows = [[name, _cell(ours, name), _cell(them, name)] for name in ORDER if name in ours or name in them]
             print(f"\n{label}\n")
             print(table(["phase", "ours", "torch"], rows))
 

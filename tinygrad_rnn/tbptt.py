@@ -62,7 +62,7 @@ def truncated_bptt(forward, inputs, targets, k, loss_fn, optimizer, state=None, 
         loss = loss_fn(output, targets[start:stop])
         optimizer.zero_grad()
         loss.backward()
-        norm = clip_grad_norm_(params, math.inf if clip_norm is None else clip_norm)  # inf: the norm alone
+        norm = float(clip_grad_norm_(params, math.inf if clip_norm is None else clip_norm))  # inf: the norm alone
         value = loss.item()
         if math.isfinite(value) and math.isfinite(norm):
             optimizer.step()

@@ -342,7 +342,7 @@ def train(config, checkpoint=None, resume=False, progress=None, corpus=None, log
             parallel.average_gradients()
             # the global norm that clipping computes (without clipping, max_norm=inf leaves the gradients
             # as they are) says whether the step is safe to take; every rank has the same gradients
-            norm = clip_grad_norm_(params, config.clip or math.inf)
+            norm = float(clip_grad_norm_(params, config.clip or math.inf))
             value = parallel.mean(loss.item())
             if math.isfinite(value) and math.isfinite(norm):
                 optimizer.step()
