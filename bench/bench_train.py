@@ -13,6 +13,7 @@ the table gets that run's ratio as a last column (see bench/RESULTS.md).
     python bench/bench_train.py                 # BLAS and torch on 1 thread, as the CLI trains
     python bench/bench_train.py --threads 2
     python bench/bench_train.py --blas native   # only the run without the OpenBLAS variables
+    python bench/bench_train.py --clock cpu     # CPU time per step: steadier where other jobs share the cores
     python bench/bench_train.py --device cuda   # the GPU configs, TF32 off on both sides
 """
 import argparse
@@ -21,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import format_ms, interleaved_medians, machine, table
@@ -37,6 +39,7 @@ CONFIGS = {  # label -> TrainConfig: the demo, the train command's defaults, the
     "rnn H128 B32 T64": TrainConfig(cell="rnn"),
     "lstm H256 B64 T64": TrainConfig(hidden_size=256, batch_size=64),
 }
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 GPU_CONFIGS = {  # the rows of the GPU target (issue 17)
     "demo: lstm H192 E32 B32 T64": TrainConfig(hidden_size=192, embed_size=32, batch_size=32, seq_len=64),
     "lstm H512 x2 B64 T100": TrainConfig(hidden_size=512, num_layers=2, batch_size=64, seq_len=100),
@@ -113,7 +116,7 @@ def synchronised(step, device):
     return run
 
 
-def measure(configs, device, threads, steps, warmup):
+def measure(configs, device, threads, steps, warmup, clock="wall"):
     """{label: (ours ms, torch ms)} for every config, in this process."""
     import torch
     if device == "cuda":
@@ -129,7 +132,7 @@ def measure(configs, device, threads, steps, warmup):
             step, weights = ours(config, corpus, iter(batches))
             runs = {"ours": synchronised(step, device),
                     "torch": synchronised(theirs(torch, config, corpus.vocab_size, weights, iter(batches)), device)}
-            ms = interleaved_medians(runs, warmup=warmup, repeats=steps)
+            ms = interleaved_medians(runs, warmup=warmup, repeats=steps, clock=CLOCKS[clock])
             times[label] = (ms["ours"], ms["torch"])
             print(f"  {label}: ours {ms['ours']:.1f} ms, torch {ms['torch']:.1f} ms", file=sys.stderr, flush=True)
     return times
@@ -141,7 +144,7 @@ def native_run(args):
         return None
     env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
     command = [sys.executable, os.path.abspath(__file__), "--json", "--threads", str(args.threads),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--clock", args.clock]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     return {label: tuple(v) for label, v in json.loads(out.splitlines()[-1]).items()}
 
@@ -154,6 +157,8 @@ def main():
     parser.add_argument("--blas", default="as-is", choices=["as-is", "native"],
                         help="native: run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
+                        help="cpu: this process's CPU time per step (steadier on a busy machine; CPU only)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the native child's output
     args = parser.parse_args()
     reexec_for_blas(args.blas)
@@ -164,14 +169,16 @@ def main():
         import tinygrad_rnn
         if not tinygrad_rnn.cuda_available():
             sys.exit("--device cuda: CuPy with a working GPU is needed")
+    if args.device == "cuda" and args.clock == "cpu":
+        sys.exit("--clock cpu times the host only; a GPU step needs wall time")
     if args.json:
-        print(json.dumps(measure(configs, args.device, args.threads, args.steps, args.warmup)))
+        print(json.dumps(measure(configs, args.device, args.threads, args.steps, args.warmup, args.clock)))
         return
     where = (f"NumPy BLAS and torch on {args.threads} thread(s)" if args.device == "cpu"
              else "GPU, TF32 off on both sides")
-    print(f"{machine()}; {blas_setting()}; {where}; float32; median of {args.steps} steps after {args.warmup} "
-          f"warm-up", flush=True)
-    times = measure(configs, args.device, args.threads, args.steps, args.warmup)
+    print(f"{machine()}; {blas_setting()}; {where}; float32; median {args.clock} time of {args.steps} steps "
+          f"after {args.warmup} warm-up", flush=True)
+    times = measure(configs, args.device, args.threads, args.steps, args.warmup, args.clock)
     native = native_run(args) if args.device == "cpu" else None
     headers = ["config", "ours chars/s", "torch chars/s", "ours ms/step", "torch ms/step", "ours/torch time"]
     if native:

@@ -14,8 +14,11 @@ def median_ms(fn, warmup=1, repeats=5):
     return interleaved_medians({"fn": fn}, warmup, repeats)["fn"]
 
 
-def interleaved_medians(fns, warmup=1, repeats=5):
-    """{name: median ms} for a dict of callables, timed in turn within each round."""
+def interleaved_medians(fns, warmup=1, repeats=5, clock=time.perf_counter):
+    """{name: median ms} for a dict of callables, timed in turn within each round.
+
+    clock: time.perf_counter (wall time) or time.process_time (this process's CPU time, steadier
+    than wall time on a machine that other jobs keep busy; one-thread runs only)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -24,9 +27,9 @@ def interleaved_medians(fns, warmup=1, repeats=5):
     for r in range(repeats):
         # each round starts one contender later, so that none always runs first (after the last one)
         for name in names[r % len(names):] + names[:r % len(names)]:
-            start = time.perf_counter()
+            start = clock()
             fns[name]()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((clock() - start) * 1e3)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

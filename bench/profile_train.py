@@ -7,10 +7,15 @@ backward: ordering the graph, handing gradients on, summing and copying them int
 forward phases include each op's recording; "recording" on its own line is that share (the time
 in Function.apply outside the ops' own forward). Median over the timed steps, one thread.
 
+On a GPU (--device cuda, the GPU configs) every mark waits for both libraries' streams first, so
+a phase's time is its device time plus what its launches cost the host; "recording" is host time.
+
     python bench/profile_train.py                    # every config
     python bench/profile_train.py --configs 0,4      # indices into bench_train.CONFIGS
+    python bench/profile_train.py --device cuda      # bench_train.GPU_CONFIGS, synchronised marks
 """
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -18,7 +23,7 @@ import time
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.bench_train import CONFIGS, reexec_for_blas, theirs
+from bench.bench_train import CONFIGS, GPU_CONFIGS, reexec_for_blas, theirs
 from bench.common import machine, table
 from tinygrad_rnn import autograd
 from tinygrad_rnn.data import CharCorpus
@@ -29,6 +34,14 @@ from tinygrad_rnn.train.models import sequence_cross_entropy
 from tinygrad_rnn.train.threads import blas_threads
 
 PHASES = ("embedding", "layer", "head", "loss")
+_sync = None  # on a GPU: waits for CuPy's and torch's streams
+
+
+def now():
+    """A time mark; on a GPU, after the work launched so far has finished."""
+    if _sync is not None:
+        _sync()
+    return time.perf_counter()
 
 
 class Recorder:
@@ -77,9 +90,9 @@ class Recorder:
             return out
 
         def vjp(node, *args):
-            start = time.perf_counter()
+            start = now()
             out = original_vjp(node, *args)
-            self.vjp[self.phase_of.get(id(node), "other")] += time.perf_counter() - start
+            self.vjp[self.phase_of.get(id(node), "other")] += now() - start
             return out
 
         Function.apply = classmethod(apply)
@@ -97,28 +110,28 @@ def profile_ours(config, corpus, batches, warmup, steps):
     rows = defaultdict(list)
     for k, (ids, targets) in enumerate(batches[:warmup + steps]):
         with Recorder() as rec:
-            marks = [time.perf_counter()]
+            marks = [now()]
             x = task._tensor(ids)
             rec.phase = "embedding"
             e = model.embedding(x)
-            marks.append(time.perf_counter())
+            marks.append(now())
             rec.phase = "layer"
             out, _ = model.rnn(e)
-            marks.append(time.perf_counter())
+            marks.append(now())
             rec.phase = "head"
             logits = model.head(out)
-            marks.append(time.perf_counter())
+            marks.append(now())
             rec.phase = "loss"
             loss = sequence_cross_entropy(logits, targets)
-            marks.append(time.perf_counter())
+            marks.append(now())
             rec.phase = None
             opt.zero_grad()
             loss.backward()
-            marks.append(time.perf_counter())
+            marks.append(now())
             clip_grad_norm_(params, config.clip)
-            marks.append(time.perf_counter())
+            marks.append(now())
             opt.step()
-            marks.append(time.perf_counter())
+            marks.append(now())
         if k < warmup:
             continue
         for name, lo, hi in zip(PHASES, marks, marks[1:]):
@@ -140,23 +153,23 @@ def profile_theirs(torch, config, vocab_size, weights, batches, warmup, steps):
     model, opt = step.model, step.optimizer
     rows = defaultdict(list)
     for k, (ids, targets) in enumerate(batches[:warmup + steps]):
-        marks = [time.perf_counter()]
-        x, y = torch.from_numpy(ids), torch.from_numpy(targets)
+        marks = [now()]
+        x, y = torch.from_numpy(ids).to(config.device), torch.from_numpy(targets).to(config.device)
         e = model.embedding(x)
-        marks.append(time.perf_counter())
+        marks.append(now())
         out = model.rnn(e)[0]
-        marks.append(time.perf_counter())
+        marks.append(now())
         logits = model.head(out)
-        marks.append(time.perf_counter())
+        marks.append(now())
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y.reshape(-1))
-        marks.append(time.perf_counter())
+        marks.append(now())
         opt.zero_grad()
         loss.backward()
-        marks.append(time.perf_counter())
+        marks.append(now())
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        marks.append(time.perf_counter())
+        marks.append(now())
         opt.step()
-        marks.append(time.perf_counter())
+        marks.append(now())
         if k < warmup:
             continue
         for name, lo, hi in zip(PHASES, marks, marks[1:]):
@@ -184,20 +197,33 @@ def main():
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--configs", default=None, help="indices into bench_train.CONFIGS, e.g. 0,4")
+    parser.add_argument("--configs", default=None, help="indices into the configs (bench_train.CONFIGS or "
+                                                         "GPU_CONFIGS), e.g. 0,4")
     parser.add_argument("--blas", default="as-is", choices=["as-is", "native"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     reexec_for_blas(args.blas)
     import torch
     torch.set_num_threads(args.threads)
-    labels = list(CONFIGS)
+    configs = CONFIGS
+    if args.device == "cuda":
+        global _sync
+        import tinygrad_rnn
+        if not tinygrad_rnn.cuda_available():
+            sys.exit("--device cuda: CuPy with a working GPU is needed")
+        import cupy
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        _sync = lambda: (cupy.cuda.get_current_stream().synchronize(), torch.cuda.synchronize())
+        configs = GPU_CONFIGS
+    labels = list(configs)
     if args.configs:
         labels = [labels[int(i)] for i in args.configs.split(",")]
     corpus = CharCorpus.default()
     with blas_threads(args.threads):
-        print(f"{machine()}; NumPy BLAS and torch on {args.threads} thread(s); ms, median of {args.steps} steps")
+        where = f"NumPy BLAS and torch on {args.threads} thread(s)" if args.device == "cpu" else "GPU, synchronised marks"
+        print(f"{machine()}; {where}; ms, median of {args.steps} steps")
         for label in labels:
-            config = CONFIGS[label]
+            config = dataclasses.replace(configs[label], device=args.device)
             task = make_task(config, corpus)
             batches = [task.batch() for _ in range(args.warmup + args.steps)]
             _, model, _, _ = build(config, corpus)
