@@ -35,13 +35,14 @@ from tinygrad_rnn.train.threads import blas_threads
 
 PHASES = ("embedding", "layer", "head", "loss")
 _sync = None  # on a GPU: waits for CuPy's and torch's streams
+_clock = time.perf_counter
 
 
 def now():
     """A time mark; on a GPU, after the work launched so far has finished."""
     if _sync is not None:
         _sync()
-    return time.perf_counter()
+    return _clock()
 
 
 class Recorder:
@@ -67,13 +68,13 @@ class Recorder:
             spent = [0.0]
 
             def timed_forward(node, *args, **kwargs):
-                start = time.perf_counter()
+                start = _clock()
                 try:
                     return forward(node, *args, **kwargs)
                 finally:
-                    spent[0] += time.perf_counter() - start
+                    spent[0] += _clock() - start
             own = cls.__dict__.get("forward")
-            start = time.perf_counter()
+            start = _clock()
             cls.forward = timed_forward
             try:
                 out = original_apply(cls, *inputs, **options)
@@ -83,7 +84,7 @@ class Recorder:
                 else:
                     cls.forward = own
                 recorder.depth -= 1
-            recorder.recording += time.perf_counter() - start - spent[0]
+            recorder.recording += _clock() - start - spent[0]
             if out._ctx is not None and recorder.phase is not None:
                 recorder.phase_of[id(out._ctx)] = recorder.phase
                 recorder.nodes[recorder.phase] += 1
@@ -201,13 +202,16 @@ def main():
                                                          "GPU_CONFIGS), e.g. 0,4")
     parser.add_argument("--blas", default="as-is", choices=["as-is", "native"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="cpu: this process's CPU time (steadier on a busy machine; CPU only)")
     args = parser.parse_args()
     reexec_for_blas(args.blas)
+    global _clock, _sync
+    _clock = time.process_time if args.clock == "cpu" and args.device == "cpu" else time.perf_counter
     import torch
     torch.set_num_threads(args.threads)
     configs = CONFIGS
     if args.device == "cuda":
-        global _sync
         import tinygrad_rnn
         if not tinygrad_rnn.cuda_available():
             sys.exit("--device cuda: CuPy with a working GPU is needed")
@@ -221,7 +225,7 @@ def main():
     corpus = CharCorpus.default()
     with blas_threads(args.threads):
         where = f"NumPy BLAS and torch on {args.threads} thread(s)" if args.device == "cpu" else "GPU, synchronised marks"
-        print(f"{machine()}; {where}; ms, median of {args.steps} steps")
+        print(f"{machine()}; {where}; ms ({args.clock} time), median of {args.steps} steps")
         for label in labels:
             config = dataclasses.replace(configs[label], device=args.device)
             task = make_task(config, corpus)
