@@ -110,3 +110,15 @@ def test_parameters_of_two_dtypes_get_a_buffer_each():
     run(opt, params, 3)
     assert sorted(str(f.array.dtype) for f in opt._flat.values()) == ["float32", "float64"]
     assert [p.dtype for p in params] == [np.float64, np.float64, np.float32, np.float32]
+
+
+def test_states_that_differ_keep_per_parameter_steps():
+    params = make_params("cpu", values())
+    opt = tr.optim.Adam(params, lr=0.01)
+    run(opt, params, 2)
+    saved = opt.state_dict()
+    saved["state"][1]["step"] = 7  # one parameter further on than the others
+    opt.load_state_dict(saved)
+    run(opt, params, 1, first_step=2)
+    assert [opt.state[p]["step"] for p in params] == [3, 8, 3]
+    assert all(opt.state[p]["exp_avg"].base is None for p in params)  # loaded arrays, stepped alone

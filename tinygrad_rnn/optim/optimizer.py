@@ -239,10 +239,14 @@ class _Flat:
         """Copy the parameters (and their state, when all have the same entries) into flat buffers, or None."""
         states = [state.get(p, {}) for p in params]
         first = states[0]
-        same = all(s.keys() == first.keys() for s in states) and all(
-            _scalar_equal(s[k], first[k]) for s in states for k in first if not _is_array(first[k]))
-        if not same or any(_is_array(v) and v.shape != p.shape for p, s in zip(params, states) for v in s.values()):
-            return None
+        for p, s in zip(params, states):
+            if s.keys() != first.keys():
+                return None
+            for name, value in s.items():
+                fits = _is_array(value) and value.shape == p.shape if _is_array(first[name]) else \
+                    _scalar_equal(value, first[name])
+                if not fits:
+                    return None
         xp = backend.xp_of(params[0].array)
         flat = cls(params, xp.concatenate([p.array.reshape(-1) for p in params]))
         for p, view in zip(params, flat.views):
