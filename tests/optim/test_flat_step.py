@@ -122,3 +122,20 @@ def test_states_that_differ_keep_per_parameter_steps():
     run(opt, params, 1, first_step=2)
     assert [opt.state[p]["step"] for p in params] == [3, 8, 3]
     assert all(opt.state[p]["exp_avg"].base is None for p in params)  # loaded arrays, stepped alone
+
+
+def test_foreach_false_and_optimizers_without_it_step_each_parameter():
+    class Halve(tr.optim.Optimizer):  # a rule written for one parameter at a time, no "foreach" default
+        def __init__(self, params):
+            super().__init__(params, {"lr": 0.5})
+
+        def update(self, p, g, state, group):
+            assert p.shape == g.shape  # a real parameter, not a flat buffer
+            p.array -= group["lr"] * g
+
+    for make in (lambda ps: Halve(ps), lambda ps: tr.optim.Adam(ps, lr=0.1, foreach=False)):
+        params = make_params("cpu", values())
+        opt = make(params)
+        run(opt, params, 2)
+        assert not opt._flat and all(p.array.base is None for p in params)
+    assert tr.optim.SGD(make_params("cpu"), lr=0.1).param_groups[0]["foreach"] is None  # as torch

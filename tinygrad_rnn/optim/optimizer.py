@@ -3,10 +3,12 @@
 Subclasses write one method, `update(p, g, state, group)`, that changes `p.array` in place from
 the gradient array `g`, taking `xp` from the data so the same rule runs on NumPy and CuPy.
 
-The rule runs once per step over all of a group's parameters of one device and dtype (a
-multi-tensor step, as torch's foreach): their arrays become views of one flat buffer (`_Flat`),
-so do their state's arrays, and `update` gets the flat buffers, the gradients gathered into one
-array. Each parameter's state stays its own dict of views, so state_dict() is as before. A step
+With `foreach` None (the default) or True in a group, as the optimizers here pass it, the rule
+runs once per step over all of the group's parameters of one device and dtype (a multi-tensor
+step, as torch's foreach): their arrays become views of one flat buffer (`_Flat`), so do their
+state's arrays, and `update` gets an object whose `.array` is the flat buffer, the flat state and
+the gradients gathered into one array. A subclass that leaves "foreach" out of its defaults, or
+foreach=False, gets one call per parameter. Each parameter's state stays its own dict of views, so state_dict() is as before. A step
 where some parameter of the group has no gradient, or the parameters' states differ (different
 step counts after skipped steps), updates each parameter alone on the same views. Whoever rebinds
 a parameter's array (load_state_dict, .to()) or the state (Optimizer.load_state_dict) is noticed
@@ -105,7 +107,7 @@ class Optimizer:
 
     def _step_flat(self, params, group):
         """One update over the flat buffer of `params` (same device and dtype); False where it cannot run."""
-        if len(params) < 2 or any(p.grad is None for p in params):
+        if group.get("foreach", False) is False or len(params) < 2 or any(p.grad is None for p in params):
             return False
         flat = self._flat.get(tuple(map(id, params)))
         if flat is None or not flat.current(self.state):

@@ -37,9 +37,10 @@ class SGD(Optimizer):
     """Stochastic gradient descent with momentum (and Nesterov momentum), as torch.optim.SGD."""
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                 maximize=False):
+                 maximize=False, foreach=None):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
-                                  "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize})
+                                  "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
+                                  "foreach": foreach})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -72,9 +73,9 @@ class Adam(Optimizer):
     decoupled_weight_decay = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 maximize=False):
+                 maximize=False, foreach=None):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                                  "amsgrad": amsgrad, "maximize": maximize})
+                                  "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -128,19 +129,19 @@ class AdamW(Adam):
     decoupled_weight_decay = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                 maximize=False):
+                 maximize=False, foreach=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize)
+                         maximize=maximize, foreach=foreach)
 
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al. 2011) with PyTorch's lr_decay and initial_accumulator_value."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10, maximize=False):
+                 eps=1e-10, maximize=False, foreach=None):
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                                   "initial_accumulator_value": initial_accumulator_value, "eps": eps,
-                                  "maximize": maximize})
+                                  "maximize": maximize, "foreach": foreach})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -169,9 +170,10 @@ class RMSprop(Optimizer):
     """RMSprop (Hinton's lecture 6e) as torch.optim.RMSprop: eps added after the square root."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                 maximize=False):
+                 maximize=False, foreach=None):
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
-                                  "momentum": momentum, "centered": centered, "maximize": maximize})
+                                  "momentum": momentum, "centered": centered, "maximize": maximize,
+                                  "foreach": foreach})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
