@@ -20,6 +20,7 @@ The script checks that both give the same gradient (to 1e-10, float64), measures
     python examples/rtrl_vs_bptt.py          # about 10 seconds of CPU time
 """
 import argparse
+import gc
 import os
 import time
 import tracemalloc
@@ -90,9 +91,12 @@ def peak_bytes(fn, *args):
     """The most memory Python and NumPy held at once while fn ran, above what they held before.
 
     A first, untraced run fills Python's caches of small objects (free lists), which the traced
-    run then reuses: otherwise what they keep would count as the method's own.
+    run then reuses: otherwise what they keep would count as the method's own. Garbage left so far
+    is collected before tracing, so that an automatic collection, which frees the traced run's own
+    cycles, does not fall inside one measurement and not another.
     """
     fn(*args)
+    gc.collect()
     tracemalloc.start()
     try:
         fn(*args)
