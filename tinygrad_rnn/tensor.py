@@ -137,6 +137,7 @@ class Function:
     array_backward = False
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
     kept_for_drawing = None  # ops define it to return the small attributes a drawing reads after backward
+    whole_sequence = False  # True for a node that stands for a whole recurrent pass (drawn as one node)
 
     @classmethod
     def apply(cls, *inputs, **options):

@@ -1,4 +1,6 @@
 """The public entry points: to_dot, draw and render."""
+import warnings
+
 from . import gradient, style
 from . import render as _render
 from .dot import source
@@ -90,6 +92,7 @@ def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dp
         raise ValueError("expand_fused does not apply to the gradient view: the steps it rebuilds never ran "
                          "backward, so they have no gradients to colour; record the layer with fused=False")
     panels = _panels(root, expand_fused)
+    _warn_whole_sequence_nodes(panels)
     detail = detail or ("states" if view == "gradient" else "ops")
     scene = new_scene(rankdir or ("LR" if view == "folded" else RANKDIR[detail]), title, dpi,
                       compact=view != "folded" and detail == "states")
@@ -112,3 +115,12 @@ def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dp
     if scale is not None:   # the legend is the picture's label, under the caption
         scene.graph_attrs.update(label=scale.legend(gradient.LEGEND_TITLE, title), labelloc="t", fontsize="12")
     return scene
+
+
+def _warn_whole_sequence_nodes(panels):
+    """Say so when a recurrent pass is drawn as one node (its steps are not in the recorded graph)."""
+    ops = sorted({item.op for _, rec in panels for item in rec.items if getattr(item, "whole_sequence", False)})
+    if ops:
+        warnings.warn(f"viz: each {' / '.join(ops)} node is a whole recurrent pass, drawn as one node per layer "
+                      f"and direction without its steps; pass expand_fused=True (fused built-in layers) or "
+                      f"record the layer with fused=False to draw every step", stacklevel=4)

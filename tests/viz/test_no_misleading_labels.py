@@ -2,8 +2,10 @@
 it, is drawn as what it is; labels carry the index of a slice, the full names of a model's weights,
 a legend whose values differ, and no node without its inputs."""
 import re
+import warnings
 
 import numpy as np
+import pytest
 
 import tinygrad_rnn as tr
 import viz
@@ -131,3 +133,18 @@ def test_a_slice_keeps_its_index_in_the_drawing_after_backward():
     y = (x[:, 1:3] * 2).sum()
     y.backward()
     assert 'label="[:, 1:3]"' in viz.to_dot(y)
+
+
+def test_a_whole_sequence_pass_drawn_as_one_node_says_so():
+    fused = tr.nn.LSTM(3, 4)
+    out, _ = fused(tr.randn(3, 2, 3))
+    with pytest.warns(UserWarning, match="lstm_fused.*expand_fused=True"):
+        viz.to_dot(out.sum())
+    compiled = tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, 3, 4)
+    out, _ = compiled(tr.randn(3, 2, 3))
+    with pytest.warns(UserWarning, match="compiled.*fused=False"):
+        viz.to_dot(out.sum())
+    out, _ = fused(tr.randn(3, 2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        viz.to_dot(out.sum(), expand_fused=True)   # drawn in full: nothing to say

@@ -363,6 +363,7 @@ class CompiledPass(Function):
     """One (layer, direction) pass of a compiled cell: inputs x (T, B, ...), the initial states, the
     statics; output (T, B, size_0). Subclassed per cell type for its op name (`<cell>_compiled`)."""
     array_backward = True
+    whole_sequence = True
 
     def forward(self, x, *arrays, compiled, link, reverse, lengths, checkpoint_every, record):
         n = len(compiled.graph.states)

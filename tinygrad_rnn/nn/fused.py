@@ -636,6 +636,7 @@ class FusedPass(Function):
     """One (layer, direction) pass as one node: inputs x, h0, [c0], w_ih, w_hh, [b_ih, b_hh]."""
     cell = None
     array_backward = True
+    whole_sequence = True
 
     def forward(self, *arrays, layout, link, reverse, lengths, checkpoint_every, record):
         named = dict(zip(layout, arrays))
