@@ -32,5 +32,6 @@ def test_bptt_memory_grows_with_the_sequence_and_rtrl_memory_does_not():
         model, loss = example.elman_problem(steps=steps, hidden=3)
         peaks[steps] = (example.peak_bytes(example.bptt_gradient, model, loss),
                         example.peak_bytes(example.one_rtrl_pass, model, loss))
+    bptt_growth, rtrl_growth = peaks[32][0] - peaks[8][0], peaks[32][1] - peaks[8][1]
     assert peaks[32][0] > 3 * peaks[8][0]
-    assert peaks[32][1] < 1.5 * peaks[8][1]
+    assert rtrl_growth < 0.1 * bptt_growth  # RTRL keeps only the present: at most a few bytes a step

@@ -240,11 +240,15 @@ class CrossEntropy(Function):
         if reduction == "sum":
             return total
         self.denominator = row_weight.sum()
-        return total / self.denominator
+        with np.errstate(invalid="ignore", divide="ignore"):  # every row ignored: NaN, as torch gives
+            return total / self.denominator
 
     def _row_scale(self, g):
-        """Each row's share of the output gradient: (N,) for reduction none, else a scalar."""
-        return g / self.denominator if self.reduction == "mean" else g
+        """Each row's share of the output gradient: (N,) for reduction none, else a scalar (0 when
+        every row is ignored: no row had a part in the NaN mean, so none gets a gradient, as in torch)."""
+        if self.reduction != "mean":
+            return g
+        return g / self.denominator if self.denominator != 0 else g * 0
 
     def _target_mass(self):
         """a_i = sum_c b_ic: the total mass of row i's target distribution."""
@@ -273,7 +277,9 @@ class CrossEntropy(Function):
         if self.smoothing:
             b += (self.keep * (self.smoothing / n_classes))[:, None] * (1 if self.class_weight is None
                                                                         else self.class_weight)
-        scale = g / Tensor._make(self.denominator, None) if self.reduction == "mean" else g
+        scale = g
+        if self.reduction == "mean":
+            scale = g / Tensor._make(self.denominator, None) if self.denominator != 0 else g * 0
         if self.reduction == "none":
             scale = scale.reshape(n, 1)
         p = softmax(self.input(0), dim=1)
