@@ -35,6 +35,7 @@ CASES = {
     ops.Neg: [(lambda a: -a, lambda d: (rand(d, 3),))],
     ops.Exp: [(lambda a: a.exp(), lambda d: (rand(d, 3, 4),))],
     ops.Log: [(lambda a: a.log(), lambda d: (rand(d, 3, 4, positive=True),))],
+    ops.Sqrt: [(lambda a: a.sqrt(), lambda d: (rand(d, 3, 4, positive=True),))],
     ops.Tanh: [(lambda a: a.tanh(), lambda d: (rand(d, 3, 4),))],
     ops.Sigmoid: [(lambda a: (a * 4).sigmoid(), lambda d: (rand(d, 3, 4),))],
     ops.Relu: [(lambda a: a.relu(), lambda d: (rand(d, 3, 4),))],

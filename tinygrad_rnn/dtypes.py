@@ -4,6 +4,9 @@ Each one is a NumPy dtype object, the very value `tensor.dtype` holds, so `x.dty
 is true, and NumPy, CuPy and every `dtype=` argument take them as they are (strings such as
 "float64" keep working too).
 """
+import builtins
+import numbers
+
 import numpy as np
 
 # PyTorch's name -> NumPy dtype; aliases as in torch (float = float32, long = int64, ...)
@@ -26,5 +29,59 @@ uint8, int8 = DTYPES["uint8"], DTYPES["int8"]
 int16 = short = DTYPES["int16"]
 int32 = DTYPES["int32"]
 int64 = long = DTYPES["int64"]
+
+
+# ----------------------------------------------------------------------------- type promotion, as torch
+
+DEFAULT_FLOAT = float32
+
+
+def _category(dtype):
+    return "bif".index(dtype.kind if dtype.kind != "u" else "i")  # bool < integer < floating
+
+
+def promote_types(a, b):
+    """torch.promote_types: the larger kind wins and keeps its own width (int64 + float32 is float32)."""
+    a, b = np.dtype(a), np.dtype(b)
+    if _category(a) != _category(b):
+        return a if _category(a) > _category(b) else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower):
+    """torch's rule between operand groups: a lower group only counts where it is of a higher kind."""
+    if higher is None or lower is None:
+        return lower if higher is None else higher
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return promote_types(higher, lower)
+    return higher
+
+
+def result_type(*operands):
+    """The dtype torch gives an elementwise op of `operands`: tensors with dims decide, 0-d tensors
+    only where they are of a higher kind (bool < int < float), then Python numbers (a float one
+    means float32, an int one int64). An operand is an array-like with `.dtype` and `.ndim`, or a
+    Python number."""
+    groups = [None, None, None]  # tensors with dims, 0-d tensors, Python numbers
+    for x in operands:
+        if isinstance(x, (builtins.bool, np.bool_)):  # this module's `bool` is torch's dtype name
+            group, dtype = 2, np.dtype(np.bool_)
+        elif isinstance(x, numbers.Integral) and not hasattr(x, "ndim"):
+            group, dtype = 2, np.dtype(np.int64)
+        elif isinstance(x, numbers.Real) and not hasattr(x, "ndim"):
+            group, dtype = 2, DEFAULT_FLOAT
+        else:
+            group, dtype = (0 if x.ndim else 1), np.dtype(x.dtype)
+        groups[group] = dtype if groups[group] is None else promote_types(groups[group], dtype)
+    return _combine(groups[0], _combine(groups[1], groups[2]))
+
+
+def floating(dtype):
+    """The dtype a float-valued op (exp, division, mean ...) computes in: integers and bools go to float32."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else DEFAULT_FLOAT
+
+
 # last: from here on these names hide Python's builtins in this module, as torch.float does in torch
 float, int, bool = DTYPES["float"], DTYPES["int"], DTYPES["bool"]

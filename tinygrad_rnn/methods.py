@@ -164,27 +164,46 @@ class TensorMethods:
     subtract, multiply, divide, true_divide = sub, mul, div, div
 
     # --- comparisons: elementwise boolean tensors, as in PyTorch
-    def _compare(self, other, op):
-        other = other.array if hasattr(other, "array") and not isinstance(other, np.ndarray) else other
+    def _compare(self, other, op, name):
+        from .tensor import _numeric
+        if isinstance(other, _tensor_cls()):
+            if other.device != self.device:
+                raise backend.DeviceError(f"{name}: operands are on {self.device} and {other.device}")
+            other = other.array
+        elif not isinstance(other, (bool, int, float)):
+            other = backend.to_device(_numeric(other, name), self.device)
         return _constant(op(self.array, other))
 
-    def __eq__(self, other): return self._compare(other, lambda a, b: a == b)
-    def __ne__(self, other): return self._compare(other, lambda a, b: a != b)
-    def __lt__(self, other): return self._compare(other, lambda a, b: a < b)
-    def __le__(self, other): return self._compare(other, lambda a, b: a <= b)
-    def __gt__(self, other): return self._compare(other, lambda a, b: a > b)
-    def __ge__(self, other): return self._compare(other, lambda a, b: a >= b)
+    def __eq__(self, other): return self._compare(other, lambda a, b: a == b, "eq")
+    def __ne__(self, other): return self._compare(other, lambda a, b: a != b, "ne")
+    def __lt__(self, other): return self._compare(other, lambda a, b: a < b, "lt")
+    def __le__(self, other): return self._compare(other, lambda a, b: a <= b, "le")
+    def __gt__(self, other): return self._compare(other, lambda a, b: a > b, "gt")
+    def __ge__(self, other): return self._compare(other, lambda a, b: a >= b, "ge")
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     __hash__ = object.__hash__
 
     def __invert__(self):
-        if self.dtype != np.bool_:
-            raise TypeError(f"~ is only defined for bool tensors here; got {self.dtype}")
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"~ (bitwise_not) is only defined for bool and integer tensors; got {self.dtype}")
         return _constant(~self.array)
 
-    def __and__(self, other): return self._compare(other, lambda a, b: a & b)
-    def __or__(self, other): return self._compare(other, lambda a, b: a | b)
-    def __xor__(self, other): return self._compare(other, lambda a, b: a ^ b)
+    # bitwise and logical: bool and integer tensors, promoted as torch does
+    def __and__(self, other): return self._bitwise(other, "bitwise_and")
+    def __or__(self, other): return self._bitwise(other, "bitwise_or")
+    def __xor__(self, other): return self._bitwise(other, "bitwise_xor")
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def _bitwise(self, other, name):
+        from .dtypes import result_type
+        operand = other if isinstance(other, (bool, int, float)) else self._lift(other, name)
+        theirs = operand if isinstance(operand, (bool, int, float)) else operand.array
+        dtype = result_type(self.array, theirs)
+        if dtype.kind not in "biu":
+            raise TypeError(f"{name}: only bool and integer operands are supported; got {self.dtype} and "
+                            f"{getattr(theirs, 'dtype', type(theirs).__name__)}")
+        return _constant(getattr(self.xp, name)(self.array.astype(dtype, copy=False),
+                                                self.xp.asarray(theirs, dtype=dtype)))
 
     def equal(self, other):
         """True if both have the same shape and elements."""
@@ -212,30 +231,34 @@ class TensorMethods:
 
     # --- elementwise math
     def abs(self):
+        if self.dtype.kind == "b":
+            raise TypeError("abs: not implemented for bool tensors")
         return self * _constant(self.xp.sign(self.array))  # torch's gradient: sign(x), 0 at 0
 
     __abs__ = abs
 
     def sign(self):
-        return _constant(self.xp.sign(self.array))
+        return _constant(self.array.copy() if self.dtype.kind == "b" else self.xp.sign(self.array))
 
     def pow(self, exponent):
         return self ** exponent
 
     def square(self):
-        return self * self
+        x = self.long() if self.dtype.kind == "b" else self  # as torch: squares of bools count
+        return x * x
 
     def rsqrt(self):
-        return self ** -0.5
+        return 1 / self._floating().sqrt()  # -0 gives -inf and -inf NaN, as torch
 
     def reciprocal(self):
-        return 1 / self
+        return 1 / self._floating()
 
     def maximum(self, other):
-        return _where_pick(self, other, lambda a, b: a >= b)
+        """The larger of each pair; NaN wins, and a tie sends half the gradient each way (as torch)."""
+        return _where_pick(self, other, "maximum", lambda a, b: a > b)
 
     def minimum(self, other):
-        return _where_pick(self, other, lambda a, b: a <= b)
+        return _where_pick(self, other, "minimum", lambda a, b: a < b)
 
     @numpy_aliases
     def softmax(self, dim):
@@ -315,8 +338,9 @@ class TensorMethods:
         return int(self.item())
 
     def __index__(self):
-        if self.dtype.kind not in "iub":
-            raise TypeError(f"only integer tensors of a single element can be converted to an index; got {self.dtype}")
+        if self.dtype.kind not in "iub" or self.array.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index; got "
+                            f"{self.dtype} of shape {self.shape}")
         return int(self.item())
 
     def __format__(self, spec):
@@ -452,18 +476,60 @@ class TensorMethods:
         self.array[_raw_index(index)] = value
 
     def masked_fill_(self, mask, value):
+        mask = _mask("masked_fill_", self, mask, in_place=True)
+        value = _fill_value("masked_fill_", self, value.item() if isinstance(value, _tensor_cls()) else value)
         self._in_place("masked_fill_")
-        mask = mask.array if isinstance(mask, _tensor_cls()) else mask
         self.array[...] = self.xp.where(mask, value, self.array)
         return self
 
     def masked_fill(self, mask, value):
-        """A copy with `value` where the boolean `mask` (broadcast to this shape) is True."""
+        """A copy with `value` (cast to this tensor's dtype) where the boolean `mask`, broadcast to this
+        shape, is True."""
         from .tensor import where
-        mask = mask.array if isinstance(mask, _tensor_cls()) else self.xp.asarray(mask)
-        if mask.dtype != np.bool_:
-            raise TypeError(f"masked_fill: mask must be a bool tensor; got {mask.dtype}")
-        return where(_constant(self.xp.broadcast_to(mask, self.shape)), value, self)
+        mask = _mask("masked_fill", self, mask, in_place=False)
+        if isinstance(value, _tensor_cls()):
+            if value.ndim:
+                raise ValueError(f"masked_fill: only supports a 0-dimensional value tensor, but got one with "
+                                 f"{value.ndim} dimension(s)")
+            value = value._as_dtype(self.dtype)
+        else:
+            value = _constant(_fill_value("masked_fill", self, value))
+        return where(_constant(mask), value, self)
+
+
+def _mask(op, tensor, mask, in_place):
+    """A boolean mask as a raw array that broadcasts with the tensor (to its shape, in place)."""
+    from .tensor import _numeric
+    mask = mask.array if isinstance(mask, _tensor_cls()) else tensor.xp.asarray(_numeric(mask, op))
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{op}: mask must be a bool tensor; got {mask.dtype}")
+    try:
+        shape = np.broadcast_shapes(mask.shape, tensor.shape)
+        if in_place and shape != tensor.shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{op}: the mask's shape {tuple(mask.shape)} does not broadcast to the tensor's "
+                         f"{tuple(tensor.shape)}") from None
+    return mask
+
+
+def _scalar_value(op, value):
+    """A fill value: a Python or NumPy number (or a one-element array)."""
+    if isinstance(value, (bool, int, float, np.generic)):
+        return value
+    from .tensor import _numeric
+    array = _numeric(value, op)
+    if array.size != 1:
+        raise ValueError(f"{op}: value must be a number; got an array of shape {array.shape}")
+    return array.reshape(()).item()
+
+
+def _fill_value(op, tensor, value):
+    """A fill value as a 0-d array of the tensor's dtype (ValueError if it has no such value)."""
+    value = _scalar_value(op, value)
+    if tensor.dtype.kind in "iub" and isinstance(value, float) and not np.isfinite(value):
+        raise ValueError(f"{op}: value {value} cannot be converted to {tensor.dtype}")
+    return tensor.xp.asarray(value).astype(tensor.dtype)
 
 
 def _cat(tensors, dim):
@@ -479,10 +545,20 @@ def _axes(tensor, op, dim):
     return check_dim(op, dim, tensor.ndim)
 
 
-def _where_pick(a, b, keep_a):
+def _where_pick(a, b, op, better):
     from .tensor import where
-    b = a._lift(b)
-    return where(_constant(keep_a(a.array, b.array)), a, b)
+    from .dtypes import result_type
+    b = a._lift(b, op)
+    dtype = result_type(a.array, b.array)
+    a, b = a._as_dtype(dtype), b._as_dtype(dtype)
+    xp = a.xp
+    a_wins = better(a.array, b.array)
+    b_wins = better(b.array, a.array)
+    if dtype.kind == "f":
+        a_wins = a_wins | xp.isnan(a.array)
+        b_wins = b_wins | xp.isnan(b.array)
+        b = where(_constant(~(a_wins | b_wins)), a * 0.5 + b * 0.5, b)
+    return where(_constant(a_wins), a, b)
 
 
 def _max_or_min(tensor, op, dim, keepdim):
@@ -492,6 +568,8 @@ def _max_or_min(tensor, op, dim, keepdim):
         return tensor.amax() if op == "max" else tensor.amin()
     if isinstance(dim, (tuple, list)):
         raise TypeError(f"{op}: dim must be one int (use amax/amin for several dims); got {dim!r}")
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: expected an int dim or a Tensor to compare with; got {type(dim).__name__}")
     values = tensor.amax(dim, keepdim) if op == "max" else tensor.amin(dim, keepdim)
     return MaxMin(values, _arg(tensor, "arg" + op, dim, keepdim))
 

@@ -220,6 +220,21 @@ class Log(Function):
         return tangents[0] / inputs[0]
 
 
+class Sqrt(Function):
+    """Its own op, not x ** 0.5: IEEE's pow(-inf, 0.5) is +inf and pow(-0, 0.5) is +0, sqrt gives NaN and -0."""
+    saves = ()
+
+    def forward(self, x):
+        self.out = backend.xp_of(x).sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return (g / (2 * self.output(self.out)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] / (2 * _constant(self.out))
+
+
 class Tanh(Function):
     saves = ()
 
@@ -572,5 +587,5 @@ class Cast(Function):
         return Cast.apply(tangents[0], dtype=self.target)
 
 
-PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Tanh, Sigmoid, Relu, Clip,
+PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
               Sum, Mean, Max, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)

@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from . import backend
+from . import backend, dtypes
 from .methods import TensorMethods, check_dim, numpy_aliases
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -552,47 +552,100 @@ class Tensor(TensorMethods):
 
 
     # --- arithmetic (the ops module defines each primitive once; these only route to it)
-    def _lift(self, other):
-        """A Python number or array as a constant tensor of this tensor's dtype and device."""
+    def _lift(self, other, op=None):
+        """A Python number or array as a constant tensor on this tensor's device; of this tensor's
+        dtype when it is floating (a NumPy array or list given as an operand is data of this tensor)."""
         if isinstance(other, Tensor):
             return other
         if other.__class__ is float or other.__class__ is int:
-            key = (other, self.array.dtype, self.array.__class__)
-            constant = _constants.get(key)
-            if constant is None:
-                if len(_constants) > 4096:
-                    _constants.clear()
-                constant = _constants[key] = self._lift(np.asarray(other))
-            return constant
-        array = self.xp.asarray(other, dtype=self.dtype if self.dtype.kind == "f" else None)
+            return _scalar(other, self.array.dtype if self.array.dtype.kind == "f" else None, self.array)
+        array = _numeric(other, op)
+        array = self.xp.asarray(backend.to_device(array, self.device) if hasattr(array, "dtype") else array,
+                                dtype=self.dtype if self.dtype.kind == "f" else None)
         return Tensor._make(array, None)
 
-    def __add__(self, other): return ops.Add.apply(self, self._lift(other))
-    def __radd__(self, other): return ops.Add.apply(self._lift(other), self)
-    def __sub__(self, other): return ops.Sub.apply(self, self._lift(other))
-    def __rsub__(self, other): return ops.Sub.apply(self._lift(other), self)
-    def __mul__(self, other): return ops.Mul.apply(self, self._lift(other))
-    def __rmul__(self, other): return ops.Mul.apply(self._lift(other), self)
-    def __truediv__(self, other): return ops.Div.apply(self, self._lift(other))
-    def __rtruediv__(self, other): return ops.Div.apply(self._lift(other), self)
-    def __pow__(self, other): return ops.Pow.apply(self, self._lift(other))
-    def __rpow__(self, other): return ops.Pow.apply(self._lift(other), self)
-    def __matmul__(self, other): return ops.Matmul.apply(self, self._lift(other))
-    def __rmatmul__(self, other): return ops.Matmul.apply(self._lift(other), self)
-    def __neg__(self): return ops.Neg.apply(self)
+    def _binary(self, op, other, reverse=False):
+        """op(self, other), or op(other, self), with both operands in the dtype torch promotes them to."""
+        if other.__class__ is Tensor and other.array.dtype == self.array.dtype and self.array.dtype.kind == "f":
+            return op.apply(other, self) if reverse else op.apply(self, other)
+        if (other.__class__ is float or other.__class__ is int) and self.array.dtype.kind == "f":
+            other = _scalar(other, self.array.dtype, self.array)  # the hot path: x * 0.5
+            return op.apply(other, self) if reverse else op.apply(self, other)
+        name = op.__name__.lower()
+        number = isinstance(other, (bool, int, float)) or (isinstance(other, np.generic) and other.ndim == 0)
+        if not number:
+            other = self._lift(other, name)
+        dtype = dtypes.result_type(self.array, other if number else other.array)
+        kinds = (self.dtype.kind, "b" if isinstance(other, (bool, np.bool_)) else "n" if number else other.dtype.kind)
+        if op is ops.Sub and "b" in kinds:
+            raise TypeError("sub: subtraction, the `-` operator, with a bool tensor is not supported; "
+                            "use ~ or logical_xor to invert or compare masks")
+        if op is ops.Pow and dtype.kind == "b":
+            raise TypeError("pow: not implemented for bool tensors")
+        if op is ops.Div:
+            dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to float32
+        elif op is ops.Matmul and not number and self.dtype != other.dtype:
+            raise TypeError(f"matmul: expected both operands to have the same dtype, but found {self.dtype} and "
+                            f"{other.dtype}")
+        other = _scalar(other, dtype, self.array) if number else other._as_dtype(dtype)
+        me = self._as_dtype(dtype)
+        return op.apply(other, me) if reverse else op.apply(me, other)
+
+    def _as_dtype(self, dtype):
+        """This tensor in `dtype`: itself, a differentiable cast, or a converted constant."""
+        if self.array.dtype == dtype:
+            return self
+        if self.requires_grad:
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._make(self.array.astype(dtype), None)
+
+    def _floating(self):
+        """This tensor as floating point: integer and bool tensors compute exp, log ... in float32."""
+        return self if self.array.dtype.kind == "f" else self._as_dtype(dtypes.DEFAULT_FLOAT)
+
+    def __add__(self, other): return self._binary(ops.Add, other)
+    def __radd__(self, other): return self._binary(ops.Add, other, reverse=True)
+    def __sub__(self, other): return self._binary(ops.Sub, other)
+    def __rsub__(self, other): return self._binary(ops.Sub, other, reverse=True)
+    def __mul__(self, other): return self._binary(ops.Mul, other)
+    def __rmul__(self, other): return self._binary(ops.Mul, other, reverse=True)
+    def __truediv__(self, other): return self._binary(ops.Div, other)
+    def __rtruediv__(self, other): return self._binary(ops.Div, other, reverse=True)
+    def __pow__(self, other): return self._binary(ops.Pow, other)
+    def __rpow__(self, other): return self._binary(ops.Pow, other, reverse=True)
+    def __matmul__(self, other): return self._binary(ops.Matmul, other)
+    def __rmatmul__(self, other): return self._binary(ops.Matmul, other, reverse=True)
     def __getitem__(self, index): return ops.Getitem.apply(self, index=_raw_index(index))
 
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
-    def relu(self): return ops.Relu.apply(self)
-    def sqrt(self): return self ** 0.5
+    def __neg__(self):
+        if self.dtype.kind == "b":
+            raise TypeError("neg: negation, the `-` operator, on a bool tensor is not supported; use ~ to invert a mask")
+        return ops.Neg.apply(self)
+
+    def exp(self): return ops.Exp.apply(self._floating())
+    def log(self): return ops.Log.apply(self._floating())
+    def tanh(self): return ops.Tanh.apply(self._floating())
+    def sigmoid(self): return ops.Sigmoid.apply(self._floating())
+    def sqrt(self): return ops.Sqrt.apply(self._floating())
+
+    def relu(self):
+        if self.dtype.kind == "b":
+            raise TypeError("relu: boolean inputs are not supported")
+        return ops.Relu.apply(self)
 
     def clip(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
-        return ops.Clip.apply(self, low=min, high=max)
+        bounds = {}
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None:
+                bounds[name] = bound if isinstance(bound, (bool, int, float)) else _numeric(bound, "clip")
+        dtype = dtypes.result_type(self.array, *bounds.values())
+        if dtype.kind == "b":
+            raise TypeError("clip (clamp): not implemented for bool tensors and bounds")
+        low, high = (None if b is None else dtype.type(b) if np.ndim(b) == 0 else b.astype(dtype)
+                     for b in (bounds.get("min"), bounds.get("max")))
+        return ops.Clip.apply(self._as_dtype(dtype), low=low, high=high)
 
     clamp = clip
 
@@ -643,7 +696,9 @@ class Tensor(TensorMethods):
 
     @property
     def mT(self):
-        return self.transpose(-2, -1)
+        if self.ndim == 1:
+            raise ValueError("mT: only supported on matrices or batches of matrices; got a 1-D tensor")
+        return self.transpose(-2, -1) if self.ndim else self  # a 0-d tensor is its own transpose, as in torch
 
     def expand(self, *sizes):
         """A broadcast view with size-1 dims (and new leading dims) repeated; -1 keeps a dim."""
@@ -712,6 +767,38 @@ class Tensor(TensorMethods):
     __hash__ = object.__hash__
 
 
+def _scalar(value, dtype, like):
+    """A Python number as a constant 0-d tensor of `dtype` (NumPy's own for None) beside `like`, cached:
+    numbers in expressions cost nothing."""
+    key = (value, value.__class__, dtype, like.__class__)
+    constant = _constants.get(key)
+    if constant is None:
+        if len(_constants) > 4096:
+            _constants.clear()
+        xp = backend.xp_of(like)
+        constant = _constants[key] = Tensor._make(xp.asarray(value, dtype=dtype), None)
+    return constant
+
+
+def _numeric(value, op=None):
+    """`value` (a number, sequence, NumPy, CuPy or foreign array) as an array of numbers, or TypeError."""
+    if isinstance(value, Tensor):
+        return value.array
+    if hasattr(value, "dtype") and (isinstance(value, np.ndarray) or backend.is_cupy_array(value)):
+        array = value
+    elif value is None or isinstance(value, (str, bytes)):
+        array = None
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError, RuntimeError):
+            array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise TypeError(f"{op or 'operand'}: unsupported operand of type {type(value).__name__}; expected a "
+                        f"Tensor, a number or an array of numbers")
+    return array
+
+
 def _raw_index(index):
     """Integer tensors used as indices become their arrays."""
     if isinstance(index, Tensor):
@@ -773,16 +860,20 @@ def stack(tensors, dim=0, *, axis=None):
 
 
 def where(condition, x, y):
-    """Elements of x where condition holds, else of y (condition gets no gradient)."""
-    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
-    if like is None:  # two numbers: the result takes the condition's device and the default dtype
-        if not isinstance(condition, Tensor):
-            raise TypeError("where: condition, x or y must be a Tensor")
-        like = Tensor._make(condition.xp.zeros((), dtype=np.float32), None)
-    condition = condition.array if isinstance(condition, Tensor) else like.xp.asarray(condition)
+    """Elements of x where condition holds, else of y (condition gets no gradient); x and y are tensors
+    or numbers, promoted to one dtype as torch does."""
+    if not isinstance(condition, Tensor):
+        if not (isinstance(condition, np.ndarray) or backend.is_cupy_array(condition)):
+            raise TypeError(f"where: condition must be a bool Tensor; got {type(condition).__name__}")
+        condition = Tensor._make(condition, None)
     if condition.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor; got {condition.dtype}")
-    return ops.Where.apply(like._lift(x), like._lift(y), condition=condition)
+    branches = [value if isinstance(value, (Tensor, bool, int, float))
+                else Tensor._make(condition.xp.asarray(_numeric(value, "where")), None) for value in (x, y)]
+    dtype = dtypes.result_type(*[b.array if isinstance(b, Tensor) else b for b in branches])
+    x, y = (b._as_dtype(dtype) if isinstance(b, Tensor) else _scalar(b, dtype, condition.array) for b in branches)
+    _check_same_device(ops.Where, (condition, x, y))
+    return ops.Where.apply(x, y, condition=condition.array)
 
 
 from . import ops  # last: ops subclasses Function, defined above
