@@ -223,11 +223,13 @@ class TensorMethods:
 
     @numpy_aliases
     def any(self, dim=None, keepdim=False):
-        return _constant(self.array.any(axis=dim, keepdims=keepdim))
+        axes = reduction_dims("any", self, dim, empty_means_all=False)
+        return _constant(self.xp.asarray(self.array.any(axis=axes, keepdims=keepdim)))
 
     @numpy_aliases
     def all(self, dim=None, keepdim=False):
-        return _constant(self.array.all(axis=dim, keepdims=keepdim))
+        axes = reduction_dims("all", self, dim, empty_means_all=False)
+        return _constant(self.xp.asarray(self.array.all(axis=axes, keepdims=keepdim)))
 
     # --- elementwise math
     def abs(self):
@@ -261,22 +263,30 @@ class TensorMethods:
         return _where_pick(self, other, "minimum", lambda a, b: a < b)
 
     @numpy_aliases
-    def softmax(self, dim):
+    def softmax(self, dim, dtype=None):
         from .nn import functional
-        return functional.softmax(self, dim)
+        return functional.softmax(self, _one_dim("softmax", dim), dtype=dtype)
 
     @numpy_aliases
-    def log_softmax(self, dim):
+    def log_softmax(self, dim, dtype=None):
         from .nn import functional
-        return functional.log_softmax(self, dim)
+        return functional.log_softmax(self, _one_dim("log_softmax", dim), dtype=dtype)
 
     # --- reductions with indices, statistics and norms
     @numpy_aliases
-    def amax(self, dim=None, keepdim=False):
-        return _ops().Max.apply(self, axis=_axes(self, "amax", dim), keepdims=keepdim)
+    def amax(self, dim=(), keepdim=False):
+        axes = reduction_dims("amax", self, dim)
+        _check_nonempty("amax", self, axes)
+        if self.dtype.kind != "f":  # no gradient: NumPy's own reduction, in the tensor's dtype
+            return _constant(self.xp.asarray(self.array.max(axis=axes, keepdims=keepdim)))
+        return _ops().Max.apply(self, axis=axes, keepdims=keepdim)
 
     @numpy_aliases
-    def amin(self, dim=None, keepdim=False):
+    def amin(self, dim=(), keepdim=False):
+        axes = reduction_dims("amin", self, dim)
+        _check_nonempty("amin", self, axes)
+        if self.dtype.kind != "f":
+            return _constant(self.xp.asarray(self.array.min(axis=axes, keepdims=keepdim)))
         return -(-self).amax(dim, keepdim)
 
     @numpy_aliases
@@ -302,33 +312,40 @@ class TensorMethods:
         if unbiased is not None and correction is not None:
             raise ValueError("var: pass either unbiased or correction, not both")
         correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
-        axes = _axes(self, "var", dim)
+        _floating_only("var", self)
+        axes = reduction_dims("var", self, dim)
         count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axes)]))
         centred = self - self.mean(axis=axes, keepdims=True)
         return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
 
     @numpy_aliases
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return self.var(dim, unbiased, keepdim, correction=correction) ** 0.5
+        _floating_only("std", self)
+        return _root(self.var(dim, unbiased, keepdim, correction=correction), 2)
 
     def norm(self, p="fro", dim=None, keepdim=False):
         """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm; gradient 0 at 0."""
         p = 2 if p in ("fro", None) else p
-        axes = _axes(self, "norm", dim)
-        if p == np.inf:
-            return self.abs().amax(axes, keepdim)
-        if p == -np.inf:
-            return self.abs().amin(axes, keepdim)
-        if p == 2:
-            squares = (self * self).sum(axis=axes, keepdims=keepdim)
-            zero = squares.array == 0
-            safe = _ops().where_tensor(zero, 1.0, squares) ** 0.5  # no infinite slope at 0 enters the graph
-            return _ops().where_tensor(zero, 0.0, safe)
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"norm: p must be a number or 'fro'; got {p!r}")
+        _floating_only("norm", self)
+        axes = reduction_dims("norm", self, dim)
+        if p in (np.inf, -np.inf):
+            _check_nonempty("norm", self, axes, f"cannot compute the {p} norm on an empty tensor because the "
+                                                "operation does not have an identity")
+            return self.abs().amax(axes, keepdim) if p > 0 else self.abs().amin(axes, keepdim)
         if p == 1:
             return self.abs().sum(axis=axes, keepdims=keepdim)
         if p == 0:
             return _constant((self.array != 0).sum(axis=axes, keepdims=keepdim).astype(self.dtype))
-        return (self.abs() ** p).sum(axis=axes, keepdims=keepdim) ** (1.0 / p)
+        if p == 2:
+            powers = self * self
+        elif p < 1:  # |x| ** p has an infinite slope at 0: zeros get gradient 0, as in torch
+            zero = self.array == 0
+            powers = _ops().where_tensor(zero, 0.0, _ops().where_tensor(zero, 1.0, self.abs()) ** p)
+        else:
+            powers = self.abs() ** p
+        return _root(powers.sum(axis=axes, keepdims=keepdim), p)
 
     # --- conversion
     def __float__(self):
@@ -537,12 +554,55 @@ def _cat(tensors, dim):
     return cat(tensors, dim)
 
 
-def _axes(tensor, op, dim):
+def reduction_dims(op, tensor, dim, empty_means_all=True):
+    """The dims a reduction runs over, as NumPy's axis (None: all), checked as torch checks them.
+
+    A 0-d tensor takes dim 0 or -1 and has nothing to reduce; a dim listed twice is an error; an
+    empty tuple means every dim (as torch's sum, mean, amax) unless `empty_means_all` is False.
+    """
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
-        return tuple(check_dim(op, d, tensor.ndim) for d in dim)
-    return check_dim(op, dim, tensor.ndim)
+        dims = [check_dim(op, d, tensor.ndim) for d in dim]
+        for d in dims:
+            if dims.count(d) > 1:
+                raise RuntimeError(f"{op}: dim {d} appears multiple times in the list of dims")
+        if tensor.ndim == 0 or (not dims and empty_means_all):
+            return None
+        return tuple(dims)
+    dim = check_dim(op, dim, tensor.ndim)
+    return None if tensor.ndim == 0 else dim
+
+
+def _root(total, p):
+    """total ** (1/p) with gradient 0 where total is 0 (a norm or std of zeros), as torch's backward."""
+    zero = total.array == 0
+    safe = _ops().where_tensor(zero, 1.0, total) ** (1.0 / p)  # no infinite slope at 0 enters the graph
+    return _ops().where_tensor(zero, 0.0, safe)
+
+
+def _one_dim(op, dim):
+    """The dim of an op along one dim (softmax): an int, as the Tensor method requires."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: argument 'dim' must be an int; got {type(dim).__name__} {dim!r}")
+    return dim
+
+
+def _check_nonempty(op, tensor, axes, message=None):
+    """Reductions without an identity (max, argmax, the inf-norm) refuse empty dims, as torch does."""
+    if not tensor.numel():
+        if axes is None:
+            raise RuntimeError(f"{op}: " + (message or "Expected reduction dim to be specified for "
+                                                       "input.numel() == 0"))
+        for a in np.atleast_1d(axes):
+            if tensor.shape[a] == 0:
+                raise IndexError(f"{op}: Expected reduction dim {int(a)} to have non-zero size (shape "
+                                 f"{tensor.shape})")
+
+
+def _floating_only(op, tensor):
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"{op}: only floating point tensors are supported (use .float()); got {tensor.dtype}")
 
 
 def _where_pick(a, b, op, better):
@@ -570,17 +630,34 @@ def _max_or_min(tensor, op, dim, keepdim):
         raise TypeError(f"{op}: dim must be one int (use amax/amin for several dims); got {dim!r}")
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"{op}: expected an int dim or a Tensor to compare with; got {type(dim).__name__}")
-    values = tensor.amax(dim, keepdim) if op == "max" else tensor.amin(dim, keepdim)
-    return MaxMin(values, _arg(tensor, "arg" + op, dim, keepdim))
-
-
-def _arg(tensor, op, dim, keepdim):
-    array = tensor.array
-    if dim is None:
-        index = getattr(array.reshape(-1), op)()
-        return _constant(tensor.xp.asarray(index, dtype=np.int64).reshape((1,) * tensor.ndim if keepdim else ()))
+    indices = _arg(tensor, "arg" + op, dim, keepdim=True, bools=True)
+    if tensor.ndim == 0:
+        return MaxMin(tensor[...], indices)
+    # the values are picked at the indices, so the gradient goes to that element alone, as in torch
     dim = check_dim(op, dim, tensor.ndim)
-    index = getattr(array, op)(axis=dim)
+    xp, shape = tensor.xp, indices.shape
+    where = tuple(indices.array if k == dim else
+                  xp.arange(n).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
+                  for k, n in enumerate(shape))
+    values = tensor[where]
+    if not keepdim:
+        values, indices = values.squeeze(dim), _constant(indices.array.squeeze(dim))
+    return MaxMin(values, indices)
+
+
+def _arg(tensor, op, dim, keepdim, bools=False):
+    if tensor.dtype.kind == "b" and not bools:
+        raise TypeError(f"{op}: does not support bool input")
+    axes = reduction_dims(op, tensor, dim)
+    if isinstance(axes, tuple):
+        raise TypeError(f"{op}: dim must be one int; got {dim!r}")
+    _check_nonempty(op, tensor, axes)
+    array = tensor.array
+    if axes is None:
+        index = getattr(array.reshape(-1), op)()
+        shape = (1,) * tensor.ndim if keepdim and dim is None else ()
+        return _constant(tensor.xp.asarray(index, dtype=np.int64).reshape(shape if tensor.ndim else ()))
+    index = getattr(array, op)(axis=axes)
     if keepdim:
-        index = tensor.xp.expand_dims(index, dim)
+        index = tensor.xp.expand_dims(index, axes)
     return _constant(index.astype(np.int64))

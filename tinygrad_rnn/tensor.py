@@ -10,7 +10,7 @@ import contextlib
 import numpy as np
 
 from . import backend, dtypes
-from .methods import TensorMethods, check_dim, numpy_aliases
+from .methods import TensorMethods, check_dim, numpy_aliases, reduction_dims
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in expressions cost nothing
@@ -651,10 +651,13 @@ class Tensor(TensorMethods):
 
     # --- reductions: NumPy's axis/keepdims, PyTorch's dim/keepdim accepted too
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return ops.Sum.apply(self, **_reduce_args(self, axis, keepdims, dim, keepdim))
+        return ops.Sum.apply(self, **_reduce_args("sum", self, axis, keepdims, dim, keepdim))
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        return ops.Mean.apply(self, **_reduce_args(self, axis, keepdims, dim, keepdim))
+        if self.dtype.kind != "f":
+            raise TypeError(f"mean: could not infer output dtype; the input must be floating point (use "
+                            f".float()); got {self.dtype}")
+        return ops.Mean.apply(self, **_reduce_args("mean", self, axis, keepdims, dim, keepdim))
 
     # --- shapes
     def reshape(self, *shape):
@@ -810,17 +813,11 @@ def _raw_index(index):
     return index
 
 
-def _reduce_args(tensor, axis, keepdims, dim, keepdim):
+def _reduce_args(op, tensor, axis, keepdims, dim, keepdim):
     """PyTorch's dim/keepdim, with NumPy's axis/keepdims accepted as aliases."""
     if dim is not None and axis is not None:
-        raise TypeError("reduce: give dim= or axis=, not both")
-    axis = dim if dim is not None else axis
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    if isinstance(axis, tuple):
-        axis = tuple(check_dim("reduce", a, tensor.ndim) for a in axis)
-    elif axis is not None:
-        axis = check_dim("reduce", axis, tensor.ndim)
+        raise TypeError(f"{op}: give dim= or axis=, not both")
+    axis = reduction_dims(op, tensor, dim if dim is not None else axis)
     return {"axis": axis, "keepdims": bool(keepdim if keepdim is not None else keepdims)}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..factory import rng
+from ..methods import check_dim
 from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -32,32 +33,44 @@ def sigmoid(input):
     return input.sigmoid()
 
 
-def _softmax_dim(name, ndim, dim, stacklevel):
-    """torch's legacy choice when no dim is given (with its warning): 0 for 0-, 1- and 3-D input, else 1."""
-    if dim is not None:
-        return dim
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
-                  f"dim=X as an argument.", stacklevel=stacklevel)
-    return 0 if ndim in (0, 1, 3) else 1
+def _softmax_dim(name, input, dim, stacklevel):
+    """The dim, checked; torch's legacy choice when none is given (with its warning): 0 for 0-, 1- and
+    3-D input, else 1. Only floating point input has a softmax."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                      f"dim=X as an argument.", stacklevel=stacklevel)
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    dim = check_dim(name, dim, input.ndim)
+    return None if input.ndim == 0 else dim
+
+
+def _floating_input(name, input, dtype):
+    x = input if dtype is None else input.to(dtype=dtype)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: only floating point input is supported (pass dtype= or use .float()); "
+                        f"got {x.dtype}")
+    return x
 
 
 def _shifted(x, dim):
     """x minus its (constant) maximum along dim: exp never overflows, the gradient is unchanged."""
-    return x - Tensor._make(x.array.max(axis=dim, keepdims=True), None)
+    return x - Tensor._make(x.array.max(axis=dim, keepdims=True, initial=-np.inf), None)  # -inf: empty rows
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """exp(x) / sum(exp(x)) along dim; `dtype` casts the input first."""
-    dim = _softmax_dim("softmax", input.ndim, dim, _stacklevel)
-    x = input if dtype is None else input.to(dtype=dtype)
+    dim = _softmax_dim("softmax", input, dim, _stacklevel)
+    x = _floating_input("softmax", input, dtype)
     e = _shifted(x, dim).exp()
     return e / e.sum(axis=dim, keepdims=True)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """x - log(sum(exp(x))) along dim, without overflow; `dtype` casts the input first."""
-    dim = _softmax_dim("log_softmax", input.ndim, dim, _stacklevel)
-    x = input if dtype is None else input.to(dtype=dtype)
+    dim = _softmax_dim("log_softmax", input, dim, _stacklevel)
+    x = _floating_input("log_softmax", input, dtype)
     z = _shifted(x, dim)
     return z - z.exp().sum(axis=dim, keepdims=True).log()
 
