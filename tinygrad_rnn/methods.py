@@ -30,10 +30,16 @@ def _ops():
     return ops
 
 
-def check_dim(op, dim, ndim, new_axis=False):
-    """A dim in range, made non-negative; IndexError with PyTorch's wording otherwise."""
+def check_dim(op, dim, ndim, new_axis=False, needs_dims=False):
+    """A dim in range, made non-negative; IndexError with PyTorch's wording otherwise.
+
+    A 0-d tensor takes dim 0 and -1 as if it had one dim of size 1, except where `needs_dims`
+    (an op that reads the dim's size: size, roll, narrow).
+    """
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__} {dim!r}")
+    if needs_dims and ndim == 0:
+        raise IndexError(f"{op}: Dimension specified as {dim} but tensor has no dimensions")
     top = ndim + 1 if new_axis else max(ndim, 1)
     if not -top <= dim < top:
         raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-top}, {top - 1}], "
@@ -54,6 +60,27 @@ def numpy_aliases(method):
     return method_with_aliases
 
 
+def check_dims(op, dims, ndim):
+    """Several dims, each in range, none given twice (as torch refuses)."""
+    dims = [check_dim(op, d, ndim) for d in dims]
+    for d in dims:
+        if dims.count(d) > 1:
+            raise RuntimeError(f"{op}: dim {d} appears multiple times in the list of dims")
+    return dims
+
+
+def sizes_argument(op, sizes, name="size"):
+    """torch's `*sizes` or one tuple/list of them, as a tuple; at least one is required."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    elif not sizes:
+        raise TypeError(f"{op}: missing the {name} argument")
+    for n in sizes:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{op}: {name} must be ints; got {type(n).__name__} {n!r} in {tuple(sizes)}")
+    return tuple(int(n) for n in sizes)
+
+
 def _constant(array):
     return _tensor_cls()._make(array, None)
 
@@ -64,7 +91,7 @@ class TensorMethods:
     # --- size and layout
     def size(self, dim=None):
         """The shape (a tuple), or one dim's size."""
-        return self.shape if dim is None else self.shape[check_dim("size", dim, self.ndim)]
+        return self.shape if dim is None else self.shape[check_dim("size", dim, self.ndim, needs_dims=True)]
 
     def dim(self):
         return self.ndim
@@ -100,6 +127,8 @@ class TensorMethods:
 
     @numpy_aliases
     def narrow(self, dim, start, length):
+        if self.ndim == 0:
+            raise RuntimeError("narrow: cannot be applied to a 0-dim tensor")
         dim = check_dim("narrow", dim, self.ndim)
         n = self.shape[dim]
         start = start + n if start < 0 else start
@@ -110,7 +139,9 @@ class TensorMethods:
 
     def repeat(self, *sizes):
         """Tile the tensor: dim k repeated sizes[k] times (new leading dims for extra sizes)."""
-        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        sizes = sizes_argument("repeat", sizes, "repeats")
+        if any(r < 0 for r in sizes):
+            raise ValueError(f"repeat: repeats must be non-negative; got {sizes}")
         if len(sizes) < self.ndim:
             raise ValueError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the number "
                              f"of dims of the tensor ({self.ndim}, shape {self.shape})")
@@ -128,7 +159,7 @@ class TensorMethods:
             raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
         out = self
         for shift, dim in zip(shifts, dims):
-            dim = check_dim("roll", dim, self.ndim)
+            dim = check_dim("roll", dim, self.ndim, needs_dims=True)
             n = self.shape[dim]
             k = shift % n if n else 0
             if k:
@@ -563,10 +594,7 @@ def reduction_dims(op, tensor, dim, empty_means_all=True):
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
-        dims = [check_dim(op, d, tensor.ndim) for d in dim]
-        for d in dims:
-            if dims.count(d) > 1:
-                raise RuntimeError(f"{op}: dim {d} appears multiple times in the list of dims")
+        dims = check_dims(op, dim, tensor.ndim)
         if tensor.ndim == 0 or (not dims and empty_means_all):
             return None
         return tuple(dims)

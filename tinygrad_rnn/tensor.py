@@ -6,11 +6,12 @@ needs, its op name, the scope it was recorded in and the name of the tensor it p
 enough to backpropagate and, for `viz`, to draw the graph without holding the forward activations.
 """
 import contextlib
+import numbers
 
 import numpy as np
 
 from . import backend, dtypes
-from .methods import TensorMethods, check_dim, numpy_aliases, reduction_dims
+from .methods import TensorMethods, check_dim, check_dims, numpy_aliases, reduction_dims, sizes_argument
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in expressions cost nothing
@@ -142,7 +143,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **options):
         if len(inputs) > 1:
-            _check_same_device(cls, inputs)
+            _check_same_device(cls.__name__.lower(), inputs)
         node = cls.__new__(cls)
         arrays = [t.array for t in inputs]
         try:
@@ -250,7 +251,7 @@ def _forward_tangent(node, inputs, out):
     return tangent
 
 
-def _check_same_device(cls, inputs):
+def _check_same_device(op, inputs):
     first = inputs[0].array.__class__
     for t in inputs:
         if t.array.__class__ is not first:
@@ -259,7 +260,7 @@ def _check_same_device(cls, inputs):
         return
     if len({backend.device_of(t.array) for t in inputs}) > 1:
         devices = ", ".join(f"{t.shape} on {t.device}" for t in inputs)
-        raise backend.DeviceError(f"{cls.__name__.lower()}: inputs are on different devices "
+        raise backend.DeviceError(f"{op}: inputs are on different devices "
                                   f"({devices}); move them with .to(device) first")
 
 
@@ -661,8 +662,7 @@ class Tensor(TensorMethods):
 
     # --- shapes
     def reshape(self, *shape):
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return ops.Reshape.apply(self, shape=shape)
+        return ops.Reshape.apply(self, shape=sizes_argument("reshape", shape, "shape"))
 
     view = reshape
 
@@ -676,11 +676,11 @@ class Tensor(TensorMethods):
         merged = int(np.prod(self.shape[start:end + 1]))
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
-    def permute(self, *axes):
-        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} dims of {self.shape}")
-        return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+    def permute(self, *dims):
+        dims = sizes_argument("permute", dims, "dims")
+        if len(dims) != self.ndim:
+            raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims of {self.shape}")
+        return ops.Permute.apply(self, axes=tuple(check_dims("permute", dims, self.ndim)) if self.ndim else ())
 
     def transpose(self, dim0=-2, dim1=-1):
         """Swap two dims (PyTorch's transpose); `.T` reverses all of them."""
@@ -705,7 +705,7 @@ class Tensor(TensorMethods):
 
     def expand(self, *sizes):
         """A broadcast view with size-1 dims (and new leading dims) repeated; -1 keeps a dim."""
-        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        sizes = sizes_argument("expand", sizes)
         lead = len(sizes) - self.ndim
         if lead < 0:
             raise ValueError(f"expand: {sizes} has fewer dims than the tensor's shape {self.shape}")
@@ -729,25 +729,31 @@ class Tensor(TensorMethods):
         """Drop size-1 dims: all of them, or `dim` when it has size 1 (else unchanged), as torch."""
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-        dims = {check_dim("squeeze", d, self.ndim) for d in dims}
+        dims = set(check_dims("squeeze", dim if isinstance(dim, (tuple, list)) else (dim,), self.ndim))
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     @numpy_aliases
     def split(self, split_size_or_sections, dim=0):
         """Pieces of `split_size` along `dim` (an int), or of the given sizes (a list), like PyTorch."""
+        if self.ndim == 0:
+            raise RuntimeError("split: expects at least a 1-dimensional tensor")
         dim = check_dim("split", dim, self.ndim)
         n = self.shape[dim]
-        if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
-            size = int(split_size_or_sections)
-            if size <= 0:
-                raise ValueError(f"split: split_size must be a positive int; got {size}")
-            sizes = [size] * (n // size) + ([n % size] if n % size else [])
-        else:
-            sizes = list(split_size_or_sections)
+        sections = split_size_or_sections
+        if isinstance(sections, numbers.Integral) and not isinstance(sections, bool):
+            size = int(sections)
+            if size < 0 or (size == 0 and n):
+                raise ValueError(f"split: split_size must be a positive int (0 only for a dim of size 0); got "
+                                 f"{size} for dim {dim} of {self.shape}")
+            sizes = ([size] * (n // size) + ([n % size] if n % size else [])) if n else [0]
+        elif isinstance(sections, (tuple, list)):
+            sizes = list(sizes_argument("split", (sections,), "split_size_or_sections")) if sections else []
             if any(s < 0 for s in sizes) or sum(sizes) != n:
                 raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n}, dim {dim} of "
                                  f"{self.shape}")
+        else:
+            raise TypeError(f"split: split_size_or_sections must be an int or a list of ints; got "
+                            f"{type(sections).__name__} {sections!r}")
         pieces, start = [], 0
         lead = (slice(None),) * dim
         for size in sizes:
@@ -757,10 +763,15 @@ class Tensor(TensorMethods):
 
     @numpy_aliases
     def chunk(self, chunks, dim=0):
-        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        """`chunks` pieces of equal size along dim (the last smaller; fewer when they run out), as torch."""
+        if isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks <= 0:
             raise ValueError(f"chunk: chunks must be a positive int; got {chunks!r}")
+        if self.ndim == 0:
+            raise RuntimeError("chunk: expects at least a 1-dimensional tensor")
         n = self.shape[check_dim("chunk", dim, self.ndim)]
-        return self.split(max(-(-n // int(chunks)), 1), dim)
+        if n == 0:
+            return self.split([0] * int(chunks), dim)
+        return self.split(-(-n // int(chunks)), dim)
 
     def __bool__(self):
         if self.array.size != 1:
@@ -822,14 +833,19 @@ def _reduce_args(op, tensor, axis, keepdims, dim, keepdim):
 
 
 def _tensor_list(op, tensors):
-    if isinstance(tensors, Tensor):
-        raise TypeError(f"{op}: expected a sequence of tensors, got one Tensor")
+    """A non-empty list of tensors on one device, in the dtype torch promotes them to."""
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (tuple, list)):
+        raise TypeError(f"{op}: expected a sequence of tensors, got {type(tensors).__name__}")
     tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty list of tensors")
     for k, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: element {k} is a {type(t).__name__}, not a Tensor")
+    if len(tensors) > 1:
+        _check_same_device(op, tensors)
+        dtype = dtypes.result_type(*[t.array.reshape(-1) for t in tensors])  # every one counts, 0-d or not
+        tensors = [t._as_dtype(dtype) for t in tensors]
     return tensors
 
 
@@ -869,7 +885,7 @@ def where(condition, x, y):
                 else Tensor._make(condition.xp.asarray(_numeric(value, "where")), None) for value in (x, y)]
     dtype = dtypes.result_type(*[b.array if isinstance(b, Tensor) else b for b in branches])
     x, y = (b._as_dtype(dtype) if isinstance(b, Tensor) else _scalar(b, dtype, condition.array) for b in branches)
-    _check_same_device(ops.Where, (condition, x, y))
+    _check_same_device("where", (condition, x, y))
     return ops.Where.apply(x, y, condition=condition.array)
 
 
