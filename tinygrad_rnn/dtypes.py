@@ -78,6 +78,32 @@ def result_type(*operands):
     return _combine(groups[0], _combine(groups[1], groups[2]))
 
 
+def check(dtype, op):
+    """`dtype` as a NumPy dtype of a kind tensors hold (bool, integer, float); TypeError naming `op`."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: dtype {dtype!r} is not a data type; use tr.float32, tr.int64, ...") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{op}: tensors hold booleans, integers or floats; got dtype {dtype}")
+    return dtype
+
+
+def check_fits(values, dtype, op):
+    """Python numbers must fit the dtype they are made into, as torch checks (no silent wrap to 0)."""
+    if values.dtype.kind not in "biuf" or dtype.kind == "b" or not values.size:
+        return
+    finite = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, np.bool_)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        bad = ~finite | (values < info.min) | (values > info.max)
+    else:
+        bad = finite & (np.abs(values.astype(np.float64)) > np.finfo(dtype).max)
+    if bad.any():
+        raise ValueError(f"{op}: value {values[bad].reshape(-1)[0]!r} cannot be converted to type {dtype} "
+                         f"without overflow")
+
+
 def floating(dtype):
     """The dtype a float-valued op (exp, division, mean ...) computes in: integers and bools go to float32."""
     return np.dtype(dtype) if np.dtype(dtype).kind == "f" else DEFAULT_FLOAT

@@ -12,8 +12,8 @@ import numbers
 
 import numpy as np
 
-from . import backend
-from .tensor import Tensor
+from . import backend, dtypes
+from .tensor import Tensor, _native, _python_data
 
 _rng = np.random.default_rng()
 _SEEDS = (-2 ** 63, 2 ** 64)  # torch's range; a negative seed wraps around as it does there
@@ -52,15 +52,7 @@ def _size(shape, fn, size=None):
 
 
 def _dtype(dtype, fn, default=np.float32):
-    if dtype is None:
-        return np.dtype(default)
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{fn}: dtype {dtype!r} is not a data type; use tr.float32, tr.int64, ...") from None
-    if dtype.kind not in "biuf":
-        raise TypeError(f"{fn}: tensors hold booleans, integers or floats; got dtype {dtype}")
-    return dtype
+    return np.dtype(default) if dtype is None else dtypes.check(dtype, fn)
 
 
 def _float_dtype(dtype, fn):
@@ -97,24 +89,18 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, array or tensor), as torch.tensor.
 
     Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype and
-    device. The result is always a leaf: a tensor passed in is copied and cut from its graph.
+    device (foreign arrays, torch's included, are read through `__array__`). The result is always a
+    leaf: a tensor passed in is copied and cut from its graph.
     """
-    if isinstance(data, Tensor):
-        data = data.array
-    if isinstance(data, np.generic):
-        data = np.asarray(data)
-    if hasattr(data, "dtype"):
-        device = backend.device_of(data) if device is None else device
-    else:  # numbers and nested lists
-        try:
-            data = np.asarray(data)
-        except ValueError as e:
-            raise ValueError(f"tensor: data must be a number or a rectangular nested list; {e}") from None
-        if dtype is None:
-            data = data.astype(_default_dtype(data), copy=False)
-    dtype = _dtype(dtype if dtype is not None else data.dtype, "tensor")
-    device = backend.check_device(device)
-    array = backend.xp_for(device).array(backend.to_device(data, device), dtype=dtype, copy=True)
+    python_data = _python_data(data)
+    array = _native(data, "tensor")
+    if python_data and dtype is None:
+        array = array.astype(_default_dtype(array), copy=False)
+    dtype = _dtype(dtype if dtype is not None else array.dtype, "tensor")
+    if python_data:
+        dtypes.check_fits(array, dtype, "tensor")
+    device = backend.check_device(device if device is not None else backend.device_of(array))
+    array = backend.xp_for(device).array(backend.to_device(array, device), dtype=dtype, copy=True)
     return _wrap(array, requires_grad)
 
 

@@ -266,38 +266,55 @@ def _check_same_device(op, inputs):
 
 # ----------------------------------------------------------------------------- Tensor
 
-def _native(data):
-    """`data` as a NumPy or CuPy array (or a Python value NumPy reads), refusing what has no numbers."""
+def _native(data, op="Tensor"):
+    """`data` as a NumPy or CuPy array, refusing what has no numbers; foreign arrays (torch, JAX, ...)
+    through `__array__` or, on the GPU, `__cuda_array_interface__`."""
     if isinstance(data, Tensor):
         return data.array
     if isinstance(data, (np.ndarray, np.generic)) or backend.is_cupy_array(data):
-        return data
-    if data is None:
-        raise TypeError("Tensor: data must be a number, a (nested) sequence of numbers or an array; got None")
-    if hasattr(data, "__cuda_array_interface__"):  # a GPU array of another library: shared, not copied
-        return backend.xp_for("cuda").asarray(data)
-    if hasattr(data, "__array__") or hasattr(data, "__array_interface__"):
-        return np.asarray(data)
-    array = np.asarray(data)
+        array = np.asarray(data) if isinstance(data, np.generic) else data
+    elif data is None or isinstance(data, (str, bytes)):
+        raise TypeError(f"{op}: data must be a number, a (nested) sequence of numbers or an array; got "
+                        f"{type(data).__name__}")
+    else:
+        if hasattr(data, "detach") and hasattr(data, "requires_grad"):
+            data = data.detach()  # a torch tensor that requires grad refuses NumPy otherwise
+        if hasattr(data, "__cuda_array_interface__"):  # a GPU array of another library: shared, not copied
+            return backend.xp_for("cuda").asarray(data)
+        try:
+            array = np.asarray(data)
+        except (ValueError, TypeError, OverflowError, RuntimeError) as e:
+            raise ValueError(f"{op}: data must be a number or a rectangular nested sequence of numbers; "
+                             f"{e}") from None
     if array.dtype.kind not in "biufc":
-        raise TypeError(f"Tensor: data must hold numbers; got {type(data).__name__} giving dtype {array.dtype}")
+        raise TypeError(f"{op}: data must hold numbers; got {type(data).__name__} giving dtype {array.dtype}")
     return array
+
+
+def _python_data(data):
+    """Numbers and (nested) sequences, as opposed to arrays and tensors that carry their own dtype."""
+    return not (isinstance(data, (Tensor, np.ndarray, np.generic)) or backend.is_cupy_array(data)
+                or hasattr(data, "__array__") or hasattr(data, "__array_interface__")
+                or hasattr(data, "__cuda_array_interface__"))
 
 
 def _as_array(data, dtype, device):
     xp = backend.xp_for(device)
-    given_array = hasattr(data, "dtype") or isinstance(data, Tensor)
+    python_data = _python_data(data)
     if isinstance(data, Tensor):
         dtype = dtype or data.dtype  # a tensor keeps its dtype
     data = _native(data)
-    if data.dtype.kind not in "biufc":
-        raise TypeError(f"Tensor: data must hold numbers; got dtype {data.dtype}")
+    if data.dtype.kind == "c":
+        raise TypeError(f"Tensor: complex data is not supported; got dtype {data.dtype}")
     if dtype is not None:
-        return xp.asarray(backend.to_device(data, device), dtype=np.dtype(dtype))
+        dtype = dtypes.check(dtype, "Tensor")
+        if python_data:
+            dtypes.check_fits(data, dtype, "Tensor")
+        return xp.asarray(backend.to_device(data, device), dtype=dtype)
     array = xp.asarray(backend.to_device(data, device))
-    if array.dtype.kind in "fc":
+    if array.dtype.kind == "f":
         array = array.astype(np.float32) if array.dtype != np.float32 else array
-    elif array.dtype.kind in "iu" and not given_array:
+    elif array.dtype.kind in "iu" and python_data:
         array = array.astype(np.int64)
     return array
 

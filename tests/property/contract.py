@@ -149,6 +149,11 @@ def assert_same(ours, theirs, what="result"):
         assert ours.shape == expected.shape, f"{what}: shape {ours.shape} != torch's {expected.shape}"
         assert ours.dtype == expected.dtype, f"{what}: dtype {ours.dtype} != torch's {expected.dtype}"
         assert_values(ours.numpy(), expected, what)
+    elif isinstance(theirs, np.ndarray):
+        assert isinstance(ours, np.ndarray), f"{what}: expected a NumPy array, got {type(ours).__name__}"
+        assert (ours.shape, ours.dtype) == (theirs.shape, theirs.dtype), \
+            f"{what}: {ours.shape} {ours.dtype} != torch's {theirs.shape} {theirs.dtype}"
+        assert_values(ours, theirs, what)
     elif isinstance(theirs, (tuple, list)) and not isinstance(theirs, torch.Size):
         assert isinstance(ours, (tuple, list)), f"{what}: expected a sequence, got {type(ours).__name__}"
         assert len(ours) == len(theirs), f"{what}: {len(ours)} items, torch gives {len(theirs)}"
