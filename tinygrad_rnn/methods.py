@@ -449,36 +449,51 @@ class TensorMethods:
                                    f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
             raise RuntimeError(f"{op}: in-place operations on a tensor recorded in a graph are not supported "
                                f"(shape {self.shape}); use the out-of-place form")
+        if not getattr(self.array.flags, "writeable", True):
+            raise ValueError(f"{op}: the tensor's memory is read-only (a read-only NumPy array given to "
+                             f"from_numpy?); copy it with .clone() first")
         self._version += 1
 
-    def _operand(self, other, op):
-        if isinstance(other, _tensor_cls()):
-            if other.device != self.device:
-                raise backend.DeviceError(f"{op}: operands are on {self.device} and {other.device}")
-            return other.array
-        return other
+    def _update(self, op, compute):
+        """self[...] = compute(self), the out-of-place result, refused as torch refuses it: a result that
+        needs another shape (broadcasting the operand) or a dtype of a higher kind (float into int)."""
+        from .dtypes import promote_types
+        from .tensor import no_grad
+        self._in_place(op)
+        try:
+            with no_grad():
+                result = compute(self)
+        except (ValueError, TypeError, IndexError) as e:
+            self._version -= 1
+            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            raise kind(f"{op}: {e}") from None
+        if result.shape != self.shape:
+            self._version -= 1
+            raise RuntimeError(f"{op}: output with shape {self.shape} doesn't match the broadcast shape "
+                               f"{result.shape}")
+        if promote_types(result.dtype, self.dtype) != self.dtype and result.dtype.kind != self.dtype.kind:
+            self._version -= 1
+            raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output type "
+                               f"{self.dtype}")
+        self.array[...] = result.array
+        return self
 
     def add_(self, other, *, alpha=1):
-        self._in_place("add_")
-        other = self._operand(other, "add_")
-        self.array += other if alpha == 1 else other * alpha
-        return self
+        return self._update("add_", lambda x: x + (other if alpha == 1 else _scaled(x, other, alpha)))
 
     def sub_(self, other, *, alpha=1):
-        self._in_place("sub_")
-        other = self._operand(other, "sub_")
-        self.array -= other if alpha == 1 else other * alpha
-        return self
+        return self._update("sub_", lambda x: x - (other if alpha == 1 else _scaled(x, other, alpha)))
 
     def mul_(self, other):
-        self._in_place("mul_")
-        self.array *= self._operand(other, "mul_")
-        return self
+        return self._update("mul_", lambda x: x * other)
 
     def div_(self, other):
-        self._in_place("div_")
-        self.array /= self._operand(other, "div_")
-        return self
+        return self._update("div_", lambda x: x / other)
+
+    def clamp_(self, min=None, max=None):
+        return self._update("clamp_", lambda x: x.clamp(min, max))
+
+    clip_ = clamp_
 
     def zero_(self):
         self._in_place("zero_")
@@ -486,24 +501,31 @@ class TensorMethods:
         return self
 
     def fill_(self, value):
+        if isinstance(value, _tensor_cls()):
+            if value.ndim:
+                raise RuntimeError(f"fill_: only supports a 0-dimensional value tensor, but got one with "
+                                   f"{value.ndim} dimension(s)")
+            if value.device != self.device:
+                raise backend.DeviceError(f"fill_: value is on {value.device}, the tensor on {self.device}")
+            value = value.item()
+        value = _fill_value("fill_", self, value)
         self._in_place("fill_")
-        self.array[...] = self._operand(value, "fill_")
+        self.array[...] = value
         return self
 
     def copy_(self, src):
+        """Copy src's values in (cast to this dtype, moved to this device, broadcast to this shape)."""
+        from .tensor import _native
+        src = src.array if isinstance(src, _tensor_cls()) else _native(src, "copy_")
+        try:
+            if np.broadcast_shapes(src.shape, self.shape) != self.shape:
+                raise ValueError
+        except ValueError:
+            raise RuntimeError(f"copy_: the source's shape {tuple(src.shape)} does not broadcast to the "
+                               f"tensor's {self.shape}") from None
         self._in_place("copy_")
-        src = src.array if isinstance(src, _tensor_cls()) else src
-        self.array[...] = backend.to_device(self.xp.asarray(src) if not hasattr(src, "dtype") else src, self.device)
+        self.array[...] = backend.to_device(src, self.device)
         return self
-
-    def clamp_(self, min=None, max=None):
-        if min is None and max is None:
-            raise ValueError("clamp_: give at least one of min and max")
-        self._in_place("clamp_")
-        self.xp.clip(self.array, min, max, out=self.array)
-        return self
-
-    clip_ = clamp_
 
     def normal_(self, mean=0.0, std=1.0):
         from .factory import rng
@@ -518,14 +540,30 @@ class TensorMethods:
         return self
 
     def __setitem__(self, index, value):
-        from .tensor import _raw_index
+        from .tensor import _native, _raw_index
+        if isinstance(value, _tensor_cls()):
+            if value.device != self.device:
+                raise backend.DeviceError(f"__setitem__: value is on {value.device}, the tensor on {self.device}")
+            value = value.array
+        else:
+            value = _native(value, "__setitem__")
         self._in_place("__setitem__")
-        value = value.array if isinstance(value, _tensor_cls()) else value
-        self.array[_raw_index(index)] = value
+        try:
+            self.array[_raw_index(index)] = value
+        except (IndexError, ValueError, TypeError) as e:
+            self._version -= 1
+            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            raise kind(f"__setitem__: {e} (tensor of shape {self.shape}, value of shape "
+                       f"{tuple(value.shape)})") from None
 
     def masked_fill_(self, mask, value):
         mask = _mask("masked_fill_", self, mask, in_place=True)
-        value = _fill_value("masked_fill_", self, value.item() if isinstance(value, _tensor_cls()) else value)
+        if isinstance(value, _tensor_cls()):
+            if value.ndim:
+                raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, but got one "
+                                   f"with {value.ndim} dimension(s)")
+            value = value.item()
+        value = _fill_value("masked_fill_", self, value)
         self._in_place("masked_fill_")
         self.array[...] = self.xp.where(mask, value, self.array)
         return self
@@ -543,6 +581,15 @@ class TensorMethods:
         else:
             value = _constant(_fill_value("masked_fill", self, value))
         return where(_constant(mask), value, self)
+
+
+def _scaled(x, other, alpha):
+    """alpha * other for add_/sub_, in the dtype of x and other (alpha takes no part in promotion)."""
+    from .dtypes import result_type
+    other = other if isinstance(other, (_tensor_cls(), bool, int, float)) else x._lift(other)
+    dtype = result_type(x.array, other.array if isinstance(other, _tensor_cls()) else other)
+    scaled = other * alpha
+    return scaled._as_dtype(dtype) if isinstance(scaled, _tensor_cls()) else x._lift(scaled)._as_dtype(dtype)
 
 
 def _mask(op, tensor, mask, in_place):
@@ -575,7 +622,7 @@ def _scalar_value(op, value):
 def _fill_value(op, tensor, value):
     """A fill value as a 0-d array of the tensor's dtype (ValueError if it has no such value)."""
     value = _scalar_value(op, value)
-    if tensor.dtype.kind in "iub" and isinstance(value, float) and not np.isfinite(value):
+    if tensor.dtype.kind in "iu" and isinstance(value, float) and not np.isfinite(value):
         raise ValueError(f"{op}: value {value} cannot be converted to {tensor.dtype}")
     return tensor.xp.asarray(value).astype(tensor.dtype)
 

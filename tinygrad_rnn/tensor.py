@@ -287,7 +287,8 @@ def _native(data, op="Tensor"):
             raise ValueError(f"{op}: data must be a number or a rectangular nested sequence of numbers; "
                              f"{e}") from None
     if array.dtype.kind not in "biufc":
-        raise TypeError(f"{op}: data must hold numbers; got {type(data).__name__} giving dtype {array.dtype}")
+        raise TypeError(f"{op}: cannot make a tensor from a {type(data).__name__} of dtype {array.dtype}: data "
+                        f"must hold numbers (or booleans)")
     return array
 
 
