@@ -27,6 +27,7 @@ def manual_seed(seed):
     if not _SEEDS[0] <= seed < _SEEDS[1]:
         raise ValueError(f"manual_seed: seed must lie in [{_SEEDS[0]}, {_SEEDS[1]}); got {seed}")
     _rng = np.random.default_rng(int(seed) % 2 ** 64)
+    return _rng  # as torch.manual_seed returns its generator
 
 
 def rng():
@@ -41,6 +42,8 @@ def _size(shape, fn, size=None):
         if shape:
             raise TypeError(f"{fn}: give the size positionally or as size=, not both")
         shape = (size,)
+    if not shape:
+        raise TypeError(f"{fn}: missing the size argument (a tuple of ints; () for a 0-d tensor)")
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for n in shape:
@@ -48,7 +51,17 @@ def _size(shape, fn, size=None):
             raise TypeError(f"{fn}: size must be a tuple of ints; got {shape!r}")
         if n < 0:
             raise ValueError(f"{fn}: trying to create a tensor with negative dimension {n} (size {shape})")
+    if math.prod(max(int(n), 1) for n in shape) * 8 > np.iinfo(np.intp).max:  # NumPy's limit, even if empty
+        raise ValueError(f"{fn}: a tensor of size {shape} is too big to address")
     return tuple(int(n) for n in shape)
+
+
+def _allocated(fn, shape, make):
+    """make(), with running out of memory reported as torch reports it (RuntimeError), naming the size."""
+    try:
+        return make()
+    except MemoryError:
+        raise RuntimeError(f"{fn}: not enough memory for a tensor of size {shape}") from None
 
 
 def _dtype(dtype, fn, default=np.float32):
@@ -128,9 +141,16 @@ def from_numpy(ndarray):
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
     """A tensor of `size` filled with `fill_value`; dtype from the value (bool, int64, float32) by default."""
     size = _size((size,), "full")
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    values = _native(fill_value, "full")
+    if values.ndim:
+        raise TypeError(f"full: fill_value must be a number; got an array of shape {values.shape}")
     dtype = _dtype(dtype, "full", default=_scalar_dtype(fill_value))
+    dtypes.check_fits(values, dtype, "full")
     device = backend.check_device(device)
-    return _wrap(backend.xp_for(device).full(size, fill_value, dtype=dtype), requires_grad)
+    return _wrap(_allocated("full", size, lambda: backend.xp_for(device).full(size, fill_value, dtype=dtype)),
+                 requires_grad)
 
 
 def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False):
@@ -145,8 +165,8 @@ def ones(*shape, size=None, dtype=None, device=None, requires_grad=False):
 
 def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """A tensor whose values are whatever the memory held (fill it before reading)."""
-    dtype, device = _dtype(dtype, "empty"), backend.check_device(device)
-    return _wrap(backend.xp_for(device).empty(_size(shape, "empty", size), dtype=dtype), requires_grad)
+    dtype, device, shape = _dtype(dtype, "empty"), backend.check_device(device), _size(shape, "empty", size)
+    return _wrap(_allocated("empty", shape, lambda: backend.xp_for(device).empty(shape, dtype=dtype)), requires_grad)
 
 
 def _like(fn, input, dtype, device):
@@ -180,14 +200,14 @@ def empty_like(input, dtype=None, *, device=None, requires_grad=False):
 
 def randn(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """Standard normal numbers."""
-    return _place(_rng.standard_normal(_size(shape, "randn", size)), _float_dtype(dtype, "randn"), device,
-                  requires_grad)
+    dtype, shape = _float_dtype(dtype, "randn"), _size(shape, "randn", size)
+    return _place(_allocated("randn", shape, lambda: _rng.standard_normal(shape)), dtype, device, requires_grad)
 
 
 def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """Uniform numbers in [0, 1)."""
-    return _place(_rng.random(_size(shape, "rand", size)), _float_dtype(dtype, "rand"), device,
-                  requires_grad)
+    dtype, shape = _float_dtype(dtype, "rand"), _size(shape, "rand", size)
+    return _place(_allocated("rand", shape, lambda: _rng.random(shape)), dtype, device, requires_grad)
 
 
 def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_grad=False):
@@ -204,7 +224,11 @@ def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_gr
     if low >= high:
         raise ValueError(f"randint: expects low < high to draw from [low, high); got low={low}, high={high}")
     size = _size((size,), "randint")
-    return _place(_rng.integers(low, high, size=size), _dtype(dtype, "randint", default=np.int64), device,
+    dtype = _dtype(dtype, "randint", default=np.int64)
+    if dtype.kind == "b" and (low < 0 or high > 2):
+        raise ValueError(f"randint: values in [{low}, {high}) are out of bounds for bool")
+    dtypes.check_fits(np.asarray([low, high - 1]), dtype, "randint")
+    return _place(_allocated("randint", size, lambda: _rng.integers(low, high, size=size)), dtype, device,
                   requires_grad)
 
 
@@ -260,13 +284,15 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
     for name, value in (("start", start), ("end", end), ("step", step)):
         if not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ValueError(f"arange: {name} must be a finite number; got {value!r}")
+    dtype = _dtype(dtype, "arange", default=_scalar_dtype(start, end, step))
+    if dtype.kind in "iub":  # as torch: an integer dtype takes the arguments as integers first
+        start, end, step = int(start), int(end), int(step)
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     if (end - start) * step < 0:
         raise ValueError(f"arange: upper bound and larger bound inconsistent with step sign "
                          f"(start={start}, end={end}, step={step})")
     count = math.ceil((end - start) / step)
-    dtype = _dtype(dtype, "arange", default=_scalar_dtype(start, end, step))
     if all(isinstance(v, numbers.Integral) for v in (start, end, step)):
         values = start + np.arange(count, dtype=np.int64) * step
     else:

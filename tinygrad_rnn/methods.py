@@ -271,7 +271,11 @@ class TensorMethods:
     __abs__ = abs
 
     def sign(self):
-        return _constant(self.array.copy() if self.dtype.kind == "b" else self.xp.sign(self.array))
+        """-1, 0 or 1; NaN gives 0, as in torch."""
+        if self.dtype.kind == "b":
+            return _constant(self.array.copy())
+        signs = self.xp.sign(self.array)
+        return _constant(self.xp.nan_to_num(signs, nan=0.0) if self.dtype.kind == "f" else signs)
 
     def pow(self, exponent):
         return self ** exponent
