@@ -47,6 +47,9 @@ def einsum(equation, *operands):
     for k, t in enumerate(operands):
         if not isinstance(t, Tensor):
             raise TypeError(f"einsum(): operand {k} must be a Tensor, not {type(t).__name__}")
+    if len({t.dtype for t in operands}) > 1:
+        raise TypeError(f"einsum(): expected all operands to have the same dtype, but got "
+                        f"{[str(t.dtype) for t in operands]}")
     inputs, output = _parse_einsum(equation, [t.shape for t in operands])
     return ops.Einsum.apply(*operands, inputs=inputs, output=output)
 

@@ -27,7 +27,12 @@ TOLERANCE = {np.dtype(np.float16): (1e-2, 1e-3), np.dtype(np.float32): (1e-4, 1e
 
 
 def cases(n):
-    """Hypothesis settings of a property test: n examples, deterministic, no per-example deadline."""
+    """Hypothesis settings of a property test: n examples, deterministic, no per-example deadline.
+
+    Derandomized runs repeat themselves for the same set of imported modules (Hypothesis also draws
+    constants it finds in local source files), so a run of the whole suite, as CI runs it, is the
+    same every time; a run of one file may try other examples.
+    """
     return settings(max_examples=n, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
