@@ -53,6 +53,7 @@ class Arg:
     """
     array: np.ndarray
     layout: str = "copy"
+    differentiable: bool = True  # False: never requires grad (a class weight, a target)
 
     def ours(self, requires_grad):
         a = self.array
@@ -95,7 +96,7 @@ class Each:
 
 def _convert(value, side, requires_grad):
     if isinstance(value, Arg):
-        grad = requires_grad and value.array.dtype.kind == "f"
+        grad = requires_grad and value.differentiable and value.array.dtype.kind == "f"
         return value.ours(grad) if side == "ours" else value.theirs(grad)
     if isinstance(value, Each):
         return value.ours if side == "ours" else value.theirs

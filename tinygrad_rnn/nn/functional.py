@@ -13,6 +13,7 @@ import numpy as np
 from .. import backend
 from ..factory import rng
 from ..methods import check_dim
+from ..ops import where_tensor
 from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -101,7 +102,11 @@ def _reduce(losses, reduction, denominator=None):
     total = losses.sum()
     if reduction == "sum":
         return total
-    return total / (losses.numel() if denominator is None else denominator)
+    if not isinstance(denominator, Tensor):
+        return total / (losses.numel() if denominator is None else denominator)
+    if bool(denominator.array == 0):  # every row ignored: NaN as in torch, with gradient 0, not 0/0
+        return where_tensor(denominator.array == 0, float("nan"), total / where_tensor(True, 1.0, denominator))
+    return total / denominator
 
 
 def _classes_last(x):
@@ -111,6 +116,16 @@ def _classes_last(x):
     if x.ndim == 2:
         return x
     return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+
+
+def _check_scores(fn, input):
+    """Class scores: a floating tensor with a class dim ((C,), (N, C) or (N, C, d1, ...))."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(input).__name__}")
+    if input.ndim == 0:
+        raise ValueError(f"{fn}: input must have a class dim: (C,), (N, C) or (N, C, d1, ...); got a 0-d tensor")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{fn}: input must hold floating point scores; got dtype {input.dtype}")
 
 
 def _index_target(fn, input, target, what):
@@ -173,6 +188,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """Negative log-likelihood of class indices: input (N, C), (C,) or (N, C, d1, ...) of log-probabilities,
     target (N,), () or (N, d1, ...); weight (C,) rescales each class; ignore_index rows count for nothing."""
     reduction = _reduction(size_average, reduce, reduction)
+    _check_scores("nll_loss", input)
     target, shape = _index_target("nll_loss", input, target, "log_probs")
     weight = _class_weight("nll_loss", weight, input)
     return _nll(_classes_last(input), target, weight, ignore_index, reduction, shape, "nll_loss")
@@ -187,10 +203,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     distribution: (1 - e) * nll + e * (the mean over classes of -log p), ignored rows excluded.
     """
     reduction = _reduction(size_average, reduce, reduction)
+    _check_scores("cross_entropy", input)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     weight = _class_weight("cross_entropy", weight, input)
     if _holds_probabilities(target):
+        if ignore_index >= 0:  # a negative one can name no class: torch lets it pass
+            raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) is not supported for a target of "
+                             f"class probabilities (a floating point target)")
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
     target, shape = _index_target("cross_entropy", input, target, "logits")
     rows = _classes_last(input)
