@@ -109,6 +109,8 @@ def check_matches_parameters(layer, x, parameter):
 
 
 def check_last_dim(layer, x, size, what):
+    if x.ndim == 0:
+        raise InputError(f"{layer}: input must have at least one dim, of size {what} ({size}); got a 0-d tensor")
     if x.shape[-1] != size:
         raise InputError(f"{layer}: input.size(-1) must be equal to {what}. Expected {size}, got "
                          f"{x.shape[-1]} (input shape {tuple(x.shape)})")

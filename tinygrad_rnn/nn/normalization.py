@@ -12,7 +12,13 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
                  dtype=None):
         super().__init__()
-        dims = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+        if isinstance(normalized_shape, numbers.Integral):
+            dims = (normalized_shape,)
+        elif isinstance(normalized_shape, (tuple, list)):
+            dims = tuple(normalized_shape)
+        else:
+            raise TypeError(f"normalized_shape must be an int or a tuple of ints; got "
+                            f"{type(normalized_shape).__name__} {normalized_shape!r}")
         shape = tuple(check_int("normalized_shape", n) for n in dims)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.has_bias = bias

@@ -45,6 +45,9 @@ class SGD(Optimizer):
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
         _check_range(self, group, "momentum", 0.0)
+        dampening = group["dampening"]
+        if isinstance(dampening, bool) or not isinstance(dampening, numbers.Real) or dampening != dampening:
+            raise ValueError(f"SGD: invalid dampening {dampening!r}; expected a number")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
 
