@@ -81,6 +81,11 @@ def sizes_argument(op, sizes, name="size"):
     return tuple(int(n) for n in sizes)
 
 
+def _tensor_argument(op, name, value):
+    from .tensor import _tensor_argument
+    return _tensor_argument(op, name, value)
+
+
 def _constant(array):
     return _tensor_cls()._make(array, None)
 
@@ -236,11 +241,20 @@ class TensorMethods:
         return _constant(getattr(self.xp, name)(self.array.astype(dtype, copy=False),
                                                 self.xp.asarray(theirs, dtype=dtype)))
 
+    def __contains__(self, element):
+        """`element in tensor`: whether any element equals it, as torch."""
+        if not isinstance(element, (_tensor_cls(), bool, int, float, np.generic)):
+            raise TypeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                            f"{type(element).__name__}")
+        return bool((self == element).array.any())
+
     def equal(self, other):
         """True if both have the same shape and elements."""
+        other = _tensor_argument("equal", "other", other)
         return self.shape == other.shape and bool((self.array == other.array).all())
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        other = _tensor_argument("allclose", "other", other)
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isnan(self):
@@ -398,7 +412,10 @@ class TensorMethods:
     def __format__(self, spec):
         if self.array.size == 1 and spec:
             return format(self.item(), spec)
-        return format(repr(self), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} passed to Tensor.__format__ (a tensor of shape "
+                            f"{self.shape}; only one-element tensors take a number format)")
+        return repr(self)
 
     def half(self):
         return self.to(dtype=np.float16)
@@ -427,15 +444,15 @@ class TensorMethods:
         return self.to(dtype=dtype)
 
     def type_as(self, other):
-        return self.to(dtype=other.dtype)
+        return self.to(dtype=_tensor_argument("type_as", "other", other).dtype)
 
     def new_zeros(self, *size):
-        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-        return _constant(self.xp.zeros(size, dtype=self.dtype))
+        from .factory import zeros
+        return zeros(*size, dtype=self.dtype, device=self.device)
 
     def new_ones(self, *size):
-        size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-        return _constant(self.xp.ones(size, dtype=self.dtype))
+        from .factory import ones
+        return ones(*size, dtype=self.dtype, device=self.device)
 
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         from .factory import multinomial

@@ -366,7 +366,7 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value):
-        value = value.array if isinstance(value, Tensor) else value
+        value = value.array if isinstance(value, Tensor) else _numeric(value, "data")
         if value.shape != self.shape or value.dtype != self.dtype:
             raise ValueError(f"data: assigned {value.shape} {value.dtype} to a tensor of {self.shape} {self.dtype}")
         self.array = value
@@ -385,7 +385,15 @@ class Tensor(TensorMethods):
         return self.array.ndim
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.array)
+
+    def __iter__(self):
+        """The tensor's rows, as torch iterates; a 0-d tensor has none to give (not an empty sequence)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
 
     @property
     def device(self):
@@ -435,7 +443,7 @@ class Tensor(TensorMethods):
             return
         if value is not None:
             if not isinstance(value, Tensor):
-                value = Tensor._make(self.xp.asarray(value), None)
+                value = Tensor._make(self.xp.asarray(_numeric(value, "grad")), None)
             if value.shape != self.shape:
                 raise ValueError(f"grad: assigned gradient has shape {value.shape}, tensor has {self.shape}")
             if value.device != self.device:
@@ -469,6 +477,8 @@ class Tensor(TensorMethods):
     def register_hook(self, hook):
         """Call `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces it."""
         from . import autograd
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, as hook(grad); got {type(hook).__name__}")
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
         if self._ctx is not None:
@@ -537,7 +547,7 @@ class Tensor(TensorMethods):
         out = self
         if device is not None and backend.check_device(device) != self.device:
             out = ops.ToDevice.apply(out, device=backend.check_device(device))
-        if dtype is not None and np.dtype(dtype) != out.dtype:
+        if dtype is not None and dtypes.check(dtype, "to") != out.dtype:  # complex and object refused
             out = ops.Cast.apply(out, dtype=np.dtype(dtype))
         return out.clone() if copy and out is self else out
 
@@ -735,7 +745,7 @@ class Tensor(TensorMethods):
         return self if shape == self.shape else ops.Expand.apply(self, shape=shape)
 
     def expand_as(self, other):
-        return self.expand(other.shape)
+        return self.expand(_tensor_argument("expand_as", "other", other).shape)
 
     @numpy_aliases
     def unsqueeze(self, dim):
@@ -829,6 +839,13 @@ def _numeric(value, op=None):
         raise TypeError(f"{op or 'operand'}: unsupported operand of type {type(value).__name__}; expected a "
                         f"Tensor, a number or an array of numbers")
     return array
+
+
+def _tensor_argument(op, name, value):
+    """`value`, which must be a Tensor (TypeError naming the argument otherwise)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: argument '{name}' must be a Tensor, not {type(value).__name__}")
+    return value
 
 
 def _raw_index(index):

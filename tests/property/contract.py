@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 from hypothesis import HealthCheck, event, settings
+from hypothesis.control import currently_in_test_context
 
 import tinygrad_rnn as tr
 
@@ -200,8 +201,9 @@ def same(call, *args, names, reference=None, grad=True, may_refuse=False, may_ac
     ours, error = attempt(lambda: call(tr, *ours_in[0], **ours_in[1]))
     theirs, their_error = attempt(lambda: (reference or call)(torch, *theirs_in[0], **theirs_in[1]))
     shown = f"{names[0]} with {args!r} {kwargs!r}"
-    event("refused by both" if error is not None and their_error is not None else "refused by ours" if error
-          is not None else "refused by torch" if their_error is not None else "computed by both")
+    if currently_in_test_context():  # what --hypothesis-show-statistics reports per test
+        event("refused by both" if error is not None and their_error is not None else "refused by ours" if error
+              is not None else "refused by torch" if their_error is not None else "computed by both")
     if error is not None:
         assert_clean_error(error, names, shown)
         assert their_error is not None or may_refuse, \
