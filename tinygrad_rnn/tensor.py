@@ -286,6 +286,8 @@ def _native(data, op="Tensor"):
         except (ValueError, TypeError, OverflowError, RuntimeError) as e:
             raise ValueError(f"{op}: data must be a number or a rectangular nested sequence of numbers; "
                              f"{e}") from None
+    if array.dtype == object and isinstance(data, numbers.Integral):
+        raise ValueError(f"{op}: the integer {data} cannot be converted to int64 without overflow")
     if array.dtype.kind not in "biufc":
         raise TypeError(f"{op}: cannot make a tensor from a {type(data).__name__} of dtype {array.dtype}: data "
                         f"must hold numbers (or booleans)")
