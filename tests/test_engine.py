@@ -198,7 +198,7 @@ def test_port_helpers_on_each_device(device):
     assert x.to(tr.float64).device == device and x.type(tr.float64).dtype == tr.float64
     drawn = tr.multinomial(tr.tensor([0.0, 1.0, 0.0], device=device), 2, replacement=True)
     assert drawn.device == device and drawn.tolist() == [1, 1]
-    with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+    with pytest.raises(RuntimeError, match="integer division by zero"):
         x.div(tr.zeros(3, dtype=tr.int64, device=device), rounding_mode="floor")
 
 

@@ -269,7 +269,12 @@ def randn_like(input, dtype=None, *, device=None, requires_grad=False):
 
 
 def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
-    return _place(_rng.uniform(low, high, size=tuple(shape)), _dtype(dtype, "uniform"), device, requires_grad)
+    """Numbers drawn uniformly from [low, high)."""
+    from .methods import _check_range
+    shape, dtype = _size((shape,), "uniform"), _float_dtype(dtype, "uniform")
+    _check_range("uniform", low, high)
+    return _place(_allocated("uniform", shape, lambda: _rng.uniform(low, high, size=shape)), dtype, device,
+                  requires_grad)
 
 
 # ----------------------------------------------------------------------------- ranges

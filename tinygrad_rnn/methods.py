@@ -188,10 +188,17 @@ class TensorMethods:
             return self / other
         if rounding_mode not in ("trunc", "floor"):
             raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor'; got {rounding_mode!r}")
+        from .dtypes import result_type
         a, b, xp = self.array, self._operand(other, "div"), self.xp
-        if xp.result_type(a, b).kind in "iu":  # exact in integers: no float round trip
-            if bool((xp.asarray(b) == 0).any()):
-                raise ZeroDivisionError(f"div: integer division by zero (shapes {self.shape} and {xp.shape(b)})")
+        dtype = result_type(a, b)
+        if dtype.kind == "b":
+            raise TypeError(f"div: rounding_mode={rounding_mode!r} is not implemented for bool tensors")
+        if dtype.kind in "iu":  # exact in integers: no float round trip
+            a, b = a.astype(dtype, copy=False), xp.asarray(b).astype(dtype, copy=False)
+            if bool((b == 0).any()):
+                # torch's RuntimeError: an error of the interface (a ZeroDivisionError is a crash of ours)
+                raise RuntimeError(f"div: ZeroDivisionError, integer division by zero (shapes {self.shape} and "
+                                   f"{xp.shape(b)})")
             if rounding_mode == "floor":
                 return _constant(xp.floor_divide(a, b))
             return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
@@ -475,6 +482,17 @@ class TensorMethods:
                              f"from_numpy?); copy it with .clone() first")
         self._version += 1
 
+    def _operand(self, other, op):
+        """Another operand's raw array (on this device), or the number itself."""
+        if isinstance(other, _tensor_cls()):
+            if other.device != self.device:
+                raise backend.DeviceError(f"{op}: operands are on {self.device} and {other.device}")
+            return other.array
+        if isinstance(other, (bool, int, float)):
+            return other
+        from .tensor import _numeric
+        return backend.to_device(_numeric(other, op), self.device)
+
     def _update(self, op, compute):
         """self[...] = compute(self), the out-of-place result, refused as torch refuses it: a result that
         needs another shape (broadcasting the operand) or a dtype of a higher kind (float into int)."""
@@ -550,12 +568,17 @@ class TensorMethods:
 
     def normal_(self, mean=0.0, std=1.0):
         from .factory import rng
+        _floating_only("normal_", self)
+        if not (np.isfinite(mean) and np.isfinite(std) and std >= 0):
+            raise ValueError(f"normal_: expects a finite mean and std >= 0; got mean={mean}, std={std}")
         self._in_place("normal_")
         self.array[...] = backend.to_device(rng().normal(mean, std, self.shape).astype(self.dtype), self.device)
         return self
 
     def uniform_(self, a=0.0, b=1.0):
         from .factory import rng
+        _floating_only("uniform_", self)
+        _check_range("uniform_", a, b)
         self._in_place("uniform_")
         self.array[...] = backend.to_device(rng().uniform(a, b, self.shape).astype(self.dtype), self.device)
         return self
@@ -668,6 +691,13 @@ def reduction_dims(op, tensor, dim, empty_means_all=True):
         return tuple(dims)
     dim = check_dim(op, dim, tensor.ndim)
     return None if tensor.ndim == 0 else dim
+
+
+def _check_range(op, low, high):
+    """[low, high) for uniform draws: finite, in order (torch's check)."""
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise ValueError(f"{op}: expects to return a [from, to) range, but found from={low} > to={high} (both "
+                         f"must be finite)")
 
 
 def _root(total, p):

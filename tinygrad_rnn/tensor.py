@@ -462,10 +462,11 @@ class Tensor(TensorMethods):
         return self
 
     def retain_grad(self):
-        """Keep this non-leaf tensor's gradient after backward (in `.grad`)."""
+        """Keep this non-leaf tensor's gradient after backward (in `.grad`); returns None, as torch."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
         if self._ctx is not None:
             self._ctx.keep_grad = True
-        return self
 
     @property
     def retains_grad(self):
@@ -674,7 +675,8 @@ class Tensor(TensorMethods):
         dtype = dtypes.result_type(self.array, *bounds.values())
         if dtype.kind == "b":
             raise TypeError("clip (clamp): not implemented for bool tensors and bounds")
-        low, high = (None if b is None else dtype.type(b) if np.ndim(b) == 0 else b.astype(dtype)
+        # numbers stay Python numbers (weak in NumPy's promotion; the step compiler writes them as code)
+        low, high = (b if b is None or isinstance(b, (bool, int, float)) else b.astype(dtype)
                      for b in (bounds.get("min"), bounds.get("max")))
         return ops.Clip.apply(self._as_dtype(dtype), low=low, high=high)
 

@@ -181,3 +181,31 @@ def test_matmul_and_einsum(data):
 @given(x=st.one_of(tensors(), scalars(), st.just([1.0])))
 def test_is_tensor(x):
     same(lambda m, x: m.is_tensor(x), x, names=("is_tensor",), grad=False)
+
+
+@cases(30)
+@given(weights=tensors(FLOATS + ("int64",), shape=shapes(min_dims=0, max_dims=3), special=True, low=0),
+       count=st.sampled_from([1, 2, 5, 0, -1, 1.5]), replacement=st.booleans())
+def test_multinomial(weights, count, replacement):
+    """Draws differ from torch's: shapes, dtypes and which inputs are refused must not."""
+    same(lambda m, w: (lambda out: (tuple(out.shape), str(out.dtype).replace("torch.", "")))(
+        m.multinomial(w, count, replacement)), weights, names=("multinomial", "num_samples", "weights", "input"),
+         grad=False)
+
+
+@cases(20)
+@given(x=tensors(), fill=scalars(), dtypes=st.sampled_from(DTYPES))
+def test_full_like(x, fill, dtypes):
+    ours, theirs = dtypes
+    same(lambda m, x, d: m.full_like(x, fill, dtype=d), x, Each(ours, theirs), names=("full_like", "full", "fill_value"),
+         grad=False)
+
+
+@cases(20)
+@given(shape=st.one_of(shapes(), st.just((-1,))), low=st.sampled_from([0.0, -1.0, 2.0]),
+       high=st.sampled_from([1.0, 3.0, float("nan")]))
+def test_uniform(shape, low, high):
+    """tr.uniform(shape, low, high) (torch has no such function: compared with empty(shape).uniform_)."""
+    same(lambda m, s: (lambda out: (tuple(out.shape), str(out.dtype).replace("torch.", "")))(
+        m.uniform(s, low, high) if m is tr else m.empty(s).uniform_(low, high)), Each(shape, shape),
+         names=("uniform", "size", "low", "high", "negative"), grad=False, may_accept=True)

@@ -72,3 +72,16 @@ def test_setitem(x, index, value):
         return x
     same(call, x, value, names=("__setitem__", "setitem", "index", "read-only", "broadcast", "shape"),
          grad=False, may_refuse=x.layout == "readonly")
+
+
+@pytest.mark.parametrize("name", ["normal_", "uniform_"])
+@cases(15)
+@given(x=tensors(special=False), a=st.sampled_from([0.0, -1.0, 2]), b=st.sampled_from([1.0, 0.5, 3]))
+def test_random_in_place(name, x, a, b):
+    """The draws differ from torch's: compare shapes, dtypes, ranges and refusals (integer tensors)."""
+    def call(m, x):
+        out = getattr(x, name)(a, b)
+        inside = bool(((out >= a) & (out <= b)).all()) if name == "uniform_" and a <= b else True
+        return out is x, tuple(out.shape), str(out.dtype).replace("torch.", ""), inside
+    same(call, x, names=(name, "in-place", "read-only", "floating", "from", "to"), grad=False,
+         may_refuse=x.layout == "readonly" or x.array.dtype.kind != "f", may_accept=name == "uniform_" and a > b)

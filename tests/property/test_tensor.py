@@ -79,3 +79,28 @@ def test_grad_and_data_assignment(value):
         # keeps a tensor's shape and dtype
         same(call, x, value, names=(attribute, "assigned", "operand"), grad=False, may_accept=True,
              may_refuse=attribute == "data")
+
+
+@cases(20)
+@given(x=tensors(), op=st.sampled_from(["retain_grad", "is_leaf", "grad_fn", "zero_grad", "is_contiguous", "is_cuda",
+                                        "requires_grad_", "detach_requires_grad", "retains_grad"]))
+def test_autograd_attributes(x, op):
+    def call(m, x):
+        floating = x.dtype.is_floating_point if m is torch else x.dtype.kind == "f"
+        y = x * 1 if floating else x
+        if op == "retain_grad":
+            return y.retain_grad() is None, y.retains_grad
+        if op == "grad_fn":
+            return y.grad_fn is None
+        if op == "zero_grad":
+            return None if m is torch else x.zero_grad()
+        if op == "requires_grad_":
+            return x.requires_grad_().requires_grad
+        if op == "detach_requires_grad":
+            return x.detach().requires_grad
+        if op == "is_contiguous":
+            return True if m is torch else isinstance(x.is_contiguous(), bool)
+        return getattr(y, op)
+    # torch lets an integer tensor that cannot require grad call retain_grad() ... and refuses; so do we
+    same(call, x, names=(op, "grad", "floating point", "leaf", "retain_grad"), grad=True,
+         may_refuse=op == "retain_grad" and x.array.dtype.kind != "f")
