@@ -90,15 +90,13 @@ def check(dtype, op):
 
 
 def check_fits(values, dtype, op):
-    """Python numbers must fit the dtype they are made into, as torch checks (no silent wrap to 0)."""
-    if values.dtype.kind not in "biuf" or dtype.kind == "b" or not values.size:
+    """Python numbers must fit the integer dtype they are made into, as torch checks (no silent wrap to 0);
+    a float too large for a float dtype becomes inf, as in torch."""
+    if values.dtype.kind not in "biuf" or dtype.kind not in "iu" or not values.size:
         return
     finite = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, np.bool_)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        bad = ~finite | (values < info.min) | (values > info.max)
-    else:
-        bad = finite & (np.abs(values.astype(np.float64)) > np.finfo(dtype).max)
+    info = np.iinfo(dtype)
+    bad = ~finite | (values < info.min) | (values > info.max)
     if bad.any():
         raise ValueError(f"{op}: value {values[bad].reshape(-1)[0]!r} cannot be converted to type {dtype} "
                          f"without overflow")

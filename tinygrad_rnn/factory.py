@@ -106,7 +106,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     leaf: a tensor passed in is copied and cut from its graph.
     """
     python_data = _python_data(data)
-    array = _native(data, "tensor")
+    float_wanted = dtype is not None and _dtype(dtype, "tensor").kind == "f"
+    array = _native(data, "tensor", float_wanted)
     if python_data and dtype is None:
         array = array.astype(_default_dtype(array), copy=False)
     dtype = _dtype(dtype if dtype is not None else array.dtype, "tensor")
@@ -245,6 +246,13 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples <= 0:
         raise ValueError(f"multinomial: num_samples must be a positive integer; got {num_samples!r}")
     weights = np.atleast_2d(backend.to_numpy(input.array)).astype(np.float64)
+    if not replacement and num_samples > weights.shape[1]:
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
+                         f"{weights.shape[1]} categories (shape {input.shape})")
+    if not len(weights):  # no rows: nothing to draw from, nothing drawn (as torch)
+        return _place(np.zeros((0, num_samples), np.int64), np.int64, input.device, False)
+    if weights.shape[1] == 0:
+        raise ValueError(f"multinomial: a row of weights must have at least one category (shape {input.shape})")
     if not np.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"multinomial: weights must be finite and non-negative (shape {input.shape})")
     nonzero = (weights > 0).sum(axis=1)
@@ -290,13 +298,15 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
         if not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ValueError(f"arange: {name} must be a finite number; got {value!r}")
     dtype = _dtype(dtype, "arange", default=_scalar_dtype(start, end, step))
-    if dtype.kind in "iub":  # as torch: an integer dtype takes the arguments as integers first
-        start, end, step = int(start), int(end), int(step)
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     if (end - start) * step < 0:
         raise ValueError(f"arange: upper bound and larger bound inconsistent with step sign "
                          f"(start={start}, end={end}, step={step})")
+    if dtype.kind in "iub":  # as torch: an integer dtype takes the arguments as integers, once checked
+        start, end, step = int(start), int(end), int(step)
+        if step == 0:
+            raise ValueError("arange: step must be nonzero (it is 0 as an integer)")
     count = math.ceil((end - start) / step)
     if all(isinstance(v, numbers.Integral) for v in (start, end, step)):
         values = start + np.arange(count, dtype=np.int64) * step
@@ -310,6 +320,8 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
         raise ValueError(f"linspace: number of steps must be a non-negative integer; got {steps!r}")
     dtype = _dtype(dtype, "linspace")
+    if dtype.kind in "iub":  # as torch: an integer dtype takes its ends as integers
+        start, end = int(start), int(end)
     index = np.arange(steps, dtype=np.float64)
     if steps > 1:
         step = (float(end) - float(start)) / (steps - 1)

@@ -5,6 +5,7 @@ forward-mode tangents come for free. Tensor (tensor.py) inherits these; in-place
 PyTorch's rule that a leaf which requires grad is changed only under `no_grad`.
 """
 import builtins
+import math
 import collections
 import functools
 import numbers
@@ -122,8 +123,8 @@ class TensorMethods:
         return self.device == "cuda"
 
     def clone(self):
-        """A copy with its own storage; gradients flow through it."""
-        return self * 1
+        """A copy with its own storage, of the same dtype; gradients flow through it."""
+        return self * 1 if self.dtype.kind == "f" else _constant(self.array.copy())
 
     def t(self):
         if self.ndim > 2:
@@ -174,10 +175,12 @@ class TensorMethods:
 
     # --- arithmetic by name, as torch's methods (the operators are in tensor.py)
     def add(self, other, *, alpha=1):
-        return self + (other if alpha == 1 else other * alpha)
+        return self + (other if alpha == 1 else _scaled(self, other, alpha))
 
     def sub(self, other, *, alpha=1):
-        return self - (other if alpha == 1 else other * alpha)
+        if self.dtype.kind == "b" or isinstance(other, (bool, np.bool_)) or getattr(other, "dtype", None) == np.bool_:
+            return self - other  # refused there, by name, whatever alpha is
+        return self - (other if alpha == 1 else _scaled(self, other, alpha))
 
     def mul(self, other):
         return self * other
@@ -195,7 +198,7 @@ class TensorMethods:
             raise TypeError(f"div: rounding_mode={rounding_mode!r} is not implemented for bool tensors")
         if dtype.kind in "iu":  # exact in integers: no float round trip
             a, b = a.astype(dtype, copy=False), xp.asarray(b).astype(dtype, copy=False)
-            if bool((b == 0).any()):
+            if math.prod(np.broadcast_shapes(a.shape, b.shape)) and bool((b == 0).any()):
                 # torch's RuntimeError: an error of the interface (a ZeroDivisionError is a crash of ours)
                 raise RuntimeError(f"div: ZeroDivisionError, integer division by zero (shapes {self.shape} and "
                                    f"{xp.shape(b)})")
@@ -262,6 +265,7 @@ class TensorMethods:
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         other = _tensor_argument("allclose", "other", other)
+        _broadcast_shape("allclose", self, other)
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isnan(self):
@@ -408,7 +412,10 @@ class TensorMethods:
         return float(self.item())
 
     def __int__(self):
-        return int(self.item())
+        value = self.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(f"int: cannot convert {value} to an integer")
+        return int(value)
 
     def __index__(self):
         if self.dtype.kind not in "iub" or self.array.size != 1:
@@ -417,7 +424,7 @@ class TensorMethods:
         return int(self.item())
 
     def __format__(self, spec):
-        if self.array.size == 1 and spec:
+        if self.ndim == 0 and spec:  # as torch: a number format fits a 0-d tensor only
             return format(self.item(), spec)
         if spec:
             raise TypeError(f"unsupported format string {spec!r} passed to Tensor.__format__ (a tensor of shape "
@@ -590,7 +597,12 @@ class TensorMethods:
                 raise backend.DeviceError(f"__setitem__: value is on {value.device}, the tensor on {self.device}")
             value = value.array
         else:
+            from . import dtypes
+            from .tensor import _python_data
+            python_data = _python_data(value)
             value = _native(value, "__setitem__")
+            if python_data:  # as torch: a number that does not fit (NaN into an int tensor) is refused
+                dtypes.check_fits(value, self.dtype, "__setitem__")
         self._in_place("__setitem__")
         try:
             self.array[_raw_index(index)] = value
@@ -628,7 +640,7 @@ class TensorMethods:
 
 
 def _scaled(x, other, alpha):
-    """alpha * other for add_/sub_, in the dtype of x and other (alpha takes no part in promotion)."""
+    """alpha * other for add/sub, in the dtype of x and other (alpha takes no part in promotion)."""
     from .dtypes import result_type
     other = other if isinstance(other, (_tensor_cls(), bool, int, float)) else x._lift(other)
     dtype = result_type(x.array, other.array if isinstance(other, _tensor_cls()) else other)
@@ -698,6 +710,13 @@ def _check_range(op, low, high):
     if not (np.isfinite(low) and np.isfinite(high) and low <= high):
         raise ValueError(f"{op}: expects to return a [from, to) range, but found from={low} > to={high} (both "
                          f"must be finite)")
+
+
+def _broadcast_shape(op, a, b):
+    try:
+        return np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not broadcast together") from None
 
 
 def _root(total, p):

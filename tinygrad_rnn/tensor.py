@@ -266,7 +266,7 @@ def _check_same_device(op, inputs):
 
 # ----------------------------------------------------------------------------- Tensor
 
-def _native(data, op="Tensor"):
+def _native(data, op="Tensor", float_wanted=False):
     """`data` as a NumPy or CuPy array, refusing what has no numbers; foreign arrays (torch, JAX, ...)
     through `__array__` or, on the GPU, `__cuda_array_interface__`."""
     if isinstance(data, Tensor):
@@ -287,6 +287,8 @@ def _native(data, op="Tensor"):
             raise ValueError(f"{op}: data must be a number or a rectangular nested sequence of numbers; "
                              f"{e}") from None
     if array.dtype == object and isinstance(data, numbers.Integral):
+        if float_wanted:
+            return np.asarray(float(data))
         raise ValueError(f"{op}: the integer {data} cannot be converted to int64 without overflow")
     if array.dtype.kind not in "biufc":
         raise TypeError(f"{op}: cannot make a tensor from a {type(data).__name__} of dtype {array.dtype}: data "
@@ -306,11 +308,11 @@ def _as_array(data, dtype, device):
     python_data = _python_data(data)
     if isinstance(data, Tensor):
         dtype = dtype or data.dtype  # a tensor keeps its dtype
-    data = _native(data)
+    dtype = None if dtype is None else dtypes.check(dtype, "Tensor")
+    data = _native(data, float_wanted=dtype is not None and dtype.kind == "f")
     if data.dtype.kind == "c":
         raise TypeError(f"Tensor: complex data is not supported; got dtype {data.dtype}")
     if dtype is not None:
-        dtype = dtypes.check(dtype, "Tensor")
         if python_data:
             dtypes.check_fits(data, dtype, "Tensor")
         return xp.asarray(backend.to_device(data, device), dtype=dtype)
@@ -614,6 +616,10 @@ class Tensor(TensorMethods):
                             "use ~ or logical_xor to invert or compare masks")
         if op is ops.Pow and dtype.kind == "b":
             raise TypeError("pow: not implemented for bool tensors")
+        if op is ops.Pow and dtype.kind in "iu" and number and not reverse and other < 0:
+            raise ValueError("pow: Integers to negative integer powers are not allowed")
+        if op is ops.Matmul and dtype.kind == "b":
+            raise TypeError("matmul: not implemented for bool tensors")
         if op is ops.Div:
             dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to float32
         elif op is ops.Matmul and not number and self.dtype != other.dtype:
@@ -647,7 +653,12 @@ class Tensor(TensorMethods):
     def __rpow__(self, other): return self._binary(ops.Pow, other, reverse=True)
     def __matmul__(self, other): return self._binary(ops.Matmul, other)
     def __rmatmul__(self, other): return self._binary(ops.Matmul, other, reverse=True)
-    def __getitem__(self, index): return ops.Getitem.apply(self, index=_raw_index(index))
+    def __getitem__(self, index):
+        index = _raw_index(index)
+        ints_first = _integers_first(index)
+        if ints_first is not None:  # torch's order: integers select first, then the index arrays
+            return ops.Getitem.apply(ops.Getitem.apply(self, index=ints_first[0]), index=ints_first[1])
+        return ops.Getitem.apply(self, index=index)
 
     def __neg__(self):
         if self.dtype.kind == "b":
@@ -694,7 +705,11 @@ class Tensor(TensorMethods):
 
     # --- shapes
     def reshape(self, *shape):
-        return ops.Reshape.apply(self, shape=sizes_argument("reshape", shape, "shape"))
+        shape = sizes_argument("reshape", shape, "shape")
+        if any(n < -1 for n in shape):
+            raise ValueError(f"reshape: invalid shape dimension in {shape} (sizes are >= 0, or -1 for one "
+                             f"inferred dim)")
+        return ops.Reshape.apply(self, shape=shape)
 
     view = reshape
 
@@ -861,6 +876,31 @@ def _raw_index(index):
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _integers_first(index):
+    """(the integers alone, the rest) of an index that mixes integers with integer arrays, else None.
+
+    NumPy counts an integer as an index array there, and moves the broadcast dims of separated index
+    arrays to the front: x[0, :, [0]] of a (1, 2, 1) tensor is (1, 2) in NumPy, (2, 1) in torch,
+    which applies the integers first. Two steps give torch's answer.
+    """
+    if not isinstance(index, tuple):
+        return None
+    integers = arrays = False
+    for item in index:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            integers = True
+        elif isinstance(item, list) or hasattr(item, "dtype") and getattr(item, "ndim", 0):
+            if np.asarray(item).dtype.kind == "b" if isinstance(item, list) else item.dtype.kind == "b":
+                return None  # a mask takes as many dims as it has: left to NumPy
+            arrays = True
+    if not (integers and arrays):
+        return None
+    is_int = [isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in index]
+    first = tuple(i if k or i is None or i is Ellipsis else slice(None) for i, k in zip(index, is_int))
+    rest = tuple(slice(None) if i is None else i for i, k in zip(index, is_int) if not k)
+    return first, rest
 
 
 def _reduce_args(op, tensor, axis, keepdims, dim, keepdim):

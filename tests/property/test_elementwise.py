@@ -1,6 +1,8 @@
 """Elementwise Tensor methods and operators against PyTorch: every dtype, shape, layout and operand kind."""
 import operator
 
+import numpy as np
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -56,7 +58,7 @@ def names(op):
 
 
 @pytest.mark.parametrize("op", sorted(UNARY))
-@cases(12)
+@cases(8)
 @given(x=tensors())
 def test_unary(op, x):
     same(lambda m, x: UNARY[op](x), x, names=names(op))
@@ -85,28 +87,37 @@ def operand_pairs(draw, swap=True):
 def integer_power(op, pair):
     """Integers to negative integer powers are refused, as NumPy refuses them (torch gives 0 for a
     tensor exponent but refuses a Python number one)."""
-    kinds = {p.array.dtype.kind if isinstance(p, Arg) else "i" if type(p) is int else "x" for p in pair}
+    kinds = {p.array.dtype.kind if isinstance(p, Arg) else {int: "i", bool: "b"}.get(type(p), "x") for p in pair}
+    # torch also raises bool tensors to a Python bool power, not to a bool tensor's; ours to neither
     return op in ("**", "pow") and kinds <= {"i", "b"}
 
 
 @pytest.mark.parametrize("op", sorted(OPERATORS))
-@cases(25)
+@cases(15)
 @given(pair=operand_pairs())
 def test_operator(op, pair):
-    same(lambda m, a, b: OPERATORS[op](a, b), *pair, names=names(op), may_refuse=integer_power(op, pair))
+    # both refuse @ of two dtypes, except that torch computes an empty product anyway
+    mixed = op == "@" and len({p.array.dtype for p in pair if isinstance(p, Arg)}) > 1
+    same(lambda m, a, b: OPERATORS[op](a, b), *pair, names=names(op), may_refuse=integer_power(op, pair) or mixed)
 
 
 @pytest.mark.parametrize("op", sorted(METHODS))
-@cases(20)
+@cases(12)
 @given(pair=operand_pairs(swap=False))
 def test_method_with_operand(op, pair):
     method, tensors_only = METHODS[op]
     other_is_tensor = isinstance(pair[1], Arg)
     foreign_ok = tensors_only and not other_is_tensor  # torch wants a tensor: ours may take it or refuse
     name = op.split("(")[0]
-    # a rounded quotient has no gradient in ours (torch's is 0 almost everywhere, NaN at 0 / 0)
+    rounded = op.startswith("div(")
+    if rounded and not all(np.isfinite(p.array).all() for p in pair if isinstance(p, Arg)):
+        return  # rounding an infinite quotient: torch's floor and trunc differ from IEEE's here; not compared
+    # a rounded quotient has no gradient in ours (torch's is 0 almost everywhere, NaN at 0 / 0); a bool
+    # exponent gives torch a NaN gradient at 0 where ours, as torch's for a float exponent, gives 0
+    bool_exponent = name == "pow" and any(isinstance(p, bool) or (isinstance(p, Arg) and p.array.dtype == bool)
+                                          for p in pair[1:])
     same(lambda m, a, b: method(a, b), *pair, names=names(op) + (name, "div"), may_accept=foreign_ok,
-         may_refuse=foreign_ok or integer_power(op, pair), grad=not op.startswith("div("))
+         may_refuse=foreign_ok or integer_power(op, pair), grad=not (rounded or bool_exponent))
 
 
 @pytest.mark.parametrize("name", ["clamp", "clip"])

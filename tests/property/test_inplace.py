@@ -41,7 +41,7 @@ def targets_and_operands(draw):
 
 
 @pytest.mark.parametrize("op", sorted(IN_PLACE))
-@cases(20)
+@cases(12)
 @given(pair=targets_and_operands())
 def test_in_place(op, pair):
     x, other = pair

@@ -41,7 +41,7 @@ def make(name, params, kwargs):
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-@cases(30)
+@cases(15)
 @given(data=st.data())
 def test_optimizer_steps(name, data):
     kwargs = data.draw(hyperparameters(name), label="hyperparameters")

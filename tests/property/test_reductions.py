@@ -1,5 +1,6 @@
 """Reductions, statistics, norms and softmax against PyTorch: every dim (negative, out of range,
 repeated, tuples), keepdim, empty and 0-d tensors, every dtype, NaN and Inf."""
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,7 +39,7 @@ def reduction_args(draw, tuples):
 
 
 @pytest.mark.parametrize("op", sorted(REDUCTIONS))
-@cases(30)
+@cases(18)
 @given(data=st.data())
 def test_reduction(op, data):
     call, tuples = REDUCTIONS[op]
@@ -65,4 +66,4 @@ def test_var_corrections(data, correction, unbiased):
 def test_norm(data, p):
     x, dim, keepdim = data.draw(reduction_args(True))
     same(lambda m, x: x.norm(p, dim, keepdim), x, names=("norm", "dim", "Dimension"),
-         may_refuse=x.array.dtype.kind != "f")
+         may_refuse=x.array.dtype.kind != "f", may_accept=isinstance(dim, np.integer))  # torch: no NumPy ints

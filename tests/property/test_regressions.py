@@ -195,3 +195,47 @@ def test_every_row_ignored_gives_nan_with_zero_gradient():
 def test_comparisons_with_torch_tensors_give_our_tensors():
     out = tr.tensor([1.0, 2.0]) == torch.tensor([1.0, 3.0])
     assert isinstance(out, tr.Tensor) and out.tolist() == [True, False]
+
+
+# found by the longer random search (PROPERTY_SCALE=15)
+REFUSALS_OF_THE_LONG_SEARCH = [
+    ("x[0] = nan in an int tensor wrote -2**63", lambda: tr.tensor([1]).__setitem__(0, float("nan")), ValueError,
+     "__setitem__"),
+    ("int(inf) escaped as OverflowError", lambda: int(tr.tensor(float("inf"))), ValueError, "int"),
+    ("view(-2) of an empty tensor was accepted", lambda: tr.zeros(0).view(-2), ValueError, "reshape"),
+    ("bool @ bool was computed", lambda: tr.tensor([True]) @ tr.tensor([True]), TypeError, "matmul"),
+    ("an empty int tensor ** -2 was computed", lambda: tr.zeros(0, dtype=tr.int64) ** -2, ValueError, "pow"),
+    ("allclose of shapes that do not broadcast failed inside NumPy", lambda: tr.zeros(0).allclose(tr.zeros(2)),
+     ValueError, "allclose"),
+    ("a number format on a (1,) tensor", lambda: f"{tr.ones(1):.2f}", TypeError, "format"),
+    ("sub(bool, alpha=2) was computed", lambda: tr.ones(1).sub(tr.tensor([True]), alpha=2), TypeError, "sub"),
+]
+
+
+@pytest.mark.parametrize("what,call,kind,words", REFUSALS_OF_THE_LONG_SEARCH,
+                         ids=lambda v: v if isinstance(v, str) and " " in v else "")
+def test_refused_by_name_long_search(what, call, kind, words):
+    test_refused_by_name(what, call, kind, words)
+
+
+SAME_AS_TORCH_LONG_SEARCH = [
+    ("x[0, :, [0]] put the index dim first (NumPy's rule)", lambda m: m.arange(6.0).reshape(1, 2, 3)[0, :, m.tensor([2])]),
+    ("bool.clone() was int64", lambda m: m.tensor([True]).clone()),
+    ("linspace(2.0, 0.5, 4, dtype=int64) rounded the ends late", lambda m: m.linspace(2.0, 0.5, 4, dtype=m.int64)),
+    ("Linear on an empty (2, 1, 0) input failed in reshape", lambda m: _linear(m)(m.zeros(2, 1, 0, dtype=m.float64))),
+    ("sub(list, alpha=2) repeated the list", lambda m: m.zeros(2).sub(m.tensor([1.0, 2.0]) if m is torch else
+                                                                      [1.0, 2.0], alpha=2)),
+    ("multinomial of no rows", lambda m: tuple(m.zeros(0, 2).multinomial(1, True).shape)),
+]
+
+
+def _linear(m):
+    layer = m.nn.Linear(0, 2, dtype=m.float64)
+    with (tr.no_grad() if m is tr else torch.no_grad()):
+        layer.bias.fill_(0.5)
+    return layer
+
+
+@pytest.mark.parametrize("what,call", SAME_AS_TORCH_LONG_SEARCH, ids=lambda v: v if isinstance(v, str) else "")
+def test_same_as_torch_long_search(what, call):
+    test_same_as_torch(what, call)

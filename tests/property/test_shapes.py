@@ -54,14 +54,25 @@ SHAPE_OPS = {
 
 
 @pytest.mark.parametrize("op", sorted(SHAPE_OPS))
-@cases(25)
+@cases(15)
 @given(data=st.data())
 def test_shape_op(op, data):
     arguments, call = SHAPE_OPS[op]
     x = data.draw(tensors(special=False))
     args = data.draw(arguments(x.array.ndim, x.array.shape), label="arguments")
     name = op.split("(")[0]
-    same(lambda m, x: call(x, *args), x, names=(name, "dim", "size", "shape", "Dimension"))
+    same(lambda m, x: call(x, *args), x, names=(name, "dim", "size", "shape", "Dimension"),
+         may_refuse=torch_is_lenient(op, x.array, args), may_accept=op == "squeeze" and args == (None,))
+
+
+def torch_is_lenient(op, array, args):
+    """Where torch computes what ours refuses on purpose: a new leading dim of -1 in expand (torch makes
+    a negative size), negative repeats and any dim of roll on an empty tensor (torch skips its checks)."""
+    if op == "expand":
+        return any(n < 0 for n in args[0][:max(len(args[0]) - array.ndim, 0)] if isinstance(n, int))
+    if op == "repeat":
+        return any(n < 0 for n in args[0])
+    return op == "roll" and array.size == 0
 
 
 def index_items(shape):
@@ -75,7 +86,7 @@ def index_items(shape):
     return st.tuples(*items, st.sampled_from([(), (None,), (Ellipsis,)])).map(lambda t: t[:-1] + t[-1])
 
 
-@cases(60)
+@cases(40)
 @given(data=st.data())
 def test_getitem(data):
     x = data.draw(tensors(special=False, shape=shapes(min_dims=1)))
@@ -114,7 +125,7 @@ def tensor_lists(draw, new_dim):
 
 
 @pytest.mark.parametrize("name", ["cat", "stack"])
-@cases(50)
+@cases(35)
 @given(data=st.data())
 def test_cat_and_stack(name, data):
     parts, dim = data.draw(tensor_lists(name == "stack"))

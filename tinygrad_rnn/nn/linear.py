@@ -35,7 +35,8 @@ class Linear(Module):
         check_matches_parameters("Linear", x, self.weight)
         check_last_dim("Linear", x, self.in_features, "in_features")
         lead = x.shape[:-1]
-        flat = x.reshape(-1, self.in_features) if x.ndim > 2 else x  # one 2-D product, not a batch
+        # one 2-D product, not a batch (rows counted, not inferred: -1 is ambiguous for an empty input)
+        flat = x.reshape(math.prod(lead), self.in_features) if x.ndim > 2 else x
         y = flat @ self.weight.T
         if self.bias is not None:
             y = y + self.bias
