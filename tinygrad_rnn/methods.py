@@ -76,6 +76,8 @@ def sizes_argument(op, sizes, name="size"):
         sizes = tuple(sizes[0])
     elif not sizes:
         raise TypeError(f"{op}: missing the {name} argument")
+    if all(n.__class__ is int for n in sizes):
+        return sizes  # the common case, kept as given: no new tuple on every reshape
     for n in sizes:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"{op}: {name} must be ints; got {type(n).__name__} {n!r} in {tuple(sizes)}")
