@@ -5,9 +5,9 @@ forward-mode tangents come for free. Tensor (tensor.py) inherits these; in-place
 PyTorch's rule that a leaf which requires grad is changed only under `no_grad`.
 """
 import builtins
-import math
 import collections
 import functools
+import math
 import numbers
 
 import numpy as np
@@ -753,8 +753,8 @@ def _floating_only(op, tensor):
 
 
 def _where_pick(a, b, op, better):
-    from .tensor import where
     from .dtypes import result_type
+    from .tensor import where
     b = a._lift(b, op)
     dtype = result_type(a.array, b.array)
     a, b = a._as_dtype(dtype), b._as_dtype(dtype)

@@ -600,11 +600,13 @@ class Tensor(TensorMethods):
 
     def _binary(self, op, other, reverse=False):
         """op(self, other), or op(other, self), with both operands in the dtype torch promotes them to."""
-        if other.__class__ is Tensor and other.array.dtype == self.array.dtype and self.array.dtype.kind == "f":
-            return op.apply(other, self) if reverse else op.apply(self, other)
-        if (other.__class__ is float or other.__class__ is int) and self.array.dtype.kind == "f":
-            other = _scalar(other, self.array.dtype, self.array)  # the hot path: x * 0.5
-            return op.apply(other, self) if reverse else op.apply(self, other)
+        cls, dtype = other.__class__, self.array.dtype
+        if dtype.kind == "f":  # the hot paths: x * y of one floating dtype, x * 0.5
+            if cls is Tensor and other.array.dtype is dtype:
+                return op.apply(other, self) if reverse else op.apply(self, other)
+            if cls is float or cls is int:
+                other = _scalar(other, dtype, self.array)
+                return op.apply(other, self) if reverse else op.apply(self, other)
         name = op.__name__.lower()
         number = isinstance(other, (bool, int, float)) or (isinstance(other, np.generic) and other.ndim == 0)
         if not number:
@@ -706,7 +708,7 @@ class Tensor(TensorMethods):
     # --- shapes
     def reshape(self, *shape):
         shape = sizes_argument("reshape", shape, "shape")
-        if any(n < -1 for n in shape):
+        if shape and min(shape) < -1:
             raise ValueError(f"reshape: invalid shape dimension in {shape} (sizes are >= 0, or -1 for one "
                              f"inferred dim)")
         return ops.Reshape.apply(self, shape=shape)

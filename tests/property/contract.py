@@ -168,7 +168,7 @@ def assert_same(ours, theirs, what="result"):
         assert len(ours) == len(theirs), f"{what}: {len(ours)} items, torch gives {len(theirs)}"
         for k, (a, b) in enumerate(zip(ours, theirs)):
             assert_same(a, b, f"{what}[{k}]")
-    elif isinstance(theirs, (bool, int, float)) or isinstance(theirs, np.generic):
+    elif isinstance(theirs, (bool, int, float, np.generic)):
         assert type(ours) is type(theirs), f"{what}: {type(ours).__name__} {ours!r} != torch's {theirs!r}"
         assert_values(np.asarray(ours), np.asarray(theirs), what)
     else:

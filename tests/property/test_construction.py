@@ -68,7 +68,7 @@ def test_tensor(value, dtypes, requires_grad):
     # torch refuses some NumPy scalars, and lists of float tensors, with an integer dtype; ours converts them
     same(lambda m, v, d: m.tensor(v, dtype=d, requires_grad=requires_grad), value, Each(ours, theirs),
          names=("tensor", "data", "dtype", "gradients"), may_refuse=bad or wraps or our_side_may_refuse(value),
-         may_accept=isinstance(value, np.generic) or isinstance(value, Each), grad=False)
+         may_accept=isinstance(value, (np.generic, Each)), grad=False)
 
 
 def legacy_reference(torch, value, dtype=None, requires_grad=False):

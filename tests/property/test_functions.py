@@ -10,7 +10,7 @@ import tinygrad_rnn as tr
 from tinygrad_rnn.functions import METHODS
 
 from .contract import Each, assert_clean_error, attempt, cases, same
-from .strategies import FLOATS, dims, scalars, shapes, tensors
+from .strategies import FLOATS, scalars, shapes, tensors
 
 SIZE_ITEMS = st.one_of(st.integers(-1, 3), st.sampled_from([2.5, None, True, np.int64(2), 2 ** 62]))
 DTYPES = [(None, None), (tr.float32, torch.float32), (tr.float64, torch.float64), (tr.int64, torch.int64),
@@ -21,6 +21,10 @@ DEVICES = [None, "cpu", tr.device("cpu"), "tpu", "cuda:x"]
 def sizes():
     """A size as *ints, as one tuple, or as junk."""
     return st.one_of(st.lists(SIZE_ITEMS, max_size=3).map(tuple), st.lists(SIZE_ITEMS, max_size=3).map(lambda s: (s,)))
+
+
+def shape_and_dtype(t):
+    return tuple(t.shape), str(t.dtype).replace("torch.", "")
 
 
 def described(t):
@@ -190,9 +194,8 @@ def test_is_tensor(x):
        count=st.sampled_from([1, 2, 5, 0, -1, 1.5]), replacement=st.booleans())
 def test_multinomial(weights, count, replacement):
     """Draws differ from torch's: shapes, dtypes and which inputs are refused must not."""
-    same(lambda m, w: (lambda out: (tuple(out.shape), str(out.dtype).replace("torch.", "")))(
-        m.multinomial(w, count, replacement)), weights, names=("multinomial", "num_samples", "weights", "input"),
-         grad=False)
+    same(lambda m, w: shape_and_dtype(m.multinomial(w, count, replacement)), weights,
+         names=("multinomial", "num_samples", "weights", "input"), grad=False)
 
 
 @cases(20)
@@ -208,6 +211,6 @@ def test_full_like(x, fill, dtypes):
        high=st.sampled_from([1.0, 3.0, float("nan")]))
 def test_uniform(shape, low, high):
     """tr.uniform(shape, low, high) (torch has no such function: compared with empty(shape).uniform_)."""
-    same(lambda m, s: (lambda out: (tuple(out.shape), str(out.dtype).replace("torch.", "")))(
-        m.uniform(s, low, high) if m is tr else m.empty(s).uniform_(low, high)), Each(shape, shape),
+    same(lambda m, s: shape_and_dtype(m.uniform(s, low, high) if m is tr else m.empty(s).uniform_(low, high)),
+         Each(shape, shape),
          names=("uniform", "size", "low", "high", "negative"), grad=False, may_accept=True)

@@ -16,7 +16,7 @@ IN_PLACE = {
     "div_": lambda x, o: x.div_(o), "fill_": lambda x, o: x.fill_(o), "copy_": lambda x, o: x.copy_(o),
     "add_(alpha)": lambda x, o: x.add_(o, alpha=2), "clamp_": lambda x, o: x.clamp_(min=o),
     "clip_": lambda x, o: x.clip_(max=o), "zero_": lambda x, o: x.zero_(),
-    "masked_fill_": lambda x, o: x.masked_fill_(x != x, o),
+    "masked_fill_": lambda x, o: x.masked_fill_(x.isnan(), o),
 }
 
 

@@ -132,10 +132,10 @@ def test_dropout(x, p, training):
     def call(m, x):
         out = m.nn.functional.dropout(x, p, training)
         return out if p in (0.0, 1.0) or not training else (tuple(out.shape), out.dtype)
-    same(call, x, names=("dropout", "probability", "p"), grad=p in (0.0, 1.0) or not training,
-         reference=lambda m, x: (lambda out: out if p in (0.0, 1.0) or not training
-                                 else (tuple(out.shape), tr.dtypes.DTYPES[str(out.dtype)[6:]]))(
-             torch.nn.functional.dropout(x, p, training)))
+    def reference(m, x):
+        out = torch.nn.functional.dropout(x, p, training)
+        return out if p in (0.0, 1.0) or not training else (tuple(out.shape), tr.dtypes.DTYPES[str(out.dtype)[6:]])
+    same(call, x, names=("dropout", "probability", "p"), grad=p in (0.0, 1.0) or not training, reference=reference)
 
 
 def test_dropout_modules_compare_shapes_and_scale():

@@ -52,7 +52,7 @@ def test_optimizer_steps(name, data):
     # torch lets NaN through some of its range checks (NaN < 0 is False) and checks some arguments not
     # at all (dampening="0.1" fails at the first step); ours refuses both when it is built
     given = [x for v in kwargs.values() for x in (v if isinstance(v, tuple) else (v,))]
-    nan = any((isinstance(v, float) and v != v) or v is None or isinstance(v, str) for v in given)
+    nan = any((isinstance(v, float) and np.isnan(v)) or v is None or isinstance(v, str) for v in given)
     if error is not None or their_error is not None:
         assert error is not None and (their_error is not None or nan), (
             f"{name}({kwargs}): ours {'refuses: ' + str(error) if error else 'builds'}, torch "

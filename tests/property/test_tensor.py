@@ -36,7 +36,7 @@ def test_to(x, target, as_keyword):
 def test_methods_taking_a_tensor(x, other):
     for name in ("expand_as", "type_as", "equal", "allclose"):
         # torch's allclose wants one dtype; ours compares any two as NumPy does
-        same(lambda m, x, o: getattr(x, name)(o), x, other, names=(name, "other", "expand"), grad=False,
+        same(lambda m, x, o, name=name: getattr(x, name)(o), x, other, names=(name, "other", "expand"), grad=False,
              may_accept=name == "allclose")
 
 
@@ -71,7 +71,7 @@ def test_register_hook_refuses_what_cannot_be_called(hook):
 @given(value=st.one_of(tensors(FLOATS), st.sampled_from(JUNK + [np.ones((2, 3))])))
 def test_grad_and_data_assignment(value):
     for attribute in ("grad", "data"):
-        def call(m, x, v):
+        def call(m, x, v, attribute=attribute):
             setattr(x, attribute, v)
             return getattr(x, attribute)
         x = Each(tr.ones(2, 3, requires_grad=True), torch.ones(2, 3, requires_grad=True))

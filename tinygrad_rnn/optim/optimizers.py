@@ -6,6 +6,7 @@ so float64 runs agree with PyTorch to rounding over many steps. The rules work i
 scratch array of the parameter's shape (`Optimizer.scratch`) for what torch computes as a
 temporary: a step makes no new arrays of the parameters' size.
 """
+import math
 import numbers
 
 from .. import backend
@@ -46,7 +47,7 @@ class SGD(Optimizer):
         super().check_hyperparameters(group)
         _check_range(self, group, "momentum", 0.0)
         dampening = group["dampening"]
-        if isinstance(dampening, bool) or not isinstance(dampening, numbers.Real) or dampening != dampening:
+        if isinstance(dampening, bool) or not isinstance(dampening, numbers.Real) or math.isnan(dampening):
             raise ValueError(f"SGD: invalid dampening {dampening!r}; expected a number")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
