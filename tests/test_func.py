@@ -106,13 +106,21 @@ def test_bad_arguments_name_them(pair):
 
 # --- a layer's forward, on the default (fused) and the op-by-op path
 
-@pytest.mark.parametrize("fused", [None, False], ids=["default", "composed"])
-def test_lstm_loss_double_backward_matches_torch(torch, fused):
-    T, B, I, H = 4, 2, 3, 5
-    tr.manual_seed(3)
+T, B, I, H = 4, 2, 3, 5
+
+
+def lstm_pair(torch, fused, seed):
+    """An LSTM of ours (fused or not) and torch's with the same weights, float64."""
+    tr.manual_seed(seed)
     lstm = tr.nn.LSTM(I, H, dtype="float64", fused=fused)
     theirs = torch.nn.LSTM(I, H)
     theirs.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in lstm.state_dict().items()})
+    return lstm, theirs
+
+
+@pytest.mark.parametrize("fused", [None, False], ids=["default", "composed"])
+def test_lstm_loss_double_backward_matches_torch(torch, fused):
+    lstm, theirs = lstm_pair(torch, fused, seed=3)
     xs = RNG.standard_normal((T, B, I))
     vs = [RNG.standard_normal(p.shape) for p in lstm.parameters()]
     x, xt = ours(xs, True), torch.tensor(xs, requires_grad=True)
@@ -130,11 +138,7 @@ def test_lstm_loss_double_backward_matches_torch(torch, fused):
 
 @pytest.mark.parametrize("fused", [None, False], ids=["default", "composed"])
 def test_lstm_hessian_vector_product_by_forward_over_reverse_matches_torch(torch, fused):
-    T, B, I, H = 4, 2, 3, 5
-    tr.manual_seed(4)
-    lstm = tr.nn.LSTM(I, H, dtype="float64", fused=fused)
-    theirs = torch.nn.LSTM(I, H)
-    theirs.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in lstm.state_dict().items()})
+    lstm, theirs = lstm_pair(torch, fused, seed=4)
     names = [n for n, _ in lstm.named_parameters()]
     vs = {n: RNG.standard_normal(p.shape) for n, p in lstm.named_parameters()}
     xs = RNG.standard_normal((T, B, I))
