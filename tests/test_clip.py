@@ -116,3 +116,19 @@ def test_float32_gradients_are_clipped_in_float32_as_torch(torch):
     for p, q in zip(ours, theirs):
         assert p.grad.dtype == np.float32
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-6)
+
+
+def test_zero_dim_parameters_are_clipped_with_the_rest(torch):
+    """A 0-d parameter's gradient is a 0-d tensor: the joint norm counts it and both clips change it."""
+    def run(lib, param):
+        a, b = param(np.float64(3.0)), param(np.array([4.0]))
+        (a * a * 10 + (b * b).sum() * 10).backward()
+        total = float(lib.nn.utils.clip_grad_norm_([a, b], 1.0))
+        after = float(np.sqrt(float(a.grad) ** 2 + float(b.grad.sum()) ** 2))
+        lib.nn.utils.clip_grad_value_([a, b], 0.1)
+        return total, after, float(a.grad), float(b.grad.sum())
+
+    ours = run(tr, lambda v: Parameter(v, dtype="float64"))
+    theirs = run(torch, lambda v: torch.nn.Parameter(torch.tensor(v)))
+    assert ours == pytest.approx(theirs, rel=1e-9)
+    assert ours[0] == pytest.approx(100.0) and ours[1] == pytest.approx(1.0, rel=1e-5)
