@@ -228,7 +228,7 @@ def _vjp(node, g, create_graph, generic, accumulating):
         return (None,) * len(node.parents)
     parent = node.parents[0]
     if node.backward_into is not None and not generic and (
-            isinstance(parent, Function) or (accumulating and not parent_hooks(node))):
+            isinstance(parent, Function) or (accumulating and not parent._hooks)):  # hooks see the gradient
         # a slice: its gradient lands in the input's own buffer
         if isinstance(parent, Function) or parent.requires_grad:
             node.check_versions()
@@ -305,11 +305,6 @@ def _to_leaf(tensor, g, capture, only, create_graph):
 def _post_accumulate(tensor):
     for hook in list(tensor._post_hooks or ()):
         hook(tensor)
-
-
-def parent_hooks(node):
-    """Whether a leaf input of `node` has hooks (which the in-place fast path would skip)."""
-    return any(isinstance(p, Tensor) and p._hooks for p in node.parents)
 
 
 def node_hooks(node):

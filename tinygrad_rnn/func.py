@@ -11,7 +11,7 @@ import contextlib
 import numpy as np
 
 from . import autograd
-from .tensor import Tensor, _state, enable_grad
+from .tensor import Tensor, _state, enable_grad, stack
 
 __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "vjp"]
 
@@ -58,6 +58,16 @@ def _argnums(caller, argnums, count):
     return tuple(n % count for n in nums), single
 
 
+def _of_chosen(func, args, nums, kwargs=None):
+    """func as a function of args[n] for n in nums alone, the other arguments held fixed."""
+    def partial(*chosen):
+        full = list(args)
+        for n, t in zip(nums, chosen):
+            full[n] = t
+        return func(*full, **(kwargs or {}))
+    return partial
+
+
 def _flat_outputs(out):
     return (list(out), True) if isinstance(out, (tuple, list)) else ([out], False)
 
@@ -77,7 +87,6 @@ def _unit(shape, k, like):
 
 
 def _stack_rows(rows, out_shape, in_shape):
-    from .tensor import stack
     return stack(rows, 0).reshape(tuple(out_shape) + tuple(in_shape))
 
 
@@ -126,12 +135,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
     def wrapper(*args, **kwargs):
         nums, single = _argnums("grad", argnums, len(args))
         _check_tensors("grad", [args[n] for n in nums], "args")
-        def partial(*chosen):
-            full = list(args)
-            for n, t in zip(nums, chosen):
-                full[n] = t
-            return func(*full, **kwargs)
-        value, vjp_fn, *aux = vjp(partial, *[args[n] for n in nums], has_aux=has_aux)
+        value, vjp_fn, *aux = vjp(_of_chosen(func, args, nums, kwargs), *[args[n] for n in nums], has_aux=has_aux)
         if not isinstance(value, Tensor) or value.numel() != 1:
             raise RuntimeError(f"grad: the function must return a scalar tensor; got "
                                f"{getattr(value, 'shape', type(value).__name__)}")
@@ -155,12 +159,7 @@ def jacrev(func, argnums=0, has_aux=False):
     """The Jacobian by reverse mode: one VJP per output element; shape out.shape + in.shape."""
     def wrapper(*args):
         nums, single = _argnums("jacrev", argnums, len(args))
-        def partial(*chosen):
-            full = list(args)
-            for n, t in zip(nums, chosen):
-                full[n] = t
-            return func(*full)
-        out, vjp_fn, *aux = vjp(partial, *[args[n] for n in nums], has_aux=has_aux)
+        out, vjp_fn, *aux = vjp(_of_chosen(func, args, nums), *[args[n] for n in nums], has_aux=has_aux)
         outs, is_tuple = _flat_outputs(out)
         per_output = []
         for k, o in enumerate(outs):
@@ -227,16 +226,12 @@ def jacfwd(func, argnums=0, has_aux=False):
         nums, single = _argnums("jacfwd", argnums, len(args))
         columns = {n: [] for n in nums}
         out = aux = None
+        partial = _of_chosen(func, args, nums)
         for n in nums:
             x = args[n]
             for i in range(x.numel()):
                 tangents = [_unit(x.shape, i, x) if m == n else Tensor._make(args[m].xp.zeros(
                     args[m].shape, dtype=args[m].dtype), None) for m in nums]
-                def partial(*chosen):
-                    full = list(args)
-                    for m, t in zip(nums, chosen):
-                        full[m] = t
-                    return func(*full)
                 out, tangent, *rest = jvp(partial, [args[m] for m in nums], tangents, has_aux=has_aux)
                 aux = rest[0] if rest else None
                 columns[n].append(tangent)
@@ -246,7 +241,6 @@ def jacfwd(func, argnums=0, has_aux=False):
             jac = []
             for n in nums:
                 cols = [c[k] if is_tuple else c for c in columns[n]]
-                from .tensor import stack
                 jac.append(stack(cols, -1).reshape(o.shape + args[n].shape) if cols else
                            Tensor._make(o.xp.zeros(o.shape + args[n].shape, dtype=o.dtype), None))
             per_output.append(jac[0] if single else tuple(jac))

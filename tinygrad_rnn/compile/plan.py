@@ -20,6 +20,7 @@ Backward, every value of the traced VJP step is
 Views (slices, reshapes, transposes, broadcasts) cost nothing and are made where they are read.
 """
 from ..ops import Expand, Getitem, Permute, Reshape, _is_basic_index
+from .trace import ancestors
 
 STATIC, PRE, LOOP = "static", "pre", "loop"
 FWD, FPRE, POST = "fwd", "fpre", "post"   # FWD: a forward value, read by the backward
@@ -36,18 +37,6 @@ def view_base(value):
     while is_view(value.op):
         value = value.op.inputs[0]
     return value
-
-
-def _ancestors(roots, ops_of):
-    """Ops (among `ops_of`, by output id) that the roots depend on."""
-    live, stack = set(), [v for v in roots if v is not None]
-    while stack:
-        v = stack.pop()
-        if v.id in live or v.id not in ops_of:
-            continue
-        live.add(v.id)
-        stack.extend(ops_of[v.id].inputs)
-    return live
 
 
 class ForwardPlan:
@@ -68,7 +57,7 @@ class ForwardPlan:
             klass[op.out.id] = LOOP if LOOP in kinds else PRE if PRE in kinds else STATIC
         self.klass = klass
         ops_of = {op.out.id: op for op in graph.ops if klass[op.out.id] != STATIC}
-        live = _ancestors(graph.outputs, ops_of)
+        live = ancestors(graph.outputs, ops_of)
         self.pre_ops = [op for op in graph.ops if op.out.id in live and klass[op.out.id] == PRE]
         self.loop_ops = [op for op in graph.ops if op.out.id in live and klass[op.out.id] == LOOP]
         given, statics = statics, {}
@@ -132,7 +121,7 @@ class BackwardPlan:
             else:
                 klass[op.out.id] = STATIC
         # seed-dependent ops that the carries do not need run after the loop
-        to_carry = _ancestors(self.carries, {i: op for i, op in ops_of.items() if klass[i] == LOOP})
+        to_carry = ancestors(self.carries, {i: op for i, op in ops_of.items() if klass[i] == LOOP})
         for op in bgraph.ops:
             if klass[op.out.id] == LOOP and op.out.id not in to_carry:
                 klass[op.out.id] = POST
@@ -146,7 +135,7 @@ class BackwardPlan:
                     klass[op.out.id] = LOOP
         self.klass = klass
         roots = self.carries + [self.dx] + self.static_grads
-        live = _ancestors(roots, ops_of)
+        live = ancestors(roots, ops_of)
         self.static_ops = [op for op in bgraph.ops if op.out.id in live and klass[op.out.id] == STATIC]
         self.fpre_ops = [op for op in bgraph.ops if op.out.id in live and klass[op.out.id] == FPRE]
         self.loop_ops = [op for op in bgraph.ops if op.out.id in live and klass[op.out.id] == LOOP]

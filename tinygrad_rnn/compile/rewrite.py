@@ -34,7 +34,7 @@ from ..ops import (
     _is_basic_index,
 )
 from ..tensor import Function
-from .trace import Op, PositiveMask, freeze
+from .trace import Op, PositiveMask, ancestors, freeze
 
 
 class Assemble(Function):
@@ -185,12 +185,5 @@ def _drop_broadcasts(graph, bgraph, per_time_ids):
 
 def _live(ops, roots):
     """The ops some root depends on, in order (the scatters an Assemble replaced drop out)."""
-    by_out = {op.out.id: op for op in ops}
-    live, stack = set(), [v for v in roots if v is not None]
-    while stack:
-        v = stack.pop()
-        if v.id in live or v.id not in by_out:
-            continue
-        live.add(v.id)
-        stack.extend(by_out[v.id].inputs)
+    live = ancestors(roots, {op.out.id: op for op in ops})
     return [op for op in ops if op.out.id in live]

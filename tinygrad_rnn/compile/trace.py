@@ -199,6 +199,19 @@ def own_random_stream(seed):
 # ----------------------------------------------------------------------------- graphs
 
 
+def ancestors(roots, ops_of):
+    """Ops (among `ops_of`, by output id) that the roots depend on."""
+    live, stack = set(), [v for v in roots if v is not None]
+    while stack:
+        v = stack.pop()
+        if v.id in live or v.id not in ops_of:
+            continue
+        live.add(v.id)
+        stack.extend(ops_of[v.id].inputs)
+    return live
+
+
+
 class StepGraph:
     """A recorded step: values (inputs, leaves, op outputs), ops in order, and the new states.
 
