@@ -5,9 +5,13 @@ runs once every consumer has sent its gradient. Gradients are Tensors. Without `
 ops' VJPs run unrecorded and gradients add up in place; with it they are recorded like any forward
 computation, so the gradients can be differentiated again.
 """
+import itertools
+
 from . import backend
 from .ops import unbroadcast as _unbroadcast
 from .tensor import Function, Tensor, _state, enable_grad, no_grad
+
+_FIRST_OUTPUTS = itertools.repeat(0)  # the output every edge reads unless it says otherwise
 
 
 class RemovableHandle:
@@ -81,7 +85,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def _key(t):
-    return id(t._ctx) if t._ctx is not None else id(t)
+    """What autograd.grad's capture files a tensor's gradient under: its node (and which output), or
+    the leaf itself."""
+    if t._ctx is None:
+        return id(t)
+    return (id(t._ctx), t._output_nr) if t._ctx.multiple_outputs else id(t._ctx)
 
 
 def _roots(caller, tensors, grads):
@@ -169,7 +177,7 @@ def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozens
         _graph_nodes(roots, stop, watched)
         for t, g in zip(tensors, grads):
             if t._ctx is not None:
-                _add_grad(t._ctx, g, generic)
+                _add_grad(t._ctx, g, generic, t._output_nr)
         ready = [node for node in dict.fromkeys(roots) if node.pending == 0]  # roots no other root consumes
         while ready:
             node = ready.pop()
@@ -181,15 +189,18 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
         raise RuntimeError(f"backward: trying to backward through the graph a second time (op {node.op}); its "
                            f"saved arrays were freed. Pass retain_graph=True to the first backward to keep them")
     g, node.g = node.g, None
-    if g is not None and node.hooks:
-        for hook in list(node.hooks):
-            replaced = hook(g)
-            if replaced is not None:
-                g = replaced
-    if g is not None and node.keep_grad:
-        node.grad = g if node.grad is None or create_graph else Tensor._make(node.grad.array + g.array, None)
-    if capture is not None and id(node) in capture and g is not None:
-        capture[id(node)] = g if capture[id(node)] is None else capture[id(node)] + g
+    if node.multiple_outputs:
+        _outputs_arrived(node, g, create_graph, capture)
+    else:
+        if g is not None and node.hooks:
+            for hook in list(node.hooks):
+                replaced = hook(g)
+                if replaced is not None:
+                    g = replaced
+        if g is not None and node.keep_grad:
+            node.grad = _kept(node.grad, g, create_graph)
+        if capture is not None and id(node) in capture and g is not None:
+            capture[id(node)] = g if capture[id(node)] is None else capture[id(node)] + g
     if node in stop:
         return
     grads = _vjp(node, g, create_graph, generic, capture is None and only is None)
@@ -200,12 +211,14 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
             node.__dict__.update(kept)
         node.saved = node.tangents = None
         node.freed = True
-    for parent, gi, shape in zip(node.parents, grads, node.shapes):
+    for parent, gi, shape, nr in zip(node.parents, grads, node.shapes, node.slots or _FIRST_OUTPUTS):
         if isinstance(parent, Function):
             if gi is not None:
                 if gi.shape != shape:
                     gi = _unbroadcast(gi, shape)
-                if parent.g is None:  # the first gradient to arrive (_add_grad's first case, inline)
+                if parent.multiple_outputs:
+                    _add_grad(parent, gi, generic, nr)
+                elif parent.g is None:  # the first gradient to arrive (_add_grad's first case, inline)
                     parent.g, parent.g_owned = gi, False
                 else:
                     _add_grad(parent, gi, generic)
@@ -226,27 +239,78 @@ def _vjp(node, g, create_graph, generic, accumulating):
     """One gradient (a Tensor or None) per input of `node`; `accumulating`: into leaves' .grad, every leaf."""
     if g is None:
         return (None,) * len(node.parents)
+    if node.multiple_outputs:
+        return _call_backward(node, g, create_graph, generic)
     parent = node.parents[0]
     if node.backward_into is not None and not generic and (
-            isinstance(parent, Function) or (accumulating and not parent._hooks)):  # hooks see the gradient
+            (isinstance(parent, Function) and not parent.multiple_outputs)
+            or (isinstance(parent, Tensor) and accumulating and not parent._hooks)):  # hooks see the gradient
         # a slice: its gradient lands in the input's own buffer
         if isinstance(parent, Function) or parent.requires_grad:
             node.check_versions()
             node.backward_into(g.array, _gradient_buffer(parent, node.shapes[0], g.array))
         return (None,)
     if node.array_backward:
-        if generic and hasattr(node, "differentiable_backward"):
-            return node.differentiable_backward(g)
-        if create_graph:
-            raise RuntimeError(f"backward: {node.op}'s backward is not differentiable, so create_graph=True "
-                               f"cannot pass through it")
-        node.check_versions()
-        wrap = Tensor._make
-        return tuple(None if gi is None else wrap(gi, None) for gi in node.backward(g.array))
+        return _call_backward(node, (g,), create_graph, generic)
     return node.backward(g)
 
 
-def _add_grad(node, g, generic):
+def _call_backward(node, gs, create_graph, generic):
+    """node's backward on the gradients of its outputs `gs` (Tensors or None): on raw arrays, or
+    recorded when the node can differentiate its backward."""
+    if not node.array_backward:
+        return node.backward(*gs)
+    if generic and hasattr(node, "differentiable_backward"):
+        return node.differentiable_backward(*gs)
+    if create_graph:
+        raise RuntimeError(f"backward: {node.op}'s backward is not differentiable, so create_graph=True "
+                           f"cannot pass through it")
+    node.check_versions()
+    wrap = Tensor._make
+    arrays = [None if g is None else g.array for g in gs]
+    return tuple(None if gi is None else wrap(gi, None) for gi in node.backward(*arrays))
+
+
+class OutputHook:
+    """A tensor hook on one output of a node with several: `fn(grad)` for output `nr` only."""
+    __slots__ = ("fn", "nr")
+
+    def __init__(self, nr, fn):
+        self.nr, self.fn = nr, fn
+
+
+def _outputs_arrived(node, gs, create_graph, capture):
+    """For a node with several outputs, what a single-output node does with its gradient, output by
+    output: hooks, retained gradients, autograd.grad's capture. `gs` is changed in place."""
+    if gs is None:
+        return
+    for hook in list(node.hooks or ()):
+        g = gs[hook.nr]
+        if g is not None:
+            replaced = hook.fn(g)
+            if replaced is not None:
+                gs[hook.nr] = replaced
+    if node.keep_grad:
+        kept = node.grad or [None] * len(gs)
+        node.grad = [k if g is None else _kept(k, g, create_graph) for k, g in zip(kept, gs)]
+    if capture is not None:
+        for k, g in enumerate(gs):
+            key = (id(node), k)
+            if g is not None and key in capture:
+                capture[key] = g if capture[key] is None else capture[key] + g
+
+
+def _kept(kept, g, create_graph):
+    """A retained gradient after `g` arrives."""
+    return g if kept is None or create_graph else Tensor._make(kept.array + g.array, None)
+
+
+def _add_grad(node, g, generic, nr=0):
+    if node.multiple_outputs:  # one gradient per output
+        if node.g is None:
+            node.g = [None] * len(node.output_shapes)
+        node.g[nr] = g if node.g[nr] is None else node.g[nr] + g
+        return
     if node.g is None:
         node.g, node.g_owned = g, False
     elif generic:

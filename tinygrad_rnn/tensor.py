@@ -114,6 +114,10 @@ class Function:
     against in-place changes since the forward). An op whose backward works on raw arrays sets
     `array_backward = True`: its `backward(g)` takes and returns arrays, and it is differentiated
     once only, unless it also defines `differentiable_backward(g)`.
+
+    An op with several outputs sets `multiple_outputs = True`: its forward returns a tuple of
+    arrays (None for an output it does not give), `apply` a tuple of Tensors made by the one node,
+    and its backward takes one gradient per output (None for an output no gradient reached).
     """
     __slots__ = (
         "__dict__",
@@ -131,6 +135,7 @@ class Function:
         "scope",
         "shape",
         "shapes",
+        "slots",
         "tangents",
         "versions",
     )
@@ -139,6 +144,7 @@ class Function:
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
     kept_for_drawing = None  # ops define it to return the small attributes a drawing reads after backward
     whole_sequence = False  # True for a node that stands for a whole recurrent pass (drawn as one node)
+    multiple_outputs = False
 
     @classmethod
     def apply(cls, *inputs, **options):
@@ -153,6 +159,8 @@ class Function:
             # re-raised as the base type: NumPy's own subclasses take other constructor arguments
             kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
             raise kind(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
+        if cls.multiple_outputs:
+            return node._outputs(inputs, arrays, out)
         state = _state
         if state.forward_ad:
             tangent = _forward_tangent(node, inputs, out)
@@ -164,24 +172,61 @@ class Function:
         if not state.grad_enabled or True not in needs:
             result = Tensor._make(out, None)
         else:
-            node.parents = tuple([t._ctx or t for t in inputs])
-            node.needs = needs
-            node.shapes = tuple([a.shape for a in arrays])
-            saves = range(len(inputs)) if cls.saves is None or cls.saves == "all" else cls.saves
-            node.saved = {i: arrays[i] for i in saves} if cls.saves else None
-            node.versions = {i: inputs[i]._version for i in saves if inputs[i]._ctx is None}
-            node.tangents = None if tangent is None else {i: inputs[i]._tangent for i in saves}
-            node.scope = state.scope
+            node._link(inputs, arrays, needs, tangent is not None)
             node.shape = out.shape
-            node.keep_grad = state.keep_grads
-            node.name = node.grad = node.g = node.hooks = None
-            node.freed = False
             result = Tensor._make(out, node)
         if tangent is not None:
             result._tangent = tangent
             if result._ctx is not None:
                 result._ctx.out_tangent = tangent
         return result
+
+    def _link(self, inputs, arrays, needs, tangents):
+        """Record this node: its parents and what its backward reads."""
+        cls = type(self)
+        self.parents = tuple([t._ctx or t for t in inputs])
+        slots = [t._output_nr for t in inputs]
+        self.slots = tuple(slots) if any(slots) else None  # which output of a several-output parent
+        self.needs = needs
+        self.shapes = tuple([a.shape for a in arrays])
+        saves = range(len(inputs)) if cls.saves is None or cls.saves == "all" else cls.saves
+        self.saved = {i: arrays[i] for i in saves} if cls.saves else None
+        self.versions = {i: inputs[i]._version for i in saves if inputs[i]._ctx is None}
+        self.tangents = {i: inputs[i]._tangent for i in saves} if tangents else None
+        self.scope = _state.scope
+        self.keep_grad = _state.keep_grads
+        self.name = self.grad = self.g = self.hooks = None
+        self.freed = False
+
+    def _outputs(self, inputs, arrays, outs):
+        """apply for an op with several outputs: a Tensor per output array (None stays None), all
+        made by this node; tensor k knows it is output k, and so does every edge that reads it."""
+        state = _state
+        tangents = None
+        if state.forward_ad and any(t._tangent is not None for t in inputs):
+            state.forward_ad = False  # a rule's own ops carry no tangents: one level of forward mode
+            try:
+                tangents = self.jvp(inputs, [t._tangent for t in inputs])
+            finally:
+                state.forward_ad = True
+        needs = tuple([t.requires_grad for t in inputs])
+        recorded = state.grad_enabled and True in needs
+        if recorded:
+            self._link(inputs, arrays, needs, tangents is not None)
+            self.shape = outs[0].shape
+            self.output_shapes = tuple(None if a is None else a.shape for a in outs)
+            self.names = [None] * len(outs)
+        results = []
+        for k, out in enumerate(outs):
+            if out is None:
+                results.append(None)
+                continue
+            t = Tensor._make(out, self if recorded else None)
+            t._output_nr = k
+            if tangents is not None:
+                t._tangent = tangents[k]
+            results.append(t)
+        return tuple(results)
 
     @property
     def op(self):
@@ -206,14 +251,26 @@ class Function:
             _raise_modified(self, parent, recorded)
         if isinstance(parent, Tensor):
             return parent
-        t = Tensor._make(self.saved[i], parent if _state.grad_enabled else None)
+        t = self.attached(i, self.saved[i])
         if self.tangents is not None:
             t._tangent = self.tangents.get(i)
         return t
 
-    def output(self, array):
-        """This node's own output (saved in forward) as a Tensor attached to this node."""
+    def attached(self, i, array):
+        """`array`, the value of input i, as a Tensor attached to the node that made that input (the
+        leaf itself for a leaf), so that gradients reaching it flow on into the graph."""
+        parent = self.parents[i]
+        if isinstance(parent, Tensor):
+            return parent
+        t = Tensor._make(array, parent if _state.grad_enabled else None)
+        if self.slots is not None:
+            t._output_nr = self.slots[i]
+        return t
+
+    def output(self, array, k=0):
+        """This node's own output k (saved in forward) as a Tensor attached to this node."""
         t = Tensor._make(array, self if _state.grad_enabled else None)
+        t._output_nr = k
         t._tangent = self.__dict__.get("out_tangent")
         return t
 
@@ -330,8 +387,8 @@ class Tensor(TensorMethods):
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
-    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_post_hooks", "_tangent", "_version", "array",
-                 "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_output_nr", "_post_hooks", "_tangent", "_version",
+                 "array", "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -345,7 +402,7 @@ class Tensor(TensorMethods):
             device = "cuda"
         self.array = _as_array(data, dtype, backend.check_device(device))
         self._ctx = self._grad = self._name = self._tangent = self._hooks = self._post_hooks = None
-        self._version = 0
+        self._version = self._output_nr = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -359,7 +416,7 @@ class Tensor(TensorMethods):
         t._ctx = ctx
         t.requires_grad = ctx is not None
         t._grad = t._name = t._tangent = t._hooks = t._post_hooks = None
-        t._version = 0
+        t._version = t._output_nr = 0
         return t
 
     # --- storage: `array` is the raw NumPy or CuPy array; `data` is PyTorch's detached view of it
@@ -422,8 +479,12 @@ class Tensor(TensorMethods):
     @name.setter
     def name(self, value):
         self._name = value
-        if self._ctx is not None:
-            self._ctx.name = value
+        ctx = self._ctx
+        if ctx is not None:
+            if ctx.multiple_outputs:
+                ctx.names[self._output_nr] = value
+            if self._output_nr == 0:
+                ctx.name = value
 
     def named(self, name):
         """Set the name shown in graph drawings and return self (for use inside expressions)."""
@@ -434,8 +495,9 @@ class Tensor(TensorMethods):
     @property
     def grad(self):
         """The gradient, a Tensor: accumulated for leaves; for other tensors only when retained."""
-        if self._ctx is not None:
-            return self._ctx.grad
+        ctx = self._ctx
+        if ctx is not None:
+            return ctx.grad[self._output_nr] if ctx.multiple_outputs and ctx.grad is not None else ctx.grad
         return self._grad
 
     @grad.setter
@@ -488,6 +550,8 @@ class Tensor(TensorMethods):
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
         if self._ctx is not None:
             hooks = autograd.node_hooks(self._ctx)
+            if self._ctx.multiple_outputs:  # the node's hooks say which of its outputs they watch
+                hook = autograd.OutputHook(self._output_nr, hook)
         else:
             if self._hooks is None:
                 self._hooks = []

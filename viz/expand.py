@@ -57,35 +57,41 @@ def expand_fused(root):
             replaced = _replace(item, new)
             if replaced is not None:
                 new[id(item)] = replaced
-    expanded = [r if id(r._ctx) not in new else _tensor_for(r._ctx, r.array, new, r.name) for r in roots]
+    expanded = [r if id(r._ctx) not in new else _tensor_for(r._ctx, r.array, new, r.name, r._output_nr)
+                for r in roots]
     return expanded[0] if isinstance(root, Tensor) else expanded
 
 
 def _replace(node, new):
     """What stands for `node` in the picture, or None when it stays as recorded."""
-    parents = [new.get(id(p)) for p in node.parents]
+    outputs = node.slots or (0,) * len(node.parents)   # which output of each parent the node reads
+    parents = [_output_of(new.get(id(p)), nr) for p, nr in zip(node.parents, outputs)]
     if unfuse.is_pass(node):
         arrays = unfuse.recorded_inputs(node)
         inputs = {}
-        for (name, array), parent, replaced in zip(arrays.items(), node.parents, parents):
+        for (name, array), parent, replaced, nr in zip(arrays.items(), node.parents, parents, outputs):
             if name == "x" and isinstance(replaced, _Steps):
                 inputs[name] = replaced.steps   # the previous layer's steps, read step by step
             else:
-                inputs[name] = _tensor_for(parent, array, new)
+                inputs[name] = _tensor_for(parent, array, new, output_nr=nr)
         steps, finals = unfuse.compose(node, inputs)
         return _Steps(steps, node, finals)
     if all(p is None for p in parents):
         return None
-    slot = unfuse.final_state_slot(node)
-    if slot is not None and isinstance(parents[0], _Steps):
-        return parents[0].finals[slot]
     if isinstance(node, Cat) and _joins_directions(node, parents):
         return _Steps(unfuse.join_directions(node, [p.steps for p in parents]), node)
     if isinstance(node, Mul) and isinstance(parents[0], _Steps) and _is_dropout_between_layers(node):
         return _Steps(unfuse.dropout_steps(node, parents[0].steps, node.parents[1].array), node)
     if isinstance(node, Permute) and isinstance(parents[0], _Steps) and _is_batch_first_output(node):
         return parents[0].stacked(dim=1, name=node.name)
-    return _copy(node, [_item_for(p, r, node) for p, r in zip(node.parents, parents)])
+    slots = tuple(nr if r is None else r._output_nr if isinstance(r, Tensor) else 0
+                  for r, nr in zip(parents, outputs))
+    return _copy(node, [_item_for(p, r, node) for p, r in zip(node.parents, parents)], slots)
+
+
+def _output_of(replaced, nr):
+    """What stands for output `nr` of a replaced node: a pass's final state k is output k + 1."""
+    return replaced.finals[nr - 1] if nr and isinstance(replaced, _Steps) else replaced
 
 
 def _joins_directions(node, parents):
@@ -121,9 +127,10 @@ def _item_for(original, replaced, consumer):
     return replaced._ctx if isinstance(replaced, Tensor) and replaced._ctx is not None else replaced
 
 
-def _tensor_for(original, array, new, name=None):
-    """A tensor holding `array` whose graph item is what stands for `original` in the picture."""
-    replaced = new.get(id(original))
+def _tensor_for(original, array, new, name=None, output_nr=0):
+    """A tensor holding `array` whose graph item is what stands for output `output_nr` of `original`
+    in the picture."""
+    replaced = _output_of(new.get(id(original)), output_nr)
     if isinstance(replaced, _Steps):
         return replaced.stacked(name=replaced.node.name)
     if isinstance(replaced, Tensor):
@@ -132,16 +139,18 @@ def _tensor_for(original, array, new, name=None):
     if isinstance(item, Tensor):
         return item   # a leaf: the tensor itself
     tensor = Tensor._make(array, item)
-    tensor._name = name
+    tensor._name, tensor._output_nr = name, output_nr
     return tensor
 
 
-def _copy(node, parents):
-    """A copy of `node` with other parents; its saved arrays are shared, never used by a picture."""
+def _copy(node, parents, slots):
+    """A copy of `node` with other parents (reading output `slots[i]` of parent i); its saved arrays
+    are shared, never used by a picture."""
     twin = object.__new__(type(node))
     for slot in Function.__slots__:
         if slot != "__dict__" and hasattr(node, slot):
             object.__setattr__(twin, slot, getattr(node, slot))
     twin.__dict__.update(node.__dict__)
     twin.parents = tuple(parents)
+    twin.slots = slots if any(slots) else None
     return twin

@@ -225,8 +225,10 @@ def test_one_node_per_pass_with_names_and_scope():
     with tr.scope("layer", 1), tr.scope("direction", "reverse"):
         out, h_n, c_n = fused.fused_pass("lstm", *tensors, reverse=True)
     nodes = [n for n in walk([out, h_n, c_n]) if isinstance(n, Function)]
-    assert sorted(n.op for n in nodes) == ["fused_state", "fused_state", "lstm_fused"]
+    assert [n.op for n in nodes] == ["lstm_fused"]   # one node gives the output and both final states
+    assert h_n.grad_fn is out.grad_fn and c_n.grad_fn is out.grad_fn
     assert (out.name, h_n.name, c_n.name) == ("output", "h_n", "c_n")
+    assert out.grad_fn.names == ["output", "h_n", "c_n"]
     assert all(n.scope == (("layer", 1), ("direction", "reverse")) for n in nodes)
     assert out.grad_fn.shape == out.shape and out.grad_fn.shapes[0] == case["x"].shape
 
@@ -257,6 +259,41 @@ def test_loss_on_final_states_alone(torch, which):
     _, ref = run_torch(torch, case, "lstm")
     for name, t in tensors.items():
         np.testing.assert_allclose(t.grad, ref[name], atol=1e-10, err_msg=name)
+
+
+def test_final_states_feed_the_next_pass_to_second_order():
+    """An encoder's h_n and c_n (outputs 1 and 2 of its node) as a decoder's initial states: first and
+    second derivatives equal the composed cells'."""
+    enc, dec = make_case("lstm", seed=1), make_case("lstm", seed=2)
+
+    def run(fused_path):
+        leaves = {k: tr.Tensor(enc[k], dtype="float64", requires_grad=True) for k in INPUTS}
+        x2 = tr.Tensor(dec["x"], dtype="float64")
+        weights = [tr.Tensor(dec[k], dtype="float64") for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
+        if fused_path:
+            _, h_n, c_n = fused.fused_pass("lstm", *leaves.values())
+            out, h2, _ = fused.fused_pass("lstm", x2, h_n, c_n, *weights)
+        else:
+            def step(x, h, c, w_ih, w_hh, b_ih, b_hh):
+                i, f, g, o = (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, 1)
+                c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+                return o.sigmoid() * c.tanh(), c
+
+            h, c = leaves["h0"], leaves["c0"]
+            for t in range(enc["x"].shape[0]):
+                h, c = step(leaves["x"][t], h, c, *(leaves[k] for k in INPUTS[3:]))
+            steps = []
+            for t in range(dec["x"].shape[0]):
+                h, c = step(x2[t], h, c, *weights)
+                steps.append(h)
+            out, h2 = tr.stack(steps), h
+        loss = (out * out).sum() + h2.sum()
+        grads = tr.autograd.grad(loss, list(leaves.values()), create_graph=True)
+        second = tr.autograd.grad(sum((g * g).sum() for g in grads), [leaves["w_hh"], leaves["h0"]])
+        return [g.numpy() for g in grads + second]
+
+    for ours, composed in zip(run(True), run(False)):
+        np.testing.assert_allclose(ours, composed, atol=1e-10)
 
 
 def test_retain_graph_backward_twice_accumulates():

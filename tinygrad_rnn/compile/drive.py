@@ -5,7 +5,7 @@ pass of any cell (see recurrent.register_fused). Each call traces one step (chea
 looks its structure up in the cache, compiling it on a miss, and applies one `CompiledPass` node:
 its inputs are x, the initial states and the statics the step reads (a parameter, W.T, a
 constant), recorded in the caller's graph as the ordinary ops they are, so their gradients reach
-the parameters through the engine. The final states come out through FinalState nodes (nn/fused.py).
+the parameters through the engine. The node's outputs are the output sequence and the final states.
 
 The pass runs in segments of processing order (the reverse direction reads time backwards):
 `checkpoint_every=k` keeps only every k-th state in forward and recomputes each segment in backward.
@@ -346,55 +346,44 @@ def _zeros_if_none(xp, grad, shape, dtype):
 # ----------------------------------------------------------------------------- the graph node
 
 
-class _Link:
-    """What a pass shares with its final-state nodes (FinalState's protocol): their gradients."""
-
-    def __init__(self, n):
-        self.grads = [None] * n
-        self.sent_zero = False
-        self.states = None
-
-    def take(self):
-        grads, self.grads, self.sent_zero = self.grads, [None] * len(self.grads), False
-        return grads
-
-
 class CompiledPass(Function):
     """One (layer, direction) pass of a compiled cell: inputs x (T, B, ...), the initial states, the
-    statics; output (T, B, size_0). Subclassed per cell type for its op name (`<cell>_compiled`)."""
+    statics; outputs the sequence (T, B, size_0) and the final states. Subclassed per cell type for
+    its op name (`<cell>_compiled`)."""
     array_backward = True
     whole_sequence = True
+    multiple_outputs = True
 
-    def forward(self, x, *arrays, compiled, link, reverse, lengths, checkpoint_every, record):
+    def forward(self, x, *arrays, compiled, reverse, lengths, checkpoint_every, record):
         n = len(compiled.graph.states)
         seq = Sequence(compiled, x, arrays[:n], arrays[n:], reverse, lengths, checkpoint_every, record)
-        y, link.states = seq.forward()
+        y, finals = seq.forward()
         if record:
-            self.seq, self.link, self.compiled = seq, link, compiled
+            self.seq, self.compiled = seq, compiled
             self.reverse, self.lengths = reverse, lengths
             self.arrays = (x,) + arrays
-        return y
+        return (y,) + tuple(finals)
 
-    def backward(self, g):
-        dstates = self.link.take()
-        return tuple(self.seq.backward(backend.xp_of(g).ascontiguousarray(g), dstates, self.needs))
+    def backward(self, g, *dstates):
+        xp = self.seq.xp
+        g = xp.zeros(self.shape, self.seq.dtype) if g is None else xp.ascontiguousarray(g)
+        return tuple(self.seq.backward(g, dstates, self.needs))
 
-    def differentiable_backward(self, g):
+    def differentiable_backward(self, g, *dstates):
         """The backward as recorded ops, for gradients of gradients: the pass is replayed op by op
         from the values it received (the graph fused=False records) and differentiated; its inputs
         enter through fresh boundary nodes, so the inner backward stops there."""
-        dstates = self.link.take()
         with enable_grad():
             boundary = []
-            for parent, array in zip(self.parents, self.arrays):
-                value = parent if isinstance(parent, Tensor) else Tensor._make(array, parent)
+            for k, array in enumerate(self.arrays):
+                value = self.attached(k, array)
                 boundary.append(value.reshape(value.shape))
             n = len(self.compiled.graph.states)
             steps, finals = replay(self.compiled, boundary[0], boundary[1:n + 1], boundary[n + 1:],
                                    self.lengths, self.reverse)
             roots = [stack(steps)] + list(finals)
-        grads = [g] + [d if d is not None else Tensor._make(s.xp.zeros(s.shape, dtype=s.dtype), None)
-                       for d, s in zip(dstates, finals)]
+        grads = [d if d is not None else Tensor._make(r.xp.zeros(r.shape, dtype=r.dtype), None)
+                 for d, r in zip((g,) + dstates, roots)]
         wanted = {k: t._ctx for k, t in enumerate(boundary) if t._ctx is not None}
         capture = {id(node): None for node in wanted.values()}
         create_graph = is_grad_enabled()
@@ -486,7 +475,6 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
 
     x (T, B, F) in time order; state a tuple of (B, size) tensors; lengths host ints (B,) or None.
     """
-    from ..nn.fused import FinalState
     from ..nn.recurrent import _step_function
     if forward_mode_active() or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
         return _op_by_op(cell, x, state, lengths, reverse)
@@ -515,14 +503,12 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
             pass
     inputs = [x] + list(state) + statics
     record = is_grad_enabled() and any(t.requires_grad for t in inputs)
-    link = _Link(len(state))
-    output = _pass_type(type(cell)).apply(*inputs, compiled=compiled, link=link, reverse=bool(reverse),
-                                          lengths=lengths, checkpoint_every=checkpoint_every,
-                                          record=record).named("output")
+    output, *finals = _pass_type(type(cell)).apply(*inputs, compiled=compiled, reverse=bool(reverse),
+                                                   lengths=lengths, checkpoint_every=checkpoint_every,
+                                                   record=record)
     names = getattr(cell, "state_names", ("h",))
-    finals = tuple(FinalState.apply(output, state=s, link=link, slot=k).named(
-        f"{names[k] if k < len(names) else f's{k}'}_n") for k, s in enumerate(link.states))
-    return output, finals
+    return output.named("output"), tuple(s.named(f"{names[k] if k < len(names) else f's{k}'}_n")
+                                         for k, s in enumerate(finals))
 
 
 def register():

@@ -2,8 +2,7 @@
 
 The composed cells record every gate of every step; this is the fast path beside them. One pass
 over T steps is one node ("lstm_fused", "gru_fused", "rnn_tanh_fused", "rnn_relu_fused") whose
-output is the (T, B, H) sequence, named "output", plus two small nodes for the final states
-"h_n" and "c_n" (see FinalState).
+outputs are the (T, B, H) sequence, named "output", and the final states "h_n" (and "c_n").
 
 Forward: the input projection of all steps is one matrix product before the loop; each step adds
 h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass
@@ -620,37 +619,27 @@ def _matmul_into(xp, a, b, out):
 # ----------------------------------------------------------------------------- graph nodes
 
 
-class _Link:
-    """What a pass node shares with its final-state nodes: h_n, c_n and their incoming gradients."""
-
-    def __init__(self):
-        self.grads = [None, None]
-        self.sent_zero = False
-
-    def take(self):
-        grads, self.grads, self.sent_zero = self.grads, [None, None], False
-        return grads
-
-
 class FusedPass(Function):
     """One (layer, direction) pass as one node: inputs x, h0, [c0], w_ih, w_hh, [b_ih, b_hh]."""
     cell = None
     array_backward = True
     whole_sequence = True
+    multiple_outputs = True  # output, h_n and, for the LSTM, c_n
 
-    def forward(self, *arrays, layout, link, reverse, lengths, checkpoint_every, record):
+    def forward(self, *arrays, layout, reverse, lengths, checkpoint_every, record):
         named = dict(zip(layout, arrays))
         seq = Sequence(self.cell, named["x"], named["h0"], named.get("c0"), named["w_ih"], named["w_hh"],
                        named.get("b_ih"), named.get("b_hh"), reverse, lengths, checkpoint_every, record)
-        y, link.h_n, link.c_n = seq.forward()
+        y, h_n, c_n = seq.forward()
         if record:
-            self.seq, self.layout, self.link = seq, layout, link
+            self.seq, self.layout = seq, layout
             # what the pass received, by name: unfuse.py redraws it op by op from these (viz's expand_fused)
             self.inputs, self.reverse, self.lengths = named, reverse, lengths
-        return y
+        return (y, h_n) if c_n is None else (y, h_n, c_n)
 
-    def backward(self, g):
-        dh_n, dc_n = self.link.take()
+    def backward(self, g, dh_n, dc_n=None):
+        if g is None:  # a loss on the final states alone
+            g = backend.xp_of(dh_n if dh_n is not None else dc_n).zeros(self.shape, self.seq.dtype)
         flags = dict(zip(self.layout, self.needs))
         needs = (flags["x"], flags["h0"], flags.get("c0", False), flags["w_ih"], flags["w_hh"],
                  flags.get("b_ih", False) or flags.get("b_hh", False))
@@ -658,7 +647,7 @@ class FusedPass(Function):
                          self.seq.backward(g, dh_n, dc_n, needs)))
         return tuple(grads[name] if flags[name] else None for name in self.layout)
 
-    def differentiable_backward(self, g):
+    def differentiable_backward(self, g, dh_n, dc_n=None):
         """The backward as recorded ops, for gradients of gradients and forward-over-reverse.
 
         The hand-written BPTT above works on raw arrays, so here the pass is rebuilt op by op from the
@@ -667,17 +656,15 @@ class FusedPass(Function):
         """
         from ..autograd import _run
         from .unfuse import compose
-        dh_n, dc_n = self.link.take()
         with enable_grad():
             boundary = {}
             for k, name in enumerate(self.layout):
-                parent = self.parents[k]
-                value = parent if isinstance(parent, Tensor) else Tensor._make(self.inputs[name], parent)
+                value = self.attached(k, self.inputs[name])
                 boundary[name] = value.reshape(value.shape)  # a node of its own: where the inner pass stops
             steps, state = compose(self, boundary)
             roots = [stack(steps)] + [s for s in state]
-        grads = [g] + [d if d is not None else Tensor._make(s.xp.zeros(s.shape, dtype=s.dtype), None)
-                       for d, s in zip((dh_n, dc_n), state)]
+        grads = [d if d is not None else Tensor._make(r.xp.zeros(r.shape, dtype=r.dtype), None)
+                 for d, r in zip((g, dh_n, dc_n), roots)]
         wanted = {name: t._ctx for name, t in boundary.items() if t._ctx is not None}
         capture = {id(node): None for node in wanted.values()}
         create_graph = is_grad_enabled()  # the outer backward records (create_graph=True)
@@ -712,39 +699,6 @@ class RNNReluFused(FusedPass):
 PASSES = {"lstm": LSTMFused, "gru": GRUFused, "rnn_tanh": RNNTanhFused, "rnn_relu": RNNReluFused}
 
 
-class FinalState(Function):
-    """h_n or c_n of a fused pass, as a node whose parent is the pass's output.
-
-    The engine gives an op one output, so the final states ride beside it: this node's forward
-    returns the state the pass computed, and its backward hands its gradient to the pass through
-    the shared link. It must also send the pass node some gradient, or a loss on h_n alone would
-    never run the pass's backward: the first final-state node to run sends zeros for the output.
-    """
-    op = "fused_state"
-    array_backward = True
-
-    def forward(self, y, state, link, slot):
-        self.link, self.slot, self.y_shape = link, slot, y.shape
-        return state
-
-    def backward(self, g):
-        link = self.link
-        link.grads[self.slot] = g if link.grads[self.slot] is None else link.grads[self.slot] + g
-        if link.sent_zero:
-            return (None,)
-        link.sent_zero = True
-        return (backend.xp_of(g).zeros(self.y_shape, dtype=g.dtype),)
-
-    def differentiable_backward(self, g):
-        """The same hand-over with Tensors (the pass's differentiable_backward takes them)."""
-        link = self.link
-        link.grads[self.slot] = g if link.grads[self.slot] is None else link.grads[self.slot] + g
-        if link.sent_zero:
-            return (None,)
-        link.sent_zero = True
-        return (Tensor._make(g.xp.zeros(self.y_shape, dtype=g.dtype), None),)
-
-
 # ----------------------------------------------------------------------------- entry point
 
 MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -772,14 +726,9 @@ def fused_pass(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False,
     layout = tuple(n for n, _ in named)
     inputs = [t for _, t in named]
     record = is_grad_enabled() and any(t.requires_grad for t in inputs)
-    link = _Link()
-    output = PASSES[mode].apply(*inputs, layout=layout, link=link, reverse=bool(reverse), lengths=lengths,
-                                checkpoint_every=checkpoint_every, record=record).named("output")
-    h_n = FinalState.apply(output, state=link.h_n, link=link, slot=0).named("h_n")
-    c_n = None
-    if cell.has_cell_state:
-        c_n = FinalState.apply(output, state=link.c_n, link=link, slot=1).named("c_n")
-    return output, h_n, c_n
+    output, h_n, *c_n = PASSES[mode].apply(*inputs, layout=layout, reverse=bool(reverse), lengths=lengths,
+                                           checkpoint_every=checkpoint_every, record=record)
+    return output.named("output"), h_n.named("h_n"), c_n[0].named("c_n") if c_n else None
 
 
 def _check_mode(mode, nonlinearity):

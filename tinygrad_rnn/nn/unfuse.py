@@ -9,7 +9,7 @@ import contextlib
 
 from ..tensor import Tensor, current_scope, enable_grad, scope
 from .cells import GRUCell, LSTMCell, RNNCell
-from .fused import FinalState, FusedPass
+from .fused import FusedPass
 from .module import Module
 from .recurrent import _join_directions, run_cell
 
@@ -20,11 +20,6 @@ PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # the order the 
 def is_pass(node):
     """Whether a recorded node is a whole fused (layer, direction) pass."""
     return isinstance(node, FusedPass)
-
-
-def final_state_slot(node):
-    """0 (h_n) or 1 (c_n) for a fused pass's final-state node, None for any other node."""
-    return node.slot if isinstance(node, FinalState) and "slot" in node.__dict__ else None
 
 
 def recorded_inputs(node):
