@@ -2,16 +2,13 @@
 
 A full backward hook needs the gradients with respect to all of a module's Tensor inputs at once,
 and those with respect to its outputs. Both ends of the module are wrapped in an identity over
-several tensors: `_Gather` takes the tensors in and gives one flat carrier, and one `_Pick` per
-tensor gives each back (the same values) from it. Backward sums what the picks send into the
-carrier's gradient, so the gather node runs once, with every gradient in hand: at the outputs it
-records them, at the inputs it calls the hooks and hands on what they return.
+several tensors, one node with an output per tensor (`_Identity`), so its backward runs once with
+every gradient in hand: at the outputs it records them, at the inputs it calls the hooks and hands
+on what they return.
 """
 import warnings
 
-import numpy as np
-
-from .. import backend, ops
+from .. import backend
 from ..autograd import RemovableHandle
 from ..tensor import Function, Tensor, is_grad_enabled
 
@@ -145,60 +142,27 @@ def _spread(grads, slots, base):
 
 
 def _wrap(values, slots, on_backward):
-    """values with the Tensors at `slots` passed through one gather node and picked back out."""
-    carrier = _Gather.apply(*[values[i] for i in slots], on_backward=on_backward)
-    picked = list(values)
-    for k, slot in enumerate(slots):
-        picked[slot] = _Pick.apply(carrier, gather=carrier._ctx, k=k, value=values[slot].array)
-        picked[slot].name = values[slot].name
-    return tuple(picked)
+    """values with the Tensors at `slots` passed through one identity node."""
+    passed = _Identity.apply(*[values[i] for i in slots], on_backward=on_backward)
+    wrapped = list(values)
+    for slot, tensor in zip(slots, passed):
+        wrapped[slot] = tensor.named(values[slot].name)
+    return tuple(wrapped)
 
 
-class _Gather(Function):
-    """Several tensors in, one flat carrier out (a view of zeros: nothing is copied). Backward cuts
-    the carrier's gradient back into one gradient per tensor (None for those no pick sent one for)
-    and hands them to `on_backward`, which returns the gradients to pass on."""
+class _Identity(Function):
+    """Several tensors in, the same values out, from one node. Its backward hands the gradients of
+    all its outputs (None for those nothing used) to `on_backward`, which returns those to pass on."""
     op = "hook"
     saves = ()
+    multiple_outputs = True
 
     def forward(self, *arrays, on_backward):
         self.on_backward = on_backward
-        self.shapes_in = [a.shape for a in arrays]
-        self.bounds = np.cumsum([0] + [a.size for a in arrays]).tolist()
-        self.arrived = [False] * len(arrays)
-        self.dtype = np.result_type(*[a.dtype for a in arrays if a.dtype.kind == "f"] or [np.float32])
-        xp = backend.xp_of(arrays[0])
-        return xp.broadcast_to(xp.zeros((), self.dtype), (self.bounds[-1],))
+        return arrays
 
-    def _pieces(self, flat):
-        return [flat[lo:hi].reshape(shape) for lo, hi, shape in zip(self.bounds, self.bounds[1:], self.shapes_in)]
-
-    def backward(self, g):
-        grads = [piece if arrived else None for piece, arrived in zip(self._pieces(g), self.arrived)]
-        self.arrived = [False] * len(grads)
-        return tuple(self.on_backward(grads))
+    def backward(self, *grads):
+        return tuple(self.on_backward(list(grads)))
 
     def jvp(self, inputs, tangents):
-        return ops.Cat.apply(*[ops._zero_if_none(t, x).reshape(-1) for t, x in zip(tangents, inputs)], axis=0)
-
-
-class _Pick(Function):
-    """Tensor k of a gather's inputs, out of its carrier; its gradient lands in the carrier's at k's place."""
-    op = "hook_output"
-    saves = ()
-
-    def forward(self, carrier, gather, k, value):
-        self.gather, self.k = gather, k
-        self.index = slice(gather.bounds[k], gather.bounds[k + 1])
-        return value
-
-    def backward(self, g):
-        self.gather.arrived[self.k] = True
-        return (ops.IndexAdd.apply(g.reshape(-1), index=self.index, shape=self.shapes[0]),)
-
-    def backward_into(self, g, carrier_grad):
-        self.gather.arrived[self.k] = True
-        carrier_grad[self.index] += g.reshape(-1)
-
-    def jvp(self, inputs, tangents):
-        return tangents[0][self.index].reshape(self.gather.shapes_in[self.k])
+        return tuple(tangents)
