@@ -185,8 +185,11 @@ class Function:
         """Record this node: its parents and what its backward reads."""
         cls = type(self)
         self.parents = tuple([t._ctx or t for t in inputs])
-        slots = [t._output_nr for t in inputs]
-        self.slots = tuple(slots) if any(slots) else None  # which output of a several-output parent
+        self.slots = None  # which output of each parent the edge reads, where one reads another than 0
+        for t in inputs:  # a plain loop is the cheapest test, and almost every edge reads output 0
+            if t._output_nr:
+                self.slots = tuple([u._output_nr for u in inputs])
+                break
         self.needs = needs
         self.shapes = tuple([a.shape for a in arrays])
         saves = range(len(inputs)) if cls.saves is None or cls.saves == "all" else cls.saves
