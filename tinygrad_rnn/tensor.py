@@ -283,6 +283,8 @@ class Function:
                 _raise_modified(self, self.parents[i], recorded)
 
     def __repr__(self):
+        if not hasattr(self, "parents"):  # not recorded (yet): only the op is known
+            return f"<{self.op}>"
         return f"<{self.op} -> {self.name or ''}{self.shape} scope={self.scope}>"
 
 
