@@ -290,3 +290,31 @@ def test_slice_gradients_accumulate_in_place_without_aliasing():
         return tr.stack(pieces[:4]).sum(axis=0) + pieces[4] * pieces[5] + x[::2].sum(axis=0)
 
     assert tr.gradcheck(f, x)
+
+
+def test_op_tape_records_this_threads_ops_in_order():
+    import threading
+
+    from tinygrad_rnn.tensor import op_tape
+    x = tr.tensor([1.0, 2.0], requires_grad=True)
+    elsewhere = []
+    with op_tape() as tape:
+        y = (x * 2.0).tanh()
+        worker = threading.Thread(target=lambda: elsewhere.append((x + 1.0).sum()))
+        worker.start()
+        worker.join()
+        z = y.sum()
+    assert [cls.__name__ for cls, *_ in tape.ops] == ["Mul", "Tanh", "Sum"]
+    assert tape.ops[-1][3] is z and tape.ops[0][1][0] is x
+    assert elsewhere and elsewhere[0].item() == 5.0   # the other thread ran as always, untaped
+    assert (x * 1.0).grad_fn is not None              # and the tape is gone after the block
+
+
+def test_op_tape_without_reads_refuses_reading_values():
+    from tinygrad_rnn.tensor import DataDependent, op_tape
+    x = tr.tensor([1.0, -2.0])
+    for read in (lambda: x.sum().item(), lambda: bool(x.sum() > 0), x.numpy, x.tolist, lambda: np.asarray(x)):
+        with pytest.raises(DataDependent, match="read into Python"), op_tape(reads=False):
+            read()
+    with op_tape():
+        assert x.sum().item() == -1.0

@@ -7,6 +7,7 @@ enough to backpropagate and, for `viz`, to draw the graph without holding the fo
 """
 import contextlib
 import numbers
+import threading
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class _State:
     keep_grads = False
     forward_ad = False  # inside tr.func.jvp: ops push tangents forward
     scope = ()
+    tape = None  # an OpTape (op_tape below) listening to the ops of one thread
 
 
 _state = _State()
@@ -100,6 +102,62 @@ def retain_grads():
     return using_config("keep_grads", True)
 
 
+class DataDependent(RuntimeError):
+    """A tensor's value was read into Python under an op tape that forbids it (`op_tape(reads=False)`)."""
+
+    def __init__(self, what):
+        super().__init__(f"a tensor's value is read into Python ({what}()), so what is recorded may "
+                         f"depend on the data")
+        self.what = what
+
+
+class OpTape:
+    """The ops applied in the thread that opened the tape, in order: (op class, input tensors, apply's
+    keyword options, output) each. An op that runs other ops (a rule, a nested apply) is one entry."""
+
+    def __init__(self, reads):
+        self.ops = []
+        self.thread = threading.get_ident()
+        self.reads = reads
+        self.paused = False
+
+    def listening(self):
+        return not self.paused and threading.get_ident() == self.thread
+
+    def apply(self, cls, inputs, options):
+        self.paused = True
+        try:
+            out = cls.apply(*inputs, **options)
+        finally:
+            self.paused = False
+        self.ops.append((cls, inputs, options, out))
+        return out
+
+    def read(self, what):
+        """A tensor's value is read into Python (item(), bool(), numpy(), ...)."""
+        if not self.reads and self.listening():
+            raise DataDependent(what)
+
+
+@contextlib.contextmanager
+def op_tape(reads=True):
+    """Record every op this thread applies inside the block on the yielded OpTape (other threads run
+    as always). With reads=False, reading a tensor's value into Python raises DataDependent: what the
+    tape holds is then the same computation for any data (the step compiler traces cells so)."""
+    tape, outer = OpTape(reads), _state.tape
+    _state.tape = tape
+    try:
+        yield tape
+    finally:
+        _state.tape = outer
+
+
+def _value_read(what):
+    tape = _state.tape
+    if tape is not None:
+        tape.read(what)
+
+
 # ----------------------------------------------------------------------------- graph nodes
 
 class Function:
@@ -148,6 +206,9 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
+        tape = _state.tape
+        if tape is not None and tape.listening():
+            return tape.apply(cls, inputs, options)
         if len(inputs) > 1:
             _check_same_device(cls.__name__.lower(), inputs)
         node = cls.__new__(cls)
@@ -587,19 +648,23 @@ class Tensor(TensorMethods):
         return t
 
     def numpy(self):
+        _value_read("numpy")
         return backend.to_numpy(self.array).copy()
 
     def __array__(self, dtype=None, copy=None):
         """NumPy interop: np.asarray(tensor) is a host array (a copy for CuPy data)."""
+        _value_read("array")
         array = backend.to_numpy(self.array)
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def item(self):
+        _value_read("item")
         if self.array.size != 1:
             raise ValueError(f"item: only one-element tensors convert to a Python number; got shape {self.shape}")
         return self.array.reshape(()).item()
 
     def tolist(self):
+        _value_read("tolist")
         return backend.to_numpy(self.array).tolist()
 
     def to(self, *args, device=None, dtype=None, non_blocking=False, copy=False):
@@ -892,6 +957,7 @@ class Tensor(TensorMethods):
         return self.split(-(-n // int(chunks)), dim)
 
     def __bool__(self):
+        _value_read("bool")
         if self.array.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self.item())

@@ -14,13 +14,13 @@ graph of the same primitives, over the forward values it reads, the incoming sta
 the mask ops below instead.
 """
 import contextlib
-import threading
 
 import numpy as np
 
 from .. import backend, factory
 from ..ops import Clip, Max, Relu, _reduced_shape, unbroadcast
-from ..tensor import Function, Tensor, enable_grad, no_grad
+from ..tensor import DataDependent as ValueRead
+from ..tensor import Function, Tensor, enable_grad, no_grad, op_tape
 
 
 class NotTraceable(Exception):
@@ -134,54 +134,18 @@ def _remember_inputs(cls, node, inputs, options):
 # ----------------------------------------------------------------------------- the tape
 
 
-_VALUE_READS = ("item", "tolist", "numpy", "__bool__", "__array__")
-
-
 @contextlib.contextmanager
 def recording():
-    """Every Function.apply inside appends (cls, inputs, options, output) to the yielded tape.
-
-    Reading a tensor's value into Python (item(), bool(), numpy(), np.asarray) raises
-    DataDependent: a compiled step cannot follow a branch taken on data. Other threads are left
-    alone: their ops run as always, unrecorded.
-    """
-    tape = []
-    original = Function.__dict__["apply"]
-    tracer = threading.get_ident()
-
-    def apply(cls, *inputs, **options):
-        out = original.__func__(cls, *inputs, **options)
-        if threading.get_ident() != tracer:
-            return out
-        if out._ctx is not None and cls in (Clip, Max):
-            _remember_inputs(cls, out._ctx, inputs, options)
-        tape.append((cls, inputs, options, out))
-        return out
-
-    replaced = {name: Tensor.__dict__.get(name) for name in _VALUE_READS}
-
-    def refuse(name):
-        method = getattr(Tensor, name)
-
-        def read(self, *args, **kwargs):
-            if threading.get_ident() != tracer:
-                return method(self, *args, **kwargs)
-            raise DataDependent(f"its step reads a tensor's value into Python ({name.strip('_')}()), so "
-                                f"what it computes may depend on the data")
-        return read
-
-    Function.apply = classmethod(apply)
-    for name in _VALUE_READS:
-        setattr(Tensor, name, refuse(name))
+    """Every op applied inside is appended to the yielded tape, (cls, inputs, options, output) each,
+    by the engine's op tape (other threads are left alone). Reading a tensor's value into Python
+    (item(), bool(), numpy(), np.asarray) raises DataDependent: a compiled step cannot follow a branch
+    taken on data."""
     try:
-        yield tape
-    finally:
-        Function.apply = original
-        for name, method in replaced.items():
-            if method is None:
-                delattr(Tensor, name)
-            else:
-                setattr(Tensor, name, method)
+        with op_tape(reads=False) as tape:
+            yield tape.ops
+    except ValueRead as read:
+        raise DataDependent(f"its step reads a tensor's value into Python ({read.what}()), so what it "
+                            f"computes may depend on the data") from None
 
 
 @contextlib.contextmanager
@@ -251,6 +215,10 @@ class StepGraph:
         """Append the tape's ops; returns them."""
         ops = []
         for cls, inputs, options, out in tape:
+            if not isinstance(out, Tensor):
+                raise NotTraceable(f"op {_op_name(cls)} gives several outputs", op=_op_name(cls))
+            if out._ctx is not None and cls in (Clip, Max):
+                _remember_inputs(cls, out._ctx, inputs, options)
             ins = [self.lookup(t, leaf_kind) for t in inputs]
             v = self._new(out, "op")
             v.op = Op(cls, ins, options, v)
