@@ -159,10 +159,12 @@ def test_fused_layers_train_to_the_same_numbers_and_draw_op_by_op(monkeypatch):
     np.testing.assert_allclose(fused.history["loss"], composed.history["loss"], rtol=1e-10)
 
     drawn = []
-    monkeypatch.setattr(viz, "render", lambda root, path, **options: drawn.append(root) or path)
+    monkeypatch.setattr(viz, "render", lambda root, path, **options: drawn.append((root, options)) or path)
     draw_graph(fused.model, fused_config, 2, "unused.svg", vocab=corpus.vocab)
-    ops = {node.op for node in walk([drawn[0]]) if hasattr(node, "op")}
-    assert "sigmoid" in ops  # a fused model is drawn from an op-by-op copy that shows every gate
+    root, options = drawn[0]
+    assert options["expand_fused"] is True
+    ops = {node.op for node in walk([viz.expand_fused(root)]) if hasattr(node, "op")}
+    assert "sigmoid" in ops  # a fused model is drawn op by op, every gate shown
 
 
 def test_ctrl_c_finishes_the_step_saves_it_and_the_run_resumes_to_the_same_numbers(tmp_path):

@@ -547,30 +547,21 @@ def draw_graph(model, config, steps, path, view="unrolled", detail=None, vocab=N
     """Render the graph of `steps` steps of `model` with viz; raises ImportError without viz.
 
     Parameters are drawn with their names in the model ("rnn.weight_ih_l0", "embedding.weight").
-    expand_fused: draw a fused layer op by op (viz's expand_fused) rather than as one node per pass.
+    expand_fused: draw a fused layer op by op (viz's default) rather than as one node per pass; the
+    forward runs under retain_grads, so the gradient view colours a fused layer's steps too.
     """
     import viz
 
     from .tensor import retain_grads
-    from .train import build_model
     if steps < 1:
         raise ValueError(f"--seq-len must be at least 1, got {steps}")
-    if config.fused and expand_fused and view == "gradient":
-        # the gradient view colours steps by their gradients, which only steps that ran backward
-        # have (viz redraws the steps of the other views): record an op-by-op copy, same weights
-        vocab_size = model.embedding.num_embeddings if hasattr(model, "embedding") else None
-        op_by_op = build_model(dataclasses.replace(config, fused=False), vocab_size)
-        op_by_op.load_state_dict(model.state_dict())
-        model = op_by_op
     for name, parameter in model.named_parameters():
         parameter.name = name  # the qualified name, whoever named it before
     with retain_grads():
         loss = record_steps(model, config, steps, vocab)
     if view == "gradient":
         loss.backward()
-    if expand_fused and view != "gradient":
-        loss = viz.expand_fused(loss)
-    return viz.render(loss, path, view=view, detail=detail, title=title)
+    return viz.render(loss, path, view=view, detail=detail, title=title, expand_fused=expand_fused)
 
 
 def _fresh_model(config):

@@ -7,8 +7,10 @@ recurrence, and where the gradient vanishes.
 
 `root` is a tensor, a list of tensors, or a dict {title: tensor} for panels side by side. For the
 gradient view, record the forward pass inside `with tr.retain_grads():`, then call backward().
-A fused layer is one node per pass; `expand_fused=True` draws it op by op, as `fused=False` would
-(`viz.expand_fused(root)` gives that graph itself).
+A default layer records each pass as one node (hand-written or compiled); every view draws it op by
+op, as `fused=False` records it (`viz.expand_fused(root)` gives that graph itself), and the gradient
+view colours its steps with the gradients the pass kept under `tr.retain_grads()`.
+`expand_fused=False` draws one node per pass, and says so.
 """
 from .api import VIEWS, draw, render, to_dot
 from .expand import expand_fused

@@ -14,7 +14,7 @@ VIEWS = ("unrolled", "folded", "gradient")
 
 
 def to_dot(root, view="unrolled", detail=None, max_steps=None, params=True, grad_range=None,
-           rankdir=None, title=None, dpi=None, expand_fused=False):
+           rankdir=None, title=None, dpi=None, expand_fused=None):
     """DOT text of the graph above `root`; byte-identical for the same graph.
 
     root: a tensor, a (nested) list of tensors, or a dict {title: tensor or list} to draw several
@@ -34,10 +34,14 @@ def to_dot(root, view="unrolled", detail=None, max_steps=None, params=True, grad
     grad_range: (low, high) in log10 for the gradient colours; by default the data's range.
     rankdir: Graphviz's layout direction ("TB", "LR", ...) instead of the view's own.
     title: a caption above the picture. dpi: the resolution of PNG output.
-    expand_fused: draw each fused pass (one node per layer and direction) as the op-by-op graph it
-          stands for, rebuilt from the values it received: the picture `fused=False` draws. Draw
-          before backward(), which releases those values (or pass it retain_graph=True). Not
-          for the gradient view: the rebuilt steps never ran backward, so they have no gradients.
+    expand_fused: a default layer records each (layer, direction) pass as one node (hand-written
+          for RNN, LSTM and GRU, compiled for any other cell); every view draws it as the op-by-op
+          graph it stands for, rebuilt from the values it received: the picture `fused=False`
+          draws. A pass recorded under `tr.retain_grads()` kept every step's state gradient in
+          its backward, so the gradient view colours its steps too. backward() releases what a
+          pass received unless the graph is retained or the forward ran under retain_grads: such
+          a pass is drawn as one node, with a warning that says so (default None), or raises
+          (True). False draws every pass as one node, and says so.
     """
     return source(_scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi,
                          expand_fused).body())
@@ -66,12 +70,14 @@ def render(root, path, format=None, **options):
 
 
 _OPTIONS = {"view": "unrolled", "detail": None, "max_steps": None, "params": True, "grad_range": None,
-            "rankdir": None, "title": None, "dpi": None, "expand_fused": False}
+            "rankdir": None, "title": None, "dpi": None, "expand_fused": None}
 
 
 def _panels(root, expand_fused):
     def recorded(tensors):
-        return Recorded(_expand_fused(tensors) if expand_fused else tensors)
+        if expand_fused is False:
+            return Recorded(tensors)
+        return Recorded(_expand_fused(tensors, strict=expand_fused is True))
     if isinstance(root, dict):
         if not root:
             raise ValueError("viz: got an empty dict of graphs to draw")
@@ -79,7 +85,7 @@ def _panels(root, expand_fused):
     return [(None, recorded(root))]
 
 
-def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi, expand_fused=False):
+def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dpi, expand_fused=None):
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     if view == "folded" and detail is not None:
@@ -88,11 +94,10 @@ def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dp
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
     if view == "folded" and max_steps is not None:
         raise ValueError("max_steps does not apply to the folded view (it draws no steps)")
-    if expand_fused and view == "gradient":
-        raise ValueError("expand_fused does not apply to the gradient view: the steps it rebuilds never ran "
-                         "backward, so they have no gradients to colour; record the layer with fused=False")
+    if expand_fused not in (None, True, False):
+        raise ValueError(f"expand_fused must be None, True or False, got {expand_fused!r}")
     panels = _panels(root, expand_fused)
-    _warn_whole_sequence_nodes(panels)
+    _warn_whole_sequence_nodes(panels, expand_fused)
     detail = detail or ("states" if view == "gradient" else "ops")
     scene = new_scene(rankdir or ("LR" if view == "folded" else RANKDIR[detail]), title, dpi,
                       compact=view != "folded" and detail == "states")
@@ -117,10 +122,16 @@ def _scene(root, view, detail, max_steps, params, grad_range, rankdir, title, dp
     return scene
 
 
-def _warn_whole_sequence_nodes(panels):
-    """Say so when a recurrent pass is drawn as one node (its steps are not in the recorded graph)."""
+def _warn_whole_sequence_nodes(panels, expand_fused):
+    """Say so when a recurrent pass is drawn as one node (its steps are not in the picture)."""
     ops = sorted({item.op for _, rec in panels for item in rec.items if getattr(item, "whole_sequence", False)})
-    if ops:
-        warnings.warn(f"viz: each {' / '.join(ops)} node is a whole recurrent pass, drawn as one node per layer "
-                      f"and direction without its steps; pass expand_fused=True (fused built-in layers) or "
-                      f"record the layer with fused=False to draw every step", stacklevel=4)
+    if not ops:
+        return
+    if expand_fused is False:
+        why = "(expand_fused=False); leave expand_fused at its default to draw every step"
+    else:
+        why = ("because backward() released the values it received: draw before backward(), call "
+               "backward(retain_graph=True), or record the forward pass inside `with tr.retain_grads():` "
+               "to draw every step")
+    warnings.warn(f"viz: each {' / '.join(ops)} node is a whole recurrent pass, drawn as one node per layer "
+                  f"and direction without its steps {why}", stacklevel=4)

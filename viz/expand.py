@@ -1,9 +1,13 @@
-"""Fused passes drawn as the op-by-op graph they stand for (the `expand_fused` option).
+"""Whole-sequence passes drawn as the op-by-op graph they stand for (the `expand_fused` option, on
+by default).
 
-A fused pass is one recorded node. For a picture, each one is rebuilt op by op from the values it
-received (tinygrad_rnn.nn.unfuse) and spliced in where it was: the nodes downstream of a pass are
-copied with their parents redirected, so the picture's graph is a new one and the recorded graph,
-its results and its backward stay as they were.
+A default layer records each (layer, direction) pass as one node: a hand-written fused pass for
+RNN, LSTM and GRU, a compiled one for any other cell. For a picture, each one is rebuilt op by op
+from the values it received (tinygrad_rnn.nn.unfuse) and spliced in where it was: the nodes
+downstream of a pass are copied with their parents redirected, so the picture's graph is a new
+one and the recorded graph, its results and its backward stay as they were. A pass recorded under
+`tr.retain_grads()` kept, in its backward, the gradient of every step's states: the rebuilt state
+nodes hold them, so the gradient view colours them as it colours `fused=False`'s.
 
 The op-by-op layers hand a layer's steps to the next one as a list, joining the two directions
 step by step, and stack the steps into one tensor only where something outside the layer reads
@@ -40,21 +44,23 @@ class _Steps:
         return self._stacked[dim]
 
 
-def expand_fused(root):
+def expand_fused(root, strict=True):
     """The picture's roots: `root` (a tensor or a list of tensors; a list comes back flat) with every
-    fused pass above it drawn op by op; `root` itself when there is none.
+    whole-sequence pass above it drawn op by op; `root` itself when there is none.
 
     The graph above the result is the one `fused=False` records, for any reader of graphs (it
-    never runs backward: its new steps are for reading).
+    never runs backward: its new steps are for reading; the state nodes of a pass recorded under
+    `tr.retain_grads()` hold the gradients that pass kept). A pass whose values backward released
+    raises a ValueError that says what to do; with strict=False it stays one node instead.
     """
     roots = flatten_roots(root)
     items = walk(roots)
-    if not any(unfuse.is_pass(item) for item in items):
+    if not any(unfuse.is_pass(item) and (strict or unfuse.can_compose(item)) for item in items):
         return root
     new = {}   # id(original item) -> Tensor or _Steps that replaces it in the picture
     for item in items:
         if isinstance(item, Function):
-            replaced = _replace(item, new)
+            replaced = _replace(item, new, strict)
             if replaced is not None:
                 new[id(item)] = replaced
     expanded = [r if id(r._ctx) not in new else _tensor_for(r._ctx, r.array, new, r.name, r._output_nr)
@@ -62,11 +68,11 @@ def expand_fused(root):
     return expanded[0] if isinstance(root, Tensor) else expanded
 
 
-def _replace(node, new):
+def _replace(node, new, strict=True):
     """What stands for `node` in the picture, or None when it stays as recorded."""
     outputs = node.slots or (0,) * len(node.parents)   # which output of each parent the node reads
     parents = [_output_of(new.get(id(p)), nr) for p, nr in zip(node.parents, outputs)]
-    if unfuse.is_pass(node):
+    if unfuse.is_pass(node) and (strict or unfuse.can_compose(node)):
         arrays = unfuse.recorded_inputs(node)
         inputs = {}
         for (name, array), parent, replaced, nr in zip(arrays.items(), node.parents, parents, outputs):
@@ -75,6 +81,7 @@ def _replace(node, new):
             else:
                 inputs[name] = _tensor_for(parent, array, new, output_nr=nr)
         steps, finals = unfuse.compose(node, inputs)
+        _hold_step_gradients(node, steps + list(finals))
         return _Steps(steps, node, finals)
     if all(p is None for p in parents):
         return None
@@ -94,10 +101,26 @@ def _output_of(replaced, nr):
     return replaced.finals[nr - 1] if nr and isinstance(replaced, _Steps) else replaced
 
 
+def _hold_step_gradients(node, roots):
+    """The rebuilt state nodes of a pass take the gradients the pass kept (recorded under retain_grads)."""
+    kept = node.__dict__.get("step_grads")
+    if kept is None:
+        return
+    for t, state in unfuse.step_states(roots, node.scope, kept):
+        grad = kept[state.name].get(t)
+        state.grad = None if grad is None else Tensor._make(grad, None)
+
+
 def _joins_directions(node, parents):
     """Whether a concatenation is a layer's forward and reverse outputs side by side on the features."""
     return (len(parents) == 2 and all(isinstance(p, _Steps) for p in parents)
-            and node.axis in (-1, len(node.shape) - 1))
+            and _changed_axes(node.shapes[0], node.shape) == [len(node.shape) - 1])
+
+
+def _changed_axes(before, after):
+    """The axes on which two shapes of one rank differ (a concatenation's or a transpose's, read
+    from the shapes: backward releases the axis a node was given)."""
+    return [k for k, (a, b) in enumerate(zip(before, after)) if a != b] if len(before) == len(after) else None
 
 
 def _is_dropout_between_layers(node):
@@ -112,7 +135,11 @@ def _is_batch_first_output(node):
     """Whether a transpose is a batch_first layer's output (T, B, H) -> (B, T, H), which the op-by-op
     layer makes by stacking its steps on dim 1. The layer names it "output"; a transpose of the
     user's own stays a transpose."""
-    return node.name == "output" and node.axes == (1, 0) + tuple(range(2, len(node.axes)))
+    axes = node.__dict__.get("axes")
+    if axes is None:  # released by backward: a swap of the first two axes, as the shapes tell
+        before = node.shapes[0]
+        return node.name == "output" and tuple(node.shape) == (before[1], before[0]) + tuple(before[2:])
+    return node.name == "output" and axes == (1, 0) + tuple(range(2, len(axes)))
 
 
 def _item_for(original, replaced, consumer):

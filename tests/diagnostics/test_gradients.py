@@ -51,3 +51,91 @@ def test_step_gradient_norms_explain_what_is_missing(rng):
         D.state_gradient_norms(model, x, lambda result: result[0].sum(), names=("c",))
     with pytest.raises(ValueError, match="scalar"):
         D.state_gradient_norms(model, x, lambda result: result[0])
+
+
+class LectureLSTM(tr.nn.RecurrentCell):
+    """A cell of one's own (README's): the step compiler runs it as one pass per layer and direction."""
+    state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.U = tr.nn.Parameter(tr.randn(input_size, 4 * hidden_size, dtype=dtype, device=device) * 0.5)
+        self.W = tr.nn.Parameter(tr.randn(hidden_size, 4 * hidden_size, dtype=dtype, device=device) * 0.5)
+        self.b = tr.nn.Parameter(tr.zeros(4 * hidden_size, dtype=dtype, device=device))
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size, self.hidden_size)
+
+    def step(self, x, state):
+        h, c = state
+        f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
+        c = (f * c + g * i).named("c")
+        return (c.tanh() * q).named("h"), c   # named, as the diagnostics find a step's states
+
+
+LAYERS = {"LSTM": lambda **o: tr.nn.LSTM(3, 5, **o), "GRU": lambda **o: tr.nn.GRU(3, 5, **o),
+          "RNN": lambda **o: tr.nn.RNN(3, 5, **o),
+          "LayerNormLSTM": lambda **o: tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, 3, 5, **o),
+          "lecture LSTM": lambda **o: tr.nn.Recurrent(LectureLSTM, 3, 5, **o)}
+SETUPS = {"one layer": {}, "two layers, bidirectional": {"num_layers": 2, "bidirectional": True},
+          "lengths, bidirectional": {"bidirectional": True, "lengths": [6, 4, 1]}}
+
+
+def layer_pair(kind, **options):
+    """The default layer (one node per pass) and its op-by-op copy, same weights, float64."""
+    tr.manual_seed(0)
+    default = LAYERS[kind](dtype="float64", **options)
+    op_by_op = LAYERS[kind](dtype="float64", fused=False, **options)
+    op_by_op.load_state_dict(default.state_dict())
+    return default, op_by_op
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_a_default_layer_gives_the_state_gradient_norms_of_its_op_by_op_copy(kind, setup, rng):
+    """Each pass (hand-written or compiled) recorded under retain_grads keeps dL/dh(t) and dL/dc(t)
+    in its backward: the norms equal those of fused=False's per-step nodes."""
+    options = dict(SETUPS[setup])
+    lengths = options.pop("lengths", None)
+    default, op_by_op = layer_pair(kind, **options)
+    x = rng.standard_normal((6, 3, 3))
+    v = tr.Tensor(rng.standard_normal((6, 3, default.num_directions * 5)), dtype="float64")
+
+    def loss_fn(result):
+        output, final = result
+        first = final[0] if isinstance(final, tuple) else final
+        return (output * v).sum() + (output[-1] ** 2).sum() + first.sum()
+
+    directions = ("forward", "reverse") if default.bidirectional else ("forward",)
+    for layer_index in range(default.num_layers):
+        for direction in directions:
+            got, expected = (D.state_gradient_norms(
+                (lambda inputs, layer=layer: layer(inputs, lengths=lengths)), x, loss_fn, layer=layer_index,
+                direction=direction) for layer in (default, op_by_op))
+            assert set(got) == set(expected) == ({"h", "c"} if "LSTM" in kind else {"h"})
+            for name in got:
+                np.testing.assert_allclose(got[name], expected[name], rtol=1e-10, atol=1e-12)
+                assert np.all(np.isfinite(got[name]))
+
+
+def test_step_gradient_norms_read_a_default_layer_recorded_by_hand(rng):
+    default, op_by_op = layer_pair("LayerNormLSTM")
+    x = tr.Tensor(rng.standard_normal((5, 2, 3)), dtype="float64")
+    norms = []
+    for layer in (default, op_by_op):
+        with tr.retain_grads():
+            output, _ = layer(x)
+            loss = (output ** 2).sum()
+        loss.backward()
+        norms.append([D.step_gradient_norms(loss, name) for name in ("h", "c")])
+    np.testing.assert_allclose(norms[0], norms[1], rtol=1e-10)
+    assert default.weight_hh_l0.grad is not None   # an ordinary backward: the parameters' grads are there
+
+
+def test_a_default_layer_outside_retain_grads_says_what_to_do(rng):
+    default, _ = layer_pair("LSTM")
+    loss = default(tr.Tensor(rng.standard_normal((3, 1, 3)), dtype="float64"))[0].sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="retain_grads"):
+        D.step_gradient_norms(loss)

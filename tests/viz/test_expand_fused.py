@@ -1,6 +1,13 @@
-"""expand_fused: a fused pass drawn as the op-by-op graph it stands for, the picture fused=False draws."""
+"""Every view of a default layer draws its passes step by step: the picture fused=False draws.
+
+A default layer records each (layer, direction) pass as one node: hand-written (RNN, LSTM, GRU) or
+compiled (any other cell). viz rebuilds each op by op; recorded under retain_grads, the pass kept
+every step's state gradients in its backward, so the gradient view colours them too.
+"""
+import contextlib
 import dataclasses
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -8,10 +15,36 @@ import pytest
 import tinygrad_rnn as tr
 import viz
 from tests.viz.dotparse import Dot
+from tinygrad_rnn.graph import walk
 from tinygrad_rnn.nn.fused import fused_pass
 
+
+class LectureLSTM(tr.nn.RecurrentCell):
+    """The README's cell: a sigmoid candidate, h = tanh(s) q; the step compiler runs it."""
+    state_names = ("h", "s")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.U = tr.nn.Parameter(tr.randn(input_size, 4 * hidden_size, dtype=dtype, device=device) * 0.1)
+        self.W = tr.nn.Parameter(tr.randn(hidden_size, 4 * hidden_size, dtype=dtype, device=device) * 0.1)
+        self.b = tr.nn.Parameter(tr.zeros(4 * hidden_size, dtype=dtype, device=device))
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size, self.hidden_size)
+
+    def step(self, x, state):
+        h, s = state
+        f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
+        s = f * s + g * i
+        return s.tanh() * q, s
+
+
 KINDS = ("RNN", "LSTM", "GRU")
-FUSED_OPS = {"RNN": "rnn_tanh_fused", "LSTM": "lstm_fused", "GRU": "gru_fused"}
+CELLS = {"LayerNormLSTM": tr.nn.LayerNormLSTMCell, "lecture LSTM": LectureLSTM}
+ALL_KINDS = KINDS + tuple(CELLS)
+PASS_OPS = {"RNN": "rnn_tanh_fused", "LSTM": "lstm_fused", "GRU": "gru_fused",
+            "LayerNormLSTM": "layernormlstm_compiled", "lecture LSTM": "lecturelstm_compiled"}
 CELL_LABELS = {"RNN": "RNN cell", "LSTM": "LSTM cell", "GRU": "GRU cell"}
 PICTURES = [("unrolled", "ops"), ("unrolled", "cells"), ("unrolled", "states"), ("folded", None)]
 SETUPS = {
@@ -24,42 +57,82 @@ SETUPS = {
 }
 
 
-def run(kind, fused, steps=3, batch=2, hx=False, unbatched=False, lengths=None, **options):
-    """The loss of one call of a fresh layer (the same weights for fused and op by op)."""
+def layer_of(kind, fused, **options):
+    if kind in CELLS:
+        return tr.nn.Recurrent(CELLS[kind], 3, 4, fused=fused, **options)
+    return getattr(tr.nn, kind)(3, 4, fused=fused, **options)
+
+
+def run(kind, fused, steps=3, batch=2, hx=False, unbatched=False, lengths=None, backward=False, **options):
+    """The roots of one call of a fresh layer (the same weights for the default and op by op):
+    the loss and the final states; with backward=True recorded under retain_grads, then backward."""
     tr.manual_seed(0)
-    layer = getattr(tr.nn, kind)(3, 4, fused=fused, **options)
+    layer = layer_of(kind, fused, **options)
     rng = np.random.default_rng(0)
     shape = (steps, 3) if unbatched else (batch, steps, 3) if options.get("batch_first") else (steps, batch, 3)
     x = tr.Tensor(rng.standard_normal(shape))
     state = None
     if hx:
-        state = tr.Tensor(rng.standard_normal((layer.num_layers * layer.num_directions, batch, 4)),
-                          requires_grad=True)
-        if kind == "LSTM":
-            state = (state, tr.Tensor(np.zeros(state.shape)))
-    output, final = layer(x, state, lengths=None if lengths is None else np.array(lengths))
-    finals = list(final) if isinstance(final, tuple) else [final]
-    return [output.sum().named("loss")] + finals
+        sizes = layer.state_sizes
+        shape = (layer.num_layers * layer.num_directions, batch)
+        state = tuple(tr.Tensor(rng.standard_normal(shape + (size,)), requires_grad=k == 0)
+                      for k, size in enumerate(sizes))
+        state = state[0] if len(state) == 1 else state
+    with tr.retain_grads() if backward else contextlib.nullcontext():
+        output, final = layer(x, state, lengths=None if lengths is None else np.array(lengths))
+        finals = list(final) if isinstance(final, tuple) else [final]
+        loss = ((output * output).sum() + finals[0].sum()).named("loss")
+    if backward:
+        loss.backward()
+    return [loss] + finals
+
+
+def default_and_op_by_op(kind, setup, **extra):
+    return run(kind, None, **SETUPS[setup], **extra), run(kind, False, **SETUPS[setup], **extra)
 
 
 @pytest.mark.parametrize("setup", sorted(SETUPS))
-@pytest.mark.parametrize("kind", KINDS)
-def test_expanded_fused_layer_draws_what_fused_false_draws(kind, setup):
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_a_default_layer_draws_what_fused_false_draws(kind, setup):
+    default, op_by_op = default_and_op_by_op(kind, setup)
+    assert any(getattr(n, "whole_sequence", False) for n in walk(default))   # a pass node per (layer, direction)
     for view, detail in PICTURES:
-        op_by_op = viz.to_dot(run(kind, False, **SETUPS[setup]), view=view, detail=detail)
-        expanded = viz.to_dot(run(kind, True, **SETUPS[setup]), view=view, detail=detail, expand_fused=True)
-        assert expanded == op_by_op, (view, detail)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # nothing drawn less, so nothing to say
+            drawn = viz.to_dot(default, view=view, detail=detail)
+        assert drawn == viz.to_dot(op_by_op, view=view, detail=detail), (view, detail)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_default_draws_one_node_per_fused_pass(kind):
-    roots = run(kind, True, num_layers=2, bidirectional=True)
-    dot = Dot(viz.to_dot(roots))
-    assert sum(dot.label(n) == FUSED_OPS[kind] for n in dot.nodes) == 4
+@pytest.mark.parametrize("setup", ["one layer", "two layers, bidirectional, dropout", "lengths, bidirectional",
+                                   "batch_first, initial state"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_the_gradient_view_of_a_default_layer_colours_what_fused_false_colours(kind, setup):
+    """Recorded under retain_grads, each pass kept dL/dh(t) (and dL/dc(t)) of every step in its
+    backward: the same states carry the same numbers as the op-by-op graph's."""
+    default, op_by_op = default_and_op_by_op(kind, setup, backward=True)
+    for detail in ("states", "cells", "ops"):
+        drawn = viz.to_dot(default, view="gradient", detail=detail)
+        assert drawn == viz.to_dot(op_by_op, view="gradient", detail=detail), detail
+
+
+def test_a_reverse_layer_with_lengths_draws_its_first_step_last_with_the_state_it_ends_with():
+    roots = run("LayerNormLSTM", None, bidirectional=True, lengths=[3, 1])
+    dot = Dot(viz.to_dot(roots, detail="cells"))
+    assert sorted({c.label for c in dot.step_clusters()}) == [f"t = {t}" for t in range(3)]
+    assert not any(dot.label(n).startswith(PASS_OPS["LayerNormLSTM"]) for n in dot.nodes)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_expand_fused_false_draws_one_node_per_pass_and_says_so(kind):
+    roots = run(kind, None, num_layers=2, bidirectional=True)
+    with pytest.warns(UserWarning, match=f"{PASS_OPS[kind]}.*expand_fused=False"):
+        dot = Dot(viz.to_dot(roots, expand_fused=False))
+    assert sum(dot.label(n).startswith(PASS_OPS[kind]) for n in dot.nodes) == 4
     assert not dot.step_clusters()
-    expanded = Dot(viz.to_dot(roots, detail="cells", expand_fused=True))
-    assert not any(expanded.label(n) == FUSED_OPS[kind] for n in expanded.nodes)
-    assert sum(expanded.first_line(n) == CELL_LABELS[kind] for n in expanded.nodes) == 2 * 2 * 3
+    expanded = Dot(viz.to_dot(roots, detail="cells"))
+    assert not any(expanded.label(n).startswith(PASS_OPS[kind]) for n in expanded.nodes)
+    if kind in CELL_LABELS:
+        assert sum(expanded.first_line(n) == CELL_LABELS[kind] for n in expanded.nodes) == 2 * 2 * 3
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_relu"])
@@ -72,7 +145,7 @@ def test_a_reverse_pass_with_lengths_expands_step_by_step(mode):
     output, h_n, c_n = fused_pass(mode, x, None, None, cell.weight_ih, cell.weight_hh, cell.bias_ih,
                                   cell.bias_hh, reverse=True, lengths=[4, 2])
     roots = [output.sum()] + [s for s in (h_n, c_n) if s is not None]
-    dot = Dot(viz.to_dot(roots, detail="cells", expand_fused=True))
+    dot = Dot(viz.to_dot(roots, detail="cells"))
     assert sorted(c.label for c in dot.step_clusters()) == [f"t = {t}" for t in range(4)]
     label = {"lstm": "LSTM cell", "gru": "GRU cell"}.get(mode, "RNN cell")
     assert sum(dot.first_line(n) == label for n in dot.nodes) == 4
@@ -98,11 +171,23 @@ def test_drawing_changes_neither_results_nor_gradients_nor_the_random_stream():
         np.testing.assert_array_equal(drawn, plain)
 
 
-def test_expanding_after_backward_says_what_to_do():
-    loss = run("GRU", True)[0]
-    loss.backward()
-    with pytest.raises(ValueError, match="retain_graph=True"):
-        viz.to_dot(loss, expand_fused=True)
+def test_after_backward_a_pass_without_its_values_is_one_node_and_the_warning_says_what_to_do():
+    for kind in ("GRU", "LayerNormLSTM"):
+        loss = run(kind, None)[0]
+        loss.backward()
+        with pytest.warns(UserWarning, match=f"{PASS_OPS[kind]}.*retain_graph=True.*retain_grads"):
+            dot = Dot(viz.to_dot(loss))
+        assert any(dot.label(n).startswith(PASS_OPS[kind]) for n in dot.nodes)
+        with pytest.raises(ValueError, match="retain_graph=True"):
+            viz.to_dot(loss, expand_fused=True)   # asked for in full: an error
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "lecture LSTM"])
+def test_a_pass_recorded_under_retain_grads_draws_its_steps_after_backward(kind):
+    default, op_by_op = run(kind, None, backward=True), run(kind, False, backward=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert viz.to_dot(default, detail="cells") == viz.to_dot(op_by_op, detail="cells")
 
 
 def test_expanding_after_backward_with_retain_graph_works():
@@ -124,9 +209,24 @@ def test_draw_expands_as_to_dot_does():
     assert viz.draw(roots, expand_fused=True).source == viz.to_dot(roots, expand_fused=True)
 
 
-def test_the_gradient_view_refuses_expansion():
-    with pytest.raises(ValueError, match="gradient view"):
-        viz.to_dot(run("RNN", True)[0], view="gradient", expand_fused=True)
+def test_outside_retain_grads_a_pass_keeps_nothing_more():
+    """Per-step gradients and the values for a drawing after backward are kept under retain_grads
+    only: otherwise a pass holds what it held before, and nothing after backward."""
+    for kind in ("LSTM", "LayerNormLSTM"):
+        tr.manual_seed(0)
+        layer = layer_of(kind, None)
+        x = tr.randn(5, 2, 3)
+        for keep in (False, True):
+            with tr.retain_grads() if keep else contextlib.nullcontext():
+                output, _ = layer(x)
+            node = output.grad_fn
+            before = sum(a.nbytes for a in node.saved_arrays())
+            assert "step_grads" not in node.__dict__
+            output.sum().backward()
+            if keep:
+                assert sorted(node.step_grads["h"]) == list(range(5))
+            else:
+                assert node.__dict__ == {} and before > 0
 
 
 @pytest.mark.parametrize("task", ["lm", "adding"])

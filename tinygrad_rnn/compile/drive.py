@@ -29,6 +29,7 @@ from .plan import STATIC, BackwardPlan, ForwardPlan
 from .rewrite import rewrite
 from .trace import (
     NotTraceable,
+    Op,
     check_same_backward,
     check_same_program,
     signature,
@@ -52,9 +53,10 @@ COMPILED_CUDA = os.environ.get("TINYGRAD_RNN_COMPILED_CUDA", "").lower() in ("1"
 class Compiled:
     """A traced, planned and generated step: what every pass of that structure runs."""
 
-    def __init__(self, graph, fplan, program, seconds, constants_fixed, state_names):
+    def __init__(self, graph, fplan, program, seconds, constants_fixed, state_names, step):
         self.graph, self.fplan, self.program, self.seconds = graph, fplan, program, seconds
         self.state_names = state_names
+        self.step = step  # (per-step ops, new states) as traced, before rewrite: what replay records
         self.options = [(op.cls, op.options) for op in graph.ops]
         self.constants_fixed = constants_fixed   # no constant depends on a parameter's value
         needed = set()  # the static ops the statics come from, replayed by Bound
@@ -129,6 +131,9 @@ def compile_step(cell, step, x, states):
         backwards.append((graph, fplan, trace_backward(graph, fplan.per_time_ops, targets, rng)))
     check_same_backward(backwards[0][2], backwards[1][2])
     graph, fplan, bgraph = backwards[0]
+    # rewrite changes ops in place; a replay records the step as the cell wrote it (fused=False's graph)
+    per_time = {id(op) for op in fplan.per_time_ops}
+    step = ([Op(op.cls, op.inputs, op.options, op.out) for op in graph.ops if id(op) in per_time], list(graph.outputs))
     try:
         rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
         fplan = ForwardPlan(graph, fplan.statics)
@@ -140,7 +145,7 @@ def compile_step(cell, step, x, states):
         raise NotTraceable(f"the compiler failed on it ({type(error).__name__}: {error}); please report "
                            f"this with the cell's code") from error
     from ..nn.recurrent import _state_names
-    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, _state_names(cell))
+    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, _state_names(cell), step)
 
 
 def cached(cell, step, x, states, graph):
@@ -367,6 +372,9 @@ class CompiledPass(Function):
     def backward(self, g, *dstates):
         xp = self.seq.xp
         g = xp.zeros(self.shape, self.seq.dtype) if g is None else xp.ascontiguousarray(g)
+        if self.keep_grad:  # recorded under tr.retain_grads(): keep every step's state gradients
+            from ..nn.unfuse import keep_step_gradients
+            keep_step_gradients(self, g, dstates)
         return tuple(self.seq.backward(g, dstates, self.needs))
 
     def differentiable_backward(self, g, *dstates):
@@ -397,32 +405,47 @@ class CompiledPass(Function):
         seq = self.__dict__.get("seq")
         return [] if seq is None else seq.saved_arrays()
 
+    def kept_for_drawing(self):
+        from ..nn.unfuse import kept_for_drawing
+        return kept_for_drawing(self)
+
 
 def replay(compiled, x, states, statics, lengths, reverse):
-    """The pass op by op from the compiled step's ops, recorded as run_cell records a cell's steps
-    (each in its ("t", t) scope, x and the new states named): (a list of T outputs, final states).
+    """The pass op by op from the compiled step's ops as traced, recorded as run_cell records a cell's
+    steps (each in its ("t", t) scope, its ops named as the cell named them, x masked and the new
+    states named at padded steps alike): (a list of T outputs, final states).
 
-    x (T, B, ...), states and statics: tensors standing for the pass's inputs (a drawing or the
-    differentiable backward chooses them).
+    x (T, B, ...) or a list of T step tensors, states and statics: tensors standing for the pass's
+    inputs (a drawing or the differentiable backward chooses them).
     """
     graph, fplan = compiled.graph, compiled.fplan
-    T = x.shape[0]
+    step_ops, step_outputs = compiled.step
+    names = {v.id: graph.tensors[v.id].name for v in graph.values if v.kind == "op"}
+    T = len(x)
     masked_from = T if lengths is None else int(np.min(lengths))
     keep_all = None if masked_from == T else np.arange(T)[:, None, None] < lengths[None, :, None]
-    computed = {op.out.id for op in fplan.per_time_ops}
     outputs = [None] * T
     state = tuple(states)
     for t in (reversed(range(T)) if reverse else range(T)):
         with scope("t", t):
-            values = {graph.x.id: x[t].named("x")}
+            x_t = x[t]
+            if x_t.name is None:
+                x_t.named("x")
+            if t >= masked_from:
+                x_t = where(keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (x_t.ndim - 1)), x_t, 0.0)
+            values = {graph.x.id: x_t}
             values.update({v.id: s for v, s in zip(graph.states, state)})
             values.update({v.id: s for v, s in zip(fplan.statics, statics)})
-            for op in fplan.per_time_ops:
-                values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
-            new = tuple(values[v.id].named(name) if v.id in computed else values[v.id]
-                        for v, name in zip(graph.outputs, compiled.state_names))
-            if t >= masked_from:
+            for op in step_ops:
+                out = values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
+                if names[op.out.id] is not None:
+                    out.named(names[op.out.id])
+            new = tuple(values[v.id] for v in step_outputs)
+            if t >= masked_from:  # ended sequences keep their state, output zero (run_cell's names)
                 keep = keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (new[0].ndim - 1))
+                for s, name in zip(new, compiled.state_names):
+                    if s.name == name:
+                        s.named(f"{name}_candidate")
                 new = tuple(where(keep, s, old).named(name)
                             for s, old, name in zip(new, state, compiled.state_names))
                 outputs[t] = where(keep, new[0], 0.0)

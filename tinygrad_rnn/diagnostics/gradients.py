@@ -2,13 +2,16 @@
 
 The recurrent layers name each step's new state "h" (and "c" for an LSTM) inside
 `tr.scope("t", t)`. Recorded under `tr.retain_grads()`, those nodes keep dL/dh(t) after backward:
-the whole gradient reaching step t, from its own output and from every later step. Reading them
-back is all this module does.
+the whole gradient reaching step t, from its own output and from every later step. A default
+layer records each (layer, direction) pass as one node instead (hand-written or compiled); under
+`tr.retain_grads()` that node's backward keeps the same quantity for every step and state
+(`step_grads`, see nn/unfuse.py). Reading them back is all this module does.
 """
 import numpy as np
 
 from .. import backend
 from ..graph import scope_dict, walk
+from ..nn import unfuse
 from ..tensor import Function, Tensor, retain_grads
 from ._model import as_input, frozen, input_tensor
 
@@ -27,8 +30,7 @@ def _norms_per_step(nodes, name, layer, direction):
     steps = _step_nodes(nodes, name)
     if not steps:
         raise ValueError(f"no node named {name!r} inside tr.scope('t', t) lies above this tensor: the "
-                         f"model does not record per-step states under that name (a fused fast "
-                         f"path records none; run the layer with fused=False)")
+                         f"model does not record per-step states under that name")
     layer = max(key[0] for key in steps) if layer is None else layer
     chosen = {t: node for (lay, drc, t), node in steps.items() if lay == layer and drc == direction}
     if not chosen:
@@ -36,11 +38,11 @@ def _norms_per_step(nodes, name, layer, direction):
         raise ValueError(f"no {name!r} nodes for layer {layer}, direction {direction!r}; the graph "
                          f"has (layer, direction) = {found}")
     norms = np.full(max(chosen) + 1, np.nan)
-    for t, node in chosen.items():
-        if node.grad is None and not node.keep_grad:
+    for t, (grad, kept) in chosen.items():
+        if grad is None and not kept:
             raise RuntimeError(f"the {name!r} node of step {t} kept no gradient: record the forward "
                                f"pass inside `with tr.retain_grads():` and call backward first")
-        norms[t] = 0.0 if node.grad is None else _norm(node.grad.array)
+        norms[t] = 0.0 if grad is None else _norm(grad)
     return norms
 
 
@@ -69,18 +71,29 @@ def state_gradient_norms(model, x, loss_fn, names=("h", "c"), layer=None, direct
 
 
 def _step_nodes(nodes, name):
-    """{(layer, direction, t): node} for the nodes named `name` recorded inside a ("t", t) scope."""
+    """{(layer, direction, t): (gradient array or None, whether one was to be kept)} for the states
+    named `name` of every step: nodes recorded inside a ("t", t) scope, and the steps of the
+    whole-sequence passes (their gradients kept by the pass's backward)."""
     steps = {}
+
+    def add(key, grad, kept):
+        if key in steps:
+            raise ValueError(f"two nodes named {name!r} at layer {key[0]}, direction {key[1]!r}, "
+                             f"step {key[2]}: was the model run twice into one loss?")
+        steps[key] = (grad, kept)
+
     for node in nodes:
-        if isinstance(node, Function) and node.name == name:
-            where = scope_dict(node)
-            if "t" not in where:
-                continue
-            key = (where.get("layer", 0), where.get("direction", "forward"), where["t"])
-            if key in steps:
-                raise ValueError(f"two nodes named {name!r} at layer {key[0]}, direction {key[1]!r}, "
-                                 f"step {key[2]}: was the model run twice into one loss?")
-            steps[key] = node
+        if not isinstance(node, Function):
+            continue
+        where = scope_dict(node)
+        where_key = (where.get("layer", 0), where.get("direction", "forward"))
+        if unfuse.is_pass(node) and name in unfuse.state_names(node):
+            kept = node.__dict__.get("step_grads")
+            grads = dict.fromkeys(range(node.shape[0])) if kept is None else kept[name]
+            for t, grad in grads.items():
+                add(where_key + (t,), grad, node.keep_grad)
+        elif node.name == name and "t" in where:
+            add(where_key + (where["t"],), None if node.grad is None else node.grad.array, node.keep_grad)
     return steps
 
 

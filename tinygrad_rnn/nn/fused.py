@@ -640,6 +640,9 @@ class FusedPass(Function):
     def backward(self, g, dh_n, dc_n=None):
         if g is None:  # a loss on the final states alone
             g = backend.xp_of(dh_n if dh_n is not None else dc_n).zeros(self.shape, self.seq.dtype)
+        if self.keep_grad:  # recorded under tr.retain_grads(): keep every step's dL/dh(t), dL/dc(t)
+            from .unfuse import keep_step_gradients
+            keep_step_gradients(self, g, (dh_n, dc_n))
         flags = dict(zip(self.layout, self.needs))
         needs = (flags["x"], flags["h0"], flags.get("c0", False), flags["w_ih"], flags["w_hh"],
                  flags.get("b_ih", False) or flags.get("b_hh", False))
@@ -678,6 +681,10 @@ class FusedPass(Function):
         """The arrays this node keeps for backward besides its inputs and its output (memory checks)."""
         seq = getattr(self, "seq", None)
         return [] if seq is None else seq.saved_arrays()
+
+    def kept_for_drawing(self):
+        from .unfuse import kept_for_drawing
+        return kept_for_drawing(self)
 
 
 class LSTMFused(FusedPass):
