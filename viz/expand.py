@@ -13,6 +13,7 @@ The op-by-op layers hand a layer's steps to the next one as a list, joining the 
 step by step, and stack the steps into one tensor only where something outside the layer reads
 the whole sequence. The splice follows them, so the picture equals the one `fused=False` draws.
 """
+from tinygrad_rnn import vocabulary as V
 from tinygrad_rnn.graph import walk
 from tinygrad_rnn.nn import unfuse
 from tinygrad_rnn.ops import Cat, Mul, Permute
@@ -20,7 +21,7 @@ from tinygrad_rnn.tensor import Function, Tensor, stack
 
 from .structure import flatten_roots
 
-LAYER_SCOPES = frozenset({"layer", "direction", "t"})   # the scope entries a sequence layer adds
+LAYER_SCOPES = frozenset(V.LAYER_SCOPES)
 
 
 class _Steps:
@@ -76,7 +77,7 @@ def _replace(node, new, strict=True):
         arrays = unfuse.recorded_inputs(node)
         inputs = {}
         for (name, array), parent, replaced, nr in zip(arrays.items(), node.parents, parents, outputs):
-            if name == "x" and isinstance(replaced, _Steps):
+            if name == V.INPUT and isinstance(replaced, _Steps):
                 inputs[name] = replaced.steps   # the previous layer's steps, read step by step
             else:
                 inputs[name] = _tensor_for(parent, array, new, output_nr=nr)
@@ -127,7 +128,7 @@ def _is_dropout_between_layers(node):
     """Whether a product is the dropout a layer applies to the previous layer's output: x * mask,
     the mask a constant of the whole sequence's shape, the product named "x" by the layer."""
     mask = node.parents[1]
-    return (node.name == "x" and isinstance(mask, Tensor) and not mask.requires_grad
+    return (node.name == V.INPUT and isinstance(mask, Tensor) and not mask.requires_grad
             and tuple(mask.shape) == tuple(node.shape))
 
 
@@ -138,8 +139,8 @@ def _is_batch_first_output(node):
     axes = node.__dict__.get("axes")
     if axes is None:  # released by backward: a swap of the first two axes, as the shapes tell
         before = node.shapes[0]
-        return node.name == "output" and tuple(node.shape) == (before[1], before[0]) + tuple(before[2:])
-    return node.name == "output" and axes == (1, 0) + tuple(range(2, len(axes)))
+        return node.name == V.OUTPUT and tuple(node.shape) == (before[1], before[0]) + tuple(before[2:])
+    return node.name == V.OUTPUT and axes == (1, 0) + tuple(range(2, len(axes)))
 
 
 def _item_for(original, replaced, consumer):

@@ -11,12 +11,14 @@ Drawn names: `r{i}` for a role, `s{i}` for a cell, `d{i}` for the delay of the r
 the same i (the walk position of the first item folded into it); items outside the steps keep
 the names they have in the unrolled view. With a prefix (one panel of several), every name starts with it.
 """
+from tinygrad_rnn import vocabulary as V
+
 from . import style
 from .dot import quote
 from .structure import STEP_STATES, cell_kind
 from .viewkit import constant_text, new_scene, shape_text
 
-INITIAL = {"h0": "h", "c0": "c"}   # an initial state is the first content of its state's delay
+INITIAL = {V.initial(s): s for s in STEP_STATES}   # an initial state is the first content of its state's delay
 
 
 def folded(rec, params=True, rankdir=None, title=None, dpi=None, scene=None, prefix=""):

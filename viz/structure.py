@@ -5,14 +5,15 @@ only on how the graph was built; all node names in the DOT text derive from thes
 """
 import re
 
+from tinygrad_rnn import vocabulary as V
 from tinygrad_rnn.graph import walk
 from tinygrad_rnn.tensor import Function, Tensor
 
-STEP = "t"                                   # the scope entry that marks one time step
-INPUT_NAMES = frozenset({"x", "input"})
-STEP_STATES = frozenset({"h", "c"})          # the recurrent states inside a step
-STATE_NAMES = STEP_STATES | {"h0", "c0", "h_n", "c_n"}
-OUTPUT_NAMES = frozenset({"output", "loss"})
+STEP = V.STEP                                # the scope entry that marks one time step
+INPUT_NAMES = frozenset({V.INPUT, "input"})
+STEP_STATES = frozenset(V.BUILT_IN_STATES)   # the recurrent states inside a step
+STATE_NAMES = STEP_STATES | {V.initial(s) for s in STEP_STATES} | {V.final(s) for s in STEP_STATES}
+OUTPUT_NAMES = frozenset({V.OUTPUT, V.LOSS})
 CELL_KINDS = ((frozenset("ifgo"), "LSTM cell"), (frozenset("rzn"), "GRU cell"))
 # what an Elman step h = tanh(W x + U h + b) records (with transposed weights, or relu; masks of padded
 # steps, dropout, the two directions joined); a step with other ops (gates: sigmoid, slices of a

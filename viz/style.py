@@ -1,6 +1,8 @@
 """Colours and shapes: one table for node kinds, one for edges, and the gradient colour scale."""
 import math
 
+from tinygrad_rnn import vocabulary as V
+
 from .dot import HTML, html_text
 
 FONT = "Helvetica"
@@ -45,9 +47,9 @@ PANEL = "viz.panel"   # the outer cluster of one panel when several graphs are d
 CLUSTERS = {   # by the scope name that opens the cluster
     PANEL: {"style": "rounded", "color": "#5f6368", "fontcolor": "#202124", "fontsize": "14",
             "penwidth": "1.5"},
-    "layer": {"style": "rounded", "color": "#9aa0a6", "fontcolor": "#3c4043", "fontsize": "12"},
-    "direction": {"style": "rounded,dashed", "color": "#bdc1c6", "fontcolor": "#5f6368", "fontsize": "11"},
-    "t": {"style": "rounded,filled", "fillcolor": "#f8f9fa", "color": "#dadce0", "fontcolor": "#5f6368",
+    V.LAYER: {"style": "rounded", "color": "#9aa0a6", "fontcolor": "#3c4043", "fontsize": "12"},
+    V.DIRECTION: {"style": "rounded,dashed", "color": "#bdc1c6", "fontcolor": "#5f6368", "fontsize": "11"},
+    V.STEP: {"style": "rounded,filled", "fillcolor": "#f8f9fa", "color": "#dadce0", "fontcolor": "#5f6368",
           "fontsize": "10"},
     None: {"style": "rounded", "color": "#bdc1c6", "fontcolor": "#5f6368", "fontsize": "11"},
 }
@@ -58,9 +60,9 @@ def cluster_attrs(scope_entry):
     name, index = scope_entry
     if index is None:
         label = str(name)
-    elif name == "t":
+    elif name == V.STEP:
         label = f"t = {index}"
-    elif name in ("direction", PANEL):
+    elif name in (V.DIRECTION, PANEL):
         label = str(index)
     else:
         label = f"{name} {index}"
@@ -71,7 +73,7 @@ def compact_cluster_attrs(scope_entry):
     """As cluster_attrs, with tight steps: "t=12" in small type (a label wider than the states
     under it would widen every step)."""
     attrs = cluster_attrs(scope_entry)
-    if scope_entry[0] == "t":
+    if scope_entry[0] == V.STEP:
         attrs.update(label=f"t={scope_entry[1]}", margin="2", fontsize="8")
     return attrs
 

@@ -15,6 +15,8 @@ With a prefix (one panel of several), every name starts with it.
 """
 import itertools
 
+from tinygrad_rnn import vocabulary as V
+
 from . import gradient, style
 from .dot import quote
 from .structure import INPUT_NAMES, STATE_NAMES, STEP, STEP_STATES, cell_kind
@@ -113,7 +115,7 @@ class _Unrolled:
                 if keep is not None and t not in keep:      # elided: no node of its own
                     self.in_ids[i] = self.out_ids[i] = self._elision_node(group, i)
                     continue
-                role = name if name in visible else ("x" if not states_view and rec.is_step_input(i) else None)
+                role = name if name in visible else (V.INPUT if not states_view and rec.is_step_input(i) else None)
                 if role is None:
                     if cells_view:
                         self.in_ids[i] = self.out_ids[i] = self._cell(step, i, name)
@@ -326,13 +328,13 @@ class _Unrolled:
             order = self.rec.steps[group]
             ordered = sorted(steps.items(), key=lambda item: order[item[0]])   # processing order
             if self.detail != "ops":
-                pair = ("x", "cell") if self.detail == "cells" else ("c", "h")
+                pair = (V.INPUT, "cell") if self.detail == "cells" else (V.CELL, V.HIDDEN)
                 for t, m in ordered:
                     if pair[0] in m and pair[1] in m:
                         self.scene.cluster(group + ((STEP, t),)).append(f"{{rank=same; {m[pair[0]]} {m[pair[1]]}}}")
                 continue
             for (_, before), (t, after) in itertools.pairwise(ordered):
-                tails = [before[r] for r in ("h", "c", "skip") if r in before]
+                tails = [before[r] for r in (V.HIDDEN, V.CELL, "skip") if r in before]
                 heads = [after["skip"]] if "skip" in after else self.entries.get((group, t), [])
                 for tail in tails:
                     for head in heads:

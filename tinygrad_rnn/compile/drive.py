@@ -21,8 +21,9 @@ import weakref
 import numpy as np
 
 from .. import backend
+from .. import vocabulary as V
 from ..autograd import _run
-from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, scope, stack, where
+from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
 from .cuda_program import cupy_launcher
 from .numpy_program import NumpyProgram
 from .plan import STATIC, BackwardPlan, ForwardPlan
@@ -144,8 +145,7 @@ def compile_step(cell, step, x, states):
     except Exception as error:  # a step the compiler mishandles still runs, op by op
         raise NotTraceable(f"the compiler failed on it ({type(error).__name__}: {error}); please report "
                            f"this with the cell's code") from error
-    from ..nn.recurrent import _state_names
-    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, _state_names(cell), step)
+    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, V.state_names(cell), step)
 
 
 def cached(cell, step, x, states, graph):
@@ -412,47 +412,28 @@ class CompiledPass(Function):
 
 def replay(compiled, x, states, statics, lengths, reverse):
     """The pass op by op from the compiled step's ops as traced, recorded as run_cell records a cell's
-    steps (each in its ("t", t) scope, its ops named as the cell named them, x masked and the new
-    states named at padded steps alike): (a list of T outputs, final states).
+    steps (each in its time scope, its ops named as the cell named them, x masked and the new states
+    named at padded steps alike): (a list of T outputs, final states).
 
     x (T, B, ...) or a list of T step tensors, states and statics: tensors standing for the pass's
     inputs (a drawing or the differentiable backward chooses them).
     """
+    from ..nn.recurrent import run_steps
     graph, fplan = compiled.graph, compiled.fplan
     step_ops, step_outputs = compiled.step
     names = {v.id: graph.tensors[v.id].name for v in graph.values if v.kind == "op"}
-    T = len(x)
-    masked_from = T if lengths is None else int(np.min(lengths))
-    keep_all = None if masked_from == T else np.arange(T)[:, None, None] < lengths[None, :, None]
-    outputs = [None] * T
-    state = tuple(states)
-    for t in (reversed(range(T)) if reverse else range(T)):
-        with scope("t", t):
-            x_t = x[t]
-            if x_t.name is None:
-                x_t.named("x")
-            if t >= masked_from:
-                x_t = where(keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (x_t.ndim - 1)), x_t, 0.0)
-            values = {graph.x.id: x_t}
-            values.update({v.id: s for v, s in zip(graph.states, state)})
-            values.update({v.id: s for v, s in zip(fplan.statics, statics)})
-            for op in step_ops:
-                out = values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
-                if names[op.out.id] is not None:
-                    out.named(names[op.out.id])
-            new = tuple(values[v.id] for v in step_outputs)
-            if t >= masked_from:  # ended sequences keep their state, output zero (run_cell's names)
-                keep = keep_all[t].reshape(keep_all[t].shape[:1] + (1,) * (new[0].ndim - 1))
-                for s, name in zip(new, compiled.state_names):
-                    if s.name == name:
-                        s.named(f"{name}_candidate")
-                new = tuple(where(keep, s, old).named(name)
-                            for s, old, name in zip(new, state, compiled.state_names))
-                outputs[t] = where(keep, new[0], 0.0)
-            else:
-                outputs[t] = new[0]
-        state = new
-    return outputs, state
+
+    def step(x_t, state):
+        values = {graph.x.id: x_t}
+        values.update({v.id: s for v, s in zip(graph.states, state)})
+        values.update({v.id: s for v, s in zip(fplan.statics, statics)})
+        for op in step_ops:
+            out = values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
+            if names[op.out.id] is not None:
+                out.named(names[op.out.id])
+        return tuple(values[v.id] for v in step_outputs)
+
+    return run_steps(step, compiled.state_names, x, tuple(states), lengths, reverse)
 
 
 _PASS_TYPES = {}
@@ -529,9 +510,7 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
     output, *finals = _pass_type(type(cell)).apply(*inputs, compiled=compiled, reverse=bool(reverse),
                                                    lengths=lengths, checkpoint_every=checkpoint_every,
                                                    record=record)
-    names = getattr(cell, "state_names", ("h",))
-    return output.named("output"), tuple(s.named(f"{names[k] if k < len(names) else f's{k}'}_n")
-                                         for k, s in enumerate(finals))
+    return output.named(V.OUTPUT), tuple(s.named(V.final(name)) for s, name in zip(finals, compiled.state_names))
 
 
 def register():

@@ -1,7 +1,7 @@
 """Per-step gradient norms ||dL/dh(t)|| and ||dL/dc(t)||: where the training signal fades.
 
-The recurrent layers name each step's new state "h" (and "c" for an LSTM) inside
-`tr.scope("t", t)`. Recorded under `tr.retain_grads()`, those nodes keep dL/dh(t) after backward:
+The recurrent layers name each step's new state "h" (and "c" for an LSTM) inside its time-step
+scope (the names and scopes of vocabulary.py). Recorded under `tr.retain_grads()`, those nodes keep dL/dh(t) after backward:
 the whole gradient reaching step t, from its own output and from every later step. A default
 layer records each (layer, direction) pass as one node instead (hand-written or compiled); under
 `tr.retain_grads()` that node's backward keeps the same quantity for every step and state
@@ -10,13 +10,14 @@ layer records each (layer, direction) pass as one node instead (hand-written or 
 import numpy as np
 
 from .. import backend
-from ..graph import scope_dict, walk
+from .. import vocabulary as V
+from ..graph import walk
 from ..nn import unfuse
 from ..tensor import Function, Tensor, retain_grads
 from ._model import as_input, frozen, input_tensor
 
 
-def step_gradient_norms(root, name="h", layer=None, direction="forward"):
+def step_gradient_norms(root, name=V.HIDDEN, layer=None, direction=V.FORWARD):
     """||dL/d<name>(t)|| (Frobenius, over batch and units) for t = 0 .. T-1, from a recorded graph.
 
     `root` is the loss (or any tensor) that was backpropagated; the graph must have been recorded
@@ -46,7 +47,7 @@ def _norms_per_step(nodes, name, layer, direction):
     return norms
 
 
-def state_gradient_norms(model, x, loss_fn, names=("h", "c"), layer=None, direction="forward"):
+def state_gradient_norms(model, x, loss_fn, names=V.BUILT_IN_STATES, layer=None, direction=V.FORWARD):
     """Run `loss_fn(model(x))`, backpropagate it, and return {name: ||dL/d<name>(t)|| per step}.
 
     `x` is the input sequence (time-major unless the model is batch_first), `loss_fn` turns what
@@ -85,15 +86,14 @@ def _step_nodes(nodes, name):
     for node in nodes:
         if not isinstance(node, Function):
             continue
-        where = scope_dict(node)
-        where_key = (where.get("layer", 0), where.get("direction", "forward"))
+        layer, direction, step = V.position(node)
         if unfuse.is_pass(node) and name in unfuse.state_names(node):
             kept = node.__dict__.get("step_grads")
             grads = dict.fromkeys(range(node.shape[0])) if kept is None else kept[name]
             for t, grad in grads.items():
-                add(where_key + (t,), grad, node.keep_grad)
-        elif node.name == name and "t" in where:
-            add(where_key + (where["t"],), None if node.grad is None else node.grad.array, node.keep_grad)
+                add((layer, direction, t), grad, node.keep_grad)
+        elif node.name == name and step is not None:
+            add((layer, direction, step), None if node.grad is None else node.grad.array, node.keep_grad)
     return steps
 
 

@@ -7,6 +7,7 @@ initialisation U(-1/sqrt(H), 1/sqrt(H)). A cell maps (x_t, state) -> state; the 
 import contextlib
 import math
 
+from .. import vocabulary as V
 from ..tensor import Tensor
 from . import init
 from .checks import (
@@ -45,7 +46,7 @@ class RecurrentCell(Module):
     unbatched input (input_size,), and the state as one tensor or a tuple (LSTM's (h, c)), zeros
     when omitted.
     """
-    state_names = ("h",)
+    state_names = (V.HIDDEN,)
     _constants = None
 
     def __init__(self, input_size, hidden_size):
@@ -179,7 +180,7 @@ class RNNCell(GatedCell):
         h, = state
         w = self.constants()
         pre = _affine(x, w["weight_ih"], self.bias_ih) + _affine(h, w["weight_hh"], self.bias_hh)
-        return (NONLINEARITIES[self.nonlinearity](pre).named("h"),)
+        return (NONLINEARITIES[self.nonlinearity](pre).named(V.HIDDEN),)
 
     def _options_repr(self):
         return [] if self.nonlinearity == "tanh" else [f"nonlinearity={self.nonlinearity}"]
@@ -201,7 +202,7 @@ class LSTMCell(GatedCell):
     et al. 2015), recurrent_init (see GatedCell).
     """
     n_gates = 4
-    state_names = ("h", "c")
+    state_names = V.BUILT_IN_STATES
     gate_names = ("i", "f", "g", "o")
     gate_activations = (Tensor.sigmoid, Tensor.sigmoid, Tensor.tanh, Tensor.sigmoid)
 
@@ -232,11 +233,11 @@ class LSTMCell(GatedCell):
         w = self.constants()
         pre = _affine(x, w["weight_ih"], self.bias_ih) + _affine(h, w["weight_hh"], self.bias_hh)
         i, f, g, o = _activated_gates(pre, self.gate_names, self.gate_activations)
-        c = (f * c + i * g).named("c")
+        c = (f * c + i * g).named(V.CELL)
         h = o * c.tanh()
         if self.weight_hr is not None:
             h = h @ w["weight_hr"]
-        return h.named("h"), c
+        return h.named(V.HIDDEN), c
 
     def _options_repr(self):
         return [f"proj_size={self.proj_size}"] * bool(self.proj_size) + \
@@ -281,7 +282,7 @@ class GRUCell(GatedCell):
         z = (x_z + h_z).sigmoid().named("z")
         recurrent_n = r * h_n if self.reset_after else _affine(r * h, w["weight_hh_n"], w["bias_hh_n"])
         n = (x_n + recurrent_n).tanh().named("n")
-        return (((1 - z) * n + z * h).named("h"),)
+        return (((1 - z) * n + z * h).named(V.HIDDEN),)
 
     def _options_repr(self):
         return [] if self.reset_after else ["reset_after=False"]
@@ -332,6 +333,6 @@ class LayerNormLSTMCell(GatedCell):
         w = self.constants()
         pre = self.norm_gates(x @ w["weight_ih"] + h @ w["weight_hh"])
         i, f, g, o = _activated_gates(pre, LSTMCell.gate_names, LSTMCell.gate_activations)
-        c = (f * c + i * g).named("c")
+        c = (f * c + i * g).named(V.CELL)
         h = o * self.norm_cell(c).tanh()
-        return h.named("h"), c
+        return h.named(V.HIDDEN), c

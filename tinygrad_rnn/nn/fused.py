@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from .. import backend
+from .. import vocabulary as V
 from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, stack
 from . import fused_kernels as K
 from . import persistent_kernels as PK
@@ -735,7 +736,8 @@ def fused_pass(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False,
     record = is_grad_enabled() and any(t.requires_grad for t in inputs)
     output, h_n, *c_n = PASSES[mode].apply(*inputs, layout=layout, reverse=bool(reverse), lengths=lengths,
                                            checkpoint_every=checkpoint_every, record=record)
-    return output.named("output"), h_n.named("h_n"), c_n[0].named("c_n") if c_n else None
+    return (output.named(V.OUTPUT), h_n.named(V.final(V.HIDDEN)),
+            c_n[0].named(V.final(V.CELL)) if c_n else None)
 
 
 def _check_mode(mode, nonlinearity):

@@ -6,8 +6,8 @@ handles batch_first, unbatched input, initial states, dropout between layers and
 lengths without packing. `RNN`, `LSTM` and `GRU` are `Recurrent` with PyTorch's cells and
 constructor arguments.
 
-Each step is recorded inside the scopes ("layer", k), ("direction", "forward" | "reverse"),
-("t", t), so a drawing can cluster the unrolled graph and fold it back.
+Each step is recorded inside the scopes of vocabulary.py, (layer, k), (direction, forward or
+reverse), (t, t), so a drawing can cluster the unrolled graph and fold it back.
 
 The op-by-op path multiplies each step's own input, so the recorded graph shows x(t) entering
 every cell as the lecture draws it; the fused path (`fused.py`) projects all steps in one product.
@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from .. import vocabulary as V
 from ..tensor import Tensor, cat, forward_mode_active, scope, stack, where
 from . import functional as F
 from . import init
@@ -36,8 +37,6 @@ from .checks import (
 )
 from .module import Module
 from .utils.rnn import PackedSequence, run_packed
-
-DIRECTIONS = ("forward", "reverse")
 
 # cell type -> (run, accepts); see register_fused
 _FUSED = {}
@@ -63,11 +62,6 @@ def _registered(cell_type):
     return next((_FUSED[base] for base in cell_type.__mro__ if base in _FUSED), None)
 
 
-def _state_names(cell):
-    names = getattr(cell, "state_names", ("h",))
-    return tuple(names) + tuple(f"s{k}" for k in range(len(names), len(cell.state_sizes)))
-
-
 def _step_function(cell):
     """(x_t, state tuple) -> state tuple for any cell; RecurrentCell steps skip the call's checks."""
     if isinstance(cell, RecurrentCell):
@@ -88,33 +82,40 @@ def run_cell(cell, seq, state, lengths=None, reverse=False):
     reverse pass starts there. What the input holds at padded steps has no effect at all, NaN
     and Inf included: it is replaced (selected away, never multiplied by zero) before the step.
     """
-    step = _step_function(cell)
-    names = _state_names(cell)
+    with getattr(cell, "unrolled", contextlib.nullcontext)():
+        return run_steps(_step_function(cell), V.state_names(cell), seq, state, lengths, reverse)
+
+
+def run_steps(step, names, seq, state, lengths=None, reverse=False):
+    """run_cell for a step function `step(x_t, state tuple) -> state tuple` whose states are named
+    `names`: each step recorded in its time scope, x(t) and the new states named."""
     steps = len(seq)
     inside = padding_mask(lengths, steps)
     masked_from = steps if inside is None else int(lengths.min())
     if inside is not None:
-        keep_all = state[0].xp.asarray(inside[:, :, None])
+        keep_all = state[0].xp.asarray(inside)
+
+    def kept(t, like):  # (B, 1, ...): which sequences still run at step t
+        return keep_all[t].reshape(keep_all[t].shape + (1,) * (like.ndim - 1))
+
     outputs = [None] * steps
-    with getattr(cell, "unrolled", contextlib.nullcontext)():
-        for t in (reversed(range(steps)) if reverse else range(steps)):
-            with scope("t", t):
-                x_t = seq[t]
-                if x_t.name is None:
-                    x_t.named("x")
-                if t >= masked_from:
-                    x_t = where(keep_all[t], x_t, 0.0)
-                new = step(x_t, state)
-                if t >= masked_from:  # some sequences have ended: they keep their state, output zero
-                    keep = keep_all[t]
-                    for s, name in zip(new, names):
-                        if s.name == name:
-                            s.named(f"{name}_candidate")
-                    new = tuple(where(keep, s, old).named(name) for s, old, name in zip(new, state, names))
-                    outputs[t] = where(keep, new[0], 0.0)
-                else:
-                    outputs[t] = new[0]
-                state = new
+    for t in (reversed(range(steps)) if reverse else range(steps)):
+        with scope(V.STEP, t):
+            x_t = seq[t]
+            if x_t.name is None:
+                x_t.named(V.INPUT)
+            if t >= masked_from:
+                x_t = where(kept(t, x_t), x_t, 0.0)
+            new = step(x_t, state)
+            if t >= masked_from:  # some sequences have ended: they keep their state, output zero
+                for s, name in zip(new, names):
+                    if s.name == name:
+                        s.named(f"{name}_candidate")
+                new = tuple(where(kept(t, s), s, old).named(name) for s, old, name in zip(new, state, names))
+                outputs[t] = where(kept(t, new[0]), new[0], 0.0)
+            else:
+                outputs[t] = new[0]
+            state = new
     return outputs, state
 
 
@@ -131,7 +132,7 @@ def _per_step(seq, fn):
         return fn(seq)
     out = []
     for t, s in enumerate(seq):
-        with scope("t", t):
+        with scope(V.STEP, t):
             out.append(fn(s))
     return out
 
@@ -294,12 +295,12 @@ class Recurrent(Module):
 
         seq, finals = x, []
         for layer, cells in enumerate(self._cells):
-            with scope("layer", layer):
+            with scope(V.LAYER, layer):
                 if layer and self.dropout and self.training:
-                    seq = _per_step(seq, lambda s: F.dropout(s, self.dropout, True).named("x"))
+                    seq = _per_step(seq, lambda s: F.dropout(s, self.dropout, True).named(V.INPUT))
                 outputs = []
                 for direction, cell in enumerate(cells):
-                    with scope("direction", DIRECTIONS[direction]):
+                    with scope(V.DIRECTION, V.DIRECTIONS[direction]):
                         state = self._initial_state(cell, initial, layer * self.num_directions + direction,
                                                     batch, x)
                         out, final = self._run_direction(cell, seq, state, lengths, reverse=direction == 1)
@@ -312,8 +313,8 @@ class Recurrent(Module):
         if not batched:
             output = output.squeeze(1)
             states = [s.squeeze(1) for s in states]
-        output.named("output")
-        states = tuple(s.named(f"{n}_n") for s, n in zip(states, _state_names(self._cells[0][0])))
+        output.named(V.OUTPUT)
+        states = tuple(s.named(V.final(n)) for s, n in zip(states, V.state_names(self._cells[0][0])))
         return output, states[0] if len(states) == 1 else states
 
     # --- argument checks
@@ -325,7 +326,7 @@ class Recurrent(Module):
 
     def _check_hx(self, hx, batch, batched, input):
         """The given initial states as (L*D, B, size) tensors, or None."""
-        sizes, names = self.state_sizes, _state_names(self._cells[0][0])
+        sizes, names = self.state_sizes, V.state_names(self._cells[0][0])
         states = check_states(type(self).__name__, hx, [n + "0" for n in names])
         if states is None:
             return None
@@ -345,7 +346,7 @@ class Recurrent(Module):
         if initial is not None:
             return tuple(s[index] for s in initial)
         return tuple(init.zeros_like_state(batch, size, x).named(f"{n}0")
-                     for n, size in zip(_state_names(cell), cell.state_sizes))
+                     for n, size in zip(V.state_names(cell), cell.state_sizes))
 
     def extra_repr(self):
         """PyTorch's (arguments that differ from their defaults, in its order), then ours."""

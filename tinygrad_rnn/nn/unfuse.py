@@ -13,6 +13,7 @@ for every state s and step t, the gradient the op-by-op graph's node named s in 
 import contextlib
 
 from .. import backend
+from .. import vocabulary as V
 from ..tensor import Tensor, current_scope, enable_grad, retain_grads, scope
 from .cells import GRUCell, LSTMCell, RNNCell
 from .fused import FusedPass
@@ -29,9 +30,9 @@ def is_pass(node):
 
 
 def state_names(node):
-    """The names of a pass's states, in order: ("h", "c") for an LSTM, the cell's own for a compiled one."""
+    """The names of a pass's states, in order: h and c for an LSTM, the cell's own for a compiled one."""
     if isinstance(node, FusedPass):
-        return ("h", "c") if node.cell.has_cell_state else ("h",)
+        return V.BUILT_IN_STATES if node.cell.has_cell_state else V.BUILT_IN_STATES[:1]
     return tuple(node.compiled.state_names)
 
 
@@ -52,7 +53,7 @@ def recorded_inputs(node):
     if isinstance(node, FusedPass):
         return node.inputs
     n = len(node.compiled.state_names)
-    names = ["x"] + [f"{name}0" for name in node.compiled.state_names] + \
+    names = [V.INPUT] + [V.initial(name) for name in node.compiled.state_names] + \
         [f"static{k}" for k in range(len(node.arrays) - 1 - n)]
     return dict(zip(names, node.arrays))
 
@@ -72,8 +73,8 @@ def _rebuild(node, inputs):
     """compose's steps, recorded in the current scope."""
     if isinstance(node, FusedPass):
         cell = _cell(node.cell.name, inputs)
-        state = (inputs["h0"], inputs["c0"]) if "c0" in inputs else (inputs["h0"],)
-        return run_cell(cell, inputs["x"], state, node.lengths, node.reverse)
+        state = tuple(inputs[V.initial(name)] for name in state_names(node))
+        return run_cell(cell, inputs[V.INPUT], state, node.lengths, node.reverse)
     from ..compile.drive import replay
     values = list(inputs.values())
     n = len(node.compiled.state_names)
@@ -135,13 +136,13 @@ def kept_for_drawing(node):
 
 
 def step_states(roots, outer, names):
-    """(t, node) for every node named in `names` recorded in a ("t", t) scope right inside `outer`."""
+    """(t, node) for every node named in `names` recorded in a time-step scope right inside `outer`."""
     from ..graph import walk
     found = []
     for item in walk(roots):
         if not isinstance(item, Tensor) and item.name in names:
             where = item.scope
-            if where[:len(outer)] == outer and len(where) > len(outer) and where[len(outer)][0] == "t":
+            if where[:len(outer)] == outer and len(where) > len(outer) and where[len(outer)][0] == V.STEP:
                 found.append((where[len(outer)][1], item))
     return found
 
@@ -159,7 +160,7 @@ def dropout_steps(node, steps, keep):
     dropped = []
     with recorded_in(node.scope):
         for t, step in enumerate(steps):
-            with scope("t", t):
+            with scope(V.STEP, t):
                 dropped.append((step * Tensor._make(keep[t], None)).named(node.name))
     return dropped
 
@@ -184,7 +185,7 @@ def _cell(mode, inputs):
     cell_type = CELL_TYPES[mode]
     cell = cell_type.__new__(cell_type)
     Module.__init__(cell)
-    x = inputs["x"]
+    x = inputs[V.INPUT]
     x_width = (x[0] if isinstance(x, list) else x).shape[-1]
     hidden = inputs["w_hh"].shape[1]
     settings = {"input_size": x_width, "hidden_size": hidden, "bias": "b_ih" in inputs, "recurrent_init": "uniform"}
