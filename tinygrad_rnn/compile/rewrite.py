@@ -34,6 +34,7 @@ from ..ops import (
     _is_basic_index,
 )
 from ..tensor import Function
+from .simplify import simplify
 from .trace import Op, PositiveMask, ancestors, freeze
 
 
@@ -155,6 +156,7 @@ def rewrite(graph, bgraph, per_time_ids):
         else:
             kept.append(op)
     bgraph.ops = _live(kept, list(bgraph.grads.values()))
+    simplify(graph, bgraph, per_time_ids)
 
 
 # ops that broadcast their inputs to the output they write (`out=`), so an input needs no expand
