@@ -635,6 +635,8 @@ class BackwardCode:
                 a, b = (self.bulk(i, section) for i in op.inputs)
                 m, n = v.shape
                 return f"matmul({a}.transpose(1, 0, 2).reshape({m}, -1), {b}.reshape(-1, {n}))"
+            if op.cls is Sum and per_time[0] and _leading_axes(op):
+                return self.sum_of_rows(op, section)
             if op.cls is Sum and per_time[0]:
                 axis = op.options["axis"]
                 axis = None if axis is None else (0,) + _as_tuple(_shift(axis))
@@ -642,6 +644,20 @@ class BackwardCode:
                 total = f"xp.sum({self.bulk(op.inputs[0], section)}, axis={axis!r}, keepdims={keep})"
                 return f"{total}[0]" if keep else total
         return f"{self.bulk(v, section)}.sum(axis=0)"
+
+    def sum_of_rows(self, op, section):
+        """The sum over steps of a per-step sum over leading axes (a bias's gradient): the rows of all
+        steps summed by one product with a ones row, or, of a product of two arrays (a scale's
+        gradient), by one einsum that makes no product array."""
+        x, v = op.inputs[0], op.out
+        n = _elements(x.shape[_leading_axes(op):])
+        product = x.op
+        if product is not None and product.cls is Mul and self.plan.klass.get(x.id) == POST and all(
+                self.plan.is_per_time(i) and i.shape == x.shape for i in product.inputs):
+            a, b = (f"{self.bulk(i, section)}.reshape(-1, {n})" for i in product.inputs)
+            return f"einsum('ij,ij->j', {a}, {b}).reshape({v.shape!r})"
+        rows = f"{self.bulk(x, section)}.reshape(-1, {n})"
+        return f"matmul(xp.ones({rows}.shape[0], {section.src.name(x.dtype)}), {rows}).reshape({v.shape!r})"
 
     def source(self):
         plan, fwd = self.plan, self.fwd
@@ -740,6 +756,15 @@ class BackwardCode:
         fetch = ["    " + f"V{i} = env['V{i}']" for i in sorted(fwd.exported_pre)]
         src.lines[pre_line:pre_line] = fetch
         return src
+
+
+def _leading_axes(op):
+    """How many leading axes a floating-point sum reduces, when those are all it reduces (else 0)."""
+    x, axis = op.inputs[0], op.options["axis"]
+    if axis is None or x.dtype not in (np.float32, np.float64):
+        return 0
+    axes = sorted(a % len(x.shape) for a in _as_tuple(axis))
+    return len(axes) if axes == list(range(len(axes))) and len(axes) < len(x.shape) else 0
 
 
 def _as_tuple(axis):
