@@ -13,10 +13,12 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
     python bench/bench_compiled.py               # one thread for OpenBLAS and torch (the default)
     python bench/bench_compiled.py --threads 0   # every thread
     python bench/bench_compiled.py --quick       # the smaller config only
+    python bench/bench_compiled.py --clock cpu   # CPU time: steadier ratios on a busy machine
 """
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -31,6 +33,8 @@ def parse():
     parser.add_argument("--threads", type=int, default=1, help="threads for OpenBLAS and torch (0: as-is)")
     parser.add_argument("--quick", action="store_true", help="the smaller config only")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="wall time, or this process's CPU time (steadier where other jobs share the cores)")
     return parser.parse_args()
 
 
@@ -142,7 +146,7 @@ def custom_cell(name):
     return {"lecture LSTM": LectureLSTM, "lecture GRU": LectureGRU, "LayerNormLSTM": tr.nn.LayerNormLSTMCell}[name]
 
 
-def custom_rows(configs, repeats):
+def custom_rows(configs, repeats, clock):
     import tinygrad_rnn as tr
     from bench.common import format_ms, interleaved_medians
     rows = []
@@ -155,7 +159,7 @@ def custom_rows(configs, repeats):
         for name in CUSTOM:
             runs[name] = ours(tr.nn.Recurrent(custom_cell(name), I, H), x, dy)
             runs[f"torch {name}"] = torch_cell(name, x, dy)
-        ms = interleaved_medians(runs, warmup=1, repeats=repeats)
+        ms = interleaved_medians(runs, warmup=1, repeats=repeats, clock=clock)
         print(f"  custom {B},{I},{H},{T}: " + ", ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()),
               file=sys.stderr)
         lstm = ms["built-in LSTM"]
@@ -167,7 +171,7 @@ def custom_rows(configs, repeats):
     return rows
 
 
-def built_in_rows(configs, repeats):
+def built_in_rows(configs, repeats, clock):
     import tinygrad_rnn as tr
     from bench.common import format_ms, interleaved_medians
     rows = []
@@ -178,7 +182,7 @@ def built_in_rows(configs, repeats):
             dy = rng.standard_normal((T, B, H), dtype=np.float32)
             runs = {"hand-written": ours(getattr(tr.nn, layer_name)(I, H), x, dy),
                     "compiled": ours(compiled_built_in(name, I, H), x, dy)}
-            ms = interleaved_medians(runs, warmup=1, repeats=repeats)
+            ms = interleaved_medians(runs, warmup=1, repeats=repeats, clock=clock)
             print(f"  {name} {B},{I},{H},{T}: " + ", ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()),
                   file=sys.stderr)
             rows.append([layer_name, f"{B},{I},{H},{T}", format_ms(ms["hand-written"]), format_ms(ms["compiled"]),
@@ -201,15 +205,16 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = CONFIGS[:1] if args.quick else CONFIGS
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print("# Compiled cells, float32, forward + backward (cpu)\n")
-    print(f"{machine()}\n")
+    print(f"{machine()}; {args.clock} clock\n")
     print("## Custom cells, compiled, beside the built-in layers and PyTorch: time, ms (median)\n")
     print(table(["B,I,H,T", "cell", "compiled", "built-in LSTM", "/ built-in LSTM", "built-in of its kind",
                  "/ built-in of its kind", "same cell, PyTorch eager", "/ PyTorch eager", "torch.nn of its kind"],
-                custom_rows(configs, args.repeats)))
+                custom_rows(configs, args.repeats, clock)))
     print("\n## Built-in layers compiled from their composed cells beside their hand-written passes\n")
     print(table(["layer", "B,I,H,T", "hand-written ms", "compiled ms", "compiled / hand-written"],
-                built_in_rows(configs, args.repeats)))
+                built_in_rows(configs, args.repeats, clock)))
     print("\n## Compile time (trace twice, trace the VJP, plan, generate), ms\n")
     print(table(["cell", "structures", "fastest", "slowest"], compile_rows()))
     print()
