@@ -6,7 +6,7 @@ import pytest
 import tinygrad_rnn as tr
 from tests.compile.cells import NormalizedCell
 from tinygrad_rnn.compile import drive, rewrite
-from tinygrad_rnn.ops import Neg
+from tinygrad_rnn.ops import Neg, Sigmoid
 
 CELLS = {"layer_norm_lstm": tr.nn.LayerNormLSTMCell, "normalized": NormalizedCell}
 
@@ -49,3 +49,15 @@ def test_float32_stays_close_to_op_by_op():
         results.append([out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_sibling_ops_on_adjacent_chunks_run_once(monkeypatch):
+    """GRU's r and z: their two sums and two sigmoids on neighbouring chunks become one of each."""
+    monkeypatch.setattr(drive, "_CACHE", {})
+    cell = tr.nn.GRUCell(6, 8)
+    out = drive.compiled_run(cell, tr.randn(5, 4, 6), (tr.zeros(4, 8),))
+    out = out[0] if isinstance(out, tuple) else out
+    loop_ops = out.grad_fn.compiled.fplan.loop_ops
+    assert [op.cls for op in loop_ops].count(Sigmoid) == 1
+    joined = next(op for op in loop_ops if op.cls is Sigmoid)
+    assert joined.out.shape == (4, 16)   # (B, 2H)
