@@ -420,7 +420,7 @@ def replay(compiled, x, states, statics, lengths, reverse):
     """
     graph, fplan = compiled.graph, compiled.fplan
     step_ops, step_outputs = compiled.step
-    names = {v.id: graph.tensors[v.id].name for v in graph.values if v.kind == "op"}
+    names = {op.out.id: graph.tensors[op.out.id].name for op in step_ops}   # as traced (rewrite adds values)
     T = len(x)
     masked_from = T if lengths is None else int(np.min(lengths))
     keep_all = None if masked_from == T else np.arange(T)[:, None, None] < lengths[None, :, None]
