@@ -3,19 +3,22 @@
 float32, one layer over a full sequence, loss = sum(output * dy), backward to every parameter and
 the input; medians of runs taken round-robin, printed with ratios measured in the same run:
 
-  custom cells   a cell written from primitives in a few lines (the lecture's LSTM, LayerNormLSTMCell)
-                 compiled, beside the built-in LSTM (its hand-written pass), torch.nn.LSTM and the
-                 same cell in PyTorch eager (a Python loop over torch ops)
+  custom cells   cells written from primitives in a few lines (the lecture's LSTM and GRU from
+                 examples/lecture_cells.py, LayerNormLSTMCell) compiled, beside the built-in LSTM and
+                 GRU (their hand-written passes), torch.nn.LSTM/GRU and the same cell in PyTorch eager
+                 (a Python loop over torch ops)
   built-ins      RNN, LSTM and GRU compiled from their composed cells beside their hand-written passes
   compile time   the seconds each structure took to trace, plan and generate (cached afterwards)
 
     python bench/bench_compiled.py               # one thread for OpenBLAS and torch (the default)
     python bench/bench_compiled.py --threads 0   # every thread
     python bench/bench_compiled.py --quick       # the smaller config only
+    python bench/bench_compiled.py --clock cpu   # CPU time: steadier ratios on a busy machine
 """
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -30,6 +33,8 @@ def parse():
     parser.add_argument("--threads", type=int, default=1, help="threads for OpenBLAS and torch (0: as-is)")
     parser.add_argument("--quick", action="store_true", help="the smaller config only")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="wall time, or this process's CPU time (steadier where other jobs share the cores)")
     return parser.parse_args()
 
 
@@ -38,35 +43,6 @@ def reexec_if_needed(args):
     if args.threads and os.environ.get("OPENBLAS_NUM_THREADS") != str(args.threads):
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
-
-
-# ----------------------------------------------------------------------------- the custom cell
-
-
-def lecture_lstm_cell():
-    """The README's cell: the lecture's LSTM (a sigmoid candidate, h = tanh(s) q), from primitives."""
-    import tinygrad_rnn as tr
-
-    class LectureLSTM(tr.nn.RecurrentCell):
-        state_names = ("h", "s")
-
-        def __init__(self, input_size, hidden_size, device=None, dtype=None):
-            super().__init__(input_size, hidden_size)
-            self.U = tr.nn.Parameter(tr.randn(input_size, 4 * hidden_size, dtype=dtype) * 0.1)
-            self.W = tr.nn.Parameter(tr.randn(hidden_size, 4 * hidden_size, dtype=dtype) * 0.1)
-            self.b = tr.nn.Parameter(tr.zeros(4 * hidden_size, dtype=dtype))
-
-        @property
-        def state_sizes(self):
-            return (self.hidden_size, self.hidden_size)
-
-        def step(self, x, state):
-            h, s = state
-            f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
-            s = f * s + g * i
-            return s.tanh() * q, s
-
-    return LectureLSTM
 
 
 # ----------------------------------------------------------------------------- contenders
@@ -101,9 +77,9 @@ def compiled_built_in(name, I, H):
     return Compiled()
 
 
-def torch_layer(x, dy):
+def torch_layer(kind, x, dy):
     import torch
-    layer = torch.nn.LSTM(x.shape[2], dy.shape[2])
+    layer = getattr(torch.nn, kind)(x.shape[2], dy.shape[2])
     x, dy = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
 
     def run():
@@ -121,18 +97,24 @@ def torch_cell(kind, x, dy):
     H = dy.shape[2]
     U = (torch.randn(I, 4 * H) * 0.1).requires_grad_()
     W = (torch.randn(H, 4 * H) * 0.1).requires_grad_()
+    W_h = (torch.randn(H, H) * 0.1).requires_grad_()
     b = torch.zeros(4 * H, requires_grad=True)
     norms = [torch.ones(4 * H, requires_grad=True), torch.zeros(4 * H, requires_grad=True),
              torch.ones(H, requires_grad=True), torch.zeros(H, requires_grad=True)]
-    params = [U, W, b] + norms
+    params = [U, W, W_h, b] + norms
     x, dy = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
     layer_norm = torch.nn.functional.layer_norm
 
     def step(x_t, h, s):
-        if kind == "lecture":
+        if kind == "lecture LSTM":
             f, g, i, q = (x_t @ U + h @ W + b).sigmoid().chunk(4, 1)
             s = f * s + g * i
             return s.tanh() * q, s
+        if kind == "lecture GRU":
+            x_u, x_r, x_h = (x_t @ U[:, :3 * H] + b[:3 * H]).chunk(3, 1)
+            h_u, h_r = (h @ W[:, :2 * H]).chunk(2, 1)
+            u, r = (x_u + h_u).sigmoid(), (x_r + h_r).sigmoid()
+            return u * h + (1 - u) * (x_h + (r * h) @ W_h).sigmoid(), s
         pre = layer_norm(x_t @ U + h @ W, (4 * H,), norms[0], norms[1])
         i, f, g, o = pre.chunk(4, 1)
         s = f.sigmoid() * s + i.sigmoid() * g.tanh()
@@ -154,36 +136,42 @@ def torch_cell(kind, x, dy):
 # ----------------------------------------------------------------------------- tables
 
 
-def custom_rows(configs, repeats):
+# the custom cells the project ships, each with the built-in layer of its kind
+CUSTOM = {"lecture LSTM": "LSTM", "lecture GRU": "GRU", "LayerNormLSTM": "LSTM"}
+
+
+def custom_cell(name):
+    import tinygrad_rnn as tr
+    from examples.lecture_cells import LectureGRU, LectureLSTM
+    return {"lecture LSTM": LectureLSTM, "lecture GRU": LectureGRU, "LayerNormLSTM": tr.nn.LayerNormLSTMCell}[name]
+
+
+def custom_rows(configs, repeats, clock):
     import tinygrad_rnn as tr
     from bench.common import format_ms, interleaved_medians
-    LectureLSTM = lecture_lstm_cell()
     rows = []
     for B, I, H, T in configs:
         rng = np.random.default_rng(0)
         x = rng.standard_normal((T, B, I), dtype=np.float32)
         dy = rng.standard_normal((T, B, H), dtype=np.float32)
-        runs = {"built-in LSTM": ours(tr.nn.LSTM(I, H), x, dy),
-                "lecture LSTM": ours(tr.nn.Recurrent(LectureLSTM, I, H), x, dy),
-                "LayerNormLSTM": ours(tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, I, H), x, dy),
-                "torch.nn.LSTM": torch_layer(x, dy),
-                "torch lecture LSTM": torch_cell("lecture", x, dy),
-                "torch LayerNormLSTM": torch_cell("layer_norm", x, dy)}
-        ms = interleaved_medians(runs, warmup=1, repeats=repeats)
+        runs = {f"built-in {kind}": ours(getattr(tr.nn, kind)(I, H), x, dy) for kind in ("LSTM", "GRU")}
+        runs.update({f"torch.nn.{kind}": torch_layer(kind, x, dy) for kind in ("LSTM", "GRU")})
+        for name in CUSTOM:
+            runs[name] = ours(tr.nn.Recurrent(custom_cell(name), I, H), x, dy)
+            runs[f"torch {name}"] = torch_cell(name, x, dy)
+        ms = interleaved_medians(runs, warmup=1, repeats=repeats, clock=clock)
         print(f"  custom {B},{I},{H},{T}: " + ", ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()),
               file=sys.stderr)
-        lstm, torch_lstm = ms["built-in LSTM"], ms["torch.nn.LSTM"]
-        rows.append([f"{B},{I},{H},{T}", format_ms(lstm), format_ms(ms["lecture LSTM"]),
-                     format_ms(ms["LayerNormLSTM"]), format_ms(torch_lstm), format_ms(ms["torch lecture LSTM"]),
-                     format_ms(ms["torch LayerNormLSTM"]),
-                     f"{ms['lecture LSTM'] / lstm:.2f}x", f"{ms['LayerNormLSTM'] / lstm:.2f}x",
-                     f"{ms['lecture LSTM'] / ms['torch lecture LSTM']:.2f}x",
-                     f"{ms['LayerNormLSTM'] / ms['torch LayerNormLSTM']:.2f}x",
-                     f"{lstm / torch_lstm:.2f}x"])
+        lstm = ms["built-in LSTM"]
+        for name, kind in CUSTOM.items():
+            own = ms[f"built-in {kind}"]
+            rows.append([f"{B},{I},{H},{T}", name, format_ms(ms[name]), format_ms(lstm), f"{ms[name] / lstm:.2f}x",
+                         f"{format_ms(own)} ({kind})", f"{ms[name] / own:.2f}x", format_ms(ms[f"torch {name}"]),
+                         f"{ms[name] / ms[f'torch {name}']:.2f}x", format_ms(ms[f"torch.nn.{kind}"])])
     return rows
 
 
-def built_in_rows(configs, repeats):
+def built_in_rows(configs, repeats, clock):
     import tinygrad_rnn as tr
     from bench.common import format_ms, interleaved_medians
     rows = []
@@ -194,7 +182,7 @@ def built_in_rows(configs, repeats):
             dy = rng.standard_normal((T, B, H), dtype=np.float32)
             runs = {"hand-written": ours(getattr(tr.nn, layer_name)(I, H), x, dy),
                     "compiled": ours(compiled_built_in(name, I, H), x, dy)}
-            ms = interleaved_medians(runs, warmup=1, repeats=repeats)
+            ms = interleaved_medians(runs, warmup=1, repeats=repeats, clock=clock)
             print(f"  {name} {B},{I},{H},{T}: " + ", ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()),
                   file=sys.stderr)
             rows.append([layer_name, f"{B},{I},{H},{T}", format_ms(ms["hand-written"]), format_ms(ms["compiled"]),
@@ -217,16 +205,16 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = CONFIGS[:1] if args.quick else CONFIGS
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print("# Compiled cells, float32, forward + backward (cpu)\n")
-    print(f"{machine()}\n")
-    print("## A custom cell beside the built-in LSTM and PyTorch: time, ms (median)\n")
-    print(table(["B,I,H,T", "built-in LSTM", "lecture LSTM", "LayerNormLSTM", "torch.nn.LSTM",
-                 "torch lecture LSTM", "torch LayerNormLSTM", "lecture / built-in", "LayerNorm / built-in",
-                 "lecture / torch eager", "LayerNorm / torch eager", "built-in / torch.nn"],
-                custom_rows(configs, args.repeats)))
+    print(f"{machine()}; {args.clock} clock\n")
+    print("## Custom cells, compiled, beside the built-in layers and PyTorch: time, ms (median)\n")
+    print(table(["B,I,H,T", "cell", "compiled", "built-in LSTM", "/ built-in LSTM", "built-in of its kind",
+                 "/ built-in of its kind", "same cell, PyTorch eager", "/ PyTorch eager", "torch.nn of its kind"],
+                custom_rows(configs, args.repeats, clock)))
     print("\n## Built-in layers compiled from their composed cells beside their hand-written passes\n")
     print(table(["layer", "B,I,H,T", "hand-written ms", "compiled ms", "compiled / hand-written"],
-                built_in_rows(configs, args.repeats)))
+                built_in_rows(configs, args.repeats, clock)))
     print("\n## Compile time (trace twice, trace the VJP, plan, generate), ms\n")
     print(table(["cell", "structures", "fastest", "slowest"], compile_rows()))
     print()

@@ -1,9 +1,11 @@
-"""Cells written only here, from primitives, to show the step compiler needs nothing of any cell."""
+"""Cells written only here (and the lecture's, from examples/), from primitives, to show the step
+compiler needs nothing of any cell."""
 import math
 
 import numpy as np
 
 import tinygrad_rnn as tr
+from examples.lecture_cells import LectureGRU, LectureLSTM
 from tinygrad_rnn.nn import functional as F
 from tinygrad_rnn.nn import init
 from tinygrad_rnn.tensor import Function
@@ -19,27 +21,6 @@ class _Cell(tr.nn.RecurrentCell):
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
         self.device, self.dtype = device, dtype
-
-
-class LectureLSTMCell(_Cell):
-    """The lecture's LSTM (Goodfellow et al., 10.10.1): a sigmoid candidate and h = tanh(s) q."""
-    state_names = ("h", "s")
-
-    def __init__(self, input_size, hidden_size, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, device, dtype)
-        self.U = _uniform(self, input_size, 4 * hidden_size)
-        self.W = _uniform(self, hidden_size, 4 * hidden_size)
-        self.b = _uniform(self, 4 * hidden_size)
-
-    @property
-    def state_sizes(self):
-        return (self.hidden_size, self.hidden_size)
-
-    def step(self, x, state):
-        h, s = state
-        f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
-        s = f * s + g * i
-        return s.tanh() * q, s
 
 
 class PeepholeLSTMCell(_Cell):
@@ -150,8 +131,27 @@ class ManyOpsCell(_Cell):
         return new_h, new_m
 
 
-TRACEABLE = {"lecture_lstm": LectureLSTMCell, "peephole_lstm": PeepholeLSTMCell, "indrnn": IndRNNCell,
-             "mgu": MinimalGatedUnit, "module_cell": ModuleCell, "many_ops": ManyOpsCell}
+class NormalizedCell(_Cell):
+    """A normalisation, a square, a negation and a quotient: the VJP patterns compile/simplify.py rewrites
+    (sum(-x), (a + b) + b, product chains of gradient and forward factors)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, device, dtype)
+        self.w, self.u = _uniform(self, input_size, hidden_size), _uniform(self, hidden_size, hidden_size)
+        self.gain, self.bias = _uniform(self, hidden_size), _uniform(self, hidden_size)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h @ self.u
+        c = a - a.mean(dim=1, keepdim=True)
+        n = c / ((c * c).mean(dim=1, keepdim=True) + 1e-5) ** 0.5
+        t = (n * self.gain - self.bias).tanh()
+        return (-(t * h.sigmoid()) / (2 + h * h) + h * 0.5,)
+
+
+TRACEABLE = {"lecture_lstm": LectureLSTM, "lecture_gru": LectureGRU, "peephole_lstm": PeepholeLSTMCell,
+             "indrnn": IndRNNCell, "mgu": MinimalGatedUnit, "module_cell": ModuleCell, "many_ops": ManyOpsCell,
+             "normalized": NormalizedCell}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse

@@ -421,7 +421,7 @@ def replay(compiled, x, states, statics, lengths, reverse):
     from ..nn.recurrent import run_steps
     graph, fplan = compiled.graph, compiled.fplan
     step_ops, step_outputs = compiled.step
-    names = {v.id: graph.tensors[v.id].name for v in graph.values if v.kind == "op"}
+    names = {op.out.id: graph.tensors[op.out.id].name for op in step_ops}   # as traced (rewrite adds values)
 
     def step(x_t, state):
         values = {graph.x.id: x_t}

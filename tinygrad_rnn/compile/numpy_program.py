@@ -168,6 +168,8 @@ def compute_lines(op, ins, out, src, lifted=None):
         return [f"clip({ins[0]}, {src.literal(o['low'])}, {src.literal(o['high'])}, out={out})"]
     if cls is Where:
         return [f"copyto({out}, {ins[1]})", f"copyto({out}, {ins[0]}, where={src.name(o['condition'])})"]
+    if cls in (Sum, Mean) and lifted is None and _over_rows(op):
+        return [f"matmul({ins[0]}, {_row_weights(op, src)}, out={out})"]
     if cls in REDUCTIONS:
         lines = [f"{REDUCTIONS[cls]}({ins[0]}, axis={src.literal(axis)}, keepdims={o['keepdims']}, out={out})"]
         if cls is Mean:  # as numpy's mean: the sum divided by the count in place
@@ -221,6 +223,20 @@ def compute_lines(op, ins, out, src, lifted=None):
     if cls is Getitem:  # integer-array indexing (basic indexing is a view)
         return [f"copyto({out}, {ins[0]}[{src.name(o['index'])}])"]
     return [f"copyto({out}, {src.name(_forward_of(cls, o), 'f')}({', '.join(ins)}))"]
+
+
+def _over_rows(op):
+    """A sum or mean of a matrix's rows (over its last axis) in floating point: one product with a
+    column of ones (1 / n for a mean), a BLAS call cheaper than a reduction and its division."""
+    x, axis = op.inputs[0], op.options["axis"]
+    axes = tuple(a % 2 for a in axis) if isinstance(axis, tuple) else (None if axis is None else (axis % 2,))
+    return len(x.shape) == 2 and axes == (1,) and x.dtype in (np.float32, np.float64) and x.shape[1] > 1
+
+
+def _row_weights(op, src):
+    n = op.inputs[0].shape[1]
+    weights = np.full((n, 1) if op.options["keepdims"] else (n,), 1 / n if op.cls is Mean else 1, op.inputs[0].dtype)
+    return src.name(src.namespace["xp"].asarray(weights), "ones")
 
 
 def view_expr(op, a, lifted, src):
@@ -320,6 +336,35 @@ def _matmul_operands(ops, keep):
     """Ids of the 2-D values among `keep` that the ops multiply: a C-contiguous copy of a transposed
     weight makes each product faster (BLAS reads it without transposing)."""
     return {v.id for op in ops if op.cls is Matmul for v in op.inputs if v.id in keep and len(v.shape) == 2}
+
+
+class _Spread:
+    """Statics that a loop's elementwise op broadcasts (a bias (H,) over (B, H)), spread to the op's
+    shape once before the loop: NumPy walks a broadcast operand row by row, a full one in one sweep."""
+
+    def __init__(self, src, is_static):
+        self.src, self.is_static, self.names, self.lines = src, is_static, {}, []
+        self.at = len(src.lines)   # where the loop starts: the spread copies are made just before
+
+    def operands(self, op, ins):
+        if op.cls not in BINARY:
+            return ins
+        return [self.spread(e, v, op.out.shape) if self.is_static(v) and 1 < _elements(v.shape) < _elements(
+            op.out.shape) else e for e, v in zip(ins, op.inputs)]
+
+    def spread(self, expr, value, shape):
+        key = (expr, shape)
+        if key not in self.names:
+            self.names[key] = f"full{len(self.names)}"
+            self.lines.append(f"    {self.names[key]} = xp.ascontiguousarray(broadcast_to({expr}, {shape!r}))")
+        return self.names[key]
+
+    def insert(self):
+        self.src.lines[self.at:self.at] = self.lines
+
+
+def _elements(shape):
+    return int(np.prod(shape, dtype=np.int64))
 
 
 class _Section:
@@ -445,6 +490,7 @@ class ForwardCode:
                 src.line(f"env['SV{v.id}'] = SV{v.id}")
             else:
                 src.line(f"T{v.id} = alloc({v.shape!r}, {src.name(v.dtype)})")
+        spread = _Spread(src, lambda v: plan.klass.get(v.id) == STATIC)
         src.line("for j in range(L):")
         src.depth += 1
         section.new_iteration()
@@ -452,7 +498,7 @@ class ForwardCode:
             if isinstance(item, Group):
                 _emit_group(item, lambda v: self.step(v, section), self.xp, src)
                 continue
-            ins = [self.step(v, section) for v in item.inputs]
+            ins = spread.operands(item, [self.step(v, section) for v in item.inputs])
             out = self.step(item.out, section)
             for text in compute_lines(item, ins, out, src):
                 src.line(text)
@@ -464,6 +510,7 @@ class ForwardCode:
         for k in range(len(graph.states)):
             src.line(f"    S{k}[j + 1][r] = S{k}[j][r]")
         src.depth -= 1
+        spread.insert()
         return src
 
     def export_lines(self, src):
@@ -588,6 +635,8 @@ class BackwardCode:
                 a, b = (self.bulk(i, section) for i in op.inputs)
                 m, n = v.shape
                 return f"matmul({a}.transpose(1, 0, 2).reshape({m}, -1), {b}.reshape(-1, {n}))"
+            if op.cls is Sum and per_time[0] and _leading_axes(op):
+                return self.sum_of_rows(op, section)
             if op.cls is Sum and per_time[0]:
                 axis = op.options["axis"]
                 axis = None if axis is None else (0,) + _as_tuple(_shift(axis))
@@ -595,6 +644,20 @@ class BackwardCode:
                 total = f"xp.sum({self.bulk(op.inputs[0], section)}, axis={axis!r}, keepdims={keep})"
                 return f"{total}[0]" if keep else total
         return f"{self.bulk(v, section)}.sum(axis=0)"
+
+    def sum_of_rows(self, op, section):
+        """The sum over steps of a per-step sum over leading axes (a bias's gradient): the rows of all
+        steps summed by one product with a ones row, or, of a product of two arrays (a scale's
+        gradient), by one einsum that makes no product array."""
+        x, v = op.inputs[0], op.out
+        n = _elements(x.shape[_leading_axes(op):])
+        product = x.op
+        if product is not None and product.cls is Mul and self.plan.klass.get(x.id) == POST and all(
+                self.plan.is_per_time(i) and i.shape == x.shape for i in product.inputs):
+            a, b = (f"{self.bulk(i, section)}.reshape(-1, {n})" for i in product.inputs)
+            return f"einsum('ij,ij->j', {a}, {b}).reshape({v.shape!r})"
+        rows = f"{self.bulk(x, section)}.reshape(-1, {n})"
+        return f"matmul(xp.ones({rows}.shape[0], {section.src.name(x.dtype)}), {rows}).reshape({v.shape!r})"
 
     def source(self):
         plan, fwd = self.plan, self.fwd
@@ -639,6 +702,7 @@ class BackwardCode:
         for seed in plan.seeds:
             if seed.id in plan.saved:
                 src.line(f"SB{seed.id} = alloc((L,) + {seed.shape!r}, {src.name(seed.dtype)})")
+        spread = _Spread(src, lambda v: plan.klass.get(v.id) == STATIC)
         src.line("for j in range(L - 1, -1, -1):")
         src.depth += 1
         section.new_iteration()
@@ -657,7 +721,7 @@ class BackwardCode:
             if isinstance(item, Group):
                 _emit_group(item, lambda v: self.step(v, section), fwd.xp, src)
                 continue
-            ins = [None if i.id in self.into else self.step(i, section) for i in item.inputs]
+            ins = spread.operands(item, [None if i.id in self.into else self.step(i, section) for i in item.inputs])
             out = self.step(item.out, section)
             for text in compute_lines(item, ins, out, src):
                 src.line(text)
@@ -672,6 +736,7 @@ class BackwardCode:
         src.line(", ".join(f"C{k}, D{k}" for k in range(n_states)) + " = " +
                  ", ".join(f"D{k}, C{k}" for k in range(n_states)))
         src.depth -= 1
+        spread.insert()
         for k in range(n_states):
             src.line(f"env['C{k}'] = C{k}; env['D{k}'] = D{k}")
         section.new_iteration()
@@ -691,6 +756,15 @@ class BackwardCode:
         fetch = ["    " + f"V{i} = env['V{i}']" for i in sorted(fwd.exported_pre)]
         src.lines[pre_line:pre_line] = fetch
         return src
+
+
+def _leading_axes(op):
+    """How many leading axes a floating-point sum reduces, when those are all it reduces (else 0)."""
+    x, axis = op.inputs[0], op.options["axis"]
+    if axis is None or x.dtype not in (np.float32, np.float64):
+        return 0
+    axes = sorted(a % len(x.shape) for a in _as_tuple(axis))
+    return len(axes) if axes == list(range(len(axes))) and len(axes) < len(x.shape) else 0
 
 
 def _as_tuple(axis):

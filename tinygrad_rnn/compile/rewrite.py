@@ -9,6 +9,9 @@
   chunks (LSTM's gates: four IndexAdds and three Adds of (B, 4H) arrays per step), becomes one
   `Assemble` that writes each piece into its part; the planner lets each piece's op write there
   directly.
+- The same elementwise op on adjacent slices of the same arrays (LSTM's i and f sigmoids on two
+  neighbouring chunks of the gates, GRU's r and z sums and sigmoids) runs once on the joined slice;
+  each former result becomes a view of the joined one.
 """
 import numpy as np
 
@@ -19,6 +22,7 @@ from ..ops import (
     Div,
     Exp,
     Expand,
+    Getitem,
     IndexAdd,
     Log,
     Mul,
@@ -34,7 +38,8 @@ from ..ops import (
     _is_basic_index,
 )
 from ..tensor import Function
-from .trace import Op, PositiveMask, ancestors, freeze
+from .simplify import simplify
+from .trace import Op, PositiveMask, Value, ancestors, freeze
 
 
 class Assemble(Function):
@@ -134,6 +139,8 @@ def rewrite(graph, bgraph, per_time_ids):
     bgraph.grads = {k: resolve(v) for k, v in bgraph.grads.items()}
     graph.ops = [op for op in graph.ops if op.out.id not in alias]
     bgraph.ops = [op for op in bgraph.ops if op.out.id not in alias]
+    while _merge_siblings(graph, per_time_ids):
+        pass
 
     _drop_broadcasts(graph, bgraph, per_time_ids)
     uses = _uses(bgraph.ops, list(bgraph.grads.values()))
@@ -155,6 +162,7 @@ def rewrite(graph, bgraph, per_time_ids):
         else:
             kept.append(op)
     bgraph.ops = _live(kept, list(bgraph.grads.values()))
+    simplify(graph, bgraph, per_time_ids)
 
 
 # ops that broadcast their inputs to the output they write (`out=`), so an input needs no expand
@@ -187,3 +195,82 @@ def _live(ops, roots):
     """The ops some root depends on, in order (the scatters an Assemble replaced drop out)."""
     live = ancestors(roots, {op.out.id: op for op in ops})
     return [op for op in ops if op.out.id in live]
+
+
+# ----------------------------------------------------------------------------- siblings
+
+SIBLINGS = (Add, Sub, Mul, Div, Neg, Exp, Log, Tanh, Sigmoid, Relu)   # elementwise, no options
+
+
+def _slice_of(value):
+    """(base, axis, start, stop) if value is a view of one contiguous range along one axis of base."""
+    op = value.op
+    if op is None or op.cls is not Getitem:
+        return None
+    index = op.options["index"]
+    index = index if isinstance(index, tuple) else (index,)
+    base = op.inputs[0]
+    if len(index) > len(base.shape) or not all(isinstance(i, slice) for i in index):
+        return None
+    cut = [k for k, i in enumerate(index) if i != slice(None)]
+    if len(cut) != 1:
+        return None
+    axis = cut[0]
+    start, stop, step = index[axis].indices(base.shape[axis])
+    return (base, axis, start, stop) if step == 1 and stop > start else None
+
+
+def _view(graph, base, axis, start, stop, out=None):
+    """base[..., start:stop, ...] along axis, as a new Getitem (or as the op making `out`)."""
+    index = (slice(None),) * axis + (slice(start, stop),)
+    if out is None:
+        shape = base.shape[:axis] + (stop - start,) + base.shape[axis + 1:]
+        out = Value(len(graph.values), shape, base.dtype, "op")
+        graph.values.append(out)
+    out.op = Op(Getitem, [base], {"index": index}, out)
+    return out.op
+
+
+def _merge_siblings(graph, per_time_ids):
+    """One round of joining sibling ops on adjacent slices (see the module's docstring); True if any."""
+    runs = {}
+    for op in graph.ops:
+        if op.cls not in SIBLINGS or op.options or op.out.id not in per_time_ids:
+            continue
+        slices = [_slice_of(v) for v in op.inputs]
+        if None in slices or len({(s[1], s[2], s[3]) for s in slices}) != 1 or any(
+                v.shape != op.out.shape or v.dtype != op.out.dtype for v in op.inputs):
+            continue
+        _, axis, start, stop = slices[0]
+        key = (op.cls, axis, tuple(s[0].id for s in slices))
+        runs.setdefault(key, {})[start] = (op, stop, [s[0] for s in slices])
+    made = {}   # id of the first op of a run -> the ops that replace the run's first op
+    for (cls, axis, _), by_start in runs.items():
+        for start in sorted(by_start):
+            if start not in by_start or any(stop == start for _, stop, _ in by_start.values()):
+                continue   # not the first of a run
+            run, stop = [], start
+            while stop in by_start:
+                run.append(by_start.pop(stop))
+                stop = run[-1][1]
+            if len(run) < 2:
+                continue
+            first, _, bases = run[0]
+            views = [_view(graph, base, axis, start, stop) for base in bases]
+            joined = Value(len(graph.values), views[0].out.shape, first.out.dtype, "op")
+            graph.values.append(joined)
+            joined.op = Op(cls, [v.out for v in views], {}, joined)
+            per_time_ids.update(v.out.id for v in views)
+            per_time_ids.add(joined.id)
+            made[first.out.id] = views + [joined.op]
+            for op, op_stop, _ in run:
+                op_start = op_stop - op.out.shape[axis]
+                _view(graph, joined, axis, op_start - start, op_stop - start, out=op.out)
+    if not made:
+        return False
+    ops = []
+    for op in graph.ops:
+        ops.extend(made.get(op.out.id, []))
+        ops.append(op.out.op if op.out.op is not op else op)
+    graph.ops = ops
+    return True

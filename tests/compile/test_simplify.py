@@ -1,0 +1,63 @@
+"""The VJP's algebraic simplification (compile/simplify.py) and the cheaper lowerings: fewer calls in
+the loop walking back, the same results (test_exact.py checks every cell to 1e-12 in float64)."""
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tests.compile.cells import NormalizedCell
+from tinygrad_rnn.compile import drive, rewrite
+from tinygrad_rnn.ops import Neg, Sigmoid
+
+CELLS = {"layer_norm_lstm": tr.nn.LayerNormLSTMCell, "normalized": NormalizedCell}
+
+
+def compiled(cell_type):
+    layer = tr.nn.Recurrent(cell_type, 6, 8, dtype="float64")
+    out, _ = layer(tr.randn(5, 4, 6, dtype="float64"))
+    return out.grad_fn.compiled
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_the_loop_walking_back_runs_fewer_ops_and_no_negation(monkeypatch, name):
+    monkeypatch.setattr(drive, "_CACHE", {})
+    loop_ops = compiled(CELLS[name]).program.bplans["bulk"].loop_ops
+    assert not [op for op in loop_ops if op.cls is Neg]
+    with monkeypatch.context() as plain:
+        plain.setattr(drive, "_CACHE", {})
+        plain.setattr(rewrite, "simplify", lambda graph, bgraph, per_time_ids: None)
+        before = compiled(CELLS[name]).program.bplans["bulk"].loop_ops
+    assert len(loop_ops) <= len(before) - 4, (len(loop_ops), len(before))
+
+
+def test_the_generated_loops_read_spread_statics_and_sum_rows_by_products(monkeypatch):
+    monkeypatch.setattr(drive, "_CACHE", {})
+    program = compiled(tr.nn.LayerNormLSTMCell).program
+    loop = program.forward_source.split("for j in range(L):")[1]
+    assert "sum_into" not in loop and "matmul(T" in loop     # the means: one product each
+    assert "full0" in loop                                     # the gain, spread to (B, 4H) before the loop
+    assert "einsum('ij,ij->j'" in program.backward_source      # the gain's gradient: no product array
+
+
+def test_float32_stays_close_to_op_by_op():
+    results = []
+    for fused in (False, True):
+        tr.manual_seed(0)
+        layer = tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, 6, 8, fused=fused)
+        x = tr.Tensor(np.random.default_rng(0).standard_normal((7, 4, 6)).astype(np.float32), requires_grad=True)
+        out, _ = layer(x)
+        (out * out).sum().backward()
+        results.append([out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_sibling_ops_on_adjacent_chunks_run_once(monkeypatch):
+    """GRU's r and z: their two sums and two sigmoids on neighbouring chunks become one of each."""
+    monkeypatch.setattr(drive, "_CACHE", {})
+    cell = tr.nn.GRUCell(6, 8)
+    out = drive.compiled_run(cell, tr.randn(5, 4, 6), (tr.zeros(4, 8),))
+    out = out[0] if isinstance(out, tuple) else out
+    loop_ops = out.grad_fn.compiled.fplan.loop_ops
+    assert [op.cls for op in loop_ops].count(Sigmoid) == 1
+    joined = next(op for op in loop_ops if op.cls is Sigmoid)
+    assert joined.out.shape == (4, 16)   # (B, 2H)
