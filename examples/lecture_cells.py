@@ -31,8 +31,8 @@ class LectureLSTM(tr.nn.RecurrentCell):
     def step(self, x, state):                       # x (B, I), state ((B, H), (B, H)) -> new state
         h, s = state
         f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
-        s = f * s + g * i
-        return s.tanh() * q, s
+        s = (f * s + g * i).named("s")              # names: the pictures and diagnostics find the states
+        return (s.tanh() * q).named("h"), s
 
 
 class LectureGRU(tr.nn.RecurrentCell):

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
+from examples.lecture_cells import LectureLSTM
 from tinygrad_rnn import diagnostics as D
+from tinygrad_rnn.vocabulary import state_names
 
 from . import reference
 from .elman import Elman
@@ -53,27 +55,6 @@ def test_step_gradient_norms_explain_what_is_missing(rng):
         D.state_gradient_norms(model, x, lambda result: result[0])
 
 
-class LectureLSTM(tr.nn.RecurrentCell):
-    """A cell of one's own (README's): the step compiler runs it as one pass per layer and direction."""
-    state_names = ("h", "c")
-
-    def __init__(self, input_size, hidden_size, device=None, dtype=None):
-        super().__init__(input_size, hidden_size)
-        self.U = tr.nn.Parameter(tr.randn(input_size, 4 * hidden_size, dtype=dtype, device=device) * 0.5)
-        self.W = tr.nn.Parameter(tr.randn(hidden_size, 4 * hidden_size, dtype=dtype, device=device) * 0.5)
-        self.b = tr.nn.Parameter(tr.zeros(4 * hidden_size, dtype=dtype, device=device))
-
-    @property
-    def state_sizes(self):
-        return (self.hidden_size, self.hidden_size)
-
-    def step(self, x, state):
-        h, c = state
-        f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
-        c = (f * c + g * i).named("c")
-        return (c.tanh() * q).named("h"), c   # named, as the diagnostics find a step's states
-
-
 LAYERS = {"LSTM": lambda **o: tr.nn.LSTM(3, 5, **o), "GRU": lambda **o: tr.nn.GRU(3, 5, **o),
           "RNN": lambda **o: tr.nn.RNN(3, 5, **o),
           "LayerNormLSTM": lambda **o: tr.nn.Recurrent(tr.nn.LayerNormLSTMCell, 3, 5, **o),
@@ -108,12 +89,13 @@ def test_a_default_layer_gives_the_state_gradient_norms_of_its_op_by_op_copy(kin
         return (output * v).sum() + (output[-1] ** 2).sum() + first.sum()
 
     directions = ("forward", "reverse") if default.bidirectional else ("forward",)
+    names = state_names(default._cells[0][0])
     for layer_index in range(default.num_layers):
         for direction in directions:
             got, expected = (D.state_gradient_norms(
-                (lambda inputs, layer=layer: layer(inputs, lengths=lengths)), x, loss_fn, layer=layer_index,
-                direction=direction) for layer in (default, op_by_op))
-            assert set(got) == set(expected) == ({"h", "c"} if "LSTM" in kind else {"h"})
+                (lambda inputs, layer=layer: layer(inputs, lengths=lengths)), x, loss_fn, names=names,
+                layer=layer_index, direction=direction) for layer in (default, op_by_op))
+            assert set(got) == set(expected) == set(names)
             for name in got:
                 np.testing.assert_allclose(got[name], expected[name], rtol=1e-10, atol=1e-12)
                 assert np.all(np.isfinite(got[name]))

@@ -14,31 +14,10 @@ import pytest
 
 import tinygrad_rnn as tr
 import viz
+from examples.lecture_cells import LectureLSTM
 from tests.viz.dotparse import Dot
 from tinygrad_rnn.graph import walk
 from tinygrad_rnn.nn.fused import fused_pass
-
-
-class LectureLSTM(tr.nn.RecurrentCell):
-    """The README's cell: a sigmoid candidate, h = tanh(s) q; the step compiler runs it."""
-    state_names = ("h", "s")
-
-    def __init__(self, input_size, hidden_size, device=None, dtype=None):
-        super().__init__(input_size, hidden_size)
-        self.U = tr.nn.Parameter(tr.randn(input_size, 4 * hidden_size, dtype=dtype, device=device) * 0.1)
-        self.W = tr.nn.Parameter(tr.randn(hidden_size, 4 * hidden_size, dtype=dtype, device=device) * 0.1)
-        self.b = tr.nn.Parameter(tr.zeros(4 * hidden_size, dtype=dtype, device=device))
-
-    @property
-    def state_sizes(self):
-        return (self.hidden_size, self.hidden_size)
-
-    def step(self, x, state):
-        h, s = state
-        f, g, i, q = (x @ self.U + h @ self.W + self.b).sigmoid().chunk(4, 1)
-        s = f * s + g * i
-        return s.tanh() * q, s
-
 
 KINDS = ("RNN", "LSTM", "GRU")
 CELLS = {"LayerNormLSTM": tr.nn.LayerNormLSTMCell, "lecture LSTM": LectureLSTM}
