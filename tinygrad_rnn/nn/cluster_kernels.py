@@ -24,6 +24,7 @@ after another within a step (reversed on odd steps), a peer's shared memory is t
 of one host buffer, and the barrier is the end of the step's loop over blocks.
 """
 import functools
+import warnings
 
 import numpy as np
 
@@ -113,14 +114,19 @@ class _ClusterLaunch:
     def __init__(self, name, ctype):
         self.name, self.ctype, self.kernels, self.opted_in = name, ctype, {}, {}
 
-    def __call__(self, *args, plan, failed):
-        cupy = backend.xp_for("cuda")
-        size = plan.NU
+    def kernel(self, size):
+        """The kernel for clusters of `size` blocks, compiled on first use."""
         if size not in self.kernels:
+            cupy = backend.xp_for("cuda")
             source = cluster_source(ctypes=(self.ctype,), cluster=size)
-            self.kernels[size] = cupy.RawKernel(source, f"tinygrad_rnn_cluster_{self.name}_{self.ctype}")
-            self.opted_in[size] = PK.DEFAULT_SHARED
-        kernel = self.kernels[size]
+            kernel = cupy.RawKernel(source, f"tinygrad_rnn_cluster_{self.name}_{self.ctype}")
+            kernel.compile()
+            self.kernels[size], self.opted_in[size] = kernel, PK.DEFAULT_SHARED
+        return self.kernels[size]
+
+    def __call__(self, *args, plan, failed):
+        size = plan.NU
+        kernel = self.kernel(size)
         if plan.shared > self.opted_in[size]:
             kernel.max_dynamic_shared_size_bytes = self.opted_in[size] = plan.shared
         converted = [np.int32(a) if isinstance(a, (int, np.integer)) else a for a in args]
@@ -138,6 +144,23 @@ def cluster_kernel_launcher(name, dtype):
     if key not in _launchers:
         _launchers[key] = _ClusterLaunch(name, ctype)
     return _launchers[key]
+
+
+def kernels_build(kind, dtype, plans):
+    """Whether the cluster kernels of a cell kind build for the plans' cluster sizes; a build error
+    is reported once as a warning (the caller then runs the persistent kernels)."""
+    cupy = backend.xp_for("cuda")
+    try:
+        for name, plan in zip((f"{kind}_forward", f"{kind}_backward"), plans):
+            cluster_kernel_launcher(name, dtype).kernel(plan.NU)
+        return True
+    except (cupy.cuda.compiler.CompileException, cupy.cuda.driver.CUDADriverError) as error:
+        key = ("failed", kind, np.dtype(dtype).name)
+        if key not in _launchers:
+            _launchers[key] = error
+            warnings.warn(f"cluster kernels for {kind} did not build on this GPU ({type(error).__name__}: "
+                          f"{str(error)[:300]}); running the persistent kernels")
+        return False
 
 
 def clusters_supported():

@@ -102,8 +102,10 @@ def choose(cell, batch, hidden, steps, dtype, entries=None):
 
 
 def device_cluster_plans(cell, batch, hidden, dtype):
-    """Cluster plans for the current GPU, or None where it has no clusters or W_hh does not fit one."""
+    """Cluster plans for the current GPU, or None where it has no clusters, W_hh does not fit one, or
+    the kernels do not build there."""
     if not CK.clusters_supported():
         return None
-    return CK.cluster_plans(cell, batch, hidden, np.dtype(dtype).itemsize, PK.multiprocessor_count(),
-                            PK.shared_memory_limit())
+    plans = CK.cluster_plans(cell, batch, hidden, np.dtype(dtype).itemsize, PK.multiprocessor_count(),
+                             PK.shared_memory_limit())
+    return plans if plans is not None and CK.kernels_build(cell_kind(cell), dtype, plans) else None
