@@ -18,6 +18,8 @@ including fused with checkpoint_every=sqrt(T).
     python bench/bench_layers.py --blas native   # OpenBLAS picks its own kernels (OPENBLAS_* unset)
     python bench/bench_layers.py --threads 1     # one thread for OpenBLAS and torch (steadier on a busy machine)
     python bench/bench_layers.py --device cuda   # CuPy beside cuDNN and a CUDA cell loop
+    python bench/bench_layers.py --device cuda --latency --write-table out/cuda_step_times.json
+                                                 # the small-step table, per step, and launch_plan's table
 """
 import argparse
 import math
@@ -33,8 +35,17 @@ MEMORY_CONFIGS = [(32, 128, 128, 1000), (64, 256, 256, 100)]
 LAYERS = {"lstm": ("LSTM", "LSTMCell"), "gru": ("GRU", "GRUCell"), "rnn": ("RNN", "RNNCell")}
 COMPOSED_UP_TO = 512 * 100   # H * T above which the op-by-op layer is left out (it takes seconds)
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-CUDA_STEPS = ("auto", "persistent", "elementwise", "raw", "inline")  # how a fused pass runs its steps on CuPy (fused_kernels)
-CUDA_CONFIGS = CONFIGS + [(32, 128, 128, 1000)]
+# how a fused pass runs its steps on CuPy (fused_kernels, launch_plan)
+CUDA_STEPS = ("auto", "cluster", "persistent", "elementwise", "raw", "inline")
+CUDA_CONFIGS = CONFIGS + [(32, 128, 128, 1000), (1, 256, 256, 500), (128, 2048, 2048, 50)]
+# --latency: the small-step table of bench/RESULTS.md ("Latency model"), each layer's configs timed
+# by the ways of running steps that launch_plan chooses between, beside cuDNN
+LATENCY_CONFIGS = {"lstm": [(32, 64, 128, 50), (64, 256, 256, 100), (64, 512, 512, 100), (256, 1024, 1024, 100),
+                            (32, 128, 128, 1000), (1, 256, 256, 500), (128, 2048, 2048, 50)],
+                   "gru": [(64, 512, 512, 100), (32, 128, 128, 1000)],
+                   "rnn": [(64, 512, 512, 100), (32, 128, 128, 1000)]}
+LATENCY_STEPS = ("auto", "cluster", "persistent", "elementwise")
+FUSED_CELLS = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}
 
 
 def parse():
@@ -48,6 +59,10 @@ def parse():
                         help="native: run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
     parser.add_argument("--threads", type=int, default=None, help="threads for OpenBLAS and torch")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--latency", action="store_true",
+                        help="with --device cuda: the small-step table, per step, beside cuDNN and the latency model")
+    parser.add_argument("--write-table", default=None,
+                        help="with --latency: write the measured times as launch_plan's JSON table to this path")
     parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # "B,I,H,T:contender"
     return parser.parse_args()
 
@@ -250,6 +265,73 @@ def memory_rows(device):
     return rows
 
 
+# ----------------------------------------------------------------------------- small steps (--latency)
+
+
+def available_steps(name, config):
+    """The step designs that have a plan on this GPU for the config (a design without one would
+    silently run another); 'auto' always."""
+    from tinygrad_rnn.nn import fused
+    from tinygrad_rnn.nn import launch_plan as LP
+    from tinygrad_rnn.nn import persistent_kernels as PK
+    B, _, H, _ = config
+    cell = fused.CELLS[FUSED_CELLS[name]]
+    plans = {"cluster": LP.device_cluster_plans(cell, B, H, np.float32),
+             "persistent": fused.persistent_plans(cell, B, H, 4, PK.multiprocessor_count(), PK.shared_memory_limit())}
+    return [s for s in LATENCY_STEPS if s not in plans or plans[s] is not None]
+
+
+def latency_tables(args):
+    """Per layer: ms of each design and of cuDNN, the per-step microseconds (ms / T / 2) and the
+    latency model's estimate; the measured entries for launch_plan's table."""
+    from bench.common import format_ms, interleaved_medians, table
+    from tinygrad_rnn.nn import fused
+    from tinygrad_rnn.nn import launch_plan as LP
+    from tinygrad_rnn.nn import persistent_kernels as PK
+    entries = []
+    for name in args.layers.split(","):
+        rows = []
+        for config in LATENCY_CONFIGS[name]:
+            B, I, H, T = config
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal((T, B, I), dtype=np.float32)
+            dy = rng.standard_normal((T, B, H), dtype=np.float32)
+            steps = available_steps(name, config)
+            sync = synchronizer("cuda")
+            runs = {s: _synced(ours(name, x, dy, "cuda", fused=True, cuda_steps=s), sync) for s in steps}
+            runs["cuDNN"] = _synced(torch_layer(name, x, dy, "cuda"), sync)
+            ms = interleaved_medians(runs, warmup=1, repeats=args.repeats or 5)
+            cell = fused.CELLS[FUSED_CELLS[name]]
+            model = LP.estimates_ms(cell, B, I, H, T, 4, PK.multiprocessor_count(), PK.shared_memory_limit(),
+                                    LP.CK.clusters_supported())
+            chosen = LP.choose(cell, B, H, T, np.float32)
+            per_step = {k: v / T / 2 * 1e3 for k, v in ms.items()}
+            rows.append([f"{B},{I},{H},{T}"] + [format_ms(ms[s]) if s in ms else "-" for s in LATENCY_STEPS] +
+                        [format_ms(ms["cuDNN"]), f"{ms['auto'] / ms['cuDNN']:.2f}x", chosen,
+                         f"{per_step['auto']:.1f}", f"{per_step['cuDNN']:.1f}"] +
+                        [f"{model[s]:.1f}" if s in model else "-" for s in LP.DESIGNS])
+            print(f"  {name} {config}: " + ", ".join(f"{k} {format_ms(v)} ms" for k, v in ms.items()), file=sys.stderr)
+            entries.append({"cell": name, "dtype": "float32", "batch": B, "input": I, "hidden": H, "steps": T,
+                            "ms": {s: ms[s] for s in LP.DESIGNS if s in ms}, "cudnn_ms": ms["cuDNN"]})
+        print(f"## {LAYERS[name][0]}: small steps, ms (median), per step in us (ms / T / 2)\n")
+        print(table(["B,I,H,T"] + list(LATENCY_STEPS) + ["cuDNN", "auto / cuDNN", "auto chose", "auto us/step",
+                                                          "cuDNN us/step"] + [f"model {d}" for d in LP.DESIGNS],
+                    rows))
+        print()
+    return entries
+
+
+def write_table(path, entries):
+    import json
+
+    import cupy
+    device = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    with open(path, "w") as f:
+        json.dump({"device": device.decode() if isinstance(device, bytes) else device, "entries": entries}, f, indent=1)
+    print(f"wrote {path}: copy it to tinygrad_rnn/nn/cuda_step_times.json (or point TINYGRAD_RNN_STEP_TABLE "
+          f"at it) for the launch plan to use")
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -267,6 +349,15 @@ def main():
         sys.exit("--device cuda: CuPy with a working GPU is needed")
     if args.device == "cuda":
         strict_float32()
+    if args.latency:
+        if args.device != "cuda":
+            sys.exit("--latency measures the CUDA step designs: add --device cuda")
+        print("# Small steps: each way of running a pass's steps beside cuDNN, float32, forward + backward\n")
+        print(f"{machine()}\n")
+        entries = latency_tables(args)
+        if args.write_table:
+            write_table(args.write_table, entries)
+        return
     all_configs = CUDA_CONFIGS if args.device == "cuda" else CONFIGS
     configs = [all_configs[int(i)] for i in args.configs.split(",")] if args.configs else \
         [c for c in all_configs if c != CONFIGS[3]] if args.quick else all_configs

@@ -6,8 +6,8 @@ outputs are the (T, B, H) sequence, named "output", and the final states "h_n" (
 
 Forward: the input projection of all steps is one matrix product before the loop; each step adds
 h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass
-runs all of a segment's steps in one persistent kernel launch (CUDA_STEPS below). Saved for backward:
-the gate activations and the states of every step, in preallocated (T, B, .) buffers.
+runs all of a segment's steps in one persistent or cluster kernel launch (CUDA_STEPS below). Saved
+for backward: the gate activations and the states of every step, in preallocated (T, B, .) buffers.
 
 Backward (BPTT): walking the steps back, each step turns its gate activations into pre-activation
 gradients dA in place and passes dA @ W_hh (plus the paths that skip W_hh) to the step before.
@@ -31,7 +31,9 @@ import numpy as np
 from .. import backend
 from .. import vocabulary as V
 from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, stack
+from . import cluster_kernels as CK
 from . import fused_kernels as K
+from . import launch_plan as LP
 from . import persistent_kernels as PK
 from .checks import check_lengths, padding_mask
 
@@ -391,6 +393,11 @@ class _PersistentSteps(_KernelSteps):
         return super().finish_backward()
 
 
+class _ClusterSteps(_PersistentSteps):
+    """The persistent path's launches with thread-block-cluster kernels (cluster_kernels.py): one
+    cluster per batch row group, no grid barrier (so no failure to check); plans from cluster_plans."""
+
+
 def persistent_plans(cell, batch, hidden, itemsize, multiprocessors, shared_limit):
     """(forward plan, backward plan) for the persistent kernels, or None where they do not fit."""
     plans = (PK.persistent_plan(batch, hidden, hidden, cell.gates, itemsize, multiprocessors, shared_limit),
@@ -398,14 +405,11 @@ def persistent_plans(cell, batch, hidden, itemsize, multiprocessors, shared_limi
     return None if None in plans else plans
 
 
-# How a CuPy pass runs its steps (see fused_kernels): "auto" picks "persistent" (one launch per
-# segment) where launches dominate, else "elementwise" (cuBLAS and one kernel per step); "raw" and
-# "inline" are the other per-step launchers.
+# How a CuPy pass runs its steps (see fused_kernels): "auto" asks launch_plan.choose (a measured
+# table, else the latency model) for "cluster" or "persistent" (one launch per segment) or
+# "elementwise" (cuBLAS and one kernel per step); "raw" and "inline" are the other per-step launchers.
 CUDA_STEPS = os.environ.get("TINYGRAD_RNN_CUDA_STEPS", "auto")
-CUDA_STEP_CHOICES = ("auto", "persistent", "elementwise", "raw", "inline")
-# Multiply-adds of one step's recurrent product (B * gates * H * H) above which cuBLAS per step beats
-# the persistent kernel's own tiles on an H200 (bench/RESULTS.md: B=64, H=512 is below, B=256, H=1024 above).
-PERSISTENT_MAX_PRODUCT = 1 << 27
+CUDA_STEP_CHOICES = ("auto", "cluster", "persistent", "elementwise", "raw", "inline")
 
 
 def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
@@ -421,7 +425,14 @@ def make_steps(xp, cell, weights, batch, hidden, dtype, lengths, steps):
     mask = xp.asarray(step_mask(lengths, steps, batch, dtype))
     mode = CUDA_STEPS
     if mode == "auto":
-        mode = "persistent" if batch * cell.gates * hidden * hidden <= PERSISTENT_MAX_PRODUCT else "elementwise"
+        mode = LP.choose(cell, batch, hidden, steps, dtype)
+    if mode == "cluster":
+        plans = LP.device_cluster_plans(cell, batch, hidden, dtype)
+        if plans is not None:
+            return _ClusterSteps(xp, lambda name: CK.cluster_kernel_launcher(name, dtype),
+                                 lambda a, b, out: xp.matmul(a, b, out=out), plans,
+                                 cell, weights, batch, hidden, dtype, mask)
+        mode = "persistent"  # no cluster on this GPU, or W_hh does not fit one cluster's shared memory
     if mode == "persistent":
         plans = persistent_plans(cell, batch, hidden, np.dtype(dtype).itemsize, PK.multiprocessor_count(),
                                  PK.shared_memory_limit())

@@ -40,6 +40,7 @@ DEFAULT_SHARED = 48 * 1024     # shared memory per block that needs no opt-in
 
 _CUDA = r"""
 #define FOR_BLOCKS(blk) for (int blk = blockIdx.x, blk##_once = 1; blk##_once; blk##_once = 0)
+#define FOR_STEP_BLOCKS(blk, s) FOR_BLOCKS(blk)
 #define FOR_THREADS(tid) for (int tid = threadIdx.x, tid##_once = 1; tid##_once; tid##_once = 0)
 #define BLOCK_SYNC() __syncthreads()
 #define LOAD_FRESH(p) __ldcg(p)
@@ -70,6 +71,10 @@ __device__ __forceinline__ void grid_barrier(unsigned int* counter, unsigned int
 _EMULATED = r"""
 #include <vector>
 #define FOR_BLOCKS(blk) for (int blk = 0; blk < nblocks; ++blk)
+// a step's blocks in order on even steps and in reverse on odd ones: no block may rely on another
+// having run its step before or after it
+#define FOR_STEP_BLOCKS(blk, s) \
+    for (int blk##_n = 0, blk = (s) % 2 ? nblocks - 1 : 0; blk##_n < nblocks; ++blk##_n, blk += (s) % 2 ? -1 : 1)
 #define FOR_THREADS(tid) for (int tid = 0; tid < nthreads; ++tid)
 #define BLOCK_SYNC()
 #define LOAD_FRESH(p) (*(p))
@@ -112,6 +117,7 @@ def _direction(name):
                         "      const ptrdiff_t a_stride = H;\n"
                         "      const bool product = true;\n"),
             "product": f"const T {sums};\n",
+            "published": ["Hc[state]"],
         }
     buffer, width, first = grads
     return {
@@ -123,24 +129,52 @@ def _direction(name):
                     f"      const ptrdiff_t a_stride = (ptrdiff_t){width} * H;\n"
                     "      const bool product = jn >= 0;\n"),
         "product": "const T dh_rec = jn < 0 ? dHn[i] : sums[0];\n",
+        "published": [f"{buffer}[(row * {width} + {first + g}) * H + u]" for g in range(gates)],
     }
 
 
-def persistent_kernel(name, ctype):
-    """The source of the persistent kernel for step `name` (needs persistent_preamble before it)."""
+def _cluster_parts(d, cluster):
+    """What the cluster variant adds: each block publishes its rows of the next step's operand A in
+    its own shared memory (two buffers, by step parity), and the blocks of its cluster read them there."""
+    if not cluster:
+        return {"exchange": "0", "remote": "false", "load": "T(0)", "publish": "", "barrier":
+                "if (s + 1 < L) grid_barrier(counter, (unsigned int)(s + 1) * nblocks, failed);"}
+    publish = "".join(f"            X[((size_t)(s % 2) * Rp + rb) * XW + {g} * U + uu] = {value};\n"
+                      for g, value in enumerate(d["published"]))
+    return {
+        "exchange": "(size_t)2 * Rp * XW",
+        # A[bq, k]: column k = g * H + uq lives with the block of rank uq / U, published one step ago
+        "remote": "s > 0",
+        "load": ("PEER(X, (k % H) / U)[((size_t)((s + 1) % 2) * Rp + rb) * XW + (k / H) * U + (k % H) % U]"),
+        "publish": publish,
+        # every step, the last too: no block leaves while the others may still read its buffers
+        "barrier": "CLUSTER_BARRIER();",
+    }
+
+
+def persistent_kernel(name, ctype, cluster=False):
+    """The source of the persistent kernel for step `name` (needs persistent_preamble before it).
+
+    cluster=True: the variant for a thread-block cluster per batch row group (cluster_kernels.py):
+    the same tiles and step bodies, but the operand of the product travels through the blocks'
+    shared memory (distributed shared memory) and the blocks wait at a cluster barrier, not a grid one.
+    """
     params = c_params(name, ctype, skip=_LOOP_INTS)
     params += [f"const int {n}" for n in ("L", "t_lo", "reverse", *PLAN_INTS)]
     params += ["unsigned int* counter", "unsigned int* failed"]
     d = _direction(name)
+    c = _cluster_parts(d, cluster)
     body = step_parts(name)[2]
+    kind, qualifier = ("cluster", "KERNEL_CLUSTER") if cluster else ("persistent", "KERNEL")
     return f"""
-KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
+{qualifier} tinygrad_rnn_{kind}_{name}_{ctype}({", ".join(params)}) {{
   typedef {ctype} T;
-  const int G = {d["G"]}, K = {d["K"]};
+  const int G = {d["G"]}, K = {d["K"]}, XW = {len(d["published"])} * U;  // XW: published columns per row
   const int GU = G * U, CQ = (GU + COLS - 1) / COLS, GUp = CQ * COLS;   // product columns, padded
   const int RQ = (Bb + ROWS - 1) / ROWS, Rp = RQ * ROWS, SA = Rp + 1;  // SA odd: column stores spread over banks
   const int groups = RQ * CQ, workers = groups * KS, chunk = (TK + KS - 1) / KS;
-  const size_t w_size = (size_t)K * GUp, per_block = w_size + (size_t)TK * SA + (size_t)KS * Rp * GUp;
+  const size_t w_size = (size_t)K * GUp;
+  const size_t per_block = w_size + (size_t)TK * SA + (size_t)KS * Rp * GUp + {c["exchange"]};
   DECLARE_ACC(T);
   DECLARE_SHARED(T, per_block);
   FOR_BLOCKS(blk) {{  // the block's slice of the weights, resident for the whole launch
@@ -156,11 +190,13 @@ KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
   BLOCK_SYNC();
   for (int s = 0; s < L; ++s) {{
     {d["steps"]}    const int t = t_lo + j;
-    FOR_BLOCKS(blk) {{
+    FOR_STEP_BLOCKS(blk, s) {{
       T* const Ws = BLOCK_SHARED(T, blk, per_block);
       T* const As = Ws + w_size;
       T* const P = As + (size_t)TK * SA;
+      T* const X = P + (size_t)KS * Rp * GUp;
       const int u0 = (blk % NU) * U, b0 = (blk / NU) * Bb;
+      const bool remote = {c["remote"]};
       {d["operand"]}
       FOR_THREADS(tid) {{
         #pragma unroll
@@ -176,8 +212,9 @@ KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
             T v[LOAD_BATCH];
             #pragma unroll
             for (int q = 0; q < LOAD_BATCH; ++q) {{
-              const int e = e0 + q * nthreads, rb = e / tk, bq = b0 + rb;
-              v[q] = (e < n && rb < Bb && bq < B) ? LOAD_FRESH(A + (ptrdiff_t)bq * a_stride + k0 + e % tk) : T(0);
+              const int e = e0 + q * nthreads, rb = e / tk, bq = b0 + rb, k = k0 + e % tk;
+              v[q] = (e < n && rb < Bb && bq < B) ? (remote ? {c["load"]} : LOAD_FRESH(A + (ptrdiff_t)bq * a_stride + k))
+                                                 : T(0);
             }}
             #pragma unroll
             for (int q = 0; q < LOAD_BATCH; ++q) {{
@@ -235,13 +272,12 @@ KERNEL tinygrad_rnn_persistent_{name}_{ctype}({", ".join(params)}) {{
             }}
             {d["product"]}
             {{
-{STEP_INDEX}{body}
-            }}
+{STEP_INDEX}{body}{c["publish"]}            }}
           }}
         }}
       }}
     }}
-    if (s + 1 < L) grid_barrier(counter, (unsigned int)(s + 1) * nblocks, failed);
+    {c["barrier"]}
   }}
 }}
 """
@@ -295,15 +331,16 @@ def shared_bytes(Bb, U, K, G, KS, TK, itemsize):
     return (K * cols + TK * (rows + 1) + KS * rows * cols) * itemsize
 
 
-def _block_layout(Bb, U, K, G, itemsize, shared_limit):
-    """(KS, TK, threads, shared) for one block's work, with the fewest tiles that fit; None if none does."""
+def _block_layout(Bb, U, K, G, itemsize, shared_limit, reserved=0):
+    """(KS, TK, threads, shared) for one block's work, with the fewest tiles that fit beside `reserved`
+    bytes of other shared memory (counted in `shared`); None if none does."""
     groups = -(-Bb // PERSISTENT_ROWS) * -(-G * U // PERSISTENT_COLS)
     if groups > PERSISTENT_THREADS:
         return None
     for tiles in range(1, max(1, K // PERSISTENT_MIN_CHUNK) + 1):
         TK = -(-K // tiles)
         KS = max(1, min(PERSISTENT_MAX_SLICES, PERSISTENT_THREADS // groups, TK // PERSISTENT_MIN_CHUNK))
-        shared = shared_bytes(Bb, U, K, G, KS, TK, itemsize)
+        shared = shared_bytes(Bb, U, K, G, KS, TK, itemsize) + reserved
         if shared <= shared_limit:
             threads = min(PERSISTENT_THREADS, max(PERSISTENT_MIN_THREADS, _round_up(groups * KS, 32)))
             return KS, TK, threads, shared
