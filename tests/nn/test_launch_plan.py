@@ -44,6 +44,16 @@ def test_choose_follows_the_table_before_the_model():
     assert LP.choose(fused.CELLS["lstm"], 256, 1024, 100, np.float32, entries) == "persistent"
 
 
+def test_auto_takes_the_cluster_kernels_only_where_a_measured_table_names_them(monkeypatch):
+    monkeypatch.setattr(fused.PK, "multiprocessor_count", lambda: H200["multiprocessors"])
+    monkeypatch.setattr(fused.PK, "shared_memory_limit", lambda: H200["shared_limit"])
+    monkeypatch.setattr(fused.CK, "clusters_supported", lambda: True)
+    cell = fused.CELLS["lstm"]
+    assert LP.choose(cell, 32, 128, 1000, np.float32, []) == "persistent"   # the model's best, cluster aside
+    measured = [entry("lstm", 32, 128, 1000, cluster=4.0, persistent=6.0)]
+    assert LP.choose(cell, 32, 128, 1000, np.float32, measured) == "cluster"
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
 def test_the_model_picks_per_step_launches_for_large_products_and_kernels_for_small_steps(name):
     cell = fused.CELLS[name]

@@ -8,7 +8,9 @@ TINYGRAD_RNN_CUDA_STEPS forces one (fused.CUDA_STEPS); "auto", the default, asks
      same cell and dtype nearest in (B, H, T) (each within a factor of 2, T within 4) names the
      fastest design measured there;
   2. otherwise the latency model's estimate (latency_model.py) for the designs whose plans fit
-     this GPU (clusters need compute capability 9.0).
+     this GPU, among those that have run on a GPU before: the cluster kernels (compute capability
+     9.0) are tested as C++ on the CPU and built for sm_90, but until a table measured on a GPU
+     names them, `auto` does not pick them; TINYGRAD_RNN_CUDA_STEPS=cluster does.
 
 Table format: {"device": str, "entries": [{"cell": "lstm" | "gru" | "rnn", "dtype": "float32",
 "batch": B, "input": I, "hidden": H, "steps": T, "ms": {"cluster": ms, "persistent": ms, ...}}]}.
@@ -98,7 +100,7 @@ def choose(cell, batch, hidden, steps, dtype, entries=None):
     if measured is not None:
         return measured
     return model_choice(cell, batch, hidden, steps, np.dtype(dtype).itemsize, PK.multiprocessor_count(),
-                        PK.shared_memory_limit(), CK.clusters_supported())
+                        PK.shared_memory_limit(), clusters=False)
 
 
 def device_cluster_plans(cell, batch, hidden, dtype):
