@@ -15,6 +15,12 @@ LAYERS = {"lstm": tr.nn.LSTM, "gru": tr.nn.GRU, "rnn_tanh": tr.nn.RNN, "rnn_relu
 EXACT = {"rtol": 1e-12, "atol": 1e-12}
 
 
+@pytest.fixture(autouse=True)
+def narrow_tables_project(monkeypatch):
+    """The tests' tables are 5 wide: let them take the shortcut (test_narrow_tables_are_not_projected aside)."""
+    monkeypatch.setattr(fused, "PROJECT_MIN_WIDTH", 1)
+
+
 def build(mode, V=7, E=5, H=4, padding_idx=None, device="cpu", **options):
     tr.manual_seed(0)
     emb = tr.nn.Embedding(V, E, padding_idx=padding_idx, dtype="float64", device=device)
@@ -182,3 +188,12 @@ def test_fused_pass_without_weight_ih_checks_the_width():
     h0 = tr.Tensor(np.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"without weight_ih the input must be its projection.*\(T, B, 16\)"):
         fused.fused_pass("lstm", x, h0, None, None, tr.Tensor(np.zeros((16, 4))))
+
+
+def test_narrow_tables_are_not_projected(monkeypatch):
+    monkeypatch.setattr(fused, "PROJECT_MIN_WIDTH", 6)
+    emb, layer = build("lstm", E=5)
+    ids = np.random.default_rng(9).integers(0, 7, (4, 2))
+    assert not projected_passes(layer(emb(ids))[0])
+    monkeypatch.setattr(fused, "PROJECT_MIN_WIDTH", 5)
+    assert projected_passes(layer(emb(ids))[0])

@@ -4,8 +4,9 @@ The composed cells record every gate of every step; this is the fast path beside
 over T steps is one node ("lstm_fused", "gru_fused", "rnn_tanh_fused", "rnn_relu_fused") whose
 outputs are the (T, B, H) sequence, named "output", and the final states "h_n" (and "c_n").
 
-Forward: the input projection of all steps is one matrix product before the loop; each step adds
-h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass
+Forward: the input projection of all steps is one matrix product before the loop (given instead
+where the input is an embedding lookup: see projected_input); each step adds h_prev @ W_hh^T and
+runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass
 runs all of a segment's steps in one persistent kernel launch (CUDA_STEPS below). Saved for backward:
 the gate activations and the states of every step, in preallocated (T, B, .) buffers.
 
@@ -862,16 +863,24 @@ def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None
     return output, ((h_n, c_n) if mode == "lstm" else (h_n,))
 
 
+# The narrowest table projected_input projects. Below it the input's three products over T * B rows
+# of width E cost less than gathering and summing T * B rows of width gates * H (bench/RESULTS.md:
+# LSTM H = 128, B = 32, T = 64, layer forward and backward: E = 32 19.9 against 24.3 ms, E = 64
+# 21.5 against 23.5, E = 128 32.8 against 26.5).
+PROJECT_MIN_WIDTH = 64
+
+
 def projected_input(x, w_ih):
     """(input, weight_ih) for a pass: (x, w_ih), or, where x (T, B, E) is an embedding lookup
-    table[index] of a table with fewer rows than x (V < T * B), ((table @ w_ih^T)[index], None).
+    table[index] of a table with fewer rows than x (V < T * B) and at least PROJECT_MIN_WIDTH
+    columns, ((table @ w_ih^T)[index], None).
 
     Then the input's product runs over the table's V rows instead of T * B looked-up ones, and so do
     its gradients: the lookup's VJP sums the pre-activation gradients by row, G (V, gates * H), and
     the product's gives dW_ih = G^T table and d table = G W_ih. Both are ordinary recorded nodes
     (Matmul, then Lookup), so gradients of gradients and pictures see what ran.
     """
-    source = looked_up(x) if x._ctx is not None else None
+    source = looked_up(x) if x._ctx is not None and x.shape[-1] >= PROJECT_MIN_WIDTH else None
     if source is None:
         return x, w_ih
     table, index = source
