@@ -4,10 +4,11 @@ The composed cells record every gate of every step; this is the fast path beside
 over T steps is one node ("lstm_fused", "gru_fused", "rnn_tanh_fused", "rnn_relu_fused") whose
 outputs are the (T, B, H) sequence, named "output", and the final states "h_n" (and "c_n").
 
-Forward: the input projection of all steps is one matrix product before the loop; each step adds
-h_prev @ W_hh^T and runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass
-runs all of a segment's steps in one persistent or cluster kernel launch (CUDA_STEPS below). Saved
-for backward: the gate activations and the states of every step, in preallocated (T, B, .) buffers.
+Forward: the input projection of all steps is one matrix product before the loop (given instead
+where the input is an embedding lookup: see projected_input); each step adds h_prev @ W_hh^T and
+runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass runs all of a
+segment's steps in one persistent or cluster kernel launch (CUDA_STEPS below). Saved for backward:
+the gate activations and the states of every step, in preallocated (T, B, .) buffers.
 
 Backward (BPTT): walking the steps back, each step turns its gate activations into pre-activation
 gradients dA in place and passes dA @ W_hh (plus the paths that skip W_hh) to the step before.
@@ -36,6 +37,7 @@ from . import fused_kernels as K
 from . import launch_plan as LP
 from . import persistent_kernels as PK
 from .checks import check_lengths, padding_mask
+from .linear import Lookup, looked_up
 
 # ----------------------------------------------------------------------------- cells
 
@@ -47,6 +49,8 @@ class _Cell:
     width = 1             # columns of the gate buffer, in units of H
     x_cols = (0, 1)       # columns (in H) of the gate buffer that the input projection fills
     h_cols = (0, 1)       # columns (in H) holding the pre-activation gradients of W_hh's rows
+    x_order = (0,)        # PyTorch's block of W_ih behind each internal block of the input projection
+    x_scales = (1,)       # and its scale (0.5 for a sigmoid gate, see fused_kernels)
     has_cell_state = False
     grads_in_place = True  # dA overwrites the gate buffer (not for the RNN, whose buffer is h)
 
@@ -64,8 +68,15 @@ def _blocks(array, order, H):
     return xp.concatenate([array[k * H:(k + 1) * H] for k in order])
 
 
+def _input_blocks(w_ih, order, H):
+    """_blocks of W_ih, or None for a pass whose input is already projected (no W_ih of its own)."""
+    return None if w_ih is None else _blocks(w_ih, order, H)
+
+
 def _scale_blocks(array, scales, H):
     """Each block of H rows times its scale (halving the sigmoid gates' pre-activations)."""
+    if array is None:
+        return None
     out = array.copy()
     for k, s in enumerate(scales):
         if s != 1:
@@ -102,13 +113,13 @@ class _LSTM(_Cell):
     name, gates, width = "lstm", 4, 4
     x_cols = h_cols = (0, 4)
     has_cell_state = True
-    order = (0, 1, 3, 2)          # PyTorch i, f, g, o -> internal i, f, o, g
-    scales = (0.5, 0.5, 0.5, 1)
+    order = x_order = (0, 1, 3, 2)          # PyTorch i, f, g, o -> internal i, f, o, g
+    scales = x_scales = (0.5, 0.5, 0.5, 1)
 
     def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
         H = w_hh.shape[1]
-        wx, wh = _blocks(w_ih, self.order, H), _blocks(w_hh, self.order, H)
-        bias = _sum_bias(xp, b_ih, b_hh, 4 * H, w_ih.dtype)
+        wx, wh = _input_blocks(w_ih, self.order, H), _blocks(w_hh, self.order, H)
+        bias = _sum_bias(xp, b_ih, b_hh, 4 * H, w_hh.dtype)
         bx = None if bias is None else _scale_blocks(_blocks(bias, self.order, H), self.scales, H)
         return _Weights(_scale_blocks(wx, self.scales, H), bx, _scale_blocks(wh, self.scales, H), wx, wh)
 
@@ -126,8 +137,8 @@ class _GRU(_Cell):
 
     def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
         H = w_hh.shape[1]
-        wx = _blocks(w_ih, self.x_order, H)
-        bias = _sum_bias(xp, b_ih, None, 3 * H, w_ih.dtype)
+        wx = _input_blocks(w_ih, self.x_order, H)
+        bias = _sum_bias(xp, b_ih, None, 3 * H, w_hh.dtype)
         if bias is not None:
             bias = _blocks(bias, self.x_order, H)
             if b_hh is not None:
@@ -151,7 +162,7 @@ class _RNN(_Cell):
 
     def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
         H = w_hh.shape[1]
-        return _Weights(w_ih, _sum_bias(xp, b_ih, b_hh, H, w_ih.dtype), w_hh, w_ih, w_hh)
+        return _Weights(w_ih, _sum_bias(xp, b_ih, b_hh, H, w_hh.dtype), w_hh, w_ih, w_hh)
 
     def export(self, H, dwx, dwh, dbx, dbh):
         return dwx, dwh, dbx, dbh
@@ -482,6 +493,7 @@ class Sequence:
         self.dtype = x.dtype
         self.h0 = xp.ascontiguousarray(h0)  # the CUDA kernels index the start states as plain rows
         self.c0 = None if c0 is None else xp.ascontiguousarray(c0)
+        self.projected = w_ih is None  # x is already x @ W_ih^T, in PyTorch's gate order
         self.w = cell.prepare(xp, w_ih, w_hh, b_ih, b_hh)
         k = checkpoint_every if record and checkpoint_every and cell.grads_in_place else self.T
         self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
@@ -510,7 +522,13 @@ class Sequence:
         L, t_lo = seg.L, seg.t_lo
         lo, hi = cell.x_cols
         projection = seg.S.reshape(L * B, cell.width * H)[:, lo * H:hi * H]
-        _matmul_into(xp, self.x[t_lo:t_lo + L].reshape(L * B, I), w.wx_fwd.T, projection)
+        x = self.x[t_lo:t_lo + L].reshape(L * B, I)
+        if self.projected:  # the internal blocks in their order, the sigmoid gates' halved (exact)
+            for k, (source, scale) in enumerate(zip(cell.x_order, cell.x_scales)):
+                block, into = x[:, source * H:(source + 1) * H], projection[:, k * H:(k + 1) * H]
+                xp.copyto(into, block) if scale == 1 else xp.multiply(block, scale, out=into)
+        else:
+            _matmul_into(xp, x, w.wx_fwd.T, projection)
         if w.bx_fwd is not None:
             projection += w.bx_fwd
         last = self.steps.forward_segment(seg, self.reverse, h_start, c_start, y)
@@ -604,7 +622,12 @@ class Sequence:
                 out += a @ b
 
         if dx is not None:
-            xp.matmul(dAx, self.w.wx, out=dx[t_lo:t_lo + L].reshape(L * B, I))
+            into = dx[t_lo:t_lo + L].reshape(L * B, I)
+            if self.projected:  # the input was the projection: its gradient is dA, in PyTorch's gate order
+                for k, source in enumerate(cell.x_order):
+                    xp.copyto(into[:, source * H:(source + 1) * H], dAx[:, k * H:(k + 1) * H])
+            else:
+                xp.matmul(dAx, self.w.wx, out=into)
         if dwx is not None:
             add_product(dAx.T, self.x[t_lo:t_lo + L].reshape(L * B, I), dwx)
         if dbx is not None:  # the column sums of every gate in one product, one pass over dA
@@ -640,7 +663,7 @@ class FusedPass(Function):
 
     def forward(self, *arrays, layout, reverse, lengths, checkpoint_every, record):
         named = dict(zip(layout, arrays))
-        seq = Sequence(self.cell, named["x"], named["h0"], named.get("c0"), named["w_ih"], named["w_hh"],
+        seq = Sequence(self.cell, named["x"], named["h0"], named.get("c0"), named.get("w_ih"), named["w_hh"],
                        named.get("b_ih"), named.get("b_hh"), reverse, lengths, checkpoint_every, record)
         y, h_n, c_n = seq.forward()
         if record:
@@ -656,7 +679,7 @@ class FusedPass(Function):
             from .unfuse import keep_step_gradients
             keep_step_gradients(self, g, (dh_n, dc_n))
         flags = dict(zip(self.layout, self.needs))
-        needs = (flags["x"], flags["h0"], flags.get("c0", False), flags["w_ih"], flags["w_hh"],
+        needs = (flags["x"], flags["h0"], flags.get("c0", False), flags.get("w_ih", False), flags["w_hh"],
                  flags.get("b_ih", False) or flags.get("b_hh", False))
         grads = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"),
                          self.seq.backward(g, dh_n, dc_n, needs)))
@@ -729,7 +752,8 @@ def fused_pass(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False,
 
     mode: "lstm", "gru", "rnn" (with nonlinearity "tanh" or "relu"), or "rnn_tanh" / "rnn_relu".
     x (T, B, I); h0, c0 (B, H) or None for zeros (c0 only for the LSTM); weights and biases with
-    PyTorch's shapes and gate order (b_ih/b_hh may be None). lengths: host ints (B,), each in
+    PyTorch's shapes and gate order (b_ih/b_hh may be None). w_ih None: x is already the input's
+    projection x @ w_ih^T (T, B, gates * H), and its gradient is that of the pre-activations. lengths: host ints (B,), each in
     [1, T], or None. checkpoint_every: keep every k-th state and recompute the rest in backward.
     Returns (output (T, B, H), h_n (B, H), c_n (B, H) or None), each a Tensor.
     """
@@ -766,7 +790,7 @@ def _check_mode(mode, nonlinearity):
 def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """Shapes, dtypes and devices, checked before anything runs; zero states made where missing."""
     for what, t in (("input", x), ("weight_ih", w_ih), ("weight_hh", w_hh)):
-        if not isinstance(t, Tensor):
+        if not isinstance(t, Tensor) and not (what == "weight_ih" and t is None):
             raise TypeError(f"fused_pass: {what} must be a Tensor; got {type(t).__name__}")
     if x.ndim != 3:
         raise ValueError(f"fused_pass: expected input of shape (T, B, input_size), got {tuple(x.shape)}")
@@ -782,6 +806,9 @@ def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         if t is not None and tuple(t.shape) != shape:
             raise ValueError(f"fused_pass ({mode}): {what} has shape {tuple(t.shape)}, expected {shape} "
                              f"for input of shape {tuple(x.shape)} and hidden_size {H}")
+    if w_ih is None and I != rows:
+        raise ValueError(f"fused_pass ({mode}): without weight_ih the input must be its projection, of shape "
+                         f"(T, B, {rows}); got {tuple(x.shape)}")
     if c0 is not None and not cell.has_cell_state:
         raise ValueError(f"fused_pass ({mode}): c0 is only for the LSTM")
     states = []
@@ -840,7 +867,36 @@ def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None
         raise ValueError(f"fused_run: the fused path does not handle {cell!r} (LSTM with proj_size and GRU "
                          f"with reset_after=False run op by op)")
     c0 = state[1] if mode == "lstm" else None
-    output, h_n, c_n = fused_pass(mode, x, state[0], c0, cell.weight_ih, cell.weight_hh, cell.bias_ih,
+    x, w_ih = projected_input(x, cell.weight_ih)
+    output, h_n, c_n = fused_pass(mode, x, state[0], c0, w_ih, cell.weight_hh, cell.bias_ih,
                                   cell.bias_hh, reverse=reverse, lengths=lengths,
                                   checkpoint_every=checkpoint_every)
     return output, ((h_n, c_n) if mode == "lstm" else (h_n,))
+
+
+# The narrowest table projected_input projects. Below it the input's three products over T * B rows
+# of width E cost less than gathering and summing T * B rows of width gates * H (bench/RESULTS.md:
+# LSTM H = 128, B = 32, T = 64, layer forward and backward: E = 32 19.9 against 24.3 ms, E = 64
+# 21.5 against 23.5, E = 128 32.8 against 26.5).
+PROJECT_MIN_WIDTH = 64
+
+
+def projected_input(x, w_ih):
+    """(input, weight_ih) for a pass: (x, w_ih), or, where x (T, B, E) is an embedding lookup
+    table[index] of a table with fewer rows than x (V < T * B) and at least PROJECT_MIN_WIDTH
+    columns, ((table @ w_ih^T)[index], None).
+
+    Then the input's product runs over the table's V rows instead of T * B looked-up ones, and so do
+    its gradients: the lookup's VJP sums the pre-activation gradients by row, G (V, gates * H), and
+    the product's gives dW_ih = G^T table and d table = G W_ih. Both are ordinary recorded nodes
+    (Matmul, then Lookup), so gradients of gradients and pictures see what ran.
+    """
+    source = looked_up(x) if x._ctx is not None and x.shape[-1] >= PROJECT_MIN_WIDTH else None
+    if source is None:
+        return x, w_ih
+    table, index = source
+    T, B, _ = x.shape
+    if (table.shape[0] >= T * B or tuple(index.shape) != (T, B) or table.dtype != w_ih.dtype
+            or table.device != w_ih.device):
+        return x, w_ih
+    return Lookup.apply(table @ w_ih.T, index=index), None

@@ -4,8 +4,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..ops import Getitem
-from ..tensor import Tensor, where
+from ..ops import Getitem, Permute, Reshape
+from ..tensor import Function, Tensor, where
 from . import init
 from .checks import InputError, check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
 from .module import Module
@@ -49,7 +49,9 @@ class Linear(Module):
 class Embedding(Module):
     """Rows of weight (num_embeddings, embedding_dim) looked up by integer index, N(0, 1) at start.
 
-    The padding_idx row starts at zero and receives no gradient, as in PyTorch.
+    The padding_idx row starts at zero and receives no gradient, as in PyTorch: the lookup reads a
+    table whose padding row is cut from the graph (V rows selected, not T * B looked-up ones), so the
+    output is always a Lookup of a table, which the recurrent layers can project (see `looked_up`).
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
@@ -77,11 +79,11 @@ class Embedding(Module):
         if index.size and bool(((index < 0) | (index >= self.num_embeddings)).any()):  # one read on a GPU
             raise IndexError(f"Embedding: index out of range: indices span [{int(index.min())}, "
                              f"{int(index.max())}] but num_embeddings={self.num_embeddings}")
-        rows = Lookup.apply(self.weight, index=index)
+        table = self.weight
         if self.padding_idx is not None:
-            keep = (index != self.padding_idx)[..., None]
-            rows = where(keep, rows, Tensor._make(rows.array, None))  # same values, no gradient
-        return rows
+            keep = (table.xp.arange(self.num_embeddings) != self.padding_idx)[:, None]
+            table = where(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
+        return Lookup.apply(table, index=index)
 
     def extra_repr(self):
         pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
@@ -99,6 +101,7 @@ class Lookup(Getitem):
 
     def forward(self, weight, index):
         self.in_shape, self.index = weight.shape, backend.xp_of(weight).asarray(index)
+        self.table = weight  # a reference: `looked_up` hands the table on to a recurrent layer
         return weight[self.index]
 
     def backward_into(self, g, gw):
@@ -106,6 +109,35 @@ class Lookup(Getitem):
             add_rows(gw, self.index, g)
         else:
             backend.scatter_add(gw, self.index, g)
+
+
+def looked_up(x):
+    """(table, index) when x is table[index], the output of a recorded Lookup, else None.
+
+    x may be seen through views that keep each looked-up row whole (a transpose of the leading axes,
+    batch_first's; a reshape of them, an unbatched input's unsqueeze): the index is viewed the same
+    way. None as well where anything reads x's own gradient (a hook, retain_grad), since a recurrent
+    layer that projects the table instead of x's rows (P = table @ W_ih^T, then P[index]) leaves x
+    out of the backward.
+    """
+    node = x._ctx
+    views = []
+    while isinstance(node, Function) and not node.hooks and not node.keep_grad:
+        if isinstance(node, Lookup):
+            index = node.index
+            for view in reversed(views):
+                index = view(index)
+            table = node.parents[0]
+            return (table if isinstance(table, Tensor) else Tensor._make(node.table, table)), index
+        rank = len(node.shape)
+        if isinstance(node, Permute) and tuple(node.axes)[-1] == rank - 1:
+            views.append(lambda index, axes=tuple(node.axes)[:-1]: index.transpose(axes))
+        elif isinstance(node, Reshape) and rank and node.shapes[0] and node.shape[-1] == node.shapes[0][-1]:
+            views.append(lambda index, shape=tuple(node.shape)[:-1]: index.reshape(shape))
+        else:
+            return None
+        node = node.parents[0]
+    return None
 
 
 RUN_LOOP_MAX_RUNS, RUN_LOOP_MIN_WIDTH = 256, 64

@@ -193,6 +193,8 @@ def _cell(mode, inputs):
                      "gru": {"reset_after": True}}.get(mode, {"nonlinearity": mode[len("rnn_"):]}))
     for key, value in settings.items():
         object.__setattr__(cell, key, value)
+    if "w_ih" not in inputs:  # the input is already x @ W_ih^T (fused.projected_input): it passes through
+        inputs = dict(inputs, w_ih=Tensor._make(x.xp.eye(x_width, dtype=x.dtype), None).named("identity"))
     for name in PARAMETERS:  # registered as they are, Parameters or not, and never renamed
         tensor = inputs.get(name.replace("weight", "w").replace("bias", "b"))
         object.__setattr__(cell, name, tensor)
