@@ -85,8 +85,9 @@ class Recorder:
                     cls.forward = own
                 recorder.depth -= 1
             recorder.recording += _clock() - start - spent[0]
-            if out._ctx is not None and recorder.phase is not None:
-                recorder.phase_of[id(out._ctx)] = recorder.phase
+            node = (out[0] if isinstance(out, tuple) else out)._ctx   # a pass gives several outputs
+            if node is not None and recorder.phase is not None:
+                recorder.phase_of[id(node)] = recorder.phase
                 recorder.nodes[recorder.phase] += 1
             return out
 
