@@ -318,3 +318,32 @@ def test_op_tape_without_reads_refuses_reading_values():
             read()
     with op_tape():
         assert x.sum().item() == -1.0
+
+
+def test_recording_mode_is_per_thread():
+    """no_grad, scopes and retain_grads in one thread change nothing another thread records (torch's
+    grad mode is thread-local too)."""
+    import threading
+    inside, go_on = threading.Event(), threading.Event()
+
+    def quiet():
+        with tr.no_grad(), tr.scope("elsewhere", 1):
+            inside.set()
+            go_on.wait(5)
+
+    worker = threading.Thread(target=quiet)
+    worker.start()
+    inside.wait(5)
+    try:
+        x = tr.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 3.0
+        assert tr.is_grad_enabled() and y.grad_fn is not None and y.grad_fn.scope == ()
+    finally:
+        go_on.set()
+        worker.join()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(tr.is_grad_enabled()))
+    with tr.no_grad():
+        worker.start()
+        worker.join()
+    assert seen == [True]   # a new thread starts recording, whatever the starting thread does

@@ -20,12 +20,17 @@ _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in exp
 
 # ----------------------------------------------------------------------------- recording state
 
-class _State:
-    grad_enabled = True
-    keep_grads = False
-    forward_ad = False  # inside tr.func.jvp: ops push tangents forward
-    scope = ()
-    tape = None  # an OpTape (op_tape below) listening to the ops of one thread
+class _State(threading.local):
+    """The recording mode of the running thread, as torch's grad mode is: each thread starts from
+    these defaults (set per thread, where reading them is quicker than from the class), and no_grad
+    in one thread never changes what another records."""
+
+    def __init__(self):
+        self.grad_enabled = True
+        self.keep_grads = False
+        self.forward_ad = False  # inside tr.func.jvp: ops push tangents forward
+        self.scope = ()
+        self.tape = None  # an OpTape (op_tape below) listening to this thread's ops
 
 
 _state = _State()
@@ -117,12 +122,11 @@ class OpTape:
 
     def __init__(self, reads):
         self.ops = []
-        self.thread = threading.get_ident()
         self.reads = reads
         self.paused = False
 
     def listening(self):
-        return not self.paused and threading.get_ident() == self.thread
+        return not self.paused
 
     def apply(self, cls, inputs, options):
         self.paused = True
@@ -144,7 +148,7 @@ def op_tape(reads=True):
     """Record every op this thread applies inside the block on the yielded OpTape (other threads run
     as always). With reads=False, reading a tensor's value into Python raises DataDependent: what the
     tape holds is then the same computation for any data (the step compiler traces cells so)."""
-    tape, outer = OpTape(reads), _state.tape
+    tape, outer = OpTape(reads), _state.tape   # the recording state is the thread's own
     _state.tape = tape
     try:
         yield tape

@@ -18,8 +18,9 @@ T, INPUTS = 4, 3
 
 
 def regressor(seed):
-    factory.manual_seed(seed)
-    return SequenceRegressor(INPUTS, 5, cell="lstm", dtype="float64")
+    with COMPUTE:  # the random stream is one per process, as torch's: thread ranks draw their weights in turn
+        factory.manual_seed(seed)
+        return SequenceRegressor(INPUTS, 5, cell="lstm", dtype="float64")
 
 
 def data(batch, seed=0):

@@ -12,8 +12,9 @@ import numpy as np
 
 from tinygrad_rnn.distributed import Communicator, ReduceOp, Work
 
-# The engine's switch between recording and not (no_grad, which backward uses too) is one per process,
-# so thread ranks run forward and backward one at a time; only the collectives run side by side.
+# Thread ranks run forward and backward one at a time, so that a rank's backward that waits on a
+# collective (an all-reduce started from its hooks) is tested against the others' progress, and
+# ranks drawing from the one random stream take turns; only the collectives run side by side.
 COMPUTE = threading.Lock()
 COMBINE = {ReduceOp.SUM: operator.add, ReduceOp.PRODUCT: operator.mul, ReduceOp.MIN: np.minimum,
            ReduceOp.MAX: np.maximum}
@@ -95,7 +96,8 @@ def run_ranks(size, fn, nccl=None):
             comm = object.__new__(Communicator)
             comm._attach(transport, nccl(transport) if nccl is not None else None)
             results[rank] = fn(comm)
-        except Exception as e:  # noqa: BLE001  (raised again below, in the test's thread)
+        except BaseException as e:  # noqa: BLE001  (raised again below, in the test's thread; pytest's
+            # failures, such as pytest.raises finding no error, are BaseExceptions)
             errors[rank] = e
             group.barrier.abort()  # release the ranks that wait for this one
 

@@ -63,10 +63,14 @@ class Bucket:
                                f"it was {self.dtype} on {self.device} when the model was wrapped; move or "
                                f"cast the model before wrapping it")
 
+    def check(self):
+        for name, p in zip(self.names, self.params):
+            self._check(name, p)
+
     def pack(self, arrays):
         """Copy the given arrays (None: zeros) into the flat buffer, in order."""
-        for name, p, (start, stop), array in zip(self.names, self.params, self.bounds, arrays):
-            self._check(name, p)
+        self.check()
+        for p, (start, stop), array in zip(self.params, self.bounds, arrays):
             self.flat[start:stop] = 0 if array is None else array.reshape(-1)
 
     def views(self):
@@ -202,6 +206,8 @@ class DistributedDataParallel(Module):
         A parameter without a gradient on some rank counts as zero there; one without a gradient on
         every rank keeps none (as PyTorch's DDP with find_unused_parameters=True leaves it).
         """
+        for bucket in self.buckets:  # the model may have been moved or cast since backward packed it
+            bucket.check()
         while len(self._works) < len(self.buckets):  # buckets backward did not complete (unused parameters)
             self._start(len(self._works))
         self._has_grad[:] = [p.grad is not None for bucket in self.buckets for p in bucket.params]
