@@ -79,8 +79,9 @@ def assert_equal_op_by_op(name, options):
         np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0, err_msg=f"result {k}")
 
 
-@pytest.mark.parametrize("work_on_forward_values", ["all steps at once", "step by step"])
-@pytest.mark.parametrize("options", ["one_layer", "checkpoint_reverse_lengths", "stacked_bidirectional_lengths_hx"])
+@pytest.mark.parametrize("options,work_on_forward_values", [("one_layer", "all steps at once"),
+                                                             ("checkpoint_reverse_lengths", "step by step"),
+                                                             ("stacked_bidirectional_lengths_hx", "all steps at once")])
 @pytest.mark.parametrize("name", list(PERSISTENT))
 @pytest.mark.usefixtures("compiled_built_ins")
 def test_persistent_kernels_equal_op_by_op(programs, monkeypatch, name, options,
