@@ -118,13 +118,11 @@ def test_the_source_shows_the_kernels(programs):
     assert "for j in range(L)" not in source   # every loop is a launch
 
 
-def _program_for(programs, monkeypatch, steps="auto", multiprocessors=132, shared=227 * 1024, max_product=None):
+def _program_for(programs, monkeypatch, steps="auto", multiprocessors=132, shared=227 * 1024):
     """The program the GPU's choice makes for the lecture LSTM (B=2, H=4) with these device facts."""
     monkeypatch.setattr(PK, "multiprocessor_count", lambda: multiprocessors)
     monkeypatch.setattr(PK, "shared_memory_limit", lambda: shared)
     monkeypatch.setattr(fused, "CUDA_STEPS", steps)
-    if max_product is not None:
-        monkeypatch.setattr(fused, "PERSISTENT_MAX_PRODUCT", max_product)
     programs.plan_for = P.device_plan
     monkeypatch.setattr(drive, "_CACHE", {})
     programs.clear()
@@ -139,12 +137,11 @@ def test_the_gpu_takes_the_persistent_kernel_where_the_step_fits(programs, monke
     assert isinstance(program, P.PersistentProgram)
     plan = program.launches["tinygrad_rnn_forward"].plan
     assert plan.resident and plan.blocks == 16 and plan.shared <= 227 * 1024   # N = 4H = 16 columns
-    assert isinstance(_program_for(programs, monkeypatch, steps="persistent", max_product=0), P.PersistentProgram)
+    assert isinstance(_program_for(programs, monkeypatch, steps="persistent"), P.PersistentProgram)
 
 
 @pytest.mark.parametrize("facts,reason", [
     ({"steps": "elementwise"}, "TINYGRAD_RNN_CUDA_STEPS=elementwise"),
-    ({"max_product": 0}, "faster through cuBLAS"),
     ({"shared": 16}, "does not fit in shared memory"),
 ])
 def test_the_gpu_runs_per_step_otherwise(programs, monkeypatch, facts, reason):

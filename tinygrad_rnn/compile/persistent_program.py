@@ -659,22 +659,17 @@ def cupy_build(source, names):
 
 
 def choose_program(fplan, bplans, xp, launcher, build, plan_for=device_plan):
-    """On a GPU: the persistent program where the step fits one (as nn/fused.make_steps chooses for
-    the built-in cells: TINYGRAD_RNN_CUDA_STEPS auto or persistent; auto declines products past
-    PERSISTENT_MAX_PRODUCT, where cuBLAS per step is faster), else the per-step program, which
-    says why in `per_step_reason`."""
+    """On a GPU: the persistent program where the step fits one (TINYGRAD_RNN_CUDA_STEPS auto,
+    cluster or persistent, as nn/fused.make_steps reads it for the built-in cells), else the
+    per-step program, which says why in `per_step_reason`."""
     from ..nn import fused
     from .numpy_program import NumpyProgram
     reason = f"TINYGRAD_RNN_CUDA_STEPS={fused.CUDA_STEPS}"
-    if fused.CUDA_STEPS in ("auto", "persistent"):
-        macs = sum(_elements(op.out.shape) * op.inputs[0].shape[-1] for op in fplan.loop_ops if op.cls is Matmul)
-        if fused.CUDA_STEPS == "auto" and macs > fused.PERSISTENT_MAX_PRODUCT:
-            reason = f"its products ({macs} multiply-adds a step) are faster through cuBLAS"
-        else:
-            try:
-                return PersistentProgram(fplan, bplans, xp, build, plan_for)
-            except NotPersistent as refused:
-                reason = refused.reason
+    if fused.CUDA_STEPS in ("auto", "cluster", "persistent"):
+        try:
+            return PersistentProgram(fplan, bplans, xp, build, plan_for)
+        except NotPersistent as refused:
+            reason = refused.reason
     program = NumpyProgram(fplan, bplans, xp=xp, launcher=launcher)
     program.per_step_reason = reason
     return program
