@@ -9,11 +9,15 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
                  (a Python loop over torch ops)
   built-ins      RNN, LSTM and GRU compiled from their composed cells beside their hand-written passes
   compile time   the seconds each structure took to trace, plan and generate (cached afterwards)
+  GPU (--device cuda, TINYGRAD_RNN_COMPILED_CUDA taken as set): LayerNormLSTM and the lecture LSTM
+                 compiled, as one persistent kernel per segment and direction and per step (cuBLAS
+                 and generated kernels), beside cuDNN's plain LSTM (torch.nn.LSTM)
 
     python bench/bench_compiled.py               # one thread for OpenBLAS and torch (the default)
     python bench/bench_compiled.py --threads 0   # every thread
     python bench/bench_compiled.py --quick       # the smaller config only
     python bench/bench_compiled.py --clock cpu   # CPU time: steadier ratios on a busy machine
+    python bench/bench_compiled.py --device cuda # the GPU rows only (CuPy, PyTorch with CUDA)
 """
 import argparse
 import os
@@ -25,6 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIGS = [(32, 128, 128, 50), (64, 256, 256, 100)]
+GPU_CONFIGS = [(64, 256, 256, 100), (32, 128, 128, 300)]
 BUILT_INS = {"lstm": ("LSTM", "LSTMCell"), "gru": ("GRU", "GRUCell"), "rnn": ("RNN", "RNNCell")}
 
 
@@ -33,6 +38,7 @@ def parse():
     parser.add_argument("--threads", type=int, default=1, help="threads for OpenBLAS and torch (0: as-is)")
     parser.add_argument("--quick", action="store_true", help="the smaller config only")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the GPU rows only")
     parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                         help="wall time, or this process's CPU time (steadier where other jobs share the cores)")
     return parser.parse_args()
@@ -190,6 +196,65 @@ def built_in_rows(configs, repeats, clock):
     return rows
 
 
+def compiled_on_gpu(cell, x, dy, steps):
+    """A compiled cell on CuPy with TINYGRAD_RNN_CUDA_STEPS=steps ("auto": persistent where the step
+    fits; "elementwise": per step), each with its own program cache so that both are measured."""
+    import cupy
+
+    import tinygrad_rnn as tr
+    from tinygrad_rnn.compile import drive
+    from tinygrad_rnn.nn import fused
+    drive.COMPILED_CUDA = True
+    layer = tr.nn.Recurrent(cell, x.shape[2], dy.shape[2], device="cuda")
+    x, dy = tr.Tensor(x, device="cuda", requires_grad=True), tr.Tensor(dy, device="cuda")
+    cache, chosen = {}, []
+
+    def run():
+        drive._CACHE, fused.CUDA_STEPS = cache, steps
+        layer.zero_grad()
+        x.grad = None
+        output, _ = layer(x)
+        (output * dy).sum().backward()
+        cupy.cuda.get_current_stream().synchronize()
+        if not chosen:
+            program = output.grad_fn.compiled.program
+            chosen.append(getattr(program, "per_step_reason", None) or "persistent")
+    return run, chosen
+
+
+def cudnn_lstm(x, dy):
+    import torch
+    layer = torch.nn.LSTM(x.shape[2], dy.shape[2]).cuda()
+    x, dy = torch.from_numpy(x).cuda().requires_grad_(), torch.from_numpy(dy).cuda()
+
+    def run():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        (layer(x)[0] * dy).sum().backward()
+        torch.cuda.synchronize()
+    return run
+
+
+def gpu_rows(repeats):
+    from bench.common import format_ms, interleaved_medians
+    rows = []
+    for B, I, H, T in GPU_CONFIGS:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((T, B, I), dtype=np.float32)
+        dy = rng.standard_normal((T, B, H), dtype=np.float32)
+        runs, chosen = {"cuDNN LSTM": cudnn_lstm(x, dy)}, {}
+        for name in ("LayerNormLSTM", "lecture LSTM"):
+            for steps in ("auto", "elementwise"):
+                runs[(name, steps)], chosen[(name, steps)] = compiled_on_gpu(custom_cell(name), x, dy, steps)
+        ms = interleaved_medians(runs, warmup=2, repeats=repeats)
+        for name in ("LayerNormLSTM", "lecture LSTM"):
+            persistent, per_step = ms[(name, "auto")], ms[(name, "elementwise")]
+            rows.append([f"{B},{I},{H},{T}", name, format_ms(persistent), chosen[(name, "auto")][0],
+                         format_ms(per_step), format_ms(ms["cuDNN LSTM"]), f"{persistent / ms['cuDNN LSTM']:.2f}x",
+                         f"{per_step / ms['cuDNN LSTM']:.2f}x"])
+    return rows
+
+
 def compile_rows():
     from tinygrad_rnn.compile import cache_info
     return [[name, len(seconds), f"{1e3 * min(seconds):.0f}", f"{1e3 * max(seconds):.0f}"]
@@ -206,6 +271,11 @@ def main():
         torch.set_num_threads(args.threads)
     configs = CONFIGS[:1] if args.quick else CONFIGS
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.device == "cuda":
+        print("# Compiled cells on the GPU, float32, forward + backward\n")
+        print(table(["B,I,H,T", "cell", "persistent ms", "program taken", "per step ms", "cuDNN LSTM ms",
+                     "persistent / cuDNN", "per step / cuDNN"], gpu_rows(args.repeats)))
+        return
     print("# Compiled cells, float32, forward + backward (cpu)\n")
     print(f"{machine()}; {args.clock} clock\n")
     print("## Custom cells, compiled, beside the built-in layers and PyTorch: time, ms (median)\n")

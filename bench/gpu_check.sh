@@ -3,7 +3,7 @@
 # first the small-step table (each way of running a pass's steps beside cuDNN, per step, with the
 # latency model's estimates; it also writes launch_plan's table of measured times), then the test
 # suite (its CuPy variants, the cluster kernels' among them, run where a GPU answers), then the
-# layer benchmark beside cuDNN.
+# layer benchmark beside cuDNN, then the compiled cells (persistent and per step) beside cuDNN's LSTM.
 #   bench/gpu_check.sh OUT_DIR [extra bench_layers.py arguments]
 #   STEPS_ONLY=1 bench/gpu_check.sh OUT_DIR      # the small-step table alone (a few minutes)
 # Logs and tables land in OUT_DIR; a short summary is printed last.
@@ -33,7 +33,12 @@ echo "tests: exit $?"
 timeout 240 python3 bench/bench_layers.py --device cuda "$@" >"$out/bench_layers.md" 2>"$out/bench_layers.err"
 echo "bench_layers: exit $?"
 
+timeout 240 python3 bench/bench_compiled.py --device cuda >"$out/bench_compiled.md" 2>"$out/bench_compiled.err"
+echo "bench_compiled: exit $?"
+
 grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -40
 tail -3 "$out/tests.log"
 cat "$out/bench_layers.md"
 tail -5 "$out/bench_layers.err"
+cat "$out/bench_compiled.md"
+tail -5 "$out/bench_compiled.err"

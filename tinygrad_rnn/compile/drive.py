@@ -26,6 +26,7 @@ from ..autograd import _run
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
 from .cuda_program import cupy_launcher
 from .numpy_program import NumpyProgram
+from .persistent_program import choose_program, cupy_build
 from .plan import STATIC, BackwardPlan, ForwardPlan
 from .rewrite import rewrite
 from .trace import (
@@ -87,11 +88,12 @@ def _random_like(rng, array):
 
 
 def make_program(fplan, bplans, device):
-    """The generated program for the arrays' device: NumPy calls on the CPU; on a GPU the same
-    driver over CuPy with each loop's elementwise runs fused into generated CUDA kernels."""
+    """The generated program for the arrays' device: NumPy calls on the CPU; on a GPU each segment's
+    loop as one persistent kernel where the step fits one, else the same driver over CuPy with each
+    loop's elementwise runs fused into generated CUDA kernels (persistent_program.choose_program)."""
     if device == "cpu":
         return NumpyProgram(fplan, bplans)
-    return NumpyProgram(fplan, bplans, xp=backend.xp_for(device), launcher=cupy_launcher)
+    return choose_program(fplan, bplans, backend.xp_for(device), cupy_launcher, cupy_build)
 
 
 def _constants_fixed(graph, retrace, rng):
