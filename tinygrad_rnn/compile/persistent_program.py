@@ -647,7 +647,7 @@ def cupy_build(source, names):
     failed = cupy.zeros(1, np.uint32)
 
     def launcher(name):
-        launch = PK._PersistentLaunch(module.get_function(name))
+        launch = PK.PersistentLaunch(module.get_function(name))
 
         def run(*args, plan):
             launch(*args, plan=plan, failed=failed)

@@ -108,7 +108,7 @@ def cluster_plans(cell, batch, hidden, itemsize, multiprocessors, shared_limit):
 
 
 class _ClusterLaunch:
-    """A cluster kernel called as a persistent one (persistent_kernels._PersistentLaunch), built once
+    """A cluster kernel called as a persistent one (persistent_kernels.PersistentLaunch), built once
     per cluster size; `failed` is passed on unused (no barrier here can time out)."""
 
     def __init__(self, name, ctype):

@@ -377,7 +377,7 @@ def persistent_plan(batch, hidden, K, G, itemsize, multiprocessors, shared_limit
     return None if best is None else best[1]
 
 
-class _PersistentLaunch:
+class PersistentLaunch:
     """A persistent kernel called as kernel(*step arrays and ints, L, t_lo, reverse, plan=, failed=).
 
     `failed` (one uint32 on the GPU) becomes nonzero if a barrier ever timed out; the caller checks it.
@@ -407,7 +407,7 @@ def persistent_kernel_launcher(name, dtype):
     if key not in _compiled:
         cupy = backend.xp_for("cuda")
         source = persistent_source(ctypes=(ctype,))
-        _compiled[key] = _PersistentLaunch(cupy.RawKernel(source, f"tinygrad_rnn_persistent_{name}_{ctype}"))
+        _compiled[key] = PersistentLaunch(cupy.RawKernel(source, f"tinygrad_rnn_persistent_{name}_{ctype}"))
     return _compiled[key]
 
 
