@@ -6,11 +6,11 @@ step as the cell wrote it, and every forward value it reads is computed with the
   where p is `q + s1`, `(q + (s1 + s)) + l` (LSTM's two biases summed once per pass, added to the
   input projection as one was): one call fewer per step.
 - `sigmoid(z) = 0.5 tanh(z / 2) + 0.5`. The halving is pushed back through the linear ops that make
-  z, as a scale per column (the last axis): through sums, differences and negations, products and
-  quotients with a static, a product with a static weight (its columns scaled), a slice of a wider
-  value (those columns of it). It lands on statics (a product of the pass's statics computed once
-  per pass: the sigmoid gates' columns of W.T halved, `ForwardPlan.fold_ops`) or on input-only work
-  (scaled once for all steps). A value read by a sigmoid and by other ops keeps one scale per column
+  z, as a scale per column (the last axis): through sums, differences and negations, products (with
+  a static where there is one), a product with a static weight (its columns scaled), a slice of a
+  wider value (those columns of it), and a view or a sum over rows where the scale is one number.
+  It lands on statics (a product of the pass's statics computed once per pass: the sigmoid gates'
+  columns of W.T halved, `ForwardPlan.fold_ops`) or on input-only work (scaled once for all steps). A value read by a sigmoid and by other ops keeps one scale per column
   where their columns do not overlap (LSTM's i, f, o beside g); otherwise the scaled form is a copy.
   The tanh of neighbouring gates then run as one call (rewrite.py's siblings), and a sigmoid costs a
   tanh, a product and a sum instead of its four calls. Sigmoids are taken where the calls per step
@@ -27,7 +27,6 @@ import numpy as np
 from .. import backend
 from ..ops import (
     Add,
-    Div,
     Expand,
     Getitem,
     Matmul,
@@ -189,13 +188,11 @@ def _last_axis_slice(op):
 
 
 def _carrier(op, scale, klass):
-    """Which input of a product (or quotient) takes the scale: a static, else input-only work, else
-    the first; None where none can (a (B, 1) operand and columns scaled differently)."""
+    """Which input of a product takes the scale: a static, else input-only work, else the first; None
+    where none can (a (B, 1) operand and columns scaled differently)."""
     def fits(v):
         return _columns(v) == _columns(op.out) or (_columns(v) == 1 and _uniform(scale))
     order = sorted(range(len(op.inputs)), key=lambda k: {STATIC: 0, PRE: 1}.get(klass[op.inputs[k].id], 2))
-    if op.cls is Div:   # the numerator scales as the quotient; a static denominator by the inverse
-        order = [1, 0] if klass[op.inputs[1].id] == STATIC else [0]
     return next((k for k in order if fits(op.inputs[k])), None)
 
 
@@ -218,12 +215,11 @@ def _passes(op, scale, klass):
         return [_full(v, scale[0]) for v in ins] if _uniform(scale) else None
     if op.cls is Neg:
         return [scale]
-    if op.cls in (Mul, Div):
+    if op.cls is Mul:   # (a quotient's VJP reads the quotient: it keeps its numbers, see fold's docstring)
         k = _carrier(op, scale, klass)
         if k is None:
             return None
-        carried = 1 / scale if op.cls is Div and k == 1 else scale
-        return [(carried if _columns(v) == len(carried) else _full(v, carried[0])) if j == k else _full(v, 1.0)
+        return [(scale if _columns(v) == len(scale) else _full(v, scale[0])) if j == k else _full(v, 1.0)
                 for j, v in enumerate(ins)]
     if op.cls is Matmul:
         a, w = ins
