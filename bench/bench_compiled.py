@@ -8,6 +8,7 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
                  GRU (their hand-written passes), torch.nn.LSTM/GRU and the same cell in PyTorch eager
                  (a Python loop over torch ops)
   built-ins      RNN, LSTM and GRU compiled from their composed cells beside their hand-written passes
+  calls          the NumPy calls in each step of the generated loops
   compile time   the seconds each structure took to trace, plan and generate (cached afterwards)
   GPU (--device cuda, TINYGRAD_RNN_COMPILED_CUDA taken as set): LayerNormLSTM and the lecture LSTM
                  compiled, as one persistent kernel per segment and direction and per step (cuBLAS
@@ -21,6 +22,7 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
 """
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -255,6 +257,42 @@ def gpu_rows(repeats):
     return rows
 
 
+# a NumPy call in a generated loop: a ufunc or product into a buffer, a copy, a fill, an in-place add
+_CALL = re.compile(r"\b(add|subtract|multiply|true_divide|power|negative|exp|log|tanh|maximum|greater|clip|matmul|"
+                   r"copyto|concatenate|stack|einsum|sum_into|max_into|f\d+)\(|\] = 0$|\+= ")
+
+
+def loop_calls(source):
+    """NumPy calls in each step of a generated function's loop (the rows of ended sequences aside)."""
+    calls, depth = 0, None
+    for line in source.split("\n"):
+        indent = len(line) - len(line.lstrip())
+        if re.match(r"\s*for j in range", line):
+            depth = indent
+        elif depth is not None and line.strip() and indent <= depth:
+            depth = None
+        elif depth is not None and indent == depth + 4 and _CALL.search(line):
+            calls += 1
+    return calls
+
+
+def calls_rows():
+    """NumPy calls per step of each compiled cell: forward, backward with the work on forward values done
+    for all steps before the loop (small segments) and step by step (large ones)."""
+    import tinygrad_rnn as tr
+    from tinygrad_rnn.compile import drive
+    B, I, H, T = CONFIGS[0]
+    cells = {name: getattr(tr.nn, cell)(I, H) for name, (_, cell) in BUILT_INS.items()}
+    cells["LayerNormLSTM"] = tr.nn.LayerNormLSTMCell(I, H)
+    rows = []
+    for name, cell in cells.items():
+        out, _ = drive.compiled_run(cell, tr.randn(T, B, I), tuple(tr.zeros(B, size) for size in cell.state_sizes))
+        program = out.grad_fn.compiled.program
+        bulk, loop = program.backward_source.split("# backward (loop)")
+        rows.append([name, loop_calls(program.forward_source), loop_calls(bulk), loop_calls(loop)])
+    return rows
+
+
 def compile_rows():
     from tinygrad_rnn.compile import cache_info
     return [[name, len(seconds), f"{1e3 * min(seconds):.0f}", f"{1e3 * max(seconds):.0f}"]
@@ -285,6 +323,8 @@ def main():
     print("\n## Built-in layers compiled from their composed cells beside their hand-written passes\n")
     print(table(["layer", "B,I,H,T", "hand-written ms", "compiled ms", "compiled / hand-written"],
                 built_in_rows(configs, args.repeats, clock)))
+    print("\n## NumPy calls per step of the compiled loops\n")
+    print(table(["cell", "forward", "backward (small segments)", "backward (large segments)"], calls_rows()))
     print("\n## Compile time (trace twice, trace the VJP, plan, generate), ms\n")
     print(table(["cell", "structures", "fastest", "slowest"], compile_rows()))
     print()

@@ -149,9 +149,50 @@ class NormalizedCell(_Cell):
         return (-(t * h.sigmoid()) / (2 + h * h) + h * 0.5,)
 
 
+class HalvedGatesCell(_Cell):
+    """Sigmoids whose halving (sigmoid(z) = 0.5 tanh(z / 2) + 0.5, compile/fold.py) lands in several
+    ways: a static gain, a (B, 1) mean, an input-only tanh (scaled for all steps at once), a product
+    of two states that two sigmoids share (one per-step copy for both)."""
+    state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, device, dtype)
+        self.u, self.w = _uniform(self, input_size, 2 * hidden_size), _uniform(self, hidden_size, 2 * hidden_size)
+        self.v = _uniform(self, input_size, hidden_size)
+        self.gain = init.uniform_(init.parameter(hidden_size, dtype=dtype, device=device), 0.5, 1.5)
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size, self.hidden_size)
+
+    def step(self, x, state):
+        h, c = state
+        i, f = (x @ self.u + h @ self.w).chunk(2, 1)
+        i = (i * self.gain).sigmoid()
+        f = (f - f.mean(dim=1, keepdim=True) + (x @ self.v).tanh()).sigmoid()
+        q = h * c
+        g, o = q.sigmoid(), (1 - q).sigmoid()
+        c = f * c + i * g
+        return o * c.tanh(), c
+
+
+class SquaredGateCell(_Cell):
+    """sigmoid(h * h): its halving would cost a product each step, so that sigmoid stays; the other
+    gate's folds into the weights."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, device, dtype)
+        self.u, self.w = _uniform(self, input_size, hidden_size), _uniform(self, hidden_size, hidden_size)
+
+    def step(self, x, state):
+        h, = state
+        gate = (x @ self.u + h @ self.w).sigmoid()
+        return (gate * (h * h).sigmoid() + (1 - gate) * h,)
+
+
 TRACEABLE = {"lecture_lstm": LectureLSTM, "lecture_gru": LectureGRU, "peephole_lstm": PeepholeLSTMCell,
              "indrnn": IndRNNCell, "mgu": MinimalGatedUnit, "module_cell": ModuleCell, "many_ops": ManyOpsCell,
-             "normalized": NormalizedCell}
+             "normalized": NormalizedCell, "halved_gates": HalvedGatesCell, "squared_gate": SquaredGateCell}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse

@@ -34,9 +34,14 @@ def test_the_lstm_plan_hoists_the_input_product_and_keeps_one_recurrent_product_
     plan = compiled(tr.nn.LSTMCell(3, 4)).fplan
     pre, loop = names(plan.pre_ops), names(plan.loop_ops)
     assert pre.count(ops.Matmul) == 1 and loop.count(ops.Matmul) == 1
-    assert ops.Sigmoid not in pre and loop.count(ops.Sigmoid) == 2   # i and f: one op on their joined chunks
-    # the statics are the two transposed weights and the two biases, recorded outside the pass
+    assert ops.Sigmoid not in pre + loop   # sigmoid(z) = 0.5 tanh(z / 2) + 0.5, the halving folded back
+    tanh = [op.out.shape for op in plan.loop_ops if op.cls is ops.Tanh]
+    assert tanh == [(2, 16), (2, 4)]        # one tanh for the four gates, one for the cell state
+    assert loop.count(ops.Add) == 4         # the state product's sum, i and f's halves, o's, the cell state
+    # the statics are the two transposed weights and the two biases, recorded outside the pass; the
+    # pass halves their sigmoid gates' columns once
     assert sorted(v.shape for v in plan.statics) == [(3, 16), (4, 16), (16,), (16,)]
+    assert sorted(op.out.shape for op in plan.fold_ops) == [(3, 16), (4, 16), (16,), (16,)]
 
 
 def test_the_lstm_backward_walks_back_with_one_product_and_sums_weight_gradients_after():
@@ -48,7 +53,7 @@ def test_the_lstm_backward_walks_back_with_one_product_and_sums_weight_gradients
     assert all(bplan.klass[op.out.id] == FPRE for op in bplan.fpre_ops)
     assert all(bplan.klass[op.out.id] == POST for op in bplan.post_ops)
     source = program.backward_source
-    assert "matmul(F" in source and ".reshape(4, -1)" in source   # sum_t h_t^T dA_t as one product
+    assert "matmul(S0[:L].reshape(-1, 4).T, " in source   # sum_t h_t^T dA_t as one product, over views
 
 
 def test_step_by_step_backward_moves_the_work_on_forward_values_into_the_loop():

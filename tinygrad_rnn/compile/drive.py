@@ -25,6 +25,7 @@ from .. import vocabulary as V
 from ..autograd import _run
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
 from .cuda_program import cupy_launcher
+from .fold import fold
 from .numpy_program import NumpyProgram
 from .persistent_program import choose_program, cupy_build
 from .plan import STATIC, BackwardPlan, ForwardPlan
@@ -55,17 +56,18 @@ COMPILED_CUDA = os.environ.get("TINYGRAD_RNN_COMPILED_CUDA", "").lower() in ("1"
 class Compiled:
     """A traced, planned and generated step: what every pass of that structure runs."""
 
-    def __init__(self, graph, fplan, program, seconds, constants_fixed, state_names, step):
+    def __init__(self, graph, fplan, program, seconds, constants_fixed, state_names, step, options):
         self.graph, self.fplan, self.program, self.seconds = graph, fplan, program, seconds
         self.state_names = state_names
         self.step = step  # (per-step ops, new states) as traced, before rewrite: what replay records
-        self.options = [(op.cls, op.options) for op in graph.ops]
+        self.options = options   # (op class, options) of every op as traced
         self.constants_fixed = constants_fixed   # no constant depends on a parameter's value
+        statics = {v.id for v in fplan.statics}
         needed = set()  # the static ops the statics come from, replayed by Bound
         for v in reversed(graph.values):
-            if (v.id in fplan.static_index or v.id in needed) and v.op is not None:
+            if (v.id in statics or v.id in needed) and v.op is not None:
                 needed.update(i.id for i in v.op.inputs)
-        self.static_ops = [op for op in graph.ops if op.out.id in needed | fplan.static_index.keys()
+        self.static_ops = [op for op in graph.ops if op.out.id in needed | statics
                            and fplan.klass[op.out.id] == STATIC]
 
     def same_options(self, graph):
@@ -127,6 +129,12 @@ def compile_step(cell, step, x, states):
               for seed, (x_t, s_t) in enumerate(inputs)]
     check_same_program(*traces)
     fixed = _constants_fixed(traces[0], lambda: trace_step(cell, step, *inputs[0], requires_grad=True), rng)
+    # fold and rewrite change ops in place; a replay records the step as the cell wrote it (fused=False's
+    # graph), and a later trace's array options are compared with the ops as traced
+    graph = traces[0]
+    per_time = {id(op) for op in ForwardPlan(graph).per_time_ops}
+    step = ([Op(op.cls, op.inputs, op.options, op.out) for op in graph.ops if id(op) in per_time], list(graph.outputs))
+    options = [(op.cls, op.options) for op in graph.ops]
     backwards = []
     for graph in traces:
         fplan = ForwardPlan(graph)
@@ -134,10 +142,9 @@ def compile_step(cell, step, x, states):
         backwards.append((graph, fplan, trace_backward(graph, fplan.per_time_ops, targets, rng)))
     check_same_backward(backwards[0][2], backwards[1][2])
     graph, fplan, bgraph = backwards[0]
-    # rewrite changes ops in place; a replay records the step as the cell wrote it (fused=False's graph)
-    per_time = {id(op) for op in fplan.per_time_ops}
-    step = ([Op(op.cls, op.inputs, op.options, op.out) for op in graph.ops if id(op) in per_time], list(graph.outputs))
     try:
+        fold(graph, {v.id for op in bgraph.ops for v in op.inputs} | {v.id for v in bgraph.grads.values() if v})
+        fplan = ForwardPlan(graph, fplan.statics)
         rewrite(graph, bgraph, {op.out.id for op in fplan.per_time_ops})
         fplan = ForwardPlan(graph, fplan.statics)
         bplans = {"bulk": BackwardPlan(fplan, bgraph), "loop": BackwardPlan(fplan, bgraph, fpre_in_loop=True)}
@@ -147,7 +154,7 @@ def compile_step(cell, step, x, states):
     except Exception as error:  # a step the compiler mishandles still runs, op by op
         raise NotTraceable(f"the compiler failed on it ({type(error).__name__}: {error}); please report "
                            f"this with the cell's code") from error
-    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, V.state_names(cell), step)
+    return Compiled(graph, fplan, program, time.perf_counter() - start, fixed, V.state_names(cell), step, options)
 
 
 def cached(cell, step, x, states, graph):
@@ -253,6 +260,7 @@ class Sequence:
         self.x_proc = x[::-1] if reverse else x
         self.starts = [tuple(xp.ascontiguousarray(s) for s in states)]
         self.statics = statics
+        self.folded = compiled.fplan.folded_arrays(statics)   # once per pass (fold.py)
         k = checkpoint_every if record and checkpoint_every else self.T
         self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
         self.env = None
@@ -260,7 +268,7 @@ class Sequence:
 
     def _env(self, p0, p1, starts):
         L = p1 - p0
-        env = {f"P{i}": a for i, a in enumerate(self.statics)}
+        env = {f"P{i}": a for i, a in enumerate(list(self.statics) + self.folded)}
         env["X"] = self.x_proc[p0:p1]
         env["alloc"] = self.lease.alloc
         for k, (start, shape) in enumerate(zip(starts, self.state_shapes)):

@@ -464,7 +464,7 @@ class ForwardCode:
         src.line("X = env['X']")
         src.line("alloc = env['alloc']")
         operands = _matmul_operands(plan.pre_ops + plan.loop_ops, plan.static_index)
-        for i, v in enumerate(plan.statics):
+        for i, v in enumerate(plan.received):
             src.line(f"P{i} = xp.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(len(graph.states)):
             src.line(f"S{k} = env['S{k}']")
@@ -632,9 +632,14 @@ class BackwardCode:
                 a, b = (self.reduce_over_time(i, section) for i in op.inputs)
                 return f"({a} {sign} {b})"
             if op.cls is Matmul and all(per_time) and all(len(i.shape) == 2 for i in op.inputs):
-                a, b = (self.bulk(i, section) for i in op.inputs)
                 m, n = v.shape
-                return f"matmul({a}.transpose(1, 0, 2).reshape({m}, -1), {b}.reshape(-1, {n}))"
+                a, b = op.inputs
+                if a.op is not None and a.op.cls is Permute and tuple(a.op.options["axes"]) == (1, 0):
+                    # a_t = u_t^T: the rows of all steps' u, turned around (a view; BLAS reads it so)
+                    a = f"{self.bulk(a.op.inputs[0], section)}.reshape(-1, {m}).T"
+                else:
+                    a = f"{self.bulk(a, section)}.transpose(1, 0, 2).reshape({m}, -1)"
+                return f"matmul({a}, {self.bulk(b, section)}.reshape(-1, {n}))"
             if op.cls is Sum and per_time[0] and _leading_axes(op):
                 return self.sum_of_rows(op, section)
             if op.cls is Sum and per_time[0]:
@@ -673,7 +678,7 @@ class BackwardCode:
         src.line("alloc = env['alloc']")
         all_ops = plan.static_ops + plan.fpre_ops + plan.loop_ops + plan.post_ops
         operands = _matmul_operands(all_ops, fwd.plan.static_index.keys() | {op.out.id for op in plan.static_ops})
-        for i, v in enumerate(fwd.plan.statics):
+        for i, v in enumerate(fwd.plan.received):
             src.line(f"P{i} = xp.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(n_states):
             src.line(f"S{k} = env['S{k}']; C{k} = env['C{k}']; D{k} = env['D{k}']")

@@ -19,6 +19,7 @@ Backward, every value of the traced VJP step is
             one matrix product over all T*B rows.
 Views (slices, reshapes, transposes, broadcasts) cost nothing and are made where they are read.
 """
+from .. import backend
 from ..ops import Expand, Getitem, Permute, Reshape, _is_basic_index
 from .trace import ancestors
 
@@ -41,7 +42,8 @@ def view_base(value):
 
 class ForwardPlan:
     """The forward step split into pre and loop ops; `statics` are the static values the step reads
-    (the pass node's inputs after x and the states); `saved` the loop values backward reads."""
+    (the pass node's inputs after x and the states), `fold_ops` the static products made of them by
+    fold.py; `saved` the loop values backward reads."""
 
     def __init__(self, graph, statics=None):
         self.graph = graph
@@ -60,17 +62,45 @@ class ForwardPlan:
         live = ancestors(graph.outputs, ops_of)
         self.pre_ops = [op for op in graph.ops if op.out.id in live and klass[op.out.id] == PRE]
         self.loop_ops = [op for op in graph.ops if op.out.id in live and klass[op.out.id] == LOOP]
-        given, statics = statics, {}
+        given, statics, folds = statics, {}, {}
+        folded, embedded = getattr(graph, "folded", ()), getattr(graph, "embedded", ())
+
+        def received(v):  # a fold is computed from the pass's statics; a constant of the compiler embedded
+            if v.id in folded:
+                folds[v.id] = v.op
+                for i in v.op.inputs:
+                    received(i)
+            elif v.id not in embedded:
+                statics.setdefault(v.id, v)
+
         for op in self.pre_ops + self.loop_ops:
             for v in op.inputs:
                 if klass[v.id] == STATIC:
-                    statics.setdefault(v.id, v)
+                    received(v)
         for v in graph.outputs:
             if klass[v.id] == STATIC:
-                statics.setdefault(v.id, v)
+                received(v)
         self.statics = list(statics.values()) if given is None else list(given)
-        self.static_index = {v.id: k for k, v in enumerate(self.statics)}
+        order = {op.out.id: k for k, op in enumerate(graph.ops)}
+        self.fold_ops = sorted(folds.values(), key=lambda op: order[op.out.id])
+        self.static_index = {v.id: k for k, v in enumerate(self.received)}
         self.saved = set()
+
+    @property
+    def received(self):
+        """What the generated code reads as P0, P1, ...: the statics (the pass's inputs), then the
+        folds (products of them computed once per pass: see fold.py)."""
+        return self.statics + [op.out for op in self.fold_ops]
+
+    def folded_arrays(self, statics):
+        """The folds' arrays, computed from the statics' arrays (C-contiguous: the forward's products
+        read them so; only the forward reads them)."""
+        values = {v.id: a for v, a in zip(self.statics, statics)}
+        for op in self.fold_ops:
+            arrays = [values[v.id] if v.id in values else self.graph.tensors[v.id].array for v in op.inputs]
+            out = op.cls.__new__(op.cls).forward(*arrays, **op.options)
+            values[op.out.id] = backend.xp_of(arrays[0]).ascontiguousarray(out)
+        return [values[op.out.id] for op in self.fold_ops]
 
     @property
     def per_time_ops(self):

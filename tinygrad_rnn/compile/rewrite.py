@@ -10,8 +10,9 @@
   `Assemble` that writes each piece into its part; the planner lets each piece's op write there
   directly.
 - The same elementwise op on adjacent slices of the same arrays (LSTM's i and f sigmoids on two
-  neighbouring chunks of the gates, GRU's r and z sums and sigmoids) runs once on the joined slice;
-  each former result becomes a view of the joined one.
+  neighbouring chunks of the gates, GRU's r and z sums and sigmoids), and of the same one-element
+  value (the 0.5 of a sigmoid's tanh form), runs once on the joined slice; each former result
+  becomes a view of the joined one.
 """
 import numpy as np
 
@@ -139,7 +140,9 @@ def rewrite(graph, bgraph, per_time_ids):
     bgraph.grads = {k: resolve(v) for k, v in bgraph.grads.items()}
     graph.ops = [op for op in graph.ops if op.out.id not in alias]
     bgraph.ops = [op for op in bgraph.ops if op.out.id not in alias]
-    while _merge_siblings(graph, per_time_ids):
+    while _merge_siblings(graph, graph, per_time_ids):
+        pass
+    while _merge_siblings(graph, bgraph, {op.out.id for op in bgraph.ops}):   # 1 - t*t of each gate: once
         pass
 
     _drop_broadcasts(graph, bgraph, per_time_ids)
@@ -231,20 +234,30 @@ def _view(graph, base, axis, start, stop, out=None):
     return out.op
 
 
-def _merge_siblings(graph, per_time_ids):
-    """One round of joining sibling ops on adjacent slices (see the module's docstring); True if any."""
+def _shared(value):
+    """A value of one element (0.5 in 0.5 * tanh(z)): the same for every slice, so a sibling may read it."""
+    return int(np.prod(value.shape, dtype=np.int64)) == 1
+
+
+def _merge_siblings(graph, step, ids):
+    """One round of joining sibling ops on adjacent slices (see the module's docstring) among the ops of
+    `step` (the forward graph or the VJP's) whose outputs are in `ids`; True if any."""
     runs = {}
-    for op in graph.ops:
-        if op.cls not in SIBLINGS or op.options or op.out.id not in per_time_ids:
+    for op in step.ops:
+        if op.cls not in SIBLINGS or op.options or op.out.id not in ids:
             continue
         slices = [_slice_of(v) for v in op.inputs]
-        if None in slices or len({(s[1], s[2], s[3]) for s in slices}) != 1 or any(
-                v.shape != op.out.shape or v.dtype != op.out.dtype for v in op.inputs):
+        cut = {(s[1], s[2], s[3]) for s in slices if s is not None}
+        if len(cut) != 1 or any(
+                v.dtype != op.out.dtype or (v.shape != op.out.shape if s else not _shared(v))
+                for v, s in zip(op.inputs, slices)):
             continue
-        _, axis, start, stop = slices[0]
-        key = (op.cls, axis, tuple(s[0].id for s in slices))
-        runs.setdefault(key, {})[start] = (op, stop, [s[0] for s in slices])
-    made = {}   # id of the first op of a run -> the ops that replace the run's first op
+        axis, start, stop = cut.pop()
+        bases = [s[0] if s else v for v, s in zip(op.inputs, slices)]
+        key = (op.cls, axis, tuple((s is None, b.id) for b, s in zip(bases, slices)))
+        runs.setdefault(key, {})[start] = (op, stop, [(b, s is not None) for b, s in zip(bases, slices)])
+    made = {}   # id of a run's earliest op -> the joined op and its views, placed before it
+    position = {op: k for k, op in enumerate(step.ops)}
     for (cls, axis, _), by_start in runs.items():
         for start in sorted(by_start):
             if start not in by_start or any(stop == start for _, stop, _ in by_start.values()):
@@ -256,21 +269,25 @@ def _merge_siblings(graph, per_time_ids):
             if len(run) < 2:
                 continue
             first, _, bases = run[0]
-            views = [_view(graph, base, axis, start, stop) for base in bases]
-            joined = Value(len(graph.values), views[0].out.shape, first.out.dtype, "op")
+            whole = (start, stop) == (0, next(base for base, sliced in bases if sliced).shape[axis])
+            views = [] if whole else [_view(graph, base, axis, start, stop) for base, sliced in bases if sliced]
+            inputs = iter(view.out for view in views)
+            shape = first.out.shape[:axis] + (stop - start,) + first.out.shape[axis + 1:]
+            joined = Value(len(graph.values), shape, first.out.dtype, "op")
             graph.values.append(joined)
-            joined.op = Op(cls, [v.out for v in views], {}, joined)
-            per_time_ids.update(v.out.id for v in views)
-            per_time_ids.add(joined.id)
-            made[first.out.id] = views + [joined.op]
+            joined.op = Op(cls, [(base if whole else next(inputs)) if sliced else base for base, sliced in bases], {},
+                           joined)
+            ids.update(v.out.id for v in views)
+            ids.add(joined.id)
+            made[min((op for op, _, _ in run), key=position.get).out.id] = views + [joined.op]   # before all
             for op, op_stop, _ in run:
                 op_start = op_stop - op.out.shape[axis]
                 _view(graph, joined, axis, op_start - start, op_stop - start, out=op.out)
     if not made:
         return False
     ops = []
-    for op in graph.ops:
+    for op in step.ops:
         ops.extend(made.get(op.out.id, []))
         ops.append(op.out.op if op.out.op is not op else op)
-    graph.ops = ops
+    step.ops = ops
     return True
