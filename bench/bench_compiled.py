@@ -310,6 +310,9 @@ def main():
     configs = CONFIGS[:1] if args.quick else CONFIGS
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.device == "cuda":
+        import tinygrad_rnn
+        if not tinygrad_rnn.cuda_available():
+            sys.exit("--device cuda: CuPy with a working GPU is needed")
         print("# Compiled cells on the GPU, float32, forward + backward\n")
         print(table(["B,I,H,T", "cell", "persistent ms", "program taken", "per step ms", "cuDNN LSTM ms",
                      "persistent / cuDNN", "per step / cuDNN"], gpu_rows(args.repeats)))
