@@ -1,13 +1,20 @@
 """The thread-block-cluster kernels (nn/cluster_kernels.py) run as C++ on the CPU, against torch and
 the NumPy path in float64: every cell, reverse, lengths, checkpointing, ragged splits; their plans."""
-import ctypes
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
-from tests.nn.test_fused import MODES, CppPersistentKernel, assert_all_close, make_case, run_ours, run_torch
+from tests.nn.test_fused import (
+    MODES,
+    CppPersistentKernel,
+    assert_all_close,
+    build_cpp_emulated,
+    make_case,
+    run_ours,
+    run_torch,
+)
 from tinygrad_rnn.nn import cluster_kernels as CK
 from tinygrad_rnn.nn import fused
 from tinygrad_rnn.nn import persistent_kernels as PK
@@ -16,15 +23,8 @@ H200 = {"multiprocessors": 132, "shared_limit": 227 * 1024}
 
 
 def build_cpp_clusters(directory):
-    """The cluster kernels as C++ (blocks and threads run as loops), float64, loaded."""
-    lines = ["#include <cmath>", "using std::tanh;", "#define __device__", "#define __forceinline__ inline",
-             CK.cluster_source(emulate=True, ctypes=("double",))]
-    source = directory / "cluster.cpp"
-    source.write_text("\n".join(lines))
-    library = directory / "cluster.so"
-    subprocess.run(["g++", "-O1", "-std=c++14", "-Wall", "-Werror", "-Wno-unused-variable", "-Wno-unknown-pragmas",
-                    "-shared", "-fPIC", str(source), "-o", str(library)], check=True, capture_output=True, text=True)
-    return ctypes.CDLL(str(library))
+    """The cluster kernels as C++ (the cluster emulated), float64, loaded."""
+    return build_cpp_emulated(directory, "cluster", CK.cluster_source(emulate=True, ctypes=("double",)))
 
 
 @pytest.fixture(scope="module")

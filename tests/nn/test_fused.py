@@ -520,16 +520,22 @@ def cpp_kernels(tmp_path_factory):
     return {inline: CppLibrary(*build_cpp_kernels(directory, "double", inline)) for inline in (False, True)}
 
 
-def build_cpp_persistent(directory):
-    """The persistent kernels as C++ (blocks and threads run as loops), float64, loaded."""
+def build_cpp_emulated(directory, name, kernel_source):
+    """Kernel source written with the CUDA emulation (blocks and threads run as loops) built as C++
+    and loaded."""
     lines = ["#include <cmath>", "using std::tanh;", "#define __device__", "#define __forceinline__ inline",
-             PK.persistent_source(emulate=True, ctypes=("double",))]
-    source = directory / "persistent.cpp"
+             kernel_source]
+    source = directory / f"{name}.cpp"
     source.write_text("\n".join(lines))
-    library = directory / "persistent.so"
+    library = directory / f"{name}.so"
     subprocess.run(["g++", "-O1", "-std=c++14", "-Wall", "-Werror", "-Wno-unused-variable", "-Wno-unknown-pragmas",
                     "-shared", "-fPIC", str(source), "-o", str(library)], check=True, capture_output=True, text=True)
     return ctypes.CDLL(str(library))
+
+
+def build_cpp_persistent(directory):
+    """The persistent kernels as C++, float64, loaded."""
+    return build_cpp_emulated(directory, "persistent", PK.persistent_source(emulate=True, ctypes=("double",)))
 
 
 class CppPersistentKernel:
