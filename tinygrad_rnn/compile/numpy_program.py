@@ -51,6 +51,7 @@ from ..ops import (
     Where,
     _is_basic_index,
 )
+from .blocks import Blocks
 from .cuda_program import CTYPES, Group, group_ops, module_source
 from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
 from .rewrite import Assemble
@@ -367,6 +368,35 @@ def _elements(shape):
     return int(np.prod(shape, dtype=np.int64))
 
 
+def _emit_op(op, step, spread, section, skip=()):
+    """One loop op's lines: where a matrix it touches has a scratch (blocks.py), filled first, run on
+    it (a whole op), or copied out of it (an Assemble of scratch blocks)."""
+    src, blocks = section.src, section.blocks
+    if blocks is not None:
+        for scratch in blocks.needs(op):
+            if scratch.name not in section.filled:
+                section.filled.add(scratch.name)
+                src.line(f"copyto({scratch.name}, {scratch.matrix_view(step(scratch.value))})")
+        if op.out.id in blocks.whole_ops:
+            ins = [blocks.scratch(i.id).name if blocks.scratch(i.id) is not None else step(i) for i in op.inputs]
+            for text in compute_lines(op, ins, blocks.whole[op.out.id].name, src):
+                src.line(text)
+            return
+        if op.out.id in blocks.written:
+            scratch = blocks.written[op.out.id]
+            src.line(f"copyto({scratch.matrix_view(step(op.out))}, {scratch.name})")
+            return
+    ins = spread.operands(op, [None if i.id in skip else step(i) for i in op.inputs])
+    out = step(op.out)
+    for text in compute_lines(op, ins, out, src):
+        src.line(text)
+
+
+def _alloc_scratches(section):
+    for scratch in section.blocks.scratches():
+        section.src.line(f"{scratch.name} = alloc({scratch.shape!r}, {section.src.name(scratch.value.dtype)})")
+
+
 class _Section:
     """Name resolution for one generated function: each value's expression, made on first use."""
 
@@ -374,9 +404,19 @@ class _Section:
         self.src = src
         self.step_names = {}   # value id -> expression inside the current loop iteration
         self.bulk_names = {}   # value id -> expression of its (L, ...) array
+        self.blocks = None     # the loop's gate-major scratches (blocks.py), where it has any
+        self.filled = set()    # the read scratches filled in this iteration so far
 
     def new_iteration(self):
         self.step_names = {}
+        self.filled = set()
+
+    def in_scratch(self, v):
+        """A one-block column view's expression in its matrix's scratch, or None."""
+        expr = None if self.blocks is None else self.blocks.view(v)
+        if expr is not None:
+            self.step_names[v.id] = expr
+        return expr
 
     def local(self, expr, name):
         self.src.line(f"{name} = {expr}")
@@ -386,9 +426,9 @@ class _Section:
 class ForwardCode:
     """The forward of one segment; knows where every forward value lives (used by the backward too)."""
 
-    def __init__(self, fplan, record, xp=np, kernels=None):
+    def __init__(self, fplan, record, xp=np, kernels=None, blocks=True):
         self.plan, self.graph, self.record = fplan, fplan.graph, record
-        self.xp, self.kernels = xp, kernels
+        self.xp, self.kernels, self.blocks = xp, kernels, blocks
         self.output_slot = {}
         for k, v in enumerate(self.graph.outputs):
             if v.op is not None and fplan.klass[v.id] == LOOP and not is_view(v.op):
@@ -437,6 +477,9 @@ class ForwardCode:
         klass = self.plan.klass[v.id]
         if klass == STATIC:
             return self.static_name(v, section.src)
+        scratch = section.in_scratch(v)
+        if scratch is not None:
+            return scratch
         if v is self.graph.x:
             expr = section.local("X[j]", "xj")
         elif v.kind == "state":
@@ -490,6 +533,10 @@ class ForwardCode:
                 src.line(f"env['SV{v.id}'] = SV{v.id}")
             else:
                 src.line(f"T{v.id} = alloc({v.shape!r}, {src.name(v.dtype)})")
+        if self.kernels is None and self.blocks:
+            section.blocks = Blocks(plan.loop_ops, {}, lambda v: v.id in outputs or (
+                self.record and v.id in plan.saved))
+            _alloc_scratches(section)
         spread = _Spread(src, lambda v: plan.klass.get(v.id) == STATIC)
         src.line("for j in range(L):")
         src.depth += 1
@@ -498,10 +545,7 @@ class ForwardCode:
             if isinstance(item, Group):
                 _emit_group(item, lambda v: self.step(v, section), self.xp, src)
                 continue
-            ins = spread.operands(item, [self.step(v, section) for v in item.inputs])
-            out = self.step(item.out, section)
-            for text in compute_lines(item, ins, out, src):
-                src.line(text)
+            _emit_op(item, lambda v: self.step(v, section), spread, section)
         for k, v in enumerate(graph.outputs):
             if self.output_slot.get(v.id) != k:
                 src.line(f"copyto(S{k}[j + 1], {self.step(v, section)})")
@@ -595,7 +639,13 @@ class BackwardCode:
             return self.fwd.step(v, section)
         if klass == STATIC:
             return self.bulk(v, section)
-        if klass == FPRE:
+        scratch = section.in_scratch(v)
+        if scratch is not None:
+            return scratch
+        if section.blocks is not None and v.id in section.blocks.piece_of:
+            whole, lo, hi = section.blocks.piece_of[v.id]
+            expr = whole.block(lo, hi)
+        elif klass == FPRE:
             expr = section.local(_at_j(f"F{v.id}", v), f"q{v.id}")
         elif v.kind == "seed":
             expr = "seed0" if v.index == 0 else f"C{v.index}"
@@ -707,6 +757,9 @@ class BackwardCode:
         for seed in plan.seeds:
             if seed.id in plan.saved:
                 src.line(f"SB{seed.id} = alloc((L,) + {seed.shape!r}, {src.name(seed.dtype)})")
+        if fwd.kernels is None and fwd.blocks:
+            section.blocks = Blocks(plan.loop_ops, self.into, lambda v: v.id in carries or v.id in plan.saved)
+            _alloc_scratches(section)
         spread = _Spread(src, lambda v: plan.klass.get(v.id) == STATIC)
         src.line("for j in range(L - 1, -1, -1):")
         src.depth += 1
@@ -726,10 +779,7 @@ class BackwardCode:
             if isinstance(item, Group):
                 _emit_group(item, lambda v: self.step(v, section), fwd.xp, src)
                 continue
-            ins = spread.operands(item, [None if i.id in self.into else self.step(i, section) for i in item.inputs])
-            out = self.step(item.out, section)
-            for text in compute_lines(item, ins, out, src):
-                src.line(text)
+            _emit_op(item, lambda v: self.step(v, section), spread, section, skip=self.into)
         for k, v in enumerate(plan.carries):
             if v is None:
                 src.line(f"D{k}.fill(0)")
@@ -786,10 +836,10 @@ class NumpyProgram:
     (cuda_program) launched through it; else every op runs as a NumPy call.
     """
 
-    def __init__(self, fplan, bplans, xp=np, launcher=None):
+    def __init__(self, fplan, bplans, xp=np, launcher=None, blocks=True):
         self.fplan, self.bplans = fplan, bplans
         kernels = None if launcher is None else []
-        recording = ForwardCode(fplan, record=True, xp=xp, kernels=kernels)
+        recording = ForwardCode(fplan, record=True, xp=xp, kernels=kernels, blocks=blocks)
         self.backward, sources, functions = {}, [], []
         for name, bplan in bplans.items():  # first: they say which forward values they read
             self.backward[name], code = BackwardCode(bplan, recording).source().compile("backward")
@@ -799,7 +849,7 @@ class NumpyProgram:
         forward = recording.source()
         recording.export_lines(forward)
         self.forward, self.forward_source = forward.compile("forward")
-        plain = ForwardCode(fplan, record=False, xp=xp, kernels=kernels).source()
+        plain = ForwardCode(fplan, record=False, xp=xp, kernels=kernels, blocks=blocks).source()
         self.forward_only, self.forward_only_source = plain.compile("forward")
         self.groups = kernels or []
         if self.groups:
