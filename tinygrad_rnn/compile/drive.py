@@ -45,8 +45,13 @@ _CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTrace
 _BOUND = weakref.WeakKeyDictionary()   # cell -> Bound: its compiled step while nothing about it changes
 _WARNED = set()
 CACHE_LIMIT = 256
-# a segment whose state sequence is larger than this does its backward's work on forward values
-# step by step (in cache), a smaller one for all steps at once (fewer calls)
+# the backward's work on forward values runs step by step (in cache, a row at a time) where a step's
+# state row is at least STEP_BYTES or a segment's state sequence is larger than BULK_BYTES; only
+# smaller ones do it for all steps at once before the loop (fewer calls). Measured (one thread, LSTM
+# and LayerNormLSTM, T = 50): for all steps at once pays at B * H = 128 (0.73 against 0.97 ms a
+# backward), breaks even near 1024 and costs 0.3 to 0.7 ms at (32, 128), where an array written
+# for all steps and read back a row at a time leaves the cache
+STEP_BYTES = 8 << 10
 BULK_BYTES = 1 << 20
 # On a GPU the compiled pass (generated CUDA kernels, tested as C++ on the CPU) is taken only when
 # asked for; otherwise cells run op by op there as before
@@ -338,7 +343,8 @@ class Sequence:
             env["G"] = g_proc[p0:p1]
             env["GS"] = grads_of_statics
             L = p1 - p0
-            step_by_step = L * self.B * int(np.prod(self.state_shapes[0][1:])) * self.dtype.itemsize > BULK_BYTES
+            row = self.B * int(np.prod(self.state_shapes[0][1:])) * self.dtype.itemsize
+            step_by_step = row >= STEP_BYTES or L * row > BULK_BYTES
             program.backward["loop" if step_by_step else "bulk"](env, L, self.rows[p0:p1], s == last)
             carries = {name: env[name] for name in carries}
             if dx is not None and env["dx"] is not None:
