@@ -800,10 +800,15 @@ class BackwardCode:
         else:
             src.line("env['dx'] = None")
         src.line("GS = env['GS']")
+        sums = {}   # the same sum over steps for two statics (two biases of one gate row) is made once
         for i, root in enumerate(plan.static_grads):
             if root is None:
                 continue
-            src.line(f"g = {self.reduce_over_time(root, section)}")
+            total = self.reduce_over_time(root, section)
+            if total not in sums:
+                sums[total] = f"sum{len(sums)}"
+                src.line(f"{sums[total]} = {total}")
+            src.line(f"g = {sums[total]}")
             src.line(f"if first or GS[{i}] is None:")
             src.line(f"    GS[{i}] = xp.array(g, copy=True)")
             src.line("else:")
