@@ -278,7 +278,8 @@ def loop_calls(source):
 
 def calls_rows():
     """NumPy calls per step of each compiled cell: forward, backward with the work on forward values done
-    for all steps before the loop (small segments) and step by step (large ones)."""
+    for all steps before the loop (steps under drive.STEP_BYTES, small segments) and step by step (the
+    rest: both configs here); the scratch's transposing copies count as calls."""
     import tinygrad_rnn as tr
     from tinygrad_rnn.compile import drive
     B, I, H, T = CONFIGS[0]
@@ -327,7 +328,7 @@ def main():
     print(table(["layer", "B,I,H,T", "hand-written ms", "compiled ms", "compiled / hand-written"],
                 built_in_rows(configs, args.repeats, clock)))
     print("\n## NumPy calls per step of the compiled loops\n")
-    print(table(["cell", "forward", "backward (small segments)", "backward (large segments)"], calls_rows()))
+    print(table(["cell", "forward", "backward (tiny steps)", "backward (step by step)"], calls_rows()))
     print("\n## Compile time (trace twice, trace the VJP, plan, generate), ms\n")
     print(table(["cell", "structures", "fastest", "slowest"], compile_rows()))
     print()

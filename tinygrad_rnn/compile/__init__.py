@@ -5,6 +5,7 @@
     plan           split the work: once (statics), over all steps at once (input-only work, the
                    gradients' products), step by step (what depends on the state)
     numpy_program  the plan as generated in-place NumPy code over preallocated buffers
+    blocks         a loop's column blocks of a matrix worked on in a contiguous gate-major scratch
     cuda_program   on a GPU, each step's elementwise runs fused into generated CUDA kernels
     workspace      buffers reused from one pass to the next
     drive          the pass as one graph node (`compiled_run`), cached by the step's structure

@@ -838,7 +838,8 @@ class NumpyProgram:
     values alone done for all steps at once before the loop; "loop": done step by step, which keeps
     it in cache when a segment's arrays are large). xp: the arrays' module. launcher(groups, dtype)
     -> {name: kernel}: where given, each loop's elementwise runs become generated kernels
-    (cuda_program) launched through it; else every op runs as a NumPy call.
+    (cuda_program) launched through it; else every op runs as a NumPy call, and blocks (the default)
+    gives the loops gate-major scratch for matrices they work on by column blocks (blocks.py).
     """
 
     def __init__(self, fplan, bplans, xp=np, launcher=None, blocks=True):
