@@ -4,8 +4,9 @@ The composed cells record every gate of every step; this is the fast path beside
 over T steps is one node ("lstm_fused", "gru_fused", "rnn_tanh_fused", "rnn_relu_fused") whose
 outputs are the (T, B, H) sequence, named "output", and the final states "h_n" (and "c_n").
 
-Forward: the input projection of all steps is one matrix product before the loop (given instead
-where the input is an embedding lookup: see projected_input); each step adds h_prev @ W_hh^T and
+Forward: the input projection of all steps is one matrix product before the loop; where the input
+is an embedding lookup, the pass is given the projected table and the index instead and gathers
+each step's rows of it straight into its gate buffer (see projected_input); each step adds h_prev @ W_hh^T and
 runs the cell's pointwise work in place (fused_kernels). On CuPy a small pass runs all of a
 segment's steps in one persistent or cluster kernel launch (CUDA_STEPS below). Saved for backward:
 the gate activations and the states of every step, in preallocated (T, B, .) buffers.
@@ -13,7 +14,7 @@ the gate activations and the states of every step, in preallocated (T, B, .) buf
 Backward (BPTT): walking the steps back, each step turns its gate activations into pre-activation
 gradients dA in place and passes dA @ W_hh (plus the paths that skip W_hh) to the step before.
 After the loop, the weight gradients of all steps are one product each, dW_ih = dA^T X and
-dW_hh = dA^T H_prev, and dX = dA W_ih.
+dW_hh = dA^T H_prev, and dX = dA W_ih; a projected table's gradient is dA summed by row.
 
 checkpoint_every=k keeps only the state at the start of every k-th step in forward; backward
 recomputes each segment of k steps from its start state, so the saved arrays shrink from O(T) to
@@ -37,7 +38,7 @@ from . import fused_kernels as K
 from . import launch_plan as LP
 from . import persistent_kernels as PK
 from .checks import check_lengths, padding_mask
-from .linear import Lookup, looked_up
+from .linear import looked_up, sum_rows_into
 
 # ----------------------------------------------------------------------------- cells
 
@@ -482,25 +483,66 @@ class Sequence:
     """One (layer, direction) pass over a batch: forward, saved buffers, and BPTT."""
 
     def __init__(self, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, lengths, checkpoint_every,
-                 record):
+                 record, index=None):
         xp = backend.xp_of(x)
         self.xp, self.cell, self.reverse, self.record = xp, cell, reverse, record
-        self.T, self.B, self.I = x.shape
+        self.x_shape = x.shape
+        if w_ih is not None:
+            self.T, self.B, self.I = x.shape
+        elif index is None:  # x is already x @ W_ih^T: a table with one row per step and sequence
+            self.T, self.B, self.I = x.shape
+            x, index = x.reshape(self.T * self.B, self.I), xp.arange(self.T * self.B).reshape(self.T, self.B)
+        else:
+            (self.T, self.B), self.I = index.shape, x.shape[1]
         inside = padding_mask(lengths, self.T)
         self.inside = None if inside is None else xp.asarray(inside[:, :, None])
-        self.x = xp.ascontiguousarray(x) if inside is None else xp.where(self.inside, x, x.dtype.type(0))
         self.H = w_hh.shape[1]
         self.dtype = x.dtype
         self.h0 = xp.ascontiguousarray(h0)  # the CUDA kernels index the start states as plain rows
         self.c0 = None if c0 is None else xp.ascontiguousarray(c0)
-        self.projected = w_ih is None  # x is already x @ W_ih^T, in PyTorch's gate order
         self.w = cell.prepare(xp, w_ih, w_hh, b_ih, b_hh)
+        if index is None:
+            self.x = xp.ascontiguousarray(x) if inside is None else xp.where(self.inside, x, x.dtype.type(0))
+            self.rows = self.index = None
+        else:
+            self.x = None
+            self.rows, self.index = self._gathered_rows(x, index)
         k = checkpoint_every if record and checkpoint_every and cell.grads_in_place else self.T
         self.segments = [(p, min(p + k, self.T)) for p in range(0, self.T, k)]
         self.lengths = None if inside is None else lengths  # None too when no step is padded
         self.steps = make_steps(xp, cell, self.w, self.B, self.H, self.dtype, self.lengths, self.T)
         self.starts = []       # (h, c) at the start of each segment: all that checkpointing keeps
         self.saved = None      # the whole-sequence buffers, when not checkpointing
+
+    def _gathered_rows(self, table, index):
+        """(rows, index) for a pass given a projected table (V, gates * H), PyTorch's gate order: the
+        rows its steps gather into the gate buffer, laid out as the buffer is (internal gate order, the
+        sigmoid gates halved, the input bias added, the columns the input does not fill zero), and
+        the index (T, B) into them. With padded steps the rows get one more, what a zero input gives
+        (the bias), and the padded steps read it: as the unprojected pass, which zeroes their input."""
+        xp, cell, H = self.xp, self.cell, self.H
+        V, lo, hi = table.shape[0], cell.x_cols[0] * H, cell.x_cols[1] * H
+        padded = self.inside is not None
+        rows = xp.zeros((V + padded, cell.width * H), self.dtype)
+        for k, (source, scale) in enumerate(zip(cell.x_order, cell.x_scales)):  # exact: scales are 1 or 1/2
+            block, into = table[:, source * H:(source + 1) * H], rows[:V, lo + k * H:lo + (k + 1) * H]
+            xp.copyto(into, block) if scale == 1 else xp.multiply(block, scale, out=into)
+        if self.w.bx_fwd is not None:
+            rows[:, lo:hi] += self.w.bx_fwd
+        index = xp.asarray(index)
+        if padded:
+            index = xp.where(self.inside[:, :, 0], index, V)
+        return rows, xp.ascontiguousarray(index)
+
+    def _table_grad(self, grad_rows):
+        """The projected table's gradient, (V, gates * H) in PyTorch's gate order and the input's shape,
+        from the pre-activation gradients of the input's columns summed by row, internal order."""
+        cell, H = self.cell, self.H
+        V = self.x_shape[0] if len(self.x_shape) == 2 else self.T * self.B
+        grad = self.xp.empty((V, self.I), self.dtype)
+        for k, source in enumerate(cell.x_order):
+            grad[:, source * H:(source + 1) * H] = grad_rows[:V, k * H:(k + 1) * H]
+        return grad.reshape(self.x_shape)
 
     # --- buffers
     def _time_range(self, p0, p1):
@@ -520,17 +562,14 @@ class Sequence:
         """The forward steps of one segment from its start state; y gets outputs when given."""
         xp, B, I, H, cell, w = self.xp, self.B, self.I, self.H, self.cell, self.w
         L, t_lo = seg.L, seg.t_lo
-        lo, hi = cell.x_cols
-        projection = seg.S.reshape(L * B, cell.width * H)[:, lo * H:hi * H]
-        x = self.x[t_lo:t_lo + L].reshape(L * B, I)
-        if self.projected:  # the internal blocks in their order, the sigmoid gates' halved (exact)
-            for k, (source, scale) in enumerate(zip(cell.x_order, cell.x_scales)):
-                block, into = x[:, source * H:(source + 1) * H], projection[:, k * H:(k + 1) * H]
-                xp.copyto(into, block) if scale == 1 else xp.multiply(block, scale, out=into)
+        if self.index is not None:  # the gathered rows fill the whole buffer, the bias already added
+            _gather_into(xp, self.rows, self.index[t_lo:t_lo + L].reshape(L * B), seg.S.reshape(L * B, -1))
         else:
-            _matmul_into(xp, x, w.wx_fwd.T, projection)
-        if w.bx_fwd is not None:
-            projection += w.bx_fwd
+            lo, hi = cell.x_cols
+            projection = seg.S.reshape(L * B, cell.width * H)[:, lo * H:hi * H]
+            _matmul_into(xp, self.x[t_lo:t_lo + L].reshape(L * B, I), w.wx_fwd.T, projection)
+            if w.bx_fwd is not None:
+                projection += w.bx_fwd
         last = self.steps.forward_segment(seg, self.reverse, h_start, c_start, y)
         return seg.Hc[last], (seg.Cc[last] if seg.Cc is not None else None)
 
@@ -568,6 +607,7 @@ class Sequence:
         """Arrays kept for backward that are neither inputs nor the output (which holds the states)."""
         held = [] if self.saved is None else [self.saved.S, self.saved.Hc, self.saved.Cc]
         held += [a for start in self.starts[1:] for a in start]  # starts[0] is (h0, c0) itself
+        held += [self.rows, self.index]  # a projected table's rows as the steps read them
         output = self.saved.Hc if self.saved is not None and self.saved_state_is_output else None
         return list({id(a): a for a in held if a is not None and a is not output}.values())
 
@@ -577,7 +617,10 @@ class Sequence:
         xp, T, B, I, H, cell = self.xp, self.T, self.B, self.I, self.H, self.cell
         g = xp.ascontiguousarray(g) if self.inside is None else xp.where(self.inside, g, g.dtype.type(0))
         need_x, need_h0, need_c0, need_wih, need_whh, need_bias = needs
-        dx = xp.empty((T, B, I), self.dtype) if need_x else None
+        dx = None
+        if need_x:  # the gathered rows' gradient, dA summed by row; or dX
+            dx = xp.zeros((self.rows.shape[0], self.I), self.dtype) if self.index is not None \
+                else xp.empty((T, B, I), self.dtype)
         dwx = xp.zeros((cell.gates * H, I), self.dtype) if need_wih else None
         dwh = xp.zeros((cell.gates * H, H), self.dtype) if need_whh else None
         dbx = xp.zeros(cell.gates * H, self.dtype) if need_bias else None
@@ -603,6 +646,8 @@ class Sequence:
             self.saved = None  # its gates now hold gradients; a second backward recomputes them
         dh0, dc0 = self.steps.finish_backward()
         dw_ih, dw_hh, db_ih, db_hh = cell.export(H, dwx, dwh, dbx, dbh)
+        if dx is not None and self.index is not None:
+            dx = self._table_grad(dx)
         return (dx, dh0 if need_h0 else None, dc0 if need_c0 else None, dw_ih, dw_hh, db_ih, db_hh)
 
     def _weight_grads(self, seg, dA, h_start, dx, dwx, dwh, dbx, dbh, first=False):
@@ -621,13 +666,10 @@ class Sequence:
             else:
                 out += a @ b
 
-        if dx is not None:
-            into = dx[t_lo:t_lo + L].reshape(L * B, I)
-            if self.projected:  # the input was the projection: its gradient is dA, in PyTorch's gate order
-                for k, source in enumerate(cell.x_order):
-                    xp.copyto(into[:, source * H:(source + 1) * H], dAx[:, k * H:(k + 1) * H])
-            else:
-                xp.matmul(dAx, self.w.wx, out=into)
+        if dx is not None and self.index is not None:  # the gathered rows' gradient: dA summed by row
+            sum_rows_into(dx, self.index[t_lo:t_lo + L], dAx)
+        elif dx is not None:
+            xp.matmul(dAx, self.w.wx, out=dx[t_lo:t_lo + L].reshape(L * B, I))
         if dwx is not None:
             add_product(dAx.T, self.x[t_lo:t_lo + L].reshape(L * B, I), dwx)
         if dbx is not None:  # the column sums of every gate in one product, one pass over dA
@@ -643,6 +685,14 @@ class Sequence:
             dwh += dAh[edge].T @ h_start
 
 
+def _gather_into(xp, rows, index, out):
+    """out[k] = rows[index[k]] (index flat, in range), written in place."""
+    if xp is np:
+        np.take(rows, index, axis=0, out=out, mode="clip")  # "raise" would gather into a buffer first
+    else:
+        xp.take(rows, index, axis=0, out=out)
+
+
 def _matmul_into(xp, a, b, out):
     """out[...] = a @ b; NumPy writes strided outputs directly, CuPy via a contiguous result."""
     if xp is np or out.flags.c_contiguous:
@@ -655,21 +705,22 @@ def _matmul_into(xp, a, b, out):
 
 
 class FusedPass(Function):
-    """One (layer, direction) pass as one node: inputs x, h0, [c0], w_ih, w_hh, [b_ih, b_hh]."""
+    """One (layer, direction) pass as one node: inputs x, h0, [c0], w_ih, w_hh, [b_ih, b_hh]; with the
+    option index, "table" (the projected table) in place of x and no w_ih."""
     cell = None
     array_backward = True
     whole_sequence = True
     multiple_outputs = True  # output, h_n and, for the LSTM, c_n
 
-    def forward(self, *arrays, layout, reverse, lengths, checkpoint_every, record):
+    def forward(self, *arrays, layout, reverse, lengths, checkpoint_every, record, index=None):
         named = dict(zip(layout, arrays))
-        seq = Sequence(self.cell, named["x"], named["h0"], named.get("c0"), named.get("w_ih"), named["w_hh"],
-                       named.get("b_ih"), named.get("b_hh"), reverse, lengths, checkpoint_every, record)
+        seq = Sequence(self.cell, arrays[0], named["h0"], named.get("c0"), named.get("w_ih"), named["w_hh"],
+                       named.get("b_ih"), named.get("b_hh"), reverse, lengths, checkpoint_every, record, index)
         y, h_n, c_n = seq.forward()
         if record:
             self.seq, self.layout = seq, layout
             # what the pass received, by name: unfuse.py redraws it op by op from these (viz's expand_fused)
-            self.inputs, self.reverse, self.lengths = named, reverse, lengths
+            self.inputs, self.reverse, self.lengths, self.index = named, reverse, lengths, index
         return (y, h_n) if c_n is None else (y, h_n, c_n)
 
     def backward(self, g, dh_n, dc_n=None):
@@ -679,9 +730,10 @@ class FusedPass(Function):
             from .unfuse import keep_step_gradients
             keep_step_gradients(self, g, (dh_n, dc_n))
         flags = dict(zip(self.layout, self.needs))
-        needs = (flags["x"], flags["h0"], flags.get("c0", False), flags.get("w_ih", False), flags["w_hh"],
+        source = self.layout[0]  # x, or the projected table
+        needs = (flags[source], flags["h0"], flags.get("c0", False), flags.get("w_ih", False), flags["w_hh"],
                  flags.get("b_ih", False) or flags.get("b_hh", False))
-        grads = dict(zip(("x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"),
+        grads = dict(zip((source, "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh"),
                          self.seq.backward(g, dh_n, dc_n, needs)))
         return tuple(grads[name] if flags[name] else None for name in self.layout)
 
@@ -744,33 +796,40 @@ PASSES = {"lstm": LSTMFused, "gru": GRUFused, "rnn_tanh": RNNTanhFused, "rnn_rel
 # ----------------------------------------------------------------------------- entry point
 
 MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+TABLE = "table"  # the name of a pass's first input where it is a projected table read through an index
 
 
 def fused_pass(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False, lengths=None,
-               nonlinearity="tanh", checkpoint_every=None):
+               nonlinearity="tanh", checkpoint_every=None, index=None):
     """One (layer, direction) pass of an RNN, LSTM or GRU over a whole sequence, as one graph node.
 
     mode: "lstm", "gru", "rnn" (with nonlinearity "tanh" or "relu"), or "rnn_tanh" / "rnn_relu".
     x (T, B, I); h0, c0 (B, H) or None for zeros (c0 only for the LSTM); weights and biases with
     PyTorch's shapes and gate order (b_ih/b_hh may be None). w_ih None: x is already the input's
-    projection x @ w_ih^T (T, B, gates * H), and its gradient is that of the pre-activations. lengths: host ints (B,), each in
+    projection x @ w_ih^T (T, B, gates * H), and its gradient is that of the pre-activations; with
+    index as well (an integer array (T, B), on x's device), x is a projected table (V, gates * H)
+    and step t of sequence b reads its row index[t, b] (the pass gathers it: the node's input is the
+    table, whose gradient sums the pre-activation gradients by row). lengths: host ints (B,), each in
     [1, T], or None. checkpoint_every: keep every k-th state and recompute the rest in backward.
     Returns (output (T, B, H), h_n (B, H), c_n (B, H) or None), each a Tensor.
     """
     mode = _check_mode(mode, nonlinearity)
     cell = CELLS[mode]
-    x, h0, c0 = _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    lengths = check_lengths("fused_pass", lengths, x.shape[0], x.shape[1])
+    x, h0, c0, index = _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, index)
+    T, B = x.shape[:2] if index is None else index.shape
+    lengths = check_lengths("fused_pass", lengths, T, B)
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or isinstance(checkpoint_every, bool)
                                          or checkpoint_every < 1):
         raise ValueError(f"fused_pass: checkpoint_every must be a positive int or None; got {checkpoint_every!r}")
-    named = [("x", x), ("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)]
+    named = [(V.INPUT if index is None else TABLE, x), ("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh),
+             ("b_ih", b_ih), ("b_hh", b_hh)]
     named = [(n, t) for n, t in named if t is not None]
     layout = tuple(n for n, _ in named)
     inputs = [t for _, t in named]
     record = is_grad_enabled() and any(t.requires_grad for t in inputs)
     output, h_n, *c_n = PASSES[mode].apply(*inputs, layout=layout, reverse=bool(reverse), lengths=lengths,
-                                           checkpoint_every=checkpoint_every, record=record)
+                                           checkpoint_every=checkpoint_every, record=record,
+                                           **({} if index is None else {"index": index}))
     return (output.named(V.OUTPUT), h_n.named(V.final(V.HIDDEN)),
             c_n[0].named(V.final(V.CELL)) if c_n else None)
 
@@ -787,14 +846,18 @@ def _check_mode(mode, nonlinearity):
     return name
 
 
-def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, index):
     """Shapes, dtypes and devices, checked before anything runs; zero states made where missing."""
     for what, t in (("input", x), ("weight_ih", w_ih), ("weight_hh", w_hh)):
         if not isinstance(t, Tensor) and not (what == "weight_ih" and t is None):
             raise TypeError(f"fused_pass: {what} must be a Tensor; got {type(t).__name__}")
-    if x.ndim != 3:
+    if index is not None:
+        index = _check_index(mode, x, w_ih, index)
+        B, I = index.shape[1], x.shape[1]
+    elif x.ndim != 3:
         raise ValueError(f"fused_pass: expected input of shape (T, B, input_size), got {tuple(x.shape)}")
-    _, B, I = x.shape
+    else:
+        _, B, I = x.shape
     if w_hh.ndim != 2 or w_hh.shape[0] % cell.gates:
         raise ValueError(f"fused_pass ({mode}): weight_hh must have shape ({cell.gates}*hidden_size, "
                          f"hidden_size); got {tuple(w_hh.shape)}")
@@ -807,8 +870,9 @@ def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
             raise ValueError(f"fused_pass ({mode}): {what} has shape {tuple(t.shape)}, expected {shape} "
                              f"for input of shape {tuple(x.shape)} and hidden_size {H}")
     if w_ih is None and I != rows:
+        expected = f"(T, B, {rows})" if index is None else f"(rows, {rows}) beside an index"
         raise ValueError(f"fused_pass ({mode}): without weight_ih the input must be its projection, of shape "
-                         f"(T, B, {rows}); got {tuple(x.shape)}")
+                         f"{expected}; got {tuple(x.shape)}")
     if c0 is not None and not cell.has_cell_state:
         raise ValueError(f"fused_pass ({mode}): c0 is only for the LSTM")
     states = []
@@ -833,7 +897,27 @@ def _check_inputs(mode, cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         described = ", ".join(f"{n} on {t.device}" for n, t in tensors)
         raise backend.DeviceError(f"fused_pass ({mode}): tensors are on different devices ({described}); "
                                   f"move them with .to(device) first")
-    return x, h0, c0
+    return x, h0, c0, index
+
+
+def _check_index(mode, table, w_ih, index):
+    """The index of a pass given a projected table: integers (T, B) within the table's rows, where it is."""
+    if w_ih is not None or table.ndim != 2:
+        raise ValueError(f"fused_pass ({mode}): with an index the input must be a projected table "
+                         f"(rows, gates * hidden_size) and weight_ih None; got input of shape {tuple(table.shape)}"
+                         f"{'' if w_ih is None else ' and a weight_ih'}")
+    if isinstance(index, Tensor):
+        index = index.array
+    if backend.xp_of(index) is not table.xp:
+        raise backend.DeviceError(f"fused_pass ({mode}): index must be on the table's device ({table.device})")
+    if index.ndim != 2 or index.dtype.kind not in "iu":
+        raise ValueError(f"fused_pass ({mode}): index must be an integer array (T, B); got {index.dtype} "
+                         f"of shape {tuple(index.shape)}")
+    rows = table.shape[0]
+    if index.size and bool(((index < 0) | (index >= rows)).any()):  # one read on a GPU
+        raise IndexError(f"fused_pass ({mode}): index spans [{int(index.min())}, {int(index.max())}] but the "
+                         f"table has {rows} rows")
+    return index
 
 
 # ----------------------------------------------------------------------------- the layers' seam
@@ -867,36 +951,37 @@ def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None
         raise ValueError(f"fused_run: the fused path does not handle {cell!r} (LSTM with proj_size and GRU "
                          f"with reset_after=False run op by op)")
     c0 = state[1] if mode == "lstm" else None
-    x, w_ih = projected_input(x, cell.weight_ih)
+    x, w_ih, index = projected_input(x, cell.weight_ih)
     output, h_n, c_n = fused_pass(mode, x, state[0], c0, w_ih, cell.weight_hh, cell.bias_ih,
                                   cell.bias_hh, reverse=reverse, lengths=lengths,
-                                  checkpoint_every=checkpoint_every)
+                                  checkpoint_every=checkpoint_every, index=index)
     return output, ((h_n, c_n) if mode == "lstm" else (h_n,))
 
 
-# The narrowest table projected_input projects. Below it the input's three products over T * B rows
-# of width E cost less than gathering and summing T * B rows of width gates * H (bench/RESULTS.md:
-# LSTM H = 128, B = 32, T = 64, layer forward and backward: E = 32 19.9 against 24.3 ms, E = 64
-# 21.5 against 23.5, E = 128 32.8 against 26.5).
+# The narrowest table projected_input projects. Below it the input's products over T * B rows of
+# width E cost less than gathering T * B rows of width gates * H into the gate buffer and summing
+# their gradients by row (bench/RESULTS.md, "Projecting the embedding table").
 PROJECT_MIN_WIDTH = 64
 
 
 def projected_input(x, w_ih):
-    """(input, weight_ih) for a pass: (x, w_ih), or, where x (T, B, E) is an embedding lookup
-    table[index] of a table with fewer rows than x (V < T * B) and at least PROJECT_MIN_WIDTH
-    columns, ((table @ w_ih^T)[index], None).
+    """(input, weight_ih, index) for a pass: (x, w_ih, None), or, where x (T, B, E) is an embedding
+    lookup table[index] of a table with fewer rows than x (V < T * B) and at least PROJECT_MIN_WIDTH
+    columns, (table @ w_ih^T, None, index).
 
     Then the input's product runs over the table's V rows instead of T * B looked-up ones, and so do
-    its gradients: the lookup's VJP sums the pre-activation gradients by row, G (V, gates * H), and
-    the product's gives dW_ih = G^T table and d table = G W_ih. Both are ordinary recorded nodes
-    (Matmul, then Lookup), so gradients of gradients and pictures see what ran.
+    its gradients: the pass gathers each step's rows of the projected table straight into its gate
+    buffer and sums the pre-activation gradients by row, G (V, gates * H), and the product's VJP gives
+    dW_ih = G^T table and d table = G W_ih. The product is an ordinary recorded node (Matmul) and the
+    pass's parent, so gradients of gradients and pictures see what ran (unfuse.py rebuilds the pass
+    as the lookup of the projected rows, then the cells).
     """
     source = looked_up(x) if x._ctx is not None and x.shape[-1] >= PROJECT_MIN_WIDTH else None
     if source is None:
-        return x, w_ih
+        return x, w_ih, None
     table, index = source
     T, B, _ = x.shape
     if (table.shape[0] >= T * B or tuple(index.shape) != (T, B) or table.dtype != w_ih.dtype
             or table.device != w_ih.device):
-        return x, w_ih
-    return Lookup.apply(table @ w_ih.T, index=index), None
+        return x, w_ih, None
+    return table @ w_ih.T, None, index

@@ -105,10 +105,7 @@ class Lookup(Getitem):
         return weight[self.index]
 
     def backward_into(self, g, gw):
-        if isinstance(gw, np.ndarray):
-            add_rows(gw, self.index, g)
-        else:
-            backend.scatter_add(gw, self.index, g)
+        sum_rows_into(gw, self.index, g)
 
 
 def looked_up(x):
@@ -141,6 +138,16 @@ def looked_up(x):
 
 
 RUN_LOOP_MAX_RUNS, RUN_LOOP_MIN_WIDTH = 256, 64
+
+
+def sum_rows_into(target, index, values):
+    """target[index[k]] += values[k] for every k, repeated rows summed (the backward of a row gather):
+    add_rows on NumPy, atomics on CuPy (cupyx.scatter_add). values (*index.shape, width) or
+    (index.size, width)."""
+    if isinstance(target, np.ndarray):
+        return add_rows(target, index, values)
+    flat = index.reshape(-1)
+    return backend.scatter_add(target, flat, values.reshape(flat.size, target.shape[1]))
 
 
 def add_rows(target, index, values):

@@ -16,7 +16,8 @@ from .. import backend
 from .. import vocabulary as V
 from ..tensor import Tensor, current_scope, enable_grad, retain_grads, scope
 from .cells import GRUCell, LSTMCell, RNNCell
-from .fused import FusedPass
+from .fused import TABLE, FusedPass
+from .linear import Lookup
 from .module import Module
 from .recurrent import _join_directions, run_cell
 
@@ -44,7 +45,8 @@ def can_compose(node):
 
 def recorded_inputs(node):
     """{name: array} of what a pass received, in the order of its parents: x, h0, [c0], w_ih, w_hh,
-    [b_ih, b_hh] for a hand-written pass; x, the initial states (h0, ...) and the statics the step
+    [b_ih, b_hh] for a hand-written pass (table, h0, [c0], w_hh, ... for one given a projected table
+    and an index, which it keeps as node.index); x, the initial states (h0, ...) and the statics the step
     reads (static0, ...) for a compiled one."""
     if not can_compose(node):
         raise ValueError(f"{node.op}: the values this pass received are gone (backward releases them): "
@@ -74,7 +76,8 @@ def _rebuild(node, inputs):
     if isinstance(node, FusedPass):
         cell = _cell(node.cell.name, inputs)
         state = tuple(inputs[V.initial(name)] for name in state_names(node))
-        return run_cell(cell, inputs[V.INPUT], state, node.lengths, node.reverse)
+        x = inputs[V.INPUT] if TABLE not in inputs else Lookup.apply(inputs[TABLE], index=node.index)
+        return run_cell(cell, x, state, node.lengths, node.reverse)
     from ..compile.drive import replay
     values = list(inputs.values())
     n = len(node.compiled.state_names)
@@ -124,7 +127,7 @@ def keep_step_gradients(node, g, final_grads):
     node.step_grads = grads
 
 
-KEPT_FOR_DRAWING = ("inputs", "arrays", "compiled", "reverse", "lengths", "step_grads")
+KEPT_FOR_DRAWING = ("inputs", "arrays", "compiled", "reverse", "lengths", "index", "step_grads")
 
 
 def kept_for_drawing(node):
@@ -185,7 +188,7 @@ def _cell(mode, inputs):
     cell_type = CELL_TYPES[mode]
     cell = cell_type.__new__(cell_type)
     Module.__init__(cell)
-    x = inputs[V.INPUT]
+    x = inputs.get(V.INPUT, inputs.get(TABLE))  # a projected table's rows are the steps' inputs
     x_width = (x[0] if isinstance(x, list) else x).shape[-1]
     hidden = inputs["w_hh"].shape[1]
     settings = {"input_size": x_width, "hidden_size": hidden, "bias": "b_ih" in inputs, "recurrent_init": "uniform"}
