@@ -113,16 +113,21 @@ def test_unbatched_input(device):
     assert_same(run(emb, layer, ids, direct=True), run(emb, layer, ids, direct=False))
 
 
-@pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_gradients_of_gradients(mode):
+@pytest.mark.parametrize("mode", list(LAYERS))
+@pytest.mark.parametrize("options", [{}, {"bidirectional": True, "lengths": [5, 3]}, {"checkpoint_every": 2}],
+                         ids=["plain", "bidirectional,lengths", "checkpoint_every"])
+def test_gradients_of_gradients(mode, options):
     """create_graph=True through the projected pass: the Hessian-vector products match the unprojected ones."""
-    emb, layer = build(mode)
+    options = dict(options)
+    lengths = options.pop("lengths", None)
+    emb, layer = build(mode, **options)
     ids = np.random.default_rng(5).integers(0, 7, (5, 2))
     params = list(emb.parameters()) + list(layer.parameters())
     results = []
     for direct in (True, False):
         x = emb(ids)
-        out, _ = layer(x if direct else x * 1.0)
+        out, _ = layer(x if direct else x * 1.0, lengths=None if lengths is None else np.array(lengths))
+        assert bool(projected_passes(out)) == direct
         grads = tr.autograd.grad((out * out).sum(), params, create_graph=True)
         total = sum((g * g).sum() for g in grads)
         results.append([to_np(h) for h in tr.autograd.grad(total, params)])
@@ -196,3 +201,105 @@ def test_narrow_tables_are_not_projected(monkeypatch):
     assert not projected_passes(layer(emb(ids))[0])
     monkeypatch.setattr(fused, "PROJECT_MIN_WIDTH", 5)
     assert projected_passes(layer(emb(ids))[0])
+
+
+def test_the_pass_reads_the_projected_table_and_no_looked_up_rows_are_recorded():
+    emb, layer = build("gru", bidirectional=True)
+    ids = np.random.default_rng(10).integers(0, 7, (6, 3))
+    out, _ = layer(emb(ids))
+    passes = projected_passes(out)
+    assert len(passes) == 2
+    for node in passes:
+        table = node.parents[0]
+        assert tuple(table.shape) == (7, 3 * 4)                       # V rows of the gates' width
+        assert table.parents[0] is emb.weight                         # table @ W_ih^T
+    assert not [n for n in walk(out) if getattr(n, "op", None) == "lookup"]  # nothing (T, B, .) gathered
+
+
+@pytest.mark.parametrize("mode", list(LAYERS))
+@pytest.mark.parametrize("lengths", [None, [5, 2, 4]], ids=["full", "lengths"])
+def test_fused_pass_with_an_index_equals_the_pass_over_the_looked_up_rows(device, mode, lengths):
+    """fused_pass(table, index=...) against the same pass given table[index] and given the unprojected input."""
+    rng = np.random.default_rng(11)
+    T, B, E, H, V = 5, 3, 4, 3, 6
+    gates = {"lstm": 4, "gru": 3}.get(mode, 1)
+
+    def leaf(*shape):
+        return tr.Tensor(rng.standard_normal(shape), dtype="float64", device=device, requires_grad=True)
+    table, w_ih, w_hh, b_ih, b_hh, h0 = leaf(V, E), leaf(gates * H, E), leaf(gates * H, H), leaf(gates * H), \
+        leaf(gates * H), leaf(B, H)
+    c0 = leaf(B, H) if mode == "lstm" else None
+    ids = tr.Tensor(rng.integers(0, V, (T, B)), device=device)
+    dy = tr.Tensor(rng.standard_normal((T, B, H)), device=device)
+    leaves = [t for t in (table, w_ih, w_hh, b_ih, b_hh, h0, c0) if t is not None]
+    results = []
+    for how in ("index", "rows", "unprojected"):
+        for t in leaves:
+            t.grad = None
+        projected = table @ w_ih.T
+        x, w, index = {"index": (projected, None, ids), "rows": (projected[ids], None, None),
+                       "unprojected": (table[ids], w_ih, None)}[how]
+        out, h_n, c_n = fused.fused_pass(mode, x, h0, c0, w, w_hh, b_ih, b_hh, lengths=lengths, index=index)
+        finals = [s for s in (h_n, c_n) if s is not None]
+        ((out * dy).sum() + sum(s.sum() for s in finals)).backward()
+        results.append([to_np(t) for t in [out] + finals] + [to_np(t.grad) for t in leaves])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, **EXACT)
+
+
+def test_the_op_by_op_rebuild_looks_up_the_projected_rows():
+    """unfuse.compose records the Lookup of the projected table's rows, then the cells on them."""
+    from tinygrad_rnn.nn import unfuse
+    emb, layer = build("lstm")
+    ids = np.random.default_rng(12).integers(0, 7, (5, 2))
+    out, _ = layer(emb(ids))
+    (node,) = projected_passes(out)
+    inputs = {name: tr.Tensor(array, dtype="float64", requires_grad=True)
+              for name, array in unfuse.recorded_inputs(node).items()}
+    assert next(iter(inputs)) == fused.TABLE
+    steps, _ = unfuse.compose(node, inputs)
+    lookups = [n for n in walk(steps) if getattr(n, "op", None) == "lookup"]
+    assert len(lookups) == 1 and lookups[0].parents[0] is inputs[fused.TABLE]
+    assert tuple(lookups[0].shape) == (5, 2, 16)
+
+
+def test_step_gradients_kept_under_retain_grads_equal_the_unprojected_ones():
+    emb, layer = build("lstm", bidirectional=True)
+    ids = np.random.default_rng(13).integers(0, 7, (5, 2))
+    kept = []
+    for direct in (True, False):
+        with tr.retain_grads():
+            x = emb(ids)
+            out, _ = layer(x if direct else x * 1.0)
+        (out * out).sum().backward()
+        kept.append([n.step_grads for n in walk(out) if isinstance(n, fused.FusedPass)])
+    for a, b in zip(*kept):
+        for name in a:
+            for t in a[name]:
+                np.testing.assert_allclose(a[name][t], b[name][t], **EXACT)
+
+
+def test_a_projected_layer_draws_its_steps(tmp_path):
+    import viz
+    emb, layer = build("gru", num_layers=2)
+    ids = np.random.default_rng(14).integers(0, 7, (4, 2))
+    out, _ = layer(emb(ids))
+    assert projected_passes(out)
+    dot = viz.to_dot((out * out).sum(), detail="cells")
+    assert "gru_fused" not in dot and "GRU cell" in dot
+
+
+def test_fused_pass_checks_its_index():
+    table, h0, w_hh = tr.Tensor(np.zeros((5, 16))), tr.Tensor(np.zeros((2, 4))), tr.Tensor(np.zeros((16, 4)))
+    w_ih = tr.Tensor(np.zeros((16, 3)))
+    for index, error, match in [(np.array([[0, 5]]), IndexError, r"index spans \[0, 5\] but the table has 5 rows"),
+                                (np.array([[-1, 0]]), IndexError, "index spans"),
+                                (np.zeros((1, 2)), ValueError, "index must be an integer array"),
+                                (np.zeros(2, int), ValueError, r"index must be an integer array \(T, B\)")]:
+        with pytest.raises(error, match=match):
+            fused.fused_pass("lstm", table, h0, None, None, w_hh, index=index)
+    with pytest.raises(ValueError, match="with an index the input must be a projected table"):
+        fused.fused_pass("lstm", table, h0, None, w_ih, w_hh, index=np.zeros((1, 2), int))
+    with pytest.raises(ValueError, match=r"\(rows, 16\) beside an index"):
+        fused.fused_pass("lstm", tr.Tensor(np.zeros((5, 12))), h0, None, None, w_hh, index=np.zeros((1, 2), int))

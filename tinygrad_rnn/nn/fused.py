@@ -961,7 +961,7 @@ def fused_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=None
 # The narrowest table projected_input projects. Below it the input's products over T * B rows of
 # width E cost less than gathering T * B rows of width gates * H into the gate buffer and summing
 # their gradients by row (bench/RESULTS.md, "Projecting the embedding table").
-PROJECT_MIN_WIDTH = 64
+PROJECT_MIN_WIDTH = 32
 
 
 def projected_input(x, w_ih):
