@@ -27,6 +27,8 @@ steps are replaced by zeros (selected, not multiplied) before anything reads the
 they hold, NaN and Inf included, has no effect on any result or gradient.
 """
 import os
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -471,6 +473,51 @@ def step_mask(lengths, steps, batch, dtype):
 # ----------------------------------------------------------------------------- whole sequence
 
 
+class BufferPool:
+    """The passes' large NumPy work buffers (gates, states), kept for the next pass of the same shape.
+
+    A training step frees several MB of them and the next step asks for the same again; glibc hands
+    freed memory at the top of its heap (or a large block's own mapping) back to the system, and
+    every page of the next allocation then faults in again (about 2000 minor faults, 4 to 6 ms, a
+    step at H = 128: bench/RESULTS.md). Only arrays that own their memory come back, each once, and
+    only when nothing else reads them; at most `limit` bytes are kept, the shapes used least recently
+    dropped first. CuPy keeps a memory pool of its own.
+    """
+
+    def __init__(self, limit):
+        self.limit, self.held, self.free, self.lock = limit, 0, OrderedDict(), threading.Lock()
+
+    def empty(self, xp, shape, dtype):
+        """An uninitialised array, a kept one where there is one."""
+        if xp is np:
+            key = (tuple(shape), np.dtype(dtype).str)
+            with self.lock:
+                kept = self.free.get(key)
+                if kept:
+                    self.free.move_to_end(key)
+                    array = kept.pop()
+                    self.held -= array.nbytes
+                    return array
+        return xp.empty(shape, dtype)
+
+    def give(self, *arrays):
+        """Keep these arrays for later passes (their owners read them no more)."""
+        with self.lock:
+            for array in {id(a): a for a in arrays if isinstance(a, np.ndarray) and a.base is None}.values():
+                key = (array.shape, array.dtype.str)
+                self.free.setdefault(key, []).append(array)
+                self.free.move_to_end(key)
+                self.held += array.nbytes
+            while self.held > self.limit:
+                key, kept = next(iter(self.free.items()))
+                self.held -= kept.pop(0).nbytes
+                if not kept:
+                    del self.free[key]
+
+
+BUFFERS = BufferPool(256 << 20)
+
+
 class _Segment:
     """Buffers of L consecutive time steps starting at t_lo: gates S, states Hc (and Cc)."""
 
@@ -550,11 +597,11 @@ class Sequence:
         return (p0, p1 - p0) if not self.reverse else (self.T - p1, p1 - p0)
 
     def _buffers(self, L, y_slice=None):
-        """Fresh buffers for L steps; the state buffer is y_slice when given (no lengths, forward)."""
-        xp, B, H, cell = self.xp, self.B, self.H, self.cell
-        Hc = y_slice if y_slice is not None else xp.empty((L, B, H), self.dtype)
-        S = Hc if cell.width == 1 and not cell.grads_in_place else xp.empty((L, B, cell.width * H), self.dtype)
-        Cc = xp.empty((L, B, H), self.dtype) if cell.has_cell_state else None
+        """Buffers for L steps (from BUFFERS); the state buffer is y_slice when given (no lengths, forward)."""
+        xp, B, H, cell, dtype = self.xp, self.B, self.H, self.cell, self.dtype
+        Hc = y_slice if y_slice is not None else BUFFERS.empty(xp, (L, B, H), dtype)
+        S = Hc if cell.width == 1 and not cell.grads_in_place else BUFFERS.empty(xp, (L, B, cell.width * H), dtype)
+        Cc = BUFFERS.empty(xp, (L, B, H), dtype) if cell.has_cell_state else None
         return S, Hc, Cc
 
     # --- forward
@@ -596,12 +643,15 @@ class Sequence:
             h, c = self._run(seg, h, c, y if self.lengths is not None else None)
             if not whole:  # the next segment overwrites the buffers these point into
                 h, c = h.copy(), (c.copy() if c is not None else None)
+        h_n, c_n = h.copy(), (c.copy() if c is not None else None)
         if self.record and whole:
             self.saved = seg
             self.saved_state_is_output = self.lengths is None
+        else:  # y is the output, a view of it is never kept
+            BUFFERS.give(*(scratch or (seg.S, seg.Hc, seg.Cc)))
         if not self.record:
             self.steps.check()  # no backward will come to check the run
-        return y, h.copy(), (c.copy() if c is not None else None)
+        return y, h_n, c_n
 
     def saved_arrays(self):
         """Arrays kept for backward that are neither inputs nor the output (which holds the states)."""
@@ -639,11 +689,16 @@ class Sequence:
                     scratch = self._buffers(self.segments[0][1])  # the longest segment
                 seg = _Segment(t_lo, *(a[:L] if a is not None else None for a in scratch))
                 self._run(seg, h_start, c_start, None)
-            dA = seg.S if cell.grads_in_place else xp.empty_like(seg.S)
+            dA = seg.S if cell.grads_in_place else BUFFERS.empty(xp, seg.S.shape, self.dtype)
             self.steps.backward_segment(seg, dA, self.reverse, h_start, c_start, g)
             self._weight_grads(seg, dA, h_start, dx, dwx, dwh, dbx, dbh, first=s == len(self.segments) - 1)
-        if cell.grads_in_place:
-            self.saved = None  # its gates now hold gradients; a second backward recomputes them
+            if dA is not seg.S:
+                BUFFERS.give(dA)
+        if scratch is not None:
+            BUFFERS.give(*scratch)
+        if cell.grads_in_place and self.saved is not None:  # its gates now hold gradients: a second backward
+            BUFFERS.give(self.saved.S, self.saved.Hc, self.saved.Cc)  # recomputes them
+            self.saved = None
         dh0, dc0 = self.steps.finish_backward()
         dw_ih, dw_hh, db_ih, db_hh = cell.export(H, dwx, dwh, dbx, dbh)
         if dx is not None and self.index is not None:
