@@ -5,7 +5,8 @@ global-norm clipping, Adam), cut into phases timed one after another. Backward i
 part of the model whose node ran (each node's VJP timed on its own); "engine" is the rest of
 backward: ordering the graph, handing gradients on, summing and copying them into `.grad`. The
 forward phases include each op's recording; "recording" on its own line is that share (the time
-in Function.apply outside the ops' own forward). Median over the timed steps, one thread.
+in Function.apply outside the ops' own forward). Median over the timed steps, one thread. "minor
+page faults" counts the process's per step (memory the allocator handed back and took again).
 
 On a GPU (--device cuda, the GPU configs) every mark waits for both libraries' streams first, so
 a phase's time is its device time plus what its launches cost the host; "recording" is host time.
@@ -17,6 +18,7 @@ a phase's time is its device time plus what its launches cost the host; "recordi
 import argparse
 import dataclasses
 import os
+import resource
 import statistics
 import sys
 import time
@@ -36,6 +38,11 @@ from tinygrad_rnn.train.threads import blas_threads
 PHASES = ("embedding", "layer", "head", "loss")
 _sync = None  # on a GPU: waits for CuPy's and torch's streams
 _clock = time.perf_counter
+
+
+def faults():
+    """The process's minor page faults so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def now():
@@ -112,7 +119,7 @@ def profile_ours(config, corpus, batches, warmup, steps):
     rows = defaultdict(list)
     for k, (ids, targets) in enumerate(batches[:warmup + steps]):
         with Recorder() as rec:
-            marks = [now()]
+            marks, faults_before = [now()], faults()
             x = task._tensor(ids)
             rec.phase = "embedding"
             e = model.embedding(x)
@@ -134,8 +141,10 @@ def profile_ours(config, corpus, batches, warmup, steps):
             marks.append(now())
             opt.step()
             marks.append(now())
+            faulted = faults() - faults_before
         if k < warmup:
             continue
+        rows["minor page faults"].append(faulted)
         for name, lo, hi in zip(PHASES, marks, marks[1:]):
             rows[f"{name} forward"].append(hi - lo)
         backward = marks[5] - marks[4]
@@ -155,7 +164,7 @@ def profile_theirs(torch, config, vocab_size, weights, batches, warmup, steps):
     model, opt = step.model, step.optimizer
     rows = defaultdict(list)
     for k, (ids, targets) in enumerate(batches[:warmup + steps]):
-        marks = [now()]
+        marks, faults_before = [now()], faults()
         x, y = torch.from_numpy(ids).to(config.device), torch.from_numpy(targets).to(config.device)
         e = model.embedding(x)
         marks.append(now())
@@ -172,8 +181,10 @@ def profile_theirs(torch, config, vocab_size, weights, batches, warmup, steps):
         marks.append(now())
         opt.step()
         marks.append(now())
+        faulted = faults() - faults_before
         if k < warmup:
             continue
+        rows["minor page faults"].append(faulted)
         for name, lo, hi in zip(PHASES, marks, marks[1:]):
             rows[f"{name} forward"].append(hi - lo)
         rows["backward (all)"].append(marks[5] - marks[4])
@@ -185,13 +196,13 @@ def profile_theirs(torch, config, vocab_size, weights, batches, warmup, steps):
 
 ORDER = ["embedding forward", "layer forward", "head forward", "loss forward", "recording (share of forward)",
          "embedding backward", "layer backward", "head backward", "loss backward", "engine (backward minus VJPs)",
-         "backward (all)", "clip_grad_norm_", "Adam step", "step", "nodes"]
+         "backward (all)", "clip_grad_norm_", "Adam step", "step", "nodes", "minor page faults"]
 
 
 def _cell(times, name):
     if name not in times:
         return ""
-    return f"{times[name]:.0f}" if name == "nodes" else f"{times[name] * 1e3:.2f}"
+    return f"{times[name]:.0f}" if name in ("nodes", "minor page faults") else f"{times[name] * 1e3:.2f}"
 
 
 def main():
