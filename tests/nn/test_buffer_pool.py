@@ -15,6 +15,9 @@ def test_a_given_array_comes_back_once_and_views_never():
     assert pool.empty(np, (4, 5), np.float64) is a
     assert pool.empty(np, (4, 5), np.float64) is not a           # a fresh one: the pool is empty
     assert pool.empty(np, (4, 5), np.float32).dtype == np.float32  # dtype and shape are the key
+    pool.give(a)
+    pool.clear()
+    assert pool.held == 0 and pool.empty(np, (4, 5), np.float64) is not a
 
 
 def test_the_limit_drops_the_shapes_used_least_recently():

@@ -514,6 +514,12 @@ class BufferPool:
                 if not kept:
                     del self.free[key]
 
+    def clear(self):
+        """Drop every kept buffer (their memory goes back to the allocator)."""
+        with self.lock:
+            self.free.clear()
+            self.held = 0
+
 
 BUFFERS = BufferPool(256 << 20)
 
