@@ -303,3 +303,18 @@ def test_fused_pass_checks_its_index():
         fused.fused_pass("lstm", table, h0, None, w_ih, w_hh, index=np.zeros((1, 2), int))
     with pytest.raises(ValueError, match=r"\(rows, 16\) beside an index"):
         fused.fused_pass("lstm", tr.Tensor(np.zeros((5, 12))), h0, None, None, w_hh, index=np.zeros((1, 2), int))
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_a_row_never_looked_up_changes_nothing_even_when_it_is_nan(mode):
+    """Only the rows the index reads are projected: NaN or Inf in another row reaches no gradient, as
+    in the unprojected pass and in torch."""
+    emb, layer = build(mode)
+    with tr.no_grad():
+        emb.weight.array[6] = np.nan
+        emb.weight.array[5] = np.inf
+    ids = np.random.default_rng(12).integers(0, 5, (6, 2))   # rows 5 and 6 are never read
+    projected = run(emb, layer, ids, direct=True)
+    assert projected_passes(layer(emb(ids))[0])
+    assert all(np.all(np.isfinite(g)) for name, g in projected[1].items() if name != "emb.weight")
+    assert_same(projected, run(emb, layer, ids, direct=False))

@@ -40,7 +40,7 @@ from . import fused_kernels as K
 from . import launch_plan as LP
 from . import persistent_kernels as PK
 from .checks import check_lengths, padding_mask
-from .linear import looked_up, sum_rows_into
+from .linear import Lookup, looked_up, sum_rows_into
 
 # ----------------------------------------------------------------------------- cells
 
@@ -1028,7 +1028,8 @@ PROJECT_MIN_WIDTH = 32
 def projected_input(x, w_ih):
     """(input, weight_ih, index) for a pass: (x, w_ih, None), or, where x (T, B, E) is an embedding
     lookup table[index] of a table with fewer rows than x (V < T * B) and at least PROJECT_MIN_WIDTH
-    columns, (table @ w_ih^T, None, index).
+    columns, (rows @ w_ih^T, None, index into rows), where rows are the table's rows the index reads
+    (the table itself when it reads them all).
 
     Then the input's product runs over the table's V rows instead of T * B looked-up ones, and so do
     its gradients: the pass gathers each step's rows of the projected table straight into its gate
@@ -1045,4 +1046,7 @@ def projected_input(x, w_ih):
     if (table.shape[0] >= T * B or tuple(index.shape) != (T, B) or table.dtype != w_ih.dtype
             or table.device != w_ih.device):
         return x, w_ih, None
-    return table @ w_ih.T, None, index
+    used, index = table.xp.unique(index, return_inverse=True)
+    if len(used) < table.shape[0]:  # only the rows looked up: a NaN in a row never read stays out of dW_ih
+        table = Lookup.apply(table, index=used)
+    return table @ w_ih.T, None, index.reshape(T, B)
