@@ -144,16 +144,11 @@ def profile_ours(config, corpus, batches, warmup, steps):
             faulted = faults() - faults_before
         if k < warmup:
             continue
-        rows["minor page faults"].append(faulted)
-        for name, lo, hi in zip(PHASES, marks, marks[1:]):
-            rows[f"{name} forward"].append(hi - lo)
+        add_phases(rows, marks, faulted)
         backward = marks[5] - marks[4]
         for name in PHASES:
             rows[f"{name} backward"].append(rec.vjp.get(name, 0.0))
         rows["engine (backward minus VJPs)"].append(backward - sum(rec.vjp.values()))
-        rows["clip_grad_norm_"].append(marks[6] - marks[5])
-        rows["Adam step"].append(marks[7] - marks[6])
-        rows["step"].append(marks[7] - marks[0])
         rows["recording (share of forward)"].append(rec.recording)
         rows["nodes"].append(sum(rec.nodes.values()))
     return {name: statistics.median(v) for name, v in rows.items()}
@@ -184,14 +179,20 @@ def profile_theirs(torch, config, vocab_size, weights, batches, warmup, steps):
         faulted = faults() - faults_before
         if k < warmup:
             continue
-        rows["minor page faults"].append(faulted)
-        for name, lo, hi in zip(PHASES, marks, marks[1:]):
-            rows[f"{name} forward"].append(hi - lo)
+        add_phases(rows, marks, faulted)
         rows["backward (all)"].append(marks[5] - marks[4])
-        rows["clip_grad_norm_"].append(marks[6] - marks[5])
-        rows["Adam step"].append(marks[7] - marks[6])
-        rows["step"].append(marks[7] - marks[0])
     return {name: statistics.median(v) for name, v in rows.items()}
+
+
+def add_phases(rows, marks, faulted):
+    """The rows both libraries' steps have, from the step's time marks: start, after each forward
+    phase, after backward, clipping and the optimizer."""
+    rows["minor page faults"].append(faulted)
+    for name, lo, hi in zip(PHASES, marks, marks[1:]):
+        rows[f"{name} forward"].append(hi - lo)
+    rows["clip_grad_norm_"].append(marks[6] - marks[5])
+    rows["Adam step"].append(marks[7] - marks[6])
+    rows["step"].append(marks[7] - marks[0])
 
 
 ORDER = ["embedding forward", "layer forward", "head forward", "loss forward", "recording (share of forward)",
