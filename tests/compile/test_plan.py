@@ -64,6 +64,20 @@ def test_step_by_step_backward_moves_the_work_on_forward_values_into_the_loop():
     assert all(loop.klass[op.out.id] == LOOP for op in loop.loop_ops)
 
 
+def test_step_by_step_backward_leaves_row_statistics_for_all_steps_at_once():
+    """LayerNorm's VJP works on its row's 1/std (a (B, 1) column of forward values): a few elements a
+    step, computed for all steps before the loop rather than as calls in it."""
+    program = compiled(tr.nn.LayerNormLSTMCell(3, 4), batch=5).program
+    loop = program.bplans["loop"]
+    columns = [op for op in loop.fpre_ops if op.out.shape == (5, 1)]
+    assert columns
+    loop_ids = {op.out.id for op in loop.loop_ops}
+    for op in loop.loop_ops:   # a column in the loop reads what the loop makes
+        if op.out.shape == (5, 1):
+            assert any(v.id in loop_ids or loop.klass.get(v.id) == LOOP for v in op.inputs)
+    assert all(loop.klass[v.id] != LOOP for op in loop.fpre_ops for v in op.inputs)
+
+
 def test_repeated_ops_are_computed_once():
     """LayerNorm's (x - mean)^2 has a VJP that makes g * (x - mean) twice."""
     program = compiled(tr.nn.LayerNormLSTMCell(3, 4)).program

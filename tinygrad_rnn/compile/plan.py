@@ -28,6 +28,14 @@ FWD, FPRE, POST = "fwd", "fpre", "post"   # FWD: a forward value, read by the ba
 VIEW_OPS = (Reshape, Permute, Expand)
 
 
+def is_row_statistic(shape):
+    """At most one element per row of the step (a (B, 1) column, a (B,) vector, a scalar)."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n <= (shape[0] if shape else 1)
+
+
 def is_view(op):
     """Ops whose output is a view of their input (made where read, never written)."""
     return op is not None and (op.cls in VIEW_OPS or (op.cls is Getitem and _is_basic_index(op.options["index"])))
@@ -161,7 +169,13 @@ class BackwardPlan:
                 for v in op.inputs:
                     readers.setdefault(v.id, []).append(op.out.id)
             for op in reversed(bgraph.ops):  # readers first, so whole chains move
-                if klass[op.out.id] == FPRE and any(klass[r] == LOOP for r in readers.get(op.out.id, ())):
+                if klass[op.out.id] == FPRE and not is_row_statistic(op.out.shape) and \
+                        any(klass[r] == LOOP for r in readers.get(op.out.id, ())):
+                    klass[op.out.id] = LOOP
+            # a small value (a row statistic) stays computed for all steps at once, where its
+            # handful of elements costs no call per step, unless it reads a value the loop makes
+            for op in bgraph.ops:
+                if klass[op.out.id] == FPRE and any(klass[v.id] == LOOP for v in op.inputs):
                     klass[op.out.id] = LOOP
         self.klass = klass
         roots = self.carries + [self.dx] + self.static_grads
