@@ -4,6 +4,7 @@ The only module that imports CuPy. Everything else asks this one for the array m
 that matches its data, so the same op code runs on both devices.
 """
 import os
+import threading
 
 import numpy as np
 
@@ -50,8 +51,9 @@ def cuda_device_count():
 
 
 def synchronize():
-    """Wait for all work queued on the current GPU to finish."""
+    """Wait for all work queued on the current GPU to finish (and raise a check that failed there)."""
     _load_cupy().cuda.runtime.deviceSynchronize()
+    raise_failed_checks()
 
 
 class Device(str):
@@ -128,6 +130,7 @@ def to_device(array, device):
     if device_of(array) == device:
         return array
     if device == "cpu":
+        raise_failed_checks()
         return array.get()
     return _load_cupy().asarray(array)
 
@@ -145,3 +148,50 @@ def scatter_add(target, index, values):
         import cupyx
         cupyx.scatter_add(target, index, values)
     return target
+
+
+# ----------------------------------------------------------------------------- checks of device values
+# Reading a value from a GPU waits for all the work queued there, so a check made where its value is
+# computed (indices in range, a barrier that did not time out) would stall every training step. It
+# is read instead with the next value read from the GPU (to_numpy, a tensor's item() or numpy(),
+# synchronize()), as torch reports its device-side asserts; on NumPy it runs at once.
+MAX_PENDING_CHECKS = 64  # then they are read, so that a loop that never reads keeps none of their arrays
+_DEFER_ON_HOST = False   # tests set it to run the GPU's order on NumPy arrays
+
+
+class _PendingChecks(threading.local):
+    def __init__(self):
+        self.checks = []
+
+
+_pending = _PendingChecks()
+
+
+def reads_stall(array):
+    """Whether reading the values of `array` into Python waits for a device (CuPy arrays)."""
+    return _DEFER_ON_HOST or not isinstance(array, np.ndarray)
+
+
+def check(failed, error):
+    """Raise error() where the boolean array `failed` holds a true value: at once on NumPy, with the
+    next read from the GPU on CuPy. `error` is called only then (it may read the arrays it names)."""
+    if not reads_stall(failed):
+        if failed.any():
+            raise error()
+        return
+    _pending.checks.append((failed.any(), error))
+    if len(_pending.checks) >= MAX_PENDING_CHECKS:
+        raise_failed_checks()
+
+
+def raise_failed_checks():
+    """Read this thread's pending checks in one transfer and raise the first that failed."""
+    checks = _pending.checks
+    if not checks:
+        return
+    _pending.checks = []
+    flags = xp_of(checks[0][0]).stack([failed for failed, _ in checks])
+    flags = flags if isinstance(flags, np.ndarray) else flags.get()
+    for (_, error), failed in zip(checks, flags):
+        if failed:
+            raise error()

@@ -160,6 +160,7 @@ def _value_read(what):
     tape = _state.tape
     if tape is not None:
         tape.read(what)
+    backend.raise_failed_checks()
 
 
 # ----------------------------------------------------------------------------- graph nodes

@@ -104,9 +104,9 @@ def _reduce(losses, reduction, denominator=None):
         return total
     if not isinstance(denominator, Tensor):
         return total / (losses.numel() if denominator is None else denominator)
-    if bool(denominator.array == 0):  # every row ignored: NaN as in torch, with gradient 0, not 0/0
-        return where_tensor(denominator.array == 0, float("nan"), total / where_tensor(True, 1.0, denominator))
-    return total / denominator
+    # every row ignored: NaN as in torch, with gradient 0, not 0/0 (chosen on the device, never read)
+    empty = denominator.array == 0
+    return where_tensor(empty, float("nan"), total / where_tensor(empty, 1.0, denominator))
 
 
 def _classes_last(x):
@@ -159,9 +159,9 @@ def _kept_rows(fn, rows, target, ignore_index):
     keep = target != ignore_index
     safe_target = xp.where(keep, target, 0)
     n_classes = rows.shape[1]
-    if bool(((safe_target < 0) | (safe_target >= n_classes)).any()):
-        raise IndexError(f"{fn}: target values must lie in [0, {n_classes}) or equal "
-                         f"ignore_index={ignore_index}; got min {int(target.min())}, max {int(target.max())}")
+    backend.check((safe_target < 0) | (safe_target >= n_classes), lambda: IndexError(
+        f"{fn}: target values must lie in [0, {n_classes}) or equal ignore_index={ignore_index}; got min "
+        f"{int(target.min())}, max {int(target.max())}"))
     return safe_target, keep
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import backend
 from .. import vocabulary as V
-from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, stack
+from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, stack, where
 from . import cluster_kernels as CK
 from . import fused_kernels as K
 from . import launch_plan as LP
@@ -396,11 +396,12 @@ class _PersistentSteps(_KernelSteps):
         self.end_segment(dA, seg.L - 1 if reverse else 0)
 
     def check(self):
-        """Raise if a grid barrier timed out (the blocks were not all resident): the results are wrong."""
-        if int(self.failed[0]):
-            raise RuntimeError(f"fused {self.cell.name}: a persistent kernel's blocks were not all resident on the "
-                               f"GPU ({self.plan_forward}, {self.plan_backward}); set "
-                               f"TINYGRAD_RNN_CUDA_STEPS=elementwise to run step by step")
+        """Raise, with the next read from the GPU, if a grid barrier timed out (the blocks were not all
+        resident): the results are wrong."""
+        backend.check(self.failed != 0, lambda: RuntimeError(
+            f"fused {self.cell.name}: a persistent kernel's blocks were not all resident on the GPU "
+            f"({self.plan_forward}, {self.plan_backward}), so its results are wrong; set "
+            f"TINYGRAD_RNN_CUDA_STEPS=elementwise to run step by step"))
 
     def finish_backward(self):
         self.check()
@@ -975,9 +976,10 @@ def _check_index(mode, table, w_ih, index):
         raise ValueError(f"fused_pass ({mode}): index must be an integer array (T, B); got {index.dtype} "
                          f"of shape {tuple(index.shape)}")
     rows = table.shape[0]
-    if index.size and bool(((index < 0) | (index >= rows)).any()):  # one read on a GPU
-        raise IndexError(f"fused_pass ({mode}): index spans [{int(index.min())}, {int(index.max())}] but the "
-                         f"table has {rows} rows")
+    if index.size:
+        backend.check((index < 0) | (index >= rows), lambda: IndexError(
+            f"fused_pass ({mode}): index spans [{int(index.min())}, {int(index.max())}] but the table has "
+            f"{rows} rows"))
     return index
 
 
@@ -1029,7 +1031,7 @@ def projected_input(x, w_ih):
     """(input, weight_ih, index) for a pass: (x, w_ih, None), or, where x (T, B, E) is an embedding
     lookup table[index] of a table with fewer rows than x (V < T * B) and at least PROJECT_MIN_WIDTH
     columns, (rows @ w_ih^T, None, index into rows), where rows are the table's rows the index reads
-    (the table itself when it reads them all).
+    (on a GPU: the table with the other rows set to zero).
 
     Then the input's product runs over the table's V rows instead of T * B looked-up ones, and so do
     its gradients: the pass gathers each step's rows of the projected table straight into its gate
@@ -1046,7 +1048,13 @@ def projected_input(x, w_ih):
     if (table.shape[0] >= T * B or tuple(index.shape) != (T, B) or table.dtype != w_ih.dtype
             or table.device != w_ih.device):
         return x, w_ih, None
-    used, index = table.xp.unique(index, return_inverse=True)
-    if len(used) < table.shape[0]:  # only the rows looked up: a NaN in a row never read stays out of dW_ih
-        table = Lookup.apply(table, index=used)
-    return table @ w_ih.T, None, index.reshape(T, B)
+    # Only the rows read take part, so a NaN in another stays out of dW_ih. On the host the rows read
+    # are projected alone; on a GPU, where their count would be a read every step, the others are zeros.
+    used = table.xp.zeros(table.shape[0], bool)
+    used[index.reshape(-1)] = True
+    if backend.reads_stall(used):
+        return where(used[:, None], table, 0.0) @ w_ih.T, None, index
+    rows = np.flatnonzero(used)
+    if len(rows) < len(used):
+        table, index = Lookup.apply(table, index=rows), (np.cumsum(used) - 1)[index]
+    return table @ w_ih.T, None, index

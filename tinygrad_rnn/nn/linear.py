@@ -76,9 +76,10 @@ class Embedding(Module):
         index = indices.array if isinstance(indices, Tensor) else self.weight.xp.asarray(indices)
         if index.dtype.kind not in "iu":
             raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
-        if index.size and bool(((index < 0) | (index >= self.num_embeddings)).any()):  # one read on a GPU
-            raise IndexError(f"Embedding: index out of range: indices span [{int(index.min())}, "
-                             f"{int(index.max())}] but num_embeddings={self.num_embeddings}")
+        if index.size:
+            backend.check((index < 0) | (index >= self.num_embeddings), lambda: IndexError(
+                f"Embedding: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
+                f"num_embeddings={self.num_embeddings}"))
         table = self.weight
         if self.padding_idx is not None:
             keep = (table.xp.arange(self.num_embeddings) != self.padding_idx)[:, None]
