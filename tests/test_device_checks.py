@@ -32,6 +32,12 @@ def test_a_check_on_numpy_raises_at_once():
     assert backend._pending.checks == []
 
 
+def test_a_check_of_a_numpy_scalar_raises_at_once():
+    with pytest.raises(IndexError, match=r"indices span \[2, 2\] but num_embeddings=2"):
+        tr.nn.Embedding(2, 3)(np.array(2))                 # a 0-d index: the check's value is np.bool_
+    assert backend._pending.checks == []
+
+
 def test_an_embedding_index_out_of_range_is_raised_at_the_next_read(as_on_a_gpu):
     emb = tr.nn.Embedding(4, 3)
     out = emb(np.array([[-1, 2]]))            # NumPy wraps -1; a GPU's gather would not stop either

@@ -169,7 +169,7 @@ _pending = _PendingChecks()
 
 def reads_stall(array):
     """Whether reading the values of `array` into Python waits for a device (CuPy arrays)."""
-    return _DEFER_ON_HOST or not isinstance(array, np.ndarray)
+    return _DEFER_ON_HOST or not isinstance(array, (np.ndarray, np.generic))
 
 
 def check(failed, error):
