@@ -640,20 +640,20 @@ def device_plan(products, batch, itemsize):
 def cupy_build(source, names):
     """{name: kernel(*args, plan=)} for CuPy: one RawModule of the CUDA source(emulate=False), each
     kernel behind persistent_kernels' launcher (the shared-memory opt-in, the barrier's counter);
-    a barrier that timed out raises."""
+    a barrier that timed out raises with the next value read from the GPU (backend.check)."""
     from .. import backend
     cupy = backend.xp_for("cuda")
     module = cupy.RawModule(code=source(False))
-    failed = cupy.zeros(1, np.uint32)
+    failed = cupy.zeros(1, np.uint32)   # once set, later barriers wait no more: the check raises
 
     def launcher(name):
         launch = PK.PersistentLaunch(module.get_function(name))
 
         def run(*args, plan):
             launch(*args, plan=plan, failed=failed)
-            if int(failed[0]):
-                raise RuntimeError(f"a persistent kernel's blocks were not all resident on the GPU ({plan}); "
-                                   f"set TINYGRAD_RNN_CUDA_STEPS=elementwise to run step by step")
+            backend.check(failed != 0, lambda: RuntimeError(
+                f"a persistent kernel's blocks were not all resident on the GPU ({plan}), so its results "
+                f"are wrong; set TINYGRAD_RNN_CUDA_STEPS=elementwise to run step by step"))
         return run
     return {name: launcher(name) for name in names}
 
