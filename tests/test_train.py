@@ -4,8 +4,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+import tinygrad_rnn as tr
 from tinygrad_rnn.data import CharCorpus
 from tinygrad_rnn.train import ConfigError, TrainConfig, build, generate, make_task, train
+from tinygrad_rnn.train.loop import read_scalars
 
 TEXT = "def f(x):\n    return x * 2 + 1  # a line of code\n" * 30
 
@@ -213,3 +215,9 @@ def test_the_progress_bar_is_drawn_only_on_a_terminal(monkeypatch):
     bar = loop._progress_bar(10, 0, None)
     assert bar is not None
     bar.close()
+
+
+def test_the_loop_reads_a_steps_loss_and_norm_together():
+    loss, norm = tr.tensor(np.float32(0.1)), tr.tensor(float("nan"), dtype="float64")
+    values = read_scalars(loss, norm)
+    assert values[0] == loss.item() and np.isnan(values[1]) and all(type(v) is float for v in values)

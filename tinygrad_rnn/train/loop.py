@@ -250,6 +250,14 @@ def _check_checkpoint_target(checkpoint, resume, overwrite):
     prepare_output_file(checkpoint)
 
 
+def read_scalars(*tensors):
+    """Python floats of one-element tensors, read from a GPU in one transfer (each read waits for
+    all the work queued there)."""
+    xp = tensors[0].xp
+    values = xp.stack([t.array.reshape(()).astype(xp.float64) for t in tensors])
+    return backend.to_numpy(values).tolist()
+
+
 @contextlib.contextmanager
 def _interrupt_after_the_step(enabled):
     """While training, a first Ctrl-C asks the loop to stop after the step it is in (and save it); a
@@ -342,8 +350,8 @@ def train(config, checkpoint=None, resume=False, progress=None, corpus=None, log
             parallel.average_gradients()
             # the global norm that clipping computes (without clipping, max_norm=inf leaves the gradients
             # as they are) says whether the step is safe to take; every rank has the same gradients
-            norm = float(clip_grad_norm_(params, config.clip or math.inf))
-            value = parallel.mean(loss.item())
+            value, norm = read_scalars(loss, clip_grad_norm_(params, config.clip or math.inf))
+            value = parallel.mean(value)
             if math.isfinite(value) and math.isfinite(norm):
                 optimizer.step()
                 in_a_row = 0
