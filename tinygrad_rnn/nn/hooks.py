@@ -1,4 +1,5 @@
-"""Module hooks, called as PyTorch calls them: forward pre-hooks, forward hooks, full backward hooks.
+"""Module hooks, called as PyTorch calls them: forward pre-hooks, forward hooks, full backward
+pre-hooks and full backward hooks.
 
 A full backward hook needs the gradients with respect to all of a module's Tensor inputs at once,
 and those with respect to its outputs. Both ends of the module are wrapped in an identity over
@@ -46,8 +47,9 @@ def call_with_hooks(module, args, kwargs):
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
     backward = None
-    if module._backward_hooks and is_grad_enabled():
-        backward = _BackwardHooks(module, [hook.fn for hook in module._backward_hooks])
+    if (module._backward_hooks or module._backward_pre_hooks) and is_grad_enabled():
+        backward = _BackwardHooks(module, [hook.fn for hook in module._backward_hooks],
+                                  [hook.fn for hook in module._backward_pre_hooks])
         args = backward.wrap_inputs(args)
     output = module.forward(*args, **kwargs)
     for hook in list(module._forward_hooks):
@@ -64,8 +66,8 @@ def call_with_hooks(module, args, kwargs):
 class _BackwardHooks:
     """One call's backward hooks: remembers the output gradients until the input gradients come."""
 
-    def __init__(self, module, hooks):
-        self.module, self.hooks = module, hooks
+    def __init__(self, module, hooks, pre_hooks=()):
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
         self.input_slots = None   # positions of the Tensor inputs; None when none needs a gradient
         self.n_inputs = 0
         self.grad_outputs = None
@@ -89,10 +91,21 @@ class _BackwardHooks:
         return wrapped[0] if single else wrapped
 
     def _outputs_reached(self, grads):
-        """The gradients of the outputs (None for an output nothing used); kept for the inputs' turn,
-        or, when no input needs a gradient, given to the hooks now with grad_input all None."""
+        """The gradients of the outputs (None for an output nothing used): given to the pre-hooks, which
+        may replace them, then kept for the inputs' turn, or, when no input needs a gradient, given to
+        the hooks now with grad_input all None. Returns those to pass on into the module."""
         self.grad_outputs = _spread(grads, self.output_grad_slots, [None] * self.n_outputs)
-        if self.input_slots is None:
+        for hook in self.pre_hooks:
+            result = hook(self.module, self.grad_outputs)
+            if result is None:
+                continue
+            if not isinstance(result, (tuple, list)) or len(result) != self.n_outputs:
+                got = len(result) if isinstance(result, (tuple, list)) else type(result).__name__
+                raise RuntimeError(f"Backward pre hook returned an invalid number of grad_output, got {got}, "
+                                   f"but expected {self.n_outputs}")
+            self.grad_outputs = tuple(result)
+        grads = [self.grad_outputs[slot] for slot in self.output_grad_slots]
+        if self.input_slots is None and self.hooks:
             warnings.warn("Full backward hook is firing when gradients are computed with respect to module "
                           "outputs since no inputs require gradients.", stacklevel=2)
             grad_inputs = (None,) * self.n_inputs

@@ -65,7 +65,7 @@ class Module:
     def __init__(self):
         for name in ("_parameters", "_buffers", "_modules"):
             object.__setattr__(self, name, OrderedDict())
-        for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+        for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks"):
             object.__setattr__(self, name, [])
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
@@ -181,7 +181,7 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks:
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks or self._backward_pre_hooks:
             return hooks.call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
@@ -199,6 +199,11 @@ class Module:
         """hook(module, grad_input, grad_output) -> None or a new grad_input, called in backward once
         the gradients with respect to the module's positional Tensor inputs are known."""
         return hooks.add(self._backward_hooks, hook, prepend, False)
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """hook(module, grad_output) -> None or a new grad_output, called in backward once the gradients
+        with respect to the module's outputs are known, before they flow on into the module."""
+        return hooks.add(self._backward_pre_hooks, hook, prepend, False)
 
     # --- traversal
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
