@@ -19,6 +19,35 @@ __all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "ja
 # ----------------------------------------------------------------------------- helpers
 
 
+def _flatten(tree):
+    """(the Tensors of a tree of tuples, lists and dicts, in order; its structure), as torch's pytrees:
+    grad(loss)(params, x) with params a dict of tensors gives a dict of gradients."""
+    if isinstance(tree, (tuple, list, dict)):
+        keys = list(tree) if isinstance(tree, dict) else None
+        leaves, specs = [], []
+        for item in (tree.values() if keys is not None else tree):
+            sub, spec = _flatten(item)
+            leaves += sub
+            specs.append(spec)
+        return leaves, (type(tree), keys, specs)
+    return [tree], None
+
+
+def _unflatten(spec, leaves):
+    """The tree of structure `spec` (from _flatten) holding `leaves` in order."""
+    items = iter(leaves)
+
+    def build(spec):
+        if spec is None:
+            return next(items)
+        kind, keys, specs = spec
+        values = [build(s) for s in specs]
+        if keys is not None:
+            return kind(zip(keys, values))
+        return kind(*values) if hasattr(kind, "_fields") else kind(values)  # a namedtuple takes fields
+    return build(spec)
+
+
 def _check_tensors(caller, values, what):
     for k, v in enumerate(values):
         if not isinstance(v, Tensor):
@@ -94,17 +123,19 @@ def _stack_rows(rows, out_shape, in_shape):
 
 
 def vjp(func, *primals, has_aux=False):
-    """(func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) returns one gradient per primal."""
-    _check_tensors("vjp", primals, "primals")
-    create = _outer_needs_graph(primals)
-    inputs = [_fresh(p) for p in primals]
+    """(func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) returns one gradient per primal. Primals,
+    outputs and cotangents may be trees (tuples, lists, dicts) of tensors, as torch.func's pytrees."""
+    flat, spec = _flatten(primals)
+    _check_tensors("vjp", flat, "primals")
+    create = _outer_needs_graph(flat)
+    inputs = [_fresh(p) for p in flat]
     with enable_grad():
-        out, aux = _split_aux("vjp", func(*inputs), has_aux)
-    outs, is_tuple = _flat_outputs(out)
+        out, aux = _split_aux("vjp", func(*_unflatten(spec, inputs)), has_aux)
+    outs, out_spec = _flatten(out)
     _check_tensors("vjp", outs, "outputs")
 
     def vjp_fn(cotangents):
-        cots = list(cotangents) if is_tuple else [cotangents]
+        cots, _ = _flatten(cotangents)
         if len(cots) != len(outs):
             raise ValueError(f"vjp_fn: got {len(cots)} cotangents for {len(outs)} outputs")
         for k, (c, o) in enumerate(zip(cots, outs)):
@@ -113,28 +144,21 @@ def vjp(func, *primals, has_aux=False):
                                  f"{getattr(c, 'shape', type(c).__name__)}")
         pairs = [(o, c) for o, c in zip(outs, cots) if o.requires_grad]
         if not pairs:
-            return tuple(Tensor._make(p.xp.zeros(p.shape, dtype=p.dtype), None) for p in primals)
-        return autograd.grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=True,
-                             create_graph=create, materialize_grads=True)
+            grads = [Tensor._make(p.xp.zeros(p.shape, dtype=p.dtype), None) for p in flat]
+        else:
+            grads = autograd.grad([o for o, _ in pairs], inputs, [c for _, c in pairs], retain_graph=True,
+                                  create_graph=create, materialize_grads=True)
+        return _unflatten(spec, grads)
 
-    result = (_detached(out, create),)
+    result = (out if create else _unflatten(out_spec, [o.detach() for o in outs]),)
     return result + (vjp_fn,) + ((aux,) if has_aux else ())
-
-
-def _detached(out, keep):
-    """The primal output as the caller sees it: on the graph when an outer level needs it."""
-    if keep:
-        return out
-    outs, is_tuple = _flat_outputs(out)
-    plain = [o.detach() for o in outs]
-    return tuple(plain) if is_tuple else plain[0]
 
 
 def grad_and_value(func, argnums=0, has_aux=False):
     """A function returning (gradient of the scalar func w.r.t. argnums, value[, aux])."""
     def wrapper(*args, **kwargs):
         nums, single = _argnums("grad", argnums, len(args))
-        _check_tensors("grad", [args[n] for n in nums], "args")
+        _check_tensors("grad", _flatten([args[n] for n in nums])[0], "args")
         value, vjp_fn, *aux = vjp(_of_chosen(func, args, nums, kwargs), *[args[n] for n in nums], has_aux=has_aux)
         if not isinstance(value, Tensor) or value.numel() != 1:
             raise RuntimeError(f"grad: the function must return a scalar tensor; got "
@@ -156,23 +180,26 @@ def grad(func, argnums=0, has_aux=False):
 
 
 def jacrev(func, argnums=0, has_aux=False):
-    """The Jacobian by reverse mode: one VJP per output element; shape out.shape + in.shape."""
+    """The Jacobian by reverse mode: one VJP per output element; shape out.shape + in.shape (trees of
+    outputs and of inputs give a tree of such blocks, as torch.func.jacrev)."""
     def wrapper(*args):
         nums, single = _argnums("jacrev", argnums, len(args))
-        out, vjp_fn, *aux = vjp(_of_chosen(func, args, nums), *[args[n] for n in nums], has_aux=has_aux)
-        outs, is_tuple = _flat_outputs(out)
+        chosen = [args[n] for n in nums]
+        flat, spec = _flatten(chosen)
+        out, vjp_fn, *aux = vjp(_of_chosen(func, args, nums), *chosen, has_aux=has_aux)
+        outs, out_spec = _flatten(out)
         per_output = []
         for k, o in enumerate(outs):
             rows = []
             for i in range(o.numel()):
                 cots = [_unit(o.shape, i, o) if j == k else Tensor._make(x.xp.zeros(x.shape, dtype=x.dtype), None)
                         for j, x in enumerate(outs)]
-                rows.append(vjp_fn(tuple(cots) if is_tuple else cots[0]))
-            jac = tuple(_stack_rows([r[m] for r in rows], o.shape, args[n].shape) if rows else
-                        Tensor._make(o.xp.zeros(o.shape + args[n].shape, dtype=o.dtype), None)
-                        for m, n in enumerate(nums))
-            per_output.append(jac[0] if single else jac)
-        result = tuple(per_output) if is_tuple else per_output[0]
+                rows.append(_flatten(vjp_fn(_unflatten(out_spec, cots)))[0])
+            blocks = [_stack_rows([r[m] for r in rows], o.shape, x.shape) if rows else
+                      Tensor._make(o.xp.zeros(o.shape + x.shape, dtype=o.dtype), None) for m, x in enumerate(flat)]
+            jac = _unflatten(spec, blocks)
+            per_output.append(jac[0] if single else tuple(jac))
+        result = _unflatten(out_spec, per_output)
         return (result, aux[0]) if has_aux else result
     return wrapper
 
@@ -193,30 +220,32 @@ def _forward_mode():
 
 
 def jvp(func, primals, tangents, has_aux=False):
-    """(func(*primals), the directional derivative along tangents), by one forward-mode pass."""
-    primals, tangents = tuple(primals), tuple(tangents)
-    _check_tensors("jvp", primals, "primals")
-    if len(tangents) != len(primals):
-        raise ValueError(f"jvp: got {len(tangents)} tangents for {len(primals)} primals")
-    for k, (p, t) in enumerate(zip(primals, tangents)):
+    """(func(*primals), the directional derivative along tangents), by one forward-mode pass. Primals
+    and tangents may be trees (tuples, lists, dicts) of tensors of one structure."""
+    flat, spec = _flatten(tuple(primals))
+    flat_tangents, _ = _flatten(tuple(tangents))
+    _check_tensors("jvp", flat, "primals")
+    if len(flat_tangents) != len(flat):
+        raise ValueError(f"jvp: got {len(flat_tangents)} tangents for {len(flat)} primals")
+    for k, (p, t) in enumerate(zip(flat, flat_tangents)):
         if not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype:
             raise ValueError(f"jvp: tangents[{k}] must be a Tensor of shape {p.shape} and dtype {p.dtype}; got "
                              f"{getattr(t, 'shape', type(t).__name__)} {getattr(t, 'dtype', '')}")
     inputs = []
-    for p, t in zip(primals, tangents):
+    for p, t in zip(flat, flat_tangents):
         x = p.reshape(p.shape) if p.requires_grad else Tensor._make(p.array, None)
         x._tangent = t
         inputs.append(x)
     with _forward_mode():
-        out, aux = _split_aux("jvp", func(*inputs), has_aux)
-    outs, is_tuple = _flat_outputs(out)
+        out, aux = _split_aux("jvp", func(*_unflatten(spec, inputs)), has_aux)
+    outs, out_spec = _flatten(out)
     _check_tensors("jvp", outs, "outputs")
     tangents_out = []
     for o in outs:
         t = o._tangent
         o._tangent = None
         tangents_out.append(t if t is not None else Tensor._make(o.xp.zeros(o.shape, dtype=o.dtype), None))
-    result = (tuple(outs), tuple(tangents_out)) if is_tuple else (outs[0], tangents_out[0])
+    result = (_unflatten(out_spec, outs), _unflatten(out_spec, tangents_out))
     return result + ((aux,) if has_aux else ())
 
 
