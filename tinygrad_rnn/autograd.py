@@ -12,6 +12,7 @@ from .ops import unbroadcast as _unbroadcast
 from .tensor import Function, Tensor, _state, enable_grad, no_grad
 
 _FIRST_OUTPUTS = itertools.repeat(0)  # the output every edge reads unless it says otherwise
+_NOTHING_SAVED = {}  # a freed node's versions: never written
 
 
 class RemovableHandle:
@@ -39,7 +40,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     tensors, grads = _roots("backward", tensors, grad_tensors)
     if retain_graph is None:
         retain_graph = create_graph
-    only = taps = None
+    only = None
     if inputs is not None:
         only = [inputs] if isinstance(inputs, Tensor) else list(inputs)
         if not only:
@@ -49,12 +50,10 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 raise TypeError(f"backward: inputs= holds a {type(t).__name__}, not a Tensor")
             if not t.requires_grad:
                 raise RuntimeError(f"backward: inputs= holds a tensor of shape {t.shape} that does not require grad")
-        # a tensor that is not a leaf gets its gradient in .grad too, as torch (without retain_grad)
-        taps = {_key(t): None for t in only if t._ctx is not None} or None
-    _run(tensors, grads, retain_graph, create_graph, capture=None, only=only, taps=taps)
-    for t in only or ():
-        if t._ctx is not None and taps[_key(t)] is not None:
-            _keep_output_grad(t._ctx, t._output_nr, taps[_key(t)], create_graph)
+        for t in only:
+            if t._ctx is not None:  # as torch: a tensor that is not a leaf retains its gradient from now on
+                t.retain_grad()
+    _run(tensors, grads, retain_graph, create_graph, capture=None, only=only)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False,
@@ -162,13 +161,12 @@ def _graph_nodes(roots, stop, watched=None):
     return seen
 
 
-def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozenset(), taps=None):
+def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozenset()):
     """Backpropagate `grads` from `tensors`.
 
     capture: {id(leaf) or id(node): None} filled with the gradient reaching each (autograd.grad), or
     None to accumulate into leaves' `.grad`; only: leaves allowed to accumulate (None: all).
     stop: nodes whose gradient is captured without running their backward.
-    taps: {_key(tensor): None} for tensors that are not leaves, filled as capture is, beside it.
     """
     generic = create_graph or _state.forward_ad  # gradients as recorded or tangent-carrying tensors
     mode = enable_grad() if create_graph else no_grad()
@@ -189,18 +187,16 @@ def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozens
         ready = [node for node in dict.fromkeys(roots) if node.pending == 0]  # roots no other root consumes
         while ready:
             node = ready.pop()
-            _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched, taps)
+            _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched)
 
 
-def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched, taps=None):
+def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched):
     if node.freed:
         raise RuntimeError(f"backward: trying to backward through the graph a second time (op {node.op}); its "
                            f"saved arrays were freed. Pass retain_graph=True to the first backward to keep them")
     g, node.g = node.g, None
     if node.multiple_outputs:
         _outputs_arrived(node, g, create_graph, capture)
-        if taps is not None:
-            _outputs_arrived(node, g, create_graph, taps)
     else:
         if g is not None and node.hooks:
             for hook in list(node.hooks):
@@ -211,8 +207,6 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
             node.grad = _kept(node.grad, g, create_graph)
         if capture is not None and id(node) in capture and g is not None:
             capture[id(node)] = g if capture[id(node)] is None else capture[id(node)] + g
-        if taps is not None and id(node) in taps and g is not None:
-            taps[id(node)] = g if taps[id(node)] is None else taps[id(node)] + g
     if node in stop:
         return
     grads = _vjp(node, g, create_graph, generic, capture is None and only is None)
@@ -224,6 +218,7 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
         if kept:
             node.__dict__.update(kept)
         node.saved = node.tangents = None
+        node.versions = _NOTHING_SAVED  # nor the tensors whose versions it checked
         node.freed = True
     for parent, gi, shape, nr in zip(node.parents, grads, node.shapes, node.slots or _FIRST_OUTPUTS):
         if isinstance(parent, Function):
@@ -305,24 +300,13 @@ def _outputs_arrived(node, gs, create_graph, capture):
             if replaced is not None:
                 gs[hook.nr] = replaced
     if node.keep_grad:
-        for k, g in enumerate(gs):
-            if g is not None:
-                _keep_output_grad(node, k, g, create_graph)
+        kept = node.grad or [None] * len(gs)
+        node.grad = [k if g is None else _kept(k, g, create_graph) for k, g in zip(kept, gs)]
     if capture is not None:
         for k, g in enumerate(gs):
             key = (id(node), k)
             if g is not None and key in capture:
                 capture[key] = g if capture[key] is None else capture[key] + g
-
-
-def _keep_output_grad(node, k, g, create_graph):
-    """Add `g` to the `.grad` kept for output k of `node` (its only output for most nodes)."""
-    if node.multiple_outputs:
-        if node.grad is None:
-            node.grad = [None] * len(node.output_shapes)
-        node.grad[k] = _kept(node.grad[k], g, create_graph)
-    else:
-        node.grad = _kept(node.grad, g, create_graph)
 
 
 def _kept(kept, g, create_graph):

@@ -8,6 +8,7 @@ enough to backpropagate and, for `viz`, to draw the graph without holding the fo
 import contextlib
 import numbers
 import threading
+import weakref
 
 import numpy as np
 
@@ -241,6 +242,7 @@ class Function:
             node._link(inputs, arrays, needs, tangent is not None)
             node.shape = out.shape
             result = Tensor._make(out, node)
+        result._shared = _viewed(out, inputs)
         if tangent is not None:
             result._tangent = tangent
             if result._ctx is not None:
@@ -260,7 +262,9 @@ class Function:
         self.shapes = tuple([a.shape for a in arrays])
         saves = range(len(inputs)) if cls.saves is None or cls.saves == "all" else cls.saves
         self.saved = {i: arrays[i] for i in saves} if cls.saves else None
-        self.versions = {i: inputs[i]._version for i in saves if inputs[i]._ctx is None}
+        # (input, its version) for each input backward reads: a later in-place change of it, or of any
+        # tensor sharing its memory (its views, its base), is refused in backward
+        self.versions = {i: (inputs[i], inputs[i]._version) for i in saves}
         self.tangents = {i: inputs[i]._tangent for i in saves} if tangents else None
         self.scope = _state.scope
         self.keep_grad = _state.keep_grads
@@ -292,6 +296,7 @@ class Function:
                 continue
             t = Tensor._make(out, self if recorded else None)
             t._output_nr = k
+            t._shared = _viewed(out, inputs)
             if tangents is not None:
                 t._tangent = tangents[k]
             results.append(t)
@@ -315,9 +320,9 @@ class Function:
     def input(self, i):
         """Input i as a Tensor: the leaf itself, or its value attached to the node that made it."""
         parent = self.parents[i]
-        recorded = self.versions.get(i)
-        if recorded is not None and parent._version != recorded:
-            _raise_modified(self, parent, recorded)
+        saved, recorded = self.versions.get(i, (None, None))
+        if saved is not None and saved._version != recorded:
+            _raise_modified(self, i, saved, recorded)
         if isinstance(parent, Tensor):
             return parent
         t = self.attached(i, self.saved[i])
@@ -344,9 +349,9 @@ class Function:
         return t
 
     def check_versions(self):
-        for i, recorded in self.versions.items():
-            if self.parents[i]._version != recorded:
-                _raise_modified(self, self.parents[i], recorded)
+        for i, (saved, recorded) in self.versions.items():
+            if saved._version != recorded:
+                _raise_modified(self, i, saved, recorded)
 
     def __repr__(self):
         if not hasattr(self, "parents"):  # not recorded (yet): only the op is known
@@ -354,12 +359,55 @@ class Function:
         return f"<{self.op} -> {self.name or ''}{self.shape} scope={self.scope}>"
 
 
-def _raise_modified(node, tensor, recorded):
-    what = f"tensor {tensor.name!r}" if tensor.name else "a tensor"
+def _raise_modified(node, i, saved, recorded):
+    """The error for input i of `node`, `saved`, whose memory changed in place since the forward."""
+    what = _described(saved)
+    origin = saved._shared.origin() if saved._shared is not None else None
+    if origin is not None and origin is not saved:
+        what += f" (which shares memory with {_described(origin)})"
     raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an "
-                       f"inplace operation: {what} of shape {tuple(tensor.shape)}, input of {node.op}, "
-                       f"is at version {tensor._version}; expected version {recorded} instead (an "
-                       f"optimizer step or an in-place change between forward and backward?)")
+                       f"inplace operation: {what}, input {i} of {node.op}, is at version {saved._version}; "
+                       f"expected version {recorded} instead (an optimizer step or an in-place change between "
+                       f"forward and backward?)")
+
+
+def _described(tensor):
+    return f"{f'tensor {tensor.name!r}' if tensor.name else 'a tensor'} of shape {tuple(tensor.shape)}"
+
+
+class SharedVersion:
+    """The version counter of tensors that share memory (views, detached copies), as torch's: an in-place
+    change through any of them is seen by all. It holds no tensor, so a detached copy never keeps the
+    graph it was cut from alive; `origin` (a weak reference) names the first tensor in errors."""
+    __slots__ = ("count", "origin")
+
+    def __init__(self, tensor):
+        self.count = tensor._version_count
+        self.origin = weakref.ref(tensor)
+
+
+def _viewed(out, inputs):
+    """The version counter an op's output array shares: that of the input whose memory it views (a
+    reshape, a transpose, a slice, the array itself), as torch's views; else None (a counter of its own)."""
+    if out.base is None:  # a new array (most ops), or an input's own array handed through
+        for t in inputs:
+            if t.array is out:
+                return t._shared_counter()
+        return None
+    root = _memory_owner(out)
+    for t in inputs:
+        if _memory_owner(t.array) is root:
+            return t._shared_counter()
+    return None
+
+
+def _memory_owner(array):
+    """The object at the end of an array's chain of bases (an array, or a buffer such as a memoryview)."""
+    while True:
+        base = getattr(array, "base", None)
+        if base is None:
+            return array
+        array = base
 
 
 def _forward_tangent(node, inputs, out):
@@ -458,8 +506,8 @@ class Tensor(TensorMethods):
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
-    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_output_nr", "_post_hooks", "_tangent", "_version",
-                 "array", "requires_grad")
+    __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_output_nr", "_post_hooks", "_shared", "_tangent",
+                 "_version_count", "array", "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -472,8 +520,8 @@ class Tensor(TensorMethods):
         elif device is None and (backend.is_cupy_array(data) or hasattr(data, "__cuda_array_interface__")):
             device = "cuda"
         self.array = _as_array(data, dtype, backend.check_device(device))
-        self._ctx = self._grad = self._name = self._tangent = self._hooks = self._post_hooks = None
-        self._version = self._output_nr = 0
+        self._ctx = self._grad = self._name = self._tangent = self._hooks = self._post_hooks = self._shared = None
+        self._version_count = self._output_nr = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -486,8 +534,8 @@ class Tensor(TensorMethods):
         t.array = data
         t._ctx = ctx
         t.requires_grad = ctx is not None
-        t._grad = t._name = t._tangent = t._hooks = t._post_hooks = None
-        t._version = t._output_nr = 0
+        t._grad = t._name = t._tangent = t._hooks = t._post_hooks = t._shared = None
+        t._version_count = t._output_nr = 0
         return t
 
     # --- storage: `array` is the raw NumPy or CuPy array; `data` is PyTorch's detached view of it
@@ -502,6 +550,26 @@ class Tensor(TensorMethods):
         if value.shape != self.shape or value.dtype != self.dtype:
             raise ValueError(f"data: assigned {value.shape} {value.dtype} to a tensor of {self.shape} {self.dtype}")
         self.array = value
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has seen: one count shared with the tensors
+        whose memory it shares (its views, its detached copies), as torch's version counter."""
+        shared = self._shared
+        return self._version_count if shared is None else shared.count
+
+    @_version.setter
+    def _version(self, value):
+        if self._shared is None:
+            self._version_count = value
+        else:
+            self._shared.count = value
+
+    def _shared_counter(self):
+        """This tensor's version counter as an object another tensor sharing its memory can hold."""
+        if self._shared is None:
+            self._shared = SharedVersion(self)
+        return self._shared
 
     # --- metadata
     @property
@@ -650,6 +718,7 @@ class Tensor(TensorMethods):
         """The same data as a new leaf, cut from the graph."""
         t = Tensor._make(self.array, None)
         t._name = self._name
+        t._shared = self._shared_counter()  # the same memory: an in-place change of either is seen by both
         return t
 
     def numpy(self):
