@@ -192,8 +192,7 @@ def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozens
 
 def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready, watched):
     if node.freed:
-        raise RuntimeError(f"backward: trying to backward through the graph a second time (op {node.op}); its "
-                           f"saved arrays were freed. Pass retain_graph=True to the first backward to keep them")
+        raise _freed(node)
     g, node.g = node.g, None
     if node.multiple_outputs:
         _outputs_arrived(node, g, create_graph, capture)
@@ -212,8 +211,6 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
     grads = _vjp(node, g, create_graph, generic, capture is None and only is None)
     if not retain_graph:
         kept = node.kept_for_drawing() if node.kept_for_drawing is not None else None
-        if node.multiple_outputs:  # how many outputs, and their names, outlive the saved arrays
-            kept = dict(kept or (), output_shapes=node.output_shapes, names=node.names)
         node.__dict__.clear()
         if kept:
             node.__dict__.update(kept)
@@ -317,6 +314,8 @@ def _kept(kept, g, create_graph):
 def _add_grad(node, g, generic, nr=0):
     if node.multiple_outputs:  # one gradient per output
         if node.g is None:
+            if node.freed:  # how many outputs it has went with the rest
+                raise _freed(node)
             node.g = [None] * len(node.output_shapes)
         node.g[nr] = g if node.g[nr] is None else node.g[nr] + g
         return
@@ -328,6 +327,11 @@ def _add_grad(node, g, generic, nr=0):
         node.g.array += g.array
     else:
         node.g, node.g_owned = Tensor._make(node.g.array + g.array, None), True
+
+
+def _freed(node):
+    return RuntimeError(f"backward: trying to backward through the graph a second time (op {node.op}); its "
+                        f"saved arrays were freed. Pass retain_graph=True to the first backward to keep them")
 
 
 def _gradient_buffer(parent, shape, like):

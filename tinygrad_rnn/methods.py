@@ -489,6 +489,9 @@ class TensorMethods:
         if not getattr(self.array.flags, "writeable", True):
             raise ValueError(f"{op}: the tensor's memory is read-only (a read-only NumPy array given to "
                              f"from_numpy?); copy it with .clone() first")
+        if self._ctx is not None or self._shared is not None:  # an op's output: its backward may read it
+            from .tensor import note_in_place
+            note_in_place(self)
         self._version += 1
 
     def _operand(self, other, op):

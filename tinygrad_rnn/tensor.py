@@ -343,6 +343,13 @@ class Function:
 
     def output(self, array, k=0):
         """This node's own output k (saved in forward) as a Tensor attached to this node."""
+        changed = self.__dict__.get("changed_outputs")
+        if changed is not None and k in changed:
+            counter, recorded, what = changed[k]
+            if counter.count != recorded:
+                raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an "
+                                   f"inplace operation: {what}, output {k} of {self.op}, is at version "
+                                   f"{counter.count}; expected version {recorded} instead")
         t = Tensor._make(array, self if _state.grad_enabled else None)
         t._output_nr = k
         t._tangent = self.__dict__.get("out_tangent")
@@ -369,6 +376,19 @@ def _raise_modified(node, i, saved, recorded):
                        f"inplace operation: {what}, input {i} of {node.op}, is at version {saved._version}; "
                        f"expected version {recorded} instead (an optimizer step or an in-place change between "
                        f"forward and backward?)")
+
+
+def note_in_place(tensor):
+    """Before an in-place change of `tensor`: the node that made it, or the tensor whose memory it shares,
+    keeps that output's version counter, so a backward that reads the output (a sigmoid's, a tanh's)
+    refuses once it changed. Costs nothing until something changes in place."""
+    shared = tensor._shared
+    for t in (tensor, shared.origin() if shared is not None else None):
+        node = None if t is None else t._ctx
+        if node is not None and not node.freed:
+            changed = node.__dict__.setdefault("changed_outputs", {})
+            if t._output_nr not in changed:
+                changed[t._output_nr] = (t._shared_counter(), t._version, _described(t))
 
 
 def _described(tensor):
@@ -620,7 +640,7 @@ class Tensor(TensorMethods):
         self._name = value
         ctx = self._ctx
         if ctx is not None:
-            if ctx.multiple_outputs:
+            if ctx.multiple_outputs and "names" in ctx.__dict__:  # (a freed node has forgotten them)
                 ctx.names[self._output_nr] = value
             if self._output_nr == 0:
                 ctx.name = value
