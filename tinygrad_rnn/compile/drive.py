@@ -480,6 +480,8 @@ def _warn_once(cell, refused):
         return
     _WARNED.add(key)
     what = f"op '{refused.op}'" if refused.op else "its step"
+    if refused.where:
+        what += f" ({refused.where})"
     warnings.warn(f"{type(cell).__name__}: the step compiler cannot take {what}: {refused.reason}; "
                   f"running it op by op", stacklevel=4)
 
