@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
-from tests.compile.test_exact import OPTIONS, compiled_nodes
+from tests.compile.test_exact import OPTIONS, compiled_nodes, cuda_program_on_the_cpu, kernels_as_cpp  # noqa: F401
 from tests.compile.user_cells import REFUSED, TRACEABLE, DropoutInsideCell
 from tinygrad_rnn.compile import drive
 
@@ -68,14 +68,29 @@ def assert_same(got, expected, atol=TOLERANCE, rtol=0.0):
 
 
 @pytest.mark.filterwarnings("error")   # a cell that fell back op by op would warn
+@pytest.mark.parametrize("work_on_forward_values", ["all steps at once", "step by step"])
 @pytest.mark.parametrize("options", list(OPTIONS))
 @pytest.mark.parametrize("name", list(TRACEABLE))
-def test_compiled_pass_equals_op_by_op(name, options):
+def test_compiled_pass_equals_op_by_op(monkeypatch, name, options, work_on_forward_values):
+    if work_on_forward_values == "step by step":  # the backward that large segments take
+        monkeypatch.setattr(drive, "BULK_BYTES", 0)
     opts = OPTIONS[options]
     expected, none = run(make_layer(TRACEABLE[name], False, opts), opts)
     got, passes = run(make_layer(TRACEABLE[name], True, opts), opts)
     layer = opts["layer"]
     assert none == 0 and passes == layer.get("num_layers", 1) * (2 if layer.get("bidirectional") else 1)
+    assert_same(got, expected)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.usefixtures("cuda_program_on_the_cpu")
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_generated_cuda_kernels_equal_op_by_op(name):
+    """The GPU's program (each loop's elementwise runs as generated kernels, run here as C++)."""
+    options = OPTIONS["stacked_bidirectional_lengths_hx"]
+    expected, _ = run(make_layer(TRACEABLE[name], False, options), options)
+    got, passes = run(make_layer(TRACEABLE[name], True, options), options)
+    assert passes == 4
     assert_same(got, expected)
 
 
@@ -127,7 +142,7 @@ def test_gradients_of_gradients_equal_op_by_op(name):
     expected, _ = run(make_layer(TRACEABLE[name], False, options), options, create_graph=True)
     got, passes = run(make_layer(TRACEABLE[name], True, options), options, create_graph=True)
     assert passes == 2
-    assert_same(got, expected, atol=1e-10)
+    assert_same(got, expected, atol=1e-10, rtol=1e-12)
 
 
 def test_dropout_inside_the_step_runs_op_by_op_while_training_and_compiled_in_eval():

@@ -269,9 +269,30 @@ class FreshTensorsCell(nn.RecurrentCell):
         return h, wide, level
 
 
+class BatchNormRNNCell(nn.RecurrentCell):
+    """Recurrent batch normalisation (Cooijmans et al. 2017): both products normalised with the batch's
+    own mean and variance, so every row of the step reads every other (with lengths, the rows of
+    ended sequences too, as the op-by-op graph computes them)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.wx = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.wh = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.gamma = nn.Parameter(tr.full((hidden_size,), 0.5, dtype=dtype, device=device))
+
+    @staticmethod
+    def normalised(a):
+        return (a - a.mean(0, keepdim=True)) / (a.var(0, keepdim=True, unbiased=False) + 1e-3).sqrt()
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(self.gamma * (self.normalised(x @ self.wx) + self.normalised(h @ self.wh))),)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
-    BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell)}
+    BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
+    BatchNormRNNCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse

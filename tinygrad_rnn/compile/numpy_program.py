@@ -793,9 +793,9 @@ class BackwardCode:
                 src.line(f"D{k}.fill(0)")
             elif self.carry_slot.get(v.id) != k:
                 src.line(f"copyto(D{k}, {self.step(v, section)})")
-        src.line("if r is not None:")
-        for k in range(n_states):
-            src.line(f"    D{k}[r] = keep{k}")
+        src.line("if r is not None:")   # an ended sequence's state passed on, plus what the step's other
+        for k in range(n_states):         # rows read of it (a mean over the batch); zero in a row-wise step
+            src.line(f"    D{k}[r] += keep{k}")
         src.line(", ".join(f"C{k}, D{k}" for k in range(n_states)) + " = " +
                  ", ".join(f"D{k}, C{k}" for k in range(n_states)))
         src.depth -= 1
