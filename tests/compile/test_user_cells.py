@@ -186,12 +186,12 @@ def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
 
 # the op the warning names, and the words of the step's line it points at
 REFUSALS = {"AbsCell": ("mul", "h.abs()"), "MaximumCell": ("where", "tr.maximum("),
-            "MaxOverFeaturesCell": ("getitem", "h.max(dim=1"), "BranchingCell": (None, "if a.mean() > 0")}
+            "MaxOverFeaturesCell": ("getitem", "h.max(dim=1"), "BranchingCell": (None, "if a.mean() > 0"), "NormCell": ("where", "h.norm(dim=1")}
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
 def test_refused_cell_warns_once_and_equals_op_by_op(name):
-    options = OPTIONS["stacked_bidirectional_lengths_hx"]
+    options = OPTIONS["batch_first_dropout_lengths"]   # zero initial states
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got, passes = run(make_layer(REFUSED[name], True, options), options)
@@ -208,11 +208,29 @@ def test_refused_cell_warns_once_and_equals_op_by_op(name):
 def test_each_layer_shape_compiles_once():
     """A structure per layer input size and batch size (shapes are part of it), compiled once each: the
     calls after the first two reuse them. Compile seconds are in cache_info (bench/ reports them)."""
-    for cell_type in TRACEABLE.values():
+    cells = {name: cell for name, cell in TRACEABLE.items() if name != "RandomUnitsCell"}  # a program per mask
+    for cell_type in cells.values():
         layer = tr.nn.Recurrent(cell_type, 16, 32, num_layers=2, bidirectional=True)
         layer(tr.randn(4, 2, 16))
         layer(tr.randn(6, 3, 16))
         layer(tr.randn(5, 2, 16))
         layer(tr.randn(3, 3, 16))
-    assert sorted(drive.cache_info()) == sorted(TRACEABLE)
+    assert sorted(drive.cache_info()) == sorted(cells)
     assert all(len(seconds) == 4 for seconds in drive.cache_info().values()), drive.cache_info()
+
+
+def test_cells_with_masks_of_their_own_each_compile_up_to_a_limit(monkeypatch):
+    """Each RandomUnitsCell has its own where() condition: a program each, up to VARIANT_LIMIT for one
+    structure; the next cell runs op by op with a warning that says so."""
+    monkeypatch.setattr(drive, "VARIANT_LIMIT", 3)
+    options = {"layer": {"bidirectional": True}, "call": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=1), options)
+    assert passes == 2
+    assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=1), options)[0])
+    with pytest.warns(UserWarning, match=r"op 'where' \(user_cells.py:\d+: .*self\.updating.*\): the condition of "
+                                         r"where differs from call to call \(3 programs"):
+        got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=2), options)
+    assert passes == 1
+    assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=2), options)[0])

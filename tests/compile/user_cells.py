@@ -289,10 +289,24 @@ class BatchNormRNNCell(nn.RecurrentCell):
         return (tr.tanh(self.gamma * (self.normalised(x @ self.wx) + self.normalised(h @ self.wh))),)
 
 
+class RandomUnitsCell(nn.RecurrentCell):
+    """Each cell draws its own fixed random set of units that update (the rest keep their state): a
+    where() whose condition differs from cell to cell of one type, the same at every step."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+        self.updating = tr.rand(hidden_size, device=device) < 0.6
+
+    def step(self, x, state):
+        h, = state
+        return (tr.where(self.updating, tr.tanh(tr.cat([x, h], 1) @ self.w), h),)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
-    BatchNormRNNCell)}
+    BatchNormRNNCell, RandomUnitsCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
@@ -350,4 +364,17 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
-REFUSED = {cell.__name__: cell for cell in (AbsCell, MaximumCell, MaxOverFeaturesCell, BranchingCell)}
+class NormCell(nn.RecurrentCell):
+    """norm() takes its gradient at 0 from a where() on `total == 0`: random values never meet it, the
+    zero initial state does."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(x @ self.w + h / (1 + h.norm(dim=1, keepdim=True))),)
+
+
+REFUSED = {cell.__name__: cell for cell in (AbsCell, MaximumCell, MaxOverFeaturesCell, BranchingCell, NormCell)}

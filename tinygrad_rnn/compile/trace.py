@@ -359,7 +359,7 @@ def _shapes_only(frozen):
     return frozen
 
 
-_FROM_DATA = ("computed from the data outside the graph: a comparison, abs, maximum, a random mask?")
+FROM_DATA = ("computed from the data outside the graph: a comparison, abs, maximum, a random mask?")
 
 
 def check_same_program(first, second):
@@ -370,7 +370,7 @@ def check_same_program(first, second):
     for a, b in zip(first.ops, second.ops):
         for key, value in a.options.items():
             if freeze(value) != freeze(b.options[key]):
-                raise NotTraceable(f"the {key} of {a.name} changes with the input values ({_FROM_DATA})",
+                raise NotTraceable(f"the {key} of {a.name} changes with the input values ({FROM_DATA})",
                                    op=a.name, where=first.line_of(a))
     for a, b in zip(first.leaves, second.leaves):
         if a.kind != "const":
@@ -380,7 +380,7 @@ def check_same_program(first, second):
             users = [op for op in first.ops if a in op.inputs]
             name = users[0].name if users else None
             raise NotTraceable(f"a constant used by {name or 'the step'} changes with the input values "
-                               f"({_FROM_DATA})", op=name, where=first.line_of(users[0]) if users else None)
+                               f"({FROM_DATA})", op=name, where=first.line_of(users[0]) if users else None)
 
 
 # ----------------------------------------------------------------------------- the VJP of a step
