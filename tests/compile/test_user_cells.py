@@ -234,3 +234,9 @@ def test_cells_with_masks_of_their_own_each_compile_up_to_a_limit(monkeypatch):
         got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=2), options)
     assert passes == 1
     assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=2), options)[0])
+
+
+def test_a_step_returning_its_one_state_as_a_tensor_is_called_as_a_cell_too():
+    cell = TRACEABLE["TiedWeightCell"](3, 4, dtype="float64")
+    x, h = tr.randn(2, 3, dtype="float64"), tr.randn(2, 4, dtype="float64")
+    assert cell(x, h).shape == (2, 4) and cell(x[0], h[0]).shape == (4,)

@@ -115,7 +115,8 @@ class TupleReturnCell(nn.Module):
 
 
 class TiedWeightCell(nn.RecurrentCell):
-    """One weight used in two products (h @ W and tanh(a) @ W) and a scalar gate used twice."""
+    """One weight used in two products (h @ W and tanh(a) @ W) and a scalar gate used twice; the step
+    returns its one state as a tensor, not a tuple."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -127,7 +128,7 @@ class TiedWeightCell(nn.RecurrentCell):
         h, = state
         a = tr.tanh(x @ self.U + h @ self.W)
         b = tr.tanh(a @ self.W + x @ self.U * 0.5)
-        return (self.alpha * h + (1 - self.alpha) * b,)
+        return self.alpha * h + (1 - self.alpha) * b
 
 
 class BufferCell(nn.RecurrentCell):
