@@ -31,6 +31,7 @@ from .persistent_program import choose_program, cupy_build
 from .plan import STATIC, BackwardPlan, ForwardPlan
 from .rewrite import rewrite
 from .trace import (
+    FROM_DATA,
     NotTraceable,
     Op,
     check_same_backward,
@@ -41,10 +42,14 @@ from .trace import (
 )
 from .workspace import Lease
 
-_CACHE = {}        # (cell type, device, structure) -> Compiled, or the NotTraceable that refused it
+_CACHE = {}        # (cell type, device, structure) -> [Compiled, one per set of array options], or the
+                   # NotTraceable that refused it
 _BOUND = weakref.WeakKeyDictionary()   # cell -> Bound: its compiled step while nothing about it changes
 _WARNED = set()
 CACHE_LIMIT = 256
+# programs kept for one structure whose array options differ (cells of one type, each with a fixed
+# mask of its own in where()); a further set is refused, op by op, without compiling
+VARIANT_LIMIT = 8
 # the backward's work on forward values runs step by step (in cache, a row at a time) where a step's
 # state row is at least STEP_BYTES or a segment's state sequence is larger than BULK_BYTES; only
 # smaller ones do it for all steps at once before the loop (fewer calls). Measured (one thread, LSTM
@@ -75,14 +80,15 @@ class Compiled:
         self.static_ops = [op for op in graph.ops if op.out.id in needed | statics
                            and fplan.klass[op.out.id] == STATIC]
 
-    def same_options(self, graph):
-        """Array options (where's condition, index arrays) are part of the program: they must match."""
+    def other_option(self, graph):
+        """Array options (where's condition, index arrays) are part of the program: (op, option name) of
+        the first of graph's ops whose array option differs from this program's, or None."""
         for (_, mine), op in zip(self.options, graph.ops):
             for key, value in op.options.items():
                 if hasattr(value, "dtype") and not np.array_equal(backend.to_numpy(value),
                                                                   backend.to_numpy(mine[key])):
-                    return False
-        return True
+                    return op, key
+        return None
 
     @property
     def source(self):
@@ -163,31 +169,44 @@ def compile_step(cell, step, x, states):
 
 
 def cached(cell, step, x, states, graph):
-    """The Compiled for this trace's structure (compiling on a miss); raises NotTraceable."""
-    # array options are compared by content on a hit (same_options), not hashed on every call
+    """The Compiled for this trace's structure and array options (compiling on a miss); raises
+    NotTraceable."""
+    # array options are compared by content on a hit (other_option), not hashed on every call
     key = (type(cell), backend.device_of(x), signature(graph, arrays=False))
-    compiled = _CACHE.get(key)
-    if compiled is None:
+    variants = _CACHE.get(key)
+    if variants is None:
         if len(_CACHE) >= CACHE_LIMIT:
             _CACHE.clear()
-        try:
-            compiled = compile_step(cell, step, x, states)
-        except NotTraceable as refused:
-            compiled = refused
-        _CACHE[key] = compiled
-    if isinstance(compiled, NotTraceable):
-        raise compiled
-    if not compiled.same_options(graph):
-        raise NotTraceable("an array option of an op (where's condition, an index) changes between calls")
+        variants = _CACHE[key] = []
+    if isinstance(variants, NotTraceable):
+        raise variants
+    for compiled in variants:
+        if compiled.other_option(graph) is None:
+            return compiled
+    if variants and len(variants) >= VARIANT_LIMIT:
+        op, name = variants[0].other_option(graph)
+        raise NotTraceable(f"the {name} of {op.name} differs from call to call ({VARIANT_LIMIT} programs "
+                           f"compiled for this step already)", op=op.name, where=graph.line_of(op))
+    try:
+        compiled = compile_step(cell, step, x, states)
+        other = compiled.other_option(graph)
+        if other is not None:  # traced on random values it differs from this call's: computed from the data
+            op, name = other
+            raise NotTraceable(f"the {name} of {op.name} changes with the input values ({FROM_DATA})",
+                               op=op.name, where=graph.line_of(op))
+    except NotTraceable as refused:
+        _CACHE[key] = refused
+        raise
+    variants.append(compiled)
     return compiled
 
 
 def cache_info():
     """{cell type name: [compile seconds of each compiled structure]}, for reports and benchmarks."""
     info = {}
-    for (cell_type, _, _), compiled in _CACHE.items():
-        if isinstance(compiled, Compiled):
-            info.setdefault(cell_type.__name__, []).append(compiled.seconds)
+    for (cell_type, _, _), variants in _CACHE.items():
+        if not isinstance(variants, NotTraceable):
+            info.setdefault(cell_type.__name__, []).extend(compiled.seconds for compiled in variants)
     return info
 
 
@@ -480,6 +499,8 @@ def _warn_once(cell, refused):
         return
     _WARNED.add(key)
     what = f"op '{refused.op}'" if refused.op else "its step"
+    if refused.where:
+        what += f" ({refused.where})"
     warnings.warn(f"{type(cell).__name__}: the step compiler cannot take {what}: {refused.reason}; "
                   f"running it op by op", stacklevel=4)
 

@@ -374,9 +374,7 @@ def _emit_op(op, step, spread, section, skip=()):
     src, blocks = section.src, section.blocks
     if blocks is not None:
         for scratch in blocks.needs(op):
-            if scratch.name not in section.filled:
-                section.filled.add(scratch.name)
-                src.line(f"copyto({scratch.name}, {scratch.matrix_view(step(scratch.value))})")
+            section.fill(scratch, step)
         if op.out.id in blocks.whole_ops:
             ins = [blocks.scratch(i.id).name if blocks.scratch(i.id) is not None else step(i) for i in op.inputs]
             for text in compute_lines(op, ins, blocks.whole[op.out.id].name, src):
@@ -411,10 +409,20 @@ class _Section:
         self.step_names = {}
         self.filled = set()
 
-    def in_scratch(self, v):
-        """A one-block column view's expression in its matrix's scratch, or None."""
+    def fill(self, scratch, step):
+        """Copy a read scratch's blocks in from its matrix, once an iteration, before the first reader."""
+        if scratch.name not in self.filled:
+            self.filled.add(scratch.name)
+            self.src.line(f"copyto({scratch.name}, {scratch.matrix_view(step(scratch.value))})")
+
+    def in_scratch(self, v, step):
+        """A one-block column view's expression in its matrix's scratch, or None. A read scratch is
+        filled here too: a view of the view (x[:, a:b][:, 0:n]) reaches it without its op's `needs`."""
         expr = None if self.blocks is None else self.blocks.view(v)
         if expr is not None:
+            base = v.op.inputs[0]
+            if self.blocks.read.get(base.id) is self.blocks.scratch(base.id):
+                self.fill(self.blocks.read[base.id], step)
             self.step_names[v.id] = expr
         return expr
 
@@ -477,7 +485,7 @@ class ForwardCode:
         klass = self.plan.klass[v.id]
         if klass == STATIC:
             return self.static_name(v, section.src)
-        scratch = section.in_scratch(v)
+        scratch = section.in_scratch(v, lambda u: self.step(u, section))
         if scratch is not None:
             return scratch
         if v is self.graph.x:
@@ -639,7 +647,7 @@ class BackwardCode:
             return self.fwd.step(v, section)
         if klass == STATIC:
             return self.bulk(v, section)
-        scratch = section.in_scratch(v)
+        scratch = section.in_scratch(v, lambda u: self.step(u, section))
         if scratch is not None:
             return scratch
         if section.blocks is not None and v.id in section.blocks.piece_of:
@@ -785,9 +793,9 @@ class BackwardCode:
                 src.line(f"D{k}.fill(0)")
             elif self.carry_slot.get(v.id) != k:
                 src.line(f"copyto(D{k}, {self.step(v, section)})")
-        src.line("if r is not None:")
-        for k in range(n_states):
-            src.line(f"    D{k}[r] = keep{k}")
+        src.line("if r is not None:")   # an ended sequence's state passed on, plus what the step's other
+        for k in range(n_states):         # rows read of it (a mean over the batch); zero in a row-wise step
+            src.line(f"    D{k}[r] += keep{k}")
         src.line(", ".join(f"C{k}, D{k}" for k in range(n_states)) + " = " +
                  ", ".join(f"D{k}, C{k}" for k in range(n_states)))
         src.depth -= 1

@@ -14,6 +14,9 @@ graph of the same primitives, over the forward values it reads, the incoming sta
 the mask ops below instead.
 """
 import contextlib
+import linecache
+import os
+import sys
 
 import numpy as np
 
@@ -24,11 +27,12 @@ from ..tensor import Function, Tensor, enable_grad, no_grad, op_tape
 
 
 class NotTraceable(Exception):
-    """The step cannot be compiled; `reason` says why, `op` names the op when one is to blame."""
+    """The step cannot be compiled; `reason` says why, `op` names the op when one is to blame and
+    `where` the line of the step it came from ("cells.py:42: return (h.abs(),)") when known."""
 
-    def __init__(self, reason, op=None):
+    def __init__(self, reason, op=None, where=None):
         super().__init__(reason)
-        self.reason, self.op = reason, op
+        self.reason, self.op, self.where = reason, op, where
 
 
 class DataDependent(NotTraceable):
@@ -134,18 +138,64 @@ def _remember_inputs(cls, node, inputs, options):
 # ----------------------------------------------------------------------------- the tape
 
 
+_ENGINE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _in_engine(frame):
+    return frame.f_code.co_filename.startswith(_ENGINE)
+
+
+def describe_line(location):
+    """'file.py:12: the code' for a (filename, line number), or None."""
+    if location is None:
+        return None
+    filename, lineno = location
+    code = linecache.getline(filename, lineno).strip()
+    return f"{os.path.basename(filename)}:{lineno}" + (f": {code}" if code else "")
+
+
+def _step_line(frames):
+    """(filename, line) of the innermost frame outside the engine among `frames` (innermost last)."""
+    for frame in reversed(frames):
+        if not _in_engine(frame):
+            return frame.f_code.co_filename, frame.f_lineno
+    return None
+
+
 @contextlib.contextmanager
-def recording():
+def recording(lines=None):
     """Every op applied inside is appended to the yielded tape, (cls, inputs, options, output) each,
     by the engine's op tape (other threads are left alone). Reading a tensor's value into Python
     (item(), bool(), numpy(), np.asarray) raises DataDependent: a compiled step cannot follow a branch
-    taken on data."""
+    taken on data.
+
+    lines: a list that gets, for each op on the tape, the line of the step it was applied from (the
+    innermost frame outside the engine, below this call), for messages that point at the cell's code."""
+    outer = sys._getframe(2)   # the caller of this context manager (contextlib's frame in between)
     try:
         with op_tape(reads=False) as tape:
+            if lines is not None:
+                apply = tape.apply
+
+                def apply_and_locate(cls, inputs, options):
+                    line, frame = None, sys._getframe(1)
+                    while frame is not None and frame is not outer:
+                        if not _in_engine(frame):
+                            line = frame.f_code.co_filename, frame.f_lineno
+                            break
+                        frame = frame.f_back
+                    out = apply(cls, inputs, options)
+                    lines.append(line)
+                    return out
+                tape.apply = apply_and_locate
             yield tape.ops
     except ValueRead as read:
+        frames, tb = [], read.__traceback__
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
         raise DataDependent(f"its step reads a tensor's value into Python ({read.what}()), so what it "
-                            f"computes may depend on the data") from None
+                            f"computes may depend on the data", where=describe_line(_step_line(frames))) from None
 
 
 @contextlib.contextmanager
@@ -187,6 +237,7 @@ class StepGraph:
         self.values, self.ops, self.leaves, self.states, self.outputs = [], [], [], [], []
         self.x = None
         self.tensors = {}          # value id -> the tensor traced (for binding leaves and statics)
+        self.lines = {}            # op output id -> (filename, line) of the step that applied it
         self._by_tensor = {}       # id(tensor) -> Value
         self._by_array = {}        # id(array) -> Value (a VJP's fresh handle on a forward array)
 
@@ -211,19 +262,27 @@ class StepGraph:
             self.leaves.append(v)
         return v
 
-    def record(self, tape, leaf_kind=None):
-        """Append the tape's ops; returns them."""
+    def record(self, tape, leaf_kind=None, lines=None):
+        """Append the tape's ops (applied from `lines` of the step, where known); returns them."""
         ops = []
-        for cls, inputs, options, out in tape:
+        lines = lines or [None] * len(tape)
+        for (cls, inputs, options, out), line in zip(tape, lines):
             if not isinstance(out, Tensor):
-                raise NotTraceable(f"op {_op_name(cls)} gives several outputs", op=_op_name(cls))
+                raise NotTraceable(f"op {_op_name(cls)} gives several outputs", op=_op_name(cls),
+                                   where=describe_line(line))
             if out._ctx is not None and cls in (Clip, Max):
                 _remember_inputs(cls, out._ctx, inputs, options)
             ins = [self.lookup(t, leaf_kind) for t in inputs]
             v = self._new(out, "op")
             v.op = Op(cls, ins, options, v)
+            if line is not None:
+                self.lines[v.id] = line
             ops.append(v.op)
         return ops
+
+    def line_of(self, op):
+        """'file.py:12: the code' of the step's line that applied op, or None."""
+        return describe_line(self.lines.get(op.out.id))
 
 
 def trace_step(cell, step, x, states, requires_grad, seed=0):
@@ -242,12 +301,13 @@ def trace_step(cell, step, x, states, requires_grad, seed=0):
     graph.states = [graph._new(s, "state", k) for k, s in enumerate(state_t)]
     unrolled = getattr(cell, "unrolled", contextlib.nullcontext)
     mode = enable_grad() if requires_grad else contextlib.nullcontext()
-    with own_random_stream(seed), mode, recording() as tape, unrolled(), np.errstate(all="ignore"):
+    lines = []
+    with own_random_stream(seed), mode, recording(lines) as tape, unrolled(), np.errstate(all="ignore"):
         new = step(x_t, state_t)
     new = (new,) if isinstance(new, Tensor) else tuple(new)
     if len(new) != len(states):
         raise NotTraceable(f"its step returned {len(new)} state tensors; state_sizes names {len(states)}")
-    graph.ops = graph.record(tape)
+    graph.ops = graph.record(tape, lines=lines)
     graph.outputs = [graph.lookup(t) for t in new]
     for k, (out, s) in enumerate(zip(graph.outputs, graph.states)):
         if out.shape != s.shape or out.dtype != s.dtype:
@@ -299,7 +359,7 @@ def _shapes_only(frozen):
     return frozen
 
 
-_FROM_DATA = ("computed from the data outside the graph: a comparison, abs, maximum, a random mask?")
+FROM_DATA = ("computed from the data outside the graph: a comparison, abs, maximum, a random mask?")
 
 
 def check_same_program(first, second):
@@ -310,16 +370,17 @@ def check_same_program(first, second):
     for a, b in zip(first.ops, second.ops):
         for key, value in a.options.items():
             if freeze(value) != freeze(b.options[key]):
-                raise NotTraceable(f"the {key} of {a.name} changes with the input values ({_FROM_DATA})",
-                                   op=a.name)
+                raise NotTraceable(f"the {key} of {a.name} changes with the input values ({FROM_DATA})",
+                                   op=a.name, where=first.line_of(a))
     for a, b in zip(first.leaves, second.leaves):
         if a.kind != "const":
             continue
         x, y = first.tensors[a.id].array, second.tensors[b.id].array
         if x is not y and not np.array_equal(backend.to_numpy(x), backend.to_numpy(y), equal_nan=True):
-            users = [op.name for op in first.ops if a in op.inputs]
-            raise NotTraceable(f"a constant used by {users[0] if users else 'the step'} changes with the input "
-                               f"values ({_FROM_DATA})", op=users[0] if users else None)
+            users = [op for op in first.ops if a in op.inputs]
+            name = users[0].name if users else None
+            raise NotTraceable(f"a constant used by {name or 'the step'} changes with the input values "
+                               f"({FROM_DATA})", op=name, where=first.line_of(users[0]) if users else None)
 
 
 # ----------------------------------------------------------------------------- the VJP of a step
@@ -360,7 +421,7 @@ def trace_backward(graph, per_time_ops, targets, rng):
                 continue
             if node.array_backward:
                 raise NotTraceable(f"op {op.name} has a backward on raw arrays (no VJP in primitives)",
-                                   op=op.name)
+                                   op=op.name, where=graph.line_of(op))
             rule = VJP_RULES.get(op.cls)
             in_grads = rule(node, g) if rule else node.backward(g)
             for value, gi, need in zip(op.inputs, in_grads, node.needs):
@@ -368,7 +429,7 @@ def trace_backward(graph, per_time_ops, targets, rng):
                     continue
                 if not isinstance(gi, Tensor):
                     raise NotTraceable(f"op {op.name}'s backward returned {type(gi).__name__}, not a Tensor",
-                                       op=op.name)
+                                       op=op.name, where=graph.line_of(op))
                 if gi.shape != value.shape:
                     gi = unbroadcast(gi, value.shape)
                 add(value, gi)

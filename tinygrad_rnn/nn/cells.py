@@ -95,6 +95,7 @@ class RecurrentCell(Module):
         x = input if batched else input.unsqueeze(0)
         state = self._check_state(hx, x, batched)
         new = self.step(x, state)
+        new = (new,) if isinstance(new, Tensor) else tuple(new)
         if not batched:
             new = tuple(s.squeeze(0) for s in new)
         return new[0] if len(new) == 1 else new

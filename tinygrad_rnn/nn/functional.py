@@ -55,9 +55,24 @@ def _floating_input(name, input, dtype):
     return x
 
 
+class DetachedMax(Function):
+    """The maximum along `axis` (kept) as a constant: no gradient, no tangent. An op of its own rather
+    than a captured array, so that a traced step (the step compiler) recomputes it from x each step."""
+    saves = ()
+
+    def forward(self, x, axis):
+        return x.max(axis=axis, keepdims=True, initial=-np.inf)  # -inf: empty rows
+
+    def backward(self, g):
+        return (None,)
+
+    def jvp(self, inputs, tangents):
+        return None
+
+
 def _shifted(x, dim):
     """x minus its (constant) maximum along dim: exp never overflows, the gradient is unchanged."""
-    return x - Tensor._make(x.array.max(axis=dim, keepdims=True, initial=-np.inf), None)  # -inf: empty rows
+    return x - DetachedMax.apply(x, axis=dim)
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):

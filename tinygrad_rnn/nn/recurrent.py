@@ -63,12 +63,16 @@ def _registered(cell_type):
 
 
 def _step_function(cell):
-    """(x_t, state tuple) -> state tuple for any cell; RecurrentCell steps skip the call's checks."""
+    """(x_t, state tuple) -> state tuple for any cell; RecurrentCell steps skip the call's checks. A
+    step that returns its one state as a tensor (or a list) is read as a tuple."""
     if isinstance(cell, RecurrentCell):
-        return cell.step
+        call = cell.step
+    else:
+        def call(x, state):
+            return cell(x, state[0] if len(state) == 1 else state)
 
     def step(x, state):
-        new = cell(x, state[0] if len(state) == 1 else state)
+        new = call(x, state)
         return (new,) if isinstance(new, Tensor) else tuple(new)
     return step
 

@@ -1,0 +1,242 @@
+"""Cells written as a PyTorch user writes them (user_cells.py), compiled: every pass equals the op-by-op
+graph (fused=False) in float64 (outputs, final states, every gradient) over the layer options; float32
+stays close to float64; a second call with another batch size or length, a call after the parameters
+changed, no_grad and gradients of gradients agree too. A cell the compiler must refuse runs op by op
+with one warning that names the op, the cell and the line of the step it comes from."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tests.compile.test_exact import OPTIONS, compiled_nodes, cuda_program_on_the_cpu, kernels_as_cpp  # noqa: F401
+from tests.compile.user_cells import REFUSED, TRACEABLE, DropoutInsideCell
+from tinygrad_rnn.compile import drive
+
+TOLERANCE = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def fresh_compiler(monkeypatch):
+    """Each test compiles and warns afresh (the cache and the warnings given are global)."""
+    monkeypatch.setattr(drive, "_CACHE", {})
+    monkeypatch.setattr(drive, "_BOUND", drive.weakref.WeakKeyDictionary())
+    monkeypatch.setattr(drive, "_WARNED", set())
+
+
+def make_layer(cell_type, fused, options=None, dtype="float64", seed=0):
+    options = dict((options or {}).get("layer", {}))
+    if not fused:
+        options.pop("checkpoint_every", None)
+    tr.manual_seed(seed)
+    return tr.nn.Recurrent(cell_type, 3, 4, fused=fused, dtype=dtype, **options)
+
+
+def run(layer, options, dtype="float64", shape=(5, 3), seed=0, create_graph=False):
+    """Outputs, final states and the gradients of a weighted sum of them: x, hx, every parameter."""
+    rng = np.random.default_rng(seed)
+    T, B = shape
+    batch_first = options["layer"].get("batch_first", False)
+    x = tr.Tensor(rng.standard_normal((B, T, 3) if batch_first else (T, B, 3)), dtype=dtype, requires_grad=True)
+    inputs, hx = [x], None
+    if options.get("hx"):
+        stacked = layer.num_layers * layer.num_directions
+        hx = [tr.Tensor(rng.standard_normal((stacked, B, size)) * 0.5, dtype=dtype, requires_grad=True)
+              for size in layer.state_sizes]
+        inputs += hx
+        hx = hx[0] if len(hx) == 1 else tuple(hx)
+    lengths = options["call"].get("lengths")
+    tr.manual_seed(seed + 1)  # the dropout masks between layers
+    out, finals = layer(x, hx, lengths=None if lengths is None else lengths[:B])
+    finals = finals if isinstance(finals, tuple) else (finals,)
+    loss = (out * tr.Tensor(rng.standard_normal(out.shape), dtype=dtype)).sum()
+    for k, f in enumerate(finals):
+        loss = loss + (f * tr.Tensor(rng.standard_normal(f.shape), dtype=dtype)).sum() * (k + 2)
+    params = list(layer.parameters())
+    grads = tr.autograd.grad(loss, inputs + params, create_graph=create_graph)
+    if create_graph:
+        penalty = sum((g * g).sum() for g in grads)
+        grads = tr.autograd.grad(penalty, inputs + params)
+    return [out.numpy()] + [f.numpy() for f in finals] + [g.numpy() for g in grads], compiled_nodes(out)
+
+
+def assert_same(got, expected, atol=TOLERANCE, rtol=0.0):
+    assert len(got) == len(expected)
+    for k, (a, b) in enumerate(zip(got, expected)):
+        assert np.isfinite(a).all(), f"result {k}"
+        np.testing.assert_allclose(a, b, atol=atol, rtol=rtol, err_msg=f"result {k}")
+
+
+@pytest.mark.filterwarnings("error")   # a cell that fell back op by op would warn
+@pytest.mark.parametrize("work_on_forward_values", ["all steps at once", "step by step"])
+@pytest.mark.parametrize("options", list(OPTIONS))
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_compiled_pass_equals_op_by_op(monkeypatch, name, options, work_on_forward_values):
+    if work_on_forward_values == "step by step":  # the backward that large segments take
+        monkeypatch.setattr(drive, "BULK_BYTES", 0)
+    opts = OPTIONS[options]
+    expected, none = run(make_layer(TRACEABLE[name], False, opts), opts)
+    got, passes = run(make_layer(TRACEABLE[name], True, opts), opts)
+    layer = opts["layer"]
+    assert none == 0 and passes == layer.get("num_layers", 1) * (2 if layer.get("bidirectional") else 1)
+    assert_same(got, expected)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.usefixtures("cuda_program_on_the_cpu")
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_generated_cuda_kernels_equal_op_by_op(name):
+    """The GPU's program (each loop's elementwise runs as generated kernels, run here as C++)."""
+    options = OPTIONS["stacked_bidirectional_lengths_hx"]
+    expected, _ = run(make_layer(TRACEABLE[name], False, options), options)
+    got, passes = run(make_layer(TRACEABLE[name], True, options), options)
+    assert passes == 4
+    assert_same(got, expected)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_later_calls_with_other_shapes_and_changed_parameters(name):
+    """One layer called again with another batch size and length, then after its parameters changed in
+    place (an optimizer step: the compiled step is reused, the statics read again)."""
+    options = OPTIONS["stacked_bidirectional_lengths_hx"]
+    fused, plain = make_layer(TRACEABLE[name], True, options), make_layer(TRACEABLE[name], False, options)
+    for shape in ((5, 3), (7, 2), (5, 3)):
+        assert_same(run(fused, options, shape=shape)[0], run(plain, options, shape=shape)[0])
+        for layer in (fused, plain):
+            for k, p in enumerate(layer.parameters()):
+                p.array += 0.01 * (k + 1)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_no_grad_gives_the_same_output(name):
+    layer = make_layer(TRACEABLE[name], True)
+    x = tr.Tensor(np.random.default_rng(2).standard_normal((6, 2, 3)), dtype="float64")
+    with tr.no_grad():
+        out, finals = layer(x, lengths=[6, 4])
+    assert out.grad_fn is None and not out.requires_grad
+    recorded, recorded_finals = layer(x, lengths=[6, 4])
+    assert compiled_nodes(recorded) == 1
+    np.testing.assert_array_equal(out.numpy(), recorded.numpy())
+    finals = finals if isinstance(finals, tuple) else (finals,)
+    recorded_finals = recorded_finals if isinstance(recorded_finals, tuple) else (recorded_finals,)
+    for a, b in zip(finals, recorded_finals):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_float32_is_close_to_float64(name):
+    options = OPTIONS["checkpoint_reverse_lengths"]
+    results = [run(make_layer(TRACEABLE[name], True, options, dtype=dtype), options, dtype=dtype)[0]
+               for dtype in ("float64", "float32")]
+    assert all(a.dtype == np.float32 for a in results[1])
+    assert_same(results[1], results[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_gradients_of_gradients_equal_op_by_op(name):
+    options = OPTIONS["checkpoint_reverse_lengths"]
+    expected, _ = run(make_layer(TRACEABLE[name], False, options), options, create_graph=True)
+    got, passes = run(make_layer(TRACEABLE[name], True, options), options, create_graph=True)
+    assert passes == 2
+    assert_same(got, expected, atol=1e-10, rtol=1e-12)
+
+
+def test_dropout_inside_the_step_runs_op_by_op_while_training_and_compiled_in_eval():
+    options = OPTIONS["one_layer"]
+    layers = {fused: make_layer(DropoutInsideCell, fused) for fused in (True, False)}
+    with pytest.warns(UserWarning, match=r"DropoutInsideCell: .*op 'mul' \(user_cells.py:\d+: .*self\.drop\(") as caught:
+        got, passes = run(layers[True], options, seed=3)
+    assert len(caught) == 1 and passes == 0
+    expected, _ = run(layers[False], options, seed=3)
+    assert_same(got, expected)   # the same masks: op by op draws them as fused=False does
+    for layer in layers.values():
+        layer.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, passes = run(layers[True], options)
+    assert passes == 1
+    assert_same(got, run(layers[False], options)[0])
+
+
+class NarrowedSliceCell(tr.nn.RecurrentCell):
+    """A view of a column block of the state (h[:, 2:][:, 0:2]) read before the block itself: the block's
+    gate-major copy (blocks.py) must be made before that first read, not at the block's own first read."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.v = tr.nn.Parameter(tr.randn(input_size, 2, dtype=dtype) * 0.4)
+
+    def step(self, x, state):
+        h, = state
+        slow = h[:, 2:]
+        return (tr.cat([x @ self.v, slow + slow.narrow(1, 0, 2).sigmoid() * (x @ self.v - slow)], 1),)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
+    options = OPTIONS["one_layer"]
+    got, passes = run(make_layer(NarrowedSliceCell, True), options)
+    assert passes == 1
+    assert_same(got, run(make_layer(NarrowedSliceCell, False), options)[0])
+
+
+# the op the warning names, and the words of the step's line it points at
+REFUSALS = {"AbsCell": ("mul", "h.abs()"), "MaximumCell": ("where", "tr.maximum("),
+            "MaxOverFeaturesCell": ("getitem", "h.max(dim=1"), "BranchingCell": (None, "if a.mean() > 0"), "NormCell": ("where", "h.norm(dim=1")}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_refused_cell_warns_once_and_equals_op_by_op(name):
+    options = OPTIONS["batch_first_dropout_lengths"]   # zero initial states
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got, passes = run(make_layer(REFUSED[name], True, options), options)
+        run(make_layer(REFUSED[name], True, options), options, shape=(5, 2))
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    op, line = REFUSALS[name]
+    assert messages[0].startswith(f"{name}: the step compiler cannot take ")
+    assert (f"op '{op}'" if op else "its step") in messages[0] and line in messages[0], messages[0]
+    assert passes == 0
+    assert_same(got, run(make_layer(REFUSED[name], False, options), options)[0])
+
+
+def test_each_layer_shape_compiles_once():
+    """A structure per layer input size and batch size (shapes are part of it), compiled once each: the
+    calls after the first two reuse them. Compile seconds are in cache_info (bench/ reports them)."""
+    cells = {name: cell for name, cell in TRACEABLE.items() if name != "RandomUnitsCell"}  # a program per mask
+    for cell_type in cells.values():
+        layer = tr.nn.Recurrent(cell_type, 16, 32, num_layers=2, bidirectional=True)
+        layer(tr.randn(4, 2, 16))
+        layer(tr.randn(6, 3, 16))
+        layer(tr.randn(5, 2, 16))
+        layer(tr.randn(3, 3, 16))
+    assert sorted(drive.cache_info()) == sorted(cells)
+    assert all(len(seconds) == 4 for seconds in drive.cache_info().values()), drive.cache_info()
+
+
+def test_cells_with_masks_of_their_own_each_compile_up_to_a_limit(monkeypatch):
+    """Each RandomUnitsCell has its own where() condition: a program each, up to VARIANT_LIMIT for one
+    structure; the next cell runs op by op with a warning that says so."""
+    monkeypatch.setattr(drive, "VARIANT_LIMIT", 3)
+    options = {"layer": {"bidirectional": True}, "call": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=1), options)
+    assert passes == 2
+    assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=1), options)[0])
+    with pytest.warns(UserWarning, match=r"op 'where' \(user_cells.py:\d+: .*self\.updating.*\): the condition of "
+                                         r"where differs from call to call \(3 programs"):
+        got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=2), options)
+    assert passes == 1
+    assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=2), options)[0])
+
+
+def test_a_step_returning_its_one_state_as_a_tensor_is_called_as_a_cell_too():
+    cell = TRACEABLE["TiedWeightCell"](3, 4, dtype="float64")
+    x, h = tr.randn(2, 3, dtype="float64"), tr.randn(2, 4, dtype="float64")
+    assert cell(x, h).shape == (2, 4) and cell(x[0], h[0]).shape == (4,)

@@ -1,0 +1,381 @@
+"""Cells written the way a PyTorch user writes them (nn.Linear submodules, cat before one product,
+chunk/split, slices, LayerNorm, softmax over features, buffers, several states), to check the step
+compiler on idioms the cells of cells.py do not use. Each takes (input_size, hidden_size, device,
+dtype) as `Recurrent` builds it.
+
+The engine has no F.linear, Tensor.unbind, softplus, elu or gelu: the cells write them from the
+primitives (a linear as x @ W.T + b, unbind as integer indexing, softplus as log(1 + exp(z)), elu from
+relu and exp, gelu's tanh form)."""
+import math
+
+import tinygrad_rnn as tr
+from tinygrad_rnn import nn
+from tinygrad_rnn.nn import functional as F
+
+
+def _weight(*shape, dtype=None, device=None, scale=0.4):
+    return nn.Parameter(tr.randn(*shape, dtype=dtype, device=device) * scale)
+
+
+class ConcatElmanCell(nn.Module):
+    """Not a RecurrentCell: one product over cat([x, h]), forward(x, h) -> h."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__()
+        self.state_sizes = (hidden_size,)
+        self.W = _weight(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+        self.b = _weight(hidden_size, dtype=dtype, device=device)
+
+    def forward(self, x, h):
+        return tr.tanh(tr.cat([x, h], dim=1) @ self.W + self.b)
+
+
+class LinearGRUCell(nn.RecurrentCell):
+    """A GRU from nn.Linear submodules (with and without bias), chunk and split, the reset gate
+    applied before the product: n = tanh(W_x x + W_r (r * h))."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.x2h = nn.Linear(input_size, 3 * hidden_size, dtype=dtype, device=device)
+        self.h2h = nn.Linear(hidden_size, 2 * hidden_size, bias=False, dtype=dtype, device=device)
+        self.reset_proj = nn.Linear(hidden_size, hidden_size, bias=False, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        xz, xr, xn = self.x2h(x).chunk(3, dim=1)
+        hz, hr = self.h2h(h).split(self.hidden_size, dim=1)
+        z = tr.sigmoid(xz + hz)
+        r = tr.sigmoid(xr + hr)
+        n = tr.tanh(xn + self.reset_proj(r * h))
+        return ((1 - z) * n + z * h,)
+
+
+class IndexedGatesLSTMCell(nn.RecurrentCell):
+    """An LSTM whose gates come from a reshape to (B, 4, H) and integer indexing (torch's unbind),
+    weights (4H, I) used as x @ W.t() (F.linear by hand), states returned as a list."""
+    state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.weight_ih = _weight(4 * hidden_size, input_size, dtype=dtype, device=device)
+        self.weight_hh = _weight(4 * hidden_size, hidden_size, dtype=dtype, device=device)
+        self.bias = nn.Parameter(tr.zeros(4 * hidden_size, dtype=dtype, device=device))
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size, self.hidden_size)
+
+    def step(self, x, state):
+        h, c = state
+        gates = (x @ self.weight_ih.t() + h @ self.weight_hh.t() + self.bias).view(x.shape[0], 4, self.hidden_size)
+        i, f, g, o = (gates[:, k] for k in range(4))
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return [o.sigmoid() * c.tanh(), c]
+
+
+class ExpGateCell(nn.RecurrentCell):
+    """Three states (h, c, n) as sLSTM: an exponential input gate (clamped), a normaliser state,
+    h = o * c / sqrt(n^2 + 1)."""
+    state_names = ("h", "c", "n")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, 4 * hidden_size, dtype=dtype, device=device)
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size,) * 3
+
+    def step(self, x, state):
+        h, c, n = state
+        a_i, a_f, a_z, a_o = self.lin(tr.cat([x, h], 1)).chunk(4, 1)
+        i = a_i.clamp(max=2.0).exp()
+        f = a_f.sigmoid()
+        c = f * c + i * a_z.tanh()
+        n = f * n + i
+        h = a_o.sigmoid() * c / (n ** 2 + 1).sqrt()
+        return h, c, n
+
+
+class TupleReturnCell(nn.Module):
+    """A Module whose only state is h but whose forward returns a one-element tuple; python float
+    constants, int powers, the free functions tr.tanh / tr.sigmoid."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__()
+        self.state_sizes = (hidden_size,)
+        self.inp = nn.Linear(input_size, hidden_size, dtype=dtype, device=device)
+        self.rec = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def forward(self, x, h):
+        pre = self.inp(x) + h @ self.rec
+        cand = tr.tanh(pre) - 0.1 * pre ** 3 / (1.0 + pre ** 2)
+        keep = tr.sigmoid(2.5 * h - 0.5)
+        return (keep * h + (1.0 - keep) * cand,)
+
+
+class TiedWeightCell(nn.RecurrentCell):
+    """One weight used in two products (h @ W and tanh(a) @ W) and a scalar gate used twice; the step
+    returns its one state as a tensor, not a tuple."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.U = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.W = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.alpha = nn.Parameter(tr.full((1,), 0.3, dtype=dtype, device=device))
+
+    def step(self, x, state):
+        h, = state
+        a = tr.tanh(x @ self.U + h @ self.W)
+        b = tr.tanh(a @ self.W + x @ self.U * 0.5)
+        return self.alpha * h + (1 - self.alpha) * b
+
+
+class BufferCell(nn.RecurrentCell):
+    """Tensors that are not parameters: a registered buffer, a plain tensor attribute, a bool mask in
+    where() and an int64 mask in a product, all fixed at construction."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.proj = nn.Linear(input_size, hidden_size, dtype=dtype, device=device)
+        self.rec = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.register_buffer("decay", tr.linspace(0.1, 0.9, hidden_size, dtype=dtype, device=device))
+        self.scale = tr.full((hidden_size,), 0.7, dtype=dtype, device=device)
+        self.odd = tr.tensor([k % 2 == 1 for k in range(hidden_size)], device=device)
+        self.keep = (tr.arange(hidden_size, device=device) < hidden_size - 1).long()
+
+    def step(self, x, state):
+        h, = state
+        cand = tr.tanh(self.proj(x) + (h * self.keep) @ self.rec)
+        mixed = tr.where(self.odd, cand * self.scale, cand)
+        return (self.decay * h + (1 - self.decay) * mixed,)
+
+
+class LayerNormGRUCell(nn.RecurrentCell):
+    """nn.LayerNorm submodules on both products, and a hand-written normalisation with var(unbiased=False)
+    and sqrt on the candidate."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.wx = nn.Linear(input_size, 2 * hidden_size, dtype=dtype, device=device)
+        self.wh = nn.Linear(hidden_size, 2 * hidden_size, bias=False, dtype=dtype, device=device)
+        self.ln_x = nn.LayerNorm(2 * hidden_size, dtype=dtype, device=device)
+        self.ln_h = nn.LayerNorm(2 * hidden_size, elementwise_affine=False, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        z, cand = (self.ln_x(self.wx(x)) + self.ln_h(self.wh(h))).chunk(2, -1)
+        mean = cand.mean(-1, keepdim=True)
+        cand = (cand - mean) / (cand.var(-1, keepdim=True, unbiased=False) + 1e-5).sqrt()
+        z = z.sigmoid()
+        return (z * h + (1 - z) * cand.tanh(),)
+
+
+class SoftmaxMixCell(nn.RecurrentCell):
+    """Softmax and log_softmax over the features, a stack of three candidates mixed by softmax weights
+    over dim 1, sums with and without keepdim."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.wx = _weight(input_size, 3 * hidden_size, dtype=dtype, device=device)
+        self.wh = _weight(hidden_size, 3 * hidden_size, dtype=dtype, device=device)
+        self.mix = _weight(input_size + hidden_size, 3, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a, b, c = (x @ self.wx + h @ self.wh).chunk(3, dim=1)
+        attention = F.softmax(a, dim=-1) * self.hidden_size
+        logits = F.log_softmax(b, dim=1)
+        candidates = tr.stack([attention * h, logits.exp() + c.tanh(), (logits / 4).tanh()], dim=1)  # (B, 3, H)
+        weights = (tr.cat([x, h], dim=1) @ self.mix).softmax(-1)                                    # (B, 3)
+        out = (weights.unsqueeze(-1) * candidates).sum(1)
+        return (out - out.sum(-1, keepdim=True) / self.hidden_size,)
+
+
+class ActivationZooCell(nn.RecurrentCell):
+    """relu, softplus, elu, gelu (tanh form) from primitives, rsqrt, square, reciprocal, clamp with both
+    bounds, amax over the features, a mean over the features without keepdim."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size, 4 * hidden_size, dtype=dtype, device=device)
+        self.rec = nn.Linear(hidden_size, 4 * hidden_size, bias=False, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a, b, c, d = (self.lin(x) + self.rec(h)).chunk(4, 1)
+        softplus = (1 + a.exp()).log()
+        elu = b.relu() + ((-(-b).relu()).exp() - 1)
+        gelu = 0.5 * c * (1 + tr.tanh(math.sqrt(2 / math.pi) * (c + 0.044715 * c ** 3)))
+        gate = (d.square() + 1).rsqrt() + (2 + d.clamp(-1.0, 1.0)).reciprocal()
+        peak = (softplus - softplus.amax(dim=1, keepdim=True)).exp()
+        mean = elu.mean(dim=1).unsqueeze(1)
+        return (tr.tanh(gate * (gelu + peak) - 0.3 * mean) * 0.9 + 0.1 * h,)
+
+
+class SlicedStateCell(nn.RecurrentCell):
+    """A state of two halves read as slices h[:, :k] and h[:, k:] (a fast and a slow part), joined back
+    with cat; narrow, a strided slice and a column x[:, :1] broadcast over the features."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.k = hidden_size // 2
+        self.w_fast = _weight(input_size + hidden_size, self.k, dtype=dtype, device=device)
+        self.w_slow = _weight(input_size, hidden_size - self.k, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        fast, slow = h[:, :self.k], h[:, self.k:]
+        new_fast = tr.tanh(tr.cat([x, fast, slow], 1) @ self.w_fast + x[:, :1])
+        rate = tr.sigmoid(slow.narrow(1, 0, slow.shape[1]) + h[:, ::2].mean(1, keepdim=True))
+        new_slow = slow + 0.1 * rate * (tr.tanh(x @ self.w_slow) - slow)
+        return (tr.cat([new_fast, new_slow], dim=1),)
+
+
+class DropoutInsideCell(nn.RecurrentCell):
+    """nn.Dropout inside the step: a fresh mask every step while training (op by op), the identity in
+    eval() (compiled)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+        self.drop = nn.Dropout(0.3)
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(self.lin(self.drop(tr.cat([x, h], 1)))),)
+
+
+class FreshTensorsCell(nn.RecurrentCell):
+    """Tensors made inside the step from the batch size (zeros, ones_like), masked_fill with a fixed
+    mask, a state of size 1 beside one of twice the hidden size."""
+    state_names = ("h", "wide", "level")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.wx = _weight(input_size, 2 * hidden_size, dtype=dtype, device=device)
+        self.wh = _weight(2 * hidden_size, hidden_size, dtype=dtype, device=device)
+        self.first = tr.arange(2 * hidden_size, device=device) == 0
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size, 2 * self.hidden_size, 1)
+
+    def step(self, x, state):
+        h, wide, level = state
+        bias = tr.zeros(x.shape[0], 2 * self.hidden_size, dtype=x.dtype, device=x.device) + 0.05
+        wide = tr.tanh(x @ self.wx + bias + wide * 0.5).masked_fill(self.first, 0.0)
+        level = level * 0.9 + 0.1 * wide.sum(-1, keepdim=True) / self.hidden_size
+        h = tr.tanh(wide @ self.wh) * tr.ones_like(h) + level
+        return h, wide, level
+
+
+class BatchNormRNNCell(nn.RecurrentCell):
+    """Recurrent batch normalisation (Cooijmans et al. 2017): both products normalised with the batch's
+    own mean and variance, so every row of the step reads every other (with lengths, the rows of
+    ended sequences too, as the op-by-op graph computes them)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.wx = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.wh = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.gamma = nn.Parameter(tr.full((hidden_size,), 0.5, dtype=dtype, device=device))
+
+    @staticmethod
+    def normalised(a):
+        return (a - a.mean(0, keepdim=True)) / (a.var(0, keepdim=True, unbiased=False) + 1e-3).sqrt()
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(self.gamma * (self.normalised(x @ self.wx) + self.normalised(h @ self.wh))),)
+
+
+class RandomUnitsCell(nn.RecurrentCell):
+    """Each cell draws its own fixed random set of units that update (the rest keep their state): a
+    where() whose condition differs from cell to cell of one type, the same at every step."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+        self.updating = tr.rand(hidden_size, device=device) < 0.6
+
+    def step(self, x, state):
+        h, = state
+        return (tr.where(self.updating, tr.tanh(tr.cat([x, h], 1) @ self.w), h),)
+
+
+TRACEABLE = {cell.__name__: cell for cell in (
+    ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
+    BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
+    BatchNormRNNCell, RandomUnitsCell)}
+
+
+# ----------------------------------------------------------------------------- cells it must refuse
+
+
+class AbsCell(nn.RecurrentCell):
+    """abs(): its gradient's sign is computed from the data."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(x @ self.w) - 0.5 * h.abs(),)
+
+
+class MaximumCell(nn.RecurrentCell):
+    """maximum(a, b): which one wins is decided on the data."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        return (tr.maximum(tr.tanh(x @ self.w), h * 0.5),)
+
+
+class MaxOverFeaturesCell(nn.RecurrentCell):
+    """max(dim) -> (values, indices): the values are picked at indices found in the data."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        top, _ = h.max(dim=1, keepdim=True)
+        return (tr.tanh(x @ self.w + h - top),)
+
+
+class BranchingCell(nn.RecurrentCell):
+    """Python control flow on a tensor's value."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h
+        if a.mean() > 0:
+            return (a.tanh(),)
+        return (a.sigmoid(),)
+
+
+class NormCell(nn.RecurrentCell):
+    """norm() takes its gradient at 0 from a where() on `total == 0`: random values never meet it, the
+    zero initial state does."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(x @ self.w + h / (1 + h.norm(dim=1, keepdim=True))),)
+
+
+REFUSED = {cell.__name__: cell for cell in (AbsCell, MaximumCell, MaxOverFeaturesCell, BranchingCell, NormCell)}
