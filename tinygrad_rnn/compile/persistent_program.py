@@ -192,7 +192,7 @@ class Kernel:
 
     def __init__(self, name, places, batch, ctype):
         self.name, self.places, self.B, self.ctype = name, places, batch, ctype
-        self.phases, self.products = [], []
+        self.phases, self.products, self.plan = [], [], None
 
     # --- operands
     def declare(self, name, operand, shape, output=False):
@@ -318,44 +318,71 @@ class Kernel:
 
 
     def product_lines(self, q, op, weight):
-        """Block blk's columns [n0, n0 + nb) of product q: A staged in tiles of TK columns, the
-        weights from the block's resident slice (or global memory), the sums kept in shared memory."""
+        """The block's columns [n0, n0 + nb) of product q (its column block cb) over the rows
+        [row0, row0 + rows): A staged in tiles of TK columns, the weights from the block's resident
+        slice (or global memory), the sums kept in shared memory."""
         (B, K), N = op.inputs[0].shape, op.out.shape[1]
         lines = [f"// {op.name}: ({B} x {K}) @ ({K} x {N})",
-                 f"const int n0 = blk * Nb{q}, nb = {N} - n0 < Nb{q} ? {N} - n0 : Nb{q};",
-                 "if (nb > 0) {"]
+                 f"const int n0 = cb * Nb{q}, nb = {N} - n0 < Nb{q} ? {N} - n0 : Nb{q};",
+                 "if (nb > 0 && rows > 0) {"]
         body = self.declare("a", self.places.of(op.inputs[0]), (B, K)) + \
             self.declare("out", self.places.of(op.out), (B, N), output=True) + [
             f"const T* const w = resident ? shared + w_at{q} : {weight.name} + n0;",
             f"const long long w_s = resident ? Nb{q} : {N};",
             "T* const As = shared + (resident ? w_total : 0);",
-            f"T* const Acc = As + (long long)TK * {B};",
+            "T* const Acc = As + (long long)TK * rows;",
             "FOR_THREADS(tid) {",
-            f"  for (int p = tid; p < {B} * nb; p += nthreads) Acc[p] = T(0);",
+            "  for (int p = tid; p < rows * nb; p += nthreads) Acc[p] = T(0);",
             "}",
             f"for (int k0 = 0; k0 < {K}; k0 += TK) {{",
             f"  const int tk = {K} - k0 < TK ? {K} - k0 : TK;",
             "  BLOCK_SYNC();  // the last tile was read",
             "  FOR_THREADS(tid) {",
-            f"    for (int e = tid; e < {B} * tk; e += nthreads) {{",
+            "    for (int e = tid; e < rows * tk; e += nthreads) {",
             "      const int r = e / tk, kk = e % tk;",
-            f"      As[kk * {B} + r] = a[r * a_s0 + (k0 + kk) * a_s1];",
+            "      As[kk * rows + r] = a[(long long)(row0 + r) * a_s0 + (k0 + kk) * a_s1];",
             "    }",
             "  }",
             "  BLOCK_SYNC();",
             "  FOR_THREADS(tid) {",
-            f"    for (int p = tid; p < {B} * nb; p += nthreads) {{",
+            "    for (int p = tid; p < rows * nb; p += nthreads) {",
             "      const int r = p / nb, c = p % nb;",
             "      T sum = Acc[p];",
-            f"      for (int kk = 0; kk < tk; ++kk) sum += As[kk * {B} + r] * w[(long long)(k0 + kk) * w_s + c];",
+            "      for (int kk = 0; kk < tk; ++kk) sum += As[kk * rows + r] * w[(long long)(k0 + kk) * w_s + c];",
             "      Acc[p] = sum;",
             "    }",
             "  }",
             "}",
             "FOR_THREADS(tid) {",
-            f"  for (int p = tid; p < {B} * nb; p += nthreads) out[(p / nb) * out_s0 + (n0 + p % nb) * out_s1] = Acc[p];",
+            "  for (int p = tid; p < rows * nb; p += nthreads) {",
+            "    out[(long long)(row0 + p / nb) * out_s0 + (n0 + p % nb) * out_s1] = Acc[p];",
+            "  }",
             "}"]
         return lines + ["  " + line for line in body] + ["}"]
+
+    # How the launch splits the work (cluster_program splits it per cluster of blocks instead): block
+    # blk owns column block cb = blk of every product over all the batch rows, rows blk, blk +
+    # nblocks, ... in the row phases, and all blocks wait at a grid barrier after each phase.
+    QUALIFIER = "KERNEL"
+    SYNC_PARAMS = ("unsigned int* counter", "unsigned int* failed")
+    COLUMN_BLOCKS = "nblocks"   # the blocks that split a product's columns (and the rows' work)
+
+    @property
+    def plan_ints(self):
+        return PLAN_INTS
+
+    def launch(self, lines):
+        """The body of the launch around the weights' loading and the steps: it sets row0 and rows,
+        the batch rows its blocks work on."""
+        return [f"const int row0 = 0, rows = {self.B};", "unsigned int barriers = 0;"] + lines
+
+    def blocks(self, lines):
+        """`lines` run by every block, with cb (its column block) and shared (its shared memory)."""
+        return ["FOR_BLOCKS(blk) {", "  const int cb = blk;", "  T* const shared = BLOCK_SHARED(T, blk, per_block);"] + \
+            ["  " + line for line in lines] + ["}"]
+
+    def barrier(self):
+        return "grid_barrier(counter, ++barriers * nblocks, failed);"
 
     def source(self, direction):
         """The kernel's C source; direction "forward" walks j up, "backward" down."""
@@ -363,47 +390,46 @@ class Kernel:
         params = ["const int L"]
         for name, (_, written) in places.params.items():
             params.append(f"{'' if written else 'const '}T* {name}")
-        params += [f"const int {n}" for n in PLAN_INTS] + ["unsigned int* counter", "unsigned int* failed"]
-        lines = [f"KERNEL {self.name}({', '.join(params)}) {{"]
-        top = [f"const int Nb{q} = ({op.out.shape[1]} + nblocks - 1) / nblocks;" for q, (op, _) in
-               enumerate(self.products)]
+        params += [f"const int {n}" for n in self.plan_ints] + list(self.SYNC_PARAMS)
+        lines = [f"{self.QUALIFIER} {self.name}({', '.join(params)}) {{"]
+        top = [f"const int Nb{q} = ({op.out.shape[1]} + {self.COLUMN_BLOCKS} - 1) / {self.COLUMN_BLOCKS};"
+               for q, (op, _) in enumerate(self.products)]
         at = "0"
         for q, (op, _) in enumerate(self.products):
             top.append(f"const long long w_at{q} = {at};")
             at = f"w_at{q} + (long long){op.inputs[0].shape[1]} * Nb{q}"
         top += [f"const long long w_total = {at};", "DECLARE_SHARED(T, per_block);"]
+        body = []
         if self.products:  # every block's slices of the weights, resident for the whole launch
-            top += ["if (resident) {", "  FOR_BLOCKS(blk) {", "    T* const shared = BLOCK_SHARED(T, blk, per_block);",
-                    "    FOR_THREADS(tid) {"]
+            load = ["FOR_THREADS(tid) {"]
             for q, (op, weight) in enumerate(self.products):
                 K, N = op.inputs[0].shape[1], op.out.shape[1]
-                top += [f"      for (long long e = tid; e < (long long){K} * Nb{q}; e += nthreads) {{",
-                        f"        const long long k = e / Nb{q}, n = blk * Nb{q} + e % Nb{q};",
-                        f"        shared[w_at{q} + e] = n < {N} ? {weight.name}[k * {N} + n] : T(0);", "      }"]
-            top += ["    }", "  }", "  BLOCK_SYNC();", "}"]
+                load += [f"  for (long long e = tid; e < (long long){K} * Nb{q}; e += nthreads) {{",
+                         f"    const long long k = e / Nb{q}, n = cb * Nb{q} + e % Nb{q};",
+                         f"    shared[w_at{q} + e] = n < {N} ? {weight.name}[k * {N} + n] : T(0);", "  }"]
+            body += ["if (resident) {"] + ["  " + line for line in self.blocks(load + ["}"])] + \
+                ["  BLOCK_SYNC();", "}"]
         step = ["const int j = s;" if direction == "forward" else "const int j = L - 1 - s;"]
         for name in places.params:
             if name.endswith("_"):  # a carry: C is read, D written; they swap each step
                 other = ("D" if name[0] == "C" else "C") + name[1:]
                 step.append(f"T* const {name[:-1]} = s % 2 ? {other} : {name};")
         for n, (kind, content) in enumerate(self.phases):
-            step.append("FOR_BLOCKS(blk) {")
-            step.append("  T* const shared = BLOCK_SHARED(T, blk, per_block);")
             if kind == "product":
                 q = next(q for q, (op, _) in enumerate(self.products) if op is content)
-                step += ["  " + line for line in self.product_lines(q, *self.products[q])]
+                work = self.product_lines(q, *self.products[q])
             else:
-                step += [f"  for (int b = blk; b < {self.B}; b += nblocks) {{",
-                         f"    const bool ended = M[(long long)j * {self.B} + b] == T(0);"]
+                work = [f"for (int b = row0 + cb; b < row0 + rows; b += {self.COLUMN_BLOCKS}) {{",
+                        f"  const bool ended = M[(long long)j * {self.B} + b] == T(0);"]
                 for item in content:
-                    step += ["    {"] + ["      " + line for line in item] + ["    }", "    BLOCK_SYNC();"]
-                step.append("  }")
-            step.append("}")
+                    work += ["  {"] + ["    " + line for line in item] + ["  }", "  BLOCK_SYNC();"]
+                work.append("}")
+            step += self.blocks(work)
             last = n == len(self.phases) - 1
-            step.append(("if (s + 1 < L) " if last else "") + "grid_barrier(counter, ++barriers * nblocks, failed);")
-        lines += ["  " + line for line in top + ["unsigned int barriers = 0;", "for (int s = 0; s < L; ++s) {"]]
-        lines += ["    " + line for line in step] + ["  }", "}"]
-        return "\n".join(lines)
+            step.append(("if (s + 1 < L) " if last else "") + self.barrier())
+        body += ["for (int s = 0; s < L; ++s) {"] + ["  " + line for line in step] + ["}"]
+        lines += ["  " + line for line in top + self.launch(body)]
+        return "\n".join(lines + ["}"])
 
 
 PLAN_INTS = ("nblocks", "nthreads", "TK", "resident", "per_block")
@@ -470,12 +496,12 @@ def _items(loop_ops, groups):
     return items
 
 
-def forward_kernel(name, code, groups, batch, ctype):
+def forward_kernel(name, code, groups, batch, ctype, kernel_type=Kernel):
     """The forward loop of `code` (a ForwardCode whose source was generated with `groups`)."""
     plan = code.plan
     places = Places(code, lambda v: plan.klass.get(v.id) == LOOP)
     places.params["M"] = ("row_mask(rows, L)", False)
-    kernel = Kernel(name, places, batch, ctype)
+    kernel = kernel_type(name, places, batch, ctype)
     for item in _items(plan.loop_ops, groups):
         kernel.item(item)
     for k, v in enumerate(code.graph.outputs):   # the new states; a sequence that has ended keeps its state
@@ -487,7 +513,7 @@ def forward_kernel(name, code, groups, batch, ctype):
     return kernel
 
 
-def backward_kernel(name, code, groups, batch, ctype):
+def backward_kernel(name, code, groups, batch, ctype, kernel_type=Kernel):
     """The backward loop of `code` (a BackwardCode whose source was generated with `groups`)."""
     plan, fplan = code.plan, code.fwd.plan
     places = Places(code, lambda v: LOOP in (plan.klass.get(v.id), fplan.klass.get(v.id)))
@@ -501,7 +527,7 @@ def backward_kernel(name, code, groups, batch, ctype):
         places.params[f"KP{k}"] = (f"xp.empty_like(C{k})", True)
     places.params["seed0"] = ("seed0", True)
     places.params["G"] = ("xp.ascontiguousarray(G)", False)
-    kernel = Kernel(name, places, batch, ctype)
+    kernel = kernel_type(name, places, batch, ctype)
     # the seeds: the output's gradient joins the first carry; a sequence that has ended passes its carries by
     for k, shape in enumerate(shapes):
         kernel.rows(kernel.copy(keeps[k], [carries[k]], shape, when="ended"))
@@ -571,7 +597,10 @@ class PersistentProgram:
 
     build(source, names) -> {name: kernel(*args, plan=)}: the kernels compiled (CuPy, or C++ in the
     tests); plan_for(products [(K, N)], batch, itemsize) -> Plan or None. Raises NotPersistent.
+    cluster_program.ClusterProgram is the same program with the kernels of another kernel_type.
     """
+
+    kernel_type = Kernel
 
     def __init__(self, fplan, bplans, xp, build, plan_for):
         graph = fplan.graph
@@ -587,7 +616,8 @@ class PersistentProgram:
             code = BackwardCode(bplan, recording)
             first = len(groups)
             src = code.source()
-            kernel = backward_kernel(f"tinygrad_rnn_backward_{name}", code, groups[first:], batch, ctype)
+            kernel = backward_kernel(f"tinygrad_rnn_backward_{name}", code, groups[first:], batch, ctype,
+                                     self.kernel_type)
             functions.append((f"backward_{name}", "backward", src, kernel, "    for j in range(L - 1, -1, -1):"))
         for record in (True, False):
             code = recording if record else ForwardCode(fplan, record=False, xp=xp, kernels=groups)
@@ -596,14 +626,14 @@ class PersistentProgram:
             if record:
                 code.export_lines(src)
             kernel = forward_kernel(f"tinygrad_rnn_forward{'' if record else '_only'}", code, groups[first:],
-                                    batch, ctype)
+                                    batch, ctype, self.kernel_type)
             functions.append(("forward" if record else "forward_only", "forward", src, kernel,
                               "    for j in range(L):"))
         self.kernels, self.launches, compiled = [], {}, {}
         for name, direction, src, kernel, header in functions:
             products = [(op.inputs[0].shape[1], op.out.shape[1]) for op, _ in kernel.products]
             launch = Launch(kernel.name)
-            launch.plan = plan_for(products, batch, dtype.itemsize)
+            launch.plan = kernel.plan = plan_for(products, batch, dtype.itemsize)
             if launch.plan is None:
                 raise NotPersistent(f"a block's share of the products {products} does not fit in shared memory")
             src.namespace["row_mask"] = _row_mask(xp, batch, dtype)
@@ -612,13 +642,16 @@ class PersistentProgram:
             self.kernels.append((kernel, direction))
             self.launches[kernel.name] = launch
         self.kernel_source = "\n\n".join(kernel.source(direction) for kernel, direction in self.kernels)
-        built = build(lambda emulate: module_source(self.kernels, ctype, emulate), list(self.launches))
+        built = build(lambda emulate: self.module_source(ctype, emulate), list(self.launches))
         for name, function in built.items():
             self.launches[name].function = function
         self.forward, self.forward_source = compiled["forward"]
         self.forward_only, self.forward_only_source = compiled["forward_only"]
         self.backward = {name: compiled[f"backward_{name}"][0] for name in bplans}
         self.backward_source = "\n".join(f"# backward ({name})\n{compiled[f'backward_{name}'][1]}" for name in bplans)
+
+    def module_source(self, ctype, emulate):
+        return module_source(self.kernels, ctype, emulate)
 
     @property
     def source(self):
