@@ -9,8 +9,9 @@ import numpy as np
 from tinygrad_rnn.compile import persistent_program as P
 
 
-def cpp_build(directory):
-    """build(source, names) for persistent_program.PersistentProgram, with g++ (cached by source)."""
+def cpp_build(directory, barrier=True):
+    """build(source, names) for persistent_program.PersistentProgram, with g++ (cached by source);
+    barrier=False: kernels without the grid barrier's arrays (cluster_program.ClusterProgram)."""
     built = {}
 
     def build(source, names):
@@ -23,11 +24,11 @@ def cpp_build(directory):
                             "-Wno-unknown-pragmas", "-shared", "-fPIC", str(path), "-o", str(library)],
                            check=True, capture_output=True, text=True)
             built[key] = ctypes.CDLL(str(library))
-        return {name: _caller(getattr(built[key], name)) for name in names}
+        return {name: _caller(getattr(built[key], name), barrier) for name in names}
     return build
 
 
-def _caller(function):
+def _caller(function, barrier):
     def call(*args, plan):
         converted = []
         for arg in list(args) + list(plan.ints()):
@@ -37,7 +38,9 @@ def _caller(function):
             else:
                 converted.append(ctypes.c_int(int(arg)))
         counter, failed = np.zeros(1, np.uint32), np.zeros(1, np.uint32)
-        function(*converted, ctypes.c_void_p(counter.ctypes.data), ctypes.c_void_p(failed.ctypes.data))
+        if barrier:
+            converted += [ctypes.c_void_p(counter.ctypes.data), ctypes.c_void_p(failed.ctypes.data)]
+        function(*converted)
     return call
 
 

@@ -24,10 +24,11 @@ from .. import backend
 from .. import vocabulary as V
 from ..autograd import _run
 from ..tensor import Function, Tensor, enable_grad, forward_mode_active, is_grad_enabled, stack
+from . import cluster_program
 from .cuda_program import cupy_launcher
 from .fold import fold
 from .numpy_program import NumpyProgram
-from .persistent_program import choose_program, cupy_build
+from .persistent_program import cupy_build
 from .plan import STATIC, BackwardPlan, ForwardPlan
 from .rewrite import rewrite
 from .trace import (
@@ -102,11 +103,13 @@ def _random_like(rng, array):
 
 def make_program(fplan, bplans, device):
     """The generated program for the arrays' device: NumPy calls on the CPU; on a GPU each segment's
-    loop as one persistent kernel where the step fits one, else the same driver over CuPy with each
-    loop's elementwise runs fused into generated CUDA kernels (persistent_program.choose_program)."""
+    loop as one launch of cluster kernels (where asked for) or of a persistent kernel where the step
+    fits one, else the same driver over CuPy with each loop's elementwise runs fused into generated
+    CUDA kernels (cluster_program.choose_program, persistent_program.choose_program)."""
     if device == "cpu":
         return NumpyProgram(fplan, bplans)
-    return choose_program(fplan, bplans, backend.xp_for(device), cupy_launcher, cupy_build)
+    return cluster_program.choose_program(fplan, bplans, backend.xp_for(device), cupy_launcher, cupy_build,
+                                          cluster_program.cupy_build)
 
 
 def _constants_fixed(graph, retrace, rng):

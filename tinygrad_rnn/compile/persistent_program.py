@@ -25,7 +25,8 @@ other blocks wrote them. A step that does anything else (an op with no lowering 
 by another row's work) is refused with a reason, and the cell runs the per-step program instead.
 
 The same source compiles as C++ with blocks and threads as loops (persistent_kernels' emulation):
-the tests run every kernel that way on float64 against the NumPy program.
+the tests run every kernel that way on float64 against the NumPy program. cluster_program splits
+the same kernels per thread-block cluster instead (Kernel's launch, blocks and barrier).
 """
 import re
 
@@ -694,7 +695,8 @@ def cupy_build(source, names):
 def choose_program(fplan, bplans, xp, launcher, build, plan_for=device_plan):
     """On a GPU: the persistent program where the step fits one (TINYGRAD_RNN_CUDA_STEPS auto,
     cluster or persistent, as nn/fused.make_steps reads it for the built-in cells), else the
-    per-step program, which says why in `per_step_reason`."""
+    per-step program, which says why in `per_step_reason`. cluster_program.choose_program asks
+    here where it does not take the cluster program."""
     from ..nn import fused
     from .numpy_program import NumpyProgram
     reason = f"TINYGRAD_RNN_CUDA_STEPS={fused.CUDA_STEPS}"

@@ -14,6 +14,8 @@ TINYGRAD_RNN_CUDA_STEPS forces one (fused.CUDA_STEPS); "auto", the default, asks
 
 Table format: {"device": str, "entries": [{"cell": "lstm" | "gru" | "rnn", "dtype": "float32",
 "batch": B, "input": I, "hidden": H, "steps": T, "ms": {"cluster": ms, "persistent": ms, ...}}]}.
+Entries with "cell": "compiled" are compiled cells' (compile/cluster_program.py), H the width of the
+step's first state; they are matched on B and H alone.
 """
 import json
 import math
@@ -56,12 +58,13 @@ def cell_kind(cell):
 
 
 def measured_choice(entries, kind, batch, hidden, steps, dtype):
-    """The fastest design of the nearest measured entry, or None where no entry is near enough."""
+    """The fastest design of the nearest measured entry, or None where no entry is near enough;
+    steps None matches every length (a compiled cell's program is made before it sees one)."""
     best = None
     for e in entries:
         if e["cell"] != kind or e["dtype"] != np.dtype(dtype).name:
             continue
-        ratios = (e["batch"] / batch, e["hidden"] / hidden, e["steps"] / steps)
+        ratios = (e["batch"] / batch, e["hidden"] / hidden, 1.0 if steps is None else e["steps"] / steps)
         if not (0.5 <= ratios[0] <= 2 and 0.5 <= ratios[1] <= 2 and 0.25 <= ratios[2] <= 4):
             continue
         timed = {d: ms for d, ms in e["ms"].items() if d in DESIGNS and ms is not None}
