@@ -241,3 +241,9 @@ def test_cluster_plans_take_larger_clusters_when_the_weights_need_them():
     plan = CP.make_cluster_plan([(256, 1024)], 64, 4, **H200)
     assert plan.resident and plan.cluster == 8 and plan.blocks <= 132
     assert CP.make_cluster_plan([(4096, 16384)], 64, 4, 1, 1024) is None
+
+
+def test_a_step_without_products_spreads_its_rows():
+    """IndRNN's step has no recurrent product: one row per block, in clusters of one block."""
+    plan = CP.make_cluster_plan([], 64, 4, **H200)
+    assert plan.cluster == 1 and plan.rows == 1 and plan.groups == 64

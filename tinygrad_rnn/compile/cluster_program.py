@@ -119,9 +119,10 @@ def make_cluster_plan(products, batch, itemsize, multiprocessors, shared_limit, 
 
     Among the splits whose blocks all run at once (groups x cluster <= multiprocessors: a second wave
     would double the pass), the weights resident in shared memory if any split keeps them there, the
-    least multiply-adds per block and step (rows of the group x the block's columns x K), then the
-    fewest blocks and the smallest clusters (a cheaper barrier). An estimate: the measured table
-    (nn/launch_plan) decides whether the cluster design runs at all.
+    least multiply-adds per block and step (rows of the group x the block's columns x K), the fewest
+    rows per block in the row phases, then the fewest blocks and the smallest clusters (a cheaper
+    barrier). An estimate: the measured table (nn/launch_plan) decides whether the cluster design
+    runs at all.
     """
     best = None
     for cluster in sizes:
@@ -136,7 +137,7 @@ def make_cluster_plan(products, batch, itemsize, multiprocessors, shared_limit, 
                 if TK >= 1:
                     plan = cluster_plan(products, batch, itemsize, cluster, rows, threads, TK, resident)
                     work = rows * sum(K * -(-N // cluster) for K, N in products)
-                    key = (not resident, work, plan.blocks, cluster)
+                    key = (not resident, work, -(-plan.rows // cluster), plan.blocks, cluster)
                     if best is None or key < best[0]:
                         best = (key, plan)
                     break
