@@ -11,8 +11,8 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
   calls          the NumPy calls in each step of the generated loops
   compile time   the seconds each structure took to trace, plan and generate (cached afterwards)
   GPU (--device cuda, TINYGRAD_RNN_COMPILED_CUDA taken as set): LayerNormLSTM and the lecture LSTM
-                 compiled, as one persistent kernel per segment and direction and per step (cuBLAS
-                 and generated kernels), beside cuDNN's plain LSTM (torch.nn.LSTM)
+                 compiled, as one persistent kernel per segment and direction, on thread-block
+                 clusters, and per step (cuBLAS and generated kernels), beside cuDNN's plain LSTM
 
     python bench/bench_compiled.py               # one thread for OpenBLAS and torch (the default)
     python bench/bench_compiled.py --threads 0   # every thread
@@ -200,7 +200,8 @@ def built_in_rows(configs, repeats, clock):
 
 def compiled_on_gpu(cell, x, dy, steps):
     """A compiled cell on CuPy with TINYGRAD_RNN_CUDA_STEPS=steps ("auto": persistent where the step
-    fits; "elementwise": per step), each with its own program cache so that both are measured."""
+    fits; "cluster": thread-block clusters where they fit; "elementwise": per step), each with its own
+    program cache so that all are measured."""
     import cupy
 
     import tinygrad_rnn as tr
@@ -219,9 +220,17 @@ def compiled_on_gpu(cell, x, dy, steps):
         (output * dy).sum().backward()
         cupy.cuda.get_current_stream().synchronize()
         if not chosen:
-            program = output.grad_fn.compiled.program
-            chosen.append(getattr(program, "per_step_reason", None) or "persistent")
+            chosen.append(program_taken(output.grad_fn.compiled.program))
     return run, chosen
+
+
+def program_taken(program):
+    """Which program a compiled pass runs: cluster, persistent, or the per-step one's reason."""
+    from tinygrad_rnn.compile.cluster_program import ClusterProgram
+    if isinstance(program, ClusterProgram):
+        return "cluster"
+    reason = getattr(program, "per_step_reason", None)
+    return f"per step ({reason})" if reason else "persistent"
 
 
 def cudnn_lstm(x, dy):
@@ -237,6 +246,9 @@ def cudnn_lstm(x, dy):
     return run
 
 
+STEP_PROGRAMS = ("auto", "cluster", "elementwise")   # TINYGRAD_RNN_CUDA_STEPS for the compiled cells' GPU rows
+
+
 def gpu_rows(repeats):
     from bench.common import format_ms, interleaved_medians
     rows = []
@@ -246,14 +258,24 @@ def gpu_rows(repeats):
         dy = rng.standard_normal((T, B, H), dtype=np.float32)
         runs, chosen = {"cuDNN LSTM": cudnn_lstm(x, dy)}, {}
         for name in ("LayerNormLSTM", "lecture LSTM"):
-            for steps in ("auto", "elementwise"):
-                runs[(name, steps)], chosen[(name, steps)] = compiled_on_gpu(custom_cell(name), x, dy, steps)
+            for steps in STEP_PROGRAMS:
+                run, chosen[(name, steps)] = compiled_on_gpu(custom_cell(name), x, dy, steps)
+                try:  # kernels never run on a GPU before: one that fails must not take the table with it
+                    run()
+                    runs[(name, steps)] = run
+                except Exception as error:  # noqa: BLE001 (reported, and the row says so)
+                    print(f"{name} {steps} at {B},{I},{H},{T} failed: {type(error).__name__}: {error}",
+                          file=sys.stderr)
+                    chosen[(name, steps)][:] = [f"failed ({type(error).__name__})"]
         ms = interleaved_medians(runs, warmup=2, repeats=repeats)
+        cudnn = ms["cuDNN LSTM"]
         for name in ("LayerNormLSTM", "lecture LSTM"):
-            persistent, per_step = ms[(name, "auto")], ms[(name, "elementwise")]
-            rows.append([f"{B},{I},{H},{T}", name, format_ms(persistent), chosen[(name, "auto")][0],
-                         format_ms(per_step), format_ms(ms["cuDNN LSTM"]), f"{persistent / ms['cuDNN LSTM']:.2f}x",
-                         f"{per_step / ms['cuDNN LSTM']:.2f}x"])
+            row = [f"{B},{I},{H},{T}", name]
+            for steps in STEP_PROGRAMS:
+                row += [format_ms(ms[(name, steps)]) if (name, steps) in ms else "-", chosen[(name, steps)][0]]
+            row.append(format_ms(cudnn))
+            row += [f"{ms[(name, steps)] / cudnn:.2f}x" if (name, steps) in ms else "-" for steps in STEP_PROGRAMS]
+            rows.append(row)
     return rows
 
 
@@ -315,8 +337,9 @@ def main():
         if not tinygrad_rnn.cuda_available():
             sys.exit("--device cuda: CuPy with a working GPU is needed")
         print("# Compiled cells on the GPU, float32, forward + backward\n")
-        print(table(["B,I,H,T", "cell", "persistent ms", "program taken", "per step ms", "cuDNN LSTM ms",
-                     "persistent / cuDNN", "per step / cuDNN"], gpu_rows(args.repeats)))
+        print(table(["B,I,H,T", "cell", "auto ms", "program taken", "cluster ms", "program taken",
+                     "per step ms", "program taken", "cuDNN LSTM ms", "auto / cuDNN", "cluster / cuDNN",
+                     "per step / cuDNN"], gpu_rows(args.repeats)))
         return
     print("# Compiled cells, float32, forward + backward (cpu)\n")
     print(f"{machine()}; {args.clock} clock\n")
