@@ -883,6 +883,8 @@ class Tensor(TensorMethods):
     def __rpow__(self, other): return self._binary(ops.Pow, other, reverse=True)
     def __matmul__(self, other): return self._binary(ops.Matmul, other)
     def __rmatmul__(self, other): return self._binary(ops.Matmul, other, reverse=True)
+    def __mod__(self, other): return self.remainder(other)
+    def __rmod__(self, other): return self._lift(other, "remainder").remainder(self)
     def __getitem__(self, index):
         index = _raw_index(index)
         ints_first = _integers_first(index)
@@ -900,6 +902,9 @@ class Tensor(TensorMethods):
     def tanh(self): return ops.Tanh.apply(self._floating())
     def sigmoid(self): return ops.Sigmoid.apply(self._floating())
     def sqrt(self): return ops.Sqrt.apply(self._floating())
+    def log1p(self): return ops.Log1p.apply(self._floating())
+    def expm1(self): return ops.Expm1.apply(self._floating())
+    def erf(self): return ops.Erf.apply(self._floating())
 
     def relu(self):
         if self.dtype.kind == "b":
