@@ -547,7 +547,8 @@ class TensorMethods:
                 result = compute(self)
         except (ValueError, TypeError, IndexError) as e:
             self._version -= 1
-            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            # as torch: an operand of a shape that does not broadcast (a ValueError out of place) is a RuntimeError
+            kind = next(k for k in (IndexError, TypeError, RuntimeError) if isinstance(e, k) or k is RuntimeError)
             raise kind(f"{op}: {e}") from None
         if result.shape != self.shape:
             self._version -= 1

@@ -231,8 +231,11 @@ class Function:
         state = _state
         if state.forward_ad:
             tangent = _forward_tangent(node, inputs, out)
-        elif not state.grad_enabled:
-            return Tensor._make(out, None)  # the common unrecorded case: no_grad code, a plain backward's VJPs
+        elif not state.grad_enabled:  # the common unrecorded case: no_grad code, a plain backward's VJPs
+            result = Tensor._make(out, None)
+            if out.base is not None:  # a view made under no_grad still shares its base's version counter
+                result._shared = _viewed(out, inputs)
+            return result
         else:
             tangent = None
         needs = tuple([t.requires_grad for t in inputs])
@@ -688,12 +691,20 @@ class Tensor(TensorMethods):
         """Keep this non-leaf tensor's gradient after backward (in `.grad`); returns None, as torch."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
-        if self._ctx is not None:
-            self._ctx.keep_grad = True
+        ctx = self._ctx
+        if ctx is None or ctx.keep_grad is True:
+            return
+        if ctx.multiple_outputs:  # this output only: a node's other outputs keep no gradient, as in torch
+            ctx.keep_grad = (ctx.keep_grad or frozenset()) | {self._output_nr}
+        else:
+            ctx.keep_grad = True
 
     @property
     def retains_grad(self):
-        return self._ctx is not None and bool(self._ctx.keep_grad)
+        ctx = self._ctx
+        if ctx is None or not ctx.keep_grad:
+            return False
+        return ctx.keep_grad is True or self._output_nr in ctx.keep_grad
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (PyTorch's arguments)."""
