@@ -296,9 +296,11 @@ def _outputs_arrived(node, gs, create_graph, capture):
             replaced = hook.fn(g)
             if replaced is not None:
                 gs[hook.nr] = replaced
-    if node.keep_grad:
+    keep = node.keep_grad
+    if keep:  # True: every output (retain_grads()); else the outputs whose retain_grad() was called
         kept = node.grad or [None] * len(gs)
-        node.grad = [k if g is None else _kept(k, g, create_graph) for k, g in zip(kept, gs)]
+        node.grad = [k if g is None or (keep is not True and nr not in keep) else _kept(k, g, create_graph)
+                     for nr, (k, g) in enumerate(zip(kept, gs))]
     if capture is not None:
         for k, g in enumerate(gs):
             key = (id(node), k)

@@ -3,6 +3,7 @@
 The only module that imports CuPy. Everything else asks this one for the array module `xp`
 that matches its data, so the same op code runs on both devices.
 """
+import math
 import os
 import threading
 
@@ -138,6 +139,17 @@ def to_device(array, device):
 def to_numpy(array):
     """A host NumPy array for any backend array."""
     return array if isinstance(array, np.ndarray) else np.asarray(to_device(array, "cpu"))
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf: the C library's, element by element
+
+
+def erf(array):
+    """The error function of a floating array, in its dtype."""
+    if isinstance(array, np.ndarray):
+        return np.asarray(_erf(array), dtype=array.dtype) if array.size else array.copy()
+    import cupyx.scipy.special
+    return cupyx.scipy.special.erf(array)
 
 
 def scatter_add(target, index, values):

@@ -10,11 +10,11 @@ from .tensor import Tensor
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
     "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip",
-    "clone", "div", "eq", "equal", "exp", "expand", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le",
-    "log", "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "mul", "narrow",
+    "clone", "cumsum", "div", "eq", "equal", "erf", "exp", "expand", "expm1", "fmod", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le",
+    "log", "log1p", "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "mul", "narrow",
     "ne", "norm", "numel", "permute", "pow", "reciprocal", "relu", "repeat", "reshape", "roll", "rsqrt",
     "sigmoid", "sign", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
-    "tanh", "transpose", "unsqueeze", "var",
+    "remainder", "tanh", "transpose", "unbind", "unsqueeze", "var",
 )
 
 

@@ -211,6 +211,14 @@ class TensorMethods:
 
     subtract, multiply, divide, true_divide = sub, mul, div, div
 
+    def remainder(self, other):
+        """self - other * floor(self / other): the sign of `other`, as Python's % and torch.remainder."""
+        return _remainder(self, other, "floor", "remainder")
+
+    def fmod(self, other):
+        """self - other * trunc(self / other): the sign of `self`, as C's fmod and torch.fmod."""
+        return _remainder(self, other, "trunc", "fmod")
+
     # --- comparisons: elementwise boolean tensors, as in PyTorch
     def _compare(self, other, op, name):
         from .tensor import _numeric
@@ -323,6 +331,29 @@ class TensorMethods:
 
     def minimum(self, other):
         return _where_pick(self, other, "minimum", lambda a, b: a < b)
+
+    @numpy_aliases
+    def cumsum(self, dim, *, dtype=None):
+        """Running sums along dim; integer and bool tensors sum in int64 unless `dtype` says otherwise, as torch."""
+        dim = check_dim("cumsum", dim, self.ndim)
+        x = self
+        if dtype is not None:
+            x = x.to(dtype=dtype)
+        elif x.dtype.kind in "biu":
+            x = x.long()
+        if x.ndim == 0:
+            return x.clone()
+        if x.dtype.kind != "f":  # no gradient: NumPy's own sum, in the tensor's dtype
+            return _constant(x.xp.cumsum(x.array, axis=dim, dtype=x.dtype))
+        return _ops().Cumsum.apply(x, axis=dim)
+
+    def unbind(self, dim=0):
+        """The slices along dim, that dim removed, as a tuple (torch.unbind)."""
+        if self.ndim == 0:
+            raise IndexError("unbind: Dimension specified as 0 but tensor has no dimensions")
+        dim = check_dim("unbind", dim, self.ndim)
+        lead = (slice(None),) * dim
+        return tuple(self[lead + (k,)] for k in range(self.shape[dim]))
 
     @numpy_aliases
     def softmax(self, dim, dtype=None):
@@ -516,7 +547,8 @@ class TensorMethods:
                 result = compute(self)
         except (ValueError, TypeError, IndexError) as e:
             self._version -= 1
-            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            # as torch: an operand of a shape that does not broadcast (a ValueError out of place) is a RuntimeError
+            kind = next(k for k in (IndexError, TypeError, RuntimeError) if isinstance(e, k) or k is RuntimeError)
             raise kind(f"{op}: {e}") from None
         if result.shape != self.shape:
             self._version -= 1
@@ -642,6 +674,26 @@ class TensorMethods:
         else:
             value = _constant(_fill_value("masked_fill", self, value))
         return where(_constant(mask), value, self)
+
+
+def _remainder(x, other, mode, op):
+    """remainder / fmod in the dtype torch promotes to: exact integers (no gradient), or the primitive."""
+    from .dtypes import result_type
+    number = isinstance(other, (bool, int, float))
+    y = other if number else x._lift(other, op)
+    dtype = result_type(x.array, other if number else y.array)
+    if dtype.kind == "b":
+        raise TypeError(f"{op}: not implemented for bool tensors")
+    y = x._lift(other, op) if number else y
+    a, b = x._as_dtype(dtype), y._as_dtype(dtype)
+    if a.device != b.device:
+        raise backend.DeviceError(f"{op}: operands are on {a.device} and {b.device}")
+    if dtype.kind in "iu":
+        xp = x.xp
+        if math.prod(np.broadcast_shapes(a.shape, b.shape)) and bool((b.array == 0).any()):
+            raise RuntimeError(f"{op}: ZeroDivisionError, integer division by zero (shapes {a.shape} and {b.shape})")
+        return _constant(getattr(xp, "remainder" if mode == "floor" else "fmod")(a.array, b.array))
+    return _ops().Remainder.apply(a, b, mode=mode)
 
 
 def _scaled(x, other, alpha):

@@ -287,20 +287,109 @@ class Relu(Function):
 
 
 class Clip(Function):
-    """Clamp to [low, high]; the gradient passes where the input lies inside, bounds included."""
+    """Clamp to [low, high]; the gradient passes where the input lies inside, bounds included (clamp),
+    or strictly inside with `strict` (hardtanh's gradient, 0 on the bounds as in torch)."""
     saves = ()
 
-    def forward(self, x, low, high):
-        xp = backend.xp_of(x)
-        inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
-        self.inside = inside.astype(x.dtype)
-        return xp.clip(x, low, high)
+    def forward(self, x, low, high, strict=False):
+        self.inside = inside_mask(x, low, high, strict)
+        return backend.xp_of(x).clip(x, low, high)
 
     def backward(self, g):
         return (g * _constant(self.inside),)
 
     def jvp(self, inputs, tangents):
         return tangents[0] * _constant(self.inside)
+
+
+def inside_mask(x, low, high, strict=False):
+    """1 where low <= x <= high (low < x < high if strict), else 0, in x's dtype: clip's VJP mask."""
+    low, high = -np.inf if low is None else low, np.inf if high is None else high
+    inside = ((x > low) & (x < high)) if strict else ((x >= low) & (x <= high))
+    return inside.astype(x.dtype)
+
+
+class Log1p(Function):
+    """log(1 + x), exact for small x."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).log1p(x)
+
+    def backward(self, g):
+        return (g / (1 + self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] / (1 + inputs[0])
+
+
+class Expm1(Function):
+    """exp(x) - 1, exact for small x; its slope exp(x) is the output plus one."""
+    saves = ()
+
+    def forward(self, x):
+        self.out = backend.xp_of(x).expm1(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * (self.output(self.out) + 1),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * (_constant(self.out) + 1)
+
+
+class Erf(Function):
+    """The error function; its slope is 2 / sqrt(pi) * exp(-x**2)."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.erf(x)
+
+    @staticmethod
+    def slope(x):
+        return (-(x * x)).exp() * (2 / np.sqrt(np.pi))
+
+    def backward(self, g):
+        return (g * self.slope(self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * self.slope(inputs[0])
+
+
+class RoundedDiv(Function):
+    """x / y rounded down ("floor") or toward zero ("trunc"): piecewise constant, so no gradient. An op
+    of its own, not a captured array, so that a traced step (the step compiler) recomputes it."""
+    saves = ()
+
+    def forward(self, x, y, mode):
+        xp = backend.xp_of(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.floor_divide(x, y) if mode == "floor" else xp.trunc(x / y)
+
+    def backward(self, g):
+        return None, None
+
+    def jvp(self, inputs, tangents):
+        return None
+
+
+class Remainder(Function):
+    """x - y * q with q = x / y rounded: the sign of y (mode "floor": remainder, %) or of x ("trunc": fmod).
+    As torch, the gradient is g for x and -g * q for y."""
+    saves = (0, 1)
+
+    def forward(self, x, y, mode):
+        self.mode = mode
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return getattr(backend.xp_of(x), "remainder" if mode == "floor" else "fmod")(x, y)
+
+    def backward(self, g):
+        q = RoundedDiv.apply(self.input(0), self.input(1), mode=self.mode) if self.needs[1] else None
+        return g, None if q is None else -g * q
+
+    def jvp(self, inputs, tangents):
+        (x, y), (tx, ty) = inputs, tangents
+        return _add_tangents(tx, None if ty is None else -ty * RoundedDiv.apply(x, y, mode=self.mode))
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -362,6 +451,21 @@ class Max(Function):
 
     def jvp(self, inputs, tangents):
         return (tangents[0] * _constant(self.weights)).sum(axis=self.axis, keepdims=self.keepdims)
+
+
+class Cumsum(Function):
+    """Running sum along `axis`; its VJP is the running sum from the other end (total - cumsum + g)."""
+    saves = ()
+
+    def forward(self, x, axis):
+        self.axis = axis
+        return backend.xp_of(x).cumsum(x, axis=axis)
+
+    def backward(self, g):
+        return (g.sum(axis=self.axis, keepdims=True) - Cumsum.apply(g, axis=self.axis) + g,)
+
+    def jvp(self, inputs, tangents):
+        return Cumsum.apply(tangents[0], axis=self.axis)
 
 
 class Expand(Function):
@@ -588,4 +692,4 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
-              Sum, Mean, Max, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)
+              Log1p, Expm1, Erf, RoundedDiv, Remainder, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)

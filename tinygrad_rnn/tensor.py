@@ -231,8 +231,11 @@ class Function:
         state = _state
         if state.forward_ad:
             tangent = _forward_tangent(node, inputs, out)
-        elif not state.grad_enabled:
-            return Tensor._make(out, None)  # the common unrecorded case: no_grad code, a plain backward's VJPs
+        elif not state.grad_enabled:  # the common unrecorded case: no_grad code, a plain backward's VJPs
+            result = Tensor._make(out, None)
+            if out.base is not None:  # a view made under no_grad still shares its base's version counter
+                result._shared = _viewed(out, inputs)
+            return result
         else:
             tangent = None
         needs = tuple([t.requires_grad for t in inputs])
@@ -688,12 +691,20 @@ class Tensor(TensorMethods):
         """Keep this non-leaf tensor's gradient after backward (in `.grad`); returns None, as torch."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
-        if self._ctx is not None:
-            self._ctx.keep_grad = True
+        ctx = self._ctx
+        if ctx is None or ctx.keep_grad is True:
+            return
+        if ctx.multiple_outputs:  # this output only: a node's other outputs keep no gradient, as in torch
+            ctx.keep_grad = (ctx.keep_grad or frozenset()) | {self._output_nr}
+        else:
+            ctx.keep_grad = True
 
     @property
     def retains_grad(self):
-        return self._ctx is not None and bool(self._ctx.keep_grad)
+        ctx = self._ctx
+        if ctx is None or not ctx.keep_grad:
+            return False
+        return ctx.keep_grad is True or self._output_nr in ctx.keep_grad
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (PyTorch's arguments)."""
@@ -883,6 +894,8 @@ class Tensor(TensorMethods):
     def __rpow__(self, other): return self._binary(ops.Pow, other, reverse=True)
     def __matmul__(self, other): return self._binary(ops.Matmul, other)
     def __rmatmul__(self, other): return self._binary(ops.Matmul, other, reverse=True)
+    def __mod__(self, other): return self.remainder(other)
+    def __rmod__(self, other): return self._lift(other, "remainder").remainder(self)
     def __getitem__(self, index):
         index = _raw_index(index)
         ints_first = _integers_first(index)
@@ -900,6 +913,9 @@ class Tensor(TensorMethods):
     def tanh(self): return ops.Tanh.apply(self._floating())
     def sigmoid(self): return ops.Sigmoid.apply(self._floating())
     def sqrt(self): return ops.Sqrt.apply(self._floating())
+    def log1p(self): return ops.Log1p.apply(self._floating())
+    def expm1(self): return ops.Expm1.apply(self._floating())
+    def erf(self): return ops.Erf.apply(self._floating())
 
     def relu(self):
         if self.dtype.kind == "b":

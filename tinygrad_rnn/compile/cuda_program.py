@@ -15,7 +15,7 @@ hand-written kernels.
 import numpy as np
 
 from .. import backend
-from ..ops import Add, Clip, Div, Exp, Log, Mul, Neg, Pow, Relu, Sigmoid, Sub, Tanh, Where
+from ..ops import Add, Clip, Div, Erf, Exp, Expm1, Log, Log1p, Mul, Neg, Pow, Relu, Sigmoid, Sub, Tanh, Where
 from .plan import is_view, view_base
 from .trace import PositiveMask
 
@@ -42,6 +42,9 @@ C_OPS = {
     Exp: lambda a, o: f"exp({a[0]})",
     Log: lambda a, o: f"log({a[0]})",
     Tanh: lambda a, o: f"tanh({a[0]})",
+    Log1p: lambda a, o: f"log1p({a[0]})",
+    Expm1: lambda a, o: f"expm1({a[0]})",
+    Erf: lambda a, o: f"erf({a[0]})",
     Sigmoid: lambda a, o: f"tanh({a[0]} * T(0.5)) * T(0.5) + T(0.5)",
     Relu: lambda a, o: f"({a[0]} > T(0) || {a[0]} != {a[0]} ? {a[0]} : T(0))",   # NaN stays, as np.maximum
     PositiveMask: lambda a, o: f"({a[0]} > T(0) ? T(1) : T(0))",

@@ -31,9 +31,11 @@ from ..ops import (
     Einsum,
     Exp,
     Expand,
+    Expm1,
     Getitem,
     IndexAdd,
     Log,
+    Log1p,
     Matmul,
     Max,
     Mean,
@@ -58,7 +60,7 @@ from .rewrite import Assemble
 from .trace import NotTraceable, PositiveMask
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
-UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh"}
+UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh", Log1p: "log1p", Expm1: "expm1"}
 REDUCTIONS = {Sum: "sum_into", Mean: "sum_into", Max: "max_into"}  # mean: the sum, then / count
 DEVICE_OPS = ("todevice",)
 
@@ -70,7 +72,8 @@ def _forward_of(cls, options):
     return run
 
 
-_CALLED = ("add", "subtract", "multiply", "true_divide", "power", "negative", "exp", "log", "tanh", "maximum",
+_CALLED = ("add", "subtract", "multiply", "true_divide", "power", "negative", "exp", "log", "tanh", "log1p", "expm1",
+           "maximum",
            "greater", "clip", "matmul", "copyto", "empty", "zeros", "concatenate", "stack", "einsum",
            "broadcast_to")
 

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from .. import backend, factory
-from ..ops import Clip, Max, Relu, _reduced_shape, unbroadcast
+from ..ops import Clip, Max, Relu, _reduced_shape, inside_mask, unbroadcast
 from ..tensor import DataDependent as ValueRead
 from ..tensor import Function, Tensor, enable_grad, no_grad, op_tape
 
@@ -87,12 +87,11 @@ class PositiveMask(Function):
 
 
 class InsideMask(Function):
-    """1 where low <= x <= high (clip's VJP mask)."""
+    """1 where low <= x <= high, or low < x < high if strict (clip's VJP mask)."""
     saves = ()
 
-    def forward(self, x, low, high):
-        inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
-        return inside.astype(x.dtype)
+    def forward(self, x, low, high, strict=False):
+        return inside_mask(x, low, high, strict)
 
     def backward(self, g):
         return (None,)
@@ -116,7 +115,7 @@ def _relu_vjp(node, g):
 
 
 def _clip_vjp(node, g):
-    return (g * InsideMask.apply(node.traced_input, low=node.low, high=node.high),)
+    return (g * InsideMask.apply(node.traced_input, low=node.low, high=node.high, strict=node.strict),)
 
 
 def _max_vjp(node, g):
@@ -132,7 +131,7 @@ VJP_RULES = {Relu: _relu_vjp, Clip: _clip_vjp, Max: _max_vjp}
 def _remember_inputs(cls, node, inputs, options):
     node.traced_input = inputs[0]
     if cls is Clip:
-        node.low, node.high = options.get("low"), options.get("high")
+        node.low, node.high, node.strict = options.get("low"), options.get("high"), options.get("strict", False)
 
 
 # ----------------------------------------------------------------------------- the tape

@@ -1,6 +1,20 @@
 """Layers, their building blocks and helpers, named as in torch.nn."""
 from . import functional, init, utils
-from .activation import Identity, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import (
+    ELU,
+    GELU,
+    Hardtanh,
+    Identity,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
 from .checks import InputError
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
@@ -12,8 +26,48 @@ from .module import Module, Parameter, StateDictError
 from .normalization import LayerNorm
 from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
 
-__all__ = ["GRU", "LSTM", "RNN", "CrossEntropyLoss", "Dropout", "ElmanRNN", "Embedding", "GRUCell", "Identity",
-           "InputError", "LSTMCell", "LayerNorm", "LayerNormLSTMCell", "Linear", "LogSoftmax", "MSELoss", "Module",
-           "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ParameterDict", "ParameterList", "RNNCell", "ReLU",
-           "Recurrent", "RecurrentCell", "Sequential", "Sigmoid", "Softmax", "StateDictError", "Tanh",
-           "functional", "init", "register_fused", "utils"]
+__all__ = [
+    "ELU",
+    "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "CrossEntropyLoss",
+    "Dropout",
+    "ElmanRNN",
+    "Embedding",
+    "GRUCell",
+    "Hardtanh",
+    "Identity",
+    "InputError",
+    "LSTMCell",
+    "LayerNorm",
+    "LayerNormLSTMCell",
+    "LeakyReLU",
+    "Linear",
+    "LogSigmoid",
+    "LogSoftmax",
+    "MSELoss",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ParameterDict",
+    "ParameterList",
+    "RNNCell",
+    "ReLU",
+    "Recurrent",
+    "RecurrentCell",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "StateDictError",
+    "Tanh",
+    "functional",
+    "init",
+    "register_fused",
+    "utils",
+]

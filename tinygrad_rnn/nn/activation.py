@@ -1,4 +1,8 @@
-"""Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax."""
+"""Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, and the
+parametrised ones of `_ACTIVATIONS` (GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid)."""
+import numpy as np
+
+from ..tensor import Tensor
 from . import functional as F
 from .module import Module
 
@@ -63,3 +67,50 @@ class LogSoftmax(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+
+def _activation_module(name, function, arguments, doc):
+    """A module calling `function(input, **its arguments)`; `arguments` lists (name, torch's default) in
+    torch's order. Its repr shows them as torch's does (inplace only when set)."""
+    names = [key for key, _ in arguments]
+
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {len(names)} arguments ({len(args)} given)")
+        values = dict(arguments)
+        values.update(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in values or key in names[:len(args)]:
+                raise TypeError(f"{name}() got an unexpected keyword argument or a second value for {key!r}")
+            values[key] = value
+        function(_PROBE, **values)  # bad arguments fail here, as torch's constructors check them
+        self.__dict__.update(values)
+
+    def forward(self, input):
+        return function(input, **{key: getattr(self, key) for key in names})
+
+    def extra_repr(self):
+        shown = [f"{key}={getattr(self, key)!r}" if isinstance(getattr(self, key), str) else
+                 f"{key}={getattr(self, key)}" for key in names if key != "inplace"]
+        return ", ".join(shown + (["inplace=True"] if getattr(self, "inplace", False) else []))
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward, "extra_repr": extra_repr,
+                                  "__doc__": doc, "__module__": __name__})
+
+
+_PROBE = Tensor(np.zeros(1), dtype=np.float64)  # what a constructor tries its arguments on
+
+_ACTIVATIONS = (
+    ("GELU", F.gelu, (("approximate", "none"),), "x * Phi(x); approximate='tanh' for torch's tanh form."),
+    ("ELU", F.elu, (("alpha", 1.0), ("inplace", False)), "x where x > 0, else alpha * (exp(x) - 1)."),
+    ("SiLU", F.silu, (("inplace", False),), "x * sigmoid(x)."),
+    ("Softplus", F.softplus, (("beta", 1.0), ("threshold", 20.0)), "log(1 + exp(beta * x)) / beta."),
+    ("LeakyReLU", F.leaky_relu, (("negative_slope", 0.01), ("inplace", False)), "x where x > 0, else slope * x."),
+    ("Hardtanh", F.hardtanh, (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)),
+     "x clamped to [min_val, max_val]."),
+    ("LogSigmoid", F.logsigmoid, (), "log(sigmoid(x))."),
+)
+GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid = (
+    _activation_module(name, fn, arguments, doc) for name, fn, arguments, doc in _ACTIVATIONS)

@@ -37,6 +37,21 @@ def _activated_gates(pre, names, activations):
     return [act(part).named(name) for part, name, act in zip(pre.chunk(len(names), 1), names, activations)]
 
 
+def step_states(cell, new, count):
+    """What a cell's step returned, as a tuple of its `count` states: one tensor is read as a tuple of one;
+    another number of states, or anything not a tensor, is refused naming the cell and its states."""
+    returned = new
+    new = (new,) if isinstance(new, Tensor) else tuple(new) if isinstance(new, (tuple, list)) else None
+    if new is not None and len(new) == count and all(isinstance(s, Tensor) for s in new):
+        return new
+    names = V.state_names(cell)
+    what = (f"a {type(returned).__name__}" if new is None else
+            f"{len(new)}: " + ", ".join(f"shape {tuple(s.shape)}" if isinstance(s, Tensor) else type(s).__name__
+                                        for s in new))
+    raise InputError(f"{type(cell).__name__}: its step must return {count} state(s) ({', '.join(names)}) as "
+                     f"tensors, in state_sizes order; it returned {what}")
+
+
 class RecurrentCell(Module):
     """Base of the cells: one step `(x_t, state) -> state`, called like PyTorch's cells.
 
@@ -94,8 +109,7 @@ class RecurrentCell(Module):
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         state = self._check_state(hx, x, batched)
-        new = self.step(x, state)
-        new = (new,) if isinstance(new, Tensor) else tuple(new)
+        new = step_states(self, self.step(x, state), len(state))
         if not batched:
             new = tuple(s.squeeze(0) for s in new)
         return new[0] if len(new) == 1 else new

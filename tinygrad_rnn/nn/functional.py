@@ -6,6 +6,7 @@ One exception: cross-entropy over class indices, the loss of every training step
 still differentiable. Names, arguments and reductions follow PyTorch, including the deprecated
 `size_average` / `reduce` pair of the losses.
 """
+import math
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..factory import rng
 from ..methods import check_dim
-from ..ops import where_tensor
+from ..ops import Clip, where_tensor
 from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -32,6 +33,119 @@ def tanh(input):
 
 def sigmoid(input):
     return input.sigmoid()
+
+
+def _activation_input(name, input):
+    """An activation's input: a floating tensor (torch refuses integer input to all of these)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: argument 'input' must be a Tensor, not {type(input).__name__}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{name}: only floating point input is supported (use .float()); got {input.dtype}")
+    return input
+
+
+def _number(name, argument, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: argument '{argument}' must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+# Written with relu and clamp, whose masks the step compiler recomputes each step, so these compile in a
+# recurrent cell's step; each is exact against torch, forward and gradient, the kink included.
+
+def elu(input, alpha=1.0, inplace=False):
+    """x where x > 0, alpha * (exp(x) - 1) elsewhere (gradient alpha at 0, as torch)."""
+    x = _activation_input("elu", input)
+    alpha = _number("elu", "alpha", alpha)
+    return x.relu() + x.clamp(max=0).expm1() * alpha
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x where x > 0, negative_slope * x elsewhere (gradient negative_slope at 0, as torch)."""
+    x = _activation_input("leaky_relu", input)
+    negative_slope = _number("leaky_relu", "negative_slope", negative_slope)
+    return x.relu() + x.clamp(max=0) * negative_slope
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val]; the gradient is 0 on the bounds themselves, as torch's."""
+    x = _activation_input("hardtanh", input)
+    low, high = _number("hardtanh", "min_val", min_val), _number("hardtanh", "max_val", max_val)
+    if low > high:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return Clip.apply(x, low=low, high=high, strict=True)
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x) (swish)."""
+    x = _activation_input("silu", input)
+    return x * x.sigmoid()
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): no overflow either way."""
+    x = _activation_input("logsigmoid", input)
+    negative = x.clamp(max=0)
+    return negative - (negative - x.relu()).exp().log1p()
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold, as torch."""
+    x = _activation_input("softplus", input)
+    beta, threshold = _number("softplus", "beta", beta), _number("softplus", "threshold", threshold)
+    scaled = x * beta
+    # clamped below the threshold: the branch where() drops never overflows, so its gradient is 0, not NaN
+    smooth = scaled.clamp(max=threshold).exp().log1p()
+    return where_tensor(scaled.array > threshold, x, smooth / beta if beta != 1 else smooth)
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def gelu(input, approximate="none"):
+    """x * Phi(x), Phi the normal distribution's CDF: with erf ("none") or torch's tanh approximation."""
+    x = _activation_input("gelu", input)
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"gelu: approximate must be one of {GELU_APPROXIMATIONS}; got {approximate!r}")
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+        return x * 0.5 * (inner.tanh() + 1)
+    return x * 0.5 * ((x * math.sqrt(0.5)).erf() + 1)
+
+
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias, as torch.nn.functional.linear: input (*, in_features), weight
+    (out_features, in_features) or (in_features,), bias (out_features,) or None."""
+    for argument, value in (("input", input), ("weight", weight)) + ((("bias", bias),) if bias is not None else ()):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"linear: argument '{argument}' must be a Tensor, not {type(value).__name__}")
+    if weight.ndim not in (1, 2):
+        raise ValueError(f"linear: weight must have 1 or 2 dims, (out_features, in_features) or (in_features,); "
+                         f"got shape {weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input's last dim must equal weight's in_features: input {input.shape}, weight "
+                         f"{weight.shape}")
+    dtypes = {t.dtype for t in (input, weight, bias) if t is not None}
+    if len(dtypes) > 1:
+        raise TypeError(f"linear: input, weight and bias must have the same dtype; got input {input.dtype}, "
+                        f"weight {weight.dtype}" + (f", bias {bias.dtype}" if bias is not None else ""))
+    out_shape = input.shape[:-1] + weight.shape[:-1]
+    if bias is not None and not _broadcasts_to(bias.shape, out_shape):
+        raise ValueError(f"linear: bias of shape {bias.shape} does not broadcast to the output's {out_shape} "
+                         f"(input {input.shape}, weight {weight.shape})")
+    # one 2-D product, not a batch (rows counted, not inferred: -1 is ambiguous for an empty input)
+    flat = input.reshape(math.prod(input.shape[:-1]), input.shape[-1]) if input.ndim > 2 else input
+    y = flat @ (weight.T if weight.ndim == 2 else weight)
+    if input.ndim > 2:
+        y = y.reshape(out_shape)
+    return y if bias is None else y + bias
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
 
 
 def _softmax_dim(name, input, dim, stacklevel):

@@ -21,7 +21,7 @@ from .. import vocabulary as V
 from ..tensor import Tensor, cat, forward_mode_active, scope, stack, where
 from . import functional as F
 from . import init
-from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, step_states
 from .checks import (
     InputError,
     check_flag,
@@ -72,8 +72,7 @@ def _step_function(cell):
             return cell(x, state[0] if len(state) == 1 else state)
 
     def step(x, state):
-        new = call(x, state)
-        return (new,) if isinstance(new, Tensor) else tuple(new)
+        return step_states(cell, call(x, state), len(state))
     return step
 
 

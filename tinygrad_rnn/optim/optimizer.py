@@ -70,6 +70,9 @@ class Optimizer:
         for name in ("lr", "weight_decay", "eps"):
             if name in group and not (isinstance(group[name], numbers.Real) and group[name] >= 0):
                 raise ValueError(f"{type(self).__name__}: invalid {name} {group[name]!r}; expected a number >= 0")
+        if group.get("differentiable"):
+            raise ValueError(f"{type(self).__name__}: differentiable=True (a step recorded for autograd) is not "
+                             f"supported; the update runs in place on the parameters' arrays")
 
     # ------------------------------------------------------------------ the update
 

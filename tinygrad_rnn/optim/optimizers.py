@@ -34,14 +34,23 @@ def _check_range(opt, group, name, low, high=None):
         raise ValueError(f"{type(opt).__name__}: invalid {name} {value!r}; expected a number {bounds}")
 
 
+# torch's flags of its own implementations (fused and foreach kernels, CUDA graph capture), kept in every
+# group with torch's defaults so that state_dicts move both ways; the update here is the same either way
+def _torch_flags(*names, fused=None, capturable=False, differentiable=False):
+    given = {"fused": fused, "capturable": capturable, "differentiable": differentiable}
+    return {name: given[name] for name in names}
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum (and Nesterov momentum), as torch.optim.SGD."""
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                 maximize=False, foreach=None):
+                 maximize=False, foreach=None, differentiable=False, fused=None):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
                                   "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
-                                  "foreach": foreach})
+                                  "foreach": foreach,
+                                  **_torch_flags("differentiable", "fused", differentiable=differentiable,
+                                                 fused=fused)})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -72,14 +81,17 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with optional AMSGrad; weight_decay is L2 added to the gradient."""
-
-    decoupled_weight_decay = False
+    """Adam (Kingma & Ba 2015) with optional AMSGrad; weight_decay is L2 added to the gradient, or decays
+    the parameters themselves with decoupled_weight_decay=True (AdamW's rule), as torch's."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 maximize=False, foreach=None):
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                                  "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach})
+                                  "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,
+                                  **_torch_flags("capturable", "differentiable", "fused", capturable=capturable,
+                                                 differentiable=differentiable, fused=fused),
+                                  "decoupled_weight_decay": bool(decoupled_weight_decay)})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -100,7 +112,7 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(p.array)
         state["step"] += 1
         if weight_decay != 0:
-            if self.decoupled_weight_decay:
+            if group["decoupled_weight_decay"]:
                 p.array *= 1 - lr * weight_decay
             else:
                 g = g + weight_decay * p.array
@@ -130,22 +142,23 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p *= 1 - lr * weight_decay."""
 
-    decoupled_weight_decay = True
-
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                 maximize=False, foreach=None):
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize, foreach=foreach)
+                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
+                         fused=fused, decoupled_weight_decay=True)
 
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al. 2011) with PyTorch's lr_decay and initial_accumulator_value."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10, maximize=False, foreach=None):
+                 eps=1e-10, foreach=None, maximize=False, differentiable=False, fused=None):
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                                   "initial_accumulator_value": initial_accumulator_value, "eps": eps,
-                                  "maximize": maximize, "foreach": foreach})
+                                  "maximize": maximize, "foreach": foreach,
+                                  **_torch_flags("differentiable", "fused", differentiable=differentiable,
+                                                 fused=fused)})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -174,10 +187,12 @@ class RMSprop(Optimizer):
     """RMSprop (Hinton's lecture 6e) as torch.optim.RMSprop: eps added after the square root."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                 maximize=False, foreach=None):
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                                   "momentum": momentum, "centered": centered, "maximize": maximize,
-                                  "foreach": foreach})
+                                  "foreach": foreach,
+                                  **_torch_flags("capturable", "differentiable", capturable=capturable,
+                                                 differentiable=differentiable)})
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
