@@ -3,9 +3,9 @@ chunk/split, slices, LayerNorm, softmax over features, buffers, several states),
 compiler on idioms the cells of cells.py do not use. Each takes (input_size, hidden_size, device,
 dtype) as `Recurrent` builds it.
 
-The engine has no F.linear, Tensor.unbind, softplus, elu or gelu: the cells write them from the
-primitives (a linear as x @ W.T + b, unbind as integer indexing, softplus as log(1 + exp(z)), elu from
-relu and exp, gelu's tanh form)."""
+Some cells write by hand what F has too (a linear as x @ W.T + b, unbind as integer indexing, softplus
+as log(1 + exp(z)), elu from relu and exp, gelu's tanh form), as code written before F had them does;
+test_new_ops_in_cells.py takes F's own."""
 import math
 
 import tinygrad_rnn as tr
