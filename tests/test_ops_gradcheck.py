@@ -42,6 +42,12 @@ CASES = {
     ops.Clip: [(lambda a: a.clip(-0.5, 0.7), lambda d: (rand(d, 4, 5),)),
                (lambda a: ops.Clip.apply(a, low=-0.5, high=0.7, strict=True), lambda d: (rand(d, 4, 5),)),
                (lambda a: a.clip(max=0.1), lambda d: (rand(d, 6),))],
+    # the masks have no gradient: checked through the ops that choose by them
+    ops.Compare: [(lambda a, b: tr.where(a > b, a * 2, b), lambda d: (rand(d, 3, 4), rand(d, 4))),
+                  (lambda a, b: tr.maximum(a, b), lambda d: (rand(d, 3, 4), rand(d, 4)))],
+    ops.Sign: [(lambda a: a.abs(), lambda d: (rand(d, 3, 4),))],
+    ops.FirstExtreme: [(lambda a: a.max(dim=1).values, lambda d: (rand(d, 3, 5),)),
+                       (lambda a: a.min(dim=0, keepdim=True).values, lambda d: (rand(d, 3, 5),))],
     ops.Log1p: [(lambda a: a.log1p(), lambda d: (rand(d, 3, 4, positive=True),))],
     ops.Expm1: [(lambda a: a.expm1(), lambda d: (rand(d, 3, 4),))],
     ops.Erf: [(lambda a: a.erf(), lambda d: (rand(d, 3, 4),))],

@@ -220,22 +220,24 @@ class TensorMethods:
         return _remainder(self, other, "trunc", "fmod")
 
     # --- comparisons: elementwise boolean tensors, as in PyTorch
-    def _compare(self, other, op, name):
+    def _compare(self, other, name):
+        """An op (Compare), not an array computed here: a traced step sees the mask it makes."""
         from .tensor import _numeric
         if isinstance(other, _tensor_cls()):
             if other.device != self.device:
                 raise backend.DeviceError(f"{name}: operands are on {self.device} and {other.device}")
-            other = other.array
-        elif not isinstance(other, (bool, int, float)):
-            other = backend.to_device(_numeric(other, name), self.device)
-        return _constant(op(self.array, other))
+        elif isinstance(other, (bool, int, float)):
+            return _ops().Compare.apply(self, op=name, other=other)
+        else:
+            other = _constant(backend.to_device(_numeric(other, name), self.device))
+        return _ops().Compare.apply(self, other, op=name)
 
-    def __eq__(self, other): return self._compare(other, lambda a, b: a == b, "eq")
-    def __ne__(self, other): return self._compare(other, lambda a, b: a != b, "ne")
-    def __lt__(self, other): return self._compare(other, lambda a, b: a < b, "lt")
-    def __le__(self, other): return self._compare(other, lambda a, b: a <= b, "le")
-    def __gt__(self, other): return self._compare(other, lambda a, b: a > b, "gt")
-    def __ge__(self, other): return self._compare(other, lambda a, b: a >= b, "ge")
+    def __eq__(self, other): return self._compare(other, "eq")
+    def __ne__(self, other): return self._compare(other, "ne")
+    def __lt__(self, other): return self._compare(other, "lt")
+    def __le__(self, other): return self._compare(other, "le")
+    def __gt__(self, other): return self._compare(other, "gt")
+    def __ge__(self, other): return self._compare(other, "ge")
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
     __hash__ = object.__hash__
 
@@ -301,7 +303,7 @@ class TensorMethods:
     def abs(self):
         if self.dtype.kind == "b":
             raise TypeError("abs: not implemented for bool tensors")
-        return self * _constant(self.xp.sign(self.array))  # torch's gradient: sign(x), 0 at 0
+        return self * _ops().Sign.apply(self)  # torch's gradient: sign(x), 0 at 0
 
     __abs__ = abs
 
@@ -327,10 +329,10 @@ class TensorMethods:
 
     def maximum(self, other):
         """The larger of each pair; NaN wins, and a tie sends half the gradient each way (as torch)."""
-        return _where_pick(self, other, "maximum", lambda a, b: a > b)
+        return _where_pick(self, other, "maximum", "gt")
 
     def minimum(self, other):
-        return _where_pick(self, other, "minimum", lambda a, b: a < b)
+        return _where_pick(self, other, "minimum", "lt")
 
     @numpy_aliases
     def cumsum(self, dim, *, dtype=None):
@@ -434,7 +436,7 @@ class TensorMethods:
         if p == 2:
             powers = self * self
         elif p < 1:  # |x| ** p has an infinite slope at 0: zeros get gradient 0, as in torch
-            zero = self.array == 0
+            zero = (self == 0).array
             powers = _ops().where_tensor(zero, 0.0, _ops().where_tensor(zero, 1.0, self.abs()) ** p)
         else:
             powers = self.abs() ** p
@@ -778,7 +780,7 @@ def _broadcast_shape(op, a, b):
 
 def _root(total, p):
     """total ** (1/p) with gradient 0 where total is 0 (a norm or std of zeros), as torch's backward."""
-    zero = total.array == 0
+    zero = (total == 0).array
     safe = _ops().where_tensor(zero, 1.0, total) ** (1.0 / p)  # no infinite slope at 0 enters the graph
     return _ops().where_tensor(zero, 0.0, safe)
 
@@ -808,19 +810,19 @@ def _floating_only(op, tensor):
 
 
 def _where_pick(a, b, op, better):
+    """The masks are ops (Compare), so a traced step computes them from its values. Neither wins
+    exactly where a == b: no NaN, neither better."""
     from .dtypes import result_type
     from .tensor import where
     b = a._lift(b, op)
     dtype = result_type(a.array, b.array)
     a, b = a._as_dtype(dtype), b._as_dtype(dtype)
-    xp = a.xp
-    a_wins = better(a.array, b.array)
-    b_wins = better(b.array, a.array)
-    if dtype.kind == "f":
-        a_wins = a_wins | xp.isnan(a.array)
-        b_wins = b_wins | xp.isnan(b.array)
-        b = where(_constant(~(a_wins | b_wins)), a * 0.5 + b * 0.5, b)
-    return where(_constant(a_wins), a, b)
+    compare = _ops().Compare.apply
+    floating = dtype.kind == "f"
+    a_wins = compare(a, b, op=better, nan_wins=floating)
+    if floating:
+        b = where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b)
+    return where(a_wins, a, b)
 
 
 def _max_or_min(tensor, op, dim, keepdim):
@@ -837,6 +839,10 @@ def _max_or_min(tensor, op, dim, keepdim):
         return MaxMin(tensor[...], indices)
     # the values are picked at the indices, so the gradient goes to that element alone, as in torch
     dim = check_dim(op, dim, tensor.ndim)
+    if tensor.dtype.kind == "f":  # a sum of the picked element and -0s (exact), over a mask op a trace can see
+        picked = _ops().FirstExtreme.apply(tensor, axis=dim, op="arg" + op)
+        values = _ops().where_tensor(picked.array, tensor, -0.0).sum(axis=dim, keepdims=keepdim)
+        return MaxMin(values, indices if keepdim else _constant(indices.array.squeeze(dim)))
     xp, shape = tensor.xp, indices.shape
     where = tuple(indices.array if k == dim else
                   xp.arange(n).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))

@@ -8,7 +8,7 @@ backward needs (`saves` names the inputs), preferring its output (exp, tanh, sig
 import numpy as np
 
 from . import backend
-from .tensor import Function, Tensor
+from .tensor import Function, Tensor, _state
 
 
 def _constant(array):
@@ -175,6 +175,61 @@ def where_tensor(condition, x, y):
     """where() over a raw boolean array, with tensors or numbers as branches (for VJPs)."""
     like = x if isinstance(x, Tensor) else y
     return Where.apply(like._lift(x), like._lift(y), condition=condition)
+
+
+# ----------------------------------------------------------------------------- masks: no gradient
+
+
+class Piecewise(Function):
+    """An op whose output is piecewise constant in its inputs (a comparison, a sign, where a maximum
+    lies): it has no gradient, so it never records a node and its output never requires grad. It is
+    an op at all so that a traced step (the step compiler) sees the mask computed from the step's
+    values, not an array captured from one call's data."""
+    saves = ()
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        tape = _state.tape
+        if tape is not None and tape.listening():
+            return tape.apply(cls, inputs, options)
+        return Tensor._make(cls.__new__(cls).forward(*[t.array for t in inputs], **options), None)
+
+    def backward(self, g):
+        return (None,) * len(self.shapes)
+
+
+COMPARISONS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+               "ge": "greater_equal"}
+
+
+class Compare(Piecewise):
+    """x `op` y (eq, ne, lt, le, gt, ge) elementwise, a bool array; y a tensor, or a number `other`.
+    nan_wins: true where x is NaN too (how maximum and minimum choose)."""
+
+    def forward(self, x, *y, op, other=None, nan_wins=False):
+        xp = backend.xp_of(x)
+        out = getattr(xp, COMPARISONS[op])(x, y[0] if y else other)
+        if nan_wins:
+            out |= xp.isnan(x)
+        return out
+
+
+class Sign(Piecewise):
+    """-1, 0 or 1 in x's dtype (NaN stays NaN): abs's gradient, 0 at 0 as torch's."""
+
+    def forward(self, x):
+        return backend.xp_of(x).sign(x)
+
+
+class FirstExtreme(Piecewise):
+    """True at the first maximum ("argmax") or minimum ("argmin") along `axis` (a NaN first), False
+    elsewhere: where max(dim) and min(dim) take their value and send its gradient, as torch."""
+
+    def forward(self, x, axis, op):
+        xp = backend.xp_of(x)
+        index = xp.expand_dims(getattr(x, op)(axis=axis), axis)
+        positions = xp.arange(x.shape[axis]).reshape((-1,) + (1,) * (x.ndim - 1 - axis % x.ndim))
+        return positions == index
 
 
 # ----------------------------------------------------------------------------- unary, elementwise
@@ -692,4 +747,4 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
-              Log1p, Expm1, Erf, RoundedDiv, Remainder, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)
+              Log1p, Expm1, Erf, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)

@@ -23,10 +23,12 @@ import string
 import numpy as np
 
 from ..ops import (
+    COMPARISONS,
     Add,
     Cast,
     Cat,
     Clip,
+    Compare,
     Div,
     Einsum,
     Exp,
@@ -46,6 +48,7 @@ from ..ops import (
     Relu,
     Reshape,
     Sigmoid,
+    Sign,
     Stack,
     Sub,
     Sum,
@@ -57,7 +60,7 @@ from .blocks import Blocks
 from .cuda_program import CTYPES, Group, group_ops, module_source
 from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
 from .rewrite import Assemble
-from .trace import NotTraceable, PositiveMask
+from .trace import NotTraceable, PositiveMask, Select
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
 UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh", Log1p: "log1p", Expm1: "expm1"}
@@ -73,9 +76,8 @@ def _forward_of(cls, options):
 
 
 _CALLED = ("add", "subtract", "multiply", "true_divide", "power", "negative", "exp", "log", "tanh", "log1p", "expm1",
-           "maximum",
-           "greater", "clip", "matmul", "copyto", "empty", "zeros", "concatenate", "stack", "einsum",
-           "broadcast_to")
+           "maximum", "clip", "matmul", "copyto", "empty", "zeros", "concatenate", "stack", "einsum",
+           "broadcast_to", "sign", "isnan", "logical_or") + tuple(COMPARISONS.values())
 
 
 def namespace(xp):
@@ -152,7 +154,7 @@ def compute_lines(op, ins, out, src, lifted=None):
     whole-segment form here (it then runs step by step)."""
     cls, o = op.cls, op.options
     rank = len(op.out.shape)
-    if lifted is not None and (cls in BINARY or cls is Where):
+    if lifted is not None and (cls in BINARY or cls in (Where, Select, Compare)):
         ins = [_aligned(e, v, f, rank) for e, v, f in zip(ins, op.inputs, lifted)]
     axis = o.get("axis")
     if lifted is not None and cls in REDUCTIONS:
@@ -172,6 +174,14 @@ def compute_lines(op, ins, out, src, lifted=None):
         return [f"clip({ins[0]}, {src.literal(o['low'])}, {src.literal(o['high'])}, out={out})"]
     if cls is Where:
         return [f"copyto({out}, {ins[1]})", f"copyto({out}, {ins[0]}, where={src.name(o['condition'])})"]
+    if cls is Select:   # the mask a value of the step
+        return [f"copyto({out}, {ins[2]})", f"copyto({out}, {ins[1]}, where={ins[0]})"]
+    if cls is Compare:
+        other = ins[1] if len(ins) > 1 else src.literal(o["other"])
+        lines = [f"{COMPARISONS[o['op']]}({ins[0]}, {other}, out={out})"]
+        return lines + ([f"logical_or({out}, isnan({ins[0]}), out={out})"] if o.get("nan_wins") else [])
+    if cls is Sign:
+        return [f"sign({ins[0]}, out={out})"]
     if cls in (Sum, Mean) and lifted is None and _over_rows(op):
         return [f"matmul({ins[0]}, {_row_weights(op, src)}, out={out})"]
     if cls in REDUCTIONS:

@@ -12,6 +12,12 @@ The backward step is traced the same way: walking the recorded step back, each o
 graph of the same primitives, over the forward values it reads, the incoming state gradients
 ("seed") and constants. The few VJPs that read raw arrays (relu, clip, max) are written here with
 the mask ops below instead.
+
+A mask the step computes from its values (a comparison, a sign, where a maximum lies: the no-gradient
+ops of ops.py, `Piecewise`) is a value like any other. Where takes its condition as a raw array, not
+as an input; where that array is one such value's, the op is recorded as a `Select` reading it, so
+the compiled step computes its masks from the data as op by op does (abs, maximum, max(dim),
+softplus, norm, a user's where(h > 0, ...)).
 """
 import contextlib
 import linecache
@@ -21,7 +27,7 @@ import sys
 import numpy as np
 
 from .. import backend, factory
-from ..ops import Clip, Max, Relu, _reduced_shape, inside_mask, unbroadcast
+from ..ops import Clip, Max, Relu, Where, _reduced_shape, inside_mask, unbroadcast
 from ..tensor import DataDependent as ValueRead
 from ..tensor import Function, Tensor, enable_grad, no_grad, op_tape
 
@@ -108,6 +114,25 @@ class MaxWeights(Function):
 
     def backward(self, g):
         return (None,)
+
+
+class Select(Function):
+    """where(condition, x, y) with the condition a value of the step: Where with its mask as an input
+    (no gradient) instead of a captured array."""
+    op = "where"
+    saves = ()
+
+    def forward(self, condition, x, y):
+        self.condition = condition
+        return backend.xp_of(x).where(condition, x, y)
+
+    def backward(self, g):
+        zero = Tensor._make(g.xp.zeros((), dtype=g.dtype), None)
+        return (None, Where.apply(g, zero, condition=self.condition) if self.needs[1] else None,
+                Where.apply(zero, g, condition=self.condition) if self.needs[2] else None)
+
+    def jvp(self, inputs, tangents):
+        return Where.jvp(self, inputs[1:], tangents[1:])
 
 
 def _relu_vjp(node, g):
@@ -272,6 +297,9 @@ class StepGraph:
             if out._ctx is not None and cls in (Clip, Max):
                 _remember_inputs(cls, out._ctx, inputs, options)
             ins = [self.lookup(t, leaf_kind) for t in inputs]
+            mask = self._by_array.get(id(options["condition"])) if cls is Where else None
+            if mask is not None and mask.kind == "op":   # a mask the step computed (see the docstring)
+                cls, ins, options = Select, [mask] + ins, {}
             v = self._new(out, "op")
             v.op = Op(cls, ins, options, v)
             if line is not None:
@@ -422,8 +450,10 @@ def trace_backward(graph, per_time_ops, targets, rng):
                 raise NotTraceable(f"op {op.name} has a backward on raw arrays (no VJP in primitives)",
                                    op=op.name, where=graph.line_of(op))
             rule = VJP_RULES.get(op.cls)
-            in_grads = rule(node, g) if rule else node.backward(g)
-            for value, gi, need in zip(op.inputs, in_grads, node.needs):
+            in_grads, needs = rule(node, g) if rule else node.backward(g), node.needs
+            if op.cls is Select:   # traced as a Where: its mask is no input there
+                in_grads, needs = (None,) + tuple(in_grads), (False,) + tuple(needs)
+            for value, gi, need in zip(op.inputs, in_grads, needs):
                 if gi is None or not need:
                     continue
                 if not isinstance(gi, Tensor):

@@ -96,7 +96,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     scaled = x * beta
     # clamped below the threshold: the branch where() drops never overflows, so its gradient is 0, not NaN
     smooth = scaled.clamp(max=threshold).exp().log1p()
-    return where_tensor(scaled.array > threshold, x, smooth / beta if beta != 1 else smooth)
+    return where_tensor((scaled > threshold).array, x, smooth / beta if beta != 1 else smooth)
 
 
 GELU_APPROXIMATIONS = ("none", "tanh")
