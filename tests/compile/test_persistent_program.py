@@ -159,3 +159,21 @@ def test_plans_keep_the_weights_resident_where_they_fit():
     far = P.make_plan([(4096, 16384)], 64, 4, 132, 48 * 1024)
     assert not far.resident
     assert P.make_plan([(4096, 16384)], 64, 4, 1, 1024) is None
+
+
+# cells whose masks are computed from the data (user_cells.py): comparisons, signs and selects run in
+# the row phases, the masks kept as C bools; max(dim)'s first-maximum mask has no lowering here
+CHOOSING = {"AbsCell": True, "MaximumCell": True, "SoftplusCell": True, "ClampCell": True, "WhereOnDataCell": True,
+            "NormCell": True, "MaxOverFeaturesCell": False}
+
+
+@pytest.mark.parametrize("options", ["one_layer", "checkpoint_reverse_lengths"])
+@pytest.mark.parametrize("name", list(CHOOSING))
+def test_cells_choosing_by_value_in_persistent_kernels(programs, monkeypatch, name, options):
+    from tests.compile.user_cells import TRACEABLE as USER_CELLS
+    monkeypatch.setitem(CELLS, name, (USER_CELLS[name], {}))
+    if options == "checkpoint_reverse_lengths":
+        monkeypatch.setattr(drive, "BULK_BYTES", 0)
+    assert_equal_op_by_op(name, options)
+    persistent = [isinstance(p, P.PersistentProgram) for p in programs]
+    assert programs and all(persistent) == CHOOSING[name], [getattr(p, "per_step_reason", None) for p in programs]

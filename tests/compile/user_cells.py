@@ -304,17 +304,13 @@ class RandomUnitsCell(nn.RecurrentCell):
         return (tr.where(self.updating, tr.tanh(tr.cat([x, h], 1) @ self.w), h),)
 
 
-TRACEABLE = {cell.__name__: cell for cell in (
-    ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
-    BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
-    BatchNormRNNCell, RandomUnitsCell)}
-
-
-# ----------------------------------------------------------------------------- cells it must refuse
+# ----------------------------------------------------------------------------- cells that choose by value
+# Their masks are computed from the data (comparisons, signs, where a maximum lies): the compiled step
+# computes them as op by op does, ties included (the zero initial state ties abs, minimum and max(dim)).
 
 
 class AbsCell(nn.RecurrentCell):
-    """abs(): its gradient's sign is computed from the data."""
+    """abs(): its gradient's sign is computed from the data (0 at 0)."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -326,7 +322,8 @@ class AbsCell(nn.RecurrentCell):
 
 
 class MaximumCell(nn.RecurrentCell):
-    """maximum(a, b): which one wins is decided on the data."""
+    """maximum(a, b) and minimum(h, 0): which one wins is decided on the data; a tie (h = 0) splits
+    the gradient."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -334,11 +331,12 @@ class MaximumCell(nn.RecurrentCell):
 
     def step(self, x, state):
         h, = state
-        return (tr.maximum(tr.tanh(x @ self.w), h * 0.5),)
+        return (tr.maximum(tr.tanh(x @ self.w), h * 0.5) + 0.3 * tr.minimum(h, 0.0),)
 
 
 class MaxOverFeaturesCell(nn.RecurrentCell):
-    """max(dim) -> (values, indices): the values are picked at indices found in the data."""
+    """max(dim) -> (values, indices): the values are picked at indices found in the data (the first
+    of a tie)."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -348,6 +346,66 @@ class MaxOverFeaturesCell(nn.RecurrentCell):
         h, = state
         top, _ = h.max(dim=1, keepdim=True)
         return (tr.tanh(x @ self.w + h - top),)
+
+
+class NormCell(nn.RecurrentCell):
+    """norm() takes its gradient at 0 from a where() on `total == 0`: random values never meet it, the
+    zero initial state does."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        return (tr.tanh(x @ self.w + h / (1 + h.norm(dim=1, keepdim=True))),)
+
+
+class SoftplusCell(nn.RecurrentCell):
+    """F.softplus with a low threshold: some inputs above it (x itself), some below."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device, scale=1.0)
+
+    def step(self, x, state):
+        h, = state
+        return (F.softplus(x @ self.w + h, beta=2.0, threshold=1.0) - 0.5 * h,)
+
+
+class ClampCell(nn.RecurrentCell):
+    """clamp with values on both sides of both bounds."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device, scale=1.0)
+
+    def step(self, x, state):
+        h, = state
+        return ((x @ self.w + 0.5 * h).clamp(-0.6, 0.4) + 0.1 * h,)
+
+
+class WhereOnDataCell(nn.RecurrentCell):
+    """A user's own where() on a comparison of the state."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = tr.tanh(x @ self.w)
+        return (tr.where(h > a, a - 0.5 * h, a * h),)
+
+
+TRACEABLE = {cell.__name__: cell for cell in (
+    ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
+    BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
+    BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
+    WhereOnDataCell)}
+
+
+# ----------------------------------------------------------------------------- cells it must refuse
 
 
 class BranchingCell(nn.RecurrentCell):
@@ -365,17 +423,4 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
-class NormCell(nn.RecurrentCell):
-    """norm() takes its gradient at 0 from a where() on `total == 0`: random values never meet it, the
-    zero initial state does."""
-
-    def __init__(self, input_size, hidden_size, device=None, dtype=None):
-        super().__init__(input_size, hidden_size)
-        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
-
-    def step(self, x, state):
-        h, = state
-        return (tr.tanh(x @ self.w + h / (1 + h.norm(dim=1, keepdim=True))),)
-
-
-REFUSED = {cell.__name__: cell for cell in (AbsCell, MaximumCell, MaxOverFeaturesCell, BranchingCell, NormCell)}
+REFUSED = {cell.__name__: cell for cell in (BranchingCell,)}

@@ -15,11 +15,32 @@ hand-written kernels.
 import numpy as np
 
 from .. import backend
-from ..ops import Add, Clip, Div, Erf, Exp, Expm1, Log, Log1p, Mul, Neg, Pow, Relu, Sigmoid, Sub, Tanh, Where
+from ..ops import (
+    Add,
+    Clip,
+    Compare,
+    Div,
+    Erf,
+    Exp,
+    Expm1,
+    Log,
+    Log1p,
+    Mul,
+    Neg,
+    Pow,
+    Relu,
+    Sigmoid,
+    Sign,
+    Sub,
+    Tanh,
+    Where,
+)
 from .plan import is_view, view_base
-from .trace import PositiveMask
+from .trace import InsideMask, PositiveMask, Select
 
 CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+BOOL = np.dtype(np.bool_)   # a mask (Compare's output, Select's condition): a C bool in a kernel
+C_COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
 def _clip(a, o):
@@ -29,6 +50,19 @@ def _clip(a, o):
     if o["high"] is not None:
         out = f"({out} > T({float(o['high'])!r}) ? T({float(o['high'])!r}) : {out})"
     return out
+
+
+def _compare(a, o):
+    other = a[1] if len(a) > 1 else f"T({float(o['other'])!r})"
+    test = f"{a[0]} {C_COMPARISONS[o['op']]} {other}"
+    return f"({test} || {a[0]} != {a[0]})" if o.get("nan_wins") else f"({test})"
+
+
+def _inside(a, o):
+    low, high = (">", "<") if o.get("strict") else (">=", "<=")
+    tests = [f"{a[0]} {low} T({float(o['low'])!r})"] if o["low"] is not None else []
+    tests += [f"{a[0]} {high} T({float(o['high'])!r})"] if o["high"] is not None else []
+    return f"({' && '.join(tests) or 'true'} ? T(1) : T(0))"
 
 
 # each op's value in C, from its inputs' expressions: the same arithmetic as its NumPy forward
@@ -49,17 +83,40 @@ C_OPS = {
     Relu: lambda a, o: f"({a[0]} > T(0) || {a[0]} != {a[0]} ? {a[0]} : T(0))",   # NaN stays, as np.maximum
     PositiveMask: lambda a, o: f"({a[0]} > T(0) ? T(1) : T(0))",
     Clip: lambda a, o: _clip(a[0], o),
+    InsideMask: _inside,
     Where: lambda a, o: f"({a[2]} != T(0) ? {a[0]} : {a[1]})",  # the condition comes in as a third operand
+    Select: lambda a, o: f"({a[0]} ? {a[1]} : {a[2]})",
+    Compare: _compare,
+    Sign: lambda a, o: f"({a[0]} > T(0) ? T(1) : {a[0]} < T(0) ? T(-1) : {a[0]})",   # 0 and NaN stay, as np.sign
 }
+def floating_dtype(op):
+    """The floating dtype an elementwise op computes in (a comparison's operands', not its mask's)."""
+    return op.inputs[0].dtype if op.cls is Compare else op.out.dtype
+
+
+def _operand_dtypes(op, dtype):
+    """The dtype a kernel needs for each of op's inputs, then its output: masks are bools."""
+    if op.cls is Compare:
+        return [dtype] * len(op.inputs) + [BOOL]
+    if op.cls is Select:
+        return [BOOL, dtype, dtype, dtype]
+    return [dtype] * (len(op.inputs) + 1)
 
 
 def fusable(op):
-    """An elementwise op of one floating dtype that a kernel can compute."""
-    if op.cls not in C_OPS or op.out.dtype not in CTYPES:
+    """An elementwise op of one floating dtype that a kernel can compute (masks as C bools)."""
+    dtype = floating_dtype(op)
+    if op.cls not in C_OPS or dtype not in CTYPES:
         return False
-    if op.cls is Clip and any(b is not None and not np.isfinite(b) for b in (op.options["low"], op.options["high"])):
+    if op.cls in (Clip, InsideMask) and any(b is not None and not (np.ndim(b) == 0 and np.isfinite(b))
+                                            for b in (op.options["low"], op.options["high"])):
         return False
-    return all(v.dtype == op.out.dtype for v in op.inputs)
+    return all(v.dtype == d for v, d in zip(list(op.inputs) + [op.out], _operand_dtypes(op, dtype)))
+
+
+def c_type(value):
+    """A value's type in a kernel: T, or bool for a mask."""
+    return "bool" if value.dtype == BOOL else "T"
 
 
 class Group:
@@ -92,7 +149,7 @@ def group_ops(loop_ops, persists):
     for op in loop_ops:
         if is_view(op):
             continue
-        joins = group is not None and fusable(op) and op.out.shape == group.shape and op.out.dtype == group.dtype
+        joins = group is not None and fusable(op) and op.out.shape == group.shape and floating_dtype(op) == group.dtype
         if joins:
             for v in op.inputs:
                 if v.op is not None and is_view(v.op) and group.covers(view_base(v)):
@@ -100,7 +157,7 @@ def group_ops(loop_ops, persists):
         if not joins:
             group = None
             if fusable(op):
-                group = Group(op.out.shape, op.out.dtype)
+                group = Group(op.out.shape, floating_dtype(op))
                 items.append(group)
             else:
                 items.append(op)
@@ -144,12 +201,12 @@ def kernel_body(group):
 
     for n, v in enumerate(group.inputs):
         names[v.id] = f"v{v.id}"
-        lines.append(f"const T v{v.id} = in{n}[{address(f'in{n}')}];")
+        lines.append(f"const {c_type(v)} v{v.id} = in{n}[{address(f'in{n}')}];")
     for n, op in enumerate(group.conditions):
         lines.append(f"const T w{op.out.id} = cond{n}[{address(f'cond{n}')}];")
     for op in group.ops:
         args = [names[v.id] for v in op.inputs] + ([f"w{op.out.id}"] if op.cls is Where else [])
-        lines.append(f"const T v{op.out.id} = {C_OPS[op.cls](args, op.options)};")
+        lines.append(f"const {c_type(op.out)} v{op.out.id} = {C_OPS[op.cls](args, op.options)};")
         names[op.out.id] = f"v{op.out.id}"
     for n, v in enumerate(group.outputs):
         lines.append(f"out{n}[{address(f'out{n}')}] = v{v.id};")
@@ -160,11 +217,11 @@ def kernel_params(group):
     """The kernel's parameters after n: the group's dims, then each operand's pointer and strides."""
     rank = max(len(group.shape), 1)
     params = [f"const long long d{k}" for k in range(rank)]
-    operands = ([("in", n, True) for n in range(len(group.inputs))] +
-                [("cond", n, True) for n in range(len(group.conditions))] +
-                [("out", n, False) for n in range(len(group.outputs))])
-    for kind, n, const in operands:
-        params.append(f"{'const ' if const else ''}T* {kind}{n}")
+    operands = ([("in", n, True, c_type(v)) for n, v in enumerate(group.inputs)] +
+                [("cond", n, True, "T") for n in range(len(group.conditions))] +
+                [("out", n, False, c_type(v)) for n, v in enumerate(group.outputs)])
+    for kind, n, const, ctype in operands:
+        params.append(f"{'const ' if const else ''}{ctype}* {kind}{n}")
         params += [f"const long long {kind}{n}_s{k}" for k in range(rank)]
     return params
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..nn import persistent_kernels as PK
 from ..ops import Matmul, Mean, Sum
-from .cuda_program import CTYPES, Group, fusable, kernel_body, strides
+from .cuda_program import CTYPES, Group, c_type, floating_dtype, fusable, kernel_body, strides
 from .numpy_program import BackwardCode, ForwardCode, Source, _Section
 from .plan import LOOP, is_view
 from .rewrite import Assemble
@@ -120,6 +120,7 @@ class Places:
         self.section = _Section(self.scratch)
         self.section.new_iteration()
         self.params, self.constants, self.arrays, self.known = {}, {}, {}, {}
+        self.types = {}   # parameter name -> its C element type where not T (a mask: bool)
         self.into = getattr(code, "into", {})
 
     def of(self, v):
@@ -149,6 +150,8 @@ class Places:
             self.params.setdefault(name, (f"xp.ascontiguousarray({name})", False))
         else:
             self.params.setdefault(name, (name, True))
+        if c_type(v) != "T":
+            self.types[name] = c_type(v)
         return Operand(name, slot, _elements(v.shape), 0, _contiguous(v.shape), v.shape)
 
     def _constant(self, array):
@@ -168,7 +171,7 @@ class Places:
 
 def _one_op_group(op):
     """A single elementwise op as a Group (group_ops leaves runs of one op ungrouped)."""
-    group = Group(op.out.shape, op.out.dtype)
+    group = Group(op.out.shape, floating_dtype(op))
     group.ops, group.outputs = [op], [op.out]
     group.inputs = list({v.id: v for v in op.inputs}.values())
     group.conditions = [op] if "condition" in op.options else []
@@ -196,14 +199,14 @@ class Kernel:
         self.phases, self.products, self.plan = [], [], None
 
     # --- operands
-    def declare(self, name, operand, shape, output=False):
-        """A pointer `name` to the operand and its strides name_s{k} over `shape`; a value other
-        blocks wrote during the launch is read past L1 (volatile)."""
+    def declare(self, name, operand, shape, output=False, ctype="T"):
+        """A pointer `name` to the operand (of elements `ctype`) and its strides name_s{k} over `shape`;
+        a value other blocks wrote during the launch is read past L1 (volatile)."""
         steps = operand.over(shape) if shape else [0]
         written = self.places.written(operand)
         if written:
             self.check_row_local(operand, shape, steps)
-        kind = "T*" if output else ("const volatile T*" if written else "const T*")
+        kind = f"{ctype}*" if output else (f"const volatile {ctype}*" if written else f"const {ctype}*")
         return [f"{kind} const {name} = {operand.pointer()};",
                 "const long long " + ", ".join(f"{name}_s{k} = {s}" for k, s in enumerate(steps)) + ";"]
 
@@ -244,14 +247,14 @@ class Kernel:
         lines = [f"// {', '.join(op.name for op in group.ops)}",
                  "const long long " + ", ".join(f"d{k} = {n}" for k, n in enumerate(shape)) + ";"]
         for n, v in enumerate(group.inputs):
-            lines += self.declare(f"in{n}", self.places.of(v), shape)
+            lines += self.declare(f"in{n}", self.places.of(v), shape, ctype=c_type(v))
         for n, op in enumerate(group.conditions):
             condition = np.broadcast_to(np.asarray(op.options["condition"], group.dtype), op.out.shape)
             constant = self.places._constant(np.ascontiguousarray(condition))
             lines += self.declare(f"cond{n}", Operand(constant, None, condition.size, 0, _contiguous(shape), shape),
                                   shape)
         for n, v in enumerate(group.outputs):
-            lines += self.declare(f"out{n}", self.places.of(v), shape, output=True)
+            lines += self.declare(f"out{n}", self.places.of(v), shape, output=True, ctype=c_type(v))
         return lines + self.each_element(_elements(shape[1:]), kernel_body(group).split("\n"), flat="i")
 
     def each_element(self, count, body, flat):
@@ -390,7 +393,7 @@ class Kernel:
         places = self.places
         params = ["const int L"]
         for name, (_, written) in places.params.items():
-            params.append(f"{'' if written else 'const '}T* {name}")
+            params.append(f"{'' if written else 'const '}{places.types.get(name, 'T')}* {name}")
         params += [f"const int {n}" for n in self.plan_ints] + list(self.SYNC_PARAMS)
         lines = [f"{self.QUALIFIER} {self.name}({', '.join(params)}) {{"]
         top = [f"const int Nb{q} = ({op.out.shape[1]} + {self.COLUMN_BLOCKS} - 1) / {self.COLUMN_BLOCKS};"
