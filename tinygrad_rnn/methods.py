@@ -436,7 +436,7 @@ class TensorMethods:
         if p == 2:
             powers = self * self
         elif p < 1:  # |x| ** p has an infinite slope at 0: zeros get gradient 0, as in torch
-            zero = (self == 0).array
+            zero = _ops().Compare.apply(self, op="eq", other=0).array
             powers = _ops().where_tensor(zero, 0.0, _ops().where_tensor(zero, 1.0, self.abs()) ** p)
         else:
             powers = self.abs() ** p
@@ -780,7 +780,7 @@ def _broadcast_shape(op, a, b):
 
 def _root(total, p):
     """total ** (1/p) with gradient 0 where total is 0 (a norm or std of zeros), as torch's backward."""
-    zero = (total == 0).array
+    zero = _ops().Compare.apply(total, op="eq", other=0).array  # an op: a traced step sees it
     safe = _ops().where_tensor(zero, 1.0, total) ** (1.0 / p)  # no infinite slope at 0 enters the graph
     return _ops().where_tensor(zero, 0.0, safe)
 

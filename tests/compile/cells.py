@@ -210,7 +210,8 @@ class BranchOnDataCell(_Cell):
 
 
 class LeakyCell(_Cell):
-    """where() on a comparison: the condition is computed from the data outside the graph."""
+    """where() on a comparison of the raw array: the condition is computed from the data outside the
+    graph (`pre > 0`, an op, would compile)."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size, device, dtype)
@@ -219,7 +220,7 @@ class LeakyCell(_Cell):
     def step(self, x, state):
         h, = state
         pre = x @ self.w + h * 0.5
-        return (tr.where(pre > 0, pre, pre * 0.1),)
+        return (tr.where(tr.tensor(pre.array > 0), pre, pre * 0.1),)
 
 
 class NoisyCell(_Cell):

@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..factory import rng
 from ..methods import check_dim
-from ..ops import Clip, where_tensor
+from ..ops import Clip, Compare, where_tensor
 from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -96,7 +96,8 @@ def softplus(input, beta=1.0, threshold=20.0):
     scaled = x * beta
     # clamped below the threshold: the branch where() drops never overflows, so its gradient is 0, not NaN
     smooth = scaled.clamp(max=threshold).exp().log1p()
-    return where_tensor((scaled > threshold).array, x, smooth / beta if beta != 1 else smooth)
+    above = Compare.apply(scaled, op="gt", other=threshold)   # an op: a traced step computes it too
+    return where_tensor(above.array, x, smooth / beta if beta != 1 else smooth)
 
 
 GELU_APPROXIMATIONS = ("none", "tanh")
