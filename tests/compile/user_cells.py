@@ -5,7 +5,8 @@ dtype) as `Recurrent` builds it.
 
 Some cells write by hand what F has too (a linear as x @ W.T + b, unbind as integer indexing, softplus
 as log(1 + exp(z)), elu from relu and exp, gelu's tanh form), as code written before F had them does;
-test_new_ops_in_cells.py takes F's own."""
+the last ones take F's own (F.linear, unbind, gelu, softplus, elu, silu, leaky_relu, hardtanh,
+logsigmoid, log1p, expm1, erf, cumsum, remainder)."""
 import math
 
 import tinygrad_rnn as tr
@@ -398,11 +399,64 @@ class WhereOnDataCell(nn.RecurrentCell):
         return (tr.where(h > a, a - 0.5 * h, a * h),)
 
 
+# ----------------------------------------------------------------------------- F's own functions in a step
+
+
+class GeluUnbindCell(nn.RecurrentCell):
+    """An LSTM-like cell written with F.linear, unbind over a (B, 4, H) view, gelu and softplus."""
+    state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.weight_ih = _weight(4 * hidden_size, input_size, dtype=dtype, device=device)
+        self.weight_hh = _weight(4 * hidden_size, hidden_size, dtype=dtype, device=device)
+        self.bias = _weight(4 * hidden_size, dtype=dtype, device=device)
+
+    @property
+    def state_sizes(self):
+        return (self.hidden_size, self.hidden_size)
+
+    def step(self, x, state):
+        h, c = state
+        gates = F.linear(x, self.weight_ih, self.bias) + F.linear(h, self.weight_hh)
+        i, f, g, o = gates.view(x.shape[0], 4, self.hidden_size).unbind(1)
+        c = f.sigmoid() * c + F.softplus(i) * F.gelu(g) * 0.5
+        return (o.sigmoid() * F.gelu(c, approximate="tanh"), c)
+
+
+class ActivationsCell(nn.RecurrentCell):
+    """One state through elu, silu, leaky_relu, hardtanh, logsigmoid, log1p, expm1 and erf."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, 2 * hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a, b = self.lin(tr.cat([x, h], 1)).chunk(2, 1)
+        mixed = F.elu(a, 0.7) + F.silu(b) * 0.3 + F.leaky_relu(a - b, 0.1) + F.logsigmoid(b) * 0.2
+        squashed = F.hardtanh(mixed, -0.8, 0.9) + (b * b).log1p() * 0.1 + (a * 0.3).expm1() * 0.2
+        return ((squashed * 0.7).erf() * 0.9 + h * 0.1,)
+
+
+class CumsumRemainderCell(nn.RecurrentCell):
+    """Running sums over the features and a remainder: ops a step can hold without a lowering of their own."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        z = self.lin(tr.cat([x, h], 1))
+        return ((z.cumsum(1) * 0.3).tanh() + (z % 0.75) * 0.2,)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
-    WhereOnDataCell)}
+    WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
