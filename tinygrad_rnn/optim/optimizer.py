@@ -13,6 +13,10 @@ where some parameter of the group has no gradient, or the parameters' states dif
 step counts after skipped steps), updates each parameter alone on the same views. Whoever rebinds
 a parameter's array (load_state_dict, .to()) or the state (Optimizer.load_state_dict) is noticed
 at the next step, which gathers the new arrays into the buffer again.
+
+On CuPy a rule with a kernel (`FUSED`, kernels.py) runs the flat update as that one kernel: the
+rule's `fused_arguments` gives the step's scalars computed on the host. The first step (state
+not made yet), foreach=False and the per-parameter fallbacks above run the NumPy rule.
 """
 import copy
 import numbers
@@ -21,10 +25,13 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from . import kernels
 
 
 class Optimizer:
     """Holds `param_groups` (dicts of hyperparameters with a "params" list) and `state` (by parameter)."""
+
+    FUSED = None  # the rule as one elementwise kernel (kernels.FusedUpdate), for the flat step on CuPy
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -120,16 +127,36 @@ class Optimizer:
             self._flat[tuple(map(id, params))] = flat
         xp = backend.xp_of(flat.array)
         g = xp.concatenate([p.grad.array.reshape(-1) for p in params]).astype(flat.array.dtype, copy=False)
-        if group.get("maximize", False):
-            xp.negative(g, out=g)
-        self.update(flat, g, flat.state, group)
+        if not self._fused_step(flat, g, group):
+            if group.get("maximize", False):
+                xp.negative(g, out=g)
+            self.update(flat, g, flat.state, group)
         flat.scatter_state(self.state)
         for p in params:
             p._version += 1
         return True
 
+    def _fused_step(self, flat, g, group):
+        """The flat update as one launch of the rule's kernel; False (nothing changed) where it does not apply."""
+        launch = kernels.launcher(flat.array)
+        values = self.fused_arguments(flat.state, group) if launch is not None and self.FUSED is not None else None
+        if values is None:
+            return False
+        values.update(p=flat.array, g=g, maximize=group.get("maximize", False))
+        arguments = self.FUSED.arguments(values, flat.array)
+        if arguments is None:
+            return False
+        launch(self.FUSED, arguments, flat.array.size)
+        if "step" in flat.state:
+            flat.state["step"] += 1
+        return True
+
     def update(self, p, g, state, group):
         raise NotImplementedError
+
+    def fused_arguments(self, state, group):
+        """{name: value} of FUSED's arrays (from `state`), scalars and flags for the step to come (its number
+        is state["step"] + 1; the caller counts it after the launch), or None where the NumPy rule must run."""
 
     def scratch(self, like):
         """A scratch array of `like`'s shape, dtype and device, kept for the next steps (its values are garbage)."""

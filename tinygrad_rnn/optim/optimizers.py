@@ -5,11 +5,16 @@ Each rule follows torch.optim's single-tensor code path in the order it applies 
 so float64 runs agree with PyTorch to rounding over many steps. The rules work in place, with one
 scratch array of the parameter's shape (`Optimizer.scratch`) for what torch computes as a
 temporary: a step makes no new arrays of the parameters' size.
+
+Each rule's `FUSED` is the same update as one CUDA kernel for the flat step on CuPy (kernels.py):
+its body repeats the rule's operations in the rule's order, one element at a time, and
+`fused_arguments` computes the scalars on the host as `update` computes them.
 """
 import math
 import numbers
 
 from .. import backend
+from .kernels import FusedUpdate
 from .optimizer import Optimizer
 
 
@@ -24,6 +29,19 @@ def _lerp(start, end, weight, tmp):
         tmp *= 1 - weight
         xp.subtract(end, tmp, out=start)
     return start
+
+
+# _lerp for one element; low, weight and complement come from _lerp_arguments
+_LERP_SOURCE = """
+__device__ inline T lerp_toward(T start, T end, int low, T weight, T complement) {
+  T diff = end - start;
+  return low ? start + diff * weight : end - diff * complement;
+}
+"""
+
+
+def _lerp_arguments(weight):
+    return {"lerp_low": abs(weight) < 0.5, "lerp_weight": weight, "lerp_complement": 1 - weight}
 
 
 def _check_range(opt, group, name, low, high=None):
@@ -78,6 +96,26 @@ class SGD(Optimizer):
             else:
                 g = buf
         p.array -= xp.multiply(g, group["lr"], out=tmp)
+
+    FUSED = FusedUpdate("sgd", arrays="momentum_buffer", scalars="weight_decay momentum dampening_complement lr",
+                        flags="decay has_momentum nesterov", body="""
+    T grad = maximize ? -g[i] : g[i];
+    if (decay) grad = grad + weight_decay * p[i];
+    if (has_momentum) {
+      T buf = momentum_buffer[i] * momentum;
+      buf = buf + grad * dampening_complement;
+      momentum_buffer[i] = buf;
+      grad = nesterov ? grad + buf * momentum : buf;
+    }
+    p[i] = p[i] - grad * lr;""")
+
+    def fused_arguments(self, state, group):
+        momentum = group["momentum"]
+        if momentum != 0 and "momentum_buffer" not in state:  # the first step copies the gradient
+            return None
+        return {"momentum_buffer": state.get("momentum_buffer"), "weight_decay": group["weight_decay"],
+                "momentum": momentum, "dampening_complement": 1 - group["dampening"], "lr": group["lr"],
+                "decay": group["weight_decay"] != 0, "has_momentum": momentum != 0, "nesterov": group["nesterov"]}
 
 
 class Adam(Optimizer):
@@ -138,6 +176,41 @@ class Adam(Optimizer):
         tmp *= -(lr / bias_correction1)
         p.array += tmp
 
+    FUSED = FusedUpdate("adam", arrays="exp_avg exp_avg_sq max_exp_avg_sq",
+                        scalars="weight_decay decay_factor lerp_weight lerp_complement beta2 beta2_complement "
+                                "bias_correction2_sqrt eps neg_step_size",
+                        flags="decay decoupled lerp_low amsgrad", preamble=_LERP_SOURCE, body="""
+    T grad = maximize ? -g[i] : g[i];
+    T param = p[i];
+    if (decay) {
+      if (decoupled) param = param * decay_factor;
+      else grad = grad + weight_decay * param;
+    }
+    T avg = lerp_toward(exp_avg[i], grad, lerp_low, lerp_weight, lerp_complement);
+    exp_avg[i] = avg;
+    T avg_sq = exp_avg_sq[i] * beta2 + (grad * beta2_complement) * grad;
+    exp_avg_sq[i] = avg_sq;
+    T second = avg_sq;
+    if (amsgrad) {  // as numpy.maximum: a NaN on either side wins
+      T top = max_exp_avg_sq[i];
+      second = (top > avg_sq || top != top) ? top : avg_sq;
+      max_exp_avg_sq[i] = second;
+    }
+    T denom = sqrt(second) / bias_correction2_sqrt + eps;
+    p[i] = param + (avg / denom) * neg_step_size;""")
+
+    def fused_arguments(self, state, group):
+        if not state or (group["amsgrad"] and "max_exp_avg_sq" not in state):
+            return None
+        beta1, beta2 = group["betas"]
+        lr, weight_decay, step = group["lr"], group["weight_decay"], state["step"] + 1
+        return {"exp_avg": state["exp_avg"], "exp_avg_sq": state["exp_avg_sq"],
+                "max_exp_avg_sq": state.get("max_exp_avg_sq"), "weight_decay": weight_decay,
+                "decay_factor": 1 - lr * weight_decay, **_lerp_arguments(1 - beta1), "beta2": beta2,
+                "beta2_complement": 1 - beta2, "bias_correction2_sqrt": (1 - beta2 ** step) ** 0.5,
+                "eps": group["eps"], "neg_step_size": -(lr / (1 - beta1 ** step)), "decay": weight_decay != 0,
+                "decoupled": group["decoupled_weight_decay"], "amsgrad": group["amsgrad"]}
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019): p *= 1 - lr * weight_decay."""
@@ -181,6 +254,20 @@ class Adagrad(Optimizer):
         xp.divide(g, std, out=tmp)  # p.addcdiv_(g, std, value=-clr)
         tmp *= -clr
         p.array += tmp
+
+    FUSED = FusedUpdate("adagrad", arrays="sum", scalars="weight_decay eps neg_clr", flags="decay", body="""
+    T grad = maximize ? -g[i] : g[i];
+    if (decay) grad = grad + weight_decay * p[i];
+    T total = sum[i] + grad * grad;
+    sum[i] = total;
+    p[i] = p[i] + (grad / (sqrt(total) + eps)) * neg_clr;""")
+
+    def fused_arguments(self, state, group):
+        if not state:
+            return None
+        clr = group["lr"] / (1 + state["step"] * group["lr_decay"])  # (step - 1) of the step to come
+        return {"sum": state["sum"], "weight_decay": group["weight_decay"], "eps": group["eps"], "neg_clr": -clr,
+                "decay": group["weight_decay"] != 0}
 
 
 class RMSprop(Optimizer):
@@ -234,3 +321,39 @@ class RMSprop(Optimizer):
         else:  # p.addcdiv_(g, avg, value=-lr)
             avg *= -group["lr"]
             p.array += avg
+
+    FUSED = FusedUpdate("rmsprop", arrays="square_avg grad_avg momentum_buffer",
+                        scalars="weight_decay alpha alpha_complement lerp_weight lerp_complement eps momentum lr "
+                                "neg_lr",
+                        flags="decay centered lerp_low has_momentum", preamble=_LERP_SOURCE, body="""
+    T grad = maximize ? -g[i] : g[i];
+    if (decay) grad = grad + weight_decay * p[i];
+    T avg_sq = square_avg[i] * alpha + (grad * alpha_complement) * grad;
+    square_avg[i] = avg_sq;
+    T avg;
+    if (centered) {
+      T mean = lerp_toward(grad_avg[i], grad, lerp_low, lerp_weight, lerp_complement);
+      grad_avg[i] = mean;
+      avg = sqrt(avg_sq - mean * mean);
+    } else {
+      avg = sqrt(avg_sq);
+    }
+    avg = grad / (avg + eps);
+    if (has_momentum) {
+      T buf = momentum_buffer[i] * momentum + avg;
+      momentum_buffer[i] = buf;
+      p[i] = p[i] - buf * lr;
+    } else {
+      p[i] = p[i] + avg * neg_lr;
+    }""")
+
+    def fused_arguments(self, state, group):
+        alpha, momentum = group["alpha"], group["momentum"]
+        needed = ["square_avg"] + ["momentum_buffer"] * (momentum > 0) + ["grad_avg"] * group["centered"]
+        if any(name not in state for name in needed):  # the first step makes them
+            return None
+        return {"square_avg": state["square_avg"], "grad_avg": state.get("grad_avg"),
+                "momentum_buffer": state.get("momentum_buffer"), "weight_decay": group["weight_decay"],
+                "alpha": alpha, "alpha_complement": 1 - alpha, **_lerp_arguments(1 - alpha), "eps": group["eps"],
+                "momentum": momentum, "lr": group["lr"], "neg_lr": -group["lr"], "decay": group["weight_decay"] != 0,
+                "centered": group["centered"], "has_momentum": momentum > 0}
