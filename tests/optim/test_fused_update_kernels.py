@@ -2,6 +2,7 @@
 CuPy launch, against the NumPy rule: every option combination, float64 and float32, bit for bit."""
 import ctypes
 import itertools
+import re
 import shutil
 import subprocess
 
@@ -215,3 +216,21 @@ def test_cupy_step_equals_numpy_with_one_launch_per_group(device, monkeypatch, n
     first = 0 if name == "SGD" and not kwargs.get("momentum") else 1
     assert counted == [type(gpu_opt).FUSED.name] * 2 * (STEPS - first)
     assert_same(on_gpu, on_host, gpu_opt, host_opt)
+
+
+@pytest.mark.parametrize("ctype", ["double", "float"])
+@pytest.mark.parametrize("rule", [SGD, Adam, Adagrad, RMSprop], ids=lambda cls: cls.__name__)
+def test_nvcc_builds_the_cuda_source_without_fused_multiply_adds(tmp_path, rule, ctype):
+    """With --fmad=false, as the launch compiles it, the PTX rounds every product and sum on its own, and
+    its square roots and divisions are the correctly rounded ones (.rn), as NumPy's."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is needed to compile the CUDA sources")
+    path = tmp_path / f"{rule.FUSED.name}.cu"
+    path.write_text(rule.FUSED.source(ctype, "cuda"))
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-ptx", "--fmad=false", "-o", str(tmp_path / "out.ptx"), str(path)],
+                          check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    ptx = (tmp_path / "out.ptx").read_text()
+    assert f"tinygrad_rnn_{rule.FUSED.name}_{ctype}" in ptx
+    assert "fma." not in ptx
+    assert set(re.findall(r"\b(?:sqrt|div|rcp)\.(\w+)\.f(?:32|64)", ptx)) <= {"rn"}
