@@ -177,3 +177,31 @@ def test_cuda_cluster_kernels_with_large_clusters_match_numpy(device, monkeypatc
         case["w_hh"] /= np.sqrt(H)
         options = {"reverse": True, "lengths": [4, 1, 3] * 10 + [2, 4]}
         assert_all_close(run_ours(case, mode, device, **options), run_ours(case, mode, **options))
+
+
+def test_a_plan_launch_passes_ints_as_int32_and_opts_in_to_shared_memory_once():
+    """The launch the persistent, cluster and compiled-cell kernels share (no GPU needed: a stand-in kernel)."""
+    class Kernel:
+        max_dynamic_shared_size_bytes = None
+
+        def __init__(self):
+            self.calls, self.opt_ins = [], []
+
+        def __setattr__(self, name, value):
+            if name == "max_dynamic_shared_size_bytes":
+                self.opt_ins.append(value)
+            object.__setattr__(self, name, value)
+
+        def __call__(self, grid, block, args, shared_mem):
+            self.calls.append((grid, block, args, shared_mem))
+
+    plan = PK.PersistentPlan(2, 8, 3, 4, 4, 1, 8, 128, 64 * 1024)
+    kernel, data = Kernel(), np.zeros(3)
+    launch = PK.PlanLaunch(kernel)
+    for _ in range(2):
+        launch(data, 5, plan=plan, extra=("flag",))
+    assert kernel.opt_ins == [plan.shared]                       # asked for once, past 48 KB
+    grid, block, args, shared = kernel.calls[-1]
+    assert (grid, block, shared) == ((plan.blocks,), (plan.threads,), plan.shared)
+    assert args[0] is data and args[1] == 5 and type(args[1]) is np.int32 and args[-1] == "flag"
+    assert [int(a) for a in args[2:-1]] == list(plan.ints()) and all(type(a) is np.int32 for a in args[2:-1])

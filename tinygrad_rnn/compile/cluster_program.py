@@ -188,17 +188,7 @@ def cupy_build(source, names):
         raise NotPersistent(f"its cluster kernels did not build on this GPU ({type(error).__name__}: "
                             f"{str(error)[:300]})") from error
 
-    def launcher(function):
-        opted_in = [PK.DEFAULT_SHARED]
-
-        def run(*args, plan):
-            if plan.shared > opted_in[0]:  # past 48 KB, CUDA wants the kernel's opt-in first
-                function.max_dynamic_shared_size_bytes = opted_in[0] = plan.shared
-            converted = [np.int32(a) if isinstance(a, (int, np.integer)) else a for a in args]
-            function((plan.blocks,), (plan.threads,), (*converted, *[np.int32(v) for v in plan.ints()]),
-                     shared_mem=plan.shared)
-        return run
-    return {name: launcher(function) for name, function in functions.items()}
+    return {name: PK.PlanLaunch(function) for name, function in functions.items()}
 
 
 def cluster_wanted(graph, entries=None):

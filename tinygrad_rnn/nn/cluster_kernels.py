@@ -112,26 +112,20 @@ class _ClusterLaunch:
     per cluster size; `failed` is passed on unused (no barrier here can time out)."""
 
     def __init__(self, name, ctype):
-        self.name, self.ctype, self.kernels, self.opted_in = name, ctype, {}, {}
+        self.name, self.ctype, self.launches = name, ctype, {}
 
-    def kernel(self, size):
-        """The kernel for clusters of `size` blocks, compiled on first use."""
-        if size not in self.kernels:
+    def launch(self, size):
+        """The launch of the kernel for clusters of `size` blocks, compiled on first use."""
+        if size not in self.launches:
             cupy = backend.xp_for("cuda")
             source = cluster_source(ctypes=(self.ctype,), cluster=size)
             kernel = cupy.RawKernel(source, f"tinygrad_rnn_cluster_{self.name}_{self.ctype}")
             kernel.compile()
-            self.kernels[size], self.opted_in[size] = kernel, PK.DEFAULT_SHARED
-        return self.kernels[size]
+            self.launches[size] = PK.PlanLaunch(kernel)
+        return self.launches[size]
 
     def __call__(self, *args, plan, failed):
-        size = plan.NU
-        kernel = self.kernel(size)
-        if plan.shared > self.opted_in[size]:
-            kernel.max_dynamic_shared_size_bytes = self.opted_in[size] = plan.shared
-        converted = [np.int32(a) if isinstance(a, (int, np.integer)) else a for a in args]
-        plan_ints = [np.int32(v) for v in plan.ints()]
-        kernel((plan.blocks,), (plan.threads,), (*converted, *plan_ints, failed, failed), shared_mem=plan.shared)
+        self.launch(plan.NU)(*args, plan=plan, extra=(failed, failed))
 
 
 _launchers = {}
@@ -152,7 +146,7 @@ def kernels_build(kind, dtype, plans):
     cupy = backend.xp_for("cuda")
     try:
         for name, plan in zip((f"{kind}_forward", f"{kind}_backward"), plans):
-            cluster_kernel_launcher(name, dtype).kernel(plan.NU)
+            cluster_kernel_launcher(name, dtype).launch(plan.NU)
         return True
     except (cupy.cuda.compiler.CompileException, cupy.cuda.driver.CUDADriverError) as error:
         key = ("failed", kind, np.dtype(dtype).name)

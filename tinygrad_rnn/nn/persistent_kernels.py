@@ -377,24 +377,31 @@ def persistent_plan(batch, hidden, K, G, itemsize, multiprocessors, shared_limit
     return None if best is None else best[1]
 
 
-class PersistentLaunch:
+class PlanLaunch:
+    """A kernel launched on a plan's grid, threads and shared memory, called as kernel(*args, plan=,
+    extra=()): the plan's ints follow the arguments, then `extra`; Python ints go as int32, and the
+    shared-memory opt-in is asked for once a plan needs more than the default 48 KB."""
+
+    def __init__(self, kernel):
+        self.kernel, self.opted_in = kernel, DEFAULT_SHARED
+
+    def __call__(self, *args, plan, extra=()):
+        if plan.shared > self.opted_in:
+            self.kernel.max_dynamic_shared_size_bytes = self.opted_in = plan.shared
+        converted = [np.int32(a) if isinstance(a, (int, np.integer)) else a for a in args]
+        plan_ints = [np.int32(v) for v in plan.ints()]
+        self.kernel((plan.blocks,), (plan.threads,), (*converted, *plan_ints, *extra), shared_mem=plan.shared)
+
+
+class PersistentLaunch(PlanLaunch):
     """A persistent kernel called as kernel(*step arrays and ints, L, t_lo, reverse, plan=, failed=).
 
     `failed` (one uint32 on the GPU) becomes nonzero if a barrier ever timed out; the caller checks it.
     """
 
-    def __init__(self, kernel):
-        self.kernel, self.opted_in = kernel, DEFAULT_SHARED
-
     def __call__(self, *args, plan, failed):
-        cupy = backend.xp_for("cuda")
-        if plan.shared > self.opted_in:  # past 48 KB, CUDA wants the kernel's opt-in first
-            self.kernel.max_dynamic_shared_size_bytes = self.opted_in = plan.shared
-        converted = [np.int32(a) if isinstance(a, (int, np.integer)) else a for a in args]
-        counter = cupy.zeros(1, np.uint32)
-        plan_ints = [np.int32(v) for v in plan.ints()]
-        self.kernel((plan.blocks,), (plan.threads,), (*converted, *plan_ints, counter, failed),
-                    shared_mem=plan.shared)
+        counter = backend.xp_for("cuda").zeros(1, np.uint32)
+        super().__call__(*args, plan=plan, extra=(counter, failed))
 
 
 _compiled = {}

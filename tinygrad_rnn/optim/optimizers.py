@@ -161,9 +161,7 @@ class Adam(Optimizer):
         tmp *= g
         exp_avg_sq *= beta2
         exp_avg_sq += tmp
-        step = state["step"]
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        bias_correction2_sqrt, step_size = _adam_step_scalars(group, state["step"])
         if group["amsgrad"]:
             xp.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
             second = state["max_exp_avg_sq"]
@@ -173,7 +171,7 @@ class Adam(Optimizer):
         denom /= bias_correction2_sqrt
         denom += group["eps"]
         xp.divide(exp_avg, denom, out=tmp)  # p.addcdiv_(exp_avg, denom, value=-step_size)
-        tmp *= -(lr / bias_correction1)
+        tmp *= -step_size
         p.array += tmp
 
     FUSED = FusedUpdate("adam", arrays="exp_avg exp_avg_sq max_exp_avg_sq",
@@ -203,13 +201,20 @@ class Adam(Optimizer):
         if not state or (group["amsgrad"] and "max_exp_avg_sq" not in state):
             return None
         beta1, beta2 = group["betas"]
-        lr, weight_decay, step = group["lr"], group["weight_decay"], state["step"] + 1
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        bias_correction2_sqrt, step_size = _adam_step_scalars(group, state["step"] + 1)  # the step to come
         return {"exp_avg": state["exp_avg"], "exp_avg_sq": state["exp_avg_sq"],
                 "max_exp_avg_sq": state.get("max_exp_avg_sq"), "weight_decay": weight_decay,
                 "decay_factor": 1 - lr * weight_decay, **_lerp_arguments(1 - beta1), "beta2": beta2,
-                "beta2_complement": 1 - beta2, "bias_correction2_sqrt": (1 - beta2 ** step) ** 0.5,
-                "eps": group["eps"], "neg_step_size": -(lr / (1 - beta1 ** step)), "decay": weight_decay != 0,
+                "beta2_complement": 1 - beta2, "bias_correction2_sqrt": bias_correction2_sqrt,
+                "eps": group["eps"], "neg_step_size": -step_size, "decay": weight_decay != 0,
                 "decoupled": group["decoupled_weight_decay"], "amsgrad": group["amsgrad"]}
+
+
+def _adam_step_scalars(group, step):
+    """Step `step`'s sqrt of the second moment's bias correction and its step size lr / (1 - beta1^step)."""
+    beta1, beta2 = group["betas"]
+    return (1 - beta2 ** step) ** 0.5, group["lr"] / (1 - beta1 ** step)
 
 
 class AdamW(Adam):
@@ -246,7 +251,7 @@ class Adagrad(Optimizer):
         state["step"] += 1
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.array
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        clr = _adagrad_rate(group, state["step"])
         tmp = self.scratch(p.array)
         state["sum"] += xp.multiply(g, g, out=tmp)
         std = xp.sqrt(state["sum"], out=tmp)
@@ -265,9 +270,14 @@ class Adagrad(Optimizer):
     def fused_arguments(self, state, group):
         if not state:
             return None
-        clr = group["lr"] / (1 + state["step"] * group["lr_decay"])  # (step - 1) of the step to come
+        clr = _adagrad_rate(group, state["step"] + 1)  # the step to come
         return {"sum": state["sum"], "weight_decay": group["weight_decay"], "eps": group["eps"], "neg_clr": -clr,
                 "decay": group["weight_decay"] != 0}
+
+
+def _adagrad_rate(group, step):
+    """Step `step`'s learning rate, decayed as torch's: lr / (1 + (step - 1) lr_decay)."""
+    return group["lr"] / (1 + (step - 1) * group["lr_decay"])
 
 
 class RMSprop(Optimizer):
