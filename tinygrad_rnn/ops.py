@@ -198,6 +198,15 @@ class Piecewise(Function):
         return (None,) * len(self.shapes)
 
 
+class StopGradient(Piecewise):
+    """x itself, with no gradient: `detach()` and `.data` inside a traced step (elsewhere they make a
+    leaf), so that the step compiler sees the cut as an op on the step's value, not as a constant
+    taken from one call's data."""
+
+    def forward(self, x):
+        return x
+
+
 COMPARISONS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
                "ge": "greater_equal"}
 

@@ -565,7 +565,7 @@ class Tensor(TensorMethods):
     @property
     def data(self):
         """A tensor sharing this one's storage, cut from the graph, with requires_grad False."""
-        return Tensor._make(self.array, None)
+        return self._cut()
 
     @data.setter
     def data(self, value):
@@ -745,9 +745,17 @@ class Tensor(TensorMethods):
         self._grad = None
 
     # --- conversion
+    def _cut(self):
+        """The same data, cut from the graph; under an op tape (a step being traced) an op on this
+        value, so that the tape does not take it for a constant."""
+        tape = _state.tape
+        if tape is not None and tape.listening():
+            return ops.StopGradient.apply(self)
+        return Tensor._make(self.array, None)
+
     def detach(self):
         """The same data as a new leaf, cut from the graph."""
-        t = Tensor._make(self.array, None)
+        t = self._cut()
         t._name = self._name
         t._shared = self._shared_counter()  # the same memory: an in-place change of either is seen by both
         return t

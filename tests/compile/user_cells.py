@@ -452,11 +452,43 @@ class CumsumRemainderCell(nn.RecurrentCell):
         return ((z.cumsum(1) * 0.3).tanh() + (z % 0.75) * 0.2,)
 
 
+class StopGradientCell(nn.RecurrentCell):
+    """Cuts in the gradient: a gate from h.detach() and a term through .data."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.gate = nn.Linear(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+        self.lin = nn.Linear(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        gate = tr.sigmoid(self.gate(tr.cat([x, h.detach()], 1)))
+        z = self.lin(tr.cat([x, h], 1))
+        return (gate * z.tanh() + (1 - gate) * (h * 0.6 + h.data * 0.3),)
+
+
+class NoGradCell(nn.RecurrentCell):
+    """A scale from the state and a normalised weight, each computed inside a no_grad block: values
+    whose gradient stops there (replayed op by op too, for gradients of gradients)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        with tr.no_grad():
+            scale = h.abs().mean(1, keepdim=True) + 1
+            norm = self.lin.weight.norm()
+        return (F.linear(tr.cat([x, h], 1), self.lin.weight / norm, self.lin.bias).tanh() / scale,)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
-    WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell)}
+    WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, StopGradientCell,
+    NoGradCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse

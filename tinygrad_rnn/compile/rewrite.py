@@ -4,7 +4,8 @@
   g * c twice) is computed once.
 - A broadcast read only by elementwise ops is left to them (they broadcast into their output).
 - A view that changes nothing (a reshape or broadcast to the same shape, the identity permutation:
-  Matmul's VJP reshapes every gradient so) becomes its input.
+  Matmul's VJP reshapes every gradient so) becomes its input, and so does a detach (StopGradient:
+  the traced VJP stops there already).
 - A sum of scatters into disjoint parts of one zero array, the VJP of splitting a tensor into
   chunks (LSTM's gates: four IndexAdds and three Adds of (B, 4H) arrays per step), becomes one
   `Assemble` that writes each piece into its part; the planner lets each piece's op write there
@@ -33,6 +34,7 @@ from ..ops import (
     Relu,
     Reshape,
     Sigmoid,
+    StopGradient,
     Sub,
     Tanh,
     Where,
@@ -57,6 +59,8 @@ class Assemble(Function):
 
 
 def _is_noop_view(op):
+    if op.cls is StopGradient:   # its gradient's cut is in the traced VJP already
+        return True
     if op.cls in (Reshape, Expand):
         return op.out.shape == op.inputs[0].shape
     return op.cls is Permute and tuple(op.options["axes"]) == tuple(range(len(op.out.shape)))

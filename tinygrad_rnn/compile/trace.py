@@ -27,9 +27,9 @@ import sys
 import numpy as np
 
 from .. import backend, factory
-from ..ops import Clip, Max, Relu, Where, _reduced_shape, inside_mask, unbroadcast
+from ..ops import Clip, Max, Piecewise, Relu, StopGradient, Where, _reduced_shape, inside_mask, unbroadcast
 from ..tensor import DataDependent as ValueRead
-from ..tensor import Function, Tensor, enable_grad, no_grad, op_tape
+from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, op_tape
 
 
 class NotTraceable(Exception):
@@ -187,14 +187,15 @@ def _step_line(frames):
 
 
 @contextlib.contextmanager
-def recording(lines=None):
+def recording(lines=None, grad_on=None):
     """Every op applied inside is appended to the yielded tape, (cls, inputs, options, output) each,
     by the engine's op tape (other threads are left alone). Reading a tensor's value into Python
     (item(), bool(), numpy(), np.asarray) raises DataDependent: a compiled step cannot follow a branch
     taken on data.
 
     lines: a list that gets, for each op on the tape, the line of the step it was applied from (the
-    innermost frame outside the engine, below this call), for messages that point at the cell's code."""
+    innermost frame outside the engine, below this call), for messages that point at the cell's code;
+    grad_on, whether gradients were on when it was applied."""
     outer = sys._getframe(2)   # the caller of this context manager (contextlib's frame in between)
     try:
         with op_tape(reads=False) as tape:
@@ -208,6 +209,8 @@ def recording(lines=None):
                             line = frame.f_code.co_filename, frame.f_lineno
                             break
                         frame = frame.f_back
+                    if grad_on is not None:
+                        grad_on.append(is_grad_enabled())
                     out = apply(cls, inputs, options)
                     lines.append(line)
                     return out
@@ -286,11 +289,15 @@ class StepGraph:
             self.leaves.append(v)
         return v
 
-    def record(self, tape, leaf_kind=None, lines=None):
-        """Append the tape's ops (applied from `lines` of the step, where known); returns them."""
+    def record(self, tape, leaf_kind=None, lines=None, grad_on=None):
+        """Append the tape's ops (applied from `lines` of the step, where known); returns them. An op
+        applied with gradients off (`grad_on`; a no_grad block in the step) is followed by a
+        StopGradient that what reads its output reads instead, so that a replay of the ops cuts the
+        gradient there as the step did."""
         ops = []
         lines = lines or [None] * len(tape)
-        for (cls, inputs, options, out), line in zip(tape, lines):
+        grad_on = grad_on or [True] * len(tape)
+        for (cls, inputs, options, out), line, on in zip(tape, lines, grad_on):
             if not isinstance(out, Tensor):
                 raise NotTraceable(f"op {_op_name(cls)} gives several outputs", op=_op_name(cls),
                                    where=describe_line(line))
@@ -305,6 +312,13 @@ class StepGraph:
             if line is not None:
                 self.lines[v.id] = line
             ops.append(v.op)
+            if not on and not issubclass(cls, Piecewise):
+                cut = self._new(Tensor._make(out.array, None), "op")
+                cut.op = Op(StopGradient, [v], {}, cut)
+                self._by_tensor[id(out)] = cut
+                if line is not None:
+                    self.lines[cut.id] = line
+                ops.append(cut.op)
         return ops
 
     def line_of(self, op):
@@ -327,14 +341,15 @@ def trace_step(cell, step, x, states, requires_grad, seed=0):
     graph.x = graph._new(x_t, "x", 0)
     graph.states = [graph._new(s, "state", k) for k, s in enumerate(state_t)]
     unrolled = getattr(cell, "unrolled", contextlib.nullcontext)
-    mode = enable_grad() if requires_grad else contextlib.nullcontext()
-    lines = []
-    with own_random_stream(seed), mode, recording(lines) as tape, unrolled(), np.errstate(all="ignore"):
+    lines, grad_on = [], []
+    # gradients on whatever the caller's mode, so that a no_grad block inside the step shows (grad_on)
+    with own_random_stream(seed), enable_grad(), recording(lines, grad_on) as tape, unrolled(), \
+            np.errstate(all="ignore"):
         new = step(x_t, state_t)
     new = (new,) if isinstance(new, Tensor) else tuple(new)
     if len(new) != len(states):
         raise NotTraceable(f"its step returned {len(new)} state tensors; state_sizes names {len(states)}")
-    graph.ops = graph.record(tape, lines=lines)
+    graph.ops = graph.record(tape, lines=lines, grad_on=grad_on)
     graph.outputs = [graph.lookup(t) for t in new]
     for k, (out, s) in enumerate(zip(graph.outputs, graph.states)):
         if out.shape != s.shape or out.dtype != s.dtype:
