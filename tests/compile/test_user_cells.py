@@ -97,12 +97,14 @@ def test_generated_cuda_kernels_equal_op_by_op(name):
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("name", list(TRACEABLE))
 def test_later_calls_with_other_shapes_and_changed_parameters(name):
-    """One layer called again with another batch size and length, then after its parameters changed in
-    place (an optimizer step: the compiled step is reused, the statics read again)."""
+    """One layer called again with the same shapes (the statics replayed from the step bound to the
+    cell), with another batch size and length, each after its parameters changed in place (an
+    optimizer step: the compiled step is reused, the statics read again)."""
     options = OPTIONS["stacked_bidirectional_lengths_hx"]
     fused, plain = make_layer(TRACEABLE[name], True, options), make_layer(TRACEABLE[name], False, options)
-    for shape in ((5, 3), (7, 2), (5, 3)):
-        assert_same(run(fused, options, shape=shape)[0], run(plain, options, shape=shape)[0])
+    for shape in ((5, 3), (5, 3), (7, 2), (7, 2), (5, 3)):
+        # the shifted parameters grow some gradients to 1e4: relative 1e-12 there
+        assert_same(run(fused, options, shape=shape)[0], run(plain, options, shape=shape)[0], rtol=TOLERANCE)
         for layer in (fused, plain):
             for k, p in enumerate(layer.parameters()):
                 p.array += 0.01 * (k + 1)
