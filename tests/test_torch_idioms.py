@@ -97,6 +97,12 @@ def idioms():
                                                   lib.tensor([7, -7]).div(lib.tensor([-2, -2]), rounding_mode="trunc"),
                                                   t(A).div(0.7, rounding_mode="floor"),
                                                   t(A).div(-0.7, rounding_mode="trunc")),
+        # floor division is the quotient of remainder: 1 // 0.1 is 9 (1 = 9 * 0.1 + 0.0999...), not floor(1 / 0.1)
+        "floor division //": lambda lib, t: (t([1.0, -1.0, 0.3, 7.5, -7.5]) // 0.1,
+                                             t([1.0, -1.0, 0.3, 7.5]).div(0.1, rounding_mode="floor"),
+                                             lib.floor_divide(t([1.0, 0.7]), t([0.1, -0.1])), 3 // t([0.3, -0.7]),
+                                             lib.tensor([7, -7, 6]) // 2, 7 // lib.tensor([2, -2]),
+                                             t(A) // t(B.T.copy() + 3)),
         "type(dtype) and type()": lambda lib, t: (t(A, grad=True).type(lib.float32), t(A).type(lib.int64),
                                                   t(A).type("torch.LongTensor"), lib.tensor([1, 2]).type(lib.float64),
                                                   t(A).type().rpartition(".")[2],

@@ -10,7 +10,7 @@ from .tensor import Tensor
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
     "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip",
-    "clone", "cumsum", "div", "eq", "equal", "erf", "exp", "expand", "expm1", "fmod", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le",
+    "clone", "cumsum", "div", "eq", "equal", "erf", "exp", "expand", "expm1", "floor_divide", "fmod", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le",
     "log", "log1p", "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "mul", "narrow",
     "ne", "norm", "numel", "permute", "pow", "reciprocal", "relu", "repeat", "reshape", "roll", "rsqrt",
     "sigmoid", "sign", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",

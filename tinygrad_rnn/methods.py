@@ -207,9 +207,19 @@ class TensorMethods:
             if rounding_mode == "floor":
                 return _constant(xp.floor_divide(a, b))
             return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
-        return _constant((xp.floor if rounding_mode == "floor" else xp.trunc)((self / other).array))
+        divisor = other if isinstance(other, _tensor_cls()) else _constant(xp.asarray(b))
+        return _ops().RoundedDiv.apply(self._as_dtype(dtype), divisor._as_dtype(dtype), mode=rounding_mode)
 
     subtract, multiply, divide, true_divide = sub, mul, div, div
+
+    def floor_divide(self, other):
+        """self // other: the quotient rounded down, as Python's // and torch's."""
+        return self.div(other, rounding_mode="floor")
+
+    __floordiv__ = floor_divide
+
+    def __rfloordiv__(self, other):
+        return self._lift(other, "floor_divide").floor_divide(self)
 
     def remainder(self, other):
         """self - other * floor(self / other): the sign of `other`, as Python's % and torch.remainder."""
