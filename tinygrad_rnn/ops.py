@@ -501,6 +501,21 @@ class Max(Function):
         return (tangents[0] * _constant(self.weights)).sum(axis=self.axis, keepdims=self.keepdims)
 
 
+class DetachedMax(Function):
+    """The maximum along `axis` (kept) as a constant: no gradient, no tangent. An op of its own rather
+    than a captured array, so that a traced step (the step compiler) recomputes it from x each step."""
+    saves = ()
+
+    def forward(self, x, axis):
+        return x.max(axis=axis, keepdims=True, initial=-np.inf)  # -inf: empty rows
+
+    def backward(self, g):
+        return (None,)
+
+    def jvp(self, inputs, tangents):
+        return None
+
+
 class Cumsum(Function):
     """Running sum along `axis`; its VJP is the running sum from the other end (total - cumsum + g)."""
     saves = ()

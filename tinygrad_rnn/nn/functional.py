@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..factory import rng
 from ..methods import check_dim
-from ..ops import Clip, Compare, where_tensor
+from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -168,21 +168,6 @@ def _floating_input(name, input, dtype):
         raise TypeError(f"{name}: only floating point input is supported (pass dtype= or use .float()); "
                         f"got {x.dtype}")
     return x
-
-
-class DetachedMax(Function):
-    """The maximum along `axis` (kept) as a constant: no gradient, no tangent. An op of its own rather
-    than a captured array, so that a traced step (the step compiler) recomputes it from x each step."""
-    saves = ()
-
-    def forward(self, x, axis):
-        return x.max(axis=axis, keepdims=True, initial=-np.inf)  # -inf: empty rows
-
-    def backward(self, g):
-        return (None,)
-
-    def jvp(self, inputs, tangents):
-        return None
 
 
 def _shifted(x, dim):
