@@ -14,6 +14,9 @@ import tinygrad_rnn as tr
 
 A = np.array([[0.5, -1.5, 2.0, 0.0], [3.0, 1.0, -2.5, 1.0], [-0.5, 4.0, 1.5, -1.0]])
 B = np.array([[1.0, 2.0, -1.0], [0.5, -0.5, 2.5], [1.5, 0.0, -2.0], [-1.0, 1.0, 0.5]])
+A3 = np.random.default_rng(3).standard_normal((2, 3, 4))
+IDX3 = np.random.default_rng(4).integers(0, 4, (2, 2, 5))
+TIES = np.array([[1.0, 2.0, 2.0, np.nan, 2.0, -np.inf], [0.0, 0.0, 1.0, 1.0, 0.0, 5.0]])
 
 
 def idioms():
@@ -97,6 +100,12 @@ def idioms():
                                                   lib.tensor([7, -7]).div(lib.tensor([-2, -2]), rounding_mode="trunc"),
                                                   t(A).div(0.7, rounding_mode="floor"),
                                                   t(A).div(-0.7, rounding_mode="trunc")),
+        # floor division is the quotient of remainder: 1 // 0.1 is 9 (1 = 9 * 0.1 + 0.0999...), not floor(1 / 0.1)
+        "floor division //": lambda lib, t: (t([1.0, -1.0, 0.3, 7.5, -7.5]) // 0.1,
+                                             t([1.0, -1.0, 0.3, 7.5]).div(0.1, rounding_mode="floor"),
+                                             lib.floor_divide(t([1.0, 0.7]), t([0.1, -0.1])), 3 // t([0.3, -0.7]),
+                                             lib.tensor([7, -7, 6]) // 2, 7 // lib.tensor([2, -2]),
+                                             t(A) // t(B.T.copy() + 3)),
         "type(dtype) and type()": lambda lib, t: (t(A, grad=True).type(lib.float32), t(A).type(lib.int64),
                                                   t(A).type("torch.LongTensor"), lib.tensor([1, 2]).type(lib.float64),
                                                   t(A).type().rpartition(".")[2],
@@ -121,6 +130,35 @@ def idioms():
             t(A).log_softmax(axis=0), t(A).max(axis=1, keepdims=True).values, t(A).min(axis=0).indices,
             t(A).unsqueeze(axis=0), t(A[:1]).squeeze(axis=0), t(A).narrow(axis=1, start=1, length=2),
             t(A).chunk(2, axis=1)[1], t(A).sum(axis=1, keepdims=True), lib.amax(t(A), axis=0)),
+        # selecting by index tensors and sorting: values, indices and the gradients that flow back
+        "gather": lambda lib, t: (t(A, grad=True).gather(1, lib.tensor([[3, 0], [1, 1], [2, 3]])),
+                                  lib.gather(t(A, grad=True), 0, lib.tensor([[2, 2, 0, 1]])),
+                                  t(A3, grad=True).gather(-1, lib.tensor(IDX3))),
+        "index_select": lambda lib, t: (t(A, grad=True).index_select(1, lib.tensor([3, 0, 3])),
+                                        lib.index_select(t(A3, grad=True), -2, lib.tensor([1, 1])),
+                                        t(A, grad=True).index_select(0, lib.tensor(2))),
+        "masked_select": lambda lib, t: (t(A, grad=True).masked_select(t(A) > 0.5),
+                                         t(A, grad=True).masked_select(lib.tensor([True, False, True, True]))),
+        "sort, argsort (ties keep their order, NaN the largest)": lambda lib, t: (
+            *t(A, grad=True).sort(), *t(A3, grad=True).sort(dim=1, descending=True),
+            *t(TIES).sort(dim=1, descending=True, stable=True), *t(TIES).sort(stable=True),
+            lib.argsort(t(TIES), descending=True), t(A).argsort(dim=0),
+            *lib.tensor([3, 1, 2, 1]).sort(descending=True)),
+        "topk": lambda lib, t: (*t(A, grad=True).topk(2), *t(A3, grad=True).topk(3, dim=1, largest=False),
+                                *lib.topk(t(A), 1, 0), *t(A).topk(0)),
+        "flip": lambda lib, t: (t(A3, grad=True).flip(0, 2) * t(A3), t(A, grad=True).flip([1]), lib.flip(t(A), (-1,))),
+        "tril and triu": lambda lib, t: (t(A, grad=True).tril(), t(A3, grad=True).triu(1), t(A).tril(-1),
+                                         lib.triu(t(A), -2), lib.ones(3, 3, dtype=lib.int64).tril(),
+                                         lib.ones(2, 3, dtype=lib.bool).triu()),
+        "outer": lambda lib, t: (t(A[0], grad=True).outer(t(B[:, 0], grad=True)), lib.outer(lib.arange(3), lib.arange(2))),
+        "logsumexp": lambda lib, t: (t(A3, grad=True).logsumexp(1), t(A3, grad=True).logsumexp((0, 2), keepdim=True),
+                                     lib.logsumexp(t([[-np.inf, -np.inf], [1000.0, 1000.0], [np.inf, 1.0]]), 1)),
+        "isclose": lambda lib, t: (t(A).isclose(t(A) + 1e-6), lib.isclose(t(TIES), t(TIES), equal_nan=True),
+                                   lib.isclose(t(A), t(A) * 1.01, rtol=0.02)),
+        "repeat_interleave": lambda lib, t: (t(A, grad=True).repeat_interleave(2, dim=0),
+                                             t(A, grad=True).repeat_interleave(3),
+                                             t(A, grad=True).repeat_interleave(lib.tensor([1, 0, 3, 2]), dim=1),
+                                             lib.repeat_interleave(t(A3), 2, dim=-1)),
         "flatten(start_dim, end_dim)": lambda lib, t: (t(A.reshape(3, 2, 2), grad=True).flatten(1),
                                                        t(A.reshape(3, 2, 2)).flatten(0, 1),
                                                        t(A.reshape(3, 2, 2)).flatten(-2, -1),
@@ -222,3 +260,40 @@ def test_idiom_matches_torch(name, torch):
         else:
             np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
                                        rtol=1e-12, atol=1e-12)
+
+
+SELECTIONS = {
+    "gather": lambda x: x.gather(2, tr.tensor(IDX3)),
+    "index_select": lambda x: x.index_select(1, tr.tensor([2, 0, 2])),
+    "masked_select": lambda x: x.masked_select(x > 0),
+    "sort": lambda x: x.sort(dim=1, descending=True).values,
+    "topk": lambda x: x.topk(2).values,
+    "flip": lambda x: x.flip(0, 2),
+    "tril": lambda x: x.tril(1),
+    "logsumexp": lambda x: x.logsumexp((0, 2)),
+    "repeat_interleave": lambda x: x.repeat_interleave(tr.tensor([2, 0, 1, 3]), dim=2),
+    "outer": lambda x: x[0, 0].outer(x[1, 2]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SELECTIONS))
+def test_selection_and_sorting_gradcheck_and_gradgradcheck(name):
+    x = tr.tensor(A3, dtype=tr.float64, requires_grad=True)
+    assert tr.gradcheck(SELECTIONS[name], x)
+    assert tr.gradgradcheck(SELECTIONS[name], x)
+
+
+def test_selections_refuse_bad_indices_by_name():
+    x = tr.tensor(A)
+    with pytest.raises(TypeError, match="gather: the index must hold integers"):
+        x.gather(1, tr.tensor([[0.0]]))
+    with pytest.raises(ValueError, match="gather: index .* same number of dims"):
+        x.gather(1, tr.tensor([0]))
+    with pytest.raises(ValueError, match="index_select: the index must have at most 1 dim"):
+        x.index_select(0, tr.tensor([[0]]))
+    with pytest.raises(TypeError, match="masked_select: the index must hold a bool mask"):
+        x.masked_select(tr.tensor([1, 0, 1, 1]))
+    with pytest.raises(ValueError, match=r"topk: k \(5\) must lie in \[0, 4\]"):
+        x.topk(5)
+    with pytest.raises(ValueError, match="tril: input tensor must have at least 2 dimensions"):
+        x[0].tril()

@@ -7,6 +7,7 @@ ranges match).
 Default dtypes follow torch: floating values make float32, integers int64, booleans bool;
 `tensor` and `from_numpy` keep the dtype of an array they are given.
 """
+import functools
 import math
 import numbers
 
@@ -109,7 +110,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     float_wanted = dtype is not None and _dtype(dtype, "tensor").kind == "f"
     array = _native(data, "tensor", float_wanted)
     if python_data and dtype is None:
-        array = array.astype(_default_dtype(array), copy=False)
+        array = array.astype(_sequence_dtype(data, array), copy=False)
     dtype = _dtype(dtype if dtype is not None else array.dtype, "tensor")
     if python_data:
         dtypes.check_fits(array, dtype, "tensor")
@@ -125,6 +126,36 @@ def _default_dtype(array):
         raise TypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype} "
                         f"(numbers, booleans or nested lists of them)")
     return kinds[array.dtype.kind]
+
+
+_SEQUENCES = (list, tuple)
+
+
+def _sequence_dtype(data, array):
+    """torch's dtype for Python data: each element's own (a Python number its default one), promoted
+    together; so tensors and NumPy scalars inside a list keep their width (float64 stays float64)."""
+    if not isinstance(data, _SEQUENCES):
+        return _default_dtype(array)
+    kinds, pending = set(), [data]
+    while pending:  # the types seen, cheaply: a long list of Python numbers adds three at most
+        items = pending.pop()
+        kinds.update(map(type, items))
+        pending.extend(item for item in items if isinstance(item, _SEQUENCES))
+    carriers = kinds - {list, tuple, bool, int, float}  # exact types: np.float64 subclasses float
+    if not carriers:
+        return _default_dtype(array)
+    found = {_scalar_dtype(kind()) for kind in kinds & {bool, int, float}}
+    found.update(np.dtype(str(item.dtype).removeprefix("torch.")) for item in _leaves_of(data, carriers))
+    return functools.reduce(dtypes.promote_types, found)
+
+
+def _leaves_of(data, kinds):
+    """The elements of a nested sequence whose type is one of `kinds`."""
+    for item in data:
+        if isinstance(item, _SEQUENCES):
+            yield from _leaves_of(item, kinds)
+        elif type(item) in kinds:
+            yield item
 
 
 def from_numpy(ndarray):

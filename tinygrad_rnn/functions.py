@@ -9,12 +9,14 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "chunk", "clamp", "clip",
-    "clone", "cumsum", "div", "eq", "equal", "erf", "exp", "expand", "expm1", "fmod", "flatten", "ge", "gt", "isfinite", "isinf", "isnan", "le",
-    "log", "log1p", "log_softmax", "lt", "masked_fill", "max", "maximum", "mean", "min", "minimum", "mul", "narrow",
-    "ne", "norm", "numel", "permute", "pow", "reciprocal", "relu", "repeat", "reshape", "roll", "rsqrt",
-    "sigmoid", "sign", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
-    "remainder", "tanh", "transpose", "unbind", "unsqueeze", "var",
+    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "chunk", "clamp",
+    "clip", "clone", "cumsum", "div", "eq", "equal", "erf", "exp", "expand", "expm1", "flatten", "flip",
+    "floor_divide", "fmod", "gather", "ge", "gt", "index_select", "isclose", "isfinite", "isinf", "isnan",
+    "le", "log", "log1p", "log_softmax", "logsumexp", "lt", "masked_fill", "masked_select", "max", "maximum",
+    "mean", "min", "minimum", "mul", "narrow", "ne", "norm", "numel", "outer", "permute", "pow", "reciprocal",
+    "relu", "remainder", "repeat", "repeat_interleave", "reshape", "roll", "rsqrt", "sigmoid", "sign",
+    "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t", "tanh",
+    "topk", "transpose", "tril", "triu", "unbind", "unsqueeze", "var",
 )
 
 

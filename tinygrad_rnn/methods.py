@@ -175,6 +175,83 @@ class TensorMethods:
                 out = _cat([out[lead + (slice(n - k, n),)], out[lead + (slice(0, n - k),)]], dim)
         return out
 
+    def flip(self, *dims):
+        """The order of the elements reversed along each of `dims`."""
+        dims = set(check_dims("flip", sizes_argument("flip", dims, "dims"), self.ndim))
+        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))]
+
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
+        return _triangle(self, "tril", diagonal)
+
+    def triu(self, diagonal=0):
+        """The upper triangle of the last two dims (j >= i + diagonal), zeros elsewhere."""
+        return _triangle(self, "triu", diagonal)
+
+    # --- selecting by index tensors: each an index into a primitive Getitem, whose VJP adds back
+    def index_select(self, dim, index):
+        """The entries `index` (1-D integers) along dim."""
+        dim = check_dim("index_select", dim, self.ndim, needs_dims=True) if self.ndim else 0
+        index = _indices("index_select", index, self, max_ndim=1)
+        return self[(slice(None),) * dim + (index.reshape(-1),)] if self.ndim else self[index.reshape(())]
+
+    def gather(self, dim, index):
+        """out[..., i_dim, ...] = self[..., index[..., i_dim, ...], ...]: index has self's number of dims and
+        no larger a size than self on the other dims."""
+        dim = check_dim("gather", dim, self.ndim) if self.ndim else 0
+        index = _indices("gather", index, self)
+        if index.ndim != builtins.max(self.ndim, 1) and index.size:
+            raise ValueError(f"gather: index {index.shape} and input {self.shape} must have the same number of dims")
+        if any(n > m for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != dim):
+            raise ValueError(f"gather: index {index.shape} is larger than input {self.shape} outside dim {dim}")
+        if not self.ndim:
+            return self.reshape(1)[index]
+        grid = list(self.xp.ix_(*[self.xp.arange(n) for n in index.shape])) if index.ndim else []
+        grid[dim] = index
+        return self[tuple(grid)]
+
+    def masked_select(self, mask):
+        """The elements where the (broadcast) bool mask holds, as a 1-D tensor."""
+        mask = _indices("masked_select", mask, self, kinds="b")
+        shape = _broadcast_shape("masked_select", self, mask)
+        return self.expand(shape)[self.xp.broadcast_to(mask, shape)]
+
+    def repeat_interleave(self, repeats, dim=None):
+        """Each element repeated `repeats` times (an int, or one count per element) along dim (the
+        flattened tensor when dim is None)."""
+        x = self.reshape(-1) if dim is None else self
+        dim = 0 if dim is None else check_dim("repeat_interleave", dim, self.ndim, needs_dims=True)
+        counts = repeats if isinstance(repeats, numbers.Integral) else _indices("repeat_interleave", repeats, self,
+                                                                                 max_ndim=1)
+        if np.any(backend.to_numpy(np.asarray(counts) if isinstance(counts, numbers.Integral) else counts) < 0):
+            raise ValueError(f"repeat_interleave: repeats must be non-negative; got {repeats}")
+        return x.index_select(dim, _constant(x.xp.repeat(x.xp.arange(x.shape[dim]), counts)))
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) sorted along dim; equal values keep their order; NaN counts as the largest."""
+        indices = self.argsort(dim, descending, stable)
+        return MaxMin(self.gather(dim, indices) if self.ndim else self * 1, indices)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        dim = check_dim("argsort", dim, self.ndim) if self.ndim else None
+        if dim is None:
+            return _constant(self.xp.zeros((), dtype=np.int64))
+        if not descending:
+            return _constant(self.xp.argsort(self.array, axis=dim, kind="stable").astype(np.int64))
+        # descending and stable: sort the reversed order ascending, then read it backwards
+        reversed_order = self.xp.argsort(self.xp.flip(self.array, dim), axis=dim, kind="stable")
+        return _constant((self.shape[dim] - 1 - self.xp.flip(reversed_order, dim)).astype(np.int64))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (smallest with largest=False) along dim."""
+        n = self.shape[check_dim("topk", dim, self.ndim)] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= n:
+            raise ValueError(f"topk: k ({k!r}) must lie in [0, {n}], the size of dim {dim} of {self.shape}")
+        values, indices = self.sort(dim, descending=largest)
+        if not self.ndim:
+            return MaxMin(values, indices)
+        return MaxMin(values.narrow(dim, 0, k), indices.narrow(dim, 0, k))
+
     # --- arithmetic by name, as torch's methods (the operators are in tensor.py)
     def add(self, other, *, alpha=1):
         return self + (other if alpha == 1 else _scaled(self, other, alpha))
@@ -207,9 +284,19 @@ class TensorMethods:
             if rounding_mode == "floor":
                 return _constant(xp.floor_divide(a, b))
             return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
-        return _constant((xp.floor if rounding_mode == "floor" else xp.trunc)((self / other).array))
+        divisor = other if isinstance(other, _tensor_cls()) else _constant(xp.asarray(b))
+        return _ops().RoundedDiv.apply(self._as_dtype(dtype), divisor._as_dtype(dtype), mode=rounding_mode)
 
     subtract, multiply, divide, true_divide = sub, mul, div, div
+
+    def floor_divide(self, other):
+        """self // other: the quotient rounded down, as Python's // and torch's."""
+        return self.div(other, rounding_mode="floor")
+
+    __floordiv__ = floor_divide
+
+    def __rfloordiv__(self, other):
+        return self._lift(other, "floor_divide").floor_divide(self)
 
     def remainder(self, other):
         """self - other * floor(self / other): the sign of `other`, as Python's % and torch.remainder."""
@@ -279,6 +366,11 @@ class TensorMethods:
         other = _tensor_argument("allclose", "other", other)
         _broadcast_shape("allclose", self, other)
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """|self - other| <= atol + rtol * |other| elementwise, a bool tensor."""
+        return _constant(self.xp.isclose(self.array, self._operand(other, "isclose"), rtol=rtol, atol=atol,
+                                         equal_nan=equal_nan))
 
     def isnan(self):
         return _constant(self.xp.isnan(self.array))
@@ -383,6 +475,25 @@ class TensorMethods:
         if self.dtype.kind != "f":
             return _constant(self.xp.asarray(self.array.min(axis=axes, keepdims=keepdim)))
         return -(-self).amax(dim, keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        """log(sum(exp(x))) over dim, shifted by the (constant) maximum so that exp never overflows."""
+        axes = reduction_dims("logsumexp", self._floating(), dim)
+        x = self._floating()
+        shift = _ops().DetachedMax.apply(x, axis=axes)
+        finite = backend.xp_of(shift.array).isfinite(shift.array)
+        shift = _ops().where_tensor(finite, shift, 0.0)   # rows all -inf (or +inf) stay so, not NaN
+        total = (x - shift).exp().sum(axis=axes, keepdims=True).log() + shift
+        return total if keepdim else total.reshape(_reduced_shape(self.shape, axes))
+
+    def outer(self, vec2):
+        """The outer product of two 1-D tensors."""
+        vec2 = _tensor_argument("outer", "vec2", vec2)
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise ValueError(f"outer: expects two 1-D tensors; got shapes {self.shape} and {vec2.shape}")
+        return self.reshape(-1, 1) * vec2.reshape(1, -1)
+
+    ger = outer
 
     @numpy_aliases
     def max(self, dim=None, keepdim=False):
@@ -869,3 +980,31 @@ def _arg(tensor, op, dim, keepdim, bools=False):
     if keepdim:
         index = tensor.xp.expand_dims(index, axes)
     return _constant(index.astype(np.int64))
+
+
+def _reduced_shape(shape, axes):
+    kept = set(range(len(shape))) - (set(range(len(shape))) if axes is None else set(np.atleast_1d(axes).tolist()))
+    return tuple(n for d, n in enumerate(shape) if d in kept)
+
+
+def _indices(op, index, tensor, max_ndim=None, kinds="iu"):
+    """An index tensor's array (integers, or a bool mask with kinds="b") on the tensor's device, checked."""
+    if not isinstance(index, _tensor_cls()):
+        raise TypeError(f"{op}: the index must be a Tensor, not {type(index).__name__}")
+    if index.dtype.kind not in kinds:
+        wanted = "a bool mask" if kinds == "b" else "integers (int64)"
+        raise TypeError(f"{op}: the index must hold {wanted}; got dtype {index.dtype}")
+    if index.device != tensor.device:
+        raise backend.DeviceError(f"{op}: the index is on {index.device} and the tensor on {tensor.device}")
+    if max_ndim is not None and index.ndim > max_ndim:
+        raise ValueError(f"{op}: the index must have at most {max_ndim} dim; got shape {index.shape}")
+    return index.array
+
+
+def _triangle(tensor, op, diagonal):
+    if tensor.ndim < 2:
+        raise ValueError(f"{op}: input tensor must have at least 2 dimensions; got shape {tensor.shape}")
+    rows, cols = tensor.shape[-2:]
+    lower = tensor.xp.tri(rows, cols, diagonal if op == "tril" else diagonal - 1, dtype=bool)
+    keep = lower if op == "tril" else ~lower
+    return _ops().where_tensor(keep, tensor, _constant(tensor.xp.zeros((), dtype=tensor.dtype)))

@@ -420,21 +420,14 @@ class Erf(Function):
         return tangents[0] * self.slope(inputs[0])
 
 
-class RoundedDiv(Function):
-    """x / y rounded down ("floor") or toward zero ("trunc"): piecewise constant, so no gradient. An op
-    of its own, not a captured array, so that a traced step (the step compiler) recomputes it."""
-    saves = ()
+class RoundedDiv(Piecewise):
+    """x / y rounded down ("floor", NumPy's and Python's floor division: 1 // 0.1 is 9, the quotient of
+    remainder's x - 9 * y) or toward zero ("trunc"): piecewise constant, so no gradient."""
 
     def forward(self, x, y, mode):
         xp = backend.xp_of(x)
         with np.errstate(divide="ignore", invalid="ignore"):
             return xp.floor_divide(x, y) if mode == "floor" else xp.trunc(x / y)
-
-    def backward(self, g):
-        return None, None
-
-    def jvp(self, inputs, tangents):
-        return None
 
 
 class Remainder(Function):
@@ -515,6 +508,21 @@ class Max(Function):
 
     def jvp(self, inputs, tangents):
         return (tangents[0] * _constant(self.weights)).sum(axis=self.axis, keepdims=self.keepdims)
+
+
+class DetachedMax(Function):
+    """The maximum along `axis` (kept) as a constant: no gradient, no tangent. An op of its own rather
+    than a captured array, so that a traced step (the step compiler) recomputes it from x each step."""
+    saves = ()
+
+    def forward(self, x, axis):
+        return x.max(axis=axis, keepdims=True, initial=-np.inf)  # -inf: empty rows
+
+    def backward(self, g):
+        return (None,)
+
+    def jvp(self, inputs, tangents):
+        return None
 
 
 class Cumsum(Function):

@@ -32,7 +32,7 @@ def test_sequential_indexing_slicing_and_editing():
     assert next(iter(tail.state_dict())) == "1.weight"  # a slice keeps the names, as torch's does
     del seq[0]
     assert list(seq) == [b, c] and list(seq.state_dict())[:2] == ["0.weight", "0.bias"]
-    seq.insert(0, a)
+    assert seq.insert(0, a) is seq  # as torch's, so that calls chain
     assert list(seq) == [a, b, c]
     seq[1] = nn.Linear(2, 3)
     assert seq[1] is not b and len(seq) == 3

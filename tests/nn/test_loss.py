@@ -188,3 +188,99 @@ def test_loss_argument_errors_name_the_problem():
         tr.nn.functional.mse_loss(logits, np.zeros((4, 3)), weight=np.ones(3))
     with pytest.raises(ValueError, match="reduction must be one of"):
         tr.nn.NLLLoss(reduction="avg")
+
+
+# ----------------------------------------------------------------------------- pointwise losses
+# name -> (loss from (library, input, target, extra tensors), inputs made from a generator); the targets
+# are differentiated too where torch differentiates them
+def _regression(rng):
+    x, y = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    y[0, 0], y[1, 1], y[1, 2] = x[0, 0], x[1, 1] + 0.5, x[1, 2] - 1.0  # on the kinks of l1, smooth_l1, huber
+    return x, y, ()
+
+
+def _probabilities(rng):
+    return rng.uniform(0.01, 0.99, (4, 5)), rng.random((4, 5)), (rng.random(5),)
+
+
+def _logits(rng):
+    x = np.concatenate([3 * rng.standard_normal((3, 5)), [[0.0, 0.0, 40.0, -40.0, 800.0]]])
+    return x, rng.random((4, 5)), (rng.random(5), 3 * rng.random(5))
+
+
+def _distributions(rng):
+    return np.log(rng.dirichlet(np.ones(5), 4)), rng.dirichlet(np.ones(5), 4), ()
+
+
+POINTWISE = {
+    "l1_loss": (lambda F, x, y, r: F.l1_loss(x, y, reduction=r), _regression),
+    "smooth_l1_loss(beta=0.5)": (lambda F, x, y, r: F.smooth_l1_loss(x, y, reduction=r, beta=0.5), _regression),
+    "smooth_l1_loss(beta=0)": (lambda F, x, y, r: F.smooth_l1_loss(x, y, reduction=r, beta=0.0), _regression),
+    "smooth_l1_loss()": (lambda F, x, y, r: F.smooth_l1_loss(x, y, reduction=r), _regression),
+    "huber_loss(delta=0.5)": (lambda F, x, y, r: F.huber_loss(x, y, reduction=r, delta=0.5), _regression),
+    "huber_loss(delta=2)": (lambda F, x, y, r: F.huber_loss(x, y, reduction=r, delta=2.0), _regression),
+    "binary_cross_entropy": (lambda F, x, y, r, w: F.binary_cross_entropy(x, y, reduction=r), _probabilities),
+    "binary_cross_entropy(weight)":
+        (lambda F, x, y, r, w: F.binary_cross_entropy(x, y, weight=w, reduction=r), _probabilities),
+    "binary_cross_entropy_with_logits":
+        (lambda F, x, y, r, w, pw: F.binary_cross_entropy_with_logits(x, y, reduction=r), _logits),
+    "binary_cross_entropy_with_logits(weight, pos_weight)":
+        (lambda F, x, y, r, w, pw: F.binary_cross_entropy_with_logits(x, y, weight=w, reduction=r, pos_weight=pw),
+         _logits),
+    "kl_div": (lambda F, x, y, r: F.kl_div(x, y, reduction=r), _distributions),
+    "kl_div(log_target)": (lambda F, x, y, r: F.kl_div(x, y.log(), reduction=r, log_target=True), _distributions),
+}
+
+
+@pytest.mark.parametrize("name,reduction", [(name, r) for name in POINTWISE
+                                             for r in REDUCTIONS + ["batchmean"] * name.startswith("kl_div")])
+def test_pointwise_loss_matches_torch(torch, device, rng, name, reduction):
+    loss, make = POINTWISE[name]
+    x_values, y_values, extra = make(rng)
+    x, tx = pair(torch, x_values, device)
+    y, ty = pair(torch, y_values, device)
+    extras = [pair(torch, e, device, requires_grad=False) for e in extra]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # kl_div's 'mean' warns on both sides
+        ours = loss(tr.nn.functional, x, y, reduction, *[e[0] for e in extras])
+        theirs = loss(torch.nn.functional, tx, ty, reduction, *[e[1] for e in extras])
+    check_value_and_input_gradient(torch, rng, ours, theirs, x, tx, name)
+    assert_close(y.grad, ty.grad, f"target gradient of {name}")
+
+
+LOSS_MODULES = {
+    "L1Loss()": lambda lib: lib.nn.L1Loss(),
+    "SmoothL1Loss(reduction='sum', beta=0.5)": lambda lib: lib.nn.SmoothL1Loss(reduction="sum", beta=0.5),
+    "HuberLoss(reduction='none', delta=0.7)": lambda lib: lib.nn.HuberLoss(reduction="none", delta=0.7),
+    "BCELoss(weight)": lambda lib: (lambda x, t: lib.nn.BCELoss(weight=lib.tensor(np.linspace(0.5, 1.5, 5)))(
+        x.sigmoid(), t)),
+    "BCEWithLogitsLoss(pos_weight, sum)": lambda lib: lib.nn.BCEWithLogitsLoss(
+        pos_weight=lib.tensor(np.linspace(0.5, 3.0, 5)), reduction="sum"),
+    "KLDivLoss(batchmean)": lambda lib: (lambda x, t: lib.nn.KLDivLoss(reduction="batchmean")(
+        x.log_softmax(dim=1), t.softmax(dim=1))),
+    "KLDivLoss(log_target, sum)": lambda lib: (lambda x, t: lib.nn.KLDivLoss(reduction="sum", log_target=True)(
+        x.log_softmax(dim=1), t.log_softmax(dim=1))),
+}
+
+
+@pytest.mark.parametrize("idiom", list(LOSS_MODULES))
+def test_pointwise_loss_modules_match_torch(torch, rng, idiom):
+    x, tx = pair(torch, rng.standard_normal((8, 5)), "cpu")
+    target = rng.random((8, 5))
+    ours = LOSS_MODULES[idiom](tr)(x, tr.tensor(target))
+    theirs = LOSS_MODULES[idiom](torch)(tx, torch.tensor(target))
+    check_value_and_input_gradient(torch, rng, ours, theirs, x, tx, idiom)
+
+
+def test_pointwise_losses_refuse_bad_arguments_by_name():
+    F, x = tr.nn.functional, tr.tensor([[0.2, 0.7]], dtype=tr.float64)
+    with pytest.raises(ValueError, match="binary_cross_entropy: all elements of input should be between 0 and 1"):
+        F.binary_cross_entropy(x * 2, x)
+    with pytest.raises(ValueError, match=r"l1_loss: input \(1, 2\) and target \(2,\) must have the same shape"):
+        F.l1_loss(x, x[0])
+    with pytest.raises(ValueError, match="huber_loss: delta must be positive"):
+        F.huber_loss(x, x, delta=0.0)
+    with pytest.raises(ValueError, match="kl_div: reduction must be one of"):
+        F.kl_div(x, x, reduction="batchsum")
+    with pytest.raises(ValueError, match=r"pos_weight \(3,\) does not broadcast"):
+        F.binary_cross_entropy_with_logits(x, x, pos_weight=tr.ones(3, dtype=tr.float64))

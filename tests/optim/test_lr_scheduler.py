@@ -20,6 +20,12 @@ SCHEDULES = [
     ("StepLR", {"step_size": 1}),
     ("CosineAnnealingLR", {"T_max": 10}),
     ("CosineAnnealingLR", {"T_max": 7, "eta_min": 0.01}),
+    ("MultiStepLR", {"milestones": [2, 5, 5, 30], "gamma": 0.3}),
+    ("ExponentialLR", {"gamma": 0.9}),
+    ("LinearLR", {}),
+    ("LinearLR", {"start_factor": 0.25, "end_factor": 0.5, "total_iters": 8}),
+    ("ConstantLR", {}),
+    ("ConstantLR", {"factor": 0.5, "total_iters": 12}),
 ]
 
 

@@ -21,7 +21,17 @@ from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Se
 from .dropout import Dropout
 from .elman import ElmanRNN
 from .linear import Embedding, Linear
-from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .module import Module, Parameter, StateDictError
 from .normalization import LayerNorm
 from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
@@ -32,14 +42,19 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "Dropout",
     "ElmanRNN",
     "Embedding",
     "GRUCell",
     "Hardtanh",
+    "HuberLoss",
     "Identity",
     "InputError",
+    "KLDivLoss",
+    "L1Loss",
     "LSTMCell",
     "LayerNorm",
     "LayerNormLSTMCell",
@@ -62,6 +77,7 @@ __all__ = [
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "StateDictError",

@@ -79,6 +79,7 @@ class _Indexed(Module):
         values = self._values()
         values.insert(index, value)
         self._renumber(values)
+        return self  # torch's Sequential.insert returns the container, so calls chain
 
     def pop(self, idx=-1):
         value = self[idx]

@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..factory import rng
 from ..methods import check_dim
-from ..ops import Clip, Compare, where_tensor
+from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, forward_mode_active
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -168,21 +168,6 @@ def _floating_input(name, input, dtype):
         raise TypeError(f"{name}: only floating point input is supported (pass dtype= or use .float()); "
                         f"got {x.dtype}")
     return x
-
-
-class DetachedMax(Function):
-    """The maximum along `axis` (kept) as a constant: no gradient, no tangent. An op of its own rather
-    than a captured array, so that a traced step (the step compiler) recomputes it from x each step."""
-    saves = ()
-
-    def forward(self, x, axis):
-        return x.max(axis=axis, keepdims=True, initial=-np.inf)  # -inf: empty rows
-
-    def backward(self, g):
-        return (None,)
-
-    def jvp(self, inputs, tangents):
-        return None
 
 
 def _shifted(x, dim):
@@ -487,6 +472,117 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         raise ValueError(f"mse_loss: weights and input must have the same size; got weight {weight.shape} "
                          f"and input {input.shape}")
     return _reduce(losses * weight, reduction, weight.sum())
+
+
+def _pointwise_pair(fn, input, target):
+    """input and target of one shape (a number or array target is lifted to the input's dtype)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}: input must be a Tensor, got {type(input).__name__}")
+    target = target if isinstance(target, Tensor) else input._lift(target)
+    if input.shape != target.shape:
+        raise ValueError(f"{fn}: input {input.shape} and target {target.shape} must have the same shape")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{fn}: input must be floating point; got {input.dtype}")
+    return target
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """|input - target|, its gradient 0 where they are equal (as torch); `weight` scales each term."""
+    reduction = _reduction(size_average, reduce, reduction)
+    losses = (input - _pointwise_pair("l1_loss", input, target)).abs()
+    return _weighted(losses, weight, reduction, "l1_loss")
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 * d**2 / beta where |d| < beta, |d| - 0.5 * beta elsewhere (d = input - target; beta 0: l1)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative; got {beta}")
+    d = input - _pointwise_pair("smooth_l1_loss", input, target)
+    if beta == 0:
+        return _reduce(d.abs(), reduction)
+    return _reduce(_quadratic_near_zero(d, beta, 0.5 / beta, 0.5 * beta, 1.0), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 * d**2 where |d| < delta, delta * (|d| - 0.5 * delta) elsewhere (d = input - target)."""
+    reduction = _reduction(None, None, reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive; got {delta}")
+    d = input - _pointwise_pair("huber_loss", input, target)
+    return _weighted(_quadratic_near_zero(d, delta, 0.5, 0.5 * delta * delta, delta), weight, reduction,
+                     "huber_loss")
+
+
+def _quadratic_near_zero(d, bound, curvature, offset, slope):
+    """curvature * d**2 where |d| < bound, slope * |d| - offset elsewhere (each branch finite everywhere)."""
+    size = d.abs()
+    inside = Compare.apply(size, op="lt", other=bound).array
+    return where_tensor(inside, d * d * curvature, size * slope - offset)
+
+
+def _weighted(losses, weight, reduction, fn):
+    if weight is None:
+        return _reduce(losses, reduction)
+    weight = weight if isinstance(weight, Tensor) else losses._lift(weight)
+    if not _broadcasts_to(weight.shape, losses.shape):
+        raise ValueError(f"{fn}: weight {weight.shape} does not broadcast to the input's shape {losses.shape}")
+    return _reduce(losses * weight, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-(target * log(input) + (1 - target) * log(1 - input)), each log at least -100 (as torch); input in [0, 1]."""
+    reduction = _reduction(size_average, reduce, reduction)
+    target = _pointwise_pair("binary_cross_entropy", input, target)
+    backend.check((input.array < 0) | (input.array > 1),
+                  lambda: ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
+                                     "(probabilities; for logits use binary_cross_entropy_with_logits)"))
+    losses = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+    return _weighted(losses, weight, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
+    """binary_cross_entropy(sigmoid(input), target) without overflow; pos_weight (broadcast over the last
+    dim, one per class) weighs the positive term."""
+    reduction = _reduction(size_average, reduce, reduction)
+    target = _pointwise_pair("binary_cross_entropy_with_logits", input, target)
+    log_weight = 1
+    if pos_weight is not None:
+        pos_weight = pos_weight if isinstance(pos_weight, Tensor) else input._lift(pos_weight)
+        if not _broadcasts_to(pos_weight.shape, input.shape):
+            raise ValueError(f"binary_cross_entropy_with_logits: pos_weight {pos_weight.shape} does not broadcast "
+                             f"to the input's shape {input.shape}")
+        log_weight = (pos_weight - 1) * target + 1
+    losses = (1 - target) * input - log_weight * logsigmoid(input)
+    return _weighted(losses, weight, reduction, "binary_cross_entropy_with_logits")
+
+
+KL_REDUCTIONS = REDUCTIONS + ("batchmean",)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL(target || exp(input)) pointwise: target * (log(target) - input), 0 where target is 0; with
+    log_target, target holds log-probabilities. "batchmean" divides the sum by the batch size."""
+    if reduction not in KL_REDUCTIONS:
+        raise ValueError(f"kl_div: reduction must be one of {KL_REDUCTIONS}; got {reduction!r}")
+    if reduction != "batchmean":
+        reduction = _reduction(size_average, reduce, reduction)
+        if reduction == "mean":
+            warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                          "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                          "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                          stacklevel=2)
+    target = _pointwise_pair("kl_div", input, target)
+    if log_target:
+        losses = target.exp() * (target - input)
+    else:
+        positive = Compare.apply(target, op="gt", other=0).array
+        log_target_values = where_tensor(positive, target, 1.0).log()  # log 1 = 0 where target is 0
+        losses = target * log_target_values - target * input
+    if reduction == "batchmean":
+        return losses.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(losses, reduction)
 
 
 # ----------------------------------------------------------------------------- regularisation

@@ -1,7 +1,7 @@
-"""Learning-rate schedules as in torch.optim.lr_scheduler: StepLR, CosineAnnealingLR, LambdaLR,
-OneCycleLR, ReduceLROnPlateau.
+"""Learning-rate schedules as in torch.optim.lr_scheduler: StepLR, MultiStepLR, ExponentialLR, LinearLR,
+ConstantLR, CosineAnnealingLR, LambdaLR, OneCycleLR, ReduceLROnPlateau.
 
-StepLR and CosineAnnealingLR use PyTorch's recursive forms (each step scales the group's current
+StepLR, MultiStepLR, ExponentialLR, LinearLR, ConstantLR and CosineAnnealingLR use PyTorch's recursive forms (each step scales the group's current
 lr), so they give the same floats as PyTorch and compose with other changes to the lr.
 Call `scheduler.step()` after `optimizer.step()`; ReduceLROnPlateau takes the metric: `step(val_loss)`.
 A state_dict holds only numbers, strings and lists, so checkpoints save it without pickle.
@@ -65,6 +65,70 @@ class StepLR(LRScheduler):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return lrs
         return [lr * self.gamma for lr in lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by gamma at each milestone (a milestone listed twice multiplies twice)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        if any(isinstance(m, bool) or not isinstance(m, int) for m in milestones):
+            raise ValueError(f"MultiStepLR: milestones must be integers, got {list(milestones)!r}")
+        self.milestones = {m: list(milestones).count(m) for m in sorted(milestones)}
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        return [lr * self.gamma ** self.milestones.get(self.last_epoch, 0) for lr in lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by gamma every step."""
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        return lrs if self.last_epoch == 0 else [lr * self.gamma for lr in lrs]
+
+
+class LinearLR(LRScheduler):
+    """The lr times a factor going linearly from start_factor to end_factor over total_iters steps."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1]; got "
+                             f"{start_factor} and {end_factor}")
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self.last_epoch == 0:
+            return [lr * self.start_factor for lr in lrs]
+        if self.last_epoch > self.total_iters:
+            return lrs
+        change = self.end_factor - self.start_factor
+        ratio = 1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
+        return [lr * ratio for lr in lrs]
+
+
+class ConstantLR(LRScheduler):
+    """The lr times factor for the first total_iters steps, then the lr itself."""
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5):
+        if not 0 <= factor <= 1:
+            raise ValueError(f"ConstantLR: factor must lie in [0, 1]; got {factor}")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in lrs]
+        return [lr / self.factor for lr in lrs] if self.last_epoch == self.total_iters else lrs
 
 
 class CosineAnnealingLR(LRScheduler):
