@@ -516,7 +516,9 @@ class DetachedMax(Function):
     saves = ()
 
     def forward(self, x, axis):
-        return x.max(axis=axis, keepdims=True, initial=-np.inf)  # -inf: empty rows
+        if x.size == 0:   # -inf for empty rows (CuPy's max takes no `initial`)
+            return backend.xp_of(x).full(_reduced_shape(x.shape, axis), -np.inf, x.dtype)
+        return x.max(axis=axis, keepdims=True)
 
     def backward(self, g):
         return (None,)
