@@ -38,8 +38,8 @@ H200 = {"multiprocessors": 132, "shared_limit": 227 * 1024}
 def ragged(cluster, rows, resident=True):
     """Clusters of `cluster` blocks on groups of `rows` rows, 5 threads, tiles of 3 columns: blocks
     without columns or rows, threads with several elements or none, sums over several tiles."""
-    return lambda products, batch, itemsize: CP.cluster_plan(products, batch, itemsize, cluster, rows, threads=5,
-                                                             TK=3, resident=resident)
+    return lambda products, batch, itemsize, **needs: CP.cluster_plan(products, batch, itemsize, cluster, rows,
+                                                                      threads=5, TK=3, resident=resident, **needs)
 
 
 class Programs(list):
@@ -109,8 +109,8 @@ def test_other_plans_give_the_same_results(programs, name, plan):
     if plan.startswith("weights"):
         plan_for = ragged(4, 2, resident=False)
     else:
-        def plan_for(products, batch, itemsize):
-            made = CP.make_cluster_plan(products, batch, itemsize, **H200)
+        def plan_for(products, batch, itemsize, **needs):
+            made = CP.make_cluster_plan(products, batch, itemsize, **H200, **needs)
             assert made.resident and made.groups > 1, made
             return made
     assert_clusters_equal_op_by_op(programs, name, "checkpoint_reverse_lengths", [(plan_for, plan)])
