@@ -16,12 +16,24 @@ into independent groups of rows, as the built-in cells' cluster kernels (nn/clus
            phase, in place of the grid barrier: clusters never wait for each other, so they need
            not be resident together, and no barrier can time out.
 
-Values stay where the persistent program keeps them (global memory, read past L1 where another
-block of the cluster wrote them), so the kernels are the persistent program's Kernel with another
-split of the work (ClusterKernel below); nothing is copied from it. The cluster size is a
-compile-time attribute on the GPU (__cluster_dims__, so a plain launch works) and a plan int as
-well; the same source compiles as C++ (emulate=True) where clusters run one after another, each
-through all of its steps, its blocks as a loop, the barrier the end of that loop.
+  exchange what a product reads crosses the cluster on chip, as in the built-in cells' cluster
+           kernels: block `rank` computes the same rows in every rows phase, so it holds those rows
+           of the product's operand A (the state in forward, the pre-activations' gradient in
+           backward) as it writes them. Each store of the rows phase before the product (the step
+           before's last phase where the product comes first) that lands in A is mirrored into the
+           block's buffer X in shared memory, and the product stages A's tiles from the cluster's
+           buffers (distributed shared memory: mapa) instead of L2. One buffer per product is
+           enough: a cluster barrier lies between its reads and the next step's writes. Where a
+           product's operand is not all written by the rows before it (or the buffers do not fit
+           beside the weights), that product reads global memory, and `exchange_reason` says why.
+
+Other values stay where the persistent program keeps them (global memory, read past L1 where
+another block of the cluster wrote them), so the kernels are the persistent program's Kernel with
+another split of the work and the exchange's hooks (ClusterKernel below); nothing is copied from
+it. The cluster size is a compile-time attribute on the GPU (__cluster_dims__, so a plain launch
+works) and a plan int as well; the same source compiles as C++ (emulate=True) where clusters run
+one after another, each through all of its steps, its blocks as a loop, the barrier the end of
+that loop, a peer's shared memory that block's part of one array.
 
 choose_program takes this program where TINYGRAD_RNN_CUDA_STEPS=cluster (or "auto" where
 nn/launch_plan's measured table names the cluster design for compiled cells) and the step fits;
@@ -213,7 +225,7 @@ def cluster_macro(name):
 
 class ClusterPlan(P.Plan):
     """A Plan for clusters of `cluster` blocks, each cluster on `rows` batch rows (Bg), `groups`
-    clusters in all (blocks = groups * cluster); `exchange`: the products' operands that can be go
+    clusters in all (blocks = groups * cluster); `exchange`: the products' operands that can go
     through the blocks' shared memory (ClusterKernel.exchanges), their buffers counted in `shared`."""
 
     def __init__(self, cluster, rows, groups, threads, TK, resident, exchange, elements, itemsize):
