@@ -23,6 +23,7 @@ from tinygrad_rnn.compile import persistent_program as P
 from tinygrad_rnn.compile.numpy_program import NumpyProgram
 from tinygrad_rnn.nn import cluster_kernels as CK
 from tinygrad_rnn.nn import fused
+from tinygrad_rnn.nn import latency_model as LM
 from tinygrad_rnn.nn import launch_plan as LP
 from tinygrad_rnn.nn import persistent_kernels as PK
 
@@ -335,3 +336,31 @@ def test_cluster_plans_keep_the_operands_on_chip_where_their_buffers_fit():
     none = CP.make_cluster_plan(products, 64, 4, 8, smallest_tile + buffers - 4, sizes=(8,), exchanges=exchanges)
     assert none.resident and not none.exchange and none.shared <= smallest_tile + buffers - 4
     assert CP.make_cluster_plan(products, 64, 4, 8, full_tile, sizes=(8,)).exchange is False   # nothing to exchange
+
+
+# ----------------------------------------------------------------------------- the latency model
+
+
+def test_the_latency_model_reads_the_exchange_from_the_program(programs):
+    """The model's step of a cluster program follows its kernels' phases, the operands from the
+    cluster's shared memory where they cross on chip (less than from L2, nothing else changed);
+    bench_compiled --device cuda shows that estimate beside the measured time."""
+    from bench.bench_compiled import cluster_model
+    terms = {}
+    for exchange in (True, False):
+        programs.clear()
+        programs.cluster_plan_for = ragged(2, 2, exchange=exchange)
+        drive._CACHE.clear()
+        run_layer("lecture_lstm", OPTIONS["one_layer"], fused=True)
+        program = programs[-1]
+        forward = next(kernel for kernel, _ in program.kernels if kernel.name == "tinygrad_rnn_forward")
+        assert [phase[:3] for phase in forward.step_phases()] == [("product", 4, 16), ("rows", len(forward.phases[1][1]))]
+        assert forward.step_phases()[0][3] is exchange
+        kind = drive.backward_kind(3 * 4 * 8, 5)
+        terms[exchange] = program.step_terms(kind)
+        step = sum(sum(t.values()) for t in terms[exchange].values()) / 2
+        assert program.step_us(kind) == step and cluster_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
+    for direction in ("forward", "backward"):
+        on, off = terms[True][direction], terms[False][direction]
+        assert on["operand"] < off["operand"] and all(on[k] == off[k] for k in on if k != "operand")
+    assert cluster_model(NumpyProgram.__new__(NumpyProgram), 3, 3, 4, 5) is None
