@@ -224,7 +224,7 @@ def test_cuda_source_compiles_for_sm_90(programs, monkeypatch, tmp_path, name, d
     ptx = (tmp_path / "cluster_program.ptx").read_text()
     assert ptx.count(f".reqnctapercluster {split[0]}, 1, 1") == 4   # forward, forward_only, two backwards
     assert "barrier.cluster.arrive" in ptx and "barrier.cluster.wait" in ptx and "atom.global.add" not in ptx
-    assert "mapa.u64" in ptx and "ld.volatile.global" in ptx   # on chip, the first step's state from global memory
+    assert "mapa.u64" in ptx and "ld.volatile.global" in ptx   # operands from peers; other values past L1
     done = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-o", str(tmp_path / "cluster_program.cubin"), str(path)],
                           check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
