@@ -12,7 +12,8 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
   compile time   the seconds each structure took to trace, plan and generate (cached afterwards)
   GPU (--device cuda, TINYGRAD_RNN_COMPILED_CUDA taken as set): LayerNormLSTM and the lecture LSTM
                  compiled, as one persistent kernel per segment and direction, on thread-block
-                 clusters, and per step (cuBLAS and generated kernels), beside cuDNN's plain LSTM
+                 clusters, and per step (cuBLAS and generated kernels), beside cuDNN's plain LSTM;
+                 the latency model's estimate of the cluster program beside its measured time
 
     python bench/bench_compiled.py               # one thread for OpenBLAS and torch (the default)
     python bench/bench_compiled.py --threads 0   # every thread
@@ -220,8 +221,23 @@ def compiled_on_gpu(cell, x, dy, steps):
         (output * dy).sum().backward()
         cupy.cuda.get_current_stream().synchronize()
         if not chosen:
-            chosen.append(program_taken(output.grad_fn.compiled.program))
+            program = output.grad_fn.compiled.program
+            chosen.extend([program_taken(program), cluster_model(program, *x.shape[1:], dy.shape[2], x.shape[0])])
     return run, chosen
+
+
+def cluster_model(program, B, I, H, T, gates=4):
+    """(us per step, ms per pass): the latency model's estimate for a cluster program (its phases,
+    its plans, its products' operands on chip or not) of a cell with `gates` gates; None for another
+    program."""
+    from tinygrad_rnn.compile import drive
+    from tinygrad_rnn.compile.cluster_program import ClusterProgram
+    from tinygrad_rnn.nn import latency_model as LM
+    if not isinstance(program, ClusterProgram):
+        return None
+    itemsize = np.dtype(program.fplan.graph.states[0].dtype).itemsize
+    step = program.step_us(drive.backward_kind(B * H * itemsize, T))
+    return step, LM.layer_ms(step, gates, B, I, H, T)
 
 
 def program_taken(program):
@@ -266,13 +282,16 @@ def gpu_rows(repeats):
                 except Exception as error:  # noqa: BLE001 (reported, and the row says so)
                     print(f"{name} {steps} at {B},{I},{H},{T} failed: {type(error).__name__}: {error}",
                           file=sys.stderr)
-                    chosen[(name, steps)][:] = [f"failed ({type(error).__name__})"]
+                    chosen[(name, steps)][:] = [f"failed ({type(error).__name__})", None]
         ms = interleaved_medians(runs, warmup=2, repeats=repeats)
         cudnn = ms["cuDNN LSTM"]
         for name in ("LayerNormLSTM", "lecture LSTM"):
             row = [f"{B},{I},{H},{T}", name]
             for steps in STEP_PROGRAMS:
-                row += [format_ms(ms[(name, steps)]) if (name, steps) in ms else "-", chosen[(name, steps)][0]]
+                taken, model = chosen[(name, steps)]
+                row += [format_ms(ms[(name, steps)]) if (name, steps) in ms else "-", taken]
+                if steps == "cluster":   # the latency model beside the measured time
+                    row.append(f"{model[1]:.2f} ({model[0]:.2f})" if model else "-")
             row.append(format_ms(cudnn))
             row += [f"{ms[(name, steps)] / cudnn:.2f}x" if (name, steps) in ms else "-" for steps in STEP_PROGRAMS]
             rows.append(row)
@@ -338,7 +357,7 @@ def main():
             sys.exit("--device cuda: CuPy with a working GPU is needed")
         print("# Compiled cells on the GPU, float32, forward + backward\n")
         print(table(["B,I,H,T", "cell", "auto ms", "program taken", "cluster ms", "program taken",
-                     "per step ms", "program taken", "cuDNN LSTM ms", "auto / cuDNN", "cluster / cuDNN",
+                     "cluster model ms (us/step)", "per step ms", "program taken", "cuDNN LSTM ms", "auto / cuDNN", "cluster / cuDNN",
                      "per step / cuDNN"], gpu_rows(args.repeats)))
         return
     print("# Compiled cells, float32, forward + backward (cpu)\n")

@@ -23,6 +23,7 @@ from tinygrad_rnn.compile import persistent_program as P
 from tinygrad_rnn.compile.numpy_program import NumpyProgram
 from tinygrad_rnn.nn import cluster_kernels as CK
 from tinygrad_rnn.nn import fused
+from tinygrad_rnn.nn import latency_model as LM
 from tinygrad_rnn.nn import launch_plan as LP
 from tinygrad_rnn.nn import persistent_kernels as PK
 
@@ -35,11 +36,36 @@ SPLITS = [(1, 2), (2, 2), (4, 2), (8, 2), (2, 1), (8, 3)]
 H200 = {"multiprocessors": 132, "shared_limit": 227 * 1024}
 
 
-def ragged(cluster, rows, resident=True):
+def ragged(cluster, rows, resident=True, exchange=True):
     """Clusters of `cluster` blocks on groups of `rows` rows, 5 threads, tiles of 3 columns: blocks
-    without columns or rows, threads with several elements or none, sums over several tiles."""
-    return lambda products, batch, itemsize: CP.cluster_plan(products, batch, itemsize, cluster, rows, threads=5,
-                                                             TK=3, resident=resident)
+    without columns or rows, threads with several elements or none, sums over several tiles; the
+    products' operands through the blocks' shared memory if `exchange`."""
+    return lambda products, batch, itemsize, **needs: CP.cluster_plan(
+        products, batch, itemsize, cluster, rows, threads=5, TK=3, resident=resident, exchange=exchange, **needs)
+
+
+def no_room_for_the_exchange(products, batch, itemsize, exchanges=()):
+    """A GPU whose blocks' shared memory holds the weights and a whole tile, not the exchange buffers."""
+    tile = min(P.MAX_TILE, max([K for K, _ in products], default=1))
+    limit = itemsize * P.shared_elements(products, batch, 1, tile, True)
+    made = CP.make_cluster_plan(products, batch, itemsize, 1, limit, sizes=(1,), exchanges=exchanges)
+    assert made.resident and not made.exchange, made
+    return made
+
+
+class ChainedCell(tr.nn.RecurrentCell):
+    """Written only here: a product of a product, h' = tanh(x W + (h U) V) (the second product's
+    operand is written by the first, column by column: it crosses the cluster through global memory)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        rng = np.random.default_rng(12)
+        self.w, self.u, self.v = (tr.nn.Parameter(tr.Tensor(rng.standard_normal(shape) * 0.5, dtype=dtype)) for shape in
+                                  ((input_size, hidden_size), (hidden_size, hidden_size), (hidden_size, hidden_size)))
+
+    def step(self, x, state):
+        h, = state
+        return ((x @ self.w + (h @ self.u) @ self.v).tanh(),)
 
 
 class Programs(list):
@@ -74,7 +100,28 @@ def programs(builds, monkeypatch):
     monkeypatch.setattr(fused, "CUDA_STEPS", "cluster")
     monkeypatch.setitem(CELLS, "row_norm", (RowNormCell, {}))
     monkeypatch.setitem(CELLS, "batch_norm", (BatchNormRNNCell, {}))
+    monkeypatch.setitem(CELLS, "chained", (ChainedCell, {}))
     return made
+
+
+# cells with a product whose operand is another product's output (the projection, the chain), each
+# column block written by another block than the one that owns the row: read from global memory
+OPERAND_FROM_A_PRODUCT = {"lstm_proj": "the rows before matmul do not write all of its operand",
+                          "chained": "matmul reads the output of matmul"}
+
+
+def assert_exchanged_on_chip(name, programs):
+    """Every product's operand crosses the cluster through shared memory where the plan has room,
+    except where the cell says otherwise."""
+    for program in programs:
+        if not any(kernel.products for kernel, _ in program.kernels):
+            assert program.exchange_reason is None
+        elif name in OPERAND_FROM_A_PRODUCT:
+            assert OPERAND_FROM_A_PRODUCT[name] in program.exchange_reason, program.exchange_reason
+        elif all(kernel.plan.exchange for kernel, _ in program.kernels if kernel.products):
+            assert program.exchange_reason is None, program.exchange_reason
+        else:
+            assert "do not fit in a block's shared memory" in program.exchange_reason, program.exchange_reason
 
 
 def assert_clusters_equal_op_by_op(programs, name, options, splits):
@@ -88,6 +135,7 @@ def assert_clusters_equal_op_by_op(programs, name, options, splits):
         assert passes > 0 and programs
         assert all(isinstance(p, CP.ClusterProgram) for p in programs), [getattr(p, "cluster_reason", None)
                                                                          for p in programs]
+        assert_exchanged_on_chip(name, programs)
         for k, (a, b) in enumerate(zip(got, expected)):
             np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0, err_msg=f"result {k}, split {cluster, rows}")
 
@@ -103,17 +151,35 @@ def test_cluster_kernels_equal_op_by_op(programs, monkeypatch, name, options, wo
     assert_clusters_equal_op_by_op(programs, name, options, SPLITS)
 
 
-@pytest.mark.parametrize("plan", ["weights from global memory", "an H200's plan"])
+@pytest.mark.parametrize("plan", ["weights from global memory", "an H200's plan", "operands through global memory",
+                                  "no room for the exchange"])
 @pytest.mark.parametrize("name", ["lecture_lstm", "lecture_gru", "layer_norm_lstm", "row_norm"])
 def test_other_plans_give_the_same_results(programs, name, plan):
     if plan.startswith("weights"):
         plan_for = ragged(4, 2, resident=False)
+    elif plan.startswith("operands"):
+        plan_for = ragged(4, 2, exchange=False)
+    elif plan.startswith("no room"):
+        plan_for = no_room_for_the_exchange
     else:
-        def plan_for(products, batch, itemsize):
-            made = CP.make_cluster_plan(products, batch, itemsize, **H200)
+        def plan_for(products, batch, itemsize, **needs):
+            made = CP.make_cluster_plan(products, batch, itemsize, **H200, **needs)
             assert made.resident and made.groups > 1, made
             return made
     assert_clusters_equal_op_by_op(programs, name, "checkpoint_reverse_lengths", [(plan_for, plan)])
+
+
+@pytest.mark.parametrize("split", [(2, 2), (8, 3)])
+def test_a_product_of_a_product_reads_its_operand_from_global_memory_and_says_why(programs, split):
+    """The first product's operand (the state) crosses on chip, the second's (the first's output,
+    each column block written by another block) through global memory; the results are the same."""
+    assert_clusters_equal_op_by_op(programs, "chained", "checkpoint_reverse_lengths", [split])
+    for program in programs:
+        forward = program.launches["tinygrad_rnn_forward"]
+        kernel = next(kernel for kernel, _ in program.kernels if kernel.name == forward.name)
+        exchanged, refused = kernel.exchanges()
+        assert list(exchanged) == [0] and list(refused) == [1] and forward.plan.exchange
+        assert "tinygrad_rnn_forward: matmul reads the output of matmul" in program.exchange_reason
 
 
 def test_the_source_shows_the_cluster_kernels(programs):
@@ -121,6 +187,9 @@ def test_the_source_shows_the_cluster_kernels(programs):
     out, _ = layer(tr.randn(5, 2, 3, dtype="float64"))
     source = out.grad_fn.compiled.source
     assert "/* cluster kernels */" in source and "CLUSTER_BARRIER();" in source and "mean over axes (1,)" in source
+    # the state's rows published as the last rows phase writes them, the product's tiles staged from the peers
+    assert "X0[(long long)((b - row0) / csize) * 4 + x] = v;" in source
+    assert "(exchange && s > 0 ? PEER(X0, r % csize)[(long long)(r / csize) * 4 + k0 + kk]" in source
     assert "grid_barrier" not in source and "failed" not in source and "for j in range(L)" not in source
 
 
@@ -141,8 +210,9 @@ def cuda_source(programs, monkeypatch, cell_type, dtype, split):
 
 @pytest.mark.parametrize("name,dtype,split", [("layer_norm_lstm", "float64", (8, 2)), ("row_norm", "float32", (4, 1))])
 def test_cuda_source_compiles_for_sm_90(programs, monkeypatch, tmp_path, name, dtype, split):
-    """nvcc, where installed, builds the GPU source for Hopper: each kernel's cluster size is its
-    plan's, the cluster barrier is there and the grid barrier is not."""
+    """nvcc, where installed, builds the GPU source for Hopper (PTX, and ptxas's machine code): each
+    kernel's cluster size is its plan's, the cluster barrier is there and the grid barrier is not, the
+    operands are read from the other blocks' shared memory (mapa)."""
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is needed to compile the CUDA sources")
     source = cuda_source(programs, monkeypatch, CELLS[name][0], dtype, split)
@@ -154,6 +224,10 @@ def test_cuda_source_compiles_for_sm_90(programs, monkeypatch, tmp_path, name, d
     ptx = (tmp_path / "cluster_program.ptx").read_text()
     assert ptx.count(f".reqnctapercluster {split[0]}, 1, 1") == 4   # forward, forward_only, two backwards
     assert "barrier.cluster.arrive" in ptx and "barrier.cluster.wait" in ptx and "atom.global.add" not in ptx
+    assert "mapa.u64" in ptx and "ld.volatile.global" in ptx   # operands from peers; other values past L1
+    done = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-o", str(tmp_path / "cluster_program.cubin"), str(path)],
+                          check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------- what is refused
@@ -247,3 +321,46 @@ def test_a_step_without_products_spreads_its_rows():
     """IndRNN's step has no recurrent product: one row per block, in clusters of one block."""
     plan = CP.make_cluster_plan([], 64, 4, **H200)
     assert plan.cluster == 1 and plan.rows == 1 and plan.groups == 64
+
+
+def test_cluster_plans_keep_the_operands_on_chip_where_their_buffers_fit():
+    """W_hh (256 x 1024) in clusters of 8 blocks over 64 rows: a block's exchange buffer holds its 8
+    rows of the 256 columns of A; where even the smallest tile leaves no room, A goes through L2."""
+    products, exchanges = [(256, 1024)], (256,)
+    buffers = 4 * CP.exchange_elements(exchanges, 64, 8)
+    assert buffers == 4 * 8 * 256
+    full_tile = 4 * P.shared_elements(products, 64, 8, 128, True)
+    room = CP.make_cluster_plan(products, 64, 4, 8, full_tile + buffers, sizes=(8,), exchanges=exchanges)
+    assert room.resident and room.exchange and room.TK == 128 and room.shared == full_tile + buffers
+    smallest_tile = 4 * P.shared_elements(products, 64, 8, 1, True)
+    none = CP.make_cluster_plan(products, 64, 4, 8, smallest_tile + buffers - 4, sizes=(8,), exchanges=exchanges)
+    assert none.resident and not none.exchange and none.shared <= smallest_tile + buffers - 4
+    assert CP.make_cluster_plan(products, 64, 4, 8, full_tile, sizes=(8,)).exchange is False   # nothing to exchange
+
+
+# ----------------------------------------------------------------------------- the latency model
+
+
+def test_the_latency_model_reads_the_exchange_from_the_program(programs):
+    """The model's step of a cluster program follows its kernels' phases, the operands from the
+    cluster's shared memory where they cross on chip (less than from L2, nothing else changed);
+    bench_compiled --device cuda shows that estimate beside the measured time."""
+    from bench.bench_compiled import cluster_model
+    terms = {}
+    for exchange in (True, False):
+        programs.clear()
+        programs.cluster_plan_for = ragged(2, 2, exchange=exchange)
+        drive._CACHE.clear()
+        run_layer("lecture_lstm", OPTIONS["one_layer"], fused=True)
+        program = programs[-1]
+        forward = next(kernel for kernel, _ in program.kernels if kernel.name == "tinygrad_rnn_forward")
+        assert [phase[:3] for phase in forward.step_phases()] == [("product", 4, 16), ("rows", len(forward.phases[1][1]))]
+        assert forward.step_phases()[0][3] is exchange
+        kind = drive.backward_kind(3 * 4 * 8, 5)
+        terms[exchange] = program.step_terms(kind)
+        step = sum(sum(t.values()) for t in terms[exchange].values()) / 2
+        assert program.step_us(kind) == step and cluster_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
+    for direction in ("forward", "backward"):
+        on, off = terms[True][direction], terms[False][direction]
+        assert on["operand"] < off["operand"] and all(on[k] == off[k] for k in on if k != "operand")
+    assert cluster_model(NumpyProgram.__new__(NumpyProgram), 3, 3, 4, 5) is None

@@ -185,8 +185,14 @@ def _operands(group, readers, persists):
             group.outputs.append(op.out)
 
 
-def kernel_body(group):
-    """The C body computing element i of every output (T is the group's C type)."""
+def plain_store(name, dims, value):
+    """The C line storing `value` at coordinates c{k} (k in dims) of output pointer `name`."""
+    return f"{name}[{' + '.join(f'c{k} * {name}_s{k}' for k in dims)}] = {value};"
+
+
+def kernel_body(group, store=plain_store):
+    """The C body computing element i of every output (T is the group's C type); store(name, dims,
+    value) writes each output (persistent_program's cluster kernels also publish some on chip)."""
     rank = max(len(group.shape), 1)
     lines, rest = [], "i"
     for k in reversed(range(rank)):
@@ -209,7 +215,7 @@ def kernel_body(group):
         lines.append(f"const {c_type(op.out)} v{op.out.id} = {C_OPS[op.cls](args, op.options)};")
         names[op.out.id] = f"v{op.out.id}"
     for n, v in enumerate(group.outputs):
-        lines.append(f"out{n}[{address(f'out{n}')}] = v{v.id};")
+        lines.append(store(f"out{n}", range(rank), f"v{v.id}"))
     return "\n".join(lines)
 
 

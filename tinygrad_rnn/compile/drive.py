@@ -59,6 +59,12 @@ VARIANT_LIMIT = 8
 # for all steps and read back a row at a time leaves the cache
 STEP_BYTES = 8 << 10
 BULK_BYTES = 1 << 20
+
+
+def backward_kind(row, L):
+    """The backward a segment of L steps whose state row has `row` bytes runs: "loop" (the work on
+    forward values step by step) or "bulk" (for all steps at once before the loop)."""
+    return "loop" if row >= STEP_BYTES or L * row > BULK_BYTES else "bulk"
 # On a GPU the compiled pass (generated CUDA kernels, tested as C++ on the CPU) is taken only when
 # asked for; otherwise cells run op by op there as before
 COMPILED_CUDA = os.environ.get("TINYGRAD_RNN_COMPILED_CUDA", "").lower() in ("1", "true", "yes")
@@ -366,8 +372,7 @@ class Sequence:
             env["GS"] = grads_of_statics
             L = p1 - p0
             row = self.B * int(np.prod(self.state_shapes[0][1:])) * self.dtype.itemsize
-            step_by_step = row >= STEP_BYTES or L * row > BULK_BYTES
-            program.backward["loop" if step_by_step else "bulk"](env, L, self.rows[p0:p1], s == last)
+            program.backward[backward_kind(row, L)](env, L, self.rows[p0:p1], s == last)
             carries = {name: env[name] for name in carries}
             if dx is not None and env["dx"] is not None:
                 dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])

@@ -29,12 +29,13 @@ the tests run every kernel that way on float64 against the NumPy program. cluste
 the same kernels per thread-block cluster instead (Kernel's launch, blocks and barrier).
 """
 import re
+from functools import partial
 
 import numpy as np
 
 from ..nn import persistent_kernels as PK
 from ..ops import Matmul, Mean, Sum
-from .cuda_program import CTYPES, Group, c_type, floating_dtype, fusable, kernel_body, strides
+from .cuda_program import CTYPES, Group, c_type, floating_dtype, fusable, kernel_body, plain_store, strides
 from .numpy_program import BackwardCode, ForwardCode, Source, _Section
 from .plan import LOOP, is_view
 from .rewrite import Assemble
@@ -154,12 +155,14 @@ class Places:
             self.types[name] = c_type(v)
         return Operand(name, slot, _elements(v.shape), 0, _contiguous(v.shape), v.shape)
 
-    def _constant(self, array):
-        if id(array) not in self.constants:
+    def _constant(self, array, key=None):
+        """The parameter of a constant array; `key` names one made afresh each time it is asked for."""
+        key = id(array) if key is None else key
+        if key not in self.constants:
             name = f"K{len(self.constants)}"
-            self.constants[id(array)], self.arrays[name] = (name, array), array
+            self.constants[key], self.arrays[name] = (name, array), array
             self.params[name] = (None, False)
-        return self.constants[id(array)][0]
+        return self.constants[key][0]
 
     def written(self, operand):
         """Whether the launch writes the operand's array (then other blocks' writes are read past L1)."""
@@ -190,25 +193,57 @@ def _coordinates(shape, counter, dims):
     return lines
 
 
+class Store:
+    """What a row item writes: `operand` over `shape`, always or only where a condition holds."""
+
+    def __init__(self, operand, shape, conditional):
+        self.operand, self.shape, self.conditional = operand, tuple(shape), conditional
+
+
 class Kernel:
     """The C source of one generated function's loop as a persistent kernel (see the module's
-    docstring): phases of ("product", op) and ("rows", [C lines run for row b])."""
+    docstring): phases of ("product", op) and ("rows", [make_lines() -> C lines run for row b]).
 
-    def __init__(self, name, places, batch, ctype):
-        self.name, self.places, self.B, self.ctype = name, places, batch, ctype
+    A row item's lines are made when it is added (placing its operands: the launch's parameters)
+    and again when the source is written, so that its stores can do more than write global memory
+    once every phase is known (cluster_program publishes the values a product reads on chip);
+    `stores` holds each rows phase's Stores."""
+
+    def __init__(self, name, places, batch, ctype, direction="forward"):
+        self.name, self.places, self.B, self.ctype, self.direction = name, places, batch, ctype, direction
         self.phases, self.products, self.plan = [], [], None
+        self.stores, self._recording, self._phase, self._published = {}, None, None, {}
 
     # --- operands
-    def declare(self, name, operand, shape, output=False, ctype="T"):
+    def declare(self, name, operand, shape, output=False, ctype="T", when=None):
         """A pointer `name` to the operand (of elements `ctype`) and its strides name_s{k} over `shape`;
-        a value other blocks wrote during the launch is read past L1 (volatile)."""
+        a value other blocks wrote during the launch is read past L1 (volatile). An output is written
+        through store(name, ...), only where the C condition `when` holds if given."""
         steps = operand.over(shape) if shape else [0]
         written = self.places.written(operand)
         if written:
             self.check_row_local(operand, shape, steps)
+        if output:
+            if self._recording is not None:   # the item is being added: the phases after it are not known yet
+                self._recording.append(Store(operand, shape, when is not None))
+            self._published[name] = [] if self._recording is not None else self.published(operand, shape)
         kind = f"{ctype}*" if output else (f"const volatile {ctype}*" if written else f"const {ctype}*")
         return [f"{kind} const {name} = {operand.pointer()};",
                 "const long long " + ", ".join(f"{name}_s{k} = {s}" for k, s in enumerate(steps)) + ";"]
+
+    def store(self, name, dims, value):
+        """C lines writing `value` at coordinates c{k} (k in dims) of output pointer `name`, and
+        publishing it where published() said (declare)."""
+        extra = self._published.get(name)
+        if not extra:
+            return plain_store(name, dims, value)
+        return "{ const T v = " + value + "; " + plain_store(name, dims, "v") + " " + \
+            " ".join(publish(dims, "v") for publish in extra) + " }"
+
+    def published(self, operand, shape):
+        """[publish(dims, value) -> C] for the copies a store to operand over shape makes besides
+        global memory, in the phase being written (self._phase): none in a persistent kernel."""
+        return []
 
     def check_row_local(self, operand, shape, steps):
         """Row phases give each block whole batch rows: a value written in the launch must be read
@@ -220,24 +255,31 @@ class Kernel:
             raise NotPersistent(f"a value of shape {tuple(shape)} is read across the batch rows")
 
     # --- phases
-    def rows(self, lines):
+    def rows(self, make_lines):
+        """Add a row item: make_lines() -> its C lines for row b (see the class's docstring)."""
         if not self.phases or self.phases[-1][0] != "rows":
             self.phases.append(("rows", []))
-        self.phases[-1][1].append(lines)
+        self.phases[-1][1].append(make_lines)
+        self._recording = self.stores.setdefault(len(self.phases) - 1, [])
+        try:
+            make_lines()
+        finally:
+            self._recording = None
 
     def item(self, item):
         """Add one of the loop's items: a Group, a product, a reduction, an Assemble."""
         if isinstance(item, Group):
-            return self.rows(self.group(item))
+            return self.rows(lambda: self.group(item))
         op = item
         if op.cls is Matmul:
             return self.product(op)
         if op.cls in REDUCTIONS:
-            return self.rows(self.reduction(op))
+            return self.rows(lambda: self.reduction(op))
         if op.cls is Assemble:
-            return self.rows(self.assemble(op))
+            return self.rows(lambda: self.assemble(op))
         if fusable(op):
-            return self.rows(self.group(_one_op_group(op)))
+            group = _one_op_group(op)
+            return self.rows(lambda: self.group(group))
         raise NotPersistent(f"op {op.name} has no lowering in a persistent kernel")
 
     def group(self, group):
@@ -250,12 +292,12 @@ class Kernel:
             lines += self.declare(f"in{n}", self.places.of(v), shape, ctype=c_type(v))
         for n, op in enumerate(group.conditions):
             condition = np.broadcast_to(np.asarray(op.options["condition"], group.dtype), op.out.shape)
-            constant = self.places._constant(np.ascontiguousarray(condition))
+            constant = self.places._constant(np.ascontiguousarray(condition), key=("condition", op.out.id))
             lines += self.declare(f"cond{n}", Operand(constant, None, condition.size, 0, _contiguous(shape), shape),
                                   shape)
         for n, v in enumerate(group.outputs):
             lines += self.declare(f"out{n}", self.places.of(v), shape, output=True, ctype=c_type(v))
-        return lines + self.each_element(_elements(shape[1:]), kernel_body(group).split("\n"), flat="i")
+        return lines + self.each_element(_elements(shape[1:]), kernel_body(group, self.store).split("\n"), flat="i")
 
     def each_element(self, count, body, flat):
         """The row's `count` elements spread over the block's threads: e, and `flat` = b * count + e."""
@@ -281,8 +323,7 @@ class Kernel:
                 ["  " + line for line in _coordinates(shape, "r", list(axes))] +
                 ["  const T x = in0[" + " + ".join(f"c{k} * in0_s{k}" for k in range(len(shape))) + "];",
                  "  acc = r == 0 ? x : acc + x;", "}",
-                 "out0[" + " + ".join(f"c{k} * out0_s{k}" for k in [0] + kept) + "] = " +
-                 (f"acc / T({n});" if kind == "mean" else "acc;")])
+                 self.store("out0", [0] + kept, f"acc / T({n})" if kind == "mean" else "acc")])
         lines = [f"// {op.name} over axes {axes}"] + self.declare("in0", self.places.of(x), shape)
         return lines + self.declare("out0", out, shape, output=True) + self.each_element(
             _elements([shape[k] for k in kept]), body, flat=None)
@@ -291,15 +332,13 @@ class Kernel:
         """destination = value(the sources' elements) over a row (by default the one source's
         element, or zero without sources), only where the C condition `when` holds."""
         rank = len(shape)
-        lines = self.declare("out0", destination, shape, output=True)
+        lines = self.declare("out0", destination, shape, output=True, when=when)
         for n, source in enumerate(sources):
             lines += self.declare(f"in{n}", source, shape)
-        address = [" + ".join(f"c{k} * {name}_s{k}" for k in range(rank)) for name in
-                   ["out0"] + [f"in{n}" for n in range(len(sources))]]
-        elements = [f"in{n}[{a}]" for n, a in enumerate(address[1:])]
+        elements = [f"in{n}[{' + '.join(f'c{k} * in{n}_s{k}' for k in range(rank))}]" for n in range(len(sources))]
         value = value(elements) if value else (elements[0] if elements else "T(0)")
         body = ["const long long c0 = b;"] + _coordinates(shape, "e", list(range(1, rank))) + \
-            [f"out0[{address[0]}] = {value};"]
+            [self.store("out0", range(rank), value)]
         loop = self.each_element(_elements(shape[1:]), body, flat=None)
         return ["{"] + ["  " + line for line in lines + ([f"if ({when}) {{"] + loop + ["}"] if when else loop)] + ["}"]
 
@@ -344,7 +383,7 @@ class Kernel:
             "  FOR_THREADS(tid) {",
             "    for (int e = tid; e < rows * tk; e += nthreads) {",
             "      const int r = e / tk, kk = e % tk;",
-            "      As[kk * rows + r] = a[(long long)(row0 + r) * a_s0 + (k0 + kk) * a_s1];",
+            f"      As[kk * rows + r] = {self.operand_load(q, K, 'a[(long long)(row0 + r) * a_s0 + (k0 + kk) * a_s1]')};",
             "    }",
             "  }",
             "  BLOCK_SYNC();",
@@ -363,6 +402,18 @@ class Kernel:
             "  }",
             "}"]
         return lines + ["  " + line for line in body] + ["}"]
+
+    def operand_load(self, q, K, load):
+        """The C expression of A[row0 + r, k0 + kk] of product q (K columns), `load` from global memory."""
+        return load
+
+    def shared_layout(self):
+        """C lines placing more in a block's shared memory (after its weights, tile and sums)."""
+        return []
+
+    def plan_needs(self):
+        """What the plan must know besides the products, as plan_for's keyword arguments."""
+        return {}
 
     # How the launch splits the work (cluster_program splits it per cluster of blocks instead): block
     # blk owns column block cb = blk of every product over all the batch rows, rows blk, blk +
@@ -402,7 +453,7 @@ class Kernel:
         for q, (op, _) in enumerate(self.products):
             top.append(f"const long long w_at{q} = {at};")
             at = f"w_at{q} + (long long){op.inputs[0].shape[1]} * Nb{q}"
-        top += [f"const long long w_total = {at};", "DECLARE_SHARED(T, per_block);"]
+        top += [f"const long long w_total = {at};", "DECLARE_SHARED(T, per_block);"] + self.shared_layout()
         body = []
         if self.products:  # every block's slices of the weights, resident for the whole launch
             load = ["FOR_THREADS(tid) {"]
@@ -425,8 +476,9 @@ class Kernel:
             else:
                 work = [f"for (int b = row0 + cb; b < row0 + rows; b += {self.COLUMN_BLOCKS}) {{",
                         f"  const bool ended = M[(long long)j * {self.B} + b] == T(0);"]
-                for item in content:
-                    work += ["  {"] + ["    " + line for line in item] + ["  }", "  BLOCK_SYNC();"]
+                self._phase = n
+                for make_lines in content:
+                    work += ["  {"] + ["    " + line for line in make_lines()] + ["  }", "  BLOCK_SYNC();"]
                 work.append("}")
             step += self.blocks(work)
             last = n == len(self.phases) - 1
@@ -505,15 +557,15 @@ def forward_kernel(name, code, groups, batch, ctype, kernel_type=Kernel):
     plan = code.plan
     places = Places(code, lambda v: plan.klass.get(v.id) == LOOP)
     places.params["M"] = ("row_mask(rows, L)", False)
-    kernel = kernel_type(name, places, batch, ctype)
+    kernel = kernel_type(name, places, batch, ctype, "forward")
     for item in _items(plan.loop_ops, groups):
         kernel.item(item)
     for k, v in enumerate(code.graph.outputs):   # the new states; a sequence that has ended keeps its state
         places.params.setdefault(f"S{k}", (f"S{k}", True))
         after, before = _state_operand(f"S{k}", "j + 1", v.shape), _state_operand(f"S{k}", "j", v.shape)
         if code.output_slot.get(v.id) != k:
-            kernel.rows(kernel.copy(after, [places.of(v)], v.shape))
-        kernel.rows(kernel.copy(after, [before], v.shape, when="ended"))
+            kernel.rows(partial(kernel.copy, after, [places.of(v)], v.shape))
+        kernel.rows(partial(kernel.copy, after, [before], v.shape, when="ended"))
     return kernel
 
 
@@ -531,26 +583,26 @@ def backward_kernel(name, code, groups, batch, ctype, kernel_type=Kernel):
         places.params[f"KP{k}"] = (f"xp.empty_like(C{k})", True)
     places.params["seed0"] = ("seed0", True)
     places.params["G"] = ("xp.ascontiguousarray(G)", False)
-    kernel = kernel_type(name, places, batch, ctype)
+    kernel = kernel_type(name, places, batch, ctype, "backward")
     # the seeds: the output's gradient joins the first carry; a sequence that has ended passes its carries by
     for k, shape in enumerate(shapes):
-        kernel.rows(kernel.copy(keeps[k], [carries[k]], shape, when="ended"))
-    kernel.rows(kernel.copy(_state_operand("seed0", None, shapes[0]), [carries[0], _state_operand("G", "j", shapes[0])],
+        kernel.rows(partial(kernel.copy, keeps[k], [carries[k]], shape, when="ended"))
+    kernel.rows(partial(kernel.copy, _state_operand("seed0", None, shapes[0]), [carries[0], _state_operand("G", "j", shapes[0])],
                             shapes[0], value=lambda ins: f"ended ? T(0) : {ins[0]} + {ins[1]}"))
     for k in range(1, len(shapes)):
-        kernel.rows(kernel.copy(carries[k], [], shapes[k], when="ended"))
+        kernel.rows(partial(kernel.copy, carries[k], [], shapes[k], when="ended"))
     for seed in plan.seeds:
         if seed.id in plan.saved:
             places.params.setdefault(f"SB{seed.id}", (f"SB{seed.id}", True))
-            kernel.rows(kernel.copy(_state_operand(f"SB{seed.id}", "j", seed.shape), [places.of(seed)], seed.shape))
+            kernel.rows(partial(kernel.copy, _state_operand(f"SB{seed.id}", "j", seed.shape), [places.of(seed)], seed.shape))
     for item in _items(plan.loop_ops, groups):
         kernel.item(item)
     for k, v in enumerate(plan.carries):
         if v is None:
-            kernel.rows(kernel.copy(news[k], [], shapes[k]))
+            kernel.rows(partial(kernel.copy, news[k], [], shapes[k]))
         elif code.carry_slot.get(v.id) != k:
-            kernel.rows(kernel.copy(news[k], [places.of(v)], shapes[k]))
-        kernel.rows(kernel.copy(news[k], [keeps[k]], shapes[k], when="ended"))
+            kernel.rows(partial(kernel.copy, news[k], [places.of(v)], shapes[k]))
+        kernel.rows(partial(kernel.copy, news[k], [keeps[k]], shapes[k], when="ended"))
     return kernel
 
 
@@ -600,7 +652,8 @@ class PersistentProgram:
     """A NumpyProgram's forward and backwards with each loop one persistent kernel launch.
 
     build(source, names) -> {name: kernel(*args, plan=)}: the kernels compiled (CuPy, or C++ in the
-    tests); plan_for(products [(K, N)], batch, itemsize) -> Plan or None. Raises NotPersistent.
+    tests); plan_for(products [(K, N)], batch, itemsize, **kernel.plan_needs()) -> Plan or None.
+    Raises NotPersistent.
     cluster_program.ClusterProgram is the same program with the kernels of another kernel_type.
     """
 
@@ -637,7 +690,7 @@ class PersistentProgram:
         for name, direction, src, kernel, header in functions:
             products = [(op.inputs[0].shape[1], op.out.shape[1]) for op, _ in kernel.products]
             launch = Launch(kernel.name)
-            launch.plan = kernel.plan = plan_for(products, batch, dtype.itemsize)
+            launch.plan = kernel.plan = plan_for(products, batch, dtype.itemsize, **kernel.plan_needs())
             if launch.plan is None:
                 raise NotPersistent(f"a block's share of the products {products} does not fit in shared memory")
             src.namespace["row_mask"] = _row_mask(xp, batch, dtype)

@@ -35,8 +35,8 @@ from .fused_kernels import CUDA_PREAMBLE, KERNEL_NAMES
 
 CLUSTER_SIZES = (1, 2, 4, 8)   # portable sizes; 16 needs a non-portable opt-in CuPy does not expose
 
-_CUDA = r"""
-#define KERNEL_CLUSTER extern "C" __global__ void __cluster_dims__(CLUSTER, 1, 1) __launch_bounds__(MAX_THREADS)
+# distributed shared memory and the cluster barrier on the GPU (compile/cluster_program uses them too)
+DSMEM_CUDA = r"""
 // the address of the same shared variable in block `rank` of this cluster (generic addressing)
 template <typename P> __device__ __forceinline__ P* cluster_peer(P* p, int rank) {
     unsigned long long out;
@@ -47,6 +47,10 @@ template <typename P> __device__ __forceinline__ P* cluster_peer(P* p, int rank)
 #define CLUSTER_BARRIER() asm volatile("barrier.cluster.arrive.release.aligned;\n\t" \
                                        "barrier.cluster.wait.acquire.aligned;" ::: "memory")
 """
+
+_CUDA = r"""
+#define KERNEL_CLUSTER extern "C" __global__ void __cluster_dims__(CLUSTER, 1, 1) __launch_bounds__(MAX_THREADS)
+""" + DSMEM_CUDA
 
 _EMULATED = r"""
 #define KERNEL_CLUSTER extern "C" void

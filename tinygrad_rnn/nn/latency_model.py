@@ -14,6 +14,9 @@ waits of one step:
                schedulers, times a stall factor calibrated on the largest config
     pointwise  the step body's dependent global loads (gate pre-activations, previous states) and math
 
+A compiled cell's cluster kernel (compile/cluster_program) has these terms too, summed over its
+phases (compiled_step_terms): a barrier after each, its products' operands from DSMEM or L2.
+
 Every figure names its source. "published" figures come from NVIDIA's H200 / Hopper documents;
 "estimate" figures are orders of magnitude from public microbenchmarks and must be measured on the
 machine (bench/RESULTS.md, "Latency model"); "calibrated" figures are fitted to the earlier H200 run
@@ -93,6 +96,38 @@ def step_terms(design, plan, K, itemsize):
             (("barrier", barrier), ("operand", operand), ("product", product), ("pointwise", pointwise))}
 
 
+def compiled_step_terms(phases, plan, itemsize):
+    """{term: microseconds} of one step of a compiled cell's cluster kernel (compile/cluster_program)
+    running `plan` (a ClusterPlan): phases in order, ("product", K, N, on_chip) or ("rows", items),
+    a cluster barrier after each.
+
+    operand    A's tiles staged from the cluster's shared memory (on_chip: DSMEM) or from L2
+    product    each thread sums ceil(rows x the block's columns / threads) outputs over K: a shared
+               load of A and of W and a multiply-add per k, issued as the register tiles' are;
+               the weights' tiles from L2 where they are not resident
+    pointwise  each item of a rows phase reads what the one before wrote (L2) and syncs the block,
+               for each of the block's rows of the group in turn, then the step body's math
+    """
+    warps = -(-plan.threads // 32)
+    per_scheduler = -(-warps // figure("schedulers"))
+    block_rows = -(-plan.rows // plan.cluster)
+    operand = product = pointwise = 0.0
+    for phase in phases:
+        if phase[0] == "rows":
+            pointwise += block_rows * phase[1] * (figure("l2_latency") + figure("block_sync")) + figure("math")
+            continue
+        _, K, N, on_chip = phase
+        tiles = -(-K // plan.TK)
+        latency, rate = ("dsmem_latency", "dsmem_bytes") if on_chip else ("l2_latency", "l2_bytes")
+        operand += tiles * figure(latency) + plan.rows * K * itemsize / figure(rate)
+        outputs = -(-plan.rows * -(-N // plan.cluster) // plan.threads)
+        product += outputs * K * 3 * per_scheduler * figure("tile_stall") + 2 * tiles * figure("block_sync") + \
+            (0 if plan.resident else tiles * figure("l2_latency"))
+    barrier = len(phases) * figure("cluster_barrier")
+    return {name: cycles_to_us(c) for name, c in
+            (("barrier", barrier), ("operand", operand), ("product", product), ("pointwise", pointwise))}
+
+
 def per_step_terms(gates, batch, hidden):
     """{term: microseconds} of one step of the per-step path: launch-bound below cuBLAS's time."""
     macs = batch * gates * hidden * hidden
@@ -126,5 +161,11 @@ def pass_ms(design, gates, batch, inputs, hidden, steps, itemsize, plans):
     step = step_us(design, gates, batch, hidden, itemsize, plans)
     if step is None:
         return None
-    launches = 0 if design == "elementwise" else 3 * figure("launch_device")
-    return figure("fixed") + bulk_ms(gates, batch, inputs, hidden, steps) + (2 * steps * step + launches) / 1e3
+    return layer_ms(step, gates, batch, inputs, hidden, steps, launches=0 if design == "elementwise" else 3)
+
+
+def layer_ms(step, gates, batch, inputs, hidden, steps, launches=3):
+    """Estimated milliseconds of forward + backward of one layer whose steps take `step` us each
+    (forward and backward alike) in this many kernel launches on the device."""
+    return figure("fixed") + bulk_ms(gates, batch, inputs, hidden, steps) + \
+        (2 * steps * step + launches * figure("launch_device")) / 1e3
