@@ -484,7 +484,7 @@ class TensorMethods:
         finite = backend.xp_of(shift.array).isfinite(shift.array)
         shift = _ops().where_tensor(finite, shift, 0.0)   # rows all -inf (or +inf) stay so, not NaN
         total = (x - shift).exp().sum(axis=axes, keepdims=True).log() + shift
-        return total if keepdim else total.reshape(_reduced_shape(self.shape, axes))
+        return total if keepdim else total.reshape(_shape_without(self.shape, axes))
 
     def outer(self, vec2):
         """The outer product of two 1-D tensors."""
@@ -982,9 +982,10 @@ def _arg(tensor, op, dim, keepdim, bools=False):
     return _constant(index.astype(np.int64))
 
 
-def _reduced_shape(shape, axes):
-    kept = set(range(len(shape))) - (set(range(len(shape))) if axes is None else set(np.atleast_1d(axes).tolist()))
-    return tuple(n for d, n in enumerate(shape) if d in kept)
+def _shape_without(shape, axes):
+    """shape with the reduced `axes` (checked, non-negative; None: all) dropped."""
+    dropped = range(len(shape)) if axes is None else set(np.atleast_1d(axes).tolist())
+    return tuple(n for d, n in enumerate(shape) if d not in dropped)
 
 
 def _indices(op, index, tensor, max_ndim=None, kinds="iu"):
