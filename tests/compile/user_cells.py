@@ -452,11 +452,30 @@ class CumsumRemainderCell(nn.RecurrentCell):
         return ((z.cumsum(1) * 0.3).tanh() + (z % 0.75) * 0.2,)
 
 
+class InPlaceCell(nn.RecurrentCell):
+    """Units of a copied state cleared by index assignment, then *= and += on the new state: in-place
+    changes recorded as ops (IndexPut, Mul, Add), as ported PyTorch code writes them."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        kept = h.clone()
+        kept[:, :(self.hidden_size + 1) // 2] = 0
+        a = x @ self.w + kept @ self.u  # (not tanh's output: its backward reads it, as torch's)
+        a *= 0.9
+        a += 0.1 * kept
+        return (a.tanh(),)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
-    WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell)}
+    WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, InPlaceCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
