@@ -154,8 +154,8 @@ class OpTape:
         that on the tape each tensor is still one value and later ops read the new one."""
         ops = self.ops
         if not any(out is tensor for _, _, _, out in ops) or not any(out is new for _, _, _, out in ops):
-            raise ChangedInPlace(f"an in-place change of a tensor of shape {tuple(tensor.shape)} that the traced "
-                                 f"code did not compute (an input, a state or a tensor made outside the ops)")
+            raise ChangedInPlace("an in-place change of a tensor that no op of it made (an input, a state, or a "
+                                 "tensor made by a factory such as zeros); .clone() it first")
         for k, (cls, inputs, options, out) in enumerate(ops):
             if out is tensor or out is new or any(t is tensor for t in inputs):
                 ops[k] = (cls, tuple(old if t is tensor else t for t in inputs), options,

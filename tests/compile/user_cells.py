@@ -481,6 +481,19 @@ TRACEABLE = {cell.__name__: cell for cell in (
 # ----------------------------------------------------------------------------- cells it must refuse
 
 
+class StateChangedInPlaceCell(nn.RecurrentCell):
+    """Its state input changed in place (an op tape cannot tell the value before from the value after)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        h *= 0.5
+        return (x @ self.w + h,)
+
+
 class BranchingCell(nn.RecurrentCell):
     """Python control flow on a tensor's value."""
 
@@ -496,4 +509,4 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
-REFUSED = {cell.__name__: cell for cell in (BranchingCell,)}
+REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell)}
