@@ -515,15 +515,18 @@ class TensorMethods:
         """Check an in-place change of this tensor by `operand`. True where the change is recorded as an op
         (_record does it; see records_in_place); otherwise the version moves on here and the caller writes
         the array (no_grad code, optimizer updates: nothing else to pay)."""
-        from .tensor import is_grad_enabled, records_in_place
-        if is_grad_enabled() and self.requires_grad and self._ctx is None:
+        from .tensor import _state
+        state = _state
+        if state.grad_enabled and self.requires_grad and self._ctx is None:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
                                f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
         if not getattr(self.array.flags, "writeable", True):
             raise ValueError(f"{op}: the tensor's memory is read-only (a read-only NumPy array given to "
                              f"from_numpy?); copy it with .clone() first")
-        if records_in_place(self, operand):
-            return True
+        if state.grad_enabled or state.forward_ad or state.tape is not None:
+            from .tensor import records_in_place
+            if records_in_place(self, operand):
+                return True
         if self._ctx is not None or self._shared is not None:  # an op's output: its backward may read it
             from .tensor import note_in_place
             note_in_place(self)
@@ -544,12 +547,13 @@ class TensorMethods:
     def _record(self, op, compute, operand=None, reads_old=False):
         """The in-place change as torch records it: compute(old value, operand) out of place, written into
         this tensor's memory, and this tensor rebased onto the node that made the result (as torch rebases
-        grad_fn). reads_old: compute's backward reads the old value, which then gets a copy of its own."""
+        grad_fn). reads_old: compute's backward reads the old value where the operand requires grad, so the
+        old value then gets a copy of its own."""
         from .tensor import old_value, rebase_in_place
         shared = self._shared
         if shared is not None and shared.viewed:
             _refuse_shared_memory(op, self, shared.origin())
-        old = old_value(self, copy=reads_old)
+        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
         result = self._result(op, compute, old, operand)
         return rebase_in_place(self, old, result._as_dtype(self.dtype))
 
@@ -601,7 +605,7 @@ class TensorMethods:
 
     def mul_(self, other):
         # the product's backward reads the old value only for the other operand's gradient
-        return self._update("mul_", lambda x, y: x * y, other, reads_old=_requires_grad(other))
+        return self._update("mul_", lambda x, y: x * y, other, reads_old=True)
 
     def div_(self, other):
         return self._update("div_", lambda x, y: x / y, other)
@@ -621,18 +625,18 @@ class TensorMethods:
         return self
 
     def fill_(self, value):
-        from .tensor import records_in_place
         if isinstance(value, _tensor_cls()):
+            from .tensor import records_in_place
             if value.ndim:
                 raise RuntimeError(f"fill_: only supports a 0-dimensional value tensor, but got one with "
                                    f"{value.ndim} dimension(s)")
             if value.device != self.device:
                 raise backend.DeviceError(f"fill_: value is on {value.device}, the tensor on {self.device}")
-            if not records_in_place(self, value):  # else it stays a tensor: its gradient is the slice's sum
-                value = value.item()
-        if not isinstance(value, _tensor_cls()):
-            value = _fill_value("fill_", self, value)
-        if self._in_place("fill_", value):
+            if records_in_place(self, value) and self._in_place("fill_", value):
+                return self._put("fill_", Ellipsis, value)  # its gradient: the sum of the tensor's
+            value = value.item()
+        value = _fill_value("fill_", self, value)
+        if self._in_place("fill_"):
             return self._put("fill_", Ellipsis, value)
         self.array[...] = value
         return self
@@ -674,8 +678,9 @@ class TensorMethods:
         return self
 
     def __setitem__(self, index, value):
-        from .tensor import _native, _raw_index
-        if isinstance(value, _tensor_cls()):
+        from .tensor import Tensor, _native, _raw_index
+        tensor = isinstance(value, Tensor)
+        if tensor:
             if value.device != self.device:
                 raise backend.DeviceError(f"__setitem__: value is on {value.device}, the tensor on {self.device}")
         else:
@@ -688,7 +693,7 @@ class TensorMethods:
         if self._in_place("__setitem__", value):
             self._put("__setitem__", index, value)
             return
-        array = value.array if isinstance(value, _tensor_cls()) else value
+        array = value.array if tensor else value
         try:
             self.array[_raw_index(index)] = array
         except (IndexError, ValueError, TypeError) as e:
@@ -698,17 +703,17 @@ class TensorMethods:
                        f"{tuple(array.shape)})") from None
 
     def masked_fill_(self, mask, value):
-        from .tensor import records_in_place
         mask = _mask("masked_fill_", self, mask, in_place=True)
         if isinstance(value, _tensor_cls()):
+            from .tensor import records_in_place
             if value.ndim:
                 raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, but got one "
                                    f"with {value.ndim} dimension(s)")
-            if not records_in_place(self, value):
-                value = value.item()
-        if not isinstance(value, _tensor_cls()):
-            value = _fill_value("masked_fill_", self, value)
-        if self._in_place("masked_fill_", value):
+            if records_in_place(self, value) and self._in_place("masked_fill_", value):
+                return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
+            value = value.item()
+        value = _fill_value("masked_fill_", self, value)
+        if self._in_place("masked_fill_"):
             return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
         self.array[...] = self.xp.where(mask, value, self.array)
         return self
@@ -746,10 +751,6 @@ def _remainder(x, other, mode, op):
             raise RuntimeError(f"{op}: ZeroDivisionError, integer division by zero (shapes {a.shape} and {b.shape})")
         return _constant(getattr(xp, "remainder" if mode == "floor" else "fmod")(a.array, b.array))
     return _ops().Remainder.apply(a, b, mode=mode)
-
-
-def _requires_grad(value):
-    return isinstance(value, _tensor_cls()) and value.requires_grad
 
 
 # the out-of-place form to name where an in-place change cannot be recorded
