@@ -68,6 +68,16 @@ CASES = {
     ops.Expand: [(lambda a: a.expand(4, 3, 2) * 1.5, lambda d: (rand(d, 3, 1),))],
     ops.IndexAdd: [(lambda a: ops.IndexAdd.apply(a, index=(np.array([0, 2, 0]),), shape=(3, 2)),
                     lambda d: (rand(d, 3, 2),))],
+    # slices (the value broadcast to the slice), integer arrays, a boolean mask, None and Ellipsis; the
+    # last through __setitem__ on a non-leaf, as ported code writes it
+    ops.IndexPut: [(lambda a, v: ops.IndexPut.apply(a, v, index=(slice(1, None), slice(None, None, 2))),
+                    lambda d: (rand(d, 4, 5), rand(d, 3))),
+                   (lambda a, v: ops.IndexPut.apply(a, v, index=(np.array([2, 0]), np.array([1, 3]))),
+                    lambda d: (rand(d, 3, 4), rand(d, 2))),
+                   (lambda a, v: ops.IndexPut.apply(a, v, index=np.array([[True, False, True], [False, True, False]])),
+                    lambda d: (rand(d, 2, 3), rand(d, 3))),
+                   (lambda a, v: ops.IndexPut.apply(a, v, index=(None, Ellipsis, 1)), lambda d: (rand(d, 2, 3), rand(d, 1, 2))),
+                   (lambda a, v: _set(a * 1, (1, slice(0, 2)), v * 3), lambda d: (rand(d, 3, 4), rand(d, 2)))],
     ops.Reshape: [(lambda a: a.reshape(4, 3) * tr.Tensor(np.arange(12.).reshape(4, 3), dtype="float64",
                                                           device=a.device),
                    lambda d: (rand(d, 3, 4),))],
@@ -84,6 +94,11 @@ CASES = {
     ops.ToDevice: [(lambda a: a.to("cpu") * 2, lambda d: (rand(d, 3),))],
     ops.Cast: [(lambda a: a.to(dtype="float32").to(dtype="float64"), lambda d: (rand(d, 3),))],
 }
+
+
+def _set(tensor, index, value):
+    tensor[index] = value
+    return tensor
 
 
 def test_every_primitive_has_a_gradcheck_case():

@@ -622,21 +622,27 @@ class TensorMethods:
         return _tensor_cls()(data, dtype=self.dtype, device=self.device)
 
     # --- in place: PyTorch's rules, and a version bump that backward checks
-    def _in_place(self, op):
-        from .tensor import is_grad_enabled
-        if is_grad_enabled() and self.requires_grad:
-            if self._ctx is None:
-                raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
-                                   f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
-            raise RuntimeError(f"{op}: in-place operations on a tensor recorded in a graph are not supported "
-                               f"(shape {self.shape}); use the out-of-place form")
+    def _in_place(self, op, operand=None):
+        """Check an in-place change of this tensor by `operand`. True where the change is recorded as an op
+        (_record does it; see records_in_place); otherwise the version moves on here and the caller writes
+        the array (no_grad code, optimizer updates: nothing else to pay)."""
+        from .tensor import _state
+        state = _state
+        if state.grad_enabled and self.requires_grad and self._ctx is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                               f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
         if not getattr(self.array.flags, "writeable", True):
             raise ValueError(f"{op}: the tensor's memory is read-only (a read-only NumPy array given to "
                              f"from_numpy?); copy it with .clone() first")
+        if state.grad_enabled or state.forward_ad or state.tape is not None:
+            from .tensor import records_in_place
+            if records_in_place(self, operand):
+                return True
         if self._ctx is not None or self._shared is not None:  # an op's output: its backward may read it
             from .tensor import note_in_place
             note_in_place(self)
         self._version += 1
+        return False
 
     def _operand(self, other, op):
         """Another operand's raw array (on this device), or the number itself."""
@@ -649,78 +655,116 @@ class TensorMethods:
         from .tensor import _numeric
         return backend.to_device(_numeric(other, op), self.device)
 
-    def _update(self, op, compute):
-        """self[...] = compute(self), the out-of-place result, refused as torch refuses it: a result that
-        needs another shape (broadcasting the operand) or a dtype of a higher kind (float into int)."""
+    def _record(self, op, compute, operand=None, reads_old=False):
+        """The in-place change as torch records it: compute(old value, operand) out of place, written into
+        this tensor's memory, and this tensor rebased onto the node that made the result (as torch rebases
+        grad_fn). reads_old: compute's backward reads the old value where the operand requires grad, so the
+        old value then gets a copy of its own."""
+        from .tensor import old_value, rebase_in_place
+        shared = self._shared
+        if shared is not None and shared.viewed:
+            _refuse_shared_memory(op, self, shared.origin())
+        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        result = self._result(op, compute, old, operand)
+        return rebase_in_place(self, old, result._as_dtype(self.dtype))
+
+    def _result(self, op, compute, x, operand):
+        """compute(x, operand), the out-of-place result of an in-place op on this tensor, refused as torch
+        refuses it: a result that needs another shape (broadcasting the operand) or a dtype of a higher kind
+        (float into int)."""
         from .dtypes import promote_types
-        from .tensor import no_grad
-        self._in_place(op)
         try:
-            with no_grad():
-                result = compute(self)
+            result = compute(x, operand)
         except (ValueError, TypeError, IndexError) as e:
-            self._version -= 1
             # as torch: an operand of a shape that does not broadcast (a ValueError out of place) is a RuntimeError
             kind = next(k for k in (IndexError, TypeError, RuntimeError) if isinstance(e, k) or k is RuntimeError)
             raise kind(f"{op}: {e}") from None
         if result.shape != self.shape:
-            self._version -= 1
             raise RuntimeError(f"{op}: output with shape {self.shape} doesn't match the broadcast shape "
                                f"{result.shape}")
         if promote_types(result.dtype, self.dtype) != self.dtype and result.dtype.kind != self.dtype.kind:
-            self._version -= 1
             raise RuntimeError(f"{op}: result type {result.dtype} can't be cast to the desired output type "
                                f"{self.dtype}")
+        return result
+
+    def _update(self, op, compute, operand=None, reads_old=False):
+        """self[...] = compute(self, operand): recorded where gradients flow (_record), else on the arrays."""
+        from .tensor import no_grad
+        if self._in_place(op, operand):
+            return self._record(op, compute, operand, reads_old)
+        try:
+            with no_grad():
+                result = self._result(op, compute, self, operand)
+        except Exception:
+            self._version -= 1
+            raise
         self.array[...] = result.array
         return self
 
+    def _put(self, op, index, value):
+        """The recorded self[index] = value (a Tensor, an array or a number), as an IndexPut."""
+        from .tensor import _raw_index
+        value = self._lift(value, op)
+        index = _raw_index(index)
+        return self._record(op, lambda x, v: _ops().IndexPut.apply(x, v._as_dtype(x.dtype), index=index), value)
+
     def add_(self, other, *, alpha=1):
-        return self._update("add_", lambda x: x + (other if alpha == 1 else _scaled(x, other, alpha)))
+        return self._update("add_", lambda x, y: x + (y if alpha == 1 else _scaled(x, y, alpha)), other)
 
     def sub_(self, other, *, alpha=1):
-        return self._update("sub_", lambda x: x - (other if alpha == 1 else _scaled(x, other, alpha)))
+        return self._update("sub_", lambda x, y: x - (y if alpha == 1 else _scaled(x, y, alpha)), other)
 
     def mul_(self, other):
-        return self._update("mul_", lambda x: x * other)
+        # the product's backward reads the old value only for the other operand's gradient
+        return self._update("mul_", lambda x, y: x * y, other, reads_old=True)
 
     def div_(self, other):
-        return self._update("div_", lambda x: x / other)
+        return self._update("div_", lambda x, y: x / y, other)
+
+    # augmented assignment changes the tensor in place, as in torch (a += b is a.add_(b))
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
     def clamp_(self, min=None, max=None):
-        return self._update("clamp_", lambda x: x.clamp(min, max))
+        return self._update("clamp_", lambda x, _: x.clamp(min, max))
 
     clip_ = clamp_
 
     def zero_(self):
-        self._in_place("zero_")
+        if self._in_place("zero_"):
+            return self._put("zero_", Ellipsis, 0)
         self.array[...] = 0
         return self
 
     def fill_(self, value):
         if isinstance(value, _tensor_cls()):
+            from .tensor import records_in_place
             if value.ndim:
                 raise RuntimeError(f"fill_: only supports a 0-dimensional value tensor, but got one with "
                                    f"{value.ndim} dimension(s)")
             if value.device != self.device:
                 raise backend.DeviceError(f"fill_: value is on {value.device}, the tensor on {self.device}")
+            if records_in_place(self, value) and self._in_place("fill_", value):
+                return self._put("fill_", Ellipsis, value)  # its gradient: the sum of the tensor's
             value = value.item()
         value = _fill_value("fill_", self, value)
-        self._in_place("fill_")
+        if self._in_place("fill_"):
+            return self._put("fill_", Ellipsis, value)
         self.array[...] = value
         return self
 
     def copy_(self, src):
         """Copy src's values in (cast to this dtype, moved to this device, broadcast to this shape)."""
         from .tensor import _native
-        src = src.array if isinstance(src, _tensor_cls()) else _native(src, "copy_")
+        array = src.array if isinstance(src, _tensor_cls()) else _native(src, "copy_")
         try:
-            if np.broadcast_shapes(src.shape, self.shape) != self.shape:
+            if np.broadcast_shapes(array.shape, self.shape) != self.shape:
                 raise ValueError
         except ValueError:
-            raise RuntimeError(f"copy_: the source's shape {tuple(src.shape)} does not broadcast to the "
+            raise RuntimeError(f"copy_: the source's shape {tuple(array.shape)} does not broadcast to the "
                                f"tensor's {self.shape}") from None
-        self._in_place("copy_")
-        self.array[...] = backend.to_device(src, self.device)
+        if self._in_place("copy_", src):
+            return self._put("copy_", Ellipsis, src.to(self.device) if isinstance(src, _tensor_cls()) else array)
+        self.array[...] = backend.to_device(array, self.device)
         return self
 
     def normal_(self, mean=0.0, std=1.0):
@@ -728,24 +772,28 @@ class TensorMethods:
         _floating_only("normal_", self)
         if not (np.isfinite(mean) and np.isfinite(std) and std >= 0):
             raise ValueError(f"normal_: expects a finite mean and std >= 0; got mean={mean}, std={std}")
-        self._in_place("normal_")
-        self.array[...] = backend.to_device(rng().normal(mean, std, self.shape).astype(self.dtype), self.device)
+        drawn = rng().normal(mean, std, self.shape).astype(self.dtype)
+        if self._in_place("normal_"):
+            return self._put("normal_", Ellipsis, drawn)
+        self.array[...] = backend.to_device(drawn, self.device)
         return self
 
     def uniform_(self, a=0.0, b=1.0):
         from .factory import rng
         _floating_only("uniform_", self)
         _check_range("uniform_", a, b)
-        self._in_place("uniform_")
-        self.array[...] = backend.to_device(rng().uniform(a, b, self.shape).astype(self.dtype), self.device)
+        drawn = rng().uniform(a, b, self.shape).astype(self.dtype)
+        if self._in_place("uniform_"):
+            return self._put("uniform_", Ellipsis, drawn)
+        self.array[...] = backend.to_device(drawn, self.device)
         return self
 
     def __setitem__(self, index, value):
-        from .tensor import _native, _raw_index
-        if isinstance(value, _tensor_cls()):
+        from .tensor import Tensor, _native, _raw_index
+        tensor = isinstance(value, Tensor)
+        if tensor:
             if value.device != self.device:
                 raise backend.DeviceError(f"__setitem__: value is on {value.device}, the tensor on {self.device}")
-            value = value.array
         else:
             from . import dtypes
             from .tensor import _python_data
@@ -753,24 +801,31 @@ class TensorMethods:
             value = _native(value, "__setitem__")
             if python_data:  # as torch: a number that does not fit (NaN into an int tensor) is refused
                 dtypes.check_fits(value, self.dtype, "__setitem__")
-        self._in_place("__setitem__")
+        if self._in_place("__setitem__", value):
+            self._put("__setitem__", index, value)
+            return
+        array = value.array if tensor else value
         try:
-            self.array[_raw_index(index)] = value
+            self.array[_raw_index(index)] = array
         except (IndexError, ValueError, TypeError) as e:
             self._version -= 1
             kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
             raise kind(f"__setitem__: {e} (tensor of shape {self.shape}, value of shape "
-                       f"{tuple(value.shape)})") from None
+                       f"{tuple(array.shape)})") from None
 
     def masked_fill_(self, mask, value):
         mask = _mask("masked_fill_", self, mask, in_place=True)
         if isinstance(value, _tensor_cls()):
+            from .tensor import records_in_place
             if value.ndim:
                 raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, but got one "
                                    f"with {value.ndim} dimension(s)")
+            if records_in_place(self, value) and self._in_place("masked_fill_", value):
+                return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
             value = value.item()
         value = _fill_value("masked_fill_", self, value)
-        self._in_place("masked_fill_")
+        if self._in_place("masked_fill_"):
+            return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
         self.array[...] = self.xp.where(mask, value, self.array)
         return self
 
@@ -807,6 +862,26 @@ def _remainder(x, other, mode, op):
             raise RuntimeError(f"{op}: ZeroDivisionError, integer division by zero (shapes {a.shape} and {b.shape})")
         return _constant(getattr(xp, "remainder" if mode == "floor" else "fmod")(a.array, b.array))
     return _ops().Remainder.apply(a, b, mode=mode)
+
+
+# the out-of-place form to name where an in-place change cannot be recorded
+_OUT_OF_PLACE = {"add_": "y = y + other", "sub_": "y = y - other", "mul_": "y = y * other", "div_": "y = y / other",
+                 "clamp_": "y = y.clamp(min, max)", "masked_fill_": "y = y.masked_fill(mask, value)"}
+
+
+def _refuse_shared_memory(op, tensor, origin):
+    """The error for a recorded in-place change of a tensor whose memory views share: a view's graph is its
+    base's as it was when the view was taken, so changing either in place would leave the other's stale."""
+    form = _OUT_OF_PLACE.get(op, "build the new value out of place: tr.where(mask, value, y), or the pieces "
+                                 "joined with tr.cat / tr.stack (a list of steps stacked instead of outputs[t] = h)")
+    if origin is not None and origin is not tensor:
+        what = (f"a view (shape {tensor.shape}) of another tensor's memory (shape {origin.shape}): the base "
+                f"would keep its old graph")
+    else:
+        what = (f"a tensor of shape {tensor.shape} whose memory a view shares (a slice, reshape or transpose "
+                f"of it, taken before): the view would keep the old graph")
+    raise RuntimeError(f"{op}: an in-place change of {what}, so it cannot be recorded while gradients are; use "
+                       f"the out-of-place form ({form}), or take the views of a .clone()")
 
 
 def _scaled(x, other, alpha):

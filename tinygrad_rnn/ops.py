@@ -662,6 +662,36 @@ class IndexAdd(Function):
         return IndexAdd.apply(tangents[0], index=self.index, shape=self.out_shape)
 
 
+class IndexPut(Function):
+    """A copy of x with x[index] = v (v broadcast to the slice; where an index repeats, the last write
+    wins): what `x[index] = v` and the in-place methods record. The slice's gradient goes to v (summed
+    back to v's shape), the rest to x."""
+    saves = ()
+
+    def forward(self, x, v, index):
+        index = _device_index(x, index)
+        self.index = index
+        out = x.copy()
+        out[index] = v
+        return out
+
+    def backward(self, g):
+        return (_zero_at(g, self.index) if self.needs[0] else None,
+                Getitem.apply(g, index=self.index) if self.needs[1] else None)
+
+    def kept_for_drawing(self):
+        return {"index": self.index} if _is_basic_index(self.index) else None
+
+    def jvp(self, inputs, tangents):
+        x, v = inputs
+        return IndexPut.apply(_zero_if_none(tangents[0], x), _zero_if_none(tangents[1], v), index=self.index)
+
+
+def _zero_at(g, index):
+    """g with g[index] = 0."""
+    return IndexPut.apply(g, _constant(g.xp.zeros((), dtype=g.dtype)), index=index)
+
+
 class Cat(Function):
     saves = ()
 
@@ -766,4 +796,4 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
-              Log1p, Expm1, Erf, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, Cat, Stack, Einsum, ToDevice, Cast)
+              Log1p, Expm1, Erf, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Cat, Stack, Einsum, ToDevice, Cast)

@@ -117,6 +117,11 @@ class DataDependent(RuntimeError):
         self.what = what
 
 
+class ChangedInPlace(RuntimeError):
+    """A tensor that no op on an op tape made (an input of the traced code, a tensor from outside) is
+    changed in place while the tape listens: the tape cannot say which value each use of it reads."""
+
+
 class OpTape:
     """The ops applied in the thread that opened the tape, in order: (op class, input tensors, apply's
     keyword options, output) each. An op that runs other ops (a rule, a nested apply) is one entry."""
@@ -142,6 +147,19 @@ class OpTape:
         """A tensor's value is read into Python (item(), bool(), numpy(), ...)."""
         if not self.reads and self.listening():
             raise DataDependent(what)
+
+    def changed_in_place(self, tensor, old, new):
+        """`tensor` now holds `new`, the output of an op on the tape (rebase_in_place): the ops so far
+        that name `tensor` name `old`, its value before, and the op that made `new` names `tensor`, so
+        that on the tape each tensor is still one value and later ops read the new one."""
+        ops = self.ops
+        if not any(out is tensor for _, _, _, out in ops) or not any(out is new for _, _, _, out in ops):
+            raise ChangedInPlace("an in-place change of a tensor that no op of it made (an input, a state, or a "
+                                 "tensor made by a factory such as zeros); .clone() it first")
+        for k, (cls, inputs, options, out) in enumerate(ops):
+            if out is tensor or out is new or any(t is tensor for t in inputs):
+                ops[k] = (cls, tuple(old if t is tensor else t for t in inputs), options,
+                          tensor if out is new else old if out is tensor else out)
 
 
 @contextlib.contextmanager
@@ -394,6 +412,63 @@ def note_in_place(tensor):
                 changed[t._output_nr] = (t._shared_counter(), t._version, _described(t))
 
 
+def records_in_place(tensor, operand=None):
+    """Whether an in-place change of `tensor` (by `operand`, a Tensor or a number) is recorded as an op:
+    gradients are recorded and one of them requires grad, tangents ride along (forward mode), or an op
+    tape listens (a step being traced). Otherwise the caller writes the array alone, as under no_grad."""
+    state = _state
+    tape = state.tape
+    if tape is not None and tape.listening():
+        return True
+    if tensor.array.dtype.kind != "f":  # no gradient can flow into it
+        return False
+    other = operand if isinstance(operand, Tensor) else None
+    if state.grad_enabled and (tensor.requires_grad or (other is not None and other.requires_grad)):
+        return True
+    return state.forward_ad and (tensor._tangent is not None or (other is not None and other._tangent is not None))
+
+
+def old_value(tensor, copy=False):
+    """A tensor standing for `tensor`'s value before an in-place change, made by the same node (or the
+    same leaf): what the change is computed from, out of place. It shares the memory and the version
+    counter, so a node that keeps it for backward refuses once the memory changes, unless `copy` (for
+    an op whose backward reads it: torch's original_self). Under an op tape the memory keeps the old
+    value (rebase_in_place), so it is neither copied nor counted as changed."""
+    tape = _state.tape
+    traced = tape is not None and tape.listening()
+    old = Tensor._make(tensor.array.copy() if copy and not traced else tensor.array, tensor._ctx)
+    old.requires_grad, old._output_nr, old._name, old._tangent = (tensor.requires_grad, tensor._output_nr,
+                                                                  tensor._name, tensor._tangent)
+    if old.array is tensor.array and not traced:
+        old._shared = tensor._shared_counter()
+    return old
+
+
+def rebase_in_place(tensor, old, new):
+    """Finish an in-place change recorded as `new` = an op on `old` (old_value): `tensor` takes new's
+    value in its own memory (whatever else holds that array sees it) and, where gradients are
+    recorded, new's place in the graph, as torch rebases grad_fn. Its version moves on, so nodes that
+    kept its old value refuse to backward."""
+    state = _state
+    tape = state.tape
+    traced = tape is not None and tape.listening()
+    if traced:
+        tape.changed_in_place(tensor, old, new)
+    note_in_place(tensor)
+    tensor._version += 1
+    if traced:
+        tensor.array = new.array  # the old array stays the old value's: the tape names values by identity
+    else:
+        tensor.array[...] = new.array
+    if state.grad_enabled:
+        tensor._ctx, tensor.requires_grad, tensor._output_nr = new._ctx, new.requires_grad, new._output_nr
+        if tensor._name is not None:
+            tensor.name = tensor._name  # the new node shows the name
+    if state.forward_ad:
+        tensor._tangent = new._tangent
+    return tensor
+
+
 def _described(tensor):
     return f"{f'tensor {tensor.name!r}' if tensor.name else 'a tensor'} of shape {tuple(tensor.shape)}"
 
@@ -402,11 +477,19 @@ class SharedVersion:
     """The version counter of tensors that share memory (views, detached copies), as torch's: an in-place
     change through any of them is seen by all. It holds no tensor, so a detached copy never keeps the
     graph it was cut from alive; `origin` (a weak reference) names the first tensor in errors."""
-    __slots__ = ("count", "origin")
+    __slots__ = ("count", "origin", "viewed")
 
     def __init__(self, tensor):
         self.count = tensor._version_count
         self.origin = weakref.ref(tensor)
+        self.viewed = False  # whether a view (not only a detached copy) shares the memory: see old_value
+
+
+def _view_of(tensor):
+    """The version counter of `tensor`, whose memory an op's output views."""
+    counter = tensor._shared_counter()
+    counter.viewed = True
+    return counter
 
 
 def _viewed(out, inputs):
@@ -415,12 +498,12 @@ def _viewed(out, inputs):
     if out.base is None:  # a new array (most ops), or an input's own array handed through
         for t in inputs:
             if t.array is out:
-                return t._shared_counter()
+                return _view_of(t)
         return None
     root = _memory_owner(out)
     for t in inputs:
         if _memory_owner(t.array) is root:
-            return t._shared_counter()
+            return _view_of(t)
     return None
 
 

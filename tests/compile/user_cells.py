@@ -483,15 +483,47 @@ class NoGradCell(nn.RecurrentCell):
         return (F.linear(tr.cat([x, h], 1), self.lin.weight / norm, self.lin.bias).tanh() / scale,)
 
 
+class InPlaceCell(nn.RecurrentCell):
+    """Units of a copied state cleared by index assignment, then *= and += on the new state: in-place
+    changes recorded as ops (IndexPut, Mul, Add), as ported PyTorch code writes them."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        kept = h.clone()
+        kept[:, :(self.hidden_size + 1) // 2] = 0
+        a = x @ self.w + kept @ self.u  # (not tanh's output: its backward reads it, as torch's)
+        a *= 0.9
+        a += 0.1 * kept
+        return (a.tanh(),)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
     WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, StopGradientCell,
-    NoGradCell)}
+    NoGradCell, InPlaceCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
+
+
+class StateChangedInPlaceCell(nn.RecurrentCell):
+    """Its state input changed in place (an op tape cannot tell the value before from the value after)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        h *= 0.5
+        return (x @ self.w + h,)
 
 
 class BranchingCell(nn.RecurrentCell):
@@ -509,4 +541,4 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
-REFUSED = {cell.__name__: cell for cell in (BranchingCell,)}
+REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell)}

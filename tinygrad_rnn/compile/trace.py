@@ -28,8 +28,8 @@ import numpy as np
 
 from .. import backend, factory
 from ..ops import Clip, Max, Piecewise, Relu, StopGradient, Where, _reduced_shape, inside_mask, unbroadcast
+from ..tensor import ChangedInPlace, Function, Tensor, enable_grad, is_grad_enabled, no_grad, op_tape
 from ..tensor import DataDependent as ValueRead
-from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad, op_tape
 
 
 class NotTraceable(Exception):
@@ -217,12 +217,19 @@ def recording(lines=None, grad_on=None):
                 tape.apply = apply_and_locate
             yield tape.ops
     except ValueRead as read:
-        frames, tb = [], read.__traceback__
-        while tb is not None:
-            frames.append(tb.tb_frame)
-            tb = tb.tb_next
         raise DataDependent(f"its step reads a tensor's value into Python ({read.what}()), so what it "
-                            f"computes may depend on the data", where=describe_line(_step_line(frames))) from None
+                            f"computes may depend on the data", where=_raised_at(read)) from None
+    except ChangedInPlace as changed:
+        raise NotTraceable(f"its step makes {changed}", where=_raised_at(changed)) from None
+
+
+def _raised_at(error):
+    """The line of the step an error raised while tracing came from."""
+    frames, tb = [], error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return describe_line(_step_line(frames))
 
 
 @contextlib.contextmanager
