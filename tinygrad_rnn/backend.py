@@ -196,6 +196,16 @@ def check(failed, error):
         raise_failed_checks()
 
 
+def check_indices(index, size, op):
+    """IndexError naming `op` where an integer index array lies outside [-size, size). NumPy's indexing
+    raises by itself; CuPy's wraps such an index around silently, so on a GPU this check is made,
+    with the next read from it."""
+    if index.size and reads_stall(index):
+        check((index < -size) | (index >= size), lambda: IndexError(
+            f"{op}: index out of range for a dim of size {size}: the indices span "
+            f"[{int(index.min())}, {int(index.max())}]"))
+
+
 def raise_failed_checks():
     """Read this thread's pending checks in one transfer and raise the first that failed."""
     checks = _pending.checks

@@ -193,6 +193,7 @@ class TensorMethods:
         """The entries `index` (1-D integers) along dim."""
         dim = check_dim("index_select", dim, self.ndim, needs_dims=True) if self.ndim else 0
         index = _indices("index_select", index, self, max_ndim=1)
+        backend.check_indices(index, self.shape[dim] if self.ndim else 1, "index_select")
         return self[(slice(None),) * dim + (index.reshape(-1),)] if self.ndim else self[index.reshape(())]
 
     def gather(self, dim, index):
@@ -204,6 +205,7 @@ class TensorMethods:
             raise ValueError(f"gather: index {index.shape} and input {self.shape} must have the same number of dims")
         if any(n > m for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != dim):
             raise ValueError(f"gather: index {index.shape} is larger than input {self.shape} outside dim {dim}")
+        backend.check_indices(index, self.shape[dim] if self.ndim else 1, "gather")
         if not self.ndim:
             return self.reshape(1)[index]
         grid = list(self.xp.ix_(*[self.xp.arange(n) for n in index.shape])) if index.ndim else []
@@ -223,9 +225,11 @@ class TensorMethods:
         dim = 0 if dim is None else check_dim("repeat_interleave", dim, self.ndim, needs_dims=True)
         counts = repeats if isinstance(repeats, numbers.Integral) else _indices("repeat_interleave", repeats, self,
                                                                                  max_ndim=1)
-        if np.any(backend.to_numpy(np.asarray(counts) if isinstance(counts, numbers.Integral) else counts) < 0):
+        counts = backend.to_numpy(np.asarray(counts) if isinstance(counts, numbers.Integral) else counts)
+        if np.any(counts < 0):
             raise ValueError(f"repeat_interleave: repeats must be non-negative; got {repeats}")
-        return x.index_select(dim, _constant(x.xp.repeat(x.xp.arange(x.shape[dim]), counts)))
+        # the index is made on the host, where the counts are read: CuPy's repeat takes no array of counts
+        return x.index_select(dim, _constant(x.xp.asarray(np.repeat(np.arange(x.shape[dim]), counts))))
 
     def sort(self, dim=-1, descending=False, stable=False):
         """(values, indices) sorted along dim; equal values keep their order; NaN counts as the largest."""
@@ -801,6 +805,7 @@ class TensorMethods:
             value = _native(value, "__setitem__")
             if python_data:  # as torch: a number that does not fit (NaN into an int tensor) is refused
                 dtypes.check_fits(value, self.dtype, "__setitem__")
+            value = backend.to_device(value, self.device)  # CuPy refuses a NumPy array assigned to a slice
         if self._in_place("__setitem__", value):
             self._put("__setitem__", index, value)
             return

@@ -1024,7 +1024,9 @@ class Tensor(TensorMethods):
         if dtype.kind == "b":
             raise TypeError("clip (clamp): not implemented for bool tensors and bounds")
         # numbers stay Python numbers (weak in NumPy's promotion; the step compiler writes them as code)
-        low, high = (b if b is None or isinstance(b, (bool, int, float)) else b.astype(dtype)
+        # an array bound moves to this tensor's device: CuPy's clip and comparisons refuse NumPy arrays
+        low, high = (b if b is None or isinstance(b, (bool, int, float)) else
+                     backend.to_device(b, self.device).astype(dtype)
                      for b in (bounds.get("min"), bounds.get("max")))
         return ops.Clip.apply(self._as_dtype(dtype), low=low, high=high)
 
