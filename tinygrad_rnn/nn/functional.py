@@ -391,12 +391,20 @@ class CrossEntropy(Function):
         with np.errstate(invalid="ignore", divide="ignore"):  # every row ignored: NaN, as torch gives
             return total / self.denominator
 
+    def _mean_divisor(self):
+        """(the mean's denominator, or 1 where it is 0; 1, or 0 where it is 0), as arrays: every row
+        ignored gives no row a gradient (none had a part in the NaN mean, as in torch), and nothing is
+        read from a GPU to decide it."""
+        xp = backend.xp_of(self.e)
+        kept = self.denominator != 0
+        return xp.where(kept, self.denominator, 1).astype(self.e.dtype), xp.asarray(kept, self.e.dtype)
+
     def _row_scale(self, g):
-        """Each row's share of the output gradient: (N,) for reduction none, else a scalar (0 when
-        every row is ignored: no row had a part in the NaN mean, so none gets a gradient, as in torch)."""
+        """Each row's share of the output gradient: (N,) for reduction none, else a scalar."""
         if self.reduction != "mean":
             return g
-        return g / self.denominator if self.denominator != 0 else g * 0
+        divisor, kept = self._mean_divisor()
+        return g / divisor * kept
 
     def _target_mass(self):
         """a_i = sum_c b_ic: the total mass of row i's target distribution."""
@@ -427,7 +435,8 @@ class CrossEntropy(Function):
                                                                         else self.class_weight)
         scale = g
         if self.reduction == "mean":
-            scale = g / Tensor._make(self.denominator, None) if self.denominator != 0 else g * 0
+            divisor, kept = self._mean_divisor()
+            scale = g / Tensor._make(divisor, None) * Tensor._make(kept, None)
         if self.reduction == "none":
             scale = scale.reshape(n, 1)
         p = softmax(self.input(0), dim=1)
