@@ -846,12 +846,13 @@ class BackwardCode:
             if root is None:
                 continue
             total = self.reduce_over_time(root, section)
-            if total not in sums:
+            shared = total in sums
+            if not shared:
                 sums[total] = f"sum{len(sums)}"
                 src.line(f"{sums[total]} = {total}")
             src.line(f"g = {sums[total]}")
-            src.line(f"if first or GS[{i}] is None:")
-            src.line(f"    GS[{i}] = xp.array(g, copy=True)")
+            src.line(f"if first or GS[{i}] is None:")   # a sum is a new array: kept as it is, once
+            src.line(f"    GS[{i}] = xp.array(g, copy=True)" if shared else f"    GS[{i}] = xp.asarray(g)")
             src.line("else:")
             src.line(f"    GS[{i}] += g")
         fetch = ["    " + f"V{i} = env['V{i}']" for i in sorted(fwd.exported_pre)]
