@@ -352,14 +352,8 @@ class Sequence:
             carries[f"D{k}"] = xp.empty((self.B,) + shape[1:], self.dtype)
         carries["seed0"] = xp.empty((self.B,) + self.state_shapes[0][1:], self.dtype)
         grads_of_statics = [None] * len(self.statics)
-        dx = None
+        dx = xp.zeros(self.x.shape, self.dtype) if needs[0] else None
         last = len(self.segments) - 1
-        made = []   # arrays of the pass's own (x's gradient): never given back to the workspace
-
-        def alloc_new(shape, dtype):
-            made.append(xp.empty(shape, dtype))
-            return made[-1]
-
         for s in range(last, -1, -1):
             p0, p1 = self.segments[s]
             if self.env is not None:
@@ -370,19 +364,13 @@ class Sequence:
             env.update(carries)
             env["G"] = g_proc[p0:p1]
             env["GS"] = grads_of_statics
-            env["alloc_new"] = alloc_new
             L = p1 - p0
             row = self.B * int(np.prod(self.state_shapes[0][1:])) * self.dtype.itemsize
             step_by_step = row >= STEP_BYTES or L * row > BULK_BYTES
             program.backward["loop" if step_by_step else "bulk"](env, L, self.rows[p0:p1], s == last)
             carries = {name: env[name] for name in carries}
-            if needs[0] and env["dx"] is not None:
-                if dx is None and last == 0 and not self.reverse and any(env["dx"] is a for a in made) and \
-                        env["dx"].shape == self.x.shape and env["dx"].dtype == self.dtype:
-                    dx = env["dx"]   # the whole sequence's gradient, in time order already
-                else:
-                    dx = xp.zeros(self.x.shape, self.dtype) if dx is None else dx
-                    dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])
+            if dx is not None and env["dx"] is not None:
+                dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])
             env = None
             self.lease.release()
         if dx is not None and self.active is not None:

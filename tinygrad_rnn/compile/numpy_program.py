@@ -602,7 +602,7 @@ def _at_j(name, value):
     return f"{name}[j]" if value.shape else f"{name}[j, ...]"
 
 
-def _emit_bulk(op, ins, lifted, name, src, free=(), alloc="alloc"):
+def _emit_bulk(op, ins, lifted, name, src, free=()):
     """`name` = op over all L steps, in a buffer from the pass's workspace (`alloc`), or in place of an
     input's buffer among `free` (buffers of this function that only this op reads: an elementwise op
     writing where it reads, a bias added to the input projection, leaves no second array to walk);
@@ -613,7 +613,7 @@ def _emit_bulk(op, ins, lifted, name, src, free=(), alloc="alloc"):
     v = op.out
     reused = next((e for e, i, f in zip(ins, op.inputs, lifted) if f and e in free and i.shape == v.shape
                    and i.dtype == v.dtype), None) if op.cls in BINARY or op.cls in UNARY else None
-    src.line(f"{name} = {reused}" if reused else f"{name} = {alloc}((L,) + {v.shape!r}, {src.name(v.dtype)})")
+    src.line(f"{name} = {reused}" if reused else f"{name} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
     lines = compute_lines(op, ins, name, src, lifted)
     if lines is None:
         src.line("for j in range(L):")
@@ -665,8 +665,7 @@ class BackwardCode:
         else:  # post: computed where first needed
             op = v.op
             ins = [self.bulk(i, section) for i in op.inputs]
-            _emit_bulk(op, ins, [self.plan.is_per_time(i) for i in op.inputs], f"Q{v.id}", src,
-                       alloc="alloc_new" if v is self.plan.dx else "alloc")   # x's gradient: the caller's
+            _emit_bulk(op, ins, [self.plan.is_per_time(i) for i in op.inputs], f"Q{v.id}", src)
             expr = f"Q{v.id}"
         section.bulk_names[v.id] = expr
         return expr
@@ -767,7 +766,6 @@ class BackwardCode:
         src.line("X = env['X']")
         src.line("G = env['G']")
         src.line("alloc = env['alloc']")
-        src.line("alloc_new = env.get('alloc_new', alloc)")
         all_ops = plan.static_ops + plan.fpre_ops + plan.loop_ops + plan.post_ops
         operands = _matmul_operands(all_ops, fwd.plan.static_index.keys() | {op.out.id for op in plan.static_ops})
         for i, v in enumerate(fwd.plan.received):
