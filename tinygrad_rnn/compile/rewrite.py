@@ -12,7 +12,9 @@
 - The same elementwise op on adjacent slices of the same arrays (LSTM's i and f sigmoids on two
   neighbouring chunks of the gates, GRU's r and z sums and sigmoids), and of the same one-element
   value (the 0.5 of a sigmoid's tanh form), runs once on the joined slice; each former result
-  becomes a view of the joined one.
+  becomes a view of the joined one. Ops that cannot fail on any finite input join across a gap of
+  columns fewer than those they use (LSTM's i, f and o around g): the gap is computed for nothing,
+  one call instead of two.
 """
 import numpy as np
 
