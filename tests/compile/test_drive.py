@@ -191,3 +191,16 @@ def test_a_pass_replays_op_by_op_as_the_op_by_op_layer_records_it():
     np.testing.assert_allclose(tr.stack(steps).numpy(), out.numpy(), atol=1e-12)
     named = [n for n in walk(steps) if isinstance(n, tr.Function) and n.name in ("h", "c")]
     assert {dict(n.scope)["t"] for n in named} == set(range(5)) and (h.name, c.name) == ("h", "c")
+
+
+def test_gradients_a_pass_returns_are_its_own_arrays():
+    """x's gradient is a new array of the pass, never a buffer a later pass takes again."""
+    layer, x = layer_and_input(tr.nn.LayerNormLSTMCell)
+    out, _ = layer(x)
+    out.sum().backward()
+    kept = x.grad.numpy().copy()
+    other = tr.Tensor(np.random.default_rng(1).standard_normal((5, 2, 3)), dtype="float64", requires_grad=True)
+    out, _ = layer(other)
+    (out * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), kept)
+    assert not np.shares_memory(x.grad.numpy(), other.grad.numpy())

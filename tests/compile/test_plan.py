@@ -37,7 +37,9 @@ def test_the_lstm_plan_hoists_the_input_product_and_keeps_one_recurrent_product_
     assert ops.Sigmoid not in pre + loop   # sigmoid(z) = 0.5 tanh(z / 2) + 0.5, the halving folded back
     tanh = [op.out.shape for op in plan.loop_ops if op.cls is ops.Tanh]
     assert tanh == [(2, 16), (2, 4)]        # one tanh for the four gates, one for the cell state
-    assert loop.count(ops.Add) == 4         # the state product's sum, i and f's halves, o's, the cell state
+    assert loop.count(ops.Add) == 3         # the state product's sum, the gates' halves, the cell state
+    halves = [op.out.shape for op in plan.loop_ops if op.cls is ops.Mul and op.inputs[1].shape == ()]
+    assert halves == [(2, 16)]              # i, f and o halved as one, over g's columns between them too
     # the statics are the two transposed weights and the two biases, recorded outside the pass; the
     # pass halves their sigmoid gates' columns once
     assert sorted(v.shape for v in plan.statics) == [(3, 16), (4, 16), (16,), (16,)]

@@ -6,7 +6,7 @@ import pytest
 import tinygrad_rnn as tr
 from tests.compile.cells import NormalizedCell
 from tinygrad_rnn.compile import drive, rewrite
-from tinygrad_rnn.ops import Add, Mul, Neg, Sigmoid, Tanh
+from tinygrad_rnn.ops import Add, Div, Mean, Mul, Neg, Sigmoid, Tanh
 
 CELLS = {"layer_norm_lstm": tr.nn.LayerNormLSTMCell, "normalized": NormalizedCell}
 
@@ -64,3 +64,31 @@ def test_sibling_ops_on_adjacent_chunks_run_once(monkeypatch):
         joined = [op.out.shape for op in loop_ops if op.cls is cls]
         assert joined.count((4, 16)) == 1 and (4, 8) not in joined[:1]   # (B, 2H); then n's tanh (B, H)
     assert [op.out.shape for op in loop_ops if op.cls is Add].count((4, 16)) == 2   # the gates' sum, the half
+
+
+def _reads_itself(op):
+    return op.cls is Add and op.inputs[0] is op.inputs[1]
+
+
+@pytest.mark.parametrize("plan", ["bulk", "loop"])
+def test_doublings_counts_and_negations_leave_the_loop(monkeypatch, plan):
+    """LayerNorm's VJP: x + x (the square's 2) goes onto a forward factor, the division of a row sum by
+    minus the count into the mean's row weights (the sum's negation into a difference), and the
+    negation of a forward value read in a sum of products out of the product."""
+    monkeypatch.setattr(drive, "_CACHE", {})
+    loop_ops = compiled(tr.nn.LayerNormLSTMCell).program.bplans[plan].loop_ops
+    assert not [op for op in loop_ops if op.cls is Neg or _reads_itself(op)]
+    assert not [op for op in loop_ops if op.cls is Div and op.inputs[1].shape == ()]
+    assert [op for op in loop_ops if op.cls is Mean]
+
+
+def test_a_gradient_shared_by_two_products_multiplies_their_forward_sum(monkeypatch):
+    """GRU's z: dh * h_prev + dh * -n -> dh * (h_prev - n), the difference made before the loop."""
+    monkeypatch.setattr(drive, "_CACHE", {})
+    cell = tr.nn.GRUCell(6, 8)
+    out = drive.compiled_run(cell, tr.randn(5, 4, 6), (tr.zeros(4, 8),))
+    seeds = {v.id for v in out[0].grad_fn.compiled.program.bplans["loop"].seeds}
+    for plan in ("bulk", "loop"):
+        loop_ops = out[0].grad_fn.compiled.program.bplans[plan].loop_ops
+        assert not [op for op in loop_ops if op.cls is Neg]
+        assert len([op for op in loop_ops if op.cls is Mul and seeds & {v.id for v in op.inputs}]) == 3

@@ -532,11 +532,12 @@ class ForwardCode:
             src.line(f"P{i} = xp.ascontiguousarray(env['P{i}'])" if v.id in operands else f"P{i} = env['P{i}']")
         for k in range(len(graph.states)):
             src.line(f"S{k} = env['S{k}']")
+        free = _read_once(plan.pre_ops, plan.pre_ops + plan.loop_ops, graph.outputs, "V", self.exported_pre)
         for op in plan.pre_ops:
             check_lowerable(op)
             ins = [self.bulk(v, section) for v in op.inputs]
             lifted = [plan.is_per_time(v) for v in op.inputs]
-            _emit_bulk(op, ins, lifted, f"V{op.out.id}", src)
+            _emit_bulk(op, ins, lifted, f"V{op.out.id}", src, free)
             section.bulk_names[op.out.id] = f"V{op.out.id}"
         outputs = {v.id for v in graph.outputs}
         items = _loop_items(plan.loop_ops, lambda v: v.id in outputs or (self.record and v.id in plan.saved),
@@ -583,18 +584,36 @@ class ForwardCode:
             src.line(f"env['V{i}'] = V{i}")
 
 
+def _read_once(made, readers, roots, prefix, kept=()):
+    """Names (prefix + id) of the values of `made` that one op of `readers` reads and nothing else
+    (no root, none of `kept`): the buffers that op may overwrite."""
+    uses = {}
+    for op in readers:
+        for v in op.inputs:
+            uses[v.id] = uses.get(v.id, 0) + 1
+    for v in roots:
+        if v is not None:
+            uses[v.id] = uses.get(v.id, 0) + 1
+    return {f"{prefix}{op.out.id}" for op in made if uses.get(op.out.id) == 1 and op.out.id not in kept
+            and not is_view(op)}
+
+
 def _at_j(name, value):
     return f"{name}[j]" if value.shape else f"{name}[j, ...]"
 
 
-def _emit_bulk(op, ins, lifted, name, src):
-    """`name` = op over all L steps, in a buffer from the pass's workspace (`alloc`); step by step
-    where the op has no whole-segment form."""
+def _emit_bulk(op, ins, lifted, name, src, free=()):
+    """`name` = op over all L steps, in a buffer from the pass's workspace (`alloc`), or in place of an
+    input's buffer among `free` (buffers of this function that only this op reads: an elementwise op
+    writing where it reads, a bias added to the input projection, leaves no second array to walk);
+    step by step where the op has no whole-segment form."""
     if is_view(op):
         src.line(f"{name} = {view_expr(op, ins[0], lifted[0], src)}")
         return
     v = op.out
-    src.line(f"{name} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
+    reused = next((e for e, i, f in zip(ins, op.inputs, lifted) if f and e in free and i.shape == v.shape
+                   and i.dtype == v.dtype), None) if op.cls in BINARY or op.cls in UNARY else None
+    src.line(f"{name} = {reused}" if reused else f"{name} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
     lines = compute_lines(op, ins, name, src, lifted)
     if lines is None:
         src.line("for j in range(L):")
@@ -761,10 +780,11 @@ class BackwardCode:
             ins = [self.bulk(i, section) for i in op.inputs]
             expr = static_expr(op, ins, src)
             src.line(f"B{op.out.id} = {f'xp.ascontiguousarray({expr})' if op.out.id in operands else expr}")
+        free = _read_once(plan.fpre_ops, all_ops, [plan.dx] + plan.carries + plan.static_grads, "F")
         for op in plan.fpre_ops:
             check_lowerable(op)
             ins = [self.bulk(i, section) for i in op.inputs]
-            _emit_bulk(op, ins, [plan.is_per_time(i) for i in op.inputs], f"F{op.out.id}", src)
+            _emit_bulk(op, ins, [plan.is_per_time(i) for i in op.inputs], f"F{op.out.id}", src, free)
             section.bulk_names[op.out.id] = f"F{op.out.id}"
         for op in plan.loop_ops:
             check_lowerable(op)
@@ -826,12 +846,13 @@ class BackwardCode:
             if root is None:
                 continue
             total = self.reduce_over_time(root, section)
-            if total not in sums:
+            shared = total in sums
+            if not shared:
                 sums[total] = f"sum{len(sums)}"
                 src.line(f"{sums[total]} = {total}")
             src.line(f"g = {sums[total]}")
-            src.line(f"if first or GS[{i}] is None:")
-            src.line(f"    GS[{i}] = xp.array(g, copy=True)")
+            src.line(f"if first or GS[{i}] is None:")   # a sum is a new array: kept as it is, once
+            src.line(f"    GS[{i}] = xp.array(g, copy=True)" if shared else f"    GS[{i}] = xp.asarray(g)")
             src.line("else:")
             src.line(f"    GS[{i}] += g")
         fetch = ["    " + f"V{i} = env['V{i}']" for i in sorted(fwd.exported_pre)]

@@ -13,7 +13,9 @@
 - The same elementwise op on adjacent slices of the same arrays (LSTM's i and f sigmoids on two
   neighbouring chunks of the gates, GRU's r and z sums and sigmoids), and of the same one-element
   value (the 0.5 of a sigmoid's tanh form), runs once on the joined slice; each former result
-  becomes a view of the joined one.
+  becomes a view of the joined one. Ops that cannot fail on any finite input join across a gap of
+  columns fewer than those they use (LSTM's i, f and o around g): the gap is computed for nothing,
+  one call instead of two.
 """
 import numpy as np
 
@@ -207,6 +209,7 @@ def _live(ops, roots):
 # ----------------------------------------------------------------------------- siblings
 
 SIBLINGS = (Add, Sub, Mul, Div, Neg, Exp, Log, Tanh, Sigmoid, Relu)   # elementwise, no options
+GAP_SAFE = (Add, Sub, Mul, Neg, Tanh, Relu)   # no warning on any finite input: they may run on columns between
 
 
 def _slice_of(value):
@@ -243,6 +246,26 @@ def _shared(value):
     return int(np.prod(value.shape, dtype=np.int64)) == 1
 
 
+def _runs(cls, by_start):
+    """[(start, ops)]: sibling ops (by_start: {start: (op, stop, bases)}) run as one, in order of their
+    slices: adjacent ones, and across a gap where the op cannot fail on the columns between (they are
+    computed for nothing) and those are fewer than the columns used (LSTM's i, f and o beside g)."""
+    found, run, start, used = [], [], None, 0
+    for first in sorted(by_start):
+        width = by_start[first][1] - first
+        gap = first - run[-1][1] if run else None
+        if run and (gap == 0 or (gap is not None and gap > 0 and cls in GAP_SAFE and gap <= used + width)):
+            run.append(by_start[first])
+            used += width
+            continue
+        if len(run) >= 2:
+            found.append((start, run))
+        run, start, used = [by_start[first]], first, width
+    if len(run) >= 2:
+        found.append((start, run))
+    return found
+
+
 def _merge_siblings(graph, step, ids):
     """One round of joining sibling ops on adjacent slices (see the module's docstring) among the ops of
     `step` (the forward graph or the VJP's) whose outputs are in `ids`; True if any."""
@@ -263,15 +286,8 @@ def _merge_siblings(graph, step, ids):
     made = {}   # id of a run's earliest op -> the joined op and its views, placed before it
     position = {op: k for k, op in enumerate(step.ops)}
     for (cls, axis, _), by_start in runs.items():
-        for start in sorted(by_start):
-            if start not in by_start or any(stop == start for _, stop, _ in by_start.values()):
-                continue   # not the first of a run
-            run, stop = [], start
-            while stop in by_start:
-                run.append(by_start.pop(stop))
-                stop = run[-1][1]
-            if len(run) < 2:
-                continue
+        for start, run in _runs(cls, by_start):
+            stop = run[-1][1]
             first, _, bases = run[0]
             whole = (start, stop) == (0, next(base for base, sliced in bases if sliced).shape[axis])
             views = [] if whole else [_view(graph, base, axis, start, stop) for base, sliced in bases if sliced]

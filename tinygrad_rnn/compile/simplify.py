@@ -5,8 +5,12 @@ alone runs once for all steps (plan.py: fpre). The VJPs, written op by op, mix t
 `(g * s) * (1 - s)`, a quotient's `-(g / y) * out`. Here, on the ops that depend on the gradient:
 
 - a negation moves to where it costs nothing: `sum(-x)` becomes `-sum(x)`, `a + -b` becomes `a - b`
-  (exact: negation and these rearrangements round alike);
-- `(a + b) + b` (a square's VJP) becomes `a + 2 b`, the doubling done on b's smaller factor;
+  (exact: negation and these rearrangements round alike), also where x or b is a forward value;
+- `(a + b) + b` (a square's VJP) becomes `a + 2 b`, the doubling done on b's smaller factor, and
+  `x + x` with `x = l * f` (f forward) becomes `l * (f + f)`;
+- `sum(x) / n` with n the count summed (a mean's VJP, as `-sum(x) / -n`) becomes `mean(x)`: the
+  division folds into the mean's row weights;
+- `l * a + l * b` with a and b forward becomes `l * (a + b)`;
 - a product chain (of Mul, Div and Neg ops each read once) with one gradient-dependent factor and
   several forward factors becomes `g * (their product)`: the product is computed before the loop,
   the loop keeps one call. Rounding moves by an ulp or two per reassociated factor.
@@ -16,7 +20,7 @@ A chain is rewritten only where it costs less with the forward-only ops run for 
 """
 import numpy as np
 
-from ..ops import Add, Div, Mul, Neg, Sub, Sum
+from ..ops import Add, Div, Mean, Mul, Neg, Sub, Sum
 from .trace import Op, Value, ancestors
 
 # what one step of an op costs, in elements written: a NumPy call has a fixed price; an input
@@ -94,8 +98,8 @@ class _Graph:
 def _push_negation(g, op):
     """sum(-x) -> -sum(x); sum(-a * b) -> -sum(a * b); a + -b -> a - b; -a + b -> b - a;
     a - -b -> a + b. Returns (the new op, the ops it replaces) or None."""
-    def negation(v):
-        return v.op if v.op is not None and v.op.cls is Neg and g.single_use(v) else None
+    def negation(v):   # of a gradient, or of a forward value (its negation then costs nothing)
+        return v.op if v.op is not None and v.op.cls is Neg and g.uses.get(v.id) == 1 else None
 
     if op.cls is Sum and negation(op.inputs[0]) is not None:
         neg = negation(op.inputs[0])
@@ -110,7 +114,7 @@ def _push_negation(g, op):
             positive = g.make(Mul, inputs)
             total = g.made(Sum, [positive], op.options, op.out.shape)
             return Op(Neg, [total], {}, op.out), [op, product, neg]
-    if op.cls in (Add, Sub) and op.inputs[0].shape == op.inputs[1].shape == op.out.shape:
+    if op.cls in (Add, Sub):   # (broadcast or not: a + -b and a - b round alike)
         a, b = op.inputs
         if negation(b) is not None:
             return Op(Sub if op.cls is Add else Add, [a, b.op.inputs[0]], {}, op.out), [op, b.op]
@@ -135,6 +139,94 @@ def _twice_added(g, op):
         return None
     twice = g.make(Mul, [g.make(Add, [s, s]), t])
     return Op(Add, [a, twice], {}, op.out), [op, inner.op, b.op]
+
+
+def _cheaper(g, before, new):
+    """Whether `new` (with the ops made for it) costs a step less than the ops `before` with the
+    forward-only ops run for all steps at once, and no more with them run step by step; if not, the
+    ops made for it are forgotten."""
+    costs = [[sum(g.per_step_cost(o, bulk) for o in ops) for bulk in (True, False)]
+             for ops in (before, g.added + [new])]
+    if costs[1][0] < costs[0][0] and costs[1][1] <= costs[0][1]:
+        return True
+    g.forget()
+    return False
+
+
+def _other(product, v):
+    return product.inputs[1] if product.inputs[0] is v else product.inputs[0]
+
+
+def _doubled(g, op):
+    """x + x with x = l * f (l the gradient's, f forward) -> l * (f + f): the doubling (exact) moves off
+    the loop, onto the forward factor (the VJP of a square through a mean)."""
+    x = op.inputs[0]
+    if op.cls is not Add or op.inputs[1] is not x or g.uses.get(x.id) != 2 or x.op is None or x.op.cls is not Mul:
+        return None
+    looped = [v for v in x.op.inputs if v.id in g.loop]
+    if len(looped) != 1:
+        return None
+    f = _other(x.op, looped[0])
+    new = Op(Mul, [looped[0], g.make(Add, [f, f])], {}, op.out)
+    return (new, [op, x.op]) if _cheaper(g, [op, x.op], new) else None
+
+
+def _known(v):
+    """The value of a scalar made of the VJP's constants alone (a count, its negation), else None."""
+    if v.kind == "vconst" and v.array is not None:
+        return np.asarray(v.array)
+    op = v.op
+    if op is None or _size(v) != 1 or op.cls not in (Neg, Mul, Div, Add, Sub):
+        return None
+    arrays = [_known(i) for i in op.inputs]
+    if any(a is None for a in arrays):
+        return None
+    return np.asarray(op.cls.__new__(op.cls).forward(*arrays, **op.options))
+
+
+def _mean_of_sum(g, op):
+    """sum(x) / n with n the count summed (a mean's VJP makes -sum / -n) -> mean(x), negated for -n: the
+    mean's lowering folds the division into its row weights (numpy_program's _row_weights)."""
+    if op.cls is not Div or _size(op.inputs[1]) != 1 or op.out.shape != op.inputs[0].shape:
+        return None
+    total, n = op.inputs
+    replaced, negative = [op], False
+    while total.op is not None and total.op.cls is Neg and g.single_use(total):
+        replaced.append(total.op)
+        total, negative = total.op.inputs[0], not negative
+    if total.op is None or total.op.cls is not Sum or not g.single_use(total):
+        return None
+    value = _known(n)
+    if value is None or abs(float(value)) != _size(total.op.inputs[0]) // max(_size(total), 1):
+        return None
+    replaced.append(total.op)
+    if (float(value) < 0) == negative:
+        return Op(Mean, list(total.op.inputs), total.op.options, op.out), replaced
+    mean = g.made(Mean, list(total.op.inputs), total.op.options, total.shape)
+    return Op(Neg, [mean], {}, op.out), replaced
+
+
+def _factored(g, op):
+    """l * a + l * b (l the gradient's, a and b forward, each product read once) -> l * (a + b): the
+    forward sum runs before the loop (a - c where b is -c)."""
+    if op.cls not in (Add, Sub) or op.inputs[0] is op.inputs[1] or not all(
+            v.op is not None and v.op.cls is Mul and g.single_use(v) for v in op.inputs):
+        return None
+    first, second = (v.op for v in op.inputs)
+    for shared in first.inputs:
+        if shared.id not in g.loop or not any(v is shared for v in second.inputs):
+            continue
+        a, b = _other(first, shared), _other(second, shared)
+        if a.id in g.loop or b.id in g.loop or not shared.shape == a.shape == b.shape == op.out.shape:
+            continue
+        cls, replaced = op.cls, [op, first, second]
+        if b.op is not None and b.op.cls is Neg and g.uses.get(b.id) == 1:
+            cls = Sub if cls is Add else Add
+            replaced.append(b.op)
+            b = b.op.inputs[0]
+        new = Op(Mul, [shared, g.make(cls, [a, b])], {}, op.out)
+        return (new, replaced) if _cheaper(g, [op, first, second], new) else None
+    return None
 
 
 def _factors(g, v, inverse, factors, chain, root=False):
@@ -200,24 +292,31 @@ def simplify(graph, bgraph, per_time_ids):
     values computed each step."""
     g = _Graph(graph, bgraph, per_time_ids)
     ops = []
-    for op in bgraph.ops:
+
+    def visit(op):   # the ops a rewrite makes are visited in turn (2 s made for a square may fold further)
         g.added = []
         found = None
         if op.out.id in g.loop:
-            found = _push_negation(g, op) or _twice_added(g, op) or (
-                _reassociate(g, op) if op.cls in (Mul, Div, Neg) else None)
+            found = _push_negation(g, op) or _twice_added(g, op) or _doubled(g, op) or _mean_of_sum(g, op) or \
+                _factored(g, op) or (_reassociate(g, op) if op.cls in (Mul, Div, Neg) else None)
         if found is None:
             ops.append(op)
-            continue
+            return
         new, replaced = found
+        added = g.added
         for old in replaced:
             for v in old.inputs:
                 g.uses[v.id] -= 1
-        for made in g.added + [new]:
+        for made in added + [new]:
             for v in made.inputs:
                 g.uses[v.id] = g.uses.get(v.id, 0) + 1
         op.out.op = new
-        ops.extend(g.added + [new])
+        for made in added:
+            visit(made)
+        ops.append(new)
+
+    for op in bgraph.ops:
+        visit(op)
     roots = [v for v in bgraph.grads.values() if v is not None]
     live = ancestors(roots, {o.out.id: o for o in ops})
     bgraph.ops = [o for o in ops if o.out.id in live]
