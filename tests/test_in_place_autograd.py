@@ -542,3 +542,23 @@ def _scatter_rows_tr(x):
 
 def _scatter_rows_torch(x):
     return _scatter_rows(torch, x)
+
+
+@pytest.mark.parametrize("name", VIEW_CHANGES)
+def test_forward_mode_through_an_in_place_change_of_a_view(name):
+    x, v = np.random.default_rng(29).standard_normal((3, 4)), np.random.default_rng(30).standard_normal(4)
+    tangents = np.random.default_rng(31).standard_normal((3, 4)), np.random.default_rng(32).standard_normal(4)
+    found = []
+    for lib in (tr, torch):
+        def changed(a, b, lib=lib):
+            y = a.tanh() * 1.5
+            rows = y[:2]
+            VIEW_CHANGES[name](lib, y, b)
+            return lib.cat([(y * a).reshape(-1), rows.reshape(-1) ** 2])
+
+        def as_tensor(a, lib=lib):
+            return lib.tensor(a, dtype=F64[lib])
+        value, tangent = lib.func.jvp(changed, (as_tensor(x), as_tensor(v)), tuple(map(as_tensor, tangents)))
+        found.append([numpy_of(value), numpy_of(tangent)])
+    for ours, theirs in zip(*found):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
