@@ -667,10 +667,36 @@ class TensorMethods:
         from .tensor import old_value, rebase_in_place
         shared = self._shared
         if shared is not None and shared.viewed:
-            _refuse_shared_memory(op, self, shared.origin())
+            _refuse_on_a_tape(op)
+            if self._view is not None:
+                return self._record_through_base(op, compute, operand, reads_old)
         old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
         result = self._result(op, compute, old, operand)
         return rebase_in_place(self, old, result._as_dtype(self.dtype))
+
+    def _record_through_base(self, op, compute, operand, reads_old):
+        """The recorded in-place change of a view, as torch's CopySlices: the view's new value computed out of
+        place, written into its base by the op's write_back (an IndexPut at a slice's index), the base rebased
+        (a base that is a view itself writes into its own base), and the view made again from the base."""
+        from .tensor import _state, current_view, old_value
+        current_view(self)  # taken before an earlier change of its base: its graph first
+        made_by, _, options, base, _, _ = self._view
+        if made_by is None:
+            raise RuntimeError(f"{op}: a view (shape {self.shape}) was created in no_grad mode and is being "
+                               f"modified in place with grad mode enabled: take the view and make the change "
+                               f"both inside the no_grad block or both outside")
+        name = made_by.__name__.lower()
+        if made_by.write_back is None or made_by.multiple_outputs:
+            raise RuntimeError(f"{op}: an in-place change of a view made by {name} (shape {self.shape}) cannot be "
+                               f"recorded while gradients are; use the out-of-place form ({_out_of_place(op)})")
+        if _state.grad_enabled and base.requires_grad and base._ctx is None:
+            raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
+                               f"operation (view of shape {self.shape} made by {name} of shape {base.shape})")
+        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        result = self._result(op, compute, old, operand)._as_dtype(self.dtype)
+        base._record(op, lambda x, v: made_by.write_back(x, v, **options), result)
+        current_view(self)
+        return self
 
     def _result(self, op, compute, x, operand):
         """compute(x, operand), the out-of-place result of an in-place op on this tensor, refused as torch
@@ -874,19 +900,20 @@ _OUT_OF_PLACE = {"add_": "y = y + other", "sub_": "y = y - other", "mul_": "y = 
                  "clamp_": "y = y.clamp(min, max)", "masked_fill_": "y = y.masked_fill(mask, value)"}
 
 
-def _refuse_shared_memory(op, tensor, origin):
-    """The error for a recorded in-place change of a tensor whose memory views share: a view's graph is its
-    base's as it was when the view was taken, so changing either in place would leave the other's stale."""
-    form = _OUT_OF_PLACE.get(op, "build the new value out of place: tr.where(mask, value, y), or the pieces "
-                                 "joined with tr.cat / tr.stack (a list of steps stacked instead of outputs[t] = h)")
-    if origin is not None and origin is not tensor:
-        what = (f"a view (shape {tensor.shape}) of another tensor's memory (shape {origin.shape}): the base "
-                f"would keep its old graph")
-    else:
-        what = (f"a tensor of shape {tensor.shape} whose memory a view shares (a slice, reshape or transpose "
-                f"of it, taken before): the view would keep the old graph")
-    raise RuntimeError(f"{op}: an in-place change of {what}, so it cannot be recorded while gradients are; use "
-                       f"the out-of-place form ({form}), or take the views of a .clone()")
+def _out_of_place(op):
+    return _OUT_OF_PLACE.get(op, "build the new value out of place: tr.where(mask, value, y), or the pieces "
+                                 "joined with tr.cat / tr.stack")
+
+
+def _refuse_on_a_tape(op):
+    """An op tape (a step being traced) names each value by its tensor and gives a changed tensor a new array
+    (rebase_in_place), so memory that views share cannot change in place on it: the step runs op by op."""
+    from .tensor import ChangedInPlace, _state
+    tape = _state.tape
+    if tape is not None and tape.listening():
+        raise ChangedInPlace(f"an in-place change ({op}) of memory a view shares (a slice, reshape or transpose, "
+                             f"or the tensor such a view was taken of); build the value out of place "
+                             f"({_out_of_place(op)})")
 
 
 def _scaled(x, other, alpha):

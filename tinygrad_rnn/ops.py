@@ -581,6 +581,10 @@ class Reshape(Function):
     def backward(self, g):
         return (g.reshape(self.in_shape),)
 
+    @staticmethod
+    def write_back(x, v, shape):
+        return Reshape.apply(v, shape=x.shape)
+
     def jvp(self, inputs, tangents):
         return tangents[0].reshape(self.out_shape)
 
@@ -594,6 +598,10 @@ class Permute(Function):
 
     def backward(self, g):
         return (g.permute(tuple(int(a) for a in np.argsort(self.axes))),)
+
+    @staticmethod
+    def write_back(x, v, axes):
+        return Permute.apply(v, axes=tuple(int(a) for a in np.argsort(axes)))
 
     def jvp(self, inputs, tangents):
         return tangents[0].permute(self.axes)
@@ -625,6 +633,10 @@ class Getitem(Function):
 
     def backward(self, g):
         return (IndexAdd.apply(g, index=self.index, shape=self.in_shape),)
+
+    @staticmethod
+    def write_back(x, v, index):
+        return IndexPut.apply(x, v, index=index)
 
     def backward_into(self, g, gx):
         """Add g into the input's gradient at the indexed places (the engine's fast path)."""

@@ -222,6 +222,9 @@ class Function:
         "versions",
     )
     saves = None  # inputs backward reads through input(i): indices, or "all"; None: it keeps its own arrays
+    # a view op defines write_back(base, view_value, **options): the base's value once its view holds
+    # view_value, out of place (what an in-place change of the view records; see _record_through_base)
+    write_back = None
     array_backward = False
     backward_into = None  # ops whose gradient is a scatter define backward_into(g, input_grad_buffer)
     kept_for_drawing = None  # ops define it to return the small attributes a drawing reads after backward
@@ -248,22 +251,32 @@ class Function:
             return node._outputs(inputs, arrays, out)
         state = _state
         if state.forward_ad:
+            for t in inputs:
+                if t._shared is not None:
+                    current_view(t)  # its tangent too
             tangent = _forward_tangent(node, inputs, out)
         elif not state.grad_enabled:  # the common unrecorded case: no_grad code, a plain backward's VJPs
             result = Tensor._make(out, None)
             if out.base is not None:  # a view made under no_grad still shares its base's version counter
-                result._shared = _viewed(out, inputs)
+                base = _viewed(out, inputs)
+                if base is not None:
+                    result._shared = _view_of(base)
+                    result._view = (None, None, None, None, result._shared.epoch, 0)  # see regenerate_view
             return result
         else:
             tangent = None
-        needs = tuple([t.requires_grad for t in inputs])
+        # a view whose base changed in place since it was taken gets its graph again first (current_view)
+        needs = tuple([t.requires_grad if t._shared is None else current_view(t) for t in inputs])
         if not state.grad_enabled or True not in needs:
             result = Tensor._make(out, None)
         else:
             node._link(inputs, arrays, needs, tangent is not None)
             node.shape = out.shape
             result = Tensor._make(out, node)
-        result._shared = _viewed(out, inputs)
+        base = _viewed(out, inputs)
+        if base is not None:
+            result._shared = _view_of(base)
+            result._view = (cls, inputs, options, base, result._shared.epoch, 0)
         if tangent is not None:
             result._tangent = tangent
             if result._ctx is not None:
@@ -297,13 +310,13 @@ class Function:
         made by this node; tensor k knows it is output k, and so does every edge that reads it."""
         state = _state
         tangents = None
+        needs = tuple([t.requires_grad if t._shared is None else current_view(t) for t in inputs])
         if state.forward_ad and any(t._tangent is not None for t in inputs):
             state.forward_ad = False  # a rule's own ops carry no tangents: one level of forward mode
             try:
                 tangents = self.jvp(inputs, [t._tangent for t in inputs])
             finally:
                 state.forward_ad = True
-        needs = tuple([t.requires_grad for t in inputs])
         recorded = state.grad_enabled and True in needs
         if recorded:
             self._link(inputs, arrays, needs, tangents is not None)
@@ -317,7 +330,10 @@ class Function:
                 continue
             t = Tensor._make(out, self if recorded else None)
             t._output_nr = k
-            t._shared = _viewed(out, inputs)
+            base = _viewed(out, inputs)
+            if base is not None:  # a view among several outputs: kept, never regenerated nor written through
+                t._shared = _view_of(base)
+                t._view = (type(self), inputs, None, base, t._shared.epoch, k)
             if tangents is not None:
                 t._tangent = tangents[k]
             results.append(t)
@@ -423,6 +439,9 @@ def records_in_place(tensor, operand=None):
     if tensor.array.dtype.kind != "f":  # no gradient can flow into it
         return False
     other = operand if isinstance(operand, Tensor) else None
+    for t in (tensor, other):
+        if t is not None and t._shared is not None:
+            current_view(t)  # a view taken before its base changed requires grad from then on
     if state.grad_enabled and (tensor.requires_grad or (other is not None and other.requires_grad)):
         return True
     return state.forward_ad and (tensor._tangent is not None or (other is not None and other._tangent is not None))
@@ -440,7 +459,7 @@ def old_value(tensor, copy=False):
     old.requires_grad, old._output_nr, old._name, old._tangent = (tensor.requires_grad, tensor._output_nr,
                                                                   tensor._name, tensor._tangent)
     if old.array is tensor.array and not traced:
-        old._shared = tensor._shared_counter()
+        old._shared, old._view = tensor._shared_counter(), None
     return old
 
 
@@ -456,6 +475,8 @@ def rebase_in_place(tensor, old, new):
         tape.changed_in_place(tensor, old, new)
     note_in_place(tensor)
     tensor._version += 1
+    if tensor._shared is not None:
+        tensor._shared.epoch += 1  # the views of this memory now hold an old graph: see current_view
     if traced:
         tensor.array = new.array  # the old array stays the old value's: the tape names values by identity
     else:
@@ -477,10 +498,11 @@ class SharedVersion:
     """The version counter of tensors that share memory (views, detached copies), as torch's: an in-place
     change through any of them is seen by all. It holds no tensor, so a detached copy never keeps the
     graph it was cut from alive; `origin` (a weak reference) names the first tensor in errors."""
-    __slots__ = ("count", "origin", "viewed")
+    __slots__ = ("count", "epoch", "origin", "viewed")
 
     def __init__(self, tensor):
         self.count = tensor._version_count
+        self.epoch = 0  # how many recorded in-place changes rebased a tensor of this memory (rebase_in_place)
         self.origin = weakref.ref(tensor)
         self.viewed = False  # whether a view (not only a detached copy) shares the memory: see old_value
 
@@ -493,18 +515,53 @@ def _view_of(tensor):
 
 
 def _viewed(out, inputs):
-    """The version counter an op's output array shares: that of the input whose memory it views (a
-    reshape, a transpose, a slice, the array itself), as torch's views; else None (a counter of its own)."""
+    """The input whose memory an op's output array views (a reshape, a transpose, a slice, the array
+    itself), as torch's views: the output shares its version counter; else None (a counter of its own)."""
     if out.base is None:  # a new array (most ops), or an input's own array handed through
         for t in inputs:
             if t.array is out:
-                return _view_of(t)
+                return t
         return None
     root = _memory_owner(out)
     for t in inputs:
         if _memory_owner(t.array) is root:
-            return _view_of(t)
+            return t
     return None
+
+
+# A view made by an op remembers, in `_view`, (op class, inputs, options, base, epoch, output): the op that
+# made it, how, from which of its inputs (the base), the base's epoch (SharedVersion.epoch) then, and
+# which output it is. A view made under no_grad keeps only the epoch (op None). Tensors that share memory
+# otherwise (a base, a detached copy) hold None; tensors that share none leave the slot unset.
+
+def current_view(tensor):
+    """`tensor` (a view, a base or a detached copy) with the graph it has now, returning whether it
+    requires grad: a view whose base changed in place since it was taken (a stale epoch) gets its graph
+    again from the base's current node, by the op that made it (as torch regenerates a view's grad_fn).
+    Its value needs nothing: it shares the memory. Only the recording paths call it."""
+    view = tensor._view
+    if view is not None and view[4] != tensor._shared.epoch:
+        state = _state
+        if state.grad_enabled or state.forward_ad:
+            regenerate_view(tensor, view)
+    return tensor.requires_grad
+
+
+def regenerate_view(tensor, view):
+    op, inputs, options, base, _, output = view
+    if op is None:
+        raise RuntimeError(f"a view (shape {tensor.shape}) was created in no_grad mode and its base or another "
+                           f"view of its base has been modified in place with grad mode enabled: take the view "
+                           f"and make the change both inside the no_grad block or both outside")
+    if op.multiple_outputs:
+        raise RuntimeError(f"a view (shape {tensor.shape}) made by {op.__name__.lower()} among several outputs "
+                           f"is used after its base changed in place: its graph cannot be made again; take it "
+                           f"after the change")
+    fresh = op.apply(*inputs, **options)  # inputs that are stale views themselves are made current first
+    tensor._ctx, tensor.requires_grad, tensor._output_nr = fresh._ctx, fresh.requires_grad, fresh._output_nr
+    if _state.forward_ad:
+        tensor._tangent = fresh._tangent
+    tensor._view = (op, inputs, options, base, tensor._shared.epoch, output)
 
 
 def _memory_owner(array):
@@ -612,8 +669,9 @@ class Tensor(TensorMethods):
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
+    # _view is set where _shared is (see current_view); unset on the many tensors that share no memory
     __slots__ = ("__weakref__", "_ctx", "_grad", "_hooks", "_name", "_output_nr", "_post_hooks", "_shared", "_tangent",
-                 "_version_count", "array", "requires_grad")
+                 "_version_count", "_view", "array", "requires_grad")
     __array_ufunc__ = None  # make NumPy hand `array * tensor` over to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -674,7 +732,7 @@ class Tensor(TensorMethods):
     def _shared_counter(self):
         """This tensor's version counter as an object another tensor sharing its memory can hold."""
         if self._shared is None:
-            self._shared = SharedVersion(self)
+            self._shared, self._view = SharedVersion(self), None
         return self._shared
 
     # --- metadata
@@ -715,6 +773,8 @@ class Tensor(TensorMethods):
 
     @property
     def grad_fn(self):
+        if self._shared is not None:
+            current_view(self)
         return self._ctx
 
     @property
@@ -841,6 +901,7 @@ class Tensor(TensorMethods):
         t = self._cut()
         t._name = self._name
         t._shared = self._shared_counter()  # the same memory: an in-place change of either is seen by both
+        t._view = None
         return t
 
     def numpy(self):

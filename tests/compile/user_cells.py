@@ -526,6 +526,20 @@ class StateChangedInPlaceCell(nn.RecurrentCell):
         return (x @ self.w + h,)
 
 
+class ViewChangedInPlaceCell(nn.RecurrentCell):
+    """A view of a new value changed in place (recorded through its base, which an op tape cannot follow)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h
+        a[:, :1] *= 0.5
+        return (a.tanh(),)
+
+
 class BranchingCell(nn.RecurrentCell):
     """Python control flow on a tensor's value."""
 
@@ -541,4 +555,4 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
-REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell)}
+REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell)}
