@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.compile.cpp import cpp_launcher
-from tests.compile.persistent_cpp import cpp_build, small_plan
+from tests.compile.persistent_cpp import EDGE_SHAPES, cpp_build, products, small_plan
 from tests.compile.test_exact import CELLS, OPTIONS, TOLERANCE, compiled_built_ins, run_layer  # noqa: F401
 from tinygrad_rnn.compile import drive
 from tinygrad_rnn.compile import persistent_program as P
@@ -103,6 +103,20 @@ def test_other_plans_give_the_same_results(programs, monkeypatch, name, plan):
     assert all(isinstance(p, P.PersistentProgram) for p in programs)
 
 
+@pytest.mark.parametrize("edge", list(EDGE_SHAPES))
+@pytest.mark.parametrize("name", ["lecture_lstm", "row_norm"])
+def test_the_tiled_product_at_its_edges(programs, name, edge):
+    """Register tiles, slices of k and rounds at shapes that do not divide them, equal op by op."""
+    batch, hidden, plan, made = EDGE_SHAPES[edge]
+    programs.plan_for = small_plan(**plan)
+    expected, _ = run_layer(name, OPTIONS["one_layer"], fused=False, batch=batch, hidden=hidden)
+    got, passes = run_layer(name, OPTIONS["one_layer"], fused=True, batch=batch, hidden=hidden)
+    assert passes > 0 and programs and all(isinstance(p, P.PersistentProgram) for p in programs)
+    assert made(products(programs)), edge
+    for k, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0, err_msg=f"result {k}")
+
+
 @pytest.mark.usefixtures("compiled_built_ins")
 def test_a_step_without_a_lowering_runs_per_step_and_says_why(programs):
     assert_equal_op_by_op("many_ops", "checkpoint_reverse_lengths")
@@ -158,7 +172,9 @@ def test_plans_keep_the_weights_resident_where_they_fit():
     assert small.resident and small.TK < plan.TK
     far = P.make_plan([(4096, 16384)], 64, 4, 132, 48 * 1024)
     assert not far.resident
-    assert P.make_plan([(4096, 16384)], 64, 4, 1, 1024) is None
+    # the sums stay in registers: a block needs a tile of one column of A at least (64 rows, an odd stride)
+    assert P.make_plan([(4096, 16384)], 64, 4, 1, 65 * 4).TK == 1
+    assert P.make_plan([(4096, 16384)], 64, 4, 1, 65 * 4 - 1) is None
 
 
 # cells whose masks are computed from the data (user_cells.py): comparisons, signs and selects run in

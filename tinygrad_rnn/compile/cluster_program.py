@@ -110,6 +110,9 @@ class ClusterKernel(P.Kernel):
     def plan_ints(self):
         return P.PLAN_INTS + ("csize", "Bg", "exchange")
 
+    def share(self, plan):
+        return plan.rows, plan.cluster
+
     def launch(self, lines):
         B = self.B
         return ["FOR_CLUSTERS(g) {", f"  const int row0 = g * Bg, rows = {B} - row0 < Bg ? {B} - row0 : Bg;"] + \
@@ -238,8 +241,9 @@ class ClusterPlan(P.Plan):
     clusters in all (blocks = groups * cluster); `exchange`: the products' operands that can go
     through the blocks' shared memory (ClusterKernel.exchanges), their buffers counted in `shared`."""
 
-    def __init__(self, cluster, rows, groups, threads, TK, resident, exchange, elements, itemsize):
-        super().__init__(groups * cluster, threads, TK, resident, elements, itemsize)
+    def __init__(self, cluster, rows, groups, threads, TK, resident, exchange, elements, itemsize,
+                 min_chunk=PK.PERSISTENT_MIN_CHUNK):
+        super().__init__(groups * cluster, threads, TK, resident, elements, itemsize, min_chunk)
         self.cluster, self.rows, self.groups, self.exchange = cluster, rows, groups, exchange
 
     def ints(self):
@@ -258,16 +262,17 @@ def exchange_elements(exchanges, rows, cluster):
 
 
 def cluster_plan(products, batch, itemsize, cluster, rows, threads=P.THREADS, TK=P.MAX_TILE, resident=True,
-                 exchanges=(), exchange=True):
+                 exchanges=(), exchange=True, min_chunk=PK.PERSISTENT_MIN_CHUNK):
     """The plan for clusters of `cluster` blocks on groups of `rows` batch rows (the last group gets
-    what is left), tiles of TK columns of A at most; the operands of `exchanges` (their K) through
-    shared memory if `exchange`."""
+    what is left), tiles of TK columns of A at most, slices of min_chunk k of a tile at least; the
+    operands of `exchanges` (their K) through shared memory if `exchange`."""
     rows = max(1, min(rows, batch))
     TK = max(1, min(TK, max([K for K, _ in products], default=1)))
     exchange = bool(exchange and exchanges)
-    elements = P.shared_elements(products, rows, cluster, TK, resident) + \
+    elements = P.shared_elements(products, rows, cluster, TK, resident, threads, min_chunk) + \
         (exchange_elements(exchanges, rows, cluster) if exchange else 0)
-    return ClusterPlan(cluster, rows, -(-batch // rows), threads, TK, resident, exchange, elements, itemsize)
+    return ClusterPlan(cluster, rows, -(-batch // rows), threads, TK, resident, exchange, elements, itemsize,
+                       min_chunk)
 
 
 def make_cluster_plan(products, batch, itemsize, multiprocessors, shared_limit, threads=P.THREADS,
