@@ -363,7 +363,7 @@ def test_the_latency_model_reads_the_exchange_from_the_program(programs):
     """The model's step of a cluster program follows its kernels' phases, the operands from the
     cluster's shared memory where they cross on chip (less than from L2, nothing else changed);
     bench_compiled --device cuda shows that estimate beside the measured time."""
-    from bench.bench_compiled import cluster_model
+    from bench.bench_compiled import program_model
     terms = {}
     for exchange in (True, False):
         programs.clear()
@@ -377,8 +377,8 @@ def test_the_latency_model_reads_the_exchange_from_the_program(programs):
         kind = drive.backward_kind(3 * 4 * 8, 5)
         terms[exchange] = program.step_terms(kind)
         step = sum(sum(t.values()) for t in terms[exchange].values()) / 2
-        assert program.step_us(kind) == step and cluster_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
+        assert program.step_us(kind) == step and program_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
     for direction in ("forward", "backward"):
         on, off = terms[True][direction], terms[False][direction]
         assert on["operand"] < off["operand"] and all(on[k] == off[k] for k in on if k != "operand")
-    assert cluster_model(NumpyProgram.__new__(NumpyProgram), 3, 3, 4, 5) is None
+    assert program_model(NumpyProgram.__new__(NumpyProgram), 3, 3, 4, 5) is None

@@ -44,7 +44,6 @@ import re
 import numpy as np
 
 from ..nn import cluster_kernels as CK
-from ..nn import latency_model as LM
 from ..nn import persistent_kernels as PK
 from . import persistent_program as P
 from .persistent_program import NotPersistent
@@ -127,6 +126,8 @@ class ClusterKernel(P.Kernel):
 
     def barrier(self):
         return "CLUSTER_BARRIER();"
+
+    BARRIER_FIGURE = "cluster_barrier"
 
     # --- the operands' exchange through distributed shared memory
     def exchanges(self):
@@ -222,14 +223,8 @@ class ClusterKernel(P.Kernel):
     def plan_needs(self):
         return {"exchanges": tuple(exchange.K for exchange in self.exchanges()[0].values())}
 
-    def step_phases(self):
-        """The step's phases as the latency model reads them: ("product", K, N, operand on chip) or
-        ("rows", items)."""
-        on_chip = self.exchanges()[0] if self.plan.exchange else {}
-        return [("rows", len(content)) if kind == "rows" else
-                ("product", content.inputs[0].shape[1], content.out.shape[1],
-                 next(q for q, (op, _) in enumerate(self.products) if op is content) in on_chip)
-                for kind, content in self.phases]
+    def on_chip(self):
+        return self.exchanges()[0] if self.plan.exchange else {}
 
 
 def cluster_macro(name):
@@ -329,18 +324,6 @@ class ClusterProgram(P.PersistentProgram):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.exchange_reason = exchange_reason(kernel for kernel, _ in self.kernels)
-
-    def step_terms(self, backward):
-        """{"forward": terms, "backward": terms}: the latency model's estimate of one step of the
-        forward and of the backward named `backward` ("loop" or "bulk", as drive.backward_kind picks)."""
-        kernels = {kernel.name: kernel for kernel, _ in self.kernels}
-        itemsize = np.dtype(self.fplan.graph.states[0].dtype).itemsize
-        return {direction: LM.compiled_step_terms(kernel.step_phases(), kernel.plan, itemsize) for direction, kernel in
-                (("forward", kernels["tinygrad_rnn_forward"]), ("backward", kernels[f"tinygrad_rnn_backward_{backward}"]))}
-
-    def step_us(self, backward):
-        """The model's microseconds of one step, forward and backward averaged (as latency_model.step_us)."""
-        return sum(sum(terms.values()) for terms in self.step_terms(backward).values()) / 2
 
     def module_source(self, ctype, emulate):
         return cluster_module_source(self.kernels, ctype, emulate)

@@ -35,6 +35,7 @@ from functools import partial
 
 import numpy as np
 
+from ..nn import latency_model as LM
 from ..nn import persistent_kernels as PK
 from ..ops import Matmul, Mean, Sum
 from .cuda_program import CTYPES, Group, c_type, floating_dtype, fusable, kernel_body, plain_store, strides
@@ -493,6 +494,27 @@ class Kernel:
     def barrier(self):
         return "grid_barrier(counter, ++barriers * nblocks, failed);"
 
+    BARRIER_FIGURE = "grid_barrier"   # the latency model's figure for barrier()
+
+    def on_chip(self):
+        """{q: ...} of the products whose operand A is staged from on-chip memory (none here)."""
+        return {}
+
+    def step_phases(self):
+        """The step's phases as the latency model reads them: ("product", K, N, operand on chip,
+        tiling) or ("rows", items)."""
+        on_chip, tilings = self.on_chip(), self.tilings()
+        index = {id(op): q for q, (op, _) in enumerate(self.products)}
+        return [("rows", len(content)) if kind == "rows" else
+                ("product", content.inputs[0].shape[1], content.out.shape[1], index[id(content)] in on_chip,
+                 tilings[index[id(content)]])
+                for kind, content in self.phases]
+
+    def step_terms(self, itemsize):
+        """{term: microseconds} of one step on the plan, as the latency model estimates it."""
+        return LM.compiled_step_terms(self.step_phases(), self.plan, itemsize, *self.share(self.plan),
+                                      barrier=self.BARRIER_FIGURE)
+
     def source(self, direction):
         """The kernel's C source; direction "forward" walks j up, "backward" down."""
         places = self.places
@@ -770,6 +792,18 @@ class PersistentProgram:
         self.forward_only, self.forward_only_source = compiled["forward_only"]
         self.backward = {name: compiled[f"backward_{name}"][0] for name in bplans}
         self.backward_source = "\n".join(f"# backward ({name})\n{compiled[f'backward_{name}'][1]}" for name in bplans)
+
+    def step_terms(self, backward):
+        """{"forward": terms, "backward": terms}: the latency model's estimate of one step of the
+        forward and of the backward named `backward` ("loop" or "bulk", as drive.backward_kind picks)."""
+        kernels = {kernel.name: kernel for kernel, _ in self.kernels}
+        itemsize = np.dtype(self.fplan.graph.states[0].dtype).itemsize
+        return {"forward": kernels["tinygrad_rnn_forward"].step_terms(itemsize),
+                "backward": kernels[f"tinygrad_rnn_backward_{backward}"].step_terms(itemsize)}
+
+    def step_us(self, backward):
+        """The model's microseconds of one step, forward and backward averaged (as latency_model.step_us)."""
+        return sum(sum(terms.values()) for terms in self.step_terms(backward).values()) / 2
 
     def module_source(self, ctype, emulate):
         return module_source(self.kernels, ctype, emulate)
