@@ -13,7 +13,8 @@ the input; medians of runs taken round-robin, printed with ratios measured in th
   GPU (--device cuda, TINYGRAD_RNN_COMPILED_CUDA taken as set): LayerNormLSTM and the lecture LSTM
                  compiled, as one persistent kernel per segment and direction, on thread-block
                  clusters, and per step (cuBLAS and generated kernels), beside cuDNN's plain LSTM;
-                 the latency model's estimate of the cluster program beside its measured time
+                 the latency model's estimate of the persistent and cluster programs beside
+                 their measured times
 
     python bench/bench_compiled.py               # one thread for OpenBLAS and torch (the default)
     python bench/bench_compiled.py --threads 0   # every thread
@@ -222,18 +223,18 @@ def compiled_on_gpu(cell, x, dy, steps):
         cupy.cuda.get_current_stream().synchronize()
         if not chosen:
             program = output.grad_fn.compiled.program
-            chosen.extend([program_taken(program), cluster_model(program, *x.shape[1:], dy.shape[2], x.shape[0])])
+            chosen.extend([program_taken(program), program_model(program, *x.shape[1:], dy.shape[2], x.shape[0])])
     return run, chosen
 
 
-def cluster_model(program, B, I, H, T, gates=4):
-    """(us per step, ms per pass): the latency model's estimate for a cluster program (its phases,
-    its plans, its products' operands on chip or not) of a cell with `gates` gates; None for another
-    program."""
+def program_model(program, B, I, H, T, gates=4):
+    """(us per step, ms per pass): the latency model's estimate for a persistent or cluster program
+    (its phases, its plans, its products' tilings and operands on chip or not) of a cell with `gates`
+    gates; None for the per-step program."""
     from tinygrad_rnn.compile import drive
-    from tinygrad_rnn.compile.cluster_program import ClusterProgram
+    from tinygrad_rnn.compile.persistent_program import PersistentProgram
     from tinygrad_rnn.nn import latency_model as LM
-    if not isinstance(program, ClusterProgram):
+    if not isinstance(program, PersistentProgram):
         return None
     itemsize = np.dtype(program.fplan.graph.states[0].dtype).itemsize
     step = program.step_us(drive.backward_kind(B * H * itemsize, T))
@@ -290,7 +291,7 @@ def gpu_rows(repeats):
             for steps in STEP_PROGRAMS:
                 taken, model = chosen[(name, steps)]
                 row += [format_ms(ms[(name, steps)]) if (name, steps) in ms else "-", taken]
-                if steps == "cluster":   # the latency model beside the measured time
+                if steps in ("auto", "cluster"):   # the latency model beside the measured time
                     row.append(f"{model[1]:.2f} ({model[0]:.2f})" if model else "-")
             row.append(format_ms(cudnn))
             row += [f"{ms[(name, steps)] / cudnn:.2f}x" if (name, steps) in ms else "-" for steps in STEP_PROGRAMS]
@@ -356,7 +357,7 @@ def main():
         if not tinygrad_rnn.cuda_available():
             sys.exit("--device cuda: CuPy with a working GPU is needed")
         print("# Compiled cells on the GPU, float32, forward + backward\n")
-        print(table(["B,I,H,T", "cell", "auto ms", "program taken", "cluster ms", "program taken",
+        print(table(["B,I,H,T", "cell", "auto ms", "program taken", "auto model ms (us/step)", "cluster ms", "program taken",
                      "cluster model ms (us/step)", "per step ms", "program taken", "cuDNN LSTM ms", "auto / cuDNN", "cluster / cuDNN",
                      "per step / cuDNN"], gpu_rows(args.repeats)))
         return

@@ -13,7 +13,7 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.compile.cpp import cpp_launcher
-from tests.compile.persistent_cpp import cpp_build, small_plan
+from tests.compile.persistent_cpp import EDGE_SHAPES, cpp_build, products, small_plan
 from tests.compile.test_exact import CELLS, OPTIONS, TOLERANCE, compiled_built_ins, run_layer  # noqa: F401
 from tests.compile.test_persistent_program import RowNormCell
 from tests.compile.user_cells import BatchNormRNNCell
@@ -36,12 +36,13 @@ SPLITS = [(1, 2), (2, 2), (4, 2), (8, 2), (2, 1), (8, 3)]
 H200 = {"multiprocessors": 132, "shared_limit": 227 * 1024}
 
 
-def ragged(cluster, rows, resident=True, exchange=True):
+def ragged(cluster, rows, resident=True, exchange=True, threads=5, TK=3, min_chunk=1):
     """Clusters of `cluster` blocks on groups of `rows` rows, 5 threads, tiles of 3 columns: blocks
-    without columns or rows, threads with several elements or none, sums over several tiles; the
-    products' operands through the blocks' shared memory if `exchange`."""
+    without columns or rows, threads with several elements or none, sums over several tiles, slices
+    of k of one or two; the products' operands through the blocks' shared memory if `exchange`."""
     return lambda products, batch, itemsize, **needs: CP.cluster_plan(
-        products, batch, itemsize, cluster, rows, threads=5, TK=3, resident=resident, exchange=exchange, **needs)
+        products, batch, itemsize, cluster, rows, threads=threads, TK=TK, resident=resident, exchange=exchange,
+        min_chunk=min_chunk, **needs)
 
 
 def no_room_for_the_exchange(products, batch, itemsize, exchanges=()):
@@ -124,20 +125,24 @@ def assert_exchanged_on_chip(name, programs):
             assert "do not fit in a block's shared memory" in program.exchange_reason, program.exchange_reason
 
 
-def assert_clusters_equal_op_by_op(programs, name, options, splits):
-    """Each split's compiled pass (a fresh program each) equals the op-by-op graph."""
-    expected, _ = run_layer(name, OPTIONS[options], fused=False)
+def assert_clusters_equal_op_by_op(programs, name, options, splits, **shape):
+    """Each split's compiled pass (a fresh program each) equals the op-by-op graph; returns the
+    products of every split's kernels (persistent_cpp.Product). shape: run_layer's batch, hidden."""
+    expected, _ = run_layer(name, OPTIONS[options], fused=False, **shape)
+    made = []
     for cluster, rows in splits:
         programs.clear()
         programs.cluster_plan_for = ragged(cluster, rows) if isinstance(cluster, int) else cluster
         drive._CACHE.clear()
-        got, passes = run_layer(name, OPTIONS[options], fused=True)
+        got, passes = run_layer(name, OPTIONS[options], fused=True, **shape)
         assert passes > 0 and programs
         assert all(isinstance(p, CP.ClusterProgram) for p in programs), [getattr(p, "cluster_reason", None)
                                                                          for p in programs]
         assert_exchanged_on_chip(name, programs)
         for k, (a, b) in enumerate(zip(got, expected)):
             np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0, err_msg=f"result {k}, split {cluster, rows}")
+        made += products(programs)
+    return made
 
 
 @pytest.mark.parametrize("options,work_on_forward_values", [("one_layer", "all steps at once"),
@@ -167,6 +172,19 @@ def test_other_plans_give_the_same_results(programs, name, plan):
             assert made.resident and made.groups > 1, made
             return made
     assert_clusters_equal_op_by_op(programs, name, "checkpoint_reverse_lengths", [(plan_for, plan)])
+
+
+@pytest.mark.parametrize("edge", list(EDGE_SHAPES))
+@pytest.mark.parametrize("name", ["lecture_lstm", "row_norm"])
+def test_the_tiled_product_at_its_edges(programs, name, edge):
+    """Register tiles, slices of k and rounds at shapes that do not divide them, on clusters of 1, 2,
+    4 and 8 blocks over groups of rows that do not divide the batch, the operands exchanged on chip."""
+    batch, hidden, plan, made = EDGE_SHAPES[edge]
+    splits = [(ragged(cluster, rows, threads=plan["threads"], TK=plan["tile"],
+                      min_chunk=plan.get("min_chunk", 1)), (cluster, rows))
+              for cluster, rows in [(1, 6), (2, 4), (4, 5), (8, 1)]]
+    tiled = assert_clusters_equal_op_by_op(programs, name, "one_layer", splits, batch=batch, hidden=hidden)
+    assert made(tiled), edge
 
 
 @pytest.mark.parametrize("split", [(2, 2), (8, 3)])
@@ -284,7 +302,7 @@ def test_the_gpu_takes_the_cluster_program_where_asked_and_the_step_fits(program
     ({"steps": "auto", "table": [_entry("cluster", cell="lstm"), _entry("cluster", batch=16)]}, P.PersistentProgram,
      "no measured entry"),
     ({"clusters": False}, P.PersistentProgram, "this GPU has no thread-block clusters"),
-    ({"shared": 16}, NumpyProgram, "does not fit in shared memory"),
+    ({"shared": 4}, NumpyProgram, "does not fit in shared memory"),   # not one float64 of A
     ({"steps": "elementwise"}, NumpyProgram, "TINYGRAD_RNN_CUDA_STEPS=elementwise"),
 ])
 def test_the_gpu_runs_another_program_otherwise_and_says_why(programs, monkeypatch, facts, design, reason):
@@ -314,7 +332,7 @@ def test_cluster_plans_take_larger_clusters_when_the_weights_need_them():
     """A lecture LSTM with H = 256 in float32: W_hh (256 x 1024) is 1 MB, 128 KB a block in clusters of 8."""
     plan = CP.make_cluster_plan([(256, 1024)], 64, 4, **H200)
     assert plan.resident and plan.cluster == 8 and plan.blocks <= 132
-    assert CP.make_cluster_plan([(4096, 16384)], 64, 4, 1, 1024) is None
+    assert CP.make_cluster_plan([(4096, 16384)], 64, 4, 1, 65 * 4 - 1) is None   # not one column of A's tile
 
 
 def test_a_step_without_products_spreads_its_rows():
@@ -345,7 +363,7 @@ def test_the_latency_model_reads_the_exchange_from_the_program(programs):
     """The model's step of a cluster program follows its kernels' phases, the operands from the
     cluster's shared memory where they cross on chip (less than from L2, nothing else changed);
     bench_compiled --device cuda shows that estimate beside the measured time."""
-    from bench.bench_compiled import cluster_model
+    from bench.bench_compiled import program_model
     terms = {}
     for exchange in (True, False):
         programs.clear()
@@ -359,8 +377,8 @@ def test_the_latency_model_reads_the_exchange_from_the_program(programs):
         kind = drive.backward_kind(3 * 4 * 8, 5)
         terms[exchange] = program.step_terms(kind)
         step = sum(sum(t.values()) for t in terms[exchange].values()) / 2
-        assert program.step_us(kind) == step and cluster_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
+        assert program.step_us(kind) == step and program_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
     for direction in ("forward", "backward"):
         on, off = terms[True][direction], terms[False][direction]
         assert on["operand"] < off["operand"] and all(on[k] == off[k] for k in on if k != "operand")
-    assert cluster_model(NumpyProgram.__new__(NumpyProgram), 3, 3, 4, 5) is None
+    assert program_model(NumpyProgram.__new__(NumpyProgram), 3, 3, 4, 5) is None

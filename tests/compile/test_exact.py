@@ -46,23 +46,23 @@ def compiled_built_ins(monkeypatch):
         monkeypatch.setitem(recurrent._FUSED, cell_type, (drive.compiled_run, drive.accepts))
 
 
-def run_layer(name, options, fused, seed=0):
-    """Outputs, final states and every gradient of a loss on all of them."""
+def run_layer(name, options, fused, seed=0, batch=3, hidden=4):
+    """Outputs, final states and every gradient of a loss on all of them (5 steps, 3 inputs)."""
     cell_type, cell_options = CELLS[name]
     tr.manual_seed(seed)
     layer_options = dict(options["layer"])
     if not fused:
         layer_options.pop("checkpoint_every", None)  # the op-by-op graph keeps every step anyway
-    layer = tr.nn.Recurrent(cell_type, 3, 4, fused=fused, dtype="float64", **layer_options, **cell_options)
+    layer = tr.nn.Recurrent(cell_type, 3, hidden, fused=fused, dtype="float64", **layer_options, **cell_options)
     rng = np.random.default_rng(seed)
     batch_first = options["layer"].get("batch_first", False)
-    x = tr.Tensor(rng.standard_normal((3, 5, 3) if batch_first else (5, 3, 3)), dtype="float64",
+    x = tr.Tensor(rng.standard_normal((batch, 5, 3) if batch_first else (5, batch, 3)), dtype="float64",
                   requires_grad=True)
     tensors = [x]
     hx = None
     if options.get("hx"):
         stacked = options["layer"].get("num_layers", 1) * (2 if options["layer"].get("bidirectional") else 1)
-        hx = [tr.Tensor(rng.standard_normal((stacked, 3, size)), dtype="float64", requires_grad=True)
+        hx = [tr.Tensor(rng.standard_normal((stacked, batch, size)), dtype="float64", requires_grad=True)
               for size in layer.state_sizes]
         tensors += hx
         hx = hx[0] if len(hx) == 1 else tuple(hx)

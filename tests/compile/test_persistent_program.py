@@ -10,12 +10,13 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.compile.cpp import cpp_launcher
-from tests.compile.persistent_cpp import cpp_build, small_plan
+from tests.compile.persistent_cpp import EDGE_SHAPES, cpp_build, products, small_plan
 from tests.compile.test_exact import CELLS, OPTIONS, TOLERANCE, compiled_built_ins, run_layer  # noqa: F401
 from tinygrad_rnn.compile import drive
 from tinygrad_rnn.compile import persistent_program as P
 from tinygrad_rnn.compile.numpy_program import NumpyProgram
 from tinygrad_rnn.nn import fused
+from tinygrad_rnn.nn import latency_model as LM
 from tinygrad_rnn.nn import persistent_kernels as PK
 from tinygrad_rnn.tensor import Tensor
 
@@ -103,6 +104,20 @@ def test_other_plans_give_the_same_results(programs, monkeypatch, name, plan):
     assert all(isinstance(p, P.PersistentProgram) for p in programs)
 
 
+@pytest.mark.parametrize("edge", list(EDGE_SHAPES))
+@pytest.mark.parametrize("name", ["lecture_lstm", "row_norm"])
+def test_the_tiled_product_at_its_edges(programs, name, edge):
+    """Register tiles, slices of k and rounds at shapes that do not divide them, equal op by op."""
+    batch, hidden, plan, made = EDGE_SHAPES[edge]
+    programs.plan_for = small_plan(**plan)
+    expected, _ = run_layer(name, OPTIONS["one_layer"], fused=False, batch=batch, hidden=hidden)
+    got, passes = run_layer(name, OPTIONS["one_layer"], fused=True, batch=batch, hidden=hidden)
+    assert passes > 0 and programs and all(isinstance(p, P.PersistentProgram) for p in programs)
+    assert made(products(programs)), edge
+    for k, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_allclose(a, b, atol=TOLERANCE, rtol=0, err_msg=f"result {k}")
+
+
 @pytest.mark.usefixtures("compiled_built_ins")
 def test_a_step_without_a_lowering_runs_per_step_and_says_why(programs):
     assert_equal_op_by_op("many_ops", "checkpoint_reverse_lengths")
@@ -149,6 +164,42 @@ def test_the_gpu_runs_per_step_otherwise(programs, monkeypatch, facts, reason):
     assert type(program) is NumpyProgram and reason in program.per_step_reason
 
 
+def test_the_latency_model_reads_the_persistent_program(programs):
+    """The model's step of a persistent program follows its kernels: a grid barrier after each phase,
+    the products' operands from L2, each product in the register tiles and slices its kernel runs."""
+    from bench.bench_compiled import program_model
+    programs.plan_for = small_plan(threads=64, tile=8)
+    run_layer("lecture_lstm", OPTIONS["one_layer"], fused=True)
+    program = programs[-1]
+    kind = drive.backward_kind(3 * 4 * 8, 5)
+    for direction, name in (("forward", "tinygrad_rnn_forward"), ("backward", f"tinygrad_rnn_backward_{kind}")):
+        kernel = next(kernel for kernel, _ in program.kernels if kernel.name == name)
+        phases = kernel.step_phases()
+        assert [phase[4] for phase in phases if phase[0] == "product"] == kernel.tilings()
+        assert not any(phase[3] for phase in phases if phase[0] == "product")   # A from L2
+        terms = program.step_terms(kind)[direction]
+        assert terms["barrier"] == LM.cycles_to_us(len(phases) * LM.figure("grid_barrier"))
+    step = program.step_us(kind)
+    assert program_model(program, 3, 3, 4, 5) == (step, LM.layer_ms(step, 4, 3, 3, 4, 5))
+
+
+def test_the_model_s_product_follows_the_tiling():
+    """A backward product (32 x 512) @ (512 x 128) on clusters of 4 blocks, one row each: slices of k
+    that fill the threads take less than one chain over all of k; tiles beyond the threads take rounds,
+    each staging A again."""
+    from tinygrad_rnn.compile import cluster_program as CP
+    plan = CP.cluster_plan([(512, 128)], 32, 4, 4, 1, threads=256, TK=512)
+
+    def terms(tiling, plan=plan):
+        return LM.compiled_step_terms([("product", 512, 128, True, tiling)], plan, 4, plan.rows, plan.cluster)
+    chain, tiled = terms(PK.Tiling(1, 1, 1)), terms(PK.Tiling(1, 4, 32))
+    assert tiled["product"] < chain["product"] / 4 and tiled["operand"] == chain["operand"]
+    assert PK.product_tiling(1, 32, 512, 256) == PK.Tiling(1, 4, 32)   # the kernel's: 8 tiles x 32 slices
+    # 8 tiles of 1 x 4 on 4 threads: two rounds, each staging the 4 tiles of A; on 8 threads, one
+    four, eight = (CP.cluster_plan([(512, 128)], 32, 4, 4, 1, threads=threads, TK=128) for threads in (4, 8))
+    assert terms(PK.Tiling(1, 4, 1), four)["operand"] == 2 * terms(PK.Tiling(1, 4, 1), eight)["operand"]
+
+
 def test_plans_keep_the_weights_resident_where_they_fit():
     products = [(256, 1024)]  # a lecture LSTM with H = 256: W (256, 4 * 256)
     plan = P.make_plan(products, 64, 4, 132, 227 * 1024)
@@ -158,7 +209,9 @@ def test_plans_keep_the_weights_resident_where_they_fit():
     assert small.resident and small.TK < plan.TK
     far = P.make_plan([(4096, 16384)], 64, 4, 132, 48 * 1024)
     assert not far.resident
-    assert P.make_plan([(4096, 16384)], 64, 4, 1, 1024) is None
+    # the sums stay in registers: a block needs a tile of one column of A at least (64 rows, an odd stride)
+    assert P.make_plan([(4096, 16384)], 64, 4, 1, 65 * 4).TK == 1
+    assert P.make_plan([(4096, 16384)], 64, 4, 1, 65 * 4 - 1) is None
 
 
 # cells whose masks are computed from the data (user_cells.py): comparisons, signs and selects run in

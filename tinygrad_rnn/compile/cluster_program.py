@@ -44,7 +44,6 @@ import re
 import numpy as np
 
 from ..nn import cluster_kernels as CK
-from ..nn import latency_model as LM
 from ..nn import persistent_kernels as PK
 from . import persistent_program as P
 from .persistent_program import NotPersistent
@@ -110,6 +109,9 @@ class ClusterKernel(P.Kernel):
     def plan_ints(self):
         return P.PLAN_INTS + ("csize", "Bg", "exchange")
 
+    def share(self, plan):
+        return plan.rows, plan.cluster
+
     def launch(self, lines):
         B = self.B
         return ["FOR_CLUSTERS(g) {", f"  const int row0 = g * Bg, rows = {B} - row0 < Bg ? {B} - row0 : Bg;"] + \
@@ -124,6 +126,8 @@ class ClusterKernel(P.Kernel):
 
     def barrier(self):
         return "CLUSTER_BARRIER();"
+
+    BARRIER_FIGURE = "cluster_barrier"
 
     # --- the operands' exchange through distributed shared memory
     def exchanges(self):
@@ -219,14 +223,8 @@ class ClusterKernel(P.Kernel):
     def plan_needs(self):
         return {"exchanges": tuple(exchange.K for exchange in self.exchanges()[0].values())}
 
-    def step_phases(self):
-        """The step's phases as the latency model reads them: ("product", K, N, operand on chip) or
-        ("rows", items)."""
-        on_chip = self.exchanges()[0] if self.plan.exchange else {}
-        return [("rows", len(content)) if kind == "rows" else
-                ("product", content.inputs[0].shape[1], content.out.shape[1],
-                 next(q for q, (op, _) in enumerate(self.products) if op is content) in on_chip)
-                for kind, content in self.phases]
+    def on_chip(self):
+        return self.exchanges()[0] if self.plan.exchange else {}
 
 
 def cluster_macro(name):
@@ -238,8 +236,9 @@ class ClusterPlan(P.Plan):
     clusters in all (blocks = groups * cluster); `exchange`: the products' operands that can go
     through the blocks' shared memory (ClusterKernel.exchanges), their buffers counted in `shared`."""
 
-    def __init__(self, cluster, rows, groups, threads, TK, resident, exchange, elements, itemsize):
-        super().__init__(groups * cluster, threads, TK, resident, elements, itemsize)
+    def __init__(self, cluster, rows, groups, threads, TK, resident, exchange, elements, itemsize,
+                 min_chunk=PK.PERSISTENT_MIN_CHUNK):
+        super().__init__(groups * cluster, threads, TK, resident, elements, itemsize, min_chunk)
         self.cluster, self.rows, self.groups, self.exchange = cluster, rows, groups, exchange
 
     def ints(self):
@@ -258,16 +257,17 @@ def exchange_elements(exchanges, rows, cluster):
 
 
 def cluster_plan(products, batch, itemsize, cluster, rows, threads=P.THREADS, TK=P.MAX_TILE, resident=True,
-                 exchanges=(), exchange=True):
+                 exchanges=(), exchange=True, min_chunk=PK.PERSISTENT_MIN_CHUNK):
     """The plan for clusters of `cluster` blocks on groups of `rows` batch rows (the last group gets
-    what is left), tiles of TK columns of A at most; the operands of `exchanges` (their K) through
-    shared memory if `exchange`."""
+    what is left), tiles of TK columns of A at most, slices of min_chunk k of a tile at least; the
+    operands of `exchanges` (their K) through shared memory if `exchange`."""
     rows = max(1, min(rows, batch))
     TK = max(1, min(TK, max([K for K, _ in products], default=1)))
     exchange = bool(exchange and exchanges)
-    elements = P.shared_elements(products, rows, cluster, TK, resident) + \
+    elements = P.shared_elements(products, rows, cluster, TK, resident, threads, min_chunk) + \
         (exchange_elements(exchanges, rows, cluster) if exchange else 0)
-    return ClusterPlan(cluster, rows, -(-batch // rows), threads, TK, resident, exchange, elements, itemsize)
+    return ClusterPlan(cluster, rows, -(-batch // rows), threads, TK, resident, exchange, elements, itemsize,
+                       min_chunk)
 
 
 def make_cluster_plan(products, batch, itemsize, multiprocessors, shared_limit, threads=P.THREADS,
@@ -324,18 +324,6 @@ class ClusterProgram(P.PersistentProgram):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.exchange_reason = exchange_reason(kernel for kernel, _ in self.kernels)
-
-    def step_terms(self, backward):
-        """{"forward": terms, "backward": terms}: the latency model's estimate of one step of the
-        forward and of the backward named `backward` ("loop" or "bulk", as drive.backward_kind picks)."""
-        kernels = {kernel.name: kernel for kernel, _ in self.kernels}
-        itemsize = np.dtype(self.fplan.graph.states[0].dtype).itemsize
-        return {direction: LM.compiled_step_terms(kernel.step_phases(), kernel.plan, itemsize) for direction, kernel in
-                (("forward", kernels["tinygrad_rnn_forward"]), ("backward", kernels[f"tinygrad_rnn_backward_{backward}"]))}
-
-    def step_us(self, backward):
-        """The model's microseconds of one step, forward and backward averaged (as latency_model.step_us)."""
-        return sum(sum(terms.values()) for terms in self.step_terms(backward).values()) / 2
 
     def module_source(self, ctype, emulate):
         return cluster_module_source(self.kernels, ctype, emulate)

@@ -11,7 +11,9 @@ a sequence of phases, a grid-wide barrier after each:
            transpose in backward): block blk owns the columns [blk * Nb, (blk + 1) * Nb) of every
            product and keeps that slice of every W in shared memory for the whole launch (where
            all fit; else it reads them from global memory, cached in L2), stages A through shared
-           memory in tiles of TK columns and sums each (row, column) pair of its slice;
+           memory in tiles of TK columns and sums its slice as the built-in persistent kernels do
+           (nn/persistent_kernels: their tiling): each thread a register tile of outputs over a
+           slice of every tile's k, the slices' sums added at the end;
   rows     the step's other work between two products: elementwise runs (the same Groups and C
            expressions as cuda_program), reductions over a row's features (LayerNorm's mean and
            variance), gradient chunks assembled, the states' and carries' bookkeeping. Block blk
@@ -33,6 +35,7 @@ from functools import partial
 
 import numpy as np
 
+from ..nn import latency_model as LM
 from ..nn import persistent_kernels as PK
 from ..ops import Matmul, Mean, Sum
 from .cuda_program import CTYPES, Group, c_type, floating_dtype, fusable, kernel_body, plain_store, strides
@@ -41,7 +44,7 @@ from .plan import LOOP, is_view
 from .rewrite import Assemble
 
 THREADS = 256           # threads per block on the GPU
-MAX_TILE = 128          # columns of A per shared-memory tile at most
+MAX_TILE = 512          # columns of A per shared-memory tile at most
 REDUCTIONS = {Sum: "sum", Mean: "mean"}
 
 
@@ -360,47 +363,95 @@ class Kernel:
         self.phases.append(("product", op))
 
 
+    def tilings(self):
+        """[PK.Tiling] of each product on this kernel's plan: how a block's threads share its outputs."""
+        rows, column_blocks = self.share(self.plan)
+        return product_tilings([(op.inputs[0].shape[1], op.out.shape[1]) for op, _ in self.products], rows,
+                               column_blocks, self.plan.TK, self.plan.threads, self.plan.min_chunk)
+
     def product_lines(self, q, op, weight):
         """The block's columns [n0, n0 + nb) of product q (its column block cb) over the rows
-        [row0, row0 + rows): A staged in tiles of TK columns, the weights from the block's resident
-        slice (or global memory), the sums kept in shared memory."""
+        [row0, row0 + rows), as the built-in persistent kernels sum theirs: A staged in tiles of TK
+        columns, the weights from the block's resident slice (or global memory); each thread sums a
+        register tile of TR x TC outputs over one of KS slices of every staged tile (tilings()), its
+        k loop unrolled UNROLL times; the slices' sums are added through shared memory at the end.
+        Tiles and slices beyond the threads take further rounds (A staged again where K takes
+        several tiles)."""
         (B, K), N = op.inputs[0].shape, op.out.shape[1]
-        lines = [f"// {op.name}: ({B} x {K}) @ ({K} x {N})",
+        TR, TC, KS = self.tilings()[q]
+        UNROLL = PK.PERSISTENT_UNROLL
+        lines = [f"// {op.name}: ({B} x {K}) @ ({K} x {N}), register tiles of {TR} x {TC}, {KS} slices of k",
                  f"const int n0 = cb * Nb{q}, nb = {N} - n0 < Nb{q} ? {N} - n0 : Nb{q};",
                  "if (nb > 0 && rows > 0) {"]
+        each_tile = ["#pragma unroll", f"for (int r = 0; r < {TR}; ++r) {{", "  #pragma unroll",
+                     f"  for (int c = 0; c < {TC}; ++c) {{", "@", "  }", "}"]
+
+        def over_tile(*body):
+            return [line for template in each_tile for line in (["    " + b for b in body] if template == "@" else [template])]
+
+        def multiply(k):   # the tile's multiply-adds for k of the staged tile
+            return ["{", f"  const T* const ak = As + ({k}) * SA;",
+                    f"  const T* const wk = w + (long long)(k0 + {k}) * w_s;", f"  T a_r[{TR}], w_c[{TC}];",
+                    "  #pragma unroll", f"  for (int r = 0; r < {TR}; ++r) a_r[r] = ak[ar[r]];",
+                    "  #pragma unroll", f"  for (int c = 0; c < {TC}; ++c) w_c[c] = wk[wc[c]];"] + \
+                ["  " + line for line in over_tile("ACC(tid, r, c) += a_r[r] * w_c[c];")] + ["}"]
+
+        tile_of_item = ["const int item = item0 + tid, ks = item / groups, rq = item % groups / CQ, cq = item % groups % CQ;"]
+        # the tile's rows rq * TR + r and columns cq + c * CQ (adjacent threads, adjacent columns),
+        # clamped into the block's share: a ragged tile repeats its last row or column, never stored
+        clamped = [f"int ar[{TR}];", f"long long wc[{TC}];", "#pragma unroll",
+                   f"for (int r = 0; r < {TR}; ++r) ar[r] = rq * {TR} + r < rows ? rq * {TR} + r : rows - 1;",
+                   "#pragma unroll", f"for (int c = 0; c < {TC}; ++c) wc[c] = cq + c * CQ < nb ? cq + c * CQ : nb - 1;"]
+        sums = "out[(long long)(row0 + row) * out_s0 + (n0 + col) * out_s1]" if KS == 1 else \
+            "Ps[((long long)ks * rows + row) * nb + col]"
         body = self.declare("a", self.places.of(op.inputs[0]), (B, K)) + \
             self.declare("out", self.places.of(op.out), (B, N), output=True) + [
             f"const T* const w = resident ? shared + w_at{q} : {weight.name} + n0;",
             f"const long long w_s = resident ? Nb{q} : {N};",
+            "const int SA = rows | 1;  // odd: a tile's column stores spread over the banks",
             "T* const As = shared + (resident ? w_total : 0);",
-            "T* const Acc = As + (long long)TK * rows;",
-            "FOR_THREADS(tid) {",
-            "  for (int p = tid; p < rows * nb; p += nthreads) Acc[p] = T(0);",
-            "}",
-            f"for (int k0 = 0; k0 < {K}; k0 += TK) {{",
-            f"  const int tk = {K} - k0 < TK ? {K} - k0 : TK;",
-            "  BLOCK_SYNC();  // the last tile was read",
-            "  FOR_THREADS(tid) {",
-            "    for (int e = tid; e < rows * tk; e += nthreads) {",
-            "      const int r = e / tk, kk = e % tk;",
-            f"      As[kk * rows + r] = {self.operand_load(q, K, 'a[(long long)(row0 + r) * a_s0 + (k0 + kk) * a_s1]')};",
+            "T* const Ps = As + (long long)TK * SA;  // the slices' sums",
+            f"const int CQ = (nb + {TC - 1}) / {TC}, groups = (rows + {TR - 1}) / {TR} * CQ, workers = groups * {KS};",
+            "DECLARE_ACC(T);",
+            "for (int item0 = 0; item0 < workers; item0 += nthreads) {",
+            "  FOR_THREADS(tid) {"] + ["    " + line for line in over_tile("ACC(tid, r, c) = T(0);")] + [
+            "  }",
+            f"  for (int k0 = 0; k0 < {K}; k0 += TK) {{",
+            f"    const int tk = {K} - k0 < TK ? {K} - k0 : TK;",
+            f"    if (item0 == 0 || {K} > TK) {{  // a later round stages A again where K takes several tiles",
+            "      BLOCK_SYNC();  // the last tile was read",
+            "      FOR_THREADS(tid) {",
+            "        for (int e = tid; e < rows * tk; e += nthreads) {",
+            "          const int r = e / tk, kk = e % tk;",
+            f"          As[kk * SA + r] = {self.operand_load(q, K, 'a[(long long)(row0 + r) * a_s0 + (k0 + kk) * a_s1]')};",
+            "        }",
+            "      }",
+            "      BLOCK_SYNC();",
+            "    }",
+            "    FOR_THREADS(tid) {",
+            "      if (item0 + tid < workers) {"] + ["        " + line for line in tile_of_item + clamped + [
+            f"const int chunk = (tk + {KS - 1}) / {KS}, k_end = (ks + 1) * chunk < tk ? (ks + 1) * chunk : tk;",
+            "int kk = ks * chunk;",
+            f"for (; kk + {UNROLL} <= k_end; kk += {UNROLL}) {{",
+            "  #pragma unroll", f"  for (int u = 0; u < {UNROLL}; ++u)"] +
+            ["  " + line for line in multiply("kk + u")] + ["}", "for (; kk < k_end; ++kk)"] + multiply("kk")] + [
+            "      }",
             "    }",
             "  }",
-            "  BLOCK_SYNC();",
             "  FOR_THREADS(tid) {",
-            "    for (int p = tid; p < rows * nb; p += nthreads) {",
-            "      const int r = p / nb, c = p % nb;",
-            "      T sum = Acc[p];",
-            "      for (int kk = 0; kk < tk; ++kk) sum += As[kk * rows + r] * w[(long long)(k0 + kk) * w_s + c];",
-            "      Acc[p] = sum;",
+            "    if (item0 + tid < workers) {"] + ["      " + line for line in tile_of_item + over_tile(
+                f"const int row = rq * {TR} + r, col = cq + c * CQ;",
+                f"if (row < rows && col < nb) {sums} = ACC(tid, r, c);")] + [
             "    }",
-            "  }",
-            "}",
-            "FOR_THREADS(tid) {",
-            "  for (int p = tid; p < rows * nb; p += nthreads) {",
-            "    out[(long long)(row0 + p / nb) * out_s0 + (n0 + p % nb) * out_s1] = Acc[p];",
             "  }",
             "}"]
+        if KS > 1:  # each output's slices added in order
+            body += ["BLOCK_SYNC();", "FOR_THREADS(tid) {",
+                     "  for (int p = tid; p < rows * nb; p += nthreads) {",
+                     "    T sum = Ps[p];",
+                     f"    for (int ks = 1; ks < {KS}; ++ks) sum += Ps[(long long)ks * rows * nb + p];",
+                     "    out[(long long)(row0 + p / nb) * out_s0 + (n0 + p % nb) * out_s1] = sum;",
+                     "  }", "}"]
         return lines + ["  " + line for line in body] + ["}"]
 
     def operand_load(self, q, K, load):
@@ -426,6 +477,10 @@ class Kernel:
     def plan_ints(self):
         return PLAN_INTS
 
+    def share(self, plan):
+        """(rows, column blocks): a block's rows of each product, and the blocks its columns split over."""
+        return self.B, plan.blocks
+
     def launch(self, lines):
         """The body of the launch around the weights' loading and the steps: it sets row0 and rows,
         the batch rows its blocks work on."""
@@ -438,6 +493,27 @@ class Kernel:
 
     def barrier(self):
         return "grid_barrier(counter, ++barriers * nblocks, failed);"
+
+    BARRIER_FIGURE = "grid_barrier"   # the latency model's figure for barrier()
+
+    def on_chip(self):
+        """{q: ...} of the products whose operand A is staged from on-chip memory (none here)."""
+        return {}
+
+    def step_phases(self):
+        """The step's phases as the latency model reads them: ("product", K, N, operand on chip,
+        tiling) or ("rows", items)."""
+        on_chip, tilings = self.on_chip(), self.tilings()
+        index = {id(op): q for q, (op, _) in enumerate(self.products)}
+        return [("rows", len(content)) if kind == "rows" else
+                ("product", content.inputs[0].shape[1], content.out.shape[1], index[id(content)] in on_chip,
+                 tilings[index[id(content)]])
+                for kind, content in self.phases]
+
+    def step_terms(self, itemsize):
+        """{term: microseconds} of one step on the plan, as the latency model estimates it."""
+        return LM.compiled_step_terms(self.step_phases(), self.plan, itemsize, *self.share(self.plan),
+                                      barrier=self.BARRIER_FIGURE)
 
     def source(self, direction):
         """The kernel's C source; direction "forward" walks j up, "backward" down."""
@@ -493,11 +569,12 @@ PLAN_INTS = ("nblocks", "nthreads", "TK", "resident", "per_block")
 
 class Plan:
     """How a launch splits the work: `blocks` blocks of `threads` threads, TK columns of A per tile,
-    the weights' slices resident in shared memory or not, `shared` bytes of it per block."""
+    the weights' slices resident in shared memory or not, `shared` bytes of it per block; a slice
+    of k is min_chunk k of a tile at least (product_tilings)."""
 
-    def __init__(self, blocks, threads, TK, resident, elements, itemsize):
+    def __init__(self, blocks, threads, TK, resident, elements, itemsize, min_chunk=PK.PERSISTENT_MIN_CHUNK):
         self.blocks, self.threads, self.TK, self.resident = blocks, threads, TK, resident
-        self.elements, self.shared = elements, elements * itemsize
+        self.elements, self.shared, self.min_chunk = elements, elements * itemsize, min_chunk
 
     def ints(self):
         return (self.blocks, self.threads, self.TK, int(self.resident), self.elements)
@@ -507,12 +584,21 @@ class Plan:
                 f"shared={self.shared})")
 
 
-def shared_elements(products, batch, blocks, TK, resident):
-    """Shared memory of one block in elements: its weight slices (if resident), a tile of A, the sums.
-    products: [(K, N)]; the kernel lays them out in this order (Kernel.source)."""
+def product_tilings(products, rows, column_blocks, TK, threads, min_chunk=PK.PERSISTENT_MIN_CHUNK):
+    """[PK.Tiling] of products [(K, N)] whose columns are split over column_blocks blocks, each on
+    `rows` rows with `threads` threads and tiles of TK k: the built-in persistent kernels' tiling."""
+    return [PK.product_tiling(rows, -(-N // column_blocks), TK, threads, min_chunk) for _, N in products]
+
+
+def shared_elements(products, batch, blocks, TK, resident, threads=THREADS, min_chunk=PK.PERSISTENT_MIN_CHUNK):
+    """Shared memory of one block in elements: its weight slices (if resident), a tile of A (an odd
+    row stride), the sums of each slice of k. products: [(K, N)]; the kernel lays them out in this
+    order (Kernel.source)."""
     slices = [-(-N // blocks) for _, N in products]
     weights = sum(K * nb for (K, _), nb in zip(products, slices))
-    return (weights if resident else 0) + TK * batch + max([batch * nb for nb in slices], default=0)
+    sums = [tiling.slices * batch * nb if tiling.slices > 1 else 0 for tiling, nb in
+            zip(product_tilings(products, batch, blocks, TK, threads, min_chunk), slices)]
+    return (weights if resident else 0) + TK * (batch | 1) + max(sums, default=0)
 
 
 def make_plan(products, batch, itemsize, multiprocessors, shared_limit, threads=THREADS):
@@ -524,7 +610,7 @@ def make_plan(products, batch, itemsize, multiprocessors, shared_limit, threads=
     for resident in (True, False):
         TK = tile
         while TK >= 1:
-            elements = shared_elements(products, batch, blocks, TK, resident)
+            elements = shared_elements(products, batch, blocks, TK, resident, threads)
             if elements * itemsize <= shared_limit:
                 return Plan(blocks, threads, TK, resident, elements, itemsize)
             TK //= 2
@@ -706,6 +792,18 @@ class PersistentProgram:
         self.forward_only, self.forward_only_source = compiled["forward_only"]
         self.backward = {name: compiled[f"backward_{name}"][0] for name in bplans}
         self.backward_source = "\n".join(f"# backward ({name})\n{compiled[f'backward_{name}'][1]}" for name in bplans)
+
+    def step_terms(self, backward):
+        """{"forward": terms, "backward": terms}: the latency model's estimate of one step of the
+        forward and of the backward named `backward` ("loop" or "bulk", as drive.backward_kind picks)."""
+        kernels = {kernel.name: kernel for kernel, _ in self.kernels}
+        itemsize = np.dtype(self.fplan.graph.states[0].dtype).itemsize
+        return {"forward": kernels["tinygrad_rnn_forward"].step_terms(itemsize),
+                "backward": kernels[f"tinygrad_rnn_backward_{backward}"].step_terms(itemsize)}
+
+    def step_us(self, backward):
+        """The model's microseconds of one step, forward and backward averaged (as latency_model.step_us)."""
+        return sum(sum(terms.values()) for terms in self.step_terms(backward).values()) / 2
 
     def module_source(self, ctype, emulate):
         return module_source(self.kernels, ctype, emulate)

@@ -14,8 +14,9 @@ waits of one step:
                schedulers, times a stall factor calibrated on the largest config
     pointwise  the step body's dependent global loads (gate pre-activations, previous states) and math
 
-A compiled cell's cluster kernel (compile/cluster_program) has these terms too, summed over its
-phases (compiled_step_terms): a barrier after each, its products' operands from DSMEM or L2.
+A compiled cell's persistent or cluster kernel (compile/persistent_program, cluster_program) has
+these terms too, summed over its phases (compiled_step_terms): a barrier after each, its products'
+operands from DSMEM or L2, each product summed in the register tiles and slices of k it runs.
 
 Every figure names its source. "published" figures come from NVIDIA's H200 / Hopper documents;
 "estimate" figures are orders of magnitude from public microbenchmarks and must be measured on the
@@ -24,6 +25,8 @@ of bench_layers.py. The model ranks designs where no measured table exists (laun
 not a measurement.
 """
 from collections import namedtuple
+
+from . import persistent_kernels as PK
 
 Figure = namedtuple("Figure", "value unit source")
 
@@ -70,13 +73,26 @@ def cycles_to_us(cycles):
     return cycles / (figure("clock") * 1e3)
 
 
+def issued_cycles(instructions, threads):
+    """Cycles for `threads` threads to issue `instructions` each: a scheduler issues for its warps in
+    turn, each instruction stalled as the register tiles' are."""
+    warps = -(-threads // 32)
+    per_scheduler = -(-warps // figure("schedulers"))
+    return instructions * per_scheduler * figure("tile_stall")
+
+
+def register_tile_cycles(iterations, rows, cols, threads):
+    """Cycles of `threads` threads each summing a register tile of rows x cols outputs over
+    `iterations` k: per k, rows x cols multiply-adds and rows + cols shared loads (A's, W's)."""
+    return issued_cycles(iterations * (rows * cols + rows + cols), threads)
+
+
 def _tile_cycles(plan, K):
     """Issue-bound cycles of the block's register tiles: every worker thread runs its slice of each
-    tile's k, 4 x 4 multiply-adds and 8 shared loads per k; a scheduler issues for its warps in turn."""
+    tile's k, then the slices' sums are added."""
     iterations = -(-K // plan.TK) * -(-plan.TK // plan.KS)
-    warps = -(-plan.workers // 32)
-    per_scheduler = -(-warps // figure("schedulers"))
-    return iterations * (4 * 4 + 4 + 4) * per_scheduler * figure("tile_stall") + plan.KS * figure("block_sync")
+    return register_tile_cycles(iterations, PK.PERSISTENT_ROWS, PK.PERSISTENT_COLS, plan.workers) + \
+        plan.KS * figure("block_sync")
 
 
 def step_terms(design, plan, K, itemsize):
@@ -96,36 +112,45 @@ def step_terms(design, plan, K, itemsize):
             (("barrier", barrier), ("operand", operand), ("product", product), ("pointwise", pointwise))}
 
 
-def compiled_step_terms(phases, plan, itemsize):
-    """{term: microseconds} of one step of a compiled cell's cluster kernel (compile/cluster_program)
-    running `plan` (a ClusterPlan): phases in order, ("product", K, N, on_chip) or ("rows", items),
-    a cluster barrier after each.
+def compiled_step_terms(phases, plan, itemsize, rows, column_blocks, barrier="cluster_barrier"):
+    """{term: microseconds} of one step of a compiled cell's persistent or cluster kernel
+    (compile/persistent_program, compile/cluster_program) running `plan`, whose blocks split each
+    product's columns `column_blocks` ways over `rows` batch rows (and the rows phases' rows as
+    many ways): phases in order, ("product", K, N, on_chip, tiling) or ("rows", items), a barrier
+    ("cluster_barrier" or "grid_barrier") after each.
 
-    operand    A's tiles staged from the cluster's shared memory (on_chip: DSMEM) or from L2
-    product    each thread sums ceil(rows x the block's columns / threads) outputs over K: a shared
-               load of A and of W and a multiply-add per k, issued as the register tiles' are;
-               the weights' tiles from L2 where they are not resident
+    operand    A's tiles staged from the cluster's shared memory (on_chip: DSMEM) or from L2, again
+               in every round where K takes several tiles
+    product    each thread sums its register tile (tiling: rows x cols outputs) over its slice of
+               each tile's k, in as many rounds as the tiles x slices need of the block's threads;
+               the slices' sums added in order, each output by one thread; a block sync for each
+               staged tile and the sums, and the weights' tiles from L2 where they are not resident
     pointwise  each item of a rows phase reads what the one before wrote (L2) and syncs the block,
-               for each of the block's rows of the group in turn, then the step body's math
+               for each of the block's rows in turn, then the step body's math
     """
-    warps = -(-plan.threads // 32)
-    per_scheduler = -(-warps // figure("schedulers"))
-    block_rows = -(-plan.rows // plan.cluster)
+    block_rows = -(-rows // column_blocks)
     operand = product = pointwise = 0.0
     for phase in phases:
         if phase[0] == "rows":
             pointwise += block_rows * phase[1] * (figure("l2_latency") + figure("block_sync")) + figure("math")
             continue
-        _, K, N, on_chip = phase
-        tiles = -(-K // plan.TK)
+        _, K, N, on_chip, tiling = phase
+        columns = -(-N // column_blocks)
+        workers = -(-rows // tiling.rows) * -(-columns // tiling.cols) * tiling.slices
+        rounds, tiles = -(-workers // plan.threads), -(-K // plan.TK)
+        stagings = tiles * rounds if tiles > 1 else 1
         latency, rate = ("dsmem_latency", "dsmem_bytes") if on_chip else ("l2_latency", "l2_bytes")
-        operand += tiles * figure(latency) + plan.rows * K * itemsize / figure(rate)
-        outputs = -(-plan.rows * -(-N // plan.cluster) // plan.threads)
-        product += outputs * K * 3 * per_scheduler * figure("tile_stall") + 2 * tiles * figure("block_sync") + \
-            (0 if plan.resident else tiles * figure("l2_latency"))
-    barrier = len(phases) * figure("cluster_barrier")
+        operand += stagings * figure(latency) + stagings // tiles * rows * K * itemsize / figure(rate)
+        chunk = -(-min(plan.TK, K) // tiling.slices)   # k a slice takes of a tile
+        product += register_tile_cycles(rounds * tiles * chunk, tiling.rows, tiling.cols, min(workers, plan.threads))
+        if tiling.slices > 1:
+            outputs = rows * columns
+            product += issued_cycles(-(-outputs // plan.threads) * tiling.slices * 2, min(outputs, plan.threads)) + \
+                figure("block_sync")
+        product += 2 * stagings * figure("block_sync") + (0 if plan.resident else stagings * figure("l2_latency"))
     return {name: cycles_to_us(c) for name, c in
-            (("barrier", barrier), ("operand", operand), ("product", product), ("pointwise", pointwise))}
+            (("barrier", len(phases) * figure(barrier)), ("operand", operand), ("product", product),
+             ("pointwise", pointwise))}
 
 
 def per_step_terms(gates, batch, hidden):

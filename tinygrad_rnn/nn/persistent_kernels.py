@@ -23,6 +23,7 @@ phases run block by block and thread by thread in order, which the tests use to 
 and indexing without a GPU.
 """
 import functools
+from collections import namedtuple
 
 import numpy as np
 
@@ -36,6 +37,7 @@ PERSISTENT_MIN_THREADS = 256   # at least, so that a tile's loads are spread wid
 PERSISTENT_MAX_SLICES = 32     # slices of k summed apart and added at the end
 PERSISTENT_MIN_CHUNK = 16      # k per slice and tile at least
 PERSISTENT_LOAD_BATCH = 8      # tile loads a thread issues before it stores any
+PERSISTENT_UNROLL = 4          # k a thread's tile loop takes per iteration (compile/persistent_program)
 DEFAULT_SHARED = 48 * 1024     # shared memory per block that needs no opt-in
 
 _CUDA = r"""
@@ -331,6 +333,26 @@ def shared_bytes(Bb, U, K, G, KS, TK, itemsize):
     return (K * cols + TK * (rows + 1) + KS * rows * cols) * itemsize
 
 
+def k_slices(groups, TK, threads, min_chunk=PERSISTENT_MIN_CHUNK):
+    """Slices of each staged tile of TK k summed apart (added at the end): enough that `groups`
+    register tiles times the slices fill the block's threads, each slice min_chunk k at least."""
+    return max(1, min(PERSISTENT_MAX_SLICES, threads // max(1, groups), TK // min_chunk))
+
+
+Tiling = namedtuple("Tiling", "rows cols slices")
+Tiling.__doc__ = """How a block's threads share a product: each a register tile of rows x cols outputs
+over one of `slices` slices of every staged tile of k."""
+
+
+def product_tiling(rows, columns, TK, threads, min_chunk=PERSISTENT_MIN_CHUNK):
+    """The tiling of a block's rows x columns of a product's outputs: tiles of ROWS x COLS at most
+    (no taller or wider than the block's share, so that a short share wastes no multiply-adds),
+    slices of k as k_slices gives them."""
+    tile_rows, tile_cols = max(1, min(PERSISTENT_ROWS, rows)), max(1, min(PERSISTENT_COLS, columns))
+    groups = -(-rows // tile_rows) * -(-columns // tile_cols)
+    return Tiling(tile_rows, tile_cols, k_slices(groups, TK, threads, min_chunk))
+
+
 def _block_layout(Bb, U, K, G, itemsize, shared_limit, reserved=0):
     """(KS, TK, threads, shared) for one block's work, with the fewest tiles that fit beside `reserved`
     bytes of other shared memory (counted in `shared`); None if none does."""
@@ -339,7 +361,7 @@ def _block_layout(Bb, U, K, G, itemsize, shared_limit, reserved=0):
         return None
     for tiles in range(1, max(1, K // PERSISTENT_MIN_CHUNK) + 1):
         TK = -(-K // tiles)
-        KS = max(1, min(PERSISTENT_MAX_SLICES, PERSISTENT_THREADS // groups, TK // PERSISTENT_MIN_CHUNK))
+        KS = k_slices(groups, TK, PERSISTENT_THREADS)
         shared = shared_bytes(Bb, U, K, G, KS, TK, itemsize) + reserved
         if shared <= shared_limit:
             threads = min(PERSISTENT_THREADS, max(PERSISTENT_MIN_THREADS, _round_up(groups * KS, 32)))
