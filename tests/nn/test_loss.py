@@ -248,6 +248,25 @@ def test_pointwise_loss_matches_torch(torch, device, rng, name, reduction):
     assert_close(y.grad, ty.grad, f"target gradient of {name}")
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_binary_cross_entropy_at_probabilities_0_and_1_matches_torch(torch, device, reduction):
+    """Where p is exactly 0 or 1 (a float32 sigmoid reaches 1.0 easily) the clamped logs alone would
+    give the clamped term no gradient; torch's gradient is (p - t) / max(p (1 - p), eps), and
+    -logit(p) (infinite there) for the target."""
+    p_values, t_values = np.array([0.0, 1e-9, 0.3, 0.5, 1 - 1e-9, 1.0]), np.array([0.2, 0.0, 0.5, 1.0, 0.7, 0.3])
+    p, tp = pair(torch, p_values, device)
+    t, tt = pair(torch, t_values, device)
+    ours = tr.nn.functional.binary_cross_entropy(p, t, reduction=reduction)
+    theirs = torch.nn.functional.binary_cross_entropy(tp, tt, reduction=reduction)
+    assert_close(ours, theirs, "value")
+    ours.sum().backward()
+    theirs.sum().backward()
+    np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-12)   # up to 7e11
+    np.testing.assert_array_equal(np.isinf(t.grad.numpy()), np.isinf(tt.grad.numpy()))
+    finite = np.isfinite(tt.grad.numpy())
+    np.testing.assert_allclose(t.grad.numpy()[finite], tt.grad.numpy()[finite], rtol=1e-12)
+
+
 LOSS_MODULES = {
     "L1Loss()": lambda lib: lib.nn.L1Loss(),
     "SmoothL1Loss(reduction='sum', beta=0.5)": lambda lib: lib.nn.SmoothL1Loss(reduction="sum", beta=0.5),

@@ -546,8 +546,33 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     backend.check((input.array < 0) | (input.array > 1),
                   lambda: ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                                      "(probabilities; for logits use binary_cross_entropy_with_logits)"))
-    losses = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
-    return _weighted(losses, weight, reduction, "binary_cross_entropy")
+    return _weighted(BinaryCrossEntropy.apply(input, target), weight, reduction, "binary_cross_entropy")
+
+
+class BinaryCrossEntropy(Function):
+    """-(t log p + (1 - t) log(1 - p)) elementwise, each log at least -100, with torch's gradients:
+    (p - t) / max(p (1 - p), eps) for p, finite and large where p is 0 or 1 (the clamped logs alone
+    would give the clamped term nothing), and log(1 - p) - log(p) for t. eps is torch's 1e-12, a
+    float32 constant there."""
+    eps = float(np.float32(1e-12))
+    saves = (0, 1)
+
+    def forward(self, p, t):
+        xp = backend.xp_of(p)
+        with np.errstate(divide="ignore"):
+            return -(t * xp.maximum(xp.log(p), -100) + (1 - t) * xp.maximum(xp.log1p(-p), -100))
+
+    @classmethod
+    def gradients(cls, g, p, t):
+        """g times each slope, in torch's order of operations (t's slope is -logit(p))."""
+        return g * (p - t) / ((1 - p) * p).clamp(min=cls.eps), g * -(p / (1 - p)).log()
+
+    def backward(self, g):
+        return self.gradients(g, self.input(0), self.input(1))
+
+    def jvp(self, inputs, tangents):
+        terms = [self.gradients(tangent, *inputs)[k] for k, tangent in enumerate(tangents) if tangent is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
