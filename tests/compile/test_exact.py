@@ -36,6 +36,8 @@ OPTIONS = {
                                     "call": {"lengths": [3, 5, 1]}},
     "checkpoint_reverse_lengths": {"layer": {"bidirectional": True, "checkpoint_every": 2},
                                    "call": {"lengths": [4, 5, 2]}},
+    # x and the first parameter want no gradient: the first layer's pass computes neither
+    "stacked_x_and_a_parameter_frozen": {"layer": {"num_layers": 2}, "call": {}, "frozen": True},
 }
 
 
@@ -56,8 +58,12 @@ def run_layer(name, options, fused, seed=0, batch=3, hidden=4):
     layer = tr.nn.Recurrent(cell_type, 3, hidden, fused=fused, dtype="float64", **layer_options, **cell_options)
     rng = np.random.default_rng(seed)
     batch_first = options["layer"].get("batch_first", False)
+    frozen = options.get("frozen", False)
     x = tr.Tensor(rng.standard_normal((batch, 5, 3) if batch_first else (5, batch, 3)), dtype="float64",
-                  requires_grad=True)
+                  requires_grad=not frozen)
+    parameters = [p for _, p in layer.named_parameters()]
+    if frozen:
+        parameters[0].requires_grad = False
     tensors = [x]
     hx = None
     if options.get("hx"):
@@ -73,8 +79,10 @@ def run_layer(name, options, fused, seed=0, batch=3, hidden=4):
     for k, f in enumerate(finals):
         loss = loss + (f * tr.Tensor(rng.standard_normal(f.shape), dtype="float64")).sum() * (k + 2)
     loss.backward()
-    tensors += [p for _, p in layer.named_parameters()]
-    return [out.numpy()] + [f.numpy() for f in finals] + [t.grad.numpy() for t in tensors], compiled_nodes(out)
+    tensors += parameters
+    assert all((t.grad is None) == (not t.requires_grad) for t in tensors)
+    return ([out.numpy()] + [f.numpy() for f in finals] + [t.grad.numpy() for t in tensors if t.requires_grad],
+            compiled_nodes(out))
 
 
 def compiled_nodes(out):

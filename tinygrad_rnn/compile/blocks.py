@@ -9,9 +9,9 @@ contiguous one. Here such a matrix gets a contiguous (k', B, h) scratch of the b
            one-block view becomes a contiguous scratch block;
     write  an Assemble whose pieces are all whole blocks written in place: the pieces are computed
            into scratch blocks and one transposing copy at the Assemble puts them in its matrix;
-    whole  an elementwise op whose output is read only by column blocks, on operands that all have
-           a scratch of the same blocks (or are scalars), runs once over the scratch: 1 - s of two
-           gates as one (2, B, h) call.
+    whole  an elementwise op whose output is read only by column blocks (or by such whole ops), on
+           operands that all have a scratch of the same blocks (or are scalars), runs once over the
+           scratch: 1 - s of two gates as one (2, B, h) call.
 
 A matrix takes a scratch where it pays: where its block operands outnumber the blocks copied in (a
 copy costs about what a strided operand adds), and always for writes of two blocks or more. The
@@ -129,6 +129,28 @@ class Blocks:
             for i in matrices:
                 if i.id not in self.whole:
                     self.read[i.id] = Scratch(i, h, 0, k, next(names))
+        # an elementwise op read only by whole ops runs whole too, into a scratch of their blocks (the
+        # 1 - s a joined s * (1 - s) reads)
+        grown = True
+        while grown:
+            grown = False
+            for vid, op in list(self.whole_ops.items()):
+                scratch = self.whole[vid]
+                for i in op.inputs:
+                    made = producers.get(i.id)
+                    if made is None or i.id in self.whole or made.cls not in ELEMENTWISE or fixed(i) or \
+                            i.id in into or i.shape != op.out.shape or \
+                            not all(r.out.id in self.whole_ops for r in readers.get(i.id, ())):
+                        continue
+                    matrices = [m for m in made.inputs if _elements(m.shape) > 1]
+                    if any(m.shape != i.shape or m.id in self.written or m.id in into for m in matrices):
+                        continue
+                    self.whole[i.id] = Scratch(i, scratch.h, 0, scratch.end, next(names))
+                    self.whole_ops[i.id] = made
+                    for m in matrices:
+                        if m.id not in self.whole:
+                            self.read[m.id] = Scratch(m, scratch.h, 0, scratch.end, next(names))
+                    grown = True
         # whole ops in a chain: an operand computed whole keeps its scratch as is
         for vid, op in self.whole_ops.items():
             for i in op.inputs:
@@ -146,12 +168,13 @@ class Blocks:
             if singles >= 2 and singles > end - first:
                 self.read[vid] = Scratch(bases[vid], h, first, end, next(names))
         changed = True
-        while changed:   # a whole op needs a scratch of the same blocks for each matrix operand
-            changed = False
+        while changed:   # a whole op needs a scratch of the same blocks for each matrix operand, and
+            changed = False   # readers that read its blocks or run whole themselves
             for vid in list(self.whole):
                 op, h = self.whole_ops[vid], self.whole[vid].h
                 if any(_elements(i.shape) > 1 and (self.scratch(i.id) is None or self.scratch(i.id).h != h)
-                       for i in op.inputs):
+                       for i in op.inputs) or not all(r.out.id in views or r.out.id in self.whole_ops
+                                                      for r in readers.get(vid, ())):
                     del self.whole[vid], self.whole_ops[vid]
                     changed = True
 

@@ -358,7 +358,7 @@ class Sequence:
             carries[f"D{k}"] = xp.empty((self.B,) + shape[1:], self.dtype)
         carries["seed0"] = xp.empty((self.B,) + self.state_shapes[0][1:], self.dtype)
         grads_of_statics = [None] * len(self.statics)
-        dx = xp.zeros(self.x.shape, self.dtype) if needs[0] else None
+        dx = xp.empty(self.x.shape, self.dtype) if needs[0] else None   # each segment writes its part
         last = len(self.segments) - 1
         for s in range(last, -1, -1):
             p0, p1 = self.segments[s]
@@ -370,11 +370,17 @@ class Sequence:
             env.update(carries)
             env["G"] = g_proc[p0:p1]
             env["GS"] = grads_of_statics
+            # processing order is time order: the program may write x's gradient where it belongs
+            env["dx_out"] = dx[p0:p1] if dx is not None and not self.reverse else None
             L = p1 - p0
             row = self.B * int(np.prod(self.state_shapes[0][1:])) * self.dtype.itemsize
-            program.backward[backward_kind(row, L)](env, L, self.rows[p0:p1], s == last)
+            kind = backward_kind(row, L)
+            run = program.backward_for(kind, needs) if hasattr(program, "backward_for") else program.backward[kind]
+            run(env, L, self.rows[p0:p1], s == last)
             carries = {name: env[name] for name in carries}
-            if dx is not None and env["dx"] is not None:
+            if dx is not None and env["dx"] is None:
+                dx[self._time_slice(p0, p1)] = 0
+            elif dx is not None and env["dx"] is not env["dx_out"]:
                 dx[self._time_slice(p0, p1)] = self._in_time_order(env["dx"])
             env = None
             self.lease.release()

@@ -13,6 +13,7 @@ in processing order. `env` holds the segment's arrays by name:
                  between steps (read, written; swapped each step); seed0 scratch
     SB{id}       (L, ...) a backward loop value that the post ops read
     dx, GS       the gradient of X, and the statics' gradients (summed over the segment's steps)
+    dx_out       where given (not None), the (L, ...) array the gradient of X may be written into
 
 Inside the loop every op writes into a preallocated buffer through `out=`; nothing is recorded and
 no Tensor is made. `rows[j]` lists the sequences that have ended by step j (None: none have).
@@ -58,7 +59,7 @@ from ..ops import (
 )
 from .blocks import Blocks
 from .cuda_program import CTYPES, Group, group_ops, module_source
-from .plan import FPRE, LOOP, POST, PRE, STATIC, is_view, view_base
+from .plan import FPRE, LOOP, POST, PRE, STATIC, BackwardPlan, is_view, view_base
 from .rewrite import Assemble
 from .trace import NotTraceable, PositiveMask, Select
 
@@ -602,10 +603,11 @@ def _at_j(name, value):
     return f"{name}[j]" if value.shape else f"{name}[j, ...]"
 
 
-def _emit_bulk(op, ins, lifted, name, src, free=()):
+def _emit_bulk(op, ins, lifted, name, src, free=(), given=None):
     """`name` = op over all L steps, in a buffer from the pass's workspace (`alloc`), or in place of an
     input's buffer among `free` (buffers of this function that only this op reads: an elementwise op
-    writing where it reads, a bias added to the input projection, leaves no second array to walk);
+    writing where it reads, a bias added to the input projection, leaves no second array to walk), or
+    in the array the expression `given` names where it is not None (the caller's result buffer);
     step by step where the op has no whole-segment form."""
     if is_view(op):
         src.line(f"{name} = {view_expr(op, ins[0], lifted[0], src)}")
@@ -613,7 +615,13 @@ def _emit_bulk(op, ins, lifted, name, src, free=()):
     v = op.out
     reused = next((e for e, i, f in zip(ins, op.inputs, lifted) if f and e in free and i.shape == v.shape
                    and i.dtype == v.dtype), None) if op.cls in BINARY or op.cls in UNARY else None
-    src.line(f"{name} = {reused}" if reused else f"{name} = alloc((L,) + {v.shape!r}, {src.name(v.dtype)})")
+    new = f"alloc((L,) + {v.shape!r}, {src.name(v.dtype)})"
+    if given is not None:
+        src.line(f"{name} = {given}")
+        src.line(f"if {name} is None:")
+        src.line(f"    {name} = {new}")
+    else:
+        src.line(f"{name} = {reused}" if reused else f"{name} = {new}")
     lines = compute_lines(op, ins, name, src, lifted)
     if lines is None:
         src.line("for j in range(L):")
@@ -665,7 +673,8 @@ class BackwardCode:
         else:  # post: computed where first needed
             op = v.op
             ins = [self.bulk(i, section) for i in op.inputs]
-            _emit_bulk(op, ins, [self.plan.is_per_time(i) for i in op.inputs], f"Q{v.id}", src)
+            given = "env.get('dx_out')" if v is plan.dx else None   # the caller's dx, where it gives one
+            _emit_bulk(op, ins, [self.plan.is_per_time(i) for i in op.inputs], f"Q{v.id}", src, given=given)
             expr = f"Q{v.id}"
         section.bulk_names[v.id] = expr
         return expr
@@ -894,6 +903,8 @@ class NumpyProgram:
             sources.append(f"# backward ({name})\n{code}")
             functions.append(self.backward[name])
         self.backward_source = "\n".join(sources)
+        self.recording, self.pruned = recording, {}
+        self.kernels_made = kernels is not None   # launched once, here: a later backward makes none
         forward = recording.source()
         recording.export_lines(forward)
         self.forward, self.forward_source = forward.compile("forward")
@@ -906,6 +917,20 @@ class NumpyProgram:
             for function in functions + [self.forward, self.forward_only]:
                 function.__globals__.update(launches)
             self.kernel_source = module_source(self.groups, CTYPES[dtype], "cuda")
+
+    def backward_for(self, name, needs):
+        """The backward `name` for the gradients flagged in `needs` (x, states..., statics...): where
+        some are not wanted (x of a first layer, a frozen parameter) one generated without their
+        products, on first use (it reads a subset of what the full backward reads of the forward)."""
+        n_states = len(self.fplan.graph.states)
+        if self.kernels_made or (all(needs[:1]) and all(needs[1 + n_states:])):
+            return self.backward[name]
+        key = (name, tuple(bool(f) for f in needs))
+        if key not in self.pruned:
+            full = self.bplans[name]
+            bplan = BackwardPlan(self.fplan, full.bgraph, full.fpre_in_loop, needs=key[1])
+            self.pruned[key] = BackwardCode(bplan, self.recording).source().compile("backward")[0]
+        return self.pruned[key]
 
     @property
     def source(self):

@@ -133,14 +133,19 @@ class BackwardPlan:
     saved: the ids of loop values (and seeds) that post ops read, kept for every step.
     """
 
-    def __init__(self, forward, bgraph, fpre_in_loop=False):
-        """forward: the ForwardPlan; bgraph: the traced VJP step (trace.BackwardGraph)."""
+    def __init__(self, forward, bgraph, fpre_in_loop=False, needs=None):
+        """forward: the ForwardPlan; bgraph: the traced VJP step (trace.BackwardGraph); needs: flags
+        of (x, states..., statics...) whose gradients are wanted (None: all); the gradient of x and a
+        static's that are not wanted are not computed (the states' are: the loop carries them)."""
         graph = forward.graph
-        self.forward, self.bgraph = forward, bgraph
+        self.forward, self.bgraph, self.fpre_in_loop = forward, bgraph, fpre_in_loop
         self.seeds = bgraph.seeds
+        n_states = len(graph.states)
+        wanted = (lambda k: True) if needs is None else (lambda k: needs[k])
         self.carries = [bgraph.grads.get(s.id) for s in graph.states]
-        self.dx = bgraph.grads.get(graph.x.id)
-        self.static_grads = [bgraph.grads.get(v.id) for v in forward.statics]
+        self.dx = bgraph.grads.get(graph.x.id) if wanted(0) else None
+        self.static_grads = [bgraph.grads.get(v.id) if wanted(1 + n_states + i) else None
+                             for i, v in enumerate(forward.statics)]
         klass = {}
         for v in graph.values:
             if v.kind in ("seed",):

@@ -172,6 +172,8 @@ def rewrite(graph, bgraph, per_time_ids):
             kept.append(op)
     bgraph.ops = _live(kept, list(bgraph.grads.values()))
     simplify(graph, bgraph, per_time_ids)
+    while _merge_siblings(graph, bgraph, {op.out.id for op in bgraph.ops}):   # products simplify reordered
+        pass
 
 
 # ops that broadcast their inputs to the output they write (`out=`), so an input needs no expand

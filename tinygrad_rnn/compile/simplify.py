@@ -20,7 +20,7 @@ A chain is rewritten only where it costs less with the forward-only ops run for 
 """
 import numpy as np
 
-from ..ops import Add, Div, Mean, Mul, Neg, Sub, Sum
+from ..ops import Add, Div, Getitem, Mean, Mul, Neg, Sub, Sum
 from .trace import Op, Value, ancestors
 
 # what one step of an op costs, in elements written: a NumPy call has a fixed price; an input
@@ -52,6 +52,7 @@ class _Graph:
             if v is not None:
                 self.uses[v.id] = self.uses.get(v.id, 0) + 1
         self.added = []  # the ops made for the op being rewritten, in order
+        self.products = set()   # forward products made here (a later chain around one flattens it)
 
     def mark(self, op):
         ids = {v.id for v in op.inputs}
@@ -232,8 +233,9 @@ def _factored(g, op):
 def _factors(g, v, inverse, factors, chain, root=False):
     """Flatten the product chain under v into factors [(value, inverse)]; returns the sign (+1/-1)."""
     op = v.op
-    if op is None or op.cls not in (Mul, Div, Neg) or v.dtype != op.inputs[0].dtype or v.id not in g.loop \
-            or not (root or g.single_use(v)):
+    ours = v.id in g.products and g.uses.get(v.id) == 1
+    if op is None or op.cls not in (Mul, Div, Neg) or v.dtype != op.inputs[0].dtype or not (
+            ours or (v.id in g.loop and (root or g.single_use(v)))):
         factors.append((v, inverse))
         return 1
     chain.append(op)
@@ -244,12 +246,25 @@ def _factors(g, v, inverse, factors, chain, root=False):
 
 
 def _product(g, values, cls=Mul):
-    """values[0] (cls) values[1] ... smallest first, so the broadcasts grow as late as they can."""
-    ordered = sorted(values, key=_size)
-    out = ordered[0]
-    for v in ordered[1:]:
-        out = g.make(cls, [out, v])
+    """values[0] (cls) values[1] ... smallest first, so the broadcasts grow as late as they can; of one
+    size, slices of the same columns of wider values first (a gate's s and 1 - s): the same product
+    on the neighbouring columns in other chains (each gate's s * (1 - s)) then joins with it into one
+    call (rewrite's siblings)."""
+    cuts = [_cut(v) for v in values]
+    paired = [c is not None and sum(c[1:] == d[1:] for d in cuts if d is not None) > 1 for c in cuts]
+    order = sorted(range(len(values)), key=lambda k: (_size(values[k]), not paired[k],
+                                                      cuts[k][1:] + (cuts[k][0].id,) if paired[k] else ()))
+    out = values[order[0]]
+    for k in order[1:]:
+        out = g.make(cls, [out, values[k]])
+        if cls is Mul:
+            g.products.add(out.id)
     return out
+
+
+def _cut(v):
+    """(base, index) of a value that is a basic slice of a wider one, else None."""
+    return (v.op.inputs[0], repr(v.op.options["index"])) if v.op is not None and v.op.cls is Getitem else None
 
 
 def _negated_smallest(g, values):
