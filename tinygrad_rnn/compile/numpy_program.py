@@ -60,7 +60,7 @@ from ..ops import (
 from .blocks import Blocks
 from .cuda_program import CTYPES, Group, group_ops, module_source
 from .plan import FPRE, LOOP, POST, PRE, STATIC, BackwardPlan, is_view, view_base
-from .rewrite import Assemble
+from .rewrite import Assemble, use_counts
 from .trace import NotTraceable, PositiveMask, Select
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
@@ -588,13 +588,7 @@ class ForwardCode:
 def _read_once(made, readers, roots, prefix, kept=()):
     """Names (prefix + id) of the values of `made` that one op of `readers` reads and nothing else
     (no root, none of `kept`): the buffers that op may overwrite."""
-    uses = {}
-    for op in readers:
-        for v in op.inputs:
-            uses[v.id] = uses.get(v.id, 0) + 1
-    for v in roots:
-        if v is not None:
-            uses[v.id] = uses.get(v.id, 0) + 1
+    uses = use_counts(readers, roots)
     return {f"{prefix}{op.out.id}" for op in made if uses.get(op.out.id) == 1 and op.out.id not in kept
             and not is_view(op)}
 

@@ -76,7 +76,8 @@ def _key(op):
     return op.cls, ids, freeze(op.options)
 
 
-def _uses(ops, extra_roots):
+def use_counts(ops, extra_roots):
+    """{value id: how many inputs of `ops`, and roots among `extra_roots`, it is}."""
     count = {}
     for op in ops:
         for v in op.inputs:
@@ -152,7 +153,7 @@ def rewrite(graph, bgraph, per_time_ids):
         pass
 
     _drop_broadcasts(graph, bgraph, per_time_ids)
-    uses = _uses(bgraph.ops, list(bgraph.grads.values()))
+    uses = use_counts(bgraph.ops, list(bgraph.grads.values()))
     assembled = set()
     for op in reversed(bgraph.ops):
         if op.cls is not Add or op.out.id in assembled:
