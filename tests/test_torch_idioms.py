@@ -16,6 +16,9 @@ A = np.array([[0.5, -1.5, 2.0, 0.0], [3.0, 1.0, -2.5, 1.0], [-0.5, 4.0, 1.5, -1.
 B = np.array([[1.0, 2.0, -1.0], [0.5, -0.5, 2.5], [1.5, 0.0, -2.0], [-1.0, 1.0, 0.5]])
 A3 = np.random.default_rng(3).standard_normal((2, 3, 4))
 IDX3 = np.random.default_rng(4).integers(0, 4, (2, 2, 5))
+ZEROS = np.array([[0.5, -1.5, 2.0, 0.0], [3.0, 0.0, -2.5, 0.0], [-0.5, 4.0, 1.5, -1.0]])  # one, two and no zeros
+DISTINCT = np.argsort(A3, axis=2)[:, :2, :3]
+SCATTER = np.array([[0, 3], [2, 1], [1, 1]])
 TIES = np.array([[1.0, 2.0, 2.0, np.nan, 2.0, -np.inf], [0.0, 0.0, 1.0, 1.0, 0.0, 5.0]])
 
 
@@ -164,7 +167,51 @@ def idioms():
                                                        t(A.reshape(3, 2, 2)).flatten(-2, -1),
                                                        t(A.reshape(3, 2, 2)).flatten(start_dim=1, end_dim=1),
                                                        t(1.5).flatten(), lib.flatten(t(A))),
+        "floor, ceil, trunc: zero gradient": lambda lib, t: (
+            (t(A, grad=True) * 1.3).floor(), lib.ceil(t(A, grad=True) * 0.7), t(A, grad=True).trunc() * 1.7),
+        "round half to even, decimals": lambda lib, t: (
+            t([0.5, 1.5, 2.5, -0.5, -1.5], grad=True).round(), t(A * 0.77, grad=True).round(decimals=1),
+            lib.round(t(A * 131.0), decimals=-1)),
+        "frac keeps the sign": lambda lib, t: (t(A * 1.3, grad=True).frac(), lib.frac(t(A * -0.7))),
+        "rounding integers": lambda lib, t: (lib.tensor([3, -2]).floor(), lib.tensor([3, -2]).round()),
+        "prod": lambda lib, t: (t(A, grad=True).prod(), t(A, grad=True).prod(1), t(A3, grad=True).prod(0, keepdim=True),
+                                lib.prod(lib.tensor([[2, 3], [4, 5]]), 1)),
+        "prod with zeros": lambda lib, t: (t(ZEROS, grad=True).prod(1), t(ZEROS, grad=True).prod(0),
+                                           t(ZEROS, grad=True).prod()),
+        "cumprod": lambda lib, t: (t(A, grad=True).cumprod(1), t(ZEROS, grad=True).cumprod(1),
+                                   lib.cumprod(t(A3, grad=True), dim=0), lib.tensor([1, 2, 3]).cumprod(0)),
+        "diag": lambda lib, t: (t(A, grad=True).diag(), t(A, grad=True).diag(2), t(A, grad=True).diag(-1),
+                                lib.diag(t(A[0], grad=True)), t(A[1], grad=True).diag(-2), t(A[2]).diag(3)),
+        "nonzero": lambda lib, t: (t(ZEROS).nonzero(), *t(ZEROS).nonzero(as_tuple=True), lib.nonzero(t(A[0])),
+                                   t(0.0).nonzero(), *t(2.0).nonzero(as_tuple=True)),
+        "unique": lambda lib, t: (lib.unique(lib.tensor(IDX3)), *lib.tensor(IDX3).unique(return_inverse=True,
+                                                                                         return_counts=True),
+                                  *t(TIES).unique(return_inverse=True), *lib.unique(lib.tensor(IDX3[0]), dim=1,
+                                                                                      return_counts=True)),
+        "median": lambda lib, t: (t(A, grad=True).median(), *t(A, grad=True).median(1),
+                                  *t(A3, grad=True).median(0, keepdim=True), *lib.median(t(TIES), dim=1),
+                                  lib.median(lib.tensor([5, 1, 4, 2]))),
+        "scatter": lambda lib, t: (t(A, grad=True).scatter(1, lib.tensor(SCATTER), t(A[:, :2], grad=True)),
+                                   t(A, grad=True).scatter(0, lib.tensor([[0, 2, 1, 1]]), value=7.0),
+                                   lib.scatter(t(A), 1, lib.tensor(SCATTER), 2.5)),
+        "scatter_add": lambda lib, t: (t(A, grad=True).scatter_add(1, lib.tensor(SCATTER), t(B[:3, :2], grad=True)),
+                                       lib.scatter_add(lib.zeros(2, 3, dtype=lib.int64), 0,
+                                                       lib.tensor([[1, 1, 0]]), lib.tensor([[4, 5, 6]]))),
+        "scatter_ and scatter_add_ recorded": lambda lib, t: (
+            (t(A, grad=True) * 1).scatter_(1, lib.tensor(SCATTER), t(B[:3, :2], grad=True) * 3),
+            (t(A, grad=True) * 1).scatter_add_(1, lib.tensor(SCATTER), t(B[:3, :2], grad=True) * 3),
+            _scatter_under_no_grad(lib, t)),
+        "var_mean and std_mean": lambda lib, t: (*lib.var_mean(t(A, grad=True), 1),
+                                                 *lib.std_mean(t(A3, grad=True), dim=(0, 2), keepdim=True),
+                                                 *lib.std_mean(t(A, grad=True), correction=0)),
     }
+
+
+def _scatter_under_no_grad(lib, t):
+    x = t(A)
+    with lib.no_grad():
+        x.scatter_(0, lib.tensor([[2, 0, 1, 0]]), value=-1.0).scatter_add_(1, lib.tensor(SCATTER), t(B[:3, :2]))
+    return x
 
 
 def _copy_is_fresh(lib, t):
@@ -273,6 +320,15 @@ SELECTIONS = {
     "logsumexp": lambda x: x.logsumexp((0, 2)),
     "repeat_interleave": lambda x: x.repeat_interleave(tr.tensor([2, 0, 1, 3]), dim=2),
     "outer": lambda x: x[0, 0].outer(x[1, 2]),
+    "prod": lambda x: (x.prod(1), x.prod()),
+    "cumprod": lambda x: x.cumprod(2),
+    "diag": lambda x: (x[0].diag(1), x[1, 0].diag(-1)),
+    "median": lambda x: x.median(2).values,
+    "frac": lambda x: (x * 3).frac(),
+    "scatter": lambda x: x.scatter(2, tr.tensor(DISTINCT), x[:, :2, :3] * 2),  # repeated indices: any write wins
+    "scatter_add": lambda x: x.scatter_add(2, tr.tensor(IDX3), x[:, :2, :1].expand(2, 2, 5) ** 2),
+    "scatter_add_ recorded": lambda x: (x * 1).scatter_add_(2, tr.tensor(IDX3), x[:, :2, :1].expand(2, 2, 5) ** 2),
+    "std_mean": lambda x: tr.std_mean(x, 1),
 }
 
 
@@ -281,6 +337,51 @@ def test_selection_and_sorting_gradcheck_and_gradgradcheck(name):
     x = tr.tensor(A3, dtype=tr.float64, requires_grad=True)
     assert tr.gradcheck(SELECTIONS[name], x)
     assert tr.gradgradcheck(SELECTIONS[name], x)
+
+
+def test_gradient_of_a_product_over_zeros_differentiates_again():
+    x = tr.tensor(ZEROS, dtype=tr.float64, requires_grad=True)
+    assert tr.gradcheck(lambda x: x.prod(1), x)
+    assert tr.gradgradcheck(lambda x: (x.prod(0), x.cumprod(1)), x)
+
+
+def test_new_functions_give_torch_dtypes(torch):
+    for name, fn in (("one_hot-free indices", lambda lib: lib.tensor([[0.0, 1.0], [2.0, 0.0]]).nonzero()),
+                     ("unique inverse", lambda lib: lib.tensor([2.0, 1.0]).unique(return_inverse=True)[1]),
+                     ("median indices", lambda lib: lib.tensor([[2.0, 1.0]]).median(1).indices),
+                     ("integer prod", lambda lib: lib.tensor([2, 3], dtype=lib.int32).prod()),
+                     ("bool cumprod", lambda lib: lib.tensor([True, False]).cumprod(0)),
+                     ("integer floor", lambda lib: lib.tensor([2, 3]).floor())):
+        assert str(fn(tr).dtype) == str(fn(torch).dtype).replace("torch.", ""), name
+
+
+def test_new_functions_refuse_bad_input_by_name():
+    x = tr.tensor(A)
+    with pytest.raises(RuntimeError, match=r"diag\(\): Supports 1D or 2D tensors. Got 3D"):
+        tr.tensor(A3).diag()
+    with pytest.raises(NotImplementedError, match="frac: not implemented for int64"):
+        tr.tensor([1, 2]).frac()
+    with pytest.raises(TypeError, match="round: argument 'decimals' must be an int"):
+        x.round(decimals=1.5)
+    with pytest.raises(RuntimeError, match=r"scatter\(\): Expected self.dtype to be equal to src.dtype \(self "
+                                           r"float64, src float32\)"):
+        x.scatter(1, tr.tensor(SCATTER), x.float())
+    with pytest.raises(RuntimeError, match=r"scatter_add\(\): Expected index \[3, 5\] to be no larger than self "
+                                           r"\[3, 4\] apart from dimension 1 and to be no larger size than src"):
+        x.scatter_add(1, tr.tensor(np.zeros((3, 5), dtype=np.int64)), x)
+    with pytest.raises(RuntimeError, match="scatter\\(\\): Index tensor must have the same number of dimensions"):
+        x.scatter(1, tr.tensor([0, 1]), x)
+    with pytest.raises(IndexError, match=r"scatter\(\): index out of range for dimension 1 of size 4: the indices "
+                                         r"span \[-1, 2\]"):
+        x.scatter(1, tr.tensor(SCATTER - 1), 0.0)
+    with pytest.raises(TypeError, match="scatter: pass exactly one of src"):
+        x.scatter(1, tr.tensor(SCATTER))
+    with pytest.raises(TypeError, match="scatter_add: argument 'src' must be a Tensor, not float"):
+        x.scatter_add(1, tr.tensor(SCATTER), 1.0)
+    with pytest.raises(RuntimeError, match="median: median\\(\\) input tensor cannot be empty"):
+        tr.zeros(0).median()
+    with pytest.raises(TypeError, match="std_mean\\(\\): argument 'input' must be a Tensor"):
+        tr.std_mean(A)
 
 
 def test_selections_refuse_bad_indices_by_name():

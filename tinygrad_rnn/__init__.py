@@ -26,7 +26,7 @@ from .factory import (
     zeros_like,
 )
 from .functions import FUNCTIONS as _FUNCTIONS
-from .functions import einsum, is_tensor, matmul
+from .functions import einsum, is_tensor, matmul, std_mean, var_mean
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (
     Function,
@@ -113,11 +113,13 @@ __all__ = [
     "set_grad_enabled",
     "short",
     "stack",
+    "std_mean",
     "tensor",
     "train",
     "uint8",
     "uniform",
     "using_config",
+    "var_mean",
     "where",
     "zeros",
     "zeros_like",

@@ -9,14 +9,15 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "chunk", "clamp",
-    "clip", "clone", "cumsum", "div", "eq", "equal", "erf", "exp", "expand", "expm1", "flatten", "flip",
-    "floor_divide", "fmod", "gather", "ge", "gt", "index_select", "isclose", "isfinite", "isinf", "isnan",
-    "le", "log", "log1p", "log_softmax", "logsumexp", "lt", "masked_fill", "masked_select", "max", "maximum",
-    "mean", "min", "minimum", "mul", "narrow", "ne", "norm", "numel", "outer", "permute", "pow", "reciprocal",
-    "relu", "remainder", "repeat", "repeat_interleave", "reshape", "roll", "rsqrt", "sigmoid", "sign",
-    "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t", "tanh",
-    "topk", "transpose", "tril", "triu", "unbind", "unsqueeze", "var",
+    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "ceil", "chunk",
+    "clamp", "clip", "clone", "cumprod", "cumsum", "diag", "div", "eq", "equal", "erf", "exp", "expand",
+    "expm1", "fix", "flatten", "flip", "floor", "floor_divide", "fmod", "frac", "gather", "ge", "gt",
+    "index_select", "isclose", "isfinite", "isinf", "isnan", "le", "log", "log1p", "log_softmax", "logsumexp",
+    "lt", "masked_fill", "masked_select", "max", "maximum", "mean", "median", "min", "minimum", "mul", "narrow",
+    "ne", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
+    "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "sigmoid",
+    "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
+    "tanh", "topk", "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
 )
 
 
@@ -31,6 +32,23 @@ def _forward_to_method(name):
 
 
 FUNCTIONS = {name: _forward_to_method(name) for name in METHODS}
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(input.var(...), input.mean(...)) over the same dims, as torch.var_mean."""
+    return _statistic_and_mean("var_mean", input, dim, unbiased, keepdim, correction)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(input.std(...), input.mean(...)) over the same dims, as torch.std_mean."""
+    return _statistic_and_mean("std_mean", input, dim, unbiased, keepdim, correction)
+
+
+def _statistic_and_mean(name, input, dim, unbiased, keepdim, correction):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    statistic = getattr(input, name[:3])(dim, unbiased, keepdim, correction=correction)
+    return statistic, input.mean(dim=() if dim is None else dim, keepdim=keepdim)
 
 
 def matmul(input, other):

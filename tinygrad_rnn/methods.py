@@ -463,6 +463,162 @@ class TensorMethods:
         from .nn import functional
         return functional.log_softmax(self, _one_dim("log_softmax", dim), dtype=dtype)
 
+    # --- rounding: torch's zero gradient (frac's is 1); integer tensors are already whole
+    def floor(self):
+        return _round(self, "floor")
+
+    def ceil(self):
+        return _round(self, "ceil")
+
+    def trunc(self):
+        return _round(self, "trunc")
+
+    fix = trunc
+
+    def round(self, decimals=0):
+        """Half to even (0.5 -> 0, 1.5 -> 2), at `decimals` places (negative: tens, hundreds...)."""
+        if isinstance(decimals, bool) or not isinstance(decimals, numbers.Integral):
+            raise TypeError(f"round: argument 'decimals' must be an int, not {type(decimals).__name__}")
+        return _round(self, "round", int(decimals))
+
+    def frac(self):
+        """x - trunc(x), the sign of x kept; gradient 1."""
+        if self.dtype.kind != "f":
+            raise NotImplementedError(f"frac: not implemented for {self.dtype} (only floating point tensors)")
+        return self - self.trunc()
+
+    # --- products: a tree and a scan of multiplications, so gradients (zeros included) are the products'
+    @numpy_aliases
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        """The product over dim (all elements when None); integer and bool tensors multiply in int64."""
+        x = _product_input(self, "prod", dtype)
+        if dim is None:
+            if keepdim:
+                raise TypeError("prod: keepdim needs a dim")
+            return x.reshape(-1).prod(0) if x.ndim else x.clone()
+        dim = check_dim("prod", _one_dim("prod", dim), x.ndim)
+        if x.ndim == 0:
+            return x.clone()
+        if x.dtype.kind != "f":
+            return _constant(x.xp.asarray(x.array.prod(axis=dim, keepdims=keepdim, dtype=x.dtype)))
+        while x.shape[dim] != 1:
+            n = x.shape[dim]
+            if n == 0:
+                x = _constant(x.xp.ones(x.shape[:dim] + (1,) + x.shape[dim + 1:], dtype=x.dtype))
+                break
+            half = n // 2
+            pairs = x.narrow(dim, 0, half) * x.narrow(dim, half, half)
+            x = _cat([pairs, x.narrow(dim, 2 * half, 1)], dim) if n % 2 else pairs
+        return x if keepdim else x.squeeze(dim)
+
+    @numpy_aliases
+    def cumprod(self, dim, *, dtype=None):
+        """Running products along dim (a scan of log2(n) rounds of products)."""
+        x = _product_input(self, "cumprod", dtype)
+        dim = check_dim("cumprod", dim, x.ndim)
+        if x.ndim == 0:
+            return x.clone()
+        if x.dtype.kind != "f":
+            return _constant(x.xp.cumprod(x.array, axis=dim, dtype=x.dtype))
+        n, step = x.shape[dim], 1
+        while step < n:
+            x = _cat([x.narrow(dim, 0, step), x.narrow(dim, step, n - step) * x.narrow(dim, 0, n - step)], dim)
+            step *= 2
+        return x
+
+    def diag(self, diagonal=0):
+        """A 1-D tensor's square matrix with it on the `diagonal`, or a 2-D tensor's diagonal as 1-D."""
+        if isinstance(diagonal, bool) or not isinstance(diagonal, numbers.Integral):
+            raise TypeError(f"diag: argument 'diagonal' must be an int, not {type(diagonal).__name__}")
+        if self.ndim not in (1, 2):
+            raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {self.ndim}D (shape {self.shape})")
+        xp, d = self.xp, int(diagonal)
+        if self.ndim == 1:
+            n = self.shape[0]
+            m = n + abs(d)
+            rows, cols = xp.arange(n) + builtins.max(-d, 0), xp.arange(n) + builtins.max(d, 0)
+            return _ops().IndexPut.apply(_constant(xp.zeros((m, m), dtype=self.dtype)), self, index=(rows, cols))
+        r, c = self.shape
+        n = builtins.max(0, builtins.min(r - builtins.max(-d, 0), c - builtins.max(d, 0)))
+        return self[xp.arange(n) + builtins.max(-d, 0), xp.arange(n) + builtins.max(d, 0)]
+
+    def nonzero(self, *, as_tuple=False):
+        """The indices of the non-zero elements: int64 (count, ndim), or one 1-D tensor per dim."""
+        if not self.ndim and not as_tuple:
+            return _constant(self.xp.zeros((int(bool(self.array)), 0), dtype=np.int64))
+        found = self.xp.nonzero(self.array.reshape(-1) if not self.ndim else self.array)
+        if as_tuple:
+            return tuple(_constant(i.astype(np.int64)) for i in found)
+        return _constant(self.xp.stack(found, axis=1).astype(np.int64))
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        """The distinct values, sorted (each NaN its own value, as torch); with return_inverse each element's
+        position among them, with return_counts how often each occurs. No gradient, as torch's."""
+        if dim is not None:
+            dim = check_dim("unique", dim, self.ndim)
+        host = backend.to_numpy(self.array)
+        options = {"axis": dim} if dim is not None else {"equal_nan": False}
+        values, inverse, counts = np.unique(host.reshape(-1) if dim is None else host, return_inverse=True,
+                                            return_counts=True, **options)
+        inverse = inverse.reshape(self.shape if dim is None else -1)
+        out = [_constant(backend.to_device(a, self.device))
+               for a in (values, inverse.astype(np.int64), counts.astype(np.int64))]
+        if not (return_inverse or return_counts):
+            return out[0]
+        return tuple(a for a, wanted in zip(out, (True, return_inverse, return_counts)) if wanted)
+
+    @numpy_aliases
+    def median(self, dim=None, keepdim=False):
+        """The lower median (the (n - 1) // 2-th smallest; NaN where there is one): over all elements, or
+        (values, indices) along dim, the first of equal values' indices, as torch."""
+        if dim is None:
+            _check_nonempty("median", self, None, "median() input tensor cannot be empty")
+            return self.reshape(-1).median(0).values
+        dim = check_dim("median", _one_dim("median", dim), self.ndim) if self.ndim else 0
+        if not self.ndim:
+            return MaxMin(self.clone(), _constant(self.xp.zeros((), dtype=np.int64)))
+        _check_nonempty("median", self, dim)
+        xp, n = self.xp, self.shape[dim]
+        index = xp.take(xp.argsort(self.array, axis=dim, kind="stable"), [(n - 1) // 2], axis=dim)
+        if self.dtype.kind == "f":  # a NaN is the median, the first one's index
+            nan = xp.isnan(self.array)
+            index = xp.where(nan.any(axis=dim, keepdims=True), nan.argmax(axis=dim, keepdims=True), index)
+        index = _constant(index.astype(np.int64))
+        values = self.gather(dim, index)
+        if keepdim:
+            return MaxMin(values, index)
+        return MaxMin(values.squeeze(dim), _constant(index.array.squeeze(dim)))
+
+    # --- scattering: an IndexPut (scatter) or IndexAdd (scatter_add) at the index's grid
+    def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        """A copy with self[..., index[i], ...] = src[i] along dim (or the number `value`)."""
+        if reduce is not None:
+            raise NotImplementedError(f"scatter: argument 'reduce' is not supported (got {reduce!r}); use "
+                                      f"scatter_add or scatter_reduce")
+        if (src is None) == (value is None):
+            raise TypeError("scatter: pass exactly one of src (a Tensor or a number) and value")
+        src = value if src is None else src
+        grid, part = _scatter_grid("scatter", self, dim, index, src)
+        if grid is None:
+            return self.clone()
+        if not isinstance(part, _tensor_cls()):
+            part = _constant(_fill_value("scatter", self, part))
+        return _ops().IndexPut.apply(self, part, index=grid)
+
+    def scatter_add(self, dim, index, src):
+        """A copy with src[i] added at self[..., index[i], ...] along dim (repeated indices add up)."""
+        grid, part = _scatter_grid("scatter_add", self, dim, index, src, tensor_only=True)
+        if grid is None:
+            return self.clone()
+        return self + _ops().IndexAdd.apply(part, index=grid, shape=self.shape)
+
+    def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+        operand = value if src is None else src
+        return self._update("scatter_", lambda x, v: x.scatter(dim, index, v, reduce=reduce), operand)
+
+    def scatter_add_(self, dim, index, src):
+        return self._update("scatter_add_", lambda x, v: x.scatter_add(dim, index, v), src)
+
     # --- reductions with indices, statistics and norms
     @numpy_aliases
     def amax(self, dim=(), keepdim=False):
@@ -1107,6 +1263,60 @@ def _indices(op, index, tensor, max_ndim=None, kinds="iu"):
     if max_ndim is not None and index.ndim > max_ndim:
         raise ValueError(f"{op}: the index must have at most {max_ndim} dim; got shape {index.shape}")
     return index.array
+
+
+def _round(tensor, mode, decimals=0):
+    if tensor.dtype.kind != "f":
+        return tensor.clone()
+    return _ops().rounded(tensor, mode, decimals)
+
+
+def _product_input(tensor, op, dtype):
+    """The tensor in the dtype a product is taken in: `dtype`, or int64 for integer and bool tensors."""
+    if dtype is not None:
+        return tensor.to(dtype=dtype)
+    return tensor.long() if tensor.dtype.kind in "biu" else tensor
+
+
+def _scatter_grid(op, tensor, dim, index, src, tensor_only=False):
+    """(the full index of self's elements the index tensor points at, src's matching part), checked as torch
+    checks them; (None, None) for an empty index."""
+    if not tensor.ndim:
+        raise RuntimeError(f"{op}: needs a tensor of at least 1 dim; got a 0-d tensor (reshape it to (1,))")
+    dim = check_dim(op, dim, tensor.ndim)
+    array = _indices(op, index, tensor)
+    is_tensor = isinstance(src, _tensor_cls())
+    if not is_tensor and (tensor_only or isinstance(src, bool) or not isinstance(src, numbers.Number)):
+        raise TypeError(f"{op}: argument 'src' must be a Tensor{'' if tensor_only else ' or a number'}, not "
+                        f"{type(src).__name__}")
+    if is_tensor:
+        if src.dtype != tensor.dtype:
+            raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype (self {tensor.dtype}, src "
+                               f"{src.dtype})")
+        if src.device != tensor.device:
+            raise backend.DeviceError(f"{op}: src is on {src.device} and the tensor on {tensor.device}")
+    ndim = tensor.ndim
+    if array.size == 0:
+        return None, None
+    if array.ndim != ndim or (is_tensor and builtins.max(src.ndim, 1) != ndim):
+        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as self tensor and src "
+                           f"(index {array.shape}, self {tensor.shape}, src "
+                           f"{src.shape if is_tensor else 'a number'})")
+    self_shape, src_shape = tensor.shape, (src.shape or (1,)) if is_tensor else None
+    if any((d != dim and n > m) or (src_shape and n > src_shape[d]) for d, (n, m) in
+           enumerate(zip(array.shape, self_shape))):
+        raise RuntimeError(f"{op}(): Expected index {list(array.shape)} to be no larger than self "
+                           f"{list(self_shape)} apart from dimension {dim}"
+                           + (f" and to be no larger size than src {list(src_shape)}" if src_shape else ""))
+    size = self_shape[dim]
+    backend.check((array < 0) | (array >= size), lambda: IndexError(  # no negative indices, as torch's
+        f"{op}(): index out of range for dimension {dim} of size {size}: the indices span "
+        f"[{int(array.min())}, {int(array.max())}]"))
+    xp = tensor.xp
+    grid = list(xp.ix_(*[xp.arange(n) for n in array.shape]))
+    grid[dim] = array
+    part = src[tuple(slice(0, n) for n in array.shape)] if is_tensor and src.ndim else src
+    return tuple(grid), part
 
 
 def _triangle(tensor, op, diagonal):

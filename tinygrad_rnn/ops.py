@@ -230,6 +230,24 @@ class Sign(Piecewise):
         return backend.xp_of(x).sign(x)
 
 
+class Rounded(Piecewise):
+    """x rounded to an integer by `mode` (floor, ceil, trunc, or round: half to even, at `decimals`
+    places, as torch and NumPy): piecewise constant, so no gradient (`rounded` gives it torch's zero)."""
+
+    def forward(self, x, mode, decimals=0):
+        xp = backend.xp_of(x)
+        return xp.round(x, decimals) if mode == "round" else getattr(xp, mode)(x)
+
+
+def rounded(x, mode, decimals=0):
+    """Rounded's value with a zero gradient to x, as torch's floor, ceil, trunc and round have (their
+    outputs require grad where x does)."""
+    value = Rounded.apply(x, mode=mode, decimals=decimals)
+    if not x.requires_grad:
+        return value
+    return where_tensor(backend.xp_of(x.array).ones(x.shape, dtype=bool), value, x)
+
+
 class FirstExtreme(Piecewise):
     """True at the first maximum ("argmax") or minimum ("argmin") along `axis` (a NaN first), False
     elsewhere: where max(dim) and min(dim) take their value and send its gradient, as torch."""

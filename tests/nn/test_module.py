@@ -266,3 +266,55 @@ def test_repr_shows_our_own_options_after_torchs():
     assert repr(nn.LSTM(3, 4, fused=False, forget_bias=1.0)) == "LSTM(3, 4, fused=False, forget_bias=1.0)"
     assert repr(nn.Recurrent(nn.LayerNormLSTMCell, 2, 3, num_layers=2)) == \
         "Recurrent(LayerNormLSTMCell, 2, 3, num_layers=2)"
+
+
+def test_load_state_dict_assign_puts_the_values_themselves_in_place(torch):
+    ours = nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3))
+    ours.register_buffer("steps", tr.zeros(1))
+    ours[1].weight.requires_grad_(False)
+    weight = tr.Tensor(np.arange(6.0).reshape(3, 2), dtype=tr.float64)
+    bias = nn.Parameter(np.ones(3), requires_grad=False)
+    state = {**ours.state_dict(keep_vars=True), "0.weight": weight, "0.bias": bias, "1.bias": np.full(3, 2.0),
+             "steps": tr.tensor([7], dtype=tr.int64)}
+    result = ours.load_state_dict(state, assign=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert isinstance(ours[0].weight, nn.Parameter) and ours[0].weight.dtype == np.float64  # the value's dtype
+    assert np.shares_memory(ours[0].weight.array, weight.array) and ours[0].weight.requires_grad
+    assert ours[0].bias is bias and bias.requires_grad  # a Parameter given is kept, with the old requires_grad
+    assert not ours[1].weight.requires_grad
+    assert ours.steps is state["steps"] and ours.get_buffer("steps").dtype == np.int64
+    np.testing.assert_array_equal(ours[1].bias.numpy(), [2.0, 2.0, 2.0])
+    assert [name for name, _ in ours.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    theirs = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.LayerNorm(3))
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items() if k != "steps"}, assign=True)
+    assert theirs[0].weight.dtype == torch.float64  # torch keeps the value's dtype too
+
+
+def test_load_state_dict_assign_keeps_tied_weights_one_parameter():
+    model = Tied()
+    shared = tr.ones(*model.encoder.weight.shape)
+    model.load_state_dict({"encoder.weight": shared, "decoder.weight": shared}, assign=True)
+    assert model.encoder.weight is model.decoder.weight
+    assert len(list(model.parameters())) == 1
+
+
+def test_assign_refuses_a_shape_mismatch_before_changing_anything():
+    linear = nn.Linear(2, 3)
+    weight = linear.weight
+    with pytest.raises(RuntimeError, match=r"size mismatch for bias: copying a param with shape \(4,\)"):
+        linear.load_state_dict({"weight": tr.zeros(3, 2), "bias": tr.zeros(4)}, assign=True)
+    assert linear.weight is weight
+
+
+def test_get_parameter_and_get_buffer_follow_dotted_paths(torch):
+    ours = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.Linear(3, 1)))
+    ours[1].register_buffer("mask", tr.ones(3))
+    assert ours.get_parameter("1.0.bias") is ours[1][0].bias
+    assert ours.get_buffer("1.mask") is ours[1].mask
+    theirs = torch.nn.Sequential(torch.nn.Linear(2, 3))
+    for lib_model, getter, target, message in ((ours, "get_parameter", "0.missing", "has no attribute `missing`"),
+                                               (ours, "get_parameter", "1.mask", "`mask` is not an nn.Parameter"),
+                                               (ours, "get_buffer", "0.weight", "`weight` is not a buffer"),
+                                               (theirs, "get_buffer", "0.weight", "`weight` is not a buffer")):
+        with pytest.raises(AttributeError, match=message):
+            getattr(lib_model, getter)(target)

@@ -245,3 +245,110 @@ def test_one_cycle_and_lambda_arguments_are_checked_as_torchs():
         lr_scheduler.LambdaLR(opt, [abs, abs, abs])
     with pytest.raises(TypeError, match="is not an Optimizer"):
         lr_scheduler.OneCycleLR(object(), max_lr=0.1, total_steps=5)
+
+
+def _step_both(ours_opt, their_opt, ours, theirs, steps):
+    for _ in range(steps):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12, abs=1e-15)
+        assert [g["lr"] for g in ours_opt.param_groups] == pytest.approx(
+            [g["lr"] for g in their_opt.param_groups], rel=1e-12, abs=1e-15)
+        their_opt.step()
+        ours.step()
+        theirs.step()
+
+
+@pytest.mark.parametrize("kwargs", [{"T_0": 5}, {"T_0": 3, "T_mult": 2, "eta_min": 0.01}])
+def test_cosine_warm_restarts_matches_torch(torch, kwargs):
+    ours_opt, their_opt = SGD(two_groups(), lr=0.1), torch.optim.SGD(two_groups(torch), lr=0.1)
+    ours = lr_scheduler.CosineAnnealingWarmRestarts(ours_opt, **kwargs)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(their_opt, **kwargs)
+    _step_both(ours_opt, their_opt, ours, theirs, 30)
+    for epoch in (0.5, 7.25, 20, 2):  # torch's deprecated step(epoch), fractional epochs included
+        ours.step(epoch)
+        theirs.step(epoch)
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12, abs=1e-15)
+
+
+SEQUENCES = {
+    "warmup then cosine": lambda lib, opt: ([lib.LinearLR(opt, start_factor=0.1, total_iters=4),
+                                             lib.CosineAnnealingLR(opt, T_max=10)], [4]),
+    "constant, step, exponential": lambda lib, opt: ([lib.ConstantLR(opt, factor=0.5, total_iters=3),
+                                                      lib.StepLR(opt, step_size=2, gamma=0.5),
+                                                      lib.ExponentialLR(opt, gamma=0.9)], [3, 9]),
+    "multistep then restarts": lambda lib, opt: ([lib.MultiStepLR(opt, milestones=[1, 3], gamma=0.5),
+                                                  lib.CosineAnnealingWarmRestarts(opt, T_0=4)], [5]),
+    "lambda then linear": lambda lib, opt: ([lib.LambdaLR(opt, lambda epoch: 0.9 ** epoch),
+                                             lib.LinearLR(opt, start_factor=1.0, end_factor=0.2, total_iters=6)], [6]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_sequential_lr_matches_torch(torch, name):
+    ours_opt, their_opt = SGD(two_groups(), lr=0.1), torch.optim.SGD(two_groups(torch), lr=0.1)
+    schedules, milestones = SEQUENCES[name](lr_scheduler, ours_opt)
+    ours = lr_scheduler.SequentialLR(ours_opt, schedules, milestones)
+    their_schedules, _ = SEQUENCES[name](torch.optim.lr_scheduler, their_opt)
+    theirs = torch.optim.lr_scheduler.SequentialLR(their_opt, their_schedules, milestones)
+    _step_both(ours_opt, their_opt, ours, theirs, 25)
+
+
+def test_chained_scheduler_matches_torch(torch):
+    def make(lib, opt):
+        return [lib.ConstantLR(opt, factor=0.1, total_iters=2), lib.ExponentialLR(opt, gamma=0.9),
+                lib.StepLR(opt, step_size=3, gamma=0.5)]
+    ours_opt, their_opt = SGD(two_groups(), lr=1.0), torch.optim.SGD(two_groups(torch), lr=1.0)
+    ours = lr_scheduler.ChainedScheduler(make(lr_scheduler, ours_opt))
+    theirs = torch.optim.lr_scheduler.ChainedScheduler(make(torch.optim.lr_scheduler, their_opt), their_opt)
+    _step_both(ours_opt, their_opt, ours, theirs, 12)
+
+
+def test_combined_schedules_save_and_resume():
+    def make():
+        opt = SGD(two_groups(), lr=0.1)
+        return opt, lr_scheduler.SequentialLR(opt, [lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=2),
+                                                    lr_scheduler.ExponentialLR(opt, gamma=0.8)], [3])
+    _, schedule = make()
+    for _ in range(5):
+        schedule.step()
+    saved = json.loads(json.dumps(schedule.state_dict()))
+    resumed_opt, resumed = make()
+    resumed.load_state_dict(saved)
+    for group, lr in zip(resumed_opt.param_groups, schedule.get_last_lr()):
+        group["lr"] = lr
+    for _ in range(4):
+        schedule.step()
+        resumed.step()
+        assert resumed.get_last_lr() == schedule.get_last_lr()
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES)
+def test_last_epoch_resumes_as_torch(torch, name, kwargs):
+    """A schedule made with last_epoch=k over an optimizer that has run (its groups hold initial_lr)."""
+    ours_opt, their_opt = SGD(two_groups(), lr=0.1), torch.optim.SGD(two_groups(torch), lr=0.1)
+    getattr(lr_scheduler, name)(ours_opt, **kwargs)
+    getattr(torch.optim.lr_scheduler, name)(their_opt, **kwargs)
+    ours = getattr(lr_scheduler, name)(ours_opt, **kwargs, last_epoch=4)
+    theirs = getattr(torch.optim.lr_scheduler, name)(their_opt, **kwargs, last_epoch=4)
+    assert ours.last_epoch == theirs.last_epoch == 5
+    _step_both(ours_opt, their_opt, ours, theirs, 15)
+
+
+def test_combined_and_resumed_schedules_refuse_bad_arguments():
+    opt, other = SGD(two_groups(), lr=0.1), SGD(two_groups(), lr=0.1)
+    with pytest.raises(KeyError, match=r"param 'initial_lr' is not specified in param_groups\[0\]"):
+        lr_scheduler.StepLR(opt, step_size=2, last_epoch=3)
+    step = lr_scheduler.StepLR(opt, step_size=2)
+    with pytest.raises(ValueError, match="Sequential Schedulers expects number of schedulers provided to be one more"):
+        lr_scheduler.SequentialLR(opt, [step], [2])
+    with pytest.raises(ValueError, match="SequentialLR expects all schedulers to belong to the same optimizer"):
+        lr_scheduler.SequentialLR(opt, [step, lr_scheduler.ExponentialLR(other, 0.9)], [2])
+    with pytest.raises(ValueError, match="ChainedScheduler does not support `ReduceLROnPlateau`"):
+        lr_scheduler.ChainedScheduler([step, lr_scheduler.ReduceLROnPlateau(opt)])
+    with pytest.raises(ValueError, match="ChainedScheduler expects at least one scheduler"):
+        lr_scheduler.ChainedScheduler([])
+    with pytest.raises(ValueError, match="Expected positive integer T_0, but got 0"):
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=0)
+    with pytest.raises(ValueError, match="Expected integer T_mult >= 1, but got 1.5"):
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=1.5)
+    with pytest.raises(ValueError, match="Expected non-negative epoch, but got -1"):
+        lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2).step(-1)

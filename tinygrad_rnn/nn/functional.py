@@ -7,6 +7,7 @@ still differentiable. Names, arguments and reductions follow PyTorch, including 
 `size_average` / `reduce` pair of the losses.
 """
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -15,7 +16,8 @@ from .. import backend
 from ..factory import rng
 from ..methods import check_dim
 from ..ops import Clip, Compare, DetachedMax, where_tensor
-from ..tensor import Function, Tensor, forward_mode_active
+from ..tensor import Function, Tensor, cat, forward_mode_active
+from .checks import InputError
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -634,3 +636,152 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input * 0.0
     keep = (rng().random(input.shape) >= p).astype(input.dtype) / np.asarray(1 - p, dtype=input.dtype)
     return input * Tensor._make(backend.to_device(keep, input.device), None)
+
+
+# ----------------------------------------------------------------------------- lookups, padding, normalisation
+
+def one_hot(tensor, num_classes=-1):
+    """int64 (*tensor.shape, num_classes) with a 1 at each index; num_classes=-1 means max + 1. No gradient."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"one_hot: argument 'tensor' must be a Tensor, not {type(tensor).__name__}")
+    if tensor.dtype != np.int64:
+        raise TypeError(f"one_hot is only applicable to index tensor of type LongTensor (int64); got {tensor.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"one_hot: argument 'num_classes' must be an int, not {type(num_classes).__name__}")
+    index = tensor.array
+    if num_classes == -1:
+        if not index.size:
+            raise RuntimeError("one_hot: can not infer total number of classes from empty tensor")
+        num_classes = int(index.max()) + 1
+    elif num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be -1 or non-negative; got {num_classes}")
+    if index.size:
+        backend.check(index < 0, lambda: RuntimeError(f"one_hot: class values must be non-negative; got "
+                                                      f"{int(index.min())}"))
+        backend.check(index >= num_classes, lambda: RuntimeError(
+            f"one_hot: class values must be smaller than num_classes ({num_classes}); got {int(index.max())}"))
+    xp = tensor.xp
+    return Tensor._make((index[..., None] == xp.arange(num_classes)).astype(np.int64), None)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """weight[input]: rows of weight (num_embeddings, embedding_dim) looked up by integer index; the
+    padding_idx row gets no gradient, as torch's."""
+    from .linear import Lookup
+    if not isinstance(weight, Tensor) or weight.ndim != 2:
+        raise ValueError(f"embedding: argument 'weight' must be a 2-D Tensor; got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    for argument, value in (("max_norm", max_norm), ("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+        if value not in (None, False):
+            raise NotImplementedError(f"embedding: argument '{argument}' is not supported; got {value!r}")
+    rows = weight.shape[0]
+    index = input.array if isinstance(input, Tensor) else weight.xp.asarray(input)
+    if index.dtype.kind not in "iu":
+        raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
+    if index.size:
+        backend.check((index < 0) | (index >= rows), lambda: IndexError(
+            f"Embedding: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
+            f"num_embeddings={rows}"))
+    table = weight
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise ValueError(f"embedding: padding_idx must be within num_embeddings={rows}; got {padding_idx}")
+        keep = (table.xp.arange(rows) != padding_idx % rows)[:, None]
+        table = where_tensor(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
+    return Lookup.apply(table, index=index)
+
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad the last len(pad) // 2 dims: pad = (left of the last dim, right of it, left of the one before, ...).
+
+    constant: `value` (0 by default) around, negative pads crop; reflect, replicate, circular: the input's
+    own elements, gathered by index (so gradients of any order come from index_select's)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad: argument 'input' must be a Tensor, not {type(input).__name__}")
+    if not isinstance(pad, (tuple, list)) or any(isinstance(p, bool) or not isinstance(p, numbers.Integral)
+                                                 for p in pad):
+        raise TypeError(f"pad: argument 'pad' must be a tuple of ints; got {pad!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: padding length must be even and at most twice the input's dims "
+                         f"({input.ndim}); got pad={tuple(pad)}")
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {PAD_MODES}; got {mode!r}")
+    if mode != "constant":
+        if value not in (None, 0):
+            raise ValueError(f"pad: padding mode '{mode}' doesn't take in value argument")
+        if not len(pad) // 2 + 1 <= input.ndim <= len(pad) // 2 + 2:
+            raise NotImplementedError(f"pad: {mode} padding of {len(pad) // 2} dims needs a "
+                                      f"{len(pad) // 2 + 1}-D or {len(pad) // 2 + 2}-D input; got shape {input.shape}")
+    x = input
+    for k in range(len(pad) // 2):
+        dim, before, after = input.ndim - 1 - k, int(pad[2 * k]), int(pad[2 * k + 1])
+        x = _pad_dim(x, dim, before, after, mode, 0 if value is None else value)
+    return x
+
+
+def _pad_dim(x, dim, before, after, mode, value):
+    n = x.shape[dim]
+    if mode == "constant":
+        if n + before + after < 0:
+            raise ValueError(f"pad: the padded size of dim {dim} ({n} + {before} + {after}) is negative")
+        lo, hi = max(-before, 0), n - max(-after, 0)
+        x = x.narrow(dim, lo, max(hi - lo, 0))
+        parts = [Tensor._make(x.xp.full(x.shape[:dim] + (max(p, 0),) + x.shape[dim + 1:], value,
+                                        dtype=x.dtype), None)
+                 for p in (before, after)]
+        return cat([part for part, size in ((parts[0], before), (x, None), (parts[1], after))
+                    if size is None or size > 0], dim)
+    if before < 0 or after < 0:
+        raise NotImplementedError(f"pad: negative pads are supported in constant mode only; got {mode} "
+                                  f"({before}, {after}) for dim {dim}")
+    if mode == "reflect" and (before >= n or after >= n):
+        raise ValueError(f"pad: padding size should be less than the corresponding input dimension, but got: "
+                         f"padding ({before}, {after}) at dimension {dim} of input {x.shape}")
+    if n == 0 and before + after:
+        raise ValueError(f"pad: {mode} padding of an empty dim {dim} (input {x.shape})")
+    positions = np.arange(-before, n + after)
+    if mode == "replicate":
+        positions = np.clip(positions, 0, n - 1)
+    elif mode == "circular":
+        if before > n or after > n:
+            raise ValueError(f"pad: padding value causes wrapping around more than once (pad ({before}, {after}) "
+                             f"at dimension {dim} of input {x.shape})")
+        positions = positions % n
+    else:
+        positions = np.abs(positions)
+        positions = np.where(positions > n - 1, 2 * (n - 1) - positions, positions)
+    return x.index_select(dim, Tensor._make(x.xp.asarray(positions.astype(np.int64)), None))
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """input / max(||input||_p over dim, eps), as torch.nn.functional.normalize."""
+    x = _activation_input("normalize", input)
+    return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps).expand(*x.shape)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing `normalized_shape` dims with the biased variance, then scale and shift."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"layer_norm: argument 'input' must be a Tensor, not {type(input).__name__}")
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    n = len(shape)
+    if input.ndim < n or tuple(input.shape[input.ndim - n:]) != shape:
+        raise InputError(f"layer_norm: given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
+    for argument, value in (("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != shape:
+            raise InputError(f"layer_norm: {argument} of shape {tuple(value.shape)} must have normalized_shape "
+                             f"{shape}")
+    axes = tuple(range(-n, 0))
+    centered = input - input.mean(axis=axes, keepdims=True)
+    variance = (centered * centered).mean(axis=axes, keepdims=True)
+    y = centered / (variance + eps) ** 0.5
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y

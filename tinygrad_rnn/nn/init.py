@@ -4,10 +4,14 @@ Values are drawn on the host from `tr.factory.rng()` and then copied to the tens
 `tr.manual_seed(s)` gives the same weights on the CPU and on the GPU. Recurrent weights stack one
 block of rows per gate (LSTM i,f,g,o; GRU r,z,n); `per_gate` applies an initialiser to each block.
 """
+import math
+import numbers
+import warnings
+
 import numpy as np
 
 from .. import backend, factory
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from .module import Parameter
 
 
@@ -22,17 +26,37 @@ def zeros_like_state(batch, size, like):
 
 
 def _fill(tensor, values):
-    """Write host values into the tensor's array in place (parameters keep their identity)."""
-    tensor.array[...] = backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device)
+    """Write host values into the tensor in place under no_grad, as torch's initialisers (parameters keep
+    their identity; the version counter moves on)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"argument 'tensor' must be a Tensor, not {type(tensor).__name__}")
+    with no_grad():
+        tensor.copy_(backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device))
     return tensor
 
 
-def uniform_(tensor, a=0.0, b=1.0):
-    return _fill(tensor, factory.rng().uniform(a, b, size=tensor.shape))
+def _generator(name, generator):
+    """The project's seeded generator, or the one given (what tr.manual_seed returns)."""
+    if generator is None:
+        return factory.rng()
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{name}: argument 'generator' must be the generator tr.manual_seed returns (a NumPy "
+                        f"Generator); got {type(generator).__name__}")
+    return generator
 
 
-def normal_(tensor, mean=0.0, std=1.0):
-    return _fill(tensor, factory.rng().normal(mean, std, size=tensor.shape))
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """U(a, b), in place."""
+    if not a <= b:
+        raise ValueError(f"uniform_: expects to return a [from, to) range, but found from={a} > to={b}")
+    return _fill(tensor, _generator("uniform_", generator).uniform(a, b, size=tensor.shape))
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """N(mean, std^2), in place."""
+    if not std >= 0:
+        raise ValueError(f"normal_: expects std >= 0.0, but found std {std}")
+    return _fill(tensor, _generator("normal_", generator).normal(mean, std, size=tensor.shape))
 
 
 def constant_(tensor, value):
@@ -47,16 +71,86 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
+# torch.nn.init.calculate_gain's table: the gain that keeps activations' variance through the nonlinearity
+GAINS = {"linear": 1.0, "conv1d": 1.0, "conv2d": 1.0, "conv3d": 1.0, "conv_transpose1d": 1.0,
+         "conv_transpose2d": 1.0, "conv_transpose3d": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3,
+         "relu": math.sqrt(2.0), "selu": 3.0 / 4}
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity; leaky_relu's `param` is its negative slope (0.01 by default)."""
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, numbers.Real) and not isinstance(param, bool):
+            slope = param
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity not in GAINS:
+        raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+    return GAINS[nonlinearity]
+
+
+def _calculate_fan_in_and_fan_out(tensor):
+    """(fan_in, fan_out): dim 1 and dim 0 times the receptive field (the product of the dims after them)."""
+    if tensor.ndim < 2:
+        raise ValueError(f"Fan in and fan out can not be computed for tensor with fewer than 2 dimensions "
+                         f"(shape {tensor.shape})")
+    receptive = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _fan(tensor, mode):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of fan_in, fan_out")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None):
+    """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def xavier_normal_(tensor, gain=1.0, generator=None):
+    """N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity, name):
+    """gain / sqrt(fan), or None for a tensor with a zero-size dim (torch warns and leaves it)."""
+    if 0 in tensor.shape:
+        warnings.warn(f"{name}: initializing zero-element tensors is a no-op", stacklevel=3)
+        return None
+    return calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
+
+
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """U(-bound, bound), bound = gain * sqrt(3 / fan) (He et al. 2015); `a` is leaky_relu's negative slope."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+    return tensor if std is None else uniform_(tensor, -math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator)
+
+
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """N(0, std^2), std = gain / sqrt(fan)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
+    return tensor if std is None else normal_(tensor, 0.0, std, generator)
+
+
 def _matrix_shape(tensor, name):
     if tensor.ndim < 2:
         raise ValueError(f"{name}: needs a tensor of at least 2 dims; got shape {tensor.shape}")
     return tensor.shape[0], int(np.prod(tensor.shape[1:]))
 
 
-def orthogonal_(tensor, gain=1.0):
+def orthogonal_(tensor, gain=1.0, generator=None):
     """A (semi-)orthogonal matrix (Saxe et al. 2014): orthonormal rows or columns, whichever fit."""
     rows, cols = _matrix_shape(tensor, "orthogonal_")
-    flat = factory.rng().standard_normal((rows, cols))
+    flat = _generator("orthogonal_", generator).standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)

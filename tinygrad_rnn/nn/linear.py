@@ -5,9 +5,9 @@ import numpy as np
 
 from .. import backend
 from ..ops import Getitem, Permute, Reshape
-from ..tensor import Function, Tensor, where
-from . import init
-from .checks import InputError, check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
+from ..tensor import Function, Tensor
+from . import functional, init
+from .checks import check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
 from .module import Module
 
 
@@ -73,18 +73,7 @@ class Embedding(Module):
             init.zeros_(Tensor._make(self.weight.array[self.padding_idx], None))
 
     def forward(self, indices):
-        index = indices.array if isinstance(indices, Tensor) else self.weight.xp.asarray(indices)
-        if index.dtype.kind not in "iu":
-            raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
-        if index.size:
-            backend.check((index < 0) | (index >= self.num_embeddings), lambda: IndexError(
-                f"Embedding: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
-                f"num_embeddings={self.num_embeddings}"))
-        table = self.weight
-        if self.padding_idx is not None:
-            keep = (table.xp.arange(self.num_embeddings) != self.padding_idx)[:, None]
-            table = where(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
-        return Lookup.apply(table, index=index)
+        return functional.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self):
         pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""

@@ -274,6 +274,23 @@ class Module:
             module = module._modules[part]
         return module
 
+    def get_parameter(self, target):
+        """The parameter at a dotted path ("encoder.weight"), as in PyTorch."""
+        return self._get_member(target, "_parameters", "an nn.Parameter")
+
+    def get_buffer(self, target):
+        """The buffer at a dotted path, as in PyTorch."""
+        return self._get_member(target, "_buffers", "a buffer")
+
+    def _get_member(self, target, registry, what):
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}` (looking for {target!r})")
+        if name not in getattr(module, registry):
+            raise AttributeError(f"`{name}` is not {what} (looking for {target!r})")
+        return getattr(module, registry)[name]
+
     def apply(self, fn):
         """fn(module) on every child (recursively), then on this module; returns self."""
         for module in self.children():
@@ -303,11 +320,12 @@ class Module:
             if buffer is not None and name not in self._non_persistent_buffers:
                 yield name, buffer
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy values (Tensors, NumPy or CuPy arrays, torch tensors) into the parameters and buffers,
-        keeping their objects, dtypes and devices. Returns (missing_keys, unexpected_keys) as PyTorch
-        does; with strict=True either raises, as does a shape mismatch. Every problem is found before
-        anything changes."""
+        keeping their objects, dtypes and devices; with assign=True the values themselves take their places
+        (their dtypes and devices, their memory shared; a parameter keeps its requires_grad), as PyTorch.
+        Returns (missing_keys, unexpected_keys) as PyTorch does; with strict=True either raises, as does a
+        shape mismatch. Every problem is found before anything changes."""
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
         own = self.state_dict(keep_vars=True)
@@ -332,12 +350,34 @@ class Module:
         if problems:
             raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                  + "\n\t".join(problems))
+        if assign:
+            self._assign_state(state_dict, values, own)
+            return _IncompatibleKeys(missing, unexpected)
         with no_grad():
             for key, value in values.items():
                 target = own[key]
                 moved = backend.to_device(value, target.device)
                 target.array = backend.xp_of(moved).array(moved, dtype=target.dtype, copy=True)
         return _IncompatibleKeys(missing, unexpected)
+
+    def _assign_state(self, state_dict, values, own):
+        """load_state_dict(assign=True): each value put in its key's place, one object per value given (a
+        value given for two tied names stays one parameter)."""
+        made = {}
+        for key, array in values.items():
+            path, _, name = key.rpartition(".")
+            owner, old, given = self.get_submodule(path), own[key], state_dict[key]
+            if id(given) not in made:
+                if isinstance(old, Parameter):
+                    if isinstance(given, Parameter):
+                        value = given.requires_grad_(old.requires_grad)
+                    else:
+                        value = Parameter(array, requires_grad=old.requires_grad, dtype=array.dtype,
+                                          device=given.device if isinstance(given, Tensor) else None)
+                else:
+                    value = given if isinstance(given, Tensor) else Tensor(array, dtype=array.dtype)
+                made[id(given)] = value
+            setattr(owner, name, made[id(given)])
 
     # --- modes
     def train(self, mode=True):

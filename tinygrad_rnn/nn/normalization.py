@@ -1,8 +1,8 @@
 """LayerNorm composed from primitives (mean, subtract, power), as in PyTorch."""
 import numbers
 
-from . import init
-from .checks import InputError, check_int, check_matches_parameters, check_tensor
+from . import functional, init
+from .checks import check_int, check_matches_parameters, check_tensor
 from .module import Module
 
 
@@ -36,22 +36,9 @@ class LayerNorm(Module):
 
     def forward(self, x):
         check_tensor("LayerNorm", "input", x)
-        n = len(self.normalized_shape)
-        if tuple(x.shape[-n:]) != self.normalized_shape or x.ndim < n:
-            raise InputError(f"LayerNorm: given normalized_shape={list(self.normalized_shape)}, expected "
-                             f"input with shape [*, {', '.join(map(str, self.normalized_shape))}], but got "
-                             f"input of size {list(x.shape)}")
         if self.weight is not None:
             check_matches_parameters("LayerNorm", x, self.weight)
-        axes = tuple(range(-n, 0))
-        centered = x - x.mean(axis=axes, keepdims=True)
-        variance = (centered * centered).mean(axis=axes, keepdims=True)
-        y = centered / (variance + self.eps) ** 0.5
-        if self.weight is not None:
-            y = y * self.weight
-        if self.bias is not None:
-            y = y + self.bias
-        return y
+        return functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "

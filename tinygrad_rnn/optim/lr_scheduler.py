@@ -1,11 +1,13 @@
 """Learning-rate schedules as in torch.optim.lr_scheduler: StepLR, MultiStepLR, ExponentialLR, LinearLR,
-ConstantLR, CosineAnnealingLR, LambdaLR, OneCycleLR, ReduceLROnPlateau.
+ConstantLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, LambdaLR, OneCycleLR, ReduceLROnPlateau, and
+SequentialLR and ChainedScheduler that combine them.
 
 StepLR, MultiStepLR, ExponentialLR, LinearLR, ConstantLR and CosineAnnealingLR use PyTorch's recursive forms (each step scales the group's current
 lr), so they give the same floats as PyTorch and compose with other changes to the lr.
 Call `scheduler.step()` after `optimizer.step()`; ReduceLROnPlateau takes the metric: `step(val_loss)`.
 A state_dict holds only numbers, strings and lists, so checkpoints save it without pickle.
 """
+import bisect
 import math
 import types
 
@@ -26,39 +28,65 @@ class _Schedule:
 
 
 class LRScheduler(_Schedule):
-    """Base: remembers each group's starting lr and takes one step at construction (epoch 0)."""
+    """Base: remembers each group's starting lr and takes one step at construction (epoch 0).
 
-    def __init__(self, optimizer):
+    last_epoch >= 0 resumes a schedule: the groups must hold the "initial_lr" an earlier schedule set
+    (a loaded optimizer state_dict has them), and the next step is epoch last_epoch + 1, as torch."""
+
+    def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+            raise ValueError(f"{type(self).__name__}: last_epoch must be an int >= -1; got {last_epoch!r}")
         self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
+        for k, group in enumerate(optimizer.param_groups):
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise KeyError(f"param 'initial_lr' is not specified in param_groups[{k}] when resuming scheduler "
+                               f"with last_epoch >= 0 (load the optimizer's state_dict first)")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = -1
+        self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self):
+        """The step at construction; schedules that resume (last_epoch >= 0) keep their lr there, as torch's."""
         self._step_count = 0
-        self.step()
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self):
         raise NotImplementedError
 
     def step(self):
         self._step_count += 1
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        self._update_lr()
+
+    def _update_lr(self, epoch=None):
+        """The next epoch's lrs, or (epoch given, as SequentialLR's milestones do) that epoch's, from the closed
+        form where the schedule has one, as torch."""
+        if epoch is None:
+            self.last_epoch += 1
+            lrs = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            lrs = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
 
 
 class StepLR(LRScheduler):
     """Multiply the lr by gamma every step_size steps."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
         self.step_size, self.gamma = step_size, gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -66,63 +94,77 @@ class StepLR(LRScheduler):
             return lrs
         return [lr * self.gamma for lr in lrs]
 
+    def _get_closed_form_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the lr by gamma at each milestone (a milestone listed twice multiplies twice)."""
 
-    def __init__(self, optimizer, milestones, gamma=0.1):
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         if any(isinstance(m, bool) or not isinstance(m, int) for m in milestones):
             raise ValueError(f"MultiStepLR: milestones must be integers, got {list(milestones)!r}")
         self.milestones = {m: list(milestones).count(m) for m in sorted(milestones)}
         self.gamma = gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         return [lr * self.gamma ** self.milestones.get(self.last_epoch, 0) for lr in lrs]
 
+    def _get_closed_form_lr(self):
+        milestones = sorted(m for m, count in self.milestones.items() for _ in range(count))
+        return [base * self.gamma ** bisect.bisect_right(milestones, self.last_epoch) for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the lr by gamma every step."""
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = gamma
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = [group["lr"] for group in self.optimizer.param_groups]
-        return lrs if self.last_epoch == 0 else [lr * self.gamma for lr in lrs]
+        return lrs if self._is_initial else [lr * self.gamma for lr in lrs]
+
+    def _get_closed_form_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
     """The lr times a factor going linearly from start_factor to end_factor over total_iters steps."""
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise ValueError(f"LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1]; got "
                              f"{start_factor} and {end_factor}")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in lrs]
-        if self.last_epoch > self.total_iters:
+        if self._is_initial or self.last_epoch > self.total_iters:
             return lrs
         change = self.end_factor - self.start_factor
         ratio = 1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
         return [lr * ratio for lr in lrs]
 
+    def _get_closed_form_lr(self):
+        change = (self.end_factor - self.start_factor) * min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * (self.start_factor + change) for base in self.base_lrs]
+
 
 class ConstantLR(LRScheduler):
     """The lr times factor for the first total_iters steps, then the lr itself."""
 
-    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5):
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
         if not 0 <= factor <= 1:
             raise ValueError(f"ConstantLR: factor must lie in [0, 1]; got {factor}")
         self.factor, self.total_iters = factor, total_iters
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -130,31 +172,86 @@ class ConstantLR(LRScheduler):
             return [lr * self.factor for lr in lrs]
         return [lr / self.factor for lr in lrs] if self.last_epoch == self.total_iters else lrs
 
+    def _get_closed_form_lr(self):
+        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base in self.base_lrs]
+
 
 class CosineAnnealingLR(LRScheduler):
     """eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 (Loshchilov & Hutter 2017, no restarts)."""
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         if not isinstance(T_max, int) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
         self.T_max, self.eta_min = T_max, eta_min
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         groups, t, T = self.optimizer.param_groups, self.last_epoch, self.T_max
-        if t == 0:
+        if self._is_initial:
             return [group["lr"] for group in groups]
+        if self._step_count == 1 and t > 0:
+            return self._get_closed_form_lr()
         if (t - 1 - T) % (2 * T) == 0:  # past the trough the recursive ratio would divide by zero
             return [group["lr"] + (base - self.eta_min) * (1 - math.cos(math.pi / T)) / 2
                     for base, group in zip(self.base_lrs, groups)]
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (group["lr"] - self.eta_min) + self.eta_min for group in groups]
 
+    def _get_closed_form_lr(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """The cosine from base_lr down to eta_min over T_i steps, then again from base_lr (SGDR, Loshchilov &
+    Hutter 2017): T_0 steps first, each later cycle T_mult times the one before."""
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if isinstance(T_0, bool) or not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if isinstance(eta_min, bool) or not isinstance(eta_min, (float, int)):
+            raise ValueError(  # noqa: TRY004 (torch's type)
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+        self.T_0, self.T_i, self.T_mult, self.eta_min, self.T_cur = T_0, T_0, T_mult, eta_min, last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base in self.base_lrs]
+
+    def step(self, epoch=None):
+        """One step on, or (torch's deprecated form) to `epoch`, which may be fractional."""
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur, self.T_i = self.T_cur % self.T_i, self.T_i * self.T_mult
+        elif epoch < 0:
+            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+        elif epoch < self.T_0:
+            self.T_i, self.T_cur = self.T_0, epoch
+        elif self.T_mult == 1:
+            self.T_cur = epoch % self.T_0
+        else:
+            n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+            self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+            self.T_i = self.T_0 * self.T_mult ** n
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
 
 class LambdaLR(LRScheduler):
     """lr = base_lr * lr_lambda(step): one function for all groups or one per group."""
 
-    def __init__(self, optimizer, lr_lambda):
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         groups = getattr(optimizer, "param_groups", [])
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(groups):
@@ -162,7 +259,7 @@ class LambdaLR(LRScheduler):
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * len(groups)
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
@@ -275,6 +372,92 @@ class OneCycleLR(LRScheduler):
                     break
                 start_step = end_step
         return lrs
+
+
+class _Combined(_Schedule):
+    """What SequentialLR and ChainedScheduler share: their schedules, checked as torch checks them, and a
+    state_dict holding each one's."""
+
+    def _check(self, schedulers, optimizer):
+        name = type(self).__name__
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
+        optimizer = optimizer if optimizer is not None else schedulers[0].optimizer
+        for k, scheduler in enumerate(schedulers):
+            if not hasattr(scheduler, "optimizer"):
+                raise TypeError(f"{name} at index {k} should have `optimizer` as its attribute.")
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ValueError(  # noqa: TRY004 (torch's type)
+                    f"{name} does not support `ReduceLROnPlateau` scheduler as it requires additional kwargs to be "
+                    f"specified when calling `step`, but got one at index {k} in the given schedulers sequence.")
+            if scheduler.optimizer is not optimizer:
+                raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, but got scheduler "
+                                 f"{type(scheduler).__name__} at index {k} with another optimizer.")
+        self._schedulers, self.optimizer = schedulers, optimizer
+
+    def state_dict(self):
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        schedules = state.pop("_schedulers")
+        self.__dict__.update(state)
+        for scheduler, saved in zip(self._schedulers, schedules):
+            scheduler.load_state_dict(saved)
+
+
+class SequentialLR(_Combined):
+    """schedulers[k] runs from milestones[k - 1] on (epoch counted from 0), starting at its own epoch 0."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        self._check(schedulers, optimizer)
+        milestones = list(milestones)
+        if len(milestones) != len(self._schedulers) - 1:
+            raise ValueError(f"Sequential Schedulers expects number of schedulers provided to be one more than the "
+                             f"number of milestone points, but got number of schedulers {len(self._schedulers)} and "
+                             f"the number of milestones to be equal to {len(milestones)}")
+        self._milestones, self.last_epoch = milestones, last_epoch + 1
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for scheduler in self._schedulers:  # undo the step each took when it was made
+            _undo_initial_step(scheduler)
+        first = self._schedulers[bisect.bisect_right(milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self):
+        self.last_epoch += 1
+        k = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[k]
+        if k > 0 and self._milestones[k - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+def _undo_initial_step(scheduler):
+    if isinstance(scheduler, _Combined):
+        for inner in scheduler._schedulers:
+            _undo_initial_step(inner)
+    elif hasattr(scheduler, "last_epoch"):
+        scheduler.last_epoch -= 1
+
+
+class ChainedScheduler(_Combined):
+    """Every schedule's step in turn at each step (their changes to the lr multiply, as torch's)."""
+
+    def __init__(self, schedulers, optimizer=None):
+        self._check(schedulers, optimizer)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def step(self):
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
 
 def _per_group(name, groups, value):
