@@ -464,6 +464,22 @@ def test_a_detached_copy_shares_the_change_as_in_torch():
         assert numpy_of(x.grad).tolist() == [4.0, 4.0, 4.0]
 
 
+def test_retain_grad_follows_the_tensor_through_an_in_place_change_as_in_torch():
+    """x.retain_grad() then x.mul_(3): .grad is the gradient of x's new value, as torch moves the retains_grad
+    hook onto the new grad_fn (before, .grad stayed None after backward)."""
+    kept = {}
+    for lib in (tr, torch):
+        (a,) = leaves(lib, [np.array([1.0, 2.0, 3.0])])
+        x = a * 2
+        x.retain_grad()
+        x.mul_(3)
+        (x * lib.tensor([1.0, 2.0, 3.0], dtype=F64[lib])).sum().backward()
+        assert x.retains_grad
+        kept[lib] = (numpy_of(x.grad), numpy_of(a.grad))
+    for ours, theirs in zip(kept[tr], kept[torch]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- no_grad, as before
 
 

@@ -482,7 +482,10 @@ def rebase_in_place(tensor, old, new):
     else:
         tensor.array[...] = new.array
     if state.grad_enabled:
+        retained = tensor.retains_grad
         tensor._ctx, tensor.requires_grad, tensor._output_nr = new._ctx, new.requires_grad, new._output_nr
+        if retained:  # as torch moves the retains_grad hook: .grad is the new value's gradient
+            tensor.retain_grad()
         if tensor._name is not None:
             tensor.name = tensor._name  # the new node shows the name
     if state.forward_ad:
