@@ -283,6 +283,17 @@ def test_selection_and_sorting_gradcheck_and_gradgradcheck(name):
     assert tr.gradgradcheck(SELECTIONS[name], x)
 
 
+@pytest.mark.parametrize("select", [lambda lib, x: x.gather(1, lib.tensor([[0], [-1], [1]])),
+                                    lambda lib, x: x.index_select(1, lib.tensor([0, -1]))],
+                         ids=["gather", "index_select"])
+def test_gather_and_index_select_refuse_a_negative_index_as_torch(select, torch):
+    """torch counts no index of gather or index_select from the end (before, -1 read the last entry silently)."""
+    with pytest.raises(RuntimeError):
+        select(torch, torch.tensor(A))
+    with pytest.raises(IndexError, match=r"index out of range for a dim of size 4: the indices span \[-1, "):
+        select(tr, tr.tensor(A))
+
+
 def test_selections_refuse_bad_indices_by_name():
     x = tr.tensor(A)
     with pytest.raises(TypeError, match="gather: the index must hold integers"):
