@@ -666,9 +666,9 @@ class TensorMethods:
         old value then gets a copy of its own."""
         from .tensor import old_value, rebase_in_place
         shared = self._shared
-        if shared is not None:
+        if shared is not None and shared.viewed:
             _refuse_on_a_tape(op)
-            if shared.viewed and self._view is not None:
+            if self._view is not None:
                 return self._record_through_base(op, compute, operand, reads_old)
         old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
         result = self._result(op, compute, old, operand)
