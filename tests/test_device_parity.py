@@ -127,7 +127,7 @@ def test_the_gpus_index_check_names_the_method(monkeypatch):
     with pytest.raises(IndexError, match=r"index_select: index out of range for a dim of size 3: the indices "
                                          r"span \[-4, 0\]"):
         backend.raise_failed_checks()
-    x.gather(2, tr.tensor(np.full((2, 3, 1), -4)))  # in range: nothing is left to raise
+    x.gather(2, tr.tensor(np.full((2, 3, 1), 3)))  # in range: nothing is left to raise
     backend.raise_failed_checks()
     with pytest.raises(IndexError):
         x.gather(2, tr.tensor(np.full((2, 3, 1), 4)))

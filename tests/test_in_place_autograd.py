@@ -380,6 +380,10 @@ VIEW_CHANGES = {
     "reshape view": lambda lib, y, v: y.reshape(2, 6).add_(v[:1]),
     "transpose view": lambda lib, y, v: y.T.mul_(v[:3]),
     "row of a transpose": lambda lib, y, v: y.T[2].sub_(v[:3], alpha=2),
+    # one element is a 0-d view too (before, a copy: the change never reached y)
+    "fill_ of an element": lambda lib, y, v: y[1, 2].fill_(v[0]),
+    "mul_ of an element of a row": lambda lib, y, v: y[0][3].mul_(v[2]),
+    "copy_ into an element": lambda lib, y, v: y[2, -1].copy_(v[1] * v[3]),
 }
 
 
@@ -464,6 +468,22 @@ def test_a_detached_copy_shares_the_change_as_in_torch():
         assert numpy_of(x.grad).tolist() == [4.0, 4.0, 4.0]
 
 
+def test_retain_grad_follows_the_tensor_through_an_in_place_change_as_in_torch():
+    """x.retain_grad() then x.mul_(3): .grad is the gradient of x's new value, as torch moves the retains_grad
+    hook onto the new grad_fn (before, .grad stayed None after backward)."""
+    kept = {}
+    for lib in (tr, torch):
+        (a,) = leaves(lib, [np.array([1.0, 2.0, 3.0])])
+        x = a * 2
+        x.retain_grad()
+        x.mul_(3)
+        (x * lib.tensor([1.0, 2.0, 3.0], dtype=F64[lib])).sum().backward()
+        assert x.retains_grad
+        kept[lib] = (numpy_of(x.grad), numpy_of(a.grad))
+    for ours, theirs in zip(kept[tr], kept[torch]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- no_grad, as before
 
 
@@ -500,6 +520,18 @@ def test_tensors_that_no_gradient_reaches_change_on_their_arrays():
     y += 1
     assert y.array is array and y.grad_fn is None and not y.requires_grad
     assert y.numpy().tolist() == [[2.0] * 3, [1.0] * 3]
+
+
+def test_an_element_changed_in_place_changes_its_tensor_as_in_torch():
+    """x[i].zero_(), x[i, j].fill_(v), x[i][j].add_(v): an element is a view of its tensor, with or without
+    gradients (before, an element was a copy and the change was lost, silently)."""
+    for lib in (tr, torch):
+        x = lib.tensor(np.arange(6.0).reshape(2, 3), dtype=F64[lib])
+        x[0, 0].zero_()
+        x[1][2].add_(10.0)
+        x[0, 1].fill_(-1.0)
+        x[1, 0].mul_(x[1, 1])
+        assert numpy_of(x).tolist() == [[0.0, -1.0, 2.0], [12.0, 4.0, 15.0]], lib
 
 
 # ----------------------------------------------------------------------------- transforms

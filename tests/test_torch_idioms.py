@@ -384,6 +384,17 @@ def test_new_functions_refuse_bad_input_by_name():
         tr.std_mean(A)
 
 
+@pytest.mark.parametrize("select", [lambda lib, x: x.gather(1, lib.tensor([[0], [-1], [1]])),
+                                    lambda lib, x: x.index_select(1, lib.tensor([0, -1]))],
+                         ids=["gather", "index_select"])
+def test_gather_and_index_select_refuse_a_negative_index_as_torch(select, torch):
+    """torch counts no index of gather or index_select from the end (before, -1 read the last entry silently)."""
+    with pytest.raises(RuntimeError):
+        select(torch, torch.tensor(A))
+    with pytest.raises(IndexError, match=r"index out of range for a dim of size 4: the indices span \[-1, "):
+        select(tr, tr.tensor(A))
+
+
 def test_selections_refuse_bad_indices_by_name():
     x = tr.tensor(A)
     with pytest.raises(TypeError, match="gather: the index must hold integers"):

@@ -197,11 +197,11 @@ def check(failed, error):
 
 
 def check_indices(index, size, op):
-    """IndexError naming `op` where an integer index array lies outside [-size, size). NumPy's indexing
-    raises by itself; CuPy's wraps such an index around silently, so on a GPU this check is made,
-    with the next read from it."""
-    if index.size and reads_stall(index):
-        check((index < -size) | (index >= size), lambda: IndexError(
+    """IndexError naming `op` where an integer index array lies outside [0, size), as torch's gather and
+    index_select refuse a negative index (NumPy's indexing would count it from the end, silently; CuPy's
+    wraps any index around). On a GPU the check is made with the next read from it."""
+    if index.size:
+        check((index < 0) | (index >= size), lambda: IndexError(
             f"{op}: index out of range for a dim of size {size}: the indices span "
             f"[{int(index.min())}, {int(index.max())}]"))
 

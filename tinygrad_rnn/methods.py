@@ -1063,12 +1063,13 @@ def _out_of_place(op):
 
 def _refuse_on_a_tape(op):
     """An op tape (a step being traced) names each value by its tensor and gives a changed tensor a new array
-    (rebase_in_place), so memory that views share cannot change in place on it: the step runs op by op."""
+    (rebase_in_place), so memory that views or detached copies share cannot change in place on it: the step
+    runs op by op."""
     from .tensor import ChangedInPlace, _state
     tape = _state.tape
     if tape is not None and tape.listening():
-        raise ChangedInPlace(f"an in-place change ({op}) of memory a view shares (a slice, reshape or transpose, "
-                             f"or the tensor such a view was taken of); build the value out of place "
+        raise ChangedInPlace(f"an in-place change ({op}) of memory a view or a detached copy shares (a slice, "
+                             f"reshape, transpose or detach(), or the tensor it was taken of); build the value out of place "
                              f"({_out_of_place(op)})")
 
 

@@ -647,7 +647,10 @@ class Getitem(Function):
     def forward(self, x, index):
         index = _device_index(x, index)
         self.in_shape, self.index = x.shape, index
-        return x[index]
+        out = x[index]
+        if isinstance(out, np.generic):  # one element: a 0-d view (as CuPy's, torch's), which x[i].fill_() writes through
+            out = x[index + (Ellipsis,) if isinstance(index, tuple) else (index, Ellipsis)]
+        return out
 
     def backward(self, g):
         return (IndexAdd.apply(g, index=self.index, shape=self.in_shape),)

@@ -482,7 +482,10 @@ def rebase_in_place(tensor, old, new):
     else:
         tensor.array[...] = new.array
     if state.grad_enabled:
+        retained = tensor.retains_grad
         tensor._ctx, tensor.requires_grad, tensor._output_nr = new._ctx, new.requires_grad, new._output_nr
+        if retained:  # as torch moves the retains_grad hook: .grad is the new value's gradient
+            tensor.retain_grad()
         if tensor._name is not None:
             tensor.name = tensor._name  # the new node shows the name
     if state.forward_ad:
@@ -504,7 +507,7 @@ class SharedVersion:
         self.count = tensor._version_count
         self.epoch = 0  # how many recorded in-place changes rebased a tensor of this memory (rebase_in_place)
         self.origin = weakref.ref(tensor)
-        self.viewed = False  # whether a view (not only a detached copy) shares the memory: see old_value
+        self.viewed = False  # whether a view or a detached copy shares the memory: see _record
 
 
 def _view_of(tensor):
@@ -900,7 +903,7 @@ class Tensor(TensorMethods):
         """The same data as a new leaf, cut from the graph."""
         t = self._cut()
         t._name = self._name
-        t._shared = self._shared_counter()  # the same memory: an in-place change of either is seen by both
+        t._shared = _view_of(self)  # the same memory: an in-place change of either is seen by both
         t._view = None
         return t
 

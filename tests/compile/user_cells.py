@@ -540,6 +540,22 @@ class ViewChangedInPlaceCell(nn.RecurrentCell):
         return (a.tanh(),)
 
 
+class DetachedChangedInPlaceCell(nn.RecurrentCell):
+    """A detached copy changed in place: its tensor changes too (the same memory), which an op tape, holding
+    the two as two values, cannot follow (before, the compiled pass left the tensor unchanged, silently)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h
+        cut = a.detach()
+        cut.clamp_(min=0)
+        return ((a + cut).tanh(),)
+
+
 class BranchingCell(nn.RecurrentCell):
     """Python control flow on a tensor's value."""
 
@@ -555,4 +571,5 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
-REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell)}
+REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
+                                             DetachedChangedInPlaceCell)}
