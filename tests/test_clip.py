@@ -33,7 +33,7 @@ def theirs_with(torch, grads):
     return params
 
 
-@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.5, math.inf])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.5, math.inf, 0, -math.inf, -1.5])
 @pytest.mark.parametrize("max_norm", [0.5, 1e3])
 def test_clip_grad_norm_matches_torch(torch, device, norm_type, max_norm):
     grads = gradients(2.0)
@@ -87,9 +87,23 @@ def test_non_finite_norm(torch):
         np.testing.assert_array_equal(p.grad, q.grad.numpy())  # nan where torch has nan
 
 
+@pytest.mark.parametrize("norm_type", [0, -1.0, -math.inf])
+def test_zero_gradients_in_orders_below_one_match_torch(torch, norm_type):
+    grads = gradients(1.0)
+    grads[0][1] = 0.0  # order 0 does not count it; a negative order makes the norm of its tensor 0
+    grads[2][:] = 0.0
+    ours, theirs = ours_with(grads, "cpu"), theirs_with(torch, grads)
+    total = clip_grad_norm_(ours, 0.5, norm_type=norm_type).item()
+    assert total == pytest.approx(torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type=norm_type).item(), rel=1e-12)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(to_np(p.grad), q.grad.numpy(), rtol=1e-12)
+
+
 def test_bad_norm_type():
-    with pytest.raises(ValueError, match="norm_type must be a positive number or inf"):
-        clip_grad_norm_(ours_with(gradients(1.0), "cpu"), 1.0, norm_type=-1)
+    with pytest.raises(ValueError, match="norm_type must be a number or"):
+        clip_grad_norm_(ours_with(gradients(1.0), "cpu"), 1.0, norm_type=math.nan)
+    with pytest.raises(ValueError, match="order -1.0 of an empty gradient"):  # as torch, which cannot either
+        clip_grad_norm_(ours_with([np.ones(2), np.zeros(0)], "cpu"), 1.0, norm_type=-1)
 
 
 @pytest.mark.parametrize("clip_value", [0.3, 5.0])

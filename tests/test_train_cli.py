@@ -76,6 +76,17 @@ def test_train_sample_and_resume(capsys, tmp_path, text_file):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_sample_without_a_prime_starts_from_a_character_the_model_knows(capsys, tmp_path, text_file):
+    checkpoint = str(tmp_path / "lm.npz")  # the text has no capital T, so the default "The " cannot start
+    code, _, _ = run(capsys, "train", "--text", text_file, "--steps", "2", "--checkpoint", checkpoint,
+                     "--out", str(tmp_path / "out"), "--sample-length", "0", *TINY)
+    assert code == 0
+    code, stdout, err = run(capsys, "sample", "--checkpoint", checkpoint, "--length", "10")
+    assert code == 0, err
+    vocab = CharCorpus(Path(text_file).read_text(encoding="utf-8")).vocab
+    assert stdout.startswith(vocab[0]) and len(stdout.rstrip("\n")) == 11
+
+
 def test_adding_task_runs(capsys, tmp_path):
     code, stdout, _ = run(capsys, "train", "--task", "adding", "--cell", "gru", "--T", "5", "--hidden-size", "4",
                           "--batch-size", "4", "--steps", "3", "--eval-sequences", "8", "--out", str(tmp_path),

@@ -184,7 +184,9 @@ def build_parser():
         description=f"Generate text from a checkpoint written by 'train --task lm' or 'demo' (the {CHECKPOINT} "
                     f"of its run folder).")
     sample.add_argument("--checkpoint", metavar="PATH", required=True, help="checkpoint (.npz) to load")
-    sample.add_argument("--prime", default=DEMO_PRIME, help="text to start from (default: %(default)r)")
+    sample.add_argument("--prime", default=None,
+                        help=f"text to start from (default: {DEMO_PRIME!r} where the model knows those characters, "
+                             f"else the first character of its vocabulary)")
     sample.add_argument("--length", type=NumberRange(int, 1).parse, default=400, metavar="N",
                         help="characters to generate (default: %(default)s)")
     sample.add_argument("--temperature", type=NumberRange(float, 0).parse, default=0.8, metavar="T",
@@ -470,7 +472,7 @@ def _train_in(paths, args, config, done, comm):
     written += [plot] if plot else []
     print("wrote " + ", ".join(written))
     if config.task == "lm" and args.sample_length > 0:
-        prime = _prime_for(task.corpus)
+        prime = _prime_for(task.corpus.vocab, task.corpus.decode(task.corpus.train_ids[:4]))
         _print_sample("sample", prime + generate(result.model, task.corpus.vocab, prime, args.sample_length, 0.8,
                                                  rng=config.seed))
     return 0
@@ -484,11 +486,13 @@ def _resume_option(args, paths):
     return f"--checkpoint {paths.checkpoint}" if args.checkpoint else f"--out {paths.folder}"
 
 
-def _prime_for(corpus):
-    """The demo's prime where the corpus knows its characters, else the first word of the text."""
-    if set(DEMO_PRIME) <= set(corpus.vocab):
+def _prime_for(vocab, opening=None):
+    """The demo's prime where `vocab` holds its characters, else `opening` (the start of the training
+    text) when given, else the vocabulary's first character: a model trained on another text or
+    language knows no other prime for sure."""
+    if set(DEMO_PRIME) <= set(vocab):
         return DEMO_PRIME
-    return corpus.decode(corpus.train_ids[:4])
+    return opening or vocab[0]
 
 
 def _try_plot(history, path, title, task):
@@ -504,13 +508,15 @@ def _try_plot(history, path, title, task):
 
 def command_sample(args):
     from .train import generate, load_model
-    if not args.prime:
+    if args.prime == "":
         raise UsageError("--prime", "must hold at least one character to start from")
     with _blame("--checkpoint"):
         model, meta = load_model(args.checkpoint, device=args.device)
     if not meta.get("vocab"):
         raise UsageError("--checkpoint", f"{args.checkpoint} is not a language model (task "
                                          f"{meta['config'].get('task')!r}); sample needs one from train --task lm")
+    if args.prime is None:
+        args.prime = _prime_for(meta["vocab"])
     unknown = sorted(set(args.prime) - set(meta["vocab"]))
     if unknown:
         raise UsageError("--prime", f"holds characters the model has never seen: {''.join(unknown)!r}")

@@ -106,6 +106,17 @@ def test_from_file_uses_the_given_encoding(tmp_path):
 # ---------------------------------------------------------------- batches
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "UTF8", "utf_8"])
+def test_from_file_leaves_out_a_utf8_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfna\xc3\xafve \xef\xbb\xbf")  # the mark, then one inside the text
+    corpus = CharCorpus.from_file(path, encoding=encoding, val_fraction=0.0)
+    assert corpus.decode(corpus.train_ids) == "na\u00efve \ufeff"
+    path.write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(ValueError, match="bom.txt is empty"):
+        CharCorpus.from_file(path, encoding=encoding)
+
+
 def test_batchify_cuts_contiguous_columns_and_drops_the_remainder():
     data = batchify(np.arange(11), batch_size=3)
     assert data.dtype == np.int64

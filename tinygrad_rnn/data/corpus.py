@@ -3,6 +3,7 @@
 Every batch is time-major, ``(T, B)``, the default layout of PyTorch's recurrent layers.
 """
 
+import codecs
 import gzip
 from importlib import resources
 from pathlib import Path
@@ -64,7 +65,13 @@ class CharCorpus:
 
     @classmethod
     def from_file(cls, path, encoding: str = "utf-8", val_fraction: float = 0.1) -> "CharCorpus":
-        """The corpus of a text file; ValueError naming the file if it is not ``encoding`` text or is empty."""
+        """The corpus of a text file; ValueError naming the file if it is not ``encoding`` text or is empty.
+
+        A UTF-8 file's leading byte order mark (what some editors write first) is a signature, not a
+        character of the text, so it stays out of the vocabulary and the samples.
+        """
+        if codecs.lookup(encoding).name == "utf-8":
+            encoding = "utf-8-sig"
         try:
             text = Path(path).read_text(encoding=encoding)
         except UnicodeDecodeError as error:

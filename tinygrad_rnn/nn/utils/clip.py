@@ -6,6 +6,8 @@ does). Only error_if_nonfinite=True reads it on the host, to decide whether to r
 """
 import math
 
+import numpy as np
+
 from ... import backend
 from ...tensor import Tensor
 
@@ -16,12 +18,22 @@ def _grads(parameters):
 
 
 def _vector_norm(xp, flat, norm_type):
-    """The norm of a 1-D array, as a 0-d array of its dtype."""
+    """The norm of a 1-D array, as a 0-d array of its dtype, as torch.linalg.vector_norm gives it: order 0
+    counts the non-zero entries, -inf is the smallest magnitude, a negative p has zeros give 0."""
+    if not flat.size:
+        if norm_type < 0:
+            raise ValueError(f"clip_grad_norm_: the norm of order {norm_type} of an empty gradient is undefined")
+        return xp.zeros((), dtype=flat.dtype)
     if norm_type == math.inf:
-        return xp.abs(flat).max() if flat.size else xp.zeros((), dtype=flat.dtype)
+        return xp.abs(flat).max()
+    if norm_type == -math.inf:
+        return xp.abs(flat).min()
+    if norm_type == 0:
+        return (flat != 0).sum().astype(flat.dtype)
     if norm_type == 2.0:
         return xp.sqrt(flat @ flat)
-    return (xp.abs(flat) ** norm_type).sum() ** (1.0 / norm_type)
+    with np.errstate(divide="ignore"):  # a negative p: 0 ** p is inf, and the norm 0, as torch has it
+        return (xp.abs(flat) ** norm_type).sum() ** (1.0 / norm_type)
 
 
 def total_norm(grads, norm_type=2.0):
@@ -40,12 +52,12 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     The norm is taken over all gradients as if they were one vector: the norm of the per-tensor
     norms. Every gradient is multiplied by min(1, max_norm / (total_norm + 1e-6)). Returns the
     total norm before clipping as a 0-d Tensor on the gradients' device (float() reads it), as
-    torch does. `norm_type` is a positive number or math.inf; `foreach` is accepted for torch's
-    signature (there is one way here).
+    torch does. `norm_type` is any order of torch.linalg.vector_norm (2, 1, inf, 0, -inf, any
+    other number); `foreach` is accepted for torch's signature (there is one way here).
     """
     norm_type = float(norm_type)
-    if not (norm_type > 0 or norm_type == math.inf):
-        raise ValueError(f"clip_grad_norm_: norm_type must be a positive number or inf, got {norm_type}")
+    if math.isnan(norm_type):
+        raise ValueError(f"clip_grad_norm_: norm_type must be a number or +-inf, got {norm_type}")
     grads = _grads(parameters)
     if not grads:
         return Tensor(0.0)
