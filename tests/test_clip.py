@@ -87,6 +87,20 @@ def test_non_finite_norm(torch):
         np.testing.assert_array_equal(p.grad, q.grad.numpy())  # nan where torch has nan
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
+def test_a_norm_past_the_dtypes_range_is_inf_without_a_warning_as_torch(torch, norm_type):
+    grads = [np.full(3, 1e30, np.float32), np.array([np.inf, 1.0], np.float32)]
+    ours = [Parameter(np.zeros(g.shape, np.float32)) for g in grads]
+    theirs = [torch.zeros(g.shape, dtype=torch.float32, requires_grad=True) for g in grads]
+    for p, q, g in zip(ours, theirs, grads):
+        p.grad, q.grad = tr.tensor(g.copy()), torch.from_numpy(g.copy())
+    with np.errstate(all="raise"):   # any warning NumPy gives raises here
+        total = clip_grad_norm_(ours, 1.0, norm_type=norm_type)
+    assert total.item() == torch.nn.utils.clip_grad_norm_(theirs, 1.0, norm_type=norm_type).item() == math.inf
+    for p, q in zip(ours, theirs):
+        np.testing.assert_array_equal(to_np(p.grad), q.grad.numpy())
+
+
 @pytest.mark.parametrize("norm_type", [0, -1.0, -math.inf])
 def test_zero_gradients_in_orders_below_one_match_torch(torch, norm_type):
     grads = gradients(1.0)

@@ -19,7 +19,13 @@ def _grads(parameters):
 
 def _vector_norm(xp, flat, norm_type):
     """The norm of a 1-D array, as a 0-d array of its dtype, as torch.linalg.vector_norm gives it: order 0
-    counts the non-zero entries, -inf is the smallest magnitude, a negative p has zeros give 0."""
+    counts the non-zero entries, -inf is the smallest magnitude, a negative p has zeros give 0. A sum of
+    powers past the dtype's range is inf, as torch's, without NumPy's warning."""
+    with np.errstate(over="ignore", divide="ignore"):
+        return _vector_norm_of(xp, flat, norm_type)
+
+
+def _vector_norm_of(xp, flat, norm_type):
     if not flat.size:
         if norm_type < 0:
             raise ValueError(f"clip_grad_norm_: the norm of order {norm_type} of an empty gradient is undefined")
@@ -32,8 +38,7 @@ def _vector_norm(xp, flat, norm_type):
         return (flat != 0).sum().astype(flat.dtype)
     if norm_type == 2.0:
         return xp.sqrt(flat @ flat)
-    with np.errstate(divide="ignore"):  # a negative p: 0 ** p is inf, and the norm 0, as torch has it
-        return (xp.abs(flat) ** norm_type).sum() ** (1.0 / norm_type)
+    return (xp.abs(flat) ** norm_type).sum() ** (1.0 / norm_type)   # a negative p: 0 ** p is inf, the norm 0
 
 
 def total_norm(grads, norm_type=2.0):
@@ -68,8 +73,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                            f"non-finite ({float(total)}), so it cannot be clipped; pass error_if_nonfinite=False "
                            f"to scale the gradients by it anyway")
     coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0)
-    for g in grads:
-        g *= coef if backend.device_of(g) == backend.device_of(coef) else backend.to_device(coef, backend.device_of(g))
+    for g in grads:   # an infinite entry times a coefficient of 0 is NaN, as in torch, without a warning
+        with np.errstate(invalid="ignore"):
+            g *= coef if backend.device_of(g) == backend.device_of(coef) else backend.to_device(coef, backend.device_of(g))
     return Tensor._make(total, None)
 
 
