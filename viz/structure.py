@@ -202,20 +202,26 @@ class Recorded:
 
     def op_label(self, i):
         """A node's op, with its scalar constant inputs written in ("sub(1, ·)", "mul(·, 0.5)") and
-        a getitem as the index it takes ("[:, 0:4]", as Python writes it)."""
+        a getitem as the index it takes ("[:, 0:4]", as Python writes it), an index assignment as the
+        statement ("[1] = ·", "[:, 0] = 0")."""
         item = self.items[i]
         parents = self.parents[i]
+        args = [f"{self.items[p].array.reshape(()).item():.4g}" if p in self.scalar_consts else "·"
+                for p in parents]
+        if item.op == "indexput" and hasattr(item, "index") and len(args) == 2:
+            return f"{index_text(item.index)} = {args[1]}"
         if not any(p in self.scalar_consts for p in parents):
             return self.plain_op_label(i)
-        args = (f"{self.items[p].array.reshape(()).item():.4g}" if p in self.scalar_consts else "·"
-                for p in parents)
         return f"{item.op}({', '.join(args)})"
 
     def plain_op_label(self, i):
-        """The op's name; a getitem is written as the index it takes."""
+        """The op's name; a getitem is written as the index it takes, an index assignment as the
+        statement ("[1] =")."""
         item = self.items[i]
         if item.op == "getitem" and hasattr(item, "index"):
             return index_text(item.index)
+        if item.op == "indexput" and hasattr(item, "index"):
+            return f"{index_text(item.index)} ="
         return item.op
 
     def grad(self, i):

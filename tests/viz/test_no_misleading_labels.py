@@ -84,6 +84,16 @@ def test_a_slice_shows_its_index():
     assert {"[-1]", "[:, 0:4]", "[1:3, ..., None]", "[ids (2, 1)]"} <= labels
 
 
+def test_an_index_assignment_shows_its_index():
+    h = tr.randn(2, 4, requires_grad=True)
+    out = tr.zeros(3, 2, 4)
+    for t in range(3):
+        out[t] = (h * t).tanh()
+    out[:, 0] = 0
+    labels = {Dot(viz.to_dot(out.sum())).label(n) for n in Dot(viz.to_dot(out.sum())).nodes}
+    assert {"[0] =", "[1] =", "[2] =", "[:, 0] = 0"} <= labels and "indexput" not in labels
+
+
 def test_without_parameters_nothing_made_from_them_is_left_alone():
     loss, _, _ = record("rnn", steps=2)
     dot = Dot(viz.to_dot(loss, params=False))
