@@ -391,3 +391,38 @@ def test_an_empty_batch_runs_with_empty_lengths(fused):
     for lengths in (None, [], np.array([], dtype=np.int64)):
         out, (h_n, c_n) = lstm(tr.zeros(5, 0, 3), lengths=lengths)
         assert out.shape == (5, 0, 4) and h_n.shape == c_n.shape == (1, 0, 4)
+
+
+class PlainCell(tr.nn.RecurrentCell):
+    """A cell whose constructor takes only the sizes, as a PyTorch user writes one."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.w = tr.nn.Parameter(tr.randn(input_size + hidden_size, hidden_size) * 0.3)
+        self.register_buffer("scale", tr.ones(hidden_size))
+
+    def step(self, x, state):
+        (h,) = state
+        return ((tr.cat([x, h], 1) @ self.w).tanh() * self.scale,)
+
+
+def test_a_cell_whose_constructor_takes_no_device_or_dtype_is_made_and_then_cast(device):
+    layer = tr.nn.Recurrent(PlainCell, 3, 4, num_layers=2, dtype="float64", device=device)
+    assert {p.dtype for p in layer.parameters()} == {np.dtype("float64")}
+    assert {layer._cells[k][0].scale.dtype for k in range(2)} == {np.dtype("float64")}
+    out, h_n = layer(tr.randn(5, 2, 3, dtype="float64", device=device))
+    assert out.dtype == np.float64 and out.shape == (5, 2, 4) and h_n.shape == (2, 2, 4)
+    assert tr.nn.Recurrent(PlainCell, 3, 4).w_l0.dtype == np.float32   # nothing asked: as the cell makes it
+
+
+def test_a_cell_that_takes_device_and_dtype_gets_them_in_its_constructor():
+    seen = []
+
+    class Cell(PlainCell):
+        def __init__(self, input_size, hidden_size, device=None, dtype=None):
+            seen.append((device, dtype))
+            super().__init__(input_size, hidden_size)
+
+    tr.nn.Recurrent(Cell, 3, 4, dtype="float64")
+    tr.nn.Recurrent(Cell, 3, 4)
+    assert seen == [(None, "float64"), (None, None)]

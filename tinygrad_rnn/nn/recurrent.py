@@ -13,6 +13,7 @@ The op-by-op path multiplies each step's own input, so the recorded graph shows 
 every cell as the lecture draws it; the fused path (`fused.py`) projects all steps in one product.
 """
 import contextlib
+import inspect
 import warnings
 
 import numpy as np
@@ -149,6 +150,28 @@ def _join_directions(outputs):
     return cat([_as_tensor(o) for o in outputs], dim=-1)
 
 
+def _takes(constructor, name):
+    """Whether a constructor takes the keyword `name` (by name or through **kwargs)."""
+    try:
+        parameters = inspect.signature(constructor).parameters.values()
+    except (TypeError, ValueError):   # no signature to read: pass it and let the call say
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _make_cell(cell_type, input_size, hidden_size, device, dtype, options):
+    """cell_type(input_size, hidden_size, **options), made on `device` with `dtype`: passed to the
+    constructor where it takes them (as the built-in cells do), else the cell is moved after, so a cell
+    written as `__init__(self, input_size, hidden_size)` works too."""
+    given = {name: value for name, value in (("device", device), ("dtype", dtype))
+             if value is not None and _takes(cell_type, name)}
+    cell = cell_type(input_size, hidden_size, **given, **options)
+    for name, value in (("device", device), ("dtype", dtype)):
+        if value is not None and name not in given:
+            cell.to(**{name: value})
+    return cell
+
+
 class Recurrent(Module):
     """Any cell over a sequence: layers, directions, batch_first, initial states, lengths, dropout.
 
@@ -206,7 +229,7 @@ class Recurrent(Module):
         for layer in range(num_layers):
             row = []
             for direction in range(self.num_directions):
-                cell = cell_type(layer_input, hidden_size, device=device, dtype=dtype, **cell_options)
+                cell = _make_cell(cell_type, layer_input, hidden_size, device, dtype, cell_options)
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 for name, p in list(cell.named_parameters()):
                     path, _, attribute = name.rpartition(".")
