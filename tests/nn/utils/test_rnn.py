@@ -171,6 +171,13 @@ def test_packed_sequence_moves_and_casts(device):
     assert moved.batch_sizes.tolist() == [2, 1, 1]
 
 
+@pytest.mark.parametrize("convert", [lambda p: p.to(tr.float64), lambda p: p.to("cpu", tr.float64),
+                                     lambda p: p.to(tr.zeros(1, dtype=tr.float64)), lambda p: p.double()])
+def test_packed_sequence_to_takes_what_tensor_to_takes(convert):
+    moved = convert(pack_sequence([tr.ones(3, 2), tr.ones(1, 2)]))
+    assert moved.data.dtype == tr.float64 and moved.batch_sizes.tolist() == [2, 1, 1]
+
+
 def test_packing_errors_name_the_problem():
     x = tr.zeros(4, 3, 2)
     with pytest.raises(ValueError, match="must be sorted in decreasing order when `enforce_sorted` is True"):

@@ -114,8 +114,9 @@ class PackedSequence:
         return 4
 
     # --- conversions, as PackedSequence.to / cpu / cuda / double / float
-    def to(self, device=None, dtype=None):
-        return self._with_padded(self._padded.to(device=device, dtype=dtype))
+    def to(self, *args, **kwargs):
+        """As Tensor.to: a device, a dtype, both, or a tensor to match (`packed.to(torch.float64)`)."""
+        return self._with_padded(self._padded.to(*args, **kwargs))
 
     def cpu(self):
         return self.to("cpu")
@@ -128,6 +129,9 @@ class PackedSequence:
 
     def float(self):
         return self.to(dtype=np.float32)
+
+    def half(self):
+        return self.to(dtype=np.float16)
 
     @property
     def is_cuda(self):
