@@ -26,6 +26,9 @@ SCHEDULES = [
     ("LinearLR", {"start_factor": 0.25, "end_factor": 0.5, "total_iters": 8}),
     ("ConstantLR", {}),
     ("ConstantLR", {"factor": 0.5, "total_iters": 12}),
+    ("PolynomialLR", {}),
+    ("PolynomialLR", {"total_iters": 9, "power": 2.0}),
+    ("PolynomialLR", {"total_iters": 4, "power": 0.5}),
 ]
 
 
@@ -147,15 +150,16 @@ def run_both(torch, make_optimizers, make_schedules, steps):
     return ours, theirs
 
 
+@pytest.mark.parametrize("name", ["LambdaLR", "MultiplicativeLR"])
 @pytest.mark.parametrize("which", list(LAMBDAS))
-def test_lambda_lr_matches_torch(torch, which):
+def test_lambda_lr_matches_torch(torch, which, name):
     def optimizers(ours_params, their_params):
         return (SGD([{"params": [ours_params[0]]}, {"params": [ours_params[1]], "lr": 0.3}], lr=0.1),
                 torch.optim.SGD([{"params": [their_params[0]]}, {"params": [their_params[1]], "lr": 0.3}], lr=0.1))
 
     def schedules(ours_opt, their_opt):
-        return lr_scheduler.LambdaLR(ours_opt, LAMBDAS[which]()), torch.optim.lr_scheduler.LambdaLR(
-            their_opt, LAMBDAS[which]())
+        return (getattr(lr_scheduler, name)(ours_opt, LAMBDAS[which]()),
+                getattr(torch.optim.lr_scheduler, name)(their_opt, LAMBDAS[which]()))
     ours, theirs = run_both(torch, optimizers, schedules, 12)
     mine, their = ours.state_dict(), theirs.state_dict()
     assert mine["lr_lambdas"] == their["lr_lambdas"]
@@ -204,6 +208,56 @@ def test_one_cycle_matches_torch_step_by_step(torch, optimizer, kwargs):
         ours.step()
     with pytest.raises(ValueError, match=f"Tried to step {total + 1} times"):
         theirs.step()
+
+
+class Halving:
+    """A scale_fn that is an object: its attributes go into the state_dict."""
+
+    def __init__(self):
+        self.base = 2.0
+
+    def __call__(self, x):
+        return 1 / self.base ** (x - 1)
+
+
+CYCLIC = [
+    {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3},
+    {"base_lr": [0.01, 0.02], "max_lr": [0.1, 0.5], "step_size_up": 2, "step_size_down": 5, "mode": "triangular2"},
+    {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 4, "mode": "exp_range", "gamma": 0.9},
+    {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3, "scale_fn": lambda x: 0.5 ** x, "scale_mode": "iterations"},
+    {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2, "base_momentum": [0.7, 0.75], "max_momentum": 0.95},
+    {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2, "cycle_momentum": False},
+]
+
+
+@pytest.mark.parametrize("kwargs", CYCLIC, ids=str)
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_cyclic_lr_matches_torch_step_by_step(torch, optimizer, kwargs):
+    def optimizers(ours_params, their_params):
+        return OPTIMIZERS[optimizer](tr, ours_params), OPTIMIZERS[optimizer](torch, their_params)
+
+    def schedules(ours_opt, their_opt):
+        return lr_scheduler.CyclicLR(ours_opt, **kwargs), torch.optim.lr_scheduler.CyclicLR(their_opt, **kwargs)
+    run_both(torch, optimizers, schedules, 25)
+
+
+def test_cyclic_lr_state_dict_keeps_a_callable_objects_attributes(torch):
+    opt = SGD(two_groups(), lr=0.1, momentum=0.9)
+    sched = lr_scheduler.CyclicLR(opt, 0.01, 0.1, step_size_up=2, scale_fn=Halving())
+    sched._scale_fn_custom.base = 3.0
+    saved = json.loads(json.dumps(sched.state_dict()))   # plain data only
+    theirs = torch.optim.lr_scheduler.CyclicLR(torch.optim.SGD(two_groups(torch), lr=0.1, momentum=0.9), 0.01, 0.1,
+                                               step_size_up=2, scale_fn=Halving())
+    theirs._scale_fn_custom.base = 3.0
+    assert saved["_scale_fn_custom"] == theirs.state_dict()["_scale_fn_custom"] == {"base": 3.0}
+    resumed = lr_scheduler.CyclicLR(SGD(two_groups(), lr=0.1, momentum=0.9), 0.01, 0.1, step_size_up=2,
+                                    scale_fn=Halving())
+    resumed.load_state_dict(saved)
+    assert resumed._scale_fn_custom.base == 3.0
+    with pytest.raises(ValueError, match="mode is invalid and scale_fn is None"):
+        lr_scheduler.CyclicLR(opt, 0.01, 0.1, mode="sawtooth")
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+        lr_scheduler.CyclicLR(Adagrad(two_groups()), 0.01, 0.1)
 
 
 def test_one_cycle_state_dict_saves_and_resumes():

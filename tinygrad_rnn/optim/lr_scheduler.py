@@ -1,9 +1,10 @@
 """Learning-rate schedules as in torch.optim.lr_scheduler: StepLR, MultiStepLR, ExponentialLR, LinearLR,
-ConstantLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, LambdaLR, OneCycleLR, ReduceLROnPlateau, and
-SequentialLR and ChainedScheduler that combine them.
+ConstantLR, PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, LambdaLR, MultiplicativeLR,
+OneCycleLR, CyclicLR, ReduceLROnPlateau, and SequentialLR and ChainedScheduler that combine them.
 
-StepLR, MultiStepLR, ExponentialLR, LinearLR, ConstantLR and CosineAnnealingLR use PyTorch's recursive forms (each step scales the group's current
-lr), so they give the same floats as PyTorch and compose with other changes to the lr.
+StepLR, MultiStepLR, ExponentialLR, LinearLR, ConstantLR, PolynomialLR, CosineAnnealingLR and
+MultiplicativeLR use PyTorch's recursive forms (each step scales the group's current lr), so they give
+the same floats as PyTorch and compose with other changes to the lr.
 Call `scheduler.step()` after `optimizer.step()`; ReduceLROnPlateau takes the metric: `step(val_loss)`.
 A state_dict holds only numbers, strings and lists, so checkpoints save it without pickle.
 """
@@ -177,6 +178,25 @@ class ConstantLR(LRScheduler):
                 for base in self.base_lrs]
 
 
+class PolynomialLR(LRScheduler):
+    """lr = base_lr * (1 - step / total_iters) ** power, then held at 0 after total_iters steps."""
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return lrs
+        decay = ((1.0 - self.last_epoch / self.total_iters) / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        return [lr * decay for lr in lrs]
+
+    def _get_closed_form_lr(self):
+        return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base in self.base_lrs]
+
+
 class CosineAnnealingLR(LRScheduler):
     """eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 (Loshchilov & Hutter 2017, no restarts)."""
 
@@ -280,6 +300,14 @@ class LambdaLR(LRScheduler):
                 fn.__dict__.update(attributes)
 
 
+class MultiplicativeLR(LambdaLR):
+    """Each step multiplies the group's current lr by lr_lambda(step) (one function, or one per group)."""
+
+    def get_lr(self):
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        return lrs if self._is_initial else [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, lrs)]
+
+
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (Smith & Topin 2018), as torch.optim.lr_scheduler.OneCycleLR, step by step.
 
@@ -326,7 +354,7 @@ class OneCycleLR(LRScheduler):
             self.use_beta1 = "betas" in optimizer.defaults
             for group, high, low in zip(groups, _per_group("max_momentum", groups, max_momentum),
                                         _per_group("base_momentum", groups, base_momentum)):
-                self._set_momentum(group, high)
+                _set_momentum(group, self.use_beta1, high)
                 group["max_momentum"], group["base_momentum"] = high, low
         super().__init__(optimizer)
 
@@ -342,12 +370,6 @@ class OneCycleLR(LRScheduler):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Expected positive integer {name}, but got {value}")
         return epochs * steps_per_epoch
-
-    def _set_momentum(self, group, value):
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
 
     def _anneal(self, start, end, pct):
         if self._anneal_func_type == "cos":
@@ -367,11 +389,88 @@ class OneCycleLR(LRScheduler):
                     pct = (step - start_step) / (end_step - start_step)
                     lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
                     if self.cycle_momentum:
-                        self._set_momentum(group, self._anneal(group[phase["start_momentum"]],
+                        _set_momentum(group, self.use_beta1, self._anneal(group[phase["start_momentum"]],
                                                                group[phase["end_momentum"]], pct))
                     break
                 start_step = end_step
         return lrs
+
+
+# CyclicLR's modes: what the scale reads (the cycle or the step), and the scale of gamma and it
+CYCLE_SCALES = {"triangular": ("cycle", lambda gamma, x: 1.0),
+                "triangular2": ("cycle", lambda gamma, x: 1 / (2.0 ** (x - 1))),
+                "exp_range": ("iterations", lambda gamma, x: gamma ** x)}
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith 2017), as torch.optim.lr_scheduler.CyclicLR: the lr goes from base_lr
+    up to max_lr in step_size_up steps and back in step_size_down (default: the same), the height of each
+    cycle scaled by mode ("triangular": 1, "triangular2": halved each cycle, "exp_range": gamma ** step) or
+    by scale_fn(x) with x the cycle (scale_mode "cycle") or the step ("iterations"). With cycle_momentum
+    the momentum (SGD) or beta1 (Adam and friends) moves the other way, between max_momentum and
+    base_momentum. Call step() once per batch.
+    """
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
+                 gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
+                 max_momentum=0.9, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if mode not in CYCLE_SCALES and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None")
+        groups = optimizer.param_groups
+        base_lrs = _per_group("base_lr", groups, base_lr)
+        if last_epoch == -1:
+            for group, lr in zip(groups, base_lrs):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", groups, max_lr)
+        step_size_up = float(step_size_up)
+        self.total_size = step_size_up + (float(step_size_down) if step_size_down is not None else step_size_up)
+        self.step_ratio = step_size_up / self.total_size
+        self.mode, self.gamma, self._scale_fn_custom = mode, gamma, scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else CYCLE_SCALES[mode][0]
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", groups, base_momentum)
+            self.max_momentums = _per_group("max_momentum", groups, max_momentum)
+            if last_epoch == -1:
+                for group, high, low in zip(groups, self.max_momentums, self.base_momentums):
+                    _set_momentum(group, self.use_beta1, high)
+                    group["max_momentum"], group["base_momentum"] = high, low
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def scale_fn(self, x):
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        return CYCLE_SCALES[self.mode][1](self.gamma, x)
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        rise = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [base + (peak - base) * rise * scale for base, peak in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                _set_momentum(group, self.use_beta1, high - (high - low) * rise * scale)
+        return lrs
+
+    def state_dict(self):
+        """As PyTorch: a scale_fn that is a function is not saved, a callable object's attributes are."""
+        state = super().state_dict()
+        fn = state.pop("_scale_fn_custom")
+        state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("_scale_fn_custom")
+        super().load_state_dict(state)
+        if saved is not None:
+            self._scale_fn_custom.__dict__.update(saved)
 
 
 class _Combined(_Schedule):
@@ -458,6 +557,14 @@ class ChainedScheduler(_Combined):
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+def _set_momentum(group, use_beta1, value):
+    """A cycling schedule's momentum: beta1 for Adam and friends, else SGD's momentum."""
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
 
 
 def _per_group(name, groups, value):
