@@ -159,10 +159,36 @@ def test_refuses_tensors_it_cannot_update():
     x = tr.Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(ValueError, match="leaf"):
         SGD([x * 2.0], lr=0.1)
-    with pytest.raises(ValueError, match="does not require grad"):
-        SGD([tr.Tensor(np.ones(3))], lr=0.1)
     with pytest.raises(TypeError, match="single Tensor"):
         SGD(x, lr=0.1)
+
+
+def test_an_lr_given_as_a_tensor_is_taken():
+    p = Parameter(np.ones(3), dtype="float64")
+    opt = SGD([p], lr=tr.tensor(0.5))
+    p.grad = tr.tensor(np.full(3, 2.0))
+    opt.step()
+    assert opt.param_groups[0]["lr"] == 0.5 and p.numpy().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_frozen_parameters_are_taken_and_left_alone(torch):
+    """As torch: `Adam(model.parameters())` after `p.requires_grad_(False)` on some (fine-tuning) works,
+    and a frozen parameter never moves, until it is unfrozen."""
+    layers = {lib: lib.nn.Linear(3, 2).double() for lib in (tr, torch)}
+    layers[tr].load_state_dict({k: v.detach().numpy() for k, v in layers[torch].state_dict().items()})
+    for lib, layer in layers.items():
+        layer.weight.requires_grad_(False)
+        opt = lib.optim.Adam(layer.parameters(), lr=0.1)
+        x = lib.tensor(np.linspace(-1, 1, 6).reshape(2, 3))
+        for step in range(3):
+            if step == 2:
+                layer.weight.requires_grad_(True)
+            opt.zero_grad()
+            (layer(x) ** 2).sum().backward()
+            opt.step()
+    for name in ("weight", "bias"):
+        np.testing.assert_allclose(getattr(layers[tr], name).numpy(),
+                                   getattr(layers[torch], name).detach().numpy(), rtol=1e-12)
 
 
 def test_zero_grad_and_float32_update(device):

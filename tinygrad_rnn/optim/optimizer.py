@@ -62,13 +62,12 @@ class Optimizer:
             if not p.is_leaf:
                 raise ValueError(f"{type(self).__name__} can only optimize leaf tensors; "
                                  f"{p.name or 'a tensor'} of shape {p.shape} was computed by an op")
-            if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: parameter {p.name or ''} of shape {p.shape} "
-                                 f"does not require grad")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError("some parameters appear in more than one parameter group (or twice in one)")
         filled = {**self.defaults, **group, "params": params}
+        if isinstance(filled.get("lr"), Tensor) and filled["lr"].numel() == 1:
+            filled["lr"] = float(filled["lr"].item())   # torch takes an lr tensor; the update reads a number
         self.check_hyperparameters(filled)
         self.param_groups.append(filled)
 
