@@ -94,15 +94,14 @@ class Optimizer:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss (returned)."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for params in _by_device_and_dtype(group["params"]):
+            # parameters without a gradient (frozen, or unused this step) are left as they are
+            for params in _by_device_and_dtype([p for p in group["params"] if p.grad is not None]):
                 if not self._step_flat(params, group):
                     for p in params:
                         self._step_one(p, group)
         return loss
 
     def _step_one(self, p, group):
-        if p.grad is None:
-            return
         g = p.grad.array
         if g.dtype != p.dtype:
             g = g.astype(p.dtype)
@@ -116,7 +115,7 @@ class Optimizer:
 
     def _step_flat(self, params, group):
         """One update over the flat buffer of `params` (same device and dtype); False where it cannot run."""
-        if group.get("foreach", False) is False or len(params) < 2 or any(p.grad is None for p in params):
+        if group.get("foreach", False) is False or len(params) < 2:
             return False
         flat = self._flat.get(tuple(map(id, params)))
         if flat is None or not flat.current(self.state):
