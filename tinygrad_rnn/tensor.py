@@ -1096,6 +1096,12 @@ class Tensor(TensorMethods):
 
     clamp = clip
 
+    def clamp_min(self, min):
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):
+        return self.clamp(max=max)
+
     # --- reductions: NumPy's axis/keepdims, PyTorch's dim/keepdim accepted too
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         return ops.Sum.apply(self, **_reduce_args("sum", self, axis, keepdims, dim, keepdim))
@@ -1125,6 +1131,19 @@ class Tensor(TensorMethods):
             raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         merged = int(np.prod(self.shape[start:end + 1]))
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
+
+    def unflatten(self, dim, sizes):
+        """Dim `dim` split into `sizes` (one of them may be -1), as torch: flatten's inverse."""
+        d = check_dim("unflatten", dim, self.ndim)
+        sizes = tuple(int(n) for n in sizes)
+        if not sizes:
+            raise ValueError("unflatten: sizes must be non-empty")
+        known = int(np.prod([n for n in sizes if n != -1]))
+        if sizes.count(-1) > 1 or (-1 not in sizes and known != self.shape[d]) or \
+                (-1 in sizes and (known == 0 or self.shape[d] % known)):
+            raise ValueError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim "
+                             f"{dim} ({self.shape[d]}) in the input tensor of shape {self.shape}")
+        return self.reshape(self.shape[:d] + sizes + self.shape[d + 1:])
 
     def permute(self, *dims):
         dims = sizes_argument("permute", dims, "dims")

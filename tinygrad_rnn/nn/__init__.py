@@ -1,26 +1,37 @@
 """Layers, their building blocks and helpers, named as in torch.nn."""
 from . import functional, init, utils
 from .activation import (
+    CELU,
     ELU,
     GELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
     Hardtanh,
     Identity,
     LeakyReLU,
     LogSigmoid,
     LogSoftmax,
+    Mish,
+    PReLU,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
     Softplus,
+    Softsign,
     Tanh,
+    Tanhshrink,
 )
 from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
 from .checks import InputError
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import Dropout
 from .elman import ElmanRNN
-from .linear import Embedding, Linear
+from .flatten import Flatten, Unflatten
+from .linear import Bilinear, Embedding, Linear
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -33,22 +44,31 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import Module, Parameter, StateDictError
-from .normalization import LayerNorm
+from .normalization import BatchNorm1d, GroupNorm, LayerNorm, RMSNorm
 from .recurrent import GRU, LSTM, RNN, Recurrent, register_fused
 
 __all__ = [
+    "CELU",
     "ELU",
     "GELU",
     "GRU",
     "LSTM",
     "RNN",
+    "SELU",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "Bilinear",
+    "CosineSimilarity",
     "CrossEntropyLoss",
     "Dropout",
     "ElmanRNN",
     "Embedding",
+    "Flatten",
     "GRUCell",
+    "GroupNorm",
+    "Hardsigmoid",
+    "Hardswish",
     "Hardtanh",
     "HuberLoss",
     "Identity",
@@ -63,15 +83,20 @@ __all__ = [
     "LogSigmoid",
     "LogSoftmax",
     "MSELoss",
+    "Mish",
     "Module",
     "ModuleDict",
     "ModuleList",
     "NLLLoss",
+    "PReLU",
+    "PairwiseDistance",
     "Parameter",
     "ParameterDict",
     "ParameterList",
+    "RMSNorm",
     "RNNCell",
     "ReLU",
+    "ReLU6",
     "Recurrent",
     "RecurrentCell",
     "Sequential",
@@ -80,8 +105,11 @@ __all__ = [
     "SmoothL1Loss",
     "Softmax",
     "Softplus",
+    "Softsign",
     "StateDictError",
     "Tanh",
+    "Tanhshrink",
+    "Unflatten",
     "functional",
     "init",
     "register_fused",

@@ -1,9 +1,11 @@
-"""Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, and the
-parametrised ones of `_ACTIVATIONS` (GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid)."""
+"""Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, PReLU
+(learned slopes), and those of `_ACTIVATIONS` (GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid,
+ReLU6, SELU, CELU, Mish, Softsign, Tanhshrink, Hardsigmoid, Hardswish)."""
 import numpy as np
 
 from ..tensor import Tensor
 from . import functional as F
+from . import init as _init
 from .module import Module
 
 
@@ -111,6 +113,34 @@ _ACTIVATIONS = (
     ("Hardtanh", F.hardtanh, (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)),
      "x clamped to [min_val, max_val]."),
     ("LogSigmoid", F.logsigmoid, (), "log(sigmoid(x))."),
+    ("ReLU6", F.relu6, (("inplace", False),), "min(max(x, 0), 6)."),
+    ("SELU", F.selu, (("inplace", False),), "scale * elu(x, alpha), the self-normalising constants."),
+    ("CELU", F.celu, (("alpha", 1.0), ("inplace", False)), "x where x > 0, else alpha * (exp(x / alpha) - 1)."),
+    ("Mish", F.mish, (("inplace", False),), "x * tanh(softplus(x))."),
+    ("Softsign", F.softsign, (), "x / (1 + |x|)."),
+    ("Tanhshrink", F.tanhshrink, (), "x - tanh(x)."),
+    ("Hardsigmoid", F.hardsigmoid, (("inplace", False),), "min(max(x + 3, 0), 6) / 6."),
+    ("Hardswish", F.hardswish, (("inplace", False),), "x * min(max(x + 3, 0), 6) / 6."),
 )
-GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid = (
-    _activation_module(name, fn, arguments, doc) for name, fn, arguments, doc in _ACTIVATIONS)
+(GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid, ReLU6, SELU, CELU, Mish, Softsign, Tanhshrink,
+ Hardsigmoid, Hardswish) = (_activation_module(name, fn, arguments, doc) for name, fn, arguments, doc in _ACTIVATIONS)
+
+
+class PReLU(Module):
+    """x where x > 0, a * x elsewhere, with the slope a learned: one for all channels, or one per channel
+    (num_parameters = C, the input's dim 1), each starting at `init`."""
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = _init.parameter(num_parameters, dtype=dtype, device=device)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _init.constant_(self.weight, self.init)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"

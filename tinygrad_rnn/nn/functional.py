@@ -102,6 +102,76 @@ def softplus(input, beta=1.0, threshold=20.0):
     return where_tensor(above.array, x, smooth / beta if beta != 1 else smooth)
 
 
+def relu6(input, inplace=False):
+    """min(max(x, 0), 6): hardtanh on [0, 6], as torch's."""
+    return hardtanh(input, 0.0, 6.0)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    """scale * elu(x, alpha) with the self-normalising constants (Klambauer et al. 2017)."""
+    return elu(input, SELU_ALPHA) * SELU_SCALE
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """x where x > 0, alpha * (exp(x / alpha) - 1) elsewhere (gradient 1 at 0, as torch)."""
+    x = _activation_input("celu", input)
+    alpha = _number("celu", "alpha", alpha)
+    if alpha == 0:
+        raise ValueError("celu: ZeroDivisionError, alpha cannot be 0")
+    return x.relu() + (x.clamp(max=0) / alpha).expm1() * alpha
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x)) (Misra 2019)."""
+    x = _activation_input("mish", input)
+    return x * softplus(x).tanh()
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    x = _activation_input("softsign", input)
+    return x / (x.abs() + 1)
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    x = _activation_input("tanhshrink", input)
+    return x - x.tanh()
+
+
+def hardsigmoid(input, inplace=False):
+    """min(max(x + 3, 0), 6) / 6; the gradient is 0 at -3 and 3 themselves, as torch's."""
+    x = _activation_input("hardsigmoid", input)
+    return Clip.apply(x + 3, low=0.0, high=6.0, strict=True) / 6
+
+
+def hardswish(input, inplace=False):
+    """x * min(max(x + 3, 0), 6) / 6 (Howard et al. 2019); at -3 and 3 the gradient is the outer
+    pieces' (0 and 1), as torch's."""
+    x = _activation_input("hardswish", input)
+    return x * Clip.apply(x + 3, low=0.0, high=6.0, strict=True) / 6
+
+
+def prelu(input, weight):
+    """x where x > 0, weight * x elsewhere; weight has one element, or one per channel (dim 1; an input of
+    fewer dims has one channel)."""
+    x = _activation_input("prelu", input)
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"prelu: argument 'weight' must be a Tensor, not {type(weight).__name__}")
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if weight.ndim > 1 or weight.numel() not in (1, channels):
+        raise InputError(f"prelu: mismatch of parameter numbers and input channel size: weight of shape "
+                         f"{weight.shape} for input of shape {x.shape} ({channels} channels)")
+    if weight.numel() > 1 and x.ndim >= 2:
+        weight = weight.reshape((channels,) + (1,) * (x.ndim - 2))
+    elif weight.numel() == 1:
+        weight = weight.reshape(())
+    return x.relu() + x.clamp(max=0) * weight
+
+
 GELU_APPROXIMATIONS = ("none", "tanh")
 
 
@@ -191,6 +261,53 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = _floating_input("log_softmax", input, dtype)
     z = _shifted(x, dim)
     return z - z.exp().sum(axis=dim, keepdims=True).log()
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """input1^T weight[o] input2 + bias[o] for each output o: inputs (*, in1) and (*, in2), weight
+    (out, in1, in2), as torch.nn.functional.bilinear."""
+    from ..functions import einsum
+    for name, x, size in (("input1", input1, weight.shape[1]), ("input2", input2, weight.shape[2])):
+        if not isinstance(x, Tensor) or x.ndim < 1 or x.shape[-1] != size:
+            raise InputError(f"bilinear: {name} of shape {getattr(x, 'shape', None)} must end in {size} "
+                             f"(weight of shape {weight.shape})")
+    if input1.shape[:-1] != input2.shape[:-1]:
+        raise InputError(f"bilinear: input1 of shape {input1.shape} and input2 of shape {input2.shape} "
+                         f"must have the same batch dims")
+    y = einsum("...i,oij,...j->...o", input1, weight, input2)
+    return y if bias is None else y + bias
+
+
+# ----------------------------------------------------------------------------- similarities and distances
+
+def _norm_at_least(x, dim, eps):
+    """||x|| over dim (kept), raised to eps where smaller; the gradient is the norm's alone, as torch
+    clamps it outside autograd."""
+    norm = x.norm(2, dim=dim, keepdim=True)
+    small = norm.array < eps
+    return where_tensor(small, norm - norm.detach() + eps, norm) if small.any() else norm
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)) over dim, the inputs broadcast together."""
+    for name, x in (("x1", x1), ("x2", x2)):
+        _activation_input("cosine_similarity", x)
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise InputError(f"cosine_similarity: x1 of shape {x1.shape} and x2 of shape {x2.shape} do not "
+                         f"broadcast") from None
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    dim = check_dim("cosine_similarity", dim, len(shape))
+    return ((x1 / _norm_at_least(x1, dim, eps)) * (x2 / _norm_at_least(x2, dim, eps))).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim, as torch.nn.functional.pairwise_distance."""
+    for x in (x1, x2):
+        _activation_input("pairwise_distance", x)
+    dim = max(x1.ndim, x2.ndim) - 1
+    return (x1 - x2 + eps).norm(p, dim=max(dim, 0), keepdim=keepdim)
 
 
 # ----------------------------------------------------------------------------- losses: shared parts
@@ -784,4 +901,81 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         y = y * weight
     if bias is not None:
         y = y + bias
+    return y
+
+
+def _normalized_dims(fn, input, normalized_shape):
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise InputError(f"{fn}: given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
+    return shape
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x^2) + eps) over the trailing normalized_shape dims, times weight; eps defaults to
+    the dtype's machine epsilon, as torch."""
+    x = _activation_input("rms_norm", input)
+    shape = _normalized_dims("rms_norm", x, normalized_shape)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else eps
+    axes = tuple(range(-len(shape), 0))
+    y = x * ((x * x).mean(axis=axes, keepdims=True) + eps).rsqrt()
+    return y if weight is None else y * weight
+
+
+def _channel_shaped(value, ndim):
+    """A per-channel (C,) tensor shaped to broadcast along dim 1 of an (N, C, *) input."""
+    return value.reshape((value.shape[0],) + (1,) * (ndim - 2))
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise (N, C, *) over each group of C // num_groups channels (and the rest of the dims) with the
+    biased variance, then scale and shift per channel."""
+    x = _activation_input("group_norm", input)
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise InputError(f"group_norm: expected input of shape (N, C, *) with C divisible by num_groups="
+                         f"{num_groups}; got {x.shape}")
+    grouped = x.reshape((x.shape[0], num_groups, -1))
+    centered = grouped - grouped.mean(axis=-1, keepdims=True)
+    variance = (centered * centered).mean(axis=-1, keepdims=True)
+    y = (centered / (variance + eps) ** 0.5).reshape(x.shape)
+    if weight is not None:
+        y = y * _channel_shaped(weight, x.ndim)
+    if bias is not None:
+        y = y + _channel_shaped(bias, x.ndim)
+    return y
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """Normalise (N, C) or (N, C, L) per channel: in training with the batch's statistics (the biased
+    variance), moving running_mean and running_var (the unbiased variance) by `momentum` in place; else
+    with the running statistics, as torch.nn.functional.batch_norm."""
+    x = _activation_input("batch_norm", input)
+    if x.ndim < 2:
+        raise InputError(f"batch_norm: expected input of shape (N, C) or (N, C, L); got {x.shape}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    count = x.numel() // x.shape[1]
+    if training:
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(x.shape)}")
+        mean = x.mean(axis=axes, keepdims=True)
+        centered = x - mean
+        variance = (centered * centered).mean(axis=axes, keepdims=True)
+        for running, batch in ((running_mean, mean), (running_var, variance * (count / (count - 1)))):
+            if running is not None:
+                xp = backend.xp_of(running.array)
+                running.array[...] = (1 - momentum) * running.array + momentum * xp.asarray(
+                    batch.array.reshape(-1), dtype=running.dtype)
+                running._version += 1
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var must be given when training=False")
+        centered = x - _channel_shaped(running_mean, x.ndim)
+        variance = _channel_shaped(running_var, x.ndim)
+    y = centered / (variance + eps) ** 0.5
+    if weight is not None:
+        y = y * _channel_shaped(weight, x.ndim)
+    if bias is not None:
+        y = y + _channel_shaped(bias, x.ndim)
     return y

@@ -1,4 +1,4 @@
-"""Linear and Embedding: the layers around a recurrent core (input lookup, output projection)."""
+"""Linear, Bilinear and Embedding: the layers around a recurrent core (input lookup, output projection)."""
 import math
 
 import numpy as np
@@ -44,6 +44,37 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Bilinear(Module):
+    """y[o] = x1^T weight[o] x2 + bias[o], weight (out_features, in1_features, in2_features), PyTorch's
+    U(-1/sqrt(in1), 1/sqrt(in1))."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        self.in1_features = check_int("in1_features", in1_features, minimum=0)
+        self.in2_features = check_int("in2_features", in2_features, minimum=0)
+        self.out_features = check_int("out_features", out_features, minimum=0)
+        self.weight = init.parameter(out_features, in1_features, in2_features, dtype=dtype, device=device)
+        self.register_parameter("bias", init.parameter(out_features, dtype=dtype, device=device)
+                                if check_flag("bias", bias) else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.in1_features) if self.in1_features else 0.0
+        for p in (self.weight, self.bias):
+            if p is not None:
+                init.uniform_(p, -bound, bound)
+
+    def forward(self, input1, input2):
+        for name, x in (("input1", input1), ("input2", input2)):
+            check_tensor("Bilinear", name, x)
+            check_matches_parameters("Bilinear", x, self.weight)
+        return functional.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
 class Embedding(Module):

@@ -1,9 +1,24 @@
-"""LayerNorm composed from primitives (mean, subtract, power), as in PyTorch."""
+"""Normalisation layers composed from primitives (mean, subtract, power), as in torch.nn: LayerNorm,
+RMSNorm, GroupNorm and BatchNorm1d (with running statistics)."""
 import numbers
 
+import numpy as np
+
+from .. import factory
 from . import functional, init
 from .checks import check_int, check_matches_parameters, check_tensor
 from .module import Module
+
+
+def _normalized_shape(normalized_shape):
+    if isinstance(normalized_shape, numbers.Integral):
+        dims = (normalized_shape,)
+    elif isinstance(normalized_shape, (tuple, list)):
+        dims = tuple(normalized_shape)
+    else:
+        raise TypeError(f"normalized_shape must be an int or a tuple of ints; got "
+                        f"{type(normalized_shape).__name__} {normalized_shape!r}")
+    return tuple(check_int("normalized_shape", n) for n in dims)
 
 
 class LayerNorm(Module):
@@ -12,14 +27,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
                  dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, numbers.Integral):
-            dims = (normalized_shape,)
-        elif isinstance(normalized_shape, (tuple, list)):
-            dims = tuple(normalized_shape)
-        else:
-            raise TypeError(f"normalized_shape must be an int or a tuple of ints; got "
-                            f"{type(normalized_shape).__name__} {normalized_shape!r}")
-        shape = tuple(check_int("normalized_shape", n) for n in dims)
+        shape = _normalized_shape(normalized_shape)
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.has_bias = bias
         affine = elementwise_affine
@@ -43,3 +51,114 @@ class LayerNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.has_bias}")
+
+
+class RMSNorm(Module):
+    """x / sqrt(mean(x^2) + eps) over the trailing `normalized_shape` dims, times a learned scale; eps None
+    is the input dtype's machine epsilon."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.register_parameter("weight", init.parameter(*self.normalized_shape, dtype=dtype, device=device)
+                                if elementwise_affine else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+
+    def forward(self, x):
+        check_tensor("RMSNorm", "input", x)
+        return functional.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+def _affine_parameters(module, channels, affine, bias, dtype, device):
+    """A per-channel scale (with `affine`) and shift (with `affine` and `bias`), as torch's norms."""
+    module.register_parameter("weight", init.parameter(channels, dtype=dtype, device=device) if affine else None)
+    module.register_parameter("bias", init.parameter(channels, dtype=dtype, device=device)
+                              if affine and bias else None)
+
+
+def _reset_affine(module):
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
+class GroupNorm(Module):
+    """Normalise (N, C, *) over groups of C // num_groups channels, then scale and shift per channel."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True):
+        super().__init__()
+        self.num_groups = check_int("num_groups", num_groups, minimum=1)
+        self.num_channels = check_int("num_channels", num_channels, minimum=0)
+        if num_channels % num_groups:
+            raise ValueError("num_channels must be divisible by num_groups")
+        self.eps, self.affine, self.has_bias = eps, affine, bias
+        _affine_parameters(self, num_channels, affine, bias, dtype, device)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _reset_affine(self)
+
+    def forward(self, x):
+        check_tensor("GroupNorm", "input", x)
+        return functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.has_bias}"
+
+
+class BatchNorm1d(Module):
+    """Normalise (N, C) or (N, C, L) per channel over the batch (and L): in training with the batch's
+    statistics, moving the running ones by `momentum` (None: their average over all batches so far);
+    in eval with the running statistics (the batch's, without track_running_stats)."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 device=None, dtype=None, *, bias=True):
+        super().__init__()
+        self.num_features = check_int("num_features", num_features, minimum=0)
+        self.eps, self.momentum, self.affine, self.has_bias = eps, momentum, affine, bias
+        self.track_running_stats = track_running_stats
+        _affine_parameters(self, num_features, affine, bias, dtype, device)
+        if track_running_stats:
+            self.register_buffer("running_mean", factory.zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var", factory.ones(num_features, dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked", factory.tensor(0, dtype=np.int64, device=device))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+        self.reset_parameters()
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            init.zeros_(self.num_batches_tracked)
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        _reset_affine(self)
+
+    def forward(self, x):
+        check_tensor("BatchNorm1d", "input", x)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"expected 2D or 3D input (got {x.ndim}D input)")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.array[...] += 1
+            if self.momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked.item())
+        batch_statistics = self.training or not self.track_running_stats
+        return functional.batch_norm(x, self.running_mean if not self.training or self.track_running_stats else None,
+                                     self.running_var if not self.training or self.track_running_stats else None,
+                                     self.weight, self.bias, batch_statistics, momentum, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
