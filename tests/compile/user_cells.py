@@ -6,7 +6,7 @@ dtype) as `Recurrent` builds it.
 Some cells write by hand what F has too (a linear as x @ W.T + b, unbind as integer indexing, softplus
 as log(1 + exp(z)), elu from relu and exp, gelu's tanh form), as code written before F had them does;
 the last ones take F's own (F.linear, unbind, gelu, softplus, elu, silu, leaky_relu, hardtanh,
-logsigmoid, log1p, expm1, erf, cumsum, remainder)."""
+logsigmoid, log1p, expm1, erf, cumsum, remainder, and the rest of the activations)."""
 import math
 
 import tinygrad_rnn as tr
@@ -439,6 +439,24 @@ class ActivationsCell(nn.RecurrentCell):
         return ((squashed * 0.7).erf() * 0.9 + h * 0.1,)
 
 
+class MoreActivationsCell(nn.RecurrentCell):
+    """One state through relu6, selu, celu, mish, softsign, tanhshrink, hardsigmoid, hardswish, a PReLU
+    per unit and an RMSNorm."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, 2 * hidden_size, dtype=dtype, device=device)
+        self.act = nn.PReLU(2 * hidden_size, init=0.2, dtype=dtype, device=device)
+        self.norm = nn.RMSNorm(hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a, b = (self.act(self.lin(tr.cat([x, h], 1))) * 3).chunk(2, 1)
+        mixed = F.relu6(a) * 0.1 + F.selu(b) * 0.2 + F.celu(a, 0.5) * 0.1 + F.mish(b) * 0.2 + F.softsign(a)
+        squashed = F.tanhshrink(mixed) * 0.1 + F.hardsigmoid(b) + F.hardswish(a - b) * 0.1
+        return (self.norm(squashed).tanh() * 0.9 + h * 0.1,)
+
+
 class CumsumRemainderCell(nn.RecurrentCell):
     """Running sums over the features and a remainder: ops a step can hold without a lowering of their own."""
 
@@ -506,7 +524,7 @@ TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
-    WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, StopGradientCell,
+    WhereOnDataCell, GeluUnbindCell, ActivationsCell, MoreActivationsCell, CumsumRemainderCell, StopGradientCell,
     NoGradCell, InPlaceCell)}
 
 
