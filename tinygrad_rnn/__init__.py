@@ -5,8 +5,10 @@ from .checkpoint import load, save
 from .dtypes import double, float16, float32, float64, half, int8, int16, int32, int64, long, short, uint8
 from .factory import (
     arange,
+    as_tensor,
     empty,
     empty_like,
+    eye,
     from_numpy,
     full,
     full_like,
@@ -61,6 +63,7 @@ __all__ = [
     "GradcheckError",
     "Tensor",
     "arange",
+    "as_tensor",
     "autograd",
     "cat",
     "cuda",
@@ -74,6 +77,7 @@ __all__ = [
     "empty",
     "empty_like",
     "enable_grad",
+    "eye",
     "float16",
     "float32",
     "float64",

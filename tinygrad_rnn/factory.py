@@ -168,6 +168,21 @@ def from_numpy(ndarray):
     return _wrap(ndarray, False)
 
 
+def as_tensor(data, dtype=None, device=None):
+    """`data` as a tensor, sharing its memory where it can, as torch.as_tensor: a tensor of the dtype and
+    device asked is returned itself, a NumPy array of that dtype on the CPU is wrapped (from_numpy);
+    anything else is copied (tensor())."""
+    wanted = None if dtype is None else _dtype(dtype, "as_tensor")
+    if isinstance(data, Tensor):
+        if (wanted is None or data.dtype == wanted) and (device is None or data.device == backend.check_device(device)):
+            return data
+        return data.to(device=device, dtype=wanted)
+    if (isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and (wanted is None or data.dtype == wanted)
+            and backend.check_device(device or "cpu") == "cpu"):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
 # ----------------------------------------------------------------------------- filled
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
@@ -193,6 +208,15 @@ def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False):
 def ones(*shape, size=None, dtype=None, device=None, requires_grad=False):
     return full(_size(shape, "ones", size), 1, dtype=_dtype(dtype, "ones"), device=device,
                 requires_grad=requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
+    """The n x m (n x n) identity matrix, as torch.eye."""
+    rows = _size((n,), "eye")[0]
+    columns = rows if m is None else _size((m,), "eye")[0]
+    dtype, device = _dtype(dtype, "eye"), backend.check_device(device)
+    return _wrap(_allocated("eye", (rows, columns), lambda: backend.xp_for(device).eye(rows, columns, dtype=dtype)),
+                 requires_grad)
 
 
 def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):

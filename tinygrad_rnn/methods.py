@@ -423,6 +423,46 @@ class TensorMethods:
     def reciprocal(self):
         return 1 / self._floating()
 
+    def neg(self):
+        return -self
+
+    negative = neg
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self), in torch's two forms (from the nearer end, by weight < 0.5)."""
+        end = _tensor_argument("lerp", "end", end)
+        low = (weight < 0.5) if isinstance(weight, numbers.Real) else (
+            _ops().Compare.apply(weight, op="lt", other=0.5).array)
+        difference = end - self
+        near_start, near_end = self + difference * weight, end - difference * (1 - weight)
+        if isinstance(low, bool):
+            return near_start if low else near_end
+        return _ops().where_tensor(low, near_start, near_end)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        """beta * self + alpha * (mat1 @ mat2); with beta 0 self is not read (its NaNs stay out), as torch."""
+        mat1, mat2 = _tensor_argument("addmm", "mat1", mat1), _tensor_argument("addmm", "mat2", mat2)
+        if mat1.ndim != 2 or mat2.ndim != 2:
+            raise ValueError(f"addmm: mat1 and mat2 must be matrices; got shapes {mat1.shape} and {mat2.shape}")
+        product = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
+        return product if beta == 0 else product + (self if beta == 1 else self * beta)
+
+    def trace(self):
+        """The sum of a matrix's diagonal."""
+        if self.ndim != 2:
+            raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {self.ndim} (shape {self.shape})")
+        return self.diag().sum()
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        """NaN, +inf and -inf replaced (by 0 and the dtype's largest and smallest by default); their
+        gradient is 0, as torch's."""
+        if self.dtype.kind != "f":
+            return self.clone()
+        xp, limits = self.xp, np.finfo(self.dtype)
+        replaced = xp.nan_to_num(self.array, nan=nan, posinf=limits.max if posinf is None else posinf,
+                                 neginf=limits.min if neginf is None else neginf)
+        return _ops().where_tensor(xp.isfinite(self.array), self, _constant(replaced))
+
     def maximum(self, other):
         """The larger of each pair; NaN wins, and a tie sends half the gradient each way (as torch)."""
         return _where_pick(self, other, "maximum", "gt")

@@ -1,0 +1,89 @@
+"""eye, as_tensor, trace, addmm, lerp, nan_to_num and neg against torch in float64: values, gradients (and
+gradients of gradients through the graph), torch's corner cases."""
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+from tests.nn.parity import assert_close, pair
+
+
+def test_eye_matches_torch(torch):
+    for args in [(3,), (2, 4), (4, 2), (0,)]:
+        assert_close(tr.eye(*args), torch.eye(*args), f"eye{args}")
+    assert tr.eye(2, dtype=tr.int64).dtype == tr.int64 and tr.eye(2).dtype == tr.float32
+    assert tr.eye(2, requires_grad=True).requires_grad
+    with pytest.raises(ValueError):
+        tr.eye(-1)
+
+
+def test_as_tensor_shares_memory_where_torch_does():
+    array = np.zeros(3)
+    shared = tr.as_tensor(array)
+    array[0] = 5.0
+    assert shared.dtype == tr.float64 and shared.numpy()[0] == 5.0      # a NumPy array is wrapped
+    copied = tr.as_tensor(array, dtype=tr.float32)
+    array[1] = 7.0
+    assert copied.numpy()[1] == 0.0                                    # another dtype is a copy
+    t = tr.ones(2)
+    assert tr.as_tensor(t) is t and tr.as_tensor(t, dtype=tr.float64).dtype == tr.float64
+    assert tr.as_tensor([1.0, 2.0]).dtype == tr.float32 and tr.as_tensor([1, 2]).dtype == tr.int64
+
+
+IDIOMS = {
+    "trace": (lambda lib, a, b: a.trace(), (3, 3)),
+    "trace of a wide matrix": (lambda lib, a, b: lib.trace(a[:2]), (3, 3)),
+    "addmm": (lambda lib, a, b: lib.addmm(a, b, b.T), (3, 3)),
+    "addmm beta alpha": (lambda lib, a, b: a.addmm(b, b.T, beta=0.5, alpha=-2.0), (3, 3)),
+    "lerp number near start": (lambda lib, a, b: a.lerp(b, 0.25), (2, 3)),
+    "lerp number near end": (lambda lib, a, b: lib.lerp(a, b, 0.75), (2, 3)),
+    "lerp tensor weight": (lambda lib, a, b: a.lerp(b, (b * 0.3).sigmoid()), (2, 3)),
+    "neg": (lambda lib, a, b: lib.neg(a) * b.negative(), (2, 3)),
+}
+
+
+@pytest.mark.parametrize("idiom", list(IDIOMS))
+def test_ops_match_torch_with_gradients_of_gradients(torch, rng, idiom):
+    fn, shape = IDIOMS[idiom]
+    (a, ta), (b, tb) = pair(torch, rng.standard_normal(shape), "cpu"), pair(torch, rng.standard_normal(shape), "cpu")
+    y, ty = fn(tr, a, b), fn(torch, ta, tb)
+    assert_close(y, ty, idiom)
+    weights = rng.standard_normal(ty.shape)
+    grads = tr.autograd.grad((y * tr.tensor(weights)).sum(), [a, b], create_graph=True, allow_unused=True)
+    their_grads = torch.autograd.grad((ty * torch.tensor(weights)).sum(), [ta, tb], create_graph=True,
+                                      allow_unused=True)
+    for mine, theirs, name in zip(grads, their_grads, "ab"):
+        assert (mine is None) == (theirs is None), f"{idiom}: gradient of {name}"
+        if theirs is not None:
+            assert_close(mine, theirs, f"{idiom}: gradient of {name}")
+    their_used = [g for g in their_grads if g is not None and g.requires_grad]
+    if not their_used:   # linear in its inputs: constant gradients, no graph on either side
+        assert not any(g is not None and g.requires_grad for g in grads)
+        return
+    second = tr.autograd.grad(sum((g * g).sum() for g in grads if g is not None and g.requires_grad), [a, b],
+                              allow_unused=True)
+    their_second = torch.autograd.grad(sum((g * g).sum() for g in their_used), [ta, tb], allow_unused=True)
+    for mine, theirs, name in zip(second, their_second, "ab"):
+        if theirs is None:
+            assert mine is None or not np.any(mine.numpy()), f"{idiom}: second gradient of {name}"
+        else:
+            assert_close(mine, theirs, f"{idiom}: second gradient of {name}")
+
+
+def test_addmm_with_beta_zero_does_not_read_self(torch):
+    nan = np.full((2, 2), np.nan)
+    eye = np.eye(2)
+    assert_close(tr.addmm(tr.tensor(nan), tr.tensor(eye), tr.tensor(eye), beta=0),
+                 torch.addmm(torch.tensor(nan), torch.tensor(eye), torch.tensor(eye), beta=0), "beta=0")
+
+
+@pytest.mark.parametrize("options", [{}, {"nan": 1.5}, {"posinf": 9.0, "neginf": -9.0}])
+def test_nan_to_num_matches_torch_and_gives_replaced_values_no_gradient(torch, options):
+    values = np.array([1.0, np.nan, np.inf, -np.inf, -2.0])
+    x, t = pair(torch, values, "cpu")
+    y, ty = x.nan_to_num(**options), torch.nan_to_num(t, **options)
+    assert_close(y, ty, f"nan_to_num {options}")
+    weights = np.array([1.0, 0.5, 0.25, 0.5, 1.0])   # the largest double, kept finite in the sum
+    (y * tr.tensor(weights)).sum().backward()
+    (ty * torch.tensor(weights)).sum().backward()
+    assert_close(x.grad, t.grad, "gradient")
+    assert tr.nan_to_num(tr.tensor([1, 2])).tolist() == [1, 2]
