@@ -51,6 +51,8 @@ CASES = {
     ops.Log1p: [(lambda a: a.log1p(), lambda d: (rand(d, 3, 4, positive=True),))],
     ops.Expm1: [(lambda a: a.expm1(), lambda d: (rand(d, 3, 4),))],
     ops.Erf: [(lambda a: a.erf(), lambda d: (rand(d, 3, 4),))],
+    ops.Sin: [(lambda a: (a * 3).sin(), lambda d: (rand(d, 3, 4),))],
+    ops.Cos: [(lambda a: (a * 3).cos(), lambda d: (rand(d, 3, 4),))],
     ops.RoundedDiv: [(lambda a, b: ops.RoundedDiv.apply(a, b, mode="floor") + a * b,
                       lambda d: (rand(d, 3, 4), rand(d, 4, positive=True)))],
     ops.Remainder: [(lambda a, b: a % b, lambda d: (rand(d, 3, 4), rand(d, 4, positive=True))),

@@ -9,7 +9,8 @@ import itertools
 
 from . import backend
 from .ops import unbroadcast as _unbroadcast
-from .tensor import Function, Tensor, _state, enable_grad, no_grad
+from .tensor import Function as _Op
+from .tensor import Tensor, _state, enable_grad, no_grad
 
 _FIRST_OUTPUTS = itertools.repeat(0)  # the output every edge reads unless it says otherwise
 _NOTHING_SAVED = {}  # a freed node's versions: never written
@@ -149,7 +150,7 @@ def _graph_nodes(roots, stop, watched=None):
         if node in stop:
             continue
         for p in node.parents:
-            if isinstance(p, Function):
+            if isinstance(p, _Op):
                 if p in seen:
                     p.pending += 1
                 else:
@@ -209,6 +210,8 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
     if node in stop:
         return
     grads = _vjp(node, g, create_graph, generic, capture is None and only is None)
+    if _state.detect_anomaly:
+        _check_finite(node, grads)
     if not retain_graph:
         kept = node.kept_for_drawing() if node.kept_for_drawing is not None else None
         node.__dict__.clear()
@@ -218,7 +221,7 @@ def _step(node, retain_graph, create_graph, generic, capture, only, stop, ready,
         node.versions = _NOTHING_SAVED  # nor the tensors whose versions it checked
         node.freed = True
     for parent, gi, shape, nr in zip(node.parents, grads, node.shapes, node.slots or _FIRST_OUTPUTS):
-        if isinstance(parent, Function):
+        if isinstance(parent, _Op):
             if gi is not None:
                 if gi.shape != shape:
                     gi = _unbroadcast(gi, shape)
@@ -249,10 +252,10 @@ def _vjp(node, g, create_graph, generic, accumulating):
         return _call_backward(node, g, create_graph, generic)
     parent = node.parents[0]
     if node.backward_into is not None and not generic and (
-            (isinstance(parent, Function) and not parent.multiple_outputs)
+            (isinstance(parent, _Op) and not parent.multiple_outputs)
             or (isinstance(parent, Tensor) and accumulating and not parent._hooks)):  # hooks see the gradient
         # a slice: its gradient lands in the input's own buffer
-        if isinstance(parent, Function) or parent.requires_grad:
+        if isinstance(parent, _Op) or parent.requires_grad:
             node.check_versions()
             node.backward_into(g.array, _gradient_buffer(parent, node.shapes[0], g.array))
         return (None,)
@@ -275,6 +278,40 @@ def _call_backward(node, gs, create_graph, generic):
     wrap = Tensor._make
     arrays = [None if g is None else g.array for g in gs]
     return tuple(None if gi is None else wrap(gi, None) for gi in node.backward(*arrays))
+
+
+def _check_finite(node, grads):
+    """Anomaly mode: the first backward to give a NaN is named, as torch names it."""
+    for k, gi in enumerate(grads):
+        if gi is not None and gi.dtype.kind in "fc" and bool(gi.xp.isnan(gi.array).any()):
+            where = "".join(f" {name}={index}" for name, index in (node.scope or ()))
+            raise RuntimeError(f"Function '{node.op}Backward' returned nan values "
+                               f"in its {k}th output{' (recorded at' + where + ')' if where else ''}.")
+
+
+class set_detect_anomaly:
+    """Anomaly mode on or off: each backward's gradients are checked for NaN and the first op to give
+    one is named (slower: one check per node). Called alone, from now on; as a `with` block, until its end."""
+
+    def __init__(self, mode, check_nan=True):
+        self.before = _state.detect_anomaly
+        _state.detect_anomaly = bool(mode) and bool(check_nan)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.detect_anomaly = self.before
+
+
+def detect_anomaly(check_nan=True):
+    """Anomaly mode inside a `with` block (or a decorated function)."""
+    from .tensor import using_config
+    return using_config("detect_anomaly", bool(check_nan))
+
+
+def is_anomaly_enabled():
+    return _state.detect_anomaly
 
 
 class OutputHook:
@@ -342,7 +379,7 @@ def _gradient_buffer(parent, shape, like):
     A gradient handed over by an op may be shared (Add sends the same array to both inputs);
     only arrays the engine made itself are marked owned.
     """
-    if isinstance(parent, Function):
+    if isinstance(parent, _Op):
         if parent.g is None:
             parent.g = Tensor._make(backend.xp_of(like).zeros(shape, dtype=like.dtype), None)
         elif not parent.g_owned:
@@ -392,3 +429,11 @@ def node_hooks(node):
         node.hooks = []
     return node.hooks
 
+
+
+# torch.autograd.Function (ctx-style custom ops) and torch.autograd.functional
+from . import autograd_functional as functional
+from .custom_function import Function, FunctionCtx, once_differentiable
+
+__all__ = ["Function", "FunctionCtx", "backward", "detect_anomaly", "functional", "grad", "is_anomaly_enabled",
+           "once_differentiable", "set_detect_anomaly"]

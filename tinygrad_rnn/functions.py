@@ -10,13 +10,13 @@ from .tensor import Tensor
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
     "abs", "add", "addmm", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "ceil", "chunk",
-    "clamp", "clip", "clone", "cumprod", "cumsum", "diag", "div", "eq", "equal", "erf", "exp", "expand",
+    "clamp", "clip", "clone", "cos", "cumprod", "cumsum", "diag", "div", "eq", "equal", "erf", "exp", "expand",
     "expm1", "fix", "flatten", "flip", "floor", "floor_divide", "fmod", "frac", "gather", "ge", "gt",
     "index_select", "isclose", "isfinite", "isinf", "isnan", "le", "lerp", "log", "log1p", "log_softmax", "logsumexp",
     "lt", "masked_fill", "masked_select", "max", "maximum", "mean", "median", "min", "minimum", "mul", "nan_to_num", "narrow",
     "ne", "neg", "negative", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
     "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "sigmoid",
-    "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
+    "sign", "sin", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
     "tanh", "topk", "trace", "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
 )
 

@@ -420,6 +420,32 @@ class Expm1(Function):
         return tangents[0] * (_constant(self.out) + 1)
 
 
+class Sin(Function):
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).sin(x)
+
+    def backward(self, g):
+        return (g * self.input(0).cos(),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * inputs[0].cos()
+
+
+class Cos(Function):
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).cos(x)
+
+    def backward(self, g):
+        return (-(g * self.input(0).sin()),)
+
+    def jvp(self, inputs, tangents):
+        return -(tangents[0] * inputs[0].sin())
+
+
 class Erf(Function):
     """The error function; its slope is 2 / sqrt(pi) * exp(-x**2)."""
     saves = (0,)

@@ -32,6 +32,7 @@ class _State(threading.local):
         self.forward_ad = False  # inside tr.func.jvp: ops push tangents forward
         self.scope = ()
         self.tape = None  # an OpTape (op_tape below) listening to this thread's ops
+        self.detect_anomaly = False  # backward checks each op's gradients for NaN (autograd.set_detect_anomaly)
 
 
 _state = _State()
@@ -1071,6 +1072,8 @@ class Tensor(TensorMethods):
     def log1p(self): return ops.Log1p.apply(self._floating())
     def expm1(self): return ops.Expm1.apply(self._floating())
     def erf(self): return ops.Erf.apply(self._floating())
+    def sin(self): return ops.Sin.apply(self._floating())
+    def cos(self): return ops.Cos.apply(self._floating())
 
     def relu(self):
         if self.dtype.kind == "b":

@@ -440,8 +440,8 @@ class ActivationsCell(nn.RecurrentCell):
 
 
 class MoreActivationsCell(nn.RecurrentCell):
-    """One state through relu6, selu, celu, mish, softsign, tanhshrink, hardsigmoid, hardswish, a PReLU
-    per unit and an RMSNorm."""
+    """One state through relu6, selu, celu, mish, softsign, tanhshrink, hardsigmoid, hardswish, sin, cos,
+    a PReLU per unit and an RMSNorm."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -454,6 +454,7 @@ class MoreActivationsCell(nn.RecurrentCell):
         a, b = (self.act(self.lin(tr.cat([x, h], 1))) * 3).chunk(2, 1)
         mixed = F.relu6(a) * 0.1 + F.selu(b) * 0.2 + F.celu(a, 0.5) * 0.1 + F.mish(b) * 0.2 + F.softsign(a)
         squashed = F.tanhshrink(mixed) * 0.1 + F.hardsigmoid(b) + F.hardswish(a - b) * 0.1
+        squashed = squashed + (a * 0.5).sin() * 0.1 + tr.cos(b) * 0.1
         return (self.norm(squashed).tanh() * 0.9 + h * 0.1,)
 
 

@@ -30,6 +30,7 @@ from ..ops import (
     Cat,
     Clip,
     Compare,
+    Cos,
     Div,
     Einsum,
     Exp,
@@ -50,6 +51,7 @@ from ..ops import (
     Reshape,
     Sigmoid,
     Sign,
+    Sin,
     Stack,
     Sub,
     Sum,
@@ -64,7 +66,8 @@ from .rewrite import Assemble, use_counts
 from .trace import NotTraceable, PositiveMask, Select
 
 BINARY = {Add: "add", Sub: "subtract", Mul: "multiply", Div: "true_divide", Pow: "power"}
-UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh", Log1p: "log1p", Expm1: "expm1"}
+UNARY = {Neg: "negative", Exp: "exp", Log: "log", Tanh: "tanh", Log1p: "log1p", Expm1: "expm1", Sin: "sin",
+         Cos: "cos"}
 REDUCTIONS = {Sum: "sum_into", Mean: "sum_into", Max: "max_into"}  # mean: the sum, then / count
 DEVICE_OPS = ("todevice",)
 
@@ -77,6 +80,7 @@ def _forward_of(cls, options):
 
 
 _CALLED = ("add", "subtract", "multiply", "true_divide", "power", "negative", "exp", "log", "tanh", "log1p", "expm1",
+           "sin", "cos",
            "maximum", "clip", "matmul", "copyto", "empty", "zeros", "concatenate", "stack", "einsum",
            "broadcast_to", "sign", "isnan", "logical_or") + tuple(COMPARISONS.values())
 
