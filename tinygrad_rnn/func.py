@@ -1,4 +1,4 @@
-"""Function transforms with torch.func's semantics: vjp, jvp, grad, jacrev, jacfwd, hessian.
+"""Function transforms with torch.func's semantics: vjp, jvp, grad, jacrev, jacfwd, hessian, vmap.
 
 Reverse mode records `f` on fresh inputs and runs the engine's backward; forward mode pushes tangents
 through each primitive's JVP rule as `f` runs (one pass, no backward). The transforms compose: a
@@ -13,7 +13,7 @@ import numpy as np
 from . import autograd
 from .tensor import Tensor, _state, enable_grad, stack
 
-__all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "vjp"]
+__all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -281,6 +281,47 @@ def jacfwd(func, argnums=0, has_aux=False):
 def hessian(func, argnums=0):
     """The Hessian of a scalar function: jacfwd(jacrev(func)), forward over reverse."""
     return jacfwd(jacrev(func, argnums), argnums)
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
+    """func mapped over a batch dim of its inputs, as torch.func.vmap: in_dims says, per argument (a tree
+    of them, or one int for all; None: not mapped), which dim is the batch; out_dims where it goes in the
+    outputs. Each batch element runs func on its own and the results are stacked, so gradients (and
+    transforms such as vmap(grad(f))) flow through; the speed is that of a loop."""
+    def wrapper(*args, **kwargs):
+        flat, spec = _flatten(args)
+        dims = [in_dims] * len(flat) if isinstance(in_dims, int) or in_dims is None else _flatten(
+            tuple(in_dims))[0]
+        if len(dims) != len(flat):
+            raise ValueError(f"vmap: in_dims {in_dims!r} does not match the {len(flat)} inputs' structure")
+        sizes = set()
+        for k, (x, d) in enumerate(zip(flat, dims)):
+            if d is None:
+                continue
+            if not isinstance(x, Tensor):
+                raise TypeError(f"vmap: input {k} is a {type(x).__name__}, but in_dims maps it over dim {d}; "
+                                 f"give None for inputs that are not tensors")
+            if not -x.ndim <= d < x.ndim:
+                raise ValueError(f"vmap: in_dim {d} is out of range for input {k} of shape {x.shape}")
+            sizes.add(x.shape[d])
+        if len(sizes) != 1:
+            raise ValueError(f"vmap: the mapped inputs must have one batch size; got {sorted(sizes) or 'no mapped input'}")
+        size = sizes.pop()
+        results = []
+        for i in range(size):
+            picked = [x if d is None else x[(slice(None),) * (d % x.ndim) + (i,)] for x, d in zip(flat, dims)]
+            results.append(_flatten(func(*_unflatten(spec, picked), **kwargs)))
+        if not results:
+            raise ValueError("vmap: a batch of size 0 has no results to stack")
+        out_spec = results[0][1]
+        leaves = list(zip(*[leaves for leaves, _ in results]))
+        outs = [out_dims] * len(leaves) if isinstance(out_dims, int) else _flatten(tuple(out_dims))[0]
+        stacked = [stack(list(column), dim=d) for column, d in zip(leaves, outs)]
+        return _unflatten(out_spec, stacked)
+    return wrapper
 
 
 # ----------------------------------------------------------------------------- modules as functions
