@@ -110,3 +110,15 @@ def test_bad_input_is_reported_with_shapes():
         tr.nn.Embedding(3, 2)(np.array([0, 3]))
     with pytest.raises(ValueError, match="indices must be integers"):
         tr.nn.Embedding(3, 2)(tr.zeros(2))
+
+
+@pytest.mark.parametrize("layer,options", [("LSTM", {}), ("GRU", {"num_layers": 2, "bidirectional": True}),
+                                           ("LSTM", {"num_layers": 2, "bidirectional": True, "proj_size": 3}),
+                                           ("RNN", {"num_layers": 12})])
+def test_all_weights_lists_each_layer_and_direction_as_torch(torch, layer, options):
+    ours, theirs = getattr(tr.nn, layer)(4, 6, **options), getattr(torch.nn, layer)(4, 6, **options)
+    assert ours._all_weights == theirs._all_weights
+    assert [[tuple(w.shape) for w in row] for row in ours.all_weights] == \
+        [[tuple(w.shape) for w in row] for row in theirs.all_weights]
+    assert ours.all_weights[0][0] is ours.weight_ih_l0
+    ours.flatten_parameters()   # accepted, as code written for cuDNN calls it

@@ -347,6 +347,19 @@ class Recurrent(Module):
     def flatten_parameters(self):
         """Does nothing: torch packs cuDNN's weights into one buffer here; every pass reads the parameters."""
 
+    @property
+    def _all_weights(self):
+        """The parameter names of each layer and direction, in torch's order ([layer 0 forward, layer 0
+        reverse, layer 1 forward, ...])."""
+        return [[flat for flat, (module, attribute) in self._bindings.items()
+                 if flat.endswith(f"_l{layer}" + ("_reverse" if direction else ""))]
+                for layer in range(self.num_layers) for direction in range(self.num_directions)]
+
+    @property
+    def all_weights(self):
+        """The parameters of each layer and direction, as torch's all_weights."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
     def _reference_parameter(self):
         return next(self.parameters())
 
