@@ -564,3 +564,18 @@ def test_save_and_load_through_file_objects_as_torch_does(tmp_path):
     assert loaded["epoch"] == 3
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(np.asarray(loaded["state"][name]), value)
+
+
+def test_torch_load_and_save_arguments_are_taken(tmp_path):
+    """Code written for torch passes weights_only=True (torch 2.6's default), mmap, pickle arguments and a
+    dict map_location; all load the same data, since nothing here is pickled."""
+    path = tmp_path / "model.pt"
+    tinygrad_rnn.save({"w": tinygrad_rnn.ones(2, 3), "step": 4}, path, pickle_protocol=4)
+    for options in ({"weights_only": True}, {"weights_only": False}, {"mmap": True},
+                    {"map_location": {"cuda:0": "cpu"}}, {"map_location": tinygrad_rnn.device("cpu")}):
+        back = tinygrad_rnn.load(path, **options)
+        assert back["step"] == 4 and back["w"].tolist() == [[1.0] * 3] * 2, options
+    with pytest.raises(ValueError, match="sends devices to different places"):
+        tinygrad_rnn.load(path, map_location={"cuda:0": "cpu", "cpu": "cuda"})
+    with pytest.raises(TypeError, match="map_location as a function"):
+        tinygrad_rnn.load(path, map_location=lambda storage, location: storage)

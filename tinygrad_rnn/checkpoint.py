@@ -117,11 +117,12 @@ def save_checkpoint(path, model_state, optimizer_state=None, meta=None):
     _write(path, structure, arrays)
 
 
-def save(obj, f):
+def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True):
     """Save ``obj`` to the file ``f`` as :func:`torch.save` does, but as an npz: atomically, without pickle.
 
     ``obj`` is a ``state_dict`` or any nesting of dicts (str or int keys), lists and tuples of
     Tensors, NumPy arrays, Python and NumPy numbers, strings and None. :func:`load` gives it back.
+    torch's pickle arguments are accepted and mean nothing here: nothing is pickled.
     """
     arrays = {}
     _write(f, {"format_version": FORMAT_VERSION, _OBJECT: _encode(obj, [_OBJECT], arrays)}, arrays)
@@ -265,13 +266,23 @@ def load_checkpoint(path) -> dict:
     return _load(path, _sections)
 
 
-def load(f, map_location=None):
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
     """What :func:`save` wrote to ``f``, a path or a binary file object (a checkpoint gives
     ``{"model", "optimizer", "meta"}``).
 
     Tensors come back as Tensors with their dtype and ``requires_grad``, on the device they were
-    saved from, or on ``map_location`` ("cpu" or "cuda") when it is given, as in :func:`torch.load`.
+    saved from, or on ``map_location`` ("cpu" or "cuda", a device, or a dict sending every device to
+    one) when it is given, as in :func:`torch.load`. Nothing is ever unpickled, so ``weights_only``
+    holds whatever it is set to; torch's pickle and mmap arguments are accepted and mean nothing here.
     """
+    if isinstance(map_location, dict):
+        targets = {str(backend.check_device(target)) for target in map_location.values()}
+        if len(targets) != 1:
+            raise ValueError(f"load: map_location {map_location!r} sends devices to different places; tensors here "
+                             f"are on 'cpu' or 'cuda', so give one target")
+        map_location = targets.pop()
+    elif callable(map_location):
+        raise TypeError("load: map_location as a function is not supported; give a device ('cpu' or 'cuda')")
     if map_location is not None:
         map_location = backend.check_device(map_location)
 
