@@ -76,7 +76,7 @@ def theirs(torch, config, vocab_size, weights, batches):
             return self.head(self.rnn(self.embedding(ids))[0])
 
     model = CharLM()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    model.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
 

@@ -160,7 +160,7 @@ def poison_gradients(monkeypatch, steps):
 
 
 def weights(model):
-    return {name: array.copy() for name, array in model.state_dict().items()}
+    return {name: value.numpy() for name, value in model.state_dict().items()}
 
 
 @pytest.fixture

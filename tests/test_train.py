@@ -48,7 +48,7 @@ def test_lstm_language_model_matches_torch_for_30_steps(torch, one_thread, optim
     ours = train(config, progress=False, corpus=corpus)
 
     theirs = torch_char_lm(torch, corpus.vocab_size, 5, 12, 2)
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in initial.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in initial.state_dict().items()})
     opt = (torch.optim.Adam(theirs.parameters(), lr=0.05) if optimizer == "adam"
            else torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9))
     task = make_task(config, corpus)  # the same seed: the same batches

@@ -41,7 +41,7 @@ def test_thirty_training_steps_match_torch(torch, cell):
                          dtype="float64")
     task, model, opt, _ = build(config, corpus)
     theirs = torch_model(torch, cell, corpus.vocab_size, 6, 10)
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
     their_opt = torch.optim.Adam(theirs.parameters(), lr=0.03)
     params = list(model.parameters())
     batches = make_task(config, corpus)  # the same seed: the same batches

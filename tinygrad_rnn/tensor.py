@@ -918,6 +918,14 @@ class Tensor(TensorMethods):
         array = backend.to_numpy(self.array)
         return array if dtype is None else array.astype(dtype, copy=False)
 
+    def __dlpack__(self, *args, **kwargs):
+        """DLPack interop: torch.tensor(t) and torch.from_dlpack(t) read the array (no copy for the second)."""
+        _value_read("dlpack")
+        return self.array.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
     def item(self):
         _value_read("item")
         if self.array.size != 1:

@@ -50,7 +50,7 @@ def test_hvp_equals_torch_in_float64(rng, method):
     def torch_loss(*params):
         output, _ = torch.func.functional_call(reference, dict(zip(names, params)), (torch.from_numpy(x),))
         return ((output - torch.from_numpy(target)) ** 2).mean()
-    params = tuple(torch.from_numpy(rnn.state_dict()[name]) for name in names)
+    params = tuple(torch.tensor(rnn.state_dict()[name]) for name in names)
     expected_value, expected = torch.autograd.functional.hvp(torch_loss, params, tuple(map(torch.from_numpy, v)))
     assert value.item() == pytest.approx(expected_value.item(), rel=1e-12)
     for mine, theirs in zip(product, expected):

@@ -318,3 +318,24 @@ def test_get_parameter_and_get_buffer_follow_dotted_paths(torch):
                                                (theirs, "get_buffer", "0.weight", "`weight` is not a buffer")):
         with pytest.raises(AttributeError, match=message):
             getattr(lib_model, getter)(target)
+
+
+def test_state_dict_values_are_tensor_copies_that_port_as_torchs(torch):
+    """The training-loop idioms torch users write: keep the best weights (cloned or not), move them to
+    torch with torch.tensor, back with load_state_dict."""
+    model = tr.nn.Linear(3, 2, dtype="float64")
+    best = model.state_dict()
+    cloned = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.numpy() for k, v in best.items()}
+    assert all(isinstance(v, tr.Tensor) and not v.requires_grad for v in best.values())
+    with tr.no_grad():
+        model.weight.add_(1.0)
+    for k, value in before.items():   # copies: the model moved on, the kept weights did not
+        np.testing.assert_array_equal(best[k].numpy(), value)
+        np.testing.assert_array_equal(cloned[k].numpy(), value)
+    theirs = torch.nn.Linear(3, 2).double()
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in best.items()})
+    np.testing.assert_array_equal(theirs.weight.detach().numpy(), before["weight"])
+    model.load_state_dict(best)
+    np.testing.assert_array_equal(model.weight.numpy(), before["weight"])
+    assert model.state_dict(keep_vars=True)["weight"] is model.weight

@@ -301,12 +301,13 @@ class Module:
     # --- state
     def state_dict(self, *, destination=None, prefix="", keep_vars=False):
         """{dotted name: value} of every parameter and persistent buffer, as PyTorch lists them (a
-        tied parameter under each of its names). Values are host NumPy copies, safe to keep while
-        training goes on and what tr.save writes; keep_vars=True gives the tensors themselves."""
+        tied parameter under each of its names). Values are Tensors without a graph, as torch's, but
+        copies (on the parameters' device): one kept as the best weights so far stays so while training
+        goes on, where torch's would change with the model. keep_vars=True gives the tensors themselves."""
         if destination is None:
             destination = OrderedDict()
         for name, value in self._state_items():
-            destination[prefix + name] = value if keep_vars else value.numpy()
+            destination[prefix + name] = value if keep_vars else value.detach().clone()
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=f"{prefix}{name}.", keep_vars=keep_vars)
