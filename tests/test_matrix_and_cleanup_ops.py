@@ -87,3 +87,62 @@ def test_nan_to_num_matches_torch_and_gives_replaced_values_no_gradient(torch, o
     (ty * torch.tensor(weights)).sum().backward()
     assert_close(x.grad, t.grad, "gradient")
     assert tr.nan_to_num(tr.tensor([1, 2])).tolist() == [1, 2]
+
+
+MORE = {
+    "view_as": (lambda lib, a, b: a.view_as(b.reshape(6, 2)) * 2, (3, 4)),
+    "reshape_as": (lambda lib, a, b: a.reshape_as(b.T) * b.T, (3, 4)),
+    "movedim": (lambda lib, a, b: lib.movedim(a.reshape(2, 3, 2), 0, -1) * 2, (3, 4)),
+    "movedim lists": (lambda lib, a, b: a.reshape(2, 3, 2).movedim([0, 2], [2, 0]) * 2, (3, 4)),
+    "moveaxis": (lambda lib, a, b: lib.moveaxis(a, 1, 0) * b.T, (3, 4)),
+    "swapdims": (lambda lib, a, b: a.swapdims(0, 1) * b.T, (3, 4)),
+    "addcmul": (lambda lib, a, b: lib.addcmul(a, b, a * b, value=0.5), (3, 4)),
+    "addcdiv": (lambda lib, a, b: a.addcdiv(b, a * a + 1, value=-2), (3, 4)),
+    "log2": (lambda lib, a, b: (a * a + 0.5).log2() * b, (3, 4)),
+    "log10": (lambda lib, a, b: lib.log10(a * a + 0.5) * b, (3, 4)),
+    "exp2": (lambda lib, a, b: a.exp2() * b, (3, 4)),
+    "sinh": (lambda lib, a, b: a.sinh() * b, (3, 4)),
+    "cosh": (lambda lib, a, b: lib.cosh(a) * b, (3, 4)),
+    "tan": (lambda lib, a, b: (a * 0.5).tan() * b, (3, 4)),
+    "logit": (lambda lib, a, b: a.sigmoid().logit() * b, (3, 4)),
+    "logit eps": (lambda lib, a, b: (a * 3).sigmoid().logit(eps=0.2) * b, (3, 4)),
+    "nansum": (lambda lib, a, b: lib.where(a > 0.5, a * 0 + float("nan"), a).nansum(1) * b[:, 0], (3, 4)),
+    "nanmean": (lambda lib, a, b: lib.where(a > 0.5, a * 0 + float("nan"), a).nanmean() * b, (3, 4)),
+    "diff": (lambda lib, a, b: a.diff() * b[:, :3], (3, 4)),
+    "diff n=2 dim 0 prepend": (lambda lib, a, b: lib.diff(a, 2, 0, prepend=b) * 2, (3, 4)),
+    "sigmoid_": (lambda lib, a, b: (a * 1).sigmoid_() * b, (3, 4)),
+    "tanh_": (lambda lib, a, b: (a * 1).tanh_() * b, (3, 4)),
+    "relu_": (lambda lib, a, b: (a * 1).relu_() * b, (3, 4)),
+}
+
+
+@pytest.mark.parametrize("idiom", list(MORE))
+def test_more_methods_match_torch(torch, rng, idiom):
+    fn, shape = MORE[idiom]
+    (a, ta), (b, tb) = pair(torch, rng.standard_normal(shape), "cpu"), pair(torch, rng.standard_normal(shape), "cpu")
+    y, ty = fn(tr, a, b), fn(torch, ta, tb)
+    assert_close(y, ty, idiom)
+    weights = rng.standard_normal(ty.shape)
+    (y * tr.tensor(weights)).sum().backward()
+    (ty * torch.tensor(weights)).sum().backward()
+    for mine, theirs, name in ((a, ta, "a"), (b, tb, "b")):
+        if theirs.grad is None:
+            assert mine.grad is None or not np.any(mine.grad.numpy()), f"{idiom}: gradient of {name}"
+        else:
+            assert_close(mine.grad, theirs.grad, f"{idiom}: gradient of {name}")
+
+
+def test_dtype_questions_and_small_casts_match_torch(torch):
+    for values in (np.array([1.5, -2.0], np.float32), np.array([1, -2]), np.array([True, False])):
+        mine, theirs = tr.tensor(values), torch.tensor(values)
+        assert (mine.is_floating_point(), mine.is_complex(), mine.is_signed(), mine.element_size(), mine.itemsize,
+                mine.nbytes) == (theirs.is_floating_point(), theirs.is_complex(), theirs.is_signed(),
+                                 theirs.element_size(), theirs.itemsize, theirs.nbytes)
+        assert tr.is_floating_point(mine) == torch.is_floating_point(theirs)
+        for cast in ("short", "char", "byte"):
+            assert getattr(mine, cast)().tolist() == getattr(theirs, cast)().tolist()
+            assert str(getattr(mine, cast)().dtype) == str(getattr(theirs, cast)().dtype).replace("torch.", "")
+    counts = tr.tensor([[0, 1, 2], [0, 0, 3]])
+    assert tr.count_nonzero(counts).item() == 3 and counts.count_nonzero(dim=1).tolist() == [2, 1]
+    with pytest.raises(ValueError, match="should contain the same number of dims"):
+        tr.ones(2, 3).movedim([0, 1], [0])

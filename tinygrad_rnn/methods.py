@@ -428,6 +428,92 @@ class TensorMethods:
 
     negative = neg
 
+    def view_as(self, other):
+        return self.reshape(_tensor_argument("view_as", "other", other).shape)
+
+    reshape_as = view_as
+
+    def movedim(self, source, destination):
+        """Dims `source` moved to the places `destination` (ints or sequences), the others kept in order."""
+        sources = [source] if isinstance(source, numbers.Integral) else list(source)
+        targets = [destination] if isinstance(destination, numbers.Integral) else list(destination)
+        if len(sources) != len(targets):
+            raise ValueError(f"movedim: Invalid source or destination dims: source ({sources} dims) should contain "
+                             f"the same number of dims as destination ({targets} dims)")
+        sources = [check_dim("movedim", d, self.ndim) for d in sources]
+        targets = [check_dim("movedim", d, self.ndim) for d in targets]
+        if len(set(sources)) != len(sources) or len(set(targets)) != len(targets):
+            raise ValueError(f"movedim: repeated dim in source {sources} or destination {targets}")
+        rest = iter(d for d in range(self.ndim) if d not in sources)
+        placed = dict(zip(targets, sources))
+        return self.permute(*[placed[k] if k in placed else next(rest) for k in range(self.ndim)])
+
+    moveaxis = movedim
+
+    def swapdims(self, dim0, dim1):
+        return self.transpose(dim0, dim1)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 * tensor2."""
+        return self + tensor1 * tensor2 * value
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 / tensor2."""
+        return self + tensor1 / tensor2 * value
+
+    def log2(self):
+        return self._floating().log() * (1 / math.log(2))
+
+    def log10(self):
+        return self._floating().log() * (1 / math.log(10))
+
+    def exp2(self):
+        return (self._floating() * math.log(2)).exp()
+
+    def sinh(self):
+        x = self._floating()
+        return (x.expm1() - (-x).expm1()) * 0.5
+
+    def cosh(self):
+        x = self._floating()
+        return (x.exp() + (-x).exp()) * 0.5
+
+    def tan(self):
+        x = self._floating()
+        return x.sin() / x.cos()
+
+    def logit(self, eps=None):
+        """log(p / (1 - p)), p clamped to [eps, 1 - eps] first when eps is given."""
+        p = self._floating() if eps is None else self._floating().clamp(eps, 1 - eps)
+        return (p / (1 - p)).log()
+
+    def nansum(self, dim=None, keepdim=False):
+        """The sum with NaNs counted as 0 (and given no gradient)."""
+        finite = ~self.xp.isnan(self.array)
+        return _ops().where_tensor(finite, self, 0.0).sum(dim=() if dim is None else dim, keepdim=keepdim)
+
+    def nanmean(self, dim=None, keepdim=False):
+        """The mean of the values that are not NaN."""
+        present = _constant((~self.xp.isnan(self.array)).astype(self.dtype))
+        axes = () if dim is None else dim
+        return self.nansum(dim, keepdim) / present.sum(dim=axes, keepdim=keepdim)
+
+    def count_nonzero(self, dim=None):
+        """How many elements are not zero (over dim), int64, as torch."""
+        nonzero = _constant((self.array != 0).astype(np.int64))
+        return nonzero.sum() if dim is None else nonzero.sum(dim=dim)
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        """The n-th forward difference along dim, prepend and append joined first, as torch.diff."""
+        d = check_dim("diff", dim, self.ndim)
+        x = _cat([t for t in (prepend, self, append) if t is not None], d) if prepend is not None or \
+            append is not None else self
+        for _ in range(n):
+            size = x.shape[d]
+            x = x.narrow(d, 1, size - 1) - x.narrow(d, 0, size - 1) if x.dtype.kind != "b" else \
+                _constant(x.narrow(d, 1, size - 1).array != x.narrow(d, 0, size - 1).array)
+        return x
+
     def lerp(self, end, weight):
         """self + weight * (end - self), in torch's two forms (from the nearer end, by weight < 0.5)."""
         end = _tensor_argument("lerp", "end", end)
@@ -780,6 +866,32 @@ class TensorMethods:
     def half(self):
         return self.to(dtype=np.float16)
 
+    def short(self):
+        return _constant(self.array.astype(np.int16))
+
+    def char(self):
+        return _constant(self.array.astype(np.int8))
+
+    def byte(self):
+        return _constant(self.array.astype(np.uint8))
+
+    def is_floating_point(self):
+        return self.dtype.kind == "f"
+
+    def is_complex(self):
+        return self.dtype.kind == "c"
+
+    def is_signed(self):
+        return self.dtype.kind in "fic"
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.array.nbytes
+
     def long(self):
         return _constant(self.array.astype(np.int64))
 
@@ -954,6 +1066,15 @@ class TensorMethods:
         return self._update("clamp_", lambda x, _: x.clamp(min, max))
 
     clip_ = clamp_
+
+    def sigmoid_(self):
+        return self._update("sigmoid_", lambda x, _: x.sigmoid())
+
+    def tanh_(self):
+        return self._update("tanh_", lambda x, _: x.tanh())
+
+    def relu_(self):
+        return self._update("relu_", lambda x, _: x.relu())
 
     def zero_(self):
         if self._in_place("zero_"):
