@@ -2,7 +2,22 @@
 from . import autograd, cuda, diagnostics, dtypes, func, nn, optim, train
 from .backend import Device, DeviceError, cuda_available
 from .checkpoint import load, save
-from .dtypes import double, float16, float32, float64, half, int8, int16, int32, int64, long, short, uint8
+from .dtypes import (
+    double,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    short,
+    uint8,
+)
 from .factory import (
     arange,
     empty,
@@ -81,6 +96,7 @@ __all__ = [
     "full",
     "full_like",
     "func",
+    "get_default_dtype",
     "gradcheck",
     "gradgradcheck",
     "half",
@@ -110,6 +126,7 @@ __all__ = [
     "retain_grads",
     "save",
     "scope",
+    "set_default_dtype",
     "set_grad_enabled",
     "short",
     "stack",

@@ -4,7 +4,8 @@ Random numbers are drawn on the host from one NumPy generator and then moved, so
 same weights on the CPU and on the GPU (the numbers differ from torch's: only shapes, dtypes and
 ranges match).
 
-Default dtypes follow torch: floating values make float32, integers int64, booleans bool;
+Default dtypes follow torch: floating values make the default float (`tr.get_default_dtype()`, float32
+unless `tr.set_default_dtype` changed it), integers int64, booleans bool;
 `tensor` and `from_numpy` keep the dtype of an array they are given.
 """
 import functools
@@ -65,8 +66,11 @@ def _allocated(fn, shape, make):
         raise RuntimeError(f"{fn}: not enough memory for a tensor of size {shape}") from None
 
 
-def _dtype(dtype, fn, default=np.float32):
-    return np.dtype(default) if dtype is None else dtypes.check(dtype, fn)
+def _dtype(dtype, fn, default=None):
+    """`dtype` checked; when None, `default` (the default float when that is None too)."""
+    if dtype is not None:
+        return dtypes.check(dtype, fn)
+    return dtypes.get_default_dtype() if default is None else np.dtype(default)
 
 
 def _float_dtype(dtype, fn):
@@ -89,12 +93,12 @@ def _place(host_array, dtype, device, requires_grad):
 
 
 def _scalar_dtype(*values):
-    """The dtype torch gives a tensor made from these Python numbers: bool, int64 or float32."""
+    """The dtype torch gives a tensor made from these Python numbers: bool, int64 or the default float."""
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return np.dtype(np.bool_)
     if all(isinstance(v, (numbers.Integral, np.bool_)) for v in values):
         return np.dtype(np.int64)
-    return np.dtype(np.float32)
+    return dtypes.get_default_dtype()
 
 
 # ----------------------------------------------------------------------------- from data
@@ -102,7 +106,7 @@ def _scalar_dtype(*values):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, array or tensor), as torch.tensor.
 
-    Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype and
+    Python floats give the default float, ints int64, bools bool; arrays and tensors keep their dtype and
     device (foreign arrays, torch's included, are read through `__array__`). The result is always a
     leaf: a tensor passed in is copied and cut from its graph.
     """
@@ -121,7 +125,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 def _default_dtype(array):
     """torch's dtype for values read from Python data."""
-    kinds = {"f": np.float32, "i": np.int64, "u": np.int64, "b": np.bool_}
+    kinds = {"f": dtypes.get_default_dtype(), "i": np.int64, "u": np.int64, "b": np.bool_}
     if array.dtype.kind not in kinds:
         raise TypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype} "
                         f"(numbers, booleans or nested lists of them)")
@@ -171,7 +175,7 @@ def from_numpy(ndarray):
 # ----------------------------------------------------------------------------- filled
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
-    """A tensor of `size` filled with `fill_value`; dtype from the value (bool, int64, float32) by default."""
+    """A tensor of `size` filled with `fill_value`; dtype from the value (bool, int64, the default float) by default."""
     size = _size((size,), "full")
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
@@ -321,7 +325,7 @@ def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
 def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
     """start, start + step, ... up to (not including) end: arange(end) or arange(start, end, step).
 
-    int64 when all three are integers, else float32, as torch; values start + i * step in float64.
+    int64 when all three are integers, else the default float, as torch; values start + i * step in float64.
     """
     if end is None:
         start, end = 0, start

@@ -660,7 +660,8 @@ def _as_array(data, dtype, device):
         return xp.asarray(backend.to_device(data, device), dtype=dtype)
     array = xp.asarray(backend.to_device(data, device))
     if array.dtype.kind == "f":
-        array = array.astype(np.float32) if array.dtype != np.float32 else array
+        default = dtypes.get_default_dtype()
+        array = array.astype(default) if array.dtype != default else array
     elif array.dtype.kind in "iu" and python_data:
         array = array.astype(np.int64)
     return array
@@ -669,7 +670,7 @@ def _as_array(data, dtype, device):
 class Tensor(TensorMethods):
     """An n-dimensional array that records the ops applied to it.
 
-    `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
+    `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes the default float
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
     # _view is set where _shared is (see current_view); unset on the many tensors that share no memory
@@ -1017,7 +1018,7 @@ class Tensor(TensorMethods):
         if op is ops.Matmul and dtype.kind == "b":
             raise TypeError("matmul: not implemented for bool tensors")
         if op is ops.Div:
-            dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to float32
+            dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to the default float
         elif op is ops.Matmul and not number and self.dtype != other.dtype:
             raise TypeError(f"matmul: expected both operands to have the same dtype, but found {self.dtype} and "
                             f"{other.dtype}")
@@ -1034,8 +1035,9 @@ class Tensor(TensorMethods):
         return Tensor._make(self.array.astype(dtype), None)
 
     def _floating(self):
-        """This tensor as floating point: integer and bool tensors compute exp, log ... in float32."""
-        return self if self.array.dtype.kind == "f" else self._as_dtype(dtypes.DEFAULT_FLOAT)
+        """This tensor as floating point: integer and bool tensors compute exp, log ... in the
+        default float."""
+        return self if self.array.dtype.kind == "f" else self._as_dtype(dtypes.get_default_dtype())
 
     def __add__(self, other): return self._binary(ops.Add, other)
     def __radd__(self, other): return self._binary(ops.Add, other, reverse=True)
