@@ -35,6 +35,7 @@ from .factory import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     uniform,
     zeros,
@@ -42,6 +43,7 @@ from .factory import (
 )
 from .functions import FUNCTIONS as _FUNCTIONS
 from .functions import einsum, is_tensor, matmul, std_mean, var_mean
+from .generator import Generator
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (
     Function,
@@ -73,6 +75,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "Function",
+    "Generator",
     "GradcheckError",
     "Tensor",
     "arange",
@@ -123,6 +126,7 @@ __all__ = [
     "randint",
     "randn",
     "randn_like",
+    "randperm",
     "retain_grads",
     "save",
     "scope",

@@ -2,7 +2,7 @@
 
 Random numbers are drawn on the host from one NumPy generator and then moved, so a seed gives the
 same weights on the CPU and on the GPU (the numbers differ from torch's: only shapes, dtypes and
-ranges match).
+ranges match). What `randperm` and `randint` draw from a `tr.Generator` (generator.py) is torch's.
 
 Default dtypes follow torch: floating values make the default float (`tr.get_default_dtype()`, float32
 unless `tr.set_default_dtype` changed it), integers int64, booleans bool;
@@ -15,20 +15,16 @@ import numbers
 import numpy as np
 
 from . import backend, dtypes
+from .generator import check_generator, check_seed
 from .tensor import Tensor, _native, _python_data
 
 _rng = np.random.default_rng()
-_SEEDS = (-2 ** 63, 2 ** 64)  # torch's range; a negative seed wraps around as it does there
 
 
 def manual_seed(seed):
-    """Seed the generator used by randn, rand, randint, uniform_ and the layers' initialisation."""
+    """Seed the generator used by randn, rand, randint, randperm, uniform_ and the layers' initialisation."""
     global _rng
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"manual_seed: seed must be an integer; got {type(seed).__name__} {seed!r}")
-    if not _SEEDS[0] <= seed < _SEEDS[1]:
-        raise ValueError(f"manual_seed: seed must lie in [{_SEEDS[0]}, {_SEEDS[1]}); got {seed}")
-    _rng = np.random.default_rng(int(seed) % 2 ** 64)
+    _rng = np.random.default_rng(check_seed(seed, "manual_seed"))
     return _rng  # as torch.manual_seed returns its generator
 
 
@@ -246,8 +242,9 @@ def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
     return _place(_allocated("rand", shape, lambda: _rng.random(shape)), dtype, device, requires_grad)
 
 
-def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_grad=False):
-    """Integers drawn uniformly from [low, high): randint(high, size) or randint(low, high, size); int64."""
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """Integers drawn uniformly from [low, high): randint(high, size) or randint(low, high, size); int64.
+    From a tr.Generator, the numbers torch draws from a torch.Generator seeded the same."""
     if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high  # randint(high, size)
     elif high is None:
@@ -264,8 +261,36 @@ def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_gr
     if dtype.kind == "b" and (low < 0 or high > 2):
         raise ValueError(f"randint: values in [{low}, {high}) are out of bounds for bool")
     dtypes.check_fits(np.asarray([low, high - 1]), dtype, "randint")
+    if check_generator(generator, "randint") is not None:
+        return _place(_torch_integers(generator, low, high, size), dtype, device, requires_grad)
     return _place(_allocated("randint", size, lambda: _rng.integers(low, high, size=size)), dtype, device,
                   requires_grad)
+
+
+def _torch_integers(source, low, high, size):
+    """torch's uniform_int_from_to: one word (two past 2**32 values) modulo the range, plus low."""
+    span, count = high - low, math.prod(size)
+    words = source.random32(count) if span < 2 ** 32 else source.random64(count)
+    return (words % np.uint64(span)).astype(np.int64).reshape(size) + low
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """0 .. n-1 in random order, int64 by default. From a tr.Generator, torch's permutation for a
+    torch.Generator seeded the same (its Fisher-Yates swaps, one 32-bit word each)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"randperm(): argument 'n' must be int, not {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"randperm: trying to create a tensor with negative dimension {n}: [{n}]")
+    dtype = _dtype(dtype, "randperm", default=np.int64)
+    source = check_generator(generator, "randperm")
+    if source is None:
+        return _place(_rng.permutation(n), dtype, device, requires_grad)
+    order = np.arange(n, dtype=np.int64)
+    words = source.random32(max(n - 1, 0))
+    for i, word in enumerate(words.tolist()):
+        j = i + word % (n - i)
+        order[i], order[j] = order[j], order[i]
+    return _place(order, dtype, device, requires_grad)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
