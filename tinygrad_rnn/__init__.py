@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, cuda, diagnostics, dtypes, func, nn, optim, train
+from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train
 from .backend import Device, DeviceError, cuda_available
 from .checkpoint import load, save
 from .dtypes import (
@@ -18,6 +18,7 @@ from .dtypes import (
     short,
     uint8,
 )
+from .factory import LEGACY_TENSOR_TYPES as _LEGACY_TENSOR_TYPES
 from .factory import (
     arange,
     empty,
@@ -63,6 +64,7 @@ from .tensor import (
 )
 
 globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Tensor method of that name
+globals().update(_LEGACY_TENSOR_TYPES)  # tr.FloatTensor([1.0]), tr.LongTensor(2, 3), ...
 
 __version__ = "0.1.0"
 
@@ -80,6 +82,7 @@ __all__ = [
     "Tensor",
     "arange",
     "autograd",
+    "backends",
     "cat",
     "cuda",
     "cuda_available",
@@ -146,3 +149,4 @@ __all__ = [
     "zeros_like",
 ]
 __all__ += list(_FUNCTIONS)  # the names of the function table
+__all__ += list(_LEGACY_TENSOR_TYPES)

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import backend, dtypes
 from .generator import check_generator, check_seed
+from .methods import TENSOR_TYPE_NAMES
 from .tensor import Tensor, _native, _python_data
 
 _rng = np.random.default_rng()
@@ -390,3 +391,30 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     else:
         values = np.full(steps, float(start))
     return _place(values, dtype, device, requires_grad)
+
+
+# ----------------------------------------------------------------------------- torch's legacy tensor types
+
+class _LegacyTensorType(type):
+    """isinstance(t, tr.FloatTensor) holds for a Tensor of that dtype, as in torch."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype
+
+
+def _legacy_type(name, dtype):
+    """tr.FloatTensor, tr.LongTensor ...: NAME(data) is tensor(data, dtype), NAME(*sizes) uninitialised memory."""
+    def new(cls, *args, device=None):
+        if all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in args):
+            return empty(args or (0,), dtype=dtype, device=device)
+        data = args[0]
+        if len(args) > 1 or isinstance(data, numbers.Number):
+            raise TypeError(f"{name}(): takes data (a sequence, array or tensor) or sizes (ints); got "
+                            f"{', '.join(type(a).__name__ for a in args)}")
+        if isinstance(data, Tensor) and data.dtype != dtype:
+            raise TypeError(f"{name}(): expected a tensor of dtype {dtype}; got {data.dtype} (use .to(dtype))")
+        return tensor(data, dtype=dtype, device=device)
+    return _LegacyTensorType(name, (), {"__new__": new, "dtype": dtype, "__doc__": new.__doc__})
+
+
+LEGACY_TENSOR_TYPES = {name: _legacy_type(name, dtype) for dtype, name in TENSOR_TYPE_NAMES.items()}

@@ -9,12 +9,12 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "ceil", "chunk",
-    "clamp", "clip", "clone", "cumprod", "cumsum", "diag", "div", "eq", "equal", "erf", "exp", "expand",
+    "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "bmm", "ceil", "chunk",
+    "clamp", "clip", "clone", "cumprod", "cumsum", "diag", "div", "dot", "eq", "equal", "erf", "exp", "expand",
     "expm1", "fix", "flatten", "flip", "floor", "floor_divide", "fmod", "frac", "gather", "ge", "gt",
     "index_select", "isclose", "isfinite", "isinf", "isnan", "le", "log", "log1p", "log_softmax", "logsumexp",
-    "lt", "masked_fill", "masked_select", "max", "maximum", "mean", "median", "min", "minimum", "mul", "narrow",
-    "ne", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
+    "lt", "masked_fill", "masked_select", "max", "maximum", "mean", "median", "min", "minimum", "mm", "mul", "mv",
+    "narrow", "ne", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
     "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add", "sigmoid",
     "sign", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "t",
     "tanh", "topk", "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",

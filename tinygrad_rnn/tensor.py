@@ -908,6 +908,13 @@ class Tensor(TensorMethods):
         t._view = None
         return t
 
+    def detach_(self):
+        """Cut this tensor from its graph in place: it becomes a leaf that does not require grad."""
+        if getattr(self, "_view", None) is not None:
+            raise RuntimeError(f"detach_: can't detach a view (shape {self.shape}) in place; use detach() instead")
+        self._ctx, self._tangent, self._output_nr, self.requires_grad = None, None, 0, False
+        return self
+
     def numpy(self):
         _value_read("numpy")
         return backend.to_numpy(self.array).copy()
