@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train
+from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train, utils
 from .backend import Device, DeviceError, cuda_available
 from .checkpoint import load, save
 from .dtypes import (
@@ -143,6 +143,7 @@ __all__ = [
     "uint8",
     "uniform",
     "using_config",
+    "utils",
     "var_mean",
     "where",
     "zeros",
