@@ -56,3 +56,8 @@ def test_the_default_is_float32_and_only_floats_are_accepted():
     with pytest.raises(TypeError, match="only floating-point types"):
         tr.set_default_dtype(tr.int64)
     assert tr.get_default_dtype() == tr.float32
+
+
+def test_repr_names_the_dtype_unless_it_is_the_default(float64_default):
+    assert repr(tr.tensor([1.5])) == "tensor([1.5])"
+    assert repr(tr.tensor([1.5], dtype=tr.float32)) == "tensor([1.5], dtype=float32)"

@@ -974,7 +974,7 @@ class Tensor(TensorMethods):
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"
-        if self.dtype != np.float32:
+        if self.dtype != dtypes.get_default_dtype():  # as torch, which names every dtype but the default float's
             extra += f", dtype={self.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx.op}"
