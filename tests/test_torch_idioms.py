@@ -25,6 +25,20 @@ TIES = np.array([[1.0, 2.0, 2.0, np.nan, 2.0, -np.inf], [0.0, 0.0, 1.0, 1.0, 0.0
 def idioms():
     return {
         "eq is elementwise": lambda lib, t: t(A) == t(A.T).T,
+        "mm, bmm, mv, dot": lambda lib, t: (lib.mm(t(A, grad=True), t(B)), t(A).mm(t(B, grad=True)),
+                                           lib.bmm(t(A3, grad=True), t(A3.transpose(0, 2, 1))),
+                                           lib.mv(t(A, grad=True), t(B[:, 0])), t(B.T).mv(t(A[0], grad=True)),
+                                           lib.dot(t(A[0], grad=True), t(B[:, 1])), t(A[1]).dot(t(A[2]))),
+        "new_full, new_empty, new_zeros": lambda lib, t: (t(A).new_full((2, 3), 5.5), t(A).new_full((2,), 5),
+                                                         tuple(t(A).new_empty(3, 2).shape),
+                                                         t(A).new_zeros(2, 1, requires_grad=True),
+                                                         t(A).new_ones((2,), dtype=lib.int32)),
+        "detach_": lambda lib, t: _detach_in_place(t),
+        "autograd.Variable": lambda lib, t: _variable(lib, t),
+        "legacy tensor types": lambda lib, t: (lib.LongTensor([1, 2]), tuple(lib.FloatTensor(2, 3).shape),
+                                               lib.FloatTensor([[0.5, 2.0]]), tuple(lib.DoubleTensor().shape),
+                                               isinstance(lib.ones(2, dtype=lib.float32), lib.FloatTensor),
+                                               isinstance(t(A), lib.FloatTensor), isinstance(t(A), lib.DoubleTensor)),
         "ne": lambda lib, t: t(A) != 1.0,
         "comparisons": lambda lib, t: ((t(A) > 0), (t(A) <= 1.0), (t(A) >= t(A) * 0.5)),
         "max(dim) unpacks": lambda lib, t: tuple(t(A, grad=True).max(dim=-1)),
@@ -231,6 +245,19 @@ def _in_place_step(lib, t):
     return x, y.fill_(2.5), t(A.copy()).copy_(t(B.T.copy()))
 
 
+def _detach_in_place(t):
+    w = t(A, grad=True)
+    y = w * 2
+    same = y.detach_() is y
+    return same, y.requires_grad, y.grad_fn is None, y.is_leaf, w * 3, y
+
+
+def _variable(lib, t):
+    x = t(A)
+    v = lib.autograd.Variable(x, requires_grad=True)
+    return v is x, v.requires_grad, x.requires_grad, v.is_leaf, lib.autograd.Variable(x).requires_grad, v * 2
+
+
 def _sgd_step(lib, t):
     w = t(A.copy(), grad=True)
     (w * w).sum().backward()
@@ -351,7 +378,14 @@ def test_new_functions_give_torch_dtypes(torch):
                      ("median indices", lambda lib: lib.tensor([[2.0, 1.0]]).median(1).indices),
                      ("integer prod", lambda lib: lib.tensor([2, 3], dtype=lib.int32).prod()),
                      ("bool cumprod", lambda lib: lib.tensor([True, False]).cumprod(0)),
-                     ("integer floor", lambda lib: lib.tensor([2, 3]).floor())):
+                     ("integer floor", lambda lib: lib.tensor([2, 3]).floor()),
+                     ("LongTensor", lambda lib: lib.LongTensor([1, 2])),
+                     ("FloatTensor of ints", lambda lib: lib.FloatTensor([1, 2])),
+                     ("IntTensor sizes", lambda lib: lib.IntTensor(2)),
+                     ("new_full keeps the dtype", lambda lib: lib.ones(2, dtype=lib.float32).new_full((2,), 5)),
+                     ("new_empty with a dtype", lambda lib: lib.ones(2).new_empty((2,), dtype=lib.int64)),
+                     ("int64 matrix product", lambda lib: lib.mm(lib.ones(2, 2, dtype=lib.int64), lib.ones(2, 1,
+                                                                                          dtype=lib.int64)))):
         assert str(fn(tr).dtype) == str(fn(torch).dtype).replace("torch.", ""), name
 
 
@@ -409,3 +443,49 @@ def test_selections_refuse_bad_indices_by_name():
         x.topk(5)
     with pytest.raises(ValueError, match="tril: input tensor must have at least 2 dimensions"):
         x[0].tril()
+
+
+def test_fixed_rank_products_refuse_bad_shapes_naming_them():
+    a, b = tr.ones(2, 3, dtype=tr.float64), tr.ones(4, 5, dtype=tr.float64)
+    for call, message in (
+            (lambda: tr.mm(a, b), r"mm: mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"),
+            (lambda: tr.mm(a[0], b), r"mm: expects two matrices; got shapes \(3,\) and \(4, 5\)"),
+            (lambda: tr.bmm(a, b), r"bmm: input must be a 3-D tensor; got shape \(2, 3\)"),
+            (lambda: tr.bmm(tr.ones(2, 3, 4), tr.ones(3, 4, 5)),
+             r"first two dimensions of mat2 tensor to be: \[2, 4\] but got: \[3, 4\]"),
+            (lambda: tr.mv(a, tr.ones(4, dtype=tr.float64)), r"mv: size mismatch, got mat \(2x3\), vec \(4\)"),
+            (lambda: tr.mv(a, a), r"mv: expects a matrix and a vector; got shapes \(2, 3\) and \(2, 3\)"),
+            (lambda: tr.dot(a, a), r"dot: 1D tensors expected, but got 2D and 2D tensors"),
+            (lambda: tr.dot(a[0], b[0]), r"expected tensor \[3\] and src \[5\]")):
+        with pytest.raises(ValueError, match=message):
+            call()
+    with pytest.raises(TypeError, match="mm: expected both operands to have the same dtype, but got float64 and "
+                                        "float32"):
+        tr.mm(a, tr.ones(3, 2))
+    with pytest.raises(TypeError, match="dot: expected both operands to have the same dtype"):
+        tr.dot(a[0], tr.ones(3))
+
+
+def test_detach_in_place_refuses_a_view():
+    y = tr.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match=r"detach_: can't detach a view \(shape \(3,\)\) in place"):
+        y[0].detach_()
+
+
+def test_legacy_constructors_and_variable_refuse_what_torch_refuses():
+    with pytest.raises(TypeError, match=r"FloatTensor\(\): takes data .* got float"):
+        tr.FloatTensor(2.5)
+    with pytest.raises(TypeError, match="FloatTensor.*dtype float32; got float64"):
+        tr.FloatTensor(tr.ones(2, dtype=tr.float64))
+    with pytest.raises(TypeError, match="Variable data has to be a tensor, but got list"):
+        tr.autograd.Variable([1.0])
+
+
+def test_tutorial_switches_are_accepted(torch):
+    import tinygrad_rnn.backends.cudnn as cudnn  # noqa: PLR0402 (the line tutorials write)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    tr.cuda.manual_seed(0)
+    tr.cuda.manual_seed_all(0)
+    assert tr.backends.mps.is_available() == torch.backends.mps.is_available()
+    with pytest.raises(TypeError, match="cuda.manual_seed: seed must be an integer"):
+        tr.cuda.manual_seed("0")

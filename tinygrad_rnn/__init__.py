@@ -1,8 +1,24 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, cuda, diagnostics, dtypes, func, nn, optim, train
+from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train, utils
 from .backend import Device, DeviceError, cuda_available
 from .checkpoint import load, save
-from .dtypes import double, float16, float32, float64, half, int8, int16, int32, int64, long, short, uint8
+from .dtypes import (
+    double,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    short,
+    uint8,
+)
+from .factory import LEGACY_TENSOR_TYPES as _LEGACY_TENSOR_TYPES
 from .factory import (
     arange,
     as_tensor,
@@ -22,6 +38,7 @@ from .factory import (
     randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     uniform,
     zeros,
@@ -29,6 +46,7 @@ from .factory import (
 )
 from .functions import FUNCTIONS as _FUNCTIONS
 from .functions import einsum, is_tensor, matmul, std_mean, var_mean
+from .generator import Generator
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (
     Function,
@@ -48,6 +66,7 @@ from .tensor import (
 )
 
 globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Tensor method of that name
+globals().update(_LEGACY_TENSOR_TYPES)  # tr.FloatTensor([1.0]), tr.LongTensor(2, 3), ...
 
 __version__ = "0.1.0"
 
@@ -60,11 +79,13 @@ __all__ = [
     "Device",
     "DeviceError",
     "Function",
+    "Generator",
     "GradcheckError",
     "Tensor",
     "arange",
     "as_tensor",
     "autograd",
+    "backends",
     "cat",
     "cuda",
     "cuda_available",
@@ -85,6 +106,7 @@ __all__ = [
     "full",
     "full_like",
     "func",
+    "get_default_dtype",
     "gradcheck",
     "gradgradcheck",
     "half",
@@ -111,9 +133,11 @@ __all__ = [
     "randint",
     "randn",
     "randn_like",
+    "randperm",
     "retain_grads",
     "save",
     "scope",
+    "set_default_dtype",
     "set_grad_enabled",
     "short",
     "stack",
@@ -123,9 +147,11 @@ __all__ = [
     "uint8",
     "uniform",
     "using_config",
+    "utils",
     "var_mean",
     "where",
     "zeros",
     "zeros_like",
 ]
 __all__ += list(_FUNCTIONS)  # the names of the function table
+__all__ += list(_LEGACY_TENSOR_TYPES)

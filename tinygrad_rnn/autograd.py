@@ -16,6 +16,14 @@ _FIRST_OUTPUTS = itertools.repeat(0)  # the output every edge reads unless it sa
 _NOTHING_SAVED = {}  # a freed node's versions: never written
 
 
+def Variable(data, requires_grad=False, volatile=False):
+    """torch.autograd.Variable, which old code still calls: since Variables became Tensors, a leaf that
+    shares `data`'s memory and requires grad as asked (`volatile` is ignored, as in torch)."""
+    if not isinstance(data, Tensor):
+        raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+    return data.detach().requires_grad_(requires_grad)
+
+
 class RemovableHandle:
     """What `register_hook` returns: `.remove()` takes the hook out again."""
 

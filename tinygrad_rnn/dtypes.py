@@ -31,9 +31,27 @@ int32 = DTYPES["int32"]
 int64 = long = DTYPES["int64"]
 
 
-# ----------------------------------------------------------------------------- type promotion, as torch
+# ----------------------------------------------------------------------------- the default float, as torch
 
-DEFAULT_FLOAT = float32
+_default_float = float32  # what Python floats, float factories and new layers' parameters become
+
+
+def get_default_dtype():
+    """The floating point dtype Python floats, float factories and layers' parameters take (float32 at first)."""
+    return _default_float
+
+
+def set_default_dtype(d):
+    """Make `d` (a floating point dtype) the default float, as torch.set_default_dtype."""
+    global _default_float
+    dtype = check(d, "set_default_dtype")
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type; "
+                        f"got {dtype}")
+    _default_float = dtype
+
+
+# ----------------------------------------------------------------------------- type promotion, as torch
 
 
 def _category(dtype):
@@ -62,7 +80,7 @@ def _combine(higher, lower):
 def result_type(*operands):
     """The dtype torch gives an elementwise op of `operands`: tensors with dims decide, 0-d tensors
     only where they are of a higher kind (bool < int < float), then Python numbers (a float one
-    means float32, an int one int64). An operand is an array-like with `.dtype` and `.ndim`, or a
+    means the default float, an int one int64). An operand is an array-like with `.dtype` and `.ndim`, or a
     Python number."""
     groups = [None, None, None]  # tensors with dims, 0-d tensors, Python numbers
     for x in operands:
@@ -71,7 +89,7 @@ def result_type(*operands):
         elif isinstance(x, numbers.Integral) and not hasattr(x, "ndim"):
             group, dtype = 2, np.dtype(np.int64)
         elif isinstance(x, numbers.Real) and not hasattr(x, "ndim"):
-            group, dtype = 2, DEFAULT_FLOAT
+            group, dtype = 2, _default_float
         else:
             group, dtype = (0 if x.ndim else 1), np.dtype(x.dtype)
         groups[group] = dtype if groups[group] is None else promote_types(groups[group], dtype)
@@ -103,8 +121,9 @@ def check_fits(values, dtype, op):
 
 
 def floating(dtype):
-    """The dtype a float-valued op (exp, division, mean ...) computes in: integers and bools go to float32."""
-    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else DEFAULT_FLOAT
+    """The dtype a float-valued op (exp, division, mean ...) computes in: integers and bools go to the
+    default float."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else _default_float
 
 
 # last: from here on these names hide Python's builtins in this module, as torch.float does in torch

@@ -2,9 +2,10 @@
 
 Random numbers are drawn on the host from one NumPy generator and then moved, so a seed gives the
 same weights on the CPU and on the GPU (the numbers differ from torch's: only shapes, dtypes and
-ranges match).
+ranges match). What `randperm` and `randint` draw from a `tr.Generator` (generator.py) is torch's.
 
-Default dtypes follow torch: floating values make float32, integers int64, booleans bool;
+Default dtypes follow torch: floating values make the default float (`tr.get_default_dtype()`, float32
+unless `tr.set_default_dtype` changed it), integers int64, booleans bool;
 `tensor` and `from_numpy` keep the dtype of an array they are given.
 """
 import functools
@@ -14,20 +15,17 @@ import numbers
 import numpy as np
 
 from . import backend, dtypes
+from .generator import check_generator, check_seed
+from .methods import TENSOR_TYPE_NAMES
 from .tensor import Tensor, _native, _python_data
 
 _rng = np.random.default_rng()
-_SEEDS = (-2 ** 63, 2 ** 64)  # torch's range; a negative seed wraps around as it does there
 
 
 def manual_seed(seed):
-    """Seed the generator used by randn, rand, randint, uniform_ and the layers' initialisation."""
+    """Seed the generator used by randn, rand, randint, randperm, uniform_ and the layers' initialisation."""
     global _rng
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"manual_seed: seed must be an integer; got {type(seed).__name__} {seed!r}")
-    if not _SEEDS[0] <= seed < _SEEDS[1]:
-        raise ValueError(f"manual_seed: seed must lie in [{_SEEDS[0]}, {_SEEDS[1]}); got {seed}")
-    _rng = np.random.default_rng(int(seed) % 2 ** 64)
+    _rng = np.random.default_rng(check_seed(seed, "manual_seed"))
     return _rng  # as torch.manual_seed returns its generator
 
 
@@ -65,8 +63,11 @@ def _allocated(fn, shape, make):
         raise RuntimeError(f"{fn}: not enough memory for a tensor of size {shape}") from None
 
 
-def _dtype(dtype, fn, default=np.float32):
-    return np.dtype(default) if dtype is None else dtypes.check(dtype, fn)
+def _dtype(dtype, fn, default=None):
+    """`dtype` checked; when None, `default` (the default float when that is None too)."""
+    if dtype is not None:
+        return dtypes.check(dtype, fn)
+    return dtypes.get_default_dtype() if default is None else np.dtype(default)
 
 
 def _float_dtype(dtype, fn):
@@ -89,12 +90,12 @@ def _place(host_array, dtype, device, requires_grad):
 
 
 def _scalar_dtype(*values):
-    """The dtype torch gives a tensor made from these Python numbers: bool, int64 or float32."""
+    """The dtype torch gives a tensor made from these Python numbers: bool, int64 or the default float."""
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return np.dtype(np.bool_)
     if all(isinstance(v, (numbers.Integral, np.bool_)) for v in values):
         return np.dtype(np.int64)
-    return np.dtype(np.float32)
+    return dtypes.get_default_dtype()
 
 
 # ----------------------------------------------------------------------------- from data
@@ -102,7 +103,7 @@ def _scalar_dtype(*values):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (a number, nested list, array or tensor), as torch.tensor.
 
-    Python floats give float32, ints int64, bools bool; arrays and tensors keep their dtype and
+    Python floats give the default float, ints int64, bools bool; arrays and tensors keep their dtype and
     device (foreign arrays, torch's included, are read through `__array__`). The result is always a
     leaf: a tensor passed in is copied and cut from its graph.
     """
@@ -121,7 +122,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 def _default_dtype(array):
     """torch's dtype for values read from Python data."""
-    kinds = {"f": np.float32, "i": np.int64, "u": np.int64, "b": np.bool_}
+    kinds = {"f": dtypes.get_default_dtype(), "i": np.int64, "u": np.int64, "b": np.bool_}
     if array.dtype.kind not in kinds:
         raise TypeError(f"tensor: cannot make a tensor from data of dtype {array.dtype} "
                         f"(numbers, booleans or nested lists of them)")
@@ -186,7 +187,7 @@ def as_tensor(data, dtype=None, device=None):
 # ----------------------------------------------------------------------------- filled
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
-    """A tensor of `size` filled with `fill_value`; dtype from the value (bool, int64, float32) by default."""
+    """A tensor of `size` filled with `fill_value`; dtype from the value (bool, int64, the default float) by default."""
     size = _size((size,), "full")
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
@@ -266,8 +267,9 @@ def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
     return _place(_allocated("rand", shape, lambda: _rng.random(shape)), dtype, device, requires_grad)
 
 
-def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_grad=False):
-    """Integers drawn uniformly from [low, high): randint(high, size) or randint(low, high, size); int64."""
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """Integers drawn uniformly from [low, high): randint(high, size) or randint(low, high, size); int64.
+    From a tr.Generator, the numbers torch draws from a torch.Generator seeded the same."""
     if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high  # randint(high, size)
     elif high is None:
@@ -284,8 +286,36 @@ def randint(low=0, high=None, size=None, *, dtype=None, device=None, requires_gr
     if dtype.kind == "b" and (low < 0 or high > 2):
         raise ValueError(f"randint: values in [{low}, {high}) are out of bounds for bool")
     dtypes.check_fits(np.asarray([low, high - 1]), dtype, "randint")
+    if check_generator(generator, "randint") is not None:
+        return _place(_torch_integers(generator, low, high, size), dtype, device, requires_grad)
     return _place(_allocated("randint", size, lambda: _rng.integers(low, high, size=size)), dtype, device,
                   requires_grad)
+
+
+def _torch_integers(source, low, high, size):
+    """torch's uniform_int_from_to: one word (two past 2**32 values) modulo the range, plus low."""
+    span, count = high - low, math.prod(size)
+    words = source.random32(count) if span < 2 ** 32 else source.random64(count)
+    return (words % np.uint64(span)).astype(np.int64).reshape(size) + low
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """0 .. n-1 in random order, int64 by default. From a tr.Generator, torch's permutation for a
+    torch.Generator seeded the same (its Fisher-Yates swaps, one 32-bit word each)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"randperm(): argument 'n' must be int, not {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"randperm: trying to create a tensor with negative dimension {n}: [{n}]")
+    dtype = _dtype(dtype, "randperm", default=np.int64)
+    source = check_generator(generator, "randperm")
+    if source is None:
+        return _place(_rng.permutation(n), dtype, device, requires_grad)
+    order = np.arange(n, dtype=np.int64)
+    words = source.random32(max(n - 1, 0))
+    for i, word in enumerate(words.tolist()):
+        j = i + word % (n - i)
+        order[i], order[j] = order[j], order[i]
+    return _place(order, dtype, device, requires_grad)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
@@ -345,7 +375,7 @@ def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
 def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
     """start, start + step, ... up to (not including) end: arange(end) or arange(start, end, step).
 
-    int64 when all three are integers, else float32, as torch; values start + i * step in float64.
+    int64 when all three are integers, else the default float, as torch; values start + i * step in float64.
     """
     if end is None:
         start, end = 0, start
@@ -385,3 +415,30 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     else:
         values = np.full(steps, float(start))
     return _place(values, dtype, device, requires_grad)
+
+
+# ----------------------------------------------------------------------------- torch's legacy tensor types
+
+class _LegacyTensorType(type):
+    """isinstance(t, tr.FloatTensor) holds for a Tensor of that dtype, as in torch."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.dtype == cls.dtype
+
+
+def _legacy_type(name, dtype):
+    """tr.FloatTensor, tr.LongTensor ...: NAME(data) is tensor(data, dtype), NAME(*sizes) uninitialised memory."""
+    def new(cls, *args, device=None):
+        if all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in args):
+            return empty(args or (0,), dtype=dtype, device=device)
+        data = args[0]
+        if len(args) > 1 or isinstance(data, numbers.Number):
+            raise TypeError(f"{name}(): takes data (a sequence, array or tensor) or sizes (ints); got "
+                            f"{', '.join(type(a).__name__ for a in args)}")
+        if isinstance(data, Tensor) and data.dtype != dtype:
+            raise TypeError(f"{name}(): expected a tensor of dtype {dtype}; got {data.dtype} (use .to(dtype))")
+        return tensor(data, dtype=dtype, device=device)
+    return _LegacyTensorType(name, (), {"__new__": new, "dtype": dtype, "__doc__": new.__doc__})
+
+
+LEGACY_TENSOR_TYPES = {name: _legacy_type(name, dtype) for dtype, name in TENSOR_TYPE_NAMES.items()}

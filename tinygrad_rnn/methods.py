@@ -15,7 +15,7 @@ import numpy as np
 from . import backend
 
 MaxMin = collections.namedtuple("MaxMin", ["values", "indices"])  # torch.return_types.max / min
-_TYPE_NAMES = {np.dtype(kind): name for kind, name in (
+TENSOR_TYPE_NAMES = {np.dtype(kind): name for kind, name in (
     (np.float16, "HalfTensor"), (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.uint8, "ByteTensor"),
     (np.int8, "CharTensor"), (np.int16, "ShortTensor"), (np.int32, "IntTensor"), (np.int64, "LongTensor"),
     (np.bool_, "BoolTensor"))}  # the legacy tensor type names torch's Tensor.type() uses
@@ -87,6 +87,14 @@ def sizes_argument(op, sizes, name="size"):
 def _tensor_argument(op, name, value):
     from .tensor import _tensor_argument
     return _tensor_argument(op, name, value)
+
+
+def _same_dtype(op, input, other):
+    """`other`, when its dtype is input's; TypeError naming both otherwise (torch does not promote here)."""
+    if other.dtype != input.dtype:
+        raise TypeError(f"{op}: expected both operands to have the same dtype, but got {input.dtype} and "
+                        f"{other.dtype}")
+    return other
 
 
 def _constant(array):
@@ -781,6 +789,49 @@ class TensorMethods:
 
     ger = outer
 
+    # products of fixed ranks, as torch checks them (no broadcasting, one dtype); `@` does the work
+    def mm(self, mat2):
+        """The product of two matrices (n x m) @ (m x p)."""
+        mat2 = _same_dtype("mm", self, _tensor_argument("mm", "mat2", mat2))
+        if self.ndim != 2 or mat2.ndim != 2:
+            raise ValueError(f"mm: expects two matrices; got shapes {self.shape} and {mat2.shape}")
+        if self.shape[1] != mat2.shape[0]:
+            raise ValueError(f"mm: mat1 and mat2 shapes cannot be multiplied ({self.shape[0]}x{self.shape[1]} and "
+                             f"{mat2.shape[0]}x{mat2.shape[1]})")
+        return self @ mat2
+
+    def bmm(self, mat2):
+        """Batched matrix products (b x n x m) @ (b x m x p)."""
+        mat2 = _same_dtype("bmm", self, _tensor_argument("bmm", "mat2", mat2))
+        for name, t in (("input", self), ("mat2", mat2)):
+            if t.ndim != 3:
+                raise ValueError(f"bmm: {name} must be a 3-D tensor; got shape {t.shape}")
+        if mat2.shape[:2] != (self.shape[0], self.shape[2]):
+            raise ValueError(f"bmm: expected size for first two dimensions of mat2 tensor to be: "
+                             f"[{self.shape[0]}, {self.shape[2]}] but got: [{mat2.shape[0]}, {mat2.shape[1]}] "
+                             f"(shapes {self.shape} and {mat2.shape})")
+        return self @ mat2
+
+    def mv(self, vec):
+        """The product of a matrix (n x m) and a vector (m)."""
+        vec = _same_dtype("mv", self, _tensor_argument("mv", "vec", vec))
+        if self.ndim != 2 or vec.ndim != 1:
+            raise ValueError(f"mv: expects a matrix and a vector; got shapes {self.shape} and {vec.shape}")
+        if self.shape[1] != vec.shape[0]:
+            raise ValueError(f"mv: size mismatch, got mat ({self.shape[0]}x{self.shape[1]}), vec ({vec.shape[0]})")
+        return self @ vec
+
+    def dot(self, other):
+        """The inner product of two 1-D tensors of the same size."""
+        other = _same_dtype("dot", self, _tensor_argument("dot", "other", other))
+        if self.ndim != 1 or other.ndim != 1:
+            raise ValueError(f"dot: 1D tensors expected, but got {self.ndim}D and {other.ndim}D tensors "
+                             f"(shapes {self.shape} and {other.shape})")
+        if self.shape != other.shape:
+            raise ValueError(f"dot: inconsistent tensor size, expected tensor [{self.shape[0]}] and src "
+                             f"[{other.shape[0]}] to have the same number of elements")
+        return self @ other
+
     @numpy_aliases
     def max(self, dim=None, keepdim=False):
         """max() over everything; max(dim) -> (values, indices); max(other) elementwise, as torch."""
@@ -906,9 +957,9 @@ class TensorMethods:
         taking a dtype, its name, or a type name such as "torch.LongTensor"."""
         if dtype is None:
             prefix = "tinygrad_rnn.cuda." if self.device == "cuda" else "tinygrad_rnn."
-            return prefix + _TYPE_NAMES[self.dtype]
+            return prefix + TENSOR_TYPE_NAMES[self.dtype]
         if isinstance(dtype, str) and dtype.endswith("Tensor"):
-            by_name = {name: kind for kind, name in _TYPE_NAMES.items()}
+            by_name = {name: kind for kind, name in TENSOR_TYPE_NAMES.items()}
             kind = by_name.get(dtype.rpartition(".")[2])
             if kind is None:
                 raise TypeError(f"type: invalid type {dtype!r}; expected a dtype or one of {sorted(by_name)}")
@@ -918,13 +969,25 @@ class TensorMethods:
     def type_as(self, other):
         return self.to(dtype=_tensor_argument("type_as", "other", other).dtype)
 
-    def new_zeros(self, *size):
-        from .factory import zeros
-        return zeros(*size, dtype=self.dtype, device=self.device)
+    # new_*: this tensor's dtype and device unless given
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        from .factory import full
+        return full(size, fill_value, **self._new_options(dtype, device), requires_grad=requires_grad)
 
-    def new_ones(self, *size):
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .factory import zeros
+        return zeros(*size, **self._new_options(dtype, device), requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
         from .factory import ones
-        return ones(*size, dtype=self.dtype, device=self.device)
+        return ones(*size, **self._new_options(dtype, device), requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        from .factory import empty
+        return empty(*size, **self._new_options(dtype, device), requires_grad=requires_grad)
+
+    def _new_options(self, dtype, device):
+        return {"dtype": self.dtype if dtype is None else dtype, "device": self.device if device is None else device}
 
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         from .factory import multinomial

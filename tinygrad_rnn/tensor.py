@@ -661,7 +661,8 @@ def _as_array(data, dtype, device):
         return xp.asarray(backend.to_device(data, device), dtype=dtype)
     array = xp.asarray(backend.to_device(data, device))
     if array.dtype.kind == "f":
-        array = array.astype(np.float32) if array.dtype != np.float32 else array
+        default = dtypes.get_default_dtype()
+        array = array.astype(default) if array.dtype != default else array
     elif array.dtype.kind in "iu" and python_data:
         array = array.astype(np.int64)
     return array
@@ -670,7 +671,7 @@ def _as_array(data, dtype, device):
 class Tensor(TensorMethods):
     """An n-dimensional array that records the ops applied to it.
 
-    `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes float32
+    `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes the default float
     unless `dtype` says otherwise; integer and boolean arrays keep their type (indices, masks).
     """
     # _view is set where _shared is (see current_view); unset on the many tensors that share no memory
@@ -908,6 +909,13 @@ class Tensor(TensorMethods):
         t._view = None
         return t
 
+    def detach_(self):
+        """Cut this tensor from its graph in place: it becomes a leaf that does not require grad."""
+        if getattr(self, "_view", None) is not None:
+            raise RuntimeError(f"detach_: can't detach a view (shape {self.shape}) in place; use detach() instead")
+        self._ctx, self._tangent, self._output_nr, self.requires_grad = None, None, 0, False
+        return self
+
     def numpy(self):
         _value_read("numpy")
         return backend.to_numpy(self.array).copy()
@@ -975,7 +983,7 @@ class Tensor(TensorMethods):
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"
-        if self.dtype != np.float32:
+        if self.dtype != dtypes.get_default_dtype():  # as torch, which names every dtype but the default float's
             extra += f", dtype={self.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx.op}"
@@ -1026,7 +1034,7 @@ class Tensor(TensorMethods):
         if op is ops.Matmul and dtype.kind == "b":
             raise TypeError("matmul: not implemented for bool tensors")
         if op is ops.Div:
-            dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to float32
+            dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to the default float
         elif op is ops.Matmul and not number and self.dtype != other.dtype:
             raise TypeError(f"matmul: expected both operands to have the same dtype, but found {self.dtype} and "
                             f"{other.dtype}")
@@ -1043,8 +1051,9 @@ class Tensor(TensorMethods):
         return Tensor._make(self.array.astype(dtype), None)
 
     def _floating(self):
-        """This tensor as floating point: integer and bool tensors compute exp, log ... in float32."""
-        return self if self.array.dtype.kind == "f" else self._as_dtype(dtypes.DEFAULT_FLOAT)
+        """This tensor as floating point: integer and bool tensors compute exp, log ... in the
+        default float."""
+        return self if self.array.dtype.kind == "f" else self._as_dtype(dtypes.get_default_dtype())
 
     def __add__(self, other): return self._binary(ops.Add, other)
     def __radd__(self, other): return self._binary(ops.Add, other, reverse=True)

@@ -8,7 +8,7 @@ from ..ops import Getitem, Permute, Reshape
 from ..tensor import Function, Tensor
 from . import functional, init
 from .checks import check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
-from .module import Module
+from .module import Module, Parameter
 
 
 class Linear(Module):
@@ -85,7 +85,8 @@ class Embedding(Module):
     output is always a Lookup of a table, which the recurrent layers can project (see `looked_up`).
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None, *, _weight=None,
+                 _freeze=False):
         super().__init__()
         num_embeddings = check_int("num_embeddings", num_embeddings, minimum=0)
         embedding_dim = check_int("embedding_dim", embedding_dim, minimum=0)
@@ -95,8 +96,30 @@ class Embedding(Module):
                 raise ValueError(f"padding_idx must be within num_embeddings={num_embeddings}; got {padding_idx}")
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.weight = init.parameter(num_embeddings, embedding_dim, dtype=dtype, device=device)
-        self.reset_parameters()
+        if _weight is None:
+            self.weight = init.parameter(num_embeddings, embedding_dim, dtype=dtype, device=device)
+            self.reset_parameters()
+            self.weight.requires_grad_(not _freeze)
+            return
+        check_tensor("Embedding", "_weight", _weight)
+        if _weight.shape != (num_embeddings, embedding_dim):
+            raise ValueError(f"Embedding: shape of weight {_weight.shape} does not match num_embeddings and "
+                             f"embedding_dim ({num_embeddings}, {embedding_dim})")
+        self.weight = Parameter(_weight, requires_grad=not _freeze)  # the given table itself, as in torch
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
+                        scale_grad_by_freq=False, sparse=False):
+        """An Embedding over the rows of `embeddings` (a 2-D tensor, used as it is: a padding row keeps its
+        values and only gets no gradient), trained only if not `freeze`, as torch's from_pretrained."""
+        check_tensor("Embedding.from_pretrained", "embeddings", embeddings)
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings are expected to be 2-dimensional; got shape "
+                             f"{embeddings.shape}")
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise ValueError("Embedding.from_pretrained: max_norm, scale_grad_by_freq and sparse are not supported "
+                             "(Embedding has none of them)")
+        return cls(*embeddings.shape, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze)
 
     def reset_parameters(self):
         init.normal_(self.weight)

@@ -1,0 +1,28 @@
+"""torch.utils.data: datasets, samplers, collation and the DataLoader, with torch's names and order.
+
+Each module does one job: `dataset` (what is indexed), `sampler` (in which order), `collate` (how
+samples become a batch) and `dataloader` (which puts them together). A shuffle that draws from a
+`tr.Generator` visits the samples in the order torch's does for a torch.Generator with the same seed.
+"""
+from .collate import default_collate, default_convert
+from .dataloader import DataLoader, get_worker_info
+from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
+
+__all__ = [
+    "BatchSampler",
+    "ConcatDataset",
+    "DataLoader",
+    "Dataset",
+    "IterableDataset",
+    "RandomSampler",
+    "Sampler",
+    "SequentialSampler",
+    "Subset",
+    "SubsetRandomSampler",
+    "TensorDataset",
+    "default_collate",
+    "default_convert",
+    "get_worker_info",
+    "random_split",
+]
