@@ -61,3 +61,5 @@ def test_the_default_is_float32_and_only_floats_are_accepted():
 def test_repr_names_the_dtype_unless_it_is_the_default(float64_default):
     assert repr(tr.tensor([1.5])) == "tensor([1.5])"
     assert repr(tr.tensor([1.5], dtype=tr.float32)) == "tensor([1.5], dtype=float32)"
+    assert repr(tr.tensor([1, 2])) == "tensor([1, 2])" and "dtype" not in repr(tr.tensor([True]))
+    assert repr(tr.tensor([1], dtype=tr.int32)) == "tensor([1], dtype=int32)"

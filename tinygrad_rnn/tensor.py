@@ -983,7 +983,7 @@ class Tensor(TensorMethods):
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"
-        if self.dtype != dtypes.get_default_dtype():  # as torch, which names every dtype but the default float's
+        if self.dtype not in (dtypes.get_default_dtype(), np.int64, np.bool_):  # the ones torch leaves unnamed
             extra += f", dtype={self.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx.op}"
