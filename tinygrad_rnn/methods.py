@@ -810,9 +810,10 @@ class TensorMethods:
             if other.device != self.device:
                 raise backend.DeviceError(f"{op}: operands are on {self.device} and {other.device}")
             return other.array
+        from .tensor import _as_number, _numeric
+        other = _as_number(other)
         if isinstance(other, (bool, int, float)):
             return other
-        from .tensor import _numeric
         return backend.to_device(_numeric(other, op), self.device)
 
     def _record(self, op, compute, operand=None, reads_old=False):

@@ -982,11 +982,16 @@ class Tensor(TensorMethods):
     # --- arithmetic (the ops module defines each primitive once; these only route to it)
     def _lift(self, other, op=None):
         """A Python number or array as a constant tensor on this tensor's device; of this tensor's
-        dtype when it is floating (a NumPy array or list given as an operand is data of this tensor)."""
+        dtype when it is floating (a NumPy array or list given as an operand is data of this tensor).
+        A number beside an integer or bool tensor is weak, as in torch: a float one is float32, so
+        that `1.5 // int_tensor` is float32 like `int_tensor // 1.5`, not float64."""
         if isinstance(other, Tensor):
             return other
-        if other.__class__ is float or other.__class__ is int:
-            return _scalar(other, self.array.dtype if self.array.dtype.kind == "f" else None, self.array)
+        if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, (bool, np.bool_)):
+            if self.array.dtype.kind == "f":
+                return _scalar(other, self.array.dtype, self.array)
+            weak = dtypes.DEFAULT_FLOAT if isinstance(other, (float, np.floating)) else np.dtype(np.int64)
+            return _scalar(other, weak, self.array)
         array = _numeric(other, op)
         array = self.xp.asarray(backend.to_device(array, self.device) if hasattr(array, "dtype") else array,
                                 dtype=self.dtype if self.dtype.kind == "f" else None)
@@ -1082,6 +1087,7 @@ class Tensor(TensorMethods):
             raise ValueError("clip: give at least one of min and max")
         bounds = {}
         for name, bound in (("min", min), ("max", max)):
+            bound = _as_number(bound)
             if bound is not None:
                 bounds[name] = bound if isinstance(bound, (bool, int, float)) else _numeric(bound, "clip")
         dtype = dtypes.result_type(self.array, *bounds.values())
@@ -1245,6 +1251,11 @@ def _scalar(value, dtype, like):
     return constant
 
 
+def _as_number(value):
+    """A NumPy scalar (np.float64(0.5)) as the Python number torch takes it for, weak in promotion."""
+    return value.item() if isinstance(value, (np.integer, np.floating)) else value
+
+
 def _numeric(value, op=None):
     """`value` (a number, sequence, NumPy, CuPy or foreign array) as an array of numbers, or TypeError."""
     if isinstance(value, Tensor):
@@ -1365,6 +1376,7 @@ def where(condition, x, y):
     if condition.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor; got {condition.dtype}")
     branches = [value if isinstance(value, (Tensor, bool, int, float))
+                else _as_number(value) if isinstance(value, (np.integer, np.floating))
                 else Tensor._make(condition.xp.asarray(_numeric(value, "where")), None) for value in (x, y)]
     dtype = dtypes.result_type(*[b.array if isinstance(b, Tensor) else b for b in branches])
     x, y = (b._as_dtype(dtype) if isinstance(b, Tensor) else _scalar(b, dtype, condition.array) for b in branches)
