@@ -38,3 +38,47 @@ def test_a_number_beside_an_integer_tensor_promotes_as_torch(op, number, torch32
     ours = op(tr, tr.tensor([1, 2, 3]), number)
     assert _dtype_name(ours.dtype) == _dtype_name(theirs.dtype)
     np.testing.assert_allclose(ours.numpy().astype(np.float64), theirs.numpy().astype(np.float64), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- rounding: zero gradients
+
+ROUNDS = np.array([[0.5, -1.5, 2.5, 0.0], [3.2, -1.7, 2.49, 1.0]])
+
+
+@pytest.mark.parametrize("op", [lambda x: x.div(2, rounding_mode="floor"), lambda x: x.div(x + 3, rounding_mode="trunc"),
+                                lambda x: x.round(), lambda x: x.round(decimals=1), lambda x: x.floor(),
+                                lambda x: x.ceil(), lambda x: x.trunc(), lambda x: x.sign()],
+                         ids=["div_floor", "div_trunc_tensor", "round", "round1", "floor", "ceil", "trunc", "sign"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_rounding_ops_require_grad_with_a_zero_gradient_as_torch(op, dtype, torch):
+    results = []
+    for lib in (torch, tr):
+        x = lib.tensor(ROUNDS, dtype=getattr(lib, dtype), requires_grad=True)
+        y = op(x)
+        assert y.requires_grad
+        y.sum().backward()
+        results.append((_dtype_name(y.dtype), y.detach().numpy(), x.grad.numpy()))
+    (their_dtype, theirs, their_grad), (our_dtype, ours, our_grad) = results
+    assert our_dtype == their_dtype
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(our_grad, their_grad)
+
+
+def test_floor_division_of_a_tensor_that_requires_grad_gives_a_zero_gradient():
+    """torch records x // y and fails in backward; here the quotient's gradient is zero, as div(floor)'s."""
+    x = tr.tensor(ROUNDS, requires_grad=True)
+    y = tr.tensor(ROUNDS + 4, requires_grad=True)
+    q = x // y
+    assert q.requires_grad
+    q.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros_like(ROUNDS))
+    np.testing.assert_array_equal(y.grad.numpy(), np.zeros_like(ROUNDS))
+
+
+@pytest.mark.parametrize("decimals", [-2, -1, 0, 1, 2, 3])
+def test_round_of_float16_scales_without_overflow_as_torch(decimals, torch):
+    values = [0.5, 1.5, -2.5, 1234.5, 65504.0, 0.375, 2049.0, 3.14159, 60000.0, -1e-3, np.nan, np.inf]
+    theirs = torch.tensor(values, dtype=torch.float16).round(decimals=decimals).numpy()
+    ours = tr.tensor(values, dtype=tr.float16).round(decimals=decimals)
+    assert ours.dtype == tr.float16
+    np.testing.assert_array_equal(ours.numpy(), theirs)

@@ -289,7 +289,8 @@ class TensorMethods:
                 return _constant(xp.floor_divide(a, b))
             return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
         divisor = other if isinstance(other, _tensor_cls()) else _constant(xp.asarray(b))
-        return _ops().RoundedDiv.apply(self._as_dtype(dtype), divisor._as_dtype(dtype), mode=rounding_mode)
+        x, y = self._as_dtype(dtype), divisor._as_dtype(dtype)
+        return _ops().with_zero_gradient(_ops().RoundedDiv.apply(x, y, mode=rounding_mode), x, y)
 
     subtract, multiply, divide, true_divide = sub, mul, div, div
 
@@ -408,7 +409,8 @@ class TensorMethods:
         if self.dtype.kind == "b":
             return _constant(self.array.copy())
         signs = self.xp.sign(self.array)
-        return _constant(self.xp.nan_to_num(signs, nan=0.0) if self.dtype.kind == "f" else signs)
+        signs = _constant(self.xp.nan_to_num(signs, nan=0.0) if self.dtype.kind == "f" else signs)
+        return _ops().with_zero_gradient(signs, self) if self.dtype.kind == "f" else signs
 
     def pow(self, exponent):
         return self ** exponent

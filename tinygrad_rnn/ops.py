@@ -236,16 +236,25 @@ class Rounded(Piecewise):
 
     def forward(self, x, mode, decimals=0):
         xp = backend.xp_of(x)
-        return xp.round(x, decimals) if mode == "round" else getattr(xp, mode)(x)
+        if mode != "round":
+            return getattr(xp, mode)(x)
+        if decimals and x.dtype == np.float16:  # x * 10**decimals would overflow in half; torch scales in float32
+            return xp.round(x.astype(np.float32), decimals).astype(np.float16)
+        return xp.round(x, decimals)
 
 
 def rounded(x, mode, decimals=0):
-    """Rounded's value with a zero gradient to x, as torch's floor, ceil, trunc and round have (their
-    outputs require grad where x does)."""
-    value = Rounded.apply(x, mode=mode, decimals=decimals)
-    if not x.requires_grad:
-        return value
-    return where_tensor(backend.xp_of(x.array).ones(x.shape, dtype=bool), value, x)
+    """Rounded's value with a zero gradient to x, as torch's floor, ceil, trunc and round have."""
+    return with_zero_gradient(Rounded.apply(x, mode=mode, decimals=decimals), x)
+
+
+def with_zero_gradient(value, *inputs):
+    """`value`, a piecewise constant of `inputs`, on the graph of those that require grad with a zero
+    gradient to each: torch's rounding, sign and rounded division give outputs that require grad."""
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:
+            value = where_tensor(backend.xp_of(value.array).ones(value.shape, dtype=bool), value, x)
+    return value
 
 
 class FirstExtreme(Piecewise):
