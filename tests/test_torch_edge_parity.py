@@ -82,3 +82,36 @@ def test_round_of_float16_scales_without_overflow_as_torch(decimals, torch):
     ours = tr.tensor(values, dtype=tr.float16).round(decimals=decimals)
     assert ours.dtype == tr.float16
     np.testing.assert_array_equal(ours.numpy(), theirs)
+
+
+# ----------------------------------------------------------------------------- max and min with NaN
+
+NANS = [np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, 0.0], [2.0, 5.0, 5.0]]), np.array([1.0, np.nan, 2.0, np.nan]),
+        np.array([np.nan]), np.array([-np.inf, np.nan, np.inf]), np.array([[2.0, 2.0], [1.0, 3.0]])]
+
+
+def _values_and_grads(lib, fn, *arrays):
+    inputs = [lib.tensor(a, dtype=lib.float64, requires_grad=True) for a in arrays]
+    out = fn(lib, *inputs)
+    out.sum().backward()
+    return [out.detach().numpy()] + [x.grad.numpy() for x in inputs]
+
+
+@pytest.mark.parametrize("fn", [lambda lib, x: x.max(), lambda lib, x: x.min(), lambda lib, x: x.max(-1).values,
+                                lambda lib, x: x.min(0).values, lambda lib, x: x.amax(-1),
+                                lambda lib, x: lib.maximum(x, x.flip(-1)), lambda lib, x: lib.minimum(x, x.flip(0))],
+                         ids=["max()", "min()", "max(-1)", "min(0)", "amax(-1)", "maximum", "minimum"])
+@pytest.mark.parametrize("case", range(len(NANS)))
+def test_max_and_min_with_nan_give_torch_values_and_gradients(fn, case, torch):
+    """NaN propagates; max() over all elements shares the gradient among the NaNs, maximum sends it to both."""
+    for ours, theirs in zip(_values_and_grads(tr, fn, NANS[case]), _values_and_grads(torch, fn, NANS[case])):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_maximum_and_minimum_of_two_tensors_with_nan_and_ties_as_torch(torch):
+    a = np.array([1.0, np.nan, 2.0, np.nan, 3.0, -np.inf])
+    b = np.array([np.nan, np.nan, 2.0, 1.0, 4.0, -np.inf])
+    for name in ("maximum", "minimum"):
+        fn = (lambda lib, x, y, name=name: getattr(lib, name)(x, y))
+        for ours, theirs in zip(_values_and_grads(tr, fn, a, b), _values_and_grads(torch, fn, a, b)):
+            np.testing.assert_array_equal(ours, theirs)

@@ -1189,7 +1189,8 @@ def _floating_only(op, tensor):
 
 def _where_pick(a, b, op, better):
     """The masks are ops (Compare), so a traced step computes them from its values. Neither wins
-    exactly where a == b: no NaN, neither better."""
+    exactly where a == b: no NaN, neither better. Where either is NaN the result is a + b, NaN with
+    the whole gradient to both, as torch's."""
     from .dtypes import result_type
     from .tensor import where
     b = a._lift(b, op)
@@ -1198,16 +1199,23 @@ def _where_pick(a, b, op, better):
     compare = _ops().Compare.apply
     floating = dtype.kind == "f"
     a_wins = compare(a, b, op=better, nan_wins=floating)
-    if floating:
-        b = where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b)
-    return where(a_wins, a, b)
+    if not floating:
+        return where(a_wins, a, b)
+    picked = where(a_wins, a, where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b))
+    return where(compare(a, a, op="eq") & compare(b, b, op="eq"), picked, a + b)
 
 
 def _max_or_min(tensor, op, dim, keepdim):
     if isinstance(dim, _tensor_cls()):
         return tensor.maximum(dim) if op == "max" else tensor.minimum(dim)
     if dim is None:
-        return tensor.amax() if op == "max" else tensor.amin()
+        if tensor.dtype.kind != "f":
+            return tensor.amax() if op == "max" else tensor.amin()
+        _check_nonempty(op, tensor, None)
+        # over all elements a NaN maximum's gradient goes to the NaNs, as torch's max() (not its amax)
+        if op == "max":
+            return _ops().Max.apply(tensor, axis=None, keepdims=False, nan_shares=True)
+        return -_ops().Max.apply(-tensor, axis=None, keepdims=False, nan_shares=True)
     if isinstance(dim, (tuple, list)):
         raise TypeError(f"{op}: dim must be one int (use amax/amin for several dims); got {dim!r}")
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):

@@ -517,17 +517,28 @@ class Mean(Function):
         return tangents[0].mean(axis=self.axis, keepdims=self.keepdims)
 
 
+def max_weights(x, out, axis, nan_shares=False):
+    """Where x equals its maximum `out` over `axis`, 1 / (how many do), else 0: max's VJP weights.
+    nan_shares: a NaN maximum's gradient is shared by the NaNs (torch's max() of all elements; its
+    amax gives NaN gradients there)."""
+    equal = x == out
+    if nan_shares and x.dtype.kind == "f":
+        xp = backend.xp_of(x)
+        equal |= xp.isnan(x) & xp.isnan(out)
+    # a float mask keeps the gradient in x's dtype; integer inputs never get a gradient
+    weights = equal.astype(x.dtype if x.dtype.kind == "f" else np.float32)
+    weights /= weights.sum(axis=axis, keepdims=True)
+    return weights
+
+
 class Max(Function):
     """Maximum over axes; ties share the gradient equally (like torch.amax)."""
     saves = ()
 
-    def forward(self, x, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
+    def forward(self, x, axis, keepdims, nan_shares=False):
+        self.axis, self.keepdims, self.nan_shares = axis, keepdims, nan_shares
         out = x.max(axis=axis, keepdims=True)
-        # a float mask keeps the gradient in x's dtype; integer inputs never get a gradient
-        weights = (x == out).astype(x.dtype if x.dtype.kind == "f" else np.float32)
-        weights /= weights.sum(axis=axis, keepdims=True)
-        self.weights = weights
+        self.weights = max_weights(x, out, axis, nan_shares)
         return out if keepdims else out.squeeze(axis) if axis is not None else out.reshape(())
 
     def backward(self, g):
