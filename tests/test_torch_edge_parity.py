@@ -115,3 +115,55 @@ def test_maximum_and_minimum_of_two_tensors_with_nan_and_ties_as_torch(torch):
         fn = (lambda lib, x, y, name=name: getattr(lib, name)(x, y))
         for ours, theirs in zip(_values_and_grads(tr, fn, a, b), _values_and_grads(torch, fn, a, b)):
             np.testing.assert_array_equal(ours, theirs)
+
+
+# ----------------------------------------------------------------------------- losses
+
+_rng = np.random.default_rng(0)
+LOSS_X, LOSS_Y = _rng.standard_normal((3, 4)), _rng.standard_normal((3, 4))
+LOSS_W = np.abs(_rng.standard_normal((3, 4)))
+LOSS_P = 1 / (1 + np.exp(-LOSS_Y))
+
+
+def _loss_and_grad(lib, fn):
+    functional = lib.nn.functional
+    x = lib.tensor(LOSS_X, dtype=lib.float64, requires_grad=True)
+    out = fn(functional, x, lambda a: lib.tensor(a, dtype=lib.float64))
+    out.sum().backward()
+    return out.detach().numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("fn", [lambda F, x, t, r: F.l1_loss(x, t(LOSS_Y), reduction=r, weight=t(LOSS_W)),
+                                lambda F, x, t, r: F.mse_loss(x, t(LOSS_Y), reduction=r, weight=t(LOSS_W)),
+                                lambda F, x, t, r: F.huber_loss(x, t(LOSS_Y), reduction=r, delta=0.7, weight=t(LOSS_W)),
+                                lambda F, x, t, r: F.kl_div(x, t(LOSS_Y), reduction=r),
+                                lambda F, x, t, r: F.kl_div(x, t(LOSS_P * (LOSS_Y > 0)), reduction=r)],
+                         ids=["l1_weight", "mse_weight", "huber_weight", "kl_div_negative_target", "kl_div_zeros"])
+def test_losses_with_weights_and_odd_targets_as_torch(fn, reduction, torch):
+    """l1's weighted mean divides by the weights' sum, huber's by the count; a negative KL target gives NaN."""
+    for ours, theirs in zip(_loss_and_grad(tr, lambda F, x, t: fn(F, x, t, reduction)),
+                            _loss_and_grad(torch, lambda F, x, t: fn(F, x, t, reduction))):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("fn", [lambda F, x, t: F.l1_loss(x, t(LOSS_Y), weight=t(LOSS_W[0])),
+                                lambda F, x, t: F.huber_loss(x, t(LOSS_Y), weight=t(LOSS_W[:, :1]))],
+                         ids=["l1", "huber"])
+def test_l1_and_huber_weights_must_have_the_input_size_as_torch(fn, torch):
+    with pytest.raises(ValueError, match="Weights and input must have the same size"):
+        _loss_and_grad(torch, fn)
+    with pytest.raises(ValueError, match=r"weights and input must have the same size; got weight \("):
+        _loss_and_grad(tr, fn)
+
+
+@pytest.mark.parametrize("input,target,what", [(np.array([0.5, np.nan]), np.array([1.0, 0.0]), "input"),
+                                               (np.array([0.5, 1.5]), np.array([1.0, 0.0]), "input"),
+                                               (np.array([0.5, 0.2]), np.array([1.0, -0.5]), "target"),
+                                               (np.array([0.5, 0.2]), np.array([1.0, np.nan]), "target")],
+                         ids=["nan_input", "input_above_1", "negative_target", "nan_target"])
+def test_binary_cross_entropy_refuses_values_outside_0_1_as_torch(input, target, what, torch):
+    with pytest.raises(RuntimeError, match=f"all elements of {what} should be between 0 and 1"):
+        torch.nn.functional.binary_cross_entropy(torch.tensor(input), torch.tensor(target))
+    with pytest.raises(ValueError, match=f"binary_cross_entropy: all elements of {what} should be between 0 and 1"):
+        tr.nn.functional.binary_cross_entropy(tr.tensor(input), tr.tensor(target))

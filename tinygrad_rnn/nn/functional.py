@@ -478,11 +478,17 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     losses = diff * diff
     if weight is None:
         return _reduce(losses, reduction)
+    weight = _elementwise_weight("mse_loss", weight, input)
+    return _reduce(losses * weight, reduction, weight.sum())
+
+
+def _elementwise_weight(fn, weight, input):
+    """mse, l1 and huber losses take one weight per element, of the input's shape, as torch."""
     weight = weight if isinstance(weight, Tensor) else input._lift(weight)
     if weight.shape != input.shape:
-        raise ValueError(f"mse_loss: weights and input must have the same size; got weight {weight.shape} "
+        raise ValueError(f"{fn}: weights and input must have the same size; got weight {weight.shape} "
                          f"and input {input.shape}")
-    return _reduce(losses * weight, reduction, weight.sum())
+    return weight
 
 
 def _pointwise_pair(fn, input, target):
@@ -501,7 +507,10 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     """|input - target|, its gradient 0 where they are equal (as torch); `weight` scales each term."""
     reduction = _reduction(size_average, reduce, reduction)
     losses = (input - _pointwise_pair("l1_loss", input, target)).abs()
-    return _weighted(losses, weight, reduction, "l1_loss")
+    if weight is None:
+        return _reduce(losses, reduction)
+    weight = _elementwise_weight("l1_loss", weight, input)
+    return _reduce(losses * weight, reduction, weight.sum())  # the mean divides by the weights' sum, as mse's
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -521,8 +530,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive; got {delta}")
     d = input - _pointwise_pair("huber_loss", input, target)
-    return _weighted(_quadratic_near_zero(d, delta, 0.5, 0.5 * delta * delta, delta), weight, reduction,
-                     "huber_loss")
+    losses = _quadratic_near_zero(d, delta, 0.5, 0.5 * delta * delta, delta)
+    # torch's huber mean divides by the number of elements, not by the weights' sum as l1 and mse
+    return _reduce(losses if weight is None else losses * _elementwise_weight("huber_loss", weight, input), reduction)
 
 
 def _quadratic_near_zero(d, bound, curvature, offset, slope):
@@ -545,9 +555,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """-(target * log(input) + (1 - target) * log(1 - input)), each log at least -100 (as torch); input in [0, 1]."""
     reduction = _reduction(size_average, reduce, reduction)
     target = _pointwise_pair("binary_cross_entropy", input, target)
-    backend.check((input.array < 0) | (input.array > 1),
+    # "not inside [0, 1]" rather than "below 0 or above 1": a NaN is refused too, as torch refuses it
+    backend.check(~((input.array >= 0) & (input.array <= 1)),
                   lambda: ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                                      "(probabilities; for logits use binary_cross_entropy_with_logits)"))
+    backend.check(~((target.array >= 0) & (target.array <= 1)),
+                  lambda: ValueError("binary_cross_entropy: all elements of target should be between 0 and 1"))
     return _weighted(BinaryCrossEntropy.apply(input, target), weight, reduction, "binary_cross_entropy")
 
 
@@ -613,8 +626,9 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if log_target:
         losses = target.exp() * (target - input)
     else:
-        positive = Compare.apply(target, op="gt", other=0).array
-        log_target_values = where_tensor(positive, target, 1.0).log()  # log 1 = 0 where target is 0
+        zero = Compare.apply(target, op="eq", other=0).array
+        # log 1 = 0 where target is 0 (torch's xlogy); a negative target's log is NaN, as in torch
+        log_target_values = where_tensor(zero, 1.0, target).log()
         losses = target * log_target_values - target * input
     if reduction == "batchmean":
         return losses.sum() / (input.shape[0] if input.ndim else 1)
