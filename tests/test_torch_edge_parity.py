@@ -167,3 +167,54 @@ def test_binary_cross_entropy_refuses_values_outside_0_1_as_torch(input, target,
         torch.nn.functional.binary_cross_entropy(torch.tensor(input), torch.tensor(target))
     with pytest.raises(ValueError, match=f"binary_cross_entropy: all elements of {what} should be between 0 and 1"):
         tr.nn.functional.binary_cross_entropy(tr.tensor(input), tr.tensor(target))
+
+
+# ----------------------------------------------------------------------------- pad and normalize
+
+PAD_X = np.random.default_rng(1).standard_normal((2, 3, 5))
+
+
+def _weighted_sum_and_grad(lib, fn, array):
+    """fn's output and the gradient of a weighted sum of it (the weights tell the positions apart)."""
+    x = lib.tensor(array, dtype=lib.float64, requires_grad=True)
+    out = fn(lib.nn.functional, x)
+    weights = lib.tensor(np.arange(out.numel(), dtype=np.float64).reshape(tuple(out.shape)))
+    (out * weights).sum().backward()
+    return out.detach().numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pads", [(-1, -1), (-1, 2), (2, -1), (-2, 0, 1, -1), (0, 0, -1, -1)])
+def test_pad_with_negative_pads_crops_as_torch(pads, mode, torch):
+    fn = (lambda F, x: F.pad(x, pads, mode=mode))
+    for ours, theirs in zip(_weighted_sum_and_grad(tr, fn, PAD_X), _weighted_sum_and_grad(torch, fn, PAD_X)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_pad_circular_cropping_to_nothing_is_empty_as_torch(torch):
+    ours, theirs = tr.nn.functional.pad(tr.tensor(PAD_X), (-5, 0), mode="circular"), \
+        torch.nn.functional.pad(torch.tensor(PAD_X), (-5, 0), mode="circular")
+    assert tuple(ours.shape) == tuple(theirs.shape)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_pad_refuses_pads_that_leave_too_little_as_torch(mode, torch):
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.pad(torch.tensor(PAD_X), (-6, 0), mode=mode)
+    with pytest.raises(ValueError, match=rf"pad: input \(size 5 of dim 2\) is too small for {mode} padding \(-6, 0\)"):
+        tr.nn.functional.pad(tr.tensor(PAD_X), (-6, 0), mode=mode)
+
+
+@pytest.mark.parametrize("array", [np.array(3.0), np.array(-2.0), np.array(0.0), np.array([3.0, -4.0])])
+@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"dim": -1}, {"p": 1.0, "dim": 0}, {"p": float("inf"), "dim": -1}])
+def test_normalize_of_0d_and_1d_input_as_torch(array, kwargs, torch):
+    fn = (lambda F, x: F.normalize(x, **kwargs))
+    for ours, theirs in zip(_weighted_sum_and_grad(tr, fn, array), _weighted_sum_and_grad(torch, fn, array)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_normalize_of_1d_input_along_its_missing_dim_1_is_an_index_error_as_torch(torch):
+    with pytest.raises(IndexError):
+        torch.nn.functional.normalize(torch.tensor([3.0, 4.0]))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        tr.nn.functional.normalize(tr.tensor([3.0, 4.0]))

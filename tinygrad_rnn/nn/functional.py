@@ -712,8 +712,8 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad) // 2 dims: pad = (left of the last dim, right of it, left of the one before, ...).
 
-    constant: `value` (0 by default) around, negative pads crop; reflect, replicate, circular: the input's
-    own elements, gathered by index (so gradients of any order come from index_select's)."""
+    constant: `value` (0 by default) around; reflect, replicate, circular: the input's own elements,
+    gathered by index (so gradients of any order come from index_select's). Negative pads crop."""
     if not isinstance(input, Tensor):
         raise TypeError(f"pad: argument 'input' must be a Tensor, not {type(input).__name__}")
     if not isinstance(pad, (tuple, list)) or any(isinstance(p, bool) or not isinstance(p, numbers.Integral)
@@ -749,9 +749,10 @@ def _pad_dim(x, dim, before, after, mode, value):
                  for p in (before, after)]
         return cat([part for part, size in ((parts[0], before), (x, None), (parts[1], after))
                     if size is None or size > 0], dim)
-    if before < 0 or after < 0:
-        raise NotImplementedError(f"pad: negative pads are supported in constant mode only; got {mode} "
-                                  f"({before}, {after}) for dim {dim}")
+    size = n + before + after  # a negative pad crops that side first, as torch
+    if size < (0 if mode == "circular" else 1):
+        raise ValueError(f"pad: input (size {n} of dim {dim}) is too small for {mode} padding ({before}, "
+                         f"{after}): the output size would be {size}")
     if mode == "reflect" and (before >= n or after >= n):
         raise ValueError(f"pad: padding size should be less than the corresponding input dimension, but got: "
                          f"padding ({before}, {after}) at dimension {dim} of input {x.shape}")
@@ -764,7 +765,11 @@ def _pad_dim(x, dim, before, after, mode, value):
         if before > n or after > n:
             raise ValueError(f"pad: padding value causes wrapping around more than once (pad ({before}, {after}) "
                              f"at dimension {dim} of input {x.shape})")
-        positions = positions % n
+        # the wrapped parts repeat the cropped input, as torch's circular padding
+        kept = np.arange(max(-before, 0), n - max(-after, 0))
+        if size and not kept.size:
+            raise ValueError(f"pad: circular padding ({before}, {after}) crops all of dim {dim} of input {x.shape}")
+        positions = kept[(np.arange(size) - max(before, 0)) % max(kept.size, 1)]
     else:
         positions = np.abs(positions)
         positions = np.where(positions > n - 1, 2 * (n - 1) - positions, positions)
@@ -774,7 +779,7 @@ def _pad_dim(x, dim, before, after, mode, value):
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """input / max(||input||_p over dim, eps), as torch.nn.functional.normalize."""
     x = _activation_input("normalize", input)
-    return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps).expand(*x.shape)
+    return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps).expand(x.shape)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
