@@ -218,3 +218,40 @@ def test_normalize_of_1d_input_along_its_missing_dim_1_is_an_index_error_as_torc
         torch.nn.functional.normalize(torch.tensor([3.0, 4.0]))
     with pytest.raises(IndexError, match="Dimension out of range"):
         tr.nn.functional.normalize(tr.tensor([3.0, 4.0]))
+
+
+# ----------------------------------------------------------------------------- dims of a 0-d tensor
+
+ZERO_D_OPS = {
+    "sum": lambda lib, x, d: x.sum(d), "softmax": lambda lib, x, d: lib.nn.functional.softmax(x, d),
+    "cumsum": lambda lib, x, d: x.cumsum(d), "cumprod": lambda lib, x, d: x.cumprod(d),
+    "max": lambda lib, x, d: tuple(x.max(d)), "min": lambda lib, x, d: tuple(x.min(d)),
+    "argmax": lambda lib, x, d: x.argmax(d), "median": lambda lib, x, d: tuple(x.median(d)),
+    "sort": lambda lib, x, d: tuple(x.sort(d)), "argsort": lambda lib, x, d: x.argsort(d),
+    "topk": lambda lib, x, d: tuple(x.topk(1, d)), "flatten": lambda lib, x, d: x.flatten(d),
+    "gather": lambda lib, x, d: x.gather(d, lib.tensor(0)), "index_select": lambda lib, x, d: x.index_select(d, lib.tensor([0])),
+    "logsumexp": lambda lib, x, d: x.logsumexp(d), "var": lambda lib, x, d: x.var(d, correction=0),
+}
+
+
+@pytest.mark.parametrize("dim", [0, -1, 1, -2])
+@pytest.mark.parametrize("name", sorted(ZERO_D_OPS))
+def test_dims_of_a_0d_tensor_as_torch(name, dim, torch):
+    """A 0-d tensor takes dim 0 and -1; any other dim is an IndexError naming it, as torch."""
+    def run(lib):
+        out = ZERO_D_OPS[name](lib, lib.tensor(2.5, dtype=lib.float64), dim)
+        return [(_dtype_name(t.dtype), tuple(t.shape), t.numpy().tolist()) for t in (out if isinstance(out, tuple) else (out,))]
+    if dim in (0, -1):
+        assert run(tr) == run(torch)
+        return
+    with pytest.raises(IndexError):
+        run(torch)
+    with pytest.raises(IndexError, match=rf"Dimension out of range \(expected to be in range of \[-1, 0\], but got {dim}\)"):
+        run(tr)
+
+
+def test_cat_of_0d_tensors_is_refused_as_torch(torch):
+    with pytest.raises(RuntimeError, match=r"zero-dimensional tensor \(at position 1\) cannot be concatenated"):
+        torch.cat([torch.tensor([1.0]), torch.tensor(2.0)])
+    with pytest.raises(RuntimeError, match=r"cat: zero-dimensional tensor \(at position 1\) cannot be concatenated"):
+        tr.cat([tr.tensor([1.0]), tr.tensor(2.0)])

@@ -191,17 +191,21 @@ class TensorMethods:
     # --- selecting by index tensors: each an index into a primitive Getitem, whose VJP adds back
     def index_select(self, dim, index):
         """The entries `index` (1-D integers) along dim."""
-        dim = check_dim("index_select", dim, self.ndim, needs_dims=True) if self.ndim else 0
+        dim = check_dim("index_select", dim, self.ndim)  # a 0-d tensor: dim 0 or -1, as torch
         index = _indices("index_select", index, self, max_ndim=1)
         backend.check_indices(index, self.shape[dim] if self.ndim else 1, "index_select")
-        return self[(slice(None),) * dim + (index.reshape(-1),)] if self.ndim else self[index.reshape(())]
+        if not self.ndim:
+            if index.size != 1:
+                raise IndexError(f"index_select: index to a 0-d tensor can have only 1 value; got {index.size}")
+            return self.reshape(1)[index.reshape(())]
+        return self[(slice(None),) * dim + (index.reshape(-1),)]
 
     def gather(self, dim, index):
         """out[..., i_dim, ...] = self[..., index[..., i_dim, ...], ...]: index has self's number of dims and
         no larger a size than self on the other dims."""
-        dim = check_dim("gather", dim, self.ndim) if self.ndim else 0
+        dim = check_dim("gather", dim, self.ndim)
         index = _indices("gather", index, self)
-        if index.ndim != builtins.max(self.ndim, 1) and index.size:
+        if index.ndim not in (self.ndim, builtins.max(self.ndim, 1)) and index.size:
             raise ValueError(f"gather: index {index.shape} and input {self.shape} must have the same number of dims")
         if any(n > m for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != dim):
             raise ValueError(f"gather: index {index.shape} is larger than input {self.shape} outside dim {dim}")
@@ -237,8 +241,8 @@ class TensorMethods:
         return MaxMin(self.gather(dim, indices) if self.ndim else self * 1, indices)
 
     def argsort(self, dim=-1, descending=False, stable=False):
-        dim = check_dim("argsort", dim, self.ndim) if self.ndim else None
-        if dim is None:
+        dim = check_dim("argsort", dim, self.ndim)
+        if not self.ndim:
             return _constant(self.xp.zeros((), dtype=np.int64))
         if not descending:
             return _constant(self.xp.argsort(self.array, axis=dim, kind="stable").astype(np.int64))
@@ -248,7 +252,7 @@ class TensorMethods:
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """(values, indices) of the k largest (smallest with largest=False) along dim."""
-        n = self.shape[check_dim("topk", dim, self.ndim)] if self.ndim else 1
+        n = self.shape[check_dim("topk", dim, self.ndim)] if self.ndim else check_dim("topk", dim, 0) + 1
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= n:
             raise ValueError(f"topk: k ({k!r}) must lie in [0, {n}], the size of dim {dim} of {self.shape}")
         values, indices = self.sort(dim, descending=largest)
@@ -576,7 +580,7 @@ class TensorMethods:
         if dim is None:
             _check_nonempty("median", self, None, "median() input tensor cannot be empty")
             return self.reshape(-1).median(0).values
-        dim = check_dim("median", _one_dim("median", dim), self.ndim) if self.ndim else 0
+        dim = check_dim("median", _one_dim("median", dim), self.ndim)
         if not self.ndim:
             return MaxMin(self.clone(), _constant(self.xp.zeros((), dtype=np.int64)))
         _check_nonempty("median", self, dim)

@@ -1124,9 +1124,9 @@ class Tensor(TensorMethods):
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Dims start_dim to end_dim (inclusive) merged into one, as torch."""
+        start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
         if start > end:
             raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         merged = int(np.prod(self.shape[start:end + 1]))
@@ -1346,6 +1346,10 @@ def _tensor_list(op, tensors):
 def cat(tensors, dim=0, *, axis=None):
     """Concatenate along an existing dim."""
     tensors = _tensor_list("cat", tensors)
+    for position, t in enumerate(tensors):
+        if not t.ndim:
+            raise RuntimeError(f"cat: zero-dimensional tensor (at position {position}) cannot be concatenated; "
+                               f"stack them, or reshape them to (1,)")
     dim = check_dim("cat", dim if axis is None else axis, tensors[0].ndim)
     shapes = [t.shape for t in tensors]
     for shape in shapes:
