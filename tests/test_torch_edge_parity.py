@@ -255,3 +255,56 @@ def test_cat_of_0d_tensors_is_refused_as_torch(torch):
         torch.cat([torch.tensor([1.0]), torch.tensor(2.0)])
     with pytest.raises(RuntimeError, match=r"cat: zero-dimensional tensor \(at position 1\) cannot be concatenated"):
         tr.cat([tr.tensor([1.0]), tr.tensor(2.0)])
+
+
+# ----------------------------------------------------------------------------- sort, median, prod, cumprod
+
+def _results_and_grad(lib, fn, array, dtype="float64"):
+    """fn's outputs (dtype, shape, values) and, for a float input, the gradient of a weighted sum of the first."""
+    x = lib.tensor(array, dtype=getattr(lib, dtype), requires_grad=dtype.startswith("float"))
+    out = fn(x)
+    outs = out if isinstance(out, tuple) else (out,)
+    results = [(_dtype_name(t.dtype), tuple(t.shape), t.detach().numpy().tolist()) for t in outs]
+    if not x.requires_grad:
+        return results, None
+    weights = lib.tensor(np.arange(1, outs[0].numel() + 1, dtype=np.float64).reshape(tuple(outs[0].shape)))
+    (outs[0] * weights).sum().backward()
+    return results, x.grad.numpy().tolist()
+
+
+BOOLS = np.array([[True, False, True], [False, False, True]])
+
+
+@pytest.mark.parametrize("fn,array,dtype", [
+    (lambda x: tuple(x.sort()), BOOLS, "bool"), (lambda x: tuple(x.sort(0, descending=True)), BOOLS, "bool"),
+    (lambda x: x.argsort(descending=True, stable=True), BOOLS, "bool"),
+    (lambda x: tuple(x.median(0)), np.array([2.0, 1.0, 2.0, 1.0]), "float64"),
+    (lambda x: tuple(x.median(1)), np.array([[2.0, 1.0, 2.0, 1.0, 3.0], [5.0, 5.0, 5.0, 1.0, 1.0]]), "float64"),
+    (lambda x: x.median(), np.array([2.0, 1.0, 2.0, 1.0]), "float64"),
+    (lambda x: x.median(), np.array([[2.0, 2.0], [1.0, 3.0]]), "float64"),
+    (lambda x: x.median(), np.array([3.0, 3.0, 3.0]), "float64"),
+    (lambda x: x.median(), np.array([3.0, np.nan, 1.0, np.nan]), "float64"),
+    (lambda x: x.median(), np.array([-np.inf, -np.inf, 1.0]), "float64"),
+    (lambda x: x.median(), np.zeros(0), "float64"),
+    (lambda x: x.prod(), np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 1.0]]), "float64"),
+    (lambda x: x.prod(1), np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 1.0], [1.0, 2.0, 3.0]]), "float64"),
+    (lambda x: x.prod(), np.zeros(0), "float64"), (lambda x: x.prod(1), np.zeros((2, 0)), "float64"),
+    (lambda x: x.prod(1, keepdim=True), np.zeros((2, 0)), "float64"), (lambda x: x.prod(1), np.zeros((2, 0)), "int64"),
+    (lambda x: x.prod(0), np.array([[2.0, 3.0]]), "float64"),
+    (lambda x: x.cumprod(0), np.array([2.0, 0.0, 3.0, 0.0, 4.0]), "float64"),
+    (lambda x: x.cumprod(1), np.array([[0.0, 3.0, 5.0, 4.0], [1.0, 2.0, 0.0, 0.0]]), "float64"),
+    (lambda x: x.cumprod(0), np.zeros(0), "float64"), (lambda x: x.cumprod(0), np.array([1.5]), "float64"),
+], ids=["sort_bool", "sort_bool_descending", "argsort_bool", "median_dim_ties", "median_dim_ties_2d", "median_ties",
+        "median_ties_2d", "median_all_equal", "median_nan", "median_-inf", "median_empty", "prod_zeros",
+        "prod_dim_zeros", "prod_empty", "prod_empty_dim", "prod_empty_dim_keepdim", "prod_empty_int", "prod_one",
+        "cumprod_zeros", "cumprod_zeros_2d", "cumprod_empty", "cumprod_one"])
+def test_sort_median_prod_and_cumprod_edges_as_torch(fn, array, dtype, torch):
+    """median() shares its gradient among equal elements, as max(); an empty product is 1 on the graph."""
+    assert repr(_results_and_grad(tr, fn, array, dtype)) == repr(_results_and_grad(torch, fn, array, dtype))  # NaN too
+
+
+def test_median_of_an_empty_dim_is_refused_as_torch(torch):
+    with pytest.raises(IndexError, match="Expected reduction dim 1 to have non-zero size"):
+        torch.zeros((2, 0)).median(1)
+    with pytest.raises(IndexError, match=r"median: Expected reduction dim 1 to have non-zero size"):
+        tr.zeros((2, 0)).median(1)

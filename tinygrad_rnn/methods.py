@@ -507,11 +507,12 @@ class TensorMethods:
             return x.clone()
         if x.dtype.kind != "f":
             return _constant(x.xp.asarray(x.array.prod(axis=dim, keepdims=keepdim, dtype=x.dtype)))
+        if x.shape[dim] == 0:  # ones on the graph, as torch's: an empty product is 1, its gradient empty
+            x = x.sum(dim, keepdim=True) * 0 + 1
+        elif x.shape[dim] == 1:
+            x = x.clone()  # a new tensor, never a view of the input
         while x.shape[dim] != 1:
             n = x.shape[dim]
-            if n == 0:
-                x = _constant(x.xp.ones(x.shape[:dim] + (1,) + x.shape[dim + 1:], dtype=x.dtype))
-                break
             half = n // 2
             pairs = x.narrow(dim, 0, half) * x.narrow(dim, half, half)
             x = _cat([pairs, x.narrow(dim, 2 * half, 1)], dim) if n % 2 else pairs
@@ -527,6 +528,8 @@ class TensorMethods:
         if x.dtype.kind != "f":
             return _constant(x.xp.cumprod(x.array, axis=dim, dtype=x.dtype))
         n, step = x.shape[dim], 1
+        if n <= 1:
+            return x.clone()  # a new tensor, never the input itself
         while step < n:
             x = _cat([x.narrow(dim, 0, step), x.narrow(dim, step, n - step) * x.narrow(dim, 0, n - step)], dim)
             step *= 2
@@ -578,8 +581,16 @@ class TensorMethods:
         """The lower median (the (n - 1) // 2-th smallest; NaN where there is one): over all elements, or
         (values, indices) along dim, the first of equal values' indices, as torch."""
         if dim is None:
+            if self.dtype.kind == "f" and not self.numel():
+                return self.sum() + float("nan")  # torch's NaN of no elements, on the graph
             _check_nonempty("median", self, None, "median() input tensor cannot be empty")
-            return self.reshape(-1).median(0).values
+            median = self.reshape(-1).median(0).values
+            if self.dtype.kind != "f":
+                return median
+            # the elements equal to it (the NaNs, for a NaN) share its gradient evenly, as torch's median()
+            flat, xp = self.reshape(-1), self.xp
+            ties = (flat.array == median.array) | (xp.isnan(flat.array) & xp.isnan(median.array))
+            return _ops().Max.apply(flat[_constant(ties)], axis=None, keepdims=False, nan_shares=True)
         dim = check_dim("median", _one_dim("median", dim), self.ndim)
         if not self.ndim:
             return MaxMin(self.clone(), _constant(self.xp.zeros((), dtype=np.int64)))
