@@ -265,7 +265,7 @@ def _results_and_grad(lib, fn, array, dtype="float64"):
     out = fn(x)
     outs = out if isinstance(out, tuple) else (out,)
     results = [(_dtype_name(t.dtype), tuple(t.shape), t.detach().numpy().tolist()) for t in outs]
-    if not x.requires_grad:
+    if not outs[0].requires_grad:  # compared: where torch's requires grad, ours must too
         return results, None
     weights = lib.tensor(np.arange(1, outs[0].numel() + 1, dtype=np.float64).reshape(tuple(outs[0].shape)))
     (outs[0] * weights).sum().backward()
@@ -308,3 +308,49 @@ def test_median_of_an_empty_dim_is_refused_as_torch(torch):
         torch.zeros((2, 0)).median(1)
     with pytest.raises(IndexError, match=r"median: Expected reduction dim 1 to have non-zero size"):
         tr.zeros((2, 0)).median(1)
+
+
+# ----------------------------------------------------------------------------- new tensors, not views
+
+@pytest.mark.parametrize("fn", [lambda lib, x: x.flip(0), lambda lib, x: x.flip(dims=(0, 1)), lambda lib, x: x[:1].flip(0),
+                                lambda lib, x: lib.flip(x, dims=(1,)), lambda lib, x: x.repeat(1, 1),
+                                lambda lib, x: x.roll(0, 0), lambda lib, x: x[:1].prod(0),
+                                lambda lib, x: x[:1].prod(0, keepdim=True), lambda lib, x: x[:1].cumprod(0),
+                                lambda lib, x: x.repeat_interleave(1, dim=0)],
+                         ids=["flip", "flip_dims_keyword", "flip_one_row", "torch.flip_dims", "repeat_ones", "roll_0",
+                              "prod_one", "prod_one_keepdim", "cumprod_one", "repeat_interleave_1"])
+def test_results_are_new_tensors_not_views_of_the_input(fn, torch):
+    """A later in-place change of the result leaves the input as it was, as in torch."""
+    for lib in (torch, tr):
+        x = lib.tensor(np.arange(6.0).reshape(2, 3))
+        out = fn(lib, x)
+        out.add_(100)
+        np.testing.assert_array_equal(x.numpy(), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(fn(tr, tr.tensor(PAD_X[0])).numpy(), fn(torch, torch.tensor(PAD_X[0])).numpy())
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lib, x: x.repeat_interleave(2), lambda lib, x: x.repeat_interleave(2, dim=1),
+    lambda lib, x: x.repeat_interleave(lib.tensor([1, 0, 2]), dim=1), lambda lib, x: x.repeat_interleave(lib.tensor([2])),
+    lambda lib, x: x.repeat_interleave(lib.tensor([2]), dim=1), lambda lib, x: x.repeat_interleave(lib.tensor(2), dim=0),
+    lambda lib, x: x.repeat_interleave(lib.tensor([1, 0, 2, 1, 1, 3])),
+    lambda lib, x: x.repeat_interleave(lib.tensor([1, 2]), dim=0, output_size=3),
+    lambda lib, x: lib.repeat_interleave(x, repeats=2, dim=-1),
+    lambda lib, x: lib.repeat_interleave(lib.tensor([1, 2, 3])),
+    lambda lib, x: lib.repeat_interleave(lib.tensor([1, 2, 3]), output_size=6)],
+    ids=["int_flat", "int_dim", "tensor_dim", "one_count_flat", "one_count_dim", "0d_count", "tensor_flat",
+         "output_size", "torch.repeat_interleave", "counts_alone", "counts_alone_output_size"])
+def test_repeat_interleave_in_all_torch_forms(fn, torch):
+    assert repr(_results_and_grad(tr, lambda x: fn(tr, x), A2)) == repr(_results_and_grad(torch, lambda x: fn(torch, x), A2))
+
+
+A2 = np.arange(6.0).reshape(2, 3)
+
+
+def test_repeat_interleave_refuses_a_wrong_output_size_or_count_of_repeats(torch):
+    with pytest.raises(RuntimeError):
+        torch.tensor(A2).repeat_interleave(torch.tensor([1, 2]), dim=0, output_size=5)
+    with pytest.raises(RuntimeError, match="repeat_interleave: output_size 5 does not match the repeated size 3"):
+        tr.tensor(A2).repeat_interleave(tr.tensor([1, 2]), dim=0, output_size=5)
+    with pytest.raises(ValueError, match="repeats must have the same size as input along dim 0, but got 3 repeats"):
+        tr.tensor(A2).repeat_interleave(tr.tensor([1, 2, 3]), dim=0)

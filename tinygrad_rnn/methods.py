@@ -156,9 +156,11 @@ class TensorMethods:
         shape = (1,) * (len(sizes) - self.ndim) + self.shape
         interleaved = tuple(x for n in shape for x in (1, n))
         expanded = tuple(x for r, n in zip(sizes, shape) for x in (r, n))
-        return self.reshape(interleaved).expand(expanded).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+        tiled = self.reshape(interleaved).expand(expanded).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+        return tiled.clone() if all(r == 1 for r in sizes) else tiled  # repeats of 1 would be a view
 
     def roll(self, shifts, dims=None):
+        """The elements shifted along dims, those past the end coming round to the start; a new tensor."""
         if dims is None:
             return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
         shifts = shifts if isinstance(shifts, (tuple, list)) else (shifts,)
@@ -173,12 +175,15 @@ class TensorMethods:
             if k:
                 lead = (slice(None),) * dim
                 out = _cat([out[lead + (slice(n - k, n),)], out[lead + (slice(0, n - k),)]], dim)
-        return out
+        return self.clone() if out is self else out
 
-    def flip(self, *dims):
-        """The order of the elements reversed along each of `dims`."""
-        dims = set(check_dims("flip", sizes_argument("flip", dims, "dims"), self.ndim))
-        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))]
+    def flip(self, *args, dims=None):
+        """The order of the elements reversed along each of `dims` (flip(0, 1), flip((0, 1)) or
+        flip(dims=...)), in a new tensor as torch's, never a view of this one."""
+        if dims is not None and args:
+            raise TypeError("flip: give the dims once, positionally or as dims=")
+        dims = set(check_dims("flip", sizes_argument("flip", args if dims is None else (dims,), "dims"), self.ndim))
+        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))].clone()
 
     def tril(self, diagonal=0):
         """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
@@ -222,9 +227,17 @@ class TensorMethods:
         shape = _broadcast_shape("masked_select", self, mask)
         return self.expand(shape)[self.xp.broadcast_to(mask, shape)]
 
-    def repeat_interleave(self, repeats, dim=None):
+    def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element repeated `repeats` times (an int, or one count per element) along dim (the
-        flattened tensor when dim is None)."""
+        flattened tensor when dim is None). Without repeats, this 1-D tensor holds the counts and the
+        result repeats their indices (torch.repeat_interleave(counts)). output_size, where given, must
+        be the result's size along dim."""
+        if repeats is None:
+            if dim is not None or self.ndim != 1 or self.dtype.kind not in "iu":
+                raise TypeError(f"repeat_interleave: without repeats, the tensor must hold 1-D integer counts; "
+                                f"got shape {self.shape}, dtype {self.dtype}")
+            counts = _constant(self.xp.arange(self.shape[0], dtype=np.int64))
+            return counts.repeat_interleave(self, output_size=output_size)
         x = self.reshape(-1) if dim is None else self
         dim = 0 if dim is None else check_dim("repeat_interleave", dim, self.ndim, needs_dims=True)
         counts = repeats if isinstance(repeats, numbers.Integral) else _indices("repeat_interleave", repeats, self,
@@ -232,8 +245,15 @@ class TensorMethods:
         counts = backend.to_numpy(np.asarray(counts) if isinstance(counts, numbers.Integral) else counts)
         if np.any(counts < 0):
             raise ValueError(f"repeat_interleave: repeats must be non-negative; got {repeats}")
+        if counts.size not in (1, x.shape[dim]):
+            raise ValueError(f"repeat_interleave: repeats must have the same size as input along dim {dim}, but got "
+                             f"{counts.size} repeats for size {x.shape[dim]}")
         # the index is made on the host, where the counts are read: CuPy's repeat takes no array of counts
-        return x.index_select(dim, _constant(x.xp.asarray(np.repeat(np.arange(x.shape[dim]), counts))))
+        index = np.repeat(np.arange(x.shape[dim]), counts.reshape(-1) if counts.size > 1 else int(counts.reshape(-1)[0]))
+        if output_size is not None and output_size != index.size:
+            raise RuntimeError(f"repeat_interleave: output_size {output_size} does not match the repeated size "
+                               f"{index.size}")
+        return x.index_select(dim, _constant(x.xp.asarray(index)))
 
     def sort(self, dim=-1, descending=False, stable=False):
         """(values, indices) sorted along dim; equal values keep their order; NaN counts as the largest."""
