@@ -354,3 +354,33 @@ def test_repeat_interleave_refuses_a_wrong_output_size_or_count_of_repeats(torch
         tr.tensor(A2).repeat_interleave(tr.tensor([1, 2]), dim=0, output_size=5)
     with pytest.raises(ValueError, match="repeats must have the same size as input along dim 0, but got 3 repeats"):
         tr.tensor(A2).repeat_interleave(tr.tensor([1, 2, 3]), dim=0)
+
+
+# ----------------------------------------------------------------------------- var and std
+
+@pytest.mark.parametrize("name", ["var", "std"])
+@pytest.mark.parametrize("call", [
+    lambda lib, x, f: getattr(x, f)(True), lambda lib, x, f: getattr(x, f)(False),
+    lambda lib, x, f: getattr(x, f)(unbiased=False), lambda lib, x, f: getattr(x, f)(1, False),
+    lambda lib, x, f: getattr(x, f)(1, True, True), lambda lib, x, f: getattr(x, f)(1, unbiased=False, keepdim=True),
+    lambda lib, x, f: getattr(x, f)(correction=2), lambda lib, x, f: getattr(x, f)(dim=(0, 1), correction=0),
+    lambda lib, x, f: getattr(lib, f)(x, False), lambda lib, x, f: getattr(lib, f)(x, 0, False),
+    lambda lib, x, f: getattr(lib, f + "_mean")(x, False), lambda lib, x, f: getattr(lib, f + "_mean")(x, 1, True),
+    lambda lib, x, f: getattr(lib, f + "_mean")(x, 1, correction=0, keepdim=True)],
+    ids=["bool_true", "bool_false", "unbiased_keyword", "dim_bool", "dim_bool_keepdim", "keywords", "correction",
+         "dims_correction", "torch.f_bool", "torch.f_dim_bool", "f_mean_bool", "f_mean_dim_bool", "f_mean_correction"])
+def test_var_and_std_take_unbiased_and_correction_as_torch(call, name, torch):
+    def run(lib):
+        out = call(lib, lib.tensor(A2 ** 2 - A2[::-1] * 3, dtype=lib.float64), name)
+        return [t.numpy().tolist() for t in (out if isinstance(out, tuple) else (out,))]
+    ours, theirs = run(tr), run(torch)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_var_refuses_an_unbiased_that_is_not_a_bool(torch):
+    with pytest.raises(TypeError):
+        torch.tensor(A2).var(0, 1)
+    with pytest.raises(TypeError, match="var: argument 'unbiased' must be a bool, not int"):
+        tr.tensor(A2).var(0, 1)

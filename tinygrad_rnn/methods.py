@@ -711,20 +711,13 @@ class TensorMethods:
 
     @numpy_aliases
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        """Variance with Bessel's correction by default (correction=1), as torch.var."""
-        if unbiased is not None and correction is not None:
-            raise ValueError("var: pass either unbiased or correction, not both")
-        correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
-        _floating_only("var", self)
-        axes = reduction_dims("var", self, dim)
-        count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axes)]))
-        centred = self - self.mean(axis=axes, keepdims=True)
-        return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
+        """Variance with Bessel's correction by default (correction=1), as torch.var; var(False), a bool
+        alone, is torch's var(unbiased) over all elements."""
+        return _variance("var", self, dim, unbiased, keepdim, correction)
 
     @numpy_aliases
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        _floating_only("std", self)
-        return _root(self.var(dim, unbiased, keepdim, correction=correction), 2)
+        return _root(_variance("std", self, dim, unbiased, keepdim, correction), 2)
 
     def norm(self, p="fro", dim=None, keepdim=False):
         """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm; gradient 0 at 0."""
@@ -1238,6 +1231,21 @@ def _where_pick(a, b, op, better):
         return where(a_wins, a, b)
     picked = where(a_wins, a, where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b))
     return where(compare(a, a, op="eq") & compare(b, b, op="eq"), picked, a + b)
+
+
+def _variance(op, x, dim, unbiased, keepdim, correction):
+    if isinstance(dim, bool) and unbiased is None:  # torch's overload var(unbiased): over all elements
+        dim, unbiased = None, dim
+    if unbiased is not None and not isinstance(unbiased, (bool, np.bool_)):
+        raise TypeError(f"{op}: argument 'unbiased' must be a bool, not {type(unbiased).__name__}")
+    if unbiased is not None and correction is not None:
+        raise ValueError(f"{op}: pass either unbiased or correction, not both")
+    correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
+    _floating_only(op, x)
+    axes = reduction_dims(op, x, dim)
+    count = x.numel() if axes is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axes)]))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
 
 
 def _max_or_min(tensor, op, dim, keepdim):
