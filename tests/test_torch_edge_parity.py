@@ -384,3 +384,24 @@ def test_var_refuses_an_unbiased_that_is_not_a_bool(torch):
         torch.tensor(A2).var(0, 1)
     with pytest.raises(TypeError, match="var: argument 'unbiased' must be a bool, not int"):
         tr.tensor(A2).var(0, 1)
+
+
+# ----------------------------------------------------------------------------- isclose and allclose
+
+@pytest.mark.parametrize("name", ["isclose", "allclose"])
+@pytest.mark.parametrize("kwargs,message", [({"rtol": -1e-5}, "rtol must be greater than or equal to zero"),
+                                            ({"atol": -1e-8}, "atol must be greater than or equal to zero")],
+                         ids=["rtol", "atol"])
+def test_isclose_and_allclose_refuse_negative_tolerances_as_torch(name, kwargs, message, torch):
+    with pytest.raises(RuntimeError, match=message):
+        getattr(torch, name)(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]), **kwargs)
+    with pytest.raises(RuntimeError, match=f"{name}: {message}, but got"):
+        getattr(tr, name)(tr.tensor([1.0, 2.0]), tr.tensor([1.0, 2.5]), **kwargs)
+
+
+@pytest.mark.parametrize("name", ["isclose", "allclose"])
+def test_isclose_and_allclose_refuse_two_dtypes_as_torch(name, torch):
+    with pytest.raises(RuntimeError):
+        getattr(torch, name)(torch.tensor([1, 2]), torch.tensor([1.0, 2.0]))
+    with pytest.raises(RuntimeError, match=f"{name}: the dtypes of the two tensors must match; got int64 and float32"):
+        getattr(tr, name)(tr.tensor([1, 2]), tr.tensor([1.0, 2.0]))

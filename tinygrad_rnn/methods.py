@@ -394,10 +394,12 @@ class TensorMethods:
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         other = _tensor_argument("allclose", "other", other)
         _broadcast_shape("allclose", self, other)
+        _check_tolerances("allclose", self, other, rtol, atol)
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """|self - other| <= atol + rtol * |other| elementwise, a bool tensor."""
+        _check_tolerances("isclose", self, other, rtol, atol)
         return _constant(self.xp.isclose(self.array, self._operand(other, "isclose"), rtol=rtol, atol=atol,
                                          equal_nan=equal_nan))
 
@@ -1231,6 +1233,15 @@ def _where_pick(a, b, op, better):
         return where(a_wins, a, b)
     picked = where(a_wins, a, where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b))
     return where(compare(a, a, op="eq") & compare(b, b, op="eq"), picked, a + b)
+
+
+def _check_tolerances(op, x, other, rtol, atol):
+    """torch's checks: tolerances of at least zero, and two tensors of one dtype."""
+    for name, tolerance in (("rtol", rtol), ("atol", atol)):
+        if tolerance < 0:
+            raise RuntimeError(f"{op}: {name} must be greater than or equal to zero, but got {tolerance}")
+    if isinstance(other, _tensor_cls()) and other.dtype != x.dtype:
+        raise RuntimeError(f"{op}: the dtypes of the two tensors must match; got {x.dtype} and {other.dtype}")
 
 
 def _variance(op, x, dim, unbiased, keepdim, correction):
