@@ -405,3 +405,59 @@ def test_isclose_and_allclose_refuse_two_dtypes_as_torch(name, torch):
         getattr(torch, name)(torch.tensor([1, 2]), torch.tensor([1.0, 2.0]))
     with pytest.raises(RuntimeError, match=f"{name}: the dtypes of the two tensors must match; got int64 and float32"):
         getattr(tr, name)(tr.tensor([1, 2]), tr.tensor([1.0, 2.0]))
+
+
+# ----------------------------------------------------------------------------- modules
+
+def _layers(lib, container):
+    layers = [lib.nn.Linear(1, 1, bias=False) for _ in range(3)]
+    return lib.nn.Sequential(*layers) if container == "Sequential" else lib.nn.ModuleList(layers)
+
+
+@pytest.mark.parametrize("container", ["Sequential", "ModuleList"])
+@pytest.mark.parametrize("index", [0, 1, 3, -1, -3])
+def test_insert_with_negative_indices_renumbers_as_torch_sequential(container, index, torch):
+    """ModuleList follows Sequential's rule (torch's own ModuleList.insert fails on a negative index)."""
+    def run(lib, container):
+        layers = _layers(lib, container)
+        layers.insert(index, lib.nn.Linear(5, 1, bias=False))
+        return list(layers.state_dict()), [layer.in_features for layer in layers]
+    assert run(tr, container) == run(torch, "Sequential")
+
+
+@pytest.mark.parametrize("container", ["Sequential", "ModuleList"])
+@pytest.mark.parametrize("index", [4, -4, 10])
+def test_insert_out_of_range_is_an_index_error_as_torch(container, index, torch):
+    with pytest.raises(IndexError, match=f"Index out of range: {index}"):
+        _layers(torch, "Sequential").insert(index, torch.nn.Linear(5, 1))
+    layers = _layers(tr, container)
+    with pytest.raises(IndexError, match=rf"{container}.insert: Index out of range: {index} \(the container holds 3"):
+        layers.insert(index, tr.nn.Linear(5, 1))
+    assert len(layers) == 3
+
+
+def test_get_parameter_of_a_missing_bias_raises_torch_attribute_error(torch):
+    for lib in (torch, tr):
+        net = lib.nn.Sequential(lib.nn.Linear(2, 2, bias=False))
+        with pytest.raises(AttributeError, match="`bias` is not an nn.Parameter"):
+            net.get_parameter("0.bias")
+
+
+def test_load_state_dict_assign_refuses_an_integer_parameter_before_changing_anything(torch):
+    """torch raises having assigned the weight already; here nothing changes."""
+    for lib in (torch, tr):
+        net = lib.nn.Linear(2, 3)
+        weight = net.weight
+        with pytest.raises(RuntimeError, match='parameter named "bias"'):
+            net.load_state_dict({"weight": lib.ones(3, 2), "bias": lib.zeros(3, dtype=lib.int64)}, assign=True)
+    assert net.weight is weight
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_load_state_dict_assign_takes_the_values_dtype_as_torch(dtype, torch):
+    def run(lib):
+        net = lib.nn.Linear(2, 3)
+        net.load_state_dict({"weight": lib.ones(3, 2, dtype=getattr(lib, dtype)), "bias": lib.zeros(3, dtype=lib.float32)},
+                            assign=True)
+        return _dtype_name(net.weight.dtype), _dtype_name(net.bias.dtype), net.weight.requires_grad
+    assert run(tr) == run(torch)

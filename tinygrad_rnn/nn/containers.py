@@ -76,7 +76,12 @@ class _Indexed(Module):
         return self
 
     def insert(self, index, value):
-        values = self._values()
+        """value before position `index` (-n <= index <= n, a negative one counted from the end, as
+        torch's Sequential.insert); the items after it are renumbered."""
+        index, values = operator.index(index), self._values()
+        if not -len(values) <= index <= len(values):
+            raise IndexError(f"{type(self).__name__}.insert: Index out of range: {index} (the container holds "
+                             f"{len(values)} items)")
         values.insert(index, value)
         self._renumber(values)
         return self  # torch's Sequential.insert returns the container, so calls chain
