@@ -1,5 +1,7 @@
 """Edge cases of tensor methods, nn.functional, losses, modules and schedulers, each run with torch and
 with tinygrad_rnn on the same data: values, gradients, dtypes, and errors for bad input."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -460,4 +462,55 @@ def test_load_state_dict_assign_takes_the_values_dtype_as_torch(dtype, torch):
         net.load_state_dict({"weight": lib.ones(3, 2, dtype=getattr(lib, dtype)), "bias": lib.zeros(3, dtype=lib.float32)},
                             assign=True)
         return _dtype_name(net.weight.dtype), _dtype_name(net.bias.dtype), net.weight.requires_grad
+    assert run(tr) == run(torch)
+
+
+# ----------------------------------------------------------------------------- lr_scheduler.step(epoch)
+
+SCHEDULES = {
+    "StepLR": lambda S, opt: S.StepLR(opt, 2, 0.5), "MultiStepLR": lambda S, opt: S.MultiStepLR(opt, [2, 5], 0.5),
+    "ExponentialLR": lambda S, opt: S.ExponentialLR(opt, 0.9), "LinearLR": lambda S, opt: S.LinearLR(opt, 0.2, 1.0, 4),
+    "ConstantLR": lambda S, opt: S.ConstantLR(opt, 0.5, 3), "CosineAnnealingLR": lambda S, opt: S.CosineAnnealingLR(opt, 5, 0.01),
+    "CosineAnnealingWarmRestarts": lambda S, opt: S.CosineAnnealingWarmRestarts(opt, 3, 2),
+    "LambdaLR": lambda S, opt: S.LambdaLR(opt, lambda e: 0.9 ** e),
+    "OneCycleLR": lambda S, opt: S.OneCycleLR(opt, 1.0, total_steps=20),
+}
+
+
+@pytest.mark.parametrize("epochs", [[3, 4, 7, 1], [1, 2, 3], [0, 5, 5, 2]])
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_scheduler_step_to_an_explicit_epoch_gives_torch_lr(name, epochs, torch):
+    """torch's deprecated step(epoch) still works: the lr of that epoch, by the closed form, with a warning."""
+    def run(lib):
+        opt = lib.optim.SGD([lib.nn.Parameter(lib.zeros(2))], lr=0.1, momentum=0.9)
+        schedule = SCHEDULES[name](lib.optim.lr_scheduler, opt)
+        lrs = []
+        for epoch in epochs:
+            opt.step()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's deprecation warning; checked below
+                schedule.step(epoch)
+            lrs.append((opt.param_groups[0]["lr"], schedule.get_last_lr()[0], schedule.last_epoch))
+        return lrs
+    np.testing.assert_allclose(run(tr), run(torch), rtol=1e-12)
+
+
+def test_scheduler_step_to_an_explicit_epoch_warns_as_torch(torch):
+    for lib in (torch, tr):
+        opt = lib.optim.SGD([lib.nn.Parameter(lib.zeros(2))], lr=0.1)
+        schedule = lib.optim.lr_scheduler.StepLR(opt, 2)
+        with pytest.warns(UserWarning, match="The epoch parameter in `scheduler.step\\(\\)` was not necessary"):
+            schedule.step(3)
+
+
+def test_reduce_lr_on_plateau_step_takes_an_epoch_as_torch(torch):
+    def run(lib):
+        opt = lib.optim.SGD([lib.nn.Parameter(lib.zeros(2))], lr=0.1)
+        schedule = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0)
+        out = []
+        for epoch, metric in [(5, 1.0), (6, 2.0), (2, 3.0)]:
+            with pytest.warns(UserWarning):
+                schedule.step(metric, epoch)
+            out.append((schedule.last_epoch, opt.param_groups[0]["lr"]))
+        return out
     assert run(tr) == run(torch)
