@@ -514,3 +514,36 @@ def test_reduce_lr_on_plateau_step_takes_an_epoch_as_torch(torch):
             out.append((schedule.last_epoch, opt.param_groups[0]["lr"]))
         return out
     assert run(tr) == run(torch)
+
+
+# ----------------------------------------------------------------------------- in-place forms
+
+IN_PLACE = {  # name: (change, whether torch can differentiate it: it records x //= y and fails in backward)
+    "div_floor": (lambda x: x.div_(2.5, rounding_mode="floor"), True),
+    "div_trunc": (lambda x: x.div_(-2.5, rounding_mode="trunc"), True),
+    "floor_divide_": (lambda x: x.floor_divide_(1.5), False), "//=": (lambda x: x.__ifloordiv__(2.0), False),
+    "pow_": (lambda x: x.pow_(2), True), "**=": (lambda x: x.__ipow__(3), True),
+    "remainder_": (lambda x: x.remainder_(1.5), True), "%=": (lambda x: x.__imod__(2.0), True),
+    "neg_": (lambda x: x.neg_(), True), "abs_": (lambda x: x.abs_(), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE))
+@pytest.mark.parametrize("dtype", ["float64", "int64"])
+def test_in_place_arithmetic_as_torch(name, dtype, torch):
+    """Values, dtype and (through a non-leaf) gradient of torch's in-place forms."""
+    change, differentiable = IN_PLACE[name]
+
+    def run(lib):
+        values = np.array([[1.5, -2.0, 3.25], [-4.5, 5.0, 0.5]]) if dtype == "float64" else np.array([[1, -2, 3], [-4, 5, 7]])
+        leaf = lib.tensor(values, dtype=getattr(lib, dtype), requires_grad=dtype == "float64" and differentiable)
+        x = leaf * 1
+        try:
+            out = change(x)
+        except RuntimeError as e:
+            return type(e).__name__
+        assert out is x
+        if leaf.requires_grad:
+            (x * lib.tensor(np.arange(1.0, 7.0).reshape(2, 3))).sum().backward()
+        return _dtype_name(x.dtype), x.detach().numpy().tolist(), None if leaf.grad is None else leaf.grad.numpy().tolist()
+    assert run(tr) == run(torch)

@@ -937,11 +937,28 @@ class TensorMethods:
         # the product's backward reads the old value only for the other operand's gradient
         return self._update("mul_", lambda x, y: x * y, other, reads_old=True)
 
-    def div_(self, other):
-        return self._update("div_", lambda x, y: x / y, other)
+    def div_(self, other, *, rounding_mode=None):
+        return self._update("div_", lambda x, y: x.div(y, rounding_mode=rounding_mode), other)
+
+    def floor_divide_(self, other):
+        return self._update("floor_divide_", lambda x, y: x // y, other)
+
+    def pow_(self, exponent):
+        # the power's backward reads its base: a copy of it, as the memory takes the result
+        return self._update("pow_", lambda x, y: (x.clone() if x.requires_grad else x) ** y, exponent, reads_old=True)
+
+    def remainder_(self, other):
+        return self._update("remainder_", lambda x, y: x % y, other)
+
+    def neg_(self):
+        return self._update("neg_", lambda x, _: -x)
+
+    def abs_(self):
+        return self._update("abs_", lambda x, _: x.abs())
 
     # augmented assignment changes the tensor in place, as in torch (a += b is a.add_(b))
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+    __ifloordiv__, __ipow__, __imod__ = floor_divide_, pow_, remainder_
 
     def clamp_(self, min=None, max=None):
         return self._update("clamp_", lambda x, _: x.clamp(min, max))
