@@ -547,3 +547,27 @@ def test_in_place_arithmetic_as_torch(name, dtype, torch):
             (x * lib.tensor(np.arange(1.0, 7.0).reshape(2, 3))).sum().backward()
         return _dtype_name(x.dtype), x.detach().numpy().tolist(), None if leaf.grad is None else leaf.grad.numpy().tolist()
     assert run(tr) == run(torch)
+
+
+@pytest.mark.parametrize("combine", [lambda a, b: a + b, lambda a, b: a * 2, lambda a, b: 3 * b],
+                         ids=["add", "mul", "rmul"])
+def test_sequential_add_and_mul_as_torch(combine, torch):
+    """The same module objects, numbered 0..n-1 in the new Sequential."""
+    def run(lib):
+        a = lib.nn.Sequential(lib.nn.Linear(1, 1, bias=False), lib.nn.Linear(2, 1, bias=False))
+        b = lib.nn.Sequential(lib.nn.Linear(3, 1, bias=False))
+        combined = combine(a, b)
+        assert all(any(m is n for n in list(a) + list(b)) for m in combined)
+        return list(combined.state_dict()), [m.in_features for m in combined]
+    assert run(tr) == run(torch)
+
+
+def test_sequential_add_and_mul_refuse_what_torch_refuses(torch):
+    for lib in (torch, tr):
+        layers = lib.nn.Sequential(lib.nn.ReLU())
+        with pytest.raises(ValueError, match="Non-positive multiplication factor 0"):
+            layers * 0
+        with pytest.raises(TypeError):
+            layers * 1.5
+        with pytest.raises(ValueError, match="add operator supports only objects of Sequential class"):
+            layers + lib.nn.ModuleList()

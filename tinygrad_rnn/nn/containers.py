@@ -157,6 +157,23 @@ class Sequential(_Indexed):
     def __setitem__(self, idx, module):
         self._put(list(self._modules)[_index(self, idx)], module)
 
+    def __add__(self, other):
+        """A new Sequential of this one's modules, then other's (the same objects), numbered 0..n-1."""
+        if not isinstance(other, Sequential):
+            raise ValueError(  # noqa: TRY004 (PyTorch raises ValueError)
+                f"add operator supports only objects of Sequential class, but {type(other).__name__} is given.")
+        return Sequential(*self, *other)
+
+    def __mul__(self, other):
+        """A new Sequential of this one's modules repeated `other` times (the same objects), as torch."""
+        if isinstance(other, bool) or not isinstance(other, int):
+            return NotImplemented
+        if other <= 0:
+            raise ValueError(f"Non-positive multiplication factor {other} for Sequential")
+        return Sequential(*(list(self) * other))
+
+    __rmul__ = __mul__
+
     def forward(self, input):
         for module in self:
             input = module(input)
