@@ -571,3 +571,26 @@ def test_sequential_add_and_mul_refuse_what_torch_refuses(torch):
             layers * 1.5
         with pytest.raises(ValueError, match="add operator supports only objects of Sequential class"):
             layers + lib.nn.ModuleList()
+
+
+# ----------------------------------------------------------------------------- half precision
+
+HALF = [60000.0, 10000.0, -20000.0]
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.norm(), lambda x: x.norm(dim=0, keepdim=True), lambda x: x.std(),
+                                lambda x: x.var(), lambda x: x.cumsum(0)], ids=["norm", "norm_dim", "std", "var", "cumsum"])
+def test_half_precision_reductions_accumulate_in_float32_as_torch(fn, torch):
+    """torch sums half in float32: a partial sum past half's range does not make the result inf."""
+    theirs, ours = fn(torch.tensor(HALF, dtype=torch.float16)), fn(tr.tensor(HALF, dtype=tr.float16))
+    assert ours.dtype == tr.float16
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_half_precision_norm_gradient_as_torch(torch):
+    grads = []
+    for lib in (torch, tr):
+        x = lib.tensor(HALF, dtype=lib.float16, requires_grad=True)
+        x.norm().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])

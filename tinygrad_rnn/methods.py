@@ -471,6 +471,8 @@ class TensorMethods:
             return x.clone()
         if x.dtype.kind != "f":  # no gradient: NumPy's own sum, in the tensor's dtype
             return _constant(x.xp.cumsum(x.array, axis=dim, dtype=x.dtype))
+        if x.dtype == np.float16:  # the running sum in float32, as torch's: a partial sum may pass half's range
+            return _ops().Cumsum.apply(x.float(), axis=dim).half()
         return _ops().Cumsum.apply(x, axis=dim)
 
     def unbind(self, dim=0):
@@ -715,10 +717,14 @@ class TensorMethods:
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """Variance with Bessel's correction by default (correction=1), as torch.var; var(False), a bool
         alone, is torch's var(unbiased) over all elements."""
+        if self.dtype == np.float16:  # half accumulates in float32, as torch's
+            return self.float().var(dim, unbiased, keepdim, correction=correction).half()
         return _variance("var", self, dim, unbiased, keepdim, correction)
 
     @numpy_aliases
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        if self.dtype == np.float16:
+            return self.float().std(dim, unbiased, keepdim, correction=correction).half()
         return _root(_variance("std", self, dim, unbiased, keepdim, correction), 2)
 
     def norm(self, p="fro", dim=None, keepdim=False):
@@ -727,6 +733,8 @@ class TensorMethods:
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
             raise TypeError(f"norm: p must be a number or 'fro'; got {p!r}")
         _floating_only("norm", self)
+        if self.dtype == np.float16:  # half accumulates in float32, as torch's: x * x would overflow
+            return self.float().norm(p, dim, keepdim).half()
         axes = reduction_dims("norm", self, dim)
         if p in (np.inf, -np.inf):
             _check_nonempty("norm", self, axes, f"cannot compute the {p} norm on an empty tensor because the "
