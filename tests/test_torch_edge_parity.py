@@ -594,3 +594,15 @@ def test_half_precision_norm_gradient_as_torch(torch):
         x.norm().backward()
         grads.append(x.grad.numpy())
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("fn", [lambda lib, x: x.sum(dtype=lib.float64), lambda lib, x: x.sum(1, dtype=lib.float64),
+                                lambda lib, x: lib.sum(x, 0, dtype=lib.int32), lambda lib, x: x.mean(dtype=lib.float32),
+                                lambda lib, x: lib.mean(x, dim=1, dtype=lib.float64),
+                                lambda lib, x: x.float().sum(0, keepdim=True, dtype=lib.float16)],
+                         ids=["sum_float64", "sum_dim_float64", "sum_int32", "mean_float32", "mean_dim", "sum_keepdim_half"])
+def test_sum_and_mean_take_dtype_as_torch(fn, torch):
+    def run(lib):
+        out = fn(lib, lib.tensor([[1, 2], [3, 4]], dtype=lib.int32))
+        return _dtype_name(out.dtype), out.numpy().tolist()
+    assert run(tr) == run(torch)

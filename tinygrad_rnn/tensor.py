@@ -1103,10 +1103,16 @@ class Tensor(TensorMethods):
     clamp = clip
 
     # --- reductions: NumPy's axis/keepdims, PyTorch's dim/keepdim accepted too
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
+        """The sum over dims; dtype=: cast to it first, as torch (sum(dtype=tr.float64) of float32)."""
+        if dtype is not None:
+            # an integer dtype given stays (integers otherwise sum in int64)
+            return self.to(dtype=dtype).sum(axis, keepdims, dim=dim, keepdim=keepdim).to(dtype=dtype)
         return ops.Sum.apply(self, **_reduce_args("sum", self, axis, keepdims, dim, keepdim))
 
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
+        if dtype is not None:
+            return self.to(dtype=dtype).mean(axis, keepdims, dim=dim, keepdim=keepdim)
         if self.dtype.kind != "f":
             raise TypeError(f"mean: could not infer output dtype; the input must be floating point (use "
                             f".float()); got {self.dtype}")
