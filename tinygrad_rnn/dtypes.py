@@ -81,14 +81,14 @@ def result_type(*operands):
     """The dtype torch gives an elementwise op of `operands`: tensors with dims decide, 0-d tensors
     only where they are of a higher kind (bool < int < float), then Python numbers (a float one
     means the default float, an int one int64). An operand is an array-like with `.dtype` and `.ndim`, or a
-    Python number."""
+    Python number; a NumPy scalar (np.float64(0.5)) counts as a Python number, as in torch."""
     groups = [None, None, None]  # tensors with dims, 0-d tensors, Python numbers
     for x in operands:
         if isinstance(x, (builtins.bool, np.bool_)):  # this module's `bool` is torch's dtype name
             group, dtype = 2, np.dtype(np.bool_)
-        elif isinstance(x, numbers.Integral) and not hasattr(x, "ndim"):
+        elif isinstance(x, numbers.Integral) and (not hasattr(x, "ndim") or isinstance(x, np.generic)):
             group, dtype = 2, np.dtype(np.int64)
-        elif isinstance(x, numbers.Real) and not hasattr(x, "ndim"):
+        elif isinstance(x, numbers.Real) and (not hasattr(x, "ndim") or isinstance(x, np.generic)):
             group, dtype = 2, _default_float
         else:
             group, dtype = (0 if x.ndim else 1), np.dtype(x.dtype)

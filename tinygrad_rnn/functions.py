@@ -50,6 +50,8 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 def _statistic_and_mean(name, input, dim, unbiased, keepdim, correction):
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if isinstance(dim, bool) and unbiased is None:  # torch's overload var_mean(input, unbiased)
+        dim, unbiased = None, dim
     statistic = getattr(input, name[:3])(dim, unbiased, keepdim, correction=correction)
     return statistic, input.mean(dim=() if dim is None else dim, keepdim=keepdim)
 

@@ -164,9 +164,11 @@ class TensorMethods:
         shape = (1,) * (len(sizes) - self.ndim) + self.shape
         interleaved = tuple(x for n in shape for x in (1, n))
         expanded = tuple(x for r, n in zip(sizes, shape) for x in (r, n))
-        return self.reshape(interleaved).expand(expanded).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+        tiled = self.reshape(interleaved).expand(expanded).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+        return tiled.clone() if all(r == 1 for r in sizes) else tiled  # repeats of 1 would be a view
 
     def roll(self, shifts, dims=None):
+        """The elements shifted along dims, those past the end coming round to the start; a new tensor."""
         if dims is None:
             return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
         shifts = shifts if isinstance(shifts, (tuple, list)) else (shifts,)
@@ -181,12 +183,15 @@ class TensorMethods:
             if k:
                 lead = (slice(None),) * dim
                 out = _cat([out[lead + (slice(n - k, n),)], out[lead + (slice(0, n - k),)]], dim)
-        return out
+        return self.clone() if out is self else out
 
-    def flip(self, *dims):
-        """The order of the elements reversed along each of `dims`."""
-        dims = set(check_dims("flip", sizes_argument("flip", dims, "dims"), self.ndim))
-        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))]
+    def flip(self, *args, dims=None):
+        """The order of the elements reversed along each of `dims` (flip(0, 1), flip((0, 1)) or
+        flip(dims=...)), in a new tensor as torch's, never a view of this one."""
+        if dims is not None and args:
+            raise TypeError("flip: give the dims once, positionally or as dims=")
+        dims = set(check_dims("flip", sizes_argument("flip", args if dims is None else (dims,), "dims"), self.ndim))
+        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))].clone()
 
     def tril(self, diagonal=0):
         """The lower triangle of the last two dims (j <= i + diagonal), zeros elsewhere."""
@@ -199,17 +204,21 @@ class TensorMethods:
     # --- selecting by index tensors: each an index into a primitive Getitem, whose VJP adds back
     def index_select(self, dim, index):
         """The entries `index` (1-D integers) along dim."""
-        dim = check_dim("index_select", dim, self.ndim, needs_dims=True) if self.ndim else 0
+        dim = check_dim("index_select", dim, self.ndim)  # a 0-d tensor: dim 0 or -1, as torch
         index = _indices("index_select", index, self, max_ndim=1)
         backend.check_indices(index, self.shape[dim] if self.ndim else 1, "index_select")
-        return self[(slice(None),) * dim + (index.reshape(-1),)] if self.ndim else self[index.reshape(())]
+        if not self.ndim:
+            if index.size != 1:
+                raise IndexError(f"index_select: index to a 0-d tensor can have only 1 value; got {index.size}")
+            return self.reshape(1)[index.reshape(())]
+        return self[(slice(None),) * dim + (index.reshape(-1),)]
 
     def gather(self, dim, index):
         """out[..., i_dim, ...] = self[..., index[..., i_dim, ...], ...]: index has self's number of dims and
         no larger a size than self on the other dims."""
-        dim = check_dim("gather", dim, self.ndim) if self.ndim else 0
+        dim = check_dim("gather", dim, self.ndim)
         index = _indices("gather", index, self)
-        if index.ndim != builtins.max(self.ndim, 1) and index.size:
+        if index.ndim not in (self.ndim, builtins.max(self.ndim, 1)) and index.size:
             raise ValueError(f"gather: index {index.shape} and input {self.shape} must have the same number of dims")
         if any(n > m for d, (n, m) in enumerate(zip(index.shape, self.shape)) if d != dim):
             raise ValueError(f"gather: index {index.shape} is larger than input {self.shape} outside dim {dim}")
@@ -226,9 +235,17 @@ class TensorMethods:
         shape = _broadcast_shape("masked_select", self, mask)
         return self.expand(shape)[self.xp.broadcast_to(mask, shape)]
 
-    def repeat_interleave(self, repeats, dim=None):
+    def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element repeated `repeats` times (an int, or one count per element) along dim (the
-        flattened tensor when dim is None)."""
+        flattened tensor when dim is None). Without repeats, this 1-D tensor holds the counts and the
+        result repeats their indices (torch.repeat_interleave(counts)). output_size, where given, must
+        be the result's size along dim."""
+        if repeats is None:
+            if dim is not None or self.ndim != 1 or self.dtype.kind not in "iu":
+                raise TypeError(f"repeat_interleave: without repeats, the tensor must hold 1-D integer counts; "
+                                f"got shape {self.shape}, dtype {self.dtype}")
+            counts = _constant(self.xp.arange(self.shape[0], dtype=np.int64))
+            return counts.repeat_interleave(self, output_size=output_size)
         x = self.reshape(-1) if dim is None else self
         dim = 0 if dim is None else check_dim("repeat_interleave", dim, self.ndim, needs_dims=True)
         counts = repeats if isinstance(repeats, numbers.Integral) else _indices("repeat_interleave", repeats, self,
@@ -236,8 +253,15 @@ class TensorMethods:
         counts = backend.to_numpy(np.asarray(counts) if isinstance(counts, numbers.Integral) else counts)
         if np.any(counts < 0):
             raise ValueError(f"repeat_interleave: repeats must be non-negative; got {repeats}")
+        if counts.size not in (1, x.shape[dim]):
+            raise ValueError(f"repeat_interleave: repeats must have the same size as input along dim {dim}, but got "
+                             f"{counts.size} repeats for size {x.shape[dim]}")
         # the index is made on the host, where the counts are read: CuPy's repeat takes no array of counts
-        return x.index_select(dim, _constant(x.xp.asarray(np.repeat(np.arange(x.shape[dim]), counts))))
+        index = np.repeat(np.arange(x.shape[dim]), counts.reshape(-1) if counts.size > 1 else int(counts.reshape(-1)[0]))
+        if output_size is not None and output_size != index.size:
+            raise RuntimeError(f"repeat_interleave: output_size {output_size} does not match the repeated size "
+                               f"{index.size}")
+        return x.index_select(dim, _constant(x.xp.asarray(index)))
 
     def sort(self, dim=-1, descending=False, stable=False):
         """(values, indices) sorted along dim; equal values keep their order; NaN counts as the largest."""
@@ -245,8 +269,8 @@ class TensorMethods:
         return MaxMin(self.gather(dim, indices) if self.ndim else self * 1, indices)
 
     def argsort(self, dim=-1, descending=False, stable=False):
-        dim = check_dim("argsort", dim, self.ndim) if self.ndim else None
-        if dim is None:
+        dim = check_dim("argsort", dim, self.ndim)
+        if not self.ndim:
             return _constant(self.xp.zeros((), dtype=np.int64))
         if not descending:
             return _constant(self.xp.argsort(self.array, axis=dim, kind="stable").astype(np.int64))
@@ -256,7 +280,7 @@ class TensorMethods:
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """(values, indices) of the k largest (smallest with largest=False) along dim."""
-        n = self.shape[check_dim("topk", dim, self.ndim)] if self.ndim else 1
+        n = self.shape[check_dim("topk", dim, self.ndim)] if self.ndim else check_dim("topk", dim, 0) + 1
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= n:
             raise ValueError(f"topk: k ({k!r}) must lie in [0, {n}], the size of dim {dim} of {self.shape}")
         values, indices = self.sort(dim, descending=largest)
@@ -297,7 +321,8 @@ class TensorMethods:
                 return _constant(xp.floor_divide(a, b))
             return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
         divisor = other if isinstance(other, _tensor_cls()) else _constant(xp.asarray(b))
-        return _ops().RoundedDiv.apply(self._as_dtype(dtype), divisor._as_dtype(dtype), mode=rounding_mode)
+        x, y = self._as_dtype(dtype), divisor._as_dtype(dtype)
+        return _ops().with_zero_gradient(_ops().RoundedDiv.apply(x, y, mode=rounding_mode), x, y)
 
     subtract, multiply, divide, true_divide = sub, mul, div, div
 
@@ -377,10 +402,12 @@ class TensorMethods:
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         other = _tensor_argument("allclose", "other", other)
         _broadcast_shape("allclose", self, other)
+        _check_tolerances("allclose", self, other, rtol, atol)
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """|self - other| <= atol + rtol * |other| elementwise, a bool tensor."""
+        _check_tolerances("isclose", self, other, rtol, atol)
         return _constant(self.xp.isclose(self.array, self._operand(other, "isclose"), rtol=rtol, atol=atol,
                                          equal_nan=equal_nan))
 
@@ -416,7 +443,8 @@ class TensorMethods:
         if self.dtype.kind == "b":
             return _constant(self.array.copy())
         signs = self.xp.sign(self.array)
-        return _constant(self.xp.nan_to_num(signs, nan=0.0) if self.dtype.kind == "f" else signs)
+        signs = _constant(self.xp.nan_to_num(signs, nan=0.0) if self.dtype.kind == "f" else signs)
+        return _ops().with_zero_gradient(signs, self) if self.dtype.kind == "f" else signs
 
     def pow(self, exponent):
         return self ** exponent
@@ -577,6 +605,8 @@ class TensorMethods:
             return x.clone()
         if x.dtype.kind != "f":  # no gradient: NumPy's own sum, in the tensor's dtype
             return _constant(x.xp.cumsum(x.array, axis=dim, dtype=x.dtype))
+        if x.dtype == np.float16:  # the running sum in float32, as torch's: a partial sum may pass half's range
+            return _ops().Cumsum.apply(x.float(), axis=dim).half()
         return _ops().Cumsum.apply(x, axis=dim)
 
     def unbind(self, dim=0):
@@ -635,11 +665,12 @@ class TensorMethods:
             return x.clone()
         if x.dtype.kind != "f":
             return _constant(x.xp.asarray(x.array.prod(axis=dim, keepdims=keepdim, dtype=x.dtype)))
+        if x.shape[dim] == 0:  # ones on the graph, as torch's: an empty product is 1, its gradient empty
+            x = x.sum(dim, keepdim=True) * 0 + 1
+        elif x.shape[dim] == 1:
+            x = x.clone()  # a new tensor, never a view of the input
         while x.shape[dim] != 1:
             n = x.shape[dim]
-            if n == 0:
-                x = _constant(x.xp.ones(x.shape[:dim] + (1,) + x.shape[dim + 1:], dtype=x.dtype))
-                break
             half = n // 2
             pairs = x.narrow(dim, 0, half) * x.narrow(dim, half, half)
             x = _cat([pairs, x.narrow(dim, 2 * half, 1)], dim) if n % 2 else pairs
@@ -655,6 +686,8 @@ class TensorMethods:
         if x.dtype.kind != "f":
             return _constant(x.xp.cumprod(x.array, axis=dim, dtype=x.dtype))
         n, step = x.shape[dim], 1
+        if n <= 1:
+            return x.clone()  # a new tensor, never the input itself
         while step < n:
             x = _cat([x.narrow(dim, 0, step), x.narrow(dim, step, n - step) * x.narrow(dim, 0, n - step)], dim)
             step *= 2
@@ -706,9 +739,17 @@ class TensorMethods:
         """The lower median (the (n - 1) // 2-th smallest; NaN where there is one): over all elements, or
         (values, indices) along dim, the first of equal values' indices, as torch."""
         if dim is None:
+            if self.dtype.kind == "f" and not self.numel():
+                return self.sum() + float("nan")  # torch's NaN of no elements, on the graph
             _check_nonempty("median", self, None, "median() input tensor cannot be empty")
-            return self.reshape(-1).median(0).values
-        dim = check_dim("median", _one_dim("median", dim), self.ndim) if self.ndim else 0
+            median = self.reshape(-1).median(0).values
+            if self.dtype.kind != "f":
+                return median
+            # the elements equal to it (the NaNs, for a NaN) share its gradient evenly, as torch's median()
+            flat, xp = self.reshape(-1), self.xp
+            ties = (flat.array == median.array) | (xp.isnan(flat.array) & xp.isnan(median.array))
+            return _ops().Max.apply(flat[_constant(ties)], axis=None, keepdims=False, nan_shares=True)
+        dim = check_dim("median", _one_dim("median", dim), self.ndim)
         if not self.ndim:
             return MaxMin(self.clone(), _constant(self.xp.zeros((), dtype=np.int64)))
         _check_nonempty("median", self, dim)
@@ -851,20 +892,17 @@ class TensorMethods:
 
     @numpy_aliases
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        """Variance with Bessel's correction by default (correction=1), as torch.var."""
-        if unbiased is not None and correction is not None:
-            raise ValueError("var: pass either unbiased or correction, not both")
-        correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
-        _floating_only("var", self)
-        axes = reduction_dims("var", self, dim)
-        count = self.numel() if axes is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axes)]))
-        centred = self - self.mean(axis=axes, keepdims=True)
-        return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
+        """Variance with Bessel's correction by default (correction=1), as torch.var; var(False), a bool
+        alone, is torch's var(unbiased) over all elements."""
+        if self.dtype == np.float16:  # half accumulates in float32, as torch's
+            return self.float().var(dim, unbiased, keepdim, correction=correction).half()
+        return _variance("var", self, dim, unbiased, keepdim, correction)
 
     @numpy_aliases
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        _floating_only("std", self)
-        return _root(self.var(dim, unbiased, keepdim, correction=correction), 2)
+        if self.dtype == np.float16:
+            return self.float().std(dim, unbiased, keepdim, correction=correction).half()
+        return _root(_variance("std", self, dim, unbiased, keepdim, correction), 2)
 
     def norm(self, p="fro", dim=None, keepdim=False):
         """Vector p-norm over `dim` (all elements by default); 'fro' is the 2-norm; gradient 0 at 0."""
@@ -872,6 +910,8 @@ class TensorMethods:
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
             raise TypeError(f"norm: p must be a number or 'fro'; got {p!r}")
         _floating_only("norm", self)
+        if self.dtype == np.float16:  # half accumulates in float32, as torch's: x * x would overflow
+            return self.float().norm(p, dim, keepdim).half()
         axes = reduction_dims("norm", self, dim)
         if p in (np.inf, -np.inf):
             _check_nonempty("norm", self, axes, f"cannot compute the {p} norm on an empty tensor because the "
@@ -1025,9 +1065,10 @@ class TensorMethods:
             if other.device != self.device:
                 raise backend.DeviceError(f"{op}: operands are on {self.device} and {other.device}")
             return other.array
+        from .tensor import _as_number, _numeric
+        other = _as_number(other)
         if isinstance(other, (bool, int, float)):
             return other
-        from .tensor import _numeric
         return backend.to_device(_numeric(other, op), self.device)
 
     def _record(self, op, compute, operand=None, reads_old=False):
@@ -1119,11 +1160,28 @@ class TensorMethods:
         # the product's backward reads the old value only for the other operand's gradient
         return self._update("mul_", lambda x, y: x * y, other, reads_old=True)
 
-    def div_(self, other):
-        return self._update("div_", lambda x, y: x / y, other)
+    def div_(self, other, *, rounding_mode=None):
+        return self._update("div_", lambda x, y: x.div(y, rounding_mode=rounding_mode), other)
+
+    def floor_divide_(self, other):
+        return self._update("floor_divide_", lambda x, y: x // y, other)
+
+    def pow_(self, exponent):
+        # the power's backward reads its base: a copy of it, as the memory takes the result
+        return self._update("pow_", lambda x, y: (x.clone() if x.requires_grad else x) ** y, exponent, reads_old=True)
+
+    def remainder_(self, other):
+        return self._update("remainder_", lambda x, y: x % y, other)
+
+    def neg_(self):
+        return self._update("neg_", lambda x, _: -x)
+
+    def abs_(self):
+        return self._update("abs_", lambda x, _: x.abs())
 
     # augmented assignment changes the tensor in place, as in torch (a += b is a.add_(b))
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+    __ifloordiv__, __ipow__, __imod__ = floor_divide_, pow_, remainder_
 
     def clamp_(self, min=None, max=None):
         return self._update("clamp_", lambda x, _: x.clamp(min, max))
@@ -1410,7 +1468,8 @@ def _floating_only(op, tensor):
 
 def _where_pick(a, b, op, better):
     """The masks are ops (Compare), so a traced step computes them from its values. Neither wins
-    exactly where a == b: no NaN, neither better."""
+    exactly where a == b: no NaN, neither better. Where either is NaN the result is a + b, NaN with
+    the whole gradient to both, as torch's."""
     from .dtypes import result_type
     from .tensor import where
     b = a._lift(b, op)
@@ -1419,16 +1478,47 @@ def _where_pick(a, b, op, better):
     compare = _ops().Compare.apply
     floating = dtype.kind == "f"
     a_wins = compare(a, b, op=better, nan_wins=floating)
-    if floating:
-        b = where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b)
-    return where(a_wins, a, b)
+    if not floating:
+        return where(a_wins, a, b)
+    picked = where(a_wins, a, where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b))
+    return where(compare(a, a, op="eq") & compare(b, b, op="eq"), picked, a + b)
+
+
+def _check_tolerances(op, x, other, rtol, atol):
+    """torch's checks: tolerances of at least zero, and two tensors of one dtype."""
+    for name, tolerance in (("rtol", rtol), ("atol", atol)):
+        if tolerance < 0:
+            raise RuntimeError(f"{op}: {name} must be greater than or equal to zero, but got {tolerance}")
+    if isinstance(other, _tensor_cls()) and other.dtype != x.dtype:
+        raise RuntimeError(f"{op}: the dtypes of the two tensors must match; got {x.dtype} and {other.dtype}")
+
+
+def _variance(op, x, dim, unbiased, keepdim, correction):
+    if isinstance(dim, bool) and unbiased is None:  # torch's overload var(unbiased): over all elements
+        dim, unbiased = None, dim
+    if unbiased is not None and not isinstance(unbiased, (bool, np.bool_)):
+        raise TypeError(f"{op}: argument 'unbiased' must be a bool, not {type(unbiased).__name__}")
+    if unbiased is not None and correction is not None:
+        raise ValueError(f"{op}: pass either unbiased or correction, not both")
+    correction = correction if correction is not None else (1 if unbiased is None or unbiased else 0)
+    _floating_only(op, x)
+    axes = reduction_dims(op, x, dim)
+    count = x.numel() if axes is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axes)]))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    return (centred * centred).sum(axis=axes, keepdims=keepdim) / builtins.max(count - correction, 0)
 
 
 def _max_or_min(tensor, op, dim, keepdim):
     if isinstance(dim, _tensor_cls()):
         return tensor.maximum(dim) if op == "max" else tensor.minimum(dim)
     if dim is None:
-        return tensor.amax() if op == "max" else tensor.amin()
+        if tensor.dtype.kind != "f":
+            return tensor.amax() if op == "max" else tensor.amin()
+        _check_nonempty(op, tensor, None)
+        # over all elements a NaN maximum's gradient goes to the NaNs, as torch's max() (not its amax)
+        if op == "max":
+            return _ops().Max.apply(tensor, axis=None, keepdims=False, nan_shares=True)
+        return -_ops().Max.apply(-tensor, axis=None, keepdims=False, nan_shares=True)
     if isinstance(dim, (tuple, list)):
         raise TypeError(f"{op}: dim must be one int (use amax/amin for several dims); got {dim!r}")
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):

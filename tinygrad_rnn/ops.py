@@ -236,16 +236,25 @@ class Rounded(Piecewise):
 
     def forward(self, x, mode, decimals=0):
         xp = backend.xp_of(x)
-        return xp.round(x, decimals) if mode == "round" else getattr(xp, mode)(x)
+        if mode != "round":
+            return getattr(xp, mode)(x)
+        if decimals and x.dtype == np.float16:  # x * 10**decimals would overflow in half; torch scales in float32
+            return xp.round(x.astype(np.float32), decimals).astype(np.float16)
+        return xp.round(x, decimals)
 
 
 def rounded(x, mode, decimals=0):
-    """Rounded's value with a zero gradient to x, as torch's floor, ceil, trunc and round have (their
-    outputs require grad where x does)."""
-    value = Rounded.apply(x, mode=mode, decimals=decimals)
-    if not x.requires_grad:
-        return value
-    return where_tensor(backend.xp_of(x.array).ones(x.shape, dtype=bool), value, x)
+    """Rounded's value with a zero gradient to x, as torch's floor, ceil, trunc and round have."""
+    return with_zero_gradient(Rounded.apply(x, mode=mode, decimals=decimals), x)
+
+
+def with_zero_gradient(value, *inputs):
+    """`value`, a piecewise constant of `inputs`, on the graph of those that require grad with a zero
+    gradient to each: torch's rounding, sign and rounded division give outputs that require grad."""
+    for x in inputs:
+        if isinstance(x, Tensor) and x.requires_grad:
+            value = where_tensor(backend.xp_of(value.array).ones(value.shape, dtype=bool), value, x)
+    return value
 
 
 class FirstExtreme(Piecewise):
@@ -534,17 +543,28 @@ class Mean(Function):
         return tangents[0].mean(axis=self.axis, keepdims=self.keepdims)
 
 
+def max_weights(x, out, axis, nan_shares=False):
+    """Where x equals its maximum `out` over `axis`, 1 / (how many do), else 0: max's VJP weights.
+    nan_shares: a NaN maximum's gradient is shared by the NaNs (torch's max() of all elements; its
+    amax gives NaN gradients there)."""
+    equal = x == out
+    if nan_shares and x.dtype.kind == "f":
+        xp = backend.xp_of(x)
+        equal |= xp.isnan(x) & xp.isnan(out)
+    # a float mask keeps the gradient in x's dtype; integer inputs never get a gradient
+    weights = equal.astype(x.dtype if x.dtype.kind == "f" else np.float32)
+    weights /= weights.sum(axis=axis, keepdims=True)
+    return weights
+
+
 class Max(Function):
     """Maximum over axes; ties share the gradient equally (like torch.amax)."""
     saves = ()
 
-    def forward(self, x, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
+    def forward(self, x, axis, keepdims, nan_shares=False):
+        self.axis, self.keepdims, self.nan_shares = axis, keepdims, nan_shares
         out = x.max(axis=axis, keepdims=True)
-        # a float mask keeps the gradient in x's dtype; integer inputs never get a gradient
-        weights = (x == out).astype(x.dtype if x.dtype.kind == "f" else np.float32)
-        weights /= weights.sum(axis=axis, keepdims=True)
-        self.weights = weights
+        self.weights = max_weights(x, out, axis, nan_shares)
         return out if keepdims else out.squeeze(axis) if axis is not None else out.reshape(())
 
     def backward(self, g):

@@ -999,11 +999,16 @@ class Tensor(TensorMethods):
     # --- arithmetic (the ops module defines each primitive once; these only route to it)
     def _lift(self, other, op=None):
         """A Python number or array as a constant tensor on this tensor's device; of this tensor's
-        dtype when it is floating (a NumPy array or list given as an operand is data of this tensor)."""
+        dtype when it is floating (a NumPy array or list given as an operand is data of this tensor).
+        A number beside an integer or bool tensor is weak, as in torch: a float one is the default float, so
+        that `1.5 // int_tensor` is float32 like `int_tensor // 1.5`, not float64."""
         if isinstance(other, Tensor):
             return other
-        if other.__class__ is float or other.__class__ is int:
-            return _scalar(other, self.array.dtype if self.array.dtype.kind == "f" else None, self.array)
+        if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, (bool, np.bool_)):
+            if self.array.dtype.kind == "f":
+                return _scalar(other, self.array.dtype, self.array)
+            weak = dtypes.get_default_dtype() if isinstance(other, (float, np.floating)) else np.dtype(np.int64)
+            return _scalar(other, weak, self.array)
         array = _numeric(other, op)
         array = self.xp.asarray(backend.to_device(array, self.device) if hasattr(array, "dtype") else array,
                                 dtype=self.dtype if self.dtype.kind == "f" else None)
@@ -1102,6 +1107,7 @@ class Tensor(TensorMethods):
             raise ValueError("clip: give at least one of min and max")
         bounds = {}
         for name, bound in (("min", min), ("max", max)):
+            bound = _as_number(bound)
             if bound is not None:
                 bounds[name] = bound if isinstance(bound, (bool, int, float)) else _numeric(bound, "clip")
         dtype = dtypes.result_type(self.array, *bounds.values())
@@ -1123,10 +1129,16 @@ class Tensor(TensorMethods):
         return self.clamp(max=max)
 
     # --- reductions: NumPy's axis/keepdims, PyTorch's dim/keepdim accepted too
-    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
+        """The sum over dims; dtype=: cast to it first, as torch (sum(dtype=tr.float64) of float32)."""
+        if dtype is not None:
+            # an integer dtype given stays (integers otherwise sum in int64)
+            return self.to(dtype=dtype).sum(axis, keepdims, dim=dim, keepdim=keepdim).to(dtype=dtype)
         return ops.Sum.apply(self, **_reduce_args("sum", self, axis, keepdims, dim, keepdim))
 
-    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None, dtype=None):
+        if dtype is not None:
+            return self.to(dtype=dtype).mean(axis, keepdims, dim=dim, keepdim=keepdim)
         if self.dtype.kind != "f":
             raise TypeError(f"mean: could not infer output dtype; the input must be floating point (use "
                             f".float()); got {self.dtype}")
@@ -1144,9 +1156,9 @@ class Tensor(TensorMethods):
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Dims start_dim to end_dim (inclusive) merged into one, as torch."""
+        start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
         if start > end:
             raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         merged = int(np.prod(self.shape[start:end + 1]))
@@ -1284,6 +1296,11 @@ def _scalar(value, dtype, like):
     return constant
 
 
+def _as_number(value):
+    """A NumPy scalar (np.float64(0.5)) as the Python number torch takes it for, weak in promotion."""
+    return value.item() if isinstance(value, (np.integer, np.floating)) else value
+
+
 def _numeric(value, op=None):
     """`value` (a number, sequence, NumPy, CuPy or foreign array) as an array of numbers, or TypeError."""
     if isinstance(value, Tensor):
@@ -1374,6 +1391,10 @@ def _tensor_list(op, tensors):
 def cat(tensors, dim=0, *, axis=None):
     """Concatenate along an existing dim."""
     tensors = _tensor_list("cat", tensors)
+    for position, t in enumerate(tensors):
+        if not t.ndim:
+            raise RuntimeError(f"cat: zero-dimensional tensor (at position {position}) cannot be concatenated; "
+                               f"stack them, or reshape them to (1,)")
     dim = check_dim("cat", dim if axis is None else axis, tensors[0].ndim)
     shapes = [t.shape for t in tensors]
     for shape in shapes:
@@ -1404,6 +1425,7 @@ def where(condition, x, y):
     if condition.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor; got {condition.dtype}")
     branches = [value if isinstance(value, (Tensor, bool, int, float))
+                else _as_number(value) if isinstance(value, (np.integer, np.floating))
                 else Tensor._make(condition.xp.asarray(_numeric(value, "where")), None) for value in (x, y)]
     dtype = dtypes.result_type(*[b.array if isinstance(b, Tensor) else b for b in branches])
     x, y = (b._as_dtype(dtype) if isinstance(b, Tensor) else _scalar(b, dtype, condition.array) for b in branches)

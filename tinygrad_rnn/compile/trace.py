@@ -27,7 +27,18 @@ import sys
 import numpy as np
 
 from .. import backend, factory
-from ..ops import Clip, Max, Piecewise, Relu, StopGradient, Where, _reduced_shape, inside_mask, unbroadcast
+from ..ops import (
+    Clip,
+    Max,
+    Piecewise,
+    Relu,
+    StopGradient,
+    Where,
+    _reduced_shape,
+    inside_mask,
+    max_weights,
+    unbroadcast,
+)
 from ..tensor import ChangedInPlace, Function, Tensor, enable_grad, is_grad_enabled, no_grad, op_tape
 from ..tensor import DataDependent as ValueRead
 
@@ -107,10 +118,8 @@ class MaxWeights(Function):
     """Where x equals its maximum over `axis`, 1 / (how many do), else 0 (max's VJP weights)."""
     saves = ()
 
-    def forward(self, x, axis):
-        weights = (x == x.max(axis=axis, keepdims=True)).astype(x.dtype)
-        weights /= weights.sum(axis=axis, keepdims=True)
-        return weights
+    def forward(self, x, axis, nan_shares=False):
+        return max_weights(x, x.max(axis=axis, keepdims=True), axis, nan_shares)
 
     def backward(self, g):
         return (None,)
@@ -144,7 +153,7 @@ def _clip_vjp(node, g):
 
 
 def _max_vjp(node, g):
-    weights = MaxWeights.apply(node.traced_input, axis=node.axis)
+    weights = MaxWeights.apply(node.traced_input, axis=node.axis, nan_shares=node.nan_shares)
     return (g.reshape(_reduced_shape(weights.shape, node.axis)) * weights,)
 
 

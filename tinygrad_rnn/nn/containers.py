@@ -76,7 +76,12 @@ class _Indexed(Module):
         return self
 
     def insert(self, index, value):
-        values = self._values()
+        """value before position `index` (-n <= index <= n, a negative one counted from the end, as
+        torch's Sequential.insert); the items after it are renumbered."""
+        index, values = operator.index(index), self._values()
+        if not -len(values) <= index <= len(values):
+            raise IndexError(f"{type(self).__name__}.insert: Index out of range: {index} (the container holds "
+                             f"{len(values)} items)")
         values.insert(index, value)
         self._renumber(values)
         return self  # torch's Sequential.insert returns the container, so calls chain
@@ -151,6 +156,23 @@ class Sequential(_Indexed):
 
     def __setitem__(self, idx, module):
         self._put(list(self._modules)[_index(self, idx)], module)
+
+    def __add__(self, other):
+        """A new Sequential of this one's modules, then other's (the same objects), numbered 0..n-1."""
+        if not isinstance(other, Sequential):
+            raise ValueError(  # noqa: TRY004 (PyTorch raises ValueError)
+                f"add operator supports only objects of Sequential class, but {type(other).__name__} is given.")
+        return Sequential(*self, *other)
+
+    def __mul__(self, other):
+        """A new Sequential of this one's modules repeated `other` times (the same objects), as torch."""
+        if isinstance(other, bool) or not isinstance(other, int):
+            return NotImplemented
+        if other <= 0:
+            raise ValueError(f"Non-positive multiplication factor {other} for Sequential")
+        return Sequential(*(list(self) * other))
+
+    __rmul__ = __mul__
 
     def forward(self, input):
         for module in self:

@@ -595,11 +595,17 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     losses = diff * diff
     if weight is None:
         return _reduce(losses, reduction)
+    weight = _elementwise_weight("mse_loss", weight, input)
+    return _reduce(losses * weight, reduction, weight.sum())
+
+
+def _elementwise_weight(fn, weight, input):
+    """mse, l1 and huber losses take one weight per element, of the input's shape, as torch."""
     weight = weight if isinstance(weight, Tensor) else input._lift(weight)
     if weight.shape != input.shape:
-        raise ValueError(f"mse_loss: weights and input must have the same size; got weight {weight.shape} "
+        raise ValueError(f"{fn}: weights and input must have the same size; got weight {weight.shape} "
                          f"and input {input.shape}")
-    return _reduce(losses * weight, reduction, weight.sum())
+    return weight
 
 
 def _pointwise_pair(fn, input, target):
@@ -618,7 +624,10 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     """|input - target|, its gradient 0 where they are equal (as torch); `weight` scales each term."""
     reduction = _reduction(size_average, reduce, reduction)
     losses = (input - _pointwise_pair("l1_loss", input, target)).abs()
-    return _weighted(losses, weight, reduction, "l1_loss")
+    if weight is None:
+        return _reduce(losses, reduction)
+    weight = _elementwise_weight("l1_loss", weight, input)
+    return _reduce(losses * weight, reduction, weight.sum())  # the mean divides by the weights' sum, as mse's
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -638,8 +647,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive; got {delta}")
     d = input - _pointwise_pair("huber_loss", input, target)
-    return _weighted(_quadratic_near_zero(d, delta, 0.5, 0.5 * delta * delta, delta), weight, reduction,
-                     "huber_loss")
+    losses = _quadratic_near_zero(d, delta, 0.5, 0.5 * delta * delta, delta)
+    # torch's huber mean divides by the number of elements, not by the weights' sum as l1 and mse
+    return _reduce(losses if weight is None else losses * _elementwise_weight("huber_loss", weight, input), reduction)
 
 
 def _quadratic_near_zero(d, bound, curvature, offset, slope):
@@ -662,9 +672,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """-(target * log(input) + (1 - target) * log(1 - input)), each log at least -100 (as torch); input in [0, 1]."""
     reduction = _reduction(size_average, reduce, reduction)
     target = _pointwise_pair("binary_cross_entropy", input, target)
-    backend.check((input.array < 0) | (input.array > 1),
+    # "not inside [0, 1]" rather than "below 0 or above 1": a NaN is refused too, as torch refuses it
+    backend.check(~((input.array >= 0) & (input.array <= 1)),
                   lambda: ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                                      "(probabilities; for logits use binary_cross_entropy_with_logits)"))
+    backend.check(~((target.array >= 0) & (target.array <= 1)),
+                  lambda: ValueError("binary_cross_entropy: all elements of target should be between 0 and 1"))
     return _weighted(BinaryCrossEntropy.apply(input, target), weight, reduction, "binary_cross_entropy")
 
 
@@ -730,8 +743,9 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if log_target:
         losses = target.exp() * (target - input)
     else:
-        positive = Compare.apply(target, op="gt", other=0).array
-        log_target_values = where_tensor(positive, target, 1.0).log()  # log 1 = 0 where target is 0
+        zero = Compare.apply(target, op="eq", other=0).array
+        # log 1 = 0 where target is 0 (torch's xlogy); a negative target's log is NaN, as in torch
+        log_target_values = where_tensor(zero, 1.0, target).log()
         losses = target * log_target_values - target * input
     if reduction == "batchmean":
         return losses.sum() / (input.shape[0] if input.ndim else 1)
@@ -815,8 +829,8 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad) // 2 dims: pad = (left of the last dim, right of it, left of the one before, ...).
 
-    constant: `value` (0 by default) around, negative pads crop; reflect, replicate, circular: the input's
-    own elements, gathered by index (so gradients of any order come from index_select's)."""
+    constant: `value` (0 by default) around; reflect, replicate, circular: the input's own elements,
+    gathered by index (so gradients of any order come from index_select's). Negative pads crop."""
     if not isinstance(input, Tensor):
         raise TypeError(f"pad: argument 'input' must be a Tensor, not {type(input).__name__}")
     if not isinstance(pad, (tuple, list)) or any(isinstance(p, bool) or not isinstance(p, numbers.Integral)
@@ -852,9 +866,10 @@ def _pad_dim(x, dim, before, after, mode, value):
                  for p in (before, after)]
         return cat([part for part, size in ((parts[0], before), (x, None), (parts[1], after))
                     if size is None or size > 0], dim)
-    if before < 0 or after < 0:
-        raise NotImplementedError(f"pad: negative pads are supported in constant mode only; got {mode} "
-                                  f"({before}, {after}) for dim {dim}")
+    size = n + before + after  # a negative pad crops that side first, as torch
+    if size < (0 if mode == "circular" else 1):
+        raise ValueError(f"pad: input (size {n} of dim {dim}) is too small for {mode} padding ({before}, "
+                         f"{after}): the output size would be {size}")
     if mode == "reflect" and (before >= n or after >= n):
         raise ValueError(f"pad: padding size should be less than the corresponding input dimension, but got: "
                          f"padding ({before}, {after}) at dimension {dim} of input {x.shape}")
@@ -867,7 +882,11 @@ def _pad_dim(x, dim, before, after, mode, value):
         if before > n or after > n:
             raise ValueError(f"pad: padding value causes wrapping around more than once (pad ({before}, {after}) "
                              f"at dimension {dim} of input {x.shape})")
-        positions = positions % n
+        # the wrapped parts repeat the cropped input, as torch's circular padding
+        kept = np.arange(max(-before, 0), n - max(-after, 0))
+        if size and not kept.size:
+            raise ValueError(f"pad: circular padding ({before}, {after}) crops all of dim {dim} of input {x.shape}")
+        positions = kept[(np.arange(size) - max(before, 0)) % max(kept.size, 1)]
     else:
         positions = np.abs(positions)
         positions = np.where(positions > n - 1, 2 * (n - 1) - positions, positions)
@@ -877,7 +896,7 @@ def _pad_dim(x, dim, before, after, mode, value):
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """input / max(||input||_p over dim, eps), as torch.nn.functional.normalize."""
     x = _activation_input("normalize", input)
-    return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps).expand(*x.shape)
+    return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps).expand(x.shape)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

@@ -287,7 +287,7 @@ class Module:
         module = self.get_submodule(path)
         if not hasattr(module, name):
             raise AttributeError(f"{type(module).__name__} has no attribute `{name}` (looking for {target!r})")
-        if name not in getattr(module, registry):
+        if getattr(module, registry).get(name) is None:  # bias=False registers bias as None, as torch
             raise AttributeError(f"`{name}` is not {what} (looking for {target!r})")
         return getattr(module, registry)[name]
 
@@ -348,6 +348,9 @@ class Module:
             if tuple(values[key].shape) != tuple(target.shape):
                 problems.append(f"size mismatch for {key}: copying a param with shape {tuple(values[key].shape)} "
                                 f"from checkpoint, the shape in current model is {tuple(target.shape)}.")
+            elif assign and target.requires_grad and values[key].dtype.kind != "f":
+                problems.append(f'While copying the parameter named "{key}" (assign=True): only floating point '
+                                f"tensors can require gradients; got dtype {values[key].dtype}")
         if problems:
             raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                  + "\n\t".join(problems))

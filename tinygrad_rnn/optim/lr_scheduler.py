@@ -11,6 +11,7 @@ A state_dict holds only numbers, strings and lists, so checkpoints save it witho
 import bisect
 import math
 import types
+import warnings
 
 from .optimizer import Optimizer
 
@@ -62,9 +63,13 @@ class LRScheduler(_Schedule):
     def get_lr(self):
         raise NotImplementedError
 
-    def step(self):
+    def step(self, epoch=None):
+        """One epoch on; or, torch's deprecated form, to `epoch` itself, by the closed form where the
+        schedule has one (as torch, with its warning)."""
         self._step_count += 1
-        self._update_lr()
+        if epoch is not None:
+            _warn_epoch_deprecated()
+        self._update_lr(epoch)
 
     def _update_lr(self, epoch=None):
         """The next epoch's lrs, or (epoch given, as SequentialLR's milestones do) that epoch's, from the closed
@@ -567,6 +572,13 @@ def _set_momentum(group, use_beta1, value):
         group["momentum"] = value
 
 
+def _warn_epoch_deprecated():
+    warnings.warn("The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
+                  "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if epoch "
+                  "is different from None, the closed form is used instead of the new chainable form, where "
+                  "available.", UserWarning, stacklevel=3)
+
+
 def _per_group(name, groups, value):
     """One value per parameter group: a list or tuple of that length, or one value for all."""
     if isinstance(value, (list, tuple)):
@@ -612,9 +624,11 @@ class ReduceLROnPlateau(_Schedule):
             return value < best * scale if self.mode == "min" else value > best * scale
         return value < best - self.threshold if self.mode == "min" else value > best + self.threshold
 
-    def step(self, metric):
+    def step(self, metric, epoch=None):
         value = float(metric)
-        self.last_epoch += 1
+        if epoch is not None:
+            _warn_epoch_deprecated()
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(value, self.best):
             self.best, self.num_bad_epochs = value, 0
         else:
