@@ -502,12 +502,30 @@ class InPlaceCell(nn.RecurrentCell):
         return (a.tanh(),)
 
 
+class EmptyPartCell(nn.RecurrentCell):
+    """A state in a slow and a fast part, the slow one hidden_size // 8 units wide with weights of its own:
+    empty at small sizes (zero-width slices, a parameter with no rows, products over no terms)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.slow = hidden_size // 8
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size - self.slow, hidden_size, dtype=dtype, device=device)
+        self.from_slow = _weight(self.slow, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        slow, fast = h[:, :self.slow], h[:, self.slow:]
+        new = (x @ self.w + fast @ self.u + slow @ self.from_slow).tanh()
+        return (tr.cat([0.9 * slow + 0.1 * new[:, :self.slow], new[:, self.slow:]], 1),)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
     WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, StopGradientCell,
-    NoGradCell, InPlaceCell)}
+    NoGradCell, InPlaceCell, EmptyPartCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
