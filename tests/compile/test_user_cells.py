@@ -188,7 +188,8 @@ def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
 
 # the op the warning names, and the words of the step's line it points at
 REFUSALS = {"BranchingCell": (None, "if a.mean() > 0"), "StateChangedInPlaceCell": (None, "h *= 0.5"),
-            "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)")}
+            "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)"),
+            "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)")}
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
@@ -205,6 +206,21 @@ def test_refused_cell_warns_once_and_equals_op_by_op(name):
     assert (f"op '{op}'" if op else "its step") in messages[0] and line in messages[0], messages[0]
     assert passes == 0
     assert_same(got, run(make_layer(REFUSED[name], False, options), options)[0])
+
+
+def test_a_cell_changing_its_attributes_is_left_as_op_by_op_leaves_it():
+    """Tracing runs the step once more than op by op does: what it changed on the cell is put back."""
+    options = OPTIONS["stacked_bidirectional_lengths_hx"]
+    layers = {fused: make_layer(REFUSED["CountingCell"], fused, options) for fused in (True, False)}
+    with pytest.warns(UserWarning, match="CountingCell.calls"):
+        got, passes = run(layers[True], options)
+    expected, _ = run(layers[False], options)
+    assert passes == 0
+    assert_same(got, expected)
+    cells = {f: [cell for row in layer._cells for cell in row] for f, layer in layers.items()}
+    for fused, plain in zip(cells[True], cells[False]):
+        assert fused.calls == plain.calls == 5 and len(fused.seen) == len(plain.seen) == 5
+        assert fused.last.shape == plain.last.shape
 
 
 def test_each_layer_shape_compiles_once():

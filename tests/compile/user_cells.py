@@ -589,5 +589,23 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
+class CountingCell(nn.RecurrentCell):
+    """Python state of its own, changed at every step: a step counter it reads, the last state and a list of
+    the states seen (traced once, the step would count once per call, not once per step)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.calls = 0
+        self.seen = []
+
+    def step(self, x, state):
+        h, = state
+        self.calls += 1
+        self.last = h
+        self.seen.append(h)
+        return ((x @ self.w + h * (0.5 if self.calls % 2 else -0.5)).tanh(),)
+
+
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
-                                             DetachedChangedInPlaceCell)}
+                                             DetachedChangedInPlaceCell, CountingCell)}

@@ -244,6 +244,50 @@ def own_random_stream(seed):
         factory._rng = kept
 
 
+_CONTAINERS = (list, dict, set)
+
+
+def _attributes(cell):
+    """What each module of `cell` holds in its attributes: the objects themselves and, of a list, dict
+    or set (registries, hooks, a user's history list), what it holds."""
+    kept = []
+    for module in cell.modules() if hasattr(cell, "modules") else [cell]:
+        attributes = dict(vars(module))
+        contents = {name: value.copy() for name, value in attributes.items() if type(value) in _CONTAINERS}
+        kept.append((module, attributes, contents))
+    return kept
+
+
+def _same_contents(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
+    if isinstance(a, set):
+        return a == b
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _restore_attributes(kept):
+    """Put every attribute back as `_attributes` found it; returns 'Module.name' of those that had changed."""
+    changed = []
+    for module, attributes, contents in kept:
+        now = vars(module)
+        names = [name for name in now.keys() | attributes.keys()
+                 if now.get(name, _MISSING) is not attributes.get(name, _MISSING)
+                 or (name in contents and not _same_contents(contents[name], now[name]))]
+        for name in sorted(names):
+            changed.append(f"{type(module).__name__}.{name}")
+            if name in contents:
+                container = attributes[name]
+                container.clear()
+                container.update(contents[name]) if not isinstance(container, list) else container.extend(contents[name])
+        now.clear()
+        now.update(attributes)
+    return changed
+
+
+_MISSING = object()
+
+
 # ----------------------------------------------------------------------------- graphs
 
 
@@ -352,7 +396,14 @@ def trace_step(cell, step, x, states, requires_grad, seed=0):
     # gradients on whatever the caller's mode, so that a no_grad block inside the step shows (grad_on)
     with own_random_stream(seed), enable_grad(), recording(lines, grad_on) as tape, unrolled(), \
             np.errstate(all="ignore"):
-        new = step(x_t, state_t)
+        attributes = _attributes(cell)
+        try:
+            new = step(x_t, state_t)
+        finally:
+            changed = _restore_attributes(attributes)   # traced once, the step must leave the cell as it was
+        if changed:
+            raise NotTraceable(f"its step changes attributes of the cell ({', '.join(changed)}), which a step "
+                               f"traced once and replayed would change once, not at every step")
     new = (new,) if isinstance(new, Tensor) else tuple(new)
     if len(new) != len(states):
         raise NotTraceable(f"its step returned {len(new)} state tensors; state_sizes names {len(states)}")
