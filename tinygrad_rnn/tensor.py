@@ -122,14 +122,28 @@ class ChangedInPlace(RuntimeError):
     changed in place while the tape listens: the tape cannot say which value each use of it reads."""
 
 
+class IndexFromValues(RuntimeError):
+    """An index or mask computed under an op tape (from the traced values) is used to select elements:
+    the ops on the tape would take the elements of one call's index at every replay."""
+
+    def __init__(self, what):
+        super().__init__(f"{what} uses an index computed from the step's values")
+        self.what = what
+
+
 class OpTape:
     """The ops applied in the thread that opened the tape, in order: (op class, input tensors, apply's
-    keyword options, output) each. An op that runs other ops (a rule, a nested apply) is one entry."""
+    keyword options, output) each. An op that runs other ops (a rule, a nested apply) is one entry.
+
+    `outside`: id -> (tensor, what) of tensors computed from traced values by NumPy, not by an op on
+    the tape (an argmax's indices, a nonzero): a replay of the tape would reuse their values."""
 
     def __init__(self, reads):
         self.ops = []
         self.reads = reads
         self.paused = False
+        self.outside = {}
+        self._made = set()   # ids of the tensors ops on the tape made
 
     def listening(self):
         return not self.paused
@@ -141,7 +155,17 @@ class OpTape:
         finally:
             self.paused = False
         self.ops.append((cls, inputs, options, out))
+        self._made.add(id(out))
         return out
+
+    def computed_outside(self, tensor, what):
+        if self.listening():
+            self.outside[id(tensor)] = (tensor, what)
+
+    def index_used(self, tensor, what):
+        """`tensor` is taken as an index: refused where the traced values made it."""
+        if self.listening() and (id(tensor) in self._made or id(tensor) in self.outside):
+            raise IndexFromValues(what)
 
     def read(self, what):
         """A tensor's value is read into Python (item(), bool(), numpy(), ...)."""
@@ -173,6 +197,21 @@ def op_tape(reads=True):
         yield tape
     finally:
         _state.tape = outer
+
+
+def computed_outside(tensor, what):
+    """`tensor` was computed by NumPy from other tensors' values (not by an op): an op tape notes it."""
+    tape = _state.tape
+    if tape is not None:
+        tape.computed_outside(tensor, what)
+    return tensor
+
+
+def index_used(tensor, what):
+    tape = _state.tape
+    if tape is not None:
+        tape.index_used(tensor, what)
+    return tensor
 
 
 def _value_read(what):
@@ -1031,7 +1070,7 @@ class Tensor(TensorMethods):
             return self
         if self.requires_grad:
             return ops.Cast.apply(self, dtype=dtype)
-        return Tensor._make(self.array.astype(dtype), None)
+        return ops.Convert.apply(self, dtype=dtype)   # an op, so that a traced step converts each step's value
 
     def _floating(self):
         """This tensor as floating point: integer and bool tensors compute exp, log ... in float32."""
@@ -1274,9 +1313,9 @@ def _tensor_argument(op, name, value):
 def _raw_index(index):
     """Integer tensors used as indices become their arrays."""
     if isinstance(index, Tensor):
-        return index.array
+        return index_used(index, "indexing").array
     if isinstance(index, tuple):
-        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
+        return tuple(index_used(i, "indexing").array if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index

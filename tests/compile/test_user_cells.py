@@ -189,7 +189,9 @@ def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
 # the op the warning names, and the words of the step's line it points at
 REFUSALS = {"BranchingCell": (None, "if a.mean() > 0"), "StateChangedInPlaceCell": (None, "h *= 0.5"),
             "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)"),
-            "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)")}
+            "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)"),
+            "AnyUnitOnCell": ("convert", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
+            "MaskedSelectCell": (None, "walk[walk.abs() > 4]"), "ColumnsFromStepCell": (None, "x[:, idx]")}
 
 
 @pytest.mark.parametrize("name", list(REFUSED))

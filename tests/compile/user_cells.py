@@ -520,12 +520,33 @@ class EmptyPartCell(nn.RecurrentCell):
         return (tr.cat([0.9 * slow + 0.1 * new[:, :self.slow], new[:, self.slow:]], 1),)
 
 
+class MasksAndCastsCell(nn.RecurrentCell):
+    """Masks combined with ~, &, |, ^, tested with isnan, isinf and isfinite, counted through long(), int(),
+    bool() and double(), a sign, and a mask multiplied in as a number: each computed from each step's
+    values (a compiled step that took one step's masks as constants would differ)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h @ self.u
+        up, big = a > 0, a.abs() > 0.5
+        keep = (up & ~big) | (up ^ (h > 0))
+        holes = tr.where(big, a, float("nan")).isnan() | tr.where(up, a, float("inf")).isinf()
+        count = up.long() + big.int() + keep.bool().long() + tr.where(h > 0.2, h, float("inf")).isfinite().long()
+        scale = (count.double() * 0.1).to(a.dtype)
+        return (tr.where(keep, a.tanh(), 0.5 * h) + scale * a.sign() + 0.05 * holes + up * h * 0.1,)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
     WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, StopGradientCell,
-    NoGradCell, InPlaceCell, EmptyPartCell)}
+    NoGradCell, InPlaceCell, EmptyPartCell, MasksAndCastsCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
@@ -607,5 +628,61 @@ class CountingCell(nn.RecurrentCell):
         return ((x @ self.w + h * (0.5 if self.calls % 2 else -0.5)).tanh(),)
 
 
+class AnyUnitOnCell(nn.RecurrentCell):
+    """A gate from whether any unit of the state is on: any() computes outside the ops (it has no op), so a
+    replay would take one step's answer."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        on = (h > 0).any(1, keepdim=True)
+        return ((x @ self.w + h).tanh() * on + (x @ self.w).sigmoid(),)
+
+
+class ArgmaxGatherCell(nn.RecurrentCell):
+    """The state's largest unit, picked by gather with an index from argmax: an index of each step's values."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h
+        return ((a + a.gather(1, a.argmax(1, keepdim=True))).tanh(),)
+
+
+class MaskedSelectCell(nn.RecurrentCell):
+    """A random walk whose far units (|h| > 4, picked by indexing with a mask of the step's values) pull it
+    back: no unit is that far in the values a step is traced on, so a replay of one call's mask would
+    never pull."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        walk = h + 3 * (x @ self.w)
+        return (walk - 0.1 * walk[walk.abs() > 4].sum(),)
+
+
+class ColumnsFromStepCell(nn.RecurrentCell):
+    """A random walk reading the columns of x an index tensor computed from its state picks (x[:, idx])."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        idx = (h[0].abs() > 4).long()
+        return (h + 3 * (x @ self.w) + x[:, idx] * 0.5,)
+
+
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
-                                             DetachedChangedInPlaceCell, CountingCell)}
+                                             DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell,
+                                             ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell)}

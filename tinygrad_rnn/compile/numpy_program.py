@@ -182,7 +182,8 @@ def compute_lines(op, ins, out, src, lifted=None):
         lines = [f"{COMPARISONS[o['op']]}({ins[0]}, {other}, out={out})"]
         return lines + ([f"logical_or({out}, isnan({ins[0]}), out={out})"] if o.get("nan_wins") else [])
     if cls is Sign:
-        return [f"sign({ins[0]}, out={out})"]
+        nan_as_zero = [f"copyto({out}, 0, where=isnan({ins[0]}))"] if o.get("nan_as_zero") else []
+        return [f"sign({ins[0]}, out={out})"] + nan_as_zero
     if cls in (Sum, Mean) and lifted is None and _over_rows(op):
         return [f"matmul({ins[0]}, {_row_weights(op, src)}, out={out})"]
     if cls in REDUCTIONS:

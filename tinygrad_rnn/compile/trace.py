@@ -28,7 +28,16 @@ import numpy as np
 
 from .. import backend, factory
 from ..ops import Clip, Max, Piecewise, Relu, StopGradient, Where, _reduced_shape, inside_mask, unbroadcast
-from ..tensor import ChangedInPlace, Function, Tensor, enable_grad, is_grad_enabled, no_grad, op_tape
+from ..tensor import (
+    ChangedInPlace,
+    Function,
+    IndexFromValues,
+    Tensor,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    op_tape,
+)
 from ..tensor import DataDependent as ValueRead
 
 
@@ -188,8 +197,8 @@ def _step_line(frames):
 
 @contextlib.contextmanager
 def recording(lines=None, grad_on=None):
-    """Every op applied inside is appended to the yielded tape, (cls, inputs, options, output) each,
-    by the engine's op tape (other threads are left alone). Reading a tensor's value into Python
+    """Every op applied inside is appended to the yielded OpTape's ops, (cls, inputs, options, output)
+    each (other threads are left alone); its `outside` holds the values computed without an op. Reading a tensor's value into Python
     (item(), bool(), numpy(), np.asarray) raises DataDependent: a compiled step cannot follow a branch
     taken on data.
 
@@ -215,7 +224,10 @@ def recording(lines=None, grad_on=None):
                     lines.append(line)
                     return out
                 tape.apply = apply_and_locate
-            yield tape.ops
+            yield tape
+    except IndexFromValues as index:
+        raise NotTraceable(f"{index.what} takes an index or mask computed from the step's values, which a "
+                           f"replay would take from one call", where=_raised_at(index)) from None
     except ValueRead as read:
         raise DataDependent(f"its step reads a tensor's value into Python ({read.what}()), so what it "
                             f"computes may depend on the data", where=_raised_at(read)) from None
@@ -340,12 +352,13 @@ class StepGraph:
             self.leaves.append(v)
         return v
 
-    def record(self, tape, leaf_kind=None, lines=None, grad_on=None):
+    def record(self, tape, leaf_kind=None, lines=None, grad_on=None, outside=None):
         """Append the tape's ops (applied from `lines` of the step, where known); returns them. An op
         applied with gradients off (`grad_on`; a no_grad block in the step) is followed by a
         StopGradient that what reads its output reads instead, so that a replay of the ops cuts the
         gradient there as the step did."""
         ops = []
+        outside = outside or {}
         lines = lines or [None] * len(tape)
         grad_on = grad_on or [True] * len(tape)
         for (cls, inputs, options, out), line, on in zip(tape, lines, grad_on):
@@ -354,6 +367,11 @@ class StepGraph:
                                    where=describe_line(line))
             if out._ctx is not None and cls in (Clip, Max):
                 _remember_inputs(cls, out._ctx, inputs, options)
+            for t in inputs:
+                if id(t) in outside and id(t) not in self._by_tensor:
+                    raise NotTraceable(f"op {_op_name(cls)} reads a value computed from the step's values "
+                                       f"outside the ops ({outside[id(t)][1]}), which a replay would take "
+                                       f"from one call", op=_op_name(cls), where=describe_line(line))
             ins = [self.lookup(t, leaf_kind) for t in inputs]
             mask = self._by_array.get(id(options["condition"])) if cls is Where else None
             if mask is not None and mask.kind == "op":   # a mask the step computed (see the docstring)
@@ -407,7 +425,10 @@ def trace_step(cell, step, x, states, requires_grad, seed=0):
     new = (new,) if isinstance(new, Tensor) else tuple(new)
     if len(new) != len(states):
         raise NotTraceable(f"its step returned {len(new)} state tensors; state_sizes names {len(states)}")
-    graph.ops = graph.record(tape, lines=lines, grad_on=grad_on)
+    graph.ops = graph.record(tape.ops, lines=lines, grad_on=grad_on, outside=tape.outside)
+    if any(id(t) in tape.outside and id(t) not in graph._by_tensor for t in new):
+        raise NotTraceable("its step returns a state computed outside the ops (an argmax, a nonzero, ...), "
+                           "which a replay would take from one call")
     graph.outputs = [graph.lookup(t) for t in new]
     for k, (out, s) in enumerate(zip(graph.outputs, graph.states)):
         if out.shape != s.shape or out.dtype != s.dtype:
@@ -536,7 +557,7 @@ def trace_backward(graph, per_time_ops, targets, rng):
                     gi = unbroadcast(gi, value.shape)
                 add(value, gi)
     seed_values = [graph._new(s, "seed", k) for k, s in enumerate(seeds)]
-    ops = graph.record(tape, leaf_kind="vconst")
+    ops = graph.record(tape.ops, leaf_kind="vconst", outside=tape.outside)
     for v in graph.values:
         if v.kind == "vconst" and v.array is None:
             v.array = graph.tensors[v.id].array
