@@ -1119,6 +1119,8 @@ class Tensor(TensorMethods):
     def clip(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return _clip_by_tensors(self, min, max)
         bounds = {}
         for name, bound in (("min", min), ("max", max)):
             if bound is not None:
@@ -1282,6 +1284,37 @@ def _scalar(value, dtype, like):
         xp = backend.xp_of(like)
         constant = _constants[key] = Tensor._make(xp.asarray(value, dtype=dtype), None)
     return constant
+
+
+def _clip_by_tensors(x, low, high):
+    """clamp with a tensor bound, as torch: the value min(max(x, low), high) (NaN wins); the gradient goes
+    to x where low <= x <= high, to low where x < low < high, to high where x > high or high < low, and
+    nowhere where none holds (x < low == high). Made of ops, so the bounds get gradients and a traced
+    step computes its masks from each step's values."""
+    given = [b for b in (low, high) if b is not None]
+    dtype = dtypes.result_type(x.array, *[b.array if isinstance(b, Tensor) else b for b in given])
+    if dtype.kind == "b":
+        raise TypeError("clip (clamp): not implemented for bool tensors and bounds")
+    low, high = (b if b is None else x._lift(b, "clip")._as_dtype(dtype) if isinstance(b, Tensor) else
+                 _scalar(b, dtype, x.array) for b in (low, high))
+    x = x._as_dtype(dtype)
+    value = x
+    if low is not None:
+        value = value.maximum(low)
+    if high is not None:
+        value = value.minimum(high)
+    out = where(_all_of([x >= low if low is not None else None, x <= high if high is not None else None]),
+                x, value.detach())
+    if low is not None:
+        out = where(x < low if high is None else (x < low) & (low < high), low, out)
+    if high is not None:
+        out = where(x > high if low is None else (x > high) | (high < low), high, out)
+    return out
+
+
+def _all_of(masks):
+    masks = [m for m in masks if m is not None]
+    return masks[0] if len(masks) == 1 else masks[0] & masks[1]
 
 
 def _numeric(value, op=None):

@@ -541,12 +541,29 @@ class MasksAndCastsCell(nn.RecurrentCell):
         return (tr.where(keep, a.tanh(), 0.5 * h) + scale * a.sign() + 0.05 * holes + up * h * 0.1,)
 
 
+class BandClampCell(nn.RecurrentCell):
+    """The new state kept in a learned band around the old one, clamp(min=h - width, max=h + width): bounds
+    that are tensors of the step's values and a parameter, both given gradients as torch gives them."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.width = _weight(hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        width = self.width.abs() + 0.1
+        target = (x @ self.w + h @ self.u).tanh() * 2
+        return (target.clamp(min=h - width, max=h + width),)
+
+
 TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
     WhereOnDataCell, GeluUnbindCell, ActivationsCell, CumsumRemainderCell, StopGradientCell,
-    NoGradCell, InPlaceCell, EmptyPartCell, MasksAndCastsCell)}
+    NoGradCell, InPlaceCell, EmptyPartCell, MasksAndCastsCell, BandClampCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
