@@ -147,6 +147,25 @@ def test_gradients_of_gradients_equal_op_by_op(name):
     assert_same(got, expected, atol=1e-10, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_an_empty_batch_gives_the_op_by_op_result_without_a_warning(name):
+    """B == 0: empty outputs, final states of shape (layers * directions, 0, size), gradients of their
+    shapes, and no warning that the op-by-op run does not give too (a batch norm's mean of no rows)."""
+    options = {"layer": {"num_layers": 2, "bidirectional": True}, "call": {"lengths": []}}
+    results = {}
+    for fused in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results[fused] = run(make_layer(TRACEABLE[name], fused, options), options, shape=(5, 0))[0]
+        results[fused].append(sorted({str(w.message) for w in caught}))
+    got, expected = results[True], results[False]
+    assert got.pop() == expected.pop()
+    assert [a.shape for a in got] == [b.shape for b in expected]
+    assert got[0].shape == (5, 0, 8) and got[1].shape == (4, 0, 4)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_dropout_inside_the_step_runs_op_by_op_while_training_and_compiled_in_eval():
     options = OPTIONS["one_layer"]
     layers = {fused: make_layer(DropoutInsideCell, fused) for fused in (True, False)}

@@ -531,7 +531,9 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
     x (T, B, F) in time order; state a tuple of (B, size) tensors; lengths host ints (B,) or None.
     """
     from ..nn.recurrent import _step_function
-    if forward_mode_active() or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
+    # an empty batch has nothing to compile (and its reductions over no rows nothing to trace on): op by
+    # op gives its empty outputs and gradients at no cost
+    if forward_mode_active() or x.shape[1] == 0 or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
         return _op_by_op(cell, x, state, lengths, reverse)
     guard = _guard(cell, x, state)
     bound = _BOUND.get(cell)
