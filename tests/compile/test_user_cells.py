@@ -244,6 +244,53 @@ def test_a_cell_changing_its_attributes_is_left_as_op_by_op_leaves_it():
         assert fused.last.shape == plain.last.shape
 
 
+GAIN = 1.0
+
+
+class ConfiguredCell(tr.nn.RecurrentCell):
+    """Numbers the step reads from a dict and a list the cell holds, a Python number, a buffer, a class
+    attribute and a global of its module."""
+    offset = 0.0
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = tr.nn.Parameter(tr.randn(input_size, hidden_size, dtype=dtype) * 0.4)
+        self.register_buffer("scale", tr.ones(hidden_size, dtype=dtype))
+        self.config, self.mix, self.leak = {"beta": 0.1}, [0.2], 0.5
+
+    def step(self, x, state):
+        h, = state
+        return ((x @ self.w + h * self.leak).tanh() * self.scale * GAIN + self.config["beta"] + self.mix[0] * h
+                + self.offset,)
+
+
+CHANGES = {"a dict entry": lambda cell, k: cell.config.__setitem__("beta", 0.3 + k),
+           "a list entry": lambda cell, k: cell.mix.__setitem__(0, 0.5 + k),
+           "a number": lambda cell, k: setattr(cell, "leak", 0.6 + 0.1 * k),
+           "a buffer in place": lambda cell, k: cell.scale.mul_(1.5),
+           "a buffer replaced": lambda cell, k: setattr(cell, "scale", tr.full((4,), 2.0 + k, dtype="float64")),
+           "a class attribute": lambda cell, k: setattr(type(cell), "offset", 0.1 * (k + 1)),
+           "a global": lambda cell, k: globals().__setitem__("GAIN", 1.5 + k)}
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_what_the_step_reads_from_the_cell_is_read_again_after_it_changes(change):
+    """Between calls the cell's numbers, containers and buffers change: each call computes with the new ones."""
+    options = OPTIONS["one_layer"]
+    layers = {fused: make_layer(ConfiguredCell, fused, options) for fused in (True, False)}
+    try:
+        for k in range(3):
+            got, passes = run(layers[True], options)
+            assert passes == 1
+            assert_same(got, run(layers[False], options)[0])
+            for layer in layers.values():
+                CHANGES[change](layer._cells[0][0], k)
+    finally:
+        ConfiguredCell.offset = 0.0
+        globals()["GAIN"] = 1.0
+
+
 def test_each_layer_shape_compiles_once():
     """A structure per layer input size and batch size (shapes are part of it), compiled once each: the
     calls after the first two reuse them. Compile seconds are in cache_info (bench/ reports them)."""
