@@ -291,6 +291,27 @@ def test_what_the_step_reads_from_the_cell_is_read_again_after_it_changes(change
         globals()["GAIN"] = 1.0
 
 
+def test_a_hook_on_a_submodule_runs_at_every_step_as_op_by_op():
+    """A forward hook that records what nn.Linear gives (the way activations are inspected) sees each step's
+    value: the step runs op by op, with a warning naming the submodule."""
+    options = OPTIONS["one_layer"]
+    seen = {}
+    for fused in (True, False):
+        layer = make_layer(TRACEABLE["LinearGRUCell"], fused, options)
+        seen[fused] = []
+        layer._cells[0][0].h2h.register_forward_hook(lambda module, args, out, fused=fused: seen[fused].append(out))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got, passes = run(layer, options)
+        seen[fused].append(([str(w.message) for w in caught], passes, got))
+    (messages, passes, got), (none, _, expected) = seen[True].pop(), seen[False].pop()
+    assert none == [] and passes == 0 and len(messages) == 1 and "its submodule 'h2h' has hooks" in messages[0]
+    assert_same(got, expected)
+    assert len(seen[True]) == len(seen[False]) == 5
+    for a, b in zip(seen[True], seen[False]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_each_layer_shape_compiles_once():
     """A structure per layer input size and batch size (shapes are part of it), compiled once each: the
     calls after the first two reuse them. Compile seconds are in cache_info (bench/ reports them)."""

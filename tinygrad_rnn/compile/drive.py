@@ -541,6 +541,19 @@ def _warn_once(cell, refused):
                   f"running it op by op", stacklevel=4)
 
 
+_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def _hooked(cell):
+    """'its submodule 'lin'' (or 'the cell') where a module the step calls has hooks, else None. A
+    RecurrentCell's step is called directly: its own hooks do not run in a step."""
+    from ..nn.cells import RecurrentCell
+    for name, module in cell.named_modules():
+        if (name or not isinstance(cell, RecurrentCell)) and any(getattr(module, h, None) for h in _HOOKS):
+            return f"its submodule '{name}'" if name else "the cell"
+    return None
+
+
 def _op_by_op(cell, x, state, lengths, reverse):
     from ..nn.recurrent import run_cell
     outputs, final = run_cell(cell, x, state, lengths, reverse)
@@ -556,6 +569,11 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
     # an empty batch has nothing to compile (and its reductions over no rows nothing to trace on): op by
     # op gives its empty outputs and gradients at no cost
     if forward_mode_active() or x.shape[1] == 0 or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
+        return _op_by_op(cell, x, state, lengths, reverse)
+    hooked = _hooked(cell)
+    if hooked is not None:
+        _warn_once(cell, NotTraceable(f"{hooked} has hooks, which op by op run at every step (a compiled step "
+                                      f"would run them on the values it is traced on)"))
         return _op_by_op(cell, x, state, lengths, reverse)
     guard = _guard(cell, x, state)
     bound = _BOUND.get(cell)
