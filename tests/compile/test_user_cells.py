@@ -245,6 +245,7 @@ def test_a_cell_changing_its_attributes_is_left_as_op_by_op_leaves_it():
 
 
 GAIN = 1.0
+SHIFT = tr.zeros(4, dtype="float64")
 
 
 class ConfiguredCell(tr.nn.RecurrentCell):
@@ -261,7 +262,7 @@ class ConfiguredCell(tr.nn.RecurrentCell):
     def step(self, x, state):
         h, = state
         return ((x @ self.w + h * self.leak).tanh() * self.scale * GAIN + self.config["beta"] + self.mix[0] * h
-                + self.offset,)
+                + self.offset + SHIFT,)
 
 
 CHANGES = {"a dict entry": lambda cell, k: cell.config.__setitem__("beta", 0.3 + k),
@@ -270,7 +271,8 @@ CHANGES = {"a dict entry": lambda cell, k: cell.config.__setitem__("beta", 0.3 +
            "a buffer in place": lambda cell, k: cell.scale.mul_(1.5),
            "a buffer replaced": lambda cell, k: setattr(cell, "scale", tr.full((4,), 2.0 + k, dtype="float64")),
            "a class attribute": lambda cell, k: setattr(type(cell), "offset", 0.1 * (k + 1)),
-           "a global": lambda cell, k: globals().__setitem__("GAIN", 1.5 + k)}
+           "a global": lambda cell, k: globals().__setitem__("GAIN", 1.5 + k),
+           "a global tensor": lambda cell, k: globals().__setitem__("SHIFT", tr.full((4,), 0.1 * (k + 1), dtype="float64"))}
 
 
 @pytest.mark.filterwarnings("error")
@@ -288,7 +290,7 @@ def test_what_the_step_reads_from_the_cell_is_read_again_after_it_changes(change
                 CHANGES[change](layer._cells[0][0], k)
     finally:
         ConfiguredCell.offset = 0.0
-        globals()["GAIN"] = 1.0
+        globals().update(GAIN=1.0, SHIFT=tr.zeros(4, dtype="float64"))
 
 
 def test_a_hook_on_a_submodule_runs_at_every_step_as_op_by_op():

@@ -269,8 +269,8 @@ def _guard(cell, x, state):
     from ..nn.cells import RecurrentCell
     step = type(cell).step if isinstance(cell, RecurrentCell) else type(cell).forward
     code, names = getattr(step, "__code__", None), getattr(step, "__globals__", {})
-    if code is not None:   # the module's numbers the step reads by name (a TEMPERATURE set between calls)
-        parts.extend((name, names[name]) for name in code.co_names if isinstance(names.get(name, ()), _PLAIN))
+    if code is not None:   # the globals the step reads by name (a TEMPERATURE or a MASK set between calls)
+        parts.extend((name, _guarded(names[name])) for name in code.co_names if name in names)
     return tuple(parts)
 
 
