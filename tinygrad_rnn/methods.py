@@ -89,6 +89,12 @@ def _tensor_argument(op, name, value):
     return _tensor_argument(op, name, value)
 
 
+def _value_read(what):
+    """A Python answer from the values (a bool, a string): an op tape that forbids reads refuses it."""
+    from .tensor import _value_read
+    _value_read(what)
+
+
 def _constant(array):
     return _tensor_cls()._make(array, None)
 
@@ -371,16 +377,19 @@ class TensorMethods:
         if not isinstance(element, (_tensor_cls(), bool, int, float, np.generic)):
             raise TypeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
                             f"{type(element).__name__}")
+        _value_read("__contains__")
         return bool((self == element).array.any())
 
     def equal(self, other):
         """True if both have the same shape and elements."""
         other = _tensor_argument("equal", "other", other)
+        _value_read("equal")
         return self.shape == other.shape and bool((self.array == other.array).all())
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         other = _tensor_argument("allclose", "other", other)
         _broadcast_shape("allclose", self, other)
+        _value_read("allclose")
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):

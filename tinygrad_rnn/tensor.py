@@ -1002,6 +1002,7 @@ class Tensor(TensorMethods):
         return self.to(dtype=np.float64)
 
     def __repr__(self):
+        _value_read("repr")
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"

@@ -700,6 +700,34 @@ class ColumnsFromStepCell(nn.RecurrentCell):
         return (h + 3 * (x @ self.w) + x[:, idx] * 0.5,)
 
 
+class StartsFromRestCell(nn.RecurrentCell):
+    """A first step told apart by h.allclose(0) (a Python bool from the values, as equal() and `in` give)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        if h.allclose(tr.zeros_like(h)):
+            return ((x @ self.w).sigmoid(),)
+        return ((x @ self.w + h).tanh(),)
+
+
+class PrintingCell(nn.RecurrentCell):
+    """Prints its state at every step (debugging): the prints show each step's values, op by op."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        print("h =", h)
+        return ((x @ self.w + h).tanh(),)
+
+
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
                                              DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell,
-                                             ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell)}
+                                             ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell,
+                                             StartsFromRestCell, PrintingCell)}
