@@ -996,6 +996,11 @@ class TensorMethods:
 
     def __setitem__(self, index, value):
         from .tensor import Tensor, _native, _raw_index
+        if (isinstance(index, Tensor) and index.dtype == np.bool_ and index.shape == self.shape
+                and (isinstance(value, (bool, int, float)) or isinstance(value, Tensor) and not value.ndim)):
+            # a[a < 0] = 0 is masked_fill_: a select, which a traced step computes from each step's mask
+            self.masked_fill_(index, value)
+            return
         tensor = isinstance(value, Tensor)
         if tensor:
             if value.device != self.device:

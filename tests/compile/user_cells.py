@@ -484,8 +484,9 @@ class NoGradCell(nn.RecurrentCell):
 
 
 class InPlaceCell(nn.RecurrentCell):
-    """Units of a copied state cleared by index assignment, then *= and += on the new state: in-place
-    changes recorded as ops (IndexPut, Mul, Add), as ported PyTorch code writes them."""
+    """Units of a copied state cleared by index assignment, then *= and += on the new state and a floor set
+    through a mask (a[a < -0.5] = -0.5): in-place changes recorded as ops (IndexPut, Mul, Add, Select), as
+    ported PyTorch code writes them."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -499,6 +500,7 @@ class InPlaceCell(nn.RecurrentCell):
         a = x @ self.w + kept @ self.u  # (not tanh's output: its backward reads it, as torch's)
         a *= 0.9
         a += 0.1 * kept
+        a[a < -0.5] = -0.5   # a mask of the step's values, as masked_fill_
         return (a.tanh(),)
 
 
