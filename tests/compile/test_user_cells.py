@@ -211,6 +211,7 @@ REFUSALS = {"BranchingCell": (None, "if a.mean() > 0"), "StateChangedInPlaceCell
             "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)"),
             "AnyUnitOnCell": ("convert", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
             "MaskedSelectCell": (None, "walk[walk.abs() > 4]"), "ColumnsFromStepCell": (None, "x[:, idx]"),
+            "OneHotFeedbackCell": (None, "F.one_hot((walk[:, 0].abs() > 4).long()"),
             "StartsFromRestCell": (None, "if h.allclose(tr.zeros_like(h))"), "PrintingCell": (None, 'print("h =", h)')}
 
 

@@ -702,6 +702,20 @@ class ColumnsFromStepCell(nn.RecurrentCell):
         return (h + 3 * (x @ self.w) + x[:, idx] * 0.5,)
 
 
+class OneHotFeedbackCell(nn.RecurrentCell):
+    """A random walk told by a one-hot of its own state (whether its first unit is far, |h| > 4): the class
+    an index of each step's values, which no value the step is traced on reaches."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        walk = h + 3 * (x @ self.w)
+        return (walk + F.one_hot((walk[:, 0].abs() > 4).long(), self.hidden_size).to(walk.dtype),)
+
+
 class StartsFromRestCell(nn.RecurrentCell):
     """A first step told apart by h.allclose(0) (a Python bool from the values, as equal() and `in` give)."""
 
@@ -732,4 +746,4 @@ class PrintingCell(nn.RecurrentCell):
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
                                              DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell,
                                              ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell,
-                                             StartsFromRestCell, PrintingCell)}
+                                             OneHotFeedbackCell, StartsFromRestCell, PrintingCell)}
