@@ -191,6 +191,18 @@ def test_in_place_methods_on_non_leaves(name):
                         np.random.default_rng(11).standard_normal(4))
 
 
+@pytest.mark.parametrize("value", ["number", "0-d tensor"])
+def test_assignment_through_a_mask_of_the_tensor_s_shape(value):
+    """y[y > 0.3] = value: masked positions take the value (and pass their gradient to it, not to y)."""
+    def changed(lib, x, v):
+        y = x.tanh() * 1.5
+        y[y > 0.3] = 2.5 if value == "number" else v.sum()
+        return y * x
+
+    check_against_torch(changed, np.random.default_rng(10).standard_normal((3, 4)),
+                        np.random.default_rng(11).standard_normal(4))
+
+
 def test_in_place_on_a_tensor_that_does_not_require_grad_with_an_operand_that_does():
     def changed(lib, v):
         y = lib.ones((2, 3), dtype=F64[lib])

@@ -19,6 +19,8 @@ IDX3 = np.random.default_rng(4).integers(0, 4, (2, 2, 5))
 ZEROS = np.array([[0.5, -1.5, 2.0, 0.0], [3.0, 0.0, -2.5, 0.0], [-0.5, 4.0, 1.5, -1.0]])  # one, two and no zeros
 DISTINCT = np.argsort(A3, axis=2)[:, :2, :3]
 SCATTER = np.array([[0, 3], [2, 1], [1, 1]])
+LOW = np.array([[0.5, -1.0, 2.5, -0.5], [1.0, 1.0, -3.0, 1.5], [0.0, 0.0, 0.0, -2.0]])
+HIGH = np.array([2.0, 1.0, 1.0, 0.5])
 TIES = np.array([[1.0, 2.0, 2.0, np.nan, 2.0, -np.inf], [0.0, 0.0, 1.0, 1.0, 0.0, 5.0]])
 
 
@@ -85,6 +87,10 @@ def idioms():
         "stack": lambda lib, t: lib.stack([t(A[0], grad=True), t(A[1])], dim=1),
         "where with numbers": lambda lib, t: lib.where(t(A) > 0, t(A, grad=True), 0.0),
         "clamp": lambda lib, t: t(A, grad=True).clamp(min=-1.0, max=1.5),
+        # ties with x, bounds equal, min above max: the gradient reaches the bounds as torch sends it
+        "clamp by tensors": lambda lib, t: t(A, grad=True).clamp(min=t(LOW, grad=True), max=t(HIGH, grad=True)),
+        "clamp by a tensor min": lambda lib, t: lib.clamp(t(A, grad=True), min=t(LOW, grad=True)),
+        "clip by a tensor max": lambda lib, t: t(A, grad=True).clip(max=t(HIGH, grad=True)),
         "sum(dim, keepdim)": lambda lib, t: t(A, grad=True).sum(dim=(0, 1), keepdim=True),
         "mean over a dim": lambda lib, t: t(A, grad=True).mean(dim=-1),
         "view": lambda lib, t: t(A, grad=True).view(2, 6) * 2,

@@ -97,8 +97,25 @@ def _same_dtype(op, input, other):
     return other
 
 
+def _value_read(what):
+    """A Python answer from the values (a bool, a string): an op tape that forbids reads refuses it."""
+    from .tensor import _value_read
+    _value_read(what)
+
+
 def _constant(array):
     return _tensor_cls()._make(array, None)
+
+
+def _computed(array, what):
+    """A constant NumPy computed from tensors' values (an argmax's indices, a nonzero): an op tape notes
+    it, so that a traced step that uses it is refused rather than replayed with this call's value."""
+    from .tensor import computed_outside
+    return computed_outside(_constant(array), what)
+
+
+def _converted(tensor, dtype):
+    return tensor if tensor.dtype == dtype else _ops().Convert.apply(tensor, dtype=np.dtype(dtype))
 
 
 class TensorMethods:
@@ -134,7 +151,7 @@ class TensorMethods:
 
     def clone(self):
         """A copy with its own storage, of the same dtype; gradients flow through it."""
-        return self * 1 if self.dtype.kind == "f" else _constant(self.array.copy())
+        return self * 1 if self.dtype.kind == "f" else _ops().Convert.apply(self, dtype=self.dtype)
 
     def t(self):
         if self.ndim > 2:
@@ -273,10 +290,10 @@ class TensorMethods:
         if not self.ndim:
             return _constant(self.xp.zeros((), dtype=np.int64))
         if not descending:
-            return _constant(self.xp.argsort(self.array, axis=dim, kind="stable").astype(np.int64))
+            return _computed(self.xp.argsort(self.array, axis=dim, kind="stable").astype(np.int64), "argsort")
         # descending and stable: sort the reversed order ascending, then read it backwards
         reversed_order = self.xp.argsort(self.xp.flip(self.array, dim), axis=dim, kind="stable")
-        return _constant((self.shape[dim] - 1 - self.xp.flip(reversed_order, dim)).astype(np.int64))
+        return _computed((self.shape[dim] - 1 - self.xp.flip(reversed_order, dim)).astype(np.int64), "argsort")
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """(values, indices) of the k largest (smallest with largest=False) along dim."""
@@ -318,8 +335,8 @@ class TensorMethods:
                 raise RuntimeError(f"div: ZeroDivisionError, integer division by zero (shapes {self.shape} and "
                                    f"{xp.shape(b)})")
             if rounding_mode == "floor":
-                return _constant(xp.floor_divide(a, b))
-            return _constant(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)))
+                return _computed(xp.floor_divide(a, b), "integer division")
+            return _computed(xp.sign(a) * xp.sign(b) * xp.floor_divide(xp.abs(a), xp.abs(b)), "integer division")
         divisor = other if isinstance(other, _tensor_cls()) else _constant(xp.asarray(b))
         x, y = self._as_dtype(dtype), divisor._as_dtype(dtype)
         return _ops().with_zero_gradient(_ops().RoundedDiv.apply(x, y, mode=rounding_mode), x, y)
@@ -368,7 +385,7 @@ class TensorMethods:
     def __invert__(self):
         if self.dtype.kind not in "biu":
             raise TypeError(f"~ (bitwise_not) is only defined for bool and integer tensors; got {self.dtype}")
-        return _constant(~self.array)
+        return _ops().Bitwise.apply(self, op="invert")
 
     # bitwise and logical: bool and integer tensors, promoted as torch does
     def __and__(self, other): return self._bitwise(other, "bitwise_and")
@@ -384,51 +401,55 @@ class TensorMethods:
         if dtype.kind not in "biu":
             raise TypeError(f"{name}: only bool and integer operands are supported; got {self.dtype} and "
                             f"{getattr(theirs, 'dtype', type(theirs).__name__)}")
-        return _constant(getattr(self.xp, name)(self.array.astype(dtype, copy=False),
-                                                self.xp.asarray(theirs, dtype=dtype)))
+        if isinstance(operand, (bool, int, float)):
+            return _ops().Bitwise.apply(_converted(self, dtype), op=name, other=operand)
+        return _ops().Bitwise.apply(_converted(self, dtype), _converted(operand, dtype), op=name)
 
     def __contains__(self, element):
         """`element in tensor`: whether any element equals it, as torch."""
         if not isinstance(element, (_tensor_cls(), bool, int, float, np.generic)):
             raise TypeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
                             f"{type(element).__name__}")
+        _value_read("__contains__")
         return bool((self == element).array.any())
 
     def equal(self, other):
         """True if both have the same shape and elements."""
         other = _tensor_argument("equal", "other", other)
+        _value_read("equal")
         return self.shape == other.shape and bool((self.array == other.array).all())
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         other = _tensor_argument("allclose", "other", other)
         _broadcast_shape("allclose", self, other)
         _check_tolerances("allclose", self, other, rtol, atol)
+        _value_read("allclose")
         return bool(self.xp.allclose(self.array, other.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """|self - other| <= atol + rtol * |other| elementwise, a bool tensor."""
         _check_tolerances("isclose", self, other, rtol, atol)
-        return _constant(self.xp.isclose(self.array, self._operand(other, "isclose"), rtol=rtol, atol=atol,
-                                         equal_nan=equal_nan))
+        return _computed(self.xp.isclose(self.array, self._operand(other, "isclose"), rtol=rtol, atol=atol,
+                                         equal_nan=equal_nan), "isclose")
 
     def isnan(self):
-        return _constant(self.xp.isnan(self.array))
+        return _ops().Classify.apply(self, op="isnan")
 
     def isinf(self):
-        return _constant(self.xp.isinf(self.array))
+        return _ops().Classify.apply(self, op="isinf")
 
     def isfinite(self):
-        return _constant(self.xp.isfinite(self.array))
+        return _ops().Classify.apply(self, op="isfinite")
 
     @numpy_aliases
     def any(self, dim=None, keepdim=False):
         axes = reduction_dims("any", self, dim, empty_means_all=False)
-        return _constant(self.xp.asarray(self.array.any(axis=axes, keepdims=keepdim)))
+        return _computed(self.xp.asarray(self.array.any(axis=axes, keepdims=keepdim)), "any")
 
     @numpy_aliases
     def all(self, dim=None, keepdim=False):
         axes = reduction_dims("all", self, dim, empty_means_all=False)
-        return _constant(self.xp.asarray(self.array.all(axis=axes, keepdims=keepdim)))
+        return _computed(self.xp.asarray(self.array.all(axis=axes, keepdims=keepdim)), "all")
 
     # --- elementwise math
     def abs(self):
@@ -441,9 +462,8 @@ class TensorMethods:
     def sign(self):
         """-1, 0 or 1; NaN gives 0, as in torch."""
         if self.dtype.kind == "b":
-            return _constant(self.array.copy())
-        signs = self.xp.sign(self.array)
-        signs = _constant(self.xp.nan_to_num(signs, nan=0.0) if self.dtype.kind == "f" else signs)
+            return _ops().Convert.apply(self, dtype=self.dtype)
+        signs = _ops().Sign.apply(self, nan_as_zero=True)
         return _ops().with_zero_gradient(signs, self) if self.dtype.kind == "f" else signs
 
     def pow(self, exponent):
@@ -525,18 +545,17 @@ class TensorMethods:
 
     def nansum(self, dim=None, keepdim=False):
         """The sum with NaNs counted as 0 (and given no gradient)."""
-        finite = ~self.xp.isnan(self.array)
-        return _ops().where_tensor(finite, self, 0.0).sum(dim=() if dim is None else dim, keepdim=keepdim)
+        from .tensor import where
+        return where(self.isnan(), 0.0, self).sum(dim=() if dim is None else dim, keepdim=keepdim)
 
     def nanmean(self, dim=None, keepdim=False):
         """The mean of the values that are not NaN."""
-        present = _constant((~self.xp.isnan(self.array)).astype(self.dtype))
-        axes = () if dim is None else dim
-        return self.nansum(dim, keepdim) / present.sum(dim=axes, keepdim=keepdim)
+        present = (~self.isnan()).to(dtype=self.dtype)
+        return self.nansum(dim, keepdim) / present.sum(dim=() if dim is None else dim, keepdim=keepdim)
 
     def count_nonzero(self, dim=None):
         """How many elements are not zero (over dim), int64, as torch."""
-        nonzero = _constant((self.array != 0).astype(np.int64))
+        nonzero = (self != 0).long()
         return nonzero.sum() if dim is None else nonzero.sum(dim=dim)
 
     def diff(self, n=1, dim=-1, prepend=None, append=None):
@@ -547,7 +566,7 @@ class TensorMethods:
         for _ in range(n):
             size = x.shape[d]
             x = x.narrow(d, 1, size - 1) - x.narrow(d, 0, size - 1) if x.dtype.kind != "b" else \
-                _constant(x.narrow(d, 1, size - 1).array != x.narrow(d, 0, size - 1).array)
+                x.narrow(d, 1, size - 1) != x.narrow(d, 0, size - 1)
         return x
 
     def lerp(self, end, weight):
@@ -578,12 +597,12 @@ class TensorMethods:
     def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
         """NaN, +inf and -inf replaced (by 0 and the dtype's largest and smallest by default); their
         gradient is 0, as torch's."""
+        from .tensor import where
         if self.dtype.kind != "f":
             return self.clone()
-        xp, limits = self.xp, np.finfo(self.dtype)
-        replaced = xp.nan_to_num(self.array, nan=nan, posinf=limits.max if posinf is None else posinf,
-                                 neginf=limits.min if neginf is None else neginf)
-        return _ops().where_tensor(xp.isfinite(self.array), self, _constant(replaced))
+        limits = np.finfo(self.dtype)
+        infinite = where(self > 0, limits.max if posinf is None else posinf, limits.min if neginf is None else neginf)
+        return where(self.isfinite(), self, where(self.isnan(), nan, infinite).detach())
 
     def maximum(self, other):
         """The larger of each pair; NaN wins, and a tie sends half the gradient each way (as torch)."""
@@ -604,7 +623,7 @@ class TensorMethods:
         if x.ndim == 0:
             return x.clone()
         if x.dtype.kind != "f":  # no gradient: NumPy's own sum, in the tensor's dtype
-            return _constant(x.xp.cumsum(x.array, axis=dim, dtype=x.dtype))
+            return _computed(x.xp.cumsum(x.array, axis=dim, dtype=x.dtype), "cumsum of integers")
         if x.dtype == np.float16:  # the running sum in float32, as torch's: a partial sum may pass half's range
             return _ops().Cumsum.apply(x.float(), axis=dim).half()
         return _ops().Cumsum.apply(x, axis=dim)
@@ -664,7 +683,7 @@ class TensorMethods:
         if x.ndim == 0:
             return x.clone()
         if x.dtype.kind != "f":
-            return _constant(x.xp.asarray(x.array.prod(axis=dim, keepdims=keepdim, dtype=x.dtype)))
+            return _computed(x.xp.asarray(x.array.prod(axis=dim, keepdims=keepdim, dtype=x.dtype)), "prod of integers")
         if x.shape[dim] == 0:  # ones on the graph, as torch's: an empty product is 1, its gradient empty
             x = x.sum(dim, keepdim=True) * 0 + 1
         elif x.shape[dim] == 1:
@@ -684,7 +703,7 @@ class TensorMethods:
         if x.ndim == 0:
             return x.clone()
         if x.dtype.kind != "f":
-            return _constant(x.xp.cumprod(x.array, axis=dim, dtype=x.dtype))
+            return _computed(x.xp.cumprod(x.array, axis=dim, dtype=x.dtype), "cumprod of integers")
         n, step = x.shape[dim], 1
         if n <= 1:
             return x.clone()  # a new tensor, never the input itself
@@ -712,11 +731,11 @@ class TensorMethods:
     def nonzero(self, *, as_tuple=False):
         """The indices of the non-zero elements: int64 (count, ndim), or one 1-D tensor per dim."""
         if not self.ndim and not as_tuple:
-            return _constant(self.xp.zeros((int(bool(self.array)), 0), dtype=np.int64))
+            return _computed(self.xp.zeros((int(bool(self.array)), 0), dtype=np.int64), "nonzero")
         found = self.xp.nonzero(self.array.reshape(-1) if not self.ndim else self.array)
         if as_tuple:
-            return tuple(_constant(i.astype(np.int64)) for i in found)
-        return _constant(self.xp.stack(found, axis=1).astype(np.int64))
+            return tuple(_computed(i.astype(np.int64), "nonzero") for i in found)
+        return _computed(self.xp.stack(found, axis=1).astype(np.int64), "nonzero")
 
     def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
         """The distinct values, sorted (each NaN its own value, as torch); with return_inverse each element's
@@ -728,7 +747,7 @@ class TensorMethods:
         values, inverse, counts = np.unique(host.reshape(-1) if dim is None else host, return_inverse=True,
                                             return_counts=True, **options)
         inverse = inverse.reshape(self.shape if dim is None else -1)
-        out = [_constant(backend.to_device(a, self.device))
+        out = [_computed(backend.to_device(a, self.device), "unique")
                for a in (values, inverse.astype(np.int64), counts.astype(np.int64))]
         if not (return_inverse or return_counts):
             return out[0]
@@ -758,11 +777,11 @@ class TensorMethods:
         if self.dtype.kind == "f":  # a NaN is the median, the first one's index
             nan = xp.isnan(self.array)
             index = xp.where(nan.any(axis=dim, keepdims=True), nan.argmax(axis=dim, keepdims=True), index)
-        index = _constant(index.astype(np.int64))
+        index = _computed(index.astype(np.int64), "median's indices")
         values = self.gather(dim, index)
         if keepdim:
             return MaxMin(values, index)
-        return MaxMin(values.squeeze(dim), _constant(index.array.squeeze(dim)))
+        return MaxMin(values.squeeze(dim), _computed(index.array.squeeze(dim), "median's indices"))
 
     # --- scattering: an IndexPut (scatter) or IndexAdd (scatter_add) at the index's grid
     def scatter(self, dim, index, src=None, value=None, *, reduce=None):
@@ -800,7 +819,7 @@ class TensorMethods:
         axes = reduction_dims("amax", self, dim)
         _check_nonempty("amax", self, axes)
         if self.dtype.kind != "f":  # no gradient: NumPy's own reduction, in the tensor's dtype
-            return _constant(self.xp.asarray(self.array.max(axis=axes, keepdims=keepdim)))
+            return _computed(self.xp.asarray(self.array.max(axis=axes, keepdims=keepdim)), "amax of integers")
         return _ops().Max.apply(self, axis=axes, keepdims=keepdim)
 
     @numpy_aliases
@@ -808,7 +827,7 @@ class TensorMethods:
         axes = reduction_dims("amin", self, dim)
         _check_nonempty("amin", self, axes)
         if self.dtype.kind != "f":
-            return _constant(self.xp.asarray(self.array.min(axis=axes, keepdims=keepdim)))
+            return _computed(self.xp.asarray(self.array.min(axis=axes, keepdims=keepdim)), "amin of integers")
         return -(-self).amax(dim, keepdim)
 
     def logsumexp(self, dim, keepdim=False):
@@ -920,7 +939,7 @@ class TensorMethods:
         if p == 1:
             return self.abs().sum(axis=axes, keepdims=keepdim)
         if p == 0:
-            return _constant((self.array != 0).sum(axis=axes, keepdims=keepdim).astype(self.dtype))
+            return _computed((self.array != 0).sum(axis=axes, keepdims=keepdim).astype(self.dtype), "norm of order 0")
         if p == 2:
             powers = self * self
         elif p < 1:  # |x| ** p has an infinite slope at 0: zeros get gradient 0, as in torch
@@ -958,13 +977,13 @@ class TensorMethods:
         return self.to(dtype=np.float16)
 
     def short(self):
-        return _constant(self.array.astype(np.int16))
+        return _ops().Convert.apply(self, dtype=np.dtype(np.int16))
 
     def char(self):
-        return _constant(self.array.astype(np.int8))
+        return _ops().Convert.apply(self, dtype=np.dtype(np.int8))
 
     def byte(self):
-        return _constant(self.array.astype(np.uint8))
+        return _ops().Convert.apply(self, dtype=np.dtype(np.uint8))
 
     def is_floating_point(self):
         return self.dtype.kind == "f"
@@ -984,13 +1003,13 @@ class TensorMethods:
         return self.array.nbytes
 
     def long(self):
-        return _constant(self.array.astype(np.int64))
+        return _ops().Convert.apply(self, dtype=np.dtype(np.int64))
 
     def int(self):
-        return _constant(self.array.astype(np.int32))
+        return _ops().Convert.apply(self, dtype=np.dtype(np.int32))
 
     def bool(self):
-        return _constant(self.array.astype(np.bool_))
+        return _ops().Convert.apply(self, dtype=np.dtype(np.bool_))
 
     def type(self, dtype=None, non_blocking=False):
         """type(): the tensor type's name, as torch ("tinygrad_rnn.FloatTensor"); type(dtype) casts,
@@ -1258,6 +1277,11 @@ class TensorMethods:
 
     def __setitem__(self, index, value):
         from .tensor import Tensor, _native, _raw_index
+        if (isinstance(index, Tensor) and index.dtype == np.bool_ and index.shape == self.shape
+                and (isinstance(value, (bool, int, float)) or isinstance(value, Tensor) and not value.ndim)):
+            # a[a < 0] = 0 is masked_fill_: a select, which a traced step computes from each step's mask
+            self.masked_fill_(index, value)
+            return
         tensor = isinstance(value, Tensor)
         if tensor:
             if value.device != self.device:
@@ -1329,7 +1353,7 @@ def _remainder(x, other, mode, op):
         xp = x.xp
         if math.prod(np.broadcast_shapes(a.shape, b.shape)) and bool((b.array == 0).any()):
             raise RuntimeError(f"{op}: ZeroDivisionError, integer division by zero (shapes {a.shape} and {b.shape})")
-        return _constant(getattr(xp, "remainder" if mode == "floor" else "fmod")(a.array, b.array))
+        return _computed(getattr(xp, "remainder" if mode == "floor" else "fmod")(a.array, b.array), "integer remainder")
     return _ops().Remainder.apply(a, b, mode=mode)
 
 
@@ -1531,14 +1555,14 @@ def _max_or_min(tensor, op, dim, keepdim):
     if tensor.dtype.kind == "f":  # a sum of the picked element and -0s (exact), over a mask op a trace can see
         picked = _ops().FirstExtreme.apply(tensor, axis=dim, op="arg" + op)
         values = _ops().where_tensor(picked.array, tensor, -0.0).sum(axis=dim, keepdims=keepdim)
-        return MaxMin(values, indices if keepdim else _constant(indices.array.squeeze(dim)))
+        return MaxMin(values, indices if keepdim else _computed(indices.array.squeeze(dim), "the indices of max or min"))
     xp, shape = tensor.xp, indices.shape
     where = tuple(indices.array if k == dim else
                   xp.arange(n).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
                   for k, n in enumerate(shape))
     values = tensor[where]
     if not keepdim:
-        values, indices = values.squeeze(dim), _constant(indices.array.squeeze(dim))
+        values, indices = values.squeeze(dim), _computed(indices.array.squeeze(dim), "the indices of max or min")
     return MaxMin(values, indices)
 
 
@@ -1553,11 +1577,11 @@ def _arg(tensor, op, dim, keepdim, bools=False):
     if axes is None:
         index = getattr(array.reshape(-1), op)()
         shape = (1,) * tensor.ndim if keepdim and dim is None else ()
-        return _constant(tensor.xp.asarray(index, dtype=np.int64).reshape(shape if tensor.ndim else ()))
+        return _computed(tensor.xp.asarray(index, dtype=np.int64).reshape(shape if tensor.ndim else ()), "argmax or argmin")
     index = getattr(array, op)(axis=axes)
     if keepdim:
         index = tensor.xp.expand_dims(index, axes)
-    return _constant(index.astype(np.int64))
+    return _computed(index.astype(np.int64), "argmax or argmin")
 
 
 def _shape_without(shape, axes):
@@ -1577,7 +1601,8 @@ def _indices(op, index, tensor, max_ndim=None, kinds="iu"):
         raise backend.DeviceError(f"{op}: the index is on {index.device} and the tensor on {tensor.device}")
     if max_ndim is not None and index.ndim > max_ndim:
         raise ValueError(f"{op}: the index must have at most {max_ndim} dim; got shape {index.shape}")
-    return index.array
+    from .tensor import index_used
+    return index_used(index, op).array
 
 
 def _round(tensor, mode, decimals=0):

@@ -224,10 +224,39 @@ class Compare(Piecewise):
 
 
 class Sign(Piecewise):
-    """-1, 0 or 1 in x's dtype (NaN stays NaN): abs's gradient, 0 at 0 as torch's."""
+    """-1, 0 or 1 in x's dtype (NaN stays NaN): abs's gradient, 0 at 0 as torch's. nan_as_zero: NaN
+    gives 0, as torch.sign."""
 
-    def forward(self, x):
-        return backend.xp_of(x).sign(x)
+    def forward(self, x, nan_as_zero=False):
+        xp = backend.xp_of(x)
+        signs = xp.sign(x)
+        return xp.nan_to_num(signs, nan=0.0) if nan_as_zero and x.dtype.kind == "f" else signs
+
+
+class Convert(Piecewise):
+    """x in `dtype` with no gradient: a cast to integers or bools (long(), int(), bool()), or of a
+    tensor that wants none, kept as an op so that a traced step casts each step's value."""
+
+    def forward(self, x, dtype):
+        return x.astype(dtype)
+
+
+BITWISE = ("invert", "bitwise_and", "bitwise_or", "bitwise_xor")
+
+
+class Bitwise(Piecewise):
+    """~x, x & y, x | y, x ^ y of bool or integer arrays (y a tensor, or the number `other`)."""
+
+    def forward(self, x, *y, op, other=None):
+        xp = backend.xp_of(x)
+        return xp.invert(x) if op == "invert" else getattr(xp, op)(x, y[0] if y else xp.asarray(other, x.dtype))
+
+
+class Classify(Piecewise):
+    """isnan, isinf or isfinite (`op`) of x, a bool array."""
+
+    def forward(self, x, op):
+        return getattr(backend.xp_of(x), op)(x)
 
 
 class Rounded(Piecewise):

@@ -123,14 +123,28 @@ class ChangedInPlace(RuntimeError):
     changed in place while the tape listens: the tape cannot say which value each use of it reads."""
 
 
+class IndexFromValues(RuntimeError):
+    """An index or mask computed under an op tape (from the traced values) is used to select elements:
+    the ops on the tape would take the elements of one call's index at every replay."""
+
+    def __init__(self, what):
+        super().__init__(f"{what} uses an index computed from the step's values")
+        self.what = what
+
+
 class OpTape:
     """The ops applied in the thread that opened the tape, in order: (op class, input tensors, apply's
-    keyword options, output) each. An op that runs other ops (a rule, a nested apply) is one entry."""
+    keyword options, output) each. An op that runs other ops (a rule, a nested apply) is one entry.
+
+    `outside`: id -> (tensor, what) of tensors computed from traced values by NumPy, not by an op on
+    the tape (an argmax's indices, a nonzero): a replay of the tape would reuse their values."""
 
     def __init__(self, reads):
         self.ops = []
         self.reads = reads
         self.paused = False
+        self.outside = {}
+        self._made = set()   # ids of the tensors ops on the tape made
 
     def listening(self):
         return not self.paused
@@ -142,7 +156,17 @@ class OpTape:
         finally:
             self.paused = False
         self.ops.append((cls, inputs, options, out))
+        self._made.add(id(out))
         return out
+
+    def computed_outside(self, tensor, what):
+        if self.listening():
+            self.outside[id(tensor)] = (tensor, what)
+
+    def index_used(self, tensor, what):
+        """`tensor` is taken as an index: refused where the traced values made it."""
+        if self.listening() and (id(tensor) in self._made or id(tensor) in self.outside):
+            raise IndexFromValues(what)
 
     def read(self, what):
         """A tensor's value is read into Python (item(), bool(), numpy(), ...)."""
@@ -174,6 +198,21 @@ def op_tape(reads=True):
         yield tape
     finally:
         _state.tape = outer
+
+
+def computed_outside(tensor, what):
+    """`tensor` was computed by NumPy from other tensors' values (not by an op): an op tape notes it."""
+    tape = _state.tape
+    if tape is not None:
+        tape.computed_outside(tensor, what)
+    return tensor
+
+
+def index_used(tensor, what):
+    tape = _state.tape
+    if tape is not None:
+        tape.index_used(tensor, what)
+    return tensor
 
 
 def _value_read(what):
@@ -980,6 +1019,7 @@ class Tensor(TensorMethods):
         return self.to(dtype=np.float64)
 
     def __repr__(self):
+        _value_read("repr")
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"
@@ -1053,7 +1093,7 @@ class Tensor(TensorMethods):
             return self
         if self.requires_grad:
             return ops.Cast.apply(self, dtype=dtype)
-        return Tensor._make(self.array.astype(dtype), None)
+        return ops.Convert.apply(self, dtype=dtype)   # an op, so that a traced step converts each step's value
 
     def _floating(self):
         """This tensor as floating point: integer and bool tensors compute exp, log ... in the
@@ -1105,6 +1145,8 @@ class Tensor(TensorMethods):
     def clip(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return _clip_by_tensors(self, min, max)
         bounds = {}
         for name, bound in (("min", min), ("max", max)):
             bound = _as_number(bound)
@@ -1301,6 +1343,37 @@ def _as_number(value):
     return value.item() if isinstance(value, (np.integer, np.floating)) else value
 
 
+def _clip_by_tensors(x, low, high):
+    """clamp with a tensor bound, as torch: the value min(max(x, low), high) (NaN wins); the gradient goes
+    to x where low <= x <= high, to low where x < low < high, to high where x > high or high < low, and
+    nowhere where none holds (x < low == high). Made of ops, so the bounds get gradients and a traced
+    step computes its masks from each step's values."""
+    given = [b for b in (low, high) if b is not None]
+    dtype = dtypes.result_type(x.array, *[b.array if isinstance(b, Tensor) else b for b in given])
+    if dtype.kind == "b":
+        raise TypeError("clip (clamp): not implemented for bool tensors and bounds")
+    low, high = (b if b is None else x._lift(b, "clip")._as_dtype(dtype) if isinstance(b, Tensor) else
+                 _scalar(b, dtype, x.array) for b in (low, high))
+    x = x._as_dtype(dtype)
+    value = x
+    if low is not None:
+        value = value.maximum(low)
+    if high is not None:
+        value = value.minimum(high)
+    out = where(_all_of([x >= low if low is not None else None, x <= high if high is not None else None]),
+                x, value.detach())
+    if low is not None:
+        out = where(x < low if high is None else (x < low) & (low < high), low, out)
+    if high is not None:
+        out = where(x > high if low is None else (x > high) | (high < low), high, out)
+    return out
+
+
+def _all_of(masks):
+    masks = [m for m in masks if m is not None]
+    return masks[0] if len(masks) == 1 else masks[0] & masks[1]
+
+
 def _numeric(value, op=None):
     """`value` (a number, sequence, NumPy, CuPy or foreign array) as an array of numbers, or TypeError."""
     if isinstance(value, Tensor):
@@ -1330,9 +1403,9 @@ def _tensor_argument(op, name, value):
 def _raw_index(index):
     """Integer tensors used as indices become their arrays."""
     if isinstance(index, Tensor):
-        return index.array
+        return index_used(index, "indexing").array
     if isinstance(index, tuple):
-        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
+        return tuple(index_used(i, "indexing").array if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index

@@ -55,7 +55,7 @@ def test_the_lstm_backward_walks_back_with_one_product_and_sums_weight_gradients
     assert all(bplan.klass[op.out.id] == FPRE for op in bplan.fpre_ops)
     assert all(bplan.klass[op.out.id] == POST for op in bplan.post_ops)
     source = program.backward_source
-    assert "matmul(S0[:L].reshape(-1, 4).T, " in source   # sum_t h_t^T dA_t as one product, over views
+    assert "matmul(S0[:L].reshape(L * 2, 4).T, " in source   # sum_t h_t^T dA_t as one product, over views
 
 
 def test_step_by_step_backward_moves_the_work_on_forward_values_into_the_loop():

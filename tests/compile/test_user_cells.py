@@ -147,6 +147,25 @@ def test_gradients_of_gradients_equal_op_by_op(name):
     assert_same(got, expected, atol=1e-10, rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(TRACEABLE))
+def test_an_empty_batch_gives_the_op_by_op_result_without_a_warning(name):
+    """B == 0: empty outputs, final states of shape (layers * directions, 0, size), gradients of their
+    shapes, and no warning that the op-by-op run does not give too (a batch norm's mean of no rows)."""
+    options = {"layer": {"num_layers": 2, "bidirectional": True}, "call": {"lengths": []}}
+    results = {}
+    for fused in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results[fused] = run(make_layer(TRACEABLE[name], fused, options), options, shape=(5, 0))[0]
+        results[fused].append(sorted({str(w.message) for w in caught}))
+    got, expected = results[True], results[False]
+    assert got.pop() == expected.pop()
+    assert [a.shape for a in got] == [b.shape for b in expected]
+    assert got[0].shape == (5, 0, 8) and got[1].shape == (4, 0, 4)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_dropout_inside_the_step_runs_op_by_op_while_training_and_compiled_in_eval():
     options = OPTIONS["one_layer"]
     layers = {fused: make_layer(DropoutInsideCell, fused) for fused in (True, False)}
@@ -188,7 +207,12 @@ def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
 
 # the op the warning names, and the words of the step's line it points at
 REFUSALS = {"BranchingCell": (None, "if a.mean() > 0"), "StateChangedInPlaceCell": (None, "h *= 0.5"),
-            "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)")}
+            "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)"),
+            "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)"),
+            "AnyUnitOnCell": ("convert", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
+            "MaskedSelectCell": (None, "walk[walk.abs() > 4]"), "ColumnsFromStepCell": (None, "x[:, idx]"),
+            "OneHotFeedbackCell": (None, "F.one_hot((walk[:, 0].abs() > 4).long()"),
+            "StartsFromRestCell": (None, "if h.allclose(tr.zeros_like(h))"), "PrintingCell": (None, 'print("h =", h)')}
 
 
 @pytest.mark.parametrize("name", list(REFUSED))
@@ -205,6 +229,91 @@ def test_refused_cell_warns_once_and_equals_op_by_op(name):
     assert (f"op '{op}'" if op else "its step") in messages[0] and line in messages[0], messages[0]
     assert passes == 0
     assert_same(got, run(make_layer(REFUSED[name], False, options), options)[0])
+
+
+def test_a_cell_changing_its_attributes_is_left_as_op_by_op_leaves_it():
+    """Tracing runs the step once more than op by op does: what it changed on the cell is put back."""
+    options = OPTIONS["stacked_bidirectional_lengths_hx"]
+    layers = {fused: make_layer(REFUSED["CountingCell"], fused, options) for fused in (True, False)}
+    with pytest.warns(UserWarning, match="CountingCell.calls"):
+        got, passes = run(layers[True], options)
+    expected, _ = run(layers[False], options)
+    assert passes == 0
+    assert_same(got, expected)
+    cells = {f: [cell for row in layer._cells for cell in row] for f, layer in layers.items()}
+    for fused, plain in zip(cells[True], cells[False]):
+        assert fused.calls == plain.calls == 5 and len(fused.seen) == len(plain.seen) == 5
+        assert fused.last.shape == plain.last.shape
+
+
+GAIN = 1.0
+SHIFT = tr.zeros(4, dtype="float64")
+
+
+class ConfiguredCell(tr.nn.RecurrentCell):
+    """Numbers the step reads from a dict and a list the cell holds, a Python number, a buffer, a class
+    attribute and a global of its module."""
+    offset = 0.0
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = tr.nn.Parameter(tr.randn(input_size, hidden_size, dtype=dtype) * 0.4)
+        self.register_buffer("scale", tr.ones(hidden_size, dtype=dtype))
+        self.config, self.mix, self.leak = {"beta": 0.1}, [0.2], 0.5
+
+    def step(self, x, state):
+        h, = state
+        return ((x @ self.w + h * self.leak).tanh() * self.scale * GAIN + self.config["beta"] + self.mix[0] * h
+                + self.offset + SHIFT,)
+
+
+CHANGES = {"a dict entry": lambda cell, k: cell.config.__setitem__("beta", 0.3 + k),
+           "a list entry": lambda cell, k: cell.mix.__setitem__(0, 0.5 + k),
+           "a number": lambda cell, k: setattr(cell, "leak", 0.6 + 0.1 * k),
+           "a buffer in place": lambda cell, k: cell.scale.mul_(1.5),
+           "a buffer replaced": lambda cell, k: setattr(cell, "scale", tr.full((4,), 2.0 + k, dtype="float64")),
+           "a class attribute": lambda cell, k: setattr(type(cell), "offset", 0.1 * (k + 1)),
+           "a global": lambda cell, k: globals().__setitem__("GAIN", 1.5 + k),
+           "a global tensor": lambda cell, k: globals().__setitem__("SHIFT", tr.full((4,), 0.1 * (k + 1), dtype="float64"))}
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_what_the_step_reads_from_the_cell_is_read_again_after_it_changes(change):
+    """Between calls the cell's numbers, containers and buffers change: each call computes with the new ones."""
+    options = OPTIONS["one_layer"]
+    layers = {fused: make_layer(ConfiguredCell, fused, options) for fused in (True, False)}
+    try:
+        for k in range(3):
+            got, passes = run(layers[True], options)
+            assert passes == 1
+            assert_same(got, run(layers[False], options)[0])
+            for layer in layers.values():
+                CHANGES[change](layer._cells[0][0], k)
+    finally:
+        ConfiguredCell.offset = 0.0
+        globals().update(GAIN=1.0, SHIFT=tr.zeros(4, dtype="float64"))
+
+
+def test_a_hook_on_a_submodule_runs_at_every_step_as_op_by_op():
+    """A forward hook that records what nn.Linear gives (the way activations are inspected) sees each step's
+    value: the step runs op by op, with a warning naming the submodule."""
+    options = OPTIONS["one_layer"]
+    seen = {}
+    for fused in (True, False):
+        layer = make_layer(TRACEABLE["LinearGRUCell"], fused, options)
+        seen[fused] = []
+        layer._cells[0][0].h2h.register_forward_hook(lambda module, args, out, fused=fused: seen[fused].append(out))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got, passes = run(layer, options)
+        seen[fused].append(([str(w.message) for w in caught], passes, got))
+    (messages, passes, got), (none, _, expected) = seen[True].pop(), seen[False].pop()
+    assert none == [] and passes == 0 and len(messages) == 1 and "its submodule 'h2h' has hooks" in messages[0]
+    assert_same(got, expected)
+    assert len(seen[True]) == len(seen[False]) == 5
+    for a, b in zip(seen[True], seen[False]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_each_layer_shape_compiles_once():

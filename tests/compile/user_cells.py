@@ -503,8 +503,9 @@ class NoGradCell(nn.RecurrentCell):
 
 
 class InPlaceCell(nn.RecurrentCell):
-    """Units of a copied state cleared by index assignment, then *= and += on the new state: in-place
-    changes recorded as ops (IndexPut, Mul, Add), as ported PyTorch code writes them."""
+    """Units of a copied state cleared by index assignment, then *= and += on the new state and a floor set
+    through a mask (a[a < -0.5] = -0.5): in-place changes recorded as ops (IndexPut, Mul, Add, Select), as
+    ported PyTorch code writes them."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__(input_size, hidden_size)
@@ -518,7 +519,64 @@ class InPlaceCell(nn.RecurrentCell):
         a = x @ self.w + kept @ self.u  # (not tanh's output: its backward reads it, as torch's)
         a *= 0.9
         a += 0.1 * kept
+        a[a < -0.5] = -0.5   # a mask of the step's values, as masked_fill_
         return (a.tanh(),)
+
+
+class EmptyPartCell(nn.RecurrentCell):
+    """A state in a slow and a fast part, the slow one hidden_size // 8 units wide with weights of its own:
+    empty at small sizes (zero-width slices, a parameter with no rows, products over no terms)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.slow = hidden_size // 8
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size - self.slow, hidden_size, dtype=dtype, device=device)
+        self.from_slow = _weight(self.slow, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        slow, fast = h[:, :self.slow], h[:, self.slow:]
+        new = (x @ self.w + fast @ self.u + slow @ self.from_slow).tanh()
+        return (tr.cat([0.9 * slow + 0.1 * new[:, :self.slow], new[:, self.slow:]], 1),)
+
+
+class MasksAndCastsCell(nn.RecurrentCell):
+    """Masks combined with ~, &, |, ^, tested with isnan, isinf and isfinite, counted through long(), int(),
+    bool() and double(), a sign, and a mask multiplied in as a number: each computed from each step's
+    values (a compiled step that took one step's masks as constants would differ)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h @ self.u
+        up, big = a > 0, a.abs() > 0.5
+        keep = (up & ~big) | (up ^ (h > 0))
+        holes = tr.where(big, a, float("nan")).isnan() | tr.where(up, a, float("inf")).isinf()
+        count = up.long() + big.int() + keep.bool().long() + tr.where(h > 0.2, h, float("inf")).isfinite().long()
+        scale = (count.double() * 0.1).to(a.dtype)
+        return (tr.where(keep, a.tanh(), 0.5 * h) + scale * a.sign() + 0.05 * holes + up * h * 0.1,)
+
+
+class BandClampCell(nn.RecurrentCell):
+    """The new state kept in a learned band around the old one, clamp(min=h - width, max=h + width): bounds
+    that are tensors of the step's values and a parameter, both given gradients as torch gives them."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.u = _weight(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.width = _weight(hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        width = self.width.abs() + 0.1
+        target = (x @ self.w + h @ self.u).tanh() * 2
+        return (target.clamp(min=h - width, max=h + width),)
 
 
 TRACEABLE = {cell.__name__: cell for cell in (
@@ -526,7 +584,7 @@ TRACEABLE = {cell.__name__: cell for cell in (
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
     WhereOnDataCell, GeluUnbindCell, ActivationsCell, MoreActivationsCell, CumsumRemainderCell, StopGradientCell,
-    NoGradCell, InPlaceCell)}
+    NoGradCell, InPlaceCell, EmptyPartCell, MasksAndCastsCell, BandClampCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
@@ -590,5 +648,121 @@ class BranchingCell(nn.RecurrentCell):
         return (a.sigmoid(),)
 
 
+class CountingCell(nn.RecurrentCell):
+    """Python state of its own, changed at every step: a step counter it reads, the last state and a list of
+    the states seen (traced once, the step would count once per call, not once per step)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+        self.calls = 0
+        self.seen = []
+
+    def step(self, x, state):
+        h, = state
+        self.calls += 1
+        self.last = h
+        self.seen.append(h)
+        return ((x @ self.w + h * (0.5 if self.calls % 2 else -0.5)).tanh(),)
+
+
+class AnyUnitOnCell(nn.RecurrentCell):
+    """A gate from whether any unit of the state is on: any() computes outside the ops (it has no op), so a
+    replay would take one step's answer."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        on = (h > 0).any(1, keepdim=True)
+        return ((x @ self.w + h).tanh() * on + (x @ self.w).sigmoid(),)
+
+
+class ArgmaxGatherCell(nn.RecurrentCell):
+    """The state's largest unit, picked by gather with an index from argmax: an index of each step's values."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        a = x @ self.w + h
+        return ((a + a.gather(1, a.argmax(1, keepdim=True))).tanh(),)
+
+
+class MaskedSelectCell(nn.RecurrentCell):
+    """A random walk whose far units (|h| > 4, picked by indexing with a mask of the step's values) pull it
+    back: no unit is that far in the values a step is traced on, so a replay of one call's mask would
+    never pull."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        walk = h + 3 * (x @ self.w)
+        return (walk - 0.1 * walk[walk.abs() > 4].sum(),)
+
+
+class ColumnsFromStepCell(nn.RecurrentCell):
+    """A random walk reading the columns of x an index tensor computed from its state picks (x[:, idx])."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        idx = (h[0].abs() > 4).long()
+        return (h + 3 * (x @ self.w) + x[:, idx] * 0.5,)
+
+
+class OneHotFeedbackCell(nn.RecurrentCell):
+    """A random walk told by a one-hot of its own state (whether its first unit is far, |h| > 4): the class
+    an index of each step's values, which no value the step is traced on reaches."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        walk = h + 3 * (x @ self.w)
+        return (walk + F.one_hot((walk[:, 0].abs() > 4).long(), self.hidden_size).to(walk.dtype),)
+
+
+class StartsFromRestCell(nn.RecurrentCell):
+    """A first step told apart by h.allclose(0) (a Python bool from the values, as equal() and `in` give)."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        if h.allclose(tr.zeros_like(h)):
+            return ((x @ self.w).sigmoid(),)
+        return ((x @ self.w + h).tanh(),)
+
+
+class PrintingCell(nn.RecurrentCell):
+    """Prints its state at every step (debugging): the prints show each step's values, op by op."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = _weight(input_size, hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        print("h =", h)
+        return ((x @ self.w + h).tanh(),)
+
+
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
-                                             DetachedChangedInPlaceCell)}
+                                             DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell,
+                                             ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell,
+                                             OneHotFeedbackCell, StartsFromRestCell, PrintingCell)}

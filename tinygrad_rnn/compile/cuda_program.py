@@ -91,7 +91,9 @@ C_OPS = {
     Where: lambda a, o: f"({a[2]} != T(0) ? {a[0]} : {a[1]})",  # the condition comes in as a third operand
     Select: lambda a, o: f"({a[0]} ? {a[1]} : {a[2]})",
     Compare: _compare,
-    Sign: lambda a, o: f"({a[0]} > T(0) ? T(1) : {a[0]} < T(0) ? T(-1) : {a[0]})",   # 0 and NaN stay, as np.sign
+    # 0 and NaN stay, as np.sign; NaN gives 0 with nan_as_zero, as torch.sign
+    Sign: lambda a, o: (f"({a[0]} > T(0) ? T(1) : {a[0]} < T(0) ? T(-1) : "
+                        f"{'T(0)' if o.get('nan_as_zero') else a[0]})"),
 }
 def floating_dtype(op):
     """The floating dtype an elementwise op computes in (a comparison's operands', not its mask's)."""

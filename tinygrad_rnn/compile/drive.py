@@ -223,8 +223,9 @@ class Bound:
     """A cell and its compiled step, reused while nothing the trace depended on has changed.
 
     The guard holds the shapes and dtypes, the identity and requires_grad of every parameter and
-    tensor attribute, and the plain attributes (numbers, strings, flags such as `training`) of the
-    cell and its submodules. While it holds, a call replays the static ops (W.T, ...) on the
+    tensor attribute, and the plain attributes (numbers, strings, flags such as `training`, and what
+    lists and dicts of them hold) of the cell and its submodules, their classes' numbers and the
+    module globals its step reads by name. A number reached another way (a helper's global) is not seen. While it holds, a call replays the static ops (W.T, ...) on the
     parameters instead of tracing the whole step again.
     """
 
@@ -251,6 +252,7 @@ class Bound:
 
 
 _PLAIN = (int, float, str, bool, type(None))
+_ENGINE_PACKAGE = __name__.split(".")[0] + "."
 
 
 def _guard(cell, x, state):
@@ -258,13 +260,33 @@ def _guard(cell, x, state):
     parts = [x.shape, x.dtype.str, x.device, tuple(s.shape for s in state), tuple(s.dtype.str for s in state)]
     for module in cell.modules():
         for name, value in vars(module).items():
-            if isinstance(value, Tensor):
-                parts.append((name, id(value), value.requires_grad, value.shape, value.dtype.str))
-            elif isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
-                parts.append((name, value))
-            elif name not in ("_parameters", "_modules"):
-                parts.append((name, id(value)))
+            if name not in ("_parameters", "_modules"):
+                parts.append((name, _guarded(value)))
+        for klass in type(module).__mro__:   # a user's class attributes (leak = 0.5 in the class body)
+            if klass.__module__.startswith(_ENGINE_PACKAGE) or klass is object:
+                break
+            parts.extend((name, value) for name, value in vars(klass).items() if isinstance(value, _PLAIN))
+    from ..nn.cells import RecurrentCell
+    step = type(cell).step if isinstance(cell, RecurrentCell) else type(cell).forward
+    code, names = getattr(step, "__code__", None), getattr(step, "__globals__", {})
+    if code is not None:   # the globals the step reads by name (a TEMPERATURE or a MASK set between calls)
+        parts.extend((name, _guarded(names[name])) for name in code.co_names if name in names)
     return tuple(parts)
+
+
+def _guarded(value, depth=0):
+    """A tensor by identity, flags and shape; a number, string or flag by value; a list, tuple or dict
+    (a config the step reads, self.cfg["beta"]) by what it holds, a level or two deep; anything else by
+    identity."""
+    if isinstance(value, Tensor):
+        return id(value), value.requires_grad, value.shape, value.dtype.str
+    if isinstance(value, _PLAIN):
+        return value
+    if type(value) in (list, tuple) and depth < 2:
+        return (type(value).__name__,) + tuple(_guarded(v, depth + 1) for v in value)
+    if type(value) is dict and depth < 2:
+        return ("dict",) + tuple((k, _guarded(v, depth + 1)) for k, v in value.items())
+    return id(value)
 
 
 # ----------------------------------------------------------------------------- one pass, on arrays
@@ -519,6 +541,19 @@ def _warn_once(cell, refused):
                   f"running it op by op", stacklevel=4)
 
 
+_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def _hooked(cell):
+    """'its submodule 'lin'' (or 'the cell') where a module the step calls has hooks, else None. A
+    RecurrentCell's step is called directly: its own hooks do not run in a step."""
+    from ..nn.cells import RecurrentCell
+    for name, module in cell.named_modules():
+        if (name or not isinstance(cell, RecurrentCell)) and any(getattr(module, h, None) for h in _HOOKS):
+            return f"its submodule '{name}'" if name else "the cell"
+    return None
+
+
 def _op_by_op(cell, x, state, lengths, reverse):
     from ..nn.recurrent import run_cell
     outputs, final = run_cell(cell, x, state, lengths, reverse)
@@ -531,7 +566,14 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
     x (T, B, F) in time order; state a tuple of (B, size) tensors; lengths host ints (B,) or None.
     """
     from ..nn.recurrent import _step_function
-    if forward_mode_active() or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
+    # an empty batch has nothing to compile (and its reductions over no rows nothing to trace on): op by
+    # op gives its empty outputs and gradients at no cost
+    if forward_mode_active() or x.shape[1] == 0 or (backend.device_of(x.array) != "cpu" and not COMPILED_CUDA):
+        return _op_by_op(cell, x, state, lengths, reverse)
+    hooked = _hooked(cell)
+    if hooked is not None:
+        _warn_once(cell, NotTraceable(f"{hooked} has hooks, which op by op run at every step (a compiled step "
+                                      f"would run them on the values it is traced on)"))
         return _op_by_op(cell, x, state, lengths, reverse)
     guard = _guard(cell, x, state)
     bound = _BOUND.get(cell)

@@ -186,7 +186,8 @@ def compute_lines(op, ins, out, src, lifted=None):
         lines = [f"{COMPARISONS[o['op']]}({ins[0]}, {other}, out={out})"]
         return lines + ([f"logical_or({out}, isnan({ins[0]}), out={out})"] if o.get("nan_wins") else [])
     if cls is Sign:
-        return [f"sign({ins[0]}, out={out})"]
+        nan_as_zero = [f"copyto({out}, 0, where=isnan({ins[0]}))"] if o.get("nan_as_zero") else []
+        return [f"sign({ins[0]}, out={out})"] + nan_as_zero
     if cls in (Sum, Mean) and lifted is None and _over_rows(op):
         return [f"matmul({ins[0]}, {_row_weights(op, src)}, out={out})"]
     if cls in REDUCTIONS:
@@ -207,7 +208,8 @@ def compute_lines(op, ins, out, src, lifted=None):
         ra, rb = (len(v.shape) for v in op.inputs)
         if la and not lb and rb == 2:  # all L steps' rows in one product
             k, n = op.inputs[0].shape[-1], op.inputs[1].shape[-1]
-            return [f"matmul({a}.reshape(-1, {k}), {b}, out={out}.reshape(-1, {n}))"]
+            rows = _steps_rows(op.inputs[0].shape)
+            return [f"matmul({a}.reshape({rows}, {k}), {b}, out={out}.reshape({rows}, {n}))"]
         if lb and rb >= 2 and (ra >= 2 or not la):
             rank2 = max(ra, rb)
             a, b = _aligned(a, op.inputs[0], la, rank2), _aligned(b, op.inputs[1], lb, rank2)
@@ -384,6 +386,12 @@ class _Spread:
 
 def _elements(shape):
     return int(np.prod(shape, dtype=np.int64))
+
+
+def _steps_rows(shape):
+    """The rows of all L steps of a value of `shape` taken as a matrix of shape[-1] columns, spelled
+    out: reshape cannot infer a -1 for an empty array (a zero-width part of a state)."""
+    return f"L * {_elements(shape[:-1])}"
 
 
 def _emit_op(op, step, spread, section, skip=()):
@@ -733,10 +741,10 @@ class BackwardCode:
                 a, b = op.inputs
                 if a.op is not None and a.op.cls is Permute and tuple(a.op.options["axes"]) == (1, 0):
                     # a_t = u_t^T: the rows of all steps' u, turned around (a view; BLAS reads it so)
-                    a = f"{self.bulk(a.op.inputs[0], section)}.reshape(-1, {m}).T"
+                    a = f"{self.bulk(a.op.inputs[0], section)}.reshape({_steps_rows(a.op.inputs[0].shape)}, {m}).T"
                 else:
-                    a = f"{self.bulk(a, section)}.transpose(1, 0, 2).reshape({m}, -1)"
-                return f"matmul({a}, {self.bulk(b, section)}.reshape(-1, {n}))"
+                    a = f"{self.bulk(a, section)}.transpose(1, 0, 2).reshape({m}, {_steps_rows(b.shape)})"
+                return f"matmul({a}, {self.bulk(b, section)}.reshape({_steps_rows(b.shape)}, {n}))"
             if op.cls is Sum and per_time[0] and _leading_axes(op):
                 return self.sum_of_rows(op, section)
             if op.cls is Sum and per_time[0]:
@@ -752,13 +760,14 @@ class BackwardCode:
         steps summed by one product with a ones row, or, of a product of two arrays (a scale's
         gradient), by one einsum that makes no product array."""
         x, v = op.inputs[0], op.out
-        n = _elements(x.shape[_leading_axes(op):])
+        lead = _leading_axes(op)
+        n, steps_rows = _elements(x.shape[lead:]), f"L * {_elements(x.shape[:lead])}"
         product = x.op
         if product is not None and product.cls is Mul and self.plan.klass.get(x.id) == POST and all(
                 self.plan.is_per_time(i) and i.shape == x.shape for i in product.inputs):
-            a, b = (f"{self.bulk(i, section)}.reshape(-1, {n})" for i in product.inputs)
+            a, b = (f"{self.bulk(i, section)}.reshape({steps_rows}, {n})" for i in product.inputs)
             return f"einsum('ij,ij->j', {a}, {b}).reshape({v.shape!r})"
-        rows = f"{self.bulk(x, section)}.reshape(-1, {n})"
+        rows = f"{self.bulk(x, section)}.reshape({steps_rows}, {n})"
         return f"matmul(xp.ones({rows}.shape[0], {section.src.name(x.dtype)}), {rows}).reshape({v.shape!r})"
 
     def source(self):

@@ -39,7 +39,16 @@ from ..ops import (
     max_weights,
     unbroadcast,
 )
-from ..tensor import ChangedInPlace, Function, Tensor, enable_grad, is_grad_enabled, no_grad, op_tape
+from ..tensor import (
+    ChangedInPlace,
+    Function,
+    IndexFromValues,
+    Tensor,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    op_tape,
+)
 from ..tensor import DataDependent as ValueRead
 
 
@@ -197,8 +206,8 @@ def _step_line(frames):
 
 @contextlib.contextmanager
 def recording(lines=None, grad_on=None):
-    """Every op applied inside is appended to the yielded tape, (cls, inputs, options, output) each,
-    by the engine's op tape (other threads are left alone). Reading a tensor's value into Python
+    """Every op applied inside is appended to the yielded OpTape's ops, (cls, inputs, options, output)
+    each (other threads are left alone); its `outside` holds the values computed without an op. Reading a tensor's value into Python
     (item(), bool(), numpy(), np.asarray) raises DataDependent: a compiled step cannot follow a branch
     taken on data.
 
@@ -224,7 +233,10 @@ def recording(lines=None, grad_on=None):
                     lines.append(line)
                     return out
                 tape.apply = apply_and_locate
-            yield tape.ops
+            yield tape
+    except IndexFromValues as index:
+        raise NotTraceable(f"{index.what} takes an index or mask computed from the step's values, which a "
+                           f"replay would take from one call", where=_raised_at(index)) from None
     except ValueRead as read:
         raise DataDependent(f"its step reads a tensor's value into Python ({read.what}()), so what it "
                             f"computes may depend on the data", where=_raised_at(read)) from None
@@ -251,6 +263,50 @@ def own_random_stream(seed):
         yield
     finally:
         factory._rng = kept
+
+
+_CONTAINERS = (list, dict, set)
+
+
+def _attributes(cell):
+    """What each module of `cell` holds in its attributes: the objects themselves and, of a list, dict
+    or set (registries, hooks, a user's history list), what it holds."""
+    kept = []
+    for module in cell.modules() if hasattr(cell, "modules") else [cell]:
+        attributes = dict(vars(module))
+        contents = {name: value.copy() for name, value in attributes.items() if type(value) in _CONTAINERS}
+        kept.append((module, attributes, contents))
+    return kept
+
+
+def _same_contents(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
+    if isinstance(a, set):
+        return a == b
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+def _restore_attributes(kept):
+    """Put every attribute back as `_attributes` found it; returns 'Module.name' of those that had changed."""
+    changed = []
+    for module, attributes, contents in kept:
+        now = vars(module)
+        names = [name for name in now.keys() | attributes.keys()
+                 if now.get(name, _MISSING) is not attributes.get(name, _MISSING)
+                 or (name in contents and not _same_contents(contents[name], now[name]))]
+        for name in sorted(names):
+            changed.append(f"{type(module).__name__}.{name}")
+            if name in contents:
+                container = attributes[name]
+                container.clear()
+                container.update(contents[name]) if not isinstance(container, list) else container.extend(contents[name])
+        now.clear()
+        now.update(attributes)
+    return changed
+
+
+_MISSING = object()
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -305,12 +361,13 @@ class StepGraph:
             self.leaves.append(v)
         return v
 
-    def record(self, tape, leaf_kind=None, lines=None, grad_on=None):
+    def record(self, tape, leaf_kind=None, lines=None, grad_on=None, outside=None):
         """Append the tape's ops (applied from `lines` of the step, where known); returns them. An op
         applied with gradients off (`grad_on`; a no_grad block in the step) is followed by a
         StopGradient that what reads its output reads instead, so that a replay of the ops cuts the
         gradient there as the step did."""
         ops = []
+        outside = outside or {}
         lines = lines or [None] * len(tape)
         grad_on = grad_on or [True] * len(tape)
         for (cls, inputs, options, out), line, on in zip(tape, lines, grad_on):
@@ -319,6 +376,11 @@ class StepGraph:
                                    where=describe_line(line))
             if out._ctx is not None and cls in (Clip, Max):
                 _remember_inputs(cls, out._ctx, inputs, options)
+            for t in inputs:
+                if id(t) in outside and id(t) not in self._by_tensor:
+                    raise NotTraceable(f"op {_op_name(cls)} reads a value computed from the step's values "
+                                       f"outside the ops ({outside[id(t)][1]}), which a replay would take "
+                                       f"from one call", op=_op_name(cls), where=describe_line(line))
             ins = [self.lookup(t, leaf_kind) for t in inputs]
             mask = self._by_array.get(id(options["condition"])) if cls is Where else None
             if mask is not None and mask.kind == "op":   # a mask the step computed (see the docstring)
@@ -361,11 +423,21 @@ def trace_step(cell, step, x, states, requires_grad, seed=0):
     # gradients on whatever the caller's mode, so that a no_grad block inside the step shows (grad_on)
     with own_random_stream(seed), enable_grad(), recording(lines, grad_on) as tape, unrolled(), \
             np.errstate(all="ignore"):
-        new = step(x_t, state_t)
+        attributes = _attributes(cell)
+        try:
+            new = step(x_t, state_t)
+        finally:
+            changed = _restore_attributes(attributes)   # traced once, the step must leave the cell as it was
+        if changed:
+            raise NotTraceable(f"its step changes attributes of the cell ({', '.join(changed)}), which a step "
+                               f"traced once and replayed would change once, not at every step")
     new = (new,) if isinstance(new, Tensor) else tuple(new)
     if len(new) != len(states):
         raise NotTraceable(f"its step returned {len(new)} state tensors; state_sizes names {len(states)}")
-    graph.ops = graph.record(tape, lines=lines, grad_on=grad_on)
+    graph.ops = graph.record(tape.ops, lines=lines, grad_on=grad_on, outside=tape.outside)
+    if any(id(t) in tape.outside and id(t) not in graph._by_tensor for t in new):
+        raise NotTraceable("its step returns a state computed outside the ops (an argmax, a nonzero, ...), "
+                           "which a replay would take from one call")
     graph.outputs = [graph.lookup(t) for t in new]
     for k, (out, s) in enumerate(zip(graph.outputs, graph.states)):
         if out.shape != s.shape or out.dtype != s.dtype:
@@ -494,7 +566,7 @@ def trace_backward(graph, per_time_ops, targets, rng):
                     gi = unbroadcast(gi, value.shape)
                 add(value, gi)
     seed_values = [graph._new(s, "seed", k) for k, s in enumerate(seeds)]
-    ops = graph.record(tape, leaf_kind="vconst")
+    ops = graph.record(tape.ops, leaf_kind="vconst", outside=tape.outside)
     for v in graph.values:
         if v.kind == "vconst" and v.array is None:
             v.array = graph.tensors[v.id].array

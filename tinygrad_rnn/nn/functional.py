@@ -16,7 +16,7 @@ from .. import backend
 from ..factory import rng
 from ..methods import check_dim
 from ..ops import Clip, Compare, DetachedMax, where_tensor
-from ..tensor import Function, Tensor, cat, forward_mode_active
+from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
 from .checks import InputError
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -779,7 +779,7 @@ def one_hot(tensor, num_classes=-1):
         raise TypeError(f"one_hot is only applicable to index tensor of type LongTensor (int64); got {tensor.dtype}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
         raise TypeError(f"one_hot: argument 'num_classes' must be an int, not {type(num_classes).__name__}")
-    index = tensor.array
+    index = index_used(tensor, "one_hot").array
     if num_classes == -1:
         if not index.size:
             raise RuntimeError("one_hot: can not infer total number of classes from empty tensor")
@@ -807,7 +807,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         if value not in (None, False):
             raise NotImplementedError(f"embedding: argument '{argument}' is not supported; got {value!r}")
     rows = weight.shape[0]
-    index = input.array if isinstance(input, Tensor) else weight.xp.asarray(input)
+    index = index_used(input, "embedding").array if isinstance(input, Tensor) else weight.xp.asarray(input)
     if index.dtype.kind not in "iu":
         raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
     if index.size:
