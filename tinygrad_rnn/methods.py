@@ -601,8 +601,12 @@ class TensorMethods:
         if self.dtype.kind != "f":
             return self.clone()
         limits = np.finfo(self.dtype)
-        infinite = where(self > 0, limits.max if posinf is None else posinf, limits.min if neginf is None else neginf)
-        return where(self.isfinite(), self, where(self.isnan(), nan, infinite).detach())
+
+        def number(value):   # of this dtype: the largest float64 would overflow a default float32
+            return _constant(self.xp.asarray(value, dtype=self.dtype))
+        infinite = where(self > 0, number(limits.max if posinf is None else posinf),
+                         number(limits.min if neginf is None else neginf))
+        return where(self.isfinite(), self, where(self.isnan(), number(nan), infinite).detach())
 
     def maximum(self, other):
         """The larger of each pair; NaN wins, and a tie sends half the gradient each way (as torch)."""
