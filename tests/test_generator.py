@@ -46,3 +46,22 @@ def test_bad_arguments_are_named():
         tr.Generator().manual_seed(1.5)
     with pytest.raises(ValueError, match="only a CPU generator"):
         tr.Generator("cuda")
+
+
+def test_a_generator_feeds_every_random_draw_repeatably():
+    """randn, rand, multinomial and nn.init take generator= as torch's do; the same seed draws the same,
+    and the draws advance the generator (a second call differs)."""
+    g = tr.Generator()
+
+    def draws():
+        g.manual_seed(11)
+        weight = tr.empty(3, 4)
+        tr.nn.init.uniform_(weight, -1, 1, generator=g)
+        return (tr.randn(5, generator=g).tolist(), tr.rand(2, 2, generator=g).tolist(),
+                tr.multinomial(tr.tensor([0.2, 0.3, 0.5]), 6, replacement=True, generator=g).tolist(),
+                weight.tolist(), tr.randn(5, generator=g).tolist())
+    first, again = draws(), draws()
+    assert first == again
+    assert first[0] != first[4]
+    with pytest.raises(TypeError, match="randn: argument 'generator' must be a tr.Generator"):
+        tr.randn(2, generator=3)

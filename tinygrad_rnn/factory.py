@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from . import backend, dtypes
-from .generator import check_generator, check_seed
+from .generator import check_generator, check_seed, numpy_source
 from .methods import TENSOR_TYPE_NAMES
 from .tensor import Tensor, _native, _python_data
 
@@ -255,16 +255,18 @@ def empty_like(input, dtype=None, *, device=None, requires_grad=False):
 
 # ----------------------------------------------------------------------------- random
 
-def randn(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    """Standard normal numbers."""
+def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Standard normal numbers (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "randn"), _size(shape, "randn", size)
-    return _place(_allocated("randn", shape, lambda: _rng.standard_normal(shape)), dtype, device, requires_grad)
+    source = numpy_source(generator, "randn", _rng)
+    return _place(_allocated("randn", shape, lambda: source.standard_normal(shape)), dtype, device, requires_grad)
 
 
-def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    """Uniform numbers in [0, 1)."""
+def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Uniform numbers in [0, 1) (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "rand"), _size(shape, "rand", size)
-    return _place(_allocated("rand", shape, lambda: _rng.random(shape)), dtype, device, requires_grad)
+    source = numpy_source(generator, "rand", _rng)
+    return _place(_allocated("rand", shape, lambda: source.random(shape)), dtype, device, requires_grad)
 
 
 def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
@@ -323,8 +325,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64."""
     if not isinstance(input, Tensor):
         raise TypeError(f"multinomial: input must be a Tensor; got {type(input).__name__}")
-    if generator is not None:
-        raise TypeError("multinomial: generator is not supported; seed with tr.manual_seed")
+    source = numpy_source(generator, "multinomial", _rng)
     if input.ndim not in (1, 2) or input.dtype.kind != "f":
         raise ValueError(f"multinomial: input must be a 1-D or 2-D floating point tensor of weights; got shape "
                          f"{input.shape} {input.dtype}")
@@ -346,7 +347,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not replacement and num_samples > nonzero.min():
         raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from a row with "
                          f"{nonzero.min()} non-zero weights (shape {input.shape})")
-    drawn = np.stack([_rng.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
+    drawn = np.stack([source.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
                       for row in weights])
     return _place(drawn if input.ndim == 2 else drawn[0], np.int64, input.device, False)
 

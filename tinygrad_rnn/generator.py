@@ -61,10 +61,31 @@ class Generator:
         the same words in the same order)."""
         return self._bits.random_raw(count)
 
+    @property
+    def numpy(self):
+        """A NumPy Generator over this generator's own bit stream, for the draws that need not be torch's
+        (normal and uniform numbers, multinomial): seeded by manual_seed and advancing the same state."""
+        if getattr(self, "_numpy", None) is None or self._numpy.bit_generator is not self._bits:
+            self._numpy = np.random.Generator(self._bits)
+        return self._numpy
+
     def random64(self, count):
         """`count` draws of generator->random64(): two words each, the first the high half."""
         words = self._bits.random_raw(2 * count).reshape(count, 2)
         return (words[:, 0] << np.uint64(32)) | words[:, 1]
+
+
+def numpy_source(generator, fn, default):
+    """Where a draw that need not be torch's comes from: `default` for None, a tr.Generator's NumPy view,
+    or a NumPy Generator (what tr.manual_seed returns); TypeError naming `fn` otherwise."""
+    if generator is None:
+        return default
+    if isinstance(generator, Generator):
+        return generator.numpy
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"{fn}: argument 'generator' must be a tr.Generator (or the generator tr.manual_seed returns); "
+                    f"got {type(generator).__name__}")
 
 
 def check_generator(generator, fn):

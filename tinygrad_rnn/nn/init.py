@@ -36,13 +36,9 @@ def _fill(tensor, values):
 
 
 def _generator(name, generator):
-    """The project's seeded generator, or the one given (what tr.manual_seed returns)."""
-    if generator is None:
-        return factory.rng()
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{name}: argument 'generator' must be the generator tr.manual_seed returns (a NumPy "
-                        f"Generator); got {type(generator).__name__}")
-    return generator
+    """The project's seeded generator, or the one given (a tr.Generator, or what tr.manual_seed returns)."""
+    from ..generator import numpy_source
+    return numpy_source(generator, name, factory.rng())
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
