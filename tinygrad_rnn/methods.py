@@ -848,7 +848,10 @@ class TensorMethods:
         if _state.grad_enabled and base.requires_grad and base._ctx is None:
             raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
                                f"operation (view of shape {self.shape} made by {name} of shape {base.shape})")
-        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        # the old value comes from a view made afresh, as torch's CopySlices reads it from the base's gradient:
+        # the view's own node, and the hooks on it, see only the gradients of the uses made of it before
+        fresh = made_by.apply(*self._view[1], **options)
+        old = old_value(fresh, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
         result = self._result(op, compute, old, operand)._as_dtype(self.dtype)
         base._record(op, lambda x, v: made_by.write_back(x, v, **options), result)
         current_view(self)

@@ -560,11 +560,24 @@ def regenerate_view(tensor, view):
         raise RuntimeError(f"a view (shape {tensor.shape}) made by {op.__name__.lower()} among several outputs "
                            f"is used after its base changed in place: its graph cannot be made again; take it "
                            f"after the change")
-    fresh = op.apply(*inputs, **options)  # inputs that are stale views themselves are made current first
+    fresh = op.apply(*[_made_again(t) for t in inputs], **options)
+    retained = tensor.retains_grad
     tensor._ctx, tensor.requires_grad, tensor._output_nr = fresh._ctx, fresh.requires_grad, fresh._output_nr
+    if retained and tensor.requires_grad:  # as torch moves the retains_grad hook onto the view's new grad_fn
+        tensor.retain_grad()
     if _state.forward_ad:
         tensor._tangent = fresh._tangent
     tensor._view = (op, inputs, options, base, tensor._shared.epoch, output)
+
+
+def _made_again(tensor):
+    """A stale view's value with the graph it would have now, as a new tensor: a view of a view is made again
+    from its base's current graph, as torch's from its root, and the view in between keeps its node (its hooks,
+    its retained gradient) until it is used itself."""
+    view = tensor._view if tensor._shared is not None else None
+    if view is None or view[4] == tensor._shared.epoch or view[0] is None or view[0].multiple_outputs:
+        return tensor  # current, or refused by current_view when it is used
+    return view[0].apply(*[_made_again(t) for t in view[1]], **view[2])
 
 
 def _memory_owner(array):
@@ -835,6 +848,8 @@ class Tensor(TensorMethods):
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient after backward (in `.grad`); returns None, as torch."""
+        if self._shared is not None:
+            current_view(self)  # a view whose base changed since: its current node keeps the gradient
         if not self.requires_grad:
             raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
         ctx = self._ctx
@@ -862,6 +877,8 @@ class Tensor(TensorMethods):
         from . import autograd
         if not callable(hook):
             raise TypeError(f"register_hook: hook must be callable, as hook(grad); got {type(hook).__name__}")
+        if self._shared is not None:
+            current_view(self)  # a view whose base changed since: the hook goes on its current node
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
         if self._ctx is not None:

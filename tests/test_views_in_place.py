@@ -1,0 +1,140 @@
+"""Views, index assignment and in-place changes against torch (float64): values, gradients, what hooks and
+retain_grad see after a view or its base changed in place, torch's index layout and torch's errors."""
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tr
+
+torch = pytest.importorskip("torch")
+
+F64 = {tr: "float64", torch: torch.float64}
+
+
+def numpy_of(value):
+    """A result as something NumPy compares: tensors as arrays, None and plain values as they are."""
+    if hasattr(value, "detach"):
+        return value.detach().numpy()
+    if isinstance(value, tr.Tensor):
+        return value.numpy()
+    return value
+
+
+def assert_as_torch(fn):
+    """fn(lib) returns a list of results (tensors, None, lists of hook calls); both libraries give the same."""
+    ours, theirs = ([numpy_of(r) for r in fn(lib)] for lib in (tr, torch))
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        if isinstance(b, np.ndarray):
+            assert isinstance(a, np.ndarray) and a.shape == b.shape, (a, b)
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        else:
+            assert a == b
+
+
+def leaf(lib, values):
+    return lib.tensor(np.asarray(values, dtype=np.float64), dtype=F64[lib], requires_grad=True)
+
+
+def weights(lib, shape):
+    return lib.tensor(np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape), dtype=F64[lib])
+
+
+def row_of_a_product(lib):
+    """(w, x = w * 1, v = x[0]): a view v of a non-leaf x."""
+    w = leaf(lib, np.arange(6.0).reshape(2, 3))
+    x = w * 1
+    return w, x, x[0]
+
+
+# ----------------------------------------------------------------------------- retain_grad and hooks on views
+
+BASE_CHANGES = {
+    "mul_ of the base": lambda lib, x: x.mul_(2),
+    "setitem of another row": lambda lib, x: x.__setitem__(1, 5.0),
+    "two changes of the base": lambda lib, x: x.mul_(2).add_(1),
+}
+
+
+@pytest.mark.parametrize("change", BASE_CHANGES)
+def test_retain_grad_on_a_view_survives_a_change_of_its_base(change):
+    """v.retain_grad(), then its base changes in place, then v is used: torch's v.grad is the gradient of the
+    view made again from the new base (before, .grad was None)."""
+    def run(lib):
+        w, x, v = row_of_a_product(lib)
+        v.retain_grad()
+        BASE_CHANGES[change](lib, x)
+        (v * weights(lib, 3)).sum().backward()
+        return [v.grad, w.grad]
+
+    assert_as_torch(run)
+
+
+def test_retain_grad_on_a_view_changed_in_place_itself():
+    def run(lib):
+        w, _, v = row_of_a_product(lib)
+        v.retain_grad()
+        v.mul_(2)
+        (v * weights(lib, 3)).sum().backward()
+        return [v.grad, w.grad]
+
+    assert_as_torch(run)
+
+
+def test_retain_grad_on_views_of_a_view_after_the_base_changed():
+    def run(lib):
+        w, x, v = row_of_a_product(lib)
+        tail = v[1:]
+        tail.retain_grad()
+        v.retain_grad()
+        x.mul_(2)
+        (tail * 3).sum().backward()
+        return [tail.grad, v.grad, w.grad]
+
+    assert_as_torch(run)
+
+
+def test_retain_grad_and_register_hook_after_the_base_changed_go_to_the_current_view():
+    def run(lib):
+        seen = []
+        w, x, v = row_of_a_product(lib)
+        x.mul_(2)
+        v.retain_grad()
+        v.register_hook(lambda g: seen.append(g.tolist()))
+        (v * weights(lib, 3)).sum().backward()
+        return [v.grad, w.grad, seen]
+
+    assert_as_torch(run)
+
+
+HOOKED = {
+    # a hook on v before v changes in place stays on v's old node, which the base's new graph does not reach
+    "hook, v.mul_, use the base": lambda lib, x, v, hook: (v.register_hook(hook), v.mul_(2), x),
+    "hook returning g * 10, v.mul_, use the base":
+        lambda lib, x, v, hook: (v.register_hook(lambda g: g * 10), v.mul_(2), x),
+    # ... but fires where v's old value is used
+    "hook, y = v * 5, v.mul_, use the base and y":
+        lambda lib, x, v, hook: (v.register_hook(hook), (y := v * 5), v.mul_(2), x.sum(0) + y),
+    "hook, base.mul_, use v": lambda lib, x, v, hook: (v.register_hook(hook), x.mul_(2), v),
+    "hook, y = v * 5, base.mul_, use v and y":
+        lambda lib, x, v, hook: (v.register_hook(hook), (y := v * 5), x.mul_(2), v + y),
+    "v.mul_, hook, use the base": lambda lib, x, v, hook: (v.mul_(2), v.register_hook(hook), x),
+    "v.mul_, hook, use v": lambda lib, x, v, hook: (v.mul_(2), v.register_hook(hook), v),
+    "hook on the base, v[1] = 7, hook on the base, use the base":
+        lambda lib, x, v, hook: (x.register_hook(hook), v.__setitem__(1, 7.0), x.register_hook(hook), x),
+    "hook on the base, v[1] = 7, use v": lambda lib, x, v, hook: (x.register_hook(hook), v.__setitem__(1, 7.0), v),
+}
+
+
+@pytest.mark.parametrize("name", HOOKED)
+def test_hooks_on_views_changed_in_place_fire_as_in_torch(name):
+    """Hooks stay on the node the tensor had when they were registered (torch's rule): the same calls with the
+    same gradients, and the same gradient for the leaf (before, a hook on a view changed in place fired with the
+    old value's gradient and a value it returned changed the base's gradient)."""
+    def run(lib):
+        seen = []
+        w, x, v = row_of_a_product(lib)
+        out = HOOKED[name](lib, x, v, lambda g: seen.append(g.tolist()))[-1]
+        (out * weights(lib, out.shape)).sum().backward()
+        return [w.grad, seen]
+
+    assert_as_torch(run)
