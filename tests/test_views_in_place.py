@@ -138,3 +138,120 @@ def test_hooks_on_views_changed_in_place_fire_as_in_torch(name):
         return [w.grad, seen]
 
     assert_as_torch(run)
+
+
+# ----------------------------------------------------------------------------- index assignment: torch's layout
+
+INDEXES = {  # on a (3, 4, 5) tensor: the index, and the shape torch gives x[index]
+    "0, [1, 2]": lambda lib: (0, [1, 2]),
+    "[0, 1], :, 0": lambda lib: ([0, 1], slice(None), 0),
+    ":, [0, 2], 1": lambda lib: (slice(None), [0, 2], 1),
+    "0, :, [1, 3]": lambda lib: (0, slice(None), [1, 3]),
+    "1, :, [0]": lambda lib: (1, slice(None), [0]),
+    "0, None, [1, 2]": lambda lib: (0, None, [1, 2]),
+    "[[0], [2]], 1, [1, 3]": lambda lib: ([[0], [2]], 1, [1, 3]),
+    "..., [0, 1], 2": lambda lib: (Ellipsis, [0, 1], 2),
+    "2, ..., [4, 0, 1]": lambda lib: (2, Ellipsis, [4, 0, 1]),
+    "tensor 0, :, tensor [1, 3]": lambda lib: (lib.tensor(0), slice(None), lib.tensor([1, 3])),
+    "tensor [[0], [1]], :, 2": lambda lib: (lib.tensor([[0], [1]]), slice(None), 2),
+    "[0, 2], :, [1, 3]": lambda lib: ([0, 2], slice(None), [1, 3]),
+}
+
+
+def setitem_run(index, value_shape=None):
+    """x = w * 1, x[index] = v * 1 (v of x[index]'s shape in torch unless given), a loss through all of x."""
+    x0 = np.random.default_rng(3).standard_normal((3, 4, 5))
+
+    def run(lib):
+        w = leaf(lib, x0)
+        x = w * 1
+        shape = value_shape or tuple(torch.zeros(3, 4, 5)[INDEXES[index](torch)].shape)
+        v = leaf(lib, np.random.default_rng(4).standard_normal(shape))
+        x[INDEXES[index](lib)] = v * 1
+        (x * weights(lib, (3, 4, 5))).sum().backward()
+        return [x, w.grad, v.grad]
+
+    return run
+
+
+@pytest.mark.parametrize("index", INDEXES)
+def test_setitem_with_integers_and_index_arrays_places_values_as_torch(index):
+    """Integers mixed with index arrays: torch applies the integers first, NumPy moves the broadcast dims of
+    separated indices to the front; x[index] = v lays v out as torch does (before: refused, or misplaced when the
+    sizes happened to fit), and the gradients of x and v are torch's."""
+    assert_as_torch(setitem_run(index))
+
+
+@pytest.mark.parametrize("index", ["0, :, [1, 3]", "0, None, [1, 2]", "[[0], [2]], 1, [1, 3]"])
+def test_setitem_with_a_broadcast_value_in_torch_s_layout(index):
+    shape = tuple(torch.zeros(3, 4, 5)[INDEXES[index](torch)].shape)
+    assert_as_torch(setitem_run(index, (1,) * (len(shape) - 1) + shape[-1:]))
+
+
+@pytest.mark.parametrize("index", ["0, :, [1, 3]", "1, :, [0]"])
+def test_setitem_with_integers_and_index_arrays_without_gradients(index):
+    def run(lib):
+        x = lib.zeros((3, 4, 5), dtype=F64[lib])
+        shape = tuple(torch.zeros(3, 4, 5)[INDEXES[index](torch)].shape)
+        x[INDEXES[index](lib)] = lib.tensor(np.arange(np.prod(shape), dtype=np.float64).reshape(shape))
+        return [x]
+
+    assert_as_torch(run)
+
+
+# ----------------------------------------------------------------------------- values with leading 1s, 0-d indices
+
+@pytest.mark.parametrize("index, value_shape", [
+    (0, (1, 4)), (0, (1, 1, 4)), (0, (1, 1)), ((slice(None), slice(1, 3)), (1, 3, 2)),
+    ((slice(None), slice(1, 3)), (1, 1, 1, 2)), ([0, 2], (1, 2, 4)), ((1, [0, 3]), (1, 1, 2)),
+])
+def test_a_value_with_leading_size_one_dims_is_assigned_as_in_torch(index, value_shape):
+    """torch drops a value's leading 1s that x[index] has not: x[0] = v of shape (1, H) (before, the gradient of v
+    could not be summed back to its shape)."""
+    v0 = np.random.default_rng(5).standard_normal(value_shape)
+
+    def run(lib):
+        w = leaf(lib, np.random.default_rng(6).standard_normal((3, 4)))
+        v = leaf(lib, v0)
+        x = w * 1
+        x[index] = v
+        (x * weights(lib, (3, 4))).sum().backward()
+        with lib.no_grad():
+            plain = lib.zeros((3, 4), dtype=F64[lib])
+            plain[index] = v
+        return [x, w.grad, v.grad, plain]
+
+    assert_as_torch(run)
+
+
+@pytest.mark.parametrize("value_shape", [(2, 4), (4, 1), (1, 2, 4)])
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_value_that_does_not_fit_is_refused_naming_both_shapes(value_shape, recorded):
+    for lib in (tr, torch):
+        x = lib.zeros((3, 4), dtype=F64[lib], requires_grad=recorded) * 1
+        with pytest.raises(RuntimeError) as refused:
+            x[0] = lib.ones(value_shape, dtype=F64[lib])
+        if lib is tr:
+            message = str(refused.value).replace(" ", "")
+            assert "(4,)" in message and str(value_shape).replace(" ", "")[1:] in message
+
+
+@pytest.mark.parametrize("index", [
+    lambda lib: lib.tensor(1), lambda lib: (lib.tensor(1), lib.tensor(2)), lambda lib: (slice(None), lib.tensor(0)),
+    lambda lib: np.array(2), lambda lib: (lib.tensor(0), [1, 3]),
+])
+def test_a_0_d_integer_tensor_indexes_as_an_int(index):
+    """As torch: its dim dropped, x[i] a view (writes through it reach x, and x's later changes reach it), and the
+    same gradients (before, a copy: writes were lost)."""
+    def run(lib):
+        w = leaf(lib, np.random.default_rng(7).standard_normal((3, 4)))
+        x = w * 1
+        picked = x[index(lib)]
+        seen = x.detach()[index(lib)]
+        picked.mul_(3)
+        with lib.no_grad():
+            x.add_(1)
+        (x * weights(lib, (3, 4))).sum().backward()
+        return [x, picked, seen, w.grad]
+
+    assert_as_torch(run)

@@ -892,9 +892,9 @@ class TensorMethods:
 
     def _put(self, op, index, value):
         """The recorded self[index] = value (a Tensor, an array or a number), as an IndexPut."""
-        from .tensor import _raw_index
-        value = self._lift(value, op)
+        from .tensor import _assigned, _raw_index
         index = _raw_index(index)
+        value = _assigned(op, self, index, self._lift(value, op))
         return self._record(op, lambda x, v: _ops().IndexPut.apply(x, v._as_dtype(x.dtype), index=index), value)
 
     def add_(self, other, *, alpha=1):
@@ -978,7 +978,7 @@ class TensorMethods:
         return self
 
     def __setitem__(self, index, value):
-        from .tensor import Tensor, _native, _raw_index
+        from .tensor import Tensor, _assigned, _native, _raw_index
         tensor = isinstance(value, Tensor)
         if tensor:
             if value.device != self.device:
@@ -996,10 +996,15 @@ class TensorMethods:
             return
         array = value.array if tensor else value
         try:
-            self.array[_raw_index(index)] = array
+            index = _raw_index(index)
+            self.array[index] = _assigned("__setitem__", self, index, array)
+        except RuntimeError:
+            self._version -= 1
+            raise
         except (IndexError, ValueError, TypeError) as e:
             self._version -= 1
-            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            # a value that does not broadcast is a RuntimeError, as torch's (and as when it is recorded)
+            kind = next(k for k in (IndexError, TypeError, RuntimeError) if isinstance(e, k) or k is RuntimeError)
             raise kind(f"__setitem__: {e} (tensor of shape {self.shape}, value of shape "
                        f"{tuple(array.shape)})") from None
 
