@@ -255,3 +255,81 @@ def test_a_0_d_integer_tensor_indexes_as_an_int(index):
         return [x, picked, seen, w.grad]
 
     assert_as_torch(run)
+
+
+# ----------------------------------------------------------------------------- memory that overlaps, as torch
+
+def outcome(fn, lib):
+    """fn(lib)'s results, or the error torch's kind of check gives: (type name, message up to the first '.')."""
+    try:
+        return [numpy_of(r) for r in fn(lib)]
+    except (RuntimeError, ValueError) as e:
+        return (type(e).__name__, str(e).split("unsupported operation: ")[-1].split(".")[0]
+                if "unsupported operation" in str(e) else "another error")
+
+
+def assert_same_outcome(fn):
+    ours, theirs = outcome(fn, tr), outcome(fn, torch)
+    if isinstance(theirs, tuple) or isinstance(ours, tuple):
+        assert isinstance(ours, tuple) and ours == theirs, (ours, theirs)
+    else:
+        assert_as_torch(fn)
+
+
+EXPANDED_WRITES = {  # on x.expand(3, 4) of a (4,) tensor
+    "add_": lambda lib, y: y.add_(1),
+    "mul_ by a tensor": lambda lib, y: y.mul_(lib.ones(4, dtype=F64[lib])),
+    "copy_": lambda lib, y: y.copy_(lib.ones((3, 4), dtype=F64[lib])),
+    "clamp_": lambda lib, y: y.clamp_(0, 1),
+    "uniform_": lambda lib, y: y.uniform_(),
+    "setitem of a column": lambda lib, y: y.__setitem__((slice(None), 1), 7.0),
+    "setitem of all": lambda lib, y: y.__setitem__(Ellipsis, 7.0),
+    "transposed add_": lambda lib, y: y.T.add_(1),
+    # torch writes these: no element of what is written is reached twice, or the op does not check
+    "setitem of a row": lambda lib, y: y.__setitem__(0, 7.0),
+    "add_ on a row": lambda lib, y: y[1].add_(1),
+    "fill_": lambda lib, y: y.fill_(2.0),
+    "zero_": lambda lib, y: y.zero_(),
+}
+
+
+@pytest.mark.parametrize("name", EXPANDED_WRITES)
+def test_writes_into_an_expanded_tensor_as_torch(name):
+    """An in-place change that would write one element of memory twice is refused with torch's error (before, a
+    message about a read-only array given to from_numpy); one that does not reaches the tensor expanded."""
+    def run(lib):
+        x = lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64[lib])
+        EXPANDED_WRITES[name](lib, x.expand(3, 4))
+        return [x]
+
+    assert_same_outcome(run)
+
+
+OVERLAPPING = {
+    "x[1:] = x[:-1]": lambda lib, x: x.__setitem__(slice(1, None), x[:-1]),
+    "x[:-1] = x[1:]": lambda lib, x: x.__setitem__(slice(None, -1), x[1:]),
+    "x[1:].copy_(x[:-1])": lambda lib, x: x[1:].copy_(x[:-1]),
+    "x[1:] += x[:-1]": lambda lib, x: x[1:].__iadd__(x[:-1]),
+    "x.copy_(x.flip)": lambda lib, x: x.reshape(2, 3).copy_(x.reshape(3, 2).T),
+    "x[[1, 2]] = x[:2]": lambda lib, x: x.__setitem__([1, 2], x[:2]),
+    # no partial overlap: allowed
+    "x.add_(x)": lambda lib, x: x.add_(x),
+    "x[:3] = x[3:]": lambda lib, x: x.__setitem__(slice(None, 3), x[3:]),
+    "x.mul_(x.detach())": lambda lib, x: x.mul_(x.detach()),
+}
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+@pytest.mark.parametrize("name", OVERLAPPING)
+def test_a_change_that_reads_memory_it_writes_is_refused_as_in_torch(name, recorded):
+    """Where a tensor written in place and its operand partly share memory, torch refuses; so does this engine
+    (before, NumPy's copy semantics gave a value torch never gives, and a gradient)."""
+    def run(lib):
+        w = lib.tensor(np.arange(1.0, 7.0), dtype=F64[lib], requires_grad=recorded)
+        x = w * 1 if recorded else w
+        OVERLAPPING[name](lib, x)
+        if recorded:
+            (x * weights(lib, 6)).sum().backward()
+        return [x, w.grad]
+
+    assert_same_outcome(run)

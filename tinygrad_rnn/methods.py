@@ -782,15 +782,17 @@ class TensorMethods:
         return _tensor_cls()(data, dtype=self.dtype, device=self.device)
 
     # --- in place: PyTorch's rules, and a version bump that backward checks
-    def _in_place(self, op, operand=None):
-        """Check an in-place change of this tensor by `operand`. True where the change is recorded as an op
-        (_record does it; see records_in_place); otherwise the version moves on here and the caller writes
-        the array (no_grad code, optimizer updates: nothing else to pay)."""
+    def _in_place(self, op, operand=None, written=None, once=True):
+        """Check an in-place change of this tensor by `operand`, which writes `written` (a view of the array;
+        by default all of it), and, where `once`, writes no element twice (_check_overlap). True where
+        the change is recorded as an op (_record does it; see records_in_place); otherwise the version moves
+        on here and the caller writes the array (no_grad code, optimizer updates: nothing else to pay)."""
         from .tensor import _state
         state = _state
         if state.grad_enabled and self.requires_grad and self._ctx is None:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
                                f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
+        _check_overlap(op, self.array if written is None else written, operand, once)
         if not getattr(self.array.flags, "writeable", True):
             raise ValueError(f"{op}: the tensor's memory is read-only (a read-only NumPy array given to "
                              f"from_numpy?); copy it with .clone() first")
@@ -919,7 +921,7 @@ class TensorMethods:
     clip_ = clamp_
 
     def zero_(self):
-        if self._in_place("zero_"):
+        if self._in_place("zero_", once=False):  # (torch lets zero_ and fill_ write an element twice)
             return self._put("zero_", Ellipsis, 0)
         self.array[...] = 0
         return self
@@ -936,7 +938,7 @@ class TensorMethods:
                 return self._put("fill_", Ellipsis, value)  # its gradient: the sum of the tensor's
             value = value.item()
         value = _fill_value("fill_", self, value)
-        if self._in_place("fill_"):
+        if self._in_place("fill_", once=False):
             return self._put("fill_", Ellipsis, value)
         self.array[...] = value
         return self
@@ -991,12 +993,14 @@ class TensorMethods:
             if python_data:  # as torch: a number that does not fit (NaN into an int tensor) is refused
                 dtypes.check_fits(value, self.dtype, "__setitem__")
             value = backend.to_device(value, self.device)  # CuPy refuses a NumPy array assigned to a slice
-        if self._in_place("__setitem__", value):
+        index = _raw_index(index)
+        array = value.array if tensor else value
+        basic = _ops()._is_basic_index(index)  # index arrays may reach an element twice, as torch lets them
+        if self._in_place("__setitem__", value, self._written("__setitem__", index, array) if basic else None,
+                          once=basic):
             self._put("__setitem__", index, value)
             return
-        array = value.array if tensor else value
         try:
-            index = _raw_index(index)
             self.array[index] = _assigned("__setitem__", self, index, array)
         except RuntimeError:
             self._version -= 1
@@ -1008,6 +1012,14 @@ class TensorMethods:
             raise kind(f"__setitem__: {e} (tensor of shape {self.shape}, value of shape "
                        f"{tuple(array.shape)})") from None
 
+    def _written(self, op, index, value):
+        """What self[index] = value writes at a basic index, a view, for _in_place."""
+        try:
+            return self.array[index]
+        except IndexError as e:
+            raise IndexError(f"{op}: {e} (tensor of shape {self.shape}, value of shape "
+                             f"{tuple(np.shape(value))})") from None
+
     def masked_fill_(self, mask, value):
         mask = _mask("masked_fill_", self, mask, in_place=True)
         if isinstance(value, _tensor_cls()):
@@ -1015,11 +1027,11 @@ class TensorMethods:
             if value.ndim:
                 raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, but got one "
                                    f"with {value.ndim} dimension(s)")
-            if records_in_place(self, value) and self._in_place("masked_fill_", value):
+            if records_in_place(self, value) and self._in_place("masked_fill_", value, once=False):
                 return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
             value = value.item()
         value = _fill_value("masked_fill_", self, value)
-        if self._in_place("masked_fill_"):
+        if self._in_place("masked_fill_", once=False):
             return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
         self.array[...] = self.xp.where(mask, value, self.array)
         return self
@@ -1062,6 +1074,38 @@ def _remainder(x, other, mode, op):
 # the out-of-place form to name where an in-place change cannot be recorded
 _OUT_OF_PLACE = {"add_": "y = y + other", "sub_": "y = y - other", "mul_": "y = y * other", "div_": "y = y / other",
                  "clamp_": "y = y.clamp(min, max)", "masked_fill_": "y = y.masked_fill(mask, value)"}
+
+
+def _check_overlap(op, written, operand, once=True):
+    """torch's refusals of an in-place change whose result would depend on the order elements are written in:
+    `written` reaching one element of memory twice (an expanded tensor; asked where `once`), or
+    the operand's memory partly the written memory (x[1:] = x[:-1]). As torch, only dense arrays are compared;
+    an operand that is the written memory itself (x.add_(x)) is fine."""
+    again = "Please clone() the tensor before performing the operation."
+    if once and written.size > 1 and any(step == 0 and n > 1 for step, n in zip(written.strides, written.shape)):
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor refers "
+                           f"to a single memory location. {again}")
+    operand = operand.array if isinstance(operand, _tensor_cls()) else operand
+    if (getattr(operand, "strides", None) is None or operand.__class__ is not written.__class__
+            or not operand.size or not written.size or not (_dense(written) and _dense(operand))):
+        return
+    (begin, end), (other_begin, other_end) = backend.memory_span(written), backend.memory_span(operand)
+    if (begin, end) == (other_begin, other_end) and written.strides == operand.strides:
+        return
+    if begin < other_end and other_begin < end:
+        raise RuntimeError(f"{op}: unsupported operation: some elements of the input tensor and the written-to "
+                           f"tensor refer to a single memory location. {again}")
+
+
+def _dense(array):
+    """Whether the elements fill one block of memory, each once, in some order of the dims (torch's
+    is_non_overlapping_and_dense)."""
+    expected = array.itemsize
+    for step, n in sorted((step, n) for step, n in zip(array.strides, array.shape) if n != 1):
+        if step != expected:
+            return False
+        expected *= n
+    return True
 
 
 def _out_of_place(op):
