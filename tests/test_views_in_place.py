@@ -333,3 +333,29 @@ def test_a_change_that_reads_memory_it_writes_is_refused_as_in_torch(name, recor
         return [x, w.grad]
 
     assert_same_outcome(run)
+
+
+# ----------------------------------------------------------------------------- .data and detach()
+
+def test_setting_data_takes_the_new_tensor_s_memory_shape_and_dtype_as_torch():
+    """As torch's set_data: another shape or floating dtype is taken (before: refused), the memory is the new
+    tensor's, and the version counter stays the old one's (shared with a detached copy taken before)."""
+    def run(lib):
+        w = leaf(lib, [1.0, 2.0])
+        before = w.detach()
+        new = lib.zeros(3, dtype=lib.float32)
+        w.data = new
+        new.add_(1)  # w sees it
+        before.add_(1)  # w's version moves on, not new's
+        (w * 2).sum().backward()
+        return [w, w.grad, str(w.dtype).split(".")[-1], w._version, new._version, before]
+
+    assert_as_torch(run)
+
+
+def test_setting_data_refuses_what_torch_refuses():
+    for lib in (tr, torch):
+        with pytest.raises(TypeError, match="data"):
+            lib.zeros(2, 3).data = [1, 2]
+        with pytest.raises(RuntimeError, match="floating point"):
+            leaf(lib, [1.0, 2.0]).data = lib.tensor([1, 2])

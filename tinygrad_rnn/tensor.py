@@ -726,10 +726,14 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value):
-        value = value.array if isinstance(value, Tensor) else _numeric(value, "data")
-        if value.shape != self.shape or value.dtype != self.dtype:
-            raise ValueError(f"data: assigned {value.shape} {value.dtype} to a tensor of {self.shape} {self.dtype}")
-        self.array = value
+        """Take `value`'s memory, with its shape, dtype and device, as torch's set_data (p.data = p.data.half());
+        the version counter stays this tensor's."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: must be set to a Tensor, not {type(value).__name__}")
+        if self.requires_grad and value.dtype.kind != "f":
+            raise RuntimeError(f"data: a tensor that requires grad can only be set to floating point data; got "
+                               f"{value.dtype}")
+        self.array = value.array
 
     @property
     def _version(self):
