@@ -359,3 +359,61 @@ def test_setting_data_refuses_what_torch_refuses():
             lib.zeros(2, 3).data = [1, 2]
         with pytest.raises(RuntimeError, match="floating point"):
             leaf(lib, [1.0, 2.0]).data = lib.tensor([1, 2])
+
+
+# ----------------------------------------------------------------------------- torch's other in-place methods
+
+IN_PLACE_METHODS = {
+    **dict.fromkeys((  # called with no arguments
+        "exp_", "log_", "tanh_", "sigmoid_", "relu_", "neg_", "sqrt_", "abs_", "floor_", "ceil_", "round_",
+        "trunc_", "reciprocal_", "rsqrt_", "square_", "erf_", "expm1_", "log1p_", "tril_", "triu_", "detach_")),
+    "clamp_min_": lambda lib, x, y: x.clamp_min_(1.2),
+    "clamp_max_": lambda lib, x, y: x.clamp_max_(1.2),
+    "pow_ of a number": lambda lib, x, y: x.pow_(3),
+    "pow_ of a tensor": lambda lib, x, y: x.pow_(y),
+    "remainder_": lambda lib, x, y: x.remainder_(y),
+    "fmod_": lambda lib, x, y: x.fmod_(y),
+    "lerp_": lambda lib, x, y: x.lerp_(y, 0.3),
+    "addcmul_": lambda lib, x, y: x.addcmul_(y, y.exp(), value=0.5),
+    "addcdiv_": lambda lib, x, y: x.addcdiv_(y, y + 3),
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE_METHODS)
+@pytest.mark.parametrize("who_requires_grad", ["tensor", "operand"])
+def test_in_place_methods_of_torch(name, who_requires_grad):
+    """torch's in-place forms of elementwise methods exist (before: AttributeError) and give torch's values and
+    gradients, on a non-leaf or with an operand that requires grad."""
+    def run(lib):
+        a = leaf(lib, np.linspace(0.3, 2.1, 6).reshape(2, 3))
+        b = leaf(lib, np.linspace(-1.5, 1.7, 6).reshape(2, 3) + 0.05)
+        if who_requires_grad == "operand":
+            a = a.detach()
+        x = a * 1
+        call = IN_PLACE_METHODS[name]
+        returned = call(lib, x, b) if call else getattr(x, name)()
+        if x.requires_grad:
+            (x * weights(lib, (2, 3))).sum().backward()
+        return [returned is x, x, a.grad, b.grad, x.requires_grad]
+
+    assert_as_torch(run)
+
+
+def test_in_place_methods_refuse_what_torch_refuses():
+    for lib in (tr, torch):
+        with pytest.raises(RuntimeError):
+            lib.tensor([1, 2]).exp_()  # a float result into an integer tensor
+        with pytest.raises(RuntimeError, match="leaf Variable"):
+            leaf(lib, [1.0]).tanh_()
+        with pytest.raises(RuntimeError, match="detach"):
+            (leaf(lib, [1.0, 2.0]) * 1)[:1].detach_()
+
+
+def test_floor_divide_and_sign_in_place():
+    """(torch has no gradient for floor_divide_; sign here is a constant, no node, where torch's gradient is 0)"""
+    def run(lib):
+        x = lib.tensor([7.0, -7.0, 5.5], dtype=F64[lib])
+        y = lib.tensor([-2.0, 0.0, 3.0], dtype=F64[lib])
+        return [x.floor_divide_(lib.tensor([2.0, 2.0, -1.5], dtype=F64[lib])), x, y.sign_(), y]
+
+    assert_as_torch(run)

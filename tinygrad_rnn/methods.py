@@ -820,15 +820,15 @@ class TensorMethods:
     def _record(self, op, compute, operand=None, reads_old=False):
         """The in-place change as torch records it: compute(old value, operand) out of place, written into
         this tensor's memory, and this tensor rebased onto the node that made the result (as torch rebases
-        grad_fn). reads_old: compute's backward reads the old value where the operand requires grad, so the
-        old value then gets a copy of its own."""
+        grad_fn). reads_old: compute's backward reads the old value (True; "operand": only for the operand's
+        gradient, as a product's), so where a gradient needs it the old value gets a copy of its own."""
         from .tensor import old_value, rebase_in_place
         shared = self._shared
         if shared is not None and shared.viewed:
             _refuse_on_a_tape(op)
             if self._view is not None:
                 return self._record_through_base(op, compute, operand, reads_old)
-        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        old = old_value(self, copy=_keeps_old(reads_old, self, operand))
         result = self._result(op, compute, old, operand)
         return rebase_in_place(self, old, result._as_dtype(self.dtype))
 
@@ -853,7 +853,7 @@ class TensorMethods:
         # the old value comes from a view made afresh, as torch's CopySlices reads it from the base's gradient:
         # the view's own node, and the hooks on it, see only the gradients of the uses made of it before
         fresh = made_by.apply(*self._view[1], **options)
-        old = old_value(fresh, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        old = old_value(fresh, copy=_keeps_old(reads_old, self, operand))
         result = self._result(op, compute, old, operand)._as_dtype(self.dtype)
         base._record(op, lambda x, v: made_by.write_back(x, v, **options), result)
         current_view(self)
@@ -907,7 +907,7 @@ class TensorMethods:
 
     def mul_(self, other):
         # the product's backward reads the old value only for the other operand's gradient
-        return self._update("mul_", lambda x, y: x * y, other, reads_old=True)
+        return self._update("mul_", lambda x, y: x * y, other, reads_old="operand")
 
     def div_(self, other):
         return self._update("div_", lambda x, y: x / y, other)
@@ -919,6 +919,47 @@ class TensorMethods:
         return self._update("clamp_", lambda x, _: x.clamp(min, max))
 
     clip_ = clamp_
+
+    def clamp_min_(self, min):
+        return self._update("clamp_min_", lambda x, _: x.clamp(min=min))
+
+    def clamp_max_(self, max):
+        return self._update("clamp_max_", lambda x, _: x.clamp(max=max))
+
+    def pow_(self, exponent):
+        return self._update("pow_", lambda x, e: x ** e, exponent, reads_old=True)
+
+    def remainder_(self, other):
+        return self._update("remainder_", lambda x, y: x.remainder(y), other, reads_old=True)
+
+    def fmod_(self, other):
+        return self._update("fmod_", lambda x, y: x.fmod(y), other, reads_old=True)
+
+    def floor_divide_(self, other):
+        return self._update("floor_divide_", lambda x, y: x.floor_divide(y), other, reads_old=True)
+
+    def lerp_(self, end, weight):
+        """self + weight * (end - self), in place (weight a number, or a tensor that needs no gradient)."""
+        return self._update("lerp_", lambda x, e: x + weight * (e - x), end)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return self.add_(tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return self.add_(tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
+
+    def tril_(self, diagonal=0):
+        return self._update("tril_", lambda x, _: x.tril(diagonal))
+
+    def triu_(self, diagonal=0):
+        return self._update("triu_", lambda x, _: x.triu(diagonal))
+
+    def detach_(self):
+        """Cut this tensor from the graph in place (a view refuses, as in torch: use detach())."""
+        if self._shared is not None and self._view is not None:
+            raise RuntimeError("detach_: can't detach views in-place; use detach() instead")
+        self._ctx, self.requires_grad, self._output_nr = None, False, 0
+        return self
 
     def zero_(self):
         if self._in_place("zero_", once=False):  # (torch lets zero_ and fill_ write an element twice)
@@ -1074,6 +1115,27 @@ def _remainder(x, other, mode, op):
 # the out-of-place form to name where an in-place change cannot be recorded
 _OUT_OF_PLACE = {"add_": "y = y + other", "sub_": "y = y - other", "mul_": "y = y * other", "div_": "y = y / other",
                  "clamp_": "y = y.clamp(min, max)", "masked_fill_": "y = y.masked_fill(mask, value)"}
+
+
+def _keeps_old(reads_old, tensor, operand):
+    """Whether the old value of an in-place change needs a copy of its own: its backward reads it (reads_old)
+    for a gradient that is wanted."""
+    operand_wants = isinstance(operand, _tensor_cls()) and operand.requires_grad
+    return bool(reads_old) and (operand_wants or (reads_old is True and tensor.requires_grad))
+
+
+def _elementwise_in_place(name):
+    """The in-place form of the elementwise method `name` (exp_ of exp), as torch's."""
+    def method(self):
+        return self._update(f"{name}_", lambda x, _: getattr(x, name)(), reads_old=True)
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = f"{name}, written into this tensor (as torch's {name}_)."
+    return method
+
+
+for _name in ("exp", "log", "tanh", "sigmoid", "relu", "neg", "sqrt", "abs", "sign", "floor", "ceil", "round", "trunc",
+              "reciprocal", "rsqrt", "square", "erf", "expm1", "log1p"):
+    setattr(TensorMethods, f"{_name}_", _elementwise_in_place(_name))
 
 
 def _check_overlap(op, written, operand, once=True):

@@ -1084,6 +1084,8 @@ class Tensor(TensorMethods):
             raise TypeError("neg: negation, the `-` operator, on a bool tensor is not supported; use ~ to invert a mask")
         return ops.Neg.apply(self)
 
+    neg = negative = __neg__
+
     def exp(self): return ops.Exp.apply(self._floating())
     def log(self): return ops.Log.apply(self._floating())
     def tanh(self): return ops.Tanh.apply(self._floating())
