@@ -122,6 +122,9 @@ HOOKED = {
     "hook on the base, v[1] = 7, hook on the base, use the base":
         lambda lib, x, v, hook: (x.register_hook(hook), v.__setitem__(1, 7.0), x.register_hook(hook), x),
     "hook on the base, v[1] = 7, use v": lambda lib, x, v, hook: (x.register_hook(hook), v.__setitem__(1, 7.0), v),
+    # a view of v changed in place writes into the root (x) as torch's: v's node is not on the way
+    "hook on v, v[1:].mul_, use v": lambda lib, x, v, hook: (v.register_hook(hook), v[1:].mul_(3), v),
+    "hook on v, v[1:].mul_, use the base": lambda lib, x, v, hook: (v.register_hook(hook), v[1:].mul_(3), x),
 }
 
 

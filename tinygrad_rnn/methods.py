@@ -836,7 +836,7 @@ class TensorMethods:
         """The recorded in-place change of a view, as torch's CopySlices: the view's new value computed out of
         place, written into its base by the op's write_back (an IndexPut at a slice's index), the base rebased
         (a base that is a view itself writes into its own base), and the view made again from the base."""
-        from .tensor import _state, current_view, old_value
+        from .tensor import _state, current_view, made_again, old_value
         current_view(self)  # taken before an earlier change of its base: its graph first
         made_by, _, options, base, _, _ = self._view
         if made_by is None:
@@ -850,9 +850,9 @@ class TensorMethods:
         if _state.grad_enabled and base.requires_grad and base._ctx is None:
             raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
                                f"operation (view of shape {self.shape} made by {name} of shape {base.shape})")
-        # the old value comes from a view made afresh, as torch's CopySlices reads it from the base's gradient:
-        # the view's own node, and the hooks on it, see only the gradients of the uses made of it before
-        fresh = made_by.apply(*self._view[1], **options)
+        # the old value comes from the view made again, as torch's CopySlices reads it from the root's gradient:
+        # the nodes of this view and of the views between, and the hooks on them, see only the uses made of them
+        fresh = made_again(self)
         old = old_value(fresh, copy=_keeps_old(reads_old, self, operand))
         result = self._result(op, compute, old, operand)._as_dtype(self.dtype)
         base._record(op, lambda x, v: made_by.write_back(x, v, **options), result)

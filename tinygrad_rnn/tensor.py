@@ -560,7 +560,7 @@ def regenerate_view(tensor, view):
         raise RuntimeError(f"a view (shape {tensor.shape}) made by {op.__name__.lower()} among several outputs "
                            f"is used after its base changed in place: its graph cannot be made again; take it "
                            f"after the change")
-    fresh = op.apply(*[_made_again(t) for t in inputs], **options)
+    fresh = op.apply(*[made_again(t) for t in inputs], **options)
     retained = tensor.retains_grad
     tensor._ctx, tensor.requires_grad, tensor._output_nr = fresh._ctx, fresh.requires_grad, fresh._output_nr
     if retained and tensor.requires_grad:  # as torch moves the retains_grad hook onto the view's new grad_fn
@@ -570,14 +570,14 @@ def regenerate_view(tensor, view):
     tensor._view = (op, inputs, options, base, tensor._shared.epoch, output)
 
 
-def _made_again(tensor):
-    """A stale view's value with the graph it would have now, as a new tensor: a view of a view is made again
-    from its base's current graph, as torch's from its root, and the view in between keeps its node (its hooks,
-    its retained gradient) until it is used itself."""
+def made_again(tensor):
+    """A view's value as a new tensor made again from the current graph of the tensor at the root of its views
+    (torch makes a view from its root): the views in between keep their nodes (their hooks, their retained
+    gradients) for the uses made of them. Other tensors are themselves."""
     view = tensor._view if tensor._shared is not None else None
-    if view is None or view[4] == tensor._shared.epoch or view[0] is None or view[0].multiple_outputs:
-        return tensor  # current, or refused by current_view when it is used
-    return view[0].apply(*[_made_again(t) for t in view[1]], **view[2])
+    if view is None or view[0] is None or view[0].multiple_outputs:
+        return tensor  # not a view an op made (a stale one is refused by current_view when it is used)
+    return view[0].apply(*[made_again(t) for t in view[1]], **view[2])
 
 
 def _memory_owner(array):
