@@ -184,6 +184,12 @@ def reads_stall(array):
     return _DEFER_ON_HOST or not isinstance(array, (np.ndarray, np.generic))
 
 
+def memory_span(array):
+    """(first byte, one past the last) of a dense array's elements, to tell whether two arrays overlap."""
+    start = array.data.ptr if is_cupy_array(array) else array.__array_interface__["data"][0]
+    return start, start + array.size * array.itemsize
+
+
 def check(failed, error):
     """Raise error() where the boolean array `failed` holds a true value: at once on NumPy, with the
     next read from the GPU on CuPy. `error` is called only then (it may read the arrays it names)."""

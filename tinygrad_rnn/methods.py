@@ -1060,15 +1060,17 @@ class TensorMethods:
         return _tensor_cls()(data, dtype=self.dtype, device=self.device)
 
     # --- in place: PyTorch's rules, and a version bump that backward checks
-    def _in_place(self, op, operand=None):
-        """Check an in-place change of this tensor by `operand`. True where the change is recorded as an op
-        (_record does it; see records_in_place); otherwise the version moves on here and the caller writes
-        the array (no_grad code, optimizer updates: nothing else to pay)."""
+    def _in_place(self, op, operand=None, written=None, once=True):
+        """Check an in-place change of this tensor by `operand`, which writes `written` (a view of the array;
+        by default all of it), and, where `once`, writes no element twice (_check_overlap). True where
+        the change is recorded as an op (_record does it; see records_in_place); otherwise the version moves
+        on here and the caller writes the array (no_grad code, optimizer updates: nothing else to pay)."""
         from .tensor import _state
         state = _state
         if state.grad_enabled and self.requires_grad and self._ctx is None:
             raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
                                f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
+        _check_overlap(op, self.array if written is None else written, operand, once)
         if not getattr(self.array.flags, "writeable", True):
             raise ValueError(f"{op}: the tensor's memory is read-only (a read-only NumPy array given to "
                              f"from_numpy?); copy it with .clone() first")
@@ -1097,15 +1099,15 @@ class TensorMethods:
     def _record(self, op, compute, operand=None, reads_old=False):
         """The in-place change as torch records it: compute(old value, operand) out of place, written into
         this tensor's memory, and this tensor rebased onto the node that made the result (as torch rebases
-        grad_fn). reads_old: compute's backward reads the old value where the operand requires grad, so the
-        old value then gets a copy of its own."""
+        grad_fn). reads_old: compute's backward reads the old value (True; "operand": only for the operand's
+        gradient, as a product's), so where a gradient needs it the old value gets a copy of its own."""
         from .tensor import old_value, rebase_in_place
         shared = self._shared
         if shared is not None and shared.viewed:
             _refuse_on_a_tape(op)
             if self._view is not None:
                 return self._record_through_base(op, compute, operand, reads_old)
-        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        old = old_value(self, copy=_keeps_old(reads_old, self, operand))
         result = self._result(op, compute, old, operand)
         return rebase_in_place(self, old, result._as_dtype(self.dtype))
 
@@ -1113,7 +1115,7 @@ class TensorMethods:
         """The recorded in-place change of a view, as torch's CopySlices: the view's new value computed out of
         place, written into its base by the op's write_back (an IndexPut at a slice's index), the base rebased
         (a base that is a view itself writes into its own base), and the view made again from the base."""
-        from .tensor import _state, current_view, old_value
+        from .tensor import _state, current_view, made_again, old_value
         current_view(self)  # taken before an earlier change of its base: its graph first
         made_by, _, options, base, _, _ = self._view
         if made_by is None:
@@ -1127,7 +1129,10 @@ class TensorMethods:
         if _state.grad_enabled and base.requires_grad and base._ctx is None:
             raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
                                f"operation (view of shape {self.shape} made by {name} of shape {base.shape})")
-        old = old_value(self, copy=reads_old and isinstance(operand, _tensor_cls()) and operand.requires_grad)
+        # the old value comes from the view made again, as torch's CopySlices reads it from the root's gradient:
+        # the nodes of this view and of the views between, and the hooks on them, see only the uses made of them
+        fresh = made_again(self)
+        old = old_value(fresh, copy=_keeps_old(reads_old, self, operand))
         result = self._result(op, compute, old, operand)._as_dtype(self.dtype)
         base._record(op, lambda x, v: made_by.write_back(x, v, **options), result)
         current_view(self)
@@ -1168,9 +1173,9 @@ class TensorMethods:
 
     def _put(self, op, index, value):
         """The recorded self[index] = value (a Tensor, an array or a number), as an IndexPut."""
-        from .tensor import _raw_index
-        value = self._lift(value, op)
+        from .tensor import _assigned, _raw_index
         index = _raw_index(index)
+        value = _assigned(op, self, index, self._lift(value, op))
         return self._record(op, lambda x, v: _ops().IndexPut.apply(x, v._as_dtype(x.dtype), index=index), value)
 
     def add_(self, other, *, alpha=1):
@@ -1181,7 +1186,7 @@ class TensorMethods:
 
     def mul_(self, other):
         # the product's backward reads the old value only for the other operand's gradient
-        return self._update("mul_", lambda x, y: x * y, other, reads_old=True)
+        return self._update("mul_", lambda x, y: x * y, other, reads_old="operand")
 
     def div_(self, other, *, rounding_mode=None):
         return self._update("div_", lambda x, y: x.div(y, rounding_mode=rounding_mode), other)
@@ -1196,11 +1201,6 @@ class TensorMethods:
     def remainder_(self, other):
         return self._update("remainder_", lambda x, y: x % y, other)
 
-    def neg_(self):
-        return self._update("neg_", lambda x, _: -x)
-
-    def abs_(self):
-        return self._update("abs_", lambda x, _: x.abs())
 
     # augmented assignment changes the tensor in place, as in torch (a += b is a.add_(b))
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
@@ -1211,17 +1211,33 @@ class TensorMethods:
 
     clip_ = clamp_
 
-    def sigmoid_(self):
-        return self._update("sigmoid_", lambda x, _: x.sigmoid())
+    def clamp_min_(self, min):
+        return self._update("clamp_min_", lambda x, _: x.clamp(min=min))
 
-    def tanh_(self):
-        return self._update("tanh_", lambda x, _: x.tanh())
+    def clamp_max_(self, max):
+        return self._update("clamp_max_", lambda x, _: x.clamp(max=max))
 
-    def relu_(self):
-        return self._update("relu_", lambda x, _: x.relu())
+    def fmod_(self, other):
+        return self._update("fmod_", lambda x, y: x.fmod(y), other, reads_old=True)
+
+    def lerp_(self, end, weight):
+        """self + weight * (end - self), in place (weight a number, or a tensor that needs no gradient)."""
+        return self._update("lerp_", lambda x, e: x + weight * (e - x), end)
+
+    def addcmul_(self, tensor1, tensor2, *, value=1):
+        return self.add_(tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1):
+        return self.add_(tensor1 / tensor2 if value == 1 else value * tensor1 / tensor2)
+
+    def tril_(self, diagonal=0):
+        return self._update("tril_", lambda x, _: x.tril(diagonal))
+
+    def triu_(self, diagonal=0):
+        return self._update("triu_", lambda x, _: x.triu(diagonal))
 
     def zero_(self):
-        if self._in_place("zero_"):
+        if self._in_place("zero_", once=False):  # (torch lets zero_ and fill_ write an element twice)
             return self._put("zero_", Ellipsis, 0)
         self.array[...] = 0
         return self
@@ -1238,7 +1254,7 @@ class TensorMethods:
                 return self._put("fill_", Ellipsis, value)  # its gradient: the sum of the tensor's
             value = value.item()
         value = _fill_value("fill_", self, value)
-        if self._in_place("fill_"):
+        if self._in_place("fill_", once=False):
             return self._put("fill_", Ellipsis, value)
         self.array[...] = value
         return self
@@ -1280,7 +1296,7 @@ class TensorMethods:
         return self
 
     def __setitem__(self, index, value):
-        from .tensor import Tensor, _native, _raw_index
+        from .tensor import Tensor, _assigned, _native, _raw_index
         if (isinstance(index, Tensor) and index.dtype == np.bool_ and index.shape == self.shape
                 and (isinstance(value, (bool, int, float)) or isinstance(value, Tensor) and not value.ndim)):
             # a[a < 0] = 0 is masked_fill_: a select, which a traced step computes from each step's mask
@@ -1298,17 +1314,32 @@ class TensorMethods:
             if python_data:  # as torch: a number that does not fit (NaN into an int tensor) is refused
                 dtypes.check_fits(value, self.dtype, "__setitem__")
             value = backend.to_device(value, self.device)  # CuPy refuses a NumPy array assigned to a slice
-        if self._in_place("__setitem__", value):
+        index = _raw_index(index)
+        array = value.array if tensor else value
+        basic = _ops()._is_basic_index(index)  # index arrays may reach an element twice, as torch lets them
+        if self._in_place("__setitem__", value, self._written("__setitem__", index, array) if basic else None,
+                          once=basic):
             self._put("__setitem__", index, value)
             return
-        array = value.array if tensor else value
         try:
-            self.array[_raw_index(index)] = array
+            self.array[index] = _assigned("__setitem__", self, index, array)
+        except RuntimeError:
+            self._version -= 1
+            raise
         except (IndexError, ValueError, TypeError) as e:
             self._version -= 1
-            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
+            # a value that does not broadcast is a RuntimeError, as torch's (and as when it is recorded)
+            kind = next(k for k in (IndexError, TypeError, RuntimeError) if isinstance(e, k) or k is RuntimeError)
             raise kind(f"__setitem__: {e} (tensor of shape {self.shape}, value of shape "
                        f"{tuple(array.shape)})") from None
+
+    def _written(self, op, index, value):
+        """What self[index] = value writes at a basic index, a view, for _in_place."""
+        try:
+            return self.array[index]
+        except IndexError as e:
+            raise IndexError(f"{op}: {e} (tensor of shape {self.shape}, value of shape "
+                             f"{tuple(np.shape(value))})") from None
 
     def masked_fill_(self, mask, value):
         mask = _mask("masked_fill_", self, mask, in_place=True)
@@ -1317,11 +1348,11 @@ class TensorMethods:
             if value.ndim:
                 raise RuntimeError(f"masked_fill_: only supports a 0-dimensional value tensor, but got one "
                                    f"with {value.ndim} dimension(s)")
-            if records_in_place(self, value) and self._in_place("masked_fill_", value):
+            if records_in_place(self, value) and self._in_place("masked_fill_", value, once=False):
                 return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
             value = value.item()
         value = _fill_value("masked_fill_", self, value)
-        if self._in_place("masked_fill_"):
+        if self._in_place("masked_fill_", once=False):
             return self._record("masked_fill_", lambda x, v: x.masked_fill(mask, v), value)
         self.array[...] = self.xp.where(mask, value, self.array)
         return self
@@ -1364,6 +1395,59 @@ def _remainder(x, other, mode, op):
 # the out-of-place form to name where an in-place change cannot be recorded
 _OUT_OF_PLACE = {"add_": "y = y + other", "sub_": "y = y - other", "mul_": "y = y * other", "div_": "y = y / other",
                  "clamp_": "y = y.clamp(min, max)", "masked_fill_": "y = y.masked_fill(mask, value)"}
+
+
+def _keeps_old(reads_old, tensor, operand):
+    """Whether the old value of an in-place change needs a copy of its own: its backward reads it (reads_old)
+    for a gradient that is wanted."""
+    operand_wants = isinstance(operand, _tensor_cls()) and operand.requires_grad
+    return bool(reads_old) and (operand_wants or (reads_old is True and tensor.requires_grad))
+
+
+def _elementwise_in_place(name):
+    """The in-place form of the elementwise method `name` (exp_ of exp), as torch's."""
+    def method(self):
+        return self._update(f"{name}_", lambda x, _: getattr(x, name)(), reads_old=True)
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = f"{name}, written into this tensor (as torch's {name}_)."
+    return method
+
+
+for _name in ("exp", "log", "tanh", "sigmoid", "relu", "neg", "sqrt", "abs", "sign", "floor", "ceil", "round", "trunc",
+              "reciprocal", "rsqrt", "square", "erf", "expm1", "log1p"):
+    setattr(TensorMethods, f"{_name}_", _elementwise_in_place(_name))
+
+
+def _check_overlap(op, written, operand, once=True):
+    """torch's refusals of an in-place change whose result would depend on the order elements are written in:
+    `written` reaching one element of memory twice (an expanded tensor; asked where `once`), or
+    the operand's memory partly the written memory (x[1:] = x[:-1]). As torch, only dense arrays are compared;
+    an operand that is the written memory itself (x.add_(x)) is fine."""
+    again = "Please clone() the tensor before performing the operation."
+    if once and written.size > 1 and any(step == 0 and n > 1 for step, n in zip(written.strides, written.shape)):
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor refers "
+                           f"to a single memory location. {again}")
+    operand = operand.array if isinstance(operand, _tensor_cls()) else operand
+    if (getattr(operand, "strides", None) is None or operand.__class__ is not written.__class__
+            or not operand.size or not written.size or not (_dense(written) and _dense(operand))):
+        return
+    (begin, end), (other_begin, other_end) = backend.memory_span(written), backend.memory_span(operand)
+    if (begin, end) == (other_begin, other_end) and written.strides == operand.strides:
+        return
+    if begin < other_end and other_begin < end:
+        raise RuntimeError(f"{op}: unsupported operation: some elements of the input tensor and the written-to "
+                           f"tensor refer to a single memory location. {again}")
+
+
+def _dense(array):
+    """Whether the elements fill one block of memory, each once, in some order of the dims (torch's
+    is_non_overlapping_and_dense)."""
+    expected = array.itemsize
+    for step, n in sorted((step, n) for step, n in zip(array.strides, array.shape) if n != 1):
+        if step != expected:
+            return False
+        expected *= n
+    return True
 
 
 def _out_of_place(op):

@@ -641,6 +641,13 @@ class Expand(Function):
 
     def forward(self, x, shape):
         self.in_shape, self.out_shape = x.shape, tuple(shape)
+        lead = len(shape) - x.ndim
+        if (x.__class__ is np.ndarray and x.flags.c_contiguous and x.flags.writeable and x.size and lead >= 0
+                and all(n in (1, m) for n, m in zip(x.shape, shape[lead:]))):
+            # writable, as torch's expand (NumPy's broadcast_to is read-only; CuPy's is not): an in-place
+            # change that would write one element twice is refused before it runs (TensorMethods._in_place)
+            strides = (0,) * lead + tuple(s if n == m else 0 for n, m, s in zip(x.shape, shape[lead:], x.strides))
+            return np.ndarray(tuple(shape), x.dtype, buffer=x, strides=strides)
         return backend.xp_of(x).broadcast_to(x, shape)
 
     def backward(self, g):

@@ -600,11 +600,24 @@ def regenerate_view(tensor, view):
         raise RuntimeError(f"a view (shape {tensor.shape}) made by {op.__name__.lower()} among several outputs "
                            f"is used after its base changed in place: its graph cannot be made again; take it "
                            f"after the change")
-    fresh = op.apply(*inputs, **options)  # inputs that are stale views themselves are made current first
+    fresh = op.apply(*[made_again(t) for t in inputs], **options)
+    retained = tensor.retains_grad
     tensor._ctx, tensor.requires_grad, tensor._output_nr = fresh._ctx, fresh.requires_grad, fresh._output_nr
+    if retained and tensor.requires_grad:  # as torch moves the retains_grad hook onto the view's new grad_fn
+        tensor.retain_grad()
     if _state.forward_ad:
         tensor._tangent = fresh._tangent
     tensor._view = (op, inputs, options, base, tensor._shared.epoch, output)
+
+
+def made_again(tensor):
+    """A view's value as a new tensor made again from the current graph of the tensor at the root of its views
+    (torch makes a view from its root): the views in between keep their nodes (their hooks, their retained
+    gradients) for the uses made of them. Other tensors are themselves."""
+    view = tensor._view if tensor._shared is not None else None
+    if view is None or view[0] is None or view[0].multiple_outputs:
+        return tensor  # not a view an op made (a stale one is refused by current_view when it is used)
+    return view[0].apply(*[made_again(t) for t in view[1]], **view[2])
 
 
 def _memory_owner(array):
@@ -754,10 +767,14 @@ class Tensor(TensorMethods):
 
     @data.setter
     def data(self, value):
-        value = value.array if isinstance(value, Tensor) else _numeric(value, "data")
-        if value.shape != self.shape or value.dtype != self.dtype:
-            raise ValueError(f"data: assigned {value.shape} {value.dtype} to a tensor of {self.shape} {self.dtype}")
-        self.array = value
+        """Take `value`'s memory, with its shape, dtype and device, as torch's set_data (p.data = p.data.half());
+        the version counter stays this tensor's."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data: must be set to a Tensor, not {type(value).__name__}")
+        if self.requires_grad and value.dtype.kind != "f":
+            raise RuntimeError(f"data: a tensor that requires grad can only be set to floating point data; got "
+                               f"{value.dtype}")
+        self.array = value.array
 
     @property
     def _version(self):
@@ -876,6 +893,8 @@ class Tensor(TensorMethods):
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient after backward (in `.grad`); returns None, as torch."""
+        if self._shared is not None:
+            current_view(self)  # a view whose base changed since: its current node keeps the gradient
         if not self.requires_grad:
             raise RuntimeError("retain_grad: can't retain_grad on a tensor that has requires_grad=False")
         ctx = self._ctx
@@ -903,6 +922,8 @@ class Tensor(TensorMethods):
         from . import autograd
         if not callable(hook):
             raise TypeError(f"register_hook: hook must be callable, as hook(grad); got {type(hook).__name__}")
+        if self._shared is not None:
+            current_view(self)  # a view whose base changed since: the hook goes on its current node
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't require gradient")
         if self._ctx is not None:
@@ -1125,6 +1146,8 @@ class Tensor(TensorMethods):
         if self.dtype.kind == "b":
             raise TypeError("neg: negation, the `-` operator, on a bool tensor is not supported; use ~ to invert a mask")
         return ops.Neg.apply(self)
+
+    neg = negative = __neg__
 
     def exp(self): return ops.Exp.apply(self._floating())
     def log(self): return ops.Log.apply(self._floating())
@@ -1401,14 +1424,20 @@ def _tensor_argument(op, name, value):
 
 
 def _raw_index(index):
-    """Integer tensors used as indices become their arrays."""
-    if isinstance(index, Tensor):
-        return index_used(index, "indexing").array
+    """Integer tensors used as indices become their arrays; a 0-d integer tensor or array an int, as torch
+    takes it (its dim dropped, and x[i] a view that writes reach)."""
     if isinstance(index, tuple):
-        return tuple(index_used(i, "indexing").array if isinstance(i, Tensor) else i for i in index)
+        return tuple(_raw_item(i) for i in index)
     if isinstance(index, list):
         return np.asarray(index)
-    return index
+    return _raw_item(index)
+
+
+def _raw_item(item):
+    array = index_used(item, "indexing").array if isinstance(item, Tensor) else item
+    if hasattr(array, "dtype") and array.ndim == 0 and array.dtype.kind in "iu" and not isinstance(array, np.generic):
+        return int(array)
+    return array
 
 
 def _integers_first(index):
@@ -1434,6 +1463,76 @@ def _integers_first(index):
     first = tuple(i if k or i is None or i is Ellipsis else slice(None) for i, k in zip(index, is_int))
     rest = tuple(slice(None) if i is None else i for i, k in zip(index, is_int) if not k)
     return first, rest
+
+
+def _numpy_order(index, ndim):
+    """For x[index] = v with integers mixed with index arrays: the axes that lay a value out in torch's
+    order (integers applied first, _integers_first) out as NumPy writes it (the broadcast dims of the index
+    arrays, integers counted among them, moved to the front when a slice or None separates them), as
+    value.permute(axes); None where both lay it out alike."""
+    items = index if isinstance(index, tuple) else (index,)
+    kinds = []
+    for item in items:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            kinds.append("int")
+        elif isinstance(item, list) or (hasattr(item, "dtype") and not isinstance(item, np.generic)):
+            if np.asarray(item).dtype.kind == "b" if isinstance(item, list) else item.dtype.kind == "b":
+                return None  # a mask takes as many dims as it has: left to NumPy
+            kinds.append("array")
+        else:
+            kinds.append("..." if item is Ellipsis else "none" if item is None else "slice")
+    if "int" not in kinds or "array" not in kinds:
+        return None
+    arrays = [np.shape(item) for item, kind in zip(items, kinds) if kind == "array"]
+    block = len(np.broadcast_shapes(*arrays))
+    consumed = sum(1 for kind in kinds if kind in ("int", "array", "slice"))
+    width = {"...": ndim - consumed, "none": 1, "slice": 1, "int": 0, "array": 0}  # output dims besides the block
+
+    def block_place(advanced):
+        """Where the block of the `advanced` kinds lands: in place when they stand together, else first."""
+        at = [k for k, kind in enumerate(kinds) if kind in advanced]
+        together = all(kinds[k] in ("int", "array") for k in range(at[0], at[-1] + 1))
+        return sum(width[kind] for kind in kinds[:at[0]]) if together else 0
+
+    ours, numpys = block_place(("array",)), block_place(("int", "array"))
+    if ours == numpys:
+        return None
+    unnamed = 0 if "..." in kinds else ndim - consumed  # the trailing dims no item names
+    others = sum(width[kind] for kind in kinds) + unnamed
+    dims = list(range(others + block))
+    rest = dims[:ours] + dims[ours + block:]
+    return tuple(rest[:numpys] + dims[ours:ours + block] + rest[numpys:])
+
+
+def _assigned(op, tensor, index, value):
+    """`value` (a Tensor or an array) as x[index] = value writes it into `tensor` on NumPy's rules: leading
+    size-1 dims past the indexed shape dropped (as torch drops them), and laid out in NumPy's order where
+    torch's differs (_numpy_order). A value that does not fit is refused naming both shapes."""
+    order = _numpy_order(index, tensor.ndim)
+    if order is None and (value.ndim == 0 or (value.ndim <= tensor.ndim and value.shape[0] != 1)):
+        return value  # fits as it is, or NumPy says which shapes do not
+    from .ops import _device_index
+    xp = tensor.xp
+    try:  # the indexed shape: a view of a broadcast scalar costs nothing (an index array: a small copy)
+        shape = xp.broadcast_to(xp.empty((), dtype=bool), tensor.shape)[_device_index(tensor.array, index)].shape
+    except IndexError as e:
+        raise IndexError(f"{op}: {e} (tensor of shape {tensor.shape})") from None
+    if order is not None:
+        shape = tuple(shape[order.index(k)] for k in range(len(shape)))  # in torch's order
+    value_shape = tuple(value.shape)
+    ones = 0
+    while value.ndim - ones > len(shape) and value.shape[ones] == 1:
+        ones += 1
+    fits = value.ndim - ones <= len(shape) and all(
+        a in (1, b) for a, b in zip(reversed(value.shape), reversed(shape)))
+    if not fits:
+        raise RuntimeError(f"{op}: a value of shape {value_shape} does not fit x[index] of shape {shape} (tensor "
+                           f"of shape {tensor.shape})")
+    if isinstance(value, Tensor):
+        value = value.reshape(value.shape[ones:]) if ones else value
+        return value.expand(shape).permute(order) if order is not None else value
+    value = value.reshape(value.shape[ones:])
+    return xp.broadcast_to(value, shape).transpose(order) if order is not None else value
 
 
 def _reduce_args(op, tensor, axis, keepdims, dim, keepdim):
