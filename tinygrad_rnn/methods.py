@@ -1191,16 +1191,15 @@ class TensorMethods:
     def div_(self, other, *, rounding_mode=None):
         return self._update("div_", lambda x, y: x.div(y, rounding_mode=rounding_mode), other)
 
+    # these backwards read the old value: _update keeps a copy of it where a gradient wants it
     def floor_divide_(self, other):
-        return self._update("floor_divide_", lambda x, y: x // y, other)
+        return self._update("floor_divide_", lambda x, y: x.floor_divide(y), other, reads_old=True)
 
     def pow_(self, exponent):
-        # the power's backward reads its base: a copy of it, as the memory takes the result
-        return self._update("pow_", lambda x, y: (x.clone() if x.requires_grad else x) ** y, exponent, reads_old=True)
+        return self._update("pow_", lambda x, e: x ** e, exponent, reads_old=True)
 
     def remainder_(self, other):
-        return self._update("remainder_", lambda x, y: x % y, other)
-
+        return self._update("remainder_", lambda x, y: x.remainder(y), other, reads_old=True)
 
     # augmented assignment changes the tensor in place, as in torch (a += b is a.add_(b))
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
