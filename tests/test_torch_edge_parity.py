@@ -629,3 +629,10 @@ def test_a_python_int_past_an_integer_tensors_range_is_refused_where_torch_refus
         fn(torch, torch.tensor([1, 2], dtype=torch.uint8))
     with pytest.raises(ValueError, match=f"{op}: value 300 cannot be converted to type uint8 without overflow"):
         fn(tr, tr.tensor([1, 2], dtype=tr.uint8))
+
+
+def test_mse_loss_refuses_integer_input_as_torch(torch):
+    with pytest.raises(NotImplementedError):
+        torch.nn.functional.mse_loss(torch.tensor([1, 2]), torch.tensor([1, 3]))
+    with pytest.raises(TypeError, match="mse_loss: input must be floating point; got int64"):
+        tr.nn.functional.mse_loss(tr.tensor([1, 2]), tr.tensor([1, 3]))
