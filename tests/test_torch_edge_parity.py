@@ -606,3 +606,33 @@ def test_sum_and_mean_take_dtype_as_torch(fn, torch):
         out = fn(lib, lib.tensor([[1, 2], [3, 4]], dtype=lib.int32))
         return _dtype_name(out.dtype), out.numpy().tolist()
     assert run(tr) == run(torch)
+
+
+# ----------------------------------------------------------------------------- integers out of a dtype's range
+
+@pytest.mark.parametrize("fn", [lambda lib: lib.tensor([1, 2], dtype=lib.uint8) + 300,
+                                lambda lib: 300 + lib.tensor([1, 2], dtype=lib.uint8),
+                                lambda lib: lib.tensor([1, 2], dtype=lib.int8) * 200,
+                                lambda lib: lib.tensor([1, 2], dtype=lib.int32) + 2 ** 40],
+                         ids=["uint8_add", "uint8_radd", "int8_mul", "int32_add"])
+def test_a_python_int_past_an_integer_tensors_range_wraps_in_arithmetic_as_torch(fn, torch):
+    ours, theirs = fn(tr), fn(torch)
+    assert (_dtype_name(ours.dtype), ours.tolist()) == (_dtype_name(theirs.dtype), theirs.tolist())
+
+
+@pytest.mark.parametrize("fn,op", [(lambda lib, x: lib.where(x > 1, x, 300), "where"),
+                                   (lambda lib, x: x.clamp(max=300), "clamp"),
+                                   (lambda lib, x: x.masked_fill(x > 1, 300), "masked_fill"),
+                                   (lambda lib, x: x.fill_(300), "fill_")], ids=["where", "clamp", "masked_fill", "fill_"])
+def test_a_python_int_past_an_integer_tensors_range_is_refused_where_torch_refuses(fn, op, torch):
+    with pytest.raises(RuntimeError, match="value cannot be converted to type uint8_t without overflow"):
+        fn(torch, torch.tensor([1, 2], dtype=torch.uint8))
+    with pytest.raises(ValueError, match=f"{op}: value 300 cannot be converted to type uint8 without overflow"):
+        fn(tr, tr.tensor([1, 2], dtype=tr.uint8))
+
+
+def test_mse_loss_refuses_integer_input_as_torch(torch):
+    with pytest.raises(NotImplementedError):
+        torch.nn.functional.mse_loss(torch.tensor([1, 2]), torch.tensor([1, 3]))
+    with pytest.raises(TypeError, match="mse_loss: input must be floating point; got int64"):
+        tr.nn.functional.mse_loss(tr.tensor([1, 2]), tr.tensor([1, 3]))

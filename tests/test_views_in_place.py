@@ -308,6 +308,16 @@ def test_writes_into_an_expanded_tensor_as_torch(name):
     assert_same_outcome(run)
 
 
+def test_a_row_of_an_expanded_strided_tensor_is_written_as_in_torch():
+    """(before: refused as a read-only array given to from_numpy)"""
+    def run(lib):
+        base = lib.tensor(np.arange(6.0), dtype=F64[lib])
+        base[::2].expand(3, 3)[1] = lib.tensor([7.0, 8.0, 9.0], dtype=F64[lib])
+        return [base]
+
+    assert_same_outcome(run)
+
+
 OVERLAPPING = {
     "x[1:] = x[:-1]": lambda lib, x: x.__setitem__(slice(1, None), x[:-1]),
     "x[:-1] = x[1:]": lambda lib, x: x.__setitem__(slice(None, -1), x[1:]),

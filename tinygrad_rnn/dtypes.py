@@ -116,7 +116,7 @@ def check_fits(values, dtype, op):
     info = np.iinfo(dtype)
     bad = ~finite | (values < info.min) | (values > info.max)
     if bad.any():
-        raise ValueError(f"{op}: value {values[bad].reshape(-1)[0]!r} cannot be converted to type {dtype} "
+        raise ValueError(f"{op}: value {values[bad].reshape(-1)[0].item()!r} cannot be converted to type {dtype} "
                          f"without overflow")
 
 

@@ -1507,6 +1507,8 @@ def _fill_value(op, tensor, value):
     value = _scalar_value(op, value)
     if tensor.dtype.kind in "iu" and isinstance(value, float) and not np.isfinite(value):
         raise ValueError(f"{op}: value {value} cannot be converted to {tensor.dtype}")
+    from .dtypes import check_fits
+    check_fits(np.asarray(value), tensor.dtype, op)  # no silent wrap of 300 into uint8, as torch refuses
     return tensor.xp.asarray(value).astype(tensor.dtype)
 
 

@@ -1178,6 +1178,8 @@ class Tensor(TensorMethods):
         dtype = dtypes.result_type(self.array, *bounds.values())
         if dtype.kind == "b":
             raise TypeError("clip (clamp): not implemented for bool tensors and bounds")
+        for bound in bounds.values():
+            dtypes.check_fits(np.asarray(bound), dtype, "clamp")
         # numbers stay Python numbers (weak in NumPy's promotion; the step compiler writes them as code)
         # an array bound moves to this tensor's device: CuPy's clip and comparisons refuse NumPy arrays
         low, high = (b if b is None or isinstance(b, (bool, int, float)) else
@@ -1357,7 +1359,11 @@ def _scalar(value, dtype, like):
         if len(_constants) > 4096:
             _constants.clear()
         xp = backend.xp_of(like)
-        constant = _constants[key] = Tensor._make(xp.asarray(value, dtype=dtype), None)
+        if value.__class__ is int and dtype is not None and np.dtype(dtype).kind in "iu":
+            array = xp.asarray(value).astype(dtype)  # wraps around, as torch's uint8 + 300 (NumPy would refuse)
+        else:
+            array = xp.asarray(value, dtype=dtype)
+        constant = _constants[key] = Tensor._make(array, None)
     return constant
 
 
@@ -1600,6 +1606,9 @@ def where(condition, x, y):
                 else _as_number(value) if isinstance(value, (np.integer, np.floating))
                 else Tensor._make(condition.xp.asarray(_numeric(value, "where")), None) for value in (x, y)]
     dtype = dtypes.result_type(*[b.array if isinstance(b, Tensor) else b for b in branches])
+    for b in branches:
+        if not isinstance(b, Tensor):
+            dtypes.check_fits(np.asarray(b), dtype, "where")
     x, y = (b._as_dtype(dtype) if isinstance(b, Tensor) else _scalar(b, dtype, condition.array) for b in branches)
     _check_same_device("where", (condition, x, y))
     return ops.Where.apply(x, y, condition=condition.array)

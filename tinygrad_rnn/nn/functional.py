@@ -588,10 +588,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error; `weight` (the input's shape) scales each term, and the mean divides by its sum."""
     reduction = _reduction(size_average, reduce, reduction)
-    target = target if isinstance(target, Tensor) else input._lift(target)
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input {input.shape} and target {target.shape} must have the same shape")
-    diff = input - target
+    diff = input - _pointwise_pair("mse_loss", input, target)
     losses = diff * diff
     if weight is None:
         return _reduce(losses, reduction)
