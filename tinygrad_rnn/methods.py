@@ -504,7 +504,8 @@ class TensorMethods:
         placed = dict(zip(targets, sources))
         return self.permute(*[placed[k] if k in placed else next(rest) for k in range(self.ndim)])
 
-    moveaxis = movedim
+    def moveaxis(self, source, destination):
+        return self.movedim(source, destination)
 
     def swapdims(self, dim0, dim1):
         return self.transpose(dim0, dim1)
@@ -541,7 +542,7 @@ class TensorMethods:
     def logit(self, eps=None):
         """log(p / (1 - p)), p clamped to [eps, 1 - eps] first when eps is given."""
         p = self._floating() if eps is None else self._floating().clamp(eps, 1 - eps)
-        return (p / (1 - p)).log()
+        return p.log() - (-p).log1p()   # its slope 1/p + 1/(1 - p) stays inf, not NaN, at 0 and 1
 
     def nansum(self, dim=None, keepdim=False):
         """The sum with NaNs counted as 0 (and given no gradient)."""
