@@ -1595,7 +1595,9 @@ def _where_pick(a, b, op, better):
     if not floating:
         return where(a_wins, a, b)
     picked = where(a_wins, a, where(compare(a, b, op="eq"), a * 0.5 + b * 0.5, b))
-    return where(compare(a, a, op="eq") & compare(b, b, op="eq"), picked, a + b)
+    either_nan = a + b
+    # two wheres, not one over a & b: a kernel fuses a where, and a compiled step replays both masks
+    return where(compare(a, a, op="eq"), where(compare(b, b, op="eq"), picked, either_nan), either_nan)
 
 
 def _check_tolerances(op, x, other, rtol, atol):
