@@ -209,7 +209,7 @@ def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
 REFUSALS = {"BranchingCell": (None, "if a.mean() > 0"), "StateChangedInPlaceCell": (None, "h *= 0.5"),
             "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)"),
             "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)"),
-            "AnyUnitOnCell": ("convert", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
+            "AnyUnitOnCell": ("convert", "outside the ops (any)"), "AnyUnitOnWhereCell": ("where", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
             "MaskedSelectCell": (None, "walk[walk.abs() > 4]"), "ColumnsFromStepCell": (None, "x[:, idx]"),
             "OneHotFeedbackCell": (None, "F.one_hot((walk[:, 0].abs() > 4).long()"),
             "StartsFromRestCell": (None, "if h.allclose(tr.zeros_like(h))"), "PrintingCell": (None, 'print("h =", h)')}

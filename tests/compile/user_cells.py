@@ -661,6 +661,14 @@ class AnyUnitOnCell(nn.RecurrentCell):
         return ((x @ self.w + h).tanh() * on + (x @ self.w).sigmoid(),)
 
 
+class AnyUnitOnWhereCell(AnyUnitOnCell):
+    """The same gate taken by where(): any()'s answer as a where condition."""
+
+    def step(self, x, state):
+        h, = state
+        return (tr.where((h > 0).any(1, keepdim=True), (x @ self.w + h).tanh(), (x @ self.w).sigmoid()),)
+
+
 class ArgmaxGatherCell(nn.RecurrentCell):
     """The state's largest unit, picked by gather with an index from argmax: an index of each step's values."""
 
@@ -744,6 +752,6 @@ class PrintingCell(nn.RecurrentCell):
 
 
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
-                                             DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell,
+                                             DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell, AnyUnitOnWhereCell,
                                              ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell,
                                              OneHotFeedbackCell, StartsFromRestCell, PrintingCell)}
