@@ -288,10 +288,13 @@ def _restore_attributes(kept):
                  or (name in contents and not _same_contents(contents[name], now[name]))]
         for name in sorted(names):
             changed.append(f"{type(module).__name__}.{name}")
-            if name in contents:
+            if name in contents:   # the container itself, as it held before (others may hold it too)
                 container = attributes[name]
                 container.clear()
-                container.update(contents[name]) if not isinstance(container, list) else container.extend(contents[name])
+                if isinstance(container, list):
+                    container.extend(contents[name])
+                else:
+                    container.update(contents[name])
         now.clear()
         now.update(attributes)
     return changed
