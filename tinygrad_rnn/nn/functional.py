@@ -155,6 +155,27 @@ def hardswish(input, inplace=False):
     return x * Clip.apply(x + 3, low=0.0, high=6.0, strict=True) / 6
 
 
+def glu(input, dim=-1):
+    """a * sigmoid(b), a and b the two halves of the input along dim (Dauphin et al. 2017)."""
+    x = _activation_input("glu", input)
+    if x.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    dim = check_dim("glu", dim, x.ndim)
+    if x.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size {x.shape[dim]}")
+    a, b = x.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, `value` elsewhere (gradient 0 there and at the threshold, as torch's)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"threshold: argument 'input' must be a Tensor, not {type(input).__name__}")
+    threshold, value = _number("threshold", "threshold", threshold), _number("threshold", "value", value)
+    above = Compare.apply(input, op="gt", other=threshold)   # an op: a traced step computes it too
+    return where_tensor(above.array, input, value)
+
+
 def prelu(input, weight):
     """x where x > 0, weight * x elsewhere; weight has one element, or one per channel (dim 1; an input of
     fewer dims has one channel)."""
@@ -261,6 +282,12 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = _floating_input("log_softmax", input, dtype)
     z = _shifted(x, dim)
     return z - z.exp().sum(axis=dim, keepdims=True).log()
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along dim; `dtype` casts the input first."""
+    dim = _softmax_dim("softmin", input, dim, _stacklevel)
+    return softmax(-_floating_input("softmin", input, dtype), dim)
 
 
 def bilinear(input1, input2, weight, bias=None):
