@@ -1034,14 +1034,13 @@ def one_hot(tensor, num_classes=-1):
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """weight[input]: rows of weight (num_embeddings, embedding_dim) looked up by integer index; the
-    padding_idx row gets no gradient, as torch's."""
+    padding_idx row gets no gradient, as torch's. With max_norm, each row read whose norm_type-norm
+    exceeds it is first scaled down in place, outside the graph (see renormalize_rows_)."""
     from .linear import Lookup
     if not isinstance(weight, Tensor) or weight.ndim != 2:
         raise ValueError(f"embedding: argument 'weight' must be a 2-D Tensor; got "
                          f"{getattr(weight, 'shape', type(weight).__name__)}")
-    for argument, value in (("max_norm", max_norm), ("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
-        if value not in (None, False):
-            raise NotImplementedError(f"embedding: argument '{argument}' is not supported; got {value!r}")
+    refuse_embedding_options("embedding", scale_grad_by_freq, sparse)
     rows = weight.shape[0]
     index = index_used(input, "embedding").array if isinstance(input, Tensor) else weight.xp.asarray(input)
     if index.dtype.kind not in "iu":
@@ -1050,6 +1049,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         backend.check((index < 0) | (index >= rows), lambda: IndexError(
             f"Embedding: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
             f"num_embeddings={rows}"))
+    if max_norm is not None:
+        renormalize_rows_(weight, index, max_norm, norm_type)
     table = weight
     if padding_idx is not None:
         if not -rows <= padding_idx < rows:
@@ -1057,6 +1058,27 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         keep = (table.xp.arange(rows) != padding_idx % rows)[:, None]
         table = where_tensor(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
     return Lookup.apply(table, index=index)
+
+
+def refuse_embedding_options(fn, scale_grad_by_freq, sparse):
+    for argument, value in (("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+        if value is not False:
+            raise NotImplementedError(f"{fn}: argument '{argument}' is not supported; got {value!r}")
+
+
+def renormalize_rows_(weight, index, max_norm, norm_type=2.0):
+    """torch's embedding_renorm_: each row of weight that `index` names (once, however often named) whose
+    norm_type-norm exceeds max_norm is multiplied, in place and outside the graph, by
+    max_norm / (norm + 1e-7). Counts as an in-place change of weight every time, as torch's; nothing is
+    read from the device to decide it."""
+    max_norm, norm_type = _number("embedding", "max_norm", max_norm), _number("embedding", "norm_type", norm_type)
+    xp = weight.xp
+    rows = xp.unique(index.reshape(-1))
+    picked = weight.array[rows]
+    norms = xp.linalg.norm(picked, ord=norm_type, axis=1).astype(np.float64)   # torch reads each as a double
+    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(weight.dtype)
+    weight.array[rows] = picked * scale[:, None]   # a row within max_norm is multiplied by 1: unchanged
+    weight._version += 1
 
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
