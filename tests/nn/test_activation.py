@@ -100,3 +100,10 @@ def test_glu_refuses_what_torch_refuses(torch, shape, dim):
     with pytest.raises(type(theirs.value)) as ours:
         tr.nn.functional.glu(tr.zeros(shape, dtype=tr.float64), dim)
     assert str(theirs.value) in str(ours.value)
+
+
+def test_threshold_keeps_an_integer_input_integer(torch):
+    ours = tr.nn.functional.threshold(tr.tensor([1, 2, 3]), 1, 7.0)
+    theirs = torch.nn.functional.threshold(torch.tensor([1, 2, 3]), 1, 7.0)
+    assert ours.dtype == tr.int64 and theirs.dtype == torch.int64
+    assert ours.tolist() == theirs.tolist()

@@ -173,6 +173,8 @@ def threshold(input, threshold, value, inplace=False):
         raise TypeError(f"threshold: argument 'input' must be a Tensor, not {type(input).__name__}")
     threshold, value = _number("threshold", "threshold", threshold), _number("threshold", "value", value)
     above = Compare.apply(input, op="gt", other=threshold)   # an op: a traced step computes it too
+    if input.dtype.kind != "f":   # the value in the input's dtype: an integer tensor stays one, as torch's
+        value = Tensor._make(input.xp.asarray(value).astype(input.dtype), None)
     return where_tensor(above.array, input, value)
 
 
