@@ -209,7 +209,7 @@ def test_a_view_of_a_block_reads_the_block_after_it_is_copied_in():
 REFUSALS = {"BranchingCell": (None, "if a.mean() > 0"), "StateChangedInPlaceCell": (None, "h *= 0.5"),
             "ViewChangedInPlaceCell": (None, "a[:, :1] *= 0.5"), "DetachedChangedInPlaceCell": (None, "cut.clamp_(min=0)"),
             "CountingCell": (None, "attributes of the cell (CountingCell.calls, CountingCell.last, CountingCell.seen)"),
-            "AnyUnitOnCell": ("convert", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
+            "AnyUnitOnCell": ("convert", "outside the ops (any)"), "AnyUnitOnWhereCell": ("where", "outside the ops (any)"), "ArgmaxGatherCell": (None, "a.argmax(1, keepdim=True)"),
             "MaskedSelectCell": (None, "walk[walk.abs() > 4]"), "ColumnsFromStepCell": (None, "x[:, idx]"),
             "OneHotFeedbackCell": (None, "F.one_hot((walk[:, 0].abs() > 4).long()"),
             "StartsFromRestCell": (None, "if h.allclose(tr.zeros_like(h))"), "PrintingCell": (None, 'print("h =", h)')}
@@ -293,6 +293,42 @@ def test_what_the_step_reads_from_the_cell_is_read_again_after_it_changes(change
     finally:
         ConfiguredCell.offset = 0.0
         globals().update(GAIN=1.0, SHIFT=tr.zeros(4, dtype="float64"))
+
+
+class BufferIndexCell(tr.nn.RecurrentCell):
+    """A permutation and a mask held as buffers, used as an index (h[:, self.order]) and a where condition."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.w = tr.nn.Parameter(tr.randn(input_size, hidden_size, dtype=dtype) * 0.4)
+        self.register_buffer("order", tr.arange(hidden_size - 1, -1, -1))
+        self.register_buffer("open", tr.arange(hidden_size) % 2 == 0)
+
+    def step(self, x, state):
+        h, = state
+        return ((x @ self.w + h[:, self.order] * 0.5 + tr.where(self.open, h, 0.0) * 0.3).tanh(),)
+
+
+# the identity order and a full mask included: a program may take them as no index, no where at all
+BUFFER_CHANGES = {"copy_ of the index": lambda cell, k: cell.order.copy_(tr.tensor([k % 4, 1, 2, 3])),
+                  "copy_ of the mask": lambda cell, k: cell.open.copy_(tr.tensor([k % 2 == 0, True, False, False])),
+                  "fill_ of the mask": lambda cell, k: cell.open.fill_(k % 2 == 1)}
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("change", list(BUFFER_CHANGES))
+def test_an_index_or_mask_buffer_changed_in_place_is_read_again(change):
+    """Two cells of one type, one of them with its buffers changed between calls: each call of each runs
+    with its own buffers' values (not the other cell's, nor those it was compiled with)."""
+    options = OPTIONS["one_layer"]
+    pairs = [{fused: make_layer(BufferIndexCell, fused, options) for fused in (True, False)} for _ in range(2)]
+    for k in range(3):
+        for layers in pairs:
+            got, passes = run(layers[True], options)
+            assert passes == 1
+            assert_same(got, run(layers[False], options)[0])
+        for layer in pairs[1].values():
+            BUFFER_CHANGES[change](layer._cells[0][0], k)
 
 
 def test_a_hook_on_a_submodule_runs_at_every_step_as_op_by_op():

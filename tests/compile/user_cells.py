@@ -458,6 +458,20 @@ class MoreActivationsCell(nn.RecurrentCell):
         return (self.norm(squashed).tanh() * 0.9 + h * 0.1,)
 
 
+class GluSoftminThresholdCell(nn.RecurrentCell):
+    """One state through glu, softmin and threshold."""
+
+    def __init__(self, input_size, hidden_size, device=None, dtype=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size + hidden_size, 2 * hidden_size, dtype=dtype, device=device)
+
+    def step(self, x, state):
+        h, = state
+        z = self.lin(tr.cat([x, h], 1))
+        gated = F.glu(z, 1) + F.threshold(z[:, :h.shape[1]], 0.1, -0.2) * 0.3
+        return ((gated * 0.5).tanh() * F.softmin(gated, dim=1) * 2 + h * 0.1,)
+
+
 class CumsumRemainderCell(nn.RecurrentCell):
     """Running sums over the features and a remainder: ops a step can hold without a lowering of their own."""
 
@@ -583,8 +597,8 @@ TRACEABLE = {cell.__name__: cell for cell in (
     ConcatElmanCell, LinearGRUCell, IndexedGatesLSTMCell, ExpGateCell, TupleReturnCell, TiedWeightCell,
     BufferCell, LayerNormGRUCell, SoftmaxMixCell, ActivationZooCell, SlicedStateCell, FreshTensorsCell,
     BatchNormRNNCell, RandomUnitsCell, AbsCell, MaximumCell, MaxOverFeaturesCell, NormCell, SoftplusCell, ClampCell,
-    WhereOnDataCell, GeluUnbindCell, ActivationsCell, MoreActivationsCell, CumsumRemainderCell, StopGradientCell,
-    NoGradCell, InPlaceCell, EmptyPartCell, MasksAndCastsCell, BandClampCell)}
+    WhereOnDataCell, GeluUnbindCell, ActivationsCell, MoreActivationsCell, GluSoftminThresholdCell, CumsumRemainderCell,
+    StopGradientCell, NoGradCell, InPlaceCell, EmptyPartCell, MasksAndCastsCell, BandClampCell)}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse
@@ -680,6 +694,14 @@ class AnyUnitOnCell(nn.RecurrentCell):
         return ((x @ self.w + h).tanh() * on + (x @ self.w).sigmoid(),)
 
 
+class AnyUnitOnWhereCell(AnyUnitOnCell):
+    """The same gate taken by where(): any()'s answer as a where condition."""
+
+    def step(self, x, state):
+        h, = state
+        return (tr.where((h > 0).any(1, keepdim=True), (x @ self.w + h).tanh(), (x @ self.w).sigmoid()),)
+
+
 class ArgmaxGatherCell(nn.RecurrentCell):
     """The state's largest unit, picked by gather with an index from argmax: an index of each step's values."""
 
@@ -763,6 +785,6 @@ class PrintingCell(nn.RecurrentCell):
 
 
 REFUSED = {cell.__name__: cell for cell in (BranchingCell, StateChangedInPlaceCell, ViewChangedInPlaceCell,
-                                             DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell,
+                                             DetachedChangedInPlaceCell, CountingCell, AnyUnitOnCell, AnyUnitOnWhereCell,
                                              ArgmaxGatherCell, MaskedSelectCell, ColumnsFromStepCell,
                                              OneHotFeedbackCell, StartsFromRestCell, PrintingCell)}

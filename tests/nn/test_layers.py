@@ -1,4 +1,6 @@
 """Linear, Embedding, LayerNorm and Dropout: PyTorch parity (float64), gradchecks, modes, bad input."""
+import math
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,44 @@ def test_embedding_matches_torch(torch, device):
     backpropagate_both(torch, [(y, ty)], np.random.default_rng(2))
     assert_same_gradients(ours, theirs)
     assert not to_np(ours.weight.grad)[1].any()
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf, 0.5])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_embedding_max_norm_renormalizes_the_rows_read_in_place_as_torch(torch, device, norm_type, dtype):
+    table = 2 * np.random.default_rng(4).standard_normal((7, 4)).astype(dtype)
+    theirs = torch.nn.Embedding.from_pretrained(torch.tensor(table), freeze=False, padding_idx=3, max_norm=1.5,
+                                                norm_type=norm_type)
+    ours = tr.nn.Embedding.from_pretrained(tr.tensor(table, device=device), freeze=False, padding_idx=3,
+                                           max_norm=1.5, norm_type=norm_type)
+    index = np.array([[0, 2, 2], [5, 0, 3]])   # rows 1, 4 and 6 are not read, so they keep their norms
+    rtol = 0 if dtype == "float64" else 1e-6   # float32 norms may differ in the last bit
+    for _ in range(2):   # a second lookup finds the rows already within max_norm
+        y, ty = ours(tr.tensor(index, device=device)), theirs(torch.tensor(index))
+        np.testing.assert_allclose(to_np(ours.weight), theirs.weight.detach().numpy(), rtol=rtol, atol=0)
+        np.testing.assert_allclose(to_np(y), ty.detach().numpy(), rtol=rtol, atol=0)
+    assert ours.weight._version == theirs.weight._version
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_array_equal(to_np(ours.weight.grad), theirs.weight.grad.numpy())
+    assert repr(ours) == repr(theirs)
+
+
+def test_functional_embedding_max_norm_changes_only_rows_above_it(torch):
+    table = np.array([[3.0, 4.0], [0.3, 0.4], [6.0, 8.0]])
+    ours, theirs = tr.tensor(table), torch.tensor(table)
+    y = tr.nn.functional.embedding(tr.tensor([0, 1]), ours, max_norm=1.0)
+    ty = torch.nn.functional.embedding(torch.tensor([0, 1]), theirs, max_norm=1.0)
+    assert_close(y, ty, "rows looked up")
+    assert_close(ours, theirs, "the table, row 2 untouched")
+    assert ours.numpy()[2].tolist() == [6.0, 8.0]
+
+
+def test_embedding_still_refuses_scale_grad_by_freq_and_sparse():
+    with pytest.raises(NotImplementedError, match="'scale_grad_by_freq' is not supported"):
+        tr.nn.Embedding(3, 2, scale_grad_by_freq=True)
+    with pytest.raises(NotImplementedError, match="'sparse' is not supported"):
+        tr.nn.functional.embedding(tr.tensor([0]), tr.zeros(3, 2), sparse=True)
 
 
 def test_composed_layers_gradcheck(device):

@@ -92,8 +92,8 @@ class Compiled:
         the first of graph's ops whose array option differs from this program's, or None."""
         for (_, mine), op in zip(self.options, graph.ops):
             for key, value in op.options.items():
-                if hasattr(value, "dtype") and not np.array_equal(backend.to_numpy(value),
-                                                                  backend.to_numpy(mine[key])):
+                if any(not np.array_equal(backend.to_numpy(a), backend.to_numpy(b))
+                       for a, b in zip(_arrays_in(value), _arrays_in(mine[key]))):
                     return op, key
         return None
 
@@ -148,6 +148,9 @@ def compile_step(cell, step, x, states):
     traces = [trace_step(cell, step, x_t, s_t, requires_grad=True, seed=seed)
               for seed, (x_t, s_t) in enumerate(inputs)]
     check_same_program(*traces)
+    for graph in traces:   # the program owns its index and mask arrays: a buffer's memory may change later
+        for op in graph.ops:
+            op.options = _copied(op.options)
     fixed = _constants_fixed(traces[0], lambda: trace_step(cell, step, *inputs[0], requires_grad=True), rng)
     # fold and rewrite change ops in place; a replay records the step as the cell wrote it (fused=False's
     # graph), and a later trace's array options are compared with the ops as traced
@@ -232,6 +235,15 @@ class Bound:
     def __init__(self, compiled, graph, guard):
         self.compiled, self.guard = compiled, guard
         self.leaves = {v.id: graph.tensors[v.id] for v in graph.leaves}
+        # the index and mask arrays the program was chosen for (they are part of it): often a buffer's
+        # own memory (h[:, self.idx], where(self.mask, ...)), which a fill_ or copy_ changes in place
+        self.option_arrays = [(a, a.copy()) for op in graph.ops for a in _arrays_in(op.options)]
+
+    def holds(self, guard):
+        """Whether this step is still the one to run: the guard, and the option arrays as they were."""
+        return self.guard == guard and all(
+            backend.xp_of(now).array_equal(now, then, equal_nan=now.dtype.kind in "fc")
+            for now, then in self.option_arrays)
 
     @classmethod
     def make(cls, cell, compiled, graph, guard):
@@ -249,6 +261,28 @@ class Bound:
         for op in self.compiled.static_ops:
             values[op.out.id] = op.cls.apply(*[values[v.id] for v in op.inputs], **op.options)
         return [values[v.id] for v in self.compiled.fplan.statics]
+
+
+def _arrays_in(value):
+    """The arrays in an op's options (nested in tuples: an index)."""
+    if hasattr(value, "dtype") and hasattr(value, "shape") and getattr(value, "ndim", 0):
+        return [value]
+    if isinstance(value, dict):
+        value = tuple(value.values())
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _arrays_in(v)]
+    return []
+
+
+def _copied(value):
+    """An op's options with their arrays copied."""
+    if hasattr(value, "dtype") and hasattr(value, "shape") and getattr(value, "ndim", 0):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copied(v) for v in value)
+    return value
 
 
 _PLAIN = (int, float, str, bool, type(None))
@@ -577,7 +611,7 @@ def compiled_run(cell, x, state, lengths=None, reverse=False, checkpoint_every=N
         return _op_by_op(cell, x, state, lengths, reverse)
     guard = _guard(cell, x, state)
     bound = _BOUND.get(cell)
-    if bound is not None and bound.guard == guard:
+    if bound is not None and bound.holds(guard):
         compiled, statics = bound.compiled, bound.statics()
     else:
         step = _step_function(cell)

@@ -273,7 +273,7 @@ def _attributes(cell):
     or set (registries, hooks, a user's history list), what it holds."""
     kept = []
     for module in cell.modules() if hasattr(cell, "modules") else [cell]:
-        attributes = dict(vars(module))
+        attributes = dict(getattr(module, "__dict__", {}))
         contents = {name: value.copy() for name, value in attributes.items() if type(value) in _CONTAINERS}
         kept.append((module, attributes, contents))
     return kept
@@ -291,16 +291,19 @@ def _restore_attributes(kept):
     """Put every attribute back as `_attributes` found it; returns 'Module.name' of those that had changed."""
     changed = []
     for module, attributes, contents in kept:
-        now = vars(module)
+        now = getattr(module, "__dict__", {})
         names = [name for name in now.keys() | attributes.keys()
                  if now.get(name, _MISSING) is not attributes.get(name, _MISSING)
                  or (name in contents and not _same_contents(contents[name], now[name]))]
         for name in sorted(names):
             changed.append(f"{type(module).__name__}.{name}")
-            if name in contents:
+            if name in contents:   # the container itself, as it held before (others may hold it too)
                 container = attributes[name]
                 container.clear()
-                container.update(contents[name]) if not isinstance(container, list) else container.extend(contents[name])
+                if isinstance(container, list):
+                    container.extend(contents[name])
+                else:
+                    container.update(contents[name])
         now.clear()
         now.update(attributes)
     return changed
@@ -368,6 +371,7 @@ class StepGraph:
         gradient there as the step did."""
         ops = []
         outside = outside or {}
+        outside_arrays = {id(t.array): what for t, what in outside.values()}   # a where's condition
         lines = lines or [None] * len(tape)
         grad_on = grad_on or [True] * len(tape)
         for (cls, inputs, options, out), line, on in zip(tape, lines, grad_on):
@@ -376,11 +380,13 @@ class StepGraph:
                                    where=describe_line(line))
             if out._ctx is not None and cls in (Clip, Max):
                 _remember_inputs(cls, out._ctx, inputs, options)
-            for t in inputs:
-                if id(t) in outside and id(t) not in self._by_tensor:
-                    raise NotTraceable(f"op {_op_name(cls)} reads a value computed from the step's values "
-                                       f"outside the ops ({outside[id(t)][1]}), which a replay would take "
-                                       f"from one call", op=_op_name(cls), where=describe_line(line))
+            read = [outside[id(t)][1] for t in inputs if id(t) in outside and id(t) not in self._by_tensor]
+            if cls is Where and id(options["condition"]) in outside_arrays:
+                read.append(outside_arrays[id(options["condition"])])
+            if read:
+                raise NotTraceable(f"op {_op_name(cls)} reads a value computed from the step's values outside "
+                                   f"the ops ({read[0]}), which a replay would take from one call",
+                                   op=_op_name(cls), where=describe_line(line))
             ins = [self.lookup(t, leaf_kind) for t in inputs]
             mask = self._by_array.get(id(options["condition"])) if cls is Where else None
             if mask is not None and mask.kind == "op":   # a mask the step computed (see the docstring)

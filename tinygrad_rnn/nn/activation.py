@@ -1,6 +1,6 @@
-"""Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, PReLU
-(learned slopes), and those of `_ACTIVATIONS` (GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh, LogSigmoid,
-ReLU6, SELU, CELU, Mish, Softsign, Tanhshrink, Hardsigmoid, Hardswish)."""
+"""Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, Softmin, GLU,
+Threshold, PReLU (learned slopes), and those of `_ACTIVATIONS` (GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh,
+LogSigmoid, ReLU6, SELU, CELU, Mish, Softsign, Tanhshrink, Hardsigmoid, Hardswish)."""
 import numpy as np
 
 from ..tensor import Tensor
@@ -70,6 +70,48 @@ class LogSoftmax(Module):
     def extra_repr(self):
         return f"dim={self.dim}"
 
+
+
+class Softmin(Module):
+    """softmin along `dim` (torch's legacy choice, with a warning, when dim is None)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.softmin(input, self.dim, _stacklevel=5)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class GLU(Module):
+    """a * sigmoid(b), a and b the input's halves along `dim`."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.glu(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Threshold(Module):
+    """x where x > threshold, `value` elsewhere. `inplace` is kept for torch's signature."""
+
+    def __init__(self, threshold, value, inplace=False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, input):
+        return F.threshold(input, self.threshold, self.value, self.inplace)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
 
 
 def _activation_module(name, function, arguments, doc):

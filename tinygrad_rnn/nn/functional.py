@@ -155,6 +155,29 @@ def hardswish(input, inplace=False):
     return x * Clip.apply(x + 3, low=0.0, high=6.0, strict=True) / 6
 
 
+def glu(input, dim=-1):
+    """a * sigmoid(b), a and b the two halves of the input along dim (Dauphin et al. 2017)."""
+    x = _activation_input("glu", input)
+    if x.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    dim = check_dim("glu", dim, x.ndim)
+    if x.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size {x.shape[dim]}")
+    a, b = x.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, `value` elsewhere (gradient 0 there and at the threshold, as torch's)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"threshold: argument 'input' must be a Tensor, not {type(input).__name__}")
+    threshold, value = _number("threshold", "threshold", threshold), _number("threshold", "value", value)
+    above = Compare.apply(input, op="gt", other=threshold)   # an op: a traced step computes it too
+    if input.dtype.kind != "f":   # the value in the input's dtype: an integer tensor stays one, as torch's
+        value = Tensor._make(input.xp.asarray(value).astype(input.dtype), None)
+    return where_tensor(above.array, input, value)
+
+
 def prelu(input, weight):
     """x where x > 0, weight * x elsewhere; weight has one element, or one per channel (dim 1; an input of
     fewer dims has one channel)."""
@@ -263,6 +286,12 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return z - z.exp().sum(axis=dim, keepdims=True).log()
 
 
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along dim; `dtype` casts the input first."""
+    dim = _softmax_dim("softmin", input, dim, _stacklevel)
+    return softmax(-_floating_input("softmin", input, dtype), dim)
+
+
 def bilinear(input1, input2, weight, bias=None):
     """input1^T weight[o] input2 + bias[o] for each output o: inputs (*, in1) and (*, in2), weight
     (out, in1, in2), as torch.nn.functional.bilinear."""
@@ -280,12 +309,17 @@ def bilinear(input1, input2, weight, bias=None):
 
 # ----------------------------------------------------------------------------- similarities and distances
 
+def _raised_to(x, eps):
+    """max(x, eps) with x's own gradient (1) where it is raised: torch raises such values in place
+    under no_grad, outside autograd."""
+    small = Compare.apply(x, op="lt", other=eps).array
+    return where_tensor(small, x - x.detach() + eps, x)
+
+
 def _norm_at_least(x, dim, eps):
     """||x|| over dim (kept), raised to eps where smaller; the gradient is the norm's alone, as torch
     clamps it outside autograd."""
-    norm = x.norm(2, dim=dim, keepdim=True)
-    small = norm.array < eps
-    return where_tensor(small, norm - norm.detach() + eps, norm) if small.any() else norm
+    return _raised_to(x.norm(2, dim=dim, keepdim=True), eps)
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
@@ -749,6 +783,210 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _reduce(losses, reduction)
 
 
+def _broadcast_shape(fn, **tensors):
+    """The shape the named tensors broadcast to; an error naming them and their shapes otherwise."""
+    try:
+        return np.broadcast_shapes(*(t.shape for t in tensors.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in tensors.items())
+        raise InputError(f"{fn}: the shapes of {shapes} do not broadcast together") from None
+
+
+def _loss_operands(fn, broadcast=True, **tensors):
+    """The named operands as tensors (numbers and arrays lifted to the first one's dtype), checked to
+    broadcast together unless told not to; the first must be a floating tensor."""
+    first = next(iter(tensors.values()))
+    _activation_input(fn, first)
+    tensors = {name: t if isinstance(t, Tensor) else first._lift(t) for name, t in tensors.items()}
+    if broadcast:
+        _broadcast_shape(fn, **tensors)
+    return tensors.values()
+
+
+def _where(condition, x, otherwise=0.0):
+    """x where `condition` (a bool tensor, computed by ops) holds, `otherwise` elsewhere; x is broadcast
+    to the condition's shape first, so the mask never has to."""
+    shape = np.broadcast_shapes(x.shape, condition.shape)
+    condition = condition.array if condition.shape == shape else condition.xp.broadcast_to(condition.array, shape)
+    return where_tensor(condition, x.expand(*shape) if x.shape != shape else x, otherwise)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """0.5 * (log(var) + (input - target)**2 / var), var raised to eps (its gradient untouched), plus
+    0.5 * log(2 pi) when `full`. var has the input's shape, or one dim of size 1 where the input's is
+    larger, or lacks the input's last dim; a float is one variance for all, as torch's."""
+    reduction = _reduction(None, None, reduction)
+    x = _activation_input("gaussian_nll_loss", input)
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = Tensor._make(x.xp.full(x.shape, var, dtype=x.dtype), None)
+    elif not isinstance(var, Tensor):
+        raise TypeError(f"gaussian_nll_loss: argument 'var' must be a Tensor or a float, not {type(var).__name__}")
+    else:
+        backend.check(var.array < 0, lambda: ValueError("var has negative entry/entries"))
+    if var.shape != x.shape:
+        if x.shape[:-1] == var.shape:   # one variance per row: broadcast along the last dim
+            var = var.unsqueeze(-1)
+        elif not (x.ndim == var.ndim and sum(v for i, v in zip(x.shape, var.shape) if i != v) == 1):
+            raise ValueError(f"var is of incorrect size: var of shape {var.shape} for input of shape {x.shape} "
+                             f"(the same, one dim of size 1, or the input's shape without its last dim)")
+    x, target, var = _loss_operands("gaussian_nll_loss", input=x, target=target, var=var)
+    var = _raised_to(var, eps)
+    losses = (var.log() + (x - target) ** 2 / var) * 0.5
+    if full:
+        losses = losses + 0.5 * math.log(2 * math.pi)
+    return _reduce(losses, reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                     reduction="mean"):
+    """exp(input) - target * input (input a log-rate), or input - target * log(input + eps) without
+    log_input; `full` adds Stirling's approximation of log(target!) where target > 1."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x, target = _loss_operands("poisson_nll_loss", input=input, target=target)
+    losses = x.exp() - target * x if log_input else x - target * (x + eps).log()
+    if full:
+        above_one = Compare.apply(target, op="gt", other=1)
+        safe = _where(above_one, target, 2.0)   # the term is dropped at or below 1, where its log may be -inf
+        stirling = safe * safe.log() - safe + (safe * (2 * math.pi)).log() * 0.5
+        losses = losses + _where(above_one, stirling)
+    return _reduce(losses, reduction)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    """max(0, -target * (input1 - input2) + margin): input1 should rank above input2 where target is 1,
+    below where it is -1."""
+    reduction = _reduction(size_average, reduce, reduction)
+    for name, value in (("input1", input1), ("input2", input2), ("target", target)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"margin_ranking_loss: argument '{name}' must be a Tensor, not {type(value).__name__}")
+    if not input1.ndim == input2.ndim == target.ndim:
+        raise InputError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
+                         f"input1: {input1.shape}, input2: {input2.shape}, target: {target.shape}")
+    input1, input2, target = _loss_operands("margin_ranking_loss", input1=input1, input2=input2, target=target)
+    return _reduce((-target * (input1 - input2) + margin).clamp(min=0), reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """log(1 + exp(-target * input)), the two-class logistic loss for targets of 1 and -1 (computed
+    without overflow)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x, target = _loss_operands("soft_margin_loss", input=input, target=target)
+    return _reduce(-logsigmoid(x * target), reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):
+    """input where target is 1, max(0, margin - input) where it is -1 (the sum of both elsewhere, as
+    torch's); input is usually a distance."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x, target = _loss_operands("hinge_embedding_loss", input=input, target=target)
+    apart = _where(Compare.apply(target, op="ne", other=1), (margin - x).clamp(min=0))
+    together = _where(Compare.apply(target, op="ne", other=-1), x)
+    return _reduce(apart + together, reduction)
+
+
+COSINE_EMBEDDING_EPSILON = 1e-12   # torch's, added to each squared norm
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    """1 - cos(input1, input2) where target is 1, max(0, cos - margin) where it is -1, 0 elsewhere; the
+    cosine over the last dim, as torch computes it: x1.x2 / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12))."""
+    reduction = _reduction(size_average, reduce, reduction)
+    input1, input2, target = _loss_operands("cosine_embedding_loss", False, input1=input1, input2=input2,
+                                            target=target)
+    if target.ndim > 1:
+        raise InputError("0D or 1D target tensor expected, multi-target not supported")
+    if not input1.ndim == input2.ndim == target.ndim + 1:
+        raise InputError(f"{target.ndim}D target tensor expects {target.ndim + 1}D input tensors, but found "
+                         f"inputs with sizes {list(input1.shape)} and {list(input2.shape)}.")
+    dim = target.ndim
+    _broadcast_shape("cosine_embedding_loss", input1=input1, input2=input2)
+    products = (input1 * input2).sum(dim)
+    _broadcast_shape("cosine_embedding_loss", cosine=products, target=target)
+    squares1 = (input1 * input1).sum(dim) + COSINE_EMBEDDING_EPSILON
+    squares2 = (input2 * input2).sum(dim) + COSINE_EMBEDDING_EPSILON
+    cos = products / (squares1 * squares2).sqrt()
+    alike = _where(Compare.apply(target, op="eq", other=1), 1 - cos)
+    unlike = _where(Compare.apply(target, op="eq", other=-1), (cos - margin).clamp(min=0))
+    return _reduce(alike + unlike, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)), d the pairwise p-distance over the last
+    dim; with `swap`, d(anchor, negative) is the smaller of it and d(positive, negative) (Balntas et al. 2016)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    anchor, positive, negative = _loss_operands("triplet_margin_loss", False, anchor=anchor, positive=positive,
+                                                negative=negative)
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise InputError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                         f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                         f"{negative.ndim}D inputs")
+    _broadcast_shape("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
+    to_positive = pairwise_distance(anchor, positive, p, eps)
+    to_negative = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        to_negative = to_negative.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce((to_positive - to_negative + margin).clamp(min=0), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """The mean over classes (the last dim) of each class's binary logistic loss, target 0 or 1 per class;
+    `weight` scales each class."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x, target = _loss_operands("multilabel_soft_margin_loss", input=input, target=target)
+    losses = -(target * logsigmoid(x) + (1 - target) * logsigmoid(-x))
+    if weight is not None:
+        weight = weight if isinstance(weight, Tensor) else x._lift(weight)
+        _broadcast_shape("multilabel_soft_margin_loss", losses=losses, weight=weight)
+        losses = losses * weight
+    class_dim = x.ndim - 1
+    return _reduce(losses.sum(class_dim) / x.shape[class_dim], reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
+                      reduction="mean"):
+    """The multi-class hinge loss: sum over classes j != y of max(0, margin - x[y] + x[j])**p, times
+    weight[y], over the number of classes; input (N, C), (C,) or (), target the class y of each row."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError("weight must be one-dimensional")
+    x = _activation_input("multi_margin_loss", input)
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise InputError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
+                         f"{list(x.shape)}")
+    rows = x.reshape(-1 if x.ndim == 2 else 1, x.shape[-1] if x.ndim else 1)
+    if not isinstance(target, Tensor) or target.dtype != np.int64:
+        raise InputError(f"multi_margin_loss: target must be an int64 tensor of class indices; got "
+                        f"{getattr(target, 'dtype', type(target).__name__)}")
+    if target.ndim > 1 or target.numel() != rows.shape[0]:
+        raise InputError(f"multi_margin_loss: target tensor should be 1-D with size equal to the number of input "
+                         f"samples (batch size). Expected target size [{rows.shape[0]}], but got "
+                         f"{list(target.shape)}. Input has shape {list(x.shape)}.")
+    classes = rows.shape[1]
+    if weight is not None and weight.numel() != classes:
+        raise InputError(f"inconsistent weight size, expected {classes} but got {list(weight.shape)}")
+    y = index_used(target, "multi_margin_loss").array.reshape(-1)
+    if y.size:
+        backend.check((y < 0) | (y >= classes), lambda: RuntimeError(
+            f"multi_margin_loss: target out of range: classes span [0, {classes}) but target holds "
+            f"[{int(y.min())}, {int(y.max())}]"))
+    xp = rows.xp
+    picked = rows[xp.arange(rows.shape[0]), y].reshape(-1, 1)
+    others = Tensor._make((xp.arange(classes) != y[:, None]).astype(rows.dtype), None)
+    hinge = (rows - picked + margin).clamp(min=0)
+    terms = (hinge if p == 1 else hinge * hinge) * others
+    losses = terms.sum(1) / classes
+    if weight is not None:
+        losses = losses * weight[y]
+    return _reduce(losses.reshape(target.shape if x.ndim < 2 else (rows.shape[0],)), reduction)
+
+
 # ----------------------------------------------------------------------------- regularisation
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -795,14 +1033,13 @@ def one_hot(tensor, num_classes=-1):
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """weight[input]: rows of weight (num_embeddings, embedding_dim) looked up by integer index; the
-    padding_idx row gets no gradient, as torch's."""
+    padding_idx row gets no gradient, as torch's. With max_norm, each row read whose norm_type-norm
+    exceeds it is first scaled down in place, outside the graph (see renormalize_rows_)."""
     from .linear import Lookup
     if not isinstance(weight, Tensor) or weight.ndim != 2:
         raise ValueError(f"embedding: argument 'weight' must be a 2-D Tensor; got "
                          f"{getattr(weight, 'shape', type(weight).__name__)}")
-    for argument, value in (("max_norm", max_norm), ("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
-        if value not in (None, False):
-            raise NotImplementedError(f"embedding: argument '{argument}' is not supported; got {value!r}")
+    refuse_embedding_options("embedding", scale_grad_by_freq, sparse)
     rows = weight.shape[0]
     index = index_used(input, "embedding").array if isinstance(input, Tensor) else weight.xp.asarray(input)
     if index.dtype.kind not in "iu":
@@ -811,6 +1048,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         backend.check((index < 0) | (index >= rows), lambda: IndexError(
             f"Embedding: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
             f"num_embeddings={rows}"))
+    if max_norm is not None:
+        renormalize_rows_(weight, index, max_norm, norm_type)
     table = weight
     if padding_idx is not None:
         if not -rows <= padding_idx < rows:
@@ -818,6 +1057,27 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         keep = (table.xp.arange(rows) != padding_idx % rows)[:, None]
         table = where_tensor(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
     return Lookup.apply(table, index=index)
+
+
+def refuse_embedding_options(fn, scale_grad_by_freq, sparse):
+    for argument, value in (("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+        if value is not False:
+            raise NotImplementedError(f"{fn}: argument '{argument}' is not supported; got {value!r}")
+
+
+def renormalize_rows_(weight, index, max_norm, norm_type=2.0):
+    """torch's embedding_renorm_: each row of weight that `index` names (once, however often named) whose
+    norm_type-norm exceeds max_norm is multiplied, in place and outside the graph, by
+    max_norm / (norm + 1e-7). Counts as an in-place change of weight every time, as torch's; nothing is
+    read from the device to decide it."""
+    max_norm, norm_type = _number("embedding", "max_norm", max_norm), _number("embedding", "norm_type", norm_type)
+    xp = weight.xp
+    rows = xp.unique(index.reshape(-1))
+    picked = weight.array[rows]
+    norms = xp.linalg.norm(picked, ord=norm_type, axis=1).astype(np.float64)   # torch reads each as a double
+    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(weight.dtype)
+    weight.array[rows] = picked * scale[:, None]   # a row within max_norm is multiplied by 1: unchanged
+    weight._version += 1
 
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")

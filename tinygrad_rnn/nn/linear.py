@@ -83,11 +83,16 @@ class Embedding(Module):
     The padding_idx row starts at zero and receives no gradient, as in PyTorch: the lookup reads a
     table whose padding row is cut from the graph (V rows selected, not T * B looked-up ones), so the
     output is always a Lookup of a table, which the recurrent layers can project (see `looked_up`).
+    With max_norm, each row a lookup reads is first scaled in place to a norm_type-norm of at most
+    max_norm, as torch's; scale_grad_by_freq and sparse are refused.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None, *, _weight=None,
-                 _freeze=False):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
+        functional.refuse_embedding_options("Embedding", scale_grad_by_freq, sparse)
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         num_embeddings = check_int("num_embeddings", num_embeddings, minimum=0)
         embedding_dim = check_int("embedding_dim", embedding_dim, minimum=0)
         if padding_idx is not None:
@@ -116,10 +121,8 @@ class Embedding(Module):
         if embeddings.ndim != 2:
             raise ValueError(f"Embedding.from_pretrained: embeddings are expected to be 2-dimensional; got shape "
                              f"{embeddings.shape}")
-        if max_norm is not None or scale_grad_by_freq or sparse:
-            raise ValueError("Embedding.from_pretrained: max_norm, scale_grad_by_freq and sparse are not supported "
-                             "(Embedding has none of them)")
-        return cls(*embeddings.shape, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze)
+        return cls(*embeddings.shape, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse, _weight=embeddings, _freeze=freeze)
 
     def reset_parameters(self):
         init.normal_(self.weight)
@@ -127,11 +130,17 @@ class Embedding(Module):
             init.zeros_(Tensor._make(self.weight.array[self.padding_idx], None))
 
     def forward(self, indices):
-        return functional.embedding(indices, self.weight, self.padding_idx)
+        return functional.embedding(indices, self.weight, self.padding_idx, self.max_norm, self.norm_type)
 
     def extra_repr(self):
-        pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
-        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+        shown = [f"{self.num_embeddings}, {self.embedding_dim}"]
+        if self.padding_idx is not None:
+            shown.append(f"padding_idx={self.padding_idx}")
+        if self.max_norm is not None:
+            shown.append(f"max_norm={self.max_norm}")
+        if self.norm_type != 2:
+            shown.append(f"norm_type={self.norm_type}")
+        return ", ".join(shown)
 
 
 class Lookup(Getitem):

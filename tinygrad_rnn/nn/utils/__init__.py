@@ -1,5 +1,8 @@
-"""Helpers named as in torch.nn.utils: gradient clipping here, variable-length batches in `rnn`."""
+"""Helpers named as in torch.nn.utils: gradient clipping and norms, parameters as one vector, and
+variable-length batches in `rnn`."""
 from . import rnn
-from .clip import clip_grad_norm_, clip_grad_value_
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .convert_parameters import parameters_to_vector, vector_to_parameters
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "rnn"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm", "parameters_to_vector",
+           "rnn", "vector_to_parameters"]

@@ -12,9 +12,12 @@ from ... import backend
 from ...tensor import Tensor
 
 
+def _tensors(tensors):
+    return [tensors] if isinstance(tensors, Tensor) else list(tensors)
+
+
 def _grads(parameters):
-    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return [p.grad.array for p in parameters if p.grad is not None]
+    return [p.grad.array for p in _tensors(parameters) if p.grad is not None]
 
 
 def _vector_norm(xp, flat, norm_type):
@@ -41,42 +44,70 @@ def _vector_norm_of(xp, flat, norm_type):
     return (xp.abs(flat) ** norm_type).sum() ** (1.0 / norm_type)   # a negative p: 0 ** p is inf, the norm 0
 
 
-def total_norm(grads, norm_type=2.0):
-    """torch's total norm of a list of gradient arrays: the norm of their norms, a 0-d array on the first one's device."""
-    first = grads[0]
+def _total_norm_array(arrays, norm_type=2.0):
+    """torch's total norm of a list of arrays: the norm of their norms, a 0-d array on the first one's device."""
+    first = arrays[0]
     xp = backend.xp_of(first)
     device = backend.device_of(first)
-    norms = [_vector_norm(backend.xp_of(g), g.reshape(-1), norm_type) for g in grads]
+    norms = [_vector_norm(backend.xp_of(a), a.reshape(-1), norm_type) for a in arrays]
     norms = [n if backend.device_of(n) == device else backend.to_device(n, device) for n in norms]
     return _vector_norm(xp, xp.stack(norms), norm_type)
+
+
+def _norm_order(norm_type):
+    norm_type = float(norm_type)   # "inf" too, as torch takes it
+    if math.isnan(norm_type):
+        raise ValueError(f"norm_type must be a number or +-inf, got {norm_type}")
+    return norm_type
+
+
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """The norm of `tensors` (a tensor or several, usually gradients) taken as one vector: the norm of
+    their norms, a 0-d Tensor on their device, outside the graph, as torch.nn.utils.get_total_norm.
+    With error_if_nonfinite, an inf or NaN total raises (the one read from the device)."""
+    norm_type = _norm_order(norm_type)
+    arrays = [t.array for t in _tensors(tensors)]
+    if not arrays:
+        return Tensor(0.0)
+    total = _total_norm_array(arrays, norm_type)
+    if error_if_nonfinite and not bool(backend.xp_of(total).isfinite(total)):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite "
+                           f"({float(total)}), so it cannot be clipped. To disable this error and scale the "
+                           f"gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
+    return Tensor._make(total, None)
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    """Multiply every gradient by min(1, max_norm / (total_norm + 1e-6)), in place, `total_norm` a
+    Tensor as get_total_norm gives it (the second half of clip_grad_norm_, as torch splits it)."""
+    if not isinstance(total_norm, Tensor):
+        raise TypeError(f"clip_grads_with_norm_: argument 'total_norm' must be a Tensor (as get_total_norm "
+                        f"returns it), not {type(total_norm).__name__}")
+    grads = _grads(parameters)
+    if not grads:
+        return
+    total = total_norm.array
+    coef = backend.xp_of(total).minimum(float(max_norm) / (total + 1e-6), 1.0)
+    for g in grads:   # an infinite entry times a coefficient of 0 is NaN, as in torch, without a warning
+        with np.errstate(invalid="ignore"):
+            g *= coef if backend.device_of(g) == backend.device_of(coef) else backend.to_device(coef, backend.device_of(g))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale all gradients together so that their joint norm is at most `max_norm` (Pascanu et al. 2013).
 
     The norm is taken over all gradients as if they were one vector: the norm of the per-tensor
-    norms. Every gradient is multiplied by min(1, max_norm / (total_norm + 1e-6)). Returns the
-    total norm before clipping as a 0-d Tensor on the gradients' device (float() reads it), as
-    torch does. `norm_type` is any order of torch.linalg.vector_norm (2, 1, inf, 0, -inf, any
-    other number); `foreach` is accepted for torch's signature (there is one way here).
+    norms (get_total_norm). Every gradient is multiplied by min(1, max_norm / (total_norm + 1e-6))
+    (clip_grads_with_norm_). Returns the total norm before clipping as a 0-d Tensor on the
+    gradients' device (float() reads it), as torch does. `norm_type` is any order of
+    torch.linalg.vector_norm (2, 1, inf, 0, -inf, any other number); `foreach` is accepted for
+    torch's signature (there is one way here).
     """
-    norm_type = float(norm_type)
-    if math.isnan(norm_type):
-        raise ValueError(f"clip_grad_norm_: norm_type must be a number or +-inf, got {norm_type}")
-    grads = _grads(parameters)
-    if not grads:
-        return Tensor(0.0)
-    total = total_norm(grads, norm_type)
-    xp = backend.xp_of(total)
-    if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-                           f"non-finite ({float(total)}), so it cannot be clipped; pass error_if_nonfinite=False "
-                           f"to scale the gradients by it anyway")
-    coef = xp.minimum(float(max_norm) / (total + 1e-6), 1.0)
-    for g in grads:   # an infinite entry times a coefficient of 0 is NaN, as in torch, without a warning
-        with np.errstate(invalid="ignore"):
-            g *= coef if backend.device_of(g) == backend.device_of(coef) else backend.to_device(coef, backend.device_of(g))
-    return Tensor._make(total, None)
+    parameters = _tensors(parameters)   # a generator is read once, by both halves
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = get_total_norm(grads, norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(parameters, max_norm, total)
+    return total
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None):
