@@ -32,5 +32,5 @@ def vector_to_parameters(vec, parameters):
             raise RuntimeError(f"shape '{list(parameter.shape)}' is invalid for input of size {part.size}: "
                                f"vector_to_parameters reads vec[{start}:{start + count}] of vec of shape "
                                f"{tuple(vec.shape)}")
-        parameter.data = part.reshape(parameter.shape)
+        parameter.data = Tensor._make(part.reshape(parameter.shape), None)   # vec's memory, no graph
         start += count
