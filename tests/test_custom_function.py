@@ -192,6 +192,11 @@ def test_once_differentiable_gives_no_graph_under_create_graph():
 
 # ----------------------------------------------------------------------------- autograd.functional
 
+def leaves(tree):
+    """The tensors of a result nested in tuples, in order."""
+    return [tree] if hasattr(tree, "shape") else [leaf for t in tree for leaf in leaves(t)]
+
+
 def f_single(lib):
     return lambda x: (x.tanh() * x.sum()).exp()
 
@@ -221,9 +226,7 @@ def test_jacobian_and_hessian_match_torch(torch, rng, what):
             return F.hessian(lambda v: f_scalar(lib)(v, ty), tx)
         return F.hessian(f_scalar(lib), (tx, ty))
 
-    def flat(tree):
-        return [tree] if hasattr(tree, "shape") else [leaf for t in tree for leaf in flat(t)]
-    mine, theirs = flat(run(tr)), flat(run(torch))
+    mine, theirs = leaves(run(tr)), leaves(run(torch))
     assert len(mine) == len(theirs)
     for k, (m, t) in enumerate(zip(mine, theirs)):
         assert_close(m, t, f"{what} block {k}")
@@ -247,9 +250,7 @@ def test_vector_products_match_torch(torch, rng, what):
             return F.jvp(lambda s: s * lib.tensor(y), lib.tensor([0.7], dtype=lib.float64))
         return getattr(F, what)(f_scalar(lib), (tx, ty), (lib.tensor(v2), lib.tensor(v3)))
 
-    def flat(tree):
-        return [tree] if hasattr(tree, "shape") else [leaf for t in tree for leaf in flat(t)]
-    mine, theirs = flat(run(tr)), flat(run(torch))
+    mine, theirs = leaves(run(tr)), leaves(run(torch))
     assert len(mine) == len(theirs)
     for k, (m, t) in enumerate(zip(mine, theirs)):
         assert_close(m, t, f"{what} result {k}")

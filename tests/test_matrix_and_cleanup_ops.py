@@ -41,13 +41,18 @@ IDIOMS = {
 }
 
 
-@pytest.mark.parametrize("idiom", list(IDIOMS))
-def test_ops_match_torch_with_gradients_of_gradients(torch, rng, idiom):
-    fn, shape = IDIOMS[idiom]
+def run_both(torch, rng, idiom, fn, shape):
+    """fn on two random float64 inputs with each library, the values compared; the inputs, the results and
+    weights for a loss of the results' shape."""
     (a, ta), (b, tb) = pair(torch, rng.standard_normal(shape), "cpu"), pair(torch, rng.standard_normal(shape), "cpu")
     y, ty = fn(tr, a, b), fn(torch, ta, tb)
     assert_close(y, ty, idiom)
-    weights = rng.standard_normal(ty.shape)
+    return (a, ta), (b, tb), y, ty, rng.standard_normal(ty.shape)
+
+
+@pytest.mark.parametrize("idiom", list(IDIOMS))
+def test_ops_match_torch_with_gradients_of_gradients(torch, rng, idiom):
+    (a, ta), (b, tb), y, ty, weights = run_both(torch, rng, idiom, *IDIOMS[idiom])
     grads = tr.autograd.grad((y * tr.tensor(weights)).sum(), [a, b], create_graph=True, allow_unused=True)
     their_grads = torch.autograd.grad((ty * torch.tensor(weights)).sum(), [ta, tb], create_graph=True,
                                       allow_unused=True)
@@ -118,11 +123,7 @@ MORE = {
 
 @pytest.mark.parametrize("idiom", list(MORE))
 def test_more_methods_match_torch(torch, rng, idiom):
-    fn, shape = MORE[idiom]
-    (a, ta), (b, tb) = pair(torch, rng.standard_normal(shape), "cpu"), pair(torch, rng.standard_normal(shape), "cpu")
-    y, ty = fn(tr, a, b), fn(torch, ta, tb)
-    assert_close(y, ty, idiom)
-    weights = rng.standard_normal(ty.shape)
+    (a, ta), (b, tb), y, ty, weights = run_both(torch, rng, idiom, *MORE[idiom])
     (y * tr.tensor(weights)).sum().backward()
     (ty * torch.tensor(weights)).sum().backward()
     for mine, theirs, name in ((a, ta, "a"), (b, tb, "b")):

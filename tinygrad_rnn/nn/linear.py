@@ -11,6 +11,14 @@ from .checks import check_flag, check_int, check_last_dim, check_matches_paramet
 from .module import Module, Parameter
 
 
+def _uniform_by_fan_in(module, fan_in):
+    """PyTorch's start for a layer's weight and bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+    for p in (module.weight, module.bias):
+        if p is not None:
+            init.uniform_(p, -bound, bound)
+
+
 class Linear(Module):
     """y = x @ weight.T + bias, weight (out_features, in_features), PyTorch's U(-1/sqrt(in), 1/sqrt(in))."""
 
@@ -25,10 +33,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
-        for p in (self.weight, self.bias):
-            if p is not None:
-                init.uniform_(p, -bound, bound)
+        _uniform_by_fan_in(self, self.in_features)
 
     def forward(self, x):
         check_tensor("Linear", "input", x)
@@ -61,10 +66,7 @@ class Bilinear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        bound = 1.0 / math.sqrt(self.in1_features) if self.in1_features else 0.0
-        for p in (self.weight, self.bias):
-            if p is not None:
-                init.uniform_(p, -bound, bound)
+        _uniform_by_fan_in(self, self.in1_features)
 
     def forward(self, input1, input2):
         for name, x in (("input1", input1), ("input2", input2)):
