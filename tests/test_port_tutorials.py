@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
+from tests.porting import ported, run_both
 
 REGRESSION = '''
 import numpy as np
@@ -303,30 +304,12 @@ def main(init, steps=2, line_search_fn=None):
 '''
 
 PROGRAMS = {"regression": REGRESSION, "names": NAMES, "tagger": TAGGER, "sine": SINE}
-TORCH_IMPORT = re.compile(r"^(import|from) torch\b(\S*)(.*)$", re.MULTILINE)
-
-
-def ported(source):
-    """The source with only its import lines changed: `import torch` is `import tinygrad_rnn as torch`,
-    torch.X is tinygrad_rnn.X elsewhere."""
-    def port(line):
-        keyword, submodule, rest = line.groups()
-        if keyword == "import" and not submodule and not rest:
-            return "import tinygrad_rnn as torch"
-        return f"{keyword} tinygrad_rnn{submodule}{rest}"
-    return TORCH_IMPORT.sub(port, source)
-
-
-def load(source, name):
-    namespace = {"__name__": name}
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 (our own source text, run as a module)
-    return namespace
 
 
 @pytest.fixture
 def both(torch):
     """(a program run by torch, the same program run by tinygrad_rnn); the default float is reset after."""
-    yield lambda source: (load(source, "original"), load(ported(source), "ported"))
+    yield run_both
     tr.set_default_dtype(tr.float32)
     torch.set_default_dtype(torch.float64)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tr
+from tests.porting import ported, run_both
 
 WORD_LANGUAGE_MODEL = '''
 import math
@@ -297,36 +298,10 @@ def train(x, y, init, steps=8, log=None):
     return losses, accuracy, model.state_dict()
 '''
 
-TORCH_IMPORTS = """import torch
-import torch.nn as nn
-import torch.nn.functional as F
-import torch.optim as optim
-"""
-OUR_IMPORTS = """import tinygrad_rnn as torch
-import tinygrad_rnn.nn as nn
-import tinygrad_rnn.nn.functional as F
-import tinygrad_rnn.optim as optim
-"""
-
-
-def ported(source):
-    """The source with only its import lines changed."""
-    assert TORCH_IMPORTS in source
-    return source.replace(TORCH_IMPORTS, OUR_IMPORTS)
-
-
-def load(source, name):
-    namespace = {"__name__": name}
-    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 (our own source text, run as a module)
-    return namespace
-
-
 @pytest.fixture
 def both(torch):
     """(the source run by torch, the same source run by tinygrad_rnn) as namespaces."""
-    def make(source):
-        return load(source, "original"), load(ported(source), "ported")
-    return make
+    return run_both
 
 
 def test_the_port_changes_only_import_lines():
