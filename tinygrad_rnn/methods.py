@@ -1221,8 +1221,8 @@ class TensorMethods:
         return self._update("fmod_", lambda x, y: x.fmod(y), other, reads_old=True)
 
     def lerp_(self, end, weight):
-        """self + weight * (end - self), in place (weight a number, or a tensor that needs no gradient)."""
-        return self._update("lerp_", lambda x, e: x + weight * (e - x), end)
+        """lerp, in place (weight a number, or a tensor that needs no gradient)."""
+        return self._update("lerp_", lambda x, e: x.lerp(e, weight), end)
 
     def addcmul_(self, tensor1, tensor2, *, value=1):
         return self.add_(tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)

@@ -43,47 +43,31 @@ class Sigmoid(Module):
         return F.sigmoid(input)
 
 
-class Softmax(Module):
-    """softmax along `dim` (torch's legacy choice, with a warning, when dim is None)."""
+class _AlongDim(Module):
+    """An activation along `dim` (torch's legacy choice, with a warning, when dim is None)."""
+    function = None
 
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, input):
-        return F.softmax(input, self.dim, _stacklevel=5)
+        return self.function(input, self.dim, _stacklevel=5)
 
     def extra_repr(self):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module):
-    """log_softmax along `dim` (torch's legacy choice, with a warning, when dim is None)."""
-
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        return F.log_softmax(input, self.dim, _stacklevel=5)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+class Softmax(_AlongDim):
+    function = staticmethod(F.softmax)
 
 
+class LogSoftmax(_AlongDim):
+    function = staticmethod(F.log_softmax)
 
-class Softmin(Module):
-    """softmin along `dim` (torch's legacy choice, with a warning, when dim is None)."""
 
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        return F.softmin(input, self.dim, _stacklevel=5)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+class Softmin(_AlongDim):
+    function = staticmethod(F.softmin)
 
 
 class GLU(Module):

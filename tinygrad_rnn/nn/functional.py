@@ -1156,15 +1156,20 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     return x / x.norm(p, dim=dim, keepdim=True).clamp(min=eps).expand(x.shape)
 
 
+def _normalized_dims(fn, input, normalized_shape):
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    if input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise InputError(f"{fn}: given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
+    return shape
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing `normalized_shape` dims with the biased variance, then scale and shift."""
     if not isinstance(input, Tensor):
         raise TypeError(f"layer_norm: argument 'input' must be a Tensor, not {type(input).__name__}")
-    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    shape = _normalized_dims("layer_norm", input, normalized_shape)
     n = len(shape)
-    if input.ndim < n or tuple(input.shape[input.ndim - n:]) != shape:
-        raise InputError(f"layer_norm: given normalized_shape={list(shape)}, expected input with shape "
-                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
     for argument, value in (("weight", weight), ("bias", bias)):
         if value is not None and tuple(value.shape) != shape:
             raise InputError(f"layer_norm: {argument} of shape {tuple(value.shape)} must have normalized_shape "
@@ -1178,14 +1183,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         y = y + bias
     return y
-
-
-def _normalized_dims(fn, input, normalized_shape):
-    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
-    if input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
-        raise InputError(f"{fn}: given normalized_shape={list(shape)}, expected input with shape "
-                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
-    return shape
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -1204,6 +1201,15 @@ def _channel_shaped(value, ndim):
     return value.reshape((value.shape[0],) + (1,) * (ndim - 2))
 
 
+def _per_channel_affine(y, weight, bias):
+    """y scaled and shifted per channel (dim 1), where weight and bias are given."""
+    if weight is not None:
+        y = y * _channel_shaped(weight, y.ndim)
+    if bias is not None:
+        y = y + _channel_shaped(bias, y.ndim)
+    return y
+
+
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise (N, C, *) over each group of C // num_groups channels (and the rest of the dims) with the
     biased variance, then scale and shift per channel."""
@@ -1215,11 +1221,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     centered = grouped - grouped.mean(axis=-1, keepdims=True)
     variance = (centered * centered).mean(axis=-1, keepdims=True)
     y = (centered / (variance + eps) ** 0.5).reshape(x.shape)
-    if weight is not None:
-        y = y * _channel_shaped(weight, x.ndim)
-    if bias is not None:
-        y = y + _channel_shaped(bias, x.ndim)
-    return y
+    return _per_channel_affine(y, weight, bias)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
@@ -1250,8 +1252,4 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         centered = x - _channel_shaped(running_mean, x.ndim)
         variance = _channel_shaped(running_var, x.ndim)
     y = centered / (variance + eps) ** 0.5
-    if weight is not None:
-        y = y * _channel_shaped(weight, x.ndim)
-    if bias is not None:
-        y = y + _channel_shaped(bias, x.ndim)
-    return y
+    return _per_channel_affine(y, weight, bias)
