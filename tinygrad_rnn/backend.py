@@ -3,6 +3,7 @@
 The only module that imports CuPy. Everything else asks this one for the array module `xp`
 that matches its data, so the same op code runs on both devices.
 """
+import contextlib
 import math
 import os
 import threading
@@ -139,6 +140,12 @@ def to_device(array, device):
 def to_numpy(array):
     """A host NumPy array for any backend array."""
     return array if isinstance(array, np.ndarray) else np.asarray(to_device(array, "cpu"))
+
+
+def quiet_overflow(xp):
+    """A context where NumPy says nothing of overflow (exp(-x) of a sigmoid far below zero is inf, and
+    1 / (1 + inf) the right 0); CuPy never warns."""
+    return np.errstate(over="ignore") if xp is np else contextlib.nullcontext()
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf: the C library's, element by element

@@ -375,11 +375,13 @@ class Sigmoid(Function):
     saves = ()
 
     def forward(self, x):
-        # the tanh form never overflows (no exp of a large number at |x| = 1000) and costs one
-        # transcendental instead of an exp and two branches
-        out = backend.xp_of(x).tanh(x * 0.5)
-        out *= 0.5
-        out += 0.5
+        # torch's form, 1 / (1 + exp(-x)): an exp costs half a tanh. Far below zero exp(-x) is inf
+        # and the quotient the right 0, so NumPy's overflow warning says nothing worth saying.
+        xp = backend.xp_of(x)
+        with backend.quiet_overflow(xp):
+            out = xp.exp(-x)
+        out += 1
+        xp.divide(1, out, out=out)
         self.out = out
         return out
 

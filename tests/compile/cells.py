@@ -149,9 +149,9 @@ class NormalizedCell(_Cell):
         return (-(t * h.sigmoid()) / (2 + h * h) + h * 0.5,)
 
 
-class HalvedGatesCell(_Cell):
-    """Sigmoids whose halving (sigmoid(z) = 0.5 tanh(z / 2) + 0.5, compile/fold.py) lands in several
-    ways: a static gain, a (B, 1) mean, an input-only tanh (scaled for all steps at once), a product
+class NegatedGatesCell(_Cell):
+    """Sigmoids whose negation (sigmoid(z) = 1 / (1 + exp(-z)), compile/fold.py) lands in several
+    ways: a static gain, a (B, 1) mean, an input-only tanh (negated for all steps at once), a product
     of two states that two sigmoids share (one per-step copy for both)."""
     state_names = ("h", "c")
 
@@ -177,7 +177,7 @@ class HalvedGatesCell(_Cell):
 
 
 class SquaredGateCell(_Cell):
-    """sigmoid(h * h): its halving would cost a product each step, so that sigmoid stays; the other
+    """sigmoid(h * h): its negation would cost a product each step, so that sigmoid stays; the other
     gate's folds into the weights."""
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
@@ -192,7 +192,7 @@ class SquaredGateCell(_Cell):
 
 TRACEABLE = {"lecture_lstm": LectureLSTM, "lecture_gru": LectureGRU, "peephole_lstm": PeepholeLSTMCell,
              "indrnn": IndRNNCell, "mgu": MinimalGatedUnit, "module_cell": ModuleCell, "many_ops": ManyOpsCell,
-             "normalized": NormalizedCell, "halved_gates": HalvedGatesCell, "squared_gate": SquaredGateCell}
+             "normalized": NormalizedCell, "negated_gates": NegatedGatesCell, "squared_gate": SquaredGateCell}
 
 
 # ----------------------------------------------------------------------------- cells it must refuse

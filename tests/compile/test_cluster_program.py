@@ -30,7 +30,7 @@ from tinygrad_rnn.nn import persistent_kernels as PK
 pytestmark = pytest.mark.filterwarnings("error")
 
 NAMES = ["layer_norm_lstm", "lecture_lstm", "lecture_gru", "peephole_lstm", "indrnn", "mgu", "module_cell",
-         "normalized", "halved_gates", "squared_gate", "row_norm", "lstm_proj", "gru_reset_before"]
+         "normalized", "negated_gates", "squared_gate", "row_norm", "lstm_proj", "gru_reset_before"]
 # (blocks per cluster, batch rows per group) over a batch of 3: groups of 2 and 1, of 1, of all 3
 SPLITS = [(1, 2), (2, 2), (4, 2), (8, 2), (2, 1), (8, 3)]
 H200 = {"multiprocessors": 132, "shared_limit": 227 * 1024}

@@ -34,14 +34,16 @@ def test_the_lstm_plan_hoists_the_input_product_and_keeps_one_recurrent_product_
     plan = compiled(tr.nn.LSTMCell(3, 4)).fplan
     pre, loop = names(plan.pre_ops), names(plan.loop_ops)
     assert pre.count(ops.Matmul) == 1 and loop.count(ops.Matmul) == 1
-    assert ops.Sigmoid not in pre + loop   # sigmoid(z) = 0.5 tanh(z / 2) + 0.5, the halving folded back
+    assert ops.Sigmoid not in pre + loop   # sigmoid(z) = 1 / (1 + exp(-z)), the negation folded back
+    exp = [op.out.shape for op in plan.loop_ops if op.cls is ops.Exp]
+    assert exp == [(2, 8), (2, 4)]          # i and f as one, o on its own: no exp of g's columns between
     tanh = [op.out.shape for op in plan.loop_ops if op.cls is ops.Tanh]
-    assert tanh == [(2, 16), (2, 4)]        # one tanh for the four gates, one for the cell state
-    assert loop.count(ops.Add) == 3         # the state product's sum, the gates' halves, the cell state
-    halves = [op.out.shape for op in plan.loop_ops if op.cls is ops.Mul and op.inputs[1].shape == ()]
-    assert halves == [(2, 16)]              # i, f and o halved as one, over g's columns between them too
+    assert tanh == [(2, 4), (2, 4)]         # g, and the cell state
+    assert loop.count(ops.Add) == 4         # the state product's sum, the two 1 + exp, the cell state
+    assert not [op for op in plan.loop_ops if op.cls in (ops.Mul, ops.Neg) and op.inputs[1:] and
+                op.inputs[1].shape == ()]   # no negation left in the loop
     # the statics are the two transposed weights and the two biases, recorded outside the pass; the
-    # pass halves their sigmoid gates' columns once
+    # pass negates their sigmoid gates' columns once
     assert sorted(v.shape for v in plan.statics) == [(3, 16), (4, 16), (16,), (16,)]
     assert sorted(op.out.shape for op in plan.fold_ops) == [(3, 16), (4, 16), (16,), (16,)]
 

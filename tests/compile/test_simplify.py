@@ -6,7 +6,7 @@ import pytest
 import tinygrad_rnn as tr
 from tests.compile.cells import NormalizedCell
 from tinygrad_rnn.compile import drive, rewrite
-from tinygrad_rnn.ops import Add, Div, Mean, Mul, Neg, Sigmoid, Tanh
+from tinygrad_rnn.ops import Add, Div, Exp, Mean, Mul, Neg, Sigmoid, Tanh
 
 CELLS = {"layer_norm_lstm": tr.nn.LayerNormLSTMCell, "normalized": NormalizedCell}
 
@@ -52,7 +52,7 @@ def test_float32_stays_close_to_op_by_op():
 
 
 def test_sibling_ops_on_adjacent_chunks_run_once(monkeypatch):
-    """GRU's r and z: their two sums and two sigmoids (each a tanh, a halving and a sum) on neighbouring
+    """GRU's r and z: their two sums and two sigmoids (each an exp, a sum and a quotient) on neighbouring
     chunks become one of each."""
     monkeypatch.setattr(drive, "_CACHE", {})
     cell = tr.nn.GRUCell(6, 8)
@@ -60,10 +60,10 @@ def test_sibling_ops_on_adjacent_chunks_run_once(monkeypatch):
     out = out[0] if isinstance(out, tuple) else out
     loop_ops = out.grad_fn.compiled.fplan.loop_ops
     assert Sigmoid not in [op.cls for op in loop_ops]
-    for cls in (Tanh, Mul):
-        joined = [op.out.shape for op in loop_ops if op.cls is cls]
-        assert joined.count((4, 16)) == 1 and (4, 8) not in joined[:1]   # (B, 2H); then n's tanh (B, H)
-    assert [op.out.shape for op in loop_ops if op.cls is Add].count((4, 16)) == 2   # the gates' sum, the half
+    for cls in (Exp, Div):
+        assert [op.out.shape for op in loop_ops if op.cls is cls] == [(4, 16)]   # (B, 2H)
+    assert [op.out.shape for op in loop_ops if op.cls is Tanh] == [(4, 8)]      # n's
+    assert [op.out.shape for op in loop_ops if op.cls is Add].count((4, 16)) == 2   # the gates' sum, the 1 + exp
 
 
 def _reads_itself(op):

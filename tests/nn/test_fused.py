@@ -372,7 +372,7 @@ def test_checkpointing_keeps_fewer_saved_arrays(mode):
     checkpointed, _, _ = fused.fused_pass(mode, *tensors, checkpoint_every=k)
     full, few = saved_bytes(plain.grad_fn), saved_bytes(checkpointed.grad_fn)
     per_step = 4 * 8 * 4  # bytes of one (B, H) float32 state
-    width = 4 + (1 if mode == "lstm" else 0)  # gate columns + the cell state, in units of H
+    width = 4 + (2 if mode == "lstm" else 0)  # gate columns + the cell state and its tanh, in units of H
     assert full == T * width * per_step
     # one (h[, c]) per segment start but the first, which is (h0[, c0]) itself
     assert few == (T // k - 1) * (2 if mode == "lstm" else 1) * per_step

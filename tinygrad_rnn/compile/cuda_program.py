@@ -83,7 +83,7 @@ C_OPS = {
     Erf: lambda a, o: f"erf({a[0]})",
     Sin: lambda a, o: f"sin({a[0]})",
     Cos: lambda a, o: f"cos({a[0]})",
-    Sigmoid: lambda a, o: f"tanh({a[0]} * T(0.5)) * T(0.5) + T(0.5)",
+    Sigmoid: lambda a, o: f"T(1) / (T(1) + exp(-{a[0]}))",
     Relu: lambda a, o: f"({a[0]} > T(0) || {a[0]} != {a[0]} ? {a[0]} : T(0))",   # NaN stays, as np.maximum
     PositiveMask: lambda a, o: f"({a[0]} > T(0) ? T(1) : T(0))",
     Clip: lambda a, o: _clip(a[0], o),

@@ -382,7 +382,8 @@ class Sequence:
             if s:
                 self.starts.append(starts)
             env = self._env(p0, p1, starts)
-            run(env, p1 - p0, self.rows[p0:p1])
+            with backend.quiet_overflow(self.xp):   # a sigmoid's exp(-z), see backend
+                run(env, p1 - p0, self.rows[p0:p1])
             slot = self._time_slice(p0, p1)
             outputs = self._in_time_order(env["S0"][1:])
             if self.active is None:
@@ -422,7 +423,8 @@ class Sequence:
                 env = self.env
             else:  # checkpointed (or a second backward): recompute the segment from its start
                 env = self._env(p0, p1, self.starts[s])
-                program.forward(env, p1 - p0, self.rows[p0:p1])
+                with backend.quiet_overflow(xp):
+                    program.forward(env, p1 - p0, self.rows[p0:p1])
             env.update(carries)
             env["G"] = g_proc[p0:p1]
             env["GS"] = grads_of_statics

@@ -5,28 +5,31 @@ step as the cell wrote it, and every forward value it reads is computed with the
   `p + (l + s)` -> `(p + s) + l` for p input-only, s static (computed for all steps at once), and
   where p is `q + s1`, `(q + (s1 + s)) + l` (LSTM's two biases summed once per pass, added to the
   input projection as one was): one call fewer per step.
-- `sigmoid(z) = 0.5 tanh(z / 2) + 0.5`. The halving is pushed back through the linear ops that make
+- `sigmoid(z) = 1 / (1 + exp(-z))`. The negation is pushed back through the linear ops that make
   z, as a scale per column (the last axis): through sums, differences and negations, products (with
   a static where there is one), a product with a static weight (its columns scaled), a slice of a
   wider value (those columns of it), and a view or a sum over rows where the scale is one number.
   It lands on statics (a product of the pass's statics computed once per pass: the sigmoid gates'
-  columns of W.T halved, `ForwardPlan.fold_ops`) or on input-only work (scaled once for all steps). A value read by a sigmoid and by other ops keeps one scale per column
-  where their columns do not overlap (LSTM's i, f, o beside g); otherwise the scaled form is a copy.
-  The tanh of neighbouring gates then run as one call (rewrite.py's siblings), and a sigmoid costs a
-  tanh, a product and a sum instead of its four calls. Sigmoids are taken where the calls per step
-  go down (all of them, then each left out where that costs no more): a halving that lands on a
-  per-step value (sigmoid(h * h)) costs a product there each step, so such a sigmoid stays unless
-  that product serves several.
+  columns of W.T negated, `ForwardPlan.fold_ops`) or on input-only work (scaled once for all steps).
+  A value read by a sigmoid and by other ops keeps one scale per column where their columns do not
+  overlap (LSTM's i, f, o beside g); otherwise the scaled form is a copy. The exp of neighbouring
+  gates then run as one call (rewrite.py's siblings), and a sigmoid costs an exp, a sum and a
+  quotient instead of its four calls. Sigmoids are taken where the calls per step go down (all of
+  them, then each left out where that costs no more): a negation that lands on a per-step value
+  (sigmoid(h * h)) costs a product there each step, so such a sigmoid stays unless that product
+  serves several.
 
-The scales are powers of two: every scaled value is exact, and the forward computes the numbers the
-op-by-op step computes (sigmoid's own forward is the tanh form). A value the VJP reads (a quotient's
-output, a tanh's) keeps its own numbers: a halving asked of it is a copy.
+The scale is -1: every scaled value is exact, and the forward computes the numbers the op-by-op
+step computes (sigmoid's own forward is this form). A value the VJP reads (a quotient's output, a
+tanh's) keeps its own numbers: a negation asked of it is a copy.
 """
 import numpy as np
 
 from .. import backend
 from ..ops import (
     Add,
+    Div,
+    Exp,
     Expand,
     Getitem,
     Matmul,
@@ -38,15 +41,14 @@ from ..ops import (
     Sigmoid,
     Sub,
     Sum,
-    Tanh,
     _is_basic_index,
 )
 from ..tensor import Tensor
 from .plan import LOOP, PRE, STATIC, ForwardPlan
 from .trace import Op, Value, ancestors
 
-SIGMOID_CALLS = 4     # sigmoid lowered on its own: halve, tanh, halve, add a half
-TANH_FORM_CALLS = 3   # tanh, halve, add a half (the tanh joins its neighbours' where it can)
+SIGMOID_CALLS = 4     # sigmoid lowered on its own: negate, exp, add one, divide one by it
+EXP_FORM_CALLS = 3    # exp, add one, divide one by it (the exp joins its neighbours' where it can)
 UNIFORM_ONLY = (Reshape, Permute, Expand, Sum, Mean)   # linear: a scale common to all columns passes
 
 
@@ -57,7 +59,7 @@ def fold(graph, read_by_vjp):
     constants the rewrite made)."""
     graph.folded, graph.embedded = set(), set()
     _hoist_terms(graph, ForwardPlan(graph), read_by_vjp)
-    _tanh_form(graph, ForwardPlan(graph), read_by_vjp)
+    _exp_form(graph, ForwardPlan(graph), read_by_vjp)
 
 
 # ----------------------------------------------------------------------------- values
@@ -232,7 +234,7 @@ def _passes(op, scale, klass):
 
 
 class _Scales:
-    """For a set of sigmoids in the tanh form: the scale each per-step value is computed with, what
+    """For a set of sigmoids in the exp form: the scale each per-step value is computed with, what
     each op asks of its inputs, and the per-step products (copies) that cost a call each step."""
 
     def __init__(self, graph, plan, taken, read_by_vjp):
@@ -249,7 +251,7 @@ class _Scales:
             scale = None if merged is None else _filled(merged)
             asks = None
             if op in taken:
-                asks = [_full(op.inputs[0], 0.5)]
+                asks = [_full(op.inputs[0], -1.0)]
             elif scale is not None:
                 asks = _passes(op, scale, self.klass)
                 if asks is not None:
@@ -266,11 +268,11 @@ class _Scales:
         self.copies = len(copies)
 
     def calls(self, candidates, taken):
-        return TANH_FORM_CALLS * len(taken) + SIGMOID_CALLS * (len(candidates) - len(taken)) + self.copies
+        return EXP_FORM_CALLS * len(taken) + SIGMOID_CALLS * (len(candidates) - len(taken)) + self.copies
 
 
-def _tanh_form(graph, plan, read_by_vjp):
-    """Sigmoids in the tanh form with their halving folded back: see the module's docstring."""
+def _exp_form(graph, plan, read_by_vjp):
+    """Sigmoids as 1 / (1 + exp(-z)) with the negation folded back: see the module's docstring."""
     candidates = [op for op in plan.loop_ops if op.cls is Sigmoid]
     if not candidates:
         return
@@ -290,7 +292,7 @@ def _rebuild(graph, plan, scales, taken):
     per_time = {id(op) for op in plan.per_time_ops}
     made = {}      # value id -> its scaled form (a new value)
     copies = {}    # (value id, scale) -> a product made for readers wanting it scaled
-    ops, half = [], None
+    ops, one = [], None
 
     def read(v, demand):
         if v.id in made:
@@ -314,12 +316,12 @@ def _rebuild(graph, plan, scales, taken):
             continue
         v = op.out
         inputs = [read(x, d) for x, d in zip(op.inputs, scales.asks[id(op)])]
-        if op in taken:   # v = 0.5 tanh(z / 2) + 0.5: the VJP, traced already, reads v alone
-            half = half or constant(graph, 0.5, v)
-            tanh = _op(graph, Tanh, inputs)
-            halved = _op(graph, Mul, [tanh, half])
-            v.op = Op(Add, [halved, half], {}, v)
-            ops += [tanh.op, halved.op, v.op]
+        if op in taken:   # v = 1 / (1 + exp(-z)), -z read as the input: the VJP, traced already, reads v alone
+            one = one or constant(graph, 1.0, v)
+            exp = _op(graph, Exp, inputs)
+            denominator = _op(graph, Add, [exp, one])
+            v.op = Op(Div, [one, denominator], {}, v)
+            ops += [exp.op, denominator.op, v.op]
         elif v.id in scales.scaled:
             scaled = _new_value(graph, v.shape, v.dtype)
             scaled.op = Op(op.cls, inputs, op.options, scaled)

@@ -169,8 +169,8 @@ def compute_lines(op, ins, out, src, lifted=None):
     if cls in UNARY:
         return [f"{UNARY[cls]}({ins[0]}, out={out})"]
     if cls is Sigmoid:
-        return [f"multiply({ins[0]}, 0.5, out={out})", f"tanh({out}, out={out})",
-                f"multiply({out}, 0.5, out={out})", f"add({out}, 0.5, out={out})"]
+        return [f"negative({ins[0]}, out={out})", f"exp({out}, out={out})",
+                f"add({out}, 1, out={out})", f"true_divide(1, {out}, out={out})"]
     if cls is Relu:
         return [f"maximum({ins[0]}, 0, out={out})"]
     if cls is PositiveMask:

@@ -53,7 +53,7 @@ class _Cell:
     x_cols = (0, 1)       # columns (in H) of the gate buffer that the input projection fills
     h_cols = (0, 1)       # columns (in H) holding the pre-activation gradients of W_hh's rows
     x_order = (0,)        # PyTorch's block of W_ih behind each internal block of the input projection
-    x_scales = (1,)       # and its scale (0.5 for a sigmoid gate, see fused_kernels)
+    x_scales = (1,)       # and its scale (-1 for a sigmoid gate, see fused_kernels)
     has_cell_state = False
     grads_in_place = True  # dA overwrites the gate buffer (not for the RNN, whose buffer is h)
 
@@ -77,7 +77,7 @@ def _input_blocks(w_ih, order, H):
 
 
 def _scale_blocks(array, scales, H):
-    """Each block of H rows times its scale (halving the sigmoid gates' pre-activations)."""
+    """Each block of H rows times its scale (negating the sigmoid gates' pre-activations)."""
     if array is None:
         return None
     out = array.copy()
@@ -105,7 +105,7 @@ def _unpermute(array, order, H):
 
 
 class _Weights:
-    """Weights in the cell's internal order: forward ones with the sigmoid rows halved, backward ones not."""
+    """Weights in the cell's internal order: forward ones with the sigmoid rows negated, backward ones not."""
 
     def __init__(self, wx_fwd, bx_fwd, wh_fwd, wx, wh, b_hn=None):
         self.wx_fwd, self.bx_fwd, self.wh_fwd, self.wx, self.wh, self.b_hn = wx_fwd, bx_fwd, wh_fwd, wx, wh, b_hn
@@ -117,7 +117,7 @@ class _LSTM(_Cell):
     x_cols = h_cols = (0, 4)
     has_cell_state = True
     order = x_order = (0, 1, 3, 2)          # PyTorch i, f, g, o -> internal i, f, o, g
-    scales = x_scales = (0.5, 0.5, 0.5, 1)
+    scales = x_scales = (-1, -1, -1, 1)
 
     def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
         H = w_hh.shape[1]
@@ -136,7 +136,7 @@ class _GRU(_Cell):
     name, gates, width = "gru", 3, 4
     x_cols, h_cols = (0, 3), (1, 4)
     x_order = (2, 0, 1)           # PyTorch r, z, n -> input projection n, r, z
-    x_scales, h_scales = (1, 0.5, 0.5), (0.5, 0.5, 1)
+    x_scales, h_scales = (1, -1, -1), (-1, -1, 1)
 
     def prepare(self, xp, w_ih, w_hh, b_ih, b_hh):
         H = w_hh.shape[1]
@@ -201,6 +201,8 @@ class _StepLoop:
     gradients) and finish_backward() -> (dh_0, dc_0) run backward; check() raises if a run went
     wrong in a way only the device can tell (see _PersistentSteps)."""
 
+    keeps_tanh_c = False  # the LSTM's forward steps write tanh(c) into the segment's TC for backward
+
     def check(self):
         pass
 
@@ -211,6 +213,7 @@ class _NumpySteps(_StepLoop):
     Per-step views of the segment's buffers are made once per segment: at small sizes a step costs
     mostly per-call overhead.
     """
+    keeps_tanh_c = True
 
     def __init__(self, cell, weights, batch, hidden, dtype, inactive):
         self.cell, self.w, self.inactive = cell, weights, inactive
@@ -226,34 +229,37 @@ class _NumpySteps(_StepLoop):
         H = seg.Hc.shape[2]
         Hc, Cc = list(seg.Hc), list(seg.Cc) if seg.Cc is not None else None
         if name == "lstm":
-            S, sig, cand = list(seg.S), list(K.column_blocks(seg.S[:, :, :3 * H], H)), list(seg.S[:, :, 3 * H:])
+            TC = list(seg.TC)
+            S, views = list(seg.S), list(zip(K.column_blocks(seg.S[:, :, :3 * H], H), seg.S[:, :, 3 * H:],
+                                             K.column_blocks(seg.S, H)))
         elif name == "gru":
             blocks = list(K.column_blocks(seg.S, H))
             R_rz, R_hn, b_hn = self.R_blocks[:2], self.R_blocks[2], self.w.b_hn
         h_prev, c_prev = h_start, c_start
-        for j, jp in forward_order(seg.L, reverse):
-            np.matmul(h_prev, whT, out=R)
-            h_out = Hc[j]
-            c_out = None
-            if name == "lstm":
-                c_out = Cc[j]
-                K.lstm_forward(S[j], R, sig[j], cand[j], c_prev, c_out, h_out, work)
-            elif name == "gru":
-                K.gru_forward(blocks[j], R_rz, R_hn, b_hn, h_prev, h_out, work)
-            else:
-                np.add(h_out, R, out=h_out)
-                K.rnn_forward(h_out, self.cell.relu)
-            t = seg.t_lo + j
-            rows = inactive[t] if inactive is not None else None
-            if rows is not None:
-                h_out[rows] = h_prev[rows]
-                if c_out is not None:
-                    c_out[rows] = c_prev[rows]
-            if y is not None:
-                np.copyto(y[t], h_out)
+        with backend.quiet_overflow(np):   # the sigmoids' exp(-a), see fused_kernels
+            for j, jp in forward_order(seg.L, reverse):
+                np.matmul(h_prev, whT, out=R)
+                h_out = Hc[j]
+                c_out = None
+                if name == "lstm":
+                    c_out = Cc[j]
+                    K.lstm_forward(S[j], R, views[j], c_prev, c_out, TC[j], h_out, work)
+                elif name == "gru":
+                    K.gru_forward(blocks[j], R_rz, R_hn, b_hn, h_prev, h_out, work)
+                else:
+                    np.add(h_out, R, out=h_out)
+                    K.rnn_forward(h_out, self.cell.relu)
+                t = seg.t_lo + j
+                rows = inactive[t] if inactive is not None else None
                 if rows is not None:
-                    y[t][rows] = 0
-            h_prev, c_prev = h_out, c_out
+                    h_out[rows] = h_prev[rows]
+                    if c_out is not None:
+                        c_out[rows] = c_prev[rows]
+                if y is not None:
+                    np.copyto(y[t], h_out)
+                    if rows is not None:
+                        y[t][rows] = 0
+                h_prev, c_prev = h_out, c_out
         return 0 if reverse else seg.L - 1
 
     def start_backward(self, dh_n, dc_n):
@@ -284,7 +290,7 @@ class _NumpySteps(_StepLoop):
             if rows is not None:
                 dh[rows] = 0
             if cell.name == "lstm":
-                K.lstm_backward(blocks[j], c_start if jp < 0 else Cc[jp], Cc[j], dh, carry_c, work)
+                K.lstm_backward(blocks[j], c_start if jp < 0 else Cc[jp], seg.TC[j], dh, carry_c, work)
             elif cell.name == "gru":
                 K.gru_backward(blocks[j], h_start if jp < 0 else Hc[jp], dh, direct, work)
             else:
@@ -526,11 +532,15 @@ BUFFERS = BufferPool(256 << 20)
 
 
 class _Segment:
-    """Buffers of L consecutive time steps starting at t_lo: gates S, states Hc (and Cc)."""
+    """Buffers of L consecutive time steps starting at t_lo: gates S, states Hc (and Cc), and where
+    the NumPy LSTM steps run, TC = tanh(Cc) for their backward (the CUDA kernels recompute it)."""
 
-    def __init__(self, t_lo, S, Hc, Cc):
-        self.t_lo, self.S, self.Hc, self.Cc = t_lo, S, Hc, Cc
+    def __init__(self, t_lo, S, Hc, Cc, TC=None):
+        self.t_lo, self.S, self.Hc, self.Cc, self.TC = t_lo, S, Hc, Cc, TC
         self.L = S.shape[0]
+
+    def buffers(self):
+        return self.S, self.Hc, self.Cc, self.TC
 
 
 class Sequence:
@@ -571,14 +581,14 @@ class Sequence:
     def _gathered_rows(self, table, index):
         """(rows, index) for a pass given a projected table (V, gates * H), PyTorch's gate order: the
         rows its steps gather into the gate buffer, laid out as the buffer is (internal gate order, the
-        sigmoid gates halved, the input bias added, the columns the input does not fill zero), and
+        sigmoid gates negated, the input bias added, the columns the input does not fill zero), and
         the index (T, B) into them. With padded steps the rows get one more, what a zero input gives
         (the bias), and the padded steps read it: as the unprojected pass, which zeroes their input."""
         xp, cell, H = self.xp, self.cell, self.H
         V, lo, hi = table.shape[0], cell.x_cols[0] * H, cell.x_cols[1] * H
         padded = self.inside is not None
         rows = xp.zeros((V + padded, cell.width * H), self.dtype)
-        for k, (source, scale) in enumerate(zip(cell.x_order, cell.x_scales)):  # exact: scales are 1 or 1/2
+        for k, (source, scale) in enumerate(zip(cell.x_order, cell.x_scales)):  # exact: scales are 1 or -1
             block, into = table[:, source * H:(source + 1) * H], rows[:V, lo + k * H:lo + (k + 1) * H]
             xp.copyto(into, block) if scale == 1 else xp.multiply(block, scale, out=into)
         if self.w.bx_fwd is not None:
@@ -604,12 +614,14 @@ class Sequence:
         return (p0, p1 - p0) if not self.reverse else (self.T - p1, p1 - p0)
 
     def _buffers(self, L, y_slice=None):
-        """Buffers for L steps (from BUFFERS); the state buffer is y_slice when given (no lengths, forward)."""
+        """Buffers for L steps (from BUFFERS): S, Hc, Cc, TC as _Segment's; the state buffer is y_slice
+        when given (no lengths, forward)."""
         xp, B, H, cell, dtype = self.xp, self.B, self.H, self.cell, self.dtype
         Hc = y_slice if y_slice is not None else BUFFERS.empty(xp, (L, B, H), dtype)
         S = Hc if cell.width == 1 and not cell.grads_in_place else BUFFERS.empty(xp, (L, B, cell.width * H), dtype)
         Cc = BUFFERS.empty(xp, (L, B, H), dtype) if cell.has_cell_state else None
-        return S, Hc, Cc
+        TC = BUFFERS.empty(xp, (L, B, H), dtype) if cell.has_cell_state and self.steps.keeps_tanh_c else None
+        return S, Hc, Cc, TC
 
     # --- forward
     def _run(self, seg, h_start, c_start, y):
@@ -640,13 +652,13 @@ class Sequence:
                 self.starts.append((h, c))
             y_slice = y[t_lo:t_lo + L] if self.lengths is None else None
             if whole:
-                S, Hc, Cc = self._buffers(L, y_slice)
+                S, Hc, Cc, TC = self._buffers(L, y_slice)
             else:  # one set of segment buffers, reused; only the state buffer follows y
                 if scratch is None:
                     scratch = self._buffers(p1 - p0)
-                S, _, Cc = (a[:L] if a is not None else None for a in scratch)
+                S, _, Cc, TC = (a[:L] if a is not None else None for a in scratch)
                 Hc = y_slice if y_slice is not None else scratch[1][:L]
-            seg = _Segment(t_lo, S, Hc, Cc)
+            seg = _Segment(t_lo, S, Hc, Cc, TC)
             h, c = self._run(seg, h, c, y if self.lengths is not None else None)
             if not whole:  # the next segment overwrites the buffers these point into
                 h, c = h.copy(), (c.copy() if c is not None else None)
@@ -655,14 +667,14 @@ class Sequence:
             self.saved = seg
             self.saved_state_is_output = self.lengths is None
         else:  # y is the output, a view of it is never kept
-            BUFFERS.give(*(scratch or (seg.S, seg.Hc, seg.Cc)))
+            BUFFERS.give(*(scratch or seg.buffers()))
         if not self.record:
             self.steps.check()  # no backward will come to check the run
         return y, h_n, c_n
 
     def saved_arrays(self):
         """Arrays kept for backward that are neither inputs nor the output (which holds the states)."""
-        held = [] if self.saved is None else [self.saved.S, self.saved.Hc, self.saved.Cc]
+        held = [] if self.saved is None else list(self.saved.buffers())
         held += [a for start in self.starts[1:] for a in start]  # starts[0] is (h0, c0) itself
         held += [self.rows, self.index]  # a projected table's rows as the steps read them
         output = self.saved.Hc if self.saved is not None and self.saved_state_is_output else None
@@ -704,7 +716,7 @@ class Sequence:
         if scratch is not None:
             BUFFERS.give(*scratch)
         if cell.grads_in_place and self.saved is not None:  # its gates now hold gradients: a second backward
-            BUFFERS.give(self.saved.S, self.saved.Hc, self.saved.Cc)  # recomputes them
+            BUFFERS.give(*self.saved.buffers())  # recomputes them
             self.saved = None
         dh0, dc0 = self.steps.finish_backward()
         dw_ih, dw_hh, db_ih, db_hh = cell.export(H, dwx, dwh, dbx, dbh)

@@ -3,9 +3,9 @@
 `fused.py` runs whole sequences and does every matrix product; this module does what lies between
 them. Each step works on a row of the gate buffer `S` (batch, width), whose layout is:
 
-    LSTM  [i | f | o | g]       pre-activations of i, f, o arrive halved, since
-                                sigmoid(a) = 0.5 * tanh(a / 2) + 0.5 and one tanh then covers all four
-    GRU   [n | r | z | hn]      columns 0:3H hold the input projection (n, r, z), r and z halved;
+    LSTM  [i | f | o | g]       pre-activations of i, f, o arrive negated, since
+                                sigmoid(a) = 1 / (1 + exp(-a)) and one exp then covers all three
+    GRU   [n | r | z | hn]      columns 0:3H hold the input projection (n, r, z), r and z negated;
                                 hn = W_hn h + b_hn, kept because the gradient of r needs it
     RNN   [h]                   the state buffer itself
 
@@ -36,40 +36,35 @@ def column_blocks(a, width):
     return blocks.swapaxes(-2, -3)
 
 
-def half_sigmoid_(a, half=0.5):
-    """sigmoid of the un-halved pre-activation, given `a` = pre-activation / 2, in place."""
-    np.tanh(a, out=a)
-    np.multiply(a, half, out=a)
-    np.add(a, half, out=a)
-
-
-def lstm_forward(S_t, R, sig_t, g_t, c_prev, c_out, h_out, work):
+def lstm_forward(S_t, R, views, c_prev, c_out, tanh_c_out, h_out, work):
     """R (h_prev @ W_hh^T) joins the pre-activations in S_t, which become the activations.
 
-    sig_t and g_t are views of S_t: its sigmoid columns gate-major (3, B, H), and its g column."""
+    views: S_t's sigmoid columns gate-major (3, B, H), its g column, and all of S_t gate-major (4, B, H).
+    tanh(c) is kept for backward."""
+    sig_t, g_t, gates_t = views
+    sig, (i, f, o, g) = work.sig, work.gate_rows
     np.add(S_t, R, out=S_t)
-    np.tanh(S_t, out=S_t)
-    sig, (i, f, o) = work.sig, work.sig_rows
-    np.multiply(sig_t, work.half, out=sig)
-    np.add(sig, work.half, out=sig)
+    np.exp(sig_t, out=sig)                            # exp(-a), inf far below 0: the steps run quiet_overflow
+    np.add(sig, work.one, out=sig)
+    np.divide(work.one, sig, out=sig)                 # 1 / (1 + exp(-a))
+    np.tanh(g_t, out=g)
     np.multiply(f, c_prev, out=c_out)
     ig = work.h1
-    np.multiply(i, g_t, out=ig)
+    np.multiply(i, g, out=ig)
     c_out += ig
-    np.tanh(c_out, out=ig)
-    np.multiply(o, ig, out=h_out)
-    np.copyto(sig_t, sig)
+    np.tanh(c_out, out=tanh_c_out)
+    np.multiply(o, tanh_c_out, out=h_out)
+    np.copyto(gates_t, work.gates)
 
 
-def lstm_backward(gates_t, c_prev, c_t, dh, dc, work):
+def lstm_backward(gates_t, c_prev, tanh_c, dh, dc, work):
     """Gate activations in gates_t (a row of S, gate-major) become pre-activation gradients; dc (grad
-    of c_t) becomes grad of c_prev."""
+    of c_t) becomes grad of c_prev. tanh_c: tanh(c_t), kept by the forward step."""
     sig, (i, f, o, g) = work.sig, work.gate_rows
     tc, tmp, d_sig, d_rows, sig_sq, one = work.h1, work.h2, work.w3, work.w3_rows, work.w3b, work.one
     np.copyto(work.gates, gates_t)
-    np.tanh(c_t, out=tc)
-    np.multiply(dh, tc, out=d_rows[2])                # d o
-    np.multiply(tc, tc, out=tc)
+    np.multiply(dh, tanh_c, out=d_rows[2])            # d o
+    np.multiply(tanh_c, tanh_c, out=tc)
     np.subtract(one, tc, out=tc)
     tc *= o
     tc *= dh
@@ -97,7 +92,9 @@ def gru_forward(gates_t, R_rz, R_hn, b_hn, h_prev, h_out, work):
         np.copyto(hn, R_hn)
     else:
         np.add(R_hn, b_hn, out=hn)
-    half_sigmoid_(rz, work.half)
+    np.exp(rz, out=rz)                                # r, z: 1 / (1 + exp(-a)) of the negated a
+    np.add(rz, work.one, out=rz)
+    np.divide(work.one, rz, out=rz)
     tmp = work.h1
     np.multiply(r, hn, out=tmp)
     n += tmp
@@ -163,7 +160,7 @@ class Workspace:
         self.w3_rows = tuple(self.w3)
         self.w3b = xp.empty((3, batch, hidden), dtype)
         self.mask = xp.empty((batch, hidden), bool)
-        self.one, self.half = xp.ones((), dtype), xp.full((), 0.5, dtype)  # 0-d: cheaper operands than floats
+        self.one = xp.ones((), dtype)   # 0-d: a cheaper operand than a float
 
 
 # ----------------------------------------------------------------------------- CUDA steps
@@ -182,8 +179,8 @@ class Workspace:
 #                  of length H (4H back): no cuBLAS in the loop; pays while launches dominate
 
 CUDA_PREAMBLE = r"""
-template <typename T> __device__ __forceinline__ T half_sigmoid(T a) {
-    return tanh(a) * T(0.5) + T(0.5);
+template <typename T> __device__ __forceinline__ T sigmoid_of_negated(T minus_a) {
+    return T(1) / (T(1) + exp(minus_a));
 }
 """
 
@@ -207,9 +204,9 @@ _STEPS = {
 const ptrdiff_t gate = row * 4 * H + u;
 const T c_prev = jp < 0 ? c_start[i] : Cc[prev];
 const T h_prev = jp < 0 ? h_start[i] : Hc[prev];
-const T in_gate = half_sigmoid(S[gate] + r0);
-const T forget = half_sigmoid(S[gate + H] + r1);
-const T out_gate = half_sigmoid(S[gate + 2 * H] + r2);
+const T in_gate = sigmoid_of_negated(S[gate] + r0);
+const T forget = sigmoid_of_negated(S[gate + H] + r1);
+const T out_gate = sigmoid_of_negated(S[gate + 2 * H] + r2);
 const T cand = tanh(S[gate + 3 * H] + r3);
 const T c_new = forget * c_prev + in_gate * cand;
 const T h_new = out_gate * tanh(c_new);
@@ -242,8 +239,8 @@ keep[i] = (T(1) - m) * dh_all;
     "gru_forward": (_FORWARD_INPUTS.format(extra="b_hn"), "raw T S, raw T Hc, raw T Y", 3, None, r"""
 const ptrdiff_t gate = row * 4 * H + u;
 const T h_prev = jp < 0 ? h_start[i] : Hc[prev];
-const T reset = half_sigmoid(S[gate + H] + r0);
-const T update = half_sigmoid(S[gate + 2 * H] + r1);
+const T reset = sigmoid_of_negated(S[gate + H] + r0);
+const T update = sigmoid_of_negated(S[gate + 2 * H] + r1);
 const T hn = r2 + b_hn[u];
 const T cand = tanh(S[gate] + reset * hn);
 const T h_new = cand + update * (h_prev - cand);
