@@ -2,13 +2,13 @@
 
 What a sampler draws from a `tr.Generator` is what torch's draws from a torch.Generator with the same
 seed (randperm and randint, generator.py). Without one, a RandomSampler seeds a fresh Generator from
-the global generator each pass, as torch does (so `tr.manual_seed` makes it repeatable, though not
-torch's order).
+tr.default_generator each pass, as torch does, so `tr.manual_seed(s)` gives the order torch gives after
+`torch.manual_seed(s)`.
 """
 import numbers
 
 from ... import factory
-from ...generator import Generator, check_generator
+from ...generator import Generator, check_generator, default_generator
 
 _RANDINT_CHUNK = 32  # torch draws samples with replacement 32 at a time
 
@@ -58,7 +58,8 @@ class RandomSampler(Sampler):
         n, count = len(self.data_source), self.num_samples
         generator = self.generator
         if generator is None:
-            generator = Generator().manual_seed(int(factory.rng().integers(2 ** 63)))
+            # torch's int64 random_(): one 64-bit draw modulo 2**63
+            generator = Generator().manual_seed(int(default_generator.random64(1)[0]) % 2 ** 63)
         if self.replacement:
             for size in [_RANDINT_CHUNK] * (count // _RANDINT_CHUNK) + [count % _RANDINT_CHUNK]:
                 yield from factory.randint(0, n, (size,), generator=generator).tolist()
