@@ -1085,6 +1085,53 @@ class TensorMethods:
         self._version += 1
         return False
 
+    def _reshaped_in_place(self, op, make):
+        """squeeze_, unsqueeze_, t_, transpose_: this tensor becomes make(self), a view of its own memory, and,
+        where gradients are recorded, that view's place in the graph, as torch rebases grad_fn. Its version
+        moves on, so a backward that kept its old value refuses. A view stays a view (of its old self)."""
+        from .tensor import Tensor, _state, note_in_place
+        if _state.grad_enabled and self.requires_grad and self._ctx is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                               f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
+        _refuse_on_a_tape(op)
+        # the old self, a tensor of its own over the same memory, is what the view is made of
+        old = Tensor._make(self.array, self._ctx)
+        old.requires_grad, old._output_nr, old._tangent = self.requires_grad, self._output_nr, self._tangent
+        was_view = self._shared is not None and self._view is not None
+        old._shared, old._view = self._shared_counter(), self._view
+        new = make(old)
+        note_in_place(self)
+        self._version += 1
+        self.array = new.array
+        if was_view and new is not old:
+            self._view = new._view
+        if _state.grad_enabled:
+            retained = self.retains_grad
+            self._ctx, self.requires_grad, self._output_nr = new._ctx, new.requires_grad, new._output_nr
+            if retained:
+                self.retain_grad()
+            if self._name is not None:
+                self.name = self._name
+        if _state.forward_ad:
+            self._tangent = new._tangent
+        return self
+
+    def squeeze_(self, dim=None):
+        return self._reshaped_in_place("squeeze_", lambda x: x.squeeze(dim))
+
+    def unsqueeze_(self, dim):
+        return self._reshaped_in_place("unsqueeze_", lambda x: x.unsqueeze(dim))
+
+    def transpose_(self, dim0, dim1):
+        return self._reshaped_in_place("transpose_", lambda x: x.transpose(dim0, dim1))
+
+    swapdims_ = swapaxes_ = transpose_
+
+    def t_(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self._reshaped_in_place("t_", lambda x: x.t())
+
     def _operand(self, other, op):
         """Another operand's raw array (on this device), or the number itself."""
         if isinstance(other, _tensor_cls()):
