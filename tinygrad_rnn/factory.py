@@ -325,10 +325,15 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Indices drawn from each row of `input`, read as weights (non-negative, any positive sum), as
-    torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64."""
+    torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64.
+
+    With replacement and more than one sample from float32 or float64 weights, the indices torch draws
+    from a generator in the same state (its inverse CDF). Otherwise torch draws exponential numbers
+    through MKL's own generator, which is not reproduced here: the indices follow the same distribution
+    from NumPy's algorithm over the generator's bits."""
     if not isinstance(input, Tensor):
         raise TypeError(f"multinomial: input must be a Tensor; got {type(input).__name__}")
-    draws = numpy_source(generator, "multinomial", rng())
+    check_generator(generator, "multinomial")
     if input.ndim not in (1, 2) or input.dtype.kind != "f":
         raise ValueError(f"multinomial: input must be a 1-D or 2-D floating point tensor of weights; got shape "
                          f"{input.shape} {input.dtype}")
@@ -350,9 +355,25 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not replacement and num_samples > nonzero.min():
         raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from a row with "
                          f"{nonzero.min()} non-zero weights (shape {input.shape})")
-    drawn = np.stack([draws.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
-                      for row in weights])
+    if replacement and num_samples > 1 and input.dtype in (np.float32, np.float64):
+        rows = np.atleast_2d(backend.to_numpy(input.array))
+        drawn = np.stack([_torch_inverse_cdf(_twister(generator, "multinomial"), row, num_samples) for row in rows])
+    else:
+        draws = numpy_source(generator, "multinomial", rng())
+        drawn = np.stack([draws.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
+                          for row in weights])
     return _place(drawn if input.ndim == 2 else drawn[0], np.int64, input.device, False)
+
+
+def _torch_inverse_cdf(generator, row, count):
+    """torch's CPU multinomial with replacement: the running sum of the weights in their dtype, divided by
+    the total, its last value set to 1; for each sample a double in [0, 1) from 53 bits of random64(), and
+    the first category whose running sum reaches it."""
+    cumulative = np.cumsum(row, dtype=row.dtype)
+    cumulative = cumulative / cumulative[-1]
+    cumulative[-1] = 1
+    uniform = (generator.random64(count) & np.uint64(2 ** 53 - 1)).astype(np.float64) * 2.0 ** -53
+    return np.searchsorted(cumulative.astype(np.float64), uniform, side="left").astype(np.int64)
 
 
 def rand_like(input, dtype=None, *, device=None, requires_grad=False):

@@ -7,6 +7,8 @@ tr.default_generator each pass, as torch does, so `tr.manual_seed(s)` gives the 
 """
 import numbers
 
+import numpy as np
+
 from ... import factory
 from ...generator import Generator, check_generator, default_generator
 
@@ -84,6 +86,31 @@ class SubsetRandomSampler(Sampler):
 
     def __len__(self):
         return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """num_samples indices in [0, len(weights)) drawn with probabilities proportional to `weights`, with
+    replacement by default: torch's indices for a generator in the same state (tr.multinomial; without
+    replacement, or for one sample, the same distribution but not torch's draws)."""
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if not _positive_int(num_samples):
+            raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(  # noqa: TRY004 (torch raises ValueError here)
+                f"replacement should be a boolean value, but got replacement={replacement}")
+        weights = factory.as_tensor(weights, dtype=np.float64)
+        if weights.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {tuple(weights.shape)}")
+        self.weights, self.num_samples, self.replacement = weights, num_samples, replacement
+        self.generator = check_generator(generator, "WeightedRandomSampler")
+
+    def __iter__(self):
+        yield from factory.multinomial(self.weights, self.num_samples, self.replacement,
+                                       generator=self.generator).tolist()
+
+    def __len__(self):
+        return self.num_samples
 
 
 class BatchSampler(Sampler):
