@@ -843,21 +843,20 @@ class TensorMethods:
             return total / n if self.dtype.kind == "f" else total.div(n, rounding_mode="floor")
         if reduce == "prod":
             return x * _scattered_products(part, grid, self.shape)
-        ufunc = np.maximum if reduce == "amax" else np.minimum
-        result = backend.to_numpy(x.array).copy()
-        ufunc.at(result, tuple(backend.to_numpy(i) for i in grid), backend.to_numpy(part.array))
-        result = _constant(backend.to_device(result, self.device))
+        extreme = backend.scatter_extreme(x.array.copy(), grid, part.array, largest=reduce == "amax")
+        result = _computed(extreme, f"scatter_reduce's {reduce}")
         if self.dtype.kind != "f" or not (self.requires_grad or part.requires_grad):
             return result
         # torch's gradient: shared evenly among self and the src elements equal to the result there
-        value = result.array[grid]
-        self_is, src_is = (self.array == result.array).astype(self.dtype), (part.array == value).astype(self.dtype)
+        self_is = (self.array == extreme).astype(self.dtype)
+        src_is = (part.array == extreme[grid]).astype(self.dtype)
         shares = backend.scatter_add(self_is.copy(), grid, src_is)
         self_weight = self_is / shares
         if not include_self:
             self_weight[grid] = 0
-        linear = self * _constant(self_weight) + ops.IndexAdd.apply(part * _constant(src_is / shares[grid]),
-                                                                    index=grid, shape=self.shape)
+        linear = (self * _computed(self_weight, "scatter_reduce's shares")
+                  + ops.IndexAdd.apply(part * _computed(src_is / shares[grid], "scatter_reduce's shares"),
+                                       index=grid, shape=self.shape))
         return linear + (result - linear).detach()  # the value exactly; the gradient that linear one's
 
     def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
