@@ -436,4 +436,6 @@ def test_kthvalue_refuses_what_torch_refuses():
                 x.kthvalue(k)
         with pytest.raises(IndexError, match="Dimension out of range"):
             x.kthvalue(1, 2)
+        with pytest.raises(IndexError, match="Expected reduction dim 1 to have non-zero size"):
+            lib.zeros(2, 0).kthvalue(1)
         assert lib.tensor(3.5).kthvalue(1).values.item() == 3.5

@@ -919,6 +919,8 @@ class TensorMethods:
         n = self.shape[dim] if self.ndim else 1
         if isinstance(k, bool) or not isinstance(k, numbers.Integral):
             raise TypeError(f"kthvalue(): argument 'k' must be int, not {type(k).__name__}")
+        if self.ndim:
+            _check_nonempty("kthvalue", self, dim)
         if not 1 <= k <= n:
             raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
         if not self.ndim:
