@@ -327,10 +327,8 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Indices drawn from each row of `input`, read as weights (non-negative, any positive sum), as
     torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64.
 
-    With replacement and more than one sample from float32 or float64 weights, the indices torch draws
-    from a generator in the same state (its inverse CDF). Otherwise torch draws exponential numbers
-    through MKL's own generator, which is not reproduced here: the indices follow the same distribution
-    from NumPy's algorithm over the generator's bits."""
+    From float32 or float64 weights, the indices torch draws from a generator in the same state (float16
+    weights: the same distribution, drawn by NumPy's algorithm over the generator's bits)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"multinomial: input must be a Tensor; got {type(input).__name__}")
     check_generator(generator, "multinomial")
@@ -355,9 +353,12 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not replacement and num_samples > nonzero.min():
         raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from a row with "
                          f"{nonzero.min()} non-zero weights (shape {input.shape})")
-    if replacement and num_samples > 1 and input.dtype in (np.float32, np.float64):
-        rows = np.atleast_2d(backend.to_numpy(input.array))
-        drawn = np.stack([_torch_inverse_cdf(_twister(generator, "multinomial"), row, num_samples) for row in rows])
+    if input.dtype in (np.float32, np.float64):
+        rows, source = np.atleast_2d(backend.to_numpy(input.array)), _twister(generator, "multinomial")
+        if replacement and num_samples > 1:
+            drawn = np.stack([_torch_inverse_cdf(source, row, num_samples) for row in rows])
+        else:
+            drawn = _torch_exponential_race(source, rows, num_samples)
     else:
         draws = numpy_source(generator, "multinomial", rng())
         drawn = np.stack([draws.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
@@ -367,13 +368,24 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
 
 def _torch_inverse_cdf(generator, row, count):
     """torch's CPU multinomial with replacement: the running sum of the weights in their dtype, divided by
-    the total, its last value set to 1; for each sample a double in [0, 1) from 53 bits of random64(), and
-    the first category whose running sum reaches it."""
+    the total, its last value set to 1; for each sample a uniform double, and the first category whose
+    running sum reaches it."""
     cumulative = np.cumsum(row, dtype=row.dtype)
     cumulative = cumulative / cumulative[-1]
     cumulative[-1] = 1
-    uniform = (generator.random64(count) & np.uint64(2 ** 53 - 1)).astype(np.float64) * 2.0 ** -53
-    return np.searchsorted(cumulative.astype(np.float64), uniform, side="left").astype(np.int64)
+    return np.searchsorted(cumulative.astype(np.float64), generator.uniform(count), side="left").astype(np.int64)
+
+
+def _torch_exponential_race(generator, rows, count):
+    """torch's CPU multinomial without replacement (or of one sample): weight / q for an exponential q per
+    weight (-log1p(-u) of a uniform double, in the weights' dtype, all rows in order), and the `count`
+    largest ratios of each row, largest first."""
+    q = (-np.log1p(-generator.uniform(rows.size))).astype(rows.dtype).reshape(rows.shape)
+    with np.errstate(divide="ignore"):  # q is 0 once in 2**53 draws: that weight wins, as in torch
+        ratio = rows / q
+    if count == 1:
+        return ratio.argmax(axis=1, keepdims=True).astype(np.int64)
+    return np.argsort(-ratio, axis=1, kind="stable")[:, :count].astype(np.int64)
 
 
 def rand_like(input, dtype=None, *, device=None, requires_grad=False):

@@ -1,7 +1,7 @@
 """`tr.Generator`: torch's CPU generator, a Mersenne Twister seeded as torch seeds it.
 
-A Generator given as `generator=` to `randperm`, `randint`, `multinomial` (with replacement), the
-samplers and `random_split` draws the very numbers torch draws from a torch.Generator with the same
+A Generator given as `generator=` to `randperm`, `randint`, `multinomial`, the samplers and
+`random_split` draws the very numbers torch draws from a torch.Generator with the same
 seed, so a shuffled DataLoader visits its samples in torch's order. `tr.default_generator` is the global one: `tr.manual_seed` seeds it
 and returns it, and every draw given no generator takes from it. Normal and uniform numbers come from
 NumPy's algorithms over the same bit stream, so they differ from torch's.
@@ -109,7 +109,7 @@ class Generator:
     @property
     def numpy(self):
         """A NumPy Generator over this generator's own bit stream, for the draws that need not be torch's
-        (normal and uniform numbers, multinomial without replacement): seeded by manual_seed and advancing the same state."""
+        (normal and uniform numbers): seeded by manual_seed and advancing the same state."""
         if getattr(self, "_numpy", None) is None or self._numpy.bit_generator is not self._bits:
             self._numpy = np.random.Generator(self._bits)
         return self._numpy
@@ -118,6 +118,10 @@ class Generator:
         """`count` draws of generator->random64(): two words each, the first the high half."""
         words = self._bits.random_raw(2 * count).reshape(count, 2)
         return (words[:, 0] << np.uint64(32)) | words[:, 1]
+
+    def uniform(self, count):
+        """`count` doubles in [0, 1) as torch's uniform_real_distribution<double>: 53 bits of random64()."""
+        return (self.random64(count) & np.uint64(2 ** 53 - 1)).astype(np.float64) * 2.0 ** -53
 
 
 default_generator = Generator()

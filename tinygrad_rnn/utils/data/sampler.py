@@ -90,8 +90,7 @@ class SubsetRandomSampler(Sampler):
 
 class WeightedRandomSampler(Sampler):
     """num_samples indices in [0, len(weights)) drawn with probabilities proportional to `weights`, with
-    replacement by default: torch's indices for a generator in the same state (tr.multinomial; without
-    replacement, or for one sample, the same distribution but not torch's draws)."""
+    replacement by default: torch's indices for a generator in the same state (tr.multinomial)."""
 
     def __init__(self, weights, num_samples, replacement=True, generator=None):
         if not _positive_int(num_samples):
