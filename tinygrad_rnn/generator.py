@@ -66,10 +66,11 @@ class Generator:
         twister = self._bits.state["state"]
         state = np.zeros((), STATE_LAYOUT)
         # NumPy's position counts the words used since the last twist; torch counts those left (plus one)
-        # and where the next is, which it puts at 0 when seeding (so 0 here after a multiple of 624 draws,
-        # where torch says 624: the stream that follows is the same)
-        state["seed"], state["left"], state["seeded"] = self._seed, MT_WORDS + 1 - twister["pos"], 1
-        state["next"] = twister["pos"] % MT_WORDS
+        # and where the next is, which seeding puts at 0 (the words still the seed's: no twist yet)
+        pos = twister["pos"]
+        seeded = pos == MT_WORDS and np.array_equal(twister["key"], _twister_key(self._seed))
+        state["seed"], state["left"], state["seeded"] = self._seed, MT_WORDS + 1 - pos, 1
+        state["next"] = 0 if seeded else pos
         state["words"] = twister["key"]
         return tensor(np.frombuffer(state.tobytes(), np.uint8))
 
