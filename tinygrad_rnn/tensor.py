@@ -1163,7 +1163,9 @@ class Tensor(TensorMethods):
     def acos(self): return ops.Acos.apply(self._floating())
     def atan2(self, other): return self._binary(ops.Atan2, other)
 
-    arcsin, arccos, arctan2 = asin, acos, atan2
+    def arctan2(self, other): return self._binary(ops.Atan2, other)  # its own name in errors
+
+    arcsin, arccos = asin, acos
 
     def relu(self):
         if self.dtype.kind == "b":
