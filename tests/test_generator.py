@@ -115,6 +115,8 @@ def test_a_saved_state_replays_every_kind_of_draw():
     g = tr.Generator()
     seed = g.seed()
     assert g.initial_seed() == seed and 0 <= seed < 2 ** 64
+    seed = tr.seed()
+    assert tr.initial_seed() == seed and tr.default_generator.initial_seed() == seed
 
 
 def test_a_bad_state_is_refused_as_torch_refuses_it(torch):

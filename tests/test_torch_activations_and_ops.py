@@ -324,15 +324,21 @@ def test_index_add_copy_fill_in_place_as_torch():
     def fn(lib, x, s):
         a, b, c = x * 1, x * 2, x * 3
         i = _index(lib, [2, 0])
+        versions = [t._version for t in (a, b, c)]
         assert a.index_add_(1, i, s, alpha=2) is a
         b.index_copy_(1, i, s)
         c.index_fill_(1, _index(lib, [-1, 1, 3]), 7.0)
+        assert [t._version for t in (a, b, c)] == [v + 1 for v in versions]
         return a, b, c
     _parity(fn, _values((3, 4)), _values((3, 2), seed=6))
     for lib in (tr, torch):
         x = lib.zeros(3, dtype=lib.int64)
         x.index_add_(0, lib.tensor([1, 1, 2]), lib.tensor([5, 6, 7]))
         assert x.tolist() == [0, 11, 7] and lib.zeros(()).index_fill(0, _index(lib, [0]), 2.0).item() == 2.0
+        kept = lib.ones(3, dtype=F64[lib], requires_grad=True).exp()  # exp's backward reads its output
+        kept.index_fill_(0, _index(lib, [1]), 0.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            kept.sum().backward()
 
 
 def _ones(lib, *shape):
