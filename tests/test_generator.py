@@ -63,5 +63,70 @@ def test_a_generator_feeds_every_random_draw_repeatably():
     first, again = draws(), draws()
     assert first == again
     assert first[0] != first[4]
-    with pytest.raises(TypeError, match="randn: argument 'generator' must be a tr.Generator"):
+    with pytest.raises(TypeError, match="randn: generator must be a tr.Generator; got int"):
         tr.randn(2, generator=3)
+
+
+def test_manual_seed_returns_the_default_generator_a_dataloader_takes(torch):
+    g = tr.manual_seed(0)
+    assert g is tr.default_generator and isinstance(g, tr.Generator) and tr.initial_seed() == 0
+    data = list(range(23))
+    ours = [b.tolist() for b in tr.utils.data.DataLoader(data, batch_size=5, shuffle=True, generator=tr.manual_seed(0))]
+    theirs = [b.tolist() for b in torch.utils.data.DataLoader(data, batch_size=5, shuffle=True,
+                                                               generator=torch.manual_seed(0))]
+    assert ours == theirs
+
+
+def test_draws_given_no_generator_follow_torchs_default_generator(torch):
+    """randperm, randint and a shuffled DataLoader's order (its sampler seeds a Generator from the default
+    one, after the loader's base seed) are torch's after the same manual_seed."""
+    tr.manual_seed(5), torch.manual_seed(5)
+    assert tr.randperm(9).tolist() == torch.randperm(9).tolist()
+    assert tr.randint(0, 7, (4,)).tolist() == torch.randint(0, 7, (4,)).tolist()
+    for _ in range(2):
+        ours = [b.tolist() for b in tr.utils.data.DataLoader(range(11), batch_size=4, shuffle=True)]
+        assert ours == [b.tolist() for b in torch.utils.data.DataLoader(range(11), batch_size=4, shuffle=True)]
+
+
+@pytest.mark.parametrize("draws", [0, 1, 9, 623, 624, 1000, 1248])
+def test_state_is_torchs_bytes_and_moves_both_ways(torch, draws):
+    ours, theirs = tr.Generator().manual_seed(2 ** 40 + 9), torch.Generator().manual_seed(2 ** 40 + 9)
+    tr.randint(0, 5, (draws,), generator=ours), torch.randint(0, 5, (draws,), generator=theirs)
+    state = ours.get_state()
+    assert state.dtype == tr.uint8 and state.shape == (5056,)
+    assert state.tolist() == theirs.get_state().tolist()
+    from_torch = tr.Generator().set_state(tr.tensor(theirs.get_state().numpy()))
+    to_torch = torch.Generator().set_state(torch.from_numpy(state.numpy()))
+    want = torch.randperm(50, generator=theirs).tolist()
+    assert tr.randperm(50, generator=ours).tolist() == want
+    assert tr.randperm(50, generator=from_torch).tolist() == want
+    assert torch.randperm(50, generator=to_torch).tolist() == want
+    assert from_torch.initial_seed() == 2 ** 40 + 9
+
+
+def test_a_saved_state_replays_every_kind_of_draw():
+    tr.manual_seed(1)
+    tr.randn(3)
+    state = tr.get_rng_state()
+    first = tr.randn(4).tolist(), tr.rand(2).tolist(), tr.randperm(8).tolist(), tr.nn.Linear(2, 2).weight.tolist()
+    tr.set_rng_state(state)
+    assert (tr.randn(4).tolist(), tr.rand(2).tolist(), tr.randperm(8).tolist(),
+            tr.nn.Linear(2, 2).weight.tolist()) == first
+    g = tr.Generator()
+    seed = g.seed()
+    assert g.initial_seed() == seed and 0 <= seed < 2 ** 64
+    seed = tr.seed()
+    assert tr.initial_seed() == seed and tr.default_generator.initial_seed() == seed
+
+
+def test_a_bad_state_is_refused_as_torch_refuses_it(torch):
+    g = tr.Generator().manual_seed(3)
+    before = g.get_state().tolist()
+    for bad, error, message in ((tr.zeros(10, dtype=tr.uint8), RuntimeError, "size 5056 but found the input RNG state size to be 10"),
+                                (tr.zeros(5056), TypeError, "RNG state must be a uint8 tensor"),
+                                ([1, 2], TypeError, "expected a tr.Tensor of uint8.*got list")):
+        with pytest.raises(error, match=message):
+            g.set_state(bad)
+        with pytest.raises(error):
+            torch.Generator().set_state(torch.tensor(bad.numpy()) if isinstance(bad, tr.Tensor) else bad)
+    assert g.get_state().tolist() == before

@@ -1,9 +1,11 @@
 """Ops a port from PyTorch reaches for: the activations of torch.nn.functional and their modules,
-F.linear, unbind, cumsum, remainder / fmod / %, log1p, expm1, erf. Each against torch in float64
+F.linear, unbind, cumsum, remainder / fmod / %, log1p, expm1, erf, asin / acos / atan2, index_add /
+index_copy / index_fill, scatter_reduce, cummax / cummin, kthvalue. Each against torch in float64
 (values and gradients), gradchecked and gradgradchecked, and refusing bad input by name."""
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 import torch.nn.functional as TF
 
 import tinygrad_rnn as tr
@@ -230,3 +232,216 @@ def test_remainder_refuses_integer_zero_and_bools():
         tr.tensor([1, 2]).fmod(tr.tensor([1, 0]))
     with pytest.raises(TypeError, match="remainder: not implemented for bool"):
         tr.tensor([True]) % tr.tensor([True])
+
+
+# ----------------------------------------------------------------------------- selection and scattering by index
+
+def _parity(fn, *arrays, integer_inputs=()):
+    """fn(lib, *leaves) against torch: values (and indices), the gradients of a weighted sum of the
+    floating outputs, and the gradients of the squared gradients (second order), all in float64."""
+    results = {}
+    for lib in (tr, torch):
+        leaves = [lib.tensor(a, dtype=F64[lib], requires_grad=True) for a in arrays]
+        out = fn(lib, *leaves)
+        out = list(out) if isinstance(out, tuple) else [out]
+        floating = [o for o in out if o.dtype in (tr.float64, torch.float64)]
+        loss = sum((o * lib.tensor(_values(tuple(o.shape), seed=30 + k), dtype=F64[lib])).sum()
+                   for k, o in enumerate(floating))
+        wanting = [t for t in leaves if t.requires_grad]
+        grads = lib.autograd.grad(loss, wanting, create_graph=True, allow_unused=True)
+        used = [g for g in grads if g is not None and g.requires_grad]
+        second = (lib.autograd.grad(sum((g * g).sum() for g in used), wanting, allow_unused=True) if used else
+                  [None] * len(wanting))
+        results[lib] = [np.asarray(o.detach().numpy() if lib is torch else o.numpy()) for o in out] + [
+            None if g is None else (g.detach().numpy() if lib is torch else g.numpy()) for g in (*grads, *second)]
+    for ours, theirs in zip(results[tr], results[torch], strict=True):
+        if ours is None or theirs is None:  # no gradient: None, or zeros
+            assert not np.any(ours) and not np.any(theirs)
+        else:
+            assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, (ours, theirs)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+F64 = {tr: tr.float64, torch: torch.float64}
+
+
+def _index(lib, values):
+    return lib.tensor(values, dtype=lib.int64)
+
+
+@pytest.mark.parametrize("name", ["asin", "acos", "arcsin", "arccos"])
+def test_asin_and_acos_match_torch(name):
+    _parity(lambda lib, x: getattr(lib, name)(x) * getattr(x, name)(), np.tanh(_values((3, 4))))
+
+
+def test_atan2_matches_torch_broadcasting_and_promoting():
+    y, x = _values((3, 4)), _values((4,), seed=2)
+    x[0] = 0.5  # away from the origin, where torch's second derivatives are NaN
+    _parity(lambda lib, y, x: lib.atan2(y, x) + y.arctan2(x * 2), y, x)
+    for lib in (tr, torch):  # at the origin the gradient is 0
+        y, x = (lib.zeros(1, dtype=F64[lib], requires_grad=True) for _ in range(2))
+        y.atan2(x).sum().backward()
+        assert y.grad.item() == 0 and x.grad.item() == 0
+    _parity(lambda lib, y: y.atan2(lib.tensor(-2.0, dtype=F64[lib])) + lib.arctan2(y, y * 0 - 1), _values((5,)))
+    for lib in (tr, torch):  # integers give the default float
+        assert lib.tensor([1, 2]).atan2(lib.tensor([3, -4])).dtype == lib.get_default_dtype()
+    np.testing.assert_allclose(tr.tensor([1, 2]).atan2(tr.tensor([3, -4])).numpy(),
+                               torch.tensor([1, 2]).atan2(torch.tensor([3, -4])).numpy(), rtol=1e-7)
+
+
+def test_asin_acos_atan2_in_place_as_torch():
+    def fn(lib, x, y):
+        a, b, c = x * 0.25, x * 0.25, x * 1
+        a.asin_(), b.acos_(), c.atan2_(y)
+        return a + b + c
+    _parity(fn, np.tanh(_values((3, 4))), _values((3, 4), seed=3) + 0.1)  # never atan2(0, 0)
+    for lib in (tr, torch):
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            lib.tensor([1, 0]).asin_()
+
+
+@pytest.mark.parametrize("dim,index", [(0, [2, 0, 2]), (1, [3, 1]), (-1, [0]), (1, [])])
+def test_index_add_copy_and_fill_match_torch(dim, index):
+    base = _values((3, 4))
+    source_shape = list(base.shape)
+    source_shape[dim] = len(index)
+    source = _values(tuple(source_shape), seed=4)
+
+    def fn(lib, x, s, v):
+        i = _index(lib, index)
+        return (x.index_add(dim, i, s), lib.index_add(x, dim, i, s, alpha=-2.5), x.index_fill(dim, i, 1.5),
+                x.index_fill(dim, i, v), lib.index_fill(x, dim, i, v * v))
+    _parity(fn, base, source, np.array(0.5))
+    # index_copy where no index repeats (torch leaves the winner of a repeat unspecified)
+    unique = list(dict.fromkeys(index))
+    source_shape[dim] = len(unique)
+    source = _values(tuple(source_shape), seed=5)
+    _parity(lambda lib, x, s: (x.index_copy(dim, _index(lib, unique), s), lib.index_copy(x * 2, dim, _index(lib, unique), s)),
+            base, source)
+
+
+def test_index_add_copy_fill_in_place_as_torch():
+    def fn(lib, x, s):
+        a, b, c = x * 1, x * 2, x * 3
+        i = _index(lib, [2, 0])
+        versions = [t._version for t in (a, b, c)]
+        assert a.index_add_(1, i, s, alpha=2) is a
+        b.index_copy_(1, i, s)
+        c.index_fill_(1, _index(lib, [-1, 1, 3]), 7.0)
+        assert [t._version for t in (a, b, c)] == [v + 1 for v in versions]
+        return a, b, c
+    _parity(fn, _values((3, 4)), _values((3, 2), seed=6))
+    for lib in (tr, torch):
+        x = lib.zeros(3, dtype=lib.int64)
+        x.index_add_(0, lib.tensor([1, 1, 2]), lib.tensor([5, 6, 7]))
+        assert x.tolist() == [0, 11, 7] and lib.zeros(()).index_fill(0, _index(lib, [0]), 2.0).item() == 2.0
+        kept = lib.ones(3, dtype=F64[lib], requires_grad=True).exp()  # exp's backward reads its output
+        kept.index_fill_(0, _index(lib, [1]), 0.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            kept.sum().backward()
+
+
+def _ones(lib, *shape):
+    return lib.ones(*shape, dtype=F64[lib])
+
+
+INDEX_REFUSALS = [  # (lib, x, the index [0, 2], source) -> the call; what torch raises
+    (lambda lib, x, i, s: x.index_add(1, i.float(), s), RuntimeError, r"index_add_\(\): Expected dtype int32/int64"),
+    (lambda lib, x, i, s: x.index_add(1, _index(lib, [0, 5]), s), RuntimeError,
+     "index 5 is out of bounds for dimension 1 with size 4"),
+    (lambda lib, x, i, s: x.index_add(1, _index(lib, [0, -1]), s), RuntimeError, "index -1 is out of bounds"),
+    (lambda lib, x, i, s: x.index_add(1, i, s.float()), RuntimeError, "must have the same scalar type"),
+    (lambda lib, x, i, s: x.index_add(1, i, _ones(lib, 3, 3)), RuntimeError,
+     r"Number of indices \(2\) should be equal to source.size\(dim\)"),
+    (lambda lib, x, i, s: x.index_add(1, i, _ones(lib, 2, 2)), RuntimeError,
+     "source tensor shape must match self tensor shape"),
+    (lambda lib, x, i, s: x.index_add(1, i.view(2, 1), s), IndexError, "Index is supposed to be a vector"),
+    (lambda lib, x, i, s: x.index_add(2, i, s), IndexError, "Dimension out of range"),
+    (lambda lib, x, i, s: x.index_copy(1, _index(lib, [0, -1]), s), IndexError, "index -1 is out of bounds"),
+    (lambda lib, x, i, s: x.index_copy(1, i.int(), s), RuntimeError, r"index_copy_\(\): Expected"),
+    (lambda lib, x, i, s: x.index_fill(1, _index(lib, [5]), 1.0), IndexError, "index 5 is out of bounds"),
+    (lambda lib, x, i, s: x.index_fill(1, i.int(), 1.0), IndexError, r"index_fill_\(\): Expected dtype int64"),
+    (lambda lib, x, i, s: x.index_fill(1, i, _ones(lib, 2)), RuntimeError,
+     "only supports a 0-dimensional value tensor"),
+]
+
+
+@pytest.mark.parametrize("lib", [tr, torch], ids=["tr", "torch"])
+@pytest.mark.parametrize("k", range(len(INDEX_REFUSALS)))
+def test_index_add_copy_fill_refuse_what_torch_refuses(lib, k):
+    call, error, message = INDEX_REFUSALS[k]
+    x = lib.zeros(3, 4, dtype=F64[lib])
+    with pytest.raises(error, match=message):
+        call(lib, x, _index(lib, [0, 2]), _ones(lib, 3, 2))
+    assert not x.any()
+
+
+SCATTER_INDEX = [[0, 1, 0, 0], [2, 2, 1, 0]]  # along dim 0 of a (3, 4) tensor: repeats, a row left alone
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_matches_torch(reduce, include_self):
+    src = _values((2, 4), seed=7)
+    base = _values((3, 4))
+    if reduce in ("amax", "amin"):  # ties: self and src equal to the result share its gradient
+        src[1, 1] = src[0, 1] = 9.0 if reduce == "amax" else -9.0
+        base[0, 3] = src[0, 3] = src[1, 3] = 9.5 if reduce == "amax" else -9.5
+    if reduce == "prod":
+        src[0, 2] = 0.0  # a zero among the factors
+
+    def fn(lib, x, s):
+        return x.scatter_reduce(0, _index(lib, SCATTER_INDEX), s, reduce, include_self=include_self)
+    _parity(fn, base, src)
+    _parity(lambda lib, x, s: lib.scatter_reduce(x.t(), 1, _index(lib, SCATTER_INDEX).t(), s.t(), reduce,
+                                                 include_self=include_self), base, src)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+def test_scatter_reduce_of_integers_and_in_place_as_torch(reduce):
+    results = []
+    for lib in (tr, torch):
+        x, s = lib.tensor([[5, -3, 7], [2, 8, -6]]), lib.tensor([[4, 9, -2], [3, 3, 3]])
+        index = lib.tensor([[1, 0, 1], [1, 1, 1]])
+        y = x.clone()
+        assert y.scatter_reduce_(0, index, s, reduce, include_self=False) is y
+        results.append([x.scatter_reduce(0, index, s, reduce).tolist(), y.tolist()])
+    assert results[0] == results[1]
+    for lib in (tr, torch):
+        with pytest.raises(RuntimeError, match="reduce argument must be either sum, prod, mean, amax or amin"):
+            lib.zeros(3).scatter_reduce(0, lib.tensor([0]), lib.ones(1), "maximum")
+
+
+@pytest.mark.parametrize("name", ["cummax", "cummin"])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cummax_and_cummin_match_torch(name, dim):
+    values = np.round(_values((4, 5), seed=8))  # ties: the last of equal values gives the index, as torch
+    _parity(lambda lib, x: getattr(lib, name)(x, dim), values)
+    _parity(lambda lib, x: getattr(x * 2, name)(dim=dim).values, values)
+
+
+def test_cummax_of_nans_integers_and_0d_as_torch():
+    for values in ([1.0, float("nan"), 3.0, float("nan"), 0.0], [3, 1, 4, 1, 5, 9, 2, 6], 2.5):
+        for name in ("cummax", "cummin"):
+            ours, theirs = getattr(tr.tensor(values), name)(0), getattr(torch.tensor(values), name)(0)
+            np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+            assert ours.indices.tolist() == theirs.indices.tolist() and ours.indices.dtype == tr.int64
+
+
+@pytest.mark.parametrize("k,dim,keepdim", [(1, 1, False), (3, -1, True), (2, 0, False), (4, 0, True)])
+def test_kthvalue_matches_torch(k, dim, keepdim):
+    _parity(lambda lib, x: lib.kthvalue(x, k, dim, keepdim), _values((4, 5), seed=9))
+    _parity(lambda lib, x: x.kthvalue(k, dim=dim, keepdim=keepdim)[0] ** 2, _values((4, 5), seed=10))
+
+
+def test_kthvalue_refuses_what_torch_refuses():
+    for lib in (tr, torch):
+        x = lib.zeros(2, 3)
+        for k in (0, 4):
+            with pytest.raises(RuntimeError, match="selected number k out of range for dimension 1"):
+                x.kthvalue(k)
+        with pytest.raises(IndexError, match="Dimension out of range"):
+            x.kthvalue(1, 2)
+        with pytest.raises(IndexError, match="Expected reduction dim 1 to have non-zero size"):
+            lib.zeros(2, 0).kthvalue(1)
+        assert lib.tensor(3.5).kthvalue(1).values.item() == 3.5

@@ -430,3 +430,81 @@ def test_floor_divide_and_sign_in_place():
         return [x.floor_divide_(lib.tensor([2.0, 2.0, -1.5], dtype=F64[lib])), x, y.sign_(), y]
 
     assert_as_torch(run)
+
+
+SHAPE_CHANGES = [("squeeze_", ()), ("squeeze_", (1,)), ("squeeze_", ((1, 3),)), ("unsqueeze_", (0,)),
+                 ("unsqueeze_", (-1,)), ("transpose_", (0, 2)), ("swapdims_", (2, 0)), ("swapaxes_", (1, -1))]
+
+
+@pytest.mark.parametrize("name,args", SHAPE_CHANGES)
+def test_in_place_shape_changes_rebase_the_tensor_as_torch(name, args):
+    """The tensor itself takes the new shape and the view's place in the graph; the version moves on."""
+    def fn(lib):
+        a = leaf(lib, np.arange(1.0, 7.0).reshape(2, 1, 3, 1))
+        b = a * 2
+        version = b._version
+        assert getattr(b, name)(*args) is b
+        out = (b.exp() * weights(lib, b.shape)).sum()
+        (grad,) = lib.autograd.grad(out, a, create_graph=True)
+        (second,) = lib.autograd.grad((grad * grad).sum(), a)
+        return [b, b._version - version, tuple(b.shape), grad, second]
+    assert_as_torch(fn)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (3,), ()])
+def test_t_in_place_as_torch(shape):
+    def fn(lib):
+        a = leaf(lib, np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape))
+        b = a.sin()
+        b.t_()
+        b.sum().backward()
+        return [b, a.grad]
+    assert_as_torch(fn)
+
+
+def test_a_shape_change_of_a_view_writes_through_to_its_base_as_torch():
+    def fn(lib):
+        a = leaf(lib, np.arange(1.0, 7.0).reshape(2, 3))
+        b = a * 1
+        row = b[1]
+        row.unsqueeze_(0)
+        row.mul_(leaf(lib, [[2.0, 3.0, 4.0]]))
+        row.t_()
+        (b * b).sum().backward()
+        return [b, tuple(row.shape), a.grad]
+    assert_as_torch(fn)
+
+
+def test_a_shape_change_under_no_grad_keeps_a_leaf_a_leaf_and_refuses_one_with_grad():
+    def fn(lib):
+        a = leaf(lib, np.ones((3, 1)))
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+            a.squeeze_()
+        with lib.no_grad():
+            a.squeeze_()
+        (a * a).sum().backward()
+        return [tuple(a.shape), a.is_leaf, a.grad]
+    assert_as_torch(fn)
+
+
+def test_shape_changes_refuse_what_torch_refuses():
+    for lib in (tr, torch):
+        x = lib.zeros(2, 3)
+        for name, args, error, message in (("squeeze_", (5,), IndexError, "Dimension out of range"),
+                                           ("unsqueeze_", (4,), IndexError, "Dimension out of range"),
+                                           ("transpose_", (0, 3), IndexError, "Dimension out of range"),
+                                           ("squeeze_", ((0, 0),), RuntimeError, "dim 0 appears multiple times")):
+            with pytest.raises(error, match=message):
+                getattr(x, name)(*args)
+        with pytest.raises(RuntimeError, match=r"t_\(\) expects a tensor with <= 2 dimensions, but self is 3D"):
+            lib.zeros(2, 3, 4).t_()
+        assert x.shape == (2, 3) and x._version == 0
+
+
+def test_a_value_saved_for_backward_refuses_after_a_shape_change_as_torch():
+    for lib in (tr, torch):
+        a = leaf(lib, np.ones((2, 3)))
+        b = a.exp()
+        b.t_()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            b.sum().backward()

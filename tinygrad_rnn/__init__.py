@@ -46,7 +46,7 @@ from .factory import (
 )
 from .functions import FUNCTIONS as _FUNCTIONS
 from .functions import einsum, is_tensor, matmul, std_mean, var_mean
-from .generator import Generator
+from .generator import Generator, default_generator, get_rng_state, initial_seed, seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (
     Function,
@@ -90,6 +90,7 @@ __all__ = [
     "cuda",
     "cuda_available",
     "current_scope",
+    "default_generator",
     "device",
     "diagnostics",
     "double",
@@ -107,10 +108,12 @@ __all__ = [
     "full_like",
     "func",
     "get_default_dtype",
+    "get_rng_state",
     "gradcheck",
     "gradgradcheck",
     "half",
     "inference_mode",
+    "initial_seed",
     "int8",
     "int16",
     "int32",
@@ -137,8 +140,10 @@ __all__ = [
     "retain_grads",
     "save",
     "scope",
+    "seed",
     "set_default_dtype",
     "set_grad_enabled",
+    "set_rng_state",
     "short",
     "stack",
     "std_mean",

@@ -169,6 +169,16 @@ def scatter_add(target, index, values):
     return target
 
 
+def scatter_extreme(target, index, values, largest):
+    """target[index] = max(target[index], values) (min unless `largest`), repeated indices included."""
+    if isinstance(target, np.ndarray):
+        (np.maximum if largest else np.minimum).at(target, index, values)
+    else:
+        import cupyx
+        (cupyx.scatter_max if largest else cupyx.scatter_min)(target, index, values)
+    return target
+
+
 # ----------------------------------------------------------------------------- checks of device values
 # Reading a value from a GPU waits for all the work queued there, so a check made where its value is
 # computed (indices in range, a barrier that did not time out) would stall every training step. It

@@ -1,8 +1,9 @@
 """Tensor constructors with torch's names and signatures, and the random number generator.
 
-Random numbers are drawn on the host from one NumPy generator and then moved, so a seed gives the
-same weights on the CPU and on the GPU (the numbers differ from torch's: only shapes, dtypes and
-ranges match). What `randperm` and `randint` draw from a `tr.Generator` (generator.py) is torch's.
+Random numbers are drawn on the host from a `tr.Generator` (generator.py; `tr.default_generator` when
+none is given) and then moved, so a seed gives the same weights on the CPU and on the GPU. What
+`randperm` and `randint` draw is torch's; normal and uniform numbers differ from torch's (only shapes,
+dtypes and ranges match).
 
 Default dtypes follow torch: floating values make the default float (`tr.get_default_dtype()`, float32
 unless `tr.set_default_dtype` changed it), integers int64, booleans bool;
@@ -15,22 +16,30 @@ import numbers
 import numpy as np
 
 from . import backend, dtypes
-from .generator import check_generator, check_seed, numpy_source
+from .generator import (
+    Generator,
+    check_generator,
+    default_generator,
+    manual_seed,  # noqa: F401 (factory.manual_seed, as callers know it)
+    numpy_source,
+)
 from .methods import TENSOR_TYPE_NAMES
 from .tensor import Tensor, _native, _python_data
 
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed):
-    """Seed the generator used by randn, rand, randint, randperm, uniform_ and the layers' initialisation."""
-    global _rng
-    _rng = np.random.default_rng(check_seed(seed, "manual_seed"))
-    return _rng  # as torch.manual_seed returns its generator
+_rng = None  # while set (the step compiler's own stream, compile/trace.py), stands in for the default generator
 
 
 def rng():
-    return _rng
+    """The NumPy Generator that draws given no generator (over the default generator's bits)."""
+    return default_generator.numpy if _rng is None else _rng
+
+
+def _twister(generator, fn):
+    """The tr.Generator torch's integers are drawn from: `generator`, else the default one (else, while a
+    stand-in stream is set, a Generator seeded from that stream)."""
+    if check_generator(generator, fn) is not None:
+        return generator
+    return default_generator if _rng is None else Generator().manual_seed(int(_rng.integers(2 ** 63)))
 
 
 # ----------------------------------------------------------------------------- argument helpers
@@ -258,15 +267,15 @@ def empty_like(input, dtype=None, *, device=None, requires_grad=False):
 def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal numbers (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "randn"), _size(shape, "randn", size)
-    source = numpy_source(generator, "randn", _rng)
-    return _place(_allocated("randn", shape, lambda: source.standard_normal(shape)), dtype, device, requires_grad)
+    draws = numpy_source(generator, "randn", rng())
+    return _place(_allocated("randn", shape, lambda: draws.standard_normal(shape)), dtype, device, requires_grad)
 
 
 def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform numbers in [0, 1) (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "rand"), _size(shape, "rand", size)
-    source = numpy_source(generator, "rand", _rng)
-    return _place(_allocated("rand", shape, lambda: source.random(shape)), dtype, device, requires_grad)
+    draws = numpy_source(generator, "rand", rng())
+    return _place(_allocated("rand", shape, lambda: draws.random(shape)), dtype, device, requires_grad)
 
 
 def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
@@ -288,32 +297,26 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
     if dtype.kind == "b" and (low < 0 or high > 2):
         raise ValueError(f"randint: values in [{low}, {high}) are out of bounds for bool")
     dtypes.check_fits(np.asarray([low, high - 1]), dtype, "randint")
-    if check_generator(generator, "randint") is not None:
-        return _place(_torch_integers(generator, low, high, size), dtype, device, requires_grad)
-    return _place(_allocated("randint", size, lambda: _rng.integers(low, high, size=size)), dtype, device,
-                  requires_grad)
+    return _place(_torch_integers(_twister(generator, "randint"), low, high, size), dtype, device, requires_grad)
 
 
-def _torch_integers(source, low, high, size):
+def _torch_integers(generator, low, high, size):
     """torch's uniform_int_from_to: one word (two past 2**32 values) modulo the range, plus low."""
     span, count = high - low, math.prod(size)
-    words = source.random32(count) if span < 2 ** 32 else source.random64(count)
+    words = generator.random32(count) if span < 2 ** 32 else generator.random64(count)
     return (words % np.uint64(span)).astype(np.int64).reshape(size) + low
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
-    """0 .. n-1 in random order, int64 by default. From a tr.Generator, torch's permutation for a
-    torch.Generator seeded the same (its Fisher-Yates swaps, one 32-bit word each)."""
+    """0 .. n-1 in random order, int64 by default: torch's permutation for a torch.Generator seeded the
+    same (its Fisher-Yates swaps, one 32-bit word each)."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"randperm(): argument 'n' must be int, not {type(n).__name__}")
     if n < 0:
         raise ValueError(f"randperm: trying to create a tensor with negative dimension {n}: [{n}]")
     dtype = _dtype(dtype, "randperm", default=np.int64)
-    source = check_generator(generator, "randperm")
-    if source is None:
-        return _place(_rng.permutation(n), dtype, device, requires_grad)
     order = np.arange(n, dtype=np.int64)
-    words = source.random32(max(n - 1, 0))
+    words = _twister(generator, "randperm").random32(max(n - 1, 0))
     for i, word in enumerate(words.tolist()):
         j = i + word % (n - i)
         order[i], order[j] = order[j], order[i]
@@ -322,10 +325,13 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Indices drawn from each row of `input`, read as weights (non-negative, any positive sum), as
-    torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64."""
+    torch.multinomial: shape (num_samples,) for a vector, (rows, num_samples) for a matrix; int64.
+
+    From float32 or float64 weights, the indices torch draws from a generator in the same state (float16
+    weights: the same distribution, drawn by NumPy's algorithm over the generator's bits)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"multinomial: input must be a Tensor; got {type(input).__name__}")
-    source = numpy_source(generator, "multinomial", _rng)
+    check_generator(generator, "multinomial")
     if input.ndim not in (1, 2) or input.dtype.kind != "f":
         raise ValueError(f"multinomial: input must be a 1-D or 2-D floating point tensor of weights; got shape "
                          f"{input.shape} {input.dtype}")
@@ -347,9 +353,39 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not replacement and num_samples > nonzero.min():
         raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from a row with "
                          f"{nonzero.min()} non-zero weights (shape {input.shape})")
-    drawn = np.stack([source.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
-                      for row in weights])
+    if input.dtype in (np.float32, np.float64):
+        rows, source = np.atleast_2d(backend.to_numpy(input.array)), _twister(generator, "multinomial")
+        if replacement and num_samples > 1:
+            drawn = np.stack([_torch_inverse_cdf(source, row, num_samples) for row in rows])
+        else:
+            drawn = _torch_exponential_race(source, rows, num_samples)
+    else:
+        draws = numpy_source(generator, "multinomial", rng())
+        drawn = np.stack([draws.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
+                          for row in weights])
     return _place(drawn if input.ndim == 2 else drawn[0], np.int64, input.device, False)
+
+
+def _torch_inverse_cdf(generator, row, count):
+    """torch's CPU multinomial with replacement: the running sum of the weights in their dtype, divided by
+    the total, its last value set to 1; for each sample a uniform double, and the first category whose
+    running sum reaches it."""
+    cumulative = np.cumsum(row, dtype=row.dtype)
+    cumulative = cumulative / cumulative[-1]
+    cumulative[-1] = 1
+    return np.searchsorted(cumulative.astype(np.float64), generator.uniform(count), side="left").astype(np.int64)
+
+
+def _torch_exponential_race(generator, rows, count):
+    """torch's CPU multinomial without replacement (or of one sample): weight / q for an exponential q per
+    weight (-log1p(-u) of a uniform double, in the weights' dtype, all rows in order), and the `count`
+    largest ratios of each row, largest first."""
+    q = (-np.log1p(-generator.uniform(rows.size))).astype(rows.dtype).reshape(rows.shape)
+    with np.errstate(divide="ignore"):  # q is 0 once in 2**53 draws: that weight wins, as in torch
+        ratio = rows / q
+    if count == 1:
+        return ratio.argmax(axis=1, keepdims=True).astype(np.int64)
+    return np.argsort(-ratio, axis=1, kind="stable")[:, :count].astype(np.int64)
 
 
 def rand_like(input, dtype=None, *, device=None, requires_grad=False):
@@ -367,7 +403,7 @@ def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
     from .methods import _check_range
     shape, dtype = _size((shape,), "uniform"), _float_dtype(dtype, "uniform")
     _check_range("uniform", low, high)
-    return _place(_allocated("uniform", shape, lambda: _rng.uniform(low, high, size=shape)), dtype, device,
+    return _place(_allocated("uniform", shape, lambda: rng().uniform(low, high, size=shape)), dtype, device,
                   requires_grad)
 
 

@@ -9,18 +9,19 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "add", "addcdiv", "addcmul", "addmm", "all", "allclose", "amax", "amin", "any", "argmax", "argmin",
-    "argsort", "bmm", "ceil", "chunk", "clamp", "clip", "clone", "cos", "cosh", "count_nonzero", "cumprod",
-    "cumsum", "diag", "diff", "div", "dot", "eq", "equal", "erf", "exp", "exp2", "expand", "expm1", "fix",
-    "flatten", "flip", "floor", "floor_divide", "fmod", "frac", "gather", "ge", "gt", "index_select", "is_complex",
-    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "le", "lerp", "log", "log10",
-    "log1p", "log2", "log_softmax", "logit", "logsumexp", "lt", "masked_fill", "masked_select", "max", "maximum",
-    "mean", "median", "min", "minimum", "mm", "moveaxis", "movedim", "mul", "mv", "nan_to_num", "nanmean", "nansum",
-    "narrow", "ne", "neg", "negative", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal",
-    "relu", "remainder", "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter",
-    "scatter_add", "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split", "sqrt", "square", "squeeze", "std",
-    "sub", "sum", "swapaxes", "swapdims", "t", "tan", "tanh", "topk", "trace", "transpose", "tril", "triu", "trunc",
-    "unbind", "unique", "unsqueeze", "var",
+    "abs", "acos", "add", "addcdiv", "addcmul", "addmm", "all", "allclose", "amax", "amin", "any", "arccos",
+    "arcsin", "arctan2", "argmax", "argmin", "argsort", "asin", "atan2", "bmm", "ceil", "chunk", "clamp", "clip",
+    "clone", "cos", "cosh", "count_nonzero", "cummax", "cummin", "cumprod", "cumsum", "diag", "diff", "div", "dot",
+    "eq", "equal", "erf", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "floor", "floor_divide",
+    "fmod", "frac", "gather", "ge", "gt", "index_add", "index_copy", "index_fill", "index_select", "is_complex",
+    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "kthvalue", "le", "lerp", "log",
+    "log10", "log1p", "log2", "log_softmax", "logit", "logsumexp", "lt", "masked_fill", "masked_select", "max",
+    "maximum", "mean", "median", "min", "minimum", "mm", "moveaxis", "movedim", "mul", "mv", "nan_to_num",
+    "nanmean", "nansum", "narrow", "ne", "neg", "negative", "nonzero", "norm", "numel", "outer", "permute", "pow",
+    "prod", "reciprocal", "relu", "remainder", "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt",
+    "scatter", "scatter_add", "scatter_reduce", "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split",
+    "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "swapdims", "t", "tan", "tanh", "topk", "trace",
+    "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
 )
 
 

@@ -818,6 +818,120 @@ class TensorMethods:
     def scatter_add_(self, dim, index, src):
         return self._update("scatter_add_", lambda x, v: x.scatter_add(dim, index, v), src)
 
+    def scatter_reduce(self, dim, index, src, reduce, *, include_self=True):
+        """A copy with src reduced into self[..., index[i], ...] along dim by sum, prod, mean, amax or amin
+        (self's own value taking part unless include_self=False); gradients as torch's, ties of amax and
+        amin sharing theirs evenly."""
+        reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)  # torch takes these spellings too
+        if reduce not in _SCATTER_REDUCTIONS:
+            raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+        grid, part = _scatter_grid("scatter_reduce", self, dim, index, src, tensor_only=True)
+        if grid is None:
+            return self.clone()
+        ops, xp, identity = _ops(), self.xp, _SCATTER_REDUCTIONS[reduce]
+        counts = backend.scatter_add(xp.zeros(self.shape, np.int64), grid, xp.ones(part.shape, np.int64))
+        touched = counts > 0
+        x = self
+        if not include_self:  # what the reduction starts from where src lands: its identity
+            start = identity(self.dtype) if callable(identity) else identity
+            x = ops.IndexPut.apply(self, _constant(xp.asarray(start, self.dtype)), index=grid)
+        if reduce in ("sum", "mean"):
+            total = x + ops.IndexAdd.apply(part, index=grid, shape=self.shape)
+            if reduce == "sum":
+                return total
+            n = _constant(xp.where(touched, counts + int(include_self), 1).astype(self.dtype))
+            return total / n if self.dtype.kind == "f" else total.div(n, rounding_mode="floor")
+        if reduce == "prod":
+            return x * _scattered_products(part, grid, self.shape)
+        extreme = backend.scatter_extreme(x.array.copy(), grid, part.array, largest=reduce == "amax")
+        result = _computed(extreme, f"scatter_reduce's {reduce}")
+        if self.dtype.kind != "f" or not (self.requires_grad or part.requires_grad):
+            return result
+        # torch's gradient: shared evenly among self and the src elements equal to the result there
+        self_is = (self.array == extreme).astype(self.dtype)
+        src_is = (part.array == extreme[grid]).astype(self.dtype)
+        shares = backend.scatter_add(self_is.copy(), grid, src_is)
+        self_weight = self_is / shares
+        if not include_self:
+            self_weight[grid] = 0
+        linear = (self * _computed(self_weight, "scatter_reduce's shares")
+                  + ops.IndexAdd.apply(part * _computed(src_is / shares[grid], "scatter_reduce's shares"),
+                                       index=grid, shape=self.shape))
+        return linear + (result - linear).detach()  # the value exactly; the gradient that linear one's
+
+    def scatter_reduce_(self, dim, index, src, reduce, *, include_self=True):
+        return self._update("scatter_reduce_", lambda x, v: x.scatter_reduce(dim, index, v, reduce,
+                                                                             include_self=include_self),
+                            src, reads_old=reduce in ("prod", "amax", "amin"))
+
+    # --- index_add, index_copy, index_fill: whole slices along dim at a 1-D index
+    def index_add(self, dim, index, source, *, alpha=1):
+        """A copy with alpha * source's slices added at `index` along dim (repeated indices add up)."""
+        at, source = _index_along("index_add", self, dim, index, source)
+        if at is None:
+            return self.clone()
+        added = source if alpha == 1 else _scaled(self, source, alpha)
+        return _on_0d(self, lambda x: x + _ops().IndexAdd.apply(added.reshape(_sliced(x, at)), index=at,
+                                                                 shape=x.shape))
+
+    def index_copy(self, dim, index, source):
+        """A copy with source's slices written at `index` along dim (a repeated index: the last wins)."""
+        at, source = _index_along("index_copy", self, dim, index, source)
+        if at is None:
+            return self.clone()
+        return _on_0d(self, lambda x: _ops().IndexPut.apply(x, source.reshape(_sliced(x, at)), index=at))
+
+    def index_fill(self, dim, index, value):
+        """A copy with the slices at `index` along dim set to value (a number, or a 0-d tensor that may
+        require grad: it gets the gradient of every element it fills once)."""
+        if isinstance(value, _tensor_cls()):
+            if value.ndim:
+                raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                                   f"{value.ndim} dimension(s).")
+            value = value._as_dtype(self.dtype)
+        else:
+            value = _constant(_fill_value("index_fill", self, value))
+        at, _ = _index_along("index_fill", self, dim, index)
+        if at is None:
+            return self.clone()
+        return _on_0d(self, lambda x: _ops().IndexPut.apply(x, value, index=at))
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._update("index_add_", lambda x, v: x.index_add(dim, index, v, alpha=alpha), source)
+
+    def index_copy_(self, dim, index, source):
+        return self._update("index_copy_", lambda x, v: x.index_copy(dim, index, v), source)
+
+    def index_fill_(self, dim, index, value):
+        return self._update("index_fill_", lambda x, v: x.index_fill(dim, index, v), value)
+
+    # --- running extremes and order statistics: indices found on the arrays, values picked by gather
+    def cummax(self, dim):
+        """(values, indices) of the running maximum along dim; of equal values the last index, as torch."""
+        return _running_extreme(self, "cummax", dim)
+
+    def cummin(self, dim):
+        return _running_extreme(self, "cummin", dim)
+
+    def kthvalue(self, k, dim=-1, keepdim=False):
+        """(values, indices) of the k-th smallest element along dim (k from 1; NaN counts as the largest)."""
+        dim = check_dim("kthvalue", dim, self.ndim)
+        n = self.shape[dim] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"kthvalue(): argument 'k' must be int, not {type(k).__name__}")
+        if self.ndim:
+            _check_nonempty("kthvalue", self, dim)
+        if not 1 <= k <= n:
+            raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {dim}")
+        if not self.ndim:
+            return MaxMin(self.clone(), _constant(self.xp.zeros((), dtype=np.int64)))
+        xp = self.xp
+        index = xp.take(xp.argsort(self.array, axis=dim, kind="stable"), [k - 1], axis=dim).astype(np.int64)
+        values = self.gather(dim, _computed(index, "kthvalue's indices"))
+        if keepdim:
+            return MaxMin(values, _computed(index, "kthvalue's indices"))
+        return MaxMin(values.squeeze(dim), _computed(index.squeeze(dim), "kthvalue's indices"))
+
     # --- reductions with indices, statistics and norms
     @numpy_aliases
     def amax(self, dim=(), keepdim=False):
@@ -1085,6 +1199,53 @@ class TensorMethods:
         self._version += 1
         return False
 
+    def _reshaped_in_place(self, op, make):
+        """squeeze_, unsqueeze_, t_, transpose_: this tensor becomes make(self), a view of its own memory, and,
+        where gradients are recorded, that view's place in the graph, as torch rebases grad_fn. Its version
+        moves on, so a backward that kept its old value refuses. A view stays a view (of its old self)."""
+        from .tensor import Tensor, _state, note_in_place
+        if _state.grad_enabled and self.requires_grad and self._ctx is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                               f"operation (shape {self.shape}); wrap it in `with tr.no_grad():` or use .data")
+        _refuse_on_a_tape(op)
+        # the old self, a tensor of its own over the same memory, is what the view is made of
+        old = Tensor._make(self.array, self._ctx)
+        old.requires_grad, old._output_nr, old._tangent = self.requires_grad, self._output_nr, self._tangent
+        was_view = self._shared is not None and self._view is not None
+        old._shared, old._view = self._shared_counter(), self._view
+        new = make(old)
+        note_in_place(self)
+        self._version += 1
+        self.array = new.array
+        if was_view and new is not old:
+            self._view = new._view
+        if _state.grad_enabled:
+            retained = self.retains_grad
+            self._ctx, self.requires_grad, self._output_nr = new._ctx, new.requires_grad, new._output_nr
+            if retained:
+                self.retain_grad()
+            if self._name is not None:
+                self.name = self._name
+        if _state.forward_ad:
+            self._tangent = new._tangent
+        return self
+
+    def squeeze_(self, dim=None):
+        return self._reshaped_in_place("squeeze_", lambda x: x.squeeze(dim))
+
+    def unsqueeze_(self, dim):
+        return self._reshaped_in_place("unsqueeze_", lambda x: x.unsqueeze(dim))
+
+    def transpose_(self, dim0, dim1):
+        return self._reshaped_in_place("transpose_", lambda x: x.transpose(dim0, dim1))
+
+    swapdims_ = swapaxes_ = transpose_
+
+    def t_(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self._reshaped_in_place("t_", lambda x: x.t())
+
     def _operand(self, other, op):
         """Another operand's raw array (on this device), or the number itself."""
         if isinstance(other, _tensor_cls()):
@@ -1219,6 +1380,17 @@ class TensorMethods:
 
     def fmod_(self, other):
         return self._update("fmod_", lambda x, y: x.fmod(y), other, reads_old=True)
+
+    def asin_(self):
+        return self._update("asin_", lambda x, _: x.asin(), reads_old=True)
+
+    def acos_(self):
+        return self._update("acos_", lambda x, _: x.acos(), reads_old=True)
+
+    def atan2_(self, other):
+        return self._update("atan2_", lambda x, y: x.atan2(y), other, reads_old=True)
+
+    arcsin_, arccos_, arctan2_ = asin_, acos_, atan2_
 
     def lerp_(self, end, weight):
         """lerp, in place (weight a number, or a tensor that needs no gradient)."""
@@ -1749,6 +1921,107 @@ def _scatter_grid(op, tensor, dim, index, src, tensor_only=False):
     grid[dim] = array
     part = src[tuple(slice(0, n) for n in array.shape)] if is_tensor and src.ndim else src
     return tuple(grid), part
+
+
+_SCATTER_REDUCTIONS = {  # reduce -> where it starts from when include_self=False
+    "sum": 0, "mean": 0, "prod": 1,
+    "amax": lambda dtype: -np.inf if dtype.kind == "f" else np.iinfo(dtype).min,
+    "amin": lambda dtype: np.inf if dtype.kind == "f" else np.iinfo(dtype).max}
+
+
+def _scattered_products(part, grid, shape):
+    """ones(shape) times each element of `part` at its place in `grid`: a product of IndexPuts, one for
+    each round of the elements that land on one place (the first, then the second...), so that the
+    gradient is the product rule's, zeros included."""
+    xp = part.xp
+    places = xp.ravel_multi_index(tuple(xp.broadcast_to(i, part.shape).reshape(-1) for i in grid), shape)
+    order = xp.argsort(places, kind="stable")
+    sorted_places = places[order]
+    first = xp.searchsorted(sorted_places, sorted_places, side="left")
+    rank = xp.empty_like(order)
+    rank[order] = xp.arange(order.size) - first
+    flat, ones = part.reshape(-1), xp.ones(math.prod(shape), part.dtype)
+    product = None
+    for r in range(int(rank.max()) + 1):
+        chosen = xp.nonzero(rank == r)[0]
+        factor = _ops().IndexPut.apply(_constant(ones), flat[chosen], index=(places[chosen],))
+        product = factor if product is None else product * factor
+    return product.reshape(shape)
+
+
+# the errors torch raises for a bad index (its dtype, its dims, its count, its range) and which dtypes it takes
+_INDEX_ERRORS = {"index_add": (RuntimeError, IndexError, RuntimeError, RuntimeError, (np.int32, np.int64)),
+                 "index_copy": (RuntimeError, IndexError, IndexError, IndexError, (np.int64,)),
+                 "index_fill": (IndexError, RuntimeError, None, IndexError, (np.int64,))}
+
+
+def _index_along(op, tensor, dim, index, source=None):
+    """(the index of the slices `index` picks along dim, source) checked as torch checks them; (None, source)
+    for an empty index. A 0-d tensor counts as one of shape (1,) (see _on_0d)."""
+    bad_dtype, bad_ndim, bad_count, out_of_range, index_dtypes = _INDEX_ERRORS[op]
+    dim = check_dim(op, dim, tensor.ndim)
+    if not isinstance(index, _tensor_cls()):
+        raise TypeError(f"{op}(): argument 'index' must be a Tensor, not {type(index).__name__}")
+    if index.dtype not in index_dtypes:
+        raise bad_dtype(f"{op}_(): Expected dtype {'/'.join(np.dtype(d).name for d in index_dtypes)} for index but "
+                        f"got {index.dtype}")
+    if index.ndim > 1:
+        raise bad_ndim(f"{op}_(): Index is supposed to be a vector, but got dim: {index.ndim} (shape {index.shape})")
+    array = _indices(op, index, tensor).reshape(-1)
+    shape = tensor.shape or (1,)
+    size = shape[dim]
+    if source is not None:
+        source = _tensor_argument(op, "source", source)
+        if source.dtype != tensor.dtype:
+            raise RuntimeError(f"{op}_(): self ({tensor.dtype}) and source ({source.dtype}) must have the same "
+                               f"scalar type")
+        if source.device != tensor.device:
+            raise backend.DeviceError(f"{op}: source is on {source.device} and the tensor on {tensor.device}")
+        source_shape = source.shape or (1,)
+        if len(source_shape) != len(shape) or any(n != m for d, (n, m) in enumerate(zip(source_shape, shape))
+                                                  if d != dim):
+            raise RuntimeError(f"{op}_(): source tensor shape must match self tensor shape, excluding the specified "
+                               f"dimension. Got self.shape = {list(tensor.shape)} source.shape = "
+                               f"{list(source.shape)}")
+        if source_shape[dim] != array.size:
+            raise bad_count(f"{op}_(): Number of indices ({array.size}) should be equal to source.size(dim) "
+                            f"({source_shape[dim]}), for dim: {dim}")
+    low = -size if op == "index_fill" else 0  # index_fill alone counts from the end, as torch's
+    outside = (array < low) | (array >= size)
+    backend.check(outside, lambda: out_of_range(f"{op}_(): index {int(array[outside][0])} is out of bounds for "
+                                                f"dimension {dim} with size {size}"))
+    if not array.size:
+        return None, source
+    if op == "index_fill":  # each filled element once, so a value tensor's gradient counts it once
+        array = tensor.xp.unique(array % size)
+    return (slice(None),) * dim + (array,), source
+
+
+def _sliced(tensor, at):
+    """The shape of tensor[at]: what a source is reshaped to (a 0-d source of a 0-d tensor's one slice)."""
+    dim = len(at) - 1
+    return tensor.shape[:dim] + (at[-1].size,) + tensor.shape[dim + 1:]
+
+
+def _on_0d(tensor, change):
+    """change(tensor), a 0-d tensor changed as the one element of shape (1,) it is."""
+    if tensor.ndim:
+        return change(tensor)
+    return change(tensor.reshape(1)).reshape(())
+
+
+def _running_extreme(tensor, op, dim):
+    dim = check_dim(op, dim, tensor.ndim)
+    if not tensor.ndim:
+        return MaxMin(tensor.clone(), _constant(tensor.xp.zeros((), dtype=np.int64)))
+    xp, x = tensor.xp, tensor.array
+    running = (xp.maximum if op == "cummax" else xp.minimum).accumulate(x, axis=dim)
+    # the last place where the running extreme was reached (NaN: the last NaN, which it stays)
+    reached = (x == running) | (xp.isnan(x) if x.dtype.kind == "f" else False)
+    steps = xp.arange(x.shape[dim]).reshape((-1,) + (1,) * (x.ndim - dim - 1))
+    index = xp.maximum.accumulate(xp.where(reached, steps, 0), axis=dim).astype(np.int64)
+    index = _computed(index, f"{op}'s indices")
+    return MaxMin(tensor.gather(dim, index), index)
 
 
 def _triangle(tensor, op, diagonal):

@@ -486,6 +486,63 @@ class Cos(Function):
         return -(tangents[0] * inputs[0].sin())
 
 
+class Asin(Function):
+    """arcsin; its slope 1 / sqrt(1 - x**2) (infinite at +-1, as torch's)."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).arcsin(x)
+
+    @staticmethod
+    def slope(x):
+        return (1 - x * x).rsqrt()
+
+    def backward(self, g):
+        return (g * self.slope(self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * self.slope(inputs[0])
+
+
+class Acos(Function):
+    """arccos; its slope is arcsin's, negated."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).arccos(x)
+
+    def backward(self, g):
+        return (-(g * Asin.slope(self.input(0))),)
+
+    def jvp(self, inputs, tangents):
+        return -(tangents[0] * Asin.slope(inputs[0]))
+
+
+class Atan2(Function):
+    """atan2(y, x), the angle of the point (x, y); d/dy = x / r**2, d/dx = -y / r**2, both 0 at the origin
+    (as torch's)."""
+    saves = (0, 1)
+
+    def forward(self, y, x):
+        return backend.xp_of(y).arctan2(y, x)
+
+    @staticmethod
+    def partials(y, x):
+        r2 = y * y + x * x
+        origin = r2.array == 0
+        recip = where_tensor(origin, 0.0, 1 / where_tensor(origin, 1.0, r2))  # no 1 / 0, even unselected
+        return x * recip, -y * recip
+
+    def backward(self, g):
+        d_y, d_x = self.partials(self.input(0), self.input(1))
+        return (g * d_y if self.needs[0] else None, g * d_x if self.needs[1] else None)
+
+    def jvp(self, inputs, tangents):
+        d_y, d_x = self.partials(*inputs)
+        ty, tx = tangents
+        return _add_tangents(None if ty is None else ty * d_y, None if tx is None else tx * d_x)
+
+
 class Erf(Function):
     """The error function; its slope is 2 / sqrt(pi) * exp(-x**2)."""
     saves = (0,)
@@ -916,4 +973,4 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
-              Log1p, Expm1, Erf, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Cat, Stack, Einsum, ToDevice, Cast)
+              Log1p, Expm1, Erf, Asin, Acos, Atan2, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Cat, Stack, Einsum, ToDevice, Cast)

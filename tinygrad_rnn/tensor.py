@@ -1099,7 +1099,7 @@ class Tensor(TensorMethods):
             raise ValueError("pow: Integers to negative integer powers are not allowed")
         if op is ops.Matmul and dtype.kind == "b":
             raise TypeError("matmul: not implemented for bool tensors")
-        if op is ops.Div:
+        if op is ops.Div or op is ops.Atan2:
             dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to the default float
         elif op is ops.Matmul and not number and self.dtype != other.dtype:
             raise TypeError(f"matmul: expected both operands to have the same dtype, but found {self.dtype} and "
@@ -1159,6 +1159,13 @@ class Tensor(TensorMethods):
     def erf(self): return ops.Erf.apply(self._floating())
     def sin(self): return ops.Sin.apply(self._floating())
     def cos(self): return ops.Cos.apply(self._floating())
+    def asin(self): return ops.Asin.apply(self._floating())
+    def acos(self): return ops.Acos.apply(self._floating())
+    def atan2(self, other): return self._binary(ops.Atan2, other)
+
+    def arctan2(self, other): return self._binary(ops.Atan2, other)  # its own name in errors
+
+    arcsin, arccos = asin, acos
 
     def relu(self):
         if self.dtype.kind == "b":

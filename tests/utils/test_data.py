@@ -188,3 +188,56 @@ def test_bad_datasets_and_samples_are_named():
         our_data.DataLoader(our_data.IterableDataset(), shuffle=True)
     assert our_data.get_worker_info() is None
     assert tr.utils.data is our_data
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2 ** 40 + 1])
+def test_weighted_random_sampler_draws_torchs_indices(libs, seed):
+    torch, _ = libs
+    weights = np.random.default_rng(seed % 1000).random(13)
+    weights[[2, 9]] = 0.0  # never drawn
+    for weight_list in (weights.tolist(), weights[:3].tolist()):
+        ours = our_data.WeightedRandomSampler(weight_list, 40, generator=tr.Generator().manual_seed(seed))
+        theirs = torch.utils.data.WeightedRandomSampler(weight_list, 40, generator=torch.Generator().manual_seed(seed))
+        assert len(ours) == 40 and list(ours) == list(theirs)
+        assert list(ours) == list(theirs)  # the generator goes on: a second pass draws anew, as torch's
+    loader = our_data.DataLoader(range(13), batch_size=5, sampler=our_data.WeightedRandomSampler(weights, 12))
+    tr.manual_seed(seed), torch.manual_seed(seed)
+    theirs = torch.utils.data.DataLoader(range(13), batch_size=5,
+                                         sampler=torch.utils.data.WeightedRandomSampler(weights, 12))
+    assert [b.tolist() for b in loader] == [b.tolist() for b in theirs]
+
+
+@pytest.mark.parametrize("num_samples,replacement", [(500, True), (1, True), (1, False), (12, False), (48, False)])
+def test_multinomial_draws_torchs_indices(libs, num_samples, replacement):
+    torch, _ = libs
+    rows = np.random.default_rng(3).random((3, 50)) ** 4
+    rows[0, [3, 7]] = 0.0
+    for ours_dtype, their_dtype in ((tr.float64, torch.float64), (tr.float32, torch.float32)):
+        ours, theirs = tr.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+        for take in (slice(None), 1):  # a matrix, then a vector, from the one stream
+            got = tr.multinomial(tr.tensor(rows[take], dtype=ours_dtype), num_samples, replacement, generator=ours)
+            want = torch.multinomial(torch.tensor(rows[take], dtype=their_dtype), num_samples, replacement,
+                                     generator=theirs)
+            assert got.tolist() == want.tolist()
+
+
+def test_weighted_random_sampler_without_replacement_is_torchs(libs):
+    torch, _ = libs
+    weights = [1.0, 0.0, 3.0, 6.0, 0.5]
+    ours = our_data.WeightedRandomSampler(weights, 4, replacement=False, generator=tr.Generator().manual_seed(0))
+    theirs = torch.utils.data.WeightedRandomSampler(weights, 4, replacement=False,
+                                                    generator=torch.Generator().manual_seed(0))
+    assert [list(ours) for _ in range(5)] == [list(theirs) for _ in range(5)]
+
+
+@pytest.mark.parametrize("args,message", [
+    (([1.0, 2.0], 0), "num_samples should be a positive integer value, but got num_samples=0"),
+    (([1.0, 2.0], True), "num_samples should be a positive integer value, but got num_samples=True"),
+    (([1.0, 2.0], 3, 1), "replacement should be a boolean value, but got replacement=1"),
+    (([[1.0, 2.0]], 3), r"weights should be a 1d sequence but given weights have shape \(1, 2\)"),
+])
+def test_weighted_random_sampler_refuses_what_torch_refuses(libs, args, message):
+    torch, _ = libs
+    for lib_data in (our_data, torch.utils.data):
+        with pytest.raises(ValueError, match=message):
+            lib_data.WeightedRandomSampler(*args)

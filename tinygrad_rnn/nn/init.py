@@ -1,6 +1,6 @@
 """Initialisers that fill a tensor in place, as torch.nn.init does.
 
-Values are drawn on the host from `tr.factory.rng()` and then copied to the tensor's device, so
+Values are drawn on the host from `tr.default_generator` (or `generator=`) and then copied to the tensor's device, so
 `tr.manual_seed(s)` gives the same weights on the CPU and on the GPU. Recurrent weights stack one
 block of rows per gate (LSTM i,f,g,o; GRU r,z,n); `per_gate` applies an initialiser to each block.
 """
@@ -36,7 +36,7 @@ def _fill(tensor, values):
 
 
 def _generator(name, generator):
-    """The project's seeded generator, or the one given (a tr.Generator, or what tr.manual_seed returns)."""
+    """Draws from the generator given, or from tr.default_generator (what tr.manual_seed seeds)."""
     from ..generator import numpy_source
     return numpy_source(generator, name, factory.rng())
 

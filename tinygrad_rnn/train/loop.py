@@ -19,6 +19,7 @@ from .. import backend, factory, optim
 from ..archive import prepare_output_file
 from ..checkpoint import CheckpointError, check_state_compatible, load_checkpoint, save_checkpoint
 from ..distributed import data_parallel
+from ..generator import default_generator
 from ..nn.utils import clip_grad_norm_
 from .config import ARCHITECTURE, KEPT_ON_RESUME, OPTIMIZERS, ConfigError, TrainConfig
 from .models import build_model
@@ -109,7 +110,7 @@ def save_training_state(path, config, model, optimizer, scheduler, task, history
     """Save everything a resumed run needs; refuses (FloatingPointError) weights that are not finite."""
     _check_finite_weights(model, step, f"so {path} was not written")
     meta = {"step": step, "config": dataclasses.asdict(config), "history": history,
-            "rng": factory.rng().bit_generator.state, "task": task.state_dict(),
+            "rng": default_generator.get_state(), "task": task.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "vocab": "".join(task.corpus.vocab) if hasattr(task, "corpus") else None, "vocab_size": task.vocab_size}
     save_checkpoint(path, model.state_dict(), optimizer.state_dict(), meta)
@@ -181,7 +182,7 @@ def _restore(path, config, model, optimizer, scheduler, task, log):
         if scheduler is not None and meta.get("scheduler") is not None:
             scheduler.load_state_dict(meta["scheduler"])
         task.load_state_dict(meta["task"])
-        factory.rng().bit_generator.state = meta["rng"]
+        default_generator.set_state(meta["rng"])
         history = _standard_history(meta["history"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} holds no usable training state ({type(error).__name__}: {error})") from None

@@ -1,7 +1,7 @@
 """The DataLoader: batches of a dataset in a sampler's order, collated, as torch.utils.data.DataLoader."""
 import math
 
-from ...generator import check_generator
+from ...generator import check_generator, default_generator
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset
 from .sampler import BatchSampler, InfiniteConstantSampler, RandomSampler, SequentialSampler
@@ -83,8 +83,8 @@ class DataLoader:
         return self.batch_sampler is not None
 
     def __iter__(self):
-        if self.generator is not None:
-            self.generator.random64(1)  # torch draws its workers' base seed from the generator at each pass
+        # torch draws its workers' base seed at each pass
+        (default_generator if self.generator is None else self.generator).random64(1)
         if isinstance(self.dataset, IterableDataset):
             return self._stream()
         return self._indexed()

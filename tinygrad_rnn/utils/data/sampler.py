@@ -2,13 +2,15 @@
 
 What a sampler draws from a `tr.Generator` is what torch's draws from a torch.Generator with the same
 seed (randperm and randint, generator.py). Without one, a RandomSampler seeds a fresh Generator from
-the global generator each pass, as torch does (so `tr.manual_seed` makes it repeatable, though not
-torch's order).
+tr.default_generator each pass, as torch does, so `tr.manual_seed(s)` gives the order torch gives after
+`torch.manual_seed(s)`.
 """
 import numbers
 
+import numpy as np
+
 from ... import factory
-from ...generator import Generator, check_generator
+from ...generator import Generator, check_generator, default_generator
 
 _RANDINT_CHUNK = 32  # torch draws samples with replacement 32 at a time
 
@@ -58,7 +60,8 @@ class RandomSampler(Sampler):
         n, count = len(self.data_source), self.num_samples
         generator = self.generator
         if generator is None:
-            generator = Generator().manual_seed(int(factory.rng().integers(2 ** 63)))
+            # torch's int64 random_(): one 64-bit draw modulo 2**63
+            generator = Generator().manual_seed(int(default_generator.random64(1)[0]) % 2 ** 63)
         if self.replacement:
             for size in [_RANDINT_CHUNK] * (count // _RANDINT_CHUNK) + [count % _RANDINT_CHUNK]:
                 yield from factory.randint(0, n, (size,), generator=generator).tolist()
@@ -83,6 +86,30 @@ class SubsetRandomSampler(Sampler):
 
     def __len__(self):
         return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """num_samples indices in [0, len(weights)) drawn with probabilities proportional to `weights`, with
+    replacement by default: torch's indices for a generator in the same state (tr.multinomial)."""
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if not _positive_int(num_samples):
+            raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(  # noqa: TRY004 (torch raises ValueError here)
+                f"replacement should be a boolean value, but got replacement={replacement}")
+        weights = factory.as_tensor(weights, dtype=np.float64)
+        if weights.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {tuple(weights.shape)}")
+        self.weights, self.num_samples, self.replacement = weights, num_samples, replacement
+        self.generator = check_generator(generator, "WeightedRandomSampler")
+
+    def __iter__(self):
+        yield from factory.multinomial(self.weights, self.num_samples, self.replacement,
+                                       generator=self.generator).tolist()
+
+    def __len__(self):
+        return self.num_samples
 
 
 class BatchSampler(Sampler):
