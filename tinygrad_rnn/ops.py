@@ -378,8 +378,9 @@ class Sigmoid(Function):
         # torch's form, 1 / (1 + exp(-x)): an exp costs half a tanh. Far below zero exp(-x) is inf
         # and the quotient the right 0, so NumPy's overflow warning says nothing worth saying.
         xp = backend.xp_of(x)
+        out = xp.empty_like(x)  # an array even for a 0-d x, whose ufunc results are scalars
         with backend.quiet_overflow(xp):
-            out = xp.exp(-x)
+            xp.exp(xp.negative(x, out=out), out=out)
         out += 1
         xp.divide(1, out, out=out)
         self.out = out

@@ -12,7 +12,7 @@
   directly.
 - The same elementwise op on adjacent slices of the same arrays (LSTM's i and f sigmoids on two
   neighbouring chunks of the gates, GRU's r and z sums and sigmoids), and of the same one-element
-  value (the 0.5 of a sigmoid's tanh form), runs once on the joined slice; each former result
+  value (the 1 of a sigmoid's 1 / (1 + exp(-z))), runs once on the joined slice; each former result
   becomes a view of the joined one. Ops that cannot fail on any finite input join across a gap of
   columns fewer than those they use (LSTM's i, f and o around g): the gap is computed for nothing,
   one call instead of two.
@@ -245,7 +245,7 @@ def _view(graph, base, axis, start, stop, out=None):
 
 
 def _shared(value):
-    """A value of one element (0.5 in 0.5 * tanh(z)): the same for every slice, so a sibling may read it."""
+    """A value of one element (the 1 in 1 + exp(-z)): the same for every slice, so a sibling may read it."""
     return int(np.prod(value.shape, dtype=np.int64)) == 1
 
 

@@ -525,13 +525,14 @@ class CrossEntropy(Function):
         n, n_classes = x.shape
         z = x - x.max(axis=1, keepdims=True)
         ones = xp.ones(n_classes, x.dtype)  # row sums as products: NumPy sums short rows one by one, 5x slower
-        e = xp.exp(z)
+        at_target = z[xp.arange(n), target]
+        per_row = z @ (ones if class_weight is None else class_weight) if smoothing else None
+        e = xp.exp(z, out=z)  # z is read no more: its memory becomes e's
         s = (e @ ones)[:, None]
         log_s = xp.log(s)[:, 0]
-        losses = (log_s - z[xp.arange(n), target]) * row_weight
+        losses = (log_s - at_target) * row_weight
         if smoothing:
             total_weight = n_classes if class_weight is None else class_weight.sum()
-            per_row = z @ (ones if class_weight is None else class_weight)
             losses = losses * (1 - smoothing) + (total_weight * log_s - per_row) * keep * (smoothing / n_classes)
         self.e, self.s, self.target, self.keep, self.row_weight = e, s, target, keep, row_weight
         self.class_weight, self.smoothing, self.reduction = class_weight, smoothing, reduction

@@ -154,7 +154,7 @@ class Workspace:
         self.h1, self.h2, self.h3 = (xp.empty((batch, hidden), dtype) for _ in range(3))
         self.gates = xp.empty((4, batch, hidden), dtype)   # one step's gate columns, gate-major
         self.gate_rows = tuple(self.gates)
-        self.sig, self.sig_rows = self.gates[:3], self.gate_rows[:3]   # LSTM i, f, o
+        self.sig = self.gates[:3]                                        # LSTM i, f, o
         self.rz = self.gates[1:3]                                        # GRU r, z
         self.w3 = xp.empty((3, batch, hidden), dtype)
         self.w3_rows = tuple(self.w3)
