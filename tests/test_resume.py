@@ -254,6 +254,20 @@ def interrupted(tmp_path, config):
     return path
 
 
+def test_a_checkpoint_with_an_earlier_generator_state_resumes_and_says_so(saved_run):
+    """NumPy's PCG64 state, as checkpoints held before the default generator became torch's."""
+    config, path = saved_run
+    loaded = load_checkpoint(path)
+    meta = dict(loaded["meta"], rng=np.random.default_rng(7).bit_generator.state)
+    save_checkpoint(path, loaded["model"], loaded["optimizer"], meta)
+    logged = []
+    longer = dataclasses.replace(config, steps=4)
+    result = train(longer, checkpoint=path, resume=True, progress=False, corpus=corpus(), log=logged.append)
+    assert any("random state of an earlier version's generator" in line and "seeded with 2" in line
+               for line in logged), logged
+    assert load_checkpoint(path)["meta"]["step"] == 4 and len(result.history["loss"]) == 4
+
+
 def test_resume_applies_a_new_lr_momentum_and_weight_decay_and_says_so(tmp_path):
     config = dataclasses.replace(RUNS["copy-sgd"], schedule="none")
     path = interrupted(tmp_path, config)

@@ -182,7 +182,7 @@ def _restore(path, config, model, optimizer, scheduler, task, log):
         if scheduler is not None and meta.get("scheduler") is not None:
             scheduler.load_state_dict(meta["scheduler"])
         task.load_state_dict(meta["task"])
-        default_generator.set_state(meta["rng"])
+        _restore_generator(meta["rng"], config.seed + step, path, log)
         history = _standard_history(meta["history"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} holds no usable training state ({type(error).__name__}: {error})") from None
@@ -191,6 +191,19 @@ def _restore(path, config, model, optimizer, scheduler, task, log):
     if config.steps != saved.steps and config.schedule in ("step", "cosine"):
         log(f"note: the {config.schedule} schedule keeps the span of the saved run ({saved.steps} steps)")
     return step, history
+
+
+def _restore_generator(state, fresh_seed, path, log):
+    """The default generator as the checkpoint left it. A checkpoint written while draws came from
+    NumPy's generator holds that generator's state (a dict), which torch's Mersenne Twister cannot take
+    up: the run goes on, its weights, optimizer and data position intact, from a generator seeded anew."""
+    if not isinstance(state, dict):
+        default_generator.set_state(state)
+        return
+    default_generator.manual_seed(fresh_seed)
+    log(f"note: {path} holds the random state of an earlier version's generator; the run goes on with the "
+        f"generator seeded with {fresh_seed} (the seed plus the step), so its dropout masks differ from "
+        f"those of an uninterrupted run")
 
 
 def _apply_new_hyperparameters(saved, config, optimizer, scheduler):
