@@ -884,13 +884,8 @@ class TensorMethods:
     def index_fill(self, dim, index, value):
         """A copy with the slices at `index` along dim set to value (a number, or a 0-d tensor that may
         require grad: it gets the gradient of every element it fills once)."""
-        if isinstance(value, _tensor_cls()):
-            if value.ndim:
-                raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with "
-                                   f"{value.ndim} dimension(s).")
-            value = value._as_dtype(self.dtype)
-        else:
-            value = _constant(_fill_value("index_fill", self, value))
+        value = _fill_operand("index_fill", self, value, lambda ndim: RuntimeError(
+            f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with {ndim} dimension(s)."))
         at, _ = _index_along("index_fill", self, dim, index)
         if at is None:
             return self.clone()
@@ -1534,13 +1529,8 @@ class TensorMethods:
         shape, is True."""
         from .tensor import where
         mask = _mask("masked_fill", self, mask, in_place=False)
-        if isinstance(value, _tensor_cls()):
-            if value.ndim:
-                raise ValueError(f"masked_fill: only supports a 0-dimensional value tensor, but got one with "
-                                 f"{value.ndim} dimension(s)")
-            value = value._as_dtype(self.dtype)
-        else:
-            value = _constant(_fill_value("masked_fill", self, value))
+        value = _fill_operand("masked_fill", self, value, lambda ndim: ValueError(
+            f"masked_fill: only supports a 0-dimensional value tensor, but got one with {ndim} dimension(s)"))
         return where(_constant(mask), value, self)
 
 
@@ -1683,6 +1673,16 @@ def _fill_value(op, tensor, value):
     from .dtypes import check_fits
     check_fits(np.asarray(value), tensor.dtype, op)  # no silent wrap of 300 into uint8, as torch refuses
     return tensor.xp.asarray(value).astype(tensor.dtype)
+
+
+def _fill_operand(op, tensor, value, too_many_dims):
+    """A fill value as a tensor of the tensor's dtype: a 0-d tensor (whose gradient is kept), or a number
+    (_fill_value); too_many_dims(ndim) is the error for a tensor of more dims, in torch's words for op."""
+    if not isinstance(value, _tensor_cls()):
+        return _constant(_fill_value(op, tensor, value))
+    if value.ndim:
+        raise too_many_dims(value.ndim)
+    return value._as_dtype(tensor.dtype)
 
 
 def _cat(tensors, dim):
