@@ -1,9 +1,9 @@
 """Tensor constructors with torch's names and signatures, and the random number generator.
 
 Random numbers are drawn on the host from a `tr.Generator` (generator.py; `tr.default_generator` when
-none is given) and then moved, so a seed gives the same weights on the CPU and on the GPU. What
-`randperm` and `randint` draw is torch's; normal and uniform numbers differ from torch's (only shapes,
-dtypes and ranges match).
+none is given) and then moved, so a seed gives the same weights on the CPU and on the GPU. What they
+draw is what torch's CPU generator draws after the same seed: integers, uniform and normal numbers
+(draws.py).
 
 Default dtypes follow torch: floating values make the default float (`tr.get_default_dtype()`, float32
 unless `tr.set_default_dtype` changed it), integers int64, booleans bool;
@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from . import backend, dtypes
+from . import backend, draws, dtypes
 from .generator import (
     Generator,
     check_generator,
@@ -35,7 +35,7 @@ def rng():
 
 
 def _twister(generator, fn):
-    """The tr.Generator torch's integers are drawn from: `generator`, else the default one (else, while a
+    """The tr.Generator torch's numbers are drawn from: `generator`, else the default one (else, while a
     stand-in stream is set, a Generator seeded from that stream)."""
     if check_generator(generator, fn) is not None:
         return generator
@@ -267,15 +267,17 @@ def empty_like(input, dtype=None, *, device=None, requires_grad=False):
 def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal numbers (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "randn"), _size(shape, "randn", size)
-    draws = numpy_source(generator, "randn", rng())
-    return _place(_allocated("randn", shape, lambda: draws.standard_normal(shape)), dtype, device, requires_grad)
+    source = _twister(generator, "randn")
+    return _place(_allocated("randn", shape, lambda: draws.normal(source, shape, dtype)), dtype, device,
+                  requires_grad)
 
 
 def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform numbers in [0, 1) (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "rand"), _size(shape, "rand", size)
-    draws = numpy_source(generator, "rand", rng())
-    return _place(_allocated("rand", shape, lambda: draws.random(shape)), dtype, device, requires_grad)
+    source = _twister(generator, "rand")
+    return _place(_allocated("rand", shape, lambda: draws.uniform(source, shape, dtype)), dtype, device,
+                  requires_grad)
 
 
 def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
@@ -360,8 +362,8 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         else:
             drawn = _torch_exponential_race(source, rows, num_samples)
     else:
-        draws = numpy_source(generator, "multinomial", rng())
-        drawn = np.stack([draws.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
+        source = numpy_source(generator, "multinomial", rng())
+        drawn = np.stack([source.choice(len(row), size=num_samples, replace=replacement, p=row / row.sum())
                           for row in weights])
     return _place(drawn if input.ndim == 2 else drawn[0], np.int64, input.device, False)
 
@@ -403,8 +405,9 @@ def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
     from .methods import _check_range
     shape, dtype = _size((shape,), "uniform"), _float_dtype(dtype, "uniform")
     _check_range("uniform", low, high)
-    return _place(_allocated("uniform", shape, lambda: rng().uniform(low, high, size=shape)), dtype, device,
-                  requires_grad)
+    source = _twister(None, "uniform")
+    return _place(_allocated("uniform", shape, lambda: draws.uniform(source, shape, dtype, low, high)), dtype,
+                  device, requires_grad)
 
 
 # ----------------------------------------------------------------------------- ranges

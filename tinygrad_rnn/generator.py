@@ -3,11 +3,11 @@
 A Generator given as `generator=` to `randperm`, `randint`, `multinomial`, the samplers and
 `random_split` draws the very numbers torch draws from a torch.Generator with the same
 seed, so a shuffled DataLoader visits its samples in torch's order. `tr.default_generator` is the global one: `tr.manual_seed` seeds it
-and returns it, and every draw given no generator takes from it. Normal and uniform numbers come from
-NumPy's algorithms over the same bit stream, so they differ from torch's.
+and returns it, and every draw given no generator takes from it. Uniform and normal numbers are torch's
+CPU ones too (draws.py), so a seed gives torch's initial weights.
 
 `get_state()` is torch's CPU generator state byte for byte (a uint8 Tensor of 5056 bytes: the initial
-seed, the twister's 624 words and position, and an empty normal-sample cache), so a state moves
+seed, the twister's 624 words and position, and the cached normal sample), so a state moves
 between torch and tr in both directions.
 """
 import numbers
@@ -17,12 +17,13 @@ import numpy as np
 SEEDS = (-2 ** 63, 2 ** 64)  # torch's range; a negative seed wraps around as it does there
 DEFAULT_SEED = 67280421310721  # torch.Generator().initial_seed()
 MT_WORDS = 624
-# torch's CPUGeneratorImplState: seed, left and seeded (int32), next, the words as uint64, three unused
-# doubles of normal cache and their flag, then a float cache and its flag; 5056 bytes with padding
-STATE_LAYOUT = np.dtype({"names": ["seed", "left", "seeded", "next", "words", "normal_is_valid",
+# torch's CPUGeneratorImplState: seed, left and seeded (int32), next, the words as uint64, three doubles
+# of which the second is the cached normal sample, its flag, then a float cache (unused by the CPU
+# kernels) and its flag; 5056 bytes with padding
+STATE_LAYOUT = np.dtype({"names": ["seed", "left", "seeded", "next", "words", "normal_y", "normal_is_valid",
                                    "float_normal_is_valid"],
-                         "formats": ["<u8", "<i4", "<i4", "<u8", ("<u8", MT_WORDS), "<i4", "u1"],
-                         "offsets": [0, 8, 12, 16, 24, 5040, 5052], "itemsize": 5056})
+                         "formats": ["<u8", "<i4", "<i4", "<u8", ("<u8", MT_WORDS), "<f8", "<i4", "u1"],
+                         "offsets": [0, 8, 12, 16, 24, 5024, 5040, 5052], "itemsize": 5056})
 
 
 def check_seed(seed, fn):
@@ -58,6 +59,7 @@ class Generator:
     def manual_seed(self, seed):
         self._seed = check_seed(seed, "Generator.manual_seed")
         self._bits.state = {"bit_generator": "MT19937", "state": {"key": _twister_key(self._seed), "pos": MT_WORDS}}
+        self._normal_cache = None  # the second normal of a Box-Muller pair (draws.py), as torch keeps it
         return self
 
     def get_state(self):
@@ -72,6 +74,8 @@ class Generator:
         state["seed"], state["left"], state["seeded"] = self._seed, MT_WORDS + 1 - pos, 1
         state["next"] = 0 if seeded else pos
         state["words"] = twister["key"]
+        if self._normal_cache is not None:
+            state["normal_y"], state["normal_is_valid"] = self._normal_cache, 1
         return tensor(np.frombuffer(state.tobytes(), np.uint8))
 
     def set_state(self, new_state):
@@ -91,6 +95,7 @@ class Generator:
         self._seed = int(state["seed"])
         self._bits.state = {"bit_generator": "MT19937", "state": {"key": state["words"].astype(np.uint32),
                                                                    "pos": MT_WORDS + 1 - int(state["left"])}}
+        self._normal_cache = float(state["normal_y"]) if state["normal_is_valid"] else None
         return self
 
     def initial_seed(self):
@@ -110,7 +115,7 @@ class Generator:
     @property
     def numpy(self):
         """A NumPy Generator over this generator's own bit stream, for the draws that need not be torch's
-        (normal and uniform numbers): seeded by manual_seed and advancing the same state."""
+        (multinomial from float16 weights): seeded by manual_seed and advancing the same state."""
         if getattr(self, "_numpy", None) is None or self._numpy.bit_generator is not self._bits:
             self._numpy = np.random.Generator(self._bits)
         return self._numpy

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend, factory
+from .. import backend, draws, factory
 from ..tensor import Tensor, no_grad
 from .module import Parameter
 
@@ -25,34 +25,39 @@ def zeros_like_state(batch, size, like):
     return factory.zeros(batch, size, dtype=like.dtype, device=like.device)
 
 
+def _dtype(tensor):
+    """The dtype the tensor's values are drawn in (torch draws in the tensor's own dtype)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"argument 'tensor' must be a Tensor, not {type(tensor).__name__}")
+    return tensor.dtype
+
+
 def _fill(tensor, values):
     """Write host values into the tensor in place under no_grad, as torch's initialisers (parameters keep
     their identity; the version counter moves on)."""
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"argument 'tensor' must be a Tensor, not {type(tensor).__name__}")
+    _dtype(tensor)
     with no_grad():
         tensor.copy_(backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device))
     return tensor
 
 
 def _generator(name, generator):
-    """Draws from the generator given, or from tr.default_generator (what tr.manual_seed seeds)."""
-    from ..generator import numpy_source
-    return numpy_source(generator, name, factory.rng())
+    """The tr.Generator to draw from: the one given, or tr.default_generator (what tr.manual_seed seeds)."""
+    return factory._twister(generator, name)
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """U(a, b), in place."""
     if not a <= b:
         raise ValueError(f"uniform_: expects to return a [from, to) range, but found from={a} > to={b}")
-    return _fill(tensor, _generator("uniform_", generator).uniform(a, b, size=tensor.shape))
+    return _fill(tensor, draws.uniform(_generator("uniform_", generator), tensor.shape, _dtype(tensor), a, b))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """N(mean, std^2), in place."""
     if not std >= 0:
         raise ValueError(f"normal_: expects std >= 0.0, but found std {std}")
-    return _fill(tensor, _generator("normal_", generator).normal(mean, std, size=tensor.shape))
+    return _fill(tensor, draws.normal(_generator("normal_", generator), tensor.shape, _dtype(tensor), mean, std))
 
 
 def constant_(tensor, value):
@@ -146,7 +151,7 @@ def _matrix_shape(tensor, name):
 def orthogonal_(tensor, gain=1.0, generator=None):
     """A (semi-)orthogonal matrix (Saxe et al. 2014): orthonormal rows or columns, whichever fit."""
     rows, cols = _matrix_shape(tensor, "orthogonal_")
-    flat = _generator("orthogonal_", generator).standard_normal((rows, cols))
+    flat = draws.normal(_generator("orthogonal_", generator), (rows, cols), _dtype(tensor)).astype(np.float64)
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
