@@ -33,7 +33,11 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        _uniform_by_fan_in(self, self.in_features)
+        if self.weight.numel():  # torch's kaiming_uniform_(a=sqrt(5)): 1/sqrt(in) as it rounds that bound
+            init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_features) if self.in_features else 0.0
+            init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
         check_tensor("Linear", "input", x)
