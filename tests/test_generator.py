@@ -1,4 +1,5 @@
-"""tr.Generator draws torch's numbers: randperm and randint from a generator seeded as a torch.Generator."""
+"""tr.Generator draws torch's numbers: randperm and randint from a generator seeded as a torch.Generator
+(uniform, normal and dropout draws: test_torch_draws.py)."""
 import numpy as np
 import pytest
 

@@ -115,3 +115,25 @@ def test_the_cached_normal_is_in_the_state_both_ways(torch):
         _same(tr.randn(5, generator=generator), want)
     assert torch.equal(torch.randn(5, generator=to_torch, dtype=torch.float32), want)
     assert tr.Generator().manual_seed(7).get_state().tolist() == torch.Generator().manual_seed(7).get_state().tolist()
+
+
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_dropout_between_recurrent_layers_draws_torchs_masks(torch, layer):
+    """The masks between stacked layers come in torch's order: the outputs agree to float32 rounding and
+    both generators end in the same place."""
+    x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(np.float32)
+    torch.manual_seed(0), tr.manual_seed(0)
+    theirs = getattr(torch.nn, layer)(4, 6, num_layers=3, dropout=0.4, dtype=torch.float32)
+    ours = getattr(tr.nn, layer)(4, 6, num_layers=3, dropout=0.4)
+    np.testing.assert_allclose(ours(tr.tensor(x))[0].numpy(), theirs(torch.tensor(x))[0].detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    _same(tr.rand(3), torch.rand(3, dtype=torch.float32))
+
+
+def test_the_float32_fused_multiply_add_rounds_once():
+    """(1 + 2**-12)**2 = 1 + 2**-11 + 2**-24 sits halfway between two float32s: a tiny addend decides the
+    way, which a sum rounded first to float64 would lose."""
+    from tinygrad_rnn.draws import _fma32
+    a = np.full(2, 1 + 2 ** -12, np.float32)
+    got = _fma32(a, a, np.array([2.0 ** -70, -2.0 ** -70], np.float32))
+    assert got.tolist() == [1 + 2 ** -11 + 2 ** -23, 1 + 2 ** -11]

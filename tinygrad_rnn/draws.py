@@ -22,19 +22,18 @@ F32 = np.float32
 
 
 def _fma32(a, b, c):
-    """float32 a * b + c rounded once, as the FMA instruction: the product is exact in float64; the sum's
-    rounding error (TwoSum) breaks the one case float64 then float32 rounding gets wrong, a float32 tie."""
-    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
-    p = a * b
-    s = p + c
-    bp = s - p
-    err = (p - (s - bp)) + (c - bp)
-    # a float64 sum that sits exactly halfway between two float32s was rounded there: move it off the tie
-    # toward the exact value so the float32 rounding goes the right way
-    mant = s.view(np.uint64) & np.uint64((1 << 29) - 1)
-    tie = (mant == np.uint64(1 << 28)) & (err != 0)
+    """float32 a * b + c rounded once, as the FMA instruction: the product is exact in float64, and the
+    float64 sum rounds to float32 as the exact one does unless it landed exactly halfway between two
+    float32s; there the sum's rounding error (TwoSum) says which way to go."""
+    p = np.multiply(a, b, dtype=np.float64)
+    s = p + np.float64(c) if np.ndim(c) == 0 else p + c.astype(np.float64)
+    tie = (s.view(np.uint64) & np.uint64((1 << 29) - 1)) == np.uint64(1 << 28)
     if tie.any():
-        s = np.where(tie, np.nextafter(s, s + err), s)
+        c = np.broadcast_to(np.asarray(c, np.float64), s.shape)[tie]
+        p, t = p[tie], s[tie]
+        bp = t - p
+        err = (p - (t - bp)) + (c - bp)
+        s[tie] = np.where(err != 0, np.nextafter(t, np.copysign(np.inf, err)), t)
     return s.astype(F32)
 
 
