@@ -137,3 +137,12 @@ def test_the_float32_fused_multiply_add_rounds_once():
     a = np.full(2, 1 + 2 ** -12, np.float32)
     got = _fma32(a, a, np.array([2.0 ** -70, -2.0 ** -70], np.float32))
     assert got.tolist() == [1 + 2 ** -11 + 2 ** -23, 1 + 2 ** -11]
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (8, 8), (20, 5)])
+def test_orthogonal_starts_from_torchs_normals(torch, shape):
+    """The same normals, so the same matrix up to the QR's rounding (NumPy's LAPACK against torch's)."""
+    torch.manual_seed(1), tr.manual_seed(1)
+    want = torch.nn.init.orthogonal_(torch.empty(*shape, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(tr.nn.init.orthogonal_(tr.empty(*shape, dtype=tr.float64)).numpy(), want, atol=1e-13)
+    _same(tr.rand(2), torch.rand(2, dtype=torch.float32))

@@ -215,7 +215,7 @@ def test_recurrent_with_any_cell(data):
 @cases(10)
 @given(p=st.sampled_from([0.0, 0.5, 1.0, -1, 2, "a", None]), x=tensors(("float64",), special=False))
 def test_dropout_module(p, x):
-    """Dropout in eval mode is the identity, p = 1 zeroes, and a bad p is refused (draws differ from torch's)."""
+    """Dropout in eval mode is the identity, p = 1 zeroes, and a bad p is refused (the masks: test_torch_draws.py)."""
     def call(m, x):
         layer = m.nn.Dropout(p)
         layer.eval() if p not in (0.0, 1.0) else layer.train()

@@ -128,7 +128,8 @@ def test_functional_activation(name, x):
 @cases(30)
 @given(x=tensors(FLOATS), p=st.sampled_from([0.0, 1.0, 0.5, -0.1, 1.5, float("nan")]), training=st.booleans())
 def test_dropout(x, p, training):
-    """Dropout's draws differ from torch's: compare the deterministic cases and the refusals."""
+    """The generators are not seeded alike here (seeded masks: test_torch_draws.py): compare the
+    deterministic cases and the refusals."""
     def call(m, x):
         out = m.nn.functional.dropout(x, p, training)
         return out if p in (0.0, 1.0) or not training else (tuple(out.shape), out.dtype)
