@@ -131,8 +131,12 @@ def test_no_grad_gives_the_same_output(name):
 @pytest.mark.parametrize("name", list(TRACEABLE))
 def test_float32_is_close_to_float64(name):
     options = OPTIONS["checkpoint_reverse_lengths"]
-    results = [run(make_layer(TRACEABLE[name], True, options, dtype=dtype), options, dtype=dtype)[0]
-               for dtype in ("float64", "float32")]
+    start = make_layer(TRACEABLE[name], True, options).state_dict()
+    results = []
+    for dtype in ("float64", "float32"):  # from the same weights (a seed draws per dtype, as torch's does)
+        layer = make_layer(TRACEABLE[name], True, options, dtype=dtype)
+        layer.load_state_dict({key: value.to(layer.state_dict()[key].dtype) for key, value in start.items()})
+        results.append(run(layer, options, dtype=dtype)[0])
     assert all(a.dtype == np.float32 for a in results[1])
     assert_same(results[1], results[0], atol=1e-4, rtol=1e-4)
 
@@ -378,9 +382,9 @@ def test_cells_with_masks_of_their_own_each_compile_up_to_a_limit(monkeypatch):
     assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=0), options)[0])
     with pytest.warns(UserWarning, match=r"op 'where' \(user_cells.py:\d+: .*self\.updating.*\): the condition of "
                                          r"where differs from call to call \(3 programs"):
-        got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=2), options)
+        got, passes = run(make_layer(TRACEABLE["RandomUnitsCell"], True, options, seed=6), options)
     assert passes == 1
-    assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=2), options)[0])
+    assert_same(got, run(make_layer(TRACEABLE["RandomUnitsCell"], False, options, seed=6), options)[0])
 
 
 def test_a_step_returning_its_one_state_as_a_tensor_is_called_as_a_cell_too():

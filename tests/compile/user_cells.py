@@ -15,7 +15,10 @@ from tinygrad_rnn.nn import functional as F
 
 
 def _weight(*shape, dtype=None, device=None, scale=0.4):
-    return nn.Parameter(tr.randn(*shape, dtype=dtype, device=device) * scale)
+    # drawn in float64 whatever the dtype, so a seed gives a cell the same weights (and masks drawn after
+    # them) in float32 as in float64
+    drawn = tr.randn(*shape, dtype=tr.float64, device=device) * scale
+    return nn.Parameter(drawn.to(dtype or tr.get_default_dtype()))
 
 
 class ConcatElmanCell(nn.Module):
