@@ -18,10 +18,23 @@ def _pair(torch, seed, given):
     return {}, {}
 
 
+def _bit_for_bit():
+    """Whether torch's normals can be rebuilt to the last bit here: torch dispatches its AVX2 kernels
+    (float32 normals: its own log and sincos, which tr rebuilds) and NumPy's float64 log, sin and cos
+    are the C library's, as torch's are (NumPy's AVX-512 ones round otherwise). Elsewhere the draws
+    are compared to a few units in the last place."""
+    import torch
+    from numpy._core._multiarray_umath import __cpu_features__
+    return torch.backends.cpu.get_cpu_capability() == "AVX2" and not __cpu_features__.get("AVX512F")
+
+
 def _same(ours, theirs):
     ours, theirs = ours.numpy(), theirs.detach().numpy()
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-    np.testing.assert_array_equal(ours, theirs)
+    if ours.dtype.kind != "f" or _bit_for_bit():
+        np.testing.assert_array_equal(ours, theirs)
+    else:
+        np.testing.assert_array_max_ulp(ours, theirs, maxulp=4)
 
 
 @pytest.mark.parametrize("given", [False, True])
