@@ -34,7 +34,7 @@ def rng():
     return default_generator.numpy if _rng is None else _rng
 
 
-def _twister(generator, fn):
+def generator_for(generator, fn):
     """The tr.Generator torch's numbers are drawn from: `generator`, else the default one (else, while a
     stand-in stream is set, a Generator seeded from that stream)."""
     if check_generator(generator, fn) is not None:
@@ -267,7 +267,7 @@ def empty_like(input, dtype=None, *, device=None, requires_grad=False):
 def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal numbers (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "randn"), _size(shape, "randn", size)
-    source = _twister(generator, "randn")
+    source = generator_for(generator, "randn")
     return _place(_allocated("randn", shape, lambda: draws.normal(source, shape, dtype)), dtype, device,
                   requires_grad)
 
@@ -275,7 +275,7 @@ def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_g
 def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform numbers in [0, 1) (from `generator` when given)."""
     dtype, shape = _float_dtype(dtype, "rand"), _size(shape, "rand", size)
-    source = _twister(generator, "rand")
+    source = generator_for(generator, "rand")
     return _place(_allocated("rand", shape, lambda: draws.uniform(source, shape, dtype)), dtype, device,
                   requires_grad)
 
@@ -299,7 +299,7 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
     if dtype.kind == "b" and (low < 0 or high > 2):
         raise ValueError(f"randint: values in [{low}, {high}) are out of bounds for bool")
     dtypes.check_fits(np.asarray([low, high - 1]), dtype, "randint")
-    return _place(_torch_integers(_twister(generator, "randint"), low, high, size), dtype, device, requires_grad)
+    return _place(_torch_integers(generator_for(generator, "randint"), low, high, size), dtype, device, requires_grad)
 
 
 def _torch_integers(generator, low, high, size):
@@ -318,7 +318,7 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
         raise ValueError(f"randperm: trying to create a tensor with negative dimension {n}: [{n}]")
     dtype = _dtype(dtype, "randperm", default=np.int64)
     order = np.arange(n, dtype=np.int64)
-    words = _twister(generator, "randperm").random32(max(n - 1, 0))
+    words = generator_for(generator, "randperm").random32(max(n - 1, 0))
     for i, word in enumerate(words.tolist()):
         j = i + word % (n - i)
         order[i], order[j] = order[j], order[i]
@@ -356,7 +356,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from a row with "
                          f"{nonzero.min()} non-zero weights (shape {input.shape})")
     if input.dtype in (np.float32, np.float64):
-        rows, source = np.atleast_2d(backend.to_numpy(input.array)), _twister(generator, "multinomial")
+        rows, source = np.atleast_2d(backend.to_numpy(input.array)), generator_for(generator, "multinomial")
         if replacement and num_samples > 1:
             drawn = np.stack([_torch_inverse_cdf(source, row, num_samples) for row in rows])
         else:
@@ -405,7 +405,7 @@ def uniform(shape, low, high, dtype=None, device=None, requires_grad=False):
     from .methods import _check_range
     shape, dtype = _size((shape,), "uniform"), _float_dtype(dtype, "uniform")
     _check_range("uniform", low, high)
-    source = _twister(None, "uniform")
+    source = generator_for(None, "uniform")
     return _place(_allocated("uniform", shape, lambda: draws.uniform(source, shape, dtype, low, high)), dtype,
                   device, requires_grad)
 

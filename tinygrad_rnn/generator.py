@@ -1,10 +1,10 @@
 """`tr.Generator`: torch's CPU generator, a Mersenne Twister seeded as torch seeds it.
 
 A Generator given as `generator=` to `randperm`, `randint`, `multinomial`, the samplers and
-`random_split` draws the very numbers torch draws from a torch.Generator with the same
-seed, so a shuffled DataLoader visits its samples in torch's order. `tr.default_generator` is the global one: `tr.manual_seed` seeds it
-and returns it, and every draw given no generator takes from it. Uniform and normal numbers are torch's
-CPU ones too (draws.py), so a seed gives torch's initial weights.
+`random_split` draws the very numbers torch draws from a torch.Generator with the same seed, so a
+shuffled DataLoader visits its samples in torch's order. `tr.default_generator` is the global one:
+`tr.manual_seed` seeds it and returns it, and every draw given no generator takes from it. Uniform
+and normal numbers are torch's CPU ones too (draws.py), so a seed gives torch's initial weights.
 
 `get_state()` is torch's CPU generator state byte for byte (a uint8 Tensor of 5056 bytes: the initial
 seed, the twister's 624 words and position, and the cached normal sample), so a state moves

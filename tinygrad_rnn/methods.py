@@ -1443,11 +1443,11 @@ class TensorMethods:
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         from . import draws
-        from .factory import _twister
+        from .factory import generator_for
         _floating_only("normal_", self)
         if not (np.isfinite(mean) and np.isfinite(std) and std >= 0):
             raise ValueError(f"normal_: expects a finite mean and std >= 0; got mean={mean}, std={std}")
-        drawn = draws.normal(_twister(generator, "normal_"), self.shape, self.dtype, mean, std)
+        drawn = draws.normal(generator_for(generator, "normal_"), self.shape, self.dtype, mean, std)
         if self._in_place("normal_"):
             return self._put("normal_", Ellipsis, drawn)
         self.array[...] = backend.to_device(drawn, self.device)
@@ -1455,10 +1455,10 @@ class TensorMethods:
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
         from . import draws
-        from .factory import _twister
+        from .factory import generator_for
         _floating_only("uniform_", self)
         _check_range("uniform_", a, b)
-        drawn = draws.uniform(_twister(generator, "uniform_"), self.shape, self.dtype, a, b)
+        drawn = draws.uniform(generator_for(generator, "uniform_"), self.shape, self.dtype, a, b)
         if self._in_place("uniform_"):
             return self._put("uniform_", Ellipsis, drawn)
         self.array[...] = backend.to_device(drawn, self.device)

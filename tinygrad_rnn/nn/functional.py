@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import backend, draws
-from ..factory import _twister
+from ..factory import generator_for
 from ..methods import check_dim
 from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
@@ -1001,7 +1001,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1:
         return input * 0.0
-    keep = draws.bernoulli(_twister(None, "dropout"), input.shape, 1 - p).astype(input.dtype)
+    keep = draws.bernoulli(generator_for(None, "dropout"), input.shape, 1 - p).astype(input.dtype)
     keep /= np.asarray(1 - p, dtype=input.dtype)  # torch's mask: bernoulli_(1 - p), divided by 1 - p
     return input * Tensor._make(backend.to_device(keep, input.device), None)
 

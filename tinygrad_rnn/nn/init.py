@@ -1,7 +1,8 @@
 """Initialisers that fill a tensor in place, as torch.nn.init does.
 
-Values are drawn on the host from `tr.default_generator` (or `generator=`) and then copied to the tensor's device, so
-`tr.manual_seed(s)` gives the same weights on the CPU and on the GPU. Recurrent weights stack one
+Values are drawn on the host from `tr.default_generator` (or `generator=`), in the tensor's dtype as
+torch draws them, and then copied to the tensor's device, so `tr.manual_seed(s)` gives torch's weights,
+the same on the CPU and on the GPU. Recurrent weights stack one
 block of rows per gate (LSTM i,f,g,o; GRU r,z,n); `per_gate` applies an initialiser to each block.
 """
 import math
@@ -25,39 +26,35 @@ def zeros_like_state(batch, size, like):
     return factory.zeros(batch, size, dtype=like.dtype, device=like.device)
 
 
-def _dtype(tensor):
-    """The dtype the tensor's values are drawn in (torch draws in the tensor's own dtype)."""
+def _checked(tensor):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"argument 'tensor' must be a Tensor, not {type(tensor).__name__}")
-    return tensor.dtype
+    return tensor
 
 
 def _fill(tensor, values):
     """Write host values into the tensor in place under no_grad, as torch's initialisers (parameters keep
     their identity; the version counter moves on)."""
-    _dtype(tensor)
+    _checked(tensor)
     with no_grad():
         tensor.copy_(backend.to_device(np.asarray(values, dtype=tensor.dtype), tensor.device))
     return tensor
-
-
-def _generator(name, generator):
-    """The tr.Generator to draw from: the one given, or tr.default_generator (what tr.manual_seed seeds)."""
-    return factory._twister(generator, name)
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """U(a, b), in place."""
     if not a <= b:
         raise ValueError(f"uniform_: expects to return a [from, to) range, but found from={a} > to={b}")
-    return _fill(tensor, draws.uniform(_generator("uniform_", generator), tensor.shape, _dtype(tensor), a, b))
+    source, tensor = factory.generator_for(generator, "uniform_"), _checked(tensor)
+    return _fill(tensor, draws.uniform(source, tensor.shape, tensor.dtype, a, b))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """N(mean, std^2), in place."""
     if not std >= 0:
         raise ValueError(f"normal_: expects std >= 0.0, but found std {std}")
-    return _fill(tensor, draws.normal(_generator("normal_", generator), tensor.shape, _dtype(tensor), mean, std))
+    source, tensor = factory.generator_for(generator, "normal_"), _checked(tensor)
+    return _fill(tensor, draws.normal(source, tensor.shape, tensor.dtype, mean, std))
 
 
 def constant_(tensor, value):
@@ -151,7 +148,8 @@ def _matrix_shape(tensor, name):
 def orthogonal_(tensor, gain=1.0, generator=None):
     """A (semi-)orthogonal matrix (Saxe et al. 2014): orthonormal rows or columns, whichever fit."""
     rows, cols = _matrix_shape(tensor, "orthogonal_")
-    flat = draws.normal(_generator("orthogonal_", generator), (rows, cols), _dtype(tensor)).astype(np.float64)
+    flat = draws.normal(factory.generator_for(generator, "orthogonal_"), (rows, cols), tensor.dtype)
+    flat = flat.astype(np.float64)
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
