@@ -5,8 +5,8 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.compile.cells import NormalizedCell
-from tinygrad_rnn.compile import drive, rewrite
-from tinygrad_rnn.ops import Add, Div, Exp, Mean, Mul, Neg, Sigmoid, Tanh
+from tinygrad_rnn.compile import drive, rewrite, simplify
+from tinygrad_rnn.ops import Add, Div, Exp, Mean, Mul, Neg, Sigmoid, Sub, Tanh
 
 CELLS = {"layer_norm_lstm": tr.nn.LayerNormLSTMCell, "normalized": NormalizedCell}
 
@@ -92,3 +92,21 @@ def test_a_gradient_shared_by_two_products_multiplies_their_forward_sum(monkeypa
         loop_ops = out[0].grad_fn.compiled.program.bplans[plan].loop_ops
         assert not [op for op in loop_ops if op.cls is Neg]
         assert len([op for op in loop_ops if op.cls is Mul and seeds & {v.id for v in op.inputs}]) == 3
+
+
+def test_a_layer_norm_keeps_its_normalised_input_for_backward_and_not_the_centred_one(monkeypatch):
+    """The VJP reads x - mean beside (x - mean) / std: it reads the quotient times the std instead, so
+    the forward keeps one wide value fewer per norm and step (two in LayerNormLSTMCell)."""
+    def saved_widths(program):
+        values = {v.id: v for v in program.fplan.graph.values}
+        return sorted(values[i].shape[-1] for i in program.fplan.saved if values[i].shape[-1] > 1)
+
+    monkeypatch.setattr(drive, "_CACHE", {})
+    program = compiled(tr.nn.LayerNormLSTMCell).program
+    with monkeypatch.context() as plain:
+        plain.setattr(drive, "_CACHE", {})
+        plain.setattr(simplify, "_from_quotient", lambda g, op: None)
+        before = compiled(tr.nn.LayerNormLSTMCell).program
+    assert saved_widths(before) == sorted(saved_widths(program) + [8, 32])  # the cell's and the gates' centred
+    centred = {op.out.id for op in program.fplan.graph.ops if op.cls is Sub}
+    assert not centred & program.fplan.saved

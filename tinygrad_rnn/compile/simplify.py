@@ -13,7 +13,13 @@ alone runs once for all steps (plan.py: fpre). The VJPs, written op by op, mix t
 - `l * a + l * b` with a and b forward becomes `l * (a + b)`;
 - a product chain (of Mul, Div and Neg ops each read once) with one gradient-dependent factor and
   several forward factors becomes `g * (their product)`: the product is computed before the loop,
-  the loop keeps one call. Rounding moves by an ulp or two per reassociated factor.
+  the loop keeps one call. Rounding moves by an ulp or two per reassociated factor;
+- `l * u` (l the gradient's, a row statistic) with u a wide forward value that the forward divides by
+  a row statistic, `q = u / s`, and whose quotient the VJP reads anyway, becomes `(l * s) * q`: the
+  forward then keeps q alone instead of both (a layer norm's centred input beside its normalised
+  one), a wide buffer written each step and read back fewer, and the reassociation above folds s
+  into l's forward factors. It differs from u by an ulp, and only where s is 0 or infinite (q then
+  is not finite, nor is the quotient's own VJP) can it differ further.
 
 A chain is rewritten only where it costs less with the forward-only ops run for all steps at once
 (small segments) and no more with them run step by step (large ones): see `per_step_cost`.
@@ -21,6 +27,7 @@ A chain is rewritten only where it costs less with the forward-only ops run for 
 import numpy as np
 
 from ..ops import Add, Div, Getitem, Mean, Mul, Neg, Sub, Sum
+from .plan import is_row_statistic
 from .trace import Op, Value, ancestors
 
 # what one step of an op costs, in elements written: a NumPy call has a fixed price; an input
@@ -53,6 +60,14 @@ class _Graph:
                 self.uses[v.id] = self.uses.get(v.id, 0) + 1
         self.added = []  # the ops made for the op being rewritten, in order
         self.products = set()   # forward products made here (a later chain around one flattens it)
+        self.quotient_of = {}   # u.id -> (q, s) for the forward's q = u / s, s a row statistic
+        outputs = {v.id for v in graph.outputs}
+        for op in graph.ops:
+            u, s = op.inputs[:2] if len(op.inputs) == 2 else (None, None)
+            if op.cls is Div and op.out.id in self.per_time and u.op is not None and u.id not in outputs and \
+                    u.shape == op.out.shape and u.dtype == op.out.dtype and is_row_statistic(s.shape) and \
+                    _size(s) < _size(u):
+                self.quotient_of.setdefault(u.id, (op.out, s))
 
     def mark(self, op):
         ids = {v.id for v in op.inputs}
@@ -140,6 +155,21 @@ def _twice_added(g, op):
         return None
     twice = g.make(Mul, [g.make(Add, [s, s]), t])
     return Op(Add, [a, twice], {}, op.out), [op, inner.op, b.op]
+
+
+def _from_quotient(g, op):
+    """l * u (l the gradient's and smaller, u read by this op alone) with q = u / s in the forward and q
+    read by the VJP -> (l * s) * q: u need not be kept for backward."""
+    if op.cls is not Mul:
+        return None
+    for l, u in (op.inputs, op.inputs[::-1]):
+        found = g.quotient_of.get(u.id)
+        if found is None or l.id not in g.loop or u.id in g.loop or g.uses.get(u.id) != 1 or \
+                not g.uses.get(found[0].id) or _size(l) >= _size(u) or u.shape != op.out.shape:
+            continue
+        q, s = found
+        return Op(Mul, [g.make(Mul, [l, s]), q], {}, op.out), [op]
+    return None
 
 
 def _cheaper(g, before, new):
@@ -313,7 +343,8 @@ def simplify(graph, bgraph, per_time_ids):
         found = None
         if op.out.id in g.loop:
             found = _push_negation(g, op) or _twice_added(g, op) or _doubled(g, op) or _mean_of_sum(g, op) or \
-                _factored(g, op) or (_reassociate(g, op) if op.cls in (Mul, Div, Neg) else None)
+                _factored(g, op) or _from_quotient(g, op) or \
+                (_reassociate(g, op) if op.cls in (Mul, Div, Neg) else None)
         if found is None:
             ops.append(op)
             return
