@@ -20,12 +20,13 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import format_ms, interleaved_medians, machine, table
+from bench.common import format_ms, interleaved_times, machine, paired_ratio, table
 from tinygrad_rnn.data import CharCorpus
 from tinygrad_rnn.nn.utils import clip_grad_norm_
 from tinygrad_rnn.train import TrainConfig, build, make_task
@@ -117,7 +118,8 @@ def synchronised(step, device):
 
 
 def measure(configs, device, threads, steps, warmup, clock="wall"):
-    """{label: (ours ms, torch ms)} for every config, in this process."""
+    """{label: (ours ms, torch ms, (ratio, its first and third quartile))} for every config, in this
+    process: median step times, and the median of the two libraries' ratios round by round."""
     import torch
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -132,8 +134,9 @@ def measure(configs, device, threads, steps, warmup, clock="wall"):
             step, weights = ours(config, corpus, iter(batches))
             runs = {"ours": synchronised(step, device),
                     "torch": synchronised(theirs(torch, config, corpus.vocab_size, weights, iter(batches)), device)}
-            ms = interleaved_medians(runs, warmup=warmup, repeats=steps, clock=CLOCKS[clock])
-            times[label] = (ms["ours"], ms["torch"])
+            rounds = interleaved_times(runs, warmup=warmup, repeats=steps, clock=CLOCKS[clock])
+            ms = {name: statistics.median(t) for name, t in rounds.items()}
+            times[label] = (ms["ours"], ms["torch"], paired_ratio(rounds["ours"], rounds["torch"]))
             print(f"  {label}: ours {ms['ours']:.1f} ms, torch {ms['torch']:.1f} ms", file=sys.stderr, flush=True)
     return times
 
@@ -146,12 +149,13 @@ def native_run(args):
     command = [sys.executable, os.path.abspath(__file__), "--json", "--threads", str(args.threads),
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--clock", args.clock]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return {label: tuple(v) for label, v in json.loads(out.splitlines()[-1]).items()}
+    return {label: (mine, reference, tuple(ratio))
+            for label, (mine, reference, ratio) in json.loads(out.splitlines()[-1]).items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=15, help="timed steps per library and config")
+    parser.add_argument("--steps", type=int, default=25, help="timed steps per library and config")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="threads of NumPy's BLAS and of torch (CPU)")
     parser.add_argument("--blas", default="as-is", choices=["as-is", "native"],
@@ -177,20 +181,22 @@ def main():
     where = (f"NumPy BLAS and torch on {args.threads} thread(s)" if args.device == "cpu"
              else "GPU, TF32 off on both sides")
     print(f"{machine()}; {blas_setting()}; {where}; float32; median {args.clock} time of {args.steps} steps "
-          f"after {args.warmup} warm-up", flush=True)
+          f"after {args.warmup} warm-up; ours/torch: the median of the ratios round by round (one step of each)",
+          flush=True)
     times = measure(configs, args.device, args.threads, args.steps, args.warmup, args.clock)
     native = native_run(args) if args.device == "cpu" else None
-    headers = ["config", "ours chars/s", "torch chars/s", "ours ms/step", "torch ms/step", "ours/torch time"]
+    headers = ["config", "ours chars/s", "torch chars/s", "ours ms/step", "torch ms/step", "ours/torch time",
+               "quartiles"]
     if native:
         headers.append("ours/torch, native BLAS")
     rows = []
-    for label, (mine, reference) in times.items():
+    for label, (mine, reference, (ratio, q1, q3)) in times.items():
         config = configs[label]
         chars = config.batch_size * config.seq_len
         row = [label, f"{chars * 1e3 / mine:,.0f}", f"{chars * 1e3 / reference:,.0f}", format_ms(mine),
-               format_ms(reference), f"{mine / reference:.2f}"]
+               format_ms(reference), f"{ratio:.2f}", f"{q1:.2f} to {q3:.2f}"]
         if native:
-            row.append(f"{native[label][0] / native[label][1]:.2f}")
+            row.append(f"{native[label][2][0]:.2f}")
         rows.append(row)
     print(table(headers, rows))
     if args.device == "cpu" and not native:

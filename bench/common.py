@@ -1,7 +1,9 @@
 """Timing helpers for the benchmarks: medians after warm-up, round-robin runs, tables with ratios.
 
 Run the contenders of one row round-robin (`interleaved_medians`) so that a busy machine slows
-them all alike, and report ratios measured in the same run rather than absolute times.
+them all alike, and report ratios measured in the same run rather than absolute times. Where the
+machine's speed drifts during a run, `paired_ratio` takes the ratio within each round (the two
+contenders ran one after the other) and gives their median and quartiles.
 """
 import os
 import platform
@@ -19,6 +21,11 @@ def interleaved_medians(fns, warmup=1, repeats=5, clock=time.perf_counter):
 
     clock: time.perf_counter (wall time) or time.process_time (this process's CPU time, steadier
     than wall time on a machine that other jobs keep busy; one-thread runs only)."""
+    return {name: statistics.median(t) for name, t in interleaved_times(fns, warmup, repeats, clock).items()}
+
+
+def interleaved_times(fns, warmup=1, repeats=5, clock=time.perf_counter):
+    """{name: [ms of each round]} for a dict of callables, timed in turn within each round."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -30,7 +37,14 @@ def interleaved_medians(fns, warmup=1, repeats=5, clock=time.perf_counter):
             start = clock()
             fns[name]()
             times[name].append((clock() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def paired_ratio(numerators, denominators):
+    """(median, first quartile, third quartile) of the ratios of two contenders' times round by round."""
+    ratios = sorted(a / b for a, b in zip(numerators, denominators))
+    q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return median, q1, q3
 
 
 def ratio(numerator, denominator):
