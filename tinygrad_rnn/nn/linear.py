@@ -213,8 +213,9 @@ def add_rows(target, index, values):
     """target[index[k]] += values[k] for every k, repeated rows summed: NumPy, target (rows, width).
 
     A stable sort puts each row's contributions next to each other, and each run is summed at once:
-    with np.add.reduceat, or, for a few wide rows, one vectorised sum per run (reduceat walks wide
-    runs column by column and is then several times slower).
+    with np.add.reduceat, or, for a few wide rows, one product with a row of ones per run (reduceat
+    walks wide runs column by column and is then several times slower; a BLAS product is about
+    twice as fast as `sum(axis=0)` there).
     """
     flat = index.reshape(-1)
     if flat.size == 0:
@@ -226,8 +227,10 @@ def add_rows(target, index, values):
     grouped = values[order]
     if len(starts) <= RUN_LOOP_MAX_RUNS and values.shape[1] >= RUN_LOOP_MIN_WIDTH:
         bounds = starts.tolist() + [flat.size]
+        ones, run_sum = np.ones(flat.size, values.dtype), np.empty(values.shape[1], values.dtype)
         for row, lo, hi in zip(rows[starts].tolist(), bounds, bounds[1:]):
-            target[row] += grouped[lo:hi].sum(axis=0)
+            np.matmul(ones[:hi - lo], grouped[lo:hi], out=run_sum)
+            target[row] += run_sum
     else:
         target[rows[starts]] += np.add.reduceat(grouped, starts, axis=0)
     return target
