@@ -179,7 +179,8 @@ def _run(tensors, grads, retain_graph, create_graph, capture, only, stop=frozens
     """
     generic = create_graph or _state.forward_ad  # gradients as recorded or tangent-carrying tensors
     mode = enable_grad() if create_graph else no_grad()
-    with mode:
+    xp = backend.xp_of(tensors[0].array) if tensors else None
+    with mode, backend.ieee_quiet(xp):   # a gradient may be inf or NaN (0 * 1/0): torch's, silently
         for t, g in zip(tensors, grads):
             if t._ctx is None:
                 _to_leaf(t, g, capture, only, create_graph)

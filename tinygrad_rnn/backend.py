@@ -142,10 +142,11 @@ def to_numpy(array):
     return array if isinstance(array, np.ndarray) else np.asarray(to_device(array, "cpu"))
 
 
-def quiet_overflow(xp):
-    """A context where NumPy says nothing of overflow (exp(-x) of a sigmoid far below zero is inf, and
-    1 / (1 + inf) the right 0); CuPy never warns."""
-    return np.errstate(over="ignore") if xp is np else contextlib.nullcontext()
+def ieee_quiet(xp):
+    """A context where NumPy says nothing of results that are inf or NaN (log(0), 1 / 0, exp(1000),
+    sqrt(-1), 0 * inf): torch returns the IEEE value and says nothing, and so do the primitives that
+    meet such values, backward and the recurrent passes, which run inside it. CuPy never warns."""
+    return np.errstate(all="ignore") if xp is np else contextlib.nullcontext()
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf: the C library's, element by element

@@ -5,6 +5,8 @@
 gradients and forward over reverse work; the engine undoes broadcasting. Each op keeps only what its
 backward needs (`saves` names the inputs), preferring its output (exp, tanh, sigmoid) over its input.
 """
+import functools
+
 import numpy as np
 
 from . import backend
@@ -13,6 +15,16 @@ from .tensor import Function, Tensor, _state
 
 def _constant(array):
     return Tensor._make(array, None)
+
+
+def _ieee(forward):
+    """A forward that meets values outside its op's domain or overflows (log(0), 1 / 0, exp(1000)): its
+    IEEE result (-inf, inf, NaN) without NaN's warning, as torch gives it (see backend.ieee_quiet)."""
+    @functools.wraps(forward)
+    def quiet(self, x, *rest, **options):
+        with backend.ieee_quiet(backend.xp_of(x)):
+            return forward(self, x, *rest, **options)
+    return quiet
 
 
 def _zero_if_none(tangent, like):
@@ -77,6 +89,7 @@ class Mul(Function):
 class Div(Function):
     saves = (1,)
 
+    @_ieee
     def forward(self, x, y):
         self.out = x / y
         return self.out
@@ -95,6 +108,7 @@ class Pow(Function):
     """x ** y; where y == 0 the gradient for x is 0, and where x == 0 (y >= 0) the one for y, as torch."""
     saves = (0, 1)
 
+    @_ieee
     def forward(self, x, y):
         self.out = x ** y
         return self.out
@@ -316,6 +330,7 @@ class Neg(Function):
 class Exp(Function):
     saves = ()
 
+    @_ieee
     def forward(self, x):
         self.out = backend.xp_of(x).exp(x)
         return self.out
@@ -330,6 +345,7 @@ class Exp(Function):
 class Log(Function):
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
         return backend.xp_of(x).log(x)
 
@@ -344,6 +360,7 @@ class Sqrt(Function):
     """Its own op, not x ** 0.5: IEEE's pow(-inf, 0.5) is +inf and pow(-0, 0.5) is +0, sqrt gives NaN and -0."""
     saves = ()
 
+    @_ieee
     def forward(self, x):
         self.out = backend.xp_of(x).sqrt(x)
         return self.out
@@ -374,13 +391,13 @@ class Tanh(Function):
 class Sigmoid(Function):
     saves = ()
 
+    @_ieee
     def forward(self, x):
         # torch's form, 1 / (1 + exp(-x)): an exp costs half a tanh. Far below zero exp(-x) is inf
         # and the quotient the right 0, so NumPy's overflow warning says nothing worth saying.
         xp = backend.xp_of(x)
         out = xp.empty_like(x)  # an array even for a 0-d x, whose ufunc results are scalars
-        with backend.quiet_overflow(xp):
-            xp.exp(xp.negative(x, out=out), out=out)
+        xp.exp(xp.negative(x, out=out), out=out)
         out += 1
         xp.divide(1, out, out=out)
         self.out = out
@@ -436,6 +453,7 @@ class Log1p(Function):
     """log(1 + x), exact for small x."""
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
         return backend.xp_of(x).log1p(x)
 
@@ -450,6 +468,7 @@ class Expm1(Function):
     """exp(x) - 1, exact for small x; its slope exp(x) is the output plus one."""
     saves = ()
 
+    @_ieee
     def forward(self, x):
         self.out = backend.xp_of(x).expm1(x)
         return self.out
@@ -491,6 +510,7 @@ class Asin(Function):
     """arcsin; its slope 1 / sqrt(1 - x**2) (infinite at +-1, as torch's)."""
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
         return backend.xp_of(x).arcsin(x)
 
@@ -509,6 +529,7 @@ class Acos(Function):
     """arccos; its slope is arcsin's, negated."""
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
         return backend.xp_of(x).arccos(x)
 
@@ -642,7 +663,8 @@ def max_weights(x, out, axis, nan_shares=False):
         equal |= xp.isnan(x) & xp.isnan(out)
     # a float mask keeps the gradient in x's dtype; integer inputs never get a gradient
     weights = equal.astype(x.dtype if x.dtype.kind == "f" else np.float32)
-    weights /= weights.sum(axis=axis, keepdims=True)
+    with backend.ieee_quiet(backend.xp_of(x)):   # a NaN maximum no element equals: 0 / 0, torch's NaN
+        weights /= weights.sum(axis=axis, keepdims=True)
     return weights
 
 
@@ -962,6 +984,7 @@ class ToDevice(Function):
 class Cast(Function):
     saves = ()
 
+    @_ieee   # a float too large for the narrower type becomes inf, as in torch
     def forward(self, x, dtype):
         self.source, self.target = x.dtype, dtype
         return x.astype(dtype)

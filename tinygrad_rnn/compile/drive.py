@@ -382,7 +382,7 @@ class Sequence:
             if s:
                 self.starts.append(starts)
             env = self._env(p0, p1, starts)
-            with backend.quiet_overflow(self.xp):   # a sigmoid's exp(-z), see backend
+            with backend.ieee_quiet(self.xp):   # a sigmoid's exp(-z), see backend
                 run(env, p1 - p0, self.rows[p0:p1])
             slot = self._time_slice(p0, p1)
             outputs = self._in_time_order(env["S0"][1:])
@@ -423,7 +423,7 @@ class Sequence:
                 env = self.env
             else:  # checkpointed (or a second backward): recompute the segment from its start
                 env = self._env(p0, p1, self.starts[s])
-                with backend.quiet_overflow(xp):
+                with backend.ieee_quiet(xp):
                     program.forward(env, p1 - p0, self.rows[p0:p1])
             env.update(carries)
             env["G"] = g_proc[p0:p1]

@@ -266,8 +266,10 @@ def _floating_input(name, input, dtype):
 
 
 def _shifted(x, dim):
-    """x minus its (constant) maximum along dim: exp never overflows, the gradient is unchanged."""
-    return x - DetachedMax.apply(x, axis=dim)
+    """x minus its (constant) maximum along dim: exp never overflows, the gradient is unchanged. A row
+    all -inf gives NaN, as torch's softmax does, and as quietly."""
+    with backend.ieee_quiet(x.xp):
+        return x - DetachedMax.apply(x, axis=dim)
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):

@@ -236,7 +236,7 @@ class _NumpySteps(_StepLoop):
             blocks = list(K.column_blocks(seg.S, H))
             R_rz, R_hn, b_hn = self.R_blocks[:2], self.R_blocks[2], self.w.b_hn
         h_prev, c_prev = h_start, c_start
-        with backend.quiet_overflow(np):   # the sigmoids' exp(-a), see fused_kernels
+        with backend.ieee_quiet(np):   # the sigmoids' exp(-a), see fused_kernels
             for j, jp in forward_order(seg.L, reverse):
                 np.matmul(h_prev, whT, out=R)
                 h_out = Hc[j]

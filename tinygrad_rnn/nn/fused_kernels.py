@@ -44,7 +44,7 @@ def lstm_forward(S_t, R, views, c_prev, c_out, tanh_c_out, h_out, work):
     sig_t, g_t, gates_t = views
     sig, (i, f, o, g) = work.sig, work.gate_rows
     np.add(S_t, R, out=S_t)
-    np.exp(sig_t, out=sig)                            # exp(-a), inf far below 0: the steps run quiet_overflow
+    np.exp(sig_t, out=sig)                            # exp(-a), inf far below 0: the steps run ieee_quiet
     np.add(sig, work.one, out=sig)
     np.divide(work.one, sig, out=sig)                 # 1 / (1 + exp(-a))
     np.tanh(g_t, out=g)
