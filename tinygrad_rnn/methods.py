@@ -587,6 +587,7 @@ class TensorMethods:
         mat1, mat2 = _tensor_argument("addmm", "mat1", mat1), _tensor_argument("addmm", "mat2", mat2)
         if mat1.ndim != 2 or mat2.ndim != 2:
             raise ValueError(f"addmm: mat1 and mat2 must be matrices; got shapes {mat1.shape} and {mat2.shape}")
+        _one_dtype("addmm", self, mat1, mat2)
         return _beta_plus_alpha("addmm", self, mat1 @ mat2, beta, alpha)
 
     def trace(self):
@@ -1021,8 +1022,8 @@ class TensorMethods:
             raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
                                f"{list(self.shape)} and {list(other.shape)}")
         _one_dtype("inner", self, other)
-        k = self.shape[-1]
-        return (self.reshape(-1, k) @ other.reshape(-1, k).mT).reshape(self.shape[:-1] + other.shape[:-1])
+        rows, cols = (t.reshape(math.prod(t.shape[:-1]), t.shape[-1]) for t in (self, other))  # no -1: k may be 0
+        return (rows @ cols.mT).reshape(self.shape[:-1] + other.shape[:-1])
 
     def addmv(self, mat, vec, *, beta=1, alpha=1):
         """beta * self + alpha * (mat @ vec), self broadcast to the product's shape."""
