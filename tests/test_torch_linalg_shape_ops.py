@@ -315,3 +315,23 @@ def test_refuses_bad_input_by_name():
     for kind, message, call in cases:
         with pytest.raises(kind, match=message):
             call()
+
+
+SECOND_ORDER = {
+    "logcumsumexp": (lambda x: x.logcumsumexp(1), (3, 5)),
+    "renorm": (lambda x: x.renorm(2, 0, 1.0), (3, 4)),
+    "addbmm": (lambda x: x[0].addbmm(x.reshape(1, 3, 3) * x, x.reshape(1, 3, 3)), (3, 3)),
+    "kron": (lambda x: x.kron(x * x), (2, 2)),
+    "masked_scatter": (lambda x: x.masked_scatter(x > 0, x * x), (3, 3)),
+    "take_along_dim": (lambda x: (x * x).take_along_dim(tr.tensor([[2, 0, 0]]), 1), (3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
+def test_composites_have_gradients_of_gradients(name, device):
+    fn, shape = SECOND_ORDER[name]
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0.2, 1.5, shape) * rng.choice([-1.0, 1.0], shape)  # away from 0, where the masks switch
+    x = tr.tensor(values, dtype=tr.float64, device=device, requires_grad=True)
+    assert tr.gradcheck(fn, x)
+    assert tr.gradgradcheck(fn, x)

@@ -2347,7 +2347,8 @@ def _log_add_exp(a, b):
     a_larger = ops.Compare.apply(a, b, op="ge").array
     larger, smaller = ops.where_tensor(a_larger, a, b), ops.where_tensor(a_larger, b, a)
     same_infinity = (larger.isinf() & (larger == smaller)).array
-    gap = ops.where_tensor(same_infinity, -np.inf, smaller - larger)
+    # the infinities leave the subtraction (inf - inf would warn) and come back as a gap of -inf
+    gap = ops.where_tensor(same_infinity, -np.inf, smaller - ops.where_tensor(same_infinity, 0.0, larger))
     return larger + gap.exp().log1p()
 
 
