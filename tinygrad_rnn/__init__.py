@@ -45,7 +45,7 @@ from .factory import (
     zeros_like,
 )
 from .functions import FUNCTIONS as _FUNCTIONS
-from .functions import einsum, is_tensor, matmul, std_mean, var_mean
+from .functions import einsum, is_tensor, std_mean, var_mean
 from .generator import Generator, default_generator, get_rng_state, initial_seed, seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import (

@@ -9,19 +9,21 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "acos", "add", "addcdiv", "addcmul", "addmm", "all", "allclose", "amax", "amin", "any", "arccos",
-    "arcsin", "arctan2", "argmax", "argmin", "argsort", "asin", "atan2", "bmm", "ceil", "chunk", "clamp", "clip",
-    "clone", "cos", "cosh", "count_nonzero", "cummax", "cummin", "cumprod", "cumsum", "diag", "diff", "div", "dot",
-    "eq", "equal", "erf", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "floor", "floor_divide",
-    "fmod", "frac", "gather", "ge", "gt", "index_add", "index_copy", "index_fill", "index_select", "is_complex",
-    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "kthvalue", "le", "lerp", "log",
-    "log10", "log1p", "log2", "log_softmax", "logit", "logsumexp", "lt", "masked_fill", "masked_select", "max",
-    "maximum", "mean", "median", "min", "minimum", "mm", "moveaxis", "movedim", "mul", "mv", "nan_to_num",
-    "nanmean", "nansum", "narrow", "ne", "neg", "negative", "nonzero", "norm", "numel", "outer", "permute", "pow",
-    "prod", "reciprocal", "relu", "remainder", "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt",
-    "scatter", "scatter_add", "scatter_reduce", "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split",
-    "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "swapdims", "t", "tan", "tanh", "topk", "trace",
-    "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
+    "abs", "acos", "add", "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "all", "allclose", "amax", "amin",
+    "aminmax", "any", "arccos", "arcsin", "arctan2", "argmax", "argmin", "argsort", "asin", "atan2", "baddbmm",
+    "bincount", "bmm", "ceil", "chunk", "clamp", "clip", "clone", "cos", "cosh", "count_nonzero", "cummax",
+    "cummin", "cumprod", "cumsum", "diag", "diagonal", "diff", "dist", "div", "dot", "eq", "equal", "erf", "exp",
+    "exp2", "expand", "expm1", "fix", "flatten", "flip", "floor", "floor_divide", "fmod", "frac", "gather", "ge",
+    "gt", "histc", "index_add", "index_copy", "index_fill", "index_select", "inner", "is_complex",
+    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "kron", "kthvalue", "le", "lerp",
+    "log", "log10", "log1p", "log2", "log_softmax", "logcumsumexp", "logit", "logsumexp", "lt", "masked_fill",
+    "masked_scatter", "masked_select", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mm",
+    "moveaxis", "movedim", "msort", "mul", "mv", "nan_to_num", "nanmean", "nansum", "narrow", "ne", "neg",
+    "negative", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
+    "renorm", "repeat", "repeat_interleave", "reshape", "roll", "rot90", "round", "rsqrt", "scatter", "scatter_add",
+    "scatter_reduce", "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split", "sqrt", "square", "squeeze",
+    "std", "sub", "sum", "swapaxes", "swapdims", "t", "take", "take_along_dim", "tan", "tanh", "tile", "topk",
+    "trace", "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
 )
 
 
@@ -55,10 +57,6 @@ def _statistic_and_mean(name, input, dim, unbiased, keepdim, correction):
         dim, unbiased = None, dim
     statistic = getattr(input, name[:3])(dim, unbiased, keepdim, correction=correction)
     return statistic, input.mean(dim=() if dim is None else dim, keepdim=keepdim)
-
-
-def matmul(input, other):
-    return input @ other
 
 
 def is_tensor(obj):

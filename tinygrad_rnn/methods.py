@@ -15,6 +15,7 @@ import numpy as np
 from . import backend
 
 MaxMin = collections.namedtuple("MaxMin", ["values", "indices"])  # torch.return_types.max / min
+AminMax = collections.namedtuple("aminmax", ["min", "max"])  # torch.return_types.aminmax
 TENSOR_TYPE_NAMES = {np.dtype(kind): name for kind, name in (
     (np.float16, "HalfTensor"), (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.uint8, "ByteTensor"),
     (np.int8, "CharTensor"), (np.int16, "ShortTensor"), (np.int32, "IntTensor"), (np.int64, "LongTensor"),
@@ -586,8 +587,8 @@ class TensorMethods:
         mat1, mat2 = _tensor_argument("addmm", "mat1", mat1), _tensor_argument("addmm", "mat2", mat2)
         if mat1.ndim != 2 or mat2.ndim != 2:
             raise ValueError(f"addmm: mat1 and mat2 must be matrices; got shapes {mat1.shape} and {mat2.shape}")
-        product = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
-        return product if beta == 0 else product + (self if beta == 1 else self * beta)
+        _one_dtype("addmm", self, mat1, mat2)
+        return _beta_plus_alpha("addmm", self, mat1 @ mat2, beta, alpha)
 
     def trace(self):
         """The sum of a matrix's diagonal."""
@@ -1005,6 +1006,281 @@ class TensorMethods:
             raise ValueError(f"dot: inconsistent tensor size, expected tensor [{self.shape[0]}] and src "
                              f"[{other.shape[0]}] to have the same number of elements")
         return self @ other
+
+    # --- more of torch's products: `@` does the work, the checks and the added term are torch's
+    def matmul(self, other):
+        """self @ other: 1-D operands promoted, batch dims broadcast (torch.matmul)."""
+        return self @ _tensor_argument("matmul", "other", other)
+
+    def inner(self, other):
+        """The sums of products over the last dims, for every pair of the other dims: shape
+        self.shape[:-1] + other.shape[:-1] (a product by a 0-d tensor is elementwise)."""
+        other = _tensor_argument("inner", "other", other)
+        if not self.ndim or not other.ndim:
+            return self * other
+        if self.shape[-1] != other.shape[-1]:
+            raise RuntimeError(f"inner() the last dimension must match on both input tensors but got shapes "
+                               f"{list(self.shape)} and {list(other.shape)}")
+        _one_dtype("inner", self, other)
+        rows, cols = (t.reshape(math.prod(t.shape[:-1]), t.shape[-1]) for t in (self, other))  # no -1: k may be 0
+        return (rows @ cols.mT).reshape(self.shape[:-1] + other.shape[:-1])
+
+    def addmv(self, mat, vec, *, beta=1, alpha=1):
+        """beta * self + alpha * (mat @ vec), self broadcast to the product's shape."""
+        mat, vec = _tensor_argument("addmv", "mat", mat), _tensor_argument("addmv", "vec", vec)
+        if mat.ndim != 2 or vec.ndim != 1 or self.ndim > 1:
+            raise RuntimeError(f"addmv: vector + matrix @ vector expected, got {self.ndim}, {mat.ndim}, {vec.ndim}")
+        if mat.shape[1] != vec.shape[0] or (self.ndim and self.shape[0] not in (1, mat.shape[0])):
+            raise RuntimeError(f"addmv: size mismatch, got input ({', '.join(map(str, self.shape))}), mat "
+                               f"({mat.shape[0]}x{mat.shape[1]}), vec ({vec.shape[0]})")
+        _one_dtype("addmv", self, mat, vec)
+        return _beta_plus_alpha("addmv", self, mat @ vec, beta, alpha)
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        """beta * self + alpha * (batch1 @ batch2) of 3-D batches, self broadcast to the products' shape."""
+        batch1, batch2 = _batches("baddbmm", self, batch1, batch2)
+        b, m = batch1.shape[0], batch1.shape[2]
+        if batch2.shape[:2] != (b, m):
+            raise RuntimeError(f"baddbmm: Expected size for first two dimensions of batch2 tensor to be: [{b}, {m}] "
+                               f"but got: [{batch2.shape[0]}, {batch2.shape[1]}].")
+        return _beta_plus_alpha("baddbmm", self, batch1 @ batch2, beta, alpha)
+
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        """beta * self + alpha * (the sum over the batch of batch1[i] @ batch2[i]): one matrix product of
+        the batches laid side by side."""
+        batch1, batch2 = _batches("addbmm", self, batch1, batch2)
+        (b, n, m), (b2, m2, p) = batch1.shape, batch2.shape
+        if b != b2:
+            raise RuntimeError(f"addbmm: batch1 and batch2 must have same number of batches, got {b} and {b2}")
+        if m != m2:
+            raise RuntimeError(f"addbmm: Incompatible matrix sizes for bmm ({n}x{m} and {m2}x{p})")
+        product = batch1.permute(1, 0, 2).reshape(n, b * m) @ batch2.reshape(b * m, p)
+        return _beta_plus_alpha("addbmm", self, product, beta, alpha)
+
+    def kron(self, other):
+        """The Kronecker product: every element of self times the whole of other, in blocks; the shorter
+        shape gets leading 1s, as torch.kron."""
+        other = _tensor_argument("kron", "other", other)
+        ndim = builtins.max(self.ndim, other.ndim)
+        a_shape, b_shape = ((1,) * (ndim - t.ndim) + t.shape for t in (self, other))
+        a = self.reshape(tuple(x for n in a_shape for x in (n, 1)))
+        b = other.reshape(tuple(x for n in b_shape for x in (1, n)))
+        return (a * b).reshape(tuple(m * n for m, n in zip(a_shape, b_shape)))
+
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        """The diagonal `offset` of the matrices in dims dim1 and dim2, as a new last dim (a copy here, not
+        torch's view: writes to it do not reach this tensor)."""
+        if isinstance(offset, bool) or not isinstance(offset, numbers.Integral):
+            raise TypeError(f"diagonal(): argument 'offset' must be int, not {type(offset).__name__}")
+        d1, d2 = (check_dim("diagonal", d, self.ndim, needs_dims=True) for d in (dim1, dim2))
+        if d1 == d2:
+            raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        matrices = self.movedim((d1, d2), (-2, -1))
+        rows, cols = matrices.shape[-2:]
+        first_row, first_col = builtins.max(-offset, 0), builtins.max(offset, 0)
+        n = builtins.max(0, builtins.min(rows - first_row, cols - first_col))
+        xp = self.xp
+        return matrices[..., xp.arange(n) + first_row, xp.arange(n) + first_col]
+
+    def rot90(self, k=1, dims=(0, 1)):
+        """A quarter turn k times in the plane of dims, from dims[0] towards dims[1] (a new tensor)."""
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"rot90(): argument 'k' must be int, not {type(k).__name__}")
+        dims = tuple(dims)
+        if len(dims) != 2:
+            raise RuntimeError(f"rot90: expected total rotation dims == 2, but got dims = {len(dims)}")
+        if self.ndim < 2:
+            raise RuntimeError(f"rot90: expected total dims >= 2, but got total dims = {self.ndim}")
+        d0, d1 = (check_dim("rot90", d, self.ndim) for d in dims)
+        if d0 == d1:
+            raise RuntimeError(f"rot90: expected rotation dims to be different, but got dim0 = {dims[0]} and "
+                               f"dim1 = {dims[1]}")
+        turns = int(k) % 4
+        if turns == 1:
+            return self.flip(d1).transpose(d0, d1)
+        if turns == 2:
+            return self.flip(d0, d1)
+        return self.flip(d0).transpose(d0, d1) if turns == 3 else self.clone()
+
+    def tile(self, *dims):
+        """repeat() with 1s put in front of `dims` where it has fewer than the tensor has dims."""
+        dims = sizes_argument("tile", dims, "dims")
+        if any(n < 0 for n in dims):
+            raise RuntimeError(f"tile: dims must be non-negative; got {tuple(dims)}")
+        return self.repeat((1,) * (self.ndim - len(dims)) + tuple(dims))
+
+    # --- picking and placing by flat positions
+    def take(self, index):
+        """The elements at `index` (int64) of the tensor read as 1-D, negative ones from the end, in
+        index's shape."""
+        index = _tensor_argument("take", "index", index)
+        if index.dtype != np.int64:
+            raise RuntimeError(f"take(): Expected a long tensor for index, but got {index.dtype}")
+        flat, array = self.reshape(-1), _indices("take", index, self)
+        n = flat.shape[0]
+        outside = (array < -n) | (array >= n)
+        backend.check(outside, lambda: IndexError(f"take(): out of range: tried to access index "
+                                                  f"{int(array[outside].reshape(-1)[0])} on a tensor of {n} elements."))
+        return flat[array % builtins.max(n, 1)]
+
+    def take_along_dim(self, indices, dim=None):
+        """gather() along dim with the other dims of self and indices broadcast; along the flattened tensor
+        when dim is None."""
+        indices = _tensor_argument("take_along_dim", "indices", indices)
+        if indices.dtype.kind not in "iu":
+            raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got {indices.dtype}")
+        if dim is None:
+            return self.reshape(-1).gather(0, indices.reshape(-1))
+        dim = check_dim("take_along_dim", dim, self.ndim)
+        if self.ndim != indices.ndim:
+            raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of "
+                               f"dimensions, but got {self.ndim} dimensions for input, and {indices.ndim} "
+                               f"dimensions for indices")
+        if not self.ndim:
+            return self.gather(0, indices)
+
+        def along(shape, size):  # the shape with dim's size replaced
+            return shape[:dim] + (size,) + shape[dim + 1:]
+        try:
+            index_shape = np.broadcast_shapes(along(self.shape, indices.shape[dim]), indices.shape)
+            input_shape = np.broadcast_shapes(along(indices.shape, self.shape[dim]), self.shape)
+        except ValueError:
+            raise RuntimeError(f"take_along_dim: input {self.shape} and indices {indices.shape} do not broadcast "
+                               f"outside dim {dim}") from None
+        return self.expand(input_shape).gather(dim, indices.expand(index_shape))
+
+    def masked_scatter(self, mask, source):
+        """A copy (of self and mask broadcast together) with source's elements, in order, written where the
+        bool mask holds."""
+        source = _tensor_argument("masked_scatter", "source", source)
+        mask = _tensor_argument("masked_scatter", "mask", mask)
+        if mask.dtype != np.bool_:
+            raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype {mask.dtype}")
+        if source.dtype != self.dtype:
+            raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got {self.dtype} "
+                               f"and {source.dtype}")
+        mask_array = _indices("masked_scatter", mask, self, kinds="b")
+        shape = _broadcast_shape("masked_scatter", self, mask)
+        places = self.xp.flatnonzero(self.xp.broadcast_to(mask_array, shape))
+        if places.size > source.numel():
+            raise RuntimeError(f"masked_scatter: Number of elements of source ({source.numel()}) < number of ones "
+                               f"in mask ({places.size})")
+        written = source.reshape(-1)[:places.size]
+        return _ops().IndexPut.apply(self.expand(shape).reshape(-1), written, index=(places,)).reshape(shape)
+
+    def masked_scatter_(self, mask, source):
+        return self._update("masked_scatter_", lambda x, v: x.masked_scatter(mask, v), source)
+
+    # --- order, extremes, distances
+    def msort(self):
+        """The values sorted along dim 0."""
+        return self.sort(0).values
+
+    def aminmax(self, *, dim=None, keepdim=False):
+        """(min, max) over all elements or along one dim, as torch.aminmax (ties share the gradient, as
+        amin's and amax's)."""
+        if dim is None:
+            if not self.numel():
+                raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the operation has "
+                                   "no identity.")
+            extremes = self.amin(), self.amax()
+            return AminMax(*(e.reshape((1,) * self.ndim) if keepdim else e for e in extremes))
+        axes = reduction_dims("aminmax", self, _one_dim("aminmax", dim))
+        _check_nonempty("aminmax", self, axes)
+        return AminMax(self.amin(dim, keepdim), self.amax(dim, keepdim))
+
+    def dist(self, other, p=2):
+        """The p-norm of self - other (broadcast together)."""
+        other = _tensor_argument("dist", "other", other)
+        try:
+            np.broadcast_shapes(self.shape, other.shape)
+        except ValueError:
+            raise RuntimeError(f"dist: the shapes {self.shape} and {other.shape} do not broadcast together") from None
+        difference = self - other
+        if difference.dtype.kind != "f":
+            raise RuntimeError(f"dist: input dtype should be either floating point or complex. Got "
+                               f"{difference.dtype} instead.")
+        return difference.norm(p)
+
+    def renorm(self, p, dim, maxnorm):
+        """Each slice along dim whose p-norm passes maxnorm scaled down to norm maxnorm (by
+        maxnorm / (norm + 1e-7), as torch)."""
+        if self.dtype.kind != "f":
+            raise RuntimeError(f"renorm: Expected a floating point tensor as input. Got {self.dtype}")
+        if p <= 0:
+            raise RuntimeError("renorm: non-positive-norm not supported")
+        if maxnorm < 0:
+            raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+        if self.ndim <= 1:
+            raise RuntimeError(f"renorm: input needs at least 2 dimensions, got {self.ndim} dimensions")
+        dim = check_dim("renorm", dim, self.ndim)
+        norms = self.norm(p, tuple(d for d in range(self.ndim) if d != dim), keepdim=True)
+        too_long = _ops().Compare.apply(norms, op="gt", other=maxnorm).array
+        return self * _ops().where_tensor(too_long, maxnorm / (norms + 1e-7), 1.0)
+
+    def logcumsumexp(self, dim):
+        """log(cumsum(exp(x))) along dim without overflow: log(2) rounds of pairwise log-add-exp (a scan)."""
+        dim = check_dim("logcumsumexp", dim, self.ndim)
+        if self.dtype.kind != "f":
+            raise NotImplementedError(f"logcumsumexp: not implemented for {self.dtype}")
+        x, step = self.clone(), 1
+        n = self.shape[dim] if self.ndim else 1
+        while step < n:
+            x = _cat([x.narrow(dim, 0, step), _log_add_exp(x.narrow(dim, step, n - step),
+                                                           x.narrow(dim, 0, n - step))], dim)
+            step *= 2
+        return x
+
+    # --- counting: integers out, no gradient (as torch's)
+    def bincount(self, weights=None, minlength=0):
+        """How often each of 0, 1, ... max occurs in this 1-D tensor of non-negative integers (at least
+        minlength counts); with weights, their sums instead (float64 unless weights are floating)."""
+        if self.dtype.kind not in "iu":
+            raise NotImplementedError(f"bincount: not implemented for {self.dtype} (integers only)")
+        if isinstance(minlength, bool) or not isinstance(minlength, numbers.Integral):
+            raise TypeError(f"bincount(): argument 'minlength' must be int, not {type(minlength).__name__}")
+        if minlength < 0:
+            raise RuntimeError("bincount: minlength should be >= 0")
+        xp = self.xp
+        if self.ndim == 1 and not self.numel():  # int64 zeros, weights or not, as torch
+            return _constant(xp.zeros(minlength, dtype=np.int64))
+        if self.ndim != 1 or int(self.array.min()) < 0:
+            raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+        if weights is None:
+            return _computed(xp.bincount(self.array, minlength=minlength).astype(np.int64), "bincount")
+        weights = _tensor_argument("bincount", "weights", weights)
+        if weights.shape != self.shape:
+            raise RuntimeError(f"bincount: weights should be 1-d and have the same length as input (input "
+                               f"{self.shape}, weights {weights.shape})")
+        dtype = weights.dtype if weights.dtype.kind == "f" else np.dtype(np.float64)
+        sums = xp.bincount(self.array, weights=weights.array.astype(np.float64), minlength=minlength)
+        return _computed(sums.astype(dtype), "bincount")
+
+    def histc(self, bins=100, min=0, max=0):
+        """The counts of the elements in `bins` equal bins from min to max (the data's own range when
+        min == max), in this tensor's dtype; elements outside are left out."""
+        if isinstance(bins, bool) or not isinstance(bins, numbers.Integral):
+            raise TypeError(f"histc(): argument 'bins' must be int, not {type(bins).__name__}")
+        if self.dtype.kind != "f":
+            raise NotImplementedError(f"histc: not implemented for {self.dtype} (floating point only)")
+        if bins <= 0:
+            raise RuntimeError(f"histc: bins must be > 0, but got {bins}")
+        values = backend.to_numpy(self.array).reshape(-1)
+        low, high = float(min), float(max)
+        if low == high and values.size:
+            low, high = float(values.min()), float(values.max())
+        if low == high:
+            low, high = low - 1, high + 1
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise RuntimeError(f"torch.histc: range of [{low}, {high}] is not finite")
+        if low > high:
+            raise RuntimeError("torch.histc: max must be larger than min")
+        from .factory import linspace
+        edges = linspace(low, high, bins + 1, dtype=self.dtype).numpy()
+        inside = values[(values >= edges[0]) & (values <= edges[-1])]
+        which = np.minimum(np.searchsorted(edges, inside, side="right") - 1, bins - 1)
+        counts = np.bincount(which, minlength=bins).astype(self.dtype)
+        return _computed(backend.to_device(counts, self.device), "histc")
 
     @numpy_aliases
     def max(self, dim=None, keepdim=False):
@@ -1535,6 +1811,11 @@ class TensorMethods:
             f"masked_fill: only supports a 0-dimensional value tensor, but got one with {ndim} dimension(s)"))
         return where(_constant(mask), value, self)
 
+    def where(self, condition, other):
+        """self where the bool condition holds, else other: tr.where(condition, self, other)."""
+        from .tensor import where
+        return where(condition, self, other)
+
 
 def _remainder(x, other, mode, op):
     """remainder / fmod in the dtype torch promotes to: exact integers (no gradient), or the primitive."""
@@ -2024,6 +2305,51 @@ def _running_extreme(tensor, op, dim):
     index = xp.maximum.accumulate(xp.where(reached, steps, 0), axis=dim).astype(np.int64)
     index = _computed(index, f"{op}'s indices")
     return MaxMin(tensor.gather(dim, index), index)
+
+
+def _one_dtype(op, *tensors):
+    """RuntimeError naming the dtypes where the operands' differ (torch does not promote these products)."""
+    if len({t.dtype for t in tensors}) > 1:
+        raise RuntimeError(f"{op}: input tensors must have the same dtype, but got "
+                           f"{', '.join(str(t.dtype) for t in tensors)}")
+
+
+def _batches(op, input, batch1, batch2):
+    """batch1 and batch2, checked as torch's baddbmm and addbmm check them: 3-D, of input's dtype."""
+    batch1, batch2 = _tensor_argument(op, "batch1", batch1), _tensor_argument(op, "batch2", batch2)
+    for name, batch in (("batch1", batch1), ("batch2", batch2)):
+        if batch.ndim != 3:
+            raise RuntimeError(f"{op}: {name} must be a 3D tensor; got shape {batch.shape}")
+    _one_dtype(op, input, batch1, batch2)
+    return batch1, batch2
+
+
+def _beta_plus_alpha(op, input, product, beta, alpha):
+    """beta * input + alpha * product, input broadcast to the product's shape (never past it), as torch's
+    addmm family; with beta 0 input is not read (its NaNs stay out) and its gradient is zeros, as torch's."""
+    try:
+        if np.broadcast_shapes(input.shape, product.shape) != product.shape:
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(f"{op}: input of shape {input.shape} does not broadcast to the product's shape "
+                           f"{product.shape}") from None
+    scaled = product if alpha == 1 else product * alpha
+    if beta == 0:
+        return scaled + _ops().where_tensor(input.xp.ones((), dtype=bool), 0, input)
+    return scaled + (input if beta == 1 else input * beta)
+
+
+def _log_add_exp(a, b):
+    """log(exp(a) + exp(b)) as the larger plus log1p(exp(smaller - larger)): no overflow, exact for values far
+    apart, each one's gradient its softmax weight (a tie splits it evenly); two equal infinities give
+    themselves, a NaN NaN."""
+    ops = _ops()
+    a_larger = ops.Compare.apply(a, b, op="ge").array
+    larger, smaller = ops.where_tensor(a_larger, a, b), ops.where_tensor(a_larger, b, a)
+    same_infinity = (larger.isinf() & (larger == smaller)).array
+    # the infinities leave the subtraction (inf - inf would warn) and come back as a gap of -inf
+    gap = ops.where_tensor(same_infinity, -np.inf, smaller - ops.where_tensor(same_infinity, 0.0, larger))
+    return larger + gap.exp().log1p()
 
 
 def _triangle(tensor, op, diagonal):
