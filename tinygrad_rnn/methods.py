@@ -1706,12 +1706,8 @@ class TensorMethods:
         """Copy src's values in (cast to this dtype, moved to this device, broadcast to this shape)."""
         from .tensor import _native
         array = src.array if isinstance(src, _tensor_cls()) else _native(src, "copy_")
-        try:
-            if np.broadcast_shapes(array.shape, self.shape) != self.shape:
-                raise ValueError
-        except ValueError:
-            raise RuntimeError(f"copy_: the source's shape {tuple(array.shape)} does not broadcast to the "
-                               f"tensor's {self.shape}") from None
+        _check_broadcasts_to(array.shape, self.shape, lambda: RuntimeError(
+            f"copy_: the source's shape {tuple(array.shape)} does not broadcast to the tensor's {self.shape}"))
         if self._in_place("copy_", src):
             return self._put("copy_", Ellipsis, src.to(self.device) if isinstance(src, _tensor_cls()) else array)
         self.array[...] = backend.to_device(array, self.device)
@@ -2324,15 +2320,21 @@ def _batches(op, input, batch1, batch2):
     return batch1, batch2
 
 
+def _check_broadcasts_to(shape, target, error):
+    """Raises error() unless `shape` broadcasts to `target` without growing it."""
+    try:
+        fits = np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise error()
+
+
 def _beta_plus_alpha(op, input, product, beta, alpha):
     """beta * input + alpha * product, input broadcast to the product's shape (never past it), as torch's
     addmm family; with beta 0 input is not read (its NaNs stay out) and its gradient is zeros, as torch's."""
-    try:
-        if np.broadcast_shapes(input.shape, product.shape) != product.shape:
-            raise ValueError
-    except ValueError:
-        raise RuntimeError(f"{op}: input of shape {input.shape} does not broadcast to the product's shape "
-                           f"{product.shape}") from None
+    _check_broadcasts_to(input.shape, product.shape, lambda: RuntimeError(
+        f"{op}: input of shape {input.shape} does not broadcast to the product's shape {product.shape}"))
     scaled = product if alpha == 1 else product * alpha
     if beta == 0:
         return scaled + _ops().where_tensor(input.xp.ones((), dtype=bool), 0, input)
