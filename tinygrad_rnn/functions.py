@@ -9,24 +9,34 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "acos", "add", "addcdiv", "addcmul", "addmm", "all", "allclose", "amax", "amin", "any", "arccos",
-    "arcsin", "arctan2", "argmax", "argmin", "argsort", "asin", "atan2", "bmm", "ceil", "chunk", "clamp", "clip",
-    "clone", "cos", "cosh", "count_nonzero", "cummax", "cummin", "cumprod", "cumsum", "diag", "diff", "div", "dot",
-    "eq", "equal", "erf", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "floor", "floor_divide",
-    "fmod", "frac", "gather", "ge", "gt", "index_add", "index_copy", "index_fill", "index_select", "is_complex",
-    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "kthvalue", "le", "lerp", "log",
-    "log10", "log1p", "log2", "log_softmax", "logit", "logsumexp", "lt", "masked_fill", "masked_select", "max",
-    "maximum", "mean", "median", "min", "minimum", "mm", "moveaxis", "movedim", "mul", "mv", "nan_to_num",
-    "nanmean", "nansum", "narrow", "ne", "neg", "negative", "nonzero", "norm", "numel", "outer", "permute", "pow",
-    "prod", "reciprocal", "relu", "remainder", "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt",
-    "scatter", "scatter_add", "scatter_reduce", "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split",
-    "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "swapdims", "t", "tan", "tanh", "topk", "trace",
-    "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
+    "abs", "absolute", "acos", "acosh", "add", "addcdiv", "addcmul", "addmm", "all", "allclose", "amax", "amin",
+    "any", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "argmax", "argmin",
+    "argsort", "asin", "asinh", "atan", "atan2", "atanh", "bmm", "ceil", "chunk", "clamp", "clamp_max",
+    "clamp_min", "clip", "clone", "copysign", "cos", "cosh", "count_nonzero", "cummax", "cummin", "cumprod",
+    "cumsum", "deg2rad", "diag", "diff", "div", "dot", "eq", "equal", "erf", "erfc", "exp", "exp2", "expand",
+    "expm1", "fix", "flatten", "flip", "float_power", "floor", "floor_divide", "fmod", "frac", "gather", "ge",
+    "gt", "heaviside", "hypot", "index_add", "index_copy", "index_fill", "index_select", "is_complex",
+    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "isneginf", "isposinf", "isreal",
+    "kthvalue", "le", "lerp", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp", "logaddexp2", "logit",
+    "logsumexp", "lt", "masked_fill", "masked_select", "max", "maximum", "mean", "median", "min", "minimum",
+    "mm", "moveaxis", "movedim", "mul", "mv", "nan_to_num", "nanmean", "nansum", "narrow", "ne", "neg",
+    "negative", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "rad2deg", "reciprocal", "relu",
+    "remainder", "repeat", "repeat_interleave", "reshape", "roll", "round", "rsqrt", "scatter", "scatter_add",
+    "scatter_reduce", "sgn", "sigmoid", "sign", "signbit", "sin", "sinc", "sinh", "softmax", "sort", "split",
+    "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "swapdims", "t", "tan", "tanh", "topk",
+    "trace", "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unique", "unsqueeze", "var",
+    "xlogy",
 )
+
+
+# functions whose first argument may be a number when the second is a tensor, as torch's overloads
+NUMBER_FIRST = ("float_power", "xlogy")
 
 
 def _forward_to_method(name):
     def function(input, *args, **kwargs):
+        if name in NUMBER_FIRST and args and isinstance(args[0], Tensor) and isinstance(input, (int, float)):
+            input = args[0]._lift(input, name)  # a number beside a tensor, weak as in torch's promotion
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
         return getattr(input, name)(*args, **kwargs)
