@@ -149,15 +149,25 @@ def ieee_quiet(xp):
     return np.errstate(all="ignore") if xp is np else contextlib.nullcontext()
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf: the C library's, element by element
+_C_LIBRARY = {"erf": np.frompyfunc(math.erf, 1, 1), "erfc": np.frompyfunc(math.erfc, 1, 1)}  # NumPy has neither
+
+
+def _special(name, array):
+    """The C library's `name` (erf, erfc) of a floating array, element by element, in its dtype."""
+    if isinstance(array, np.ndarray):
+        return np.asarray(_C_LIBRARY[name](array), dtype=array.dtype) if array.size else array.copy()
+    import cupyx.scipy.special
+    return getattr(cupyx.scipy.special, name)(array)
 
 
 def erf(array):
     """The error function of a floating array, in its dtype."""
-    if isinstance(array, np.ndarray):
-        return np.asarray(_erf(array), dtype=array.dtype) if array.size else array.copy()
-    import cupyx.scipy.special
-    return cupyx.scipy.special.erf(array)
+    return _special("erf", array)
+
+
+def erfc(array):
+    """1 - erf, exact where erf is nearly 1 (erfc(10) is 2e-45, not 0)."""
+    return _special("erfc", array)
 
 
 def scatter_add(target, index, values):

@@ -9,26 +9,34 @@ from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
 METHODS = (
-    "abs", "acos", "add", "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "all", "allclose", "amax", "amin",
-    "aminmax", "any", "arccos", "arcsin", "arctan2", "argmax", "argmin", "argsort", "asin", "atan2", "baddbmm",
-    "bincount", "bmm", "ceil", "chunk", "clamp", "clip", "clone", "cos", "cosh", "count_nonzero", "cummax",
-    "cummin", "cumprod", "cumsum", "diag", "diagonal", "diff", "dist", "div", "dot", "eq", "equal", "erf", "exp",
-    "exp2", "expand", "expm1", "fix", "flatten", "flip", "floor", "floor_divide", "fmod", "frac", "gather", "ge",
-    "gt", "histc", "index_add", "index_copy", "index_fill", "index_select", "inner", "is_complex",
-    "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan", "kron", "kthvalue", "le", "lerp",
-    "log", "log10", "log1p", "log2", "log_softmax", "logcumsumexp", "logit", "logsumexp", "lt", "masked_fill",
-    "masked_scatter", "masked_select", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mm",
-    "moveaxis", "movedim", "msort", "mul", "mv", "nan_to_num", "nanmean", "nansum", "narrow", "ne", "neg",
-    "negative", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "reciprocal", "relu", "remainder",
-    "renorm", "repeat", "repeat_interleave", "reshape", "roll", "rot90", "round", "rsqrt", "scatter", "scatter_add",
-    "scatter_reduce", "sigmoid", "sign", "sin", "sinh", "softmax", "sort", "split", "sqrt", "square", "squeeze",
-    "std", "sub", "sum", "swapaxes", "swapdims", "t", "take", "take_along_dim", "tan", "tanh", "tile", "topk",
-    "trace", "transpose", "tril", "triu", "trunc", "unbind", "unique", "unsqueeze", "var",
+    "abs", "absolute", "acos", "acosh", "add", "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "all", "allclose",
+    "amax", "amin", "aminmax", "any", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
+    "argmax", "argmin", "argsort", "asin", "asinh", "atan", "atan2", "atanh", "baddbmm", "bincount", "bmm", "ceil",
+    "chunk", "clamp", "clamp_max", "clamp_min", "clip", "clone", "copysign", "cos", "cosh", "count_nonzero", "cummax",
+    "cummin", "cumprod", "cumsum", "deg2rad", "diag", "diagonal", "diff", "dist", "div", "dot", "eq", "equal", "erf",
+    "erfc", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "float_power", "floor", "floor_divide", "fmod",
+    "frac", "gather", "ge", "gt", "heaviside", "histc", "hypot", "index_add", "index_copy", "index_fill",
+    "index_select", "inner", "is_complex", "is_floating_point", "is_signed", "isclose", "isfinite", "isinf", "isnan",
+    "isneginf", "isposinf", "isreal", "kron", "kthvalue", "le", "lerp", "log", "log10", "log1p", "log2", "log_softmax",
+    "logaddexp", "logaddexp2", "logcumsumexp", "logit", "logsumexp", "lt", "masked_fill", "masked_scatter",
+    "masked_select", "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mm", "moveaxis", "movedim",
+    "msort", "mul", "mv", "nan_to_num", "nanmean", "nansum", "narrow", "ne", "neg", "negative", "nonzero", "norm",
+    "numel", "outer", "permute", "pow", "prod", "rad2deg", "reciprocal", "relu", "remainder", "renorm", "repeat",
+    "repeat_interleave", "reshape", "roll", "rot90", "round", "rsqrt", "scatter", "scatter_add", "scatter_reduce",
+    "sgn", "sigmoid", "sign", "signbit", "sin", "sinc", "sinh", "softmax", "sort", "split", "sqrt", "square", "squeeze",
+    "std", "sub", "sum", "swapaxes", "swapdims", "t", "take", "take_along_dim", "tan", "tanh", "tile", "topk", "trace",
+    "transpose", "tril", "triu", "true_divide", "trunc", "unbind", "unique", "unsqueeze", "var", "xlogy",
 )
+
+
+# functions whose first argument may be a number when the second is a tensor, as torch's overloads
+NUMBER_FIRST = ("float_power", "xlogy")
 
 
 def _forward_to_method(name):
     def function(input, *args, **kwargs):
+        if name in NUMBER_FIRST and args and isinstance(args[0], Tensor) and isinstance(input, (int, float)):
+            input = args[0]._lift(input, name)  # a number beside a tensor, weak as in torch's promotion
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
         return getattr(input, name)(*args, **kwargs)

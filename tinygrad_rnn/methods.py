@@ -456,9 +456,10 @@ class TensorMethods:
     def abs(self):
         if self.dtype.kind == "b":
             raise TypeError("abs: not implemented for bool tensors")
-        return self * _ops().Sign.apply(self)  # torch's gradient: sign(x), 0 at 0
+        # torch's gradient: sign(x), 0 at 0 and at NaN; + 0 turns -0 * 0 into abs(-0) = +0
+        return self * _ops().Sign.apply(self, nan_as_zero=True) + 0
 
-    __abs__ = abs
+    __abs__ = absolute = abs
 
     def sign(self):
         """-1, 0 or 1; NaN gives 0, as in torch."""
@@ -466,6 +467,60 @@ class TensorMethods:
             return _ops().Convert.apply(self, dtype=self.dtype)
         signs = _ops().Sign.apply(self, nan_as_zero=True)
         return _ops().with_zero_gradient(signs, self) if self.dtype.kind == "f" else signs
+
+    sgn = sign  # torch's sign for complex numbers too; for real ones it is sign
+
+    def signbit(self):
+        """Whether the sign bit is set: True for -0.0 and a negative NaN too, never for bools."""
+        return _ops().Classify.apply(self, op="signbit")
+
+    def isposinf(self):
+        return _ops().Compare.apply(self, op="eq", other=np.inf)
+
+    def isneginf(self):
+        return _ops().Compare.apply(self, op="eq", other=-np.inf)
+
+    def isreal(self):
+        """True everywhere: tensors here hold no complex numbers."""
+        return _ops().Classify.apply(self, op="isreal")
+
+    def deg2rad(self):
+        return self._floating() * (math.pi / 180)
+
+    def rad2deg(self):
+        return self._floating() * (180 / math.pi)
+
+    def hypot(self, other):
+        return _floating_pair(self, "hypot", other, _ops().Hypot)
+
+    def logaddexp(self, other):
+        return _floating_pair(self, "logaddexp", other, _ops().LogAddExp)
+
+    def logaddexp2(self, other):
+        return _floating_pair(self, "logaddexp2", other, _ops().LogAddExp, base2=True)
+
+    def xlogy(self, other):
+        """self * log(other), 0 where self is 0 unless other is NaN; integers compute in the default float."""
+        return self._binary(_ops().XLogY, other)
+
+    def copysign(self, other):
+        """|self| with the sign (bit) of other; integers compute in the default float."""
+        return self._binary(_ops().CopySign, other)
+
+    def heaviside(self, values):
+        """0 where self < 0, `values` where self == 0, 1 where self > 0 (NaN gives 0), as torch: values a
+        tensor of self's dtype that broadcasts with it. A step has no gradient."""
+        from .tensor import where
+        values = _tensor_argument("heaviside", "values", values)
+        if values.dtype != self.dtype:
+            raise RuntimeError(f"heaviside: not implemented for tensors with different dtypes ({self.dtype} and "
+                               f"{values.dtype})")
+        x = self.detach()
+        return where(x == 0, values.detach(), (x > 0).to(dtype=self.dtype))
+
+    def float_power(self, exponent):
+        """self ** exponent computed in float64 (the result's dtype whatever the operands'), as torch."""
+        return self.double() ** (exponent.double() if isinstance(exponent, _tensor_cls()) else exponent)
 
     def pow(self, exponent):
         return self ** exponent
@@ -1624,6 +1679,8 @@ class TensorMethods:
     def div_(self, other, *, rounding_mode=None):
         return self._update("div_", lambda x, y: x.div(y, rounding_mode=rounding_mode), other)
 
+    true_divide_ = div_
+
     # these backwards read the old value: _update keeps a copy of it where a gradient wants it
     def floor_divide_(self, other):
         return self._update("floor_divide_", lambda x, y: x.floor_divide(y), other, reads_old=True)
@@ -1662,6 +1719,12 @@ class TensorMethods:
         return self._update("atan2_", lambda x, y: x.atan2(y), other, reads_old=True)
 
     arcsin_, arccos_, arctan2_ = asin_, acos_, atan2_
+
+    def float_power_(self, exponent):
+        if self.dtype != np.float64:
+            raise RuntimeError(f"float_power_: the base given to float_power_ has dtype {self.dtype} but the "
+                               f"operation's result requires dtype float64")
+        return self._update("float_power_", lambda x, e: x.float_power(e), exponent, reads_old=True)
 
     def lerp_(self, end, weight):
         """lerp, in place (weight a number, or a tensor that needs no gradient)."""
@@ -1854,9 +1917,23 @@ def _elementwise_in_place(name):
     return method
 
 
-for _name in ("exp", "log", "tanh", "sigmoid", "relu", "neg", "sqrt", "abs", "sign", "floor", "ceil", "round", "trunc",
-              "reciprocal", "rsqrt", "square", "erf", "expm1", "log1p"):
+for _name in ("exp", "log", "tanh", "sigmoid", "relu", "neg", "sqrt", "abs", "absolute", "sign", "sgn", "floor", "ceil",
+              "round", "trunc", "reciprocal", "rsqrt", "square", "erf", "erfc", "expm1", "log1p", "sinc", "deg2rad",
+              "rad2deg", "atan", "arctan", "asinh", "arcsinh", "acosh", "arccosh", "atanh", "arctanh"):
     setattr(TensorMethods, f"{_name}_", _elementwise_in_place(_name))
+
+
+def _binary_in_place(name):
+    """The in-place form of the binary method `name` (hypot_ of hypot), as torch's."""
+    def method(self, other):
+        return self._update(f"{name}_", lambda x, y: getattr(x, name)(y), other, reads_old=True)
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = f"{name}, written into this tensor (as torch's {name}_)."
+    return method
+
+
+for _name in ("hypot", "xlogy", "copysign", "heaviside"):
+    setattr(TensorMethods, f"{_name}_", _binary_in_place(_name))
 
 
 def _check_overlap(op, written, operand, once=True):
@@ -2024,6 +2101,17 @@ def _check_nonempty(op, tensor, axes, message=None):
             if tensor.shape[a] == 0:
                 raise IndexError(f"{op}: Expected reduction dim {int(a)} to have non-zero size (shape "
                                  f"{tensor.shape})")
+
+
+def _floating_pair(x, op, other, cls, **options):
+    """cls(x, other) for an op torch defines on floating tensors only (hypot, logaddexp): other must be a
+    tensor, and the promoted dtype floating."""
+    from .dtypes import result_type
+    other = _tensor_argument(op, "other", other)
+    dtype = result_type(x.array, other.array)
+    if dtype.kind != "f":
+        raise NotImplementedError(f"{op}: not implemented for {dtype} (only floating point tensors)")
+    return x._binary(cls, other, **options)
 
 
 def _floating_only(op, tensor):

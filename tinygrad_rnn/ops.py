@@ -540,6 +540,76 @@ class Acos(Function):
         return -(tangents[0] * Asin.slope(inputs[0]))
 
 
+class Atan(Function):
+    """arctan; its slope 1 / (1 + x**2), 0 at +-inf."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).arctan(x)
+
+    def backward(self, g):
+        x = self.input(0)
+        return (g / (x * x + 1),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] / (inputs[0] * inputs[0] + 1)
+
+
+class Asinh(Function):
+    """arcsinh; its slope 1 / sqrt(x**2 + 1) (0 where x**2 overflows, as torch's)."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.xp_of(x).arcsinh(x)
+
+    @staticmethod
+    def slope(x):
+        return (x * x + 1).rsqrt()
+
+    def backward(self, g):
+        return (g * self.slope(self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * self.slope(inputs[0])
+
+
+class Acosh(Function):
+    """arccosh, NaN below 1; its slope 1 / sqrt(x**2 - 1) as torch writes it: inf at +-1, and finite
+    for x < -1, where the value is NaN."""
+    saves = (0,)
+
+    def forward(self, x):
+        with np.errstate(invalid="ignore"):
+            return backend.xp_of(x).arccosh(x)
+
+    @staticmethod
+    def slope(x):
+        return (x * x - 1).rsqrt()
+
+    def backward(self, g):
+        return (g * self.slope(self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * self.slope(inputs[0])
+
+
+class Atanh(Function):
+    """arctanh, +-inf at +-1 and NaN past them; its slope 1 / (1 - x**2) as torch writes it (inf at +-1,
+    finite past them)."""
+    saves = (0,)
+
+    def forward(self, x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return backend.xp_of(x).arctanh(x)
+
+    def backward(self, g):
+        x = self.input(0)
+        return (g / (1 - x * x),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] / (1 - inputs[0] * inputs[0])
+
+
 class Atan2(Function):
     """atan2(y, x), the angle of the point (x, y); d/dy = x / r**2, d/dx = -y / r**2, both 0 at the origin
     (as torch's)."""
@@ -565,6 +635,92 @@ class Atan2(Function):
         return _add_tangents(None if ty is None else ty * d_y, None if tx is None else tx * d_x)
 
 
+class Hypot(Function):
+    """sqrt(x**2 + y**2) without overflow; d/dx = x / out, d/dy = y / out (NaN at the origin, as torch's)."""
+    saves = (0, 1)
+
+    def forward(self, x, y):
+        self.out = backend.xp_of(x).hypot(x, y)
+        return self.out
+
+    def backward(self, g):
+        out = self.output(self.out)
+        return (g * self.input(0) / out if self.needs[0] else None,
+                g * self.input(1) / out if self.needs[1] else None)
+
+    def jvp(self, inputs, tangents):
+        (x, y), (tx, ty) = inputs, tangents
+        return _add_tangents(None if tx is None else tx * x, None if ty is None else ty * y) / _constant(self.out)
+
+
+class LogAddExp(Function):
+    """log(exp(x) + exp(y)) (base 2: log2(2**x + 2**y)) without overflow; d/dx = 1 / (1 + base**(y - x)),
+    NaN where x and y are the same infinity, as torch's."""
+    saves = (0, 1)
+
+    def forward(self, x, y, base2=False):
+        self.base2 = base2
+        xp = backend.xp_of(x)
+        return (xp.logaddexp2 if base2 else xp.logaddexp)(x, y)
+
+    def share(self, x, y):
+        """d out / dx: x's share of the sum."""
+        return 1 / (1 + (2 ** (y - x) if self.base2 else (y - x).exp()))
+
+    def backward(self, g):
+        x, y = self.input(0), self.input(1)
+        return (g * self.share(x, y) if self.needs[0] else None, g * self.share(y, x) if self.needs[1] else None)
+
+    def jvp(self, inputs, tangents):
+        (x, y), (tx, ty) = inputs, tangents
+        return _add_tangents(None if tx is None else tx * self.share(x, y), None if ty is None else ty * self.share(y, x))
+
+
+class XLogY(Function):
+    """x * log(y), 0 where x is 0 (y 0 or inf included) unless y is NaN, as torch.xlogy. As torch's, the
+    gradient for x is xlogy(g, y), 0 where x is 0 and y <= 0; for y it is g * x / y."""
+    saves = (0, 1)
+
+    def forward(self, x, y):
+        xp = backend.xp_of(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = x * xp.log(y)
+        return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), out.dtype), out)
+
+    @staticmethod
+    def partial_x(g, x, y):
+        return where_tensor((x.array == 0) & (y.array <= 0), 0.0, XLogY.apply(g, y))
+
+    def backward(self, g):
+        x, y = self.input(0), self.input(1)
+        return (self.partial_x(g, x, y) if self.needs[0] else None, g * x / y if self.needs[1] else None)
+
+    def jvp(self, inputs, tangents):
+        (x, y), (tx, ty) = inputs, tangents
+        return _add_tangents(None if tx is None else self.partial_x(tx, x, y), None if ty is None else ty * x / y)
+
+
+class CopySign(Function):
+    """|x| with the sign of y (its sign bit: -0 and -NaN count as negative). As torch's, the gradient for x
+    is g * out / x (NaN at +-inf), 0 where x is 0, and y's is 0."""
+    saves = (0,)
+
+    def forward(self, x, y):
+        self.out = backend.xp_of(x).copysign(x, y)
+        return self.out
+
+    @staticmethod
+    def ratio(x, out):
+        return where_tensor(x.array == 0, 0.0, out / x)
+
+    def backward(self, g):
+        gx = g * self.ratio(self.input(0), self.output(self.out)) if self.needs[0] else None
+        return gx, _constant(g.xp.zeros(g.shape, dtype=g.dtype)) if self.needs[1] else None
+
+    def jvp(self, inputs, tangents):
+        return None if tangents[0] is None else tangents[0] * self.ratio(inputs[0], _constant(self.out))
+
+
 class Erf(Function):
     """The error function; its slope is 2 / sqrt(pi) * exp(-x**2)."""
     saves = (0,)
@@ -581,6 +737,46 @@ class Erf(Function):
 
     def jvp(self, inputs, tangents):
         return tangents[0] * self.slope(inputs[0])
+
+
+class Erfc(Function):
+    """1 - erf(x), exact far out where 1 - erf(x) would round to 0; its slope is erf's, negated."""
+    saves = (0,)
+
+    def forward(self, x):
+        return backend.erfc(x)
+
+    def backward(self, g):
+        return (-(g * Erf.slope(self.input(0))),)
+
+    def jvp(self, inputs, tangents):
+        return -(tangents[0] * Erf.slope(inputs[0]))
+
+
+class Sinc(Function):
+    """sin(pi x) / (pi x), 1 at 0. Its VJP is torch's expression, g (p cos p - sin p) / (pi x**2) with
+    p = pi x, and 0 where pi x**2 is 0 (underflow included), so that gradients agree with torch's to the
+    last digits near 0 too, and second derivatives there are NaN as torch's."""
+    saves = (0,)
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        p = x * np.pi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = xp.sin(p) / p
+        return xp.where(x == 0, xp.ones((), x.dtype), out)
+
+    @staticmethod
+    def vjp(g, x):
+        p, denominator = x * np.pi, x * x * np.pi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return where_tensor(denominator.array == 0, 0.0, g * (p * p.cos() - p.sin()) / denominator)
+
+    def backward(self, g):
+        return (self.vjp(g, self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        return self.vjp(tangents[0], inputs[0])
 
 
 class RoundedDiv(Piecewise):
@@ -997,4 +1193,5 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
-              Log1p, Expm1, Erf, Asin, Acos, Atan2, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Cat, Stack, Einsum, ToDevice, Cast)
+              Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
+              LogAddExp, XLogY, CopySign, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Cat, Stack, Einsum, ToDevice, Cast)

@@ -1075,15 +1075,16 @@ class Tensor(TensorMethods):
                                 dtype=self.dtype if self.dtype.kind == "f" else None)
         return Tensor._make(array, None)
 
-    def _binary(self, op, other, reverse=False):
-        """op(self, other), or op(other, self), with both operands in the dtype torch promotes them to."""
+    def _binary(self, op, other, reverse=False, **options):
+        """op(self, other), or op(other, self), with both operands in the dtype torch promotes them to
+        (the op's `options` passed on)."""
         cls, dtype = other.__class__, self.array.dtype
         if dtype.kind == "f":  # the hot paths: x * y of one floating dtype, x * 0.5
             if cls is Tensor and other.array.dtype is dtype:
-                return op.apply(other, self) if reverse else op.apply(self, other)
+                return op.apply(other, self, **options) if reverse else op.apply(self, other, **options)
             if cls is float or cls is int:
                 other = _scalar(other, dtype, self.array)
-                return op.apply(other, self) if reverse else op.apply(self, other)
+                return op.apply(other, self, **options) if reverse else op.apply(self, other, **options)
         name = op.__name__.lower()
         number = isinstance(other, (bool, int, float)) or (isinstance(other, np.generic) and other.ndim == 0)
         if not number:
@@ -1099,14 +1100,14 @@ class Tensor(TensorMethods):
             raise ValueError("pow: Integers to negative integer powers are not allowed")
         if op is ops.Matmul and dtype.kind == "b":
             raise TypeError("matmul: not implemented for bool tensors")
-        if op is ops.Div or op is ops.Atan2:
-            dtype = dtypes.floating(dtype)  # true division, as torch: integers divide to the default float
+        if op in (ops.Div, ops.Atan2, ops.XLogY, ops.CopySign):
+            dtype = dtypes.floating(dtype)  # as torch: integers divide (atan2, xlogy...) to the default float
         elif op is ops.Matmul and not number and self.dtype != other.dtype:
             raise TypeError(f"matmul: expected both operands to have the same dtype, but found {self.dtype} and "
                             f"{other.dtype}")
         other = _scalar(other, dtype, self.array) if number else other._as_dtype(dtype)
         me = self._as_dtype(dtype)
-        return op.apply(other, me) if reverse else op.apply(me, other)
+        return op.apply(other, me, **options) if reverse else op.apply(me, other, **options)
 
     def _as_dtype(self, dtype):
         """This tensor in `dtype`: itself, a differentiable cast, or a converted constant."""
@@ -1159,13 +1160,19 @@ class Tensor(TensorMethods):
     def erf(self): return ops.Erf.apply(self._floating())
     def sin(self): return ops.Sin.apply(self._floating())
     def cos(self): return ops.Cos.apply(self._floating())
+    def erfc(self): return ops.Erfc.apply(self._floating())
+    def sinc(self): return ops.Sinc.apply(self._floating())
     def asin(self): return ops.Asin.apply(self._floating())
     def acos(self): return ops.Acos.apply(self._floating())
+    def atan(self): return ops.Atan.apply(self._floating())
+    def asinh(self): return ops.Asinh.apply(self._floating())
+    def acosh(self): return ops.Acosh.apply(self._floating())
+    def atanh(self): return ops.Atanh.apply(self._floating())
     def atan2(self, other): return self._binary(ops.Atan2, other)
 
     def arctan2(self, other): return self._binary(ops.Atan2, other)  # its own name in errors
 
-    arcsin, arccos = asin, acos
+    arcsin, arccos, arctan, arcsinh, arccosh, arctanh = asin, acos, atan, asinh, acosh, atanh
 
     def relu(self):
         if self.dtype.kind == "b":

@@ -264,7 +264,8 @@ def assert_same_gradients(ours, theirs, ours_in, theirs_in, shown):
             loss = loss + term
         loss.backward()
     for k, (a, b) in enumerate(zip(leaves_ours, leaves_theirs)):
-        expected = np.zeros(tuple(b.shape), b.detach().numpy().dtype) if b.grad is None else b.grad.numpy()
+        # force: torch's sgn gives its gradient as a ZeroTensor
+        expected = np.zeros(tuple(b.shape), b.detach().numpy().dtype) if b.grad is None else b.grad.numpy(force=True)
         got = np.zeros(a.shape, a.dtype) if a.grad is None else a.grad.numpy()
         assert got.shape == expected.shape, f"{shown}: gradient {k} has shape {got.shape}, torch's {expected.shape}"
         assert got.dtype == expected.dtype, f"{shown}: gradient {k} has dtype {got.dtype}, torch's {expected.dtype}"

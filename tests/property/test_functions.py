@@ -140,7 +140,10 @@ CALLS = {"allclose": lambda x: (x,), "chunk": lambda x: (2, -1), "clamp": lambda
          "repeat": lambda x: ((2,) * x.ndim,), "reshape": lambda x: ((-1,),), "roll": lambda x: (1, 0),
          "softmax": lambda x: (0,), "split": lambda x: (1, -1), "swapaxes": lambda x: (0, -1),
          "transpose": lambda x: (0, -1), "unsqueeze": lambda x: (-1,), "amax": lambda x: (-1,),
-         "amin": lambda x: (0,), "argmax": lambda x: (-1,), "std": lambda x: (-1,)}
+         "amin": lambda x: (0,), "argmax": lambda x: (-1,), "std": lambda x: (-1,), "clamp_min": lambda x: (0.5,),
+         "clamp_max": lambda x: (0.5,), "copysign": lambda x: (-1.0,), "float_power": lambda x: (2,),
+         "heaviside": lambda x: (x,), "hypot": lambda x: (x,), "logaddexp": lambda x: (x,),
+         "logaddexp2": lambda x: (x * 2,), "true_divide": lambda x: (2.0,), "xlogy": lambda x: (x,)}
 NOT_IN_TORCH = ("expand", "repeat")  # methods only, in torch
 
 
