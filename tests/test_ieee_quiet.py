@@ -32,6 +32,8 @@ CASES = {
     "rsqrt of 0 and -1": (lambda x, lib: x.rsqrt(), [0.0, -1.0, 4.0]),
     "pow at 0 and of a negative base": (lambda x, lib: x ** -1.0 + x.abs() ** 0.5 + (x - 1) ** 0.5, [0.0, 4.0]),
     "asin and acos past 1": (lambda x, lib: x.asin() + x.acos(), [2.0, 0.5]),
+    "atanh at 1 and past, acosh below 1": (lambda x, lib: x.atanh() + x.acosh(), [1.0, 2.0, 0.5]),
+    "xlogy and remainder at 0": (lambda x, lib: lib.xlogy(x, x) + x.remainder(x), [0.0, 2.0]),
     "softmax of a row of -inf": (lambda x, lib: lib.nn.functional.softmax(_minus_inf_at_zero(x), dim=1), [0.0, 0.0, 1.0, 2.0]),
     "log_softmax of a row of -inf": (lambda x, lib: lib.nn.functional.log_softmax(_minus_inf_at_zero(x), dim=1), [0.0, 0.0, 1.0, 2.0]),
     "a log masked by where": (lambda x, lib: lib.where(x > 0, x.log(), x * 0), [0.0, 1.0, 3.0]),

@@ -116,7 +116,7 @@ class Pow(Function):
     @staticmethod
     def partials(x, y, out, need_x, need_y):
         """d out/dx and d out/dy as tensors (None where not needed)."""
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 lands in a branch where() drops
+        with backend.ieee_quiet(x.xp):  # 0 ** -1 lands in a branch where() drops
             d_x = where_tensor(y.array == 0, 0.0, y * x ** (y - 1)) if need_x else None
         d_y = None
         if need_y:
@@ -578,9 +578,9 @@ class Acosh(Function):
     for x < -1, where the value is NaN."""
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
-        with np.errstate(invalid="ignore"):
-            return backend.xp_of(x).arccosh(x)
+        return backend.xp_of(x).arccosh(x)
 
     @staticmethod
     def slope(x):
@@ -598,9 +598,9 @@ class Atanh(Function):
     finite past them)."""
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return backend.xp_of(x).arctanh(x)
+        return backend.xp_of(x).arctanh(x)
 
     def backward(self, g):
         x = self.input(0)
@@ -681,10 +681,10 @@ class XLogY(Function):
     gradient for x is xlogy(g, y), 0 where x is 0 and y <= 0; for y it is g * x / y."""
     saves = (0, 1)
 
+    @_ieee
     def forward(self, x, y):
         xp = backend.xp_of(x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = x * xp.log(y)
+        out = x * xp.log(y)
         return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), out.dtype), out)
 
     @staticmethod
@@ -759,17 +759,17 @@ class Sinc(Function):
     last digits near 0 too, and second derivatives there are NaN as torch's."""
     saves = (0,)
 
+    @_ieee
     def forward(self, x):
         xp = backend.xp_of(x)
         p = x * np.pi
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = xp.sin(p) / p
+        out = xp.sin(p) / p
         return xp.where(x == 0, xp.ones((), x.dtype), out)
 
     @staticmethod
     def vjp(g, x):
         p, denominator = x * np.pi, x * x * np.pi
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with backend.ieee_quiet(x.xp):
             return where_tensor(denominator.array == 0, 0.0, g * (p * p.cos() - p.sin()) / denominator)
 
     def backward(self, g):
@@ -783,10 +783,10 @@ class RoundedDiv(Piecewise):
     """x / y rounded down ("floor", NumPy's and Python's floor division: 1 // 0.1 is 9, the quotient of
     remainder's x - 9 * y) or toward zero ("trunc"): piecewise constant, so no gradient."""
 
+    @_ieee
     def forward(self, x, y, mode):
         xp = backend.xp_of(x)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return xp.floor_divide(x, y) if mode == "floor" else xp.trunc(x / y)
+        return xp.floor_divide(x, y) if mode == "floor" else xp.trunc(x / y)
 
 
 class Remainder(Function):
@@ -794,10 +794,10 @@ class Remainder(Function):
     As torch, the gradient is g for x and -g * q for y."""
     saves = (0, 1)
 
+    @_ieee
     def forward(self, x, y, mode):
         self.mode = mode
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return getattr(backend.xp_of(x), "remainder" if mode == "floor" else "fmod")(x, y)
+        return getattr(backend.xp_of(x), "remainder" if mode == "floor" else "fmod")(x, y)
 
     def backward(self, g):
         q = RoundedDiv.apply(self.input(0), self.input(1), mode=self.mode) if self.needs[1] else None
