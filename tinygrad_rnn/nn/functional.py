@@ -1257,3 +1257,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         variance = _channel_shaped(running_var, x.ndim)
     y = centered / (variance + eps) ** 0.5
     return _per_channel_affine(y, weight, bias)
+
+
+from .attention import scaled_dot_product_attention  # noqa: F401  (last: built on the functions above)
