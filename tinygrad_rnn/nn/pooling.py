@@ -71,7 +71,7 @@ def _maximum(x, windows, return_indices, unbatched):
     out = tuple(w.positions.shape[1] for w in windows)
     flat = gather_windows(x, [w.positions for w in windows]).reshape((batch, channels, kernel, *out))
     if flat.numel() == 0:   # nothing to take a maximum of: an empty result of the right shape
-        values, picked = flat.sum(dim=2), np.zeros((batch, channels, *out), dtype=np.int64)
+        values, picked = flat.sum(dim=2), x.xp.zeros((batch, channels, *out), dtype=np.int64)
     else:
         values, picked = flat.max(dim=2)
         picked = picked.array
