@@ -68,6 +68,7 @@ CONV2D = [
     ((2, 3, 6, 7), (5, 3, 4, 2), {"padding": "same", "dilation": (1, 3)}),
     ((2, 3, 6, 7), (5, 3, 1, 1), {"stride": 2}),
     ((3, 5, 6), (4, 3, 2, 3), {"padding": 1, "stride": (1, 2)}),   # unbatched
+    ((1, 3, 5, 6), (4, 3, 2, 3), {"padding": (1,), "dilation": [2]}),   # one value for both dims
 ]
 
 

@@ -23,8 +23,9 @@ SPATIAL = {1: "L", 2: "H, W"}
 # ----------------------------------------------------------------------------- shared with pooling
 
 def ntuple(owner, name, value, dims, minimum):
-    """`value` (an int, or a tuple or list of `dims` ints) as a tuple of `dims` ints >= minimum."""
-    values = value if isinstance(value, (tuple, list)) else (value,) * dims
+    """`value` (an int, or a tuple or list of `dims` ints or of one) as a tuple of `dims` ints >= minimum."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    values = values * dims if len(values) == 1 else values   # torch's functions spread one value too
     if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in values):
         raise TypeError(f"{owner}: {name} must be an int or a tuple of {dims} ints; got {value!r}")
     if len(values) != dims:
@@ -54,16 +55,24 @@ def window_positions(kernel, stride, dilation, out, offset=0):
     return (np.arange(kernel)[:, None] * dilation + np.arange(out)[None, :] * stride - offset).astype(np.int64)
 
 
+def on_own_axes(per_dim, kernel_axes=True):
+    """Per-dim arrays (kernel_j, out_j) (or (out_j,)) reshaped to broadcast to (*kernel, *out) (or (*out,))."""
+    m = len(per_dim)
+    shaped = []
+    for j, a in enumerate(per_dim):
+        shape = [1] * (2 * m if kernel_axes else m)
+        if kernel_axes:
+            shape[j], shape[m + j] = a.shape
+        else:
+            shape[j] = a.shape[0]
+        shaped.append(a.reshape(shape))
+    return shaped
+
+
 def gather_windows(x, positions):
-    """x (N, C, *spatial) -> (N, C, *kernel, *out): the windows of the m spatial dims, positions[j]
+    """x (N, C, *spatial) -> (N, C, *kernel, *out): the windows of the spatial dims, positions[j]
     (kernel_j, out_j) indexing dim 2 + j, all in one gather."""
-    m = len(positions)
-    index = []
-    for j, p in enumerate(positions):
-        shape = [1] * (2 * m)
-        shape[j], shape[m + j] = p.shape
-        index.append(p.reshape(shape))
-    return x[(slice(None), slice(None)) + tuple(index)]
+    return x[(slice(None), slice(None)) + tuple(on_own_axes(positions))]
 
 
 # ----------------------------------------------------------------------------- functional

@@ -17,7 +17,7 @@ import numpy as np
 from ..methods import _computed
 from ..tensor import Tensor
 from .checks import InputError, check_flag
-from .conv import gather_windows, ntuple, spatial_input, window_positions
+from .conv import gather_windows, ntuple, on_own_axes, spatial_input, window_positions
 from .module import Module
 
 # one dim's windows: positions (kernel, out) clamped into the input, which of them lie inside it, and
@@ -40,20 +40,6 @@ def _adaptive(size, out):
     raw = starts + np.arange(kernel)[:, None]
     inside = raw < ends
     return Windows(np.minimum(raw, ends - 1), inside, inside.sum(axis=0))
-
-
-def _on_own_axes(per_dim, kernel_axes=True):
-    """Per-dim arrays (kernel_j, out_j) (or (out_j,)) reshaped to broadcast to (*kernel, *out) (or (*out,))."""
-    m = len(per_dim)
-    shaped = []
-    for j, a in enumerate(per_dim):
-        shape = [1] * (2 * m if kernel_axes else m)
-        if kernel_axes:
-            shape[j], shape[m + j] = a.shape
-        else:
-            shape[j] = a.shape[0]
-        shaped.append(a.reshape(shape))
-    return shaped
 
 
 def _constant(x, array):
@@ -80,7 +66,7 @@ def _maximum(x, windows, return_indices, unbatched):
     if not return_indices:
         return values
     row = [math.prod(sizes[j + 1:]) for j in range(len(sizes))]
-    places = sum(p * r for p, r in zip(_on_own_axes([w.positions for w in windows]), row))
+    places = sum(p * r for p, r in zip(on_own_axes([w.positions for w in windows]), row))
     table = x.xp.asarray(places.reshape(-1))   # (*kernel, *out) flattened: k * count + o
     count = math.prod(out)
     indices = table[picked.reshape(batch, channels, count) * count + x.xp.arange(count)]
@@ -92,7 +78,7 @@ def _average(x, windows, divisor, unbatched):
     """The sum of each window's places inside the input, over `divisor` ((*out,) per window)."""
     m = len(windows)
     gathered = gather_windows(x, [w.positions for w in windows])
-    inside = math.prod(_on_own_axes([w.inside for w in windows]))
+    inside = math.prod(on_own_axes([w.inside for w in windows]))
     if not np.all(inside):
         gathered = gathered * _constant(x, inside)
     y = gathered.sum(dim=tuple(range(2, 2 + m))) / _constant(x, divisor)
@@ -162,7 +148,7 @@ def _avg_pool(owner, dims, input, kernel_size, stride, padding, ceil_mode, count
     else:
         counts = [w.padded_count if check_flag("count_include_pad", count_include_pad) else w.inside.sum(axis=0)
                   for w in windows]
-        divisor = math.prod(_on_own_axes(counts, kernel_axes=False))
+        divisor = math.prod(on_own_axes(counts, kernel_axes=False))
     return _average(x, windows, divisor, unbatched)
 
 
@@ -199,7 +185,7 @@ def _adaptive_max_pool(owner, dims, input, output_size, return_indices):
 def _adaptive_avg_pool(owner, dims, input, output_size):
     x, unbatched = spatial_input(owner, input, dims)
     windows = _adaptive_windows(owner, x, output_size, dims)
-    divisor = math.prod(_on_own_axes([w.inside.sum(axis=0) for w in windows], kernel_axes=False))
+    divisor = math.prod(on_own_axes([w.inside.sum(axis=0) for w in windows], kernel_axes=False))
     return _average(x, windows, divisor, unbatched)
 
 
