@@ -18,6 +18,17 @@ from ..methods import check_dim
 from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
 from .checks import InputError
+from .conv import conv1d, conv2d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
+from .pooling import (  # noqa: F401
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
 
 REDUCTIONS = ("mean", "sum", "none")
 
