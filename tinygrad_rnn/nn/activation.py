@@ -1,6 +1,7 @@
 """Activations as modules, as in torch.nn: ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, Softmin, GLU,
 Threshold, PReLU (learned slopes), and those of `_ACTIVATIONS` (GELU, ELU, SiLU, Softplus, LeakyReLU, Hardtanh,
-LogSigmoid, ReLU6, SELU, CELU, Mish, Softsign, Tanhshrink, Hardsigmoid, Hardswish)."""
+LogSigmoid, ReLU6, SELU, CELU, Mish, Softsign, Tanhshrink, Hardsigmoid, Hardswish), Hardshrink, Softshrink,
+RReLU and Softmax2d."""
 import numpy as np
 
 from ..tensor import Tensor
@@ -170,3 +171,52 @@ class PReLU(Module):
 
     def extra_repr(self):
         return f"num_parameters={self.num_parameters}"
+
+
+class _Shrink(Module):
+    """An activation of one threshold `lambd`, shown alone in the repr, as torch's."""
+    function = None
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, input):
+        return self.function(input, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"
+
+
+class Hardshrink(_Shrink):
+    """x where |x| > lambd, 0 elsewhere."""
+    function = staticmethod(F.hardshrink)
+
+
+class Softshrink(_Shrink):
+    """x moved lambd towards 0, and 0 within lambd of it."""
+    function = staticmethod(F.softshrink)
+
+
+class RReLU(Module):
+    """x where x > 0, a * x elsewhere: a drawn from U(lower, upper) per element in train(), the fixed
+    (lower + upper) / 2 in eval()."""
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower, self.upper, self.inplace = lower, upper, inplace
+
+    def forward(self, input):
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace else "")
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) of (N, C, H, W) or (C, H, W)."""
+
+    def forward(self, input):
+        if not isinstance(input, Tensor) or input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {getattr(input, 'ndim', None)}D instead")
+        return F.softmax(input, -3)

@@ -131,6 +131,11 @@ class RecurrentCell(Module):
         return states if batched else tuple(s.unsqueeze(0) for s in states)
 
 
+class RNNCellBase(Module):
+    """torch's base class of RNNCell, LSTMCell and GRUCell, here a marker only (the cells are built on
+    RecurrentCell), so that isinstance checks of code written for torch hold."""
+
+
 class GatedCell(RecurrentCell):
     """Cells with PyTorch's weight_ih (G*H, I), weight_hh (G*H, R), bias_ih and bias_hh (G*H,).
 
@@ -179,7 +184,7 @@ class GatedCell(RecurrentCell):
         return []
 
 
-class RNNCell(GatedCell):
+class RNNCell(GatedCell, RNNCellBase):
     """Elman cell: h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu."""
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None, *,
@@ -209,7 +214,7 @@ def _set_forget_bias(bias, hidden_size, value, other=None):
         init.zeros_(Tensor._make(other.array[forget], None))
 
 
-class LSTMCell(GatedCell):
+class LSTMCell(GatedCell, RNNCellBase):
     """LSTM cell, gates i, f, g, o:  c' = f*c + i*g,  h' = o*tanh(c')  (then W_hr h' if proj_size).
 
     Beyond PyTorch's LSTMCell: proj_size (as in torch.nn.LSTM, weight_hr (proj_size, H), and h of
@@ -259,7 +264,7 @@ class LSTMCell(GatedCell):
             [f"forget_bias={self.forget_bias}"] * (self.forget_bias is not None)
 
 
-class GRUCell(GatedCell):
+class GRUCell(GatedCell, RNNCellBase):
     """GRU cell, gates r, z, n:  h' = (1 - z) * n + z * h.
 
     reset_after=True (PyTorch's, and cuDNN's):  n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).

@@ -206,6 +206,50 @@ def prelu(input, weight):
     return x.relu() + x.clamp(max=0) * weight
 
 
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, 0 elsewhere (value and gradient 0 at +-lambd, NaN kept, as torch's)."""
+    x = _activation_input("hardshrink", input)
+    lambd = _number("hardshrink", "lambd", lambd)
+    inside = Compare.apply(x, op="ge", other=-lambd).array & Compare.apply(x, op="le", other=lambd).array
+    return where_tensor(inside, 0.0, x)
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd where x > lambd, x + lambd where x < -lambd, 0 between (gradient 0 at +-lambd, as torch's)."""
+    x = _activation_input("softshrink", input)
+    lambd = _number("softshrink", "lambd", lambd)
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return x - x.clamp(-lambd, lambd)   # clamp's gradient is 1 on its bounds: the difference's is 0 there
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+    """x where x > 0, a * x elsewhere: a drawn from U(lower, upper) for each element while training (from
+    the default tr.Generator; not torch's numbers), the fixed (lower + upper) / 2 otherwise."""
+    x = _activation_input("rrelu", input)
+    lower, upper = _number("rrelu", "lower", lower), _number("rrelu", "upper", upper)
+    if lower > upper:
+        raise ValueError(f"rrelu: lower bound ({lower}) must be at most the upper bound ({upper})")
+    if not training:
+        return leaky_relu(x, (lower + upper) / 2)
+    slopes = draws.uniform(generator_for(None, "rrelu"), x.shape, x.dtype, lower, upper)
+    positive = Compare.apply(x, op="gt", other=0.0).array
+    return where_tensor(positive, x, x * Tensor._make(backend.to_device(slopes, x.device), None))
+
+
+def _written_in_place(function):
+    """torch's F.<name>_: function's result written into the input, recorded as the in-place methods are."""
+    name = f"{function.__name__}_"
+
+    def in_place(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: argument 'input' must be a Tensor, not {type(input).__name__}")
+        return input._update(name, lambda x, _: function(x, *args, **kwargs), reads_old=True)
+    in_place.__name__ = in_place.__qualname__ = name
+    in_place.__doc__ = f"{function.__name__}, written into the input (as torch's F.{name})."
+    return in_place
+
+
 GELU_APPROXIMATIONS = ("none", "tanh")
 
 
@@ -1019,6 +1063,81 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return input * Tensor._make(backend.to_device(keep, input.device), None)
 
 
+ALPHA_DROPOUT_ALPHA = 1.7580993408473766   # -SELU_SCALE * SELU_ALPHA, the value SELU saturates to
+
+
+def _check_dropout_p(p):
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _dropout_noise(input, p, training, feature, alpha):
+    """torch's _dropout_impl: input * mask (+ shift for alpha dropout). The mask, bernoulli_(1 - p) from the
+    default tr.Generator as torch draws it, has input's shape, or (N, C, 1, ...) for feature dropout (whole
+    channels). Alpha dropout sets dropped values to SELU's saturation and rescales to keep mean and variance."""
+    _check_dropout_p(p)
+    if not training or p == 0 or input.numel() == 0:
+        return input
+    if feature and input.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    if p == 1:
+        return input * 0.0
+    shape = input.shape[:2] + (1,) * (input.ndim - 2) if feature else input.shape
+    noise = draws.bernoulli(generator_for(None, "dropout"), shape, 1 - p).astype(input.dtype)
+    if not alpha:
+        noise /= np.asarray(1 - p, dtype=input.dtype)
+        return input * Tensor._make(backend.to_device(noise, input.device), None)
+    a = 1.0 / math.sqrt((ALPHA_DROPOUT_ALPHA ** 2 * p + 1) * (1 - p))
+    shift = (noise - 1) * np.asarray(ALPHA_DROPOUT_ALPHA * a, input.dtype) + np.asarray(ALPHA_DROPOUT_ALPHA * a * p,
+                                                                                         input.dtype)
+    noise *= np.asarray(a, input.dtype)
+    return input * Tensor._make(backend.to_device(noise, input.device), None) + Tensor._make(
+        backend.to_device(shift.astype(input.dtype), input.device), None)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, L) or (C, L) zeroed with probability p, the rest scaled by 1/(1-p)."""
+    _check_dropout_p(p)
+    if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {getattr(input, 'ndim', None)}D "
+                           f"input. Note that dropout1d exists to provide channel-wise dropout on inputs with 1 "
+                           f"spatial dimension, a channel dimension, and an optional batch dimension (i.e. 2D or "
+                           f"3D inputs).")
+    if input.ndim == 2:
+        return _dropout_noise(input.unsqueeze(0), p, training, True, False).squeeze(0)
+    return _dropout_noise(input, p, training, True, False)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, H, W) zeroed with probability p, the rest scaled by 1/(1-p). A 3-D input is
+    (N, C, L), as torch reads it (with its warning)."""
+    _check_dropout_p(p)
+    if input.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated and will "
+                      f"result in an error in a future release. To retain the behavior and silence this warning, "
+                      f"please use dropout instead. Note that dropout2d exists to provide channel-wise dropout on "
+                      f"inputs with 2 spatial dimensions, a channel dimension, and an optional batch dimension "
+                      f"(i.e. 3D or 4D inputs).", stacklevel=2)
+    if input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a "
+                      "batch dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, "
+                      "please switch to using dropout1d instead.", stacklevel=2)
+    return _dropout_noise(input, p, training, True, False)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Dropout for SELU networks: dropped elements set to SELU's negative saturation, then an affine map
+    that keeps the input's mean and variance (Klambauer et al. 2017)."""
+    return _dropout_noise(input, p, training, False, True)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """alpha_dropout of whole channels (dim 1) at once."""
+    return _dropout_noise(input, p, training, True, True)
+
+
 # ----------------------------------------------------------------------------- lookups, padding, normalisation
 
 def one_hot(tensor, num_classes=-1):
@@ -1270,4 +1389,29 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return _per_channel_affine(y, weight, bias)
 
 
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalise each (sample, channel) of (N, C, *) over its own spatial dims, as batch_norm of the
+    input seen as (1, N * C, *); the running statistics move by the average over the samples' updates."""
+    x = _activation_input("instance_norm", input)
+    if x.ndim < 2:
+        raise InputError(f"instance_norm: expected input of shape (N, C, *); got {x.shape}")
+    if use_input_stats and math.prod(x.shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(x.shape)}")
+    n, c = x.shape[:2]
+    repeated = [None if r is None else Tensor._make(r.xp.tile(r.array, n), None) for r in (running_mean, running_var)]
+    y = batch_norm(x.reshape((1, n * c) + x.shape[2:]), *repeated, training=use_input_stats, momentum=momentum,
+                   eps=eps).reshape(x.shape)
+    for running, moved in zip((running_mean, running_var), repeated):
+        if use_input_stats and running is not None:
+            running.array[...] = moved.array.reshape(n, c).mean(axis=0)
+            running._version += 1
+    return _per_channel_affine(y, weight, bias)
+
+
+relu_, elu_, leaky_relu_, hardtanh_, selu_, celu_, threshold_, rrelu_ = (
+    _written_in_place(f) for f in (relu, elu, leaky_relu, hardtanh, selu, celu, threshold, rrelu))
+
 from .attention import scaled_dot_product_attention  # noqa: F401  (last: built on the functions above)
+from .embedding_bag import embedding_bag  # noqa: F401
+from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401

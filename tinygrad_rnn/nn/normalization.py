@@ -1,6 +1,7 @@
 """Normalisation layers composed from primitives (mean, subtract, power), as in torch.nn: LayerNorm,
-RMSNorm, GroupNorm and BatchNorm1d (with running statistics)."""
+RMSNorm, GroupNorm, BatchNorm1d / 2d (with running statistics) and InstanceNorm1d / 2d."""
 import numbers
+import warnings
 
 import numpy as np
 
@@ -115,13 +116,11 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.has_bias}"
 
 
-class BatchNorm1d(Module):
-    """Normalise (N, C) or (N, C, L) per channel over the batch (and L): in training with the batch's
-    statistics, moving the running ones by `momentum` (None: their average over all batches so far);
-    in eval with the running statistics (the batch's, without track_running_stats)."""
+class _NormBase(Module):
+    """torch's _NormBase: per-channel affine parameters and, with track_running_stats, the running_mean,
+    running_var and num_batches_tracked buffers."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 device=None, dtype=None, *, bias=True):
+    def __init__(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias):
         super().__init__()
         self.num_features = check_int("num_features", num_features, minimum=0)
         self.eps, self.momentum, self.affine, self.has_bias = eps, momentum, affine, bias
@@ -145,10 +144,29 @@ class BatchNorm1d(Module):
         self.reset_running_stats()
         _reset_affine(self)
 
+    def _check_input_dim(self, x):
+        check_tensor(type(self).__name__, "input", x)
+        if x.ndim not in self.input_dims:
+            wanted = " or ".join(f"{n}D" for n in self.input_dims)
+            raise ValueError(f"expected {wanted} input (got {x.ndim}D input)")
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    """Normalise per channel over the batch (and the spatial dims): in training with the batch's
+    statistics, moving the running ones by `momentum` (None: their average over all batches so far);
+    in eval with the running statistics (the batch's, without track_running_stats)."""
+    input_dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+
     def forward(self, x):
-        check_tensor("BatchNorm1d", "input", x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"expected 2D or 3D input (got {x.ndim}D input)")
+        self._check_input_dim(x)
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.array[...] += 1
@@ -159,6 +177,48 @@ class BatchNorm1d(Module):
                                      self.running_var if not self.training or self.track_running_stats else None,
                                      self.weight, self.bias, batch_statistics, momentum, self.eps)
 
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L)."""
+    input_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W)."""
+    input_dims = (4,)
+
+
+class _InstanceNorm(_NormBase):
+    """Normalise each sample's channels over their own spatial dims (F.instance_norm); an unbatched input
+    (one dim fewer) is one sample. Without affine, num_features is only compared (a warning), as torch's."""
+    input_dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False,
+                 device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias)
+
+    def forward(self, x):
+        self._check_input_dim(x)
+        unbatched = x.ndim == self.input_dims[0]
+        feature_dim = 0 if unbatched else 1
+        if x.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"expected input's size at dim={feature_dim} to match num_features "
+                                 f"({self.num_features}), but got: {x.shape[feature_dim]}.")
+            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. You can silence this "
+                          f"warning by not passing in num_features, which is not used because affine=False",
+                          stacklevel=3)
+        y = functional.instance_norm(x.unsqueeze(0) if unbatched else x, self.running_mean, self.running_var,
+                                     self.weight, self.bias, self.training or not self.track_running_stats,
+                                     0.0 if self.momentum is None else self.momentum, self.eps)
+        return y.squeeze(0) if unbatched else y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or (C, L)."""
+    input_dims = (2, 3)
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or (C, H, W)."""
+    input_dims = (3, 4)

@@ -415,7 +415,12 @@ def _no_proj_size(proj_size):
         raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
 
 
-class RNN(Recurrent):
+class RNNBase(Module):
+    """torch's base class of RNN, LSTM and GRU, here a marker only (the layers are built on Recurrent),
+    so that isinstance checks of code written for torch hold."""
+
+
+class RNN(Recurrent, RNNBase):
     """Elman RNN layers, torch.nn.RNN's arguments: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
     Extras: recurrent_init ("uniform", "orthogonal", or "identity" = IRNN with nonlinearity="relu"),
@@ -432,7 +437,7 @@ class RNN(Recurrent):
         self.nonlinearity, self.bias = nonlinearity, bias
 
 
-class LSTM(Recurrent):
+class LSTM(Recurrent, RNNBase):
     """LSTM layers, torch.nn.LSTM's arguments, proj_size included: forward(x, (h0, c0)) -> (output, (h_n, c_n)).
 
     Extras: forget_bias (a number: the forget gate's total bias starts there), recurrent_init
@@ -448,7 +453,7 @@ class LSTM(Recurrent):
         self.bias, self.proj_size = bias, proj_size
 
 
-class GRU(Recurrent):
+class GRU(Recurrent, RNNBase):
     """GRU layers, torch.nn.GRU's arguments (gates r, z, n).
 
     Extras: reset_after=False (n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)), recurrent_init,

@@ -1,8 +1,12 @@
 """Helpers named as in torch.nn.utils: gradient clipping and norms, parameters as one vector, and
 variable-length batches in `rnn`."""
-from . import rnn
-from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+import sys
+
+from . import clip, rnn
+from .clip import clip_grad_norm, clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm", "parameters_to_vector",
-           "rnn", "vector_to_parameters"]
+clip_grad = sys.modules[f"{__name__}.clip_grad"] = clip   # torch's module name for the clipping functions
+
+__all__ = ["clip_grad", "clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
+           "get_total_norm", "parameters_to_vector", "rnn", "vector_to_parameters"]

@@ -5,6 +5,7 @@ scaling all stay where the gradients are, and the total comes back as a Tensor t
 does). Only error_if_nonfinite=True reads it on the host, to decide whether to raise.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -115,3 +116,10 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     clip_value = float(clip_value)
     for g in _grads(parameters):
         backend.xp_of(g).clip(g, -clip_value, clip_value, out=g)
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """clip_grad_norm_ under torch's deprecated name, with torch's FutureWarning."""
+    warnings.warn("`torch.nn.utils.clip_grad_norm` is now deprecated in favor of `torch.nn.utils.clip_grad_norm_`.",
+                  FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
