@@ -32,6 +32,7 @@ from .cells import GRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
 from .checks import InputError
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .conv import Conv1d, Conv2d
+from .ctc import CTCLoss
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import Dropout
 from .elman import ElmanRNN
@@ -97,6 +98,7 @@ __all__ = [
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "Bilinear",
+    "CTCLoss",
     "Conv1d",
     "Conv2d",
     "CosineEmbeddingLoss",

@@ -19,6 +19,7 @@ from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
 from .checks import InputError
 from .conv import conv1d, conv2d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
+from .ctc import ctc_loss  # noqa: F401 (F.ctc_loss)
 from .pooling import (  # noqa: F401
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
