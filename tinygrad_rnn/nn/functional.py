@@ -19,6 +19,7 @@ from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
 from .checks import InputError
 from .conv import conv1d, conv2d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
+from .ctc import ctc_loss  # noqa: F401 (F.ctc_loss)
 from .pooling import (  # noqa: F401
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -979,16 +980,35 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
         raise ValueError(f"margin must be greater than 0, got {margin}")
     anchor, positive, negative = _loss_operands("triplet_margin_loss", False, anchor=anchor, positive=positive,
                                                 negative=negative)
-    if not anchor.ndim == positive.ndim == negative.ndim:
-        raise InputError(f"The anchor, positive, and negative tensors are expected to have the same number of "
-                         f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
-                         f"{negative.ndim}D inputs")
+    _same_ndim(anchor, positive, negative)
     _broadcast_shape("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
     to_positive = pairwise_distance(anchor, positive, p, eps)
     to_negative = pairwise_distance(anchor, negative, p, eps)
     if swap:
         to_negative = to_negative.minimum(pairwise_distance(positive, negative, p, eps))
     return _reduce((to_positive - to_negative + margin).clamp(min=0), reduction)
+
+
+def _same_ndim(anchor, positive, negative):
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise InputError(f"The anchor, positive, and negative tensors are expected to have the same number of "
+                         f"dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative "
+                         f"{negative.ndim}D inputs")
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0, swap=False,
+                                      reduction="mean"):
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)) with any distance d (pairwise_distance by
+    default) taking two tensors to one per sample; `swap` as in triplet_margin_loss."""
+    reduction = _reduction(None, None, reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    _same_ndim(anchor, positive, negative)
+    distance = pairwise_distance if distance_function is None else distance_function
+    to_positive, to_negative = distance(anchor, positive), distance(anchor, negative)
+    if swap:
+        to_negative = to_negative.minimum(distance(positive, negative))
+    return _reduce((to_positive + margin - to_negative).clamp(min=0), reduction)
 
 
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -1014,11 +1034,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         raise ValueError("only p == 1 and p == 2 supported")
     if weight is not None and weight.ndim != 1:
         raise ValueError("weight must be one-dimensional")
-    x = _activation_input("multi_margin_loss", input)
-    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
-        raise InputError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
-                         f"{list(x.shape)}")
-    rows = x.reshape(-1 if x.ndim == 2 else 1, x.shape[-1] if x.ndim else 1)
+    x, rows = _score_rows("multi_margin_loss", input)
     if not isinstance(target, Tensor) or target.dtype != np.int64:
         raise InputError(f"multi_margin_loss: target must be an int64 tensor of class indices; got "
                         f"{getattr(target, 'dtype', type(target).__name__)}")
@@ -1043,6 +1059,41 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if weight is not None:
         losses = losses * weight[y]
     return _reduce(losses.reshape(target.shape if x.ndim < 2 else (rows.shape[0],)), reduction)
+
+
+def _score_rows(fn, input):
+    """(input, its rows): scores (N, C), (C,) or () as a (N, C) matrix."""
+    x = _activation_input(fn, input)
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise InputError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
+                         f"{list(x.shape)}")
+    return x, x.reshape(-1 if x.ndim == 2 else 1, x.shape[-1] if x.ndim else 1)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """The multi-label hinge loss: for each target class j (the entries of a target row before its first -1,
+    a repeated one counted again) and each class i not among them, max(0, 1 - x[j] + x[i]), summed, over
+    the number of classes; input (N, C), (C,) or (), target class indices of the same shape."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x, rows = _score_rows("multilabel_margin_loss", input)
+    if not isinstance(target, Tensor) or target.dtype != np.int64:
+        raise InputError(f"multilabel_margin_loss: target must be an int64 tensor of class indices; got "
+                         f"{getattr(target, 'dtype', type(target).__name__)}")
+    if target.shape != x.shape:
+        raise InputError(f"inconsistent target size: {list(target.shape)} for input of size: {list(x.shape)}")
+    xp, (n, classes) = rows.xp, rows.shape
+    y = index_used(target, "multilabel_margin_loss").array.reshape(n, classes)
+    backend.check((y < -1) | (y >= classes), lambda: RuntimeError(
+        f"multilabel_margin_loss: argument #2 'target' is out of range: classes span [0, {classes}) and -1 ends "
+        f"a row's targets; target holds [{int(y.min())}, {int(y.max())}]"))
+    listed = xp.cumprod(y != -1, axis=1).astype(bool)  # the entries before the first -1
+    labels = xp.where(listed, y, 0)
+    is_target = ((labels[:, :, None] == xp.arange(classes)) & listed[:, :, None]).any(axis=1)
+    picked = rows[xp.arange(n)[:, None], labels]
+    hinge = (1 - picked[:, :, None] + rows[:, None, :]).relu()  # the gradient at 0 is 0, as torch's
+    counted = listed[:, :, None] & ~is_target[:, None, :]
+    losses = where_tensor(counted, hinge, 0.0).sum((1, 2)) / classes
+    return _reduce(losses.reshape(x.shape[:-1]), reduction)
 
 
 # ----------------------------------------------------------------------------- regularisation
