@@ -31,6 +31,17 @@ def torch():
 
 
 @pytest.fixture
+def torch_default_float32():
+    """torch at its own default dtype, float32, as both libraries start, for tests that compare dtypes
+    (the `torch` fixture leaves it at float64)."""
+    import torch
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

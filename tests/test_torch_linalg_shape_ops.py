@@ -9,15 +9,7 @@ torch = pytest.importorskip("torch")
 
 import tinygrad_rnn as tr
 
-
-@pytest.fixture(autouse=True)
-def _torch_default_float32():
-    """torch's default dtype float32, as both libraries start: dtypes are compared (the parity fixture
-    of other modules leaves torch at float64)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("torch_default_float32")   # dtypes are compared
 
 
 def _both(values, device="cpu"):

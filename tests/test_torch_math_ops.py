@@ -17,14 +17,7 @@ EDGES = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 1e-8, -3e-4, 25.0,
 F64 = {tr: tr.float64, torch: torch.float64}
 
 
-@pytest.fixture(autouse=True)
-def _torch_default_float32():
-    """torch's default dtype float32, as both libraries start: dtypes are compared (the parity fixture
-    of other modules leaves torch at float64)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("torch_default_float32")   # dtypes are compared
 
 
 def _inside(low=-3.0, high=3.0, shape=(3, 4), seed=0):

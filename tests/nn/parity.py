@@ -55,3 +55,20 @@ def backpropagate_both(torch, tensors, rng):
     loss, tloss = weighted_sum(torch, tensors, rng)
     loss.backward()
     tloss.backward()
+
+
+VALUES, GRADIENTS = {"rtol": 1e-13, "atol": 1e-14}, {"rtol": 1e-12, "atol": 1e-13}
+
+
+def assert_values(ours, theirs, what, tolerance=VALUES):
+    """ours has torch's tensor's shape and values, to a relative tolerance."""
+    theirs = theirs.detach().numpy()
+    assert to_np(ours).shape == theirs.shape, f"{what}: shape {to_np(ours).shape} != {theirs.shape}"
+    np.testing.assert_allclose(to_np(ours), theirs, err_msg=what, **tolerance)
+
+
+def backward_both(torch, ours, theirs, rng):
+    """Backward on both sides from the same random projection of the two outputs."""
+    weights = rng.standard_normal(tuple(theirs.shape))
+    (ours * tr.tensor(weights, device=ours.device)).sum().backward()
+    (theirs * torch.tensor(weights)).sum().backward()

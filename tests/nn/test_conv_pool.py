@@ -6,24 +6,17 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.conftest import to_np
-from tests.nn.parity import assert_same_gradients, copy_torch_weights, export_weights, pair
+from tests.nn.parity import (
+    GRADIENTS,
+    assert_same_gradients,
+    assert_values,
+    backward_both,
+    copy_torch_weights,
+    export_weights,
+    pair,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")   # torch's, about its speed
-
-VALUES, GRADIENTS = {"rtol": 1e-13, "atol": 1e-14}, {"rtol": 1e-12, "atol": 1e-13}
-
-
-def assert_values(ours, theirs, what, tolerance=VALUES):
-    theirs = theirs.detach().numpy()
-    assert to_np(ours).shape == theirs.shape, f"{what}: shape {to_np(ours).shape} != {theirs.shape}"
-    np.testing.assert_allclose(to_np(ours), theirs, err_msg=what, **tolerance)
-
-
-def backward_both(torch, ours, theirs, rng):
-    """Backward from the same random projection of both outputs."""
-    weights = rng.standard_normal(tuple(theirs.shape))
-    (ours * tr.tensor(weights, device=ours.device)).sum().backward()
-    (theirs * torch.tensor(weights)).sum().backward()
 
 
 def check_function(torch, device, rng, name, input_shape, kwargs, weight_shape=None, bias=True, values=None):

@@ -8,22 +8,16 @@ import pytest
 
 import tinygrad_rnn as tr
 from tests.conftest import to_np
-from tests.nn.parity import copy_torch_weights, export_weights, pair
+from tests.nn.parity import (
+    GRADIENTS,
+    assert_values,
+    backward_both,
+    copy_torch_weights,
+    export_weights,
+    pair,
+)
 
 F = tr.nn.functional
-VALUES, GRADIENTS = {"rtol": 1e-13, "atol": 1e-14}, {"rtol": 1e-12, "atol": 1e-13}
-
-
-def assert_values(ours, theirs, what, tolerance=VALUES):
-    theirs = theirs.detach().numpy()
-    assert to_np(ours).shape == theirs.shape, f"{what}: shape {to_np(ours).shape} != {theirs.shape}"
-    np.testing.assert_allclose(to_np(ours), theirs, err_msg=what, **tolerance)
-
-
-def backward_both(torch, ours, theirs, rng):
-    weights = rng.standard_normal(tuple(theirs.shape))
-    (ours * tr.tensor(weights, device=ours.device)).sum().backward()
-    (theirs * torch.tensor(weights)).sum().backward()
 
 
 def compare(torch, rng, ours_fn, theirs_fn, arrays, what):

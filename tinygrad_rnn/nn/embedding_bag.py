@@ -57,7 +57,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
                   sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
     """(bags, embedding_dim): each bag's rows of weight summed (times per_sample_weights), averaged or
     maximised; indices equal to padding_idx are left out (an empty bag gives zeros), as torch's."""
-    from .functional import refuse_embedding_options, renormalize_rows_
+    from .functional import check_rows_exist, refuse_embedding_options, renormalize_rows_
     check_tensor("embedding_bag", "weight", weight)
     if weight.dtype.kind in "iu" and isinstance(input, Tensor) and input.dtype.kind == "f":
         warnings.warn("Argument order of nn.functional.embedding_bag was changed. Usage `embedding_bag(weight, "
@@ -78,10 +78,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
                                   f"on GitHub.")
     index, bag, count, weights = _bags(input, offsets, per_sample_weights, include_last_offset)
     rows = weight.shape[0]
-    if index.size:
-        backend.check((index < 0) | (index >= rows), lambda: IndexError(
-            f"embedding_bag: index out of range: indices span [{int(index.min())}, {int(index.max())}] but the "
-            f"weight has {rows} rows"))
+    check_rows_exist("embedding_bag", index, rows)
     if max_norm is not None:
         renormalize_rows_(weight, index, max_norm, norm_type)
     xp = weight.xp

@@ -1229,10 +1229,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     index = index_used(input, "embedding").array if isinstance(input, Tensor) else weight.xp.asarray(input)
     if index.dtype.kind not in "iu":
         raise InputError(f"Embedding: indices must be integers; got dtype {index.dtype}")
-    if index.size:
-        backend.check((index < 0) | (index >= rows), lambda: IndexError(
-            f"Embedding: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
-            f"num_embeddings={rows}"))
+    check_rows_exist("Embedding", index, rows)
     if max_norm is not None:
         renormalize_rows_(weight, index, max_norm, norm_type)
     table = weight
@@ -1242,6 +1239,14 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         keep = (table.xp.arange(rows) != padding_idx % rows)[:, None]
         table = where_tensor(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
     return Lookup.apply(table, index=index)
+
+
+def check_rows_exist(fn, index, rows):
+    """IndexError unless every index names one of a table's `rows` rows (no negative index)."""
+    if index.size:
+        backend.check((index < 0) | (index >= rows), lambda: IndexError(
+            f"{fn}: index out of range: indices span [{int(index.min())}, {int(index.max())}] but "
+            f"num_embeddings={rows}"))
 
 
 def refuse_embedding_options(fn, scale_grad_by_freq, sparse):
