@@ -36,7 +36,8 @@ from .checks import (
     check_tensor,
     padding_mask,
 )
-from .module import Module
+from .module import Module, Parameter
+from .utils.parametrize import type_before_parametrizations
 from .utils.rnn import PackedSequence, run_packed
 
 # cell type -> (run, accepts); see register_fused
@@ -251,10 +252,30 @@ class Recurrent(Module):
 
     def __setattr__(self, name, value):
         super().__setattr__(name, value)
+        if value is not None and not isinstance(value, Parameter):  # parameters bind as they register
+            self._bind(name, value)
+
+    def register_parameter(self, name, param):
+        super().register_parameter(name, param)
+        self._bind(name, param)
+
+    def _bind(self, name, value):
+        """The cell behind flat name `name` runs with `value`: a new Parameter (weight tying, surgery,
+        remove_parametrizations) or a tensor computed from others (weight_norm's hook, a parametrization)."""
         binding = self.__dict__.get("_bindings", {}).get(name)
-        if binding is not None:  # weight tying or surgery: the cell runs with the new parameter
-            module, attribute = binding
+        if binding is None:
+            return
+        module, attribute = binding
+        if value is None or isinstance(value, Parameter):
             setattr(module, attribute, value)
+        else:
+            module.swap_tensor(attribute, value)
+
+    def _bind_parametrized(self):
+        """Each parametrized weight computed now and handed to its cell, as torch's layers read their
+        weights afresh in every forward."""
+        for name in self._modules["parametrizations"]._modules:
+            self._bind(name, getattr(self, name))
 
     def swap_tensor(self, name, value):
         previous = super().swap_tensor(name, value)
@@ -296,6 +317,8 @@ class Recurrent(Module):
         return run_cell(cell, seq, state, lengths, reverse)
 
     def forward(self, input, hx=None, lengths=None):
+        if "parametrizations" in self._modules:
+            self._bind_parametrized()
         if isinstance(input, PackedSequence):  # PyTorch's packed input: its padded batch with its lengths
             return run_packed(self, input, hx, lengths)
         name = type(self).__name__
@@ -390,7 +413,7 @@ class Recurrent(Module):
     def extra_repr(self):
         """PyTorch's (arguments that differ from their defaults, in its order), then ours."""
         cell = self._cells[0][0]
-        extra = [] if type(self) in (RNN, LSTM, GRU) else [self.cell_type.__name__]
+        extra = [] if type_before_parametrizations(self) in (RNN, LSTM, GRU) else [self.cell_type.__name__]
         extra.append(f"{self.input_size}, {self.hidden_size}")
         if getattr(self, "proj_size", 0):
             extra.append(f"proj_size={self.proj_size}")
