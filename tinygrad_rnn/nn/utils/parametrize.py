@@ -13,7 +13,7 @@ from copy import deepcopy
 
 from ...tensor import Tensor, no_grad
 from ..containers import ModuleDict, ModuleList
-from ..module import Module, Parameter
+from ..module import Parameter
 
 __all__ = ["ParametrizationList", "cached", "is_parametrized", "register_parametrization",
            "remove_parametrizations", "type_before_parametrizations"]
@@ -65,8 +65,9 @@ class ParametrizationList(ModuleList):
                     with contextlib.suppress(NotImplementedError):
                         new = module.right_inverse(new)
         if not isinstance(new, (Tensor, Sequence)):
-            raise ValueError("'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
-                             f"Got {type(new).__name__}")
+            raise ValueError(  # noqa: TRY004 (torch raises ValueError)
+                "'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
+                f"Got {type(new).__name__}")
         self.is_tensor = isinstance(new, Tensor)
         self.ntensors = 1 if self.is_tensor else len(new)
         if self.is_tensor:
@@ -80,8 +81,9 @@ class ParametrizationList(ModuleList):
         else:
             for i, tensor in enumerate(new):
                 if not isinstance(tensor, Tensor):
-                    raise ValueError("'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
-                                     f"Got element {i} of the sequence with type {type(tensor).__name__}.")
+                    raise ValueError(  # noqa: TRY004 (torch raises ValueError)
+                        "'right_inverse' must return a Tensor or a Sequence of tensors (list, tuple...). "
+                        f"Got element {i} of the sequence with type {type(tensor).__name__}.")
                 tensor = tensor.detach()
                 if isinstance(original, Parameter):
                     tensor = Parameter(tensor, original.requires_grad)
@@ -114,8 +116,9 @@ class ParametrizationList(ModuleList):
             for i, (original, tensor) in enumerate(zip(self.originals(), values)):
                 which = "original" if self.is_tensor else f"original{i}"
                 if not isinstance(tensor, Tensor):
-                    raise ValueError(f"'right_inverse' must return a sequence of tensors. Got element {i} of type "
-                                     f"{type(tensor).__name__}.")
+                    raise ValueError(  # noqa: TRY004 (torch raises ValueError)
+                        f"'right_inverse' must return a sequence of tensors. Got element {i} of type "
+                        f"{type(tensor).__name__}.")
                 if tensor.dtype != original.dtype:
                     raise ValueError(f"The tensor returned by `right_inverse` has dtype {tensor.dtype} "
                                      f"while `{which}` has dtype {original.dtype}")
@@ -132,7 +135,8 @@ class ParametrizationList(ModuleList):
 def _check_unchanged(tensor, shape, dtype, message):
     """A parametrization's output keeps the tensor's shape and dtype (unless unsafe)."""
     if not isinstance(tensor, Tensor):
-        raise ValueError(f"A parametrization must return a tensor. Got {type(tensor).__name__}.")
+        raise ValueError(  # noqa: TRY004 (torch raises ValueError)
+            f"A parametrization must return a tensor. Got {type(tensor).__name__}.")
     for what, before, after in (("dtype", dtype, tensor.dtype), ("shape", shape, tuple(tensor.shape))):
         if before != after:
             raise ValueError(message.format(what=what, before=before, after=after))
