@@ -2,6 +2,7 @@
 and the parametrization one (nn.utils.parametrizations.weight_norm, parametrizations.weight.original0 / 1),
 on Linear, Conv1d, Embedding and an LSTM's recurrent weight (fused and op by op): values, gradients,
 state_dicts both ways, removal, SGD steps, errors; and parametrize with a parametrization of one's own."""
+import copy
 import warnings
 
 import numpy as np
@@ -238,6 +239,9 @@ def test_a_parametrization_of_ones_own_matches_torch(torch):
         assert ours.weight is ours.weight
     assert ours.weight is not ours.weight
     original = ours.parametrizations.weight.original
+    replica = copy.deepcopy(ours)   # its own class, parametrization and originals
+    assert type(replica).__name__ == "ParametrizedLinear" and replica.parametrizations.weight.original is not original
+    assert_values(replica.weight, theirs.weight, "weight of a deep copy")
     parametrize.remove_parametrizations(ours, "weight", leave_parametrized=False)
     torch.nn.utils.parametrize.remove_parametrizations(theirs, "weight", leave_parametrized=False)
     assert ours.weight is original and type(ours) is tr.nn.Linear
