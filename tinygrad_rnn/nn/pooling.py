@@ -29,7 +29,7 @@ from .module import Module
 # for evenly spaced windows (else None) their Grid
 Windows = collections.namedtuple("Windows", ["positions", "inside", "padded_count", "grid"])
 # kernel, stride and dilation of evenly spaced windows over the input with `before` places added
-# before it and `after` after it (negative: that many dropped from its end, which no window reaches)
+# before it and `after` after it
 Grid = collections.namedtuple("Grid", ["kernel", "stride", "dilation", "before", "after"])
 SHORT_WINDOW = 16   # up to here NumPy finds each window's first maximum faster in a loop over its places
 
@@ -39,7 +39,9 @@ def _strided(size, kernel, stride, padding, dilation, out):
     inside = (raw >= 0) & (raw < size)
     first = np.clip(raw[inside.argmax(axis=0), np.arange(out)], 0, max(size - 1, 0))
     padded_count = ((raw >= -padding) & (raw < size + padding)).sum(axis=0)
-    after = (out - 1) * stride + (kernel - 1) * dilation - padding + 1 - size
+    # what the last window reaches past the end; where it stops short, by less than a stride, the
+    # elements it leaves make no further window
+    after = max((out - 1) * stride + (kernel - 1) * dilation - padding + 1 - size, 0)
     return Windows(np.where(inside, raw, first), inside, padded_count, Grid(kernel, stride, dilation, padding, after))
 
 
