@@ -104,6 +104,14 @@ CASES = {
                   (lambda a: a[np.array([0, 2, 2, 1])], lambda d: (rand(d, 3, 4),)),
                   (lambda a: a[np.arange(3), np.array([1, 0, 1])], lambda d: (rand(d, 3, 2),)),
                   (lambda a: a[..., 1], lambda d: (rand(d, 2, 3, 4),))],
+    # overlapping windows (their adjoint adds slice by slice), a layout by `axes`, and the adjoint itself
+    # of windows that never meet (one strided add); squared, so that the second derivative is not zero
+    ops.Unfold: [(lambda a: ops.Unfold.apply(a, kernel=(3,), stride=(2,), dilation=(2,)) ** 2,
+                  lambda d: (rand(d, 2, 3, 11),)),
+                 (lambda a: ops.Unfold.apply(a, kernel=(2, 3), stride=(1, 3), dilation=(2, 1), axes=(1, 2, 0, 3, 4)),
+                  lambda d: (rand(d, 2, 5, 7),)),
+                 (lambda a: ops.Unfold.apply(a, kernel=(2, 2), stride=(2, 3), dilation=(1, 1), fold=(2, 4, 6)) ** 2,
+                  lambda d: (rand(d, 2, 2, 2, 2, 2),))],
     ops.Cat: [(lambda a, b: tr.cat([a, b, a], dim=1), lambda d: (rand(d, 2, 3), rand(d, 2, 1)))],
     ops.Stack: [(lambda a, b: tr.stack([a, b], dim=1), lambda d: (rand(d, 2, 3), rand(d, 2, 3)))],
     ops.Einsum: [(lambda a, b: tr.einsum("bij,jk->bki", a, b), lambda d: (rand(d, 2, 3, 4), rand(d, 4, 2))),

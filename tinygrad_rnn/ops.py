@@ -1088,6 +1088,69 @@ def _zero_at(g, index):
     return IndexPut.apply(g, _constant(g.xp.zeros((), dtype=g.dtype)), index=index)
 
 
+class Unfold(Function):
+    """The sliding windows of x's last len(kernel) dims, copied out (im2col): (*lead, *kernel, *out),
+    window o's element k at o * stride + k * dilation along each dim, then laid out by `axes` (a
+    permutation of those dims), so that a convolution is one matrix product. With `fold=shape` it is
+    the adjoint instead (col2im): windows so laid out, added back into zeros(shape) at their places.
+    Each direction's VJP is the other, so gradients of any order are strided copies, with no scatter."""
+    saves = ()
+
+    def forward(self, x, kernel, stride, dilation, axes=None, fold=None):
+        self.geometry = {"kernel": kernel, "stride": stride, "dilation": dilation, "axes": axes}
+        self.fold, self.in_shape = fold, x.shape
+        if fold is None:
+            return _window_view(x, kernel, stride, dilation).transpose(_axes(axes, x.ndim + len(kernel))).copy()
+        windows = x.transpose(tuple(int(a) for a in np.argsort(_axes(axes, x.ndim))))   # the natural order
+        if windows.shape != _windows_shape(fold, kernel, stride, dilation):
+            raise ValueError(f"windows of shape {windows.shape} (in their natural order) are not those of an "
+                             f"input of shape {tuple(fold)}: {_windows_shape(fold, kernel, stride, dilation)}")
+        out = backend.xp_of(x).zeros(fold, dtype=x.dtype)
+        _add_windows(out, windows, kernel, stride, dilation)
+        return out
+
+    def backward(self, g):
+        return (Unfold.apply(g, **self.geometry, fold=None if self.fold is not None else self.in_shape),)
+
+    def jvp(self, inputs, tangents):
+        return Unfold.apply(tangents[0], **self.geometry, fold=self.fold)
+
+
+def _axes(axes, ndim):
+    return tuple(range(ndim)) if axes is None else tuple(axes)
+
+
+def _windows_shape(shape, kernel, stride, dilation):
+    """(*lead, *kernel, *out): the shape of the windows of an input of `shape`, in their natural order."""
+    m = len(kernel)
+    out = (max((n - d * (k - 1) - 1) // s + 1, 0) for n, k, s, d in zip(shape[-m:], kernel, stride, dilation))
+    return tuple(shape[:-m]) + tuple(kernel) + tuple(out)
+
+
+def _window_view(x, kernel, stride, dilation):
+    """x's windows in their natural order as a strided view of x (no copy)."""
+    m = len(kernel)
+    spatial = x.strides[-m:]
+    strides = (x.strides[:-m] + tuple(t * d for t, d in zip(spatial, dilation))
+               + tuple(t * s for t, s in zip(spatial, stride)))
+    return backend.xp_of(x).lib.stride_tricks.as_strided(x, _windows_shape(x.shape, kernel, stride, dilation), strides)
+
+
+def _add_windows(target, windows, kernel, stride, dilation):
+    """target += windows (natural order) at their places: in one strided add where no two windows'
+    places meet (pooling's usual windows), else one strided slice-add per kernel offset."""
+    m = len(kernel)
+    out = windows.shape[-m:]
+    if all(k == 1 or o <= 1 or d * (k - 1) < s for k, o, s, d in zip(kernel, out, stride, dilation)):
+        view = _window_view(target, kernel, stride, dilation)
+        view += windows
+        return
+    lead = (slice(None),) * (target.ndim - m)
+    for offset in np.ndindex(*kernel):
+        places = tuple(slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in zip(offset, dilation, stride, out))
+        target[lead + places] += windows[lead + offset]
+
+
 class Cat(Function):
     saves = ()
 
@@ -1194,4 +1257,4 @@ class Cast(Function):
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
               Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
-              LogAddExp, XLogY, CopySign, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Cat, Stack, Einsum, ToDevice, Cast)
+              LogAddExp, XLogY, CopySign, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast)

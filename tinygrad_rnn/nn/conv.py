@@ -1,15 +1,16 @@
 """Convolutions as in torch.nn: Conv1d, Conv2d and F.conv1d / F.conv2d, composed from primitives.
 
-Every window of the (padded) input is gathered at once by index, x[:, :, positions] (a Getitem, whose
-VJP adds the windows back with IndexAdd), and contracted with the weight in one batched matmul, so
-gradients of any order come from those two primitives'. The pooling layers gather their windows the
-same way (`gather_windows`).
+Every window of the (padded) input is copied out at once, as strided views (the Unfold primitive,
+whose VJP adds the windows back, one strided slice-add per kernel offset), and contracted with the
+weight in one matrix product per group, the batch among its columns; so gradients of any order come
+from those two primitives'. The pooling layers take their windows the same way (`windows_of`).
 """
 import math
 import numbers
 
 import numpy as np
 
+from ..ops import Unfold
 from ..tensor import Tensor
 from . import functional, init
 from .checks import InputError, check_flag, check_int, check_matches_parameters, check_tensor
@@ -69,10 +70,12 @@ def on_own_axes(per_dim, kernel_axes=True):
     return shaped
 
 
-def gather_windows(x, positions):
-    """x (N, C, *spatial) -> (N, C, *kernel, *out): the windows of the spatial dims, positions[j]
-    (kernel_j, out_j) indexing dim 2 + j, all in one gather."""
-    return x[(slice(None), slice(None)) + tuple(on_own_axes(positions))]
+def windows_of(x, kernel, stride, dilation, batch_inside=False):
+    """x (N, C, *spatial) -> its windows (N, C, *kernel, *out), window o's element k at o * stride +
+    k * dilation along each dim; (C, *kernel, N, *out) if batch_inside, the columns of a convolution."""
+    m = len(kernel)
+    axes = (1, *range(2, 2 + m), 0, *range(2 + m, 2 + 2 * m)) if batch_inside else None
+    return Unfold.apply(x, kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation), axes=axes)
 
 
 # ----------------------------------------------------------------------------- functional
@@ -130,12 +133,13 @@ def _conv(owner, dims, input, weight, bias, stride, padding, dilation, groups):
         raise InputError(f"{owner}: Calculated padded input size per channel: {tuple(x.shape[2:])}. Kernel size "
                          f"(dilated): {tuple(reach)}. Kernel size can't be greater than actual input size")
     out = [(n - r) // s + 1 for n, r, s in zip(x.shape[2:], reach, stride)]
-    windows = gather_windows(x, [window_positions(k, s, d, o) for k, s, d, o in zip(kernel, stride, dilation, out)])
+    windows = windows_of(x, kernel, stride, dilation, batch_inside=True)
     batch, channels, out_channels = x.shape[0], x.shape[1], weight.shape[0]
-    # one batched product: (groups, out / groups, C / groups * K) @ (N, groups, C / groups * K, positions)
-    columns = windows.reshape(batch, groups, channels // groups * math.prod(kernel), math.prod(out))
-    y = weight.reshape(groups, out_channels // groups, columns.shape[2]) @ columns
-    y = y.reshape((batch, out_channels, *out))
+    # one product per group, the batch among the columns (as one large product runs faster than N small
+    # ones, for the weight's gradient too): (groups, out / groups, C / groups * K) @ (groups, C / groups * K, N * positions)
+    columns = windows.reshape(groups, channels // groups * math.prod(kernel), batch * math.prod(out))
+    y = weight.reshape(groups, out_channels // groups, columns.shape[1]) @ columns
+    y = y.reshape((out_channels, batch, *out)).permute(1, 0, *range(2, 2 + dims))
     if bias is not None:
         y = y + bias.reshape((out_channels,) + (1,) * dims)
     return y.squeeze(0) if unbatched else y

@@ -1,12 +1,13 @@
 """Pooling as in torch.nn: MaxPool1d/2d, AvgPool1d/2d, AdaptiveMaxPool1d/2d, AdaptiveAvgPool1d/2d and
 their F. functions, composed from primitives.
 
-Windows are gathered by index as the convolutions' are (`gather_windows`), at positions clamped into
-the input: where a window reaches into the padding (or past the end, with ceil_mode) it reads its own
-first element again. So a maximum never lands on padding, and `max(dim)` sends its gradient to the
-first maximal element of the window, as torch's (for a window with NaNs, torch picks its last NaN and
-this its first); averages weigh those places by zero. Adaptive windows run from floor(o * n / out) to
-ceil((o + 1) * n / out), as torch's.
+Evenly spaced windows are copied out as the convolutions' are (`windows_of`, strided copies), from
+the input padded with -inf (maximum) or 0 (average) where they reach past it: into the padding, or
+past the end with ceil_mode. Adaptive windows run from floor(o * n / out) to ceil((o + 1) * n / out),
+as torch's; unless n is a multiple of out they are uneven, gathered by index at positions clamped into
+the window, and the places past a window's end set to that same -inf or 0. The gradient of a maximum
+goes to the first maximal element inside the window (a window of -infs included), as torch's (for a
+window with NaNs, torch picks its last NaN and this its first).
 """
 import collections
 import math
@@ -14,15 +15,23 @@ import numbers
 
 import numpy as np
 
+from .. import backend
 from ..methods import _computed
+from ..ops import where_tensor
 from ..tensor import Tensor
+from . import functional
 from .checks import InputError, check_flag
-from .conv import gather_windows, ntuple, on_own_axes, spatial_input, window_positions
+from .conv import ntuple, on_own_axes, spatial_input, window_positions, windows_of
 from .module import Module
 
-# one dim's windows: positions (kernel, out) clamped into the input, which of them lie inside it, and
-# how many of each window's places lie inside the input and its padding (count_include_pad's divisor)
-Windows = collections.namedtuple("Windows", ["positions", "inside", "padded_count"])
+# one dim's windows: positions (kernel, out) clamped into the input, which of them lie inside it, how
+# many of each window's places lie inside the input and its padding (count_include_pad's divisor), and
+# for evenly spaced windows (else None) their Grid
+Windows = collections.namedtuple("Windows", ["positions", "inside", "padded_count", "grid"])
+# kernel, stride and dilation of evenly spaced windows over the input with `before` places added
+# before it and `after` after it
+Grid = collections.namedtuple("Grid", ["kernel", "stride", "dilation", "before", "after"])
+SHORT_WINDOW = 16   # up to here NumPy finds each window's first maximum faster in a loop over its places
 
 
 def _strided(size, kernel, stride, padding, dilation, out):
@@ -30,7 +39,10 @@ def _strided(size, kernel, stride, padding, dilation, out):
     inside = (raw >= 0) & (raw < size)
     first = np.clip(raw[inside.argmax(axis=0), np.arange(out)], 0, max(size - 1, 0))
     padded_count = ((raw >= -padding) & (raw < size + padding)).sum(axis=0)
-    return Windows(np.where(inside, raw, first), inside, padded_count)
+    # what the last window reaches past the end; where it stops short, by less than a stride, the
+    # elements it leaves make no further window
+    after = max((out - 1) * stride + (kernel - 1) * dilation - padding + 1 - size, 0)
+    return Windows(np.where(inside, raw, first), inside, padded_count, Grid(kernel, stride, dilation, padding, after))
 
 
 def _adaptive(size, out):
@@ -39,7 +51,9 @@ def _adaptive(size, out):
     kernel = int((ends - starts).max()) if out else 0
     raw = starts + np.arange(kernel)[:, None]
     inside = raw < ends
-    return Windows(np.minimum(raw, ends - 1), inside, inside.sum(axis=0))
+    even = out and size % out == 0
+    grid = Grid(size // out, size // out, 1, 0, 0) if even else None
+    return Windows(np.minimum(raw, ends - 1), inside, inside.sum(axis=0), grid)
 
 
 def _constant(x, array):
@@ -47,7 +61,40 @@ def _constant(x, array):
     return Tensor._make(x.xp.asarray(np.asarray(array, dtype=x.dtype)), None)
 
 
+def _inside(windows):
+    """(*kernel, *out): whether each place of each window lies inside the input (and adaptive window)."""
+    return math.prod(on_own_axes([w.inside for w in windows])).astype(bool)
+
+
+def _window_values(x, windows, fill):
+    """x's windows (N, C, *kernel, *out), the places outside the input (or the adaptive window) `fill`."""
+    if any(w.grid is None for w in windows):
+        gathered = x[(slice(None), slice(None)) + tuple(on_own_axes([w.positions for w in windows]))]
+        inside = _inside(windows)
+        return gathered if np.all(inside) else where_tensor(x.xp.asarray(inside), gathered, fill)
+    grids = [w.grid for w in windows]
+    pads = tuple(p for g in reversed(grids) for p in (g.before, g.after))
+    if any(pads):
+        x = functional.pad(x, pads, value=fill)
+    return windows_of(x, *zip(*[(g.kernel, g.stride, g.dilation) for g in grids]))
+
+
 # ----------------------------------------------------------------------------- the two reductions
+
+def _first_maximum(flat, inside):
+    """Where each window's (axis 2's) first maximal element inside the input lies (a NaN first)."""
+    xp = backend.xp_of(flat)
+    hit = (flat == flat.max(axis=2, keepdims=True)) | xp.isnan(flat)
+    if not np.all(inside):   # outside places hold -inf: a maximum only in a window of -infs
+        hit &= xp.asarray(inside)
+    kernel = flat.shape[2]
+    if xp is not np or kernel > SHORT_WINDOW:
+        return hit.argmax(axis=2)
+    picked = np.zeros(hit.shape[:2] + hit.shape[3:], dtype=np.int64)
+    for k in reversed(range(kernel)):   # the first hit written last
+        np.copyto(picked, k, where=hit[:, :, k])
+    return picked
+
 
 def _maximum(x, windows, return_indices, unbatched):
     """The maximum of each window (gradient to its first maximal element), and where it lies in the
@@ -55,12 +102,14 @@ def _maximum(x, windows, return_indices, unbatched):
     batch, channels, sizes = x.shape[0], x.shape[1], x.shape[2:]
     kernel = math.prod(w.positions.shape[0] for w in windows)
     out = tuple(w.positions.shape[1] for w in windows)
-    flat = gather_windows(x, [w.positions for w in windows]).reshape((batch, channels, kernel, *out))
+    flat = _window_values(x, windows, -np.inf).reshape((batch, channels, kernel, *out))
     if flat.numel() == 0:   # nothing to take a maximum of: an empty result of the right shape
         values, picked = flat.sum(dim=2), x.xp.zeros((batch, channels, *out), dtype=np.int64)
     else:
-        values, picked = flat.max(dim=2)
-        picked = picked.array
+        inside = _inside(windows).reshape((kernel, *out))
+        picked = _first_maximum(flat.array, inside)
+        chosen = x.xp.arange(kernel).reshape((kernel,) + (1,) * len(out)) == picked[:, :, None]
+        values = where_tensor(chosen, flat, -0.0).sum(dim=2)   # the picked element and -0s: exact
     if unbatched:
         values = values.squeeze(0)
     if not return_indices:
@@ -77,11 +126,7 @@ def _maximum(x, windows, return_indices, unbatched):
 def _average(x, windows, divisor, unbatched):
     """The sum of each window's places inside the input, over `divisor` ((*out,) per window)."""
     m = len(windows)
-    gathered = gather_windows(x, [w.positions for w in windows])
-    inside = math.prod(on_own_axes([w.inside for w in windows]))
-    if not np.all(inside):
-        gathered = gathered * _constant(x, inside)
-    y = gathered.sum(dim=tuple(range(2, 2 + m))) / _constant(x, divisor)
+    y = _window_values(x, windows, 0.0).sum(dim=tuple(range(2, 2 + m))) / _constant(x, divisor)
     return y.squeeze(0) if unbatched else y
 
 
