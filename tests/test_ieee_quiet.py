@@ -63,3 +63,11 @@ def test_numpy_itself_still_warns_outside_the_library():
     tr.tensor([0.0]).log()
     with pytest.warns(RuntimeWarning, match="divide by zero"):
         np.log(np.zeros(1))
+
+
+def test_a_float_too_large_for_float32_becomes_inf_silently():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = tr.tensor([1e200, -1e200, 1.5], dtype=tr.float32)
+    theirs = torch.tensor([1e200, -1e200, 1.5], dtype=torch.float32)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -125,7 +125,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if python_data:
         dtypes.check_fits(array, dtype, "tensor")
     device = backend.check_device(device if device is not None else backend.device_of(array))
-    array = backend.xp_for(device).array(backend.to_device(array, device), dtype=dtype, copy=True)
+    xp = backend.xp_for(device)
+    with backend.ieee_quiet(xp):   # a float too large for a narrower float type becomes inf, as in torch
+        array = xp.array(backend.to_device(array, device), dtype=dtype, copy=True)
     return _wrap(array, requires_grad)
 
 
