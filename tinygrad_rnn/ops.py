@@ -658,6 +658,7 @@ class LogAddExp(Function):
     NaN where x and y are the same infinity, as torch's."""
     saves = (0, 1)
 
+    @_ieee
     def forward(self, x, y, base2=False):
         self.base2 = base2
         xp = backend.xp_of(x)
