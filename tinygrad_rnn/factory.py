@@ -117,8 +117,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     leaf: a tensor passed in is copied and cut from its graph.
     """
     python_data = _python_data(data)
-    float_wanted = dtype is not None and _dtype(dtype, "tensor").kind == "f"
-    array = _native(data, "tensor", float_wanted)
+    array = _native(data, "tensor", None if dtype is None else _dtype(dtype, "tensor").kind)
     if python_data and dtype is None:
         array = array.astype(_sequence_dtype(data, array), copy=False)
     dtype = _dtype(dtype if dtype is not None else array.dtype, "tensor")

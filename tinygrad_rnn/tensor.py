@@ -661,7 +661,7 @@ def _check_same_device(op, inputs):
 
 # ----------------------------------------------------------------------------- Tensor
 
-def _native(data, op="Tensor", float_wanted=False):
+def _native(data, op="Tensor", wanted_kind=None):
     """`data` as a NumPy or CuPy array, refusing what has no numbers; foreign arrays (torch, JAX, ...)
     through `__array__` or, on the GPU, `__cuda_array_interface__`."""
     if isinstance(data, Tensor):
@@ -681,10 +681,11 @@ def _native(data, op="Tensor", float_wanted=False):
         except (ValueError, TypeError, OverflowError, RuntimeError) as e:
             raise ValueError(f"{op}: data must be a number or a rectangular nested sequence of numbers; "
                              f"{e}") from None
-    if array.dtype == object and isinstance(data, numbers.Integral):
-        if float_wanted:
-            return np.asarray(float(data))
-        raise ValueError(f"{op}: the integer {data} cannot be converted to int64 without overflow")
+    if array.dtype == object and all(isinstance(v, numbers.Integral) for v in array.reshape(-1)):
+        if wanted_kind in ("f", "b"):   # a Python int past int64 still fits a float or a bool, as in torch
+            return array.astype(np.float64 if wanted_kind == "f" else np.bool_)
+        too_big = next(v for v in array.reshape(-1) if not -2**63 <= v < 2**63)
+        raise ValueError(f"{op}: the integer {too_big} cannot be converted to int64 without overflow")
     if array.dtype.kind not in "biufc":
         raise TypeError(f"{op}: cannot make a tensor from a {type(data).__name__} of dtype {array.dtype}: data "
                         f"must hold numbers (or booleans)")
@@ -704,7 +705,7 @@ def _as_array(data, dtype, device):
     if isinstance(data, Tensor):
         dtype = dtype or data.dtype  # a tensor keeps its dtype
     dtype = None if dtype is None else dtypes.check(dtype, "Tensor")
-    data = _native(data, float_wanted=dtype is not None and dtype.kind == "f")
+    data = _native(data, wanted_kind=None if dtype is None else dtype.kind)
     if data.dtype.kind == "c":
         raise TypeError(f"Tensor: complex data is not supported; got dtype {data.dtype}")
     if dtype is not None:

@@ -153,6 +153,8 @@ SAME_AS_TORCH = [
     ("arange(0.5, dtype=int64) gave [0]", lambda m: m.arange(0.5, dtype=m.int64)),
     ("Tensor(torch tensor) said 'needs CuPy'", lambda m: m.tensor(torch.ones(3, requires_grad=True))),
     ("1.0 in x compared rows", lambda m: 1.0 in m.tensor([[0.0, 1.0], [2.0, 3.0]])),
+    ("tensor(2**70, dtype=bool) was refused as past int64", lambda m: m.tensor(2 ** 70, dtype=m.bool)),
+    ("tensor([2**70, 0], dtype=float32) was refused", lambda m: m.tensor([2 ** 70, 0], dtype=m.float32)),
 ]
 
 
