@@ -165,6 +165,13 @@ class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
+        self._configure(in_channels, out_channels, kernel_size, stride, padding, dilation, False, 0, groups, bias,
+                        padding_mode, device, dtype)
+
+    def _configure(self, in_channels, out_channels, kernel_size, stride, padding, dilation, transposed,
+                   output_padding, groups, bias, padding_mode, device, dtype):
+        """torch's _ConvNd.__init__: checks, attributes and parameters, the weight (in_channels,
+        out_channels / groups, *kernel) when transposed, else (out_channels, in_channels / groups, *kernel)."""
         owner = type(self).__name__
         self.in_channels = check_int("in_channels", in_channels, minimum=0)
         self.out_channels = check_int("out_channels", out_channels, minimum=0)
@@ -181,10 +188,11 @@ class _ConvNd(Module):
         pads = _padding(owner, padding, self.kernel_size, self.stride, self.dilation)
         self.padding = padding if isinstance(padding, str) else tuple(left for left, _ in pads)
         self._reversed_padding_repeated_twice = [p for pair in reversed(pads) for p in pair]
-        self.transposed, self.output_padding = False, (0,) * self.dims
+        self.transposed = transposed
+        self.output_padding = ntuple(owner, "output_padding", output_padding, self.dims, minimum=0)
         self.groups, self.padding_mode = int(groups), padding_mode
-        self.weight = init.parameter(out_channels, in_channels // groups, *self.kernel_size, dtype=dtype,
-                                     device=device)
+        channels = (in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups)
+        self.weight = init.parameter(*channels, *self.kernel_size, dtype=dtype, device=device)
         self.register_parameter("bias", init.parameter(out_channels, dtype=dtype, device=device)
                                 if check_flag("bias", bias) else None)
         self.reset_parameters()
@@ -211,6 +219,8 @@ class _ConvNd(Module):
             shown += f", padding={padding}"
         if self.dilation != (1,) * self.dims:
             shown += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self.dims:
+            shown += f", output_padding={self.output_padding}"
         if self.groups != 1:
             shown += f", groups={self.groups}"
         if self.bias is None:

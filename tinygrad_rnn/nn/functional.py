@@ -1469,5 +1469,7 @@ relu_, elu_, leaky_relu_, hardtanh_, selu_, celu_, threshold_, rrelu_ = (
     _written_in_place(f) for f in (relu, elu, leaky_relu, hardtanh, selu, celu, threshold, rrelu))
 
 from .attention import scaled_dot_product_attention  # noqa: F401  (last: built on the functions above)
+from .conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: F401
 from .embedding_bag import embedding_bag  # noqa: F401
+from .fold import fold, unfold  # noqa: F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401
