@@ -1,5 +1,7 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
 from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train, utils
+from . import runtime as _runtime
+from . import torch_functional as _torch_functional
 from .backend import Device, DeviceError, cuda_available
 from .checkpoint import load, save
 from .dtypes import (
@@ -54,7 +56,6 @@ from .tensor import (
     cat,
     current_scope,
     enable_grad,
-    inference_mode,
     is_grad_enabled,
     no_grad,
     retain_grads,
@@ -67,6 +68,8 @@ from .tensor import (
 
 globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Tensor method of that name
 globals().update(_LEGACY_TENSOR_TYPES)  # tr.FloatTensor([1.0]), tr.LongTensor(2, 3), ...
+for _module in (_runtime, _torch_functional):  # torch's runtime settings; torch.dropout, torch.hann_window ...
+    globals().update({_name: getattr(_module, _name) for _name in _module.__all__})
 
 __version__ = "0.1.0"
 
@@ -112,7 +115,6 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "half",
-    "inference_mode",
     "initial_seed",
     "int8",
     "int16",
@@ -160,3 +162,4 @@ __all__ = [
 ]
 __all__ += list(_FUNCTIONS)  # the names of the function table
 __all__ += list(_LEGACY_TENSOR_TYPES)
+__all__ += _runtime.__all__ + _torch_functional.__all__

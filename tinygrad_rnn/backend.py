@@ -102,9 +102,19 @@ def check_device(device):
     return name
 
 
+_chosen_default = None  # tr.set_default_device's choice; None: the environment decides
+
+
 def default_device():
-    """The device new tensors go to: `TINYGRAD_RNN_DEVICE` if set, else the CPU."""
-    return check_device(os.environ.get("TINYGRAD_RNN_DEVICE", "cpu"))
+    """The device new tensors go to: tr.set_default_device's choice, else `TINYGRAD_RNN_DEVICE` if set,
+    else the CPU."""
+    return _chosen_default or check_device(os.environ.get("TINYGRAD_RNN_DEVICE", "cpu"))
+
+
+def set_default_device(device):
+    """Make `device` ("cpu" or "cuda"; None: back to the environment's) where factories put new tensors."""
+    global _chosen_default
+    _chosen_default = None if device is None else check_device(device)
 
 
 def xp_for(device):

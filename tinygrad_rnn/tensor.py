@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from . import backend, dtypes
+from . import backend, dtypes, printing
 from .methods import TensorMethods, check_dim, check_dims, numpy_aliases, reduction_dims, sizes_argument
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
@@ -1053,8 +1053,7 @@ class Tensor(TensorMethods):
             extra += ", requires_grad=True"
         if self._name:
             extra += f", name={self._name!r}"
-        body = np.array2string(backend.to_numpy(self.array), separator=", ", prefix="tensor(",
-                               threshold=200, precision=4)
+        body = printing.array_text(backend.to_numpy(self.array))  # tr.set_printoptions
         return f"tensor({body}{extra})"
 
 
