@@ -1471,3 +1471,4 @@ relu_, elu_, leaky_relu_, hardtanh_, selu_, celu_, threshold_, rrelu_ = (
 from .attention import scaled_dot_product_attention  # noqa: F401  (last: built on the functions above)
 from .embedding_bag import embedding_bag  # noqa: F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401
+from .upsample import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401
