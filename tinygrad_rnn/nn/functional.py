@@ -1473,3 +1473,4 @@ from .conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: F401
 from .embedding_bag import embedding_bag  # noqa: F401
 from .fold import fold, unfold  # noqa: F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401
+from .upsample import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401

@@ -41,12 +41,13 @@ class Linear(Module):
 
     def forward(self, x):
         check_tensor("Linear", "input", x)
-        check_matches_parameters("Linear", x, self.weight)
+        weight = self.weight   # read once: a parametrized weight (spectral_norm) changes state on each read
+        check_matches_parameters("Linear", x, weight)
         check_last_dim("Linear", x, self.in_features, "in_features")
         lead = x.shape[:-1]
         # one 2-D product, not a batch (rows counted, not inferred: -1 is ambiguous for an empty input)
         flat = x.reshape(math.prod(lead), self.in_features) if x.ndim > 2 else x
-        y = flat @ self.weight.T
+        y = flat @ weight.T
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features) if x.ndim > 2 else y
@@ -73,10 +74,11 @@ class Bilinear(Module):
         _uniform_by_fan_in(self, self.in1_features)
 
     def forward(self, input1, input2):
+        weight = self.weight   # read once, as Linear
         for name, x in (("input1", input1), ("input2", input2)):
             check_tensor("Bilinear", name, x)
-            check_matches_parameters("Bilinear", x, self.weight)
-        return functional.bilinear(input1, input2, self.weight, self.bias)
+            check_matches_parameters("Bilinear", x, weight)
+        return functional.bilinear(input1, input2, weight, self.bias)
 
     def extra_repr(self):
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
