@@ -48,10 +48,14 @@ from .functions import FUNCTIONS as _FUNCTIONS
 from .functions import einsum, is_tensor, std_mean, var_mean
 from .generator import Generator, default_generator, get_rng_state, initial_seed, seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .sampling import FUNCTIONS as _SAMPLING
+from .shape_extras import FUNCTIONS as _SHAPES
 from .tensor import (
     Function,
     Tensor,
     cat,
+    concat,
+    concatenate,
     current_scope,
     enable_grad,
     inference_mode,
@@ -65,6 +69,8 @@ from .tensor import (
     where,
 )
 
+globals().update(_SHAPES)  # tr.broadcast_shapes, tr.meshgrid, tr.tensordot, ... (shape_extras.py)
+globals().update(_SAMPLING)  # tr.normal, tr.bernoulli, tr.poisson, tr.randint_like (sampling.py)
 globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Tensor method of that name
 globals().update(_LEGACY_TENSOR_TYPES)  # tr.FloatTensor([1.0]), tr.LongTensor(2, 3), ...
 
@@ -87,6 +93,8 @@ __all__ = [
     "autograd",
     "backends",
     "cat",
+    "concat",
+    "concatenate",
     "cuda",
     "cuda_available",
     "current_scope",
@@ -160,3 +168,4 @@ __all__ = [
 ]
 __all__ += list(_FUNCTIONS)  # the names of the function table
 __all__ += list(_LEGACY_TENSOR_TYPES)
+__all__ += list(_SHAPES) + list(_SAMPLING)
