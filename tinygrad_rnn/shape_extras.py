@@ -759,8 +759,6 @@ def _trapezoid_steps(op, y, x, dx, dim):
 def trapezoid(y, x=None, *, dx=None, dim=-1):
     """The trapezoidal rule along dim: samples y at points x (or spaced dx, 1 by default)."""
     y = _tensor_argument("trapezoid", "y", y)
-    if isinstance(x, numbers.Number):
-        x, dx = None, x
     areas, d = _trapezoid_steps("trapezoid", y, x, dx, dim)
     return areas.sum(d)
 
@@ -772,8 +770,6 @@ def trapz(y, x=None, *, dx=None, dim=-1):
 def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
     """The running sums of the trapezoidal rule along dim (one fewer than the samples)."""
     y = _tensor_argument("cumulative_trapezoid", "y", y)
-    if isinstance(x, numbers.Number):
-        x, dx = None, x
     areas, d = _trapezoid_steps("cumulative_trapezoid", y, x, dx, dim)
     return areas.cumsum(d)
 
@@ -807,10 +803,6 @@ def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False):
     """A 0-d tensor of the number s, of the default float dtype unless dtype is given (ints too, as torch)."""
     from .factory import tensor
     return tensor(float(s) if dtype is None else s, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-def unflatten(input, dim, sizes):
-    return _tensor_argument("unflatten", "input", input).unflatten(dim, sizes)
 
 
 FUNCTIONS = {f.__name__: f for f in (
