@@ -6,7 +6,6 @@ Expand, Cat, Stack, Permute, Unfold), so gradients of any order come for free.
 the methods that torch also offers as `torch.NAME(input, ...)` are in functions.METHODS.
 """
 import builtins
-import collections
 import itertools
 import math
 import numbers
@@ -17,7 +16,6 @@ import numpy as np
 from . import backend, dtypes
 from .methods import MaxMin, _computed, _constant, _tensor_argument, check_dim
 
-Unique = collections.namedtuple("Unique", ["output", "inverse", "counts"])
 INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 
