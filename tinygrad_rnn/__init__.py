@@ -50,10 +50,14 @@ from .functions import FUNCTIONS as _FUNCTIONS
 from .functions import einsum, is_tensor, std_mean, var_mean
 from .generator import Generator, default_generator, get_rng_state, initial_seed, seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .sampling import FUNCTIONS as _SAMPLING
+from .shape_extras import FUNCTIONS as _SHAPES
 from .tensor import (
     Function,
     Tensor,
     cat,
+    concat,
+    concatenate,
     current_scope,
     enable_grad,
     is_grad_enabled,
@@ -66,6 +70,8 @@ from .tensor import (
     where,
 )
 
+globals().update(_SHAPES)  # tr.broadcast_shapes, tr.meshgrid, tr.tensordot, ... (shape_extras.py)
+globals().update(_SAMPLING)  # tr.normal, tr.bernoulli, tr.poisson, tr.randint_like (sampling.py)
 globals().update(_FUNCTIONS)  # tr.tanh(x), tr.sum(x, dim), ...: each is the Tensor method of that name
 globals().update(_LEGACY_TENSOR_TYPES)  # tr.FloatTensor([1.0]), tr.LongTensor(2, 3), ...
 for _module in (_runtime, _torch_functional):  # torch's runtime settings; torch.dropout, torch.hann_window ...
@@ -90,6 +96,8 @@ __all__ = [
     "autograd",
     "backends",
     "cat",
+    "concat",
+    "concatenate",
     "cuda",
     "cuda_available",
     "current_scope",
@@ -126,7 +134,6 @@ __all__ = [
     "load",
     "long",
     "manual_seed",
-    "matmul",
     "multinomial",
     "nn",
     "no_grad",
@@ -163,3 +170,4 @@ __all__ = [
 __all__ += list(_FUNCTIONS)  # the names of the function table
 __all__ += list(_LEGACY_TENSOR_TYPES)
 __all__ += _runtime.__all__ + _torch_functional.__all__
+__all__ += list(_SHAPES) + list(_SAMPLING)

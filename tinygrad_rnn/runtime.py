@@ -19,7 +19,7 @@ __all__ = [
     "are_deterministic_algorithms_enabled", "can_cast", "finfo", "get_default_device",
     "get_float32_matmul_precision", "get_num_interop_threads", "get_num_threads", "iinfo", "inference_mode",
     "is_anomaly_enabled", "is_deterministic_algorithms_warn_only_enabled", "is_inference_mode_enabled",
-    "is_nonzero", "is_storage", "promote_types", "result_type", "set_anomaly_enabled", "set_default_device",
+    "is_storage", "promote_types", "result_type", "set_anomaly_enabled", "set_default_device",
     "set_float32_matmul_precision", "set_num_interop_threads", "set_num_threads", "set_printoptions", "typename",
     "use_deterministic_algorithms",
 ]
@@ -263,13 +263,3 @@ def typename(obj):
 def is_storage(obj):
     """False: tensors here own NumPy or CuPy arrays, not torch storages."""
     return False
-
-
-def is_nonzero(input):
-    """As torch.is_nonzero: whether a one-element tensor is not zero; an error for any other size."""
-    if not isinstance(input, Tensor):
-        raise TypeError(f"is_nonzero(): argument 'input' must be Tensor, not {type(input).__name__}")
-    if input.numel() != 1:
-        raise RuntimeError(f"Boolean value of Tensor with {'no values' if input.numel() == 0 else 'more than one value'} "
-                           f"is ambiguous")
-    return bool(input.item() != 0)
