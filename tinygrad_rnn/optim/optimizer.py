@@ -145,9 +145,14 @@ class Optimizer:
         if arguments is None:
             return False
         launch(self.FUSED, arguments, flat.array.size)
-        if "step" in flat.state:
-            flat.state["step"] += 1
+        self.count_step(flat.state, group)
         return True
+
+    def count_step(self, state, group):
+        """After a launch, advance the state's scalars as `update` would have (the step count; a rule with
+        more scalar state, such as a decaying rate, advances that too)."""
+        if "step" in state:
+            state["step"] += 1
 
     def update(self, p, g, state, group):
         raise NotImplementedError
@@ -156,9 +161,10 @@ class Optimizer:
         """{name: value} of FUSED's arrays (from `state`), scalars and flags for the step to come (its number
         is state["step"] + 1; the caller counts it after the launch), or None where the NumPy rule must run."""
 
-    def scratch(self, like):
-        """A scratch array of `like`'s shape, dtype and device, kept for the next steps (its values are garbage)."""
-        key = (type(like), backend.device_of(like), like.dtype, like.shape)
+    def scratch(self, like, slot=0):
+        """A scratch array of `like`'s shape, dtype and device, kept for the next steps (its values are garbage);
+        a rule that needs two at once asks for slots 0 and 1."""
+        key = (type(like), backend.device_of(like), like.dtype, like.shape, slot)
         work = self._scratch.get(key)
         if work is None:
             work = self._scratch[key] = backend.xp_of(like).empty_like(like)

@@ -44,12 +44,21 @@ def _lerp_arguments(weight):
     return {"lerp_low": abs(weight) < 0.5, "lerp_weight": weight, "lerp_complement": 1 - weight}
 
 
-def _check_range(opt, group, name, low, high=None):
+def _check_range(opt, group, name, low, high=None, closed=False):
+    """ValueError naming `name` unless low <= value < high (value <= high where `closed`; no bound above if None)."""
     value = group[name]
-    ok = isinstance(value, numbers.Real) and low <= value and (high is None or value < high)
+    below_high = high is None or value < high or (closed and value == high)
+    ok = isinstance(value, numbers.Real) and low <= value and below_high
     if not ok:
-        bounds = f"in [{low}, {high})" if high is not None else f">= {low}"
+        bounds = (f"in [{low}, {high}{']' if closed else ')'}" if high is not None else f">= {low}")
         raise ValueError(f"{type(opt).__name__}: invalid {name} {value!r}; expected a number {bounds}")
+
+
+def _check_betas(opt, group):
+    betas = group["betas"]
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+            and all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas)):
+        raise ValueError(f"{type(opt).__name__}: invalid betas {betas!r}; expected two numbers in [0, 1)")
 
 
 # torch's flags of its own implementations (fused and foreach kernels, CUDA graph capture), kept in every
@@ -133,10 +142,7 @@ class Adam(Optimizer):
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
-        betas = group["betas"]
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
-                and all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas)):
-            raise ValueError(f"{type(self).__name__}: invalid betas {betas!r}; expected two numbers in [0, 1)")
+        _check_betas(self, group)
 
     def update(self, p, g, state, group):
         xp = backend.xp_of(p.array)
