@@ -18,17 +18,27 @@ from ..methods import check_dim
 from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
 from .checks import InputError
-from .conv import conv1d, conv2d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
+from .conv import conv1d, conv2d, conv3d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
 from .ctc import ctc_loss  # noqa: F401 (F.ctc_loss)
 from .pooling import (  # noqa: F401
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
     adaptive_max_pool1d,
+    adaptive_max_pool1d_with_indices,
     adaptive_max_pool2d,
+    adaptive_max_pool2d_with_indices,
+    adaptive_max_pool3d,
+    adaptive_max_pool3d_with_indices,
     avg_pool1d,
     avg_pool2d,
+    avg_pool3d,
     max_pool1d,
+    max_pool1d_with_indices,
     max_pool2d,
+    max_pool2d_with_indices,
+    max_pool3d,
+    max_pool3d_with_indices,
 )
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -1178,6 +1188,21 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     return _dropout_noise(input, p, training, True, False)
 
 
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, D, H, W) or (C, D, H, W) zeroed with probability p, the rest scaled by
+    1/(1-p); any other input is read as unbatched, as torch reads it (with its warning)."""
+    _check_dropout_p(p)
+    if input.ndim not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is deprecated and will "
+                      f"result in an error in a future release. To retain the behavior and silence this warning, "
+                      f"please use dropout instead. Note that dropout3d exists to provide channel-wise dropout on "
+                      f"inputs with 3 spatial dimensions, a channel dimension, and an optional batch dimension "
+                      f"(i.e. 4D or 5D inputs).", stacklevel=2)
+    if input.ndim != 5:
+        return _dropout_noise(input.unsqueeze(0), p, training, True, False).squeeze(0)
+    return _dropout_noise(input, p, training, True, False)
+
+
 def alpha_dropout(input, p=0.5, training=False, inplace=False):
     """Dropout for SELU networks: dropped elements set to SELU's negative saturation, then an affine map
     that keeps the input's mean and variance (Klambauer et al. 2017)."""
@@ -1469,7 +1494,7 @@ relu_, elu_, leaky_relu_, hardtanh_, selu_, celu_, threshold_, rrelu_ = (
     _written_in_place(f) for f in (relu, elu, leaky_relu, hardtanh, selu, celu, threshold, rrelu))
 
 from .attention import scaled_dot_product_attention  # noqa: F401  (last: built on the functions above)
-from .conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: F401
+from .conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d  # noqa: F401
 from .embedding_bag import embedding_bag  # noqa: F401
 from .fold import fold, unfold  # noqa: F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401
