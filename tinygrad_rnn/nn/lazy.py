@@ -146,7 +146,8 @@ def _lazy_conv_transpose(eager):
 class _LazyNormBase(_LazyModule):
     """A norm whose num_features is dim 1 of its first input (as torch's, unbatched too): built with
     num_features = 0 and no parameters or running statistics (num_batches_tracked is there), which that
-    first call makes."""
+    first call makes (with neither affine nor track_running_stats, nothing is made and num_features stays
+    0, as torch's)."""
 
     def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None, dtype=None, *,
                  bias=True):
@@ -161,6 +162,8 @@ class _LazyNormBase(_LazyModule):
             super().reset_parameters()
 
     def _materialize(self, input, options):
+        if not (self.affine or self.track_running_stats):
+            return   # nothing to make: num_features stays 0, as torch's
         if input.ndim < 2:
             raise IndexError(f"{type(self).__name__}: the input needs a dim 1 (num_features); got shape "
                              f"{input.shape}")
