@@ -363,3 +363,42 @@ def test_skip_init_leaves_the_random_stream_as_torchs(torch):
     np.testing.assert_array_equal(tr.rand(3).numpy(), torch.rand(3, dtype=torch.float32).numpy())
     with pytest.raises(RuntimeError, match="'device' arg"):
         tr.nn.utils.skip_init(tr.nn.Flatten)
+
+
+# ----------------------------------------------------------------------------- affine_grid, grid_sample
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_matches_torch(torch, device, rng, dims, align_corners):
+    size = (2, 3, 4, 5) if dims == 2 else (2, 3, 3, 4, 2)
+    check_function(torch, device, rng, "affine_grid", [(2, dims, dims + 1)], (size,),
+                   {"align_corners": align_corners})
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_matches_torch(torch, device, rng, dims, align_corners, mode, padding_mode):
+    x, their_x = pair(torch, rng.standard_normal((2, 3, 4, 5, 3)[:dims + 2]), device)
+    grid, their_grid = pair(torch, rng.uniform(-1.6, 1.6, (2, 3, 4, 2)[:dims + 1] + (dims,)), device)   # some outside
+    y = F.grid_sample(x, grid, mode, padding_mode, align_corners)
+    their_y = torch.nn.functional.grid_sample(their_x, their_grid, mode, padding_mode, align_corners)
+    assert_values(y, their_y, "grid_sample")
+    backward_both(torch, y, their_y, rng)
+    assert_values(x.grad, their_x.grad, "gradient of input", GRADIENTS)
+    if mode == "bilinear":
+        assert_values(grid.grad, their_grid.grad, "gradient of grid", GRADIENTS)
+    else:   # torch's is zeros; here the grid is not on the graph
+        assert grid.grad is None and not their_grid.grad.any()
+
+
+def test_grid_sample_and_affine_grid_refuse_what_torch_refuses():
+    with pytest.raises(ValueError, match="padding_mode"):
+        F.grid_sample(tr.ones(1, 1, 2, 2), tr.zeros(1, 1, 1, 2), padding_mode="wrap", align_corners=False)
+    with pytest.raises(ValueError, match="Nx2x3"):
+        F.affine_grid(tr.ones(1, 3, 4), (1, 1, 2, 2), align_corners=False)
+    with pytest.raises(ValueError, match="floating point"):
+        F.affine_grid(tr.ones(1, 2, 3, dtype=tr.int64), (1, 1, 2, 2), align_corners=False)
+    with pytest.warns(UserWarning, match="align_corners=False since 1.3.0"):
+        F.affine_grid(tr.ones(1, 2, 3), (1, 1, 2, 2))

@@ -1527,6 +1527,7 @@ from .attention import scaled_dot_product_attention  # noqa: F401  (last: built 
 from .conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d  # noqa: F401
 from .embedding_bag import embedding_bag  # noqa: F401
 from .fold import fold, unfold  # noqa: F401
+from .grid_sample import affine_grid, grid_sample  # noqa: F401
 from .local_channels import channel_shuffle, local_response_norm  # noqa: F401
 from .lp_pooling import lp_pool1d, lp_pool2d, lp_pool3d  # noqa: F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401
