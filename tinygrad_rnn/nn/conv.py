@@ -1,4 +1,4 @@
-"""Convolutions as in torch.nn: Conv1d, Conv2d and F.conv1d / F.conv2d, composed from primitives.
+"""Convolutions as in torch.nn: Conv1d / 2d / 3d and F.conv1d / conv2d / conv3d, composed from primitives.
 
 Every window of the (padded) input is copied out at once, as strided views (the Unfold primitive,
 whose VJP adds the windows back, one strided slice-add per kernel offset), and contracted with the
@@ -18,7 +18,8 @@ from .module import Module
 
 PADDING_STRINGS = ("same", "valid")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-SPATIAL = {1: "L", 2: "H, W"}
+SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+KERNEL = {1: "kernel_size", 2: "kH, kW", 3: "kD, kH, kW"}   # how the weight's kernel dims are named
 
 
 # ----------------------------------------------------------------------------- shared with pooling
@@ -99,7 +100,7 @@ def _check_conv_operands(owner, x, weight, bias, groups, dims):
     check_tensor(owner, "weight", weight)
     if weight.ndim != dims + 2:
         raise InputError(f"{owner}: expected a {dims + 2}-D weight (out_channels, in_channels / groups, "
-                         f"{'kernel_size' if dims == 1 else 'kH, kW'}); got shape {weight.shape}")
+                         f"{KERNEL[dims]}); got shape {weight.shape}")
     check_matches_parameters(owner, x, weight)
     out_channels, group_channels = weight.shape[:2]
     if out_channels % groups:
@@ -153,6 +154,11 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Cross-correlation of (N, C_in, H, W) or (C_in, H, W) with weight (C_out, C_in / groups, kH, kW)."""
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Cross-correlation of (N, C_in, D, H, W) or (C_in, D, H, W) with weight (C_out, C_in / groups, kD, kH, kW)."""
+    return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -242,3 +248,10 @@ class Conv2d(_ConvNd):
     kH, kW), bias (out_channels,), both U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch's."""
     dims = 2
     conv = staticmethod(conv2d)
+
+
+class Conv3d(_ConvNd):
+    """A 3-D convolution over (N, C_in, D, H, W) or (C_in, D, H, W): weight (out_channels, in_channels /
+    groups, kD, kH, kW), bias (out_channels,), both U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch's."""
+    dims = 3
+    conv = staticmethod(conv3d)

@@ -1,5 +1,5 @@
-"""Transposed convolutions as in torch.nn: ConvTranspose1d, ConvTranspose2d and F.conv_transpose1d /
-F.conv_transpose2d, composed from primitives.
+"""Transposed convolutions as in torch.nn: ConvTranspose1d / 2d / 3d and F.conv_transpose1d / 2d / 3d,
+composed from primitives.
 
 A transposed convolution is the adjoint of a convolution (its input's gradient): each input position
 spreads weight-scaled copies of the kernel over the output. So it is one matrix product per group,
@@ -16,7 +16,7 @@ import numpy as np
 from ..ops import Unfold
 from . import functional
 from .checks import InputError, check_matches_parameters, check_tensor
-from .conv import _ConvNd, ntuple, spatial_input
+from .conv import KERNEL, _ConvNd, ntuple, spatial_input
 from .module import Module
 
 
@@ -33,7 +33,7 @@ def _check_operands(owner, x, weight, bias, groups, dims):
     check_tensor(owner, "weight", weight)
     if weight.ndim != dims + 2:
         raise InputError(f"{owner}: expected a {dims + 2}-D weight (in_channels, out_channels / groups, "
-                         f"{'kernel_size' if dims == 1 else 'kH, kW'}); got shape {weight.shape}")
+                         f"{KERNEL[dims]}); got shape {weight.shape}")
     check_matches_parameters(owner, x, weight)
     if weight.shape[0] % groups:
         raise InputError(f"{owner}: Given groups={groups}, expected weight to be divisible by {groups} at "
@@ -107,6 +107,13 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            dilation)
 
 
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transposed convolution of (N, C_in, D, H, W) or (C_in, D, H, W) with weight (C_in, C_out / groups,
+    kD, kH, kW)."""
+    return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
 class _ConvTransposeNd(_ConvNd):
     """torch's _ConvTransposeNd: _ConvNd's arguments and parameters with the weight transposed
     (in_channels, out_channels / groups, *kernel), initialised from that shape's fan_in as torch's."""
@@ -161,3 +168,11 @@ class ConvTranspose2d(_ConvTransposeNd):
     fan_in = out_channels / groups * kH * kW, as torch's."""
     dims = 2
     conv_transpose = staticmethod(conv_transpose2d)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """A 3-D transposed convolution over (N, C_in, D, H, W) or (C_in, D, H, W): weight (in_channels,
+    out_channels / groups, kD, kH, kW), bias (out_channels,), both U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    fan_in = out_channels / groups * kD * kH * kW, as torch's."""
+    dims = 3
+    conv_transpose = staticmethod(conv_transpose3d)

@@ -1,5 +1,5 @@
-"""Dropout as modules: active in train(), the identity in eval(). Dropout zeroes elements, Dropout1d and
-Dropout2d whole channels; AlphaDropout and FeatureAlphaDropout keep a SELU network's mean and variance."""
+"""Dropout as modules: active in train(), the identity in eval(). Dropout zeroes elements, Dropout1d,
+Dropout2d and Dropout3d whole channels; AlphaDropout and FeatureAlphaDropout keep a SELU network's mean and variance."""
 import numbers
 
 from . import functional as F
@@ -41,6 +41,12 @@ class Dropout1d(_DropoutNd):
 class Dropout2d(_DropoutNd):
     """Zero whole channels of (N, C, H, W) with probability p while training; scale the rest by 1/(1-p)."""
     function = staticmethod(F.dropout2d)
+
+
+class Dropout3d(_DropoutNd):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) with probability p while training; scale the
+    rest by 1/(1-p)."""
+    function = staticmethod(F.dropout3d)
 
 
 class AlphaDropout(_DropoutNd):

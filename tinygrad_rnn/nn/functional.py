@@ -18,17 +18,27 @@ from ..methods import check_dim
 from ..ops import Clip, Compare, DetachedMax, where_tensor
 from ..tensor import Function, Tensor, cat, forward_mode_active, index_used
 from .checks import InputError
-from .conv import conv1d, conv2d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
+from .conv import conv1d, conv2d, conv3d  # noqa: F401 (F.conv1d and the pooling functions below are defined there)
 from .ctc import ctc_loss  # noqa: F401 (F.ctc_loss)
 from .pooling import (  # noqa: F401
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
     adaptive_max_pool1d,
+    adaptive_max_pool1d_with_indices,
     adaptive_max_pool2d,
+    adaptive_max_pool2d_with_indices,
+    adaptive_max_pool3d,
+    adaptive_max_pool3d_with_indices,
     avg_pool1d,
     avg_pool2d,
+    avg_pool3d,
     max_pool1d,
+    max_pool1d_with_indices,
     max_pool2d,
+    max_pool2d_with_indices,
+    max_pool3d,
+    max_pool3d_with_indices,
 )
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -344,6 +354,24 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return z - z.exp().sum(axis=dim, keepdims=True).log()
 
 
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1):
+    """softmax((logits + g) / tau) along dim, g Gumbel(0, 1) noise (-log of exponential draws from the
+    default generator; not torch's numbers, which its exponential_ draws in a way not reproduced here).
+    With hard, the one-hot of the argmax forward and the soft sample's gradient backward, as torch's."""
+    if eps != 1e-10:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    x = _activation_input("gumbel_softmax", logits)
+    uniform = draws.uniform(generator_for(None, "gumbel_softmax"), x.shape, x.dtype)
+    exponential = -np.log1p(-uniform)
+    gumbels = Tensor._make(backend.to_device(-np.log(exponential), x.device), None)
+    y_soft = ((x + gumbels) / tau).softmax(dim)
+    if not hard:
+        return y_soft
+    index = y_soft.argmax(dim, keepdim=True)
+    y_hard = Tensor._make(x.xp.zeros(x.shape, dtype=x.dtype), None).scatter(dim, index, value=1.0)
+    return y_hard - y_soft.detach() + y_soft
+
+
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """softmax(-x) along dim; `dtype` casts the input first."""
     dim = _softmax_dim("softmin", input, dim, _stacklevel)
@@ -400,6 +428,18 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
         _activation_input("pairwise_distance", x)
     dim = max(x1.ndim, x2.ndim) - 1
     return (x1 - x2 + eps).norm(p, dim=max(dim, 0), keepdim=keepdim)
+
+
+def pdist(input, p=2):
+    """The p-norm distance between every pair of rows of (N, M): N * (N - 1) / 2 of them, row i's to each
+    later row j in (i, j) order, as torch.nn.functional.pdist."""
+    x = _activation_input("pdist", input)
+    if x.ndim != 2:
+        raise InputError(f"pdist only supports 2D tensors, got: {x.ndim}D")
+    if p < 0:
+        raise InputError("pdist only supports non-negative p values")
+    first, second = (Tensor._make(x.xp.asarray(i.astype(np.int64)), None) for i in np.triu_indices(x.shape[0], 1))
+    return (x.index_select(0, first) - x.index_select(0, second)).norm(p, dim=1)
 
 
 # ----------------------------------------------------------------------------- losses: shared parts
@@ -1178,6 +1218,21 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     return _dropout_noise(input, p, training, True, False)
 
 
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, D, H, W) or (C, D, H, W) zeroed with probability p, the rest scaled by
+    1/(1-p); any other input is read as unbatched, as torch reads it (with its warning)."""
+    _check_dropout_p(p)
+    if input.ndim not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is deprecated and will "
+                      f"result in an error in a future release. To retain the behavior and silence this warning, "
+                      f"please use dropout instead. Note that dropout3d exists to provide channel-wise dropout on "
+                      f"inputs with 3 spatial dimensions, a channel dimension, and an optional batch dimension "
+                      f"(i.e. 4D or 5D inputs).", stacklevel=2)
+    if input.ndim != 5:
+        return _dropout_noise(input.unsqueeze(0), p, training, True, False).squeeze(0)
+    return _dropout_noise(input, p, training, True, False)
+
+
 def alpha_dropout(input, p=0.5, training=False, inplace=False):
     """Dropout for SELU networks: dropped elements set to SELU's negative saturation, then an affine map
     that keeps the input's mean and variance (Klambauer et al. 2017)."""
@@ -1469,8 +1524,12 @@ relu_, elu_, leaky_relu_, hardtanh_, selu_, celu_, threshold_, rrelu_ = (
     _written_in_place(f) for f in (relu, elu, leaky_relu, hardtanh, selu, celu, threshold, rrelu))
 
 from .attention import scaled_dot_product_attention  # noqa: F401  (last: built on the functions above)
-from .conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: F401
+from .conv_transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d  # noqa: F401
 from .embedding_bag import embedding_bag  # noqa: F401
 from .fold import fold, unfold  # noqa: F401
+from .grid_sample import affine_grid, grid_sample  # noqa: F401
+from .local_channels import channel_shuffle, local_response_norm  # noqa: F401
+from .lp_pooling import lp_pool1d, lp_pool2d, lp_pool3d  # noqa: F401
 from .pixelshuffle import pixel_shuffle, pixel_unshuffle  # noqa: F401
+from .unpooling import max_unpool1d, max_unpool2d, max_unpool3d  # noqa: F401
 from .upsample import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401

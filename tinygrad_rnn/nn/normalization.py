@@ -1,5 +1,5 @@
 """Normalisation layers composed from primitives (mean, subtract, power), as in torch.nn: LayerNorm,
-RMSNorm, GroupNorm, BatchNorm1d / 2d (with running statistics) and InstanceNorm1d / 2d."""
+RMSNorm, GroupNorm, BatchNorm1d / 2d / 3d (with running statistics) and InstanceNorm1d / 2d / 3d, and their Lazy forms."""
 import numbers
 import warnings
 
@@ -152,7 +152,7 @@ class _NormBase(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+                f"bias={self.affine and self.has_bias}, track_running_stats={self.track_running_stats}")
 
 
 class _BatchNorm(_NormBase):
@@ -186,6 +186,11 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W)."""
     input_dims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W)."""
+    input_dims = (5,)
 
 
 class _InstanceNorm(_NormBase):
@@ -222,3 +227,8 @@ class InstanceNorm1d(_InstanceNorm):
 class InstanceNorm2d(_InstanceNorm):
     """Instance normalisation of (N, C, H, W) or (C, H, W)."""
     input_dims = (3, 4)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or (C, D, H, W)."""
+    input_dims = (4, 5)

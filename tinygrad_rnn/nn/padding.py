@@ -1,5 +1,5 @@
 """Padding layers over F.pad, as in torch.nn: ZeroPad, ConstantPad, ReflectionPad, ReplicationPad and
-CircularPad, each in 1d (the last dim) and 2d (the last two)."""
+CircularPad, each in 1d (the last dim), 2d (the last two) and 3d (the last three)."""
 import numbers
 
 from . import functional as F
@@ -73,6 +73,7 @@ _LAYERS = tuple(
         ("Reflection", _PadNd, "reflect", "The input reflected at its edges (the edge itself not repeated)"),
         ("Replication", _PadNd, "replicate", "The input's edge repeated"),
         ("Circular", _PadNd, "circular", "The input wrapped around"))
-    for dims in (1, 2))
-(ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
- ReplicationPad2d, CircularPad1d, CircularPad2d) = _LAYERS
+    for dims in (1, 2, 3))
+(ZeroPad1d, ZeroPad2d, ZeroPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d, ReflectionPad2d,
+ ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, CircularPad1d, CircularPad2d,
+ CircularPad3d) = _LAYERS

@@ -1,5 +1,5 @@
-"""Pooling as in torch.nn: MaxPool1d/2d, AvgPool1d/2d, AdaptiveMaxPool1d/2d, AdaptiveAvgPool1d/2d and
-their F. functions, composed from primitives.
+"""Pooling as in torch.nn: MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d,
+AdaptiveAvgPool1d/2d/3d and their F. functions (and F.*_with_indices), composed from primitives.
 
 Evenly spaced windows are copied out as the convolutions' are (`windows_of`, strided copies), from
 the input padded with -inf (maximum) or 0 (average) where they reach past it: into the padding, or
@@ -208,6 +208,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """The maximum of each window of (N, C, D, H, W) or (C, D, H, W); with return_indices, also where it
+    lies (d * H * W + h * W + w)."""
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """The mean of each window of (N, C, L) or (C, L), zero padding counted if count_include_pad."""
     return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad)
@@ -218,6 +224,13 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """The mean of each window of (N, C, H, W) or (C, H, W), zero padding counted if count_include_pad;
     divisor_override divides each window's sum by itself instead."""
     return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """The mean of each window of (N, C, D, H, W) or (C, D, H, W), as avg_pool2d."""
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override)
 
 
@@ -242,12 +255,46 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
 
 
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
+
+
 def adaptive_avg_pool1d(input, output_size):
     return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
 
 
 def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
+
+
+def _max_pool_with_indices(dims):
+    """torch's F.max_pool<dims>d_with_indices: (values, indices), whatever return_indices says."""
+    name = f"max_pool{dims}d_with_indices"
+
+    def max_pool_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                              return_indices=False):
+        return _max_pool(name, dims, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+    max_pool_with_indices.__name__ = max_pool_with_indices.__qualname__ = name
+    return max_pool_with_indices
+
+
+def _adaptive_max_pool_with_indices(dims):
+    """torch's F.adaptive_max_pool<dims>d_with_indices: (values, indices), whatever return_indices says."""
+    name = f"adaptive_max_pool{dims}d_with_indices"
+
+    def adaptive_max_pool_with_indices(input, output_size, return_indices=False):
+        return _adaptive_max_pool(name, dims, input, output_size, True)
+    adaptive_max_pool_with_indices.__name__ = adaptive_max_pool_with_indices.__qualname__ = name
+    return adaptive_max_pool_with_indices
+
+
+max_pool1d_with_indices, max_pool2d_with_indices, max_pool3d_with_indices = map(_max_pool_with_indices, (1, 2, 3))
+adaptive_max_pool1d_with_indices, adaptive_max_pool2d_with_indices, adaptive_max_pool3d_with_indices = map(
+    _adaptive_max_pool_with_indices, (1, 2, 3))
 
 
 # ----------------------------------------------------------------------------- modules
@@ -283,6 +330,11 @@ class MaxPool2d(_MaxPoolNd):
     dims = 2
 
 
+class MaxPool3d(_MaxPoolNd):
+    """The maximum of each window of (N, C, D, H, W) or (C, D, H, W), as torch.nn.MaxPool3d."""
+    dims = 3
+
+
 class AvgPool1d(Module):
     """The mean of each window of (N, C, L) or (C, L), as torch.nn.AvgPool1d (its sizes kept as 1-tuples)."""
 
@@ -301,13 +353,14 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(Module):
-    """The mean of each window of (N, C, H, W) or (C, H, W), as torch.nn.AvgPool2d."""
+class _AvgPoolNd(Module):
+    """torch's AvgPool2d / AvgPool3d: the mean of each window, the arguments kept as given."""
+    dims = None
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
-        _pool_geometry("AvgPool2d", 2, kernel_size, stride, padding)
+        _pool_geometry(type(self).__name__, self.dims, kernel_size, stride, padding)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -316,11 +369,21 @@ class AvgPool2d(Module):
         self.divisor_override = divisor_override
 
     def forward(self, input):
-        return _avg_pool("AvgPool2d", 2, input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                         self.count_include_pad, self.divisor_override)
+        return _avg_pool(type(self).__name__, self.dims, input, self.kernel_size, self.stride, self.padding,
+                         self.ceil_mode, self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(_AvgPoolNd):
+    """The mean of each window of (N, C, H, W) or (C, H, W), as torch.nn.AvgPool2d."""
+    dims = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    """The mean of each window of (N, C, D, H, W) or (C, D, H, W), as torch.nn.AvgPool3d."""
+    dims = 3
 
 
 class _AdaptivePoolNd(Module):
@@ -364,3 +427,13 @@ class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
 class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     """The maximum of each of output_size near-equal windows of (N, C, H, W) or (C, H, W)."""
     pool = staticmethod(adaptive_max_pool2d)
+
+
+class AdaptiveAvgPool3d(_AdaptivePoolNd):
+    """The mean of each of output_size near-equal windows of (N, C, D, H, W) or (C, D, H, W) (None keeps a size)."""
+    pool = staticmethod(adaptive_avg_pool3d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """The maximum of each of output_size near-equal windows of (N, C, D, H, W) or (C, D, H, W)."""
+    pool = staticmethod(adaptive_max_pool3d)
