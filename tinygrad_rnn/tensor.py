@@ -14,6 +14,7 @@ import numpy as np
 
 from . import backend, dtypes
 from .methods import TensorMethods, check_dim, check_dims, numpy_aliases, reduction_dims, sizes_argument
+from .methods_elementwise import ElementwiseMethods
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _constants = {}  # (value, dtype, array type) -> constant Tensor: scalars in expressions cost nothing
@@ -720,7 +721,7 @@ def _as_array(data, dtype, device):
     return array
 
 
-class Tensor(TensorMethods):
+class Tensor(TensorMethods, ElementwiseMethods):
     """An n-dimensional array that records the ops applied to it.
 
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes the default float
