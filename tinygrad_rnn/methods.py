@@ -384,9 +384,8 @@ class TensorMethods:
     __hash__ = object.__hash__
 
     def __invert__(self):
-        if self.dtype.kind not in "biu":  # torch's NotImplementedError: its kernel has no float case
-            raise NotImplementedError(f"~ (bitwise_not): \"bitwise_not_cpu\" not implemented for {self.dtype} "
-                                      f"(bool and integer tensors only)")
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"~ (bitwise_not) is only defined for bool and integer tensors; got {self.dtype}")
         return _ops().Bitwise.apply(self, op="invert")
 
     # bitwise and logical: bool and integer tensors, promoted as torch does

@@ -14,15 +14,15 @@ from .methods import TensorMethods, _binary_in_place, _computed, _elementwise_in
 Frexp = collections.namedtuple("frexp", ["mantissa", "exponent"])  # torch.return_types.frexp
 
 
-def _not_implemented(op, dtype):
-    """torch's refusal of a dtype its kernel has no case for."""
+def _not_implemented(op, dtype, name=None):
+    """torch's refusal of a dtype its kernel `op` has no case for (`name`: the method's, when another)."""
     names = {"b": "Bool", "f": {2: "Half", 4: "Float", 8: "Double"}}
     kind = np.dtype(dtype)
-    name = names["b"] if kind.kind == "b" else names["f"].get(kind.itemsize) if kind.kind == "f" else str(kind)
-    return NotImplementedError(f'"{op}_cpu" not implemented for \'{name}\'')
+    dtype_name = names["b"] if kind.kind == "b" else names["f"].get(kind.itemsize) if kind.kind == "f" else str(kind)
+    return NotImplementedError(f'{name or op}: "{op}_cpu" not implemented for \'{dtype_name}\'')
 
 
-def _promoted(x, other, op, kinds):
+def _promoted(x, other, op, kinds, name=None):
     """(x, other) as tensors of the dtype torch promotes them to, which must be of `kinds`; other may be a
     number (weak)."""
     from .dtypes import result_type
@@ -30,7 +30,7 @@ def _promoted(x, other, op, kinds):
     other = other if number else x._lift(other, op)
     dtype = result_type(x.array, other if number else other.array)
     if dtype.kind not in kinds:
-        raise _not_implemented(op, dtype)
+        raise _not_implemented(op, dtype, name)
     if number:
         other = x._lift(other, op) if not isinstance(other, bool) else _constant_like(x, other)
     return x._as_dtype(dtype), other._as_dtype(dtype)
@@ -50,6 +50,8 @@ class ElementwiseMethods:
     def bitwise_xor(self, other): return self._bitwise(other, "bitwise_xor")
 
     def bitwise_not(self):
+        if self.dtype.kind not in "biu":  # by name torch's kernel refuses (NotImplementedError); ~ is a TypeError
+            raise _not_implemented("bitwise_not", self.dtype)
         return ~self
 
     def bitwise_left_shift(self, other):
@@ -61,7 +63,7 @@ class ElementwiseMethods:
         return self._shift(other, "right_shift", "rshift")
 
     def _shift(self, other, op, kernel):
-        x, y = _promoted(self, other, kernel, "iu")
+        x, y = _promoted(self, other, kernel, "iu", f"bitwise_{op}")
         return _ops().Bitwise.apply(x, y, op=op)
 
     __lshift__, __rshift__ = bitwise_left_shift, bitwise_right_shift
@@ -132,7 +134,8 @@ class ElementwiseMethods:
     def frexp(self):
         """(mantissa, exponent) with self = mantissa * 2**exponent, |mantissa| in [0.5, 1), exponent int32.
         The mantissa is self scaled by a power of two (in two steps, each in range), so its gradient is
-        torch's, 1 / 2**exponent."""
+        1 / 2**exponent, torch's wherever torch's float32 2**exponent does not overflow (|self| >= 2**128 or
+        below 2**-126, where torch's gradient is 0 or inf)."""
         if self.dtype.kind != "f":
             raise RuntimeError("torch.frexp() only supports floating-point dtypes")
         exponent = self.xp.frexp(self.array)[1]

@@ -694,27 +694,33 @@ class LogAddExp(Function):
 
 
 class XLogY(Function):
-    """x * log(y), 0 where x is 0 (y 0 or inf included) unless y is NaN, as torch.xlogy. As torch's, the
-    gradient for x is xlogy(g, y), 0 where x is 0 and y <= 0; for y it is g * x / y."""
+    """x * log(y) (x * log1p(y) with log1p=True: xlog1py), 0 where x is 0 (y 0 or inf included) unless y is NaN,
+    as torch.xlogy. As torch's, the gradient for x is xlogy(g, y), 0 where x is 0 and y <= 0 (y <= -1); for y it
+    is g * x / y (g * x / (1 + y))."""
     saves = (0, 1)
 
     @_ieee
-    def forward(self, x, y):
+    def forward(self, x, y, log1p=False):
         xp = backend.xp_of(x)
-        out = x * xp.log(y)
+        self.log1p = log1p
+        out = x * (xp.log1p(y) if log1p else xp.log(y))
         return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), out.dtype), out)
 
-    @staticmethod
-    def partial_x(g, x, y):
-        return where_tensor((x.array == 0) & (y.array <= 0), 0.0, XLogY.apply(g, y))
+    def partial_x(self, g, x, y):
+        return where_tensor((x.array == 0) & (y.array <= (-1 if self.log1p else 0)), 0.0,
+                            XLogY.apply(g, y, log1p=self.log1p))
+
+    def partial_y(self, g, x, y):
+        return g * x / (y + 1 if self.log1p else y)
 
     def backward(self, g):
         x, y = self.input(0), self.input(1)
-        return (self.partial_x(g, x, y) if self.needs[0] else None, g * x / y if self.needs[1] else None)
+        return (self.partial_x(g, x, y) if self.needs[0] else None, self.partial_y(g, x, y) if self.needs[1] else None)
 
     def jvp(self, inputs, tangents):
         (x, y), (tx, ty) = inputs, tangents
-        return _add_tangents(None if tx is None else self.partial_x(tx, x, y), None if ty is None else ty * x / y)
+        return _add_tangents(None if tx is None else self.partial_x(tx, x, y),
+                             None if ty is None else self.partial_y(ty, x, y))
 
 
 class CopySign(Function):
