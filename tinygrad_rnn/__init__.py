@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train, utils
+from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, special, train, utils
 from . import runtime as _runtime
 from . import torch_functional as _torch_functional
 from .backend import Device, DeviceError, cuda_available
@@ -47,7 +47,7 @@ from .factory import (
     zeros_like,
 )
 from .functions import FUNCTIONS as _FUNCTIONS
-from .functions import einsum, is_tensor, std_mean, var_mean
+from .functions import bucketize, einsum, is_tensor, isin, polygamma, searchsorted, std_mean, var_mean
 from .generator import Generator, default_generator, get_rng_state, initial_seed, seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .sampling import FUNCTIONS as _SAMPLING
@@ -167,6 +167,7 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+__all__ += ["bucketize", "isin", "polygamma", "searchsorted", "special"]
 __all__ += list(_FUNCTIONS)  # the names of the function table
 __all__ += list(_LEGACY_TENSOR_TYPES)
 __all__ += _runtime.__all__ + _torch_functional.__all__

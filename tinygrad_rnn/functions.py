@@ -5,6 +5,8 @@ argument, so the function and the method can never disagree.
 """
 import string
 
+import numpy as np
+
 from .tensor import Tensor
 
 # tr.NAME(tensor, *args, **kwargs) is tensor.NAME(*args, **kwargs)
@@ -12,29 +14,33 @@ METHODS = (
     "abs", "absolute", "acos", "acosh", "add", "addbmm", "addcdiv", "addcmul", "addmm", "addmv", "adjoint", "all",
     "allclose", "amax", "amin", "aminmax", "any", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
     "arctanh", "argmax", "argmin", "argsort", "argwhere", "asin", "asinh", "atan", "atan2", "atanh", "baddbmm",
-    "bincount", "bmm", "broadcast_to", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "clip", "clone",
-    "copysign", "cos", "cosh", "count_nonzero", "cross", "cummax", "cummin", "cumprod", "cumsum", "deg2rad", "diag",
-    "diag_embed", "diagflat", "diagonal", "diagonal_scatter", "diff", "dist", "div", "dot", "dsplit", "eq", "equal",
-    "erf", "erfc", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "fliplr", "flipud", "float_power",
-    "floor", "floor_divide", "fmod", "frac", "gather", "ge", "gt", "heaviside", "histc", "hsplit", "hypot",
-    "index_add", "index_copy", "index_fill", "index_select", "inner", "is_complex", "is_floating_point",
-    "is_nonzero", "is_same_size", "is_signed", "isclose", "isfinite", "isinf", "isnan", "isneginf", "isposinf",
-    "isreal", "kron", "kthvalue", "le", "lerp", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp",
-    "logaddexp2", "logcumsumexp", "logit", "logsumexp", "lt", "masked_fill", "masked_scatter", "masked_select",
-    "matmul", "max", "maximum", "mean", "median", "min", "minimum", "mm", "mode", "moveaxis", "movedim", "msort",
-    "mul", "mv", "nan_to_num", "nanmean", "nanmedian", "nanquantile", "nansum", "narrow", "narrow_copy", "ne",
-    "neg", "negative", "nonzero", "norm", "numel", "outer", "permute", "pow", "prod", "quantile", "rad2deg",
-    "ravel", "reciprocal", "relu", "remainder", "renorm", "repeat", "repeat_interleave", "reshape", "roll", "rot90",
-    "round", "rsqrt", "scatter", "scatter_add", "scatter_reduce", "select", "select_scatter", "sgn", "sigmoid",
-    "sign", "signbit", "sin", "sinc", "sinh", "slice_scatter", "softmax", "sort", "split", "split_with_sizes",
-    "sqrt", "square", "squeeze", "std", "sub", "sum", "swapaxes", "swapdims", "t", "take", "take_along_dim", "tan",
-    "tanh", "tensor_split", "tile", "topk", "trace", "transpose", "tril", "triu", "true_divide", "trunc", "unbind",
+    "bincount", "bitwise_and", "bitwise_left_shift", "bitwise_not", "bitwise_or", "bitwise_right_shift", "bitwise_xor",
+    "bmm", "broadcast_to", "ceil", "chunk", "clamp", "clamp_max", "clamp_min", "clip", "clone", "copysign", "cos",
+    "cosh", "count_nonzero", "cross", "cummax", "cummin", "cumprod", "cumsum", "deg2rad", "diag", "diag_embed",
+    "diagflat", "diagonal", "diagonal_scatter", "diff", "digamma", "dist", "div", "divide", "dot", "dsplit", "eq",
+    "equal", "erf", "erfc", "erfinv", "exp", "exp2", "expand", "expm1", "fix", "flatten", "flip", "fliplr", "flipud",
+    "float_power", "floor", "floor_divide", "fmax", "fmin", "fmod", "frac", "frexp", "gather", "gcd", "ge", "greater",
+    "greater_equal", "gt", "heaviside", "histc", "hsplit", "hypot", "i0", "index_add", "index_copy", "index_fill",
+    "index_select", "inner", "is_complex", "is_floating_point", "is_nonzero", "is_same_size", "is_signed", "isclose",
+    "isfinite", "isinf", "isnan", "isneginf", "isposinf", "isreal", "kron", "kthvalue", "lcm", "ldexp", "le", "lerp",
+    "less", "less_equal", "lgamma", "log", "log10", "log1p", "log2", "log_softmax", "logaddexp", "logaddexp2",
+    "logcumsumexp", "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "logsumexp", "lt",
+    "masked_fill", "masked_scatter", "masked_select", "matmul", "max", "maximum", "mean", "median", "min", "minimum",
+    "mm", "mode", "moveaxis", "movedim", "msort", "mul", "multiply", "mv", "nan_to_num", "nanmean", "nanmedian",
+    "nanquantile", "nansum", "narrow", "narrow_copy", "ne", "neg", "negative", "nextafter", "nonzero", "norm",
+    "not_equal", "numel", "outer", "permute", "positive", "pow", "prod", "quantile", "rad2deg", "ravel", "reciprocal",
+    "relu", "remainder", "renorm", "repeat", "repeat_interleave", "reshape", "roll", "rot90", "round", "rsqrt",
+    "scatter", "scatter_add", "scatter_reduce", "select", "select_scatter", "sgn", "sigmoid", "sign", "signbit", "sin",
+    "sinc", "sinh", "slice_scatter", "softmax", "sort", "split", "split_with_sizes", "sqrt", "square", "squeeze",
+    "std", "sub", "subtract", "sum", "swapaxes", "swapdims", "t", "take", "take_along_dim", "tan", "tanh",
+    "tensor_split", "tile", "topk", "trace", "transpose", "tril", "triu", "true_divide", "trunc", "unbind",
     "unflatten", "unique", "unique_consecutive", "unsqueeze", "var", "vdot", "vsplit", "xlogy",
 )
 
 
 # functions whose first argument may be a number when the second is a tensor, as torch's overloads
-NUMBER_FIRST = ("float_power", "xlogy")
+NUMBER_FIRST = ("bitwise_and", "bitwise_left_shift", "bitwise_or", "bitwise_right_shift", "bitwise_xor", "float_power",
+                "xlogy")
 
 
 def _forward_to_method(name):
@@ -69,6 +75,66 @@ def _statistic_and_mean(name, input, dim, unbiased, keepdim, correction):
         dim, unbiased = None, dim
     statistic = getattr(input, name[:3])(dim, unbiased, keepdim, correction=correction)
     return statistic, input.mean(dim=() if dim is None else dim, keepdim=keepdim)
+
+
+def polygamma(n, input):
+    """The n-th derivative of digamma of input, as torch.polygamma (n first)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"polygamma(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    return input.polygamma(n)
+
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Whether each of elements is among test_elements (either may be a number), a bool tensor."""
+    from .methods import _computed
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError("isin(): at least one of 'elements' and 'test_elements' must be a Tensor")
+    like = elements if isinstance(elements, Tensor) else test_elements
+    values, tests = (t.array if isinstance(t, Tensor) else like.xp.asarray(t) for t in (elements, test_elements))
+    return _computed(like.xp.isin(values, tests, assume_unique=assume_unique, invert=invert), "isin")
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None):
+    """Where each value of input would go in sorted_sequence (along its last dim) to keep it sorted, as
+    torch.searchsorted: the first such place, the last with right=True or side="right"."""
+    from .methods import _computed
+    op = "torch.searchsorted()"
+    if not isinstance(sorted_sequence, Tensor):
+        raise TypeError(f"searchsorted(): argument 'sorted_sequence' must be a Tensor, not "
+                        f"{type(sorted_sequence).__name__}")
+    if side not in (None, "left", "right"):
+        raise RuntimeError(f"{op}: side can only be 'left' or 'right' but got {side}")
+    if right and side == "left":
+        raise RuntimeError(f"{op}: side and right can't be set to opposites, got side of {side} while right was True")
+    side = side or ("right" if right else "left")
+    xp, boundaries = sorted_sequence.xp, sorted_sequence.array
+    scalar = not isinstance(input, Tensor)
+    values = xp.asarray(input) if scalar else input.array
+    if boundaries.ndim == 0:
+        raise RuntimeError(f"{op}: boundaries tensor should have positive dimension, but got 0 dimension")
+    if boundaries.ndim > 1 and (values.ndim != boundaries.ndim or values.shape[:-1] != boundaries.shape[:-1]):
+        raise RuntimeError(f"{op}: boundaries tensor should be 1 dimension or the first N-1 dimensions of "
+                           f"boundaries tensor and input value tensor must match, but we got boundaries tensor "
+                           f"{list(boundaries.shape)} and input value tensor {list(values.shape)}")
+    if sorter is not None:
+        if not isinstance(sorter, Tensor) or sorter.shape != sorted_sequence.shape:
+            raise RuntimeError(f"{op}: boundary and sorter must have the same size")
+        boundaries = xp.take_along_axis(boundaries, sorter.array, axis=-1)
+    rows = boundaries.reshape(-1, boundaries.shape[-1])
+    if boundaries.ndim == 1:
+        found = xp.searchsorted(rows[0], values, side=side)
+    else:
+        flat = values.reshape(rows.shape[0], -1)
+        found = xp.stack([xp.searchsorted(row, v, side=side) for row, v in zip(rows, flat)]).reshape(values.shape)
+    return _computed(xp.asarray(found, dtype=np.int32 if out_int32 else np.int64), "searchsorted")
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """The bucket of each value of input among the 1-d sorted boundaries, as torch.bucketize."""
+    if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
+        raise RuntimeError(f"bucketize: boundaries tensor must be 1 dimension, but got dim("
+                           f"{getattr(boundaries, 'ndim', 0)})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
 
 
 def is_tensor(obj):

@@ -399,8 +399,8 @@ class TensorMethods:
         operand = other if isinstance(other, (bool, int, float)) else self._lift(other, name)
         theirs = operand if isinstance(operand, (bool, int, float)) else operand.array
         dtype = result_type(self.array, theirs)
-        if dtype.kind not in "biu":
-            raise TypeError(f"{name}: only bool and integer operands are supported; got {self.dtype} and "
+        if dtype.kind not in "biu":  # torch's NotImplementedError: its kernel has no float case
+            raise NotImplementedError(f"{name}: only bool and integer operands are supported; got {self.dtype} and "
                             f"{getattr(theirs, 'dtype', type(theirs).__name__)}")
         if isinstance(operand, (bool, int, float)):
             return _ops().Bitwise.apply(_converted(self, dtype), op=name, other=operand)

@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from . import backend
+from . import backend, special_values
 from .tensor import Function, Tensor, _state
 
 
@@ -256,6 +256,7 @@ class Convert(Piecewise):
 
 
 BITWISE = ("invert", "bitwise_and", "bitwise_or", "bitwise_xor")
+SHIFTS = ("left_shift", "right_shift")
 
 
 class Bitwise(Piecewise):
@@ -263,7 +264,22 @@ class Bitwise(Piecewise):
 
     def forward(self, x, *y, op, other=None):
         xp = backend.xp_of(x)
-        return xp.invert(x) if op == "invert" else getattr(xp, op)(x, y[0] if y else xp.asarray(other, x.dtype))
+        if op == "invert":
+            return xp.invert(x)
+        y = y[0] if y else xp.asarray(other, x.dtype)
+        return _shifted(xp, x, y, op) if op in SHIFTS else getattr(xp, op)(x, y)
+
+
+def _shifted(xp, x, y, op):
+    """x shifted by y bits as torch: a shift by a negative amount or by the width or more gives 0 to the left
+    and the sign's fill (0 or -1) to the right, where C leaves it undefined."""
+    width = x.dtype.itemsize * 8
+    inside = (y >= 0) & (y < width)
+    amount = xp.where(inside, y, 0).astype(x.dtype)
+    if op == "left_shift":
+        return xp.where(inside, xp.left_shift(x, amount), xp.zeros((), x.dtype)).astype(x.dtype, copy=False)
+    fill = xp.right_shift(x, width - 1) if x.dtype.kind == "i" else xp.zeros((), x.dtype)
+    return xp.where(inside, xp.right_shift(x, amount), fill).astype(x.dtype, copy=False)
 
 
 class Classify(Piecewise):
@@ -678,27 +694,33 @@ class LogAddExp(Function):
 
 
 class XLogY(Function):
-    """x * log(y), 0 where x is 0 (y 0 or inf included) unless y is NaN, as torch.xlogy. As torch's, the
-    gradient for x is xlogy(g, y), 0 where x is 0 and y <= 0; for y it is g * x / y."""
+    """x * log(y) (x * log1p(y) with log1p=True: xlog1py), 0 where x is 0 (y 0 or inf included) unless y is NaN,
+    as torch.xlogy. As torch's, the gradient for x is xlogy(g, y), 0 where x is 0 and y <= 0 (y <= -1); for y it
+    is g * x / y (g * x / (1 + y))."""
     saves = (0, 1)
 
     @_ieee
-    def forward(self, x, y):
+    def forward(self, x, y, log1p=False):
         xp = backend.xp_of(x)
-        out = x * xp.log(y)
+        self.log1p = log1p
+        out = x * (xp.log1p(y) if log1p else xp.log(y))
         return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), out.dtype), out)
 
-    @staticmethod
-    def partial_x(g, x, y):
-        return where_tensor((x.array == 0) & (y.array <= 0), 0.0, XLogY.apply(g, y))
+    def partial_x(self, g, x, y):
+        return where_tensor((x.array == 0) & (y.array <= (-1 if self.log1p else 0)), 0.0,
+                            XLogY.apply(g, y, log1p=self.log1p))
+
+    def partial_y(self, g, x, y):
+        return g * x / (y + 1 if self.log1p else y)
 
     def backward(self, g):
         x, y = self.input(0), self.input(1)
-        return (self.partial_x(g, x, y) if self.needs[0] else None, g * x / y if self.needs[1] else None)
+        return (self.partial_x(g, x, y) if self.needs[0] else None, self.partial_y(g, x, y) if self.needs[1] else None)
 
     def jvp(self, inputs, tangents):
         (x, y), (tx, ty) = inputs, tangents
-        return _add_tangents(None if tx is None else self.partial_x(tx, x, y), None if ty is None else ty * x / y)
+        return _add_tangents(None if tx is None else self.partial_x(tx, x, y),
+                             None if ty is None else self.partial_y(ty, x, y))
 
 
 class CopySign(Function):
@@ -778,6 +800,77 @@ class Sinc(Function):
 
     def jvp(self, inputs, tangents):
         return self.vjp(tangents[0], inputs[0])
+
+
+class Erfinv(Function):
+    """x with erf(x) = y; its slope sqrt(pi) / 2 * exp(x**2), from the output (torch's)."""
+    saves = ()
+
+    def forward(self, y):
+        self.out = special_values.erfinv(y)
+        return self.out
+
+    def slope(self, out):
+        return (out * out).exp() * (np.sqrt(np.pi) / 2)
+
+    def backward(self, g):
+        return (g * self.slope(self.output(self.out)),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * self.slope(_constant(self.out))
+
+
+class Lgamma(Function):
+    """log|Gamma(x)|; its slope is digamma."""
+    saves = (0,)
+
+    def forward(self, x):
+        return special_values.lgamma(x)
+
+    def backward(self, g):
+        return (g * Polygamma.apply(self.input(0), n=0),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * Polygamma.apply(inputs[0], n=0)
+
+
+class Polygamma(Function):
+    """The n-th derivative of digamma (n = 0: digamma itself); its slope is the next one."""
+    saves = (0,)
+
+    def forward(self, x, n):
+        self.n = n
+        return special_values.polygamma(n, x)
+
+    def backward(self, g):
+        return (g * Polygamma.apply(self.input(0), n=self.n + 1),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * Polygamma.apply(inputs[0], n=self.n + 1)
+
+
+class BesselI(Function):
+    """The modified Bessel function I_order of the first kind, order 0 or 1. I0's slope is I1; I1's is
+    I0 - I1 / x, 0.5 where |x| is at most the dtype's epsilon (torch's, which avoids 0 / 0)."""
+    saves = (0,)
+
+    def forward(self, x, order):
+        self.order = order
+        return (special_values.i0 if order == 0 else special_values.i1)(x)
+
+    @staticmethod
+    def slope(x, order):
+        if order == 0:
+            return BesselI.apply(x, order=1)
+        tiny = (x.abs() <= np.finfo(x.dtype).eps).array
+        safe = where_tensor(tiny, np.finfo(x.dtype).eps, x)
+        return where_tensor(tiny, 0.5, BesselI.apply(safe, order=0) - BesselI.apply(safe, order=1) / safe)
+
+    def backward(self, g):
+        return (g * self.slope(self.input(0), self.order),)
+
+    def jvp(self, inputs, tangents):
+        return tangents[0] * self.slope(inputs[0], self.order)
 
 
 class RoundedDiv(Piecewise):
@@ -1258,4 +1351,4 @@ class Cast(Function):
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
               Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
-              LogAddExp, XLogY, CopySign, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast)
+              LogAddExp, XLogY, CopySign, Erfinv, Lgamma, Polygamma, BesselI, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast)

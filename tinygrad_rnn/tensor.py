@@ -14,6 +14,7 @@ import numpy as np
 
 from . import backend, dtypes, printing
 from .methods import TensorMethods, check_dim, check_dims, numpy_aliases, reduction_dims, sizes_argument
+from .methods_elementwise import ElementwiseMethods
 from .sampling import SamplingMethods
 from .shape_extras import ShapeMethods
 
@@ -723,7 +724,7 @@ def _as_array(data, dtype, device):
     return array
 
 
-class Tensor(TensorMethods, ShapeMethods, SamplingMethods):
+class Tensor(TensorMethods, ElementwiseMethods, ShapeMethods, SamplingMethods):
     """An n-dimensional array that records the ops applied to it.
 
     `Tensor(data, requires_grad=False, dtype=None, device=None)`: floating data becomes the default float

@@ -143,7 +143,14 @@ CALLS = {"allclose": lambda x: (x,), "chunk": lambda x: (2, -1), "clamp": lambda
          "amin": lambda x: (0,), "argmax": lambda x: (-1,), "std": lambda x: (-1,), "clamp_min": lambda x: (0.5,),
          "clamp_max": lambda x: (0.5,), "copysign": lambda x: (-1.0,), "float_power": lambda x: (2,),
          "heaviside": lambda x: (x,), "hypot": lambda x: (x,), "logaddexp": lambda x: (x,),
-         "logaddexp2": lambda x: (x * 2,), "true_divide": lambda x: (2.0,), "xlogy": lambda x: (x,)}
+         "logaddexp2": lambda x: (x * 2,), "true_divide": lambda x: (2.0,), "xlogy": lambda x: (x,),
+         "divide": lambda x: (2.0,), "multiply": lambda x: (x,), "subtract": lambda x: (x,), "greater": lambda x: (x,),
+         "greater_equal": lambda x: (0.5,), "less": lambda x: (x,), "less_equal": lambda x: (0,),
+         "not_equal": lambda x: (x,), "fmax": lambda x: (x * 0,), "fmin": lambda x: (x * 0,), "ldexp": lambda x: (x,),
+         "nextafter": lambda x: (x * 0,), "logical_and": lambda x: (x,), "logical_or": lambda x: (x,),
+         "logical_xor": lambda x: (x,), "bitwise_and": lambda x: (x,), "bitwise_or": lambda x: (x,),
+         "bitwise_xor": lambda x: (x,), "bitwise_left_shift": lambda x: (x,), "bitwise_right_shift": lambda x: (x,),
+         "gcd": lambda x: (x,), "lcm": lambda x: (x,)}
 NOT_IN_TORCH = ("expand", "repeat")  # methods only, in torch
 
 
