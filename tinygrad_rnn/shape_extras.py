@@ -398,12 +398,12 @@ class ShapeMethods:
     # --- flips and diagonals
     def fliplr(self):
         if self.ndim < 2:
-            raise RuntimeError("Input must be >= 2-d.")
+            raise RuntimeError(f"fliplr: input must be >= 2-d; got a {self.ndim}-d tensor")
         return self.flip(1)
 
     def flipud(self):
         if self.ndim < 1:
-            raise RuntimeError("Input must be >= 1-d.")
+            raise RuntimeError("flipud: input must be >= 1-d; got a 0-d tensor")
         return self.flip(0)
 
     def diag_embed(self, offset=0, dim1=-2, dim2=-1):
@@ -594,7 +594,7 @@ class ShapeMethods:
     def is_nonzero(self):
         n = self.numel()
         if n != 1:
-            raise RuntimeError("Boolean value of Tensor with " + ("no values" if n == 0 else "more than one value")
+            raise RuntimeError("is_nonzero: Boolean value of Tensor with " + ("no values" if n == 0 else "more than one value")
                                + " is ambiguous")
         return bool(self.array.reshape(-1)[0])
 
