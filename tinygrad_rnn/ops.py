@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from . import backend, special_values
+from . import backend, dtypes, special_values
 from .tensor import Function, Tensor, _state
 
 
@@ -231,7 +231,10 @@ class Compare(Piecewise):
 
     def forward(self, x, *y, op, other=None, nan_wins=False):
         xp = backend.xp_of(x)
-        out = getattr(xp, COMPARISONS[op])(x, y[0] if y else other)
+        operands = (x, y[0] if y else other)
+        common = dtypes.result_type(*operands)   # compared in torch's common dtype: 1e-300 > 0 is False in float32
+        operands = [v.astype(common) if hasattr(v, "dtype") and v.dtype != common else v for v in operands]
+        out = getattr(xp, COMPARISONS[op])(*operands)
         if nan_wins:
             out |= xp.isnan(x)
         return out

@@ -684,7 +684,8 @@ def _native(data, op="Tensor", wanted_kind=None):
         except (ValueError, TypeError, OverflowError, RuntimeError) as e:
             raise ValueError(f"{op}: data must be a number or a rectangular nested sequence of numbers; "
                              f"{e}") from None
-    if array.dtype == object and all(isinstance(v, numbers.Integral) for v in array.reshape(-1)):
+    if (array.dtype == object and array.size and not isinstance(data, np.ndarray)
+            and all(isinstance(v, numbers.Integral) for v in array.reshape(-1))):
         if wanted_kind in ("f", "b"):   # a Python int past int64 still fits a float or a bool, as in torch
             return array.astype(np.float64 if wanted_kind == "f" else np.bool_)
         too_big = next(v for v in array.reshape(-1) if not -2**63 <= v < 2**63)

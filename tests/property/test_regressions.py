@@ -155,6 +155,8 @@ SAME_AS_TORCH = [
     ("1.0 in x compared rows", lambda m: 1.0 in m.tensor([[0.0, 1.0], [2.0, 3.0]])),
     ("tensor(2**70, dtype=bool) was refused as past int64", lambda m: m.tensor(2 ** 70, dtype=m.bool)),
     ("tensor([2**70, 0], dtype=float32) was refused", lambda m: m.tensor([2 ** 70, 0], dtype=m.float32)),
+    ("a 0-d float64 tensor > a float32 tensor compared in float64",
+     lambda m: m.tensor(1.5e-227, dtype=m.float64) > m.tensor([0.0])),
 ]
 
 
