@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, train, utils
+from . import autograd, backends, cuda, diagnostics, dtypes, func, linalg, nn, optim, train, utils
 from .backend import Device, DeviceError, cuda_available
 from .checkpoint import load, save
 from .dtypes import (
@@ -120,6 +120,7 @@ __all__ = [
     "int64",
     "is_grad_enabled",
     "is_tensor",
+    "linalg",
     "linspace",
     "load",
     "long",

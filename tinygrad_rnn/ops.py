@@ -1224,6 +1224,305 @@ def _einsum_grad(g, output, operands, subs, k):
     return grad
 
 
+# ----------------------------------------------------------------------------- linear algebra
+# Each factorisation runs batched over leading dims (xp.linalg on stacks of matrices). The VJPs are
+# torch's formulas (FunctionsManual.cpp), written with Tensor ops, so second derivatives follow.
+
+
+class LinAlgError(RuntimeError):
+    """A matrix the factorisation cannot handle (singular, not positive-definite): torch.linalg.LinAlgError."""
+
+
+def _eye(n, like):
+    return _constant(like.xp.eye(n, dtype=like.dtype))
+
+
+def _diag_embed(v):
+    """Batches of vectors as batches of diagonal matrices."""
+    return v.unsqueeze(-1) * _eye(v.shape[-1], v)
+
+
+def _solve(a, b):
+    """a^-1 b for batches of matrices b, as the differentiable Solve."""
+    return Solve.apply(a, b)
+
+
+def _first_zero_pivot(matrix):
+    """The 1-based column where Gaussian elimination with partial pivoting meets an exact zero pivot (what
+    LAPACK's getrf reports as info), or 0; only run once the solver has said the matrix is singular."""
+    a = np.array(backend.to_numpy(matrix), dtype=np.float64)
+    for k in range(a.shape[-1]):
+        p = k + int(np.argmax(np.abs(a[k:, k])))
+        if a[p, k] == 0:
+            return k + 1
+        a[[k, p]] = a[[p, k]]
+        a[k + 1:] -= np.outer(a[k + 1:, k] / a[k, k], a[k])
+    return 0
+
+
+def _first_failing_minor(matrix):
+    """The order of the first leading minor that is not positive-definite (LAPACK potrf's info), or 0."""
+    a = backend.to_numpy(matrix)
+    for k in range(1, a.shape[-1] + 1):
+        try:
+            np.linalg.cholesky(a[:k, :k])
+        except np.linalg.LinAlgError:
+            return k
+    return 0
+
+
+def linalg_infos(matrices, info_of):
+    """info_of(matrix) for each matrix of a batch, as an int32 array of the batch's shape."""
+    batch = matrices.shape[:-2]
+    flat = matrices.reshape((-1,) + matrices.shape[-2:])
+    return np.array([info_of(m) for m in flat], dtype=np.int32).reshape(batch)
+
+
+def raise_linalg_error(op, infos, message):
+    """torch's LinAlgError for the first failing matrix of a batch; message(info) describes it."""
+    first = int(np.flatnonzero(infos.reshape(-1))[0])
+    where = f"(Batch element {first}): " if infos.ndim else ""
+    raise LinAlgError(f"{op}: {where}{message(int(infos.reshape(-1)[first]))}")
+
+
+def _singular(op, matrices):
+    raise_linalg_error(op, linalg_infos(matrices, _first_zero_pivot),
+                       lambda k: f"The diagonal element {k} is zero, the inversion could not be completed because "
+                                 f"the input matrix is singular.")
+
+
+class Inv(Function):
+    saves = ()
+
+    def forward(self, a):
+        try:
+            self.out = backend.xp_of(a).linalg.inv(a)
+        except np.linalg.LinAlgError:
+            _singular("linalg.inv", a)
+        return self.out
+
+    def backward(self, g):
+        inverse = self.output(self.out).mT
+        return (-(inverse @ g @ inverse),)
+
+    def jvp(self, inputs, tangents):
+        inverse = _constant(self.out)
+        return -(inverse @ tangents[0] @ inverse)
+
+
+class Det(Function):
+    """det(A); its gradient g det(A) A^-T needs A invertible (torch's also covers singular A, by an SVD)."""
+    saves = (0,)
+
+    def forward(self, a):
+        self.out = backend.xp_of(a).linalg.det(a)
+        return self.out
+
+    def backward(self, g):
+        a = self.input(0)
+        return ((g * self.output(self.out)).unsqueeze(-1).unsqueeze(-1) * Inv.apply(a).mT,)
+
+    def jvp(self, inputs, tangents):
+        return _constant(self.out) * _solve(inputs[0], tangents[0]).diagonal(0, -2, -1).sum(-1)
+
+
+class Slogdet(Function):
+    """(sign, log|det A|); only the log has a gradient: g A^-T."""
+    saves = (0,)
+    multiple_outputs = True
+
+    @_ieee  # a singular matrix: log(0) is -inf, as in torch
+    def forward(self, a):
+        sign, logabsdet = backend.xp_of(a).linalg.slogdet(a)
+        return sign, logabsdet
+
+    def backward(self, g_sign, g_logabsdet):
+        if g_logabsdet is None:
+            return (None,)
+        return (g_logabsdet.unsqueeze(-1).unsqueeze(-1) * Inv.apply(self.input(0)).mT,)
+
+    def jvp(self, inputs, tangents):
+        a, t = inputs[0], tangents[0]
+        return _constant(a.xp.zeros(a.shape[:-2], dtype=a.dtype)), _solve(a, t).diagonal(0, -2, -1).sum(-1)
+
+
+class Solve(Function):
+    """X with A X = B, for batches of matrices B whose batch dims match A's (linalg.solve broadcasts first)."""
+    saves = (0,)
+
+    def forward(self, a, b):
+        try:
+            self.out = backend.xp_of(a).linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            raise LinAlgError("torch.linalg.solve: The solver failed because the input matrix is singular.") from None
+        return self.out
+
+    def backward(self, g):
+        g_b = Solve.apply(self.input(0).mT, g)
+        return (-(g_b @ self.output(self.out).mT) if self.needs[0] else None, g_b)
+
+    def jvp(self, inputs, tangents):
+        (a, _), (t_a, t_b) = inputs, tangents
+        x = _constant(self.out)
+        return Solve.apply(a, _add_tangents(t_b, None if t_a is None else -(t_a @ x)))
+
+
+def _tril_half_diagonal(x):
+    """The lower triangle with its diagonal halved (Cholesky's derivative keeps this part)."""
+    return x.tril() - 0.5 * _diag_embed(x.diagonal(0, -2, -1))
+
+
+class Cholesky(Function):
+    """The lower factor L of A = L L^T (reads A's lower triangle)."""
+    saves = ()
+
+    def forward(self, a):
+        try:
+            self.out = backend.xp_of(a).linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            raise_linalg_error("linalg.cholesky", linalg_infos(a, _first_failing_minor),
+                               lambda k: f"The factorization could not be completed because the input is not "
+                                         f"positive-definite (the leading minor of order {k} is not "
+                                         f"positive-definite).")
+        return self.out
+
+    def backward(self, g):
+        lower = self.output(self.out)
+        g_a = (lower.mT @ g).tril()
+        g_a = 0.5 * (g_a + g_a.tril(-1).mT)
+        g_a = _solve(lower.mT, g_a)                    # L^-T g_a
+        return (_solve(lower.mT, g_a.mT).mT,)          # ... L^-1
+
+    def jvp(self, inputs, tangents):
+        lower = _constant(self.out)
+        inner = _solve(lower, _solve(lower, tangents[0]).mT).mT   # L^-1 dA L^-T
+        return lower @ _tril_half_diagonal(inner)
+
+
+class QR(Function):
+    """(Q, R) of A = QR; mode "reduced", "complete" or "r" (R alone, no gradient, as in torch)."""
+    saves = ()
+    multiple_outputs = True
+
+    def forward(self, a, mode):
+        self.mode = mode
+        if mode == "r":  # Q is empty, as torch's
+            return backend.xp_of(a).zeros((0,), dtype=a.dtype), backend.xp_of(a).linalg.qr(a, mode="r")
+        self.q, self.r = backend.xp_of(a).linalg.qr(a, mode=mode)
+        return self.q, self.r
+
+    def backward(self, g_q, g_r):
+        if self.mode == "r":
+            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+                               "Please use linalg.qr(A, mode='reduced') if you are going to differentiate through "
+                               "linalg.qr.")
+        m, n = self.q.shape[-2], self.r.shape[-1]
+        if self.mode == "complete" and m > n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        q, r = self.output(self.q, 0), self.output(self.r, 1)
+        g_q = _zero_if_none(g_q, q)
+        g_r = _zero_if_none(g_r, r)
+        if m >= n:
+            return (_qr_square_backward(q, r, g_q, g_r),)
+        # A = [X | Y], R = [U | V]: X = Q U is a square QR, Y = Q V
+        u, v, g_u, g_v = r[..., :m], r[..., m:], g_r[..., :m], g_r[..., m:]
+        g_x = _qr_square_backward(q, u, g_q + (q @ v) @ g_v.mT, g_u)
+        return (Cat.apply(g_x, q @ g_v, axis=g_x.ndim - 1),)
+
+    def jvp(self, inputs, tangents):
+        m, n = self.q.shape[-2], self.r.shape[-1]
+        if self.mode != "reduced" or m < n:
+            raise NotImplementedError("linalg.qr: forward-mode derivative only for mode='reduced' and nrows >= ncols")
+        q, r = _constant(self.q), _constant(self.r)
+        y = _solve(r.mT, tangents[0].mT).mT               # dA R^-1
+        x = q.mT @ y
+        lower = x.tril(-1)
+        omega = lower - lower.mT                          # Q^T dQ, skew-symmetric
+        return q @ omega + y - q @ x, (x - omega) @ r
+
+
+def _qr_square_backward(q, r, g_q, g_r):
+    """The VJP of A = QR for nrows >= ncols: (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q."""
+    m = r @ g_r.mT - g_q.mT @ q
+    lower = m.tril(-1)
+    return _solve(r, (g_q + q @ (m.tril() + lower.mT)).mT).mT
+
+
+def _reciprocal_gaps(values, squared=False):
+    """1 / (v_j - v_i) off the diagonal (of v^2 for an SVD), 0 on it, for each batch of values v."""
+    v = values * values if squared else values
+    gaps = v.unsqueeze(-2) - v.unsqueeze(-1)
+    eye = _eye(v.shape[-1], v)
+    return (1 - eye) / (gaps + eye)
+
+
+class Eigh(Function):
+    """(eigenvalues ascending, eigenvectors) of a symmetric A, read from its UPLO triangle."""
+    saves = ()
+    multiple_outputs = True
+
+    def forward(self, a, uplo):
+        self.values, self.vectors = backend.xp_of(a).linalg.eigh(a, UPLO=uplo)
+        return self.values, self.vectors
+
+    def backward(self, g_values, g_vectors):
+        values, vectors = self.output(self.values, 0), self.output(self.vectors, 1)
+        inner = 0
+        if g_vectors is not None:
+            projected = vectors.mT @ g_vectors
+            inner = 0.5 * (projected - projected.mT) * _reciprocal_gaps(values)
+        if g_values is not None:
+            inner = inner + _diag_embed(g_values)
+        return (vectors @ inner @ vectors.mT,)
+
+    def jvp(self, inputs, tangents):
+        values, vectors = _constant(self.values), _constant(self.vectors)
+        rotated = vectors.mT @ tangents[0] @ vectors
+        return rotated.diagonal(0, -2, -1), vectors @ (rotated * _reciprocal_gaps(values))
+
+
+class SVD(Function):
+    """(U, S, Vh) of A = U diag(S) Vh; with full_matrices the gradient reads the first k columns of U and
+    rows of Vh only, as torch's."""
+    saves = ()
+    multiple_outputs = True
+
+    def forward(self, a, full_matrices):
+        self.u, self.s, self.vh = backend.xp_of(a).linalg.svd(a, full_matrices=full_matrices)
+        return self.u, self.s, self.vh
+
+    def backward(self, g_u, g_s, g_vh):
+        k = self.s.shape[-1]
+        u, s, vh = self.output(self.u, 0)[..., :k], self.output(self.s, 1), self.output(self.vh, 2)[..., :k, :]
+        g_u = None if g_u is None else g_u[..., :k]
+        g_vh = None if g_vh is None else g_vh[..., :k, :]
+        return (_svd_backward(u, s, vh, g_u, g_s, g_vh),)
+
+
+def _svd_backward(u, s, vh, g_u, g_s, g_vh):
+    """torch's svd_backward for the thin factors."""
+    m, n = u.shape[-2], vh.shape[-1]
+    if g_u is None and g_vh is None:
+        return u @ (g_s.unsqueeze(-1) * vh) if m >= n else (u * g_s.unsqueeze(-2)) @ vh
+    inner = 0
+    if g_u is not None:
+        projected = u.mT @ g_u
+        inner = (projected - projected.mT) * s.unsqueeze(-2)
+    if g_vh is not None:
+        projected = vh @ g_vh.mT
+        inner = inner + s.unsqueeze(-1) * (projected - projected.mT)
+    inner = inner * _reciprocal_gaps(s, squared=True)
+    if g_s is not None:
+        inner = inner + _diag_embed(g_s)
+    if m > n and g_u is not None:
+        scaled = g_u / s.unsqueeze(-2)
+        return (u @ inner + scaled - u @ (u.mT @ scaled)) @ vh
+    if m < n and g_vh is not None:
+        scaled = g_vh / s.unsqueeze(-1)
+        return u @ (inner @ vh + scaled - (scaled @ vh.mT) @ vh)
+    return u @ inner @ vh
+
+
 # ----------------------------------------------------------------------------- devices and dtypes
 
 
@@ -1258,4 +1557,5 @@ class Cast(Function):
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
               Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
-              LogAddExp, XLogY, CopySign, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast)
+              LogAddExp, XLogY, CopySign, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast,
+              Inv, Det, Slogdet, Solve, Cholesky, QR, Eigh, SVD)
