@@ -511,8 +511,14 @@ def matrix_exp(A):
     """e^A by scaling and squaring: A / 2^s of 1-norm at most 1/2, where 18 Taylor terms reach far below the
     rounding, then squared s times."""
     _matrices("linalg.matrix_exp", A)
-    if A.shape[-1] == 0 or A.numel() == 0:
+    if A.numel() == 0:
         return A * 1
+    if A.shape[-1] == 1:  # e^a, exactly, as torch
+        return A.exp()
+    finite = A.xp.isfinite(A.array).all(axis=(-2, -1), keepdims=True)
+    if not finite.all():  # a matrix holding inf or NaN gives NaN throughout, as torch's
+        from .tensor import where
+        return where(finite, matrix_exp(where(finite, A, 0.0)), math.nan)
     largest = float(np.abs(A.numpy()).sum(-2).max())  # the 1-norm, the largest in the batch
     squarings = max(0, math.ceil(math.log2(largest)) + 1) if largest > 0 else 0
     scaled = A / 2 ** squarings
@@ -556,6 +562,21 @@ def _deprecated(name, method):
     return warned
 
 
+def _method(name, function):
+    """`function` as Tensor.NAME: an error it raises names the method too, which torch's message may not
+    (tr.inverse(x) reports linalg.inv's complaint, as torch does, after 'inverse():')."""
+    def method(self, *args, **kwargs):
+        try:
+            return function(self, *args, **kwargs)
+        except (RuntimeError, TypeError, ValueError) as error:
+            if name in str(error):
+                raise
+            raise type(error)(f"{name}(): {error}") from error
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = function.__doc__
+    return method
+
+
 TENSOR_METHODS = {
     "cholesky": _deprecated("cholesky", lambda self, upper=False: cholesky(self, upper=upper)),
     "det": det,
@@ -568,5 +589,5 @@ TENSOR_METHODS = {
     "slogdet": slogdet,
     "svd": _old_svd,
 }
-for _name, _method in TENSOR_METHODS.items():
-    setattr(Tensor, _name, _method)
+for _name, _function in TENSOR_METHODS.items():
+    setattr(Tensor, _name, _method(_name, _function))

@@ -1243,8 +1243,9 @@ def _diag_embed(v):
 
 
 def _solve(a, b):
-    """a^-1 b for batches of matrices b, as the differentiable Solve."""
-    return Solve.apply(a, b)
+    """a^-1 b for batches of matrices b, as the differentiable Solve; NaN where a is singular (a VJP's solve by
+    a factor that was singular gives NaN, where torch's triangular solve gives inf or NaN, rather than raising)."""
+    return Solve.apply(a, b, check=False)
 
 
 def _first_zero_pivot(matrix):
@@ -1310,12 +1311,19 @@ class Inv(Function):
         return -(inverse @ tangents[0] @ inverse)
 
 
+def _holds_nan(a):
+    """Which matrices hold a NaN: their determinant is NaN (and its sign 0), as torch's LU gives, where
+    LAPACK's pivoting may step around it."""
+    return backend.xp_of(a).isnan(a).any(axis=(-2, -1))
+
+
 class Det(Function):
     """det(A); its gradient g det(A) A^-T needs A invertible (torch's also covers singular A, by an SVD)."""
     saves = (0,)
 
     def forward(self, a):
-        self.out = backend.xp_of(a).linalg.det(a)
+        xp = backend.xp_of(a)
+        self.out = xp.where(_holds_nan(a), xp.nan, xp.linalg.det(a))
         return self.out
 
     def backward(self, g):
@@ -1333,8 +1341,10 @@ class Slogdet(Function):
 
     @_ieee  # a singular matrix: log(0) is -inf, as in torch
     def forward(self, a):
-        sign, logabsdet = backend.xp_of(a).linalg.slogdet(a)
-        return sign, logabsdet
+        xp = backend.xp_of(a)
+        sign, logabsdet = xp.linalg.slogdet(a)
+        nan = _holds_nan(a)
+        return xp.where(nan, 0, sign).astype(a.dtype), xp.where(nan, xp.nan, logabsdet).astype(a.dtype)
 
     def backward(self, g_sign, g_logabsdet):
         if g_logabsdet is None:
@@ -1350,21 +1360,28 @@ class Solve(Function):
     """X with A X = B, for batches of matrices B whose batch dims match A's (linalg.solve broadcasts first)."""
     saves = (0,)
 
-    def forward(self, a, b):
+    def forward(self, a, b, check=True):
+        self.check = check
+        xp = backend.xp_of(a)
         try:
-            self.out = backend.xp_of(a).linalg.solve(a, b)
+            self.out = xp.linalg.solve(a, b)
         except np.linalg.LinAlgError:
-            raise LinAlgError("torch.linalg.solve: The solver failed because the input matrix is singular.") from None
+            if check:
+                raise LinAlgError("torch.linalg.solve: The solver failed because the input matrix is singular.") \
+                    from None
+            singular = xp.asarray(linalg_infos(a, _first_zero_pivot) != 0)[..., None, None]
+            eye = xp.eye(a.shape[-1], dtype=a.dtype)
+            self.out = xp.where(singular, xp.nan, xp.linalg.solve(xp.where(singular, eye, a), b))
         return self.out
 
     def backward(self, g):
-        g_b = Solve.apply(self.input(0).mT, g)
+        g_b = Solve.apply(self.input(0).mT, g, check=self.check)
         return (-(g_b @ self.output(self.out).mT) if self.needs[0] else None, g_b)
 
     def jvp(self, inputs, tangents):
         (a, _), (t_a, t_b) = inputs, tangents
         x = _constant(self.out)
-        return Solve.apply(a, _add_tangents(t_b, None if t_a is None else -(t_a @ x)))
+        return Solve.apply(a, _add_tangents(t_b, None if t_a is None else -(t_a @ x)), check=self.check)
 
 
 def _tril_half_diagonal(x):
