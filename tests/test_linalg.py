@@ -325,6 +325,29 @@ def test_the_singular_and_the_misshapen_raise_as_torch():
         tr.linalg.qr(tr.tensor(general(3, 3), requires_grad=True), mode="r").R.sum().backward()
 
 
+SINGULAR_OR_NOT_FINITE = [[[0.0]], [[0.0, 0.0], [0.0, 0.0]], [[1.0, 2.0], [2.0, 4.0]], np.arange(9.0).reshape(3, 3),
+                          [[np.inf]], [[np.inf, 0.0], [0.0, 1.0]], [[np.nan]], [[np.nan, 0.0], [0.0, 0.0]],
+                          [[np.inf, np.inf], [np.inf, np.inf]], [[1.0, 2.0], [3.0, np.nan]]]
+
+
+@pytest.mark.parametrize("matrix", SINGULAR_OR_NOT_FINITE, ids=str)
+def test_determinants_of_singular_and_non_finite_matrices_as_torch(matrix):
+    """Torch goes on with the LU factors it has (inf and NaN carried through); the gradient of det at a singular
+    matrix is its cofactor matrix, from the SVD, as torch's (with create_graph: without it torch gives 0)."""
+    singular_finite = np.isfinite(matrix).all()
+    for name, fn in (("det", lambda L, a: L.linalg.det(a)), ("sign", lambda L, a: L.linalg.slogdet(a).sign),
+                     ("logabsdet", lambda L, a: L.linalg.slogdet(a).logabsdet)):
+        results = []
+        for L in (tr, torch):
+            a = L.tensor(matrix, dtype=F64[L], requires_grad=True)
+            out = fn(L, a)
+            grad = (L.autograd.grad(out, a, create_graph=name == "det")[0] if name == "logabsdet" or
+                    (name == "det" and singular_finite) else None)
+            results.append([_numpy(out)] + ([] if grad is None else [_numpy(grad)]))
+        for ours, theirs in zip(*results):
+            np.testing.assert_allclose(ours, theirs, err_msg=name, **VALUES)
+
+
 def test_singular_and_empty_inputs_give_torch_values():
     singular = np.zeros((3, 3))
     sign, logabsdet = tr.linalg.slogdet(tr.tensor(singular))

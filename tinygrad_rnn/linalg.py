@@ -13,9 +13,9 @@ import warnings
 
 import numpy as np
 
-from . import ops
+from . import lapack, ops
+from .lapack import LinAlgError
 from .methods import TENSOR_TYPE_NAMES
-from .ops import LinAlgError
 from .tensor import Tensor, no_grad
 
 # torch.return_types.linalg_*: named tuples with torch's field names
@@ -259,7 +259,7 @@ def _with_info(op, A, primitive, info_of):
     try:
         return primitive(A), Tensor._make(A.xp.zeros(A.shape[:-2], dtype=np.int32), None)
     except LinAlgError:
-        infos = ops.linalg_infos(A.array, info_of)
+        infos = lapack.infos(A.array, info_of)
     failed = A.xp.asarray(infos != 0)[..., None, None]
     from .tensor import where
     result = primitive(where(failed, _batched_identity(A), A))
@@ -271,7 +271,7 @@ def inv_ex(A, *, check_errors=False):
     _matrices("linalg.inv_ex", A)
     if check_errors:
         return InvExResult(inv(A), Tensor._make(A.xp.zeros(A.shape[:-2], dtype=np.int32), None))
-    return InvExResult(*_with_info("linalg.inv_ex", A, ops.Inv.apply, ops._first_zero_pivot))
+    return InvExResult(*_with_info("linalg.inv_ex", A, ops.Inv.apply, lapack.first_zero_pivot))
 
 
 def det(A):
@@ -363,7 +363,7 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
         L = cholesky(A, upper=upper)
         return CholeskyExResult(L, Tensor._make(L.xp.zeros(L.shape[:-2], dtype=np.int32), None))
     _matrices("linalg.cholesky_ex", A)
-    L, info = _with_info("linalg.cholesky_ex", A, ops.Cholesky.apply, ops._first_failing_minor)
+    L, info = _with_info("linalg.cholesky_ex", A, ops.Cholesky.apply, lapack.first_failing_minor)
     return CholeskyExResult(L.mT if upper else L, info)
 
 

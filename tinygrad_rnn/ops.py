@@ -9,7 +9,8 @@ import functools
 
 import numpy as np
 
-from . import backend
+from . import backend, lapack
+from .lapack import LinAlgError
 from .tensor import Function, Tensor, _state
 
 
@@ -1229,10 +1230,6 @@ def _einsum_grad(g, output, operands, subs, k):
 # torch's formulas (FunctionsManual.cpp), written with Tensor ops, so second derivatives follow.
 
 
-class LinAlgError(RuntimeError):
-    """A matrix the factorisation cannot handle (singular, not positive-definite): torch.linalg.LinAlgError."""
-
-
 def _eye(n, like):
     return _constant(like.xp.eye(n, dtype=like.dtype))
 
@@ -1248,50 +1245,6 @@ def _solve(a, b):
     return Solve.apply(a, b, check=False)
 
 
-def _first_zero_pivot(matrix):
-    """The 1-based column where Gaussian elimination with partial pivoting meets an exact zero pivot (what
-    LAPACK's getrf reports as info), or 0; only run once the solver has said the matrix is singular."""
-    a = np.array(backend.to_numpy(matrix), dtype=np.float64)
-    for k in range(a.shape[-1]):
-        p = k + int(np.argmax(np.abs(a[k:, k])))
-        if a[p, k] == 0:
-            return k + 1
-        a[[k, p]] = a[[p, k]]
-        a[k + 1:] -= np.outer(a[k + 1:, k] / a[k, k], a[k])
-    return 0
-
-
-def _first_failing_minor(matrix):
-    """The order of the first leading minor that is not positive-definite (LAPACK potrf's info), or 0."""
-    a = backend.to_numpy(matrix)
-    for k in range(1, a.shape[-1] + 1):
-        try:
-            np.linalg.cholesky(a[:k, :k])
-        except np.linalg.LinAlgError:
-            return k
-    return 0
-
-
-def linalg_infos(matrices, info_of):
-    """info_of(matrix) for each matrix of a batch, as an int32 array of the batch's shape."""
-    batch = matrices.shape[:-2]
-    flat = matrices.reshape((-1,) + matrices.shape[-2:])
-    return np.array([info_of(m) for m in flat], dtype=np.int32).reshape(batch)
-
-
-def raise_linalg_error(op, infos, message):
-    """torch's LinAlgError for the first failing matrix of a batch; message(info) describes it."""
-    first = int(np.flatnonzero(infos.reshape(-1))[0])
-    where = f"(Batch element {first}): " if infos.ndim else ""
-    raise LinAlgError(f"{op}: {where}{message(int(infos.reshape(-1)[first]))}")
-
-
-def _singular(op, matrices):
-    raise_linalg_error(op, linalg_infos(matrices, _first_zero_pivot),
-                       lambda k: f"The diagonal element {k} is zero, the inversion could not be completed because "
-                                 f"the input matrix is singular.")
-
-
 class Inv(Function):
     saves = ()
 
@@ -1299,7 +1252,7 @@ class Inv(Function):
         try:
             self.out = backend.xp_of(a).linalg.inv(a)
         except np.linalg.LinAlgError:
-            _singular("linalg.inv", a)
+            lapack.raise_singular("linalg.inv", a)
         return self.out
 
     def backward(self, g):
@@ -1311,45 +1264,61 @@ class Inv(Function):
         return -(inverse @ tangents[0] @ inverse)
 
 
-def _holds_nan(a):
-    """Which matrices hold a NaN: their determinant is NaN (and its sign 0), as torch's LU gives, where
-    LAPACK's pivoting may step around it."""
-    return backend.xp_of(a).isnan(a).any(axis=(-2, -1))
+def _finite(a):
+    return bool(backend.xp_of(a).isfinite(a).all())
+
+
+def _inverse_transpose(a):
+    """A^-T, with inf and NaN where A is singular (as the LU solve in torch's VJPs gives)."""
+    return _solve(a.mT, _eye(a.shape[-1], a).expand(*a.shape))
+
+
+def _cofactors_by_svd(a):
+    """det(A) A^-T for any square A, singular too: det(U) det(Vh) U diag(prod_{j != i} s_j) Vh, as torch's."""
+    u, s, vh = SVD.apply(a, full_matrices=False)
+    xp, n = a.xp, s.shape[-1]
+    signs = _constant(xp.linalg.det(u.array) * xp.linalg.det(vh.array))
+    others = where_tensor(xp.eye(n, dtype=bool), 1.0, s.unsqueeze(-2).expand(*s.shape[:-1], n, n)).prod(-1)
+    return signs.unsqueeze(-1).unsqueeze(-1) * ((u * others.unsqueeze(-2)) @ vh)
 
 
 class Det(Function):
-    """det(A); its gradient g det(A) A^-T needs A invertible (torch's also covers singular A, by an SVD)."""
+    """det(A), from its LU factors; its gradient is the cofactor matrix det(A) A^-T (by an SVD where A is
+    singular, as torch's)."""
     saves = (0,)
 
     def forward(self, a):
-        xp = backend.xp_of(a)
-        self.out = xp.where(_holds_nan(a), xp.nan, xp.linalg.det(a))
+        self.out = backend.xp_of(a).linalg.det(a) if _finite(a) else lapack.lu_determinants(a)[0]
         return self.out
 
     def backward(self, g):
         a = self.input(0)
-        return ((g * self.output(self.out)).unsqueeze(-1).unsqueeze(-1) * Inv.apply(a).mT,)
+        if a.shape[-1] == 1:  # det(a) = a: its gradient is g, even at 0, inf or NaN, as torch's
+            return (g.unsqueeze(-1).unsqueeze(-1),)
+        if bool((self.out != 0).all()):
+            cofactors = self.output(self.out).unsqueeze(-1).unsqueeze(-1) * _inverse_transpose(a)
+        else:
+            cofactors = _cofactors_by_svd(a)
+        return (g.unsqueeze(-1).unsqueeze(-1) * cofactors,)
 
     def jvp(self, inputs, tangents):
         return _constant(self.out) * _solve(inputs[0], tangents[0]).diagonal(0, -2, -1).sum(-1)
 
 
 class Slogdet(Function):
-    """(sign, log|det A|); only the log has a gradient: g A^-T."""
+    """(sign, log|det A|); only the log has a gradient, g A^-T. A singular matrix gives (0, -inf)."""
     saves = (0,)
     multiple_outputs = True
 
-    @_ieee  # a singular matrix: log(0) is -inf, as in torch
     def forward(self, a):
-        xp = backend.xp_of(a)
-        sign, logabsdet = xp.linalg.slogdet(a)
-        nan = _holds_nan(a)
-        return xp.where(nan, 0, sign).astype(a.dtype), xp.where(nan, xp.nan, logabsdet).astype(a.dtype)
+        if _finite(a):
+            return backend.xp_of(a).linalg.slogdet(a)
+        return lapack.lu_determinants(a)[1:]  # inf and NaN carried through the LU factors, as torch
 
     def backward(self, g_sign, g_logabsdet):
         if g_logabsdet is None:
             return (None,)
-        return (g_logabsdet.unsqueeze(-1).unsqueeze(-1) * Inv.apply(self.input(0)).mT,)
+        return (g_logabsdet.unsqueeze(-1).unsqueeze(-1) * _inverse_transpose(self.input(0)),)
 
     def jvp(self, inputs, tangents):
         a, t = inputs[0], tangents[0]
@@ -1369,9 +1338,7 @@ class Solve(Function):
             if check:
                 raise LinAlgError("torch.linalg.solve: The solver failed because the input matrix is singular.") \
                     from None
-            singular = xp.asarray(linalg_infos(a, _first_zero_pivot) != 0)[..., None, None]
-            eye = xp.eye(a.shape[-1], dtype=a.dtype)
-            self.out = xp.where(singular, xp.nan, xp.linalg.solve(xp.where(singular, eye, a), b))
+            self.out = lapack.lu_solve(a, b)
         return self.out
 
     def backward(self, g):
@@ -1397,10 +1364,7 @@ class Cholesky(Function):
         try:
             self.out = backend.xp_of(a).linalg.cholesky(a)
         except np.linalg.LinAlgError:
-            raise_linalg_error("linalg.cholesky", linalg_infos(a, _first_failing_minor),
-                               lambda k: f"The factorization could not be completed because the input is not "
-                                         f"positive-definite (the leading minor of order {k} is not "
-                                         f"positive-definite).")
+            lapack.raise_not_positive_definite("linalg.cholesky", a)
         return self.out
 
     def backward(self, g):
