@@ -179,7 +179,8 @@ def test_primitives_pass_gradcheck_and_gradgradcheck(op):
     assert tr.gradgradcheck(fn, *inputs)
 
 
-@pytest.mark.parametrize("name", ["inv", "det", "slogdet", "solve_matrix", "cholesky", "qr_tall", "eigh"])
+@pytest.mark.parametrize("name", ["inv", "det", "slogdet", "solve_matrix", "cholesky", "qr_tall", "eigh", "svd_tall",
+                                  "svd_wide", "svdvals", "pinv", "matrix_norm_nuc"])
 def test_forward_mode_agrees_with_torchs_reverse_mode(name):
     """<w, J t> from our JVP equals <J^T w, t> from torch's VJP (torch.func itself takes seconds to load)."""
     fn, arrays = CASES[name]
@@ -217,15 +218,19 @@ def test_factors_and_extra_fields_equal_torch():
 
 
 def test_ex_variants_report_failures_as_torch():
-    singular = np.stack([np.eye(3), np.zeros((3, 3))])
-    inverse, info = tr.linalg.inv_ex(tr.tensor(singular))
-    assert info.dtype == tr.int32 and info.tolist() == torch.linalg.inv_ex(torch.tensor(singular)).info.tolist()
-    np.testing.assert_array_equal(inverse.numpy()[0], np.eye(3))
-    not_pd = np.stack([np.eye(3), np.diag([1.0, 1.0, -1.0])])
-    info = tr.linalg.cholesky_ex(tr.tensor(not_pd)).info
-    assert info.tolist() == torch.linalg.cholesky_ex(torch.tensor(not_pd)).info.tolist() == [0, 3]
-    with pytest.raises(tr.linalg.LinAlgError):
+    """info says which matrices failed, and the result there is what LAPACK leaves, as in torch."""
+    singular = np.stack([np.eye(3), np.zeros((3, 3)), np.arange(9.0).reshape(3, 3), [[0, 1, 0], [0, 1, 0], [1, 0, 1]]])
+    not_pd = np.stack([np.eye(3), np.diag([1.0, 1.0, -1.0]), [[1, 2, 0], [2, 1, 0], [0, 0, 1]], spd(3, 3)])
+    for ours, theirs in [(tr.linalg.inv_ex(tr.tensor(singular)), torch.linalg.inv_ex(torch.tensor(singular))),
+                         (tr.linalg.cholesky_ex(tr.tensor(not_pd)), torch.linalg.cholesky_ex(torch.tensor(not_pd))),
+                         (tr.linalg.cholesky_ex(tr.tensor(not_pd), upper=True),
+                          torch.linalg.cholesky_ex(torch.tensor(not_pd), upper=True))]:
+        assert ours.info.dtype == tr.int32 and ours.info.tolist() == theirs.info.tolist()
+        np.testing.assert_allclose(_numpy(ours[0]), _numpy(theirs[0]), **VALUES)
+    with pytest.raises(tr.linalg.LinAlgError, match="Batch element 1"):
         tr.linalg.cholesky_ex(tr.tensor(not_pd), check_errors=True)
+    with pytest.raises(tr.linalg.LinAlgError, match="Batch element 1"):
+        tr.linalg.inv_ex(tr.tensor(singular), check_errors=True)
 
 
 @pytest.mark.filterwarnings("ignore:.*(qr|cholesky) is deprecated")

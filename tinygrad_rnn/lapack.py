@@ -100,6 +100,26 @@ def lu_solve(a, b):
     return backend.xp_of(a).asarray(out.reshape(b.shape))
 
 
+def partial_cholesky(matrices):
+    """The lower Cholesky factor of each matrix, as far as potf2 gets: at the first minor that is not
+    positive-definite the diagonal keeps the value whose square root was due, and the columns after it
+    keep the input's lower triangle (what torch's cholesky_ex returns)."""
+    def one(matrix):
+        a = np.tril(matrix)
+        with np.errstate(all="ignore"):
+            for j in range(a.shape[-1]):
+                pivot = a[j, j] - a[j, :j] @ a[j, :j]
+                a[j, j] = pivot
+                if not pivot > 0:
+                    break
+                a[j, j] = np.sqrt(pivot)
+                a[j + 1:, j] = (a[j + 1:, j] - a[j + 1:, :j] @ a[j, :j]) / a[j, j]
+        return a
+    flat = backend.to_numpy(matrices).reshape((-1,) + matrices.shape[-2:])
+    out = np.array([one(m) for m in flat], dtype=matrices.dtype).reshape(matrices.shape)
+    return backend.xp_of(matrices).asarray(out)
+
+
 def lu_determinants(matrices):
     """(det, sign, log|det|) from LU factors as torch computes them: the product of U's diagonal, the sign of
     each pivot (a NaN's is 0) and the sum of their logs; so inf and NaN propagate as in torch."""

@@ -16,7 +16,7 @@ import numpy as np
 from . import lapack, ops
 from .lapack import LinAlgError
 from .methods import TENSOR_TYPE_NAMES
-from .tensor import Tensor, no_grad
+from .tensor import Tensor, cat, no_grad, where
 
 # torch.return_types.linalg_*: named tuples with torch's field names
 SlogdetResult = collections.namedtuple("linalg_slogdet", ["sign", "logabsdet"])
@@ -104,7 +104,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     return x.norm(ord, dim, keepdim)
 
 
-def _svd_values_over(op, a, dim, keepdim, reduce):
+def _svd_values_over(a, dim, keepdim, reduce):
     """reduce(singular values) of the matrices in dims `dim`, keepdim as torch."""
     rows, cols = (d % a.ndim for d in dim)
     values = reduce(svdvals(a.movedim((rows, cols), (-2, -1))))
@@ -131,9 +131,9 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     if ord == "fro":
         return vector_norm(A, 2, dim, keepdim)
     if ord == "nuc":
-        return _svd_values_over(op, A, dim, keepdim, lambda s: s.sum(-1))
+        return _svd_values_over(A, dim, keepdim, lambda s: s.sum(-1))
     if abs(ord) == 2:
-        return _svd_values_over(op, A, dim, keepdim, lambda s: s.amax(-1) if ord > 0 else s.amin(-1))
+        return _svd_values_over(A, dim, keepdim, lambda s: s.amax(-1) if ord > 0 else s.amin(-1))
     # 1: the largest column sum of |A|; inf: the largest row sum
     summed, picked = (dim[0], dim[1]) if abs(ord) == 1 else (dim[1], dim[0])
     sums = A.abs().sum(dim=summed % A.ndim, keepdim=True)
@@ -180,7 +180,6 @@ def cross(input, other, *, dim=-1):
                            f"{b.shape[axis]}")
     a1, a2, a3 = (a.narrow(axis, k, 1) for k in range(3))
     b1, b2, b3 = (b.narrow(axis, k, 1) for k in range(3))
-    from .tensor import cat
     return cat([a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1], dim=axis)
 
 
@@ -253,17 +252,13 @@ def inv(A):
     return ops.Inv.apply(_matrices("linalg.inv", A))
 
 
-def _with_info(op, A, primitive, info_of):
-    """(primitive(A), info) as torch's *_ex: info[k] is 0 where matrix k worked, else LAPACK's code. A failing
-    matrix gives NaN here (torch leaves LAPACK's partial result)."""
+def _with_info(A, primitive, info_of):
+    """(primitive(A), info) as torch's *_ex: info[k] is 0 where matrix k worked, else LAPACK's code, and the
+    result there is what LAPACK leaves."""
     try:
         return primitive(A), Tensor._make(A.xp.zeros(A.shape[:-2], dtype=np.int32), None)
     except LinAlgError:
-        infos = lapack.infos(A.array, info_of)
-    failed = A.xp.asarray(infos != 0)[..., None, None]
-    from .tensor import where
-    result = primitive(where(failed, _batched_identity(A), A))
-    return where(failed, math.nan, result), Tensor._make(A.xp.asarray(infos), None)
+        return primitive(A, check=False), Tensor._make(A.xp.asarray(lapack.infos(A.array, info_of)), None)
 
 
 def inv_ex(A, *, check_errors=False):
@@ -271,11 +266,11 @@ def inv_ex(A, *, check_errors=False):
     _matrices("linalg.inv_ex", A)
     if check_errors:
         return InvExResult(inv(A), Tensor._make(A.xp.zeros(A.shape[:-2], dtype=np.int32), None))
-    return InvExResult(*_with_info("linalg.inv_ex", A, ops.Inv.apply, lapack.first_zero_pivot))
+    return InvExResult(*_with_info(A, ops.Inv.apply, lapack.first_zero_pivot))
 
 
 def det(A):
-    """The determinant of each matrix (its gradient needs the matrix invertible)."""
+    """The determinant of each matrix; its gradient is the cofactor matrix, a singular matrix's too."""
     return ops.Det.apply(_matrices("linalg.det", A))
 
 
@@ -363,7 +358,7 @@ def cholesky_ex(A, *, upper=False, check_errors=False):
         L = cholesky(A, upper=upper)
         return CholeskyExResult(L, Tensor._make(L.xp.zeros(L.shape[:-2], dtype=np.int32), None))
     _matrices("linalg.cholesky_ex", A)
-    L, info = _with_info("linalg.cholesky_ex", A, ops.Cholesky.apply, lapack.first_failing_minor)
+    L, info = _with_info(A, ops.Cholesky.apply, lapack.first_failing_minor)
     return CholeskyExResult(L.mT if upper else L, info)
 
 
@@ -443,7 +438,6 @@ def _tolerance(op, A, atol, rtol, largest):
 
 def _kept_reciprocal(values, kept):
     """1 / values where kept, 0 elsewhere, with no NaN in the gradient of the dropped ones."""
-    from .tensor import where
     return where(kept, where(kept, values, 1.0).reciprocal(), 0.0)
 
 
@@ -517,7 +511,6 @@ def matrix_exp(A):
         return A.exp()
     finite = A.xp.isfinite(A.array).all(axis=(-2, -1), keepdims=True)
     if not finite.all():  # a matrix holding inf or NaN gives NaN throughout, as torch's
-        from .tensor import where
         return where(finite, matrix_exp(where(finite, A, 0.0)), math.nan)
     largest = float(np.abs(A.numpy()).sum(-2).max())  # the 1-norm, the largest in the batch
     squarings = max(0, math.ceil(math.log2(largest)) + 1) if largest > 0 else 0
@@ -537,7 +530,6 @@ def matrix_exp(A):
 def _logdet(self):
     """log det: NaN for a negative determinant, -inf for a singular matrix."""
     sign, logabsdet = slogdet(_matrices("logdet", self))
-    from .tensor import where
     return where(sign.detach() < 0, math.nan, logabsdet)
 
 

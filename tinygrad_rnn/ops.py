@@ -1246,13 +1246,17 @@ def _solve(a, b):
 
 
 class Inv(Function):
+    """A^-1; a singular A raises LinAlgError, or without `check` gives what LAPACK leaves (inf, NaN)."""
     saves = ()
 
-    def forward(self, a):
+    def forward(self, a, check=True):
         try:
             self.out = backend.xp_of(a).linalg.inv(a)
         except np.linalg.LinAlgError:
-            lapack.raise_singular("linalg.inv", a)
+            if check:
+                lapack.raise_singular("linalg.inv", a)
+            xp = backend.xp_of(a)
+            self.out = lapack.lu_solve(a, xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape))
         return self.out
 
     def backward(self, g):
@@ -1357,14 +1361,17 @@ def _tril_half_diagonal(x):
 
 
 class Cholesky(Function):
-    """The lower factor L of A = L L^T (reads A's lower triangle)."""
+    """The lower factor L of A = L L^T (reads A's lower triangle); a matrix that is not positive-definite raises
+    LinAlgError, or without `check` gives the factor as far as LAPACK got (cholesky_ex)."""
     saves = ()
 
-    def forward(self, a):
+    def forward(self, a, check=True):
         try:
             self.out = backend.xp_of(a).linalg.cholesky(a)
         except np.linalg.LinAlgError:
-            lapack.raise_not_positive_definite("linalg.cholesky", a)
+            if check:
+                lapack.raise_not_positive_definite("linalg.cholesky", a)
+            self.out = lapack.partial_cholesky(a)
         return self.out
 
     def backward(self, g):
@@ -1464,13 +1471,32 @@ class Eigh(Function):
 
 class SVD(Function):
     """(U, S, Vh) of A = U diag(S) Vh; with full_matrices the gradient reads the first k columns of U and
-    rows of Vh only, as torch's."""
+    rows of Vh only, as torch's; forward mode needs the thin factors."""
     saves = ()
     multiple_outputs = True
 
     def forward(self, a, full_matrices):
+        self.full_matrices = full_matrices
         self.u, self.s, self.vh = backend.xp_of(a).linalg.svd(a, full_matrices=full_matrices)
         return self.u, self.s, self.vh
+
+    def jvp(self, inputs, tangents):
+        """torch's svd_jvp: with dP = U^T dA V, dS = diag(dP) and U^T dU, V^T dV the gap-weighted skew parts of
+        dP S + S dP^T and S dP + dP^T S, plus what dA moves outside the thin factors' span."""
+        u, s, v, t = _constant(self.u), _constant(self.s), _constant(self.vh).mT, tangents[0]
+        m, n, k = u.shape[-2], v.shape[-2], s.shape[-1]
+        if self.full_matrices and m != n:
+            raise NotImplementedError("linalg.svd: forward-mode derivative only for full_matrices=False or a "
+                                      "square input, as torch's")
+        dp, gaps = u.mT @ t @ v, _reciprocal_gaps(s, squared=True)
+        columns, rows = s.unsqueeze(-2), s.unsqueeze(-1)   # X * columns is X S; rows * X is S X
+        du = u @ (gaps * (dp * columns + rows * dp.mT))
+        dv = v @ (gaps * (rows * dp + dp.mT * columns))
+        if m > k:
+            du = du + (t @ v - u @ (u.mT @ (t @ v))) / columns
+        if n > k:
+            dv = dv + (t.mT @ u - v @ (v.mT @ (t.mT @ u))) / columns
+        return du, dp.diagonal(0, -2, -1), dv.mT
 
     def backward(self, g_u, g_s, g_vh):
         k = self.s.shape[-1]
