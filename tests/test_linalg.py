@@ -202,8 +202,9 @@ def test_factors_and_extra_fields_equal_torch():
         (tr.linalg.slogdet(tr.tensor(-invertible(3, 3))), torch.linalg.slogdet(torch.tensor(-invertible(3, 3)))),
         (tr.linalg.lstsq(tr.tensor(a), tr.tensor(general(2, 4, 2))),
          torch.linalg.lstsq(torch.tensor(a), torch.tensor(general(2, 4, 2)))),
-        (tr.linalg.lstsq(tr.tensor(a), tr.tensor(general(2, 4, 2)), driver="gelsd"),
-         torch.linalg.lstsq(torch.tensor(a), torch.tensor(general(2, 4, 2)), driver="gelsd")),
+        *[(tr.linalg.lstsq(tr.tensor(a), tr.tensor(b), driver=driver),
+           torch.linalg.lstsq(torch.tensor(a), torch.tensor(b), driver=driver))
+          for driver in ("gels", "gelsy", "gelsd", "gelss") for b in (general(2, 4, 2), general(2, 4))],
     ]:
         assert type(lib_out).__name__ == type(torch_out).__name__ and len(lib_out) == len(torch_out)
         for ours, theirs in zip(lib_out, torch_out):

@@ -420,7 +420,7 @@ def svdvals(A, *, driver=None):
     return ops.SVD.apply(A, full_matrices=False)[1]
 
 
-def _tolerance(op, A, atol, rtol, largest):
+def _tolerance(A, atol, rtol, largest):
     """torch's cut-off max(atol, rtol * largest singular value): rtol defaults to eps * max(m, n), or to 0 when
     a positive atol is given."""
     def as_tensor(value):
@@ -449,10 +449,10 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False):
     if hermitian:
         values, vectors = eigh(A)
         magnitudes = values.abs()
-        tol = _tolerance(op, A, atol, rtol, magnitudes.detach().amax(-1, keepdim=True))
+        tol = _tolerance(A, atol, rtol, magnitudes.detach().amax(-1, keepdim=True))
         return (vectors * _kept_reciprocal(values, magnitudes > tol).unsqueeze(-2)) @ vectors.mT
     U, S, Vh = svd(A, full_matrices=False)
-    tol = _tolerance(op, A, atol, rtol, S.detach()[..., :1])
+    tol = _tolerance(A, atol, rtol, S.detach()[..., :1])
     return (Vh.mT * _kept_reciprocal(S, S > tol).unsqueeze(-2)) @ U.mT
 
 
@@ -464,7 +464,7 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
         values = eigvalsh(A).abs() if hermitian else svdvals(A)
         if values.shape[-1] == 0:
             return Tensor._make(A.xp.zeros(A.shape[:-2], dtype=np.int64), None)
-        tol = _tolerance(op, A, atol, rtol, values.amax(-1, keepdim=True))
+        tol = _tolerance(A, atol, rtol, values.amax(-1, keepdim=True))
         return Tensor._make((values.array > tol.array).sum(-1).astype(np.int64), None)
 
 
@@ -487,15 +487,15 @@ def lstsq(A, B, rcond=None, *, driver=None):
     if matrices.shape[-2] != A.shape[-2]:
         raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
     m, n = A.shape[-2:]
-    X = pinv(A, rtol=rcond if rcond is not None and rcond >= 0 else np.finfo(A.dtype).eps * max(m, n)) @ matrices
+    rcond = rcond if rcond is not None and rcond >= 0 else np.finfo(A.dtype).eps * max(m, n)
+    X = pinv(A, rtol=rcond) @ matrices
     empty = Tensor._make(A.xp.zeros((0,), dtype=A.dtype), None)
-    rank = matrix_rank(A) if driver != "gels" else Tensor._make(A.xp.zeros((0,), dtype=np.int64), None)
+    rank = matrix_rank(A, rtol=rcond) if driver != "gels" else Tensor._make(A.xp.zeros((0,), dtype=np.int64), None)
     values = svdvals(A).detach() if driver in ("gelsd", "gelss") else empty
     residuals = empty
     if driver != "gelsy" and m > n and bool((matrix_rank(A).array == n).all()):
         residuals = ((A @ X - matrices) ** 2).sum(-2)
-    return LstsqResult(X.squeeze(-1) if vector else X, residuals.squeeze(-1) if vector and residuals.numel() else
-                       residuals, rank, values)
+    return LstsqResult(X.squeeze(-1) if vector else X, residuals, rank, values)
 
 
 TAYLOR_DEGREE = 18

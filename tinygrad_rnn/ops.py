@@ -1240,8 +1240,8 @@ def _diag_embed(v):
 
 
 def _solve(a, b):
-    """a^-1 b for batches of matrices b, as the differentiable Solve; NaN where a is singular (a VJP's solve by
-    a factor that was singular gives NaN, where torch's triangular solve gives inf or NaN, rather than raising)."""
+    """a^-1 b for batches of matrices b, as the differentiable Solve. A VJP's solve by a singular factor gives
+    the inf and NaN of LAPACK's LU solve rather than raising, as torch's VJPs do."""
     return Solve.apply(a, b, check=False)
 
 
@@ -1250,12 +1250,12 @@ class Inv(Function):
     saves = ()
 
     def forward(self, a, check=True):
+        xp = backend.xp_of(a)
         try:
-            self.out = backend.xp_of(a).linalg.inv(a)
+            self.out = xp.linalg.inv(a)
         except np.linalg.LinAlgError:
             if check:
                 lapack.raise_singular("linalg.inv", a)
-            xp = backend.xp_of(a)
             self.out = lapack.lu_solve(a, xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape))
         return self.out
 
@@ -1480,6 +1480,13 @@ class SVD(Function):
         self.u, self.s, self.vh = backend.xp_of(a).linalg.svd(a, full_matrices=full_matrices)
         return self.u, self.s, self.vh
 
+    def backward(self, g_u, g_s, g_vh):
+        k = self.s.shape[-1]
+        u, s, vh = self.output(self.u, 0)[..., :k], self.output(self.s, 1), self.output(self.vh, 2)[..., :k, :]
+        g_u = None if g_u is None else g_u[..., :k]
+        g_vh = None if g_vh is None else g_vh[..., :k, :]
+        return (_svd_backward(u, s, vh, g_u, g_s, g_vh),)
+
     def jvp(self, inputs, tangents):
         """torch's svd_jvp: with dP = U^T dA V, dS = diag(dP) and U^T dU, V^T dV the gap-weighted skew parts of
         dP S + S dP^T and S dP + dP^T S, plus what dA moves outside the thin factors' span."""
@@ -1497,13 +1504,6 @@ class SVD(Function):
         if n > k:
             dv = dv + (t.mT @ u - v @ (v.mT @ (t.mT @ u))) / columns
         return du, dp.diagonal(0, -2, -1), dv.mT
-
-    def backward(self, g_u, g_s, g_vh):
-        k = self.s.shape[-1]
-        u, s, vh = self.output(self.u, 0)[..., :k], self.output(self.s, 1), self.output(self.vh, 2)[..., :k, :]
-        g_u = None if g_u is None else g_u[..., :k]
-        g_vh = None if g_vh is None else g_vh[..., :k, :]
-        return (_svd_backward(u, s, vh, g_u, g_s, g_vh),)
 
 
 def _svd_backward(u, s, vh, g_u, g_s, g_vh):
