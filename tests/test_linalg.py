@@ -267,6 +267,13 @@ def test_dtypes_follow_the_input():
                 tr.linalg.norm(a), *tr.linalg.eigh(a), *tr.linalg.qr(a), tr.linalg.pinv(a)):
         assert out.dtype == tr.float32
     assert tr.linalg.vector_norm(a, dtype=tr.float64).dtype == tr.float64
+    half = general(3, 3)
+    for ord in ("fro", 1, np.inf):
+        ours = tr.linalg.matrix_norm(tr.tensor(half, dtype=tr.float16), ord=ord)
+        theirs = torch.linalg.matrix_norm(torch.tensor(half, dtype=torch.float16), ord=ord)
+        assert ours.dtype == tr.float16 and ours.item() == theirs.item()
+    with pytest.raises(RuntimeError, match="linalg.matrix_norm: Low precision dtypes not supported. Got Half"):
+        tr.linalg.matrix_norm(tr.tensor(half, dtype=tr.float16), ord="nuc")
     assert tr.linalg.matrix_power(tr.tensor([[1, 1], [0, 1]]), 3).tolist() == [[1, 3], [0, 1]]
 
 

@@ -120,9 +120,13 @@ MATRIX_ORDERS = ("fro", "nuc", math.inf, -math.inf, 1, -1, 2, -2)
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """The matrix norm of order `ord` of the matrices in dims `dim`."""
     op = "linalg.matrix_norm"
-    _matrices(op, A, square=False)
+    _floating(op, _matrices(op, A, square=False, floating=False))
     if isinstance(ord, bool) or ord not in MATRIX_ORDERS:
         raise RuntimeError(f"{op}: Order {ord} not supported.")
+    if ord in ("nuc", 2, -2):  # an SVD: LAPACK has no float16
+        _matrices(op, A, square=False)
+    if A.dtype == np.float16 and dtype is None:  # half accumulates in float32, as torch's
+        return matrix_norm(A.float(), ord, dim, keepdim).half()
     dim = tuple(dim)
     if len(dim) != 2:
         raise RuntimeError(f"{op}: dim must be a 2-tuple. Got {' '.join(map(str, dim))}")
