@@ -17,6 +17,16 @@ def rand(device, *shape, positive=False):
     return tr.Tensor(values, dtype="float64", device=device, requires_grad=True)
 
 
+def well_conditioned(device, *shape):
+    values = np.random.default_rng(next(_seeds)).standard_normal(shape) + 3 * np.eye(shape[-1])
+    return tr.Tensor(values, dtype="float64", device=device, requires_grad=True)
+
+
+def joined(*outputs, square=None):
+    """A factorisation's outputs as one flat tensor; output `square` squared (a vector's sign is free)."""
+    return tr.cat([(o * o if k == square else o).reshape(-1) for k, o in enumerate(outputs)])
+
+
 # op class -> list of (fn, input-maker) cases; each maker builds float64 inputs for a device
 CASES = {
     ops.Add: [(lambda a, b: a + b, lambda d: (rand(d, 3, 4), rand(d, 4))),
@@ -127,6 +137,18 @@ CASES = {
                  (lambda a: tr.einsum("ijk->j", a), lambda d: (rand(d, 2, 3, 4),))],
     ops.ToDevice: [(lambda a: a.to("cpu") * 2, lambda d: (rand(d, 3),))],
     ops.Cast: [(lambda a: a.to(dtype="float32").to(dtype="float64"), lambda d: (rand(d, 3),))],
+    # linear algebra (tests/test_linalg.py checks these against torch, second derivatives too); symmetric
+    # inputs are made symmetric inside, so that every element moves the function
+    ops.Inv: [(lambda a: tr.linalg.inv(a), lambda d: (well_conditioned(d, 2, 3, 3),))],
+    ops.Det: [(lambda a: tr.linalg.det(a), lambda d: (rand(d, 2, 3, 3),))],
+    ops.Slogdet: [(lambda a: tr.linalg.slogdet(a).logabsdet, lambda d: (rand(d, 3, 3),))],
+    ops.Solve: [(lambda a, b: tr.linalg.solve(a, b), lambda d: (well_conditioned(d, 3, 3), rand(d, 2, 3, 2)))],
+    ops.Cholesky: [(lambda a: tr.linalg.cholesky(a @ a.mT + tr.eye(3, dtype=a.dtype, device=a.device)),
+                    lambda d: (rand(d, 2, 3, 3),))],
+    ops.QR: [(lambda a: joined(*tr.linalg.qr(a)), lambda d: (rand(d, 4, 3),)),
+             (lambda a: joined(*tr.linalg.qr(a)), lambda d: (rand(d, 2, 4),))],
+    ops.Eigh: [(lambda a: joined(*tr.linalg.eigh(a + a.mT), square=1), lambda d: (rand(d, 3, 3),))],
+    ops.SVD: [(lambda a: joined(*tr.linalg.svd(a, full_matrices=False), square=0), lambda d: (rand(d, 2, 4, 3),))],
 }
 
 

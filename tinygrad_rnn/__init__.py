@@ -1,5 +1,5 @@
 """tinygrad_rnn: a small autodiff engine over NumPy and CuPy for recurrent networks."""
-from . import autograd, backends, cuda, diagnostics, dtypes, func, nn, optim, special, train, utils
+from . import autograd, backends, cuda, diagnostics, dtypes, func, linalg, nn, optim, special, train, utils
 from . import runtime as _runtime
 from . import torch_functional as _torch_functional
 from .backend import Device, DeviceError, cuda_available
@@ -130,6 +130,7 @@ __all__ = [
     "int64",
     "is_grad_enabled",
     "is_tensor",
+    "linalg",
     "linspace",
     "load",
     "long",

@@ -9,7 +9,8 @@ import functools
 
 import numpy as np
 
-from . import backend, dtypes, special_values
+from . import backend, dtypes, lapack, special_values
+from .lapack import LinAlgError
 from .tensor import Function, Tensor, _state
 
 
@@ -1320,6 +1321,311 @@ def _einsum_grad(g, output, operands, subs, k):
     return grad
 
 
+# ----------------------------------------------------------------------------- linear algebra
+# Each factorisation runs batched over leading dims (xp.linalg on stacks of matrices). The VJPs are
+# torch's formulas (FunctionsManual.cpp), written with Tensor ops, so second derivatives follow.
+
+
+def _eye(n, like):
+    return _constant(like.xp.eye(n, dtype=like.dtype))
+
+
+def _diag_embed(v):
+    """Batches of vectors as batches of diagonal matrices."""
+    return v.unsqueeze(-1) * _eye(v.shape[-1], v)
+
+
+def _solve(a, b):
+    """a^-1 b for batches of matrices b, as the differentiable Solve. A VJP's solve by a singular factor gives
+    the inf and NaN of LAPACK's LU solve rather than raising, as torch's VJPs do."""
+    return Solve.apply(a, b, check=False)
+
+
+class Inv(Function):
+    """A^-1; a singular A raises LinAlgError, or without `check` gives what LAPACK leaves (inf, NaN)."""
+    saves = ()
+
+    def forward(self, a, check=True):
+        xp = backend.xp_of(a)
+        try:
+            self.out = xp.linalg.inv(a)
+        except np.linalg.LinAlgError:
+            if check:
+                lapack.raise_singular("linalg.inv", a)
+            self.out = lapack.lu_solve(a, xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape))
+        return self.out
+
+    def backward(self, g):
+        inverse = self.output(self.out).mT
+        return (-(inverse @ g @ inverse),)
+
+    def jvp(self, inputs, tangents):
+        inverse = _constant(self.out)
+        return -(inverse @ tangents[0] @ inverse)
+
+
+def _finite(a):
+    return bool(backend.xp_of(a).isfinite(a).all())
+
+
+def _inverse_transpose(a):
+    """A^-T, with inf and NaN where A is singular (as the LU solve in torch's VJPs gives)."""
+    return _solve(a.mT, _eye(a.shape[-1], a).expand(*a.shape))
+
+
+def _cofactors_by_svd(a):
+    """det(A) A^-T for any square A, singular too: det(U) det(Vh) U diag(prod_{j != i} s_j) Vh, as torch's."""
+    u, s, vh = SVD.apply(a, full_matrices=False)
+    xp, n = a.xp, s.shape[-1]
+    signs = _constant(xp.linalg.det(u.array) * xp.linalg.det(vh.array))
+    others = where_tensor(xp.eye(n, dtype=bool), 1.0, s.unsqueeze(-2).expand(*s.shape[:-1], n, n)).prod(-1)
+    return signs.unsqueeze(-1).unsqueeze(-1) * ((u * others.unsqueeze(-2)) @ vh)
+
+
+class Det(Function):
+    """det(A), from its LU factors; its gradient is the cofactor matrix det(A) A^-T (by an SVD where A is
+    singular, as torch's)."""
+    saves = (0,)
+
+    def forward(self, a):
+        self.out = backend.xp_of(a).linalg.det(a) if _finite(a) else lapack.lu_determinants(a)[0]
+        return self.out
+
+    def backward(self, g):
+        a = self.input(0)
+        if a.shape[-1] == 1:  # det(a) = a: its gradient is g, even at 0, inf or NaN, as torch's
+            return (g.unsqueeze(-1).unsqueeze(-1),)
+        if bool((self.out != 0).all()):
+            cofactors = self.output(self.out).unsqueeze(-1).unsqueeze(-1) * _inverse_transpose(a)
+        else:
+            cofactors = _cofactors_by_svd(a)
+        return (g.unsqueeze(-1).unsqueeze(-1) * cofactors,)
+
+    def jvp(self, inputs, tangents):
+        return _constant(self.out) * _solve(inputs[0], tangents[0]).diagonal(0, -2, -1).sum(-1)
+
+
+class Slogdet(Function):
+    """(sign, log|det A|); only the log has a gradient, g A^-T. A singular matrix gives (0, -inf)."""
+    saves = (0,)
+    multiple_outputs = True
+
+    def forward(self, a):
+        if _finite(a):
+            return backend.xp_of(a).linalg.slogdet(a)
+        return lapack.lu_determinants(a)[1:]  # inf and NaN carried through the LU factors, as torch
+
+    def backward(self, g_sign, g_logabsdet):
+        if g_logabsdet is None:
+            return (None,)
+        return (g_logabsdet.unsqueeze(-1).unsqueeze(-1) * _inverse_transpose(self.input(0)),)
+
+    def jvp(self, inputs, tangents):
+        a, t = inputs[0], tangents[0]
+        return _constant(a.xp.zeros(a.shape[:-2], dtype=a.dtype)), _solve(a, t).diagonal(0, -2, -1).sum(-1)
+
+
+class Solve(Function):
+    """X with A X = B, for batches of matrices B whose batch dims match A's (linalg.solve broadcasts first)."""
+    saves = (0,)
+
+    def forward(self, a, b, check=True):
+        self.check = check
+        xp = backend.xp_of(a)
+        try:
+            self.out = xp.linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            if check:
+                raise LinAlgError("torch.linalg.solve: The solver failed because the input matrix is singular.") \
+                    from None
+            self.out = lapack.lu_solve(a, b)
+        return self.out
+
+    def backward(self, g):
+        g_b = Solve.apply(self.input(0).mT, g, check=self.check)
+        return (-(g_b @ self.output(self.out).mT) if self.needs[0] else None, g_b)
+
+    def jvp(self, inputs, tangents):
+        (a, _), (t_a, t_b) = inputs, tangents
+        x = _constant(self.out)
+        return Solve.apply(a, _add_tangents(t_b, None if t_a is None else -(t_a @ x)), check=self.check)
+
+
+def _tril_half_diagonal(x):
+    """The lower triangle with its diagonal halved (Cholesky's derivative keeps this part)."""
+    return x.tril() - 0.5 * _diag_embed(x.diagonal(0, -2, -1))
+
+
+class Cholesky(Function):
+    """The lower factor L of A = L L^T (reads A's lower triangle); a matrix that is not positive-definite raises
+    LinAlgError, or without `check` gives the factor as far as LAPACK got (cholesky_ex)."""
+    saves = ()
+
+    def forward(self, a, check=True):
+        try:
+            self.out = backend.xp_of(a).linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            if check:
+                lapack.raise_not_positive_definite("linalg.cholesky", a)
+            self.out = lapack.partial_cholesky(a)
+        return self.out
+
+    def backward(self, g):
+        lower = self.output(self.out)
+        g_a = (lower.mT @ g).tril()
+        g_a = 0.5 * (g_a + g_a.tril(-1).mT)
+        g_a = _solve(lower.mT, g_a)                    # L^-T g_a
+        return (_solve(lower.mT, g_a.mT).mT,)          # ... L^-1
+
+    def jvp(self, inputs, tangents):
+        lower = _constant(self.out)
+        inner = _solve(lower, _solve(lower, tangents[0]).mT).mT   # L^-1 dA L^-T
+        return lower @ _tril_half_diagonal(inner)
+
+
+class QR(Function):
+    """(Q, R) of A = QR; mode "reduced", "complete" or "r" (R alone, no gradient, as in torch)."""
+    saves = ()
+    multiple_outputs = True
+
+    def forward(self, a, mode):
+        self.mode = mode
+        if mode == "r":  # Q is empty, as torch's
+            return backend.xp_of(a).zeros((0,), dtype=a.dtype), backend.xp_of(a).linalg.qr(a, mode="r")
+        self.q, self.r = backend.xp_of(a).linalg.qr(a, mode=mode)
+        return self.q, self.r
+
+    def backward(self, g_q, g_r):
+        if self.mode == "r":
+            raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+                               "Please use linalg.qr(A, mode='reduced') if you are going to differentiate through "
+                               "linalg.qr.")
+        m, n = self.q.shape[-2], self.r.shape[-1]
+        if self.mode == "complete" and m > n:
+            raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+        q, r = self.output(self.q, 0), self.output(self.r, 1)
+        g_q = _zero_if_none(g_q, q)
+        g_r = _zero_if_none(g_r, r)
+        if m >= n:
+            return (_qr_square_backward(q, r, g_q, g_r),)
+        # A = [X | Y], R = [U | V]: X = Q U is a square QR, Y = Q V
+        u, v, g_u, g_v = r[..., :m], r[..., m:], g_r[..., :m], g_r[..., m:]
+        g_x = _qr_square_backward(q, u, g_q + (q @ v) @ g_v.mT, g_u)
+        return (Cat.apply(g_x, q @ g_v, axis=g_x.ndim - 1),)
+
+    def jvp(self, inputs, tangents):
+        m, n = self.q.shape[-2], self.r.shape[-1]
+        if self.mode != "reduced" or m < n:
+            raise NotImplementedError("linalg.qr: forward-mode derivative only for mode='reduced' and nrows >= ncols")
+        q, r = _constant(self.q), _constant(self.r)
+        y = _solve(r.mT, tangents[0].mT).mT               # dA R^-1
+        x = q.mT @ y
+        lower = x.tril(-1)
+        omega = lower - lower.mT                          # Q^T dQ, skew-symmetric
+        return q @ omega + y - q @ x, (x - omega) @ r
+
+
+def _qr_square_backward(q, r, g_q, g_r):
+    """The VJP of A = QR for nrows >= ncols: (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q."""
+    m = r @ g_r.mT - g_q.mT @ q
+    lower = m.tril(-1)
+    return _solve(r, (g_q + q @ (m.tril() + lower.mT)).mT).mT
+
+
+def _reciprocal_gaps(values, squared=False):
+    """1 / (v_j - v_i) off the diagonal (of v^2 for an SVD), 0 on it, for each batch of values v."""
+    v = values * values if squared else values
+    gaps = v.unsqueeze(-2) - v.unsqueeze(-1)
+    eye = _eye(v.shape[-1], v)
+    return (1 - eye) / (gaps + eye)
+
+
+class Eigh(Function):
+    """(eigenvalues ascending, eigenvectors) of a symmetric A, read from its UPLO triangle."""
+    saves = ()
+    multiple_outputs = True
+
+    def forward(self, a, uplo):
+        self.values, self.vectors = backend.xp_of(a).linalg.eigh(a, UPLO=uplo)
+        return self.values, self.vectors
+
+    def backward(self, g_values, g_vectors):
+        values, vectors = self.output(self.values, 0), self.output(self.vectors, 1)
+        inner = 0
+        if g_vectors is not None:
+            projected = vectors.mT @ g_vectors
+            inner = 0.5 * (projected - projected.mT) * _reciprocal_gaps(values)
+        if g_values is not None:
+            inner = inner + _diag_embed(g_values)
+        return (vectors @ inner @ vectors.mT,)
+
+    def jvp(self, inputs, tangents):
+        values, vectors = _constant(self.values), _constant(self.vectors)
+        rotated = vectors.mT @ tangents[0] @ vectors
+        return rotated.diagonal(0, -2, -1), vectors @ (rotated * _reciprocal_gaps(values))
+
+
+class SVD(Function):
+    """(U, S, Vh) of A = U diag(S) Vh; with full_matrices the gradient reads the first k columns of U and
+    rows of Vh only, as torch's; forward mode needs the thin factors."""
+    saves = ()
+    multiple_outputs = True
+
+    def forward(self, a, full_matrices):
+        self.full_matrices = full_matrices
+        self.u, self.s, self.vh = backend.xp_of(a).linalg.svd(a, full_matrices=full_matrices)
+        return self.u, self.s, self.vh
+
+    def backward(self, g_u, g_s, g_vh):
+        k = self.s.shape[-1]
+        u, s, vh = self.output(self.u, 0)[..., :k], self.output(self.s, 1), self.output(self.vh, 2)[..., :k, :]
+        g_u = None if g_u is None else g_u[..., :k]
+        g_vh = None if g_vh is None else g_vh[..., :k, :]
+        return (_svd_backward(u, s, vh, g_u, g_s, g_vh),)
+
+    def jvp(self, inputs, tangents):
+        """torch's svd_jvp: with dP = U^T dA V, dS = diag(dP) and U^T dU, V^T dV the gap-weighted skew parts of
+        dP S + S dP^T and S dP + dP^T S, plus what dA moves outside the thin factors' span."""
+        u, s, v, t = _constant(self.u), _constant(self.s), _constant(self.vh).mT, tangents[0]
+        m, n, k = u.shape[-2], v.shape[-2], s.shape[-1]
+        if self.full_matrices and m != n:
+            raise NotImplementedError("linalg.svd: forward-mode derivative only for full_matrices=False or a "
+                                      "square input, as torch's")
+        dp, gaps = u.mT @ t @ v, _reciprocal_gaps(s, squared=True)
+        columns, rows = s.unsqueeze(-2), s.unsqueeze(-1)   # X * columns is X S; rows * X is S X
+        du = u @ (gaps * (dp * columns + rows * dp.mT))
+        dv = v @ (gaps * (rows * dp + dp.mT * columns))
+        if m > k:
+            du = du + (t @ v - u @ (u.mT @ (t @ v))) / columns
+        if n > k:
+            dv = dv + (t.mT @ u - v @ (v.mT @ (t.mT @ u))) / columns
+        return du, dp.diagonal(0, -2, -1), dv.mT
+
+
+def _svd_backward(u, s, vh, g_u, g_s, g_vh):
+    """torch's svd_backward for the thin factors."""
+    m, n = u.shape[-2], vh.shape[-1]
+    if g_u is None and g_vh is None:
+        return u @ (g_s.unsqueeze(-1) * vh) if m >= n else (u * g_s.unsqueeze(-2)) @ vh
+    inner = 0
+    if g_u is not None:
+        projected = u.mT @ g_u
+        inner = (projected - projected.mT) * s.unsqueeze(-2)
+    if g_vh is not None:
+        projected = vh @ g_vh.mT
+        inner = inner + s.unsqueeze(-1) * (projected - projected.mT)
+    inner = inner * _reciprocal_gaps(s, squared=True)
+    if g_s is not None:
+        inner = inner + _diag_embed(g_s)
+    if m > n and g_u is not None:
+        scaled = g_u / s.unsqueeze(-2)
+        return (u @ inner + scaled - u @ (u.mT @ scaled)) @ vh
+    if m < n and g_vh is not None:
+        scaled = g_vh / s.unsqueeze(-1)
+        return u @ (inner @ vh + scaled - (scaled @ vh.mT) @ vh)
+    return u @ inner @ vh
+
+
 # ----------------------------------------------------------------------------- devices and dtypes
 
 
@@ -1354,4 +1660,5 @@ class Cast(Function):
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
               Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
-              LogAddExp, XLogY, CopySign, Erfinv, Lgamma, Polygamma, BesselI, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast)
+              LogAddExp, XLogY, CopySign, Erfinv, Lgamma, Polygamma, BesselI, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast,
+              Inv, Det, Slogdet, Solve, Cholesky, QR, Eigh, SVD)
