@@ -9,6 +9,7 @@ import collections
 import functools
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -846,16 +847,25 @@ class TensorMethods:
 
     # --- scattering: an IndexPut (scatter) or IndexAdd (scatter_add) at the index's grid
     def scatter(self, dim, index, src=None, value=None, *, reduce=None):
-        """A copy with self[..., index[i], ...] = src[i] along dim (or the number `value`)."""
-        if reduce is not None:
-            raise NotImplementedError(f"scatter: argument 'reduce' is not supported (got {reduce!r}); use "
-                                      f"scatter_add or scatter_reduce")
+        """A copy with self[..., index[i], ...] = src[i] along dim (or the number `value`); torch's older
+        reduce="add" or "multiply" adds or multiplies src[i] in instead (scatter_reduce's sum or prod)."""
         if (src is None) == (value is None):
             raise TypeError("scatter: pass exactly one of src (a Tensor or a number) and value")
         src = value if src is None else src
+        if reduce is not None and reduce not in _SCATTER_REDUCE_NAMES:
+            raise RuntimeError("reduce argument must be either add or multiply.")
         grid, part = _scatter_grid("scatter", self, dim, index, src)
+        if reduce is not None and isinstance(src, _tensor_cls()):
+            warnings.warn("The reduce argument of torch.scatter with Tensor src is deprecated and will be removed "
+                          "in a future PyTorch release. Use torch.scatter_reduce instead for more reduction "
+                          "options.", UserWarning, stacklevel=2)
         if grid is None:
             return self.clone()
+        if reduce is not None:
+            if not isinstance(part, _tensor_cls()):  # a number: one src element at each index element
+                shape = np.broadcast_shapes(*(g.shape for g in grid))
+                part = _constant(self.xp.full(shape, _fill_value("scatter", self, part)))
+            return self.scatter_reduce(dim, _constant(grid[dim]), part, _SCATTER_REDUCE_NAMES[reduce])
         if not isinstance(part, _tensor_cls()):
             part = _constant(_fill_value("scatter", self, part))
         return _ops().IndexPut.apply(self, part, index=grid)
@@ -869,7 +879,8 @@ class TensorMethods:
 
     def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
         operand = value if src is None else src
-        return self._update("scatter_", lambda x, v: x.scatter(dim, index, v, reduce=reduce), operand)
+        return self._update("scatter_", lambda x, v: x.scatter(dim, index, v, reduce=reduce), operand,
+                            reads_old=reduce == "multiply")
 
     def scatter_add_(self, dim, index, src):
         return self._update("scatter_add_", lambda x, v: x.scatter_add(dim, index, v), src)
@@ -2290,6 +2301,7 @@ def _scatter_grid(op, tensor, dim, index, src, tensor_only=False):
     return tuple(grid), part
 
 
+_SCATTER_REDUCE_NAMES = {"add": "sum", "multiply": "prod"}  # scatter's reduce= as scatter_reduce names them
 _SCATTER_REDUCTIONS = {  # reduce -> where it starts from when include_self=False
     "sum": 0, "mean": 0, "prod": 1,
     "amax": lambda dtype: -np.inf if dtype.kind == "f" else np.iinfo(dtype).min,

@@ -113,5 +113,5 @@ def test_bad_input_is_refused_by_name():
         F.layer_norm(x, 4, weight=tr.ones(3))
     with pytest.raises(IndexError, match="Embedding: index out of range"):
         F.embedding(tr.tensor([5]), x[0])
-    with pytest.raises(NotImplementedError, match="embedding: argument 'scale_grad_by_freq' is not supported"):
-        F.embedding(tr.tensor([0]), x[0], scale_grad_by_freq=True)
+    with pytest.raises(NotImplementedError, match="embedding: argument 'sparse' is not supported"):
+        F.embedding(tr.tensor([0]), x[0], sparse=True)

@@ -95,9 +95,9 @@ def test_functional_embedding_max_norm_changes_only_rows_above_it(torch):
     assert ours.numpy()[2].tolist() == [6.0, 8.0]
 
 
-def test_embedding_still_refuses_scale_grad_by_freq_and_sparse():
-    with pytest.raises(NotImplementedError, match="'scale_grad_by_freq' is not supported"):
-        tr.nn.Embedding(3, 2, scale_grad_by_freq=True)
+def test_embedding_still_refuses_sparse():
+    with pytest.raises(NotImplementedError, match="'sparse' is not supported"):
+        tr.nn.Embedding(3, 2, sparse=True)
     with pytest.raises(NotImplementedError, match="'sparse' is not supported"):
         tr.nn.functional.embedding(tr.tensor([0]), tr.zeros(3, 2), sparse=True)
 

@@ -71,7 +71,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.ndim}")
     if mode not in BAG_MODES:
         raise ValueError("mode has to be one of sum, mean or max")
-    refuse_embedding_options("embedding_bag", scale_grad_by_freq, sparse)
+    refuse_embedding_options("embedding_bag", scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
                                   f"supported for mode='sum' (got mode='{mode}'). Please open a feature request "
@@ -111,7 +111,7 @@ class EmbeddingBag(Module):
                  dtype=None):
         from .functional import refuse_embedding_options
         super().__init__()
-        refuse_embedding_options("EmbeddingBag", scale_grad_by_freq, sparse)
+        refuse_embedding_options("EmbeddingBag", scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
         if mode not in BAG_MODES:
             raise ValueError(f"EmbeddingBag: mode has to be one of sum, mean or max; got {mode!r}")
         self.num_embeddings = check_int("num_embeddings", num_embeddings, minimum=0)

@@ -1274,12 +1274,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
               sparse=False):
     """weight[input]: rows of weight (num_embeddings, embedding_dim) looked up by integer index; the
     padding_idx row gets no gradient, as torch's. With max_norm, each row read whose norm_type-norm
-    exceeds it is first scaled down in place, outside the graph (see renormalize_rows_)."""
-    from .linear import Lookup
+    exceeds it is first scaled down in place, outside the graph (see renormalize_rows_). With
+    scale_grad_by_freq, the gradient each row gets is divided by how often `input` names it."""
+    from .linear import FrequencyScaledLookup, Lookup
     if not isinstance(weight, Tensor) or weight.ndim != 2:
         raise ValueError(f"embedding: argument 'weight' must be a 2-D Tensor; got "
                          f"{getattr(weight, 'shape', type(weight).__name__)}")
-    refuse_embedding_options("embedding", scale_grad_by_freq, sparse)
+    refuse_embedding_options("embedding", sparse=sparse)
     rows = weight.shape[0]
     index = index_used(input, "embedding").array if isinstance(input, Tensor) else weight.xp.asarray(input)
     if index.dtype.kind not in "iu":
@@ -1293,7 +1294,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
             raise ValueError(f"embedding: padding_idx must be within num_embeddings={rows}; got {padding_idx}")
         keep = (table.xp.arange(rows) != padding_idx % rows)[:, None]
         table = where_tensor(keep, table, Tensor._make(table.array, None))  # same values, no gradient to the row
-    return Lookup.apply(table, index=index)
+    return (FrequencyScaledLookup if scale_grad_by_freq else Lookup).apply(table, index=index)
 
 
 def check_rows_exist(fn, index, rows):
@@ -1304,8 +1305,9 @@ def check_rows_exist(fn, index, rows):
             f"num_embeddings={rows}"))
 
 
-def refuse_embedding_options(fn, scale_grad_by_freq, sparse):
-    for argument, value in (("scale_grad_by_freq", scale_grad_by_freq), ("sparse", sparse)):
+def refuse_embedding_options(fn, **options):
+    """NotImplementedError naming the first of `options` (argument: value) that is set."""
+    for argument, value in options.items():
         if value is not False:
             raise NotImplementedError(f"{fn}: argument '{argument}' is not supported; got {value!r}")
 

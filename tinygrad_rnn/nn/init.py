@@ -174,3 +174,81 @@ def per_gate(init, weight, n_gates, **options):
     for k in range(n_gates):
         init(Tensor._make(weight.array[k * block:(k + 1) * block], None), **options)  # a view
     return weight
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """N(mean, std^2) truncated to [a, b], in place, drawn as torch's: where [a, b] holds more than 0.3 of
+    the mass, normals with every value outside redrawn (a whole tensor drawn each round); else uniform
+    proposals on [a, b], each accepted with the normal's density relative to its peak in [a, b]."""
+    _checked(tensor)
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values "
+                      "may be incorrect.", stacklevel=2)
+    mass = _normal_cdf((b - mean) / std) - _normal_cdf((a - mean) / std)
+    source = factory.generator_for(generator, "trunc_normal_")
+    if mass > 0.3:
+        return _fill(tensor, _normals_redrawn(source, tensor.shape, tensor.dtype, mean, std, a, b))
+    if not a <= b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+    return _fill(tensor, _uniforms_accepted(source, tensor.shape, tensor.dtype, mean, std, a, b))
+
+
+def _normal_cdf(x):
+    return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+
+def _normals_redrawn(source, shape, dtype, mean, std, a, b):
+    low, high = np.dtype(dtype).type(a), np.dtype(dtype).type(b)  # the bounds as the tensor holds them
+    values = draws.normal(source, shape, dtype, mean, std)
+    outside = (values < low) | (values > high)
+    while outside.any():
+        values = np.where(outside, draws.normal(source, shape, dtype, mean, std), values)
+        outside = (values < low) | (values > high)
+    return values
+
+
+def _uniforms_accepted(source, shape, dtype, mean, std, a, b):
+    """torch's rejection sampler, in the tensor's dtype op by op: log(u) > log_pdf(x) - log_pdf(peak) rejects x."""
+    scalar = np.dtype(dtype).type
+    mode = max(a, min(mean, b))
+    log_peak = -0.5 * ((mode - mean) / std) ** 2
+    values, pending = None, None
+    while pending is None or pending.any():
+        proposed = draws.uniform(source, shape, dtype, a, b)
+        log_pdf = ((proposed - scalar(mean)) / scalar(std)) ** 2 * scalar(-0.5) - scalar(log_peak)
+        with np.errstate(divide="ignore"):
+            rejected = np.log(draws.uniform(source, shape, dtype)) > log_pdf
+        values = proposed if values is None else np.where(pending, proposed, values)
+        pending = rejected if pending is None else pending & rejected
+    return values
+
+
+def dirac_(tensor, groups=1):
+    """The Dirac delta of a 3-, 4- or 5-D conv weight: in each of `groups` blocks of output channels,
+    channel d passes input channel d through at the kernel's centre (zeros elsewhere)."""
+    _checked(tensor)
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if tensor.shape[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = tensor.shape[0] // groups
+    kept = np.arange(min(per_group, tensor.shape[1]))
+    outputs = (np.arange(groups)[:, None] * per_group + kept).ravel()
+    centre = tuple(size // 2 for size in tensor.shape[2:])
+    values = np.zeros(tensor.shape)
+    values[(outputs, np.tile(kept, groups)) + centre] = 1
+    return _fill(tensor, values)
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """A 2-D tensor of N(0, std^2) values with ceil(sparsity * rows) zeros in each column (Martens 2010), as
+    torch's: the normals from `generator`, each column's zero rows from a randperm of the default generator."""
+    _checked(tensor)
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = tensor.shape
+    zeros = math.ceil(sparsity * rows)
+    values = draws.normal(factory.generator_for(generator, "sparse_"), tensor.shape, tensor.dtype, 0.0, std)
+    for col in range(cols):
+        values[factory.randperm(rows).numpy()[:zeros], col] = 0
+    return _fill(tensor, values)

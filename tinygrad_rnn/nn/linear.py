@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..ops import Getitem, Permute, Reshape
+from ..ops import Getitem, IndexAdd, Permute, Reshape
 from ..tensor import Function, Tensor
 from . import functional, init
 from .checks import check_flag, check_int, check_last_dim, check_matches_parameters, check_tensor
@@ -92,13 +92,14 @@ class Embedding(Module):
     table whose padding row is cut from the graph (V rows selected, not T * B looked-up ones), so the
     output is always a Lookup of a table, which the recurrent layers can project (see `looked_up`).
     With max_norm, each row a lookup reads is first scaled in place to a norm_type-norm of at most
-    max_norm, as torch's; scale_grad_by_freq and sparse are refused.
+    max_norm, as torch's; with scale_grad_by_freq each row's gradient is divided by how often the batch
+    names it (the lookup is then not projected by a recurrent layer); sparse is refused.
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
-        functional.refuse_embedding_options("Embedding", scale_grad_by_freq, sparse)
+        functional.refuse_embedding_options("Embedding", sparse=sparse)
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         num_embeddings = check_int("num_embeddings", num_embeddings, minimum=0)
@@ -138,7 +139,8 @@ class Embedding(Module):
             init.zeros_(Tensor._make(self.weight.array[self.padding_idx], None))
 
     def forward(self, indices):
-        return functional.embedding(indices, self.weight, self.padding_idx, self.max_norm, self.norm_type)
+        return functional.embedding(indices, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                                    self.scale_grad_by_freq)
 
     def extra_repr(self):
         shown = [f"{self.num_embeddings}, {self.embedding_dim}"]
@@ -148,6 +150,8 @@ class Embedding(Module):
             shown.append(f"max_norm={self.max_norm}")
         if self.norm_type != 2:
             shown.append(f"norm_type={self.norm_type}")
+        if self.scale_grad_by_freq is not False:
+            shown.append(f"scale_grad_by_freq={self.scale_grad_by_freq}")
         return ", ".join(shown)
 
 
@@ -167,6 +171,37 @@ class Lookup(Getitem):
 
     def backward_into(self, g, gw):
         sum_rows_into(gw, self.index, g)
+
+
+class FrequencyScaledLookup(Getitem):
+    """weight[index] whose gradient to each looked-up row is divided by how often `index` names that row
+    (torch's scale_grad_by_freq); forward mode sees the plain gather, as torch's. Not a Lookup: a recurrent
+    layer that projected the table would add the unscaled rows, so it reads these rows as they are."""
+
+    def forward(self, weight, index):
+        xp = backend.xp_of(weight)
+        self.in_shape, self.index = weight.shape, xp.asarray(index)
+        counts = xp.bincount(self.index.reshape(-1), minlength=weight.shape[0])
+        self.scale = (1.0 / counts[self.index]).astype(weight.dtype)[..., None]
+        return weight[self.index]
+
+    def backward(self, g):
+        return (ScaledIndexAdd.apply(g, index=self.index, shape=self.in_shape, scale=self.scale),)
+
+    def backward_into(self, g, gw):
+        sum_rows_into(gw, self.index, g * self.scale)
+
+
+class ScaledIndexAdd(IndexAdd):
+    """zeros(shape) with g * scale added at `index`: FrequencyScaledLookup's backward. Its own VJP is the
+    unscaled gather, as torch's embedding_dense_double_backward."""
+
+    def forward(self, g, index, shape, scale):
+        self.scale = scale
+        return super().forward(g * scale, index, shape)
+
+    def jvp(self, inputs, tangents):
+        return IndexAdd.apply(tangents[0] * Tensor._make(self.scale, None), index=self.index, shape=self.out_shape)
 
 
 def looked_up(x):

@@ -320,12 +320,13 @@ class OneCycleLR(LRScheduler):
     falls to initial_lr / final_div_factor (three_phase: back to the initial lr first, then down);
     "cos" or "linear" annealing. With cycle_momentum, the momentum (SGD) or beta1 (Adam and
     friends) moves the opposite way, between max_momentum and base_momentum. Call step() once per
-    batch; stepping past total_steps is an error.
+    batch; stepping past total_steps is an error. last_epoch >= 0 resumes: the groups must hold the
+    initial_lr, max_lr and min_lr (and momenta) an earlier OneCycleLR set, as a loaded state_dict has them.
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
-                 div_factor=25.0, final_div_factor=1e4, three_phase=False):
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.total_steps = self._total_steps(total_steps, epochs, steps_per_epoch)
@@ -347,8 +348,10 @@ class OneCycleLR(LRScheduler):
         keys = ("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum")
         self._schedule_phases = [dict(zip(keys, phase)) for phase in phases]
 
-        groups = optimizer.param_groups
-        for group, peak in zip(groups, _per_group("max_lr", groups, max_lr)):
+        # a resumed schedule (last_epoch >= 0) reads the lrs and momenta the groups already hold, as torch's
+        groups, fresh = optimizer.param_groups, last_epoch == -1
+        peaks = _per_group("max_lr", groups, max_lr)
+        for group, peak in zip(groups, peaks if fresh else ()):
             group["initial_lr"] = peak / div_factor
             group["max_lr"] = peak
             group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -357,11 +360,12 @@ class OneCycleLR(LRScheduler):
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             self.use_beta1 = "betas" in optimizer.defaults
-            for group, high, low in zip(groups, _per_group("max_momentum", groups, max_momentum),
-                                        _per_group("base_momentum", groups, base_momentum)):
+            momenta = zip(groups, _per_group("max_momentum", groups, max_momentum),
+                          _per_group("base_momentum", groups, base_momentum))
+            for group, high, low in momenta if fresh else ():
                 _set_momentum(group, self.use_beta1, high)
                 group["max_momentum"], group["base_momentum"] = high, low
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     @staticmethod
     def _total_steps(total_steps, epochs, steps_per_epoch):

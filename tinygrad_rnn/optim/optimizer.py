@@ -223,15 +223,20 @@ class Optimizer:
                     continue
                 p = by_index[i]
                 for name, value in entries.items():
-                    if isinstance(value, np.ndarray) and value.ndim and value.shape != p.shape:
+                    expected = self.state_shape(p, name)
+                    if isinstance(value, np.ndarray) and value.ndim and value.shape != expected:
                         problems.append(f"state[{i}][{name!r}] has shape {value.shape}, "
-                                        f"parameter {p.name or i} has {p.shape}")
+                                        f"parameter {p.name or i} needs {expected}")
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         self.state = {by_index[i]: {name: _to_param(value, by_index[i]) for name, value in entries.items()}
                       for i, entries in saved_state.items()}
         for saved, own in zip(saved_groups, self.param_groups):
             own.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+
+    def state_shape(self, p, name):
+        """The shape of the state array `name` of parameter p (the parameter's own, unless a rule factors it)."""
+        return p.shape
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
