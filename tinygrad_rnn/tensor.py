@@ -35,6 +35,7 @@ class _State(threading.local):
         self.scope = ()
         self.tape = None  # an OpTape (op_tape below) listening to this thread's ops
         self.detect_anomaly = False  # backward checks each op's gradients for NaN (autograd.set_detect_anomaly)
+        self.watch = None  # called with the inputs of each op run unrecorded (utils.checkpoint's forward)
 
 
 _state = _State()
@@ -289,9 +290,11 @@ class Function:
             # re-raised as the base type: NumPy's own subclasses take other constructor arguments
             kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
             raise kind(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
+        state = _state
+        if state.watch is not None and not state.grad_enabled:
+            state.watch(inputs)
         if cls.multiple_outputs:
             return node._outputs(inputs, arrays, out)
-        state = _state
         if state.forward_ad:
             for t in inputs:
                 if t._shared is not None:
