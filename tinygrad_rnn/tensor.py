@@ -36,6 +36,7 @@ class _State(threading.local):
         self.tape = None  # an OpTape (op_tape below) listening to this thread's ops
         self.detect_anomaly = False  # backward checks each op's gradients for NaN (autograd.set_detect_anomaly)
         self.watch = None  # called with the inputs of each op run unrecorded (utils.checkpoint's forward)
+        self.duals = None  # inside a forward_ad dual level: weak references to the tensors given a tangent
 
 
 _state = _State()
@@ -324,6 +325,8 @@ class Function:
             result._view = (cls, inputs, options, base, result._shared.epoch, 0)
         if tangent is not None:
             result._tangent = tangent
+            if state.duals is not None:
+                note_dual(result)
             if result._ctx is not None:
                 result._ctx.out_tangent = tangent
         return result
@@ -381,6 +384,8 @@ class Function:
                 t._view = (type(self), inputs, None, base, t._shared.epoch, k)
             if tangents is not None:
                 t._tangent = tangents[k]
+                if state.duals is not None:
+                    note_dual(t)
             results.append(t)
         return tuple(results)
 
@@ -535,7 +540,14 @@ def rebase_in_place(tensor, old, new):
             tensor.name = tensor._name  # the new node shows the name
     if state.forward_ad:
         tensor._tangent = new._tangent
+        if state.duals is not None:
+            note_dual(tensor)
     return tensor
+
+
+def note_dual(tensor):
+    """`tensor` got a tangent inside a forward_ad dual level: it loses it when the level exits."""
+    _state.duals.append(weakref.ref(tensor))
 
 
 def _described(tensor):
@@ -612,6 +624,8 @@ def regenerate_view(tensor, view):
         tensor.retain_grad()
     if _state.forward_ad:
         tensor._tangent = fresh._tangent
+        if _state.duals is not None:
+            note_dual(tensor)
     tensor._view = (op, inputs, options, base, tensor._shared.epoch, output)
 
 
