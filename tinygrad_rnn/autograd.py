@@ -6,6 +6,7 @@ ops' VJPs run unrecorded and gradients add up in place; with it they are recorde
 computation, so the gradients can be differentiated again.
 """
 import itertools
+import sys
 
 from . import backend
 from .ops import unbroadcast as _unbroadcast
@@ -441,8 +442,12 @@ def node_hooks(node):
 
 
 # torch.autograd.Function (ctx-style custom ops) and torch.autograd.functional
+from . import autograd_forward_ad as forward_ad
 from . import autograd_functional as functional
 from .custom_function import Function, FunctionCtx, once_differentiable
 
-__all__ = ["Function", "FunctionCtx", "backward", "detect_anomaly", "functional", "grad", "is_anomaly_enabled",
+# `import tinygrad_rnn.autograd.forward_ad as fwAD`, as torch code writes it, though this is a module
+sys.modules[__name__ + ".forward_ad"], sys.modules[__name__ + ".functional"] = forward_ad, functional
+
+__all__ = ["Function", "FunctionCtx", "backward", "detect_anomaly", "forward_ad", "functional", "grad", "is_anomaly_enabled",
            "once_differentiable", "set_detect_anomaly"]

@@ -13,7 +13,8 @@ import numpy as np
 from . import autograd
 from .tensor import Tensor, _state, enable_grad, stack
 
-__all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap"]
+__all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "linearize",
+           "stack_module_state", "vjp", "vmap"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -249,6 +250,17 @@ def jvp(func, primals, tangents, has_aux=False):
     return result + ((aux,) if has_aux else ())
 
 
+def linearize(func, *primals):
+    """(func(*primals), jvp_fn), as torch.func.linearize: jvp_fn(*tangents) is the JVP of func at
+    `primals` along `tangents`, the primals fixed (each call is one forward-mode pass)."""
+    _check_tensors("linearize", _flatten(primals)[0], "primals")
+    output = func(*primals)
+
+    def jvp_fn(*tangents):
+        return jvp(func, primals, tangents)[1]
+    return output, jvp_fn
+
+
 def jacfwd(func, argnums=0, has_aux=False):
     """The Jacobian by forward mode: one JVP per input element; shape out.shape + in.shape."""
     def wrapper(*args):
@@ -293,10 +305,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     transforms such as vmap(grad(f))) flow through; the speed is that of a loop."""
     def wrapper(*args, **kwargs):
         flat, spec = _flatten(args)
-        dims = [in_dims] * len(flat) if isinstance(in_dims, int) or in_dims is None else _flatten(
-            tuple(in_dims))[0]
-        if len(dims) != len(flat):
-            raise ValueError(f"vmap: in_dims {in_dims!r} does not match the {len(flat)} inputs' structure")
+        dims = _dims_per_leaf(in_dims, args)
         sizes = set()
         for k, (x, d) in enumerate(zip(flat, dims)):
             if d is None:
@@ -324,7 +333,44 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     return wrapper
 
 
+def _dims_per_leaf(dims, tree):
+    """One in_dim per tensor of `tree`: `dims` is a prefix of its structure (an int or None stands for
+    every tensor under it), as torch.func.vmap reads in_dims=(0, None) for (a dict of params, x)."""
+    if dims is None or isinstance(dims, int):
+        return [dims] * len(_flatten(tree)[0])
+    if (not isinstance(tree, (tuple, list, dict)) or len(dims) != len(tree)
+            or isinstance(tree, dict) != isinstance(dims, dict) or (isinstance(tree, dict) and set(dims) != set(tree))):
+        raise ValueError(f"vmap: in_dims {dims!r} does not match the structure of the inputs it maps")
+    if isinstance(tree, dict):
+        return [d for k in tree for d in _dims_per_leaf(dims[k], tree[k])]
+    return [d for sub_dims, sub in zip(dims, tree) for d in _dims_per_leaf(sub_dims, sub)]
+
+
 # ----------------------------------------------------------------------------- modules as functions
+
+
+def stack_module_state(models):
+    """(params, buffers): each model's parameters and buffers stacked along a new dim 0, by name, as
+    torch.func.stack_module_state; the stacked parameters are new leaves that require grad. With vmap
+    and functional_call they run an ensemble of models in one call."""
+    models = list(models)
+    if not models:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    if len({m.training for m in models}) != 1:
+        raise RuntimeError("stack_module_state: Expected all models to have the same training/eval mode.")
+    if len({type(m) for m in models}) != 1:
+        raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
+    return tuple({name: _stacked_leaf([dict(getter(m))[name] for m in models], name) for name, _ in getter(models[0])}
+                 for getter in (lambda m: m.named_parameters(), lambda m: m.named_buffers()))
+
+
+def _stacked_leaf(tensors, name):
+    needs = {t.requires_grad for t in tensors}
+    if len(needs) != 1:
+        raise RuntimeError(f"Expected {name} from each model to have the same .requires_grad")
+    with enable_grad():
+        result = stack(tensors)
+    return result.detach().requires_grad_() if needs.pop() else result
 
 
 def functional_call(module, parameters_and_buffers, args=(), kwargs=None, *, strict=False):

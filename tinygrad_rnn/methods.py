@@ -1565,6 +1565,9 @@ class TensorMethods:
                 self.name = self._name
         if _state.forward_ad:
             self._tangent = new._tangent
+            if _state.duals is not None:
+                from .tensor import note_dual
+                note_dual(self)
         return self
 
     def squeeze_(self, dim=None):

@@ -36,6 +36,8 @@ class _State(threading.local):
         self.scope = ()
         self.tape = None  # an OpTape (op_tape below) listening to this thread's ops
         self.detect_anomaly = False  # backward checks each op's gradients for NaN (autograd.set_detect_anomaly)
+        self.watch = None  # called with the inputs of each op run unrecorded (utils.checkpoint's forward)
+        self.duals = None  # inside a forward_ad dual level: weak references to the tensors given a tangent
 
 
 _state = _State()
@@ -290,9 +292,11 @@ class Function:
             # re-raised as the base type: NumPy's own subclasses take other constructor arguments
             kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(e, k))
             raise kind(f"{cls.__name__.lower()}: {e} (inputs: {described})") from e
+        state = _state
+        if state.watch is not None and not state.grad_enabled:
+            state.watch(inputs)
         if cls.multiple_outputs:
             return node._outputs(inputs, arrays, out)
-        state = _state
         if state.forward_ad:
             for t in inputs:
                 if t._shared is not None:
@@ -322,6 +326,8 @@ class Function:
             result._view = (cls, inputs, options, base, result._shared.epoch, 0)
         if tangent is not None:
             result._tangent = tangent
+            if state.duals is not None:
+                note_dual(result)
             if result._ctx is not None:
                 result._ctx.out_tangent = tangent
         return result
@@ -379,6 +385,8 @@ class Function:
                 t._view = (type(self), inputs, None, base, t._shared.epoch, k)
             if tangents is not None:
                 t._tangent = tangents[k]
+                if state.duals is not None:
+                    note_dual(t)
             results.append(t)
         return tuple(results)
 
@@ -533,7 +541,14 @@ def rebase_in_place(tensor, old, new):
             tensor.name = tensor._name  # the new node shows the name
     if state.forward_ad:
         tensor._tangent = new._tangent
+        if state.duals is not None:
+            note_dual(tensor)
     return tensor
+
+
+def note_dual(tensor):
+    """`tensor` got a tangent inside a forward_ad dual level: it loses it when the level exits."""
+    _state.duals.append(weakref.ref(tensor))
 
 
 def _described(tensor):
@@ -610,6 +625,8 @@ def regenerate_view(tensor, view):
         tensor.retain_grad()
     if _state.forward_ad:
         tensor._tangent = fresh._tangent
+        if _state.duals is not None:
+            note_dual(tensor)
     tensor._view = (op, inputs, options, base, tensor._shared.epoch, output)
 
 

@@ -11,7 +11,7 @@ In a script::
 
 Nothing here imports mpi4py or CuPy until a Communicator is made.
 """
-from .comm import Communicator, DistributedError, ReduceOp, Work
+from .comm import Communicator, DistributedError, ReduceOp, Work, default_communicator
 from .data import ShardedTask, check_equal_shards, shard_rows
 from .ddp import DistributedDataParallel
 from .launch import abort_on_error, communicator_from_environment, launched_world_size
@@ -20,5 +20,5 @@ from .training import DataParallel, SingleProcess, data_parallel
 __all__ = [
     "Communicator", "DataParallel", "DistributedDataParallel", "DistributedError", "ReduceOp", "ShardedTask",
     "SingleProcess", "Work", "abort_on_error", "check_equal_shards", "communicator_from_environment",
-    "data_parallel", "launched_world_size", "shard_rows",
+    "data_parallel", "default_communicator", "launched_world_size", "shard_rows",
 ]

@@ -53,6 +53,15 @@ class Work:
         return self._done
 
 
+_default = [None]  # the first Communicator over COMM_WORLD made in this process
+
+
+def default_communicator():
+    """The first Communicator over all the ranks made in this process, or None (torch's default process
+    group, where init_process_group was called)."""
+    return _default[0]
+
+
 class Communicator:
     """The ranks of an MPI communicator (COMM_WORLD unless given) and collectives among them.
 
@@ -66,6 +75,8 @@ class Communicator:
         device = backend.check_device(device)
         mpi = MPITransport(mpi_comm)
         self._attach(mpi, NCCLTransport(mpi) if device == "cuda" else None)
+        if mpi_comm is None and _default[0] is None:
+            _default[0] = self  # the ranks of the job: DistributedSampler's defaults (torch's default group)
 
     def _attach(self, mpi, nccl):
         """Collectives over these transports: `mpi` for host arrays, `nccl` (or None) for CuPy arrays."""

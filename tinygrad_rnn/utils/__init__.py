@@ -1,4 +1,5 @@
-"""`tr.utils`, as torch.utils: `data` holds datasets, samplers and the DataLoader."""
-from . import data
+"""`tr.utils`, as torch.utils: `data` holds datasets, samplers and the DataLoader; `checkpoint` trades
+compute for memory."""
+from . import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]

@@ -5,8 +5,10 @@ samples become a batch) and `dataloader` (which puts them together). A shuffle t
 `tr.Generator` visits the samples in the order torch's does for a torch.Generator with the same seed.
 """
 from .collate import default_collate, default_convert
+from .combined import ChainDataset, StackDataset
 from .dataloader import DataLoader, get_worker_info
 from .dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .distributed import DistributedSampler
 from .sampler import (
     BatchSampler,
     RandomSampler,
@@ -18,13 +20,16 @@ from .sampler import (
 
 __all__ = [
     "BatchSampler",
+    "ChainDataset",
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
+    "StackDataset",
     "Subset",
     "SubsetRandomSampler",
     "TensorDataset",

@@ -28,8 +28,8 @@ class IterableDataset(Dataset):
         raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
 
     def __add__(self, other):
-        raise TypeError("IterableDataset: + concatenates map-style datasets only (ConcatDataset does not "
-                        "support IterableDataset)")
+        from .combined import ChainDataset
+        return ChainDataset([self, other])
 
 
 class TensorDataset(Dataset):
