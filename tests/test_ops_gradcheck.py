@@ -78,6 +78,7 @@ CASES = {
                     (lambda a, b: a.logaddexp2(b), lambda d: (rand(d, 3, 1), rand(d, 4)))],
     ops.XLogY: [(lambda a, b: a.xlogy(b), lambda d: (rand(d, 3, 4), rand(d, 4, positive=True)))],
     ops.CopySign: [(lambda a, b: a.copysign(b), lambda d: (rand(d, 3, 4), rand(d, 4)))],
+    ops.NextAfter: [(lambda a, b: a.nextafter(b), lambda d: (rand(d, 3, 4), rand(d, 4)))],
     ops.Erfinv: [(lambda a: (a.tanh() * 0.9).erfinv(), lambda d: (rand(d, 3, 4),))],
     ops.Lgamma: [(lambda a: a.lgamma(), lambda d: (rand(d, 3, 4, positive=True),)),
                  (lambda a: (a * 0.3 - 1.5).lgamma(), lambda d: (rand(d, 5),))],

@@ -195,12 +195,17 @@ def test_ldexp_matches_torch_with_gradients_and_promotion():
     _same_error(lambda lib: lib.tensor([1.0]).ldexp(2))
 
 
-def test_nextafter_matches_torch_and_has_no_gradient():
+def test_nextafter_matches_torch():
     _both(lambda lib, x, y: lib.nextafter(x, y), [0.0, 1.0, -1.0, INF, NAN, 1.0], [1.0, 0.0, -INF, 0.0, 1.0, 1.0])
     _both(lambda lib, x, y: lib.nextafter(x, y), [0.0, 1.0], [1.0, 2.0], dtypes=("float32", "float64"))
     _same_error(lambda lib: lib.tensor([1]).nextafter(lib.tensor([2])))
-    x = tr.tensor([1.0], requires_grad=True)
-    assert not x.nextafter(tr.tensor([2.0])).requires_grad
+    grads = []
+    for lib in (tr, torch):
+        x = lib.tensor([1.0, 3.0, 2.0], dtype=lib.float64, requires_grad=True)
+        y = lib.tensor([2.0], dtype=lib.float64, requires_grad=True)
+        x.nextafter(y).backward(lib.tensor([0.25, -2.0, 5.0], dtype=lib.float64))
+        grads.append((x.grad.tolist(), y.grad.tolist()))
+    assert grads[0] == grads[1] == ([0.25, -2.0, 0.0], [0.0])   # self's passes through where self != other
 
 
 @pytest.mark.parametrize("name", ["gcd", "lcm"])

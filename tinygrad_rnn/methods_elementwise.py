@@ -117,9 +117,9 @@ class ElementwiseMethods:
         return self * (2.0 ** _tensor_argument("ldexp", "other", other))
 
     def nextafter(self, other):
-        """The next float after self toward other; no gradient, as torch."""
+        """The next float after self toward other; the gradient passes to self unchanged, as torch's."""
         x, y = _promoted(self, _tensor_argument("nextafter", "other", other), "nextafter", "f")
-        return _computed(self.xp.nextafter(x.array, y.array), "nextafter")
+        return _ops().NextAfter.apply(x, y)
 
     def gcd(self, other):
         """The greatest common divisor (non-negative; gcd(0, 0) = 0), integers only."""

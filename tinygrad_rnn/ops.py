@@ -748,6 +748,27 @@ class CopySign(Function):
         return None if tangents[0] is None else tangents[0] * self.ratio(inputs[0], _constant(self.out))
 
 
+class NextAfter(Function):
+    """The next float after x toward y. As torch's, the gradient passes to x unchanged where x != y (0 where
+    they are equal and the result is y) and y's is 0."""
+    saves = (0, 1)
+
+    def forward(self, x, y):
+        return backend.xp_of(x).nextafter(x, y)
+
+    @staticmethod
+    def moved(x, y):
+        return x.array != y.array
+
+    def backward(self, g):
+        x, y = self.input(0), self.input(1)
+        gx = where_tensor(self.moved(x, y), g, 0.0) if self.needs[0] else None
+        return gx, _constant(g.xp.zeros(g.shape, dtype=g.dtype)) if self.needs[1] else None
+
+    def jvp(self, inputs, tangents):
+        return None if tangents[0] is None else where_tensor(self.moved(*inputs), tangents[0], 0.0)
+
+
 class Erf(Function):
     """The error function; its slope is 2 / sqrt(pi) * exp(-x**2)."""
     saves = (0,)
@@ -1660,5 +1681,5 @@ class Cast(Function):
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
               Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
-              LogAddExp, XLogY, CopySign, Erfinv, Lgamma, Polygamma, BesselI, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast,
+              LogAddExp, XLogY, CopySign, NextAfter, Erfinv, Lgamma, Polygamma, BesselI, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast,
               Inv, Det, Slogdet, Solve, Cholesky, QR, Eigh, SVD)
