@@ -71,6 +71,8 @@ CASES = {
     ops.Asinh: [(lambda a: (a * 2).asinh(), lambda d: (rand(d, 3, 4),))],
     ops.Acosh: [(lambda a: (a * a + 1.2).acosh(), lambda d: (rand(d, 3, 4),))],
     ops.Atanh: [(lambda a: (a.tanh() * 0.9).atanh(), lambda d: (rand(d, 3, 4),))],
+    ops.Logit: [(lambda a: a.sigmoid().logit(), lambda d: (rand(d, 3, 4),)),
+                (lambda a: a.sigmoid().logit(0.2), lambda d: (rand(d, 3, 4),))],
     ops.Erfc: [(lambda a: a.erfc(), lambda d: (rand(d, 3, 4),))],
     ops.Sinc: [(lambda a: (a * 2).sinc(), lambda d: (rand(d, 3, 4),))],
     ops.Hypot: [(lambda a, b: a.hypot(b), lambda d: (rand(d, 3, 4), rand(d, 4)))],

@@ -598,8 +598,7 @@ class TensorMethods:
 
     def logit(self, eps=None):
         """log(p / (1 - p)), p clamped to [eps, 1 - eps] first when eps is given."""
-        p = self._floating() if eps is None else self._floating().clamp(eps, 1 - eps)
-        return p.log() - (-p).log1p()   # its slope 1/p + 1/(1 - p) stays inf, not NaN, at 0 and 1
+        return _ops().Logit.apply(self._floating(), eps=eps)
 
     def nansum(self, dim=None, keepdim=False):
         """The sum with NaNs counted as 0 (and given no gradient)."""
@@ -1343,8 +1342,11 @@ class TensorMethods:
             raise RuntimeError("torch.histc: max must be larger than min")
         from .factory import linspace
         edges = linspace(low, high, bins + 1, dtype=self.dtype).numpy()
-        inside = values[(values >= edges[0]) & (values <= edges[-1])]
-        which = np.minimum(np.searchsorted(edges, inside, side="right") - 1, bins - 1)
+        left, right = edges[0], edges[-1]
+        inside = values[(values >= left) & (values <= right)]
+        # torch's bin: (x - left) * bins / (right - left) in the tensor's dtype, rounded down (not a search
+        # of the edges: an element a rounding away from an edge lands where torch puts it)
+        which = np.minimum(((inside - left) * values.dtype.type(bins) / (right - left)).astype(np.int64), bins - 1)
         counts = np.bincount(which, minlength=bins).astype(self.dtype)
         return _computed(backend.to_device(counts, self.device), "histc")
 

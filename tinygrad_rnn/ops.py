@@ -484,6 +484,30 @@ class Log1p(Function):
         return tangents[0] / (1 + inputs[0])
 
 
+class Logit(Function):
+    """log(x / (1 - x)), x clamped to [eps, 1 - eps] first when eps is given, as torch computes it. Its
+    slope 1 / (x (1 - x)) is inf at 0 and 1 (-inf at -0); outside [0, 1] NaN, or 0 outside [eps, 1 - eps]."""
+    saves = (0,)
+
+    @_ieee
+    def forward(self, x, eps=None):
+        xp, self.eps = backend.xp_of(x), eps
+        p = x if eps is None else xp.clip(x, eps, 1 - eps)
+        return xp.log(p / (1 - p))
+
+    def slope_times(self, x, g):
+        x_, lo, hi = x.array, 0.0 if self.eps is None else self.eps, 1.0 if self.eps is None else 1 - self.eps
+        with backend.ieee_quiet(x.xp):
+            inside = g / (x * (1 - x))
+        return where_tensor((x_ < lo) | (x_ > hi), float("nan") if self.eps is None else 0.0, inside)
+
+    def backward(self, g):
+        return (self.slope_times(self.input(0), g),)
+
+    def jvp(self, inputs, tangents):
+        return self.slope_times(inputs[0], tangents[0])
+
+
 class Expm1(Function):
     """exp(x) - 1, exact for small x; its slope exp(x) is the output plus one."""
     saves = ()
@@ -1680,6 +1704,6 @@ class Cast(Function):
 
 
 PRIMITIVES = (Add, Sub, Mul, Div, Pow, Matmul, Where, Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Clip,
-              Log1p, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
+              Log1p, Logit, Expm1, Erf, Erfc, Sinc, Asin, Acos, Atan, Asinh, Acosh, Atanh, Atan2, Hypot,
               LogAddExp, XLogY, CopySign, NextAfter, Erfinv, Lgamma, Polygamma, BesselI, RoundedDiv, Remainder, Compare, Sign, FirstExtreme, Sum, Mean, Max, Cumsum, Expand, Reshape, Permute, Getitem, IndexAdd, IndexPut, Unfold, Cat, Stack, Einsum, ToDevice, Cast,
               Inv, Det, Slogdet, Solve, Cholesky, QR, Eigh, SVD)

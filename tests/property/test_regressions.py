@@ -175,6 +175,7 @@ GRADIENTS = [
     ("the 3-norm at 0 had a NaN gradient", lambda x: x.norm(3), [0.0, 0.0]),
     ("the 0.5-norm at a zero had a NaN gradient", lambda x: x.norm(0.5), [0.0, 1.0]),
     ("x ** 0 at 0 had a NaN gradient", lambda x: (x ** 0).sum(), [0.0, 1.0]),
+    ("logit's gradient below 0 was a number, not NaN", lambda x: x.logit().sum(), [-0.5, 0.25]),
     ("1-D @ 1-D backward was an IndexError", lambda x: x @ x, [1.0, 2.0]),
 ]
 
