@@ -326,7 +326,10 @@ class TensorMethods:
         if rounding_mode not in ("trunc", "floor"):
             raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor'; got {rounding_mode!r}")
         from .dtypes import result_type
-        a, b, xp = self.array, self._operand(other, "div"), self.xp
+        b = self._operand(other, "div")
+        if not isinstance(b, (bool, int, float)) and not isinstance(other, _tensor_cls()):
+            b = self._lift(other, "div").array   # a list or array is data of this tensor, as for `/`
+        a, xp = self.array, self.xp
         dtype = result_type(a, b)
         if dtype.kind == "b":
             raise TypeError(f"div: rounding_mode={rounding_mode!r} is not implemented for bool tensors")
@@ -2166,6 +2169,9 @@ def _check_tolerances(op, x, other, rtol, atol):
 
 def _variance(op, x, dim, unbiased, keepdim, correction):
     if isinstance(dim, bool) and unbiased is None:  # torch's overload var(unbiased): over all elements
+        if keepdim or correction is not None:
+            raise TypeError(f"{op}(): a bool alone is {op}(unbiased), which takes no keepdim or correction; "
+                            f"pass dim=None to reduce everything")
         dim, unbiased = None, dim
     if unbiased is not None and not isinstance(unbiased, (bool, np.bool_)):
         raise TypeError(f"{op}: argument 'unbiased' must be a bool, not {type(unbiased).__name__}")

@@ -500,6 +500,8 @@ def _index_target(fn, input, target, what):
     if target.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices; got dtype {target.dtype}")
     expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
+    if input.ndim == 1 and target.shape == (1,):   # torch takes one class index in a (1,) target too
+        target = target.reshape(())
     if input.ndim == 0 or target.shape != expected:
         layout = {1: "(C,) and target ()", 2: "(N, C) and target (N,)"}.get(
             input.ndim, "(N, C, d1, ...) and target (N, d1, ...)")
